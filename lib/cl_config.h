@@ -1,0 +1,86 @@
+/*
+ * Configuration files of landmarkd and chipagent: INI files read with inih.
+ * Every numeric setting has a minimum, maximum and default in one table in
+ * cl_config.c; an error names the file, the line, the key and the allowed
+ * range. Relative paths in a config file are resolved against the directory
+ * of that file.
+ */
+#ifndef CL_CONFIG_H
+#define CL_CONFIG_H
+
+#include "cl_key.h"
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CL_CONFIG_MAX_LANDMARKS 64
+#define CL_CONFIG_MAX_CHIPS 64
+#define CL_CONFIG_NAME_MAX 64
+#define CL_CONFIG_HOST_MAX 256
+#define CL_CONFIG_CONNINFO_MAX 1024
+
+typedef struct {
+  /* [landmark] */
+  char name[CL_CONFIG_NAME_MAX + 1];   /* required */
+  char key_path[PATH_MAX];             /* required: identity key file */
+  char listen_host[CL_CONFIG_HOST_MAX]; /* listen = HOST:PORT, default 0.0.0.0:7400 */
+  int listen_port;
+  double lat, lon; /* required, degrees, WGS84 */
+  /* [database] */
+  char conninfo[CL_CONFIG_CONNINFO_MAX]; /* required, libpq conninfo */
+  uint32_t batch_size;                   /* rows per COPY, default 500 */
+  uint32_t flush_interval_ms;            /* longest a row waits, default 1000 */
+  uint32_t refresh_interval_s;           /* enrolled-chip refresh, default 30 */
+  /* [probe] */
+  uint32_t interval_s;   /* one burst per chip per interval, default 60 */
+  double jitter;         /* interval is scaled by 1 +- jitter, default 0.1 */
+  uint32_t burst;        /* probes per burst, default 5 */
+  uint32_t burst_gap_ms; /* pause between probes of a burst, default 100 */
+  uint32_t deadline_ms;  /* response deadline, default 1000 */
+  double speed_m_per_s;  /* speed = c | fibre | m/s, default c */
+  char speed_text[32];
+  /* [limits] */
+  uint32_t max_connections;      /* default 20000 */
+  uint32_t handshake_timeout_ms; /* Hello -> Register must finish, default 10000 */
+  uint32_t idle_timeout_s;       /* no bytes from a peer for this long, default 300 */
+  uint32_t stats_interval_s;     /* period of the stats log line, default 60 */
+} cl_landmark_config;
+
+typedef struct {
+  char name[CL_CONFIG_NAME_MAX + 1];
+  char host[CL_CONFIG_HOST_MAX];
+  int port;
+  uint8_t pk[CL_PK_LEN]; /* pinned landmark public key */
+} cl_agent_landmark;
+
+typedef struct {
+  char name[CL_CONFIG_NAME_MAX + 1];
+  char key_path[PATH_MAX];
+} cl_agent_chip;
+
+typedef struct {
+  /* [agent] */
+  char name[CL_CONFIG_NAME_MAX + 1]; /* default: the host name */
+  uint32_t backoff_min_ms;            /* first reconnect delay, default 500 */
+  uint32_t backoff_max_ms;            /* cap of the exponential backoff, default 30000 */
+  /* [landmark.NAME] sections: address = HOST:PORT, public_key = 64 hex */
+  size_t n_landmarks;
+  cl_agent_landmark landmarks[CL_CONFIG_MAX_LANDMARKS];
+  /* [chip.NAME] sections: key = PATH */
+  size_t n_chips;
+  cl_agent_chip chips[CL_CONFIG_MAX_CHIPS];
+} cl_agent_config;
+
+/*
+ * Load and validate. Returns 0, or CL_EIO (cannot open), CL_EMALFORMED
+ * (syntax, unknown key, bad value, out of range, missing required key); err
+ * receives "FILE:LINE: message" (LINE omitted for missing keys).
+ */
+int cl_landmark_config_load(const char *path, cl_landmark_config *out, char *err, size_t errlen);
+int cl_agent_config_load(const char *path, cl_agent_config *out, char *err, size_t errlen);
+
+/* Parses "HOST:PORT" or "[V6]:PORT". Returns 0 or CL_EMALFORMED. */
+int cl_parse_hostport(const char *text, char *host, size_t hostlen, int *port);
+
+#endif

@@ -1,0 +1,22 @@
+/* Text for the CL_* error codes. */
+#include "cl_err.h"
+
+const char *cl_strerror(int code) {
+  switch (code) {
+  case CL_OK: return "ok";
+  case CL_EINVAL: return "invalid argument";
+  case CL_EMALFORMED: return "malformed input";
+  case CL_ETOOBIG: return "too large";
+  case CL_EBADSIG: return "bad signature";
+  case CL_EIO: return "I/O error";
+  case CL_EDB: return "database error";
+  case CL_ENOMEM: return "out of memory";
+  case CL_EEXIST: return "already exists";
+  case CL_ENOTFOUND: return "not found";
+  case CL_EVERSION: return "unsupported version";
+  case CL_EAGAIN: return "incomplete";
+  case CL_EPERM: return "permission denied";
+  case CL_EUNKNOWNMSG: return "unknown message type";
+  default: return "unknown error";
+  }
+}

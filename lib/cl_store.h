@@ -1,0 +1,68 @@
+/*
+ * PostgreSQL access for every chiploc component (blocking libpq; daemons call
+ * it from a worker thread, never from the event loop). All SQL is
+ * parameterised. Migrations are the numbered files of schema/, compiled into
+ * the library at build time.
+ */
+#ifndef CL_STORE_H
+#define CL_STORE_H
+
+#include "cl_layout.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cl_store cl_store;
+
+/* Connects. CL_EDB on failure, with libpq's message in err. */
+int cl_store_connect(cl_store **out, const char *conninfo, char *err, size_t errlen);
+void cl_store_destroy(cl_store **s);
+/* 1 if the connection is usable, 0 if it was lost. */
+int cl_store_ok(cl_store *s);
+/* Tries PQreset; 0 on success, CL_EDB otherwise. */
+int cl_store_reset(cl_store *s);
+
+/*
+ * Applies every migration not yet recorded in chiploc_schema_migrations, each
+ * in its own transaction, in order; then makes sure measurement partitions
+ * exist for the current and the next months. *applied receives how many
+ * migrations ran (0 when the schema is current). Safe to run twice and from
+ * two processes at once (advisory lock).
+ */
+int cl_store_migrate(cl_store *s, int *applied, char *err, size_t errlen);
+
+/* Registers a landmark. CL_EEXIST if the name or key is taken, CL_EINVAL on
+ * coordinates out of range. */
+int cl_store_landmark_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_LEN], double lat,
+                          double lon, int64_t *id, char *err, size_t errlen);
+/* Looks a landmark up by key. CL_ENOTFOUND if it is not registered. */
+int cl_store_landmark_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *id, char *err,
+                           size_t errlen);
+/* Enrols a chip with its declared site. CL_EEXIST if the key is enrolled. */
+int cl_store_chip_enroll(cl_store *s, const uint8_t pk[CL_PK_LEN], const char *serial,
+                         const char *operator_name, double site_lat, double site_lon, int64_t *id,
+                         char *err, size_t errlen);
+
+typedef struct {
+  uint8_t pk[CL_PK_LEN];
+  int64_t id;
+  int active;
+} cl_store_chip;
+
+/* All enrolled chips. *out is malloc'd (caller frees), *n its length. */
+int cl_store_load_chips(cl_store *s, cl_store_chip **out, size_t *n, char *err, size_t errlen);
+
+typedef struct {
+  cl_measurement m;   /* signed record */
+  int64_t chip_id;    /* chips.id */
+  uint64_t bound_m;   /* at c */
+  double est_speed;   /* landmark's configured speed, m/s */
+  uint64_t est_bound_m;
+} cl_store_row;
+
+/* Inserts rows in one transaction with COPY. All or nothing: on error nothing
+ * was written and the caller keeps the rows. */
+int cl_store_insert_measurements(cl_store *s, int64_t landmark_id, const cl_store_row *rows,
+                                 size_t n, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,15 @@
+# Writes OUT: a C file with every migration file of FILES as a string, in
+# order, so that the library carries its own schema.
+set(body "/* Generated from schema/*.sql at build time. Do not edit. */\n#include \"cl_schema.h\"\n\n")
+set(table "const cl_schema_migration cl_schema_migrations[] = {\n")
+set(i 0)
+foreach(f ${FILES})
+  get_filename_component(name ${f} NAME)
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+  string(APPEND body "static const char m${i}[] = {${hex}0x00};\n")
+  string(APPEND table "  {\"${name}\", m${i}},\n")
+  math(EXPR i "${i}+1")
+endforeach()
+string(APPEND table "};\nconst int cl_schema_migration_count = ${i};\n")
+file(WRITE ${OUT} "${body}\n${table}")

@@ -1,0 +1,16 @@
+/*
+ * Subcommands of the chiploc CLI. Each takes the arguments after its own
+ * name (argv[0] is the subcommand name) and returns the process exit code:
+ * 0 success, 1 runtime failure (database, file), 2 usage error.
+ */
+#ifndef CHIPLOC_CMDS_H
+#define CHIPLOC_CMDS_H
+
+int cmd_keygen(int argc, char **argv);
+int cmd_pubkey(int argc, char **argv);
+int cmd_db(int argc, char **argv);           /* db migrate --db CONNINFO */
+int cmd_landmark(int argc, char **argv);     /* landmark add ... */
+int cmd_chip(int argc, char **argv);         /* chip enroll ... */
+int cmd_measurements(int argc, char **argv); /* measurements [--db] [--since SECONDS] */
+
+#endif
