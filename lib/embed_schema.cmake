@@ -1,6 +1,6 @@
 # Writes OUT: a C file with every migration file of FILES as a string, in
 # order, so that the library carries its own schema.
-set(body "/* Generated from schema/*.sql at build time. Do not edit. */\n#include \"cl_schema.h\"\n\n")
+set(body "/* Generated from the schema directory at build time. Do not edit. */\n#include \"cl_schema.h\"\n\n")
 set(table "const cl_schema_migration cl_schema_migrations[] = {\n")
 set(i 0)
 foreach(f ${FILES})

@@ -1,0 +1,205 @@
+/* Test helpers: database of the run, temporary files, child processes. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *tu_pg_conninfo(void) {
+  static char conninfo[1024];
+  if (conninfo[0]) return conninfo;
+  const char *dir = getenv("CHIPLOC_TEST_PG_DIR");
+  ck_assert_msg(dir != NULL, "CHIPLOC_TEST_PG_DIR is not set: run this test through ctest");
+  char path[1024];
+  snprintf(path, sizeof path, "%s/conninfo", dir);
+  char *c = tu_read_file(path);
+  ck_assert_msg(c != NULL, "no %s: the pg_start fixture did not run", path);
+  c[strcspn(c, "\n")] = '\0';
+  snprintf(conninfo, sizeof conninfo, "%s", c);
+  free(c);
+  return conninfo;
+}
+
+static char *replace_kv(const char *conninfo, const char *key, const char *value) {
+  /* Appending a key later in a conninfo string overrides the earlier one. */
+  size_t n = strlen(conninfo) + strlen(key) + strlen(value) + 8;
+  char *out = malloc(n);
+  snprintf(out, n, "%s %s=%s", conninfo, key, value);
+  return out;
+}
+
+char *tu_db_create(const char *name) {
+  const char *base = tu_pg_conninfo();
+  char sql[512], err[512];
+  snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+  ck_assert_msg(tu_sql(base, sql, err, sizeof err) == 0, "%s: %s", sql, err);
+  snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+  ck_assert_msg(tu_sql(base, sql, err, sizeof err) == 0, "%s: %s", sql, err);
+  return replace_kv(base, "dbname", name);
+}
+
+char *tu_conninfo_as(const char *conninfo, const char *user) {
+  return replace_kv(conninfo, "user", user);
+}
+
+int tu_sql(const char *conninfo, const char *sql, char *err, size_t errlen) {
+  PGconn *c = PQconnectdb(conninfo);
+  if (PQstatus(c) != CONNECTION_OK) {
+    if (err) snprintf(err, errlen, "%s", PQerrorMessage(c));
+    PQfinish(c);
+    return -1;
+  }
+  PGresult *r = PQexec(c, sql);
+  ExecStatusType st = PQresultStatus(r);
+  int rc = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? 0 : -1;
+  if (rc && err) snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+  PQclear(r);
+  PQfinish(c);
+  return rc;
+}
+
+char *tu_sql_value(const char *conninfo, const char *sql) {
+  PGconn *c = PQconnectdb(conninfo);
+  char *out = NULL;
+  if (PQstatus(c) == CONNECTION_OK) {
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+      out = strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+  }
+  PQfinish(c);
+  return out;
+}
+
+long long tu_sql_int(const char *conninfo, const char *sql) {
+  char *v = tu_sql_value(conninfo, sql);
+  if (!v) return -1;
+  long long n = strtoll(v, NULL, 10);
+  free(v);
+  return n;
+}
+
+char *tu_tmpdir(const char *prefix) {
+  char *p = NULL;
+  if (asprintf(&p, "/tmp/%s.XXXXXX", prefix) < 0) return NULL;
+  ck_assert_msg(mkdtemp(p) != NULL, "mkdtemp: %s", strerror(errno));
+  return p;
+}
+
+char *tu_write_file(const char *dir, const char *name, const char *content) {
+  char *p = NULL;
+  ck_assert(asprintf(&p, "%s/%s", dir, name) > 0);
+  FILE *f = fopen(p, "w");
+  ck_assert_msg(f != NULL, "cannot write %s", p);
+  fputs(content, f);
+  fclose(f);
+  return p;
+}
+
+char *tu_read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  size_t r;
+  while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+    n += r;
+    if (cap - n < 2) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+    }
+  }
+  fclose(f);
+  buf[n] = '\0';
+  return buf;
+}
+
+static char *env_path(const char *var, const char *rel) {
+  const char *base = getenv(var);
+  ck_assert_msg(base != NULL, "%s is not set: run this test through ctest", var);
+  char *p = NULL;
+  ck_assert(asprintf(&p, "%s/%s", base, rel) > 0);
+  return p;
+}
+
+char *tu_bin(const char *rel) { return env_path("CHIPLOC_BIN_DIR", rel); }
+char *tu_src(const char *rel) { return env_path("CHIPLOC_SOURCE_DIR", rel); }
+
+pid_t tu_spawn(char *const argv[], const char *logfile) {
+  pid_t pid = fork();
+  ck_assert(pid >= 0);
+  if (pid == 0) {
+    int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    execv(argv[0], argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  return pid;
+}
+
+static int decode_status(int st) {
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+  return -1;
+}
+
+int tu_run(char *const argv[], const char *logfile) {
+  pid_t pid = tu_spawn(argv, logfile);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  int rc = decode_status(st);
+  return rc >= 128 ? -1 : rc;
+}
+
+void tu_sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+  }
+}
+
+int tu_stop(pid_t pid, int sig, int timeout_ms) {
+  int st = 0;
+  kill(pid, sig);
+  for (int waited = 0; waited <= timeout_ms; waited += 20) {
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) return decode_status(st);
+    tu_sleep_ms(20);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &st, 0);
+  return -1;
+}
+
+int tu_count_in_file(const char *path, const char *needle) {
+  char *s = tu_read_file(path);
+  if (!s) return 0;
+  int n = 0;
+  for (char *p = strstr(s, needle); p; p = strstr(p + strlen(needle), needle)) n++;
+  free(s);
+  return n;
+}
+
+int tu_wait_log(const char *logfile, const char *needle, int count, int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 50) {
+    if (tu_count_in_file(logfile, needle) >= count) return 0;
+    tu_sleep_ms(50);
+  }
+  return -1;
+}

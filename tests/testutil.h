@@ -1,0 +1,52 @@
+/*
+ * Helpers shared by the tests: the throwaway PostgreSQL of the run, temporary
+ * files, and the real binaries run as child processes.
+ */
+#ifndef TESTUTIL_H
+#define TESTUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Conninfo of the test server's maintenance database (from
+ * $CHIPLOC_TEST_PG_DIR/conninfo). Aborts the test when it is missing. */
+const char *tu_pg_conninfo(void);
+/* Drops and creates database `name`; returns a malloc'd conninfo for it. */
+char *tu_db_create(const char *name);
+/* Same conninfo as another role: malloc'd. */
+char *tu_conninfo_as(const char *conninfo, const char *user);
+/* Runs SQL (several statements allowed). 0 on success; on failure -1 and the
+ * server's message in err. */
+int tu_sql(const char *conninfo, const char *sql, char *err, size_t errlen);
+/* First column of the first row, malloc'd, or NULL on error / no row. */
+char *tu_sql_value(const char *conninfo, const char *sql);
+/* Integer form of tu_sql_value; -1 on error. */
+long long tu_sql_int(const char *conninfo, const char *sql);
+
+/* mkdtemp under /tmp; malloc'd path. */
+char *tu_tmpdir(const char *prefix);
+/* Writes content to dir/name; returns malloc'd path. */
+char *tu_write_file(const char *dir, const char *name, const char *content);
+/* Whole file, malloc'd and NUL-terminated, or NULL. */
+char *tu_read_file(const char *path);
+/* Path of a built binary: $CHIPLOC_BIN_DIR/rel (e.g. "server/landmarkd"). */
+char *tu_bin(const char *rel);
+/* Path of a source file: $CHIPLOC_SOURCE_DIR/rel. */
+char *tu_src(const char *rel);
+
+/* Starts argv[0] with stdout and stderr appended to logfile. Returns pid. */
+pid_t tu_spawn(char *const argv[], const char *logfile);
+/* Runs argv to completion with output appended to logfile; returns the exit
+ * status (0..255) or -1 if it was killed or could not run. */
+int tu_run(char *const argv[], const char *logfile);
+/* Sends sig and waits up to timeout_ms; returns the exit status (0..255),
+ * 128+signal if killed by a signal, or -1 after SIGKILL on timeout. */
+int tu_stop(pid_t pid, int sig, int timeout_ms);
+/* Waits until logfile contains needle at least `count` times. 0 or -1. */
+int tu_wait_log(const char *logfile, const char *needle, int count, int timeout_ms);
+/* Occurrences of needle in the file. */
+int tu_count_in_file(const char *path, const char *needle);
+/* Sleep for ms milliseconds. */
+void tu_sleep_ms(int ms);
+
+#endif
