@@ -1,2 +1,758 @@
-/* placeholder: replaced by the real module */
-typedef int cl_placeholder_unit;
+/*
+ * Chip agent core: one `peer` per configured landmark, each with at most one
+ * live `conn` (a TCP connection and its handshake timer).
+ *
+ * Per connection: the landmark sends Hello; we check its id against the
+ * pinned key and send Register with a proof per chip; the landmark answers
+ * RegisterResult and then sends Challenges. A challenge is answered at once
+ * (chip lookup, id compare, sign, encode, uv_try_write); the landmark's own
+ * signature is checked only after the answer is on its way, at the end of
+ * the read callback, and a bad one drops the connection.
+ *
+ * Ownership: the agent owns the peers (an array freed in agent_destroy once
+ * the loop has finished); a conn is malloc'd per attempt and freed in the
+ * close callback of its last handle. Any close or failure leads to
+ * peer_after_close, which tries the next resolved address or schedules a
+ * reconnect with backoff.
+ */
+#include "agent.h"
+#include "cl_err.h"
+#include "cl_frame.h"
+#include "cl_key.h"
+#include "cl_layout.h"
+#include "cl_log.h"
+#include "cl_msg.h"
+
+#include <netdb.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HANDSHAKE_TIMEOUT_MS 15000u /* connect + Hello + RegisterResult */
+#define STATS_INTERVAL_MS 60000u
+#define STABLE_SESSION_MS 10000u    /* a session this long resets the backoff */
+#define KEEPALIVE_S 60u
+#define MAX_WRITE_QUEUE (1u << 20)  /* bytes queued for a landmark that does not read */
+#define VERIFY_QUEUE 16             /* challenges answered, awaiting their signature check */
+#define READ_BUF (64u * 1024u)
+#define ADDR_TEXT (CL_CONFIG_HOST_MAX + 10)
+
+typedef enum {
+  CONN_CONNECTING = 0,
+  CONN_WAIT_HELLO,
+  CONN_WAIT_RESULT,
+  CONN_REGISTERED,
+} conn_state;
+
+struct peer;
+
+typedef struct conn {
+  struct peer *peer;
+  uv_tcp_t tcp;
+  uv_timer_t timer; /* handshake deadline */
+  uv_connect_t connect_req;
+  int open_handles; /* the conn is freed when this drops to 0 */
+  int closing;
+  int connected;
+  conn_state state;
+  uint64_t registered_ms; /* uv_now when RegisterResult arrived */
+  cl_frame_asm fa;
+  size_t n_verify;
+  cl_challenge verify[VERIFY_QUEUE];
+  uint8_t rbuf[READ_BUF];
+} conn;
+
+typedef struct peer {
+  agent *ag;
+  const cl_agent_landmark *cfg;
+  char addr[ADDR_TEXT]; /* "host:port" for logs */
+  uv_timer_t timer;     /* reconnect backoff */
+  uv_getaddrinfo_t gai;
+  int gai_active;
+  struct addrinfo *ai;      /* last resolution */
+  struct addrinfo *ai_next; /* next address to try */
+  conn *conn;
+  unsigned attempt;
+  cl_ratelimit rl; /* warnings about what this landmark sends */
+} peer;
+
+typedef struct {
+  const char *name; /* points into the agent's config copy */
+  cl_key *key;
+  const uint8_t *pk;
+} agent_chip;
+
+struct agent {
+  uv_loop_t *loop;
+  cl_agent_config cfg;
+  size_t n_chips;
+  agent_chip chips[CL_CONFIG_MAX_CHIPS];
+  size_t n_peers;
+  peer *peers;
+  uv_timer_t stats_timer;
+  int started;
+  int stopping;
+  agent_stats st;
+};
+
+/* Writes with a heap copy of the data, freed in the callback. */
+typedef struct {
+  uv_write_t req;
+  size_t len;
+  uint8_t data[];
+} wreq;
+
+static void peer_connect(peer *p);
+static void peer_try_next(peer *p);
+static void conn_close(conn *c, cl_log_level level, const char *why, const char *detail);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void log_stats(const agent *a, const char *when) {
+  cl_log(CL_LOG_INFO, "stats",
+         "challenges=%llu answered=%llu bad_landmark_sig=%llu unknown_chip=%llu "
+         "reconnects=%llu wrong_landmark=%llu when=%s",
+         (unsigned long long)a->st.challenges, (unsigned long long)a->st.answered,
+         (unsigned long long)a->st.bad_landmark_sig, (unsigned long long)a->st.unknown_chip,
+         (unsigned long long)a->st.reconnects, (unsigned long long)a->st.wrong_landmark, when);
+}
+
+static const agent_chip *find_chip(const agent *a, const uint8_t id[CL_PK_LEN]) {
+  for (size_t i = 0; i < a->n_chips; i++)
+    if (memcmp(a->chips[i].pk, id, CL_PK_LEN) == 0) return &a->chips[i];
+  return NULL;
+}
+
+/* Returns 1 if a warning about peer p may be logged now; *supp gets the
+ * number of lines suppressed since the last one. */
+static int peer_may_warn(peer *p, uint64_t *supp) {
+  return cl_ratelimit_allow(&p->rl, uv_hrtime(), supp);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static void on_written(uv_write_t *req, int status) {
+  wreq *w = (wreq *)req;
+  conn *c = req->handle->data;
+  free(w);
+  if (status < 0 && status != UV_ECANCELED) conn_close(c, CL_LOG_WARN, "write failed", uv_strerror(status));
+}
+
+/* Queues a copy of buf behind whatever is already queued. 0 or CL_E*. */
+static int conn_write_copy(conn *c, const uint8_t *buf, size_t len) {
+  if (c->tcp.write_queue_size + len > MAX_WRITE_QUEUE) {
+    conn_close(c, CL_LOG_WARN, "landmark is not reading", "write queue full");
+    return CL_ETOOBIG;
+  }
+  wreq *w = malloc(sizeof *w + len);
+  if (!w) {
+    conn_close(c, CL_LOG_ERROR, "out of memory", "write");
+    return CL_ENOMEM;
+  }
+  w->len = len;
+  memcpy(w->data, buf, len);
+  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
+  int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+  if (r < 0) {
+    free(w);
+    conn_close(c, CL_LOG_WARN, "write failed", uv_strerror(r));
+    return CL_EIO;
+  }
+  return CL_OK;
+}
+
+/*
+ * Sends a whole frame now if the socket takes it, queueing only the unwritten
+ * tail. uv_try_write refuses (UV_EAGAIN) while earlier data is queued, so
+ * frames never overtake each other. Returns 0 or CL_E* (conn is closing).
+ */
+static int conn_send(conn *c, const uint8_t *buf, size_t len) {
+  if (c->closing) return CL_EIO;
+  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+  int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
+  if (n < 0) {
+    conn_close(c, CL_LOG_WARN, "write failed", uv_strerror(n));
+    return CL_EIO;
+  }
+  if ((size_t)n == len) return CL_OK;
+  return conn_write_copy(c, buf + n, len - (size_t)n);
+}
+
+/* Best effort: tell the landmark why we hang up, then the caller closes. */
+static void conn_send_error(conn *c, cl_wire_error code, const char *text) {
+  uint8_t buf[CL_MAX_ERROR_TEXT + 64];
+  size_t len = 0;
+  if (c->closing || cl_msg_encode_error(code, text, buf, sizeof buf, &len) != CL_OK) return;
+  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+  (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+}
+
+/* ---- closing and reconnecting ------------------------------------------- */
+
+static void on_backoff_timer(uv_timer_t *t) { peer_connect(t->data); }
+
+/* Schedules the next connection attempt: delay drawn uniformly from
+ * [backoff_min, min(backoff_max, backoff_min * 2^attempt)]. */
+static void peer_backoff(peer *p) {
+  agent *a = p->ag;
+  if (a->stopping) return;
+  uint64_t lo = a->cfg.backoff_min_ms, hi = a->cfg.backoff_max_ms;
+  unsigned shift = p->attempt < 32 ? p->attempt : 32;
+  uint64_t cap = lo << shift;
+  if (cap > hi || cap < lo) cap = hi;
+  uint64_t delay = lo + randombytes_uniform((uint32_t)(cap - lo + 1));
+  p->attempt++;
+  a->st.reconnects++;
+  cl_log(CL_LOG_INFO, "reconnect scheduled", "landmark=%s addr=%s delay_ms=%llu attempt=%u",
+         p->cfg->name, p->addr, (unsigned long long)delay, p->attempt);
+  uv_timer_start(&p->timer, on_backoff_timer, delay, 0);
+}
+
+/* Called when a conn has fully closed; decides what happens next. */
+static void peer_after_close(peer *p, int was_connected, uint64_t registered_for_ms) {
+  agent *a = p->ag;
+  if (a->stopping) return;
+  if (!was_connected && p->ai_next) {
+    peer_try_next(p);
+    return;
+  }
+  if (p->ai) {
+    uv_freeaddrinfo(p->ai);
+    p->ai = p->ai_next = NULL;
+  }
+  if (registered_for_ms >= STABLE_SESSION_MS) p->attempt = 0;
+  peer_backoff(p);
+}
+
+static void on_conn_closed(uv_handle_t *h) {
+  conn *c = h->data;
+  if (--c->open_handles > 0) return;
+  peer *p = c->peer;
+  int was_connected = c->connected;
+  uint64_t registered_for =
+      c->state == CONN_REGISTERED ? uv_now(p->ag->loop) - c->registered_ms : 0;
+  p->conn = NULL;
+  cl_frame_asm_fini(&c->fa);
+  free(c);
+  peer_after_close(p, was_connected, registered_for);
+}
+
+/*
+ * Closes the connection (idempotent) and logs why: `why` is the event,
+ * `detail` (may be NULL) a short reason. The conn is freed in the close
+ * callback, which then reconnects.
+ */
+static void conn_close(conn *c, cl_log_level level, const char *why, const char *detail) {
+  if (c->closing) return;
+  c->closing = 1;
+  peer *p = c->peer;
+  if (c->connected)
+    cl_log(level, "disconnected", "landmark=%s addr=%s reason=\"%s%s%s\"", p->cfg->name, p->addr,
+           why, detail ? ": " : "", detail ? detail : "");
+  else
+    cl_log(level, "connect failed", "landmark=%s addr=%s reason=\"%s%s%s\"", p->cfg->name, p->addr,
+           why, detail ? ": " : "", detail ? detail : "");
+  uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+  uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
+static void on_handshake_timeout(uv_timer_t *t) {
+  conn *c = t->data;
+  conn_close(c, CL_LOG_WARN, "handshake timeout",
+             c->state == CONN_CONNECTING ? "no connection" : "no registration");
+}
+
+/* ---- the landmark signature check, after answering ---------------------- */
+
+static void conn_verify_pending(conn *c) {
+  peer *p = c->peer;
+  for (size_t i = 0; i < c->n_verify; i++) {
+    const cl_challenge *ch = &c->verify[i];
+    if (cl_challenge_verify(ch) == CL_OK) continue;
+    p->ag->st.bad_landmark_sig++;
+    char seq[24];
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)ch->seq);
+    cl_log(CL_LOG_ERROR, "bad landmark signature", "landmark=%s addr=%s seq=%s", p->cfg->name,
+           p->addr, seq);
+    conn_send_error(c, CL_ERR_BAD_LANDMARK, "challenge signature does not verify");
+    conn_close(c, CL_LOG_ERROR, "bad landmark signature", NULL);
+    break;
+  }
+  c->n_verify = 0;
+}
+
+/* ---- message handlers --------------------------------------------------- */
+
+/*
+ * THE TIMED PATH. Everything between the read callback and the write is
+ * here: find the chip, compare the landmark id, sign, encode, write. The
+ * landmark signature is checked later (conn_verify_pending).
+ */
+static void on_challenge(conn *c, const cl_challenge *ch) {
+  peer *p = c->peer;
+  agent *a = p->ag;
+  a->st.challenges++;
+  const agent_chip *chip = find_chip(a, ch->chip);
+  int same_landmark = memcmp(ch->landmark, p->cfg->pk, CL_PK_LEN) == 0;
+  if (chip && same_landmark) {
+    cl_msg m;
+    m.type = CL_MSG_RESPONSE;
+    memcpy(m.u.response.chip, ch->chip, CL_PK_LEN);
+    memcpy(m.u.response.nonce, ch->nonce, CL_NONCE_LEN);
+    cl_response_sign(ch, chip->key, m.u.response.sig);
+    uint8_t buf[256];
+    size_t len = 0;
+    if (cl_msg_encode(&m, buf, sizeof buf, &len) != CL_OK) {
+      conn_close(c, CL_LOG_ERROR, "cannot encode response", NULL);
+      return;
+    }
+    if (conn_send(c, buf, len) != CL_OK) return;
+    a->st.answered++;
+    /* Answered: now the signature check may run, at the end of this read. */
+    if (c->n_verify == VERIFY_QUEUE) conn_verify_pending(c);
+    if (!c->closing) c->verify[c->n_verify++] = *ch;
+    return;
+  }
+  uint64_t supp = 0;
+  char hex[CL_PK_HEX_LEN + 1];
+  if (!chip) {
+    a->st.unknown_chip++;
+    if (peer_may_warn(p, &supp)) {
+      cl_pk_to_hex(ch->chip, hex);
+      cl_log(CL_LOG_WARN, "challenge for unknown chip not answered",
+             "landmark=%s addr=%s chip=%s suppressed=%llu", p->cfg->name, p->addr, hex,
+             (unsigned long long)supp);
+    }
+  } else {
+    a->st.wrong_landmark++;
+    if (peer_may_warn(p, &supp)) {
+      cl_pk_to_hex(ch->landmark, hex);
+      cl_log(CL_LOG_WARN, "challenge names another landmark, not answered",
+             "landmark=%s addr=%s challenge_landmark=%s suppressed=%llu", p->cfg->name, p->addr,
+             hex, (unsigned long long)supp);
+    }
+  }
+}
+
+static void on_hello(conn *c, const cl_msg *m) {
+  peer *p = c->peer;
+  agent *a = p->ag;
+  if (memcmp(m->u.hello.landmark, p->cfg->pk, CL_PK_LEN) != 0) {
+    char want[CL_PK_HEX_LEN + 1], got[CL_PK_HEX_LEN + 1];
+    cl_pk_to_hex(p->cfg->pk, want);
+    cl_pk_to_hex(m->u.hello.landmark, got);
+    cl_log(CL_LOG_ERROR, "landmark key mismatch", "landmark=%s addr=%s pinned=%s presented=%s",
+           p->cfg->name, p->addr, want, got);
+    conn_send_error(c, CL_ERR_BAD_LANDMARK, "landmark id is not the pinned key");
+    conn_close(c, CL_LOG_ERROR, "landmark key mismatch", NULL);
+    return;
+  }
+  cl_msg *reg = malloc(sizeof *reg);
+  uint8_t *buf = malloc(CL_FRAME_MAX + CL_FRAME_HDR_LEN);
+  size_t len = 0;
+  if (!reg || !buf) {
+    free(reg);
+    free(buf);
+    conn_close(c, CL_LOG_ERROR, "out of memory", "register");
+    return;
+  }
+  reg->type = CL_MSG_REGISTER;
+  snprintf(reg->u.reg.agent, sizeof reg->u.reg.agent, "%s", a->cfg.name);
+  reg->u.reg.n = a->n_chips;
+  for (size_t i = 0; i < a->n_chips; i++) {
+    memcpy(reg->u.reg.chips[i].chip, a->chips[i].pk, CL_PK_LEN);
+    cl_register_sign(p->cfg->pk, m->u.hello.session_nonce, a->chips[i].key,
+                     reg->u.reg.chips[i].proof);
+  }
+  int rc = cl_msg_encode(reg, buf, CL_FRAME_MAX + CL_FRAME_HDR_LEN, &len);
+  free(reg);
+  if (rc != CL_OK) {
+    free(buf);
+    conn_close(c, CL_LOG_ERROR, "cannot encode register", cl_strerror(rc));
+    return;
+  }
+  rc = conn_send(c, buf, len);
+  free(buf);
+  if (rc != CL_OK) return;
+  c->state = CONN_WAIT_RESULT;
+  cl_frame_asm_set_max(&c->fa, CL_FRAME_MAX);
+  char name[CL_CONFIG_NAME_MAX * 4 + 3];
+  cl_log_quote(name, sizeof name, a->cfg.name, strlen(a->cfg.name));
+  cl_log(CL_LOG_INFO, "register sent", "landmark=%s addr=%s agent=%s chips=%zu", p->cfg->name,
+         p->addr, name, a->n_chips);
+}
+
+static void on_register_result(conn *c, const cl_msg *m) {
+  peer *p = c->peer;
+  agent *a = p->ag;
+  size_t accepted = 0, refused = 0;
+  for (size_t i = 0; i < m->u.reg_result.n; i++) {
+    const cl_chip_result *r = &m->u.reg_result.r[i];
+    const agent_chip *chip = find_chip(a, r->chip);
+    char hex[CL_PK_HEX_LEN + 1];
+    cl_pk_to_hex(r->chip, hex);
+    if (r->accepted) {
+      accepted++;
+      cl_log(CL_LOG_INFO, "chip accepted", "landmark=%s chip=%s chip_id=%s", p->cfg->name,
+             chip ? chip->name : "?", hex);
+    } else {
+      refused++;
+      char detail[CL_MAX_DETAIL * 4 + 3];
+      cl_log_quote(detail, sizeof detail, r->detail, strlen(r->detail));
+      cl_log(CL_LOG_WARN, "chip refused", "landmark=%s chip=%s chip_id=%s reason=%s detail=%s",
+             p->cfg->name, chip ? chip->name : "?", hex, cl_refuse_reason_name(r->reason),
+             detail);
+    }
+  }
+  if (m->u.reg_result.n != a->n_chips)
+    cl_log(CL_LOG_WARN, "register result count differs", "landmark=%s sent=%zu results=%zu",
+           p->cfg->name, a->n_chips, m->u.reg_result.n);
+  if (accepted == 0) {
+    /* Nothing to be measured here; retry later, the chips may be enrolled by then. */
+    conn_close(c, CL_LOG_WARN, "no chip accepted", NULL);
+    return;
+  }
+  c->state = CONN_REGISTERED;
+  c->registered_ms = uv_now(a->loop);
+  uv_timer_stop(&c->timer);
+  cl_log(CL_LOG_INFO, "registered", "landmark=%s addr=%s accepted=%zu refused=%zu", p->cfg->name,
+         p->addr, accepted, refused);
+}
+
+static void on_error_msg(conn *c, const cl_msg *m) {
+  peer *p = c->peer;
+  cl_wire_error code = m->u.error.code;
+  char text[CL_MAX_ERROR_TEXT * 4 + 3];
+  cl_log_quote(text, sizeof text, m->u.error.text, strlen(m->u.error.text));
+  switch (code) {
+  case CL_ERR_UNKNOWN_NONCE:
+  case CL_ERR_REPLAY:
+  case CL_ERR_LATE:
+  case CL_ERR_BAD_SIGNATURE:
+  case CL_ERR_NOT_REGISTERED: {
+    /* About one response; the session goes on. */
+    uint64_t supp = 0;
+    if (peer_may_warn(p, &supp))
+      cl_log(CL_LOG_WARN, "landmark error", "landmark=%s addr=%s code=%s text=%s suppressed=%llu",
+             p->cfg->name, p->addr, cl_wire_error_name(code), text, (unsigned long long)supp);
+    return;
+  }
+  default:
+    /* Version, malformed, too large, unexpected, bad landmark, limit, or a
+     * code we do not know: the landmark hangs up after these. */
+    cl_log(CL_LOG_ERROR, "landmark error", "landmark=%s addr=%s code=%s text=%s", p->cfg->name,
+           p->addr, cl_wire_error_name(code), text);
+    conn_close(c, CL_LOG_WARN, "landmark sent error", cl_wire_error_name(code));
+    return;
+  }
+}
+
+static void conn_on_frame(conn *c, const uint8_t *frame, size_t len) {
+  peer *p = c->peer;
+  cl_msg m;
+  char err[160];
+  int rc = cl_msg_decode(frame, len, &m, err, sizeof err);
+  if (rc == CL_OK && m.type == CL_MSG_CHALLENGE && c->state == CONN_REGISTERED) {
+    on_challenge(c, &m.u.challenge);
+    return;
+  }
+  if (rc == CL_EVERSION) {
+    cl_log(CL_LOG_ERROR, "protocol version mismatch", "landmark=%s addr=%s theirs=%u ours=%u",
+           p->cfg->name, p->addr, m.version, CL_PROTOCOL_VERSION);
+    conn_close(c, CL_LOG_ERROR, "protocol version mismatch", NULL);
+    return;
+  }
+  if (rc == CL_EUNKNOWNMSG) {
+    uint64_t supp = 0;
+    if (peer_may_warn(p, &supp))
+      cl_log(CL_LOG_WARN, "unknown message ignored", "landmark=%s addr=%s err=\"%s\" suppressed=%llu",
+             p->cfg->name, p->addr, err, (unsigned long long)supp);
+    return;
+  }
+  if (rc != CL_OK) {
+    char sample[64];
+    cl_log_quote(sample, sizeof sample, frame, len < 16 ? len : 16);
+    cl_log(CL_LOG_ERROR, "malformed frame", "landmark=%s addr=%s err=\"%s\" len=%zu sample=%s",
+           p->cfg->name, p->addr, err, len, sample);
+    conn_close(c, CL_LOG_ERROR, "malformed frame", NULL);
+    return;
+  }
+  if (m.type == CL_MSG_ERROR) {
+    on_error_msg(c, &m);
+    return;
+  }
+  if (m.type == CL_MSG_HELLO && c->state == CONN_WAIT_HELLO) {
+    on_hello(c, &m);
+    return;
+  }
+  if (m.type == CL_MSG_REGISTER_RESULT && c->state == CONN_WAIT_RESULT) {
+    on_register_result(c, &m);
+    return;
+  }
+  cl_log(CL_LOG_ERROR, "unexpected message", "landmark=%s addr=%s type=%s state=%d", p->cfg->name,
+         p->addr, cl_msg_type_name(m.type), (int)c->state);
+  conn_send_error(c, CL_ERR_UNEXPECTED, cl_msg_type_name(m.type));
+  conn_close(c, CL_LOG_ERROR, "unexpected message", cl_msg_type_name(m.type));
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  conn *c = h->data;
+  (void)suggested;
+  buf->base = (char *)c->rbuf;
+  buf->len = sizeof c->rbuf;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  conn *c = s->data;
+  if (nread == 0) return; /* EAGAIN: not EOF */
+  if (nread < 0) {
+    if (nread == UV_EOF)
+      conn_close(c, CL_LOG_WARN, "landmark closed the connection", NULL);
+    else
+      conn_close(c, CL_LOG_WARN, "read failed", uv_strerror((int)nread));
+    return;
+  }
+  const uint8_t *data = (const uint8_t *)buf->base;
+  size_t left = (size_t)nread;
+  while (left > 0 && !c->closing) {
+    size_t used = 0, flen = 0;
+    const uint8_t *frame = NULL;
+    int r = cl_frame_asm_feed(&c->fa, data, left, &used, &frame, &flen);
+    data += used;
+    left -= used;
+    if (r == 0) break;
+    if (r < 0) {
+      char detail[64];
+      if (r == CL_ETOOBIG)
+        snprintf(detail, sizeof detail, "length %u above %zu", c->fa.last_len, c->fa.max);
+      else
+        snprintf(detail, sizeof detail, "%s", cl_strerror(r));
+      conn_close(c, CL_LOG_ERROR, "bad frame", detail);
+      break;
+    }
+    conn_on_frame(c, frame, flen);
+  }
+  conn_verify_pending(c);
+}
+
+/* ---- connecting --------------------------------------------------------- */
+
+static void on_connect(uv_connect_t *req, int status) {
+  conn *c = req->data;
+  peer *p = c->peer;
+  if (status == UV_ECANCELED) return; /* closing already */
+  if (status < 0) {
+    conn_close(c, CL_LOG_WARN, "connect", uv_strerror(status));
+    return;
+  }
+  c->connected = 1;
+  c->state = CONN_WAIT_HELLO;
+  /* The remaining addresses are not needed; the next attempt resolves anew. */
+  uv_freeaddrinfo(p->ai);
+  p->ai = p->ai_next = NULL;
+  uv_tcp_nodelay(&c->tcp, 1);
+  uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_S);
+  int r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (r < 0) {
+    conn_close(c, CL_LOG_WARN, "read start", uv_strerror(r));
+    return;
+  }
+  cl_log(CL_LOG_INFO, "connected", "landmark=%s addr=%s", p->cfg->name, p->addr);
+}
+
+/*
+ * Starts one connection attempt to addr. The conn reports back through
+ * peer_after_close whatever happens. Returns 0, or CL_EIO/CL_ENOMEM when not
+ * even the handles could be set up (nothing to clean up then).
+ */
+static int conn_open(peer *p, const struct sockaddr *addr) {
+  agent *a = p->ag;
+  conn *c = calloc(1, sizeof *c);
+  if (!c) return CL_ENOMEM;
+  c->peer = p;
+  int r = uv_tcp_init(a->loop, &c->tcp);
+  if (r < 0) {
+    free(c);
+    return CL_EIO;
+  }
+  c->tcp.data = c;
+  uv_timer_init(a->loop, &c->timer); /* cannot fail */
+  c->timer.data = c;
+  c->connect_req.data = c;
+  c->open_handles = 2;
+  c->state = CONN_CONNECTING;
+  cl_frame_asm_init(&c->fa, CL_FRAME_MAX_UNREGISTERED);
+  p->conn = c;
+  char ip[64] = "?";
+  if (addr->sa_family == AF_INET)
+    uv_ip4_name((const struct sockaddr_in *)addr, ip, sizeof ip);
+  else if (addr->sa_family == AF_INET6)
+    uv_ip6_name((const struct sockaddr_in6 *)addr, ip, sizeof ip);
+  cl_log(CL_LOG_INFO, "connecting", "landmark=%s addr=%s ip=%s", p->cfg->name, p->addr, ip);
+  uv_tcp_nodelay(&c->tcp, 1);
+  uv_timer_start(&c->timer, on_handshake_timeout, HANDSHAKE_TIMEOUT_MS, 0);
+  r = uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connect);
+  if (r < 0) conn_close(c, CL_LOG_WARN, "connect", uv_strerror(r));
+  return CL_OK;
+}
+
+/* Tries the next resolved address, or backs off when there is none. */
+static void peer_try_next(peer *p) {
+  while (p->ai_next) {
+    struct addrinfo *ai = p->ai_next;
+    p->ai_next = ai->ai_next;
+    if (conn_open(p, ai->ai_addr) == CL_OK) return;
+  }
+  uv_freeaddrinfo(p->ai);
+  p->ai = NULL;
+  peer_backoff(p);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  peer *p = req->data;
+  p->gai_active = 0;
+  if (p->ag->stopping) {
+    uv_freeaddrinfo(res); /* NULL-safe */
+    return;
+  }
+  if (status < 0) {
+    cl_log(CL_LOG_WARN, "resolve failed", "landmark=%s addr=%s err=\"%s\"", p->cfg->name, p->addr,
+           uv_strerror(status));
+    peer_backoff(p);
+    return;
+  }
+  uv_freeaddrinfo(p->ai);
+  p->ai = p->ai_next = res;
+  peer_try_next(p);
+}
+
+/* Starts a new attempt: resolve the landmark's host, then connect. */
+static void peer_connect(peer *p) {
+  if (p->ag->stopping) return;
+  char port[8];
+  snprintf(port, sizeof port, "%d", p->cfg->port);
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  int r = uv_getaddrinfo(p->ag->loop, &p->gai, on_resolved, p->cfg->host, port, &hints);
+  if (r < 0) {
+    cl_log(CL_LOG_WARN, "resolve failed", "landmark=%s addr=%s err=\"%s\"", p->cfg->name, p->addr,
+           uv_strerror(r));
+    peer_backoff(p);
+    return;
+  }
+  p->gai_active = 1;
+}
+
+/* ---- public API --------------------------------------------------------- */
+
+static void on_stats_timer(uv_timer_t *t) { log_stats(t->data, "periodic"); }
+
+int agent_create(agent **out, uv_loop_t *loop, const cl_agent_config *cfg, char *err,
+                 size_t errlen) {
+  if (!out || !loop || !cfg) return CL_EINVAL;
+  *out = NULL;
+  agent *a = calloc(1, sizeof *a);
+  if (!a) return CL_ENOMEM;
+  a->loop = loop;
+  a->cfg = *cfg;
+  a->peers = calloc(cfg->n_landmarks ? cfg->n_landmarks : 1, sizeof *a->peers);
+  if (!a->peers) {
+    free(a);
+    return CL_ENOMEM;
+  }
+  a->n_peers = cfg->n_landmarks;
+  for (size_t i = 0; i < a->n_peers; i++) {
+    peer *p = &a->peers[i];
+    p->ag = a;
+    p->cfg = &a->cfg.landmarks[i];
+    if (strchr(p->cfg->host, ':'))
+      snprintf(p->addr, sizeof p->addr, "[%s]:%d", p->cfg->host, p->cfg->port);
+    else
+      snprintf(p->addr, sizeof p->addr, "%s:%d", p->cfg->host, p->cfg->port);
+    cl_ratelimit_init(&p->rl, 5, 0.2);
+  }
+  for (size_t i = 0; i < cfg->n_chips; i++) {
+    const cl_agent_chip *cc = &a->cfg.chips[i];
+    char kerr[200] = "";
+    cl_key *k = NULL;
+    int rc = cl_key_load(&k, cc->key_path, kerr, sizeof kerr);
+    if (rc != CL_OK) {
+      if (err && errlen)
+        snprintf(err, errlen, "chip %s: key file %s: %s", cc->name, cc->key_path,
+                 kerr[0] ? kerr : cl_strerror(rc));
+      agent_destroy(&a);
+      return rc;
+    }
+    agent_chip *ch = &a->chips[a->n_chips++];
+    ch->name = cc->name;
+    ch->key = k;
+    ch->pk = cl_key_public(k);
+    for (size_t j = 0; j + 1 < a->n_chips; j++) {
+      if (memcmp(a->chips[j].pk, ch->pk, CL_PK_LEN) == 0) {
+        if (err && errlen)
+          snprintf(err, errlen, "chips %s and %s have the same key", a->chips[j].name, ch->name);
+        agent_destroy(&a);
+        return CL_EINVAL;
+      }
+    }
+    char hex[CL_PK_HEX_LEN + 1];
+    cl_pk_to_hex(ch->pk, hex);
+    cl_log(CL_LOG_INFO, "chip key loaded", "chip=%s chip_id=%s", ch->name, hex);
+  }
+  *out = a;
+  return CL_OK;
+}
+
+int agent_start(agent *a) {
+  if (!a || a->started) return CL_EINVAL;
+  a->started = 1;
+  uv_timer_init(a->loop, &a->stats_timer);
+  a->stats_timer.data = a;
+  for (size_t i = 0; i < a->n_peers; i++) {
+    uv_timer_init(a->loop, &a->peers[i].timer);
+    a->peers[i].timer.data = &a->peers[i];
+    a->peers[i].gai.data = &a->peers[i];
+  }
+  int r = uv_timer_start(&a->stats_timer, on_stats_timer, STATS_INTERVAL_MS, STATS_INTERVAL_MS);
+  if (r < 0) return CL_EIO;
+  char name[CL_CONFIG_NAME_MAX * 4 + 3];
+  cl_log_quote(name, sizeof name, a->cfg.name, strlen(a->cfg.name));
+  cl_log(CL_LOG_INFO, "agent started", "agent=%s landmarks=%zu chips=%zu", name, a->n_peers,
+         a->n_chips);
+  for (size_t i = 0; i < a->n_peers; i++) peer_connect(&a->peers[i]);
+  return CL_OK;
+}
+
+void agent_stop(agent *a) {
+  if (!a || a->stopping) return;
+  a->stopping = 1;
+  if (!a->started) return;
+  log_stats(a, "exit");
+  uv_close((uv_handle_t *)&a->stats_timer, NULL);
+  for (size_t i = 0; i < a->n_peers; i++) {
+    peer *p = &a->peers[i];
+    uv_close((uv_handle_t *)&p->timer, NULL);
+    if (p->gai_active) uv_cancel((uv_req_t *)&p->gai);
+    if (p->conn) conn_close(p->conn, CL_LOG_INFO, "shutting down", NULL);
+  }
+}
+
+void agent_get_stats(const agent *a, agent_stats *out) { *out = a->st; }
+
+void agent_destroy(agent **ap) {
+  if (!ap || !*ap) return;
+  agent *a = *ap;
+  for (size_t i = 0; i < a->n_peers; i++) uv_freeaddrinfo(a->peers[i].ai);
+  for (size_t i = 0; i < a->n_chips; i++) cl_key_destroy(&a->chips[i].key);
+  free(a->peers);
+  sodium_memzero(a, sizeof *a);
+  free(a);
+  *ap = NULL;
+}

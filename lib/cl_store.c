@@ -1,2 +1,608 @@
-/* placeholder: replaced by the real module */
-typedef int cl_placeholder_unit;
+/*
+ * PostgreSQL access for chiploc: schema migrations, enrolment of landmarks
+ * and chips, and batched inserts of signed measurement records. Blocking
+ * libpq; every statement is fixed text with $n::type parameters, keys and
+ * signatures travel as binary parameters or hex. Server errors are mapped to
+ * CL_* codes by SQLSTATE so that callers can tell a permanent refusal
+ * (duplicate, constraint, permission) from a database that is away.
+ */
+#include "cl_store.h"
+#include "cl_err.h"
+#include "cl_probe.h"
+#include "cl_schema.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct cl_store {
+  PGconn *conn;
+};
+
+/* Key of the session advisory lock that serialises migrators ("chiploc1"). */
+#define MIGRATE_LOCK_KEY "7163091138909266737"
+/* Monthly measurement partitions kept ready beyond the current month. */
+#define PARTITION_MONTHS_AHEAD "3"
+/* Longest COPY line: 9 integers, 4 hex byteas, a timestamp, a double. */
+#define COPY_LINE_MAX 1024
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || errlen == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* libpq messages end in a newline and may span lines; make them one line. */
+static void flatten(char *s) {
+  size_t n = strlen(s);
+  while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' ')) s[--n] = '\0';
+  for (size_t i = 0; i < n; i++)
+    if (s[i] == '\n' || s[i] == '\t') s[i] = ' ';
+}
+
+/* Connection-level failures and NOTICEs from IF NOT EXISTS are not for the
+ * user's terminal; errors reach the caller through err instead. */
+static void quiet_notices(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
+/* The CL_* code for a failed result, by SQLSTATE. A NULL result or one
+ * without SQLSTATE (connection lost, out of memory) is CL_EDB. */
+static int map_sqlstate(const PGresult *r) {
+  const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+  if (!st) return CL_EDB;
+  if (strcmp(st, "23505") == 0) return CL_EEXIST;     /* unique_violation */
+  if (strcmp(st, "42501") == 0) return CL_EPERM;      /* insufficient_privilege */
+  if (strcmp(st, "23503") == 0) return CL_ENOTFOUND;  /* foreign_key_violation */
+  if (strcmp(st, "23514") == 0) return CL_EINVAL;     /* check_violation */
+  if (strcmp(st, "23502") == 0) return CL_EINVAL;     /* not_null_violation */
+  if (strncmp(st, "22", 2) == 0) return CL_EINVAL;    /* data_exception */
+  return CL_EDB;
+}
+
+/* Writes "what: server message" into err, clears r and returns the mapped
+ * code. r may be NULL, in which case the connection's message is used. */
+static int fail(cl_store *s, PGresult *r, const char *what, char *err, size_t errlen) {
+  char msg[768];
+  const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  const char *detail = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL;
+  if (primary && detail)
+    snprintf(msg, sizeof msg, "%s (%s)", primary, detail);
+  else if (primary)
+    snprintf(msg, sizeof msg, "%s", primary);
+  else
+    snprintf(msg, sizeof msg, "%s", PQerrorMessage(s->conn));
+  flatten(msg);
+  if (msg[0] == '\0') snprintf(msg, sizeof msg, "unexpected result");
+  set_err(err, errlen, "%s: %s", what, msg);
+  int rc = map_sqlstate(r);
+  PQclear(r);
+  return rc;
+}
+
+/* Runs a statement without parameters and expects COMMAND_OK or TUPLES_OK. */
+static int exec_simple(cl_store *s, const char *sql, const char *what, char *err, size_t errlen) {
+  PGresult *r = PQexec(s->conn, sql);
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return fail(s, r, what, err, errlen);
+  PQclear(r);
+  return CL_OK;
+}
+
+/* Ends an open or failed transaction; harmless when none is open. */
+static void rollback(cl_store *s) {
+  PGTransactionStatusType t = PQtransactionStatus(s->conn);
+  if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR) PQclear(PQexec(s->conn, "ROLLBACK"));
+}
+
+/* COMMIT of a failed transaction answers with the tag ROLLBACK; only the
+ * tag COMMIT means the rows are stored. */
+static int commit(cl_store *s, const char *what, char *err, size_t errlen) {
+  PGresult *r = PQexec(s->conn, "COMMIT");
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) return fail(s, r, what, err, errlen);
+  int ok = strcmp(PQcmdStatus(r), "COMMIT") == 0;
+  PQclear(r);
+  if (!ok) {
+    set_err(err, errlen, "%s: the transaction was rolled back", what);
+    return CL_EDB;
+  }
+  return CL_OK;
+}
+
+static int check_site(double lat, double lon, char *err, size_t errlen) {
+  if (!isfinite(lat) || lat < -90.0 || lat > 90.0) {
+    set_err(err, errlen, "latitude %g is outside [-90, 90]", lat);
+    return CL_EINVAL;
+  }
+  if (!isfinite(lon) || lon < -180.0 || lon > 180.0) {
+    set_err(err, errlen, "longitude %g is outside [-180, 180]", lon);
+    return CL_EINVAL;
+  }
+  return CL_OK;
+}
+
+static int parse_i64(const char *text, int64_t *out) {
+  char *end = NULL;
+  long long v = strtoll(text, &end, 10);
+  if (end == text || *end != '\0') return CL_EMALFORMED;
+  *out = (int64_t)v;
+  return CL_OK;
+}
+
+/* Reads an integer column known to be >= 0 (schema CHECKs) as unsigned. */
+static uint64_t get_u64(const PGresult *r, int row, int col) {
+  int64_t v = 0;
+  if (parse_i64(PQgetvalue(r, row, col), &v) != CL_OK || v < 0) return 0;
+  return (uint64_t)v;
+}
+
+int cl_store_connect(cl_store **out, const char *conninfo, char *err, size_t errlen) {
+  if (!out || !conninfo) {
+    set_err(err, errlen, "no connection string");
+    return CL_EINVAL;
+  }
+  *out = NULL;
+  cl_store *s = calloc(1, sizeof *s);
+  if (!s) {
+    set_err(err, errlen, "out of memory");
+    return CL_ENOMEM;
+  }
+  s->conn = PQconnectdb(conninfo);
+  if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", s->conn ? PQerrorMessage(s->conn) : "out of memory");
+    flatten(msg);
+    set_err(err, errlen, "cannot connect to the database: %s", msg);
+    PQfinish(s->conn);
+    free(s);
+    return CL_EDB;
+  }
+  PQsetNoticeProcessor(s->conn, quiet_notices, NULL);
+  *out = s;
+  return CL_OK;
+}
+
+void cl_store_destroy(cl_store **s) {
+  if (!s || !*s) return;
+  PQfinish((*s)->conn);
+  free(*s);
+  *s = NULL;
+}
+
+int cl_store_ok(cl_store *s) { return s && s->conn && PQstatus(s->conn) == CONNECTION_OK; }
+
+int cl_store_reset(cl_store *s) {
+  if (!s || !s->conn) return CL_EINVAL;
+  PQreset(s->conn);
+  return PQstatus(s->conn) == CONNECTION_OK ? CL_OK : CL_EDB;
+}
+
+/* Applies one migration and records it, in one transaction. */
+static int apply_migration(cl_store *s, const cl_schema_migration *m, char *err, size_t errlen) {
+  char what[160];
+  snprintf(what, sizeof what, "migration %s", m->name);
+  int rc = exec_simple(s, "BEGIN", what, err, errlen);
+  if (rc != CL_OK) return rc;
+  /* Our own file, compiled in: several statements in one PQexec. */
+  rc = exec_simple(s, m->sql, what, err, errlen);
+  if (rc == CL_OK) {
+    const char *params[1] = {m->name};
+    PGresult *r = PQexecParams(s->conn,
+                               "INSERT INTO chiploc_schema_migrations (name) VALUES ($1::text)", 1,
+                               NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+      rc = fail(s, r, what, err, errlen);
+    else
+      PQclear(r);
+  }
+  if (rc == CL_OK) rc = commit(s, what, err, errlen);
+  if (rc != CL_OK) rollback(s);
+  return rc;
+}
+
+static int migrate_locked(cl_store *s, int *applied, char *err, size_t errlen) {
+  int rc = exec_simple(s,
+                       "CREATE TABLE IF NOT EXISTS chiploc_schema_migrations ("
+                       " name text PRIMARY KEY,"
+                       " applied_at timestamptz NOT NULL DEFAULT now())",
+                       "creating chiploc_schema_migrations", err, errlen);
+  if (rc != CL_OK) return rc;
+  PGresult *done = PQexec(s->conn, "SELECT name FROM chiploc_schema_migrations");
+  if (PQresultStatus(done) != PGRES_TUPLES_OK)
+    return fail(s, done, "reading chiploc_schema_migrations", err, errlen);
+  int ndone = PQntuples(done);
+  for (int i = 0; i < cl_schema_migration_count && rc == CL_OK; i++) {
+    const cl_schema_migration *m = &cl_schema_migrations[i];
+    int seen = 0;
+    for (int j = 0; j < ndone && !seen; j++) seen = strcmp(PQgetvalue(done, j, 0), m->name) == 0;
+    if (seen) continue;
+    rc = apply_migration(s, m, err, errlen);
+    if (rc == CL_OK) (*applied)++;
+  }
+  PQclear(done);
+  if (rc != CL_OK) return rc;
+  return exec_simple(s, "SELECT chiploc_ensure_partitions(" PARTITION_MONTHS_AHEAD ")",
+                     "creating measurement partitions", err, errlen);
+}
+
+int cl_store_migrate(cl_store *s, int *applied, char *err, size_t errlen) {
+  if (!s || !applied) return CL_EINVAL;
+  *applied = 0;
+  int rc = exec_simple(s, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")",
+                       "taking the migration lock", err, errlen);
+  if (rc != CL_OK) return rc;
+  rc = migrate_locked(s, applied, err, errlen);
+  /* A lost connection releases the lock by itself; ignore that failure. */
+  PQclear(PQexec(s->conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")"));
+  return rc;
+}
+
+int cl_store_landmark_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_LEN], double lat,
+                          double lon, int64_t *id, char *err, size_t errlen) {
+  if (!s || !name || !pk || !id) return CL_EINVAL;
+  if (name[0] == '\0') {
+    set_err(err, errlen, "landmark name is empty");
+    return CL_EINVAL;
+  }
+  int rc = check_site(lat, lon, err, errlen);
+  if (rc != CL_OK) return rc;
+  if (cl_pk_check(pk) != CL_OK) {
+    set_err(err, errlen, "landmark key is not a valid Ed25519 public key");
+    return CL_EINVAL;
+  }
+  char slat[40], slon[40];
+  snprintf(slat, sizeof slat, "%.17g", lat);
+  snprintf(slon, sizeof slon, "%.17g", lon);
+  const char *vals[4] = {name, (const char *)pk, slat, slon};
+  const int lens[4] = {0, CL_PK_LEN, 0, 0};
+  const int fmts[4] = {0, 1, 0, 0};
+  PGresult *r = PQexecParams(s->conn,
+                             "INSERT INTO landmarks (name, public_key, lat, lon)"
+                             " VALUES ($1::text, $2::bytea, $3::float8, $4::float8) RETURNING id",
+                             4, NULL, vals, lens, fmts, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    return fail(s, r, "adding landmark", err, errlen);
+  rc = parse_i64(PQgetvalue(r, 0, 0), id);
+  PQclear(r);
+  return rc;
+}
+
+int cl_store_landmark_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *id, char *err,
+                           size_t errlen) {
+  if (!s || !pk || !id) return CL_EINVAL;
+  const char *vals[1] = {(const char *)pk};
+  const int lens[1] = {CL_PK_LEN};
+  const int fmts[1] = {1};
+  PGresult *r = PQexecParams(s->conn, "SELECT id FROM landmarks WHERE public_key = $1::bytea", 1,
+                             NULL, vals, lens, fmts, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, "looking up landmark", err, errlen);
+  if (PQntuples(r) == 0) {
+    PQclear(r);
+    char hex[CL_PK_HEX_LEN + 1];
+    cl_pk_to_hex(pk, hex);
+    set_err(err, errlen, "no landmark with key %s", hex);
+    return CL_ENOTFOUND;
+  }
+  int rc = parse_i64(PQgetvalue(r, 0, 0), id);
+  PQclear(r);
+  return rc;
+}
+
+int cl_store_chip_enroll(cl_store *s, const uint8_t pk[CL_PK_LEN], const char *serial,
+                         const char *operator_name, double site_lat, double site_lon, int64_t *id,
+                         char *err, size_t errlen) {
+  if (!s || !pk || !serial || !operator_name || !id) return CL_EINVAL;
+  if (serial[0] == '\0' || operator_name[0] == '\0') {
+    set_err(err, errlen, "chip serial and operator must not be empty");
+    return CL_EINVAL;
+  }
+  int rc = check_site(site_lat, site_lon, err, errlen);
+  if (rc != CL_OK) return rc;
+  if (cl_pk_check(pk) != CL_OK) {
+    set_err(err, errlen, "chip key is not a valid Ed25519 public key");
+    return CL_EINVAL;
+  }
+  char slat[40], slon[40];
+  snprintf(slat, sizeof slat, "%.17g", site_lat);
+  snprintf(slon, sizeof slon, "%.17g", site_lon);
+  const char *vals[5] = {(const char *)pk, serial, operator_name, slat, slon};
+  const int lens[5] = {CL_PK_LEN, 0, 0, 0, 0};
+  const int fmts[5] = {1, 0, 0, 0, 0};
+  PGresult *r = PQexecParams(s->conn,
+                             "INSERT INTO chips (public_key, serial, operator, site_lat, site_lon)"
+                             " VALUES ($1::bytea, $2::text, $3::text, $4::float8, $5::float8)"
+                             " RETURNING id",
+                             5, NULL, vals, lens, fmts, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    return fail(s, r, "enrolling chip", err, errlen);
+  rc = parse_i64(PQgetvalue(r, 0, 0), id);
+  PQclear(r);
+  return rc;
+}
+
+int cl_store_load_chips(cl_store *s, cl_store_chip **out, size_t *n, char *err, size_t errlen) {
+  if (!s || !out || !n) return CL_EINVAL;
+  *out = NULL;
+  *n = 0;
+  PGresult *r =
+      PQexec(s->conn, "SELECT id, encode(public_key, 'hex'), active FROM chips ORDER BY id");
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, "loading chips", err, errlen);
+  size_t rows = (size_t)PQntuples(r);
+  cl_store_chip *chips = calloc(rows ? rows : 1, sizeof *chips);
+  if (!chips) {
+    PQclear(r);
+    set_err(err, errlen, "loading chips: out of memory");
+    return CL_ENOMEM;
+  }
+  for (size_t i = 0; i < rows; i++) {
+    const char *hex = PQgetvalue(r, (int)i, 1);
+    if (parse_i64(PQgetvalue(r, (int)i, 0), &chips[i].id) != CL_OK ||
+        cl_hex_decode(chips[i].pk, CL_PK_LEN, hex, strlen(hex)) != CL_OK) {
+      PQclear(r);
+      free(chips);
+      set_err(err, errlen, "loading chips: malformed row %zu", i);
+      return CL_EMALFORMED;
+    }
+    chips[i].active = PQgetvalue(r, (int)i, 2)[0] == 't';
+  }
+  PQclear(r);
+  *out = chips;
+  *n = rows;
+  return CL_OK;
+}
+
+/* Checks one row against what the schema would refuse, so that a bad row is
+ * named precisely and no SQL runs for a batch that cannot succeed. */
+static int check_row(const cl_store_row *row, size_t i, const uint8_t landmark[CL_PK_LEN],
+                     char *err, size_t errlen) {
+  const cl_measurement *m = &row->m;
+  const char *bad = NULL;
+  if (row->chip_id <= 0)
+    bad = "chip id must be positive";
+  else if (memcmp(m->ch.landmark, landmark, CL_PK_LEN) != 0)
+    bad = "signed by a different landmark key than the batch";
+  else if (m->rtt_ns == 0)
+    bad = "rtt_ns must be positive";
+  else if (m->probe_count == 0 || m->probe_count > INT32_MAX)
+    bad = "probe_count must be in [1, 2^31-1]";
+  else if (m->ch.seq > INT64_MAX || m->ch.issued_unix_ns > INT64_MAX || m->rtt_ns > INT64_MAX ||
+           m->measured_unix_ns > INT64_MAX || row->bound_m > INT64_MAX ||
+           row->est_bound_m > INT64_MAX)
+    bad = "an integer field exceeds 2^63-1";
+  else if (!isfinite(row->est_speed) || row->est_speed <= 0.0 || row->est_speed > CL_SPEED_C)
+    bad = "est_speed must be in (0, c]";
+  if (!bad) return CL_OK;
+  set_err(err, errlen, "measurement %zu: %s", i, bad);
+  return CL_EINVAL;
+}
+
+/* Unix nanoseconds as a PostgreSQL timestamptz literal in UTC, truncated to
+ * the microsecond (the column's precision); measured_at_ns keeps the rest. */
+static int format_timestamp(char *out, size_t outlen, uint64_t unix_ns) {
+  time_t secs = (time_t)(unix_ns / 1000000000u);
+  unsigned usec = (unsigned)((unix_ns % 1000000000u) / 1000u);
+  struct tm tm;
+  if (!gmtime_r(&secs, &tm)) return CL_EINVAL;
+  int n = snprintf(out, outlen, "%04d-%02d-%02d %02d:%02d:%02d.%06u+00", tm.tm_year + 1900,
+                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
+  return (n > 0 && (size_t)n < outlen) ? CL_OK : CL_EINVAL;
+}
+
+/* Appends "\\x<hex>" (a bytea in COPY text format) at p; returns the end. */
+static char *put_bytea(char *p, const uint8_t *bytes, size_t len) {
+  *p++ = '\\';
+  *p++ = '\\';
+  *p++ = 'x';
+  cl_hex_encode(p, bytes, len);
+  return p + 2 * len;
+}
+
+/* One COPY text line for a row; returns its length or 0 if it does not fit. */
+static size_t copy_line(char *line, size_t cap, int64_t landmark_id, const cl_store_row *row) {
+  const cl_measurement *m = &row->m;
+  char ts[64];
+  if (format_timestamp(ts, sizeof ts, m->measured_unix_ns) != CL_OK) return 0;
+  /* Hex fields are written in place; reserve room for all of them first. */
+  if (cap < 4 * 3 + 2 * (CL_NONCE_LEN + 3 * CL_SIG_LEN) + 512) return 0;
+  char *p = line;
+  char *end = line + cap;
+  p += snprintf(p, (size_t)(end - p), "%" PRId64 "\t%" PRId64 "\t", row->chip_id, landmark_id);
+  p = put_bytea(p, m->ch.nonce, CL_NONCE_LEN);
+  p += snprintf(p, (size_t)(end - p), "\t%" PRIu64 "\t%" PRIu64 "\t", m->ch.seq,
+                m->ch.issued_unix_ns);
+  p = put_bytea(p, m->ch.sig, CL_SIG_LEN);
+  *p++ = '\t';
+  p = put_bytea(p, m->chip_sig, CL_SIG_LEN);
+  int k = snprintf(p, (size_t)(end - p),
+                   "\t%" PRIu64 "\t%" PRIu64 "\t%.17g\t%" PRIu64 "\t%" PRIu32 "\t%s\t%" PRIu64 "\t",
+                   m->rtt_ns, row->bound_m, row->est_speed, row->est_bound_m, m->probe_count, ts,
+                   m->measured_unix_ns);
+  if (k < 0 || k >= end - p) return 0;
+  p += k;
+  if (end - p < 2 * CL_SIG_LEN + 5) return 0;
+  p = put_bytea(p, m->sig, CL_SIG_LEN);
+  *p++ = '\n';
+  return (size_t)(p - line);
+}
+
+/* Streams the rows into an open COPY. On failure the COPY is ended with an
+ * error so the server discards it; the caller then reads the result. */
+static int copy_rows(cl_store *s, int64_t landmark_id, const cl_store_row *rows, size_t n,
+                     char *err, size_t errlen) {
+  char line[COPY_LINE_MAX];
+  for (size_t i = 0; i < n; i++) {
+    size_t len = copy_line(line, sizeof line, landmark_id, &rows[i]);
+    if (len == 0) {
+      PQputCopyEnd(s->conn, "client could not format a row");
+      set_err(err, errlen, "measurement %zu: cannot format the row", i);
+      return CL_EINVAL;
+    }
+    if (PQputCopyData(s->conn, line, (int)len) != 1) {
+      char msg[512];
+      snprintf(msg, sizeof msg, "%s", PQerrorMessage(s->conn));
+      flatten(msg);
+      PQputCopyEnd(s->conn, "client could not send a row");
+      set_err(err, errlen, "sending measurements: %s", msg);
+      return CL_EDB;
+    }
+  }
+  if (PQputCopyEnd(s->conn, NULL) != 1) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", PQerrorMessage(s->conn));
+    flatten(msg);
+    set_err(err, errlen, "ending COPY: %s", msg);
+    return CL_EDB;
+  }
+  return CL_OK;
+}
+
+/* Reads every result of a finished COPY; the first failure wins. */
+static int copy_finish(cl_store *s, size_t n, int rc, char *err, size_t errlen) {
+  PGresult *r;
+  while ((r = PQgetResult(s->conn)) != NULL) {
+    if (rc != CL_OK) {
+      PQclear(r);
+      continue;
+    }
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+      rc = fail(s, r, "inserting measurements", err, errlen);
+      continue;
+    }
+    const char *count = PQcmdTuples(r);
+    if (strtoull(count, NULL, 10) != (unsigned long long)n) {
+      set_err(err, errlen, "inserting measurements: server stored %s of %zu rows", count, n);
+      rc = CL_EDB;
+    }
+    PQclear(r);
+  }
+  return rc;
+}
+
+/* Makes sure landmark_id exists and owns the key that signed the rows. */
+static int check_landmark(cl_store *s, int64_t landmark_id, const uint8_t pk[CL_PK_LEN],
+                          char *err, size_t errlen) {
+  char sid[24];
+  snprintf(sid, sizeof sid, "%" PRId64, landmark_id);
+  const char *vals[1] = {sid};
+  PGresult *r = PQexecParams(s->conn, "SELECT public_key FROM landmarks WHERE id = $1::bigint", 1,
+                             NULL, vals, NULL, NULL, 1);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, "looking up landmark", err, errlen);
+  int rc = CL_OK;
+  if (PQntuples(r) == 0) {
+    set_err(err, errlen, "inserting measurements: no landmark with id %" PRId64, landmark_id);
+    rc = CL_ENOTFOUND;
+  } else if (PQgetlength(r, 0, 0) != CL_PK_LEN || memcmp(PQgetvalue(r, 0, 0), pk, CL_PK_LEN)) {
+    set_err(err, errlen,
+            "inserting measurements: records are signed by a key other than landmark %" PRId64
+            "'s",
+            landmark_id);
+    rc = CL_EINVAL;
+  }
+  PQclear(r);
+  return rc;
+}
+
+int cl_store_insert_measurements(cl_store *s, int64_t landmark_id, const cl_store_row *rows,
+                                 size_t n, char *err, size_t errlen) {
+  if (!s || (n > 0 && !rows)) return CL_EINVAL;
+  if (n == 0) return CL_OK;
+  if (landmark_id <= 0) {
+    set_err(err, errlen, "landmark id %" PRId64 " is not valid", landmark_id);
+    return CL_EINVAL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    int rc = check_row(&rows[i], i, rows[0].m.ch.landmark, err, errlen);
+    if (rc != CL_OK) return rc;
+  }
+  int rc = exec_simple(s, "BEGIN", "starting the measurement transaction", err, errlen);
+  if (rc != CL_OK) return rc;
+  rc = check_landmark(s, landmark_id, rows[0].m.ch.landmark, err, errlen);
+  if (rc == CL_OK) {
+    PGresult *r = PQexec(s->conn,
+                         "COPY measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
+                         " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
+                         " probe_count, measured_at, measured_at_ns, landmark_sig) FROM STDIN");
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+      rc = fail(s, r, "starting COPY into measurements", err, errlen);
+    } else {
+      PQclear(r);
+      rc = copy_rows(s, landmark_id, rows, n, err, errlen);
+      rc = copy_finish(s, n, rc, err, errlen);
+    }
+  }
+  if (rc == CL_OK) rc = commit(s, "committing measurements", err, errlen);
+  if (rc != CL_OK) rollback(s);
+  return rc;
+}
+
+void cl_store_summary_free(cl_store_pair_summary **rows, size_t n) {
+  if (!rows || !*rows) return;
+  for (size_t i = 0; i < n; i++) {
+    free((*rows)[i].chip_serial);
+    free((*rows)[i].landmark_name);
+  }
+  free(*rows);
+  *rows = NULL;
+}
+
+int cl_store_measurement_summary(cl_store *s, int64_t since_s, cl_store_pair_summary **out,
+                                 size_t *n, char *err, size_t errlen) {
+  if (!s || !out || !n) return CL_EINVAL;
+  *out = NULL;
+  *n = 0;
+  if (since_s <= 0) {
+    set_err(err, errlen, "window of %" PRId64 " s is not positive", since_s);
+    return CL_EINVAL;
+  }
+  char ssince[24];
+  snprintf(ssince, sizeof ssince, "%" PRId64, since_s);
+  const char *vals[1] = {ssince};
+  PGresult *r = PQexecParams(
+      s->conn,
+      "SELECT c.serial, l.name, count(*), min(m.rtt_ns), min(m.bound_m), max(m.measured_at_ns)"
+      " FROM measurements m"
+      " JOIN chips c ON c.id = m.chip_id"
+      " JOIN landmarks l ON l.id = m.landmark_id"
+      " WHERE m.measured_at >= now() - $1::bigint * interval '1 second'"
+      " GROUP BY c.serial, l.name ORDER BY c.serial, l.name",
+      1, NULL, vals, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    return fail(s, r, "summarising measurements", err, errlen);
+  size_t rows = (size_t)PQntuples(r);
+  cl_store_pair_summary *sum = calloc(rows ? rows : 1, sizeof *sum);
+  if (!sum) {
+    PQclear(r);
+    set_err(err, errlen, "summarising measurements: out of memory");
+    return CL_ENOMEM;
+  }
+  for (size_t i = 0; i < rows; i++) {
+    int row = (int)i;
+    sum[i].chip_serial = strdup(PQgetvalue(r, row, 0));
+    sum[i].landmark_name = strdup(PQgetvalue(r, row, 1));
+    if (!sum[i].chip_serial || !sum[i].landmark_name) {
+      PQclear(r);
+      cl_store_summary_free(&sum, i + 1);
+      set_err(err, errlen, "summarising measurements: out of memory");
+      return CL_ENOMEM;
+    }
+    sum[i].records = (int64_t)get_u64(r, row, 2);
+    sum[i].min_rtt_ns = get_u64(r, row, 3);
+    sum[i].min_bound_m = get_u64(r, row, 4);
+    sum[i].last_unix_ns = get_u64(r, row, 5);
+  }
+  PQclear(r);
+  *out = sum;
+  *n = rows;
+  return CL_OK;
+}

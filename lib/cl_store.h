@@ -61,8 +61,32 @@ typedef struct {
 } cl_store_row;
 
 /* Inserts rows in one transaction with COPY. All or nothing: on error nothing
- * was written and the caller keeps the rows. */
+ * was written and the caller keeps the rows. Every row must carry the public
+ * key of landmark_id. Errors that retrying cannot fix: CL_EINVAL (a row fails
+ * the schema's checks or carries another landmark's key), CL_ENOTFOUND (an
+ * unknown chip or landmark id), CL_EEXIST (a row's landmark, nonce and time
+ * are stored already, e.g. a batch replayed after its commit was not
+ * acknowledged), CL_EPERM (missing grant).
+ * CL_EDB otherwise, a lost connection included: retry later. */
 int cl_store_insert_measurements(cl_store *s, int64_t landmark_id, const cl_store_row *rows,
                                  size_t n, char *err, size_t errlen);
+
+/* One (chip, landmark) pair of cl_store_measurement_summary. */
+typedef struct {
+  char *chip_serial;      /* malloc'd */
+  char *landmark_name;    /* malloc'd */
+  int64_t records;        /* measurements in the window */
+  uint64_t min_rtt_ns;    /* fastest burst minimum */
+  uint64_t min_bound_m;   /* smallest bound at c */
+  uint64_t last_unix_ns;  /* newest measured_at_ns */
+} cl_store_pair_summary;
+
+/* Per (chip, landmark) pair, the measurements of the last since_s seconds,
+ * ordered by chip serial then landmark name. *out is malloc'd (free it with
+ * cl_store_summary_free); *n may be 0. CL_EINVAL if since_s <= 0. */
+int cl_store_measurement_summary(cl_store *s, int64_t since_s, cl_store_pair_summary **out,
+                                 size_t *n, char *err, size_t errlen);
+/* Frees what cl_store_measurement_summary returned; sets *rows to NULL. */
+void cl_store_summary_free(cl_store_pair_summary **rows, size_t n);
 
 #endif

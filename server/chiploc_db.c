@@ -1,2 +1,596 @@
-/* placeholder: replaced by the real module */
-typedef int cl_placeholder_unit;
+/*
+ * The database subcommands of the chiploc CLI: `db migrate`, `landmark add`,
+ * `chip enroll` and `measurements`. Every argument is checked before a
+ * connection is opened, so a typo is reported against the flag that carried
+ * it and nothing is half-applied. All SQL lives in the store module
+ * (lib/cl_store.c); this file only parses, connects and prints.
+ */
+#include "chiploc_cmds.h"
+
+#include "cl_err.h"
+#include "cl_key.h"
+#include "cl_store.h"
+#include "cl_schema.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Longest window `measurements --since` accepts: 100 years. */
+#define SINCE_MAX_S 3153600000LL
+#define SINCE_DEFAULT_S 3600LL
+
+enum {
+  OPT_DB = 256,
+  OPT_NAME,
+  OPT_PUBKEY,
+  OPT_PUBKEY_FILE,
+  OPT_LAT,
+  OPT_LON,
+  OPT_SITE,
+  OPT_SERIAL,
+  OPT_OPERATOR,
+  OPT_SINCE,
+  OPT_HELP,
+};
+
+static void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* One line on stderr, prefixed with the program name. */
+static void errorf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("chiploc: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+/* getopt keeps state between calls; start every parse afresh. */
+static void getopt_reset(void) {
+#ifdef __GLIBC__
+  optind = 0;
+#else
+  optind = 1;
+#endif
+  opterr = 0;
+}
+
+/* Reports a getopt failure ('?' or ':') for command `cmd`; returns 2. */
+static int bad_option(const char *cmd, int c, char **argv) {
+  const char *arg = optind > 0 ? argv[optind - 1] : "?";
+  if (c == ':')
+    errorf("%s: %s needs a value", cmd, arg);
+  else
+    errorf("%s: unknown option %s (see chiploc %s --help)", cmd, arg, cmd);
+  return 2;
+}
+
+/* The --db value, or $CHIPLOC_DB; NULL (after a message) when neither. */
+static const char *conninfo_or_env(const char *opt, const char *cmd) {
+  if (opt) return opt;
+  const char *env = getenv("CHIPLOC_DB");
+  if (env && env[0]) return env;
+  errorf("%s: no database: give --db CONNINFO or set CHIPLOC_DB", cmd);
+  return NULL;
+}
+
+/* Parses one coordinate; returns NULL or the reason it is refused. */
+static const char *coord_error(const char *text, int is_lat, double *out) {
+  double lim = is_lat ? 90.0 : 180.0;
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(text, &end);
+  if (end == text || *end != '\0' || errno == ERANGE) return "not a number";
+  if (!isfinite(v) || v < -lim || v > lim)
+    return is_lat ? "latitude must be in [-90, 90]" : "longitude must be in [-180, 180]";
+  *out = v;
+  return NULL;
+}
+
+/* --lat or --lon: 0, or 2 after a message naming the flag and value. */
+static int parse_coord(const char *flag, const char *text, int is_lat, double *out) {
+  const char *why = coord_error(text, is_lat, out);
+  if (!why) return 0;
+  errorf("%s %s: %s", flag, text, why);
+  return 2;
+}
+
+/* --site LAT,LON: 0, or 2 after a message naming the value. */
+static int parse_site(const char *text, double *lat, double *lon) {
+  const char *comma = strchr(text, ',');
+  if (!comma || strchr(comma + 1, ',')) {
+    errorf("--site %s: expected LAT,LON", text);
+    return 2;
+  }
+  char latbuf[64];
+  size_t n = (size_t)(comma - text);
+  if (n >= sizeof latbuf) {
+    errorf("--site %.40s...: latitude is too long", text);
+    return 2;
+  }
+  memcpy(latbuf, text, n);
+  latbuf[n] = '\0';
+  const char *why = coord_error(latbuf, 1, lat);
+  if (!why) why = coord_error(comma + 1, 0, lon);
+  if (!why) return 0;
+  errorf("--site %s: %s", text, why);
+  return 2;
+}
+
+/* Resolves --site / --lat / --lon into one position; 0 or 2. */
+static int resolve_position(const char *site, const char *lat_s, const char *lon_s, double *lat,
+                            double *lon, const char *cmd) {
+  if (site && (lat_s || lon_s)) {
+    errorf("%s: give either --site or --lat and --lon, not both", cmd);
+    return 2;
+  }
+  if (site) return parse_site(site, lat, lon);
+  if (!lat_s || !lon_s) {
+    errorf("%s: the position is missing: give --site LAT,LON or --lat and --lon", cmd);
+    return 2;
+  }
+  int rc = parse_coord("--lat", lat_s, 1, lat);
+  if (rc == 0) rc = parse_coord("--lon", lon_s, 0, lon);
+  return rc;
+}
+
+/* --pubkey HEX64: 0, or 2 after a message naming the value. */
+static int parse_pubkey(const char *text, uint8_t pk[CL_PK_LEN]) {
+  if (cl_pk_from_hex(text, pk) != CL_OK) {
+    errorf("--pubkey %.80s: expected 64 hex characters", text);
+    return 2;
+  }
+  if (cl_pk_check(pk) != CL_OK) {
+    errorf("--pubkey %.80s: not a valid Ed25519 public key", text);
+    return 2;
+  }
+  return 0;
+}
+
+/* --pubkey-file KEYFILE: the public half of a key file; 0 or 1. */
+static int load_pubkey_file(const char *path, uint8_t pk[CL_PK_LEN]) {
+  cl_key *key = NULL;
+  char err[256] = "";
+  int rc = cl_key_load(&key, path, err, sizeof err);
+  if (rc != CL_OK) {
+    errorf("--pubkey-file %s: %s", path, err[0] ? err : cl_strerror(rc));
+    return 1;
+  }
+  memcpy(pk, cl_key_public(key), CL_PK_LEN);
+  cl_key_destroy(&key);
+  return 0;
+}
+
+static int init_sodium(void) {
+  if (sodium_init() < 0) {
+    errorf("libsodium failed to initialise");
+    return 1;
+  }
+  return 0;
+}
+
+/* Connects or prints why not; returns the store or NULL. */
+static cl_store *connect_db(const char *conninfo) {
+  cl_store *s = NULL;
+  char err[512] = "";
+  if (cl_store_connect(&s, conninfo, err, sizeof err) != CL_OK) {
+    errorf("%s", err);
+    return NULL;
+  }
+  return s;
+}
+
+/* ---- db migrate ---------------------------------------------------------- */
+
+static void usage_db(FILE *f) {
+  fputs("usage: chiploc db migrate [--db CONNINFO]\n"
+        "\n"
+        "Applies the schema migrations this build carries that the database does\n"
+        "not have yet, then creates measurement partitions for the coming months.\n"
+        "Safe to run twice, and from two hosts at once.\n"
+        "\n"
+        "  --db CONNINFO  libpq connection string (default: $CHIPLOC_DB)\n",
+        f);
+}
+
+static int db_migrate(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"db", required_argument, NULL, OPT_DB},
+      {"help", no_argument, NULL, OPT_HELP},
+      {NULL, 0, NULL, 0},
+  };
+  const char *db = NULL;
+  int c;
+  getopt_reset();
+  while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    switch (c) {
+    case OPT_DB: db = optarg; break;
+    case 'h':
+    case OPT_HELP: usage_db(stdout); return 0;
+    default: return bad_option("db migrate", c, argv);
+    }
+  }
+  if (optind < argc) {
+    errorf("db migrate: unexpected argument %s", argv[optind]);
+    return 2;
+  }
+  const char *conninfo = conninfo_or_env(db, "db migrate");
+  if (!conninfo) return 2;
+  cl_store *s = connect_db(conninfo);
+  if (!s) return 1;
+  char err[512] = "";
+  int applied = 0;
+  int rc = cl_store_migrate(s, &applied, err, sizeof err);
+  cl_store_destroy(&s);
+  if (rc != CL_OK) {
+    errorf("db migrate: %s", err);
+    return 1;
+  }
+  const char *head =
+      cl_schema_migration_count > 0 ? cl_schema_migrations[cl_schema_migration_count - 1].name : "";
+  if (applied > 0)
+    printf("applied %d migration(s); schema at %s\n", applied, head);
+  else
+    printf("schema is current (%s)\n", head);
+  return 0;
+}
+
+int cmd_db(int argc, char **argv) {
+  if (argc < 2) {
+    usage_db(stderr);
+    return 2;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    usage_db(stdout);
+    return 0;
+  }
+  if (strcmp(argv[1], "migrate") == 0) return db_migrate(argc - 1, argv + 1);
+  errorf("db: unknown subcommand %s (see chiploc db --help)", argv[1]);
+  return 2;
+}
+
+/* ---- landmark add -------------------------------------------------------- */
+
+static void usage_landmark(FILE *f) {
+  fputs("usage: chiploc landmark add [--db CONNINFO] --name NAME --pubkey HEX64\n"
+        "                            (--lat LAT --lon LON | --site LAT,LON)\n"
+        "\n"
+        "Registers a landmark node: its name, its Ed25519 public key (the\n"
+        "`public` line of its key file) and its position in decimal degrees.\n"
+        "\n"
+        "  --db CONNINFO   libpq connection string (default: $CHIPLOC_DB)\n"
+        "  --name NAME     unique name, e.g. a city\n"
+        "  --pubkey HEX64  the landmark's public key, 64 hex characters\n"
+        "  --lat LAT       latitude in [-90, 90]\n"
+        "  --lon LON       longitude in [-180, 180]\n"
+        "  --site LAT,LON  both at once\n",
+        f);
+}
+
+static int landmark_add(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"db", required_argument, NULL, OPT_DB},
+      {"name", required_argument, NULL, OPT_NAME},
+      {"pubkey", required_argument, NULL, OPT_PUBKEY},
+      {"lat", required_argument, NULL, OPT_LAT},
+      {"lon", required_argument, NULL, OPT_LON},
+      {"site", required_argument, NULL, OPT_SITE},
+      {"help", no_argument, NULL, OPT_HELP},
+      {NULL, 0, NULL, 0},
+  };
+  const char *db = NULL, *name = NULL, *pubkey = NULL, *lat_s = NULL, *lon_s = NULL, *site = NULL;
+  int c;
+  getopt_reset();
+  while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    switch (c) {
+    case OPT_DB: db = optarg; break;
+    case OPT_NAME: name = optarg; break;
+    case OPT_PUBKEY: pubkey = optarg; break;
+    case OPT_LAT: lat_s = optarg; break;
+    case OPT_LON: lon_s = optarg; break;
+    case OPT_SITE: site = optarg; break;
+    case 'h':
+    case OPT_HELP: usage_landmark(stdout); return 0;
+    default: return bad_option("landmark add", c, argv);
+    }
+  }
+  if (optind < argc) {
+    errorf("landmark add: unexpected argument %s", argv[optind]);
+    return 2;
+  }
+  if (init_sodium()) return 1;
+  if (!name || !name[0]) {
+    errorf("landmark add: --name is required");
+    return 2;
+  }
+  if (!pubkey) {
+    errorf("landmark add: --pubkey is required");
+    return 2;
+  }
+  uint8_t pk[CL_PK_LEN];
+  double lat = 0, lon = 0;
+  if (parse_pubkey(pubkey, pk)) return 2;
+  if (resolve_position(site, lat_s, lon_s, &lat, &lon, "landmark add")) return 2;
+  const char *conninfo = conninfo_or_env(db, "landmark add");
+  if (!conninfo) return 2;
+
+  cl_store *s = connect_db(conninfo);
+  if (!s) return 1;
+  char err[512] = "";
+  int64_t id = 0;
+  int rc = cl_store_landmark_add(s, name, pk, lat, lon, &id, err, sizeof err);
+  cl_store_destroy(&s);
+  if (rc != CL_OK) {
+    errorf("landmark %s: %s", name, err);
+    return 1;
+  }
+  printf("landmark %s id=%" PRId64 "\n", name, id);
+  return 0;
+}
+
+int cmd_landmark(int argc, char **argv) {
+  if (argc < 2) {
+    usage_landmark(stderr);
+    return 2;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    usage_landmark(stdout);
+    return 0;
+  }
+  if (strcmp(argv[1], "add") == 0) return landmark_add(argc - 1, argv + 1);
+  errorf("landmark: unknown subcommand %s (see chiploc landmark --help)", argv[1]);
+  return 2;
+}
+
+/* ---- chip enroll --------------------------------------------------------- */
+
+static void usage_chip(FILE *f) {
+  fputs("usage: chiploc chip enroll [--db CONNINFO] (--pubkey HEX64 | --pubkey-file KEYFILE)\n"
+        "                           --serial SERIAL --operator OPERATOR\n"
+        "                           (--site LAT,LON | --lat LAT --lon LON)\n"
+        "\n"
+        "Enrols a chip: its Ed25519 public key, serial number, operator and the\n"
+        "site the operator declares, in decimal degrees.\n"
+        "\n"
+        "  --db CONNINFO         libpq connection string (default: $CHIPLOC_DB)\n"
+        "  --pubkey HEX64        the chip's public key, 64 hex characters\n"
+        "  --pubkey-file KEYFILE take the public key from a chiploc key file\n"
+        "  --serial SERIAL       unique serial number\n"
+        "  --operator OPERATOR   operator of the datacenter\n"
+        "  --site LAT,LON        declared site\n"
+        "  --lat LAT, --lon LON  the same, separately\n",
+        f);
+}
+
+static int chip_enroll(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"db", required_argument, NULL, OPT_DB},
+      {"pubkey", required_argument, NULL, OPT_PUBKEY},
+      {"pubkey-file", required_argument, NULL, OPT_PUBKEY_FILE},
+      {"serial", required_argument, NULL, OPT_SERIAL},
+      {"operator", required_argument, NULL, OPT_OPERATOR},
+      {"site", required_argument, NULL, OPT_SITE},
+      {"lat", required_argument, NULL, OPT_LAT},
+      {"lon", required_argument, NULL, OPT_LON},
+      {"help", no_argument, NULL, OPT_HELP},
+      {NULL, 0, NULL, 0},
+  };
+  const char *db = NULL, *pubkey = NULL, *keyfile = NULL, *serial = NULL, *op = NULL;
+  const char *site = NULL, *lat_s = NULL, *lon_s = NULL;
+  int c;
+  getopt_reset();
+  while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    switch (c) {
+    case OPT_DB: db = optarg; break;
+    case OPT_PUBKEY: pubkey = optarg; break;
+    case OPT_PUBKEY_FILE: keyfile = optarg; break;
+    case OPT_SERIAL: serial = optarg; break;
+    case OPT_OPERATOR: op = optarg; break;
+    case OPT_SITE: site = optarg; break;
+    case OPT_LAT: lat_s = optarg; break;
+    case OPT_LON: lon_s = optarg; break;
+    case 'h':
+    case OPT_HELP: usage_chip(stdout); return 0;
+    default: return bad_option("chip enroll", c, argv);
+    }
+  }
+  if (optind < argc) {
+    errorf("chip enroll: unexpected argument %s", argv[optind]);
+    return 2;
+  }
+  if (init_sodium()) return 1;
+  if ((pubkey != NULL) == (keyfile != NULL)) {
+    errorf("chip enroll: give exactly one of --pubkey and --pubkey-file");
+    return 2;
+  }
+  if (!serial || !serial[0]) {
+    errorf("chip enroll: --serial is required");
+    return 2;
+  }
+  if (!op || !op[0]) {
+    errorf("chip enroll: --operator is required");
+    return 2;
+  }
+  uint8_t pk[CL_PK_LEN];
+  double lat = 0, lon = 0;
+  if (pubkey && parse_pubkey(pubkey, pk)) return 2;
+  if (resolve_position(site, lat_s, lon_s, &lat, &lon, "chip enroll")) return 2;
+  const char *conninfo = conninfo_or_env(db, "chip enroll");
+  if (!conninfo) return 2;
+  if (keyfile && load_pubkey_file(keyfile, pk)) return 1;
+
+  cl_store *s = connect_db(conninfo);
+  if (!s) return 1;
+  char err[512] = "";
+  int64_t id = 0;
+  int rc = cl_store_chip_enroll(s, pk, serial, op, lat, lon, &id, err, sizeof err);
+  cl_store_destroy(&s);
+  if (rc != CL_OK) {
+    errorf("chip %s: %s", serial, err);
+    return 1;
+  }
+  printf("chip %s id=%" PRId64 "\n", serial, id);
+  return 0;
+}
+
+int cmd_chip(int argc, char **argv) {
+  if (argc < 2) {
+    usage_chip(stderr);
+    return 2;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    usage_chip(stdout);
+    return 0;
+  }
+  if (strcmp(argv[1], "enroll") == 0) return chip_enroll(argc - 1, argv + 1);
+  errorf("chip: unknown subcommand %s (see chiploc chip --help)", argv[1]);
+  return 2;
+}
+
+/* ---- measurements -------------------------------------------------------- */
+
+static void usage_measurements(FILE *f) {
+  fputs("usage: chiploc measurements [--db CONNINFO] [--since SECONDS]\n"
+        "\n"
+        "Summarises the measurements of the last SECONDS (default 3600), one row\n"
+        "per chip and landmark: record count, fastest round trip in microseconds,\n"
+        "the distance bound at the speed of light in km, and the newest record\n"
+        "time in UTC.\n"
+        "\n"
+        "  --db CONNINFO    libpq connection string (default: $CHIPLOC_DB)\n"
+        "  --since SECONDS  window length, 1 to 3153600000\n",
+        f);
+}
+
+#define NCOLS 6
+
+/* A copy of a name from the database with control characters replaced, so
+ * that an enrolled name cannot drive the terminal. */
+static char *printable(const char *text) {
+  char *out = strdup(text);
+  if (!out) return NULL;
+  for (char *p = out; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+  return out;
+}
+
+/* Fills the six cells of one table row; cells[0..1] are malloc'd. */
+static int format_row(const cl_store_pair_summary *r, char *cells[NCOLS], char num[4][40]) {
+  cells[0] = printable(r->chip_serial);
+  cells[1] = printable(r->landmark_name);
+  if (!cells[0] || !cells[1]) return -1;
+  snprintf(num[0], 40, "%" PRId64, r->records);
+  snprintf(num[1], 40, "%" PRIu64 ".%03" PRIu64, r->min_rtt_ns / 1000, r->min_rtt_ns % 1000);
+  snprintf(num[2], 40, "%" PRIu64 ".%03" PRIu64, r->min_bound_m / 1000, r->min_bound_m % 1000);
+  time_t secs = (time_t)(r->last_unix_ns / 1000000000u);
+  struct tm tm;
+  if (gmtime_r(&secs, &tm))
+    strftime(num[3], 40, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  else
+    snprintf(num[3], 40, "?");
+  cells[2] = num[0];
+  cells[3] = num[1];
+  cells[4] = num[2];
+  cells[5] = num[3];
+  return 0;
+}
+
+/* One table line; the last column is not padded. */
+static void print_line(const char *const cell[NCOLS], const size_t width[NCOLS],
+                       const int right[NCOLS]) {
+  for (int j = 0; j + 1 < NCOLS; j++)
+    printf(right[j] ? "%*s  " : "%-*s  ", (int)width[j], cell[j]);
+  printf("%s\n", cell[NCOLS - 1]);
+}
+
+/* Prints the summary as a table with aligned columns; numbers right-aligned. */
+static int print_table(const cl_store_pair_summary *rows, size_t n) {
+  static const char *const header[NCOLS] = {"CHIP",       "LANDMARK",   "RECORDS",
+                                            "MIN_RTT_US", "BOUND_KM_C", "LAST_MEASURED_UTC"};
+  static const int right[NCOLS] = {0, 0, 1, 1, 1, 0};
+  size_t width[NCOLS];
+  for (int j = 0; j < NCOLS; j++) width[j] = strlen(header[j]);
+
+  char *(*cells)[NCOLS] = calloc(n ? n : 1, sizeof *cells);
+  char(*nums)[4][40] = calloc(n ? n : 1, sizeof *nums);
+  int rc = (cells && nums) ? 0 : -1;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    rc = format_row(&rows[i], cells[i], nums[i]);
+    for (int j = 0; j < NCOLS && rc == 0; j++)
+      if (strlen(cells[i][j]) > width[j]) width[j] = strlen(cells[i][j]);
+  }
+  if (rc == 0) {
+    print_line((const char *const *)header, width, right);
+    for (size_t i = 0; i < n; i++) print_line((const char *const *)cells[i], width, right);
+    if (n == 0) puts("(no measurements)");
+  } else {
+    errorf("measurements: out of memory");
+  }
+  for (size_t i = 0; cells && i < n; i++) {
+    free(cells[i][0]);
+    free(cells[i][1]);
+  }
+  free(cells);
+  free(nums);
+  return rc;
+}
+
+int cmd_measurements(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"db", required_argument, NULL, OPT_DB},
+      {"since", required_argument, NULL, OPT_SINCE},
+      {"help", no_argument, NULL, OPT_HELP},
+      {NULL, 0, NULL, 0},
+  };
+  const char *db = NULL, *since_s = NULL;
+  int c;
+  getopt_reset();
+  while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    switch (c) {
+    case OPT_DB: db = optarg; break;
+    case OPT_SINCE: since_s = optarg; break;
+    case 'h':
+    case OPT_HELP: usage_measurements(stdout); return 0;
+    default: return bad_option("measurements", c, argv);
+    }
+  }
+  if (optind < argc) {
+    errorf("measurements: unexpected argument %s", argv[optind]);
+    return 2;
+  }
+  long long since = SINCE_DEFAULT_S;
+  if (since_s) {
+    char *end = NULL;
+    errno = 0;
+    since = strtoll(since_s, &end, 10);
+    if (end == since_s || *end != '\0' || errno == ERANGE || since < 1 || since > SINCE_MAX_S) {
+      errorf("--since %s: expected whole seconds in [1, %lld]", since_s, SINCE_MAX_S);
+      return 2;
+    }
+  }
+  const char *conninfo = conninfo_or_env(db, "measurements");
+  if (!conninfo) return 2;
+
+  cl_store *s = connect_db(conninfo);
+  if (!s) return 1;
+  char err[512] = "";
+  cl_store_pair_summary *rows = NULL;
+  size_t n = 0;
+  int rc = cl_store_measurement_summary(s, (int64_t)since, &rows, &n, err, sizeof err);
+  cl_store_destroy(&s);
+  if (rc != CL_OK) {
+    errorf("measurements: %s", err);
+    return 1;
+  }
+  rc = print_table(rows, n);
+  cl_store_summary_free(&rows, n);
+  return rc == 0 ? 0 : 1;
+}

@@ -1,1 +1,59 @@
-int main(void) { return 0; }
+/*
+ * chiploc: the command-line tool of treaty bodies and operators. Wiring only:
+ * it dispatches to the subcommands in chiploc_keys.c and chiploc_db.c.
+ * Exit codes: 0 success, 1 runtime failure, 2 usage error.
+ */
+#include "chiploc_cmds.h"
+#include "cl_log.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: chiploc COMMAND [ARGS]\n"
+          "\n"
+          "keys:\n"
+          "  keygen --out FILE               create an Ed25519 key file (mode 0600) and print\n"
+          "                                  its public key\n"
+          "  pubkey FILE                     print the public key of a key file\n"
+          "database (--db CONNINFO, or the CHIPLOC_DB environment variable):\n"
+          "  db migrate                      apply missing schema migrations\n"
+          "  landmark add --name N --pubkey HEX --lat LAT --lon LON\n"
+          "  chip enroll --pubkey HEX --serial S --operator O --site LAT,LON\n"
+          "  measurements [--since SECONDS]  table of recent measurements\n"
+          "\n"
+          "  chiploc COMMAND --help          help for one command\n"
+          "  chiploc --version\n");
+}
+
+int main(int argc, char **argv) {
+  cl_log_set_prog("chiploc");
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  if (strcmp(cmd, "--version") == 0) {
+    printf("chiploc %s\n", CHIPLOC_VERSION);
+    return 0;
+  }
+  if (sodium_init() < 0) {
+    fprintf(stderr, "chiploc: libsodium failed to initialise\n");
+    return 1;
+  }
+  static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+  } cmds[] = {{"keygen", cmd_keygen},     {"pubkey", cmd_pubkey}, {"db", cmd_db},
+              {"landmark", cmd_landmark}, {"chip", cmd_chip},     {"measurements", cmd_measurements}};
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+    if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "chiploc: unknown command '%s' (try chiploc --help)\n", cmd);
+  return 2;
+}

@@ -1,2 +1,831 @@
-/* placeholder: replaced by the real module */
-typedef int cl_placeholder_unit;
+/*
+ * landmarkd's event-loop side: connections, registration, probe scheduling,
+ * timing and response checks. See landmark.h for the contract and
+ * docs/PROTOCOL.md for the wire protocol this implements.
+ *
+ * Ownership: the server owns connections (a list); a connection owns its
+ * registered chips. Each chip has its own uv_timer_t driving its probe cycle
+ * (idle -> probe -> wait for answer or deadline -> gap -> probe ... -> idle),
+ * so scheduling costs O(log n) in libuv's timer heap and never scans chips.
+ * Memory is released only in close callbacks.
+ */
+#include "landmark.h"
+#include "cl_err.h"
+#include "cl_log.h"
+#include "cl_frame.h"
+#include "cl_msg.h"
+#include "cl_pkmap.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PROBE_RING 8 /* remembered probes per chip: replay detection window */
+#define READ_BUF_LEN 65536
+
+typedef enum { PH_IDLE, PH_WAIT, PH_GAP } chip_phase;
+
+typedef struct lm_conn lm_conn;
+
+typedef struct {
+  uint8_t pk[CL_PK_LEN];
+  int64_t db_id;
+  lm_server *srv;
+  lm_conn *conn;
+  uv_timer_t timer;
+  cl_probe ring[PROBE_RING];
+  unsigned ring_next;
+  cl_probe *cur; /* the outstanding probe, or NULL */
+  uint32_t burst_left;
+  cl_burst burst;
+  chip_phase phase;
+} lm_chip;
+
+typedef enum { CONN_HELLO, CONN_REGISTERED } conn_state;
+
+struct lm_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer; /* handshake deadline, then idle checks */
+  lm_server *srv;
+  cl_frame_asm fa;
+  uint8_t session_nonce[CL_NONCE_LEN];
+  conn_state state;
+  int closing;
+  int open_handles;
+  lm_chip *chips[CL_MAX_CHIPS_PER_REGISTER];
+  size_t n_chips;
+  uint64_t last_rx_ns;
+  char peer[64];
+  lm_conn *prev, *next;
+};
+
+struct lm_server {
+  uv_loop_t *loop;
+  const cl_landmark_config *cfg;
+  const cl_key *key;
+  lm_writer *writer;
+  uv_tcp_t listener;
+  int listening;
+  uv_timer_t stats_timer;
+  cl_pkmap *enrolled; /* pk -> cl_store_chip* inside enrolled_arr */
+  cl_store_chip *enrolled_arr;
+  cl_pkmap *live; /* pk -> lm_chip* */
+  lm_conn *conns;
+  size_t n_conns;
+  uint64_t seq;
+  lm_stats st;
+  cl_ratelimit rl;
+  int closing;
+  int open_handles;
+  void (*done)(void *);
+  void *done_arg;
+  cl_msg scratch; /* decode target; messages are handled one at a time */
+  uint8_t rbuf[READ_BUF_LEN];
+};
+
+typedef struct {
+  uv_write_t req;
+  lm_conn *conn;
+  size_t len;
+  uint8_t data[];
+} write_req;
+
+static void conn_close(lm_conn *c);
+static void chip_schedule(lm_chip *ch, uint64_t delay_ms, chip_phase phase);
+
+static uint64_t realtime_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void short_hex(const uint8_t *pk, char out[17]) { cl_hex_encode(out, pk, 8); }
+
+static void maybe_done(lm_server *s) {
+  if (s->closing && s->open_handles == 0 && s->done) {
+    void (*done)(void *) = s->done;
+    s->done = NULL;
+    done(s->done_arg);
+  }
+}
+
+static void on_server_handle_closed(uv_handle_t *h) {
+  lm_server *s = h->data;
+  s->open_handles--;
+  maybe_done(s);
+}
+
+/* ---- rejection logging ------------------------------------------------ */
+
+/* Logs a peer's misbehaviour, rate-limited across the whole server so that
+ * a flood cannot turn into a log flood. */
+static void log_reject(lm_server *s, lm_conn *c, const char *what, const char *detail) {
+  uint64_t suppressed = 0;
+  if (!cl_ratelimit_allow(&s->rl, uv_hrtime(), &suppressed)) return;
+  char q[160];
+  cl_log_quote(q, sizeof q, detail, strlen(detail));
+  cl_log(CL_LOG_WARN, "rejected", "reason=%s peer=%s detail=%s suppressed=%llu", what, c->peer, q,
+         (unsigned long long)suppressed);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static void on_write_done(uv_write_t *req, int status) {
+  write_req *w = (write_req *)req;
+  if (status < 0 && status != UV_ECANCELED) conn_close(w->conn);
+  free(w);
+}
+
+/*
+ * Sends a complete frame: synchronously with uv_try_write when the socket
+ * takes it (the normal case, and the one the RTT timing relies on), else the
+ * unwritten tail is queued with uv_write. Returns 0 or closes the connection.
+ */
+static int send_frame(lm_conn *c, const uint8_t *buf, size_t len) {
+  if (c->closing) return CL_EIO;
+  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+  int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (r == UV_EAGAIN || r == UV_ENOSYS) r = 0;
+  if (r < 0) {
+    conn_close(c);
+    return CL_EIO;
+  }
+  if ((size_t)r == len) return CL_OK;
+  size_t rest = len - (size_t)r;
+  write_req *w = malloc(sizeof *w + rest);
+  if (!w) {
+    conn_close(c);
+    return CL_ENOMEM;
+  }
+  w->conn = c;
+  w->len = rest;
+  memcpy(w->data, buf + r, rest);
+  uv_buf_t wb = uv_buf_init((char *)w->data, (unsigned)rest);
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &wb, 1, on_write_done) != 0) {
+    free(w);
+    conn_close(c);
+    return CL_EIO;
+  }
+  return CL_OK;
+}
+
+static void send_error(lm_conn *c, cl_wire_error code, const char *text) {
+  uint8_t buf[512];
+  size_t len;
+  if (cl_msg_encode_error(code, text, buf, sizeof buf, &len) == CL_OK) send_frame(c, buf, len);
+}
+
+/* Sends an Error frame and closes: for protocol violations. */
+static void fail_conn(lm_conn *c, cl_wire_error code, const char *what, const char *text) {
+  log_reject(c->srv, c, what, text);
+  send_error(c, code, text);
+  conn_close(c);
+}
+
+/* ---- chips ---------------------------------------------------------------- */
+
+static void on_chip_timer_closed(uv_handle_t *h) {
+  lm_chip *ch = h->data;
+  lm_server *s = ch->srv;
+  free(ch);
+  s->open_handles--;
+  maybe_done(s);
+}
+
+/* Removes a chip from its connection and the live map, and frees it once its
+ * timer has closed. */
+static void chip_detach(lm_chip *ch) {
+  lm_server *s = ch->srv;
+  lm_conn *c = ch->conn;
+  if (!c) return;
+  for (size_t i = 0; i < c->n_chips; i++) {
+    if (c->chips[i] == ch) {
+      c->chips[i] = c->chips[--c->n_chips];
+      break;
+    }
+  }
+  if (cl_pkmap_get(s->live, ch->pk) == ch) cl_pkmap_del(s->live, ch->pk);
+  ch->conn = NULL;
+  uv_timer_stop(&ch->timer);
+  uv_close((uv_handle_t *)&ch->timer, on_chip_timer_closed);
+}
+
+static uint64_t jittered_interval_ms(const cl_landmark_config *cfg) {
+  double u = (double)randombytes_uniform(1000001) / 1e6; /* [0, 1] */
+  double f = 1.0 + cfg->jitter * (2.0 * u - 1.0);
+  double ms = (double)cfg->interval_s * 1000.0 * f;
+  return ms < 1 ? 1 : (uint64_t)ms;
+}
+
+static void finish_burst(lm_chip *ch) {
+  lm_server *s = ch->srv;
+  if (ch->burst.accepted > 0) {
+    cl_store_row row;
+    memset(&row, 0, sizeof row);
+    cl_burst_to_measurement(&ch->burst, realtime_ns(), &row.m);
+    cl_measurement_sign(&row.m, s->key);
+    row.chip_id = ch->db_id;
+    row.bound_m = cl_bound_m(row.m.rtt_ns, CL_SPEED_C);
+    row.est_speed = s->cfg->speed_m_per_s;
+    row.est_bound_m = cl_bound_m(row.m.rtt_ns, s->cfg->speed_m_per_s);
+    if (lm_writer_push(s->writer, &row) == CL_OK)
+      s->st.measurements++;
+    else
+      s->st.measurements_dropped++;
+    char hex[17];
+    short_hex(ch->pk, hex);
+    cl_log(CL_LOG_DEBUG, "measurement", "chip=%s rtt_ns=%llu bound_m=%llu probes=%u", hex,
+           (unsigned long long)row.m.rtt_ns, (unsigned long long)row.bound_m,
+           row.m.probe_count);
+  }
+  cl_burst_reset(&ch->burst);
+  chip_schedule(ch, jittered_interval_ms(s->cfg), PH_IDLE);
+}
+
+/* Called when the current probe is settled (answered, failed or expired). */
+static void probe_settled(lm_chip *ch) {
+  ch->cur = NULL;
+  if (ch->burst_left > 0)
+    chip_schedule(ch, ch->srv->cfg->burst_gap_ms, PH_GAP);
+  else
+    finish_burst(ch);
+}
+
+/*
+ * Sends one challenge. Everything costly (random nonce, signature, encoding,
+ * arming the deadline timer) happens before the send timestamp.
+ */
+static void send_probe(lm_chip *ch) {
+  lm_server *s = ch->srv;
+  lm_conn *c = ch->conn;
+  cl_probe *p = &ch->ring[ch->ring_next++ % PROBE_RING];
+  memset(p, 0, sizeof *p);
+  memcpy(p->ch.landmark, cl_key_public(s->key), CL_PK_LEN);
+  memcpy(p->ch.chip, ch->pk, CL_PK_LEN);
+  randombytes_buf(p->ch.nonce, CL_NONCE_LEN);
+  p->ch.issued_unix_ns = realtime_ns();
+  p->ch.seq = ++s->seq;
+  cl_challenge_sign(&p->ch, s->key);
+  cl_msg m;
+  m.type = CL_MSG_CHALLENGE;
+  m.u.challenge = p->ch;
+  uint8_t buf[512];
+  size_t len = 0;
+  if (cl_msg_encode(&m, buf, sizeof buf, &len) != CL_OK) {
+    cl_log(CL_LOG_ERROR, "cannot encode challenge", NULL);
+    return;
+  }
+  p->state = CL_PROBE_OUTSTANDING;
+  ch->cur = p;
+  ch->burst_left--;
+  chip_schedule(ch, s->cfg->deadline_ms, PH_WAIT);
+  s->st.probes_sent++;
+  /* The clock starts here: nothing but the write lies between. */
+  p->sent_ns = uv_hrtime();
+  p->deadline_ns = p->sent_ns + (uint64_t)s->cfg->deadline_ms * 1000000ull;
+  send_frame(c, buf, len);
+}
+
+static void on_chip_timer(uv_timer_t *t) {
+  lm_chip *ch = t->data;
+  if (!ch->conn || ch->conn->closing) return;
+  switch (ch->phase) {
+  case PH_IDLE:
+    cl_burst_reset(&ch->burst);
+    ch->burst_left = ch->srv->cfg->burst;
+    send_probe(ch);
+    break;
+  case PH_GAP:
+    send_probe(ch);
+    break;
+  case PH_WAIT: {
+    cl_probe *p = ch->cur;
+    if (!p) break;
+    uint64_t now = uv_hrtime();
+    /* The loop's millisecond clock can run slightly ahead of the precise
+     * deadline; wait out the remainder rather than expire early. */
+    if (now < p->deadline_ns) {
+      chip_schedule(ch, (p->deadline_ns - now) / 1000000ull + 1, PH_WAIT);
+      break;
+    }
+    p->state = CL_PROBE_EXPIRED;
+    ch->srv->st.probe_timeouts++;
+    probe_settled(ch);
+    break;
+  }
+  }
+}
+
+static void chip_schedule(lm_chip *ch, uint64_t delay_ms, chip_phase phase) {
+  ch->phase = phase;
+  uv_timer_start(&ch->timer, on_chip_timer, delay_ms, 0);
+}
+
+static lm_chip *chip_create(lm_conn *c, const uint8_t pk[CL_PK_LEN], int64_t db_id) {
+  lm_server *s = c->srv;
+  lm_chip *ch = calloc(1, sizeof *ch);
+  if (!ch) return NULL;
+  memcpy(ch->pk, pk, CL_PK_LEN);
+  ch->db_id = db_id;
+  ch->srv = s;
+  ch->conn = c;
+  uv_timer_init(s->loop, &ch->timer);
+  ch->timer.data = ch;
+  s->open_handles++;
+  lm_chip *old = NULL;
+  if (cl_pkmap_put(s->live, pk, ch, (void **)&old) != CL_OK) {
+    ch->conn = NULL;
+    uv_close((uv_handle_t *)&ch->timer, on_chip_timer_closed);
+    return NULL;
+  }
+  if (old) {
+    /* A newer proven registration wins: the old connection loses the chip. */
+    char hex[17];
+    short_hex(pk, hex);
+    cl_log(CL_LOG_INFO, "chip re-registered on a new connection", "chip=%s old_peer=%s peer=%s",
+           hex, old->conn ? old->conn->peer : "-", c->peer);
+    /* chip_detach only removes the map entry if it still points to old. */
+    chip_detach(old);
+  }
+  c->chips[c->n_chips++] = ch;
+  /* Spread the first bursts so that a reconnecting agent's chips do not
+   * all probe at once. */
+  uint64_t spread = (uint64_t)s->cfg->interval_s * 1000ull;
+  if (spread > 2000) spread = 2000;
+  chip_schedule(ch, randombytes_uniform((uint32_t)spread + 1), PH_IDLE);
+  return ch;
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+static void on_conn_handle_closed(uv_handle_t *h) {
+  lm_conn *c = h->data;
+  if (--c->open_handles > 0) return;
+  lm_server *s = c->srv;
+  cl_frame_asm_fini(&c->fa);
+  free(c);
+  s->open_handles--;
+  maybe_done(s);
+}
+
+static void conn_close(lm_conn *c) {
+  if (c->closing) return;
+  c->closing = 1;
+  lm_server *s = c->srv;
+  while (c->n_chips > 0) chip_detach(c->chips[c->n_chips - 1]);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    s->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  s->n_conns--;
+  s->st.conns_closed++;
+  cl_log(CL_LOG_INFO, "connection closed", "peer=%s", c->peer);
+  uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+  uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+}
+
+static void on_conn_timer(uv_timer_t *t) {
+  lm_conn *c = t->data;
+  lm_server *s = c->srv;
+  if (c->closing) return;
+  if (c->state == CONN_HELLO) {
+    s->st.handshake_timeouts++;
+    fail_conn(c, CL_ERR_LIMIT, "handshake_timeout", "no Register before the handshake timeout");
+    return;
+  }
+  uint64_t idle_ns = (uint64_t)s->cfg->idle_timeout_s * 1000000000ull;
+  if (uv_hrtime() - c->last_rx_ns > idle_ns) {
+    s->st.idle_timeouts++;
+    fail_conn(c, CL_ERR_LIMIT, "idle_timeout", "no data from the peer within the idle timeout");
+  }
+}
+
+static void handle_register(lm_conn *c, const cl_msg *m) {
+  lm_server *s = c->srv;
+  const uint8_t *lpk = cl_key_public(s->key);
+  cl_msg res;
+  memset(&res, 0, sizeof res);
+  res.type = CL_MSG_REGISTER_RESULT;
+  res.u.reg_result.n = m->u.reg.n;
+  size_t accepted = 0;
+  char agent_q[CL_MAX_AGENT_NAME * 4 + 3];
+  cl_log_quote(agent_q, sizeof agent_q, m->u.reg.agent, strlen(m->u.reg.agent));
+  for (size_t i = 0; i < m->u.reg.n; i++) {
+    const cl_chip_claim *cl = &m->u.reg.chips[i];
+    cl_chip_result *r = &res.u.reg_result.r[i];
+    memcpy(r->chip, cl->chip, CL_PK_LEN);
+    int dup = 0;
+    for (size_t j = 0; j < i; j++)
+      if (memcmp(m->u.reg.chips[j].chip, cl->chip, CL_PK_LEN) == 0) dup = 1;
+    const cl_store_chip *e = cl_pkmap_get(s->enrolled, cl->chip);
+    if (dup)
+      r->reason = CL_REFUSE_DUPLICATE;
+    else if (!e)
+      r->reason = CL_REFUSE_NOT_ENROLLED;
+    else if (!e->active)
+      r->reason = CL_REFUSE_INACTIVE;
+    else if (cl_register_verify(lpk, c->session_nonce, cl->chip, cl->proof) != CL_OK)
+      r->reason = CL_REFUSE_BAD_PROOF;
+    else if (!chip_create(c, cl->chip, e->id))
+      r->reason = CL_REFUSE_INACTIVE; /* out of memory: refuse rather than fail silently */
+    else
+      r->reason = CL_REFUSE_NONE;
+    r->accepted = r->reason == CL_REFUSE_NONE;
+    char hex[17];
+    short_hex(cl->chip, hex);
+    if (r->accepted) {
+      accepted++;
+      s->st.chips_registered++;
+      cl_log(CL_LOG_INFO, "chip registered", "chip=%s peer=%s agent=%s", hex, c->peer, agent_q);
+    } else {
+      s->st.register_refused[r->reason]++;
+      snprintf(r->detail, sizeof r->detail, "%s", cl_refuse_reason_name(r->reason));
+      cl_log(CL_LOG_WARN, "chip refused", "chip=%s reason=%s peer=%s agent=%s", hex,
+             cl_refuse_reason_name(r->reason), c->peer, agent_q);
+    }
+  }
+  uint8_t buf[CL_FRAME_MAX_UNREGISTERED * 2];
+  size_t len;
+  if (cl_msg_encode(&res, buf, sizeof buf, &len) != CL_OK || send_frame(c, buf, len) != CL_OK) {
+    conn_close(c);
+    return;
+  }
+  if (accepted == 0) {
+    /* Nothing to measure on this connection. */
+    conn_close(c);
+    return;
+  }
+  c->state = CONN_REGISTERED;
+  cl_frame_asm_set_max(&c->fa, CL_FRAME_MAX);
+  uint64_t check_ms = (uint64_t)s->cfg->idle_timeout_s * 1000ull / 4;
+  if (check_ms < 100) check_ms = 100;
+  if (check_ms > 5000) check_ms = 5000;
+  uv_timer_start(&c->timer, on_conn_timer, check_ms, check_ms);
+}
+
+static cl_wire_error wire_code(cl_accept_result r) {
+  switch (r) {
+  case CL_ACCEPT_REPLAY: return CL_ERR_REPLAY;
+  case CL_ACCEPT_LATE: return CL_ERR_LATE;
+  case CL_ACCEPT_BAD_SIGNATURE: return CL_ERR_BAD_SIGNATURE;
+  default: return CL_ERR_UNKNOWN_NONCE;
+  }
+}
+
+static cl_probe *find_probe(lm_chip *ch, const uint8_t nonce[CL_NONCE_LEN]) {
+  for (unsigned i = 0; i < PROBE_RING; i++)
+    if (ch->ring[i].state != CL_PROBE_FREE &&
+        memcmp(ch->ring[i].ch.nonce, nonce, CL_NONCE_LEN) == 0)
+      return &ch->ring[i];
+  return NULL;
+}
+
+static void handle_response(lm_conn *c, const cl_msg *m, uint64_t t_recv) {
+  lm_server *s = c->srv;
+  lm_chip *ch = NULL;
+  for (size_t i = 0; i < c->n_chips && !ch; i++)
+    if (memcmp(c->chips[i]->pk, m->u.response.chip, CL_PK_LEN) == 0) ch = c->chips[i];
+  if (!ch) {
+    s->st.rejected_not_registered++;
+    log_reject(s, c, "not_registered", "response for a chip not registered on this connection");
+    send_error(c, CL_ERR_NOT_REGISTERED, "chip not registered on this connection");
+    return;
+  }
+  cl_probe *p = find_probe(ch, m->u.response.nonce);
+  /* A nonce unknown for this chip may belong to another chip here: the
+   * acceptance check then reports it as answered for the wrong chip. */
+  for (size_t i = 0; i < c->n_chips && !p; i++) p = find_probe(c->chips[i], m->u.response.nonce);
+  uint64_t rtt = 0;
+  cl_accept_result r =
+      cl_probe_accept(p, m->u.response.chip, m->u.response.nonce, m->u.response.sig, t_recv, &rtt);
+  if (r == CL_ACCEPT_OK) {
+    p->state = CL_PROBE_ANSWERED;
+    s->st.responses_accepted++;
+    cl_burst_add(&ch->burst, &p->ch, m->u.response.sig, rtt);
+    if (cl_log_get_level() <= CL_LOG_DEBUG) {
+      char hex[17];
+      short_hex(ch->pk, hex);
+      cl_log(CL_LOG_DEBUG, "probe accepted", "chip=%s seq=%llu rtt_ns=%llu", hex,
+             (unsigned long long)p->ch.seq, (unsigned long long)rtt);
+    }
+    if (ch->cur == p) probe_settled(ch);
+    return;
+  }
+  s->st.rejected[r]++;
+  if (r == CL_ACCEPT_BAD_SIGNATURE) {
+    /* One signature check per issued probe: a failed answer uses it up. */
+    p->state = CL_PROBE_EXPIRED;
+    if (ch->cur == p) probe_settled(ch);
+  }
+  char detail[96];
+  char hex[17];
+  short_hex(m->u.response.chip, hex);
+  snprintf(detail, sizeof detail, "chip %s", hex);
+  log_reject(s, c, cl_accept_result_name(r), detail);
+  send_error(c, wire_code(r), cl_accept_result_name(r));
+}
+
+static void handle_frame(lm_conn *c, const uint8_t *frame, size_t len, uint64_t t_recv) {
+  lm_server *s = c->srv;
+  cl_msg *m = &s->scratch;
+  char err[160];
+  int rc = cl_msg_decode(frame, len, m, err, sizeof err);
+  if (rc == CL_EVERSION) {
+    s->st.version_mismatch++;
+    fail_conn(c, CL_ERR_VERSION, "version", err);
+    return;
+  }
+  if (rc == CL_EUNKNOWNMSG) {
+    s->st.frames_unknown_type++;
+    fail_conn(c, CL_ERR_MALFORMED, "unknown_type", err);
+    return;
+  }
+  if (rc != CL_OK) {
+    s->st.frames_malformed++;
+    fail_conn(c, CL_ERR_MALFORMED, "malformed", err);
+    return;
+  }
+  if (c->state == CONN_HELLO && m->type == CL_MSG_REGISTER) {
+    handle_register(c, m);
+  } else if (c->state == CONN_REGISTERED && m->type == CL_MSG_RESPONSE) {
+    handle_response(c, m, t_recv);
+  } else if (m->type == CL_MSG_ERROR) {
+    char q[CL_MAX_ERROR_TEXT * 4 + 3];
+    cl_log_quote(q, sizeof q, m->u.error.text, strlen(m->u.error.text));
+    cl_log(CL_LOG_WARN, "peer reported an error", "peer=%s code=%s text=%s", c->peer,
+           cl_wire_error_name(m->u.error.code), q);
+  } else {
+    s->st.unexpected_msg++;
+    snprintf(err, sizeof err, "%s not allowed %s", cl_msg_type_name(m->type),
+             c->state == CONN_HELLO ? "before Register" : "after Register");
+    fail_conn(c, CL_ERR_UNEXPECTED, "unexpected", err);
+  }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  lm_conn *c = h->data;
+  /* Reads are consumed synchronously in on_read, so one buffer serves all
+   * connections; partial frames are copied into each assembler. */
+  *buf = uv_buf_init((char *)c->srv->rbuf, READ_BUF_LEN);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  /* Receive timestamp first: everything below is outside the timed window. */
+  uint64_t t_recv = uv_hrtime();
+  lm_conn *c = stream->data;
+  lm_server *s = c->srv;
+  if (nread == 0) return; /* EAGAIN, not EOF */
+  if (nread < 0) {
+    conn_close(c);
+    return;
+  }
+  c->last_rx_ns = t_recv;
+  const uint8_t *data = (const uint8_t *)buf->base;
+  size_t off = 0, n = (size_t)nread;
+  while (off < n && !c->closing) {
+    const uint8_t *frame = NULL;
+    size_t flen = 0, used = 0;
+    int rc = cl_frame_asm_feed(&c->fa, data + off, n - off, &used, &frame, &flen);
+    if (rc == CL_ETOOBIG) {
+      s->st.frames_too_large++;
+      char why[96];
+      snprintf(why, sizeof why, "frame length %u above limit %zu", c->fa.last_len, c->fa.max);
+      fail_conn(c, CL_ERR_TOO_LARGE, "too_large", why);
+      return;
+    }
+    if (rc < 0) {
+      s->st.frames_malformed++;
+      fail_conn(c, CL_ERR_MALFORMED, "malformed", "zero-length frame");
+      return;
+    }
+    off += used;
+    if (rc == 0) break;
+    handle_frame(c, frame, flen, t_recv);
+  }
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+  lm_server *s = listener->data;
+  if (status < 0) {
+    cl_log(CL_LOG_WARN, "accept failed", "err=%s", uv_strerror(status));
+    return;
+  }
+  lm_conn *c = calloc(1, sizeof *c);
+  if (!c) return;
+  c->srv = s;
+  uv_tcp_init(s->loop, &c->tcp);
+  uv_timer_init(s->loop, &c->timer);
+  c->tcp.data = c;
+  c->timer.data = c;
+  c->open_handles = 2;
+  s->open_handles++;
+  snprintf(c->peer, sizeof c->peer, "?");
+  /* Link first so that conn_close can always unlink. */
+  c->next = s->conns;
+  if (s->conns) s->conns->prev = c;
+  s->conns = c;
+  s->n_conns++;
+  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    conn_close(c);
+    return;
+  }
+  struct sockaddr_storage ss;
+  int sl = sizeof ss;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+    char ip[48] = "?";
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+  }
+  if (s->n_conns > s->cfg->max_connections) {
+    s->st.conns_refused_limit++;
+    fail_conn(c, CL_ERR_LIMIT, "connection_limit", "too many connections");
+    return;
+  }
+  s->st.conns_accepted++;
+  uv_tcp_nodelay(&c->tcp, 1);
+  cl_frame_asm_init(&c->fa, CL_FRAME_MAX_UNREGISTERED);
+  randombytes_buf(c->session_nonce, CL_NONCE_LEN);
+  c->state = CONN_HELLO;
+  c->last_rx_ns = uv_hrtime();
+  cl_log(CL_LOG_INFO, "connection accepted", "peer=%s", c->peer);
+  uv_timer_start(&c->timer, on_conn_timer, s->cfg->handshake_timeout_ms, 0);
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+    conn_close(c);
+    return;
+  }
+  cl_msg hello;
+  hello.type = CL_MSG_HELLO;
+  memcpy(hello.u.hello.landmark, cl_key_public(s->key), CL_PK_LEN);
+  memcpy(hello.u.hello.session_nonce, c->session_nonce, CL_NONCE_LEN);
+  uint8_t buf[256];
+  size_t len;
+  if (cl_msg_encode(&hello, buf, sizeof buf, &len) == CL_OK) send_frame(c, buf, len);
+}
+
+/* ---- server ---------------------------------------------------------------- */
+
+static void on_stats_timer(uv_timer_t *t) { lm_server_log_stats(t->data); }
+
+int lm_server_create(lm_server **out, uv_loop_t *loop, const cl_landmark_config *cfg,
+                     const cl_key *key, lm_writer *writer) {
+  lm_server *s = calloc(1, sizeof *s);
+  if (!s) return CL_ENOMEM;
+  s->loop = loop;
+  s->cfg = cfg;
+  s->key = key;
+  s->writer = writer;
+  if (cl_pkmap_create(&s->live, 1024) != CL_OK || cl_pkmap_create(&s->enrolled, 16) != CL_OK) {
+    cl_pkmap_destroy(&s->live);
+    free(s);
+    return CL_ENOMEM;
+  }
+  cl_ratelimit_init(&s->rl, 20, 2);
+  uv_timer_init(loop, &s->stats_timer);
+  s->stats_timer.data = s;
+  s->open_handles++;
+  uint64_t every = (uint64_t)cfg->stats_interval_s * 1000ull;
+  uv_timer_start(&s->stats_timer, on_stats_timer, every, every);
+  *out = s;
+  return CL_OK;
+}
+
+int lm_server_listen(lm_server *s, char *err, size_t errlen) {
+  struct sockaddr_storage addr;
+  int r = uv_ip4_addr(s->cfg->listen_host, s->cfg->listen_port, (struct sockaddr_in *)&addr);
+  if (r != 0) r = uv_ip6_addr(s->cfg->listen_host, s->cfg->listen_port, (struct sockaddr_in6 *)&addr);
+  if (r != 0) {
+    snprintf(err, errlen, "listen address %s is not a numeric IP address", s->cfg->listen_host);
+    return CL_EINVAL;
+  }
+  uv_tcp_init(s->loop, &s->listener);
+  s->listener.data = s;
+  s->open_handles++;
+  s->listening = 1;
+  r = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+  if (r != 0) {
+    snprintf(err, errlen, "cannot listen on %s:%d: %s", s->cfg->listen_host, s->cfg->listen_port,
+             uv_strerror(r));
+    return CL_EIO;
+  }
+  return CL_OK;
+}
+
+int lm_server_is_listening(const lm_server *s) { return s->listening; }
+
+typedef struct {
+  lm_chip *drop[256];
+  size_t n;
+  lm_server *s;
+} drop_walk;
+
+static void collect_unenrolled(void *arg, const uint8_t *key, void *value) {
+  drop_walk *w = arg;
+  const cl_store_chip *e = cl_pkmap_get(w->s->enrolled, key);
+  lm_chip *ch = value;
+  if (e) ch->db_id = e->id;
+  if ((!e || !e->active) && w->n < sizeof w->drop / sizeof w->drop[0]) w->drop[w->n++] = ch;
+}
+
+void lm_server_set_enrolled(lm_server *s, cl_store_chip *chips, size_t n) {
+  cl_pkmap *m = NULL;
+  if (cl_pkmap_create(&m, n) != CL_OK) {
+    free(chips);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (cl_pkmap_put(m, chips[i].pk, &chips[i], NULL) != CL_OK) {
+      cl_pkmap_destroy(&m);
+      free(chips);
+      return;
+    }
+  }
+  cl_pkmap_destroy(&s->enrolled);
+  free(s->enrolled_arr);
+  s->enrolled = m;
+  s->enrolled_arr = chips;
+  /* Drop live chips that were unenrolled or deactivated, in rounds of up to
+   * 256 so that the walk never sees the map change under it. */
+  drop_walk w = {.n = 0, .s = s};
+  do {
+    w.n = 0;
+    cl_pkmap_each(s->live, collect_unenrolled, &w);
+    for (size_t i = 0; i < w.n; i++) {
+      char hex[17];
+      short_hex(w.drop[i]->pk, hex);
+      cl_log(CL_LOG_INFO, "chip no longer enrolled; dropped", "chip=%s", hex);
+      chip_detach(w.drop[i]);
+    }
+  } while (w.n == sizeof w.drop / sizeof w.drop[0]);
+  cl_log(CL_LOG_DEBUG, "enrolled set refreshed", "chips=%zu live=%zu", n, cl_pkmap_count(s->live));
+}
+
+const lm_stats *lm_server_stats(const lm_server *s) { return &s->st; }
+
+void lm_server_log_stats(lm_server *s) {
+  const lm_stats *t = &s->st;
+  lm_writer_stats ws;
+  lm_writer_get_stats(s->writer, &ws);
+  cl_log(CL_LOG_INFO, "stats",
+         "conns=%zu conns_accepted=%llu conns_refused_limit=%llu chips_live=%zu "
+         "chips_registered=%llu refused_not_enrolled=%llu refused_bad_proof=%llu "
+         "refused_duplicate=%llu refused_inactive=%llu probes_sent=%llu accepted=%llu "
+         "timeouts=%llu rejected_unknown_nonce=%llu rejected_wrong_chip=%llu "
+         "rejected_replay=%llu rejected_late=%llu rejected_bad_signature=%llu "
+         "rejected_not_registered=%llu frames_too_large=%llu frames_malformed=%llu "
+         "frames_unknown_type=%llu version_mismatch=%llu unexpected_msg=%llu "
+         "handshake_timeouts=%llu idle_timeouts=%llu measurements=%llu "
+         "measurements_dropped=%llu rows_written=%llu db_queue=%llu db_errors=%llu",
+         s->n_conns, (unsigned long long)t->conns_accepted,
+         (unsigned long long)t->conns_refused_limit, cl_pkmap_count(s->live),
+         (unsigned long long)t->chips_registered,
+         (unsigned long long)t->register_refused[CL_REFUSE_NOT_ENROLLED],
+         (unsigned long long)t->register_refused[CL_REFUSE_BAD_PROOF],
+         (unsigned long long)t->register_refused[CL_REFUSE_DUPLICATE],
+         (unsigned long long)t->register_refused[CL_REFUSE_INACTIVE],
+         (unsigned long long)t->probes_sent, (unsigned long long)t->responses_accepted,
+         (unsigned long long)t->probe_timeouts,
+         (unsigned long long)t->rejected[CL_ACCEPT_UNKNOWN_NONCE],
+         (unsigned long long)t->rejected[CL_ACCEPT_WRONG_CHIP],
+         (unsigned long long)t->rejected[CL_ACCEPT_REPLAY],
+         (unsigned long long)t->rejected[CL_ACCEPT_LATE],
+         (unsigned long long)t->rejected[CL_ACCEPT_BAD_SIGNATURE],
+         (unsigned long long)t->rejected_not_registered, (unsigned long long)t->frames_too_large,
+         (unsigned long long)t->frames_malformed, (unsigned long long)t->frames_unknown_type,
+         (unsigned long long)t->version_mismatch, (unsigned long long)t->unexpected_msg,
+         (unsigned long long)t->handshake_timeouts, (unsigned long long)t->idle_timeouts,
+         (unsigned long long)t->measurements, (unsigned long long)t->measurements_dropped,
+         (unsigned long long)ws.rows_written, (unsigned long long)ws.queue_depth,
+         (unsigned long long)ws.db_errors);
+}
+
+void lm_server_close(lm_server *s, void (*done)(void *arg), void *arg) {
+  s->closing = 1;
+  s->done = done;
+  s->done_arg = arg;
+  while (s->conns) conn_close(s->conns);
+  uv_timer_stop(&s->stats_timer);
+  uv_close((uv_handle_t *)&s->stats_timer, on_server_handle_closed);
+  if (s->listening) uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
+  maybe_done(s);
+}
+
+void lm_server_destroy(lm_server **ps) {
+  if (!ps || !*ps) return;
+  lm_server *s = *ps;
+  cl_pkmap_destroy(&s->live);
+  cl_pkmap_destroy(&s->enrolled);
+  free(s->enrolled_arr);
+  free(s);
+  *ps = NULL;
+}

@@ -1,1 +1,195 @@
-int main(void) { return 0; }
+/*
+ * landmarkd: the landmark node. Wiring only: parse arguments, load the
+ * config and the identity key, start the database writer, start listening
+ * once the enrolled chip set is known, and shut down in reverse order on
+ * SIGTERM or SIGINT (flushing every queued measurement first).
+ *
+ * Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage or config error.
+ */
+#include "cl_config.h"
+#include "cl_err.h"
+#include "cl_key.h"
+#include "cl_log.h"
+#include "landmark.h"
+#include "writer.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DRAIN_MS 10000u
+
+typedef struct {
+  uv_loop_t *loop;
+  cl_landmark_config cfg;
+  cl_key *key;
+  lm_writer *writer;
+  lm_server *server;
+  uv_signal_t sigterm, sigint;
+  int exit_code;
+  int stopping;
+} app;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: landmarkd --config FILE [--log-level debug|info|warn|error]\n"
+          "       landmarkd --check-config --config FILE\n"
+          "       landmarkd --help | --version\n"
+          "\n"
+          "Landmark node of chiploc: accepts chip agents, probes their chips with\n"
+          "signed challenges, and records signed RTT measurements in PostgreSQL.\n"
+          "See docs/CONFIG.md for the configuration file.\n");
+}
+
+static void on_signal_closed(uv_handle_t *h) { (void)h; }
+
+static void on_writer_stopped(void *arg) {
+  app *a = arg;
+  uv_close((uv_handle_t *)&a->sigterm, on_signal_closed);
+  uv_close((uv_handle_t *)&a->sigint, on_signal_closed);
+}
+
+static void on_server_closed(void *arg) {
+  app *a = arg;
+  /* Every burst that finished is queued by now; write it all before exit. */
+  lm_writer_stop(a->writer, DRAIN_MS, on_writer_stopped, a);
+}
+
+static void shutdown_app(app *a, int code) {
+  if (a->stopping) return;
+  a->stopping = 1;
+  a->exit_code = code;
+  lm_server_log_stats(a->server);
+  lm_server_close(a->server, on_server_closed, a);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  app *a = h->data;
+  cl_log(CL_LOG_INFO, "shutting down", "signal=%d", signum);
+  shutdown_app(a, 0);
+}
+
+static void on_chips(void *arg, cl_store_chip *chips, size_t n) {
+  app *a = arg;
+  if (a->stopping) {
+    free(chips);
+    return;
+  }
+  lm_server_set_enrolled(a->server, chips, n);
+  if (!lm_server_is_listening(a->server)) {
+    char err[256];
+    if (lm_server_listen(a->server, err, sizeof err) != CL_OK) {
+      cl_log(CL_LOG_ERROR, "cannot listen", "err=\"%s\"", err);
+      shutdown_app(a, 1);
+      return;
+    }
+    char pk[CL_PK_HEX_LEN + 1];
+    cl_pk_to_hex(cl_key_public(a->key), pk);
+    cl_log(CL_LOG_INFO, "listening", "addr=%s:%d landmark=%s pubkey=%s enrolled_chips=%zu",
+           a->cfg.listen_host, a->cfg.listen_port, a->cfg.name, pk, n);
+  }
+}
+
+static void on_fatal(void *arg, const char *why) {
+  app *a = arg;
+  char q[600];
+  cl_log(CL_LOG_ERROR, "database writer stopped", "err=%s", cl_log_quote(q, sizeof q, why, strlen(why)));
+  shutdown_app(a, 1);
+}
+
+int main(int argc, char **argv) {
+  static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                       {"log-level", required_argument, NULL, 'l'},
+                                       {"check-config", no_argument, NULL, 'k'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {"version", no_argument, NULL, 'V'},
+                                       {NULL, 0, NULL, 0}};
+  const char *config = NULL;
+  int check_only = 0;
+  int o;
+  cl_log_set_prog("landmarkd");
+  while ((o = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {
+    switch (o) {
+    case 'c': config = optarg; break;
+    case 'l': {
+      cl_log_level lvl;
+      if (cl_log_parse_level(optarg, &lvl) != CL_OK) {
+        fprintf(stderr, "landmarkd: --log-level %s: want debug, info, warn or error\n", optarg);
+        return 2;
+      }
+      cl_log_set_level(lvl);
+      break;
+    }
+    case 'k': check_only = 1; break;
+    case 'h': usage(stdout); return 0;
+    case 'V': printf("landmarkd %s\n", CHIPLOC_VERSION); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (!config || optind != argc) {
+    usage(stderr);
+    return 2;
+  }
+  if (sodium_init() < 0) {
+    fprintf(stderr, "landmarkd: libsodium failed to initialise\n");
+    return 1;
+  }
+  app a;
+  memset(&a, 0, sizeof a);
+  char err[1024];
+  if (cl_landmark_config_load(config, &a.cfg, err, sizeof err) != CL_OK) {
+    fprintf(stderr, "landmarkd: %s\n", err);
+    return 2;
+  }
+  /* An honest agent only sends when probed: the idle timeout must outlast a
+   * whole probe cycle, or every quiet connection would be cut. */
+  double cycle_s = a.cfg.interval_s * (1.0 + a.cfg.jitter) +
+                   a.cfg.burst * (a.cfg.deadline_ms + a.cfg.burst_gap_ms) / 1000.0;
+  if (a.cfg.idle_timeout_s <= cycle_s) {
+    fprintf(stderr,
+            "landmarkd: %s: [limits] idle_timeout_s = %u must exceed one probe cycle (%.1f s: "
+            "interval_s * (1 + jitter) + burst * (deadline_ms + burst_gap_ms))\n",
+            config, a.cfg.idle_timeout_s, cycle_s);
+    return 2;
+  }
+  int rc = cl_key_load(&a.key, a.cfg.key_path, err, sizeof err);
+  if (rc != CL_OK) {
+    fprintf(stderr, "landmarkd: key %s: %s\n", a.cfg.key_path, err);
+    return 2;
+  }
+  if (check_only) {
+    printf("%s: ok\n", config);
+    cl_key_destroy(&a.key);
+    return 0;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  a.loop = uv_default_loop();
+  lm_writer_callbacks cb = {.on_chips = on_chips, .on_fatal = on_fatal, .arg = &a};
+  if (lm_writer_create(&a.writer, a.loop, &a.cfg, cl_key_public(a.key), cb) != CL_OK ||
+      lm_server_create(&a.server, a.loop, &a.cfg, a.key, a.writer) != CL_OK) {
+    fprintf(stderr, "landmarkd: cannot start (out of memory or threads)\n");
+    return 1;
+  }
+  uv_signal_init(a.loop, &a.sigterm);
+  uv_signal_init(a.loop, &a.sigint);
+  a.sigterm.data = a.sigint.data = &a;
+  uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&a.sigint, on_signal, SIGINT);
+  cl_log(CL_LOG_INFO, "starting", "version=%s landmark=%s lat=%.6f lon=%.6f speed=%s", CHIPLOC_VERSION,
+         a.cfg.name, a.cfg.lat, a.cfg.lon, a.cfg.speed_text);
+  uv_run(a.loop, UV_RUN_DEFAULT);
+
+  lm_writer_stats ws;
+  lm_writer_get_stats(a.writer, &ws);
+  cl_log(CL_LOG_INFO, "stopped", "exit=%d rows_written=%llu rows_unwritten=%llu", a.exit_code,
+         (unsigned long long)ws.rows_written, (unsigned long long)ws.queue_depth);
+  if (ws.queue_depth > 0 && a.exit_code == 0) a.exit_code = 1;
+  lm_server_destroy(&a.server);
+  lm_writer_destroy(&a.writer);
+  cl_key_destroy(&a.key);
+  uv_loop_close(a.loop);
+  return a.exit_code;
+}

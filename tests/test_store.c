@@ -1,3 +1,980 @@
+/*
+ * Integration tests of the store (lib/cl_store.c) and the schema against the
+ * throwaway PostgreSQL of the run: migrations and partitions, enrolment,
+ * batched COPY of signed measurements that must re-verify after the round
+ * trip, all-or-nothing batches, the least-privilege roles, and the database
+ * commands of the chiploc CLI run as a separate process. Every test works in
+ * a database of its own.
+ */
+#include "testutil.h"
+
+#include "cl_err.h"
+#include "cl_key.h"
+#include "cl_layout.h"
+#include "cl_probe.h"
+#include "cl_schema.h"
+#include "cl_store.h"
+
 #include <check.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
-int main(void) { return EXIT_FAILURE; }
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static uint64_t now_unix_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static cl_store *connect_or_fail(const char *conninfo) {
+  cl_store *s = NULL;
+  char err[512] = "";
+  int rc = cl_store_connect(&s, conninfo, err, sizeof err);
+  ck_assert_msg(rc == CL_OK, "connect: %s", err);
+  return s;
+}
+
+/* A fresh, migrated database; *conninfo receives its malloc'd conninfo. */
+static cl_store *fresh_db(const char *name, char **conninfo) {
+  *conninfo = tu_db_create(name);
+  cl_store *s = connect_or_fail(*conninfo);
+  char err[512] = "";
+  int applied = -1;
+  ck_assert_msg(cl_store_migrate(s, &applied, err, sizeof err) == CL_OK, "migrate: %s", err);
+  ck_assert_int_eq(applied, cl_schema_migration_count);
+  return s;
+}
+
+static int64_t add_landmark(cl_store *s, const char *name, const cl_key *k, double lat,
+                            double lon) {
+  int64_t id = 0;
+  char err[512] = "";
+  int rc = cl_store_landmark_add(s, name, cl_key_public(k), lat, lon, &id, err, sizeof err);
+  ck_assert_msg(rc == CL_OK, "landmark_add %s: %s", name, err);
+  ck_assert_int_gt(id, 0);
+  return id;
+}
+
+static int64_t enroll_chip(cl_store *s, const char *serial, const cl_key *k) {
+  int64_t id = 0;
+  char err[512] = "";
+  int rc = cl_store_chip_enroll(s, cl_key_public(k), serial, "Example Operator", 50.11, 8.68, &id,
+                                err, sizeof err);
+  ck_assert_msg(rc == CL_OK, "chip_enroll %s: %s", serial, err);
+  ck_assert_int_gt(id, 0);
+  return id;
+}
+
+/* A really signed record: landmark challenge, chip response, landmark
+ * measurement signature, as landmarkd builds it. */
+static void make_row(cl_store_row *row, const cl_key *lm, const cl_key *chip, int64_t chip_id,
+                     uint64_t seq, uint64_t measured_ns) {
+  memset(row, 0, sizeof *row);
+  cl_measurement *m = &row->m;
+  memcpy(m->ch.landmark, cl_key_public(lm), CL_PK_LEN);
+  memcpy(m->ch.chip, cl_key_public(chip), CL_PK_LEN);
+  randombytes_buf(m->ch.nonce, CL_NONCE_LEN);
+  m->ch.issued_unix_ns = measured_ns - 5000000u;
+  m->ch.seq = seq;
+  cl_challenge_sign(&m->ch, lm);
+  cl_response_sign(&m->ch, chip, m->chip_sig);
+  m->rtt_ns = 100000u + seq * 13u;
+  m->probe_count = 5;
+  m->measured_unix_ns = measured_ns;
+  cl_measurement_sign(m, lm);
+  row->chip_id = chip_id;
+  row->bound_m = (uint64_t)(CL_SPEED_C * (double)m->rtt_ns / 2e9);
+  row->est_speed = CL_SPEED_FIBRE;
+  row->est_bound_m = (uint64_t)(CL_SPEED_FIBRE * (double)m->rtt_ns / 2e9);
+}
+
+static char *sql_text(const char *conninfo, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* tu_sql_value with a formatted statement (test-controlled values only). */
+static char *sql_text(const char *conninfo, const char *fmt, ...) {
+  char sql[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  return tu_sql_value(conninfo, sql);
+}
+
+static long long count_rows(const char *conninfo, const char *table) {
+  char sql[256];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+  return tu_sql_int(conninfo, sql);
+}
+
+/* Name of the monthly partition `ahead` months after the current UTC month. */
+static void partition_name(char *out, size_t outlen, int ahead) {
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  int month = tm.tm_mon + ahead;
+  int year = tm.tm_year + 1900 + month / 12;
+  snprintf(out, outlen, "measurements_y%04dm%02d", year, month % 12 + 1);
+}
+
+static int relation_exists(const char *conninfo, const char *name) {
+  char *v = sql_text(conninfo, "SELECT to_regclass('public.%s') IS NOT NULL", name);
+  ck_assert_ptr_nonnull(v);
+  int yes = strcmp(v, "t") == 0;
+  free(v);
+  return yes;
+}
+
+static void hex_field(const PGresult *r, int row, int col, uint8_t *out, size_t len) {
+  const char *hex = PQgetvalue(r, row, col);
+  ck_assert_int_eq(cl_hex_decode(out, len, hex, strlen(hex)), CL_OK);
+}
+
+static uint64_t u64_field(const PGresult *r, int row, int col) {
+  return strtoull(PQgetvalue(r, row, col), NULL, 10);
+}
+
+/*
+ * Rebuilds stored records from their columns and the enrolled keys, and
+ * verifies every signature. Returns the number of rows read; *bad counts
+ * rows that did not verify or whose measured_at disagrees with
+ * measured_at_ns. If want is non-NULL, the row with want's seq must match it
+ * byte for byte.
+ */
+static long long reverify(const char *conninfo, long long *bad, const cl_store_row *want) {
+  PGconn *c = PQconnectdb(conninfo);
+  ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+  PGresult *r = PQexec(
+      c,
+      "SELECT encode(l.public_key, 'hex'), encode(ch.public_key, 'hex'), encode(m.nonce, 'hex'),"
+      " m.issued_at_ns, m.seq, encode(m.challenge_sig, 'hex'), encode(m.chip_sig, 'hex'),"
+      " m.rtt_ns, m.probe_count, m.measured_at_ns, encode(m.landmark_sig, 'hex'),"
+      " (extract(epoch FROM m.measured_at) * 1000000)::bigint, m.bound_m, m.est_bound_m,"
+      " m.est_speed_m_s, m.chip_id"
+      " FROM measurements m JOIN landmarks l ON l.id = m.landmark_id"
+      " JOIN chips ch ON ch.id = m.chip_id ORDER BY m.seq");
+  ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+  long long n = PQntuples(r);
+  int matched = 0;
+  *bad = 0;
+  for (int i = 0; i < n; i++) {
+    cl_measurement m;
+    memset(&m, 0, sizeof m);
+    hex_field(r, i, 0, m.ch.landmark, CL_PK_LEN);
+    hex_field(r, i, 1, m.ch.chip, CL_PK_LEN);
+    hex_field(r, i, 2, m.ch.nonce, CL_NONCE_LEN);
+    m.ch.issued_unix_ns = u64_field(r, i, 3);
+    m.ch.seq = u64_field(r, i, 4);
+    hex_field(r, i, 5, m.ch.sig, CL_SIG_LEN);
+    hex_field(r, i, 6, m.chip_sig, CL_SIG_LEN);
+    m.rtt_ns = u64_field(r, i, 7);
+    m.probe_count = (uint32_t)u64_field(r, i, 8);
+    m.measured_unix_ns = u64_field(r, i, 9);
+    hex_field(r, i, 10, m.sig, CL_SIG_LEN);
+    if (cl_measurement_verify(&m) != CL_OK) (*bad)++;
+    if (u64_field(r, i, 11) != m.measured_unix_ns / 1000u) (*bad)++;
+    if (want && m.ch.seq == want->m.ch.seq) {
+      uint8_t a[CL_MEASUREMENT_LAYOUT_LEN], b[CL_MEASUREMENT_LAYOUT_LEN];
+      cl_layout_measurement(a, &m);
+      cl_layout_measurement(b, &want->m);
+      ck_assert_mem_eq(a, b, sizeof a);
+      ck_assert_mem_eq(m.sig, want->m.sig, CL_SIG_LEN);
+      ck_assert_uint_eq(u64_field(r, i, 12), want->bound_m);
+      ck_assert_uint_eq(u64_field(r, i, 13), want->est_bound_m);
+      ck_assert_double_eq(strtod(PQgetvalue(r, i, 14), NULL), want->est_speed);
+      ck_assert_int_eq(strtoll(PQgetvalue(r, i, 15), NULL, 10), want->chip_id);
+      /* A single changed field no longer verifies. */
+      m.rtt_ns -= 1;
+      ck_assert_int_eq(cl_measurement_verify(&m), CL_EBADSIG);
+      matched = 1;
+    }
+  }
+  PQclear(r);
+  PQfinish(c);
+  if (want) ck_assert_msg(matched, "no stored row with seq %" PRIu64, want->m.ch.seq);
+  return n;
+}
+
+/* A world of one landmark and two chips in a fresh database. */
+typedef struct {
+  char *conninfo;
+  cl_store *s;
+  cl_key *lm, *chip_a, *chip_b;
+  int64_t lm_id, a_id, b_id;
+} world;
+
+static void world_init(world *w, const char *dbname) {
+  memset(w, 0, sizeof *w);
+  w->s = fresh_db(dbname, &w->conninfo);
+  ck_assert_int_eq(cl_key_generate(&w->lm), CL_OK);
+  ck_assert_int_eq(cl_key_generate(&w->chip_a), CL_OK);
+  ck_assert_int_eq(cl_key_generate(&w->chip_b), CL_OK);
+  w->lm_id = add_landmark(w->s, "lm-frankfurt", w->lm, 50.11, 8.68);
+  w->a_id = enroll_chip(w->s, "A-0001", w->chip_a);
+  w->b_id = enroll_chip(w->s, "B-0002", w->chip_b);
+}
+
+static void world_fini(world *w) {
+  cl_store_destroy(&w->s);
+  cl_key_destroy(&w->lm);
+  cl_key_destroy(&w->chip_a);
+  cl_key_destroy(&w->chip_b);
+  free(w->conninfo);
+}
+
+/* Makes a LOGIN role that is a member of `group` (roles are cluster-wide,
+ * so the role may remain from an earlier run). */
+static char *login_member(const char *conninfo, const char *user, const char *group) {
+  char sql[512], err[512] = "";
+  snprintf(sql, sizeof sql,
+           "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN "
+           "CREATE ROLE %s LOGIN; END IF; END $$; GRANT %s TO %s",
+           user, user, group, user);
+  ck_assert_msg(tu_sql(conninfo, sql, err, sizeof err) == 0, "%s: %s", sql, err);
+  return tu_conninfo_as(conninfo, user);
+}
+
+/* Runs sql as the given conninfo and asserts it is refused for lack of a
+ * grant. */
+static void assert_denied(const char *conninfo, const char *sql) {
+  char err[512] = "";
+  ck_assert_msg(tu_sql(conninfo, sql, err, sizeof err) != 0, "allowed: %s", sql);
+  ck_assert_msg(strstr(err, "permission denied") != NULL, "%s: %s", sql, err);
+}
+
+static void assert_allowed(const char *conninfo, const char *sql) {
+  char err[512] = "";
+  ck_assert_msg(tu_sql(conninfo, sql, err, sizeof err) == 0, "%s: %s", sql, err);
+}
+
+/* ---- migrations and partitions ------------------------------------------ */
+
+START_TEST(test_migrate_twice) {
+  char *ci = tu_db_create("cl_store_migrate");
+  cl_store *s = connect_or_fail(ci);
+  ck_assert_int_eq(cl_store_ok(s), 1);
+  char err[512] = "";
+  int applied = -1;
+  ck_assert_msg(cl_store_migrate(s, &applied, err, sizeof err) == CL_OK, "%s", err);
+  ck_assert_int_ge(cl_schema_migration_count, 1);
+  ck_assert_int_eq(applied, cl_schema_migration_count);
+  applied = -1;
+  ck_assert_msg(cl_store_migrate(s, &applied, err, sizeof err) == CL_OK, "%s", err);
+  ck_assert_int_eq(applied, 0);
+
+  ck_assert_int_eq(count_rows(ci, "chiploc_schema_migrations"), cl_schema_migration_count);
+  char *first = tu_sql_value(ci, "SELECT min(name) FROM chiploc_schema_migrations");
+  ck_assert_str_eq(first, "0001_init.sql");
+  free(first);
+  ck_assert(relation_exists(ci, "landmarks"));
+  ck_assert(relation_exists(ci, "chips"));
+  ck_assert(relation_exists(ci, "measurements"));
+  ck_assert(relation_exists(ci, "measurements_default"));
+  ck_assert_int_eq(count_rows(ci, "measurements"), 0);
+  /* This month and the next three are ready; nothing further. */
+  char part[64];
+  for (int ahead = 0; ahead <= 3; ahead++) {
+    partition_name(part, sizeof part, ahead);
+    ck_assert_msg(relation_exists(ci, part), "%s is missing", part);
+    char *parent = sql_text(ci,
+                            "SELECT i.inhparent::regclass::text FROM pg_inherits i "
+                            "WHERE i.inhrelid = 'public.%s'::regclass",
+                            part);
+    ck_assert_str_eq(parent, "measurements");
+    free(parent);
+  }
+  partition_name(part, sizeof part, 4);
+  ck_assert_msg(!relation_exists(ci, part), "%s exists", part);
+  /* Both roles exist and cannot log in. */
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT count(*) FROM pg_roles WHERE rolname IN "
+                                  "('chiploc_landmark', 'chiploc_admin') AND NOT rolcanlogin"),
+                   2);
+  cl_store_destroy(&s);
+  ck_assert_ptr_null(s);
+  cl_store_destroy(&s); /* NULL-safe */
+  free(ci);
+}
+END_TEST
+
+START_TEST(test_migrate_concurrent) {
+  /* Two processes migrate one empty database at once: the advisory lock
+   * makes one apply everything and the other find the schema current. */
+  char *ci = tu_db_create("cl_store_migrate_race");
+  pid_t pids[2];
+  for (int i = 0; i < 2; i++) {
+    pids[i] = fork();
+    ck_assert_int_ge(pids[i], 0);
+    if (pids[i] == 0) {
+      cl_store *s = NULL;
+      char err[512];
+      int applied = -1;
+      if (cl_store_connect(&s, ci, err, sizeof err) != CL_OK) _exit(100);
+      int rc = cl_store_migrate(s, &applied, err, sizeof err);
+      if (rc != CL_OK) fprintf(stderr, "migrate: %s\n", err);
+      cl_store_destroy(&s);
+      _exit(rc == CL_OK ? applied : 101);
+    }
+  }
+  int total = 0;
+  for (int i = 0; i < 2; i++) {
+    int st = 0;
+    ck_assert_int_eq(waitpid(pids[i], &st, 0), pids[i]);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_lt(WEXITSTATUS(st), 100);
+    total += WEXITSTATUS(st);
+  }
+  ck_assert_int_eq(total, cl_schema_migration_count);
+  ck_assert_int_eq(count_rows(ci, "chiploc_schema_migrations"), cl_schema_migration_count);
+  free(ci);
+}
+END_TEST
+
+START_TEST(test_partitions_take_over_default_rows) {
+  world w;
+  world_init(&w, "cl_store_partitions");
+  /* Rows eight months ahead have no partition yet: they land in the
+   * default partition instead of failing. */
+  uint64_t ahead_ns = now_unix_ns() + (uint64_t)240 * 86400 * 1000000000u;
+  cl_store_row rows[3];
+  for (int i = 0; i < 3; i++) make_row(&rows[i], w.lm, w.chip_a, w.a_id, (uint64_t)i, ahead_ns);
+  char err[512] = "";
+  ck_assert_msg(cl_store_insert_measurements(w.s, w.lm_id, rows, 3, err, sizeof err) == CL_OK,
+                "%s", err);
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements_default"), 3);
+  char *month = sql_text(w.conninfo,
+                         "SELECT 'measurements_y' || to_char(measured_at AT TIME ZONE 'UTC', "
+                         "'YYYY') || 'm' || to_char(measured_at AT TIME ZONE 'UTC', 'MM') "
+                         "FROM measurements LIMIT 1");
+  ck_assert_ptr_nonnull(month);
+  ck_assert(!relation_exists(w.conninfo, month));
+
+  /* Creating the partitions further ahead moves those rows into theirs. */
+  long long created = tu_sql_int(w.conninfo, "SELECT chiploc_ensure_partitions(9)");
+  ck_assert_int_eq(created, 6);
+  ck_assert(relation_exists(w.conninfo, month));
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements_default"), 0);
+  ck_assert_int_eq(count_rows(w.conninfo, month), 3);
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 3);
+  /* Idempotent, and argument-checked. */
+  ck_assert_int_eq(tu_sql_int(w.conninfo, "SELECT chiploc_ensure_partitions(9)"), 0);
+  char e2[512] = "";
+  ck_assert_int_ne(tu_sql(w.conninfo, "SELECT chiploc_ensure_partitions(-1)", e2, sizeof e2), 0);
+  /* The moved rows keep their unique constraint and still verify. */
+  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, rows, 1, err, sizeof err),
+                   CL_EEXIST);
+  long long bad = -1;
+  ck_assert_int_eq(reverify(w.conninfo, &bad, &rows[1]), 3);
+  ck_assert_int_eq(bad, 0);
+  free(month);
+  world_fini(&w);
+}
+END_TEST
+
+/* ---- enrolment ----------------------------------------------------------- */
+
+START_TEST(test_landmark_add_find) {
+  char *ci = NULL;
+  cl_store *s = fresh_db("cl_store_landmarks", &ci);
+  cl_key *a = NULL, *b = NULL, *c = NULL;
+  ck_assert_int_eq(cl_key_generate(&a), CL_OK);
+  ck_assert_int_eq(cl_key_generate(&b), CL_OK);
+  ck_assert_int_eq(cl_key_generate(&c), CL_OK);
+  int64_t ida = add_landmark(s, "lm-paris", a, 48.8566, 2.3522);
+  int64_t idb = add_landmark(s, "lm-sydney", b, -33.8688, 151.2093);
+  ck_assert_int_ne(ida, idb);
+
+  int64_t found = 0;
+  char err[512] = "";
+  ck_assert_int_eq(cl_store_landmark_find(s, cl_key_public(a), &found, err, sizeof err), CL_OK);
+  ck_assert_int_eq(found, ida);
+  ck_assert_int_eq(cl_store_landmark_find(s, cl_key_public(b), &found, err, sizeof err), CL_OK);
+  ck_assert_int_eq(found, idb);
+  ck_assert_int_eq(cl_store_landmark_find(s, cl_key_public(c), &found, err, sizeof err),
+                   CL_ENOTFOUND);
+  /* The position is stored as given. */
+  char *lat = sql_text(ci, "SELECT lat FROM landmarks WHERE id = %" PRId64, idb);
+  ck_assert_double_eq(strtod(lat, NULL), -33.8688);
+  free(lat);
+
+  /* Same name with another key, and same key with another name. */
+  int64_t id = 0;
+  err[0] = '\0';
+  ck_assert_int_eq(
+      cl_store_landmark_add(s, "lm-paris", cl_key_public(c), 1, 2, &id, err, sizeof err),
+      CL_EEXIST);
+  ck_assert_msg(strstr(err, "landmarks_name_key") != NULL, "%s", err);
+  ck_assert_int_eq(
+      cl_store_landmark_add(s, "lm-other", cl_key_public(a), 1, 2, &id, err, sizeof err),
+      CL_EEXIST);
+  ck_assert_msg(strstr(err, "landmarks_public_key_key") != NULL, "%s", err);
+  /* Bad keys and names. */
+  uint8_t zero[CL_PK_LEN] = {0};
+  ck_assert_int_eq(cl_store_landmark_add(s, "lm-zero", zero, 1, 2, &id, err, sizeof err),
+                   CL_EINVAL);
+  ck_assert_int_eq(cl_store_landmark_add(s, "", cl_key_public(c), 1, 2, &id, err, sizeof err),
+                   CL_EINVAL);
+  ck_assert_int_eq(count_rows(ci, "landmarks"), 2);
+  /* The connection is still usable after the failures. */
+  add_landmark(s, "lm-third", c, 0, 0);
+  ck_assert_int_eq(count_rows(ci, "landmarks"), 3);
+
+  cl_key_destroy(&a);
+  cl_key_destroy(&b);
+  cl_key_destroy(&c);
+  cl_store_destroy(&s);
+  free(ci);
+}
+END_TEST
+
+START_TEST(test_bad_coordinates) {
+  char *ci = NULL;
+  cl_store *s = fresh_db("cl_store_coords", &ci);
+  cl_key *k = NULL;
+  ck_assert_int_eq(cl_key_generate(&k), CL_OK);
+  static const double bad[][2] = {{91, 0},     {-90.0001, 0}, {0, 180.5},    {0, -181},
+                                  {NAN, 0},    {0, NAN},      {INFINITY, 0}, {0, -INFINITY}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int64_t id = 0;
+    char err[512] = "";
+    int rc =
+        cl_store_landmark_add(s, "lm-bad", cl_key_public(k), bad[i][0], bad[i][1], &id, err,
+                              sizeof err);
+    ck_assert_msg(rc == CL_EINVAL, "landmark (%g, %g): %d", bad[i][0], bad[i][1], rc);
+    ck_assert_msg(strstr(err, "itude") != NULL, "message does not name the value: %s", err);
+    rc = cl_store_chip_enroll(s, cl_key_public(k), "S-bad", "op", bad[i][0], bad[i][1], &id, err,
+                              sizeof err);
+    ck_assert_msg(rc == CL_EINVAL, "chip (%g, %g): %d", bad[i][0], bad[i][1], rc);
+  }
+  char err[512] = "";
+  int64_t id = 0;
+  cl_store_landmark_add(s, "lm-bad", cl_key_public(k), 91, 0, &id, err, sizeof err);
+  ck_assert_msg(strstr(err, "91") != NULL, "%s", err);
+  ck_assert_int_eq(count_rows(ci, "landmarks"), 0);
+  ck_assert_int_eq(count_rows(ci, "chips"), 0);
+  /* The limits themselves are valid, and the schema refuses what C would. */
+  add_landmark(s, "lm-pole", k, 90, -180);
+  ck_assert_int_ne(tu_sql(ci,
+                          "INSERT INTO chips (public_key, serial, operator, site_lat, site_lon) "
+                          "VALUES (decode(repeat('ab', 32), 'hex'), 's', 'o', 'NaN', 0)",
+                          err, sizeof err),
+                   0);
+  ck_assert_msg(strstr(err, "check constraint") != NULL, "%s", err);
+  ck_assert_int_ne(tu_sql(ci,
+                          "INSERT INTO chips (public_key, serial, operator, site_lat, site_lon) "
+                          "VALUES (decode(repeat('ab', 31), 'hex'), 's', 'o', 0, 0)",
+                          err, sizeof err),
+                   0);
+  cl_key_destroy(&k);
+  cl_store_destroy(&s);
+  free(ci);
+}
+END_TEST
+
+START_TEST(test_chip_enroll_load) {
+  char *ci = NULL;
+  cl_store *s = fresh_db("cl_store_chips", &ci);
+  cl_store_chip *chips = NULL;
+  size_t n = 99;
+  char err[512] = "";
+  ck_assert_int_eq(cl_store_load_chips(s, &chips, &n, err, sizeof err), CL_OK);
+  ck_assert_uint_eq(n, 0);
+  free(chips);
+
+  cl_key *a = NULL, *b = NULL, *c = NULL;
+  ck_assert_int_eq(cl_key_generate(&a), CL_OK);
+  ck_assert_int_eq(cl_key_generate(&b), CL_OK);
+  ck_assert_int_eq(cl_key_generate(&c), CL_OK);
+  int64_t ida = enroll_chip(s, "A-0001", a);
+  int64_t idb = enroll_chip(s, "B-0002", b);
+
+  int64_t id = 0;
+  ck_assert_int_eq(cl_store_chip_enroll(s, cl_key_public(a), "A-other", "op", 1, 2, &id, err,
+                                        sizeof err),
+                   CL_EEXIST);
+  ck_assert_int_eq(cl_store_chip_enroll(s, cl_key_public(c), "A-0001", "op", 1, 2, &id, err,
+                                        sizeof err),
+                   CL_EEXIST);
+  ck_assert_int_eq(cl_store_chip_enroll(s, cl_key_public(c), "", "op", 1, 2, &id, err, sizeof err),
+                   CL_EINVAL);
+  ck_assert_int_eq(cl_store_chip_enroll(s, cl_key_public(c), "C", "", 1, 2, &id, err, sizeof err),
+                   CL_EINVAL);
+  assert_allowed(ci, "UPDATE chips SET active = false WHERE serial = 'B-0002'");
+
+  ck_assert_int_eq(cl_store_load_chips(s, &chips, &n, err, sizeof err), CL_OK);
+  ck_assert_uint_eq(n, 2);
+  ck_assert_int_eq(chips[0].id, ida);
+  ck_assert_mem_eq(chips[0].pk, cl_key_public(a), CL_PK_LEN);
+  ck_assert_int_eq(chips[0].active, 1);
+  ck_assert_int_eq(chips[1].id, idb);
+  ck_assert_mem_eq(chips[1].pk, cl_key_public(b), CL_PK_LEN);
+  ck_assert_int_eq(chips[1].active, 0);
+  free(chips);
+
+  char *site = sql_text(ci, "SELECT site_lat || ',' || site_lon || ',' || operator FROM chips "
+                            "WHERE serial = 'A-0001'");
+  ck_assert_str_eq(site, "50.11,8.68,Example Operator");
+  free(site);
+
+  cl_key_destroy(&a);
+  cl_key_destroy(&b);
+  cl_key_destroy(&c);
+  cl_store_destroy(&s);
+  free(ci);
+}
+END_TEST
+
+/* ---- measurements -------------------------------------------------------- */
+
+#define BATCH 200
+
+START_TEST(test_insert_batch_reverifies) {
+  world w;
+  world_init(&w, "cl_store_batch");
+  static cl_store_row rows[BATCH];
+  /* Nanosecond times that are not whole microseconds, as a clock gives. */
+  uint64_t t0 = now_unix_ns() - (uint64_t)BATCH * 1000003u;
+  for (int i = 0; i < BATCH; i++)
+    make_row(&rows[i], w.lm, i % 2 ? w.chip_b : w.chip_a, i % 2 ? w.b_id : w.a_id,
+             (uint64_t)i + 1, t0 + (uint64_t)i * 1000003u + 789u);
+  char err[512] = "";
+  ck_assert_msg(cl_store_insert_measurements(w.s, w.lm_id, rows, BATCH, err, sizeof err) == CL_OK,
+                "%s", err);
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), BATCH);
+  /* Empty batches are a no-op. */
+  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, rows, 0, err, sizeof err), CL_OK);
+
+  long long bad = -1;
+  ck_assert_int_eq(reverify(w.conninfo, &bad, &rows[41]), BATCH);
+  ck_assert_int_eq(bad, 0);
+  /* measured_at is the signed time truncated to the microsecond. */
+  char *ts = sql_text(w.conninfo,
+                      "SELECT count(*) FROM measurements WHERE "
+                      "(extract(epoch FROM measured_at) * 1000000)::bigint = "
+                      "measured_at_ns / 1000");
+  ck_assert_str_eq(ts, "200");
+  free(ts);
+
+  /* The summary has one row per chip at this landmark. */
+  cl_store_pair_summary *sum = NULL;
+  size_t n = 0;
+  ck_assert_msg(cl_store_measurement_summary(w.s, 3600, &sum, &n, err, sizeof err) == CL_OK, "%s",
+                err);
+  ck_assert_uint_eq(n, 2);
+  ck_assert_str_eq(sum[0].chip_serial, "A-0001");
+  ck_assert_str_eq(sum[0].landmark_name, "lm-frankfurt");
+  ck_assert_int_eq(sum[0].records, BATCH / 2);
+  /* Chip A has the even rows: the fastest is the first, the newest the
+   * second to last. */
+  ck_assert_uint_eq(sum[0].min_rtt_ns, rows[0].m.rtt_ns);
+  ck_assert_uint_eq(sum[0].min_bound_m, rows[0].bound_m);
+  ck_assert_uint_eq(sum[0].last_unix_ns, rows[BATCH - 2].m.measured_unix_ns);
+  ck_assert_str_eq(sum[1].chip_serial, "B-0002");
+  ck_assert_int_eq(sum[1].records, BATCH / 2);
+  ck_assert_uint_eq(sum[1].min_rtt_ns, rows[1].m.rtt_ns);
+  ck_assert_uint_eq(sum[1].last_unix_ns, rows[BATCH - 1].m.measured_unix_ns);
+  cl_store_summary_free(&sum, n);
+  ck_assert_ptr_null(sum);
+  ck_assert_int_eq(cl_store_measurement_summary(w.s, 0, &sum, &n, err, sizeof err), CL_EINVAL);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_insert_all_or_nothing) {
+  world w;
+  world_init(&w, "cl_store_atomic");
+  enum { N = 50 };
+  static cl_store_row rows[N];
+  uint64_t t = now_unix_ns();
+  for (int i = 0; i < N; i++)
+    make_row(&rows[i], w.lm, w.chip_a, w.a_id, (uint64_t)i, t + (uint64_t)i);
+  char err[512] = "";
+
+  /* A row naming a chip that does not exist sinks the whole batch. */
+  rows[37].chip_id = w.b_id + 1000;
+  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, rows, N, err, sizeof err),
+                   CL_ENOTFOUND);
+  ck_assert_msg(strstr(err, "inserting measurements") && strstr(err, "chip"), "%s", err);
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 0);
+  rows[37].chip_id = w.a_id;
+
+  /* A nonce twice in one batch: nothing is stored either. */
+  cl_store_row dup[2] = {rows[0], rows[0]};
+  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, dup, 2, err, sizeof err), CL_EEXIST);
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 0);
+
+  /* The connection is usable after the failures, and the batch goes in. */
+  ck_assert_int_eq(cl_store_ok(w.s), 1);
+  ck_assert_msg(cl_store_insert_measurements(w.s, w.lm_id, rows, N, err, sizeof err) == CL_OK,
+                "%s", err);
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), N);
+
+  /* Replaying a committed batch, or a batch overlapping it, adds nothing. */
+  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, rows, N, err, sizeof err),
+                   CL_EEXIST);
+  cl_store_row more[2];
+  make_row(&more[0], w.lm, w.chip_b, w.b_id, 1000, t);
+  more[1] = rows[N - 1];
+  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, more, 2, err, sizeof err),
+                   CL_EEXIST);
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), N);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_insert_refuses_bad_rows) {
+  world w;
+  world_init(&w, "cl_store_badrows");
+  cl_store_row rows[3];
+  uint64_t t = now_unix_ns();
+  for (int i = 0; i < 3; i++)
+    make_row(&rows[i], w.lm, w.chip_a, w.a_id, (uint64_t)i, t + (uint64_t)i);
+  char err[512] = "";
+  cl_store_row keep = rows[2];
+
+  rows[2].m.rtt_ns = 0;
+  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, rows, 3, err, sizeof err),
+                   CL_EINVAL);
+  ck_assert_msg(strstr(err, "measurement 2") && strstr(err, "rtt"), "%s", err);
+  rows[2] = keep;
+  rows[2].m.ch.seq = (uint64_t)INT64_MAX + 1u;
+  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, rows, 3, err, sizeof err),
+                   CL_EINVAL);
+  rows[2] = keep;
+  rows[2].est_speed = CL_SPEED_C * 1.5;
+  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, rows, 3, err, sizeof err),
+                   CL_EINVAL);
+  rows[2] = keep;
+  rows[2].m.probe_count = 0;
+  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, rows, 3, err, sizeof err),
+                   CL_EINVAL);
+  rows[2] = keep;
+
+  /* Records signed by another landmark's key, in the batch or under an id. */
+  cl_key *other = NULL;
+  ck_assert_int_eq(cl_key_generate(&other), CL_OK);
+  int64_t other_id = add_landmark(w.s, "lm-other", other, 1, 1);
+  make_row(&rows[2], other, w.chip_a, w.a_id, 2, t);
+  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, rows, 3, err, sizeof err),
+                   CL_EINVAL);
+  rows[2] = keep;
+  ck_assert_int_eq(cl_store_insert_measurements(w.s, other_id, rows, 3, err, sizeof err),
+                   CL_EINVAL);
+  ck_assert_int_eq(cl_store_insert_measurements(w.s, other_id + 100, rows, 3, err, sizeof err),
+                   CL_ENOTFOUND);
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 0);
+  ck_assert_msg(cl_store_insert_measurements(w.s, w.lm_id, rows, 3, err, sizeof err) == CL_OK,
+                "%s", err);
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 3);
+  cl_key_destroy(&other);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_lost_connection) {
+  world w;
+  world_init(&w, "cl_store_lost");
+  cl_store_row row;
+  make_row(&row, w.lm, w.chip_a, w.a_id, 1, now_unix_ns());
+  /* The server ends our session, as a restart would. */
+  char sql[256], err[512] = "";
+  snprintf(sql, sizeof sql,
+           "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = "
+           "'cl_store_lost' AND pid <> pg_backend_pid()");
+  ck_assert_msg(tu_sql(w.conninfo, sql, err, sizeof err) == 0, "%s", err);
+  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, &row, 1, err, sizeof err), CL_EDB);
+  ck_assert_int_eq(cl_store_ok(w.s), 0);
+  ck_assert_int_eq(cl_store_reset(w.s), CL_OK);
+  ck_assert_int_eq(cl_store_ok(w.s), 1);
+  ck_assert_msg(cl_store_insert_measurements(w.s, w.lm_id, &row, 1, err, sizeof err) == CL_OK,
+                "%s", err);
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 1);
+  /* A database that is not there is CL_EDB with libpq's reason. */
+  cl_store *none = NULL;
+  ck_assert_int_eq(cl_store_connect(&none, "host=/nonexistent dbname=x", err, sizeof err), CL_EDB);
+  ck_assert_ptr_null(none);
+  ck_assert_msg(strstr(err, "/nonexistent") != NULL, "%s", err);
+  world_fini(&w);
+}
+END_TEST
+
+/* ---- roles --------------------------------------------------------------- */
+
+START_TEST(test_landmark_role) {
+  world w;
+  world_init(&w, "cl_store_role_lm");
+  char *lm = login_member(w.conninfo, "lm_test", "chiploc_landmark");
+
+  /* What a landmark does: read the enrolled chips and landmarks, and append
+   * measurements with COPY. */
+  cl_store *s = connect_or_fail(lm);
+  char err[512] = "";
+  cl_store_chip *chips = NULL;
+  size_t n = 0;
+  ck_assert_msg(cl_store_load_chips(s, &chips, &n, err, sizeof err) == CL_OK, "%s", err);
+  ck_assert_uint_eq(n, 2);
+  free(chips);
+  int64_t found = 0;
+  ck_assert_int_eq(cl_store_landmark_find(s, cl_key_public(w.lm), &found, err, sizeof err), CL_OK);
+  ck_assert_int_eq(found, w.lm_id);
+  cl_store_row rows[10];
+  uint64_t t = now_unix_ns();
+  for (int i = 0; i < 10; i++)
+    make_row(&rows[i], w.lm, w.chip_a, w.a_id, (uint64_t)i, t + (uint64_t)i);
+  ck_assert_msg(cl_store_insert_measurements(s, w.lm_id, rows, 10, err, sizeof err) == CL_OK, "%s",
+                err);
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 10);
+  assert_allowed(lm, "SELECT count(*) FROM chips");
+  assert_allowed(lm, "SELECT count(*) FROM landmarks");
+  assert_allowed(lm, "INSERT INTO measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
+                     " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
+                     " probe_count, measured_at, measured_at_ns, landmark_sig)"
+                     " SELECT c.id, l.id, decode(repeat('01', 32), 'hex'), 1, 1,"
+                     " decode(repeat('02', 64), 'hex'), decode(repeat('03', 64), 'hex'), 5, 1,"
+                     " 2e8, 1, 1, now(), 1, decode(repeat('04', 64), 'hex')"
+                     " FROM chips c, landmarks l LIMIT 1");
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 11);
+
+  /* Nothing else: no rewriting history, no enrolment, no reading back. */
+  assert_denied(lm, "UPDATE measurements SET rtt_ns = 1");
+  assert_denied(lm, "DELETE FROM measurements");
+  assert_denied(lm, "TRUNCATE measurements");
+  assert_denied(lm, "SELECT count(*) FROM measurements");
+  assert_denied(lm, "DELETE FROM chips");
+  assert_denied(lm, "UPDATE chips SET active = false");
+  assert_denied(lm, "INSERT INTO chips (public_key, serial, operator, site_lat, site_lon)"
+                    " VALUES (decode(repeat('ab', 32), 'hex'), 'X', 'o', 0, 0)");
+  assert_denied(lm, "DELETE FROM landmarks");
+  assert_denied(lm, "DELETE FROM measurements_default");
+  char part[64], sql[256];
+  partition_name(part, sizeof part, 0);
+  snprintf(sql, sizeof sql, "DELETE FROM %s", part);
+  assert_denied(lm, sql);
+  assert_denied(lm, "SELECT chiploc_ensure_partitions(1)");
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 11);
+  ck_assert_int_eq(count_rows(w.conninfo, "chips"), 2);
+
+  /* The store reports refusals as CL_EPERM. */
+  cl_key *k = NULL;
+  ck_assert_int_eq(cl_key_generate(&k), CL_OK);
+  int64_t id = 0;
+  ck_assert_int_eq(cl_store_chip_enroll(s, cl_key_public(k), "X-1", "op", 0, 0, &id, err,
+                                        sizeof err),
+                   CL_EPERM);
+  ck_assert_msg(strstr(err, "permission denied") != NULL, "%s", err);
+  ck_assert_int_eq(cl_store_landmark_add(s, "lm-x", cl_key_public(k), 0, 0, &id, err, sizeof err),
+                   CL_EPERM);
+  cl_key_destroy(&k);
+  cl_store_destroy(&s);
+  free(lm);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_admin_role) {
+  world w;
+  world_init(&w, "cl_store_role_admin");
+  char *adm = login_member(w.conninfo, "admin_test", "chiploc_admin");
+  cl_store *s = connect_or_fail(adm);
+  cl_key *k = NULL;
+  ck_assert_int_eq(cl_key_generate(&k), CL_OK);
+  add_landmark(s, "lm-admin", k, 10, 10);
+  enroll_chip(s, "C-0003", k);
+  cl_store_row row;
+  make_row(&row, w.lm, w.chip_a, w.a_id, 1, now_unix_ns());
+  char err[512] = "";
+  ck_assert_msg(cl_store_insert_measurements(s, w.lm_id, &row, 1, err, sizeof err) == CL_OK, "%s",
+                err);
+  assert_allowed(adm, "SELECT count(*) FROM measurements");
+  assert_allowed(adm, "UPDATE chips SET active = false WHERE serial = 'C-0003'");
+  assert_allowed(adm, "SELECT chiploc_ensure_partitions(4)");
+  assert_allowed(adm, "DELETE FROM measurements");
+  /* Nobody else: PUBLIC has no grants on chiploc tables. */
+  char *nobody = login_member(w.conninfo, "nobody_test", "pg_monitor");
+  assert_denied(nobody, "SELECT count(*) FROM chips");
+  assert_denied(nobody, "SELECT count(*) FROM landmarks");
+  free(nobody);
+  cl_key_destroy(&k);
+  cl_store_destroy(&s);
+  free(adm);
+  world_fini(&w);
+}
+END_TEST
+
+/* ---- the CLI as a separate process ---------------------------------------- */
+
+/* Runs `chiploc ARGS...` (NULL-terminated) with output to a fresh log file;
+ * returns the exit status, and the output through *out (malloc'd). */
+static int cli(char **out, const char *dir, ...) {
+  static int runs;
+  char *argv[32];
+  char *bin = tu_bin("server/chiploc");
+  int argc = 0;
+  argv[argc++] = bin;
+  va_list ap;
+  va_start(ap, dir);
+  const char *a;
+  while ((a = va_arg(ap, const char *)) != NULL && argc < 31) argv[argc++] = (char *)a;
+  va_end(ap);
+  argv[argc] = NULL;
+  char log[512];
+  snprintf(log, sizeof log, "%s/run%d.log", dir, runs++);
+  int rc = tu_run(argv, log);
+  *out = tu_read_file(log);
+  ck_assert_ptr_nonnull(*out);
+  free(bin);
+  return rc;
+}
+
+#define EXPECT_CLI(code, needle, ...)                                                         \
+  do {                                                                                        \
+    char *o_ = NULL;                                                                          \
+    int rc_ = cli(&o_, dir, __VA_ARGS__, NULL);                                               \
+    ck_assert_msg(rc_ == (code), "exit %d, wanted %d: %s", rc_, (code), o_);                  \
+    ck_assert_msg(strstr(o_, (needle)) != NULL, "output lacks \"%s\": %s", (needle), o_);     \
+    free(o_);                                                                                 \
+  } while (0)
+
+START_TEST(test_cli) {
+  char *ci = tu_db_create("cl_store_cli");
+  char *dir = tu_tmpdir("cl-store-cli");
+  char *db = ci;
+  char applied[128];
+  snprintf(applied, sizeof applied, "applied %d migration(s); schema at %s",
+           cl_schema_migration_count, cl_schema_migrations[cl_schema_migration_count - 1].name);
+  EXPECT_CLI(0, applied, "db", "migrate", "--db", db);
+  EXPECT_CLI(0, "schema is current", "db", "migrate", "--db", db);
+  EXPECT_CLI(0, "usage: chiploc db migrate", "db", "--help");
+  EXPECT_CLI(2, "chiploc: db: unknown subcommand", "db", "frob");
+
+  cl_key *lm = NULL, *chip = NULL;
+  ck_assert_int_eq(cl_key_generate(&lm), CL_OK);
+  ck_assert_int_eq(cl_key_generate(&chip), CL_OK);
+  char lhex[CL_PK_HEX_LEN + 1];
+  cl_pk_to_hex(cl_key_public(lm), lhex);
+  EXPECT_CLI(0, "landmark lm-paris id=1", "landmark", "add", "--db", db, "--name", "lm-paris",
+             "--pubkey", lhex, "--lat", "48.8566", "--lon", "2.3522");
+  EXPECT_CLI(1, "chiploc: landmark lm-paris2: ", "landmark", "add", "--db", db, "--name",
+             "lm-paris2", "--pubkey", lhex, "--site", "48.8566,2.3522");
+  /* Bad values are refused before connecting (the database does not exist). */
+  EXPECT_CLI(2, "chiploc: --lat 91: latitude must be in [-90, 90]", "landmark", "add", "--db",
+             "dbname=none", "--name", "x", "--pubkey", lhex, "--lat", "91", "--lon", "0");
+  EXPECT_CLI(2, "chiploc: --lon 200: longitude must be in [-180, 180]", "landmark", "add", "--db",
+             "dbname=none", "--name", "x", "--pubkey", lhex, "--lat", "1", "--lon", "200");
+  EXPECT_CLI(2, "chiploc: --lat 1e: not a number", "landmark", "add", "--db", "dbname=none",
+             "--name", "x", "--pubkey", lhex, "--lat", "1e", "--lon", "2");
+  EXPECT_CLI(2, "chiploc: --site 1;2: expected LAT,LON", "landmark", "add", "--db", "dbname=none",
+             "--name", "x", "--pubkey", lhex, "--site", "1;2");
+  EXPECT_CLI(2, "chiploc: --pubkey abc: expected 64 hex characters", "landmark", "add", "--db",
+             "dbname=none", "--name", "x", "--pubkey", "abc", "--site", "1,2");
+  EXPECT_CLI(2, "unknown option --frob", "landmark", "add", "--frob");
+
+  /* Enrolment from a key file, and from a hex key. */
+  char keyfile[512];
+  snprintf(keyfile, sizeof keyfile, "%s/chip.key", dir);
+  ck_assert_int_eq(cl_key_save(chip, keyfile), CL_OK);
+  EXPECT_CLI(0, "chip A-0001 id=1", "chip", "enroll", "--db", db, "--pubkey-file", keyfile,
+             "--serial", "A-0001", "--operator", "Example Operator", "--site", "50.11,8.68");
+  EXPECT_CLI(1, "chiploc: chip A-0002: ", "chip", "enroll", "--db", db, "--pubkey-file", keyfile,
+             "--serial", "A-0002", "--operator", "Example Operator", "--site", "50.11,8.68");
+  EXPECT_CLI(2, "chiploc: --site 91,8: latitude must be in [-90, 90]", "chip", "enroll", "--db",
+             db, "--pubkey", lhex, "--serial", "B", "--operator", "o", "--site", "91,8");
+  EXPECT_CLI(2, "--pubkey", "chip", "enroll", "--db", db, "--serial", "B", "--operator", "o",
+             "--site", "1,8");
+
+  /* --db may come from the environment. */
+  EXPECT_CLI(0, "(no measurements)", "measurements", "--db", db);
+  setenv("CHIPLOC_DB", db, 1);
+  cl_key *c2 = NULL;
+  ck_assert_int_eq(cl_key_generate(&c2), CL_OK);
+  char chex[CL_PK_HEX_LEN + 1];
+  cl_pk_to_hex(cl_key_public(c2), chex);
+  EXPECT_CLI(0, "chip B-0002 id=", "chip", "enroll", "--pubkey", chex, "--serial", "B-0002",
+             "--operator", "o", "--lat", "-33.9", "--lon", "151.2");
+
+  /* The table after real inserts. */
+  cl_store *s = connect_or_fail(ci);
+  cl_store_row rows[5];
+  uint64_t t = now_unix_ns();
+  for (int i = 0; i < 5; i++) {
+    make_row(&rows[i], lm, chip, 1, (uint64_t)i, t + (uint64_t)i);
+    /* The fastest is 12345.678 us, a bound of 1850.570 km at c. */
+    rows[i].m.rtt_ns = i == 3 ? 12345678u : 20000000u + (uint64_t)i;
+    rows[i].bound_m = (uint64_t)(CL_SPEED_C * (double)rows[i].m.rtt_ns / 2e9);
+    cl_measurement_sign(&rows[i].m, lm);
+  }
+  char err[512] = "";
+  ck_assert_msg(cl_store_insert_measurements(s, 1, rows, 5, err, sizeof err) == CL_OK, "%s", err);
+  cl_store_destroy(&s);
+  char *o = NULL;
+  ck_assert_int_eq(cli(&o, dir, "measurements", "--since", "600", NULL), 0);
+  ck_assert_msg(strstr(o, "CHIP") == o, "no header first: %s", o);
+  ck_assert_msg(strstr(o, "A-0001  lm-paris") != NULL, "%s", o);
+  ck_assert_msg(strstr(o, "12345.678") != NULL, "%s", o);
+  ck_assert_msg(strstr(o, "1850.570") != NULL, "%s", o);
+  ck_assert_msg(strstr(o, "(no measurements)") == NULL, "%s", o);
+  /* Two lines, header and one row, whose columns line up. */
+  char *nl = strchr(o, '\n');
+  ck_assert_ptr_nonnull(nl);
+  *nl = '\0';
+  char *row = nl + 1;
+  char *end = strchr(row, '\n');
+  ck_assert_ptr_nonnull(end);
+  ck_assert_str_eq(end, "\n");
+  *end = '\0';
+  ck_assert_uint_eq(strlen(o), strlen(row) - strlen("2026-01-01T00:00:00Z") +
+                                   strlen("LAST_MEASURED_UTC"));
+  ck_assert_int_eq((int)(strstr(o, "LAST_MEASURED_UTC") - o), (int)(strrchr(row, ' ') + 1 - row));
+  free(o);
+  EXPECT_CLI(2, "chiploc: --since -5:", "measurements", "--since", "-5");
+  unsetenv("CHIPLOC_DB");
+  EXPECT_CLI(2, "CHIPLOC_DB", "measurements");
+  EXPECT_CLI(1, "chiploc: cannot connect to the database", "measurements", "--db",
+             "host=/nonexistent dbname=none");
+
+  cl_key_destroy(&lm);
+  cl_key_destroy(&chip);
+  cl_key_destroy(&c2);
+  unlink(keyfile); /* a secret key does not stay behind in /tmp */
+  free(dir);
+  free(ci);
+}
+END_TEST
+
+int main(void) {
+  if (sodium_init() < 0) return EXIT_FAILURE;
+  Suite *su = suite_create("store");
+  TCase *tc = tcase_create("postgres");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_migrate_twice);
+  tcase_add_test(tc, test_migrate_concurrent);
+  tcase_add_test(tc, test_partitions_take_over_default_rows);
+  tcase_add_test(tc, test_landmark_add_find);
+  tcase_add_test(tc, test_bad_coordinates);
+  tcase_add_test(tc, test_chip_enroll_load);
+  tcase_add_test(tc, test_insert_batch_reverifies);
+  tcase_add_test(tc, test_insert_all_or_nothing);
+  tcase_add_test(tc, test_insert_refuses_bad_rows);
+  tcase_add_test(tc, test_lost_connection);
+  tcase_add_test(tc, test_landmark_role);
+  tcase_add_test(tc, test_admin_role);
+  suite_add_tcase(su, tc);
+  TCase *cli_tc = tcase_create("cli");
+  tcase_set_timeout(cli_tc, 60);
+  tcase_add_test(cli_tc, test_cli);
+  suite_add_tcase(su, cli_tc);
+  SRunner *sr = srunner_create(su);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

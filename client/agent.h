@@ -1,0 +1,58 @@
+/*
+ * The operator's chip agent: keeps one outbound TCP connection to every
+ * configured landmark, registers the local chips on it, and answers each
+ * challenge with the chip's signature before doing anything else. Lost
+ * connections are re-established with capped, jittered exponential backoff.
+ *
+ * Lifecycle: agent_create (loads the chip keys) -> agent_start -> uv_run ...
+ * agent_stop (closes every handle) -> uv_run until it returns ->
+ * agent_destroy.
+ */
+#ifndef AGENT_H
+#define AGENT_H
+
+#include "cl_config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct agent agent;
+
+typedef struct {
+  uint64_t challenges;       /* challenge frames received */
+  uint64_t answered;         /* responses written (or queued) */
+  uint64_t bad_landmark_sig; /* challenges whose landmark signature failed, after answering */
+  uint64_t unknown_chip;     /* challenges for a chip this agent does not hold */
+  uint64_t wrong_landmark;   /* challenges naming another landmark than the pinned one */
+  uint64_t reconnects;       /* reconnections scheduled after a close or failure */
+} agent_stats;
+
+/*
+ * Copies cfg and loads every chip key it names (secret keys stay in
+ * sodium_malloc memory). Returns 0, or the cl_key_load code of the first
+ * key that fails (CL_EIO, CL_EPERM, CL_EVERSION, CL_EMALFORMED), CL_EINVAL
+ * when two chips share a key, CL_ENOMEM. err receives a one-line reason
+ * naming the chip and its key file.
+ */
+int agent_create(agent **out, uv_loop_t *loop, const cl_agent_config *cfg, char *err,
+                 size_t errlen);
+
+/* Starts the stats timer and a connection attempt to every landmark.
+ * Returns 0 or CL_EIO (a libuv call failed; call agent_stop, run the loop,
+ * then agent_destroy). */
+int agent_start(agent *a);
+
+/* Starts an orderly shutdown: logs the final stats line, closes every handle
+ * and cancels pending requests. Idempotent. Run the loop until it returns
+ * before agent_destroy. */
+void agent_stop(agent *a);
+
+void agent_get_stats(const agent *a, agent_stats *out);
+
+/* Frees the agent and wipes the chip keys; sets *a to NULL. Call only when
+ * the loop has no handle of the agent left open (after agent_stop and
+ * uv_run), or when agent_start was never called. NULL-safe. */
+void agent_destroy(agent **a);
+
+#endif

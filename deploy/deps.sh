@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages chiploc needs to build, test and run its
+# demo, skipping those already installed. Needs root (or sudo) only when
+# something is missing.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config
+      libuv1-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler libpq-dev libinih-dev
+      check libsubunit-dev
+      postgresql-15 postgresql-client-15
+      clang libclang-rt-14-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
