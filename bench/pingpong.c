@@ -1,1 +1,229 @@
-int main(void) { return 0; }
+/*
+ * Baseline for landmark RTT timing: a plain TCP ping-pong over loopback with
+ * blocking sockets, no event loop and no cryptography. The numbers it prints
+ * are the floor that landmarkd's measured RTTs on the same machine should be
+ * compared with (as a ratio, in the same run).
+ *
+ *   pingpong [--count N] [--size BYTES] [--port P]
+ *
+ * The process forks an echo server (child) and acts as the client: both
+ * ends set TCP_NODELAY. Each round trip writes one request the size of an
+ * encoded Challenge frame and reads one reply the size of an encoded
+ * Response frame (sizes computed with cl_msg_encode, contents the real
+ * frames); --size sets both to BYTES instead. The time of each round trip
+ * is taken with CLOCK_MONOTONIC immediately before the write and after the
+ * last byte of the reply is read. 100 untimed round trips warm up first.
+ * Prints one line: min_us=… median_us=… p90_us=… count=N (µs, 3 decimals;
+ * median and p90 by the nearest-rank method).
+ */
+#include "cl_err.h"
+#include "cl_frame.h"
+#include "cl_msg.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WARMUP 100
+#define MAX_SIZE (1u << 20)
+
+static void die(const char *what) {
+  fprintf(stderr, "pingpong: %s: %s\n", what, strerror(errno));
+  exit(EXIT_FAILURE);
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: pingpong [--count N] [--size BYTES] [--port P]\n");
+  exit(2);
+}
+
+/* Parses a decimal option value within [min, max] or exits. */
+static unsigned long parse_num(const char *opt, const char *text, unsigned long min,
+                               unsigned long max) {
+  char *end = NULL;
+  errno = 0;
+  unsigned long v = strtoul(text ? text : "", &end, 10);
+  if (!text || errno || end == text || *end != '\0' || text[0] == '-' || v < min || v > max) {
+    fprintf(stderr, "pingpong: %s must be an integer in [%lu, %lu]\n", opt, min, max);
+    exit(2);
+  }
+  return v;
+}
+
+static void write_all(int fd, const uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      die("write");
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+/* Reads exactly n bytes; returns 0 on a clean EOF before the first byte. */
+static int read_all(int fd, uint8_t *p, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, p + got, n - got);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      die("read");
+    }
+    if (r == 0) {
+      if (got == 0) return 0;
+      errno = EPROTO;
+      die("short read");
+    }
+    got += (size_t)r;
+  }
+  return 1;
+}
+
+static void set_nodelay(int fd) {
+  int one = 1;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) die("TCP_NODELAY");
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of sorted v[0..n), p in (0, 1]. */
+static uint64_t percentile(const uint64_t *v, size_t n, double p) {
+  size_t rank = (size_t)((double)n * p);
+  if ((double)rank < (double)n * p) rank++;
+  if (rank < 1) rank = 1;
+  return v[rank - 1];
+}
+
+/* Fills req and resp with a real Challenge and Response frame and returns
+ * their sizes. The field values are typical: a current wall-clock time and
+ * a small sequence number (varint lengths depend on them). */
+static void real_frames(uint8_t *req, size_t *req_len, uint8_t *resp, size_t *resp_len) {
+  static cl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = CL_MSG_CHALLENGE;
+  memset(m.u.challenge.landmark, 0x11, CL_PK_LEN);
+  memset(m.u.challenge.chip, 0x22, CL_PK_LEN);
+  memset(m.u.challenge.nonce, 0x33, CL_NONCE_LEN);
+  m.u.challenge.issued_unix_ns = 1700000000123456789ull;
+  m.u.challenge.seq = 1000;
+  memset(m.u.challenge.sig, 0x44, CL_SIG_LEN);
+  if (cl_msg_encode(&m, req, 512, req_len) != CL_OK) die("encode challenge");
+  memset(&m, 0, sizeof m);
+  m.type = CL_MSG_RESPONSE;
+  memset(m.u.response.chip, 0x22, CL_PK_LEN);
+  memset(m.u.response.nonce, 0x33, CL_NONCE_LEN);
+  memset(m.u.response.sig, 0x55, CL_SIG_LEN);
+  if (cl_msg_encode(&m, resp, 512, resp_len) != CL_OK) die("encode response");
+}
+
+/* Child: accept one connection and answer each request with the reply. */
+static void serve(int lfd, size_t req_len, const uint8_t *reply, size_t reply_len) {
+  int fd = accept(lfd, NULL, NULL);
+  if (fd < 0) die("accept");
+  close(lfd);
+  set_nodelay(fd);
+  uint8_t *buf = malloc(req_len);
+  if (!buf) die("malloc");
+  while (read_all(fd, buf, req_len)) write_all(fd, reply, reply_len);
+  free(buf);
+  close(fd);
+  _exit(EXIT_SUCCESS);
+}
+
+int main(int argc, char **argv) {
+  unsigned long count = 10000, size = 0, port = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--count") == 0 && i + 1 < argc)
+      count = parse_num("--count", argv[++i], 1, 100000000ul);
+    else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
+      size = parse_num("--size", argv[++i], 1, MAX_SIZE);
+    else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
+      port = parse_num("--port", argv[++i], 0, 65535);
+    else
+      usage();
+  }
+  signal(SIGPIPE, SIG_IGN);
+
+  uint8_t ch_frame[512], resp_frame[512];
+  size_t req_len = 0, reply_len = 0;
+  real_frames(ch_frame, &req_len, resp_frame, &reply_len);
+  if (size) req_len = reply_len = size;
+  uint8_t *req = calloc(1, req_len), *reply = calloc(1, reply_len);
+  uint64_t *rtt = malloc(count * sizeof *rtt);
+  if (!req || !reply || !rtt) die("malloc");
+  memcpy(req, ch_frame, req_len < sizeof ch_frame ? req_len : sizeof ch_frame);
+  memcpy(reply, resp_frame, reply_len < sizeof resp_frame ? reply_len : sizeof resp_frame);
+
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  if (lfd < 0) die("socket");
+  int one = 1;
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons((uint16_t)port);
+  if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0) die("bind");
+  if (listen(lfd, 1) != 0) die("listen");
+  socklen_t alen = sizeof addr;
+  if (getsockname(lfd, (struct sockaddr *)&addr, &alen) != 0) die("getsockname");
+
+  pid_t pid = fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) serve(lfd, req_len, reply, reply_len);
+  close(lfd);
+
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) die("socket");
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) die("connect");
+  set_nodelay(fd);
+  uint8_t *in = malloc(reply_len);
+  if (!in) die("malloc");
+  for (unsigned long i = 0; i < WARMUP + count; i++) {
+    uint64_t t0 = now_ns();
+    write_all(fd, req, req_len);
+    if (!read_all(fd, in, reply_len)) {
+      errno = ECONNRESET;
+      die("server closed");
+    }
+    uint64_t t1 = now_ns();
+    if (i >= WARMUP) rtt[i - WARMUP] = t1 - t0;
+  }
+  close(fd);
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) die("waitpid");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "pingpong: server exited abnormally\n");
+    return EXIT_FAILURE;
+  }
+
+  qsort(rtt, count, sizeof *rtt, cmp_u64);
+  printf("min_us=%.3f median_us=%.3f p90_us=%.3f count=%lu\n", (double)rtt[0] / 1e3,
+         (double)percentile(rtt, count, 0.5) / 1e3, (double)percentile(rtt, count, 0.9) / 1e3,
+         count);
+  free(rtt);
+  free(req);
+  free(reply);
+  free(in);
+  return EXIT_SUCCESS;
+}

@@ -34,6 +34,19 @@
 
 #define DEADLINE_MS 300
 
+/* Strings a test allocates live until its end; gc_free releases them so the
+ * sanitizer build's leak check stays meaningful. */
+static void *g_gc[64];
+static int g_ngc;
+static char *gc(char *p) {
+  ck_assert(g_ngc < 64);
+  g_gc[g_ngc++] = p;
+  return p;
+}
+static void gc_free(void) {
+  while (g_ngc > 0) free(g_gc[--g_ngc]);
+}
+
 static int free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -217,19 +230,19 @@ static long long verify_all_measurements(const char *conninfo, long long *bad) {
 
 START_TEST(test_honest_and_hostile) {
   ck_assert_int_ge(sodium_init(), 0);
-  char *dir = tu_tmpdir("chiploc-e2e");
+  char *dir = gc(tu_tmpdir("chiploc-e2e"));
   char log[512], lmlog[512], aglog[512];
   snprintf(log, sizeof log, "%s/cli.log", dir);
   snprintf(lmlog, sizeof lmlog, "%s/landmarkd.log", dir);
   snprintf(aglog, sizeof aglog, "%s/chipagent.log", dir);
-  char *db = tu_db_create("chiploc_e2e");
+  char *db = gc(tu_db_create("chiploc_e2e"));
 
   ck_assert_int_eq(cli(log, "db", "migrate", "--db", db, NULL),
                    0);
-  char *lkey = keygen(dir, "landmark", log);
-  char *akey = keygen(dir, "chip-a", log);
-  char *bkey = keygen(dir, "chip-b", log);
-  char *ukey = keygen(dir, "chip-u", log);
+  char *lkey = gc(keygen(dir, "landmark", log));
+  char *akey = gc(keygen(dir, "chip-a", log));
+  char *bkey = gc(keygen(dir, "chip-b", log));
+  char *ukey = gc(keygen(dir, "chip-u", log));
   char lhex[65], ahex[65];
   pubkey_hex(lkey, lhex);
   pubkey_hex(akey, ahex);
@@ -252,8 +265,8 @@ START_TEST(test_honest_and_hostile) {
            "burst_gap_ms = 20\ndeadline_ms = %d\nspeed = fibre\n\n[limits]\n"
            "idle_timeout_s = 30\nstats_interval_s = 1\n",
            lkey, port, db, DEADLINE_MS);
-  char *lconf = tu_write_file(dir, "landmarkd.conf", conf);
-  char *lmbin = tu_bin("server/landmarkd");
+  char *lconf = gc(tu_write_file(dir, "landmarkd.conf", conf));
+  char *lmbin = gc(tu_bin("server/landmarkd"));
   char *lm_argv[] = {lmbin, "--config", lconf, NULL};
   pid_t lm = tu_spawn(lm_argv, lmlog);
   ck_assert_msg(tu_wait_log(lmlog, "msg=listening", 1, 20000) == 0, "landmarkd did not listen");
@@ -262,8 +275,8 @@ START_TEST(test_honest_and_hostile) {
            "[agent]\nname = e2e-host\nbackoff_min_ms = 50\nbackoff_max_ms = 1000\n\n"
            "[landmark.paris]\naddress = 127.0.0.1:%d\npublic_key = %s\n\n[chip.a]\nkey = %s\n",
            port, lhex, akey);
-  char *aconf = tu_write_file(dir, "chipagent.conf", conf);
-  char *agbin = tu_bin("client/chipagent");
+  char *aconf = gc(tu_write_file(dir, "chipagent.conf", conf));
+  char *agbin = gc(tu_bin("client/chipagent"));
   char *ag_argv[] = {agbin, "--config", aconf, NULL};
   pid_t ag = tu_spawn(ag_argv, aglog);
 
@@ -360,37 +373,39 @@ START_TEST(test_honest_and_hostile) {
   ck_assert_int_ge(tu_count_in_file(tlog, "lm-paris"), 1);
   cl_key_destroy(&bk);
   cl_key_destroy(&uk);
+  gc_free();
 }
 END_TEST
 
 START_TEST(test_unregistered_landmark_is_fatal) {
   /* A landmark whose key was never added exits with a clear error. */
-  char *dir = tu_tmpdir("chiploc-e2e-unreg");
+  char *dir = gc(tu_tmpdir("chiploc-e2e-unreg"));
   char log[512], lmlog[512];
   snprintf(log, sizeof log, "%s/cli.log", dir);
   snprintf(lmlog, sizeof lmlog, "%s/landmarkd.log", dir);
-  char *db = tu_db_create("chiploc_e2e_unreg");
+  char *db = gc(tu_db_create("chiploc_e2e_unreg"));
   ck_assert_int_eq(cli(log, "db", "migrate", "--db", db, NULL),
                    0);
-  char *lkey = keygen(dir, "landmark", log);
+  char *lkey = gc(keygen(dir, "landmark", log));
   char conf[2048];
   snprintf(conf, sizeof conf,
            "[landmark]\nname = ghost\nkey = %s\nlisten = 127.0.0.1:%d\nlat = 1\nlon = 2\n\n"
            "[database]\nconninfo = %s\n",
            lkey, free_port(), db);
-  char *lconf = tu_write_file(dir, "landmarkd.conf", conf);
-  char *lmbin = tu_bin("server/landmarkd");
+  char *lconf = gc(tu_write_file(dir, "landmarkd.conf", conf));
+  char *lmbin = gc(tu_bin("server/landmarkd"));
   char *argv[] = {lmbin, "--config", lconf, NULL};
   ck_assert_int_eq(tu_run(argv, lmlog), 1);
   ck_assert_int_eq(tu_count_in_file(lmlog, "is not registered"), 1);
+  gc_free();
 }
 END_TEST
 
 START_TEST(test_cli_errors) {
-  char *dir = tu_tmpdir("chiploc-e2e-cli");
+  char *dir = gc(tu_tmpdir("chiploc-e2e-cli"));
   char log[512];
   snprintf(log, sizeof log, "%s/cli.log", dir);
-  char *key = keygen(dir, "k", log);
+  char *key = gc(keygen(dir, "k", log));
   /* keygen refuses to overwrite. */
   ck_assert_int_eq(cli(log, "keygen", "--out", key, NULL),
                    1);
@@ -413,13 +428,14 @@ START_TEST(test_cli_errors) {
   ck_assert_int_eq(cli(log, "frobnicate", NULL),
                    2);
   /* Config errors name the file and line. */
-  char *bad = tu_write_file(dir, "bad.conf", "[landmark]\nname = x\n[probe]\nburst = 0\n");
-  char *lmbin = tu_bin("server/landmarkd");
+  char *bad = gc(tu_write_file(dir, "bad.conf", "[landmark]\nname = x\n[probe]\nburst = 0\n"));
+  char *lmbin = gc(tu_bin("server/landmarkd"));
   char *argv[] = {lmbin, "--config", bad, NULL};
   char lmlog[512];
   snprintf(lmlog, sizeof lmlog, "%s/lm.log", dir);
   ck_assert_int_eq(tu_run(argv, lmlog), 2);
   ck_assert_int_ge(tu_count_in_file(lmlog, "bad.conf:4"), 1);
+  gc_free();
 }
 END_TEST
 
