@@ -5,6 +5,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libuv1-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler libpq-dev libinih-dev
+      libproj-dev libjansson-dev
       check libsubunit-dev
       postgresql-15 postgresql-client-15
       clang libclang-rt-14-dev)
@@ -12,6 +13,8 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm fetches the country borders; any npm on PATH will do.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -12,5 +12,8 @@ int cmd_db(int argc, char **argv);           /* db migrate --db CONNINFO */
 int cmd_landmark(int argc, char **argv);     /* landmark add ... */
 int cmd_chip(int argc, char **argv);         /* chip enroll ... */
 int cmd_measurements(int argc, char **argv); /* measurements [--db] [--since SECONDS] */
+int cmd_region(int argc, char **argv);       /* region import FILE --code-property NAME */
+int cmd_locate(int argc, char **argv);       /* locate --landmarks FILE ... */
+int cmd_landmarks(int argc, char **argv);    /* landmarks check --positions F --rtts F */
 
 #endif

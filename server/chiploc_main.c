@@ -23,6 +23,14 @@ static void usage(FILE *f) {
           "  landmark add --name N --pubkey HEX --lat LAT --lon LON\n"
           "  chip enroll --pubkey HEX --serial S --operator O --site LAT,LON\n"
           "  measurements [--since SECONDS]  table of recent measurements\n"
+          "  region import FILE.geojson --code-property NAME\n"
+          "                                  load allowed regions (polygons) into the database\n"
+          "offline:\n"
+          "  locate --landmarks FILE.csv [--speed c|fibre|M_PER_S] [--site LAT,LON]\n"
+          "         [--regions FILE.geojson --allowed CODE[,CODE...]] [--json] [--geojson OUT]\n"
+          "                                  feasible region and verdicts for one chip\n"
+          "  landmarks check --positions FILE.csv --rtts FILE.csv [--json]\n"
+          "                                  flag landmark pairs faster than light\n"
           "\n"
           "  chiploc COMMAND --help          help for one command\n"
           "  chiploc --version\n");
@@ -51,7 +59,8 @@ int main(int argc, char **argv) {
     const char *name;
     int (*fn)(int, char **);
   } cmds[] = {{"keygen", cmd_keygen},     {"pubkey", cmd_pubkey}, {"db", cmd_db},
-              {"landmark", cmd_landmark}, {"chip", cmd_chip},     {"measurements", cmd_measurements}};
+              {"landmark", cmd_landmark}, {"chip", cmd_chip},     {"measurements", cmd_measurements},
+              {"region", cmd_region},     {"locate", cmd_locate}, {"landmarks", cmd_landmarks}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "chiploc: unknown command '%s' (try chiploc --help)\n", cmd);

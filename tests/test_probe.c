@@ -357,6 +357,8 @@ START_TEST(test_bound_exact_values) {
   /* 1 ms at c: 299792458 * 0.001 / 2 = 149896.229 m, rounded up. */
   ck_assert_uint_eq(cl_bound_m(1000000, CL_SPEED_C), 149897);
   ck_assert_uint_eq(cl_bound_m(0, CL_SPEED_C), 0);
+  /* The worked example of docs/PROTOCOL.md: 185056.94 m. */
+  ck_assert_uint_eq(cl_bound_m(1234567, CL_SPEED_C), 185057);
   ck_assert_uint_eq(cl_bound_m(0, CL_SPEED_FIBRE), 0);
   /* 1 ns is 0.15 m: any positive RTT gives at least 1 m. */
   ck_assert_uint_eq(cl_bound_m(1, CL_SPEED_C), 1);

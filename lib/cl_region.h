@@ -1,0 +1,87 @@
+/*
+ * Allowed regions: unions of polygons with holes, as GeoJSON defines them
+ * (RFC 7946): coordinates are longitude/latitude degrees on WGS84 and every
+ * edge is a straight line in that longitude/latitude plane. Polygons that
+ * cross the antimeridian must be split there, as RFC 7946 asks; an edge is
+ * never taken to wrap around. Membership is even-odd over all rings of a
+ * polygon (outer ring minus holes), union over polygons.
+ *
+ * All tests are planar in (lon, lat) and conservative: a rectangle that comes
+ * within CL_REGION_EPS_DEG of an edge is reported as BOUNDARY, never INSIDE or
+ * OUTSIDE. The location engine relies on that for its soundness.
+ */
+#ifndef CL_REGION_H
+#define CL_REGION_H
+
+#include <stddef.h>
+
+#define CL_REGION_EPS_DEG 1e-9
+
+typedef struct cl_region cl_region;
+
+typedef enum {
+  CL_RECT_OUTSIDE = 0,  /* no point of the rectangle is in the region */
+  CL_RECT_INSIDE = 1,   /* every point of the rectangle is in the region */
+  CL_RECT_BOUNDARY = 2, /* an edge of the region meets the (slightly grown) rectangle */
+} cl_rect_class;
+
+/* An empty region; add rings with cl_region_add_ring, then cl_region_finish. */
+int cl_region_create(cl_region **out, const char *code);
+/*
+ * Adds one ring of polygon `polygon` (rings of the same polygon share the
+ * number; the first ring is the outer one). lonlat holds n pairs (lon, lat);
+ * a closing point equal to the first is optional. Errors: CL_EINVAL for fewer
+ * than 3 distinct points or coordinates out of range/not finite.
+ */
+int cl_region_add_ring(cl_region *r, int polygon, const double *lonlat, size_t n);
+/* Builds the search indexes. Must be called once after the last ring. */
+int cl_region_finish(cl_region *r);
+void cl_region_destroy(cl_region **r);
+
+const char *cl_region_code(const cl_region *r);
+/* Bounding box of all rings, degrees. */
+void cl_region_bbox(const cl_region *r, double *lon0, double *lat0, double *lon1, double *lat1);
+size_t cl_region_vertex_count(const cl_region *r);
+
+/* 1 if (lon, lat) is in the region (points on an edge may go either way). */
+int cl_region_contains(const cl_region *r, double lon, double lat);
+/* Classifies the closed rectangle [lon0, lon1] x [lat0, lat1]. */
+cl_rect_class cl_region_classify_rect(const cl_region *r, double lon0, double lat0, double lon1,
+                                      double lat1);
+
+/*
+ * A set of regions loaded from a GeoJSON FeatureCollection (Polygon and
+ * MultiPolygon geometries; features with the same code are merged into one
+ * region). code_property names the feature property holding the code.
+ * Errors: CL_EIO (file), CL_EMALFORMED (JSON or GeoJSON structure) with err
+ * naming the feature index, its code if known, and the problem.
+ */
+typedef struct {
+  cl_region **regions;
+  size_t n;
+} cl_region_set;
+
+int cl_region_set_load_geojson(cl_region_set *out, const char *path, const char *code_property,
+                               char *err, size_t errlen);
+/* Parses GeoJSON text already in memory (same rules). */
+int cl_region_set_parse_geojson(cl_region_set *out, const char *text, size_t len,
+                                const char *code_property, char *err, size_t errlen);
+/* The region with this code, or NULL. */
+cl_region *cl_region_set_find(const cl_region_set *s, const char *code);
+void cl_region_set_free(cl_region_set *s);
+
+/*
+ * A union of regions treated as one allowed area (e.g. --allowed FRA,DEU).
+ * Holds borrowed pointers. Classification of a rectangle: INSIDE if some
+ * member region has it INSIDE; OUTSIDE if all have it OUTSIDE; else BOUNDARY.
+ */
+typedef struct {
+  const cl_region *const *members;
+  size_t n;
+} cl_region_union;
+
+int cl_region_union_contains(const cl_region_union *u, double lon, double lat);
+cl_rect_class cl_region_union_classify_rect(const cl_region_union *u, double lon0, double lat0,
+                                            double lon1, double lat1);
+
+#endif
