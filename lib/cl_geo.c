@@ -1,2 +1,569 @@
-/* placeholder: replaced by the real module */
-typedef int cl_placeholder_unit;
+/*
+ * The location engine (see cl_geo.h for the geometry and why it is sound).
+ *
+ * F_sphere is covered by longitude/latitude cells, refined level by level
+ * from a 22.5-degree grid. For a cell with centre c and angular radius bound
+ * rho (every point of the cell lies within rho of c), and a cap with centre L
+ * and angle alpha:
+ *   - the cell is outside the cap if angle(L, c) > alpha + rho;
+ *   - the cell is inside the cap if angle(L, c) <= alpha - rho.
+ * Both are tested on dot products against cos(alpha +- rho), with a small
+ * tolerance that only ever makes a test harder to pass. A cell is dropped
+ * only when it is outside some cap; the kept cells cover F_sphere, hence F.
+ *
+ * rho: any point (phi, lambda) of a cell is reached from the centre by a
+ * meridian arc of at most dphi/2 and then an arc of the parallel at phi of
+ * at most cos(phi) * dlambda/2, and cos(phi) <= cos(phi_min), phi_min the
+ * cell latitude closest to the equator. So rho = dphi/2 + cos(phi_min) *
+ * dlambda/2 bounds the angle (the great circle is no longer than any path).
+ */
+#include "cl_geo.h"
+#include "cl_err.h"
+
+#include <geodesic.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define D2R (M_PI / 180.0)
+#define R2D (180.0 / M_PI)
+#define DOT_EPS 1e-12  /* slack on dot-product comparisons, always conservative */
+#define MAX_LEVEL 18   /* 22.5 deg / 2^18: far below any useful cell size */
+#define SITE_TOL_M 0.01 /* PROJ geodesics are accurate to nanometres */
+#define REMOVAL_BUDGET 400
+
+/* Radii of curvature bounds of WGS84: b^2/a and a^2/b. */
+static double geo_b(void) { return CL_WGS84_A * (1.0 - CL_WGS84_F); }
+static double r_min(void) { return geo_b() * geo_b() / CL_WGS84_A; }
+static double r_max(void) { return CL_WGS84_A * CL_WGS84_A / geo_b(); }
+
+static struct geod_geodesic g_geod;
+static pthread_once_t g_geod_once = PTHREAD_ONCE_INIT;
+static void geod_setup(void) { geod_init(&g_geod, CL_WGS84_A, CL_WGS84_F); }
+
+double cl_geo_distance_m(double lat1, double lon1, double lat2, double lon2) {
+  pthread_once(&g_geod_once, geod_setup);
+  double s12 = 0;
+  geod_inverse(&g_geod, lat1, lon1, lat2, lon2, &s12, NULL, NULL);
+  return s12;
+}
+
+double cl_geo_bound_m(double rtt_s, double speed_m_per_s) { return speed_m_per_s * rtt_s / 2.0; }
+
+void cl_geo_params_default(cl_geo_params *p) {
+  p->min_landmarks = 3;
+  p->min_cell_km = 1.0;
+  p->rel_precision = 0.02;
+}
+
+const char *cl_geo_consistency_name(cl_geo_consistency c) {
+  switch (c) {
+  case CL_GEO_CONSISTENT: return "CONSISTENT";
+  case CL_GEO_INSUFFICIENT: return "INSUFFICIENT";
+  case CL_GEO_INCONSISTENT: return "INCONSISTENT";
+  }
+  return "?";
+}
+
+const char *cl_geo_site_name(cl_geo_site_verdict v) {
+  switch (v) {
+  case CL_SITE_UNKNOWN: return "UNKNOWN";
+  case CL_SITE_CONSISTENT: return "SITE_CONSISTENT";
+  case CL_SITE_EXCLUDED: return "SITE_EXCLUDED";
+  }
+  return "?";
+}
+
+const char *cl_geo_region_name(cl_geo_region_verdict v) {
+  switch (v) {
+  case CL_REGION_UNKNOWN: return "UNKNOWN";
+  case CL_REGION_INSIDE: return "INSIDE";
+  case CL_REGION_OUTSIDE: return "OUTSIDE";
+  case CL_REGION_UNDETERMINED: return "UNDETERMINED";
+  }
+  return "?";
+}
+
+typedef struct {
+  double x, y, z;
+  double alpha, cosa, sina;
+  size_t idx; /* index into the caller's landmark array */
+} cap;
+
+typedef struct {
+  double lat0, lat1, lon0, lon1; /* degrees */
+  double x, y, z, rho;           /* centre unit vector, angular radius bound */
+  uint8_t certain;               /* inside every cap */
+  int8_t rclass;                 /* cl_rect_class, or -1 if not classified */
+  uint8_t level;
+} wcell;
+
+typedef struct {
+  wcell *v;
+  size_t n, cap;
+} cellvec;
+
+struct cl_geo_ctx {
+  cellvec cur, next, fin;
+  cap *caps;
+  size_t caps_cap;
+  cl_geo_cell *out;
+  size_t out_cap;
+};
+
+static int cv_push(cellvec *cv, const wcell *c) {
+  if (cv->n == cv->cap) {
+    size_t ncap = cv->cap ? cv->cap * 2 : 256;
+    wcell *nv = realloc(cv->v, ncap * sizeof *nv);
+    if (!nv) return CL_ENOMEM;
+    cv->v = nv;
+    cv->cap = ncap;
+  }
+  cv->v[cv->n++] = *c;
+  return CL_OK;
+}
+
+int cl_geo_ctx_create(cl_geo_ctx **out) {
+  cl_geo_ctx *c = calloc(1, sizeof *c);
+  if (!c) return CL_ENOMEM;
+  *out = c;
+  return CL_OK;
+}
+
+void cl_geo_ctx_destroy(cl_geo_ctx **pc) {
+  if (!pc || !*pc) return;
+  cl_geo_ctx *c = *pc;
+  free(c->cur.v);
+  free(c->next.v);
+  free(c->fin.v);
+  free(c->caps);
+  free(c->out);
+  free(c);
+  *pc = NULL;
+}
+
+static void unit_vec(double lat_deg, double lon_deg, double *x, double *y, double *z) {
+  double phi = lat_deg * D2R, lam = lon_deg * D2R;
+  double cp = cos(phi);
+  *x = cp * cos(lam);
+  *y = cp * sin(lam);
+  *z = sin(phi);
+}
+
+static double angle_between(double ax, double ay, double az, double bx, double by, double bz) {
+  /* atan2 of |a x b| and a.b is accurate at every angle. */
+  double cx = ay * bz - az * by, cy = az * bx - ax * bz, cz = ax * by - ay * bx;
+  return atan2(sqrt(cx * cx + cy * cy + cz * cz), ax * bx + ay * by + az * bz);
+}
+
+/* Fills the centre and rho of a cell from its bounds. */
+static void cell_geometry(wcell *c) {
+  unit_vec((c->lat0 + c->lat1) / 2, (c->lon0 + c->lon1) / 2, &c->x, &c->y, &c->z);
+  double dphi = (c->lat1 - c->lat0) * D2R / 2;
+  double dlam = (c->lon1 - c->lon0) * D2R / 2;
+  double phimin = (c->lat0 <= 0 && c->lat1 >= 0) ? 0 : fmin(fabs(c->lat0), fabs(c->lat1)) * D2R;
+  double rho = dphi + cos(phimin) * dlam;
+  c->rho = rho * (1 + 1e-9) + 1e-12;
+}
+
+enum { CELL_DROP = 0, CELL_PARTIAL = 1, CELL_CERTAIN = 2 };
+
+/* Classifies a cell against every cap (see the file comment). */
+static int classify_caps(const cap *caps, size_t n, const wcell *c) {
+  double cr = cos(c->rho), sr = sin(c->rho);
+  int all_in = 1;
+  for (size_t i = 0; i < n; i++) {
+    const cap *k = &caps[i];
+    double d = k->x * c->x + k->y * c->y + k->z * c->z;
+    if (k->alpha + c->rho < M_PI) {
+      double cos_out = k->cosa * cr - k->sina * sr; /* cos(alpha + rho) */
+      if (d < cos_out - DOT_EPS) return CELL_DROP;
+    }
+    if (all_in) {
+      if (k->alpha >= c->rho) {
+        double cos_in = k->cosa * cr + k->sina * sr; /* cos(alpha - rho) */
+        if (!(d >= cos_in + DOT_EPS)) all_in = 0;
+      } else {
+        all_in = 0;
+      }
+    }
+  }
+  return all_in ? CELL_CERTAIN : CELL_PARTIAL;
+}
+
+static int region_present(const cl_region_union *u) { return u && u->n > 0; }
+
+/* Centre and angular radius of a cap containing every cell of the lists. */
+static void enclosing_cap(const cellvec *a, const cellvec *b, double *cx, double *cy, double *cz,
+                          double *radius) {
+  double sx = 0, sy = 0, sz = 0;
+  const cellvec *lists[2] = {a, b};
+  for (int l = 0; l < 2; l++) {
+    if (!lists[l]) continue;
+    for (size_t i = 0; i < lists[l]->n; i++) {
+      const wcell *c = &lists[l]->v[i];
+      /* Weight by area (proportional to cos(lat) dlat dlon). */
+      double w = (c->lat1 - c->lat0) * (c->lon1 - c->lon0) * cos((c->lat0 + c->lat1) / 2 * D2R);
+      sx += w * c->x;
+      sy += w * c->y;
+      sz += w * c->z;
+    }
+  }
+  double norm = sqrt(sx * sx + sy * sy + sz * sz);
+  if (norm < 1e-12) {
+    const wcell *c = a->n ? &a->v[0] : &b->v[0];
+    sx = c->x, sy = c->y, sz = c->z, norm = 1;
+  }
+  sx /= norm, sy /= norm, sz /= norm;
+  double r = 0;
+  for (int l = 0; l < 2; l++) {
+    if (!lists[l]) continue;
+    for (size_t i = 0; i < lists[l]->n; i++) {
+      const wcell *c = &lists[l]->v[i];
+      double t = angle_between(sx, sy, sz, c->x, c->y, c->z) + c->rho;
+      if (t > r) r = t;
+    }
+  }
+  *cx = sx, *cy = sy, *cz = sz;
+  *radius = r > M_PI ? M_PI : r;
+}
+
+typedef struct {
+  int empty;            /* F_sphere provably empty */
+  cl_geo_region_verdict region;
+} solve_out;
+
+/*
+ * Covers F_sphere of the given caps with cells (into ctx->fin). With
+ * stop_when_nonempty, returns as soon as a certainly feasible cell is found
+ * (for the removal search). Returns 0 or CL_ENOMEM.
+ */
+static int solve(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo_params *p,
+                 const cl_region_union *region, int stop_when_nonempty, solve_out *so) {
+  ctx->cur.n = ctx->next.n = ctx->fin.n = 0;
+  so->empty = 0;
+  so->region = CL_REGION_UNKNOWN;
+  double min_rho = p->min_cell_km * 1000.0 / r_max();
+  double extent = M_PI;
+  for (size_t i = 0; i < n; i++)
+    if (caps[i].alpha < extent) extent = caps[i].alpha;
+  int want_region = region_present(region);
+  int seen_ci = 0, seen_co = 0; /* certain cells inside / outside the region */
+
+  for (int r = 0; r < 8; r++) {
+    for (int q = 0; q < 16; q++) {
+      wcell c = {.lat0 = -90 + 22.5 * r, .lat1 = -90 + 22.5 * (r + 1), .lon0 = -180 + 22.5 * q,
+                 .lon1 = -180 + 22.5 * (q + 1), .rclass = -1, .level = 0};
+      cell_geometry(&c);
+      if (cv_push(&ctx->cur, &c)) return CL_ENOMEM;
+    }
+  }
+  while (ctx->cur.n > 0) {
+    /* Classify this level; keep the survivors in place. */
+    size_t kept = 0;
+    for (size_t i = 0; i < ctx->cur.n; i++) {
+      wcell *c = &ctx->cur.v[i];
+      if (!c->certain) {
+        int st = classify_caps(caps, n, c);
+        if (st == CELL_DROP) continue;
+        c->certain = st == CELL_CERTAIN;
+      }
+      if (stop_when_nonempty && c->certain) {
+        ctx->cur.n = 0;
+        return CL_OK;
+      }
+      if (want_region && (c->rclass < 0 || c->rclass == CL_RECT_BOUNDARY))
+        c->rclass = (int8_t)cl_region_union_classify_rect(region, c->lon0, c->lat0, c->lon1, c->lat1);
+      if (c->certain && c->rclass == CL_RECT_INSIDE) seen_ci = 1;
+      if (c->certain && c->rclass == CL_RECT_OUTSIDE) seen_co = 1;
+      ctx->cur.v[kept++] = *c;
+    }
+    ctx->cur.n = kept;
+    if (kept == 0) break;
+    double ex, ey, ez, level_extent;
+    enclosing_cap(&ctx->cur, &ctx->fin, &ex, &ey, &ez, &level_extent);
+    if (level_extent < extent) extent = level_extent;
+    double f_target = fmax(min_rho, p->rel_precision * extent);
+    int region_decided = seen_ci && seen_co;
+    ctx->next.n = 0;
+    for (size_t i = 0; i < ctx->cur.n; i++) {
+      const wcell *c = &ctx->cur.v[i];
+      int refine_f = !c->certain && c->rho > f_target;
+      int refine_r = want_region && !region_decided && c->rclass == CL_RECT_BOUNDARY &&
+                     c->rho > min_rho;
+      if ((refine_f || refine_r) && c->level < MAX_LEVEL) {
+        double lm = (c->lat0 + c->lat1) / 2, om = (c->lon0 + c->lon1) / 2;
+        double la[3] = {c->lat0, lm, c->lat1}, lo[3] = {c->lon0, om, c->lon1};
+        for (int a = 0; a < 2; a++) {
+          for (int b = 0; b < 2; b++) {
+            wcell k = *c;
+            k.lat0 = la[a], k.lat1 = la[a + 1], k.lon0 = lo[b], k.lon1 = lo[b + 1];
+            k.level = c->level + 1;
+            cell_geometry(&k);
+            if (cv_push(&ctx->next, &k)) return CL_ENOMEM;
+          }
+        }
+      } else if (cv_push(&ctx->fin, c)) {
+        return CL_ENOMEM;
+      }
+    }
+    cellvec t = ctx->cur;
+    ctx->cur = ctx->next;
+    ctx->next = t;
+  }
+  if (ctx->fin.n == 0) {
+    so->empty = 1;
+    return CL_OK;
+  }
+  if (want_region) {
+    int any_in = 0, any_out = 0, any_bd = 0;
+    for (size_t i = 0; i < ctx->fin.n; i++) {
+      int rc = ctx->fin.v[i].rclass;
+      any_in |= rc == CL_RECT_INSIDE;
+      any_out |= rc == CL_RECT_OUTSIDE;
+      any_bd |= rc == CL_RECT_BOUNDARY;
+    }
+    if (!any_bd && !any_out)
+      so->region = CL_REGION_INSIDE;
+    else if (!any_bd && !any_in)
+      so->region = CL_REGION_OUTSIDE;
+    else
+      so->region = CL_REGION_UNDETERMINED;
+  }
+  return CL_OK;
+}
+
+/* ---- smallest removal set for an inconsistent measurement ---------------- */
+
+typedef struct {
+  size_t n;
+  const cap *caps;
+  uint8_t *conflict; /* n*n adjacency: caps provably disjoint on the sphere */
+  size_t best[CL_GEO_MAX_EXCLUDED];
+  size_t nbest;
+} removal;
+
+/* Is every conflict edge covered by `chosen`? */
+static int covers(const removal *rm, const uint8_t *chosen) {
+  for (size_t i = 0; i < rm->n; i++) {
+    if (chosen[i]) continue;
+    for (size_t j = i + 1; j < rm->n; j++)
+      if (!chosen[j] && rm->conflict[i * rm->n + j]) return 0;
+  }
+  return 1;
+}
+
+/*
+ * Tries every k-subset (in lexicographic order) that covers the conflict
+ * graph, testing whether F becomes non-empty without it. Returns 1 when one
+ * is found (rm->best), 0 when none of size k works, -1 when the budget ran
+ * out, or CL_ENOMEM.
+ */
+static int try_subsets(cl_geo_ctx *ctx, removal *rm, size_t k, const cl_geo_params *p,
+                       int *budget, cap *scratch, uint8_t *chosen) {
+  size_t idx[CL_GEO_MAX_EXCLUDED];
+  if (k > CL_GEO_MAX_EXCLUDED || k >= rm->n) return 0;
+  for (size_t i = 0; i < k; i++) idx[i] = i;
+  for (;;) {
+    memset(chosen, 0, rm->n);
+    for (size_t i = 0; i < k; i++) chosen[idx[i]] = 1;
+    if (covers(rm, chosen)) {
+      if ((*budget)-- <= 0) return -1;
+      size_t m = 0;
+      for (size_t i = 0; i < rm->n; i++)
+        if (!chosen[i]) scratch[m++] = rm->caps[i];
+      solve_out so;
+      int rc = solve(ctx, scratch, m, p, NULL, 1, &so);
+      if (rc != CL_OK) return rc;
+      if (!so.empty) {
+        rm->nbest = k;
+        memcpy(rm->best, idx, k * sizeof idx[0]);
+        return 1;
+      }
+    }
+    /* Next combination. */
+    size_t i = k;
+    while (i > 0 && idx[i - 1] == rm->n - k + i - 1) i--;
+    if (i == 0) return 0;
+    idx[i - 1]++;
+    for (size_t j = i; j < k; j++) idx[j] = idx[j - 1] + 1;
+  }
+}
+
+/* Greedy fallback: drop the cap with the most conflicts (then the smallest)
+ * until F is not provably empty. */
+static int greedy_removal(cl_geo_ctx *ctx, removal *rm, const cl_geo_params *p, cap *scratch,
+                          uint8_t *chosen) {
+  memset(chosen, 0, rm->n);
+  rm->nbest = 0;
+  while (rm->nbest < CL_GEO_MAX_EXCLUDED && rm->nbest + 1 < rm->n) {
+    size_t pick = rm->n, best_deg = 0;
+    for (size_t i = 0; i < rm->n; i++) {
+      if (chosen[i]) continue;
+      size_t deg = 0;
+      for (size_t j = 0; j < rm->n; j++)
+        if (!chosen[j] && rm->conflict[i * rm->n + j]) deg++;
+      if (pick == rm->n || deg > best_deg ||
+          (deg == best_deg && rm->caps[i].alpha < rm->caps[pick].alpha)) {
+        pick = i;
+        best_deg = deg;
+      }
+    }
+    chosen[pick] = 1;
+    rm->best[rm->nbest++] = pick;
+    size_t m = 0;
+    for (size_t i = 0; i < rm->n; i++)
+      if (!chosen[i]) scratch[m++] = rm->caps[i];
+    solve_out so;
+    int rc = solve(ctx, scratch, m, p, NULL, 1, &so);
+    if (rc != CL_OK) return rc;
+    if (!so.empty) return 1;
+  }
+  return 0;
+}
+
+static int find_removal(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo_params *p,
+                        cl_geo_result *out) {
+  removal rm = {.n = n, .caps = caps};
+  rm.conflict = calloc(n * n, 1);
+  cap *scratch = malloc(n * sizeof *scratch);
+  uint8_t *chosen = malloc(n);
+  int rc = CL_ENOMEM;
+  if (!rm.conflict || !scratch || !chosen) goto done;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = i + 1; j < n; j++) {
+      double t = angle_between(caps[i].x, caps[i].y, caps[i].z, caps[j].x, caps[j].y, caps[j].z);
+      if (t > caps[i].alpha + caps[j].alpha + 1e-9) rm.conflict[i * n + j] = rm.conflict[j * n + i] = 1;
+    }
+  /* Any removal set must cover every pairwise conflict, so sizes below the
+   * smallest cover cannot work; subsets that are not covers are skipped. */
+  int budget = REMOVAL_BUDGET;
+  int found = 0;
+  for (size_t k = 1; k <= CL_GEO_MAX_EXCLUDED && k < n && !found; k++) {
+    found = try_subsets(ctx, &rm, k, p, &budget, scratch, chosen);
+    if (found < 0) break;
+  }
+  if (found < 0 && found != -1) {
+    rc = found;
+    goto done;
+  }
+  out->excluded_minimal = found == 1;
+  if (found != 1) {
+    int g = greedy_removal(ctx, &rm, p, scratch, chosen);
+    if (g < 0) {
+      rc = g;
+      goto done;
+    }
+  }
+  out->n_excluded = rm.nbest;
+  for (size_t i = 0; i < rm.nbest; i++) out->excluded[i] = caps[rm.best[i]].idx;
+  rc = CL_OK;
+done:
+  free(rm.conflict);
+  free(scratch);
+  free(chosen);
+  return rc;
+}
+
+/* ---- entry point ---------------------------------------------------------- */
+
+int cl_geo_locate(cl_geo_ctx *ctx, const cl_geo_landmark *lms, size_t n, const cl_geo_params *p,
+                  const double *site_latlon, const cl_region_union *allowed, cl_geo_result *out) {
+  memset(out, 0, sizeof *out);
+  if (n > CL_GEO_MAX_LANDMARKS) return CL_EINVAL;
+  cl_geo_params defaults;
+  if (!p) {
+    cl_geo_params_default(&defaults);
+    p = &defaults;
+  }
+  if (site_latlon && (!isfinite(site_latlon[0]) || !isfinite(site_latlon[1]) ||
+                      fabs(site_latlon[0]) > 90 || fabs(site_latlon[1]) > 180))
+    return CL_EINVAL;
+  if (ctx->caps_cap < n) {
+    cap *nc = realloc(ctx->caps, (n ? n : 1) * sizeof *nc);
+    if (!nc) return CL_ENOMEM;
+    ctx->caps = nc;
+    ctx->caps_cap = n;
+  }
+  size_t ncaps = 0;
+  for (size_t i = 0; i < n; i++) {
+    const cl_geo_landmark *l = &lms[i];
+    if (!isfinite(l->lat) || !isfinite(l->lon) || fabs(l->lat) > 90 || fabs(l->lon) > 180)
+      return CL_EINVAL;
+    if (!(l->bound_m > 0) || !isfinite(l->bound_m)) continue;
+    out->n_usable++;
+    double alpha = l->bound_m / r_min();
+    if (alpha >= M_PI) continue; /* covers the whole sphere: no constraint */
+    cap *k = &ctx->caps[ncaps++];
+    unit_vec(l->lat, l->lon, &k->x, &k->y, &k->z);
+    k->alpha = alpha;
+    k->cosa = cos(alpha);
+    k->sina = sin(alpha);
+    k->idx = i;
+  }
+  if (out->n_usable < p->min_landmarks) {
+    out->consistency = CL_GEO_INSUFFICIENT;
+    return CL_OK;
+  }
+  /* Smallest caps first: they drop cells soonest. */
+  for (size_t i = 1; i < ncaps; i++) {
+    cap t = ctx->caps[i];
+    size_t j = i;
+    for (; j > 0 && ctx->caps[j - 1].alpha > t.alpha; j--) ctx->caps[j] = ctx->caps[j - 1];
+    ctx->caps[j] = t;
+  }
+  solve_out so;
+  int rc = solve(ctx, ctx->caps, ncaps, p, allowed, 0, &so);
+  if (rc != CL_OK) return rc;
+  if (so.empty) {
+    out->consistency = CL_GEO_INCONSISTENT;
+    /* The removal search reuses the cell buffers: copy the caps first. */
+    cap *caps = malloc(ncaps * sizeof *caps);
+    if (!caps) return CL_ENOMEM;
+    memcpy(caps, ctx->caps, ncaps * sizeof *caps);
+    rc = find_removal(ctx, caps, ncaps, p, out);
+    free(caps);
+    ctx->fin.n = 0;
+    return rc;
+  }
+  out->consistency = CL_GEO_CONSISTENT;
+  out->region = so.region;
+
+  double cx, cy, cz, radius;
+  enclosing_cap(&ctx->fin, NULL, &cx, &cy, &cz, &radius);
+  out->centre_lat = atan2(cz, sqrt(cx * cx + cy * cy)) * R2D;
+  out->centre_lon = atan2(cy, cx) * R2D;
+  out->radius_km = radius * r_max() / 1000.0;
+
+  if (ctx->out_cap < ctx->fin.n) {
+    cl_geo_cell *nc = realloc(ctx->out, ctx->fin.n * sizeof *nc);
+    if (!nc) return CL_ENOMEM;
+    ctx->out = nc;
+    ctx->out_cap = ctx->fin.n;
+  }
+  for (size_t i = 0; i < ctx->fin.n; i++) {
+    const wcell *c = &ctx->fin.v[i];
+    ctx->out[i] = (cl_geo_cell){c->lat0, c->lat1, c->lon0, c->lon1, c->certain};
+  }
+  out->cells = ctx->out;
+  out->n_cells = ctx->fin.n;
+
+  if (site_latlon) {
+    out->site = CL_SITE_CONSISTENT;
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+      const cl_geo_landmark *l = &lms[i];
+      if (!(l->bound_m > 0) || !isfinite(l->bound_m)) continue;
+      double s = cl_geo_distance_m(site_latlon[0], site_latlon[1], l->lat, l->lon);
+      double excess = s - l->bound_m;
+      if (excess > SITE_TOL_M && excess > worst) {
+        worst = excess;
+        out->site = CL_SITE_EXCLUDED;
+        out->site_landmark = i;
+        out->site_margin_km = excess / 1000.0;
+      }
+    }
+  }
+  return CL_OK;
+}
