@@ -54,7 +54,7 @@ double cl_geo_bound_m(double rtt_s, double speed_m_per_s) { return speed_m_per_s
 void cl_geo_params_default(cl_geo_params *p) {
   p->min_landmarks = 3;
   p->min_cell_km = 1.0;
-  p->rel_precision = 0.02;
+  p->rel_precision = 0.05;
 }
 
 const char *cl_geo_consistency_name(cl_geo_consistency c) {

@@ -44,7 +44,7 @@ typedef struct {
 typedef struct {
   size_t min_landmarks; /* fewer usable landmarks -> INSUFFICIENT; default 3 */
   double min_cell_km;   /* finest cell size; default 2 km */
-  double rel_precision; /* refine F's boundary until cells are this fraction of F; default 0.02 */
+  double rel_precision; /* refine F's boundary until cells are this fraction of F; default 0.05 */
 } cl_geo_params;
 
 void cl_geo_params_default(cl_geo_params *p);
