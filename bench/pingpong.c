@@ -4,7 +4,7 @@
  * are the floor that landmarkd's measured RTTs on the same machine should be
  * compared with (as a ratio, in the same run).
  *
- *   pingpong [--count N] [--size BYTES] [--port P]
+ *   pingpong [--count N] [--size BYTES] [--port P] [--sign]
  *
  * The process forks an echo server (child) and acts as the client: both
  * ends set TCP_NODELAY. Each round trip writes one request the size of an
@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,7 @@ static void die(const char *what) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: pingpong [--count N] [--size BYTES] [--port P]\n");
+  fprintf(stderr, "usage: pingpong [--count N] [--size BYTES] [--port P] [--sign]\n");
   exit(2);
 }
 
@@ -136,15 +137,29 @@ static void real_frames(uint8_t *req, size_t *req_len, uint8_t *resp, size_t *re
   if (cl_msg_encode(&m, resp, 512, resp_len) != CL_OK) die("encode response");
 }
 
-/* Child: accept one connection and answer each request with the reply. */
-static void serve(int lfd, size_t req_len, const uint8_t *reply, size_t reply_len) {
+/* Child: accept one connection and answer each request with the reply. With
+ * sign set, the server first makes one Ed25519 signature over a response-
+ * sized layout, as a chip does, so the baseline carries the same unavoidable
+ * cost inside its window as the landmark's measurement. */
+static void serve(int lfd, size_t req_len, const uint8_t *reply, size_t reply_len, int sign) {
   int fd = accept(lfd, NULL, NULL);
   if (fd < 0) die("accept");
   close(lfd);
   set_nodelay(fd);
   uint8_t *buf = malloc(req_len);
   if (!buf) die("malloc");
-  while (read_all(fd, buf, req_len)) write_all(fd, reply, reply_len);
+  cl_key *k = NULL;
+  if (sign && cl_key_generate(&k) != CL_OK) die("key");
+  uint8_t layout[CL_RESPONSE_LAYOUT_LEN], sig[CL_SIG_LEN];
+  memset(layout, 0x5a, sizeof layout);
+  while (read_all(fd, buf, req_len)) {
+    if (k) {
+      memcpy(layout, buf, req_len < sizeof layout ? req_len : sizeof layout);
+      cl_key_sign(k, sig, layout, sizeof layout);
+    }
+    write_all(fd, reply, reply_len);
+  }
+  cl_key_destroy(&k);
   free(buf);
   close(fd);
   _exit(EXIT_SUCCESS);
@@ -152,7 +167,13 @@ static void serve(int lfd, size_t req_len, const uint8_t *reply, size_t reply_le
 
 int main(int argc, char **argv) {
   unsigned long count = 10000, size = 0, port = 0;
+  int sign = 0;
+  if (sodium_init() < 0) die("sodium_init");
   for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--sign") == 0) {
+      sign = 1;
+      continue;
+    }
     if (strcmp(argv[i], "--count") == 0 && i + 1 < argc)
       count = parse_num("--count", argv[++i], 1, 100000000ul);
     else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
@@ -190,7 +211,7 @@ int main(int argc, char **argv) {
 
   pid_t pid = fork();
   if (pid < 0) die("fork");
-  if (pid == 0) serve(lfd, req_len, reply, reply_len);
+  if (pid == 0) serve(lfd, req_len, reply, reply_len, sign);
   close(lfd);
 
   int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -13,7 +13,7 @@ root=$PWD
 rounds=${BENCH_ROUNDS:-3}
 seconds=${BENCH_SECONDS:-15}
 pp_count=${PINGPONG_COUNT:-20000}
-work=$root/build/bench
+work=$root/build/bench-run
 
 deploy/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -90,19 +90,22 @@ for r in $(seq 1 "$rounds"); do
   pids=()
   grep 'msg="probe accepted"' "$log" | sed -n 's/.*rtt_ns=\([0-9]*\).*/\1/p' >"$work/lm-$r.ns"
   read -r lmin lmed lp90 ln < <(stats "$work/lm-$r.ns")
+  field() { sed -n "s/.*$1=\\([0-9.]*\\).*/\\1/p" <<<"$2"; }
   pp=$(build/bench/pingpong --count "$pp_count")
-  pmin=$(sed -n 's/.*min_us=\([0-9.]*\).*/\1/p' <<<"$pp")
-  pmed=$(sed -n 's/.*median_us=\([0-9.]*\).*/\1/p' <<<"$pp")
-  pp90=$(sed -n 's/.*p90_us=\([0-9.]*\).*/\1/p' <<<"$pp")
-  echo "$lmin $lmed $lp90 $ln $pmin $pmed $pp90" >>"$work/rounds.txt"
-  echo "round $r: landmark min/median/p90 = $lmin/$lmed/$lp90 us (n=$ln); pingpong = $pmin/$pmed/$pp90 us"
+  pmin=$(field min_us "$pp"); pmed=$(field median_us "$pp"); pp90=$(field p90_us "$pp")
+  ps=$(build/bench/pingpong --count "$pp_count" --sign)
+  smin=$(field min_us "$ps"); smed=$(field median_us "$ps"); sp90=$(field p90_us "$ps")
+  echo "$lmin $lmed $lp90 $ln $pmin $pmed $pp90 $smin $smed $sp90" >>"$work/rounds.txt"
+  echo "round $r: landmark min/median/p90 = $lmin/$lmed/$lp90 us (n=$ln); pingpong = $pmin/$pmed/$pp90 us; signing pingpong = $smin/$smed/$sp90 us"
 done
 
 col() { awk -v c="$1" '{print $c}' "$work/rounds.txt" | median; }
 lmin=$(col 1); lmed=$(col 2); lp90=$(col 3); ln=$(col 4)
 pmin=$(col 5); pmed=$(col 6); pp90=$(col 7)
-rmin=$(awk -v a="$lmin" -v b="$pmin" 'BEGIN{printf "%.2f", a/b}')
-rmed=$(awk -v a="$lmed" -v b="$pmed" 'BEGIN{printf "%.2f", a/b}')
+smin=$(col 8); smed=$(col 9); sp90=$(col 10)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+rmin=$(ratio "$lmin" "$pmin"); rmed=$(ratio "$lmed" "$pmed")
+rsmin=$(ratio "$lmin" "$smin"); rsmed=$(ratio "$lmed" "$smed")
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 
 cat >bench/RESULTS.md <<MD
@@ -120,21 +123,26 @@ landmark and its baseline back to back on the same machine.
 
 Landmark-measured RTT is \`uv_hrtime()\` before the challenge write to
 \`uv_hrtime()\` at the top of the read callback; it includes the agent's
-Ed25519 signature of the response. The baseline is \`bench/pingpong\`: blocking
-sockets, TCP_NODELAY, the same request and reply sizes as a Challenge and a
-Response frame, no signing.
+Ed25519 signature of the response. Baselines, same request and reply sizes as
+a Challenge and a Response frame, blocking sockets, TCP_NODELAY:
+\`pingpong\` answers at once; \`pingpong --sign\` makes one Ed25519 signature
+over a response-sized layout before answering, as a chip must.
 
-| statistic | landmark (µs) | plain ping-pong (µs) | ratio |
-|---|---|---|---|
-| minimum | $lmin | $pmin | $rmin |
-| median | $lmed | $pmed | $rmed |
-| 90th percentile | $lp90 | $pp90 | |
-| probes per round | $ln | $pp_count | |
+| statistic | landmark (µs) | ping-pong (µs) | ratio | signing ping-pong (µs) | ratio |
+|---|---|---|---|---|---|
+| minimum | $lmin | $pmin | $rmin | $smin | $rsmin |
+| median | $lmed | $pmed | $rmed | $smed | $rsmed |
+| 90th percentile | $lp90 | $pp90 | | $sp90 | |
+| probes per round | $ln | $pp_count | | $pp_count | |
 
-Target (foundation): landmark minimum ≤ 1.5 × ping-pong minimum. The chip's
-signature (tens of µs of Ed25519 signing) is inside the window by design;
-everything else (landmark signing, encoding, verification, database) is
-outside it.
+Target (foundation issue): landmark minimum ≤ 1.5 × the plain ping-pong
+minimum. The chip's Ed25519 signature must be inside the window (the nonce is
+unknown until the challenge arrives), and on this machine one signature alone
+costs several times the plain ping-pong's minimum, so that literal target is
+out of reach for any implementation; the signing ping-pong is the honest
+floor, and the landmark's ratio to it is what the rest of the timed path
+(agent decode and encode, both event loops) adds. Landmark signing, encoding,
+signature verification and database work are all outside the window.
 MD
 echo
 cat bench/RESULTS.md
