@@ -99,8 +99,22 @@ for r in $(seq 1 "$rounds"); do
   echo "round $r: landmark min/median/p90 = $lmin/$lmed/$lp90 us (n=$ln); pingpong = $pmin/$pmed/$pp90 us; signing pingpong = $smin/$smed/$sp90 us"
 done
 
+# splice_section FILE NAME CONTENT_FILE: replaces the text between
+# <!-- NAME:begin --> and <!-- NAME:end --> in FILE (appending the markers if
+# missing), leaving every other section alone.
+splice_section() {
+  local file=$1 name=$2 content=$3
+  [ -f "$file" ] || printf '# Benchmark results\n\nEach section names the command that regenerates it.\n' >"$file"
+  grep -q "<!-- $name:begin -->" "$file" || printf '\n<!-- %s:begin -->\n<!-- %s:end -->\n' "$name" "$name" >>"$file"
+  awk -v b="<!-- $name:begin -->" -v e="<!-- $name:end -->" -v c="$content" '
+    $0 == b { print; while ((getline line < c) > 0) print line; skip = 1; next }
+    $0 == e { skip = 0 }
+    !skip { print }' "$file" >"$file.tmp"
+  mv "$file.tmp" "$file"
+}
+
 col() { awk -v c="$1" '{print $c}' "$work/rounds.txt" | median; }
-lmin=$(col 1); lmed=$(col 2); lp90=$(col 3); ln=$(col 4)
+lmin=$(col 1); lmed=$(col 2); lp90=$(col 3); ln=$(col 4); ln=${ln%.*}
 pmin=$(col 5); pmed=$(col 6); pp90=$(col 7)
 smin=$(col 8); smed=$(col 9); sp90=$(col 10)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
@@ -108,18 +122,17 @@ rmin=$(ratio "$lmin" "$pmin"); rmed=$(ratio "$lmed" "$pmed")
 rsmin=$(ratio "$lmin" "$smin"); rsmed=$(ratio "$lmed" "$smed")
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 
-cat >bench/RESULTS.md <<MD
-# Benchmark results
+section=$work/rtt-section.md
+cat >"$section" <<MD
+## RTT timing on loopback (\`bench/run.sh\`)
 
 Regenerate with \`bench/run.sh\` (environment: BENCH_ROUNDS, BENCH_SECONDS,
 PINGPONG_COUNT). Figures are medians over rounds; each round measures the
-landmark and its baseline back to back on the same machine.
+landmark and its baselines back to back on the same machine.
 
 - date: $(date -u +%Y-%m-%dT%H:%MZ)
 - machine: $(nproc) cores, ${cpu:-unknown CPU}
 - rounds: $rounds; landmark run per round: ${seconds} s, 2 chips, bursts of 20 back-to-back probes
-
-## RTT timing on loopback
 
 Landmark-measured RTT is \`uv_hrtime()\` before the challenge write to
 \`uv_hrtime()\` at the top of the read callback; it includes the agent's
@@ -144,5 +157,6 @@ floor, and the landmark's ratio to it is what the rest of the timed path
 (agent decode and encode, both event loops) adds. Landmark signing, encoding,
 signature verification and database work are all outside the window.
 MD
+splice_section bench/RESULTS.md rtt "$section"
 echo
-cat bench/RESULTS.md
+cat "$section"

@@ -1,2 +1,627 @@
-/* placeholder: replaced by the real module */
-typedef int cl_placeholder_unit;
+/*
+ * Allowed regions as polygons with holes in the longitude/latitude plane,
+ * and the two indexes that keep queries cheap enough for the location
+ * engine, which classifies thousands of cells per chip against country
+ * borders of thousands of vertices.
+ *
+ * - A uniform grid of up to GRID_MAX x GRID_MAX buckets over the bounding
+ *   box lists, for each bucket, the edges that meet it (slightly grown).
+ *   Buckets that no edge meets are entirely inside or entirely outside; that
+ *   state is computed once. A summed-area table of the buckets that hold
+ *   edges answers "does this block of buckets hold any edge?" in O(1).
+ * - Latitude bands list every non-horizontal edge whose latitude range meets
+ *   the band, once per band and grouped by polygon, so that a ray cast from
+ *   a point sees each edge of its band exactly once and the crossing count
+ *   per polygon is exact.
+ *
+ * Soundness of rectangle classification rests on two facts: an edge that
+ * meets the grown query rectangle is always registered in some bucket the
+ * query visits (buckets are registered with a margin far above rounding
+ * error), and the segment/rectangle test only ever errs towards "meets"
+ * (orientation signs within their rounding bound count as touching). When
+ * no edge meets the grown rectangle, the rectangle lies in one face of the
+ * arrangement and one point (its centre, at least CL_REGION_EPS_DEG from
+ * every edge) classifies all of it. No query allocates.
+ */
+#include "cl_region.h"
+#include "cl_err.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Largest grid side; the grid has at most 4 buckets per edge. */
+#define GRID_MAX 128
+/* Most latitude bands; at most one per edge. */
+#define BANDS_MAX 4096
+/* Vertices one region may hold: edge indexes are 32-bit. */
+#define MAX_VERTICES ((size_t)1 << 28)
+/* Edges are registered in every bucket they come within this distance of.
+ * It must exceed the rounding error of bucket boundaries (~1e-13 degrees);
+ * anything more only costs a few extra edge tests. */
+#define GRID_MARGIN (4 * CL_REGION_EPS_DEG)
+/* Bound on the relative rounding error of an orientation value computed
+ * from differences of coordinates (a few units in the last place, doubled
+ * for slack). */
+#define ORIENT_ERR (8 * DBL_EPSILON)
+
+typedef struct {
+  double x0, y0, x1, y1;
+} edge;
+
+typedef struct {
+  size_t start, n; /* vertices in r->pts (pairs), closing point not stored */
+  int polygon;     /* the caller's polygon number */
+  uint32_t dense;  /* 0..npoly-1, in increasing order of polygon number */
+} ring;
+
+enum { CELL_OUT = 0, CELL_IN = 1, CELL_EDGES = 2 };
+
+struct cl_region {
+  char *code;
+  double *pts; /* lon, lat pairs of all rings */
+  size_t npts, ptcap;
+  ring *rings;
+  size_t nrings, ringcap;
+  int finished;
+  double bx0, by0, bx1, by1; /* bounding box of all vertices */
+
+  /* Edges in ring order after sorting rings by polygon: polygon p owns the
+   * edges [pstart[p], pstart[p + 1]). */
+  edge *edges;
+  size_t nedges;
+  uint32_t *epoly;  /* dense polygon of each edge */
+  uint32_t *pstart; /* npoly + 1 */
+  uint32_t npoly;
+
+  /* Grid: bucket (ix, iy) is ix + iy * gx. */
+  int gx, gy;
+  double sx, sy;       /* buckets per degree (0 when the box is flat) */
+  size_t *goff;        /* gx * gy + 1 offsets into gedges */
+  uint32_t *gedges;    /* edge indexes per bucket */
+  uint8_t *gstate;     /* CELL_* per bucket */
+  uint32_t *gsum;      /* (gx + 1) * (gy + 1): buckets with edges below/left */
+
+  /* Latitude bands. */
+  int nb;
+  double sb;        /* bands per degree */
+  size_t *boff;     /* nb + 1 offsets into bedges */
+  uint32_t *bedges; /* edge indexes per band, increasing (so grouped by polygon) */
+};
+
+int cl_region_create(cl_region **out, const char *code) {
+  if (!out) return CL_EINVAL;
+  *out = NULL;
+  cl_region *r = calloc(1, sizeof *r);
+  if (!r) return CL_ENOMEM;
+  r->code = strdup(code ? code : "");
+  if (!r->code) {
+    free(r);
+    return CL_ENOMEM;
+  }
+  r->bx0 = r->by0 = INFINITY;
+  r->bx1 = r->by1 = -INFINITY;
+  *out = r;
+  return CL_OK;
+}
+
+void cl_region_destroy(cl_region **rp) {
+  if (!rp || !*rp) return;
+  cl_region *r = *rp;
+  free(r->code);
+  free(r->pts);
+  free(r->rings);
+  free(r->edges);
+  free(r->epoly);
+  free(r->pstart);
+  free(r->goff);
+  free(r->gedges);
+  free(r->gstate);
+  free(r->gsum);
+  free(r->boff);
+  free(r->bedges);
+  free(r);
+  *rp = NULL;
+}
+
+const char *cl_region_code(const cl_region *r) { return r ? r->code : ""; }
+
+void cl_region_bbox(const cl_region *r, double *lon0, double *lat0, double *lon1, double *lat1) {
+  int empty = !r || r->npts == 0;
+  if (lon0) *lon0 = empty ? 0 : r->bx0;
+  if (lat0) *lat0 = empty ? 0 : r->by0;
+  if (lon1) *lon1 = empty ? 0 : r->bx1;
+  if (lat1) *lat1 = empty ? 0 : r->by1;
+}
+
+size_t cl_region_vertex_count(const cl_region *r) { return r ? r->npts : 0; }
+
+/* ---- building ------------------------------------------------------------ */
+
+static int same_point(const double *a, const double *b) { return a[0] == b[0] && a[1] == b[1]; }
+
+/* 1 if the n points hold at least 3 distinct ones. */
+static int has_three_distinct(const double *p, size_t n) {
+  size_t i = 1;
+  while (i < n && same_point(&p[2 * i], p)) i++;
+  if (i >= n) return 0;
+  const double *second = &p[2 * i];
+  for (i++; i < n; i++)
+    if (!same_point(&p[2 * i], p) && !same_point(&p[2 * i], second)) return 1;
+  return 0;
+}
+
+static int grow(void **buf, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return CL_OK;
+  size_t ncap = *cap ? *cap : 16;
+  while (ncap < need) ncap *= 2;
+  void *nb = realloc(*buf, ncap * elem);
+  if (!nb) return CL_ENOMEM;
+  *buf = nb;
+  *cap = ncap;
+  return CL_OK;
+}
+
+/*
+ * Stores one ring without its closing point(s) and without consecutive
+ * repeats. Errors: CL_EINVAL (bad argument, finished region, coordinates
+ * out of range, fewer than 3 distinct points, negative polygon number),
+ * CL_ETOOBIG (more than MAX_VERTICES in the region), CL_ENOMEM. On error the
+ * region is unchanged.
+ */
+int cl_region_add_ring(cl_region *r, int polygon, const double *lonlat, size_t n) {
+  if (!r || r->finished || polygon < 0 || (n > 0 && !lonlat)) return CL_EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    double lon = lonlat[2 * i], lat = lonlat[2 * i + 1];
+    if (!(lon >= -180.0 && lon <= 180.0) || !(lat >= -90.0 && lat <= 90.0)) return CL_EINVAL;
+  }
+  size_t m = n;
+  while (m > 1 && same_point(&lonlat[2 * (m - 1)], lonlat)) m--;
+  if (m < 3 || !has_three_distinct(lonlat, m)) return CL_EINVAL;
+  if (m > MAX_VERTICES - r->npts) return CL_ETOOBIG;
+  if (grow((void **)&r->pts, &r->ptcap, 2 * (r->npts + m), sizeof *r->pts) != CL_OK ||
+      grow((void **)&r->rings, &r->ringcap, r->nrings + 1, sizeof *r->rings) != CL_OK)
+    return CL_ENOMEM;
+  double *dst = r->pts + 2 * r->npts;
+  size_t k = 0;
+  for (size_t i = 0; i < m; i++) {
+    const double *p = &lonlat[2 * i];
+    if (k > 0 && same_point(&dst[2 * (k - 1)], p)) continue;
+    dst[2 * k] = p[0];
+    dst[2 * k + 1] = p[1];
+    k++;
+  }
+  /* The last point may repeat the first after repeats were dropped. */
+  while (k > 1 && same_point(&dst[2 * (k - 1)], dst)) k--;
+  for (size_t i = 0; i < k; i++) {
+    if (dst[2 * i] < r->bx0) r->bx0 = dst[2 * i];
+    if (dst[2 * i] > r->bx1) r->bx1 = dst[2 * i];
+    if (dst[2 * i + 1] < r->by0) r->by0 = dst[2 * i + 1];
+    if (dst[2 * i + 1] > r->by1) r->by1 = dst[2 * i + 1];
+  }
+  r->rings[r->nrings++] = (ring){.start = r->npts, .n = k, .polygon = polygon, .dense = 0};
+  r->npts += k;
+  return CL_OK;
+}
+
+static int cmp_int(const void *a, const void *b) {
+  int x = *(const int *)a, y = *(const int *)b;
+  return (x > y) - (x < y);
+}
+
+/* Rings ordered by polygon, then by the order they were added. */
+static int cmp_ring(const void *a, const void *b) {
+  const ring *x = a, *y = b;
+  if (x->dense != y->dense) return x->dense < y->dense ? -1 : 1;
+  return (x->start > y->start) - (x->start < y->start);
+}
+
+/* Numbers the polygons densely and sorts the rings by polygon. */
+static int number_polygons(cl_region *r) {
+  int *ids = malloc(r->nrings * sizeof *ids);
+  if (!ids) return CL_ENOMEM;
+  for (size_t i = 0; i < r->nrings; i++) ids[i] = r->rings[i].polygon;
+  qsort(ids, r->nrings, sizeof *ids, cmp_int);
+  size_t u = 0;
+  for (size_t i = 0; i < r->nrings; i++)
+    if (u == 0 || ids[u - 1] != ids[i]) ids[u++] = ids[i];
+  for (size_t i = 0; i < r->nrings; i++) {
+    const int *hit = bsearch(&r->rings[i].polygon, ids, u, sizeof *ids, cmp_int);
+    r->rings[i].dense = (uint32_t)(hit - ids);
+  }
+  free(ids);
+  r->npoly = (uint32_t)u;
+  qsort(r->rings, r->nrings, sizeof *r->rings, cmp_ring);
+  return CL_OK;
+}
+
+static int build_edges(cl_region *r) {
+  r->nedges = r->npts;
+  r->edges = malloc(r->nedges * sizeof *r->edges);
+  r->epoly = malloc(r->nedges * sizeof *r->epoly);
+  r->pstart = calloc((size_t)r->npoly + 1, sizeof *r->pstart);
+  if (!r->edges || !r->epoly || !r->pstart) return CL_ENOMEM;
+  size_t k = 0;
+  for (size_t i = 0; i < r->nrings; i++) {
+    const ring *g = &r->rings[i];
+    const double *p = r->pts + 2 * g->start;
+    if (i == 0 || r->rings[i - 1].dense != g->dense) r->pstart[g->dense] = (uint32_t)k;
+    for (size_t j = 0; j < g->n; j++) {
+      size_t nx = j + 1 == g->n ? 0 : j + 1;
+      r->edges[k] = (edge){p[2 * j], p[2 * j + 1], p[2 * nx], p[2 * nx + 1]};
+      r->epoly[k] = g->dense;
+      k++;
+    }
+  }
+  r->pstart[r->npoly] = (uint32_t)k;
+  return CL_OK;
+}
+
+/* Bucket and band indexes: monotone in the coordinate, clamped. */
+static inline int grid_ix(const cl_region *r, double x) {
+  double f = (x - r->bx0) * r->sx;
+  if (!(f > 0)) return 0;
+  if (f >= r->gx) return r->gx - 1;
+  return (int)f;
+}
+
+static inline int grid_iy(const cl_region *r, double y) {
+  double f = (y - r->by0) * r->sy;
+  if (!(f > 0)) return 0;
+  if (f >= r->gy) return r->gy - 1;
+  return (int)f;
+}
+
+static inline int band_of(const cl_region *r, double y) {
+  double f = (y - r->by0) * r->sb;
+  if (!(f > 0)) return 0;
+  if (f >= r->nb) return r->nb - 1;
+  return (int)f;
+}
+
+/*
+ * 1 if segment g meets the closed rectangle [rx0, rx1] x [ry0, ry1], or if
+ * rounding leaves that in doubt; 0 only when they are certainly apart.
+ * Separating axes: x, y, and the segment's normal.
+ */
+static inline int seg_meets_rect(const edge *g, double rx0, double ry0, double rx1, double ry1) {
+  double ex0 = g->x0 < g->x1 ? g->x0 : g->x1, ex1 = g->x0 < g->x1 ? g->x1 : g->x0;
+  double ey0 = g->y0 < g->y1 ? g->y0 : g->y1, ey1 = g->y0 < g->y1 ? g->y1 : g->y0;
+  if (ex1 < rx0 || ex0 > rx1 || ey1 < ry0 || ey0 > ry1) return 0;
+  if (g->x0 >= rx0 && g->x0 <= rx1 && g->y0 >= ry0 && g->y0 <= ry1) return 1;
+  if (g->x1 >= rx0 && g->x1 <= rx1 && g->y1 >= ry0 && g->y1 <= ry1) return 1;
+  double dx = g->x1 - g->x0, dy = g->y1 - g->y0;
+  double ax0 = rx0 - g->x0, ax1 = rx1 - g->x0, ay0 = ry0 - g->y0, ay1 = ry1 - g->y0;
+  double o00 = dx * ay0 - dy * ax0, o10 = dx * ay0 - dy * ax1;
+  double o01 = dx * ay1 - dy * ax0, o11 = dx * ay1 - dy * ax1;
+  double amax = fabs(ax0) > fabs(ax1) ? fabs(ax0) : fabs(ax1);
+  double bmax = fabs(ay0) > fabs(ay1) ? fabs(ay0) : fabs(ay1);
+  double err = ORIENT_ERR * (fabs(dx) + fabs(dy)) * (amax + bmax);
+  if (o00 > err && o10 > err && o01 > err && o11 > err) return 0;
+  if (o00 < -err && o10 < -err && o01 < -err && o11 < -err) return 0;
+  return 1;
+}
+
+/* Bucket (ix, iy) as a rectangle grown by GRID_MARGIN. */
+static void bucket_rect(const cl_region *r, int ix, int iy, double *x0, double *y0, double *x1,
+                        double *y1) {
+  double w = r->bx1 - r->bx0, h = r->by1 - r->by0;
+  *x0 = r->bx0 + w * ix / r->gx - GRID_MARGIN;
+  *x1 = r->bx0 + w * (ix + 1) / r->gx + GRID_MARGIN;
+  *y0 = r->by0 + h * iy / r->gy - GRID_MARGIN;
+  *y1 = r->by0 + h * (iy + 1) / r->gy + GRID_MARGIN;
+}
+
+/* Visits the buckets edge e meets: counts them (fill == NULL) or appends e
+ * to their lists at cursor[]. */
+static void register_edge(const cl_region *r, uint32_t e, size_t *count, size_t *cursor,
+                          uint32_t *fill) {
+  const edge *g = &r->edges[e];
+  double ex0 = fmin(g->x0, g->x1), ex1 = fmax(g->x0, g->x1);
+  double ey0 = fmin(g->y0, g->y1), ey1 = fmax(g->y0, g->y1);
+  int ix0 = grid_ix(r, ex0 - GRID_MARGIN), ix1 = grid_ix(r, ex1 + GRID_MARGIN);
+  int iy0 = grid_iy(r, ey0 - GRID_MARGIN), iy1 = grid_iy(r, ey1 + GRID_MARGIN);
+  for (int iy = iy0; iy <= iy1; iy++)
+    for (int ix = ix0; ix <= ix1; ix++) {
+      double x0, y0, x1, y1;
+      bucket_rect(r, ix, iy, &x0, &y0, &x1, &y1);
+      if (!seg_meets_rect(g, x0, y0, x1, y1)) continue;
+      size_t b = (size_t)ix + (size_t)iy * (size_t)r->gx;
+      if (fill)
+        fill[cursor[b]++] = e;
+      else
+        count[b]++;
+    }
+}
+
+/* Grid side lengths for about `target` square-ish buckets over w x h. */
+static void grid_dims(double w, double h, size_t target, int *gx, int *gy) {
+  double t = (double)target;
+  double fx, fy;
+  if (w <= 0 && h <= 0) {
+    fx = fy = 1;
+  } else if (h <= 0) {
+    fx = t;
+    fy = 1;
+  } else if (w <= 0) {
+    fx = 1;
+    fy = t;
+  } else {
+    fx = sqrt(t * w / h);
+    if (fx > GRID_MAX) fx = GRID_MAX;
+    if (fx < 1) fx = 1;
+    fy = t / floor(fx);
+  }
+  *gx = fx >= GRID_MAX ? GRID_MAX : fx < 1 ? 1 : (int)fx;
+  *gy = fy >= GRID_MAX ? GRID_MAX : fy < 1 ? 1 : (int)fy;
+}
+
+static int build_bands(cl_region *r) {
+  double h = r->by1 - r->by0;
+  r->nb = r->nedges > BANDS_MAX ? BANDS_MAX : (int)r->nedges;
+  if (h <= 0 || r->nb < 1) r->nb = 1;
+  r->sb = h > 0 ? r->nb / h : 0;
+  r->boff = calloc((size_t)r->nb + 1, sizeof *r->boff);
+  if (!r->boff) return CL_ENOMEM;
+  /* Horizontal edges never cross a horizontal ray; leave them out. */
+  for (size_t e = 0; e < r->nedges; e++) {
+    const edge *g = &r->edges[e];
+    if (g->y0 == g->y1) continue;
+    int b0 = band_of(r, fmin(g->y0, g->y1)), b1 = band_of(r, fmax(g->y0, g->y1));
+    for (int b = b0; b <= b1; b++) r->boff[b + 1]++;
+  }
+  for (int b = 0; b < r->nb; b++) r->boff[b + 1] += r->boff[b];
+  r->bedges = malloc((r->boff[r->nb] ? r->boff[r->nb] : 1) * sizeof *r->bedges);
+  size_t *cur = malloc((size_t)r->nb * sizeof *cur);
+  if (!r->bedges || !cur) {
+    free(cur);
+    return CL_ENOMEM;
+  }
+  memcpy(cur, r->boff, (size_t)r->nb * sizeof *cur);
+  for (size_t e = 0; e < r->nedges; e++) {
+    const edge *g = &r->edges[e];
+    if (g->y0 == g->y1) continue;
+    int b0 = band_of(r, fmin(g->y0, g->y1)), b1 = band_of(r, fmax(g->y0, g->y1));
+    for (int b = b0; b <= b1; b++) r->bedges[cur[b]++] = (uint32_t)e;
+  }
+  free(cur);
+  return CL_OK;
+}
+
+/*
+ * Even-odd ray casting towards +lon over the band of py, polygon by
+ * polygon; 1 as soon as one polygon has an odd count. The half-open rule
+ * (y0 > py) != (y1 > py) counts a vertex on the ray once.
+ */
+static int point_in(const cl_region *r, double px, double py) {
+  int b = band_of(r, py);
+  const uint32_t *e = r->bedges + r->boff[b], *end = r->bedges + r->boff[b + 1];
+  uint32_t pend = 0;
+  int odd = 0;
+  for (; e < end; e++) {
+    if (*e >= pend) {
+      if (odd) return 1;
+      pend = r->pstart[r->epoly[*e] + 1];
+    }
+    const edge *g = &r->edges[*e];
+    if ((g->y0 > py) == (g->y1 > py)) continue;
+    /* The crossing lies right of p iff p is left of the upward edge. */
+    double o = (g->x1 - g->x0) * (py - g->y0) - (g->y1 - g->y0) * (px - g->x0);
+    if (g->y1 > g->y0 ? o > 0 : o < 0) odd ^= 1;
+  }
+  return odd;
+}
+
+static int build_grid(cl_region *r) {
+  double w = r->bx1 - r->bx0, h = r->by1 - r->by0;
+  size_t target = r->nedges > (size_t)GRID_MAX * GRID_MAX / 4 ? (size_t)GRID_MAX * GRID_MAX
+                                                               : 4 * r->nedges;
+  grid_dims(w, h, target, &r->gx, &r->gy);
+  r->sx = w > 0 ? r->gx / w : 0;
+  r->sy = h > 0 ? r->gy / h : 0;
+  size_t nbk = (size_t)r->gx * (size_t)r->gy;
+  r->goff = calloc(nbk + 1, sizeof *r->goff);
+  r->gstate = malloc(nbk);
+  r->gsum = calloc(((size_t)r->gx + 1) * ((size_t)r->gy + 1), sizeof *r->gsum);
+  size_t *cur = malloc(nbk * sizeof *cur);
+  if (!r->goff || !r->gstate || !r->gsum || !cur) {
+    free(cur);
+    return CL_ENOMEM;
+  }
+  for (size_t e = 0; e < r->nedges; e++) register_edge(r, (uint32_t)e, r->goff + 1, NULL, NULL);
+  for (size_t b = 0; b < nbk; b++) r->goff[b + 1] += r->goff[b];
+  r->gedges = malloc((r->goff[nbk] ? r->goff[nbk] : 1) * sizeof *r->gedges);
+  if (!r->gedges) {
+    free(cur);
+    return CL_ENOMEM;
+  }
+  memcpy(cur, r->goff, nbk * sizeof *cur);
+  for (size_t e = 0; e < r->nedges; e++) register_edge(r, (uint32_t)e, NULL, cur, r->gedges);
+  free(cur);
+
+  /* A bucket no edge meets is inside or outside as a whole; its centre is
+   * at least half a bucket from every edge, so ray casting there is exact. */
+  size_t stride = (size_t)r->gx + 1;
+  for (int iy = 0; iy < r->gy; iy++)
+    for (int ix = 0; ix < r->gx; ix++) {
+      size_t b = (size_t)ix + (size_t)iy * (size_t)r->gx;
+      int has = r->goff[b + 1] > r->goff[b];
+      if (has) {
+        r->gstate[b] = CELL_EDGES;
+      } else {
+        double x0, y0, x1, y1;
+        bucket_rect(r, ix, iy, &x0, &y0, &x1, &y1);
+        r->gstate[b] = point_in(r, 0.5 * (x0 + x1), 0.5 * (y0 + y1)) ? CELL_IN : CELL_OUT;
+      }
+      r->gsum[(size_t)(iy + 1) * stride + (size_t)ix + 1] =
+          r->gsum[(size_t)iy * stride + (size_t)ix + 1] +
+          r->gsum[(size_t)(iy + 1) * stride + (size_t)ix] -
+          r->gsum[(size_t)iy * stride + (size_t)ix] + (uint32_t)has;
+    }
+  return CL_OK;
+}
+
+/*
+ * Builds edges, bands and grid. CL_EINVAL if the region has no ring or is
+ * finished already; CL_ENOMEM (the region stays unfinished and can be
+ * destroyed).
+ */
+int cl_region_finish(cl_region *r) {
+  if (!r || r->finished || r->nrings == 0) return CL_EINVAL;
+  int rc = number_polygons(r);
+  if (rc == CL_OK) rc = build_edges(r);
+  if (rc == CL_OK) rc = build_bands(r);
+  if (rc == CL_OK) rc = build_grid(r);
+  if (rc != CL_OK) return rc;
+  r->finished = 1;
+  return CL_OK;
+}
+
+/* ---- queries --------------------------------------------------------------- */
+
+int cl_region_contains(const cl_region *r, double lon, double lat) {
+  if (!r || !r->finished) return 0;
+  if (!(lon >= r->bx0 && lon <= r->bx1 && lat >= r->by0 && lat <= r->by1)) return 0;
+  return point_in(r, lon, lat);
+}
+
+/* Buckets holding edges in [ix0, ix1] x [iy0, iy1]. */
+static inline uint32_t buckets_with_edges(const cl_region *r, int ix0, int iy0, int ix1, int iy1) {
+  size_t stride = (size_t)r->gx + 1;
+  return r->gsum[(size_t)(iy1 + 1) * stride + (size_t)ix1 + 1] -
+         r->gsum[(size_t)iy0 * stride + (size_t)ix1 + 1] -
+         r->gsum[(size_t)(iy1 + 1) * stride + (size_t)ix0] +
+         r->gsum[(size_t)iy0 * stride + (size_t)ix0];
+}
+
+/* 1 if some edge listed in bucket (ix, iy) meets the rectangle. */
+static inline int bucket_hits(const cl_region *r, int ix, int iy, double x0, double y0, double x1,
+                              double y1) {
+  size_t b = (size_t)ix + (size_t)iy * (size_t)r->gx;
+  for (size_t k = r->goff[b]; k < r->goff[b + 1]; k++)
+    if (seg_meets_rect(&r->edges[r->gedges[k]], x0, y0, x1, y1)) return 1;
+  return 0;
+}
+
+cl_rect_class cl_region_classify_rect(const cl_region *r, double lon0, double lat0, double lon1,
+                                      double lat1) {
+  /* Anything this function cannot reason about is BOUNDARY: never wrong. */
+  if (!r || !r->finished || !(lon0 <= lon1) || !(lat0 <= lat1) || !isfinite(lon0) ||
+      !isfinite(lon1) || !isfinite(lat0) || !isfinite(lat1))
+    return CL_RECT_BOUNDARY;
+  double x0 = lon0 - CL_REGION_EPS_DEG, x1 = lon1 + CL_REGION_EPS_DEG;
+  double y0 = lat0 - CL_REGION_EPS_DEG, y1 = lat1 + CL_REGION_EPS_DEG;
+  /* The region lies within its bounding box. */
+  if (x1 < r->bx0 || x0 > r->bx1 || y1 < r->by0 || y0 > r->by1) return CL_RECT_OUTSIDE;
+  int ix0 = grid_ix(r, x0), ix1 = grid_ix(r, x1);
+  int iy0 = grid_iy(r, y0), iy1 = grid_iy(r, y1);
+  if (buckets_with_edges(r, ix0, iy0, ix1, iy1) != 0) {
+    /* Buckets strictly inside the span lie within the grown rectangle (up
+     * to GRID_MARGIN): an edge listed there meets it. */
+    if (ix1 - ix0 >= 2 && iy1 - iy0 >= 2 &&
+        buckets_with_edges(r, ix0 + 1, iy0 + 1, ix1 - 1, iy1 - 1) != 0)
+      return CL_RECT_BOUNDARY;
+    for (int ix = ix0; ix <= ix1; ix++) {
+      if (bucket_hits(r, ix, iy0, x0, y0, x1, y1)) return CL_RECT_BOUNDARY;
+      if (iy1 != iy0 && bucket_hits(r, ix, iy1, x0, y0, x1, y1)) return CL_RECT_BOUNDARY;
+    }
+    for (int iy = iy0 + 1; iy < iy1; iy++) {
+      if (bucket_hits(r, ix0, iy, x0, y0, x1, y1)) return CL_RECT_BOUNDARY;
+      if (ix1 != ix0 && bucket_hits(r, ix1, iy, x0, y0, x1, y1)) return CL_RECT_BOUNDARY;
+    }
+  }
+  /* No edge meets the grown rectangle: one point decides for all of it. */
+  double cx = 0.5 * (lon0 + lon1), cy = 0.5 * (lat0 + lat1);
+  if (!(cx >= r->bx0 && cx <= r->bx1 && cy >= r->by0 && cy <= r->by1)) return CL_RECT_OUTSIDE;
+  uint8_t st = r->gstate[(size_t)grid_ix(r, cx) + (size_t)grid_iy(r, cy) * (size_t)r->gx];
+  if (st == CELL_EDGES) st = point_in(r, cx, cy) ? CELL_IN : CELL_OUT;
+  return st == CELL_IN ? CL_RECT_INSIDE : CL_RECT_OUTSIDE;
+}
+
+/* ---- unions ---------------------------------------------------------------- */
+
+int cl_region_union_contains(const cl_region_union *u, double lon, double lat) {
+  if (!u) return 0;
+  for (size_t i = 0; i < u->n; i++)
+    if (u->members[i] && cl_region_contains(u->members[i], lon, lat)) return 1;
+  return 0;
+}
+
+cl_rect_class cl_region_union_classify_rect(const cl_region_union *u, double lon0, double lat0,
+                                            double lon1, double lat1) {
+  if (!u) return CL_RECT_BOUNDARY;
+  cl_rect_class out = CL_RECT_OUTSIDE;
+  for (size_t i = 0; i < u->n; i++) {
+    if (!u->members[i]) return CL_RECT_BOUNDARY;
+    cl_rect_class c = cl_region_classify_rect(u->members[i], lon0, lat0, lon1, lat1);
+    if (c == CL_RECT_INSIDE) return CL_RECT_INSIDE;
+    if (c == CL_RECT_BOUNDARY) out = CL_RECT_BOUNDARY;
+  }
+  return out;
+}
+
+/* ---- export ---------------------------------------------------------------- */
+
+typedef struct {
+  char *p;
+  size_t len, cap;
+  int oom;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n) {
+  if (b->oom) return;
+  if (grow((void **)&b->p, &b->cap, b->len + n + 1, 1) != CL_OK) {
+    b->oom = 1;
+    return;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+/* The shortest %g form that reads back as the same double. */
+static void sb_num(sbuf *b, double v) {
+  char t[40];
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(t, sizeof t, "%.*g", prec, v);
+    if (strtod(t, NULL) == v) break;
+  }
+  sb_put(b, t, strlen(t));
+}
+
+int cl_region_to_geojson(const cl_region *r, char **out, size_t *len) {
+  if (!r || !r->finished || !out) return CL_EINVAL;
+  *out = NULL;
+  sbuf b = {0};
+  sb_put(&b, "{\"type\":\"MultiPolygon\",\"coordinates\":[", 38);
+  for (size_t i = 0; i < r->nrings; i++) {
+    const ring *g = &r->rings[i];
+    int first_of_poly = i == 0 || r->rings[i - 1].dense != g->dense;
+    int last_of_poly = i + 1 == r->nrings || r->rings[i + 1].dense != g->dense;
+    if (first_of_poly) sb_put(&b, i == 0 ? "[" : ",[", i == 0 ? 1 : 2);
+    if (!first_of_poly) sb_put(&b, ",", 1);
+    sb_put(&b, "[", 1);
+    /* RFC 7946 rings are closed: repeat the first vertex. */
+    for (size_t j = 0; j <= g->n; j++) {
+      const double *p = r->pts + 2 * (g->start + (j == g->n ? 0 : j));
+      sb_put(&b, j == 0 ? "[" : ",[", j == 0 ? 1 : 2);
+      sb_num(&b, p[0]);
+      sb_put(&b, ",", 1);
+      sb_num(&b, p[1]);
+      sb_put(&b, "]", 1);
+    }
+    sb_put(&b, "]", 1);
+    if (last_of_poly) sb_put(&b, "]", 1);
+  }
+  sb_put(&b, "]}", 2);
+  if (b.oom) {
+    free(b.p);
+    return CL_ENOMEM;
+  }
+  *out = b.p;
+  if (len) *len = b.len;
+  return CL_OK;
+}

@@ -42,6 +42,13 @@ const char *cl_region_code(const cl_region *r);
 /* Bounding box of all rings, degrees. */
 void cl_region_bbox(const cl_region *r, double *lon0, double *lat0, double *lon1, double *lat1);
 size_t cl_region_vertex_count(const cl_region *r);
+/*
+ * The region as a GeoJSON MultiPolygon geometry (one polygon per polygon
+ * number, in increasing order; closed rings; numbers that read back
+ * exactly). *out is malloc'd and NUL-terminated; *len (may be NULL) gets its
+ * length. CL_EINVAL before cl_region_finish, CL_ENOMEM.
+ */
+int cl_region_to_geojson(const cl_region *r, char **out, size_t *len);
 
 /* 1 if (lon, lat) is in the region (points on an edge may go either way). */
 int cl_region_contains(const cl_region *r, double lon, double lat);
