@@ -33,7 +33,8 @@ struct cl_csv {
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
+  if (!err || errlen == 0)
+    return;
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(err, errlen, fmt, ap);
@@ -80,7 +81,8 @@ static int parse_record(cl_csv *c, char *err, size_t errlen) {
       break;
     }
   }
-  if (c->pos >= c->len) return 0;
+  if (c->pos >= c->len)
+    return 0;
   c->record_line = c->line;
   c->nf = 0;
   size_t b = 0;
@@ -95,8 +97,8 @@ static int parse_record(cl_csv *c, char *err, size_t errlen) {
       c->pos++;
       for (;;) {
         if (c->pos >= c->len) {
-          seterr(err, errlen, "%s:%zu: quoted field not closed before the end of the file",
-                 c->name, c->record_line);
+          seterr(err, errlen, "%s:%zu: quoted field not closed before the end of the file", c->name,
+                 c->record_line);
           return CL_EMALFORMED;
         }
         char ch = t[c->pos];
@@ -109,7 +111,8 @@ static int parse_record(cl_csv *c, char *err, size_t errlen) {
           c->pos++;
           break;
         }
-        if (ch == '\n') c->line++;
+        if (ch == '\n')
+          c->line++;
         c->buf[b++] = ch;
         c->pos++;
       }
@@ -123,14 +126,15 @@ static int parse_record(cl_csv *c, char *err, size_t errlen) {
       while (c->pos < c->len && t[c->pos] != ',' && t[c->pos] != '\n') {
         char ch = t[c->pos];
         if (ch == '\r') {
-          if (c->pos + 1 < c->len && t[c->pos + 1] == '\n') break;
+          if (c->pos + 1 < c->len && t[c->pos + 1] == '\n')
+            break;
           seterr(err, errlen, "%s:%zu: carriage return not followed by a line feed", c->name,
                  c->line);
           return CL_EMALFORMED;
         }
         if (ch == '"') {
-          seterr(err, errlen, "%s:%zu: field %zu: quote inside an unquoted field", c->name,
-                 c->line, c->nf + 1);
+          seterr(err, errlen, "%s:%zu: field %zu: quote inside an unquoted field", c->name, c->line,
+                 c->nf + 1);
           return CL_EMALFORMED;
         }
         c->buf[b++] = ch;
@@ -139,7 +143,8 @@ static int parse_record(cl_csv *c, char *err, size_t errlen) {
     }
     c->buf[b++] = '\0';
     c->nf++;
-    if (c->pos >= c->len) return 1;
+    if (c->pos >= c->len)
+      return 1;
     if (t[c->pos] == ',') {
       c->pos++;
       /* A comma at the very end of the input ends the record with an empty field. */
@@ -159,7 +164,8 @@ static int parse_record(cl_csv *c, char *err, size_t errlen) {
 
 int cl_csv_open_mem(cl_csv **out, const char *name, const char *text, size_t len, char *err,
                     size_t errlen) {
-  if (!out || !name || (!text && len)) return CL_EINVAL;
+  if (!out || !name || (!text && len))
+    return CL_EINVAL;
   *out = NULL;
   if (len > CL_CSV_MAX_BYTES) {
     seterr(err, errlen, "%s: larger than %u bytes", name, CL_CSV_MAX_BYTES);
@@ -168,12 +174,14 @@ int cl_csv_open_mem(cl_csv **out, const char *name, const char *text, size_t len
   if (memchr(text, '\0', len)) {
     const char *z = memchr(text, '\0', len);
     size_t line = 1;
-    for (const char *p = text; p < z; p++) line += *p == '\n';
+    for (const char *p = text; p < z; p++)
+      line += *p == '\n';
     seterr(err, errlen, "%s:%zu: NUL byte in the input", name, line);
     return CL_EMALFORMED;
   }
   cl_csv *c = calloc(1, sizeof *c);
-  if (!c) return CL_ENOMEM;
+  if (!c)
+    return CL_ENOMEM;
   c->name = strdup(name);
   c->text = malloc(len + 1);
   /* Every unescaped field is no longer than its text plus a terminator. */
@@ -183,11 +191,13 @@ int cl_csv_open_mem(cl_csv **out, const char *name, const char *text, size_t len
     cl_csv_close(&c);
     return CL_ENOMEM;
   }
-  if (len) memcpy(c->text, text, len);
+  if (len)
+    memcpy(c->text, text, len);
   c->text[len] = '\0';
   c->len = len;
   c->line = 1;
-  if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) c->pos = 3;
+  if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+    c->pos = 3;
 
   int rc = parse_record(c, err, errlen);
   if (rc == 0) {
@@ -229,7 +239,8 @@ int cl_csv_open_mem(cl_csv **out, const char *name, const char *text, size_t len
 }
 
 int cl_csv_open(cl_csv **out, const char *path, char *err, size_t errlen) {
-  if (!out || !path) return CL_EINVAL;
+  if (!out || !path)
+    return CL_EINVAL;
   *out = NULL;
   FILE *f = fopen(path, "rb");
   if (!f) {
@@ -246,8 +257,10 @@ int cl_csv_open(cl_csv **out, const char *path, char *err, size_t errlen) {
   }
   for (;;) {
     if (n == cap) {
-      if (cap > CL_CSV_MAX_BYTES) break;
-      size_t ncap = cap * 2;
+      if (cap > CL_CSV_MAX_BYTES)
+        break;
+      /* One byte past the limit is enough to know the file is too big. */
+      size_t ncap = cap * 2 > (size_t)CL_CSV_MAX_BYTES + 1 ? (size_t)CL_CSV_MAX_BYTES + 1 : cap * 2;
       char *nd = realloc(data, ncap);
       if (!nd) {
         free(data);
@@ -259,7 +272,8 @@ int cl_csv_open(cl_csv **out, const char *path, char *err, size_t errlen) {
     }
     size_t r = fread(data + n, 1, cap - n, f);
     n += r;
-    if (r == 0) break;
+    if (r == 0)
+      break;
   }
   int ioerr = ferror(f);
   int saved = errno;
@@ -280,9 +294,11 @@ int cl_csv_open(cl_csv **out, const char *path, char *err, size_t errlen) {
 }
 
 void cl_csv_close(cl_csv **cp) {
-  if (!cp || !*cp) return;
+  if (!cp || !*cp)
+    return;
   cl_csv *c = *cp;
-  for (size_t i = 0; i < c->nheader; i++) free(c->header[i]);
+  for (size_t i = 0; i < c->nheader; i++)
+    free(c->header[i]);
   free(c->header);
   free(c->buf);
   free(c->text);
@@ -292,9 +308,11 @@ void cl_csv_close(cl_csv **cp) {
 }
 
 int cl_csv_column(const cl_csv *c, const char *name) {
-  if (!c || !name || !name[0]) return CL_ENOTFOUND;
+  if (!c || !name || !name[0])
+    return CL_ENOTFOUND;
   for (size_t i = 0; i < c->nheader; i++)
-    if (strcmp(c->header[i], name) == 0) return (int)i;
+    if (strcmp(c->header[i], name) == 0)
+      return (int)i;
   return CL_ENOTFOUND;
 }
 
@@ -304,13 +322,15 @@ int cl_csv_require(const cl_csv *c, const char *const *names, size_t n, int *idx
   size_t nmissing = 0, used = 0;
   for (size_t i = 0; i < n; i++) {
     idx[i] = cl_csv_column(c, names[i]);
-    if (idx[i] >= 0) continue;
-    int w = snprintf(missing + used, sizeof missing - used, "%s%s", nmissing ? ", " : "",
-                     names[i]);
-    if (w > 0 && (size_t)w < sizeof missing - used) used += (size_t)w;
+    if (idx[i] >= 0)
+      continue;
+    int w = snprintf(missing + used, sizeof missing - used, "%s%s", nmissing ? ", " : "", names[i]);
+    if (w > 0 && (size_t)w < sizeof missing - used)
+      used += (size_t)w;
     nmissing++;
   }
-  if (nmissing == 0) return CL_OK;
+  if (nmissing == 0)
+    return CL_OK;
   seterr(err, errlen, "%s:%zu: header: missing column%s %s", c->name, c->header_line,
          nmissing > 1 ? "s" : "", missing);
   return CL_EMALFORMED;
@@ -329,8 +349,7 @@ int cl_csv_next(cl_csv *c, char *err, size_t errlen) {
     return CL_EMALFORMED;
   }
   if (++c->rows > CL_CSV_MAX_ROWS) {
-    seterr(err, errlen, "%s:%zu: more than %u records", c->name, c->record_line,
-           CL_CSV_MAX_ROWS);
+    seterr(err, errlen, "%s:%zu: more than %u records", c->name, c->record_line, CL_CSV_MAX_ROWS);
     c->nf = 0;
     return CL_ETOOBIG;
   }
@@ -338,7 +357,8 @@ int cl_csv_next(cl_csv *c, char *err, size_t errlen) {
 }
 
 const char *cl_csv_field(const cl_csv *c, int col) {
-  if (!c || col < 0 || (size_t)col >= c->nf) return NULL;
+  if (!c || col < 0 || (size_t)col >= c->nf)
+    return NULL;
   return c->buf + c->off[col];
 }
 
@@ -349,7 +369,8 @@ const char *cl_csv_name(const cl_csv *c) { return c ? c->name : ""; }
 int cl_csv_number(const cl_csv *c, int col, double min, double max, int min_exclusive, double *out,
                   char *err, size_t errlen) {
   const char *s = cl_csv_field(c, col);
-  if (!s) return CL_EINVAL;
+  if (!s)
+    return CL_EINVAL;
   const char *cname = c->header[col];
   char shown[200];
   char *end = NULL;
@@ -367,9 +388,8 @@ int cl_csv_number(const cl_csv *c, int col, double min, double max, int min_excl
     return CL_EMALFORMED;
   }
   if (v > max || v < min || (min_exclusive && v == min)) {
-    seterr(err, errlen, "%s:%zu: column %s: %s is out of range %s%g, %g]", c->name,
-           c->record_line, cname, show(s, shown, sizeof shown), min_exclusive ? "(" : "[", min,
-           max);
+    seterr(err, errlen, "%s:%zu: column %s: %s is out of range %s%g, %g]", c->name, c->record_line,
+           cname, show(s, shown, sizeof shown), min_exclusive ? "(" : "[", min, max);
     return CL_EMALFORMED;
   }
   *out = v;
@@ -378,10 +398,10 @@ int cl_csv_number(const cl_csv *c, int col, double min, double max, int min_excl
 
 int cl_csv_name_field(const cl_csv *c, int col, const char **out, char *err, size_t errlen) {
   const char *s = cl_csv_field(c, col);
-  if (!s) return CL_EINVAL;
+  if (!s)
+    return CL_EINVAL;
   if (!s[0]) {
-    seterr(err, errlen, "%s:%zu: column %s: empty name", c->name, c->record_line,
-           c->header[col]);
+    seterr(err, errlen, "%s:%zu: column %s: empty name", c->name, c->record_line, c->header[col]);
     return CL_EMALFORMED;
   }
   *out = s;
@@ -393,10 +413,12 @@ int cl_csv_name_field(const cl_csv *c, int col, const char **out, char *err, siz
 /* Growable array of fixed-size rows; doubling from a small start, bounded by
  * CL_CSV_MAX_ROWS through cl_csv_next. */
 static int grow(void **v, size_t *cap, size_t n, size_t elem) {
-  if (n < *cap) return CL_OK;
+  if (n < *cap)
+    return CL_OK;
   size_t ncap = *cap ? *cap * 2 : 16;
   void *nv = realloc(*v, ncap * elem);
-  if (!nv) return CL_ENOMEM;
+  if (!nv)
+    return CL_ENOMEM;
   *v = nv;
   *cap = ncap;
   return CL_OK;
@@ -410,7 +432,8 @@ typedef struct {
 static int cmp_name_ref(const void *a, const void *b) {
   const name_ref *x = a, *y = b;
   int r = strcmp(x->name, y->name);
-  if (r) return r;
+  if (r)
+    return r;
   return x->line < y->line ? -1 : x->line > y->line;
 }
 
@@ -441,8 +464,9 @@ static int load(int kind, const char *path, void **out, size_t *nout, char *err,
   static const char *const lm_cols[] = {"name", "lat", "lon", "rtt_ms"};
   static const char *const pos_cols[] = {"name", "lat", "lon"};
   static const char *const rtt_cols[] = {"a", "b", "rtt_ms"};
-  const char *const *cols = kind == KIND_LANDMARKS ? lm_cols : kind == KIND_POSITIONS ? pos_cols
-                                                                                      : rtt_cols;
+  const char *const *cols = kind == KIND_LANDMARKS   ? lm_cols
+                            : kind == KIND_POSITIONS ? pos_cols
+                                                     : rtt_cols;
   size_t ncols = kind == KIND_POSITIONS ? 3 : kind == KIND_LANDMARKS ? 4 : 3;
   size_t elem = kind == KIND_LANDMARKS   ? sizeof(cl_csv_landmark)
                 : kind == KIND_POSITIONS ? sizeof(cl_csv_position)
@@ -451,7 +475,8 @@ static int load(int kind, const char *path, void **out, size_t *nout, char *err,
   *nout = 0;
   cl_csv *c = NULL;
   int rc = cl_csv_open(&c, path, err, errlen);
-  if (rc < 0) return rc;
+  if (rc < 0)
+    return rc;
   int idx[4];
   rc = cl_csv_require(c, cols, ncols, idx, err, errlen);
   void *v = NULL;
@@ -462,7 +487,8 @@ static int load(int kind, const char *path, void **out, size_t *nout, char *err,
       rc = r;
       break;
     }
-    if ((rc = grow(&v, &cap, n, elem)) < 0) break;
+    if ((rc = grow(&v, &cap, n, elem)) < 0)
+      break;
     size_t line = cl_csv_line(c);
     if (kind == KIND_RTTS) {
       const char *a = NULL, *b = NULL;
@@ -477,7 +503,8 @@ static int load(int kind, const char *path, void **out, size_t *nout, char *err,
       row->rtt_ms = rtt;
       row->line = line;
       n++;
-      if (!row->a || !row->b) rc = CL_ENOMEM;
+      if (!row->a || !row->b)
+        rc = CL_ENOMEM;
     } else {
       const char *name = NULL;
       double lat = 0, lon = 0, rtt = 0;
@@ -486,16 +513,19 @@ static int load(int kind, const char *path, void **out, size_t *nout, char *err,
           (rc = cl_csv_number(c, idx[2], -180, 180, 0, &lon, err, errlen)) < 0)
         break;
       if (kind == KIND_LANDMARKS) {
-        if ((rc = cl_csv_number(c, idx[3], 0, 1e9, 1, &rtt, err, errlen)) < 0) break;
+        if ((rc = cl_csv_number(c, idx[3], 0, 1e9, 1, &rtt, err, errlen)) < 0)
+          break;
         cl_csv_landmark *row = (cl_csv_landmark *)v + n;
         *row = (cl_csv_landmark){strdup(name), lat, lon, rtt, line};
         n++;
-        if (!row->name) rc = CL_ENOMEM;
+        if (!row->name)
+          rc = CL_ENOMEM;
       } else {
         cl_csv_position *row = (cl_csv_position *)v + n;
         *row = (cl_csv_position){strdup(name), lat, lon, line};
         n++;
-        if (!row->name) rc = CL_ENOMEM;
+        if (!row->name)
+          rc = CL_ENOMEM;
       }
     }
   }
@@ -535,7 +565,8 @@ static int load(int kind, const char *path, void **out, size_t *nout, char *err,
 
 int cl_csv_load_landmarks(const char *path, cl_csv_landmark **out, size_t *n, char *err,
                           size_t errlen) {
-  if (!path || !out || !n) return CL_EINVAL;
+  if (!path || !out || !n)
+    return CL_EINVAL;
   void *v = NULL;
   int rc = load(KIND_LANDMARKS, path, &v, n, err, errlen);
   *out = v;
@@ -544,7 +575,8 @@ int cl_csv_load_landmarks(const char *path, cl_csv_landmark **out, size_t *n, ch
 
 int cl_csv_load_positions(const char *path, cl_csv_position **out, size_t *n, char *err,
                           size_t errlen) {
-  if (!path || !out || !n) return CL_EINVAL;
+  if (!path || !out || !n)
+    return CL_EINVAL;
   void *v = NULL;
   int rc = load(KIND_POSITIONS, path, &v, n, err, errlen);
   *out = v;
@@ -552,7 +584,8 @@ int cl_csv_load_positions(const char *path, cl_csv_position **out, size_t *n, ch
 }
 
 int cl_csv_load_rtts(const char *path, cl_csv_rtt **out, size_t *n, char *err, size_t errlen) {
-  if (!path || !out || !n) return CL_EINVAL;
+  if (!path || !out || !n)
+    return CL_EINVAL;
   void *v = NULL;
   int rc = load(KIND_RTTS, path, &v, n, err, errlen);
   *out = v;
@@ -560,21 +593,26 @@ int cl_csv_load_rtts(const char *path, cl_csv_rtt **out, size_t *n, char *err, s
 }
 
 void cl_csv_landmarks_free(cl_csv_landmark **v, size_t n) {
-  if (!v || !*v) return;
-  for (size_t i = 0; i < n; i++) free((*v)[i].name);
+  if (!v || !*v)
+    return;
+  for (size_t i = 0; i < n; i++)
+    free((*v)[i].name);
   free(*v);
   *v = NULL;
 }
 
 void cl_csv_positions_free(cl_csv_position **v, size_t n) {
-  if (!v || !*v) return;
-  for (size_t i = 0; i < n; i++) free((*v)[i].name);
+  if (!v || !*v)
+    return;
+  for (size_t i = 0; i < n; i++)
+    free((*v)[i].name);
   free(*v);
   *v = NULL;
 }
 
 void cl_csv_rtts_free(cl_csv_rtt **v, size_t n) {
-  if (!v || !*v) return;
+  if (!v || !*v)
+    return;
   for (size_t i = 0; i < n; i++) {
     free((*v)[i].a);
     free((*v)[i].b);

@@ -21,7 +21,9 @@
  * (orientation signs within their rounding bound count as touching). When
  * no edge meets the grown rectangle, the rectangle lies in one face of the
  * arrangement and one point (its centre, at least CL_REGION_EPS_DEG from
- * every edge) classifies all of it. No query allocates.
+ * every edge) classifies all of it. Edges on longitude +-180 and latitude
+ * +-90 are seams of the plane, not borders, and are looked through (see
+ * cl_region_classify_rect). No query allocates.
  */
 #include "cl_region.h"
 #include "cl_err.h"
@@ -33,8 +35,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Largest grid side; the grid has at most 4 buckets per edge. */
+/* Largest grid side. */
 #define GRID_MAX 128
+/* Buckets per edge below that cap: borders are curves, so most buckets hold
+ * no edge and a generous grid keeps the edges per bucket few. */
+#define GRID_PER_EDGE 32
 /* Most latitude bands; at most one per edge. */
 #define BANDS_MAX 4096
 /* Vertices one region may hold: edge indexes are 32-bit. */
@@ -417,8 +422,9 @@ static int point_in(const cl_region *r, double px, double py) {
 
 static int build_grid(cl_region *r) {
   double w = r->bx1 - r->bx0, h = r->by1 - r->by0;
-  size_t target = r->nedges > (size_t)GRID_MAX * GRID_MAX / 4 ? (size_t)GRID_MAX * GRID_MAX
-                                                               : 4 * r->nedges;
+  size_t target = r->nedges > (size_t)GRID_MAX * GRID_MAX / GRID_PER_EDGE
+                      ? (size_t)GRID_MAX * GRID_MAX
+                      : GRID_PER_EDGE * r->nedges;
   grid_dims(w, h, target, &r->gx, &r->gy);
   r->sx = w > 0 ? r->gx / w : 0;
   r->sy = h > 0 ? r->gy / h : 0;
@@ -497,12 +503,31 @@ static inline uint32_t buckets_with_edges(const cl_region *r, int ix0, int iy0, 
          r->gsum[(size_t)iy0 * stride + (size_t)ix0];
 }
 
-/* 1 if some edge listed in bucket (ix, iy) meets the rectangle. */
+/* Seams of the longitude/latitude plane a query may look through. */
+enum { SEAM_W = 1, SEAM_E = 2, SEAM_S = 4, SEAM_N = 8 };
+
+/* 1 if g lies on one of the seams in mask: the meridian +-180 or a pole. */
+static inline int on_seam(const edge *g, unsigned mask) {
+  if (g->x0 == g->x1) {
+    if (g->x0 == -180.0 && (mask & SEAM_W)) return 1;
+    if (g->x0 == 180.0 && (mask & SEAM_E)) return 1;
+  }
+  if (g->y0 == g->y1) {
+    if (g->y0 == -90.0 && (mask & SEAM_S)) return 1;
+    if (g->y0 == 90.0 && (mask & SEAM_N)) return 1;
+  }
+  return 0;
+}
+
+/* 1 if some edge listed in bucket (ix, iy), other than an ignored seam
+ * edge, meets the rectangle. */
 static inline int bucket_hits(const cl_region *r, int ix, int iy, double x0, double y0, double x1,
-                              double y1) {
+                              double y1, unsigned seams) {
   size_t b = (size_t)ix + (size_t)iy * (size_t)r->gx;
-  for (size_t k = r->goff[b]; k < r->goff[b + 1]; k++)
-    if (seg_meets_rect(&r->edges[r->gedges[k]], x0, y0, x1, y1)) return 1;
+  for (size_t k = r->goff[b]; k < r->goff[b + 1]; k++) {
+    const edge *g = &r->edges[r->gedges[k]];
+    if (seg_meets_rect(g, x0, y0, x1, y1) && !on_seam(g, seams)) return 1;
+  }
   return 0;
 }
 
@@ -516,21 +541,36 @@ cl_rect_class cl_region_classify_rect(const cl_region *r, double lon0, double la
   double y0 = lat0 - CL_REGION_EPS_DEG, y1 = lat1 + CL_REGION_EPS_DEG;
   /* The region lies within its bounding box. */
   if (x1 < r->bx0 || x0 > r->bx1 || y1 < r->by0 || y0 > r->by1) return CL_RECT_OUTSIDE;
+  /*
+   * Edges along longitude +-180 and latitude +-90 are seams of the plane, not
+   * borders on the sphere (a region split at the antimeridian continues on
+   * the other side; a latitude-90 edge is the pole). Such an edge is ignored
+   * when the rectangle does not reach past its line and has points off it:
+   * the rectangle minus the line is then connected and meets no other edge,
+   * so the centre still decides for every point (points on the line lie on
+   * the region's closed boundary).
+   */
+  unsigned seams = 0;
+  if (lon0 >= -180.0 && lon1 > -180.0) seams |= SEAM_W;
+  if (lon1 <= 180.0 && lon0 < 180.0) seams |= SEAM_E;
+  if (lat0 >= -90.0 && lat1 > -90.0) seams |= SEAM_S;
+  if (lat1 <= 90.0 && lat0 < 90.0) seams |= SEAM_N;
   int ix0 = grid_ix(r, x0), ix1 = grid_ix(r, x1);
   int iy0 = grid_iy(r, y0), iy1 = grid_iy(r, y1);
   if (buckets_with_edges(r, ix0, iy0, ix1, iy1) != 0) {
     /* Buckets strictly inside the span lie within the grown rectangle (up
-     * to GRID_MARGIN): an edge listed there meets it. */
+     * to GRID_MARGIN): an edge listed there meets it. Seam edges lie in the
+     * outermost buckets of the grid, never strictly inside a span. */
     if (ix1 - ix0 >= 2 && iy1 - iy0 >= 2 &&
         buckets_with_edges(r, ix0 + 1, iy0 + 1, ix1 - 1, iy1 - 1) != 0)
       return CL_RECT_BOUNDARY;
     for (int ix = ix0; ix <= ix1; ix++) {
-      if (bucket_hits(r, ix, iy0, x0, y0, x1, y1)) return CL_RECT_BOUNDARY;
-      if (iy1 != iy0 && bucket_hits(r, ix, iy1, x0, y0, x1, y1)) return CL_RECT_BOUNDARY;
+      if (bucket_hits(r, ix, iy0, x0, y0, x1, y1, seams)) return CL_RECT_BOUNDARY;
+      if (iy1 != iy0 && bucket_hits(r, ix, iy1, x0, y0, x1, y1, seams)) return CL_RECT_BOUNDARY;
     }
     for (int iy = iy0 + 1; iy < iy1; iy++) {
-      if (bucket_hits(r, ix0, iy, x0, y0, x1, y1)) return CL_RECT_BOUNDARY;
-      if (ix1 != ix0 && bucket_hits(r, ix1, iy, x0, y0, x1, y1)) return CL_RECT_BOUNDARY;
+      if (bucket_hits(r, ix0, iy, x0, y0, x1, y1, seams)) return CL_RECT_BOUNDARY;
+      if (ix1 != ix0 && bucket_hits(r, ix1, iy, x0, y0, x1, y1, seams)) return CL_RECT_BOUNDARY;
     }
   }
   /* No edge meets the grown rectangle: one point decides for all of it. */

@@ -8,7 +8,11 @@
  *
  * All tests are planar in (lon, lat) and conservative: a rectangle that comes
  * within CL_REGION_EPS_DEG of an edge is reported as BOUNDARY, never INSIDE or
- * OUTSIDE. The location engine relies on that for its soundness.
+ * OUTSIDE. The location engine relies on that for its soundness. Edges lying
+ * on longitude -180 or 180 or on latitude -90 or 90 are seams of the plane,
+ * not borders on the sphere: a rectangle within [-180, 180] x [-90, 90] that
+ * only touches such an edge is classified by the rest of the region (a
+ * region split at the antimeridian is INSIDE on both sides of the cut).
  */
 #ifndef CL_REGION_H
 #define CL_REGION_H

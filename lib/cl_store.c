@@ -1,10 +1,11 @@
 /*
  * PostgreSQL access for chiploc: schema migrations, enrolment of landmarks
- * and chips, and batched inserts of signed measurement records. Blocking
- * libpq; every statement is fixed text with $n::type parameters, keys and
- * signatures travel as binary parameters or hex. Server errors are mapped to
- * CL_* codes by SQLSTATE so that callers can tell a permanent refusal
- * (duplicate, constraint, permission) from a database that is away.
+ * and chips, allowed regions, and batched inserts of signed measurement
+ * records. Blocking libpq; every statement is fixed text with $n::type
+ * parameters, keys and signatures travel as binary parameters or hex.
+ * Server errors are mapped to CL_* codes by SQLSTATE so that callers can
+ * tell a permanent refusal (duplicate, constraint, permission) from a
+ * database that is away.
  */
 #include "cl_store.h"
 #include "cl_err.h"
@@ -604,5 +605,92 @@ int cl_store_measurement_summary(cl_store *s, int64_t since_s, cl_store_pair_sum
   PQclear(r);
   *out = sum;
   *n = rows;
+  return CL_OK;
+}
+
+/* ---- transactions ------------------------------------------------------------ */
+
+int cl_store_begin(cl_store *s, char *err, size_t errlen) {
+  if (!s) return CL_EINVAL;
+  if (PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
+    set_err(err, errlen, "a transaction is open already");
+    return CL_EINVAL;
+  }
+  return exec_simple(s, "BEGIN", "starting a transaction", err, errlen);
+}
+
+int cl_store_commit(cl_store *s, char *err, size_t errlen) {
+  if (!s) return CL_EINVAL;
+  int rc = commit(s, "committing", err, errlen);
+  if (rc != CL_OK) rollback(s);
+  return rc;
+}
+
+void cl_store_rollback(cl_store *s) {
+  if (s) rollback(s);
+}
+
+/* ---- regions --------------------------------------------------------------------- */
+
+int cl_store_region_put(cl_store *s, const char *code, const char *geometry_json,
+                        size_t vertex_count, char *err, size_t errlen) {
+  if (!s || !code || !geometry_json) return CL_EINVAL;
+  if (code[0] == '\0') {
+    set_err(err, errlen, "region code is empty");
+    return CL_EINVAL;
+  }
+  if (vertex_count < 3 || vertex_count > INT32_MAX) {
+    set_err(err, errlen, "region %s: vertex count %zu is outside [3, 2^31-1]", code, vertex_count);
+    return CL_EINVAL;
+  }
+  char count[24];
+  snprintf(count, sizeof count, "%zu", vertex_count);
+  const char *vals[3] = {code, geometry_json, count};
+  PGresult *r = PQexecParams(s->conn,
+                             "INSERT INTO regions (code, geojson, vertex_count)"
+                             " VALUES ($1::text, $2::jsonb, $3::integer)"
+                             " ON CONFLICT (code) DO UPDATE SET geojson = EXCLUDED.geojson,"
+                             " vertex_count = EXCLUDED.vertex_count, imported_at = now()",
+                             3, NULL, vals, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    char what[96];
+    snprintf(what, sizeof what, "storing region %.40s", code);
+    return fail(s, r, what, err, errlen);
+  }
+  PQclear(r);
+  return CL_OK;
+}
+
+int cl_store_chip_allow(cl_store *s, int64_t chip_id, const char *code, char *err,
+                        size_t errlen) {
+  if (!s || !code) return CL_EINVAL;
+  char sid[24];
+  snprintf(sid, sizeof sid, "%" PRId64, chip_id);
+  const char *vals[2] = {sid, code};
+  /* The region is looked up in the same statement so that a missing one is
+   * told apart from a missing chip (which fails the foreign key). */
+  PGresult *r = PQexecParams(s->conn,
+                             "SELECT EXISTS (SELECT 1 FROM regions WHERE code = $2::text),"
+                             " EXISTS (SELECT 1 FROM chips WHERE id = $1::bigint)",
+                             2, NULL, vals, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    return fail(s, r, "looking up region", err, errlen);
+  int region_ok = PQgetvalue(r, 0, 0)[0] == 't', chip_ok = PQgetvalue(r, 0, 1)[0] == 't';
+  PQclear(r);
+  if (!region_ok) {
+    set_err(err, errlen, "no region with code \"%.40s\" (import it with chiploc region import)",
+            code);
+    return CL_ENOTFOUND;
+  }
+  if (!chip_ok) {
+    set_err(err, errlen, "no chip with id %" PRId64, chip_id);
+    return CL_ENOTFOUND;
+  }
+  r = PQexecParams(s->conn,
+                   "INSERT INTO chip_regions (chip_id, region_code) VALUES ($1::bigint, $2::text)"
+                   " ON CONFLICT DO NOTHING",
+                   2, NULL, vals, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) return fail(s, r, "allowing region", err, errlen);
+  PQclear(r);
   return CL_OK;
 }

@@ -89,4 +89,30 @@ int cl_store_measurement_summary(cl_store *s, int64_t since_s, cl_store_pair_sum
 /* Frees what cl_store_measurement_summary returned; sets *rows to NULL. */
 void cl_store_summary_free(cl_store_pair_summary **rows, size_t n);
 
+/* ---- transactions -------------------------------------------------------- */
+
+/* Opens a transaction: the calls that follow, up to cl_store_commit, take
+ * effect together or not at all. CL_EDB (or CL_EINVAL if one is open). */
+int cl_store_begin(cl_store *s, char *err, size_t errlen);
+/* Commits the open transaction. CL_EDB if it failed (a statement in it
+ * failed, or the connection was lost): then nothing of it was stored. */
+int cl_store_commit(cl_store *s, char *err, size_t errlen);
+/* Abandons the open or failed transaction, if any. */
+void cl_store_rollback(cl_store *s);
+
+/* ---- regions ------------------------------------------------------------- */
+
+/* Inserts region `code`, or replaces its geometry if the code exists (the
+ * name is kept; imported_at is renewed). geometry_json is a GeoJSON
+ * MultiPolygon geometry (cl_region_to_geojson makes one). CL_EINVAL for an
+ * empty code, a vertex count below 3 or above 2^31-1, or a geometry the
+ * schema refuses (not JSON, not a MultiPolygon). */
+int cl_store_region_put(cl_store *s, const char *code, const char *geometry_json,
+                        size_t vertex_count, char *err, size_t errlen);
+/* Allows chip chip_id to run in region `code` (nothing happens if it is
+ * allowed already). CL_ENOTFOUND, with err naming it, if the region or the
+ * chip does not exist. */
+int cl_store_chip_allow(cl_store *s, int64_t chip_id, const char *code, char *err,
+                        size_t errlen);
+
 #endif

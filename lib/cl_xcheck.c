@@ -28,7 +28,8 @@
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
+  if (!err || errlen == 0)
+    return;
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(err, errlen, fmt, ap);
@@ -115,7 +116,8 @@ static void vc_consider(vc_graph *g) {
       }
     }
   }
-  if (!better) return;
+  if (!better)
+    return;
   memcpy(g->best, g->in, g->n);
   g->nbest = size;
   g->best_score = score;
@@ -141,14 +143,16 @@ static size_t vc_take_neighbours(vc_graph *g, size_t v) {
  * The graph is left as it was found.
  */
 static int vc_decide(vc_graph *g, long k) {
-  if (g->nodes == 0) return -1;
+  if (g->nodes == 0)
+    return -1;
   g->nodes--;
   size_t mark = g->ntrail;
   int r = 0;
   for (int changed = 1; changed;) {
     changed = 0;
     for (size_t v = 0; v < g->n; v++) {
-      if (g->in[v] || g->deg[v] == 0) continue;
+      if (g->in[v] || g->deg[v] == 0)
+        continue;
       size_t take;
       if ((long)g->deg[v] > k) {
         take = v; /* in every cover of size <= k */
@@ -156,11 +160,13 @@ static int vc_decide(vc_graph *g, long k) {
         /* Some smallest cover takes the neighbour instead of v. */
         take = v;
         for (size_t i = g->start[v]; i < g->start[v + 1]; i++)
-          if (!g->in[g->adj[i]]) take = g->adj[i];
+          if (!g->in[g->adj[i]])
+            take = g->adj[i];
       } else {
         continue;
       }
-      if (k == 0) goto out;
+      if (k == 0)
+        goto out;
       vc_take(g, take);
       k--;
       changed = 1;
@@ -172,13 +178,15 @@ static int vc_decide(vc_graph *g, long k) {
     goto out;
   }
   /* Every vertex now has degree <= k, so k vertices cover at most k^2 edges. */
-  if (k <= 0 || g->edges > (size_t)k * (size_t)k) goto out;
+  if (k <= 0 || g->edges > (size_t)k * (size_t)k)
+    goto out;
   size_t v = vc_maxdeg(g);
   size_t m2 = g->ntrail;
   vc_take(g, v);
   r = vc_decide(g, k - 1);
   vc_undo(g, m2);
-  if (r != 0) goto out;
+  if (r != 0)
+    goto out;
   if ((long)g->deg[v] <= k) {
     size_t d = vc_take_neighbours(g, v);
     r = vc_decide(g, k - (long)d);
@@ -195,15 +203,18 @@ out:
  * Returns 0, or -1 when the budget ran out (the best so far stands).
  */
 static int vc_enumerate(vc_graph *g, long k) {
-  if (g->nodes == 0) return -1;
+  if (g->nodes == 0)
+    return -1;
   g->nodes--;
   size_t mark = g->ntrail;
   int r = 0;
   for (int changed = 1; changed;) {
     changed = 0;
     for (size_t v = 0; v < g->n; v++) {
-      if (g->in[v] || (long)g->deg[v] <= k) continue;
-      if (k == 0) goto out;
+      if (g->in[v] || (long)g->deg[v] <= k)
+        continue;
+      if (k == 0)
+        goto out;
       vc_take(g, v);
       k--;
       changed = 1;
@@ -213,13 +224,15 @@ static int vc_enumerate(vc_graph *g, long k) {
     vc_consider(g);
     goto out;
   }
-  if (k <= 0 || g->edges > (size_t)k * (size_t)k) goto out;
+  if (k <= 0 || g->edges > (size_t)k * (size_t)k)
+    goto out;
   size_t v = vc_maxdeg(g);
   size_t m2 = g->ntrail;
   vc_take(g, v);
   r = vc_enumerate(g, k - 1);
   vc_undo(g, m2);
-  if (r < 0) goto out;
+  if (r < 0)
+    goto out;
   if ((long)g->deg[v] <= k) {
     size_t d = vc_take_neighbours(g, v);
     r = vc_enumerate(g, k - (long)d);
@@ -237,7 +250,8 @@ static void vc_greedy(vc_graph *g) {
   while (g->edges > 0) {
     size_t best = 0, bd = 0;
     for (size_t v = 0; v < g->n; v++) {
-      if (g->in[v] || g->deg[v] == 0) continue;
+      if (g->in[v] || g->deg[v] == 0)
+        continue;
       if (g->deg[v] > bd || (g->deg[v] == bd && g->deg0[v] > g->deg0[best])) {
         bd = g->deg[v];
         best = v;
@@ -248,24 +262,30 @@ static void vc_greedy(vc_graph *g) {
   memcpy(g->best, g->in, g->n);
   vc_undo(g, 0);
   for (size_t v = g->n; v-- > 0;) {
-    if (!g->best[v]) continue;
+    if (!g->best[v])
+      continue;
     int redundant = 1;
     for (size_t i = g->start[v]; i < g->start[v + 1] && redundant; i++)
-      if (!g->best[g->adj[i]]) redundant = 0;
-    if (redundant) g->best[v] = 0;
+      if (!g->best[g->adj[i]])
+        redundant = 0;
+    if (redundant)
+      g->best[v] = 0;
   }
   g->nbest = 0;
-  for (size_t v = 0; v < g->n; v++) g->nbest += g->best[v];
+  for (size_t v = 0; v < g->n; v++)
+    g->nbest += g->best[v];
   g->have_best = 1;
 }
 
 /* Size of a maximal matching: a lower bound on any cover. */
 static size_t vc_matching_bound(const vc_graph *g) {
   unsigned char *used = calloc(g->n, 1);
-  if (!used) return 0;
+  if (!used)
+    return 0;
   size_t m = 0;
   for (size_t v = 0; v < g->n; v++) {
-    if (used[v]) continue;
+    if (used[v])
+      continue;
     for (size_t i = g->start[v]; i < g->start[v + 1]; i++) {
       size_t u = g->adj[i];
       if (!used[u]) {
@@ -288,7 +308,8 @@ static int vc_solve(vc_graph *g, size_t max_exact) {
     g->nodes = CL_XCHECK_MAX_NODES;
     for (size_t k = lb; k <= max_exact; k++) {
       int r = vc_decide(g, (long)k);
-      if (r < 0) break;
+      if (r < 0)
+        break;
       if (r == 1) {
         kstar = (long)k;
         break;
@@ -310,7 +331,8 @@ typedef struct {
 
 static int cmp_edge(const void *a, const void *b) {
   const edge *x = a, *y = b;
-  if (x->u != y->u) return x->u < y->u ? -1 : 1;
+  if (x->u != y->u)
+    return x->u < y->u ? -1 : 1;
   return x->v < y->v ? -1 : x->v > y->v;
 }
 
@@ -321,13 +343,15 @@ static int cmp_size(const void *a, const void *b) {
 
 int cl_xcheck_cover(size_t n, const size_t (*edges)[2], size_t n_edges, size_t max_exact,
                     size_t **cover, size_t *n_cover, int *minimal) {
-  if (!cover || !n_cover || !minimal || (n_edges && !edges)) return CL_EINVAL;
+  if (!cover || !n_cover || !minimal || (n_edges && !edges))
+    return CL_EINVAL;
   *cover = NULL;
   *n_cover = 0;
   *minimal = 1;
   /* Normalise: u < v, no self-loops, no repeats. */
   edge *e = malloc((n_edges ? n_edges : 1) * sizeof *e);
-  if (!e) return CL_ENOMEM;
+  if (!e)
+    return CL_ENOMEM;
   size_t m = 0;
   for (size_t i = 0; i < n_edges; i++) {
     size_t a = edges[i][0], b = edges[i][1];
@@ -335,13 +359,15 @@ int cl_xcheck_cover(size_t n, const size_t (*edges)[2], size_t n_edges, size_t m
       free(e);
       return CL_EINVAL;
     }
-    if (a == b) continue;
+    if (a == b)
+      continue;
     e[m++] = a < b ? (edge){a, b} : (edge){b, a};
   }
   qsort(e, m, sizeof *e, cmp_edge);
   size_t w = 0;
   for (size_t i = 0; i < m; i++)
-    if (w == 0 || cmp_edge(&e[i], &e[w - 1]) != 0) e[w++] = e[i];
+    if (w == 0 || cmp_edge(&e[i], &e[w - 1]) != 0)
+      e[w++] = e[i];
   m = w;
 
   int rc = CL_ENOMEM;
@@ -353,15 +379,18 @@ int cl_xcheck_cover(size_t n, const size_t (*edges)[2], size_t n_edges, size_t m
   size_t *out = malloc((n + 1) * sizeof *out);
   size_t nout = 0;
   vc_graph g = {0};
-  if (!start || !adj || !comp || !local || !seen || !out) goto done;
+  if (!start || !adj || !comp || !local || !seen || !out)
+    goto done;
   for (size_t i = 0; i < m; i++) {
     start[e[i].u + 1]++;
     start[e[i].v + 1]++;
   }
-  for (size_t v = 0; v < n; v++) start[v + 1] += start[v];
+  for (size_t v = 0; v < n; v++)
+    start[v + 1] += start[v];
   {
     size_t *fill = malloc((n + 1) * sizeof *fill);
-    if (!fill) goto done;
+    if (!fill)
+      goto done;
     memcpy(fill, start, n * sizeof *fill);
     for (size_t i = 0; i < m; i++) {
       adj[fill[e[i].u]++] = e[i].v;
@@ -371,7 +400,8 @@ int cl_xcheck_cover(size_t n, const size_t (*edges)[2], size_t n_edges, size_t m
   }
 
   for (size_t s = 0; s < n; s++) {
-    if (seen[s] || start[s + 1] == start[s]) continue;
+    if (seen[s] || start[s + 1] == start[s])
+      continue;
     /* Collect the component of s (breadth first, comp doubles as the queue). */
     size_t nc = 0, head = 0;
     comp[nc++] = s;
@@ -399,19 +429,23 @@ int cl_xcheck_cover(size_t n, const size_t (*edges)[2], size_t n_edges, size_t m
     g.in = calloc(nc, 1);
     g.best = calloc(nc, 1);
     g.trail = malloc(nc * sizeof *g.trail);
-    if (!g.start || !g.adj || !g.deg || !g.deg0 || !g.in || !g.best || !g.trail) goto done;
+    if (!g.start || !g.adj || !g.deg || !g.deg0 || !g.in || !g.best || !g.trail)
+      goto done;
     size_t k = 0;
     for (size_t i = 0; i < nc; i++) {
       size_t v = comp[i];
       g.start[i] = k;
-      for (size_t j = start[v]; j < start[v + 1]; j++) g.adj[k++] = local[adj[j]];
+      for (size_t j = start[v]; j < start[v + 1]; j++)
+        g.adj[k++] = local[adj[j]];
       g.deg[i] = g.deg0[i] = start[v + 1] - start[v];
     }
     g.start[nc] = k;
     g.edges = ne2 / 2;
-    if (!vc_solve(&g, max_exact)) *minimal = 0;
+    if (!vc_solve(&g, max_exact))
+      *minimal = 0;
     for (size_t i = 0; i < nc; i++)
-      if (g.best[i]) out[nout++] = comp[i];
+      if (g.best[i])
+        out[nout++] = comp[i];
     free(g.start);
     free(g.adj);
     free(g.deg);
@@ -465,16 +499,21 @@ typedef struct {
 
 static int cmp_pair_rtt(const void *a, const void *b) {
   const pair_rtt *x = a, *y = b;
-  if (x->lo != y->lo) return x->lo < y->lo ? -1 : 1;
-  if (x->hi != y->hi) return x->hi < y->hi ? -1 : 1;
-  if (x->rtt_ms != y->rtt_ms) return x->rtt_ms < y->rtt_ms ? -1 : 1;
+  if (x->lo != y->lo)
+    return x->lo < y->lo ? -1 : 1;
+  if (x->hi != y->hi)
+    return x->hi < y->hi ? -1 : 1;
+  if (x->rtt_ms != y->rtt_ms)
+    return x->rtt_ms < y->rtt_ms ? -1 : 1;
   return x->line < y->line ? -1 : x->line > y->line;
 }
 
 static int cmp_violation(const void *a, const void *b) {
   const cl_xcheck_violation *x = a, *y = b;
-  if (x->deficit_ms != y->deficit_ms) return x->deficit_ms > y->deficit_ms ? -1 : 1;
-  if (x->a != y->a) return x->a < y->a ? -1 : 1;
+  if (x->deficit_ms != y->deficit_ms)
+    return x->deficit_ms > y->deficit_ms ? -1 : 1;
+  if (x->a != y->a)
+    return x->a < y->a ? -1 : 1;
   return x->b < y->b ? -1 : x->b > y->b;
 }
 
@@ -486,7 +525,8 @@ static long find_name(const name_idx *sorted, size_t n, const char *name) {
 }
 
 void cl_xcheck_result_free(cl_xcheck_result *r) {
-  if (!r) return;
+  if (!r)
+    return;
   free(r->violations);
   free(r->blamed);
   *r = (cl_xcheck_result){0};
@@ -495,8 +535,7 @@ void cl_xcheck_result_free(cl_xcheck_result *r) {
 int cl_xcheck_run(const cl_xcheck_position *pos, size_t npos, const cl_xcheck_rtt *rtts,
                   size_t nrtt, double speed_m_per_s, const char *source, cl_xcheck_result *out,
                   char *err, size_t errlen) {
-  if (!out || (npos && !pos) || (nrtt && !rtts) || !(speed_m_per_s > 0) ||
-      !isfinite(speed_m_per_s))
+  if (!out || (npos && !pos) || (nrtt && !rtts) || !(speed_m_per_s > 0) || !isfinite(speed_m_per_s))
     return CL_EINVAL;
   *out = (cl_xcheck_result){0};
   out->blamed_minimal = 1;
@@ -511,10 +550,12 @@ int cl_xcheck_run(const cl_xcheck_position *pos, size_t npos, const cl_xcheck_rt
   name_idx *sorted = malloc((npos ? npos : 1) * sizeof *sorted);
   pair_rtt *pairs = malloc((nrtt ? nrtt : 1) * sizeof *pairs);
   cl_xcheck_violation *viol = NULL;
-  size_t (*edges)[2] = NULL;
+  size_t(*edges)[2] = NULL;
   int rc = CL_ENOMEM;
-  if (!sorted || !pairs) goto done;
-  for (size_t i = 0; i < npos; i++) sorted[i] = (name_idx){pos[i].name, i};
+  if (!sorted || !pairs)
+    goto done;
+  for (size_t i = 0; i < npos; i++)
+    sorted[i] = (name_idx){pos[i].name, i};
   qsort(sorted, npos, sizeof *sorted, cmp_name_idx);
   for (size_t i = 1; i < npos; i++) {
     if (strcmp(sorted[i].name, sorted[i - 1].name) == 0) {
@@ -545,7 +586,8 @@ int cl_xcheck_run(const cl_xcheck_position *pos, size_t npos, const cl_xcheck_rt
       rc = CL_EINVAL;
       goto done;
     }
-    if (idx[0] == idx[1]) continue;
+    if (idx[0] == idx[1])
+      continue;
     size_t a = (size_t)idx[0], b = (size_t)idx[1];
     pairs[np++] = (pair_rtt){a < b ? a : b, a < b ? b : a, r->rtt_ms, line};
   }
@@ -554,16 +596,19 @@ int cl_xcheck_run(const cl_xcheck_position *pos, size_t npos, const cl_xcheck_rt
   size_t nv = 0, cap = 0;
   for (size_t i = 0; i < np; i++) {
     /* Sorted by RTT within a pair: the first row of each pair is its minimum. */
-    if (i > 0 && pairs[i].lo == pairs[i - 1].lo && pairs[i].hi == pairs[i - 1].hi) continue;
+    if (i > 0 && pairs[i].lo == pairs[i - 1].lo && pairs[i].hi == pairs[i - 1].hi)
+      continue;
     out->n_pairs++;
     const cl_xcheck_position *p = &pos[pairs[i].lo], *q = &pos[pairs[i].hi];
     double s = cl_geo_distance_m(p->lat, p->lon, q->lat, q->lon);
     double min_ms = 2.0 * s / speed_m_per_s * 1e3;
-    if (!(pairs[i].rtt_ms < min_ms)) continue;
+    if (!(pairs[i].rtt_ms < min_ms))
+      continue;
     if (nv == cap) {
       size_t ncap = cap ? cap * 2 : 16;
       cl_xcheck_violation *nvv = realloc(viol, ncap * sizeof *nvv);
-      if (!nvv) goto done;
+      if (!nvv)
+        goto done;
       viol = nvv;
       cap = ncap;
     }
@@ -578,14 +623,16 @@ int cl_xcheck_run(const cl_xcheck_position *pos, size_t npos, const cl_xcheck_rt
   if (nv > 0) {
     qsort(viol, nv, sizeof *viol, cmp_violation);
     edges = malloc(nv * sizeof *edges);
-    if (!edges) goto done;
+    if (!edges)
+      goto done;
     for (size_t i = 0; i < nv; i++) {
       edges[i][0] = viol[i].a;
       edges[i][1] = viol[i].b;
     }
     rc = cl_xcheck_cover(npos, (const size_t(*)[2])edges, nv, CL_XCHECK_MAX_EXACT, &out->blamed,
                          &out->n_blamed, &out->blamed_minimal);
-    if (rc < 0) goto done;
+    if (rc < 0)
+      goto done;
   }
   out->violations = viol;
   out->n_violations = nv;
@@ -596,6 +643,7 @@ done:
   free(pairs);
   free(viol);
   free(edges);
-  if (rc < 0) cl_xcheck_result_free(out);
+  if (rc < 0)
+    cl_xcheck_result_free(out);
   return rc;
 }

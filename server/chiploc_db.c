@@ -38,8 +38,12 @@ enum {
   OPT_SERIAL,
   OPT_OPERATOR,
   OPT_SINCE,
+  OPT_ALLOWED,
   OPT_HELP,
 };
+
+/* Most region codes one `chip enroll --allowed` may name. */
+#define ALLOWED_MAX 64
 
 static void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -356,9 +360,12 @@ static void usage_chip(FILE *f) {
   fputs("usage: chiploc chip enroll [--db CONNINFO] (--pubkey HEX64 | --pubkey-file KEYFILE)\n"
         "                           --serial SERIAL --operator OPERATOR\n"
         "                           (--site LAT,LON | --lat LAT --lon LON)\n"
+        "                           [--allowed CODE[,CODE...]]\n"
         "\n"
         "Enrols a chip: its Ed25519 public key, serial number, operator and the\n"
-        "site the operator declares, in decimal degrees.\n"
+        "site the operator declares, in decimal degrees, and optionally the\n"
+        "regions it may run in (imported before with chiploc region import).\n"
+        "All or nothing: an unknown region code enrols nothing.\n"
         "\n"
         "  --db CONNINFO         libpq connection string (default: $CHIPLOC_DB)\n"
         "  --pubkey HEX64        the chip's public key, 64 hex characters\n"
@@ -366,8 +373,50 @@ static void usage_chip(FILE *f) {
         "  --serial SERIAL       unique serial number\n"
         "  --operator OPERATOR   operator of the datacenter\n"
         "  --site LAT,LON        declared site\n"
-        "  --lat LAT, --lon LON  the same, separately\n",
+        "  --lat LAT, --lon LON  the same, separately\n"
+        "  --allowed CODES       comma-separated region codes, e.g. FRA,DEU\n",
         f);
+}
+
+/* Splits --allowed CODE[,CODE...] into codes[] (pointers into buf, a copy
+ * of text); 0, or 2 after a message naming the value. */
+static int parse_allowed(const char *text, char *buf, size_t buflen, char *codes[ALLOWED_MAX],
+                         size_t *n) {
+  *n = 0;
+  if (strlen(text) >= buflen) {
+    errorf("--allowed %.40s...: too long", text);
+    return 2;
+  }
+  snprintf(buf, buflen, "%s", text);
+  char *p = buf;
+  for (;;) {
+    char *comma = strchr(p, ',');
+    if (comma) *comma = '\0';
+    if (p[0] == '\0') {
+      errorf("--allowed %s: empty region code", text);
+      return 2;
+    }
+    if (*n == ALLOWED_MAX) {
+      errorf("--allowed %.40s...: more than %d region codes", text, ALLOWED_MAX);
+      return 2;
+    }
+    codes[(*n)++] = p;
+    if (!comma) return 0;
+    p = comma + 1;
+  }
+}
+
+/* Enrols the chip and allows its regions in one transaction; 0 or 1. */
+static int enroll_with_regions(cl_store *s, const uint8_t pk[CL_PK_LEN], const char *serial,
+                               const char *op, double lat, double lon, char *const *codes,
+                               size_t ncodes, int64_t *id, char *err, size_t errlen) {
+  int rc = cl_store_begin(s, err, errlen);
+  if (rc == CL_OK) rc = cl_store_chip_enroll(s, pk, serial, op, lat, lon, id, err, errlen);
+  for (size_t i = 0; i < ncodes && rc == CL_OK; i++)
+    rc = cl_store_chip_allow(s, *id, codes[i], err, errlen);
+  if (rc == CL_OK) rc = cl_store_commit(s, err, errlen);
+  if (rc != CL_OK) cl_store_rollback(s);
+  return rc;
 }
 
 static int chip_enroll(int argc, char **argv) {
@@ -380,11 +429,12 @@ static int chip_enroll(int argc, char **argv) {
       {"site", required_argument, NULL, OPT_SITE},
       {"lat", required_argument, NULL, OPT_LAT},
       {"lon", required_argument, NULL, OPT_LON},
+      {"allowed", required_argument, NULL, OPT_ALLOWED},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0},
   };
   const char *db = NULL, *pubkey = NULL, *keyfile = NULL, *serial = NULL, *op = NULL;
-  const char *site = NULL, *lat_s = NULL, *lon_s = NULL;
+  const char *site = NULL, *lat_s = NULL, *lon_s = NULL, *allowed = NULL;
   int c;
   getopt_reset();
   while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -397,6 +447,7 @@ static int chip_enroll(int argc, char **argv) {
     case OPT_SITE: site = optarg; break;
     case OPT_LAT: lat_s = optarg; break;
     case OPT_LON: lon_s = optarg; break;
+    case OPT_ALLOWED: allowed = optarg; break;
     case 'h':
     case OPT_HELP: usage_chip(stdout); return 0;
     default: return bad_option("chip enroll", c, argv);
@@ -423,6 +474,10 @@ static int chip_enroll(int argc, char **argv) {
   double lat = 0, lon = 0;
   if (pubkey && parse_pubkey(pubkey, pk)) return 2;
   if (resolve_position(site, lat_s, lon_s, &lat, &lon, "chip enroll")) return 2;
+  char codebuf[1024];
+  char *codes[ALLOWED_MAX];
+  size_t ncodes = 0;
+  if (allowed && parse_allowed(allowed, codebuf, sizeof codebuf, codes, &ncodes)) return 2;
   const char *conninfo = conninfo_or_env(db, "chip enroll");
   if (!conninfo) return 2;
   if (keyfile && load_pubkey_file(keyfile, pk)) return 1;
@@ -431,13 +486,14 @@ static int chip_enroll(int argc, char **argv) {
   if (!s) return 1;
   char err[512] = "";
   int64_t id = 0;
-  int rc = cl_store_chip_enroll(s, pk, serial, op, lat, lon, &id, err, sizeof err);
+  int rc = enroll_with_regions(s, pk, serial, op, lat, lon, codes, ncodes, &id, err, sizeof err);
   cl_store_destroy(&s);
   if (rc != CL_OK) {
     errorf("chip %s: %s", serial, err);
     return 1;
   }
   printf("chip %s id=%" PRId64 "\n", serial, id);
+  if (ncodes > 0) printf("chip %s allowed in %s\n", serial, allowed);
   return 0;
 }
 

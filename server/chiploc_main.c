@@ -21,7 +21,7 @@ static void usage(FILE *f) {
           "database (--db CONNINFO, or the CHIPLOC_DB environment variable):\n"
           "  db migrate                      apply missing schema migrations\n"
           "  landmark add --name N --pubkey HEX --lat LAT --lon LON\n"
-          "  chip enroll --pubkey HEX --serial S --operator O --site LAT,LON\n"
+          "  chip enroll --pubkey HEX --serial S --operator O --site LAT,LON [--allowed CODE,...]\n"
           "  measurements [--since SECONDS]  table of recent measurements\n"
           "  region import FILE.geojson --code-property NAME\n"
           "                                  load allowed regions (polygons) into the database\n"

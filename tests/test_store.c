@@ -2,9 +2,10 @@
  * Integration tests of the store (lib/cl_store.c) and the schema against the
  * throwaway PostgreSQL of the run: migrations and partitions, enrolment,
  * batched COPY of signed measurements that must re-verify after the round
- * trip, all-or-nothing batches, the least-privilege roles, and the database
- * commands of the chiploc CLI run as a separate process. Every test works in
- * a database of its own.
+ * trip, all-or-nothing batches, the least-privilege roles, allowed regions
+ * (upserts, a chip's allowed codes, all-or-nothing imports), and the
+ * database commands of the chiploc CLI run as a separate process. Every test
+ * works in a database of its own.
  */
 #include "testutil.h"
 
@@ -12,6 +13,7 @@
 #include "cl_key.h"
 #include "cl_layout.h"
 #include "cl_probe.h"
+#include "cl_region.h"
 #include "cl_schema.h"
 #include "cl_store.h"
 
@@ -810,6 +812,151 @@ START_TEST(test_admin_role) {
 }
 END_TEST
 
+/* Runs sql and asserts the server refuses it with a message containing
+ * `needle`. */
+static void assert_denied_sqlstate(const char *conninfo, const char *sql, const char *needle) {
+  char err[512] = "";
+  ck_assert_msg(tu_sql(conninfo, sql, err, sizeof err) != 0, "allowed: %s", sql);
+  ck_assert_msg(strstr(err, needle) != NULL, "%s: %s", sql, err);
+}
+
+/* ---- regions ------------------------------------------------------------- */
+
+/* Two regions: AAA (a square with a hole, and a triangle from a second
+ * feature) and BBB (a square). */
+static const char *const regions_geojson =
+    "{\"type\":\"FeatureCollection\",\"features\":["
+    "{\"type\":\"Feature\",\"properties\":{\"code\":\"AAA\"},\"geometry\":{\"type\":\"Polygon\","
+    "\"coordinates\":[[[0,0],[10,0],[10,10],[0,10],[0,0]],[[4,4],[6,4],[6,6],[4,6],[4,4]]]}},"
+    "{\"type\":\"Feature\",\"properties\":{\"code\":\"BBB\"},\"geometry\":{\"type\":\"MultiPolygon\","
+    "\"coordinates\":[[[[20,0],[30,0],[30,10],[20,10],[20,0]]]]}},"
+    "{\"type\":\"Feature\",\"properties\":{\"code\":\"AAA\"},\"geometry\":{\"type\":\"Polygon\","
+    "\"coordinates\":[[[-10,-10],[-5,-10],[-5,-5],[-10,-10]]]}}]}";
+
+/* Parses text and stores every region through the library, in one
+ * transaction. Returns the number of regions. */
+static size_t put_regions(cl_store *s, const char *text) {
+  cl_region_set set;
+  char err[512] = "";
+  int rc = cl_region_set_parse_geojson(&set, text, strlen(text), "code", err, sizeof err);
+  ck_assert_msg(rc == CL_OK, "%s", err);
+  ck_assert_msg(cl_store_begin(s, err, sizeof err) == CL_OK, "%s", err);
+  for (size_t i = 0; i < set.n; i++) {
+    char *json = NULL;
+    ck_assert_int_eq(cl_region_to_geojson(set.regions[i], &json, NULL), CL_OK);
+    rc = cl_store_region_put(s, cl_region_code(set.regions[i]), json,
+                             cl_region_vertex_count(set.regions[i]), err, sizeof err);
+    ck_assert_msg(rc == CL_OK, "%s", err);
+    free(json);
+  }
+  ck_assert_msg(cl_store_commit(s, err, sizeof err) == CL_OK, "%s", err);
+  size_t n = set.n;
+  cl_region_set_free(&set);
+  return n;
+}
+
+START_TEST(test_regions) {
+  world w;
+  world_init(&w, "cl_store_regions");
+  char err[512] = "";
+  ck_assert_uint_eq(put_regions(w.s, regions_geojson), 2);
+  ck_assert_int_eq(count_rows(w.conninfo, "regions"), 2);
+  ck_assert_int_eq(tu_sql_int(w.conninfo, "SELECT vertex_count FROM regions WHERE code = 'AAA'"),
+                   11);
+  char *v = tu_sql_value(w.conninfo, "SELECT geojson->>'type' || ' '"
+                                     " || jsonb_array_length(geojson->'coordinates')"
+                                     " || ' ' || (imported_at <= now()) FROM regions"
+                                     " WHERE code = 'AAA'");
+  ck_assert_str_eq(v, "MultiPolygon 2 true");
+  free(v);
+  /* The stored geometry reads back as the same region. */
+  char *json = tu_sql_value(w.conninfo, "SELECT geojson::text FROM regions WHERE code = 'AAA'");
+  ck_assert_ptr_nonnull(json);
+  cl_region_set back;
+  ck_assert_msg(cl_region_set_parse_geojson(&back, json, strlen(json), "code", err, sizeof err) ==
+                    CL_OK,
+                "%s", err);
+  ck_assert_uint_eq(cl_region_vertex_count(back.regions[0]), 11);
+  ck_assert_int_eq(cl_region_contains(back.regions[0], 1, 1), 1);
+  ck_assert_int_eq(cl_region_contains(back.regions[0], 5, 5), 0);
+  ck_assert_int_eq(cl_region_contains(back.regions[0], -8, -9), 1);
+  cl_region_set_free(&back);
+  free(json);
+
+  /* Importing again replaces geometries (an upsert) and keeps names. */
+  assert_allowed(w.conninfo, "UPDATE regions SET name = 'A land' WHERE code = 'AAA'");
+  const char *smaller = "{\"type\":\"Feature\",\"properties\":{\"code\":\"AAA\"},\"geometry\":"
+                        "{\"type\":\"Polygon\",\"coordinates\":[[[0,0],[1,0],[1,1],[0,0]]]}}";
+  ck_assert_uint_eq(put_regions(w.s, smaller), 1);
+  ck_assert_int_eq(count_rows(w.conninfo, "regions"), 2);
+  ck_assert_int_eq(tu_sql_int(w.conninfo, "SELECT vertex_count FROM regions WHERE code = 'AAA'"),
+                   3);
+  v = tu_sql_value(w.conninfo, "SELECT name FROM regions WHERE code = 'AAA'");
+  ck_assert_str_eq(v, "A land");
+  free(v);
+
+  /* Refused geometries and arguments. */
+  ck_assert_int_eq(cl_store_region_put(w.s, "CCC", "{\"type\":\"Polygon\",\"coordinates\":[]}", 3,
+                                       err, sizeof err),
+                   CL_EINVAL);
+  ck_assert_int_eq(cl_store_region_put(w.s, "CCC", "{not json", 3, err, sizeof err), CL_EINVAL);
+  ck_assert_int_eq(cl_store_region_put(w.s, "", "{}", 3, err, sizeof err), CL_EINVAL);
+  ck_assert_int_eq(cl_store_region_put(w.s, "CCC", "{}", 2, err, sizeof err), CL_EINVAL);
+  ck_assert_int_eq(count_rows(w.conninfo, "regions"), 2);
+
+  /* A rolled-back transaction leaves nothing; a failed one cannot commit. */
+  const char *mp = "{\"type\":\"MultiPolygon\",\"coordinates\":[[[[0,0],[1,0],[1,1],[0,0]]]]}";
+  ck_assert_int_eq(cl_store_begin(w.s, err, sizeof err), CL_OK);
+  ck_assert_int_eq(cl_store_begin(w.s, err, sizeof err), CL_EINVAL);
+  ck_assert_int_eq(cl_store_region_put(w.s, "DDD", mp, 3, err, sizeof err), CL_OK);
+  cl_store_rollback(w.s);
+  ck_assert_int_eq(count_rows(w.conninfo, "regions"), 2);
+  ck_assert_int_eq(cl_store_begin(w.s, err, sizeof err), CL_OK);
+  ck_assert_int_eq(cl_store_region_put(w.s, "DDD", mp, 3, err, sizeof err), CL_OK);
+  ck_assert_int_eq(cl_store_region_put(w.s, "EEE", "[]", 3, err, sizeof err), CL_EINVAL);
+  ck_assert_int_eq(cl_store_commit(w.s, err, sizeof err), CL_EDB);
+  ck_assert_int_eq(count_rows(w.conninfo, "regions"), 2);
+  ck_assert_int_eq(cl_store_ok(w.s), 1);
+
+  /* Allowed regions of a chip. */
+  ck_assert_msg(cl_store_chip_allow(w.s, w.a_id, "AAA", err, sizeof err) == CL_OK, "%s", err);
+  ck_assert_int_eq(cl_store_chip_allow(w.s, w.a_id, "AAA", err, sizeof err), CL_OK);
+  ck_assert_int_eq(cl_store_chip_allow(w.s, w.a_id, "BBB", err, sizeof err), CL_OK);
+  ck_assert_int_eq(cl_store_chip_allow(w.s, w.a_id, "ZZZ", err, sizeof err), CL_ENOTFOUND);
+  ck_assert_msg(strstr(err, "no region with code \"ZZZ\"") != NULL, "%s", err);
+  ck_assert_int_eq(cl_store_chip_allow(w.s, 999999, "AAA", err, sizeof err), CL_ENOTFOUND);
+  ck_assert_msg(strstr(err, "no chip with id 999999") != NULL, "%s", err);
+  ck_assert_int_eq(count_rows(w.conninfo, "chip_regions"), 2);
+  /* A region in use stays; a chip's rows go with the chip. */
+  assert_denied_sqlstate(w.conninfo, "DELETE FROM regions WHERE code = 'AAA'", "foreign key");
+  assert_allowed(w.conninfo, "DELETE FROM chips WHERE serial = 'A-0001'");
+  ck_assert_int_eq(count_rows(w.conninfo, "chip_regions"), 0);
+
+  /* Roles: a landmark reads regions, an admin manages them. */
+  ck_assert_int_eq(cl_store_chip_allow(w.s, w.b_id, "BBB", err, sizeof err), CL_OK);
+  char *lm = login_member(w.conninfo, "lm_test", "chiploc_landmark");
+  assert_allowed(lm, "SELECT count(*) FROM regions");
+  assert_allowed(lm, "SELECT count(*) FROM chip_regions");
+  assert_denied(lm, "DELETE FROM chip_regions");
+  assert_denied(lm, "UPDATE regions SET name = 'x'");
+  assert_denied(lm, "INSERT INTO regions (code, geojson, vertex_count) VALUES ('Q', "
+                    "'{\"type\":\"MultiPolygon\",\"coordinates\":[]}', 3)");
+  cl_store *ls = connect_or_fail(lm);
+  ck_assert_int_eq(cl_store_region_put(ls, "DDD", mp, 3, err, sizeof err), CL_EPERM);
+  cl_store_destroy(&ls);
+  char *adm = login_member(w.conninfo, "admin_test", "chiploc_admin");
+  assert_allowed(adm, "UPDATE regions SET name = 'B land' WHERE code = 'BBB'");
+  assert_allowed(adm, "DELETE FROM chip_regions");
+  char *nobody = login_member(w.conninfo, "nobody_test", "pg_monitor");
+  assert_denied(nobody, "SELECT count(*) FROM regions");
+  assert_denied(nobody, "SELECT count(*) FROM chip_regions");
+  free(nobody);
+  free(adm);
+  free(lm);
+  world_fini(&w);
+}
+END_TEST
+
 /* ---- the CLI as a separate process ---------------------------------------- */
 
 /* Runs `chiploc ARGS...` (NULL-terminated) with output to a fresh log file;
@@ -950,6 +1097,114 @@ START_TEST(test_cli) {
 }
 END_TEST
 
+START_TEST(test_region_cli) {
+  char *ci = tu_db_create("cl_store_region_cli");
+  char *dir = tu_tmpdir("cl-store-region-cli");
+  char *db = ci;
+  EXPECT_CLI(0, "applied", "db", "migrate", "--db", db);
+  char *good = tu_write_file(dir, "regions.geojson", regions_geojson);
+  char want[600];
+  snprintf(want, sizeof want, "imported 2 region(s) from %s", good);
+  EXPECT_CLI(0, want, "region", "import", good, "--code-property", "code", "--db", db);
+  ck_assert_int_eq(count_rows(ci, "regions"), 2);
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT vertex_count FROM regions WHERE code = 'BBB'"), 4);
+  /* Again, with BBB changed and a new CCC: an upsert. */
+  char *second = tu_write_file(
+      dir, "more.geojson",
+      "{\"type\":\"FeatureCollection\",\"features\":["
+      "{\"type\":\"Feature\",\"properties\":{\"code\":\"BBB\"},\"geometry\":{\"type\":\"Polygon\","
+      "\"coordinates\":[[[20,0],[30,0],[25,5],[20,0]]]}},"
+      "{\"type\":\"Feature\",\"properties\":{\"code\":\"CCC\"},\"geometry\":{\"type\":\"Polygon\","
+      "\"coordinates\":[[[40,0],[50,0],[45,5],[40,0]]]}}]}");
+  snprintf(want, sizeof want, "imported 2 region(s) from %s", second);
+  setenv("CHIPLOC_DB", db, 1);
+  EXPECT_CLI(0, want, "region", "import", "--code-property", "code", second);
+  unsetenv("CHIPLOC_DB");
+  ck_assert_int_eq(count_rows(ci, "regions"), 3);
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT vertex_count FROM regions WHERE code = 'BBB'"), 3);
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT vertex_count FROM regions WHERE code = 'AAA'"), 11);
+
+  /* A malformed file imports nothing, not even its good features. */
+  char *bad = tu_write_file(
+      dir, "bad.geojson",
+      "{\"type\":\"FeatureCollection\",\"features\":["
+      "{\"type\":\"Feature\",\"properties\":{\"code\":\"DDD\"},\"geometry\":{\"type\":\"Polygon\","
+      "\"coordinates\":[[[0,0],[1,0],[1,1],[0,0]]]}},"
+      "{\"type\":\"Feature\",\"properties\":{\"code\":\"EEE\"},\"geometry\":{\"type\":\"Polygon\","
+      "\"coordinates\":[[[0,0],[1,0],[1,95.5],[0,0]]]}}]}");
+  EXPECT_CLI(1, "feature 1 (code \"EEE\"): geometry.coordinates[0][2]: latitude 95.5 out of range",
+             "region", "import", bad, "--code-property", "code", "--db", db);
+  EXPECT_CLI(1, "nothing was imported", "region", "import", bad, "--code-property", "code",
+             "--db", db);
+  EXPECT_CLI(1, "feature 0: property \"A3\" missing or not a string", "region", "import", good,
+             "--code-property", "A3", "--db", db);
+  char *syntax = tu_write_file(dir, "syntax.geojson", "{\"type\":\n\"FeatureCollection\",,}");
+  EXPECT_CLI(1, "JSON syntax error at line 2", "region", "import", syntax, "--code-property",
+             "code", "--db", db);
+  ck_assert_int_eq(count_rows(ci, "regions"), 3);
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT count(*) FROM regions WHERE code = 'DDD'"), 0);
+  /* A database that refuses the writes: still nothing. */
+  char *lm = login_member(ci, "lm_region_cli", "chiploc_landmark");
+  char *fresh = tu_write_file(
+      dir, "fresh.geojson",
+      "{\"type\":\"Feature\",\"properties\":{\"code\":\"FFF\"},\"geometry\":{\"type\":\"Polygon\","
+      "\"coordinates\":[[[0,0],[1,0],[1,1],[0,0]]]}}");
+  EXPECT_CLI(1, "permission denied", "region", "import", fresh, "--code-property", "code", "--db",
+             lm);
+  ck_assert_int_eq(count_rows(ci, "regions"), 3);
+  /* Usage errors, before any file or database is touched. */
+  EXPECT_CLI(2, "--code-property is required", "region", "import", good, "--db", db);
+  EXPECT_CLI(2, "no GeoJSON file given", "region", "import", "--code-property", "code");
+  EXPECT_CLI(2, "unexpected argument", "region", "import", good, good, "--code-property", "code");
+  EXPECT_CLI(2, "CHIPLOC_DB", "region", "import", good, "--code-property", "code");
+  EXPECT_CLI(2, "unknown option --frob", "region", "import", "--frob");
+  EXPECT_CLI(2, "unknown subcommand", "region", "export");
+  EXPECT_CLI(0, "usage: chiploc region import", "region", "--help");
+  char missing[600];
+  snprintf(missing, sizeof missing, "%s/none.geojson", dir);
+  EXPECT_CLI(1, "cannot open", "region", "import", missing, "--code-property", "code", "--db", db);
+
+  /* chip enroll --allowed: known codes are recorded with the chip. */
+  cl_key *k1 = NULL, *k2 = NULL;
+  ck_assert_int_eq(cl_key_generate(&k1), CL_OK);
+  ck_assert_int_eq(cl_key_generate(&k2), CL_OK);
+  char h1[CL_PK_HEX_LEN + 1], h2[CL_PK_HEX_LEN + 1];
+  cl_pk_to_hex(cl_key_public(k1), h1);
+  cl_pk_to_hex(cl_key_public(k2), h2);
+  EXPECT_CLI(0, "chip R-1 allowed in AAA,CCC", "chip", "enroll", "--db", db, "--pubkey", h1,
+             "--serial", "R-1", "--operator", "o", "--site", "5,1", "--allowed", "AAA,CCC");
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT count(*) FROM chip_regions r JOIN chips c"
+                                  " ON c.id = r.chip_id WHERE c.serial = 'R-1'"
+                                  " AND r.region_code IN ('AAA', 'CCC')"),
+                   2);
+  /* An unknown code is named, and the chip is not enrolled. */
+  EXPECT_CLI(1, "chiploc: chip R-2: no region with code \"XYZ\"", "chip", "enroll", "--db", db,
+             "--pubkey", h2, "--serial", "R-2", "--operator", "o", "--site", "5,1", "--allowed",
+             "AAA,XYZ");
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT count(*) FROM chips WHERE serial = 'R-2'"), 0);
+  ck_assert_int_eq(count_rows(ci, "chip_regions"), 2);
+  EXPECT_CLI(2, "--allowed AAA,,CCC: empty region code", "chip", "enroll", "--db", db, "--pubkey",
+             h2, "--serial", "R-2", "--operator", "o", "--site", "5,1", "--allowed", "AAA,,CCC");
+  EXPECT_CLI(2, "--allowed ,: empty region code", "chip", "enroll", "--db", db, "--pubkey", h2,
+             "--serial", "R-2", "--operator", "o", "--site", "5,1", "--allowed", ",");
+  /* Without --allowed, enrolment is as before. */
+  EXPECT_CLI(0, "chip R-2 id=", "chip", "enroll", "--db", db, "--pubkey", h2, "--serial", "R-2",
+             "--operator", "o", "--site", "5,1");
+  ck_assert_int_eq(count_rows(ci, "chip_regions"), 2);
+
+  cl_key_destroy(&k1);
+  cl_key_destroy(&k2);
+  free(lm);
+  free(good);
+  free(second);
+  free(bad);
+  free(syntax);
+  free(fresh);
+  free(dir);
+  free(ci);
+}
+END_TEST
+
 int main(void) {
   if (sodium_init() < 0) return EXIT_FAILURE;
   Suite *su = suite_create("store");
@@ -967,10 +1222,12 @@ int main(void) {
   tcase_add_test(tc, test_lost_connection);
   tcase_add_test(tc, test_landmark_role);
   tcase_add_test(tc, test_admin_role);
+  tcase_add_test(tc, test_regions);
   suite_add_tcase(su, tc);
   TCase *cli_tc = tcase_create("cli");
   tcase_set_timeout(cli_tc, 60);
   tcase_add_test(cli_tc, test_cli);
+  tcase_add_test(cli_tc, test_region_cli);
   suite_add_tcase(su, cli_tc);
   SRunner *sr = srunner_create(su);
   srunner_run_all(sr, CK_NORMAL);

@@ -75,8 +75,7 @@ static void honest_four(world *w) {
 
 static int run(world *w, cl_xcheck_result *r) {
   char err[256] = "";
-  int rc = cl_xcheck_run(w->pos, w->n, w->rtt, w->nrtt, CL_SPEED_C, "rtts.csv", r, err,
-                         sizeof err);
+  int rc = cl_xcheck_run(w->pos, w->n, w->rtt, w->nrtt, CL_SPEED_C, "rtts.csv", r, err, sizeof err);
   ck_assert_msg(rc == CL_OK, "cl_xcheck_run: %d %s", rc, err);
   return rc;
 }
@@ -122,7 +121,8 @@ START_TEST(test_one_misplaced_blamed_alone) {
     ck_assert_double_eq_tol(v->deficit_ms, v->min_rtt_ms - v->rtt_ms, 1e-9);
     ck_assert(v->distance_km > 15000 && v->distance_km < 18000);
     ck_assert_double_eq_tol(v->min_rtt_ms, 2 * v->distance_km * 1e3 / CL_SPEED_C * 1e3, 1e-9);
-    if (i > 0) ck_assert(r.violations[i - 1].deficit_ms >= v->deficit_ms);
+    if (i > 0)
+      ck_assert(r.violations[i - 1].deficit_ms >= v->deficit_ms);
   }
   ck_assert_uint_eq(r.n_blamed, 1);
   ck_assert_uint_eq(r.blamed[0], 4);
@@ -223,10 +223,11 @@ START_TEST(test_unknown_name) {
   w.rtt[2].line = 7;
   cl_xcheck_result r;
   char err[256] = "";
-  ck_assert_int_eq(cl_xcheck_run(w.pos, w.n, w.rtt, w.nrtt, CL_SPEED_C, "rtts.csv", &r, err,
-                                 sizeof err),
-                   CL_ENOTFOUND);
-  ck_assert_str_eq(err, "rtts.csv:7: unknown landmark \"Lisbon\" in column b (not in the positions)");
+  ck_assert_int_eq(
+      cl_xcheck_run(w.pos, w.n, w.rtt, w.nrtt, CL_SPEED_C, "rtts.csv", &r, err, sizeof err),
+      CL_ENOTFOUND);
+  ck_assert_str_eq(err,
+                   "rtts.csv:7: unknown landmark \"Lisbon\" in column b (not in the positions)");
   ck_assert_ptr_null(r.violations);
   ck_assert_ptr_null(r.blamed);
 }
@@ -308,7 +309,8 @@ START_TEST(test_cover_brute_force) {
     unsigned adjm[16] = {0}; /* adjacency bitmasks without repeats */
     for (size_t i = 0; i < m; i++) {
       size_t a = edges[i][0], b = edges[i][1];
-      if (a == b || (adjm[a] >> b & 1)) continue;
+      if (a == b || (adjm[a] >> b & 1))
+        continue;
       adjm[a] |= 1u << b;
       adjm[b] |= 1u << a;
       deg[a]++;
@@ -321,12 +323,15 @@ START_TEST(test_cover_brute_force) {
     for (unsigned mask = 0; mask < (1u << n); mask++) {
       int ok = 1;
       for (size_t v = 0; v < n && ok; v++)
-        if (!(mask >> v & 1) && (adjm[v] & ~mask)) ok = 0;
-      if (!ok) continue;
+        if (!(mask >> v & 1) && (adjm[v] & ~mask))
+          ok = 0;
+      if (!ok)
+        continue;
       int size = __builtin_popcount(mask);
       unsigned score = 0;
       for (size_t v = 0; v < n; v++)
-        if (mask >> v & 1) score += deg[v];
+        if (mask >> v & 1)
+          score += deg[v];
       int better = size < best_size || (size == best_size && score > best_score);
       if (!better && size == best_size && score == best_score) {
         /* Lexicographic on sorted index lists of equal size. */
@@ -341,13 +346,14 @@ START_TEST(test_cover_brute_force) {
     }
     size_t *cover = NULL, nc = 0;
     int minimal = -1;
-    ck_assert_int_eq(cl_xcheck_cover(n, (const size_t(*)[2])edges, m, CL_XCHECK_MAX_EXACT,
-                                     &cover, &nc, &minimal),
+    ck_assert_int_eq(cl_xcheck_cover(n, (const size_t(*)[2])edges, m, CL_XCHECK_MAX_EXACT, &cover,
+                                     &nc, &minimal),
                      CL_OK);
     ck_assert_int_eq(minimal, 1);
     unsigned got = 0;
     for (size_t i = 0; i < nc; i++) {
-      if (i > 0) ck_assert_uint_gt(cover[i], cover[i - 1]);
+      if (i > 0)
+        ck_assert_uint_gt(cover[i], cover[i - 1]);
       got |= 1u << cover[i];
     }
     ck_assert_msg(got == best_mask, "trial %d: n=%zu m=%zu got %#x want %#x", trial, n, m, got,
@@ -430,8 +436,10 @@ START_TEST(test_cover_large_component_fast) {
                                    &nc, &minimal),
                    CL_OK);
   unsigned char in[40] = {0};
-  for (size_t i = 0; i < nc; i++) in[cover[i]] = 1;
-  for (size_t i = 0; i < 60; i++) ck_assert(in[edges[i][0]] || in[edges[i][1]]);
+  for (size_t i = 0; i < nc; i++)
+    in[cover[i]] = 1;
+  for (size_t i = 0; i < 60; i++)
+    ck_assert(in[edges[i][0]] || in[edges[i][1]]);
   ck_assert_int_eq(minimal, 1);
   ck_assert_uint_eq(nc, 20);
   free(cover);
@@ -547,8 +555,7 @@ START_TEST(test_csv_errors) {
   expect_landmarks_error(HDR ROWS "C,1,2\n", CL_EMALFORMED, ":4: 3 fields, but the header has 4");
   expect_landmarks_error(HDR ROWS "C,1,2,3,4\n", CL_EMALFORMED,
                          ":4: 5 fields, but the header has 4");
-  expect_landmarks_error("name,lat,lon\n" ROWS, CL_EMALFORMED,
-                         ":1: header: missing column rtt_ms");
+  expect_landmarks_error("name,lat,lon\n" ROWS, CL_EMALFORMED, ":1: header: missing column rtt_ms");
   expect_landmarks_error("name,latitude,longitude,rtt\n", CL_EMALFORMED,
                          ":1: header: missing columns lat, lon, rtt_ms");
   expect_landmarks_error("name,lat,lon,rtt_ms,lat\n", CL_EMALFORMED,

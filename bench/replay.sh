@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Replay of real RTTs through the location engine, and the engine's speed.
+#
+# 1. Converts the WonderProxy data (servers.csv, pings.csv; see its README)
+#    into the CSVs of docs/LOCATE.md: positions.csv (name,lat,lon; a server's
+#    name is NAME#ID) and rtts.csv (a,b,rtt_ms from the day's minimum RTT;
+#    rows naming a server without a position are dropped and counted).
+# 2. Runs `chiploc landmarks check` over all servers at c and records whom
+#    it blames.
+# 3. `bench/replay locate`: every other server as the chip, the rest as
+#    landmarks (all, nearest 10, nearest 5 by RTT; blamed servers excluded),
+#    at c and 2/3 c: published sites inside F, radius, INCONSISTENT count,
+#    engine time per chip (CLOCK_MONOTONIC around cl_geo_locate).
+# 4. `bench/replay speed`: Frankfurt with its 10 nearest landmarks and
+#    Germany's polygon from the 10 km country borders: the engine's median
+#    time over SPEED_RUNS runs against a brute-force sampler (1 km grid over
+#    the smallest cap's bounding box, exact geodesic distances).
+#
+# Writes two sections of bench/RESULTS.md, between <!-- replay:begin/end -->
+# and <!-- speed:begin/end --> (markers appended if missing); nothing else in
+# that file is touched.
+#
+# Environment: BUILD_DIR (default build), CHIPLOC_SHARED_DATA (default
+# ../shared/data beside the repository), CHIPLOC_COUNTRIES (default
+# $BUILD_DIR/data/countries-land-10km.geo.json, fetched with
+# deploy/fetch-countries.sh when missing), SPEED_RUNS (200), BRUTE_RUNS (5),
+# SPEED_CHIP (Frankfurt#29), SPEED_CODE (DEU).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+build=${BUILD_DIR:-build}
+shared=${CHIPLOC_SHARED_DATA:-$root/../shared/data}
+data=$shared/wonderproxy-2020-07-19
+countries=${CHIPLOC_COUNTRIES:-$build/data/countries-land-10km.geo.json}
+speed_runs=${SPEED_RUNS:-200}
+brute_runs=${BRUTE_RUNS:-5}
+speed_chip=${SPEED_CHIP:-Frankfurt#29}
+speed_code=${SPEED_CODE:-DEU}
+results=bench/RESULTS.md
+
+for f in servers.csv pings.csv; do
+  [ -f "$data/$f" ] || { echo "replay: $data/$f is missing" >&2; exit 1; }
+done
+
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j"$(nproc)" --target chiploc-cli replay >/dev/null
+chiploc=$build/server/chiploc
+replay=$build/bench/replay
+work=$build/replay
+rm -rf "$work"
+mkdir -p "$work"
+
+# 1. Conversion. Both files are plain comma-separated without quoting; refuse
+# anything else rather than mis-split it.
+if grep -q '"' "$data/servers.csv" "$data/pings.csv"; then
+  echo "replay: quoted fields in the WonderProxy files; the awk conversion does not handle them" >&2
+  exit 1
+fi
+awk -F, 'NR == 1 {
+    for (i = 1; i <= NF; i++) col[$i] = i
+    if (!("id" in col) || !("name" in col) || !("latitude" in col) || !("longitude" in col)) {
+      print "replay: servers.csv lacks id, name, latitude or longitude" > "/dev/stderr"; exit 1 }
+    print "name,lat,lon"; next }
+  { print $col["name"] "#" $col["id"] "," $col["latitude"] "," $col["longitude"] }' \
+  "$data/servers.csv" >"$work/positions.csv"
+awk -F, -v dropped="$work/dropped" '
+  NR == FNR { if (FNR == 1) { for (i = 1; i <= NF; i++) sc[$i] = i; next }
+              name[$sc["id"]] = $sc["name"] "#" $sc["id"]; next }
+  FNR == 1 { for (i = 1; i <= NF; i++) pc[$i] = i
+             if (!("source" in pc) || !("destination" in pc) || !("min" in pc)) {
+               print "replay: pings.csv lacks source, destination or min" > "/dev/stderr"; exit 1 }
+             print "a,b,rtt_ms"; next }
+  { s = $pc["source"]; d = $pc["destination"]; ms = $pc["min"]
+    if (!(s in name) || !(d in name)) { drop++; next }
+    if (s == d || ms + 0 <= 0) next
+    print name[s] "," name[d] "," ms }
+  END { print drop + 0 > dropped }' \
+  "$data/servers.csv" "$data/pings.csv" >"$work/rtts.csv"
+nservers=$(($(wc -l <"$work/positions.csv") - 1))
+nrtts=$(($(wc -l <"$work/rtts.csv") - 1))
+ndropped=$(cat "$work/dropped")
+
+# 2. Cross-check (exit 3 means violations were found).
+set +e
+"$chiploc" landmarks check --positions "$work/positions.csv" --rtts "$work/rtts.csv" \
+  >"$work/check.txt"
+check_rc=$?
+set -e
+if [ "$check_rc" -ne 0 ] && [ "$check_rc" -ne 3 ]; then
+  echo "replay: chiploc landmarks check failed ($check_rc)" >&2
+  exit 1
+fi
+blame=$(sed -n 's/^blame: //p' "$work/check.txt" | sed 's/ (not proven minimal)//')
+summary=$(grep -E '^(violations|no violations)' "$work/check.txt" || true)
+
+# 3. Replay.
+t0=$(date +%s)
+"$replay" locate --positions "$work/positions.csv" --rtts "$work/rtts.csv" \
+  --exclude "${blame// /}" >"$work/locate.md"
+t1=$(date +%s)
+
+# 4. Speed.
+if [ ! -f "$countries" ]; then
+  if [ -n "${CHIPLOC_COUNTRIES:-}" ]; then
+    echo "replay: $countries is missing" >&2
+    exit 1
+  fi
+  deploy/fetch-countries.sh "$build/data" >/dev/null
+fi
+"$replay" speed --positions "$work/positions.csv" --rtts "$work/rtts.csv" \
+  --exclude "${blame// /}" --countries "$countries" --chip "$speed_chip" --code "$speed_code" \
+  --runs "$speed_runs" --brute-runs "$brute_runs" >"$work/speed.txt"
+# kv LINE KEY: value of KEY=... on the line starting with "LINE:".
+kv() { grep "^$1:" "$work/speed.txt" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
+e_med=$(kv engine median_ms); e_p90=$(kv engine p90_ms)
+e_cons=$(kv engine consistency); e_site=$(kv engine site); e_region=$(kv engine region)
+e_radius=$(kv engine radius_km); e_cells=$(kv engine cells)
+b_med=$(kv brute median_ms); b_feas=$(kv brute samples_feasible); b_in=$(kv brute in_region)
+b_site=$(kv brute site)
+b_region=$(sed -n 's/^brute: .* region=//p' "$work/speed.txt")
+smallest=$(sed -n 's/.*smallest_bound_km=\([^ ]*\).*/\1/p' "$work/speed.txt")
+vertices=$(sed -n 's/.*vertices=\([^ ]*\).*/\1/p' "$work/speed.txt")
+ratio=$(sed -n 's/^ratio: //p' "$work/speed.txt")
+
+date=$(date -u +%Y-%m-%dT%H:%MZ)
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+machine="$(nproc) cores, ${cpu:-unknown CPU}"
+
+# splice NAME CONTENT_FILE: replaces the text between <!-- NAME:begin --> and
+# <!-- NAME:end --> in the results file (appending the markers if missing).
+splice() {
+  local name=$1 content=$2
+  [ -f "$results" ] || printf '# Benchmark results\n\nEach section names the command that regenerates it.\n' >"$results"
+  grep -q "^<!-- $name:begin -->\$" "$results" ||
+    printf '\n<!-- %s:begin -->\n<!-- %s:end -->\n' "$name" "$name" >>"$results"
+  awk -v b="<!-- $name:begin -->" -v e="<!-- $name:end -->" -v c="$content" '
+    $0 == b { print; while ((getline line < c) > 0) print line; skip = 1; next }
+    $0 == e { skip = 0 }
+    !skip { print }' "$results" >"$results.tmp"
+  mv "$results.tmp" "$results"
+}
+
+cat >"$work/replay-section.md" <<MD
+## Real-data replay (\`bench/replay.sh\`)
+
+Regenerate with \`bench/replay.sh\` (environment: BUILD_DIR, CHIPLOC_SHARED_DATA).
+
+- date: $date
+- machine: $machine
+- data: WonderProxy 2020-07-19 ($nservers servers with published coordinates;
+  $nrtts directed minimum RTTs; $ndropped rows naming servers without coordinates dropped)
+
+### Landmark cross-check at c
+
+\`chiploc landmarks check --positions positions.csv --rtts rtts.csv\`: $summary.
+Blamed (a smallest set touching every violation): **$blame**.
+
+<details><summary>violating pairs</summary>
+
+\`\`\`
+$(cat "$work/check.txt")
+\`\`\`
+</details>
+
+### Every server as the chip
+
+Each server not blamed is the chip in turn with its published coordinates as
+the declared site; the other servers not blamed are its landmarks. Radius is
+the engine's bound on F's radius around its centre. Engine time is one
+\`cl_geo_locate\` call (site verdict included) per chip.
+
+$(cat "$work/locate.md")
+
+At c every verdict is sound: a published site outside F would prove the
+site wrong (or an RTT impossible). At 2/3 c the caps are estimates: smaller
+regions, and the odd site excluded or chip inconsistent where a path is
+faster than 2/3 c.
+MD
+splice replay "$work/replay-section.md"
+
+cat >"$work/speed-section.md" <<MD
+## Location engine speed (\`bench/replay.sh\`)
+
+Regenerate with \`bench/replay.sh\` (environment: BUILD_DIR, CHIPLOC_COUNTRIES,
+SPEED_RUNS, BRUTE_RUNS, SPEED_CHIP, SPEED_CODE).
+
+- date: $date
+- machine: $machine
+- case: chip $speed_chip, its 10 nearest landmarks by RTT at c (smallest bound
+  $smallest km), declared site = published coordinates, allowed region
+  $speed_code from countries-land-10km ($vertices vertices)
+
+| | median (ms) | verdicts |
+|---|---|---|
+| engine (\`cl_geo_locate\`, $speed_runs runs; p90 $e_p90 ms) | $e_med | $e_cons, $e_site, $e_region; radius $e_radius km, $e_cells cells |
+| brute force ($brute_runs runs) | $b_med | $b_site, $b_region; $b_feas feasible samples, $b_in in $speed_code |
+
+Ratio brute force / engine: **$ratio×**. Target: engine median ≤ 1 ms.
+
+The brute-force sampler walks a ~1 km grid over the bounding box of the
+smallest cap, tests each point against every cap with the exact WGS84
+geodesic distance (smallest caps first, stopping at the first that excludes
+it) and each feasible point against the polygon with \`cl_region_contains\`.
+Its verdicts are only as good as its grid; the engine's are proven.
+MD
+splice speed "$work/speed-section.md"
+
+echo "replay: $(wc -l <"$work/locate.md") lines of replay table in $((t1 - t0)) s; speed ratio ${ratio}x"
+cat "$work/replay-section.md" "$work/speed-section.md"

@@ -1,0 +1,87 @@
+/*
+ * Landmark cross-check: landmarks time each other too, and a pair whose RTT
+ * is below the physical minimum for their declared positions proves that at
+ * least one of the two is not where it claims (or its clock or network path
+ * is broken). A pair (a, b) violates physics when
+ *     rtt < 2 * s(a, b) / v,
+ * s the WGS84 geodesic distance and v the speed (default c, the only speed
+ * that makes a violation a proof). The landmarks to blame are a smallest set
+ * that touches every violating pair: a minimum vertex cover of the violation
+ * graph. Pure: no I/O.
+ */
+#ifndef CL_XCHECK_H
+#define CL_XCHECK_H
+
+#include <stddef.h>
+
+/* Largest cover (per connected group of violations) searched exactly;
+ * beyond it the cover is greedy and flagged as not proven minimal. */
+#define CL_XCHECK_MAX_EXACT 30
+/* Search-tree nodes allowed per group before the exact search gives up. */
+#define CL_XCHECK_MAX_NODES 4000000ul
+
+typedef struct {
+  const char *name;
+  double lat, lon; /* degrees */
+} cl_xcheck_position;
+
+typedef struct {
+  const char *a, *b; /* landmark names; order does not matter */
+  double rtt_ms;
+  size_t line; /* source line for messages; 0 if none */
+} cl_xcheck_rtt;
+
+typedef struct {
+  size_t a, b;        /* indices into the positions, a < b */
+  double rtt_ms;      /* the smallest RTT given for the pair */
+  double min_rtt_ms;  /* 2 * s / v: the fastest physics allows */
+  double distance_km; /* s */
+  double deficit_ms;  /* min_rtt_ms - rtt_ms (> 0) */
+  size_t line;        /* line of the row that gave rtt_ms */
+} cl_xcheck_violation;
+
+typedef struct {
+  size_t n_pairs; /* distinct unordered pairs with at least one RTT */
+  /* Violations sorted by decreasing deficit (ties: a, then b). */
+  cl_xcheck_violation *violations;
+  size_t n_violations;
+  /* The landmarks to blame: a minimum vertex cover of the violation graph,
+   * as position indices in increasing order. Among covers of the smallest
+   * size, the one whose members take part in the most violations is chosen;
+   * remaining ties go to the lexicographically smallest index list (both
+   * decided per connected group of violations). */
+  size_t *blamed;
+  size_t n_blamed;
+  int blamed_minimal; /* 0: some group needed the greedy fallback */
+} cl_xcheck_result;
+
+/*
+ * Checks every pair given in rtts against the positions at speed
+ * speed_m_per_s. Rows with a == b are ignored; rows for the same unordered
+ * pair are reduced to their minimum RTT. source names the RTT input in
+ * messages (may be NULL). Returns 0; CL_ENOTFOUND for a name that is not a
+ * position (err: `SOURCE:LINE: unknown landmark "X" in column a`);
+ * CL_EINVAL for bad arguments, a non-positive or non-finite RTT, bad
+ * coordinates or duplicate position names; CL_ENOMEM. On success the caller
+ * frees *out with cl_xcheck_result_free.
+ */
+int cl_xcheck_run(const cl_xcheck_position *pos, size_t npos, const cl_xcheck_rtt *rtts,
+                  size_t nrtt, double speed_m_per_s, const char *source, cl_xcheck_result *out,
+                  char *err, size_t errlen);
+void cl_xcheck_result_free(cl_xcheck_result *r);
+
+/*
+ * Minimum vertex cover of the graph on vertices 0..n-1 with the given edges
+ * (self-loops and repeated edges allowed and harmless). Each connected
+ * component is solved exactly (kernelisation, then a bounded search tree
+ * with iterative deepening on the cover size) when its cover has at most
+ * max_exact vertices and the search stays within CL_XCHECK_MAX_NODES nodes;
+ * otherwise greedily by maximum degree, and *minimal is set to 0. Tie rule
+ * as for cl_xcheck_result.blamed (score: number of edges at each member).
+ * *cover receives a malloc'd array of vertex indices in increasing order
+ * (NULL when empty). Returns 0, CL_EINVAL or CL_ENOMEM.
+ */
+int cl_xcheck_cover(size_t n, const size_t (*edges)[2], size_t n_edges, size_t max_exact,
+                    size_t **cover, size_t *n_cover, int *minimal);
+
+#endif
