@@ -694,3 +694,5 @@ int cl_store_chip_allow(cl_store *s, int64_t chip_id, const char *code, char *er
   PQclear(r);
   return CL_OK;
 }
+
+void *cl_store_pgconn(cl_store *s) { return s->conn; }

@@ -115,4 +115,11 @@ int cl_store_region_put(cl_store *s, const char *code, const char *geometry_json
 int cl_store_chip_allow(cl_store *s, int64_t chip_id, const char *code, char *err,
                         size_t errlen);
 
+/* ---- for other store modules of the library ------------------------------ */
+
+/* The libpq connection, for lib modules that keep their own SQL (the
+ * verifier's and the audit's queries); never for code outside lib/. The
+ * pointer is a PGconn * (declared void * to keep libpq out of this header). */
+void *cl_store_pgconn(cl_store *s);
+
 #endif
