@@ -15,5 +15,7 @@ int cmd_measurements(int argc, char **argv); /* measurements [--db] [--since SEC
 int cmd_region(int argc, char **argv);       /* region import FILE --code-property NAME */
 int cmd_locate(int argc, char **argv);       /* locate --landmarks FILE ... */
 int cmd_landmarks(int argc, char **argv);    /* landmarks check --positions F --rtts F */
+int cmd_verifier(int argc, char **argv);     /* verifier add --name N --pubkey HEX */
+int cmd_verify(int argc, char **argv);       /* verify --key FILE [--follow] ... */
 
 #endif

@@ -25,6 +25,10 @@ static void usage(FILE *f) {
           "  measurements [--since SECONDS]  table of recent measurements\n"
           "  region import FILE.geojson --code-property NAME\n"
           "                                  load allowed regions (polygons) into the database\n"
+          "  verifier add --name N --pubkey HEX\n"
+          "                                  register a verifier key\n"
+          "  verify --key FILE [--window S] [--interval S] [--follow]\n"
+          "                                  attest every chip for the current round\n"
           "offline:\n"
           "  locate --landmarks FILE.csv [--speed c|fibre|M_PER_S] [--site LAT,LON]\n"
           "         [--regions FILE.geojson --allowed CODE[,CODE...]] [--json] [--geojson OUT]\n"
@@ -60,7 +64,8 @@ int main(int argc, char **argv) {
     int (*fn)(int, char **);
   } cmds[] = {{"keygen", cmd_keygen},     {"pubkey", cmd_pubkey}, {"db", cmd_db},
               {"landmark", cmd_landmark}, {"chip", cmd_chip},     {"measurements", cmd_measurements},
-              {"region", cmd_region},     {"locate", cmd_locate}, {"landmarks", cmd_landmarks}};
+              {"region", cmd_region},     {"locate", cmd_locate}, {"landmarks", cmd_landmarks},
+              {"verifier", cmd_verifier}, {"verify", cmd_verify}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "chiploc: unknown command '%s' (try chiploc --help)\n", cmd);

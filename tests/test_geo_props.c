@@ -56,7 +56,7 @@
 #define GRID 101         /* brute-force grid side */
 #define N_UNIFORM 3000   /* brute-force uniform sphere samples */
 #define MARGIN_KM 5.0    /* "clearly on one side": sampled F this far from the border */
-#define KM_PER_DEG 111.2 /* planar degrees to km, for the margin only */
+#define NOT_PINNED 1e9     /* a precision figure printed but not asserted */
 
 static struct geod_geodesic G;
 
@@ -133,6 +133,13 @@ static void frame_log(const frame *f, vec3 q, double *u, double *v) {
 
 typedef enum { PLACE_UNIFORM, PLACE_POLAR, PLACE_ANTIMERIDIAN, PLACE_LAND } placement;
 
+/* Variations on the landmarks and the engine parameters. */
+enum {
+  VAR_NONE = 0,
+  VAR_COLOCATED = 1, /* one landmark within 2 km of the chip, bound a few metres more */
+  VAR_PARAMS = 2,    /* random engine parameters (cell size, precision) */
+};
+
 typedef struct {
   const char *name;
   uint64_t seed;
@@ -140,6 +147,7 @@ typedef struct {
   placement place;
   double dmin_km, dmax_km;
   int tight;               /* every bound exactly the true distance */
+  int variant;             /* VAR_* */
   double max_undet_rate;   /* pinned: UNDETERMINED among clear cases */
   double max_median_ratio; /* pinned: median radius_km / sampled radius */
 } batch_cfg;
@@ -154,6 +162,7 @@ typedef struct {
   vec3 lv[MAXK];
   double site[2];
   const char *site_kind;
+  cl_geo_params prm;
 } scenario;
 
 static int usable(const cl_geo_landmark *l) { return l->bound_m > 0 && isfinite(l->bound_m); }
@@ -203,6 +212,16 @@ static void place_landmarks(scenario *s, rng_t *r) {
       e = t < 0.3 ? 0 : t < 0.7 ? rng_range(r, 0, 20000.0) : rng_range(r, 0, 200000.0);
     }
     s->lm[i] = (cl_geo_landmark){lat, lon, sd * (1 + u) + e};
+  }
+  if (c->variant & VAR_COLOCATED) {
+    /* A landmark at (or next to) the chip, with a bound of metres. */
+    double lat = s->plat, lon = s->plon, d = 0;
+    if (rng_unit(r) < 0.7) {
+      d = rng_range(r, 0, 2000.0);
+      geod_direct(&G, s->plat, s->plon, rng_range(r, -180, 180), d, &lat, &lon, NULL);
+      d = cl_geo_distance_m(s->plat, s->plon, lat, lon);
+    }
+    s->lm[0] = (cl_geo_landmark){lat, lon, d + rng_range(r, 1.0, 500.0)};
   }
   /* Now and then a landmark that imposes nothing: a bound beyond half the
    * circumference, or an unusable one. */
@@ -601,6 +620,8 @@ static void dump_scenario(FILE *f, const scenario *s, const tregion *const *regs
   fprintf(f, "=== scenario: batch %s index %d seed 0x%016llx\n", s->cfg->name, s->index,
           (unsigned long long)s->seed);
   fprintf(f, "chip P = (%.17g, %.17g)\n", s->plat, s->plon);
+  fprintf(f, "params: min_landmarks %zu, min_cell_km %.17g, rel_precision %.17g\n",
+          s->prm.min_landmarks, s->prm.min_cell_km, s->prm.rel_precision);
   fprintf(f, "site (%s) = (%.17g, %.17g)\n", s->site_kind ? s->site_kind : "-", s->site[0],
           s->site[1]);
   fprintf(f, "landmarks (lat, lon, bound_m, true distance from P):\n");
@@ -668,7 +689,7 @@ static cl_geo_ctx *ctx;
 static int locate(stats *st, const scenario *s, const double *site, const cl_region_union *u,
                   cl_geo_result *r) {
   double t0 = now_s();
-  int rc = cl_geo_locate(ctx, s->lm, s->k, NULL, site, u, r);
+  int rc = cl_geo_locate(ctx, s->lm, s->k, &s->prm, site, u, r);
   st->engine_s += now_s() - t0;
   st->calls++;
   return rc;
@@ -931,6 +952,11 @@ static void run_scenario(stats *st, const batch_cfg *cfg, int index, ptvec *F) {
     place_chip(cfg, &r, &s.plat, &s.plon);
   }
   place_landmarks(&s, &r);
+  cl_geo_params_default(&s.prm);
+  if (cfg->variant & VAR_PARAMS) {
+    s.prm.min_cell_km = exp(rng_range(&r, log(0.3), log(50.0)));
+    s.prm.rel_precision = exp(rng_range(&r, log(0.01), log(0.3)));
+  }
   st->scenarios++;
 
   if (n_usable(&s) < 3) {
@@ -1095,9 +1121,12 @@ static void run_batch(const batch_cfg *cfg) {
            st.clear_undet, st.clear, 100 * undet, 100 * cfg->max_undet_rate,
            st.undet_cause[0], st.undet_cause[1], st.undet_cause[2]);
   }
-  printf("  precision: radius / sampled radius: median %.3f (pinned < %.2f), p90 %.3f, max %.3f "
-         "over %d scenarios\n",
-         med, cfg->max_median_ratio, p90, mx, st.nratios);
+  char pin[32] = "not pinned";
+  if (cfg->max_median_ratio < NOT_PINNED)
+    snprintf(pin, sizeof pin, "pinned < %.2f", cfg->max_median_ratio);
+  printf("  precision: radius / sampled radius: median %.3f (%s), p90 %.3f, max %.3f over %d "
+         "scenarios\n",
+         med, pin, p90, mx, st.nratios);
   printf("  'certain' cells with an infeasible corner or centre: %llu of %llu probed\n",
          st.certain_bad, st.certain_checked);
   fflush(stdout);
@@ -1159,17 +1188,37 @@ END_TEST
 
 /* Pinned thresholds come from the measured values printed by each batch
  * (see docs/ENGINE.md), with margin. */
-static const batch_cfg B_UNIFORM = {"uniform", 0x5EED0001, 140, PLACE_UNIFORM, 100, 5000, 0,
-                                    0.15, 1.6};
-static const batch_cfg B_POLAR = {"polar", 0x5EED0002, 70, PLACE_POLAR, 100, 5000, 0, 0.6, 1.6};
-static const batch_cfg B_ANTIMERIDIAN = {"antimeridian", 0x5EED0003, 90, PLACE_ANTIMERIDIAN,
-                                         100, 5000, 0, 0.3, 1.6};
-static const batch_cfg B_GLOBAL = {"global", 0x5EED0004, 90, PLACE_UNIFORM, 100, 15000, 0, 0.15,
-                                   1.6};
-static const batch_cfg B_TIGHT = {"tight", 0x5EED0005, 90, PLACE_UNIFORM, 100, 5000, 1, 0.5,
-                                  1e9};
-static const batch_cfg B_NEAR = {"near", 0x5EED0006, 90, PLACE_UNIFORM, 30, 600, 0, 0.15, 1.6};
-static const batch_cfg B_LAND = {"countries", 0x5EED0007, 60, PLACE_LAND, 100, 3000, 0, 1, 1.6};
+static const batch_cfg B_UNIFORM = {.name = "uniform", .seed = 0x5EED0001, .n = 140,
+                                    .place = PLACE_UNIFORM, .dmin_km = 100, .dmax_km = 5000,
+                                    .max_undet_rate = 0.5, .max_median_ratio = 3};
+static const batch_cfg B_POLAR = {.name = "polar", .seed = 0x5EED0002, .n = 70,
+                                  .place = PLACE_POLAR, .dmin_km = 100, .dmax_km = 5000,
+                                  .max_undet_rate = 0.5, .max_median_ratio = 3};
+static const batch_cfg B_ANTIMERIDIAN = {.name = "antimeridian", .seed = 0x5EED0003, .n = 90,
+                                         .place = PLACE_ANTIMERIDIAN, .dmin_km = 100,
+                                         .dmax_km = 5000, .max_undet_rate = 0.5,
+                                         .max_median_ratio = 3};
+static const batch_cfg B_GLOBAL = {.name = "global", .seed = 0x5EED0004, .n = 90,
+                                   .place = PLACE_UNIFORM, .dmin_km = 100, .dmax_km = 15000,
+                                   .max_undet_rate = 0.5, .max_median_ratio = 3};
+static const batch_cfg B_TIGHT = {.name = "tight", .seed = 0x5EED0005, .n = 90,
+                                  .place = PLACE_UNIFORM, .dmin_km = 100, .dmax_km = 5000,
+                                  .tight = 1, .max_undet_rate = 0.5,
+                                  .max_median_ratio = NOT_PINNED};
+static const batch_cfg B_NEAR = {.name = "near", .seed = 0x5EED0006, .n = 90,
+                                 .place = PLACE_UNIFORM, .dmin_km = 30, .dmax_km = 600,
+                                 .max_undet_rate = 0.5, .max_median_ratio = 3};
+static const batch_cfg B_COLOCATED = {.name = "colocated", .seed = 0x5EED0008, .n = 60,
+                                      .place = PLACE_UNIFORM, .dmin_km = 100, .dmax_km = 5000,
+                                      .variant = VAR_COLOCATED, .max_undet_rate = 0.5,
+                                      .max_median_ratio = NOT_PINNED};
+static const batch_cfg B_PARAMS = {.name = "params", .seed = 0x5EED0009, .n = 60,
+                                   .place = PLACE_UNIFORM, .dmin_km = 100, .dmax_km = 5000,
+                                   .variant = VAR_PARAMS, .max_undet_rate = 0.5,
+                                   .max_median_ratio = 3};
+static const batch_cfg B_LAND = {.name = "countries", .seed = 0x5EED0007, .n = 60,
+                                 .place = PLACE_LAND, .dmin_km = 100, .dmax_km = 3000,
+                                 .max_undet_rate = 1, .max_median_ratio = 3};
 
 START_TEST(test_batch_uniform) { run_batch(&B_UNIFORM); }
 END_TEST
@@ -1182,6 +1231,10 @@ END_TEST
 START_TEST(test_batch_tight) { run_batch(&B_TIGHT); }
 END_TEST
 START_TEST(test_batch_near) { run_batch(&B_NEAR); }
+END_TEST
+START_TEST(test_batch_colocated) { run_batch(&B_COLOCATED); }
+END_TEST
+START_TEST(test_batch_params) { run_batch(&B_PARAMS); }
 END_TEST
 START_TEST(test_batch_countries) {
   load_countries();
@@ -1202,6 +1255,8 @@ static Suite *props_suite(void) {
   tcase_add_test(tc, test_batch_global);
   tcase_add_test(tc, test_batch_tight);
   tcase_add_test(tc, test_batch_near);
+  tcase_add_test(tc, test_batch_colocated);
+  tcase_add_test(tc, test_batch_params);
   tcase_add_test(tc, test_batch_countries);
   suite_add_tcase(s, tc);
   return s;

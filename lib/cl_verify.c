@@ -1,0 +1,133 @@
+/* One chip's verification round (see cl_verify.h). Pure. */
+#include "cl_verify.h"
+#include "cl_err.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *cl_alert_kind_name(int kind) {
+  static const char *names[] = {"chip_dark", "chip_moved", "site_excluded", "outside_region",
+                                "inconsistent"};
+  if (kind >= 0 && kind < CL_ALERT__CHIP_KINDS) return names[kind];
+  return "?";
+}
+
+static int32_t e7(double deg) { return (int32_t)llround(deg * 1e7); }
+
+int cl_verify_chip_round(cl_geo_ctx *geo, const cl_verify_params *p, const cl_key *verifier,
+                         uint64_t round_end_ns, const cl_verify_chip *in, cl_verify_out *out) {
+  memset(out, 0, sizeof *out);
+  if (in->n_mins > CL_GEO_MAX_LANDMARKS || !(p->speed_m_per_s > 0)) return CL_EINVAL;
+  cl_geo_landmark lms[CL_GEO_MAX_LANDMARKS];
+  for (size_t i = 0; i < in->n_mins; i++) {
+    lms[i].lat = in->mins[i].lat;
+    lms[i].lon = in->mins[i].lon;
+    lms[i].bound_m = cl_geo_bound_m((double)in->mins[i].rtt_ns / 1e9, p->speed_m_per_s);
+  }
+  cl_geo_params gp;
+  cl_geo_params_default(&gp);
+  gp.min_landmarks = p->min_landmarks;
+  double site[2] = {in->site_lat, in->site_lon};
+  cl_geo_result r;
+  int rc = cl_geo_locate(geo, lms, in->n_mins, &gp, site, in->n_allowed ? in->allowed : NULL, &r);
+  if (rc != CL_OK) return rc;
+
+  cl_attestation *a = &out->a;
+  memcpy(a->chip, in->pk, CL_PK_LEN);
+  memcpy(a->verifier, cl_key_public(verifier), CL_PK_LEN);
+  a->round_end_ns = round_end_ns;
+  a->window_ns = p->window_ns;
+  if (in->has_prev) memcpy(a->prev_hash, in->prev_hash, CL_HASH_LEN);
+  a->consistency = r.consistency == CL_GEO_CONSISTENT     ? CL_ATT_CONSISTENT
+                   : r.consistency == CL_GEO_INSUFFICIENT ? CL_ATT_INSUFFICIENT
+                                                          : CL_ATT_INCONSISTENT;
+  a->site = r.site == CL_SITE_CONSISTENT ? CL_ATT_SITE_CONSISTENT
+            : r.site == CL_SITE_EXCLUDED ? CL_ATT_SITE_EXCLUDED
+                                         : CL_ATT_SITE_UNKNOWN;
+  a->region = r.region == CL_REGION_INSIDE         ? CL_ATT_REGION_INSIDE
+              : r.region == CL_REGION_OUTSIDE      ? CL_ATT_REGION_OUTSIDE
+              : r.region == CL_REGION_UNDETERMINED ? CL_ATT_REGION_UNDETERMINED
+                                                   : CL_ATT_REGION_UNKNOWN;
+  a->speed_m_per_s = (uint64_t)llround(p->speed_m_per_s);
+  out->landmarks_used = r.n_usable;
+  if (r.consistency == CL_GEO_CONSISTENT) {
+    a->centre_lat_e7 = e7(r.centre_lat);
+    a->centre_lon_e7 = e7(r.centre_lon);
+    a->radius_m = (uint64_t)ceil(r.radius_km * 1000.0);
+    out->radius_km = r.radius_km;
+    out->centre_lat = r.centre_lat;
+    out->centre_lon = r.centre_lon;
+  }
+  if (r.site == CL_SITE_EXCLUDED) {
+    const cl_verify_min *m = &in->mins[r.site_landmark];
+    memcpy(a->site_landmark, m->landmark_pk, CL_PK_LEN);
+    a->site_margin_m = (int64_t)floor(r.site_margin_km * 1000.0);
+    out->site_landmark_id = m->landmark_id;
+  }
+  uint8_t keys[CL_GEO_MAX_EXCLUDED][CL_PK_LEN];
+  out->n_excluded = r.n_excluded;
+  a->n_excluded = (uint8_t)r.n_excluded;
+  for (size_t i = 0; i < r.n_excluded; i++) {
+    memcpy(keys[i], in->mins[r.excluded[i]].landmark_pk, CL_PK_LEN);
+    out->excluded_ids[i] = in->mins[r.excluded[i]].landmark_id;
+  }
+  if ((rc = cl_attest_digest_keys((const uint8_t(*)[CL_PK_LEN])keys, r.n_excluded,
+                                  a->excluded_digest)) != CL_OK ||
+      (rc = cl_attest_digest_codes(in->allowed_codes, in->n_allowed, a->allowed_digest)) != CL_OK)
+    return rc;
+  uint8_t(*sigs)[CL_SIG_LEN] = NULL;
+  uint8_t sig_stack[64][CL_SIG_LEN];
+  sigs = sig_stack;
+  if (in->n_mins > 64) return CL_EINVAL; /* at most one measurement per landmark and 64 here */
+  for (size_t i = 0; i < in->n_mins; i++) memcpy(sigs[i], in->mins[i].landmark_sig, CL_SIG_LEN);
+  a->n_measurements = (uint32_t)in->n_mins;
+  if ((rc = cl_attest_digest_sigs((const uint8_t(*)[CL_SIG_LEN])sigs, in->n_mins,
+                                  a->measurements_digest)) != CL_OK)
+    return rc;
+  cl_attest_sign(a, verifier);
+  cl_attest_hash(a, out->hash);
+
+  /* Alerts. */
+  int sufficient = r.consistency != CL_GEO_INSUFFICIENT;
+  int64_t last = sufficient ? (int64_t)round_end_ns : in->last_sufficient_ns;
+  if (last == 0) last = in->enrolled_ns;
+  if ((int64_t)round_end_ns - last > (int64_t)p->dark_after_ns) {
+    out->alert[CL_ALERT_CHIP_DARK] = 1;
+    snprintf(out->detail[CL_ALERT_CHIP_DARK], sizeof out->detail[0],
+             "%zu fresh landmark(s), need %zu; last sufficient %.0f s before the round end",
+             r.n_usable, p->min_landmarks, ((double)round_end_ns - (double)last) / 1e9);
+  }
+  if (r.consistency == CL_GEO_CONSISTENT && in->has_prev && in->prev_consistent) {
+    /* Both caps contain their F: if the caps are disjoint, so are the Fs. */
+    double d = cl_geo_distance_m(in->prev_lat_e7 / 1e7, in->prev_lon_e7 / 1e7, r.centre_lat,
+                                 r.centre_lon);
+    double gap = d - (double)in->prev_radius_m - r.radius_km * 1000.0;
+    if (gap > 0) {
+      out->alert[CL_ALERT_CHIP_MOVED] = 1;
+      snprintf(out->detail[CL_ALERT_CHIP_MOVED], sizeof out->detail[0],
+               "feasible region moved: %.1f km between the previous and the new region",
+               gap / 1000.0);
+    }
+  }
+  if (r.site == CL_SITE_EXCLUDED) {
+    out->alert[CL_ALERT_SITE_EXCLUDED] = 1;
+    snprintf(out->detail[CL_ALERT_SITE_EXCLUDED], sizeof out->detail[0],
+             "declared site %.1f km beyond landmark %lld's bound", r.site_margin_km,
+             (long long)out->site_landmark_id);
+  }
+  if (r.region == CL_REGION_OUTSIDE) {
+    out->alert[CL_ALERT_OUTSIDE_REGION] = 1;
+    snprintf(out->detail[CL_ALERT_OUTSIDE_REGION], sizeof out->detail[0],
+             "feasible region (radius %.1f km) does not meet the allowed region(s)", r.radius_km);
+  }
+  if (r.consistency == CL_GEO_INCONSISTENT) {
+    out->alert[CL_ALERT_INCONSISTENT] = 1;
+    int n = snprintf(out->detail[CL_ALERT_INCONSISTENT], sizeof out->detail[0],
+                     "no point satisfies every bound; remove landmark id(s)");
+    for (size_t i = 0; i < r.n_excluded && n > 0 && (size_t)n < sizeof out->detail[0]; i++)
+      n += snprintf(out->detail[CL_ALERT_INCONSISTENT] + n, sizeof out->detail[0] - (size_t)n,
+                    " %lld", (long long)out->excluded_ids[i]);
+  }
+  return CL_OK;
+}
