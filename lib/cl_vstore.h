@@ -1,0 +1,52 @@
+/*
+ * The verifier's database side: the verifier registry, one round's inputs
+ * (chips, their allowed regions, the fastest measurement per landmark in the
+ * window, chain heads and open alerts) and its outputs (attestations and
+ * alert changes). Blocking libpq through cl_store; all SQL parameterised.
+ * A round runs inside one transaction holding an advisory lock per verifier,
+ * so two verifier processes with the same key never interleave a round.
+ */
+#ifndef CL_VSTORE_H
+#define CL_VSTORE_H
+
+#include "cl_region.h"
+#include "cl_store.h"
+#include "cl_verify.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+  cl_verify_chip in; /* pointers into the members below */
+  char *serial;
+  char **codes;
+  size_t n_codes;
+  const cl_region **members;
+  cl_region_union uni;
+  cl_verify_min *mins;
+  int attested;                       /* already attested for this round */
+  int open_alert[CL_ALERT__CHIP_KINDS]; /* currently open alerts */
+} cl_vchip;
+
+typedef struct {
+  cl_vchip *chips;
+  size_t n_chips;
+  cl_region_set regions;
+} cl_vworld;
+
+int cl_vstore_verifier_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_LEN],
+                           int64_t *id, char *err, size_t errlen);
+/* CL_ENOTFOUND if the key is not registered. */
+int cl_vstore_verifier_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *id, char *err,
+                            size_t errlen);
+/* Inside an open transaction: waits for this verifier's round lock. */
+int cl_vstore_lock(cl_store *s, int64_t verifier_id, char *err, size_t errlen);
+/* Loads every active chip's inputs for the round ending at round_end_ns. */
+int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint64_t window_ns,
+                   cl_vworld *w, char *err, size_t errlen);
+void cl_vworld_free(cl_vworld *w);
+/* Writes one attestation and opens or clears the chip's alerts. */
+int cl_vstore_write(cl_store *s, int64_t verifier_id, const cl_vchip *c, const cl_verify_out *o,
+                    char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,382 @@
+/*
+ * chiploc verifier add / chiploc verify: the verifier. One round takes, for
+ * every active chip, the fastest measurement per landmark in the window,
+ * runs the location engine, and writes one signed attestation chained to the
+ * chip's previous one, opening or clearing its alerts, all in one transaction
+ * under the verifier's round lock. --follow repeats this on a libuv timer at
+ * every round boundary; a second run in the same round writes nothing.
+ */
+#include "chiploc_cmds.h"
+#include "cl_err.h"
+#include "cl_geo.h"
+#include "cl_key.h"
+#include "cl_log.h"
+#include "cl_probe.h"
+#include "cl_store.h"
+#include "cl_verify.h"
+#include "cl_vstore.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+static const char *db_arg(const char *db) { return db ? db : getenv("CHIPLOC_DB"); }
+
+int cmd_verifier(int argc, char **argv) {
+  static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                       {"name", required_argument, NULL, 'n'},
+                                       {"pubkey", required_argument, NULL, 'p'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  const char *db = NULL, *name = NULL, *pkhex = NULL;
+  if (argc < 2 || strcmp(argv[1], "add") != 0) {
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+      printf("usage: chiploc verifier add --db CONNINFO --name NAME --pubkey HEX\n");
+      return 0;
+    }
+    fprintf(stderr, "usage: chiploc verifier add --db CONNINFO --name NAME --pubkey HEX\n");
+    return 2;
+  }
+  optind = 1;
+  int o;
+  while ((o = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
+    switch (o) {
+    case 'd': db = optarg; break;
+    case 'n': name = optarg; break;
+    case 'p': pkhex = optarg; break;
+    case 'h':
+      printf("usage: chiploc verifier add --db CONNINFO --name NAME --pubkey HEX\n"
+             "Registers a verifier's public key (chiploc keygen makes the key).\n");
+      return 0;
+    default: return 2;
+    }
+  }
+  uint8_t pk[CL_PK_LEN];
+  if (!name || !*name || !pkhex) {
+    fprintf(stderr, "chiploc: verifier add needs --name and --pubkey\n");
+    return 2;
+  }
+  if (cl_pk_from_hex(pkhex, pk) != CL_OK || cl_pk_check(pk) != CL_OK) {
+    fprintf(stderr, "chiploc: --pubkey %s: not a valid Ed25519 public key (64 hex characters)\n",
+            pkhex);
+    return 2;
+  }
+  if (!db_arg(db)) {
+    fprintf(stderr, "chiploc: --db CONNINFO (or CHIPLOC_DB) is required\n");
+    return 2;
+  }
+  cl_store *s = NULL;
+  char err[512];
+  int64_t id = 0;
+  if (cl_store_connect(&s, db_arg(db), err, sizeof err) != CL_OK) {
+    fprintf(stderr, "chiploc: %s\n", err);
+    return 1;
+  }
+  int rc = cl_vstore_verifier_add(s, name, pk, &id, err, sizeof err);
+  cl_store_destroy(&s);
+  if (rc != CL_OK) {
+    fprintf(stderr, "chiploc: %s\n", rc == CL_EEXIST ? "verifier name or key already registered" : err);
+    return 1;
+  }
+  printf("verifier %s id=%lld\n", name, (long long)id);
+  return 0;
+}
+
+typedef struct {
+  const char *conninfo;
+  cl_key *key;
+  cl_verify_params vp;
+  uint64_t interval_ns;
+  uint64_t settle_ns;
+  int quiet;
+  cl_store *db;
+  int64_t verifier_id;
+  cl_geo_ctx *geo;
+  uint64_t last_round;
+  /* libuv */
+  uv_loop_t *loop;
+  uv_timer_t timer;
+  uv_signal_t sigterm, sigint;
+  int exit_code;
+  uint64_t rounds;
+} verifier;
+
+static uint64_t now_unix_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct {
+  size_t chips, written, skipped, alerts_open;
+  size_t by_consistency[3], by_site[3], by_region[4];
+} round_summary;
+
+static void print_row(const cl_vchip *ch, const cl_verify_out *o) {
+  static const char *cons[] = {"CONSISTENT", "INSUFFICIENT", "INCONSISTENT"};
+  static const char *site[] = {"-", "SITE_CONSISTENT", "SITE_EXCLUDED"};
+  static const char *reg[] = {"-", "INSIDE", "OUTSIDE", "UNDETERMINED"};
+  char alerts[128] = "";
+  size_t n = 0;
+  for (int k = 0; k < CL_ALERT__CHIP_KINDS; k++)
+    if (o->alert[k])
+      n += (size_t)snprintf(alerts + n, sizeof alerts - n, "%s%s", n ? "," : "", cl_alert_kind_name(k));
+  printf("%-16s %-12s %-15s %-12s %10.1f %4zu  %s\n", ch->serial, cons[o->a.consistency],
+         site[o->a.site], reg[o->a.region], o->radius_km, o->landmarks_used, n ? alerts : "-");
+}
+
+/*
+ * Runs one round ending at round_end (inside one transaction). Returns 0 or
+ * a CL_* code with err set; on error nothing of the round was written.
+ */
+static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int print, char *err,
+                     size_t errlen) {
+  memset(sum, 0, sizeof *sum);
+  int rc = cl_store_begin(v->db, err, errlen);
+  if (rc != CL_OK) return rc;
+  cl_vworld w;
+  memset(&w, 0, sizeof w);
+  if ((rc = cl_vstore_lock(v->db, v->verifier_id, err, errlen)) != CL_OK ||
+      (rc = cl_vstore_load(v->db, v->verifier_id, round_end, v->vp.window_ns, &w, err, errlen)) !=
+          CL_OK)
+    goto fail;
+  if (print)
+    printf("%-16s %-12s %-15s %-12s %10s %4s  %s\n", "CHIP", "CONSISTENCY", "SITE", "REGION",
+           "RADIUS_KM", "LMS", "ALERTS");
+  for (size_t i = 0; i < w.n_chips; i++) {
+    cl_vchip *ch = &w.chips[i];
+    sum->chips++;
+    if (ch->attested) {
+      sum->skipped++;
+      continue;
+    }
+    cl_verify_out o;
+    rc = cl_verify_chip_round(v->geo, &v->vp, v->key, round_end, &ch->in, &o);
+    if (rc != CL_OK) {
+      snprintf(err, errlen, "chip %s: engine error %s", ch->serial, cl_strerror(rc));
+      goto fail;
+    }
+    if ((rc = cl_vstore_write(v->db, v->verifier_id, ch, &o, err, errlen)) != CL_OK) goto fail;
+    sum->written++;
+    sum->by_consistency[o.a.consistency]++;
+    sum->by_site[o.a.site]++;
+    sum->by_region[o.a.region]++;
+    for (int k = 0; k < CL_ALERT__CHIP_KINDS; k++) sum->alerts_open += (size_t)o.alert[k];
+    if (print) print_row(ch, &o);
+  }
+  cl_vworld_free(&w);
+  return cl_store_commit(v->db, err, errlen);
+fail:
+  cl_vworld_free(&w);
+  cl_store_rollback(v->db);
+  return rc;
+}
+
+static int ensure_db(verifier *v, char *err, size_t errlen) {
+  if (v->db && cl_store_ok(v->db)) return CL_OK;
+  cl_store_destroy(&v->db);
+  int rc = cl_store_connect(&v->db, v->conninfo, err, errlen);
+  if (rc != CL_OK) return rc;
+  return cl_vstore_verifier_find(v->db, cl_key_public(v->key), &v->verifier_id, err, errlen);
+}
+
+static void log_round(const verifier *v, uint64_t round_end, const round_summary *s) {
+  cl_log(CL_LOG_INFO, "round", "round_end_ns=%llu chips=%zu written=%zu skipped=%zu "
+         "consistent=%zu insufficient=%zu inconsistent=%zu site_consistent=%zu "
+         "site_excluded=%zu inside=%zu outside=%zu undetermined=%zu alerts=%zu",
+         (unsigned long long)round_end, s->chips, s->written, s->skipped, s->by_consistency[0],
+         s->by_consistency[1], s->by_consistency[2], s->by_site[1], s->by_site[2], s->by_region[1],
+         s->by_region[2], s->by_region[3], s->alerts_open);
+  (void)v;
+}
+
+static void schedule(verifier *v);
+
+static void on_timer(uv_timer_t *t) {
+  verifier *v = t->data;
+  uint64_t now = now_unix_ns();
+  uint64_t round_end = (now - v->settle_ns) / v->interval_ns * v->interval_ns;
+  char err[512];
+  if (round_end > v->last_round) {
+    int rc = ensure_db(v, err, sizeof err);
+    if (rc == CL_ENOTFOUND) {
+      cl_log(CL_LOG_ERROR, "verifier not registered", "err=\"%s\"", err);
+      v->exit_code = 1;
+      uv_stop(v->loop);
+      return;
+    }
+    round_summary sum;
+    if (rc == CL_OK) rc = run_round(v, round_end, &sum, 0, err, sizeof err);
+    if (rc == CL_OK) {
+      v->last_round = round_end;
+      v->rounds++;
+      log_round(v, round_end, &sum);
+    } else {
+      cl_log(CL_LOG_WARN, "round failed; will retry", "err=\"%.400s\"", err);
+      cl_store_destroy(&v->db);
+    }
+  }
+  schedule(v);
+}
+
+/* Arms the timer for the next round boundary plus the settle time, or one
+ * second from now when a failed round must be retried. */
+static void schedule(verifier *v) {
+  uint64_t now = now_unix_ns();
+  uint64_t next = ((now - v->settle_ns) / v->interval_ns + 1) * v->interval_ns + v->settle_ns;
+  uint64_t delay_ms = (next - now) / 1000000ull + 1;
+  uint64_t due_round = (now - v->settle_ns) / v->interval_ns * v->interval_ns;
+  if (due_round > v->last_round) delay_ms = 1000; /* retry */
+  uv_timer_start(&v->timer, on_timer, delay_ms, 0);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  verifier *v = h->data;
+  cl_log(CL_LOG_INFO, "shutting down", "signal=%d rounds=%llu", signum,
+         (unsigned long long)v->rounds);
+  uv_stop(v->loop);
+}
+
+static void on_closed(uv_handle_t *h) { (void)h; }
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: chiploc verify --db CONNINFO --key FILE [--window SECONDS] [--interval SECONDS]\n"
+          "                      [--settle SECONDS] [--speed c|fibre|M_PER_S] [--min-landmarks N]\n"
+          "                      [--dark-after SECONDS] [--follow] [--quiet] [--log-level L]\n"
+          "Attests every active chip for the latest finished round: the fastest measurement\n"
+          "per landmark within the window, the location engine's verdicts, one signed\n"
+          "attestation chained to the chip's previous one, alerts opened or cleared.\n"
+          "Defaults: window 300 s, interval 60 s, settle 2 s, speed c, 3 landmarks,\n"
+          "dark after 900 s. Without --follow: one round, a table of verdicts.\n"
+          "With --follow: a round at every interval boundary until SIGTERM.\n");
+}
+
+/* Parses a whole number of seconds in [min, max]. */
+static int parse_secs(const char *opt, const char *text, double min, double max, double *out) {
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(text, &end);
+  if (errno || end == text || *end || !(v >= min && v <= max)) {
+    fprintf(stderr, "chiploc: %s %s: must be a number of seconds in [%g, %g]\n", opt, text, min, max);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+int cmd_verify(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"db", required_argument, NULL, 'd'},         {"key", required_argument, NULL, 'k'},
+      {"window", required_argument, NULL, 'w'},     {"interval", required_argument, NULL, 'i'},
+      {"settle", required_argument, NULL, 's'},     {"speed", required_argument, NULL, 'v'},
+      {"min-landmarks", required_argument, NULL, 'm'}, {"dark-after", required_argument, NULL, 'a'},
+      {"follow", no_argument, NULL, 'f'},           {"quiet", no_argument, NULL, 'q'},
+      {"log-level", required_argument, NULL, 'l'},  {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  const char *db = NULL, *keyfile = NULL;
+  double window = 300, interval = 60, settle = 2, dark = 900, minl = 3;
+  double speed = CL_SPEED_C;
+  int follow = 0, quiet = 0, o;
+  optind = 1;
+  while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (o) {
+    case 'd': db = optarg; break;
+    case 'k': keyfile = optarg; break;
+    case 'w': if (parse_secs("--window", optarg, 1, 86400, &window)) return 2; break;
+    case 'i': if (parse_secs("--interval", optarg, 1, 86400, &interval)) return 2; break;
+    case 's': if (parse_secs("--settle", optarg, 0, 3600, &settle)) return 2; break;
+    case 'a': if (parse_secs("--dark-after", optarg, 1, 30 * 86400.0, &dark)) return 2; break;
+    case 'm':
+      if (parse_secs("--min-landmarks", optarg, 1, CL_GEO_MAX_LANDMARKS, &minl)) return 2;
+      break;
+    case 'v':
+      if (cl_speed_parse(optarg, &speed) != CL_OK) {
+        fprintf(stderr, "chiploc: --speed %s: want c, fibre or metres per second in (0, c]\n", optarg);
+        return 2;
+      }
+      break;
+    case 'f': follow = 1; break;
+    case 'q': quiet = 1; break;
+    case 'l': {
+      cl_log_level lvl;
+      if (cl_log_parse_level(optarg, &lvl) != CL_OK) {
+        fprintf(stderr, "chiploc: --log-level %s: want debug, info, warn or error\n", optarg);
+        return 2;
+      }
+      cl_log_set_level(lvl);
+      break;
+    }
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (!keyfile || !db_arg(db) || optind != argc) {
+    usage(stderr);
+    return 2;
+  }
+  verifier v;
+  memset(&v, 0, sizeof v);
+  v.conninfo = db_arg(db);
+  v.vp.window_ns = (uint64_t)(window * 1e9);
+  v.vp.speed_m_per_s = speed;
+  v.vp.min_landmarks = (size_t)minl;
+  v.vp.dark_after_ns = (uint64_t)(dark * 1e9);
+  v.interval_ns = (uint64_t)(interval * 1e9);
+  v.settle_ns = (uint64_t)(settle * 1e9);
+  v.quiet = quiet;
+  char err[512];
+  if (cl_key_load(&v.key, keyfile, err, sizeof err) != CL_OK) {
+    fprintf(stderr, "chiploc: key %s: %s\n", keyfile, err);
+    return 2;
+  }
+  if (cl_geo_ctx_create(&v.geo) != CL_OK) {
+    cl_key_destroy(&v.key);
+    return 1;
+  }
+  int code = 0;
+  if (!follow) {
+    int rc = ensure_db(&v, err, sizeof err);
+    round_summary sum;
+    uint64_t round_end = (now_unix_ns() - v.settle_ns) / v.interval_ns * v.interval_ns;
+    if (rc == CL_OK) rc = run_round(&v, round_end, &sum, !quiet, err, sizeof err);
+    if (rc != CL_OK) {
+      fprintf(stderr, "chiploc: %s\n", err);
+      code = 1;
+    } else {
+      printf("verify: round ending %llu: %zu chip(s), %zu attested, %zu already attested\n",
+             (unsigned long long)round_end, sum.chips, sum.written, sum.skipped);
+    }
+  } else {
+    cl_log_set_prog("verifier");
+    signal(SIGPIPE, SIG_IGN);
+    v.loop = uv_default_loop();
+    uv_timer_init(v.loop, &v.timer);
+    v.timer.data = &v;
+    uv_signal_init(v.loop, &v.sigterm);
+    uv_signal_init(v.loop, &v.sigint);
+    v.sigterm.data = v.sigint.data = &v;
+    uv_signal_start(&v.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&v.sigint, on_signal, SIGINT);
+    cl_log(CL_LOG_INFO, "starting", "window_s=%.0f interval_s=%.0f speed=%.0f min_landmarks=%zu",
+           window, interval, speed, v.vp.min_landmarks);
+    uv_timer_start(&v.timer, on_timer, 0, 0);
+    uv_run(v.loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&v.timer, on_closed);
+    uv_close((uv_handle_t *)&v.sigterm, on_closed);
+    uv_close((uv_handle_t *)&v.sigint, on_closed);
+    uv_run(v.loop, UV_RUN_DEFAULT);
+    uv_loop_close(v.loop);
+    code = v.exit_code;
+  }
+  cl_store_destroy(&v.db);
+  cl_geo_ctx_destroy(&v.geo);
+  cl_key_destroy(&v.key);
+  return code;
+}
