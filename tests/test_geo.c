@@ -344,6 +344,43 @@ START_TEST(test_inconsistent_two) {
 }
 END_TEST
 
+START_TEST(test_inconsistent_misplaced_many) {
+  /* 197 landmarks 100-200 km around a chip (bound + 200 km) and three
+   * "misplaced" ones whose caps (450 km, centred 535 km from the chip at
+   * 120 degrees from each other) each meet every other cap but are pairwise
+   * disjoint: two of the three must go, and dropping them restores
+   * consistency. The three have the largest caps. */
+  enum { N = 200 };
+  cl_geo_landmark *lms = calloc(N, sizeof *lms);
+  ck_assert_ptr_nonnull(lms);
+  const double clat = 10, clon = 20;
+  for (size_t i = 0; i + 3 < N; i++) {
+    double lat, lon;
+    move(clat, clon, (double)i * 360.0 / (N - 3), 100000 + 10000.0 * (double)(i % 11), &lat,
+         &lon);
+    lms[i] = (cl_geo_landmark){lat, lon, cl_geo_distance_m(clat, clon, lat, lon) + 200000};
+  }
+  for (int k = 0; k < 3; k++) {
+    double lat, lon;
+    move(clat, clon, 120.0 * k, 535000, &lat, &lon);
+    lms[N - 3 + k] = (cl_geo_landmark){lat, lon, 450000};
+  }
+  cl_geo_result r;
+  ck_assert_int_eq(cl_geo_locate(ctx, lms, N, NULL, NULL, NULL, &r), CL_OK);
+  ck_assert_int_eq(r.consistency, CL_GEO_INCONSISTENT);
+  ck_assert_uint_eq(r.n_excluded, 2);
+  ck_assert_int_eq(r.excluded_minimal, 1);
+  for (size_t i = 0; i < r.n_excluded; i++) {
+    ck_assert_uint_ge(r.excluded[i], N - 3);
+    lms[r.excluded[i]].bound_m = NAN;
+  }
+  ck_assert_int_eq(cl_geo_locate(ctx, lms, N, NULL, NULL, NULL, &r), CL_OK);
+  ck_assert_int_eq(r.consistency, CL_GEO_CONSISTENT);
+  ck_assert_uint_eq(r.n_usable, N - 2);
+  free(lms);
+}
+END_TEST
+
 /* ---- antimeridian and poles ---------------------------------------------- */
 
 static const city *const PACIFIC[] = {&SUVA, &APIA, &AUCKLAND, &NUKUALOFA};
@@ -430,6 +467,34 @@ START_TEST(test_south_pole) {
   }
   ck_assert_msg(r.radius_km > 20.0 && r.radius_km < 100.0, "radius %.2f", r.radius_km);
   ck_assert_double_lt(r.centre_lat, -89.0);
+}
+END_TEST
+
+START_TEST(test_pole_colocated) {
+  /* A landmark at the North Pole (named with longitude 45) and a chip on
+   * it: a bound of 300 m pins F to the pole. */
+  cl_geo_landmark lms[6];
+  for (int i = 0; i < 5; i++) {
+    double lon = -180.0 + 72.0 * i + 17.0;
+    lms[i] = (cl_geo_landmark){80.0, lon, cl_geo_distance_m(90, 0, 80, lon) + 20000.0};
+  }
+  lms[5] = (cl_geo_landmark){90.0, 45.0, 300.0};
+  double site[2] = {89.999, 10.0}; /* 112 m from the pole */
+  cl_geo_result r;
+  ck_assert_int_eq(cl_geo_locate(ctx, lms, 6, NULL, site, NULL, &r), CL_OK);
+  ck_assert_int_eq(r.consistency, CL_GEO_CONSISTENT);
+  ck_assert_int_eq(r.site, CL_SITE_CONSISTENT);
+  for (double plon = -180; plon <= 180; plon += 2.5) assert_covered(&r, 90.0, plon);
+  assert_covered(&r, site[0], site[1]);
+  ck_assert_msg(r.radius_km > 0.29 && r.radius_km < 5.0, "radius %.3f km", r.radius_km);
+  printf("pole: radius %.3f km, %zu cells\n", r.radius_km, r.n_cells);
+  /* 1.1 km from the pole: excluded by the pole landmark. */
+  site[0] = 89.99, site[1] = 0.0;
+  ck_assert_int_eq(cl_geo_locate(ctx, lms, 6, NULL, site, NULL, &r), CL_OK);
+  ck_assert_int_eq(r.site, CL_SITE_EXCLUDED);
+  ck_assert_uint_eq(r.site_landmark, 5);
+  double m = cl_geo_distance_m(89.99, 0.0, 90.0, 45.0) - 300.0;
+  ck_assert_double_eq_tol(r.site_margin_km * 1000.0, m, 1.0);
 }
 END_TEST
 
@@ -749,9 +814,11 @@ static Suite *geo_suite(void) {
   tcase_add_test(tc, test_europe_site);
   tcase_add_test(tc, test_inconsistent_one);
   tcase_add_test(tc, test_inconsistent_two);
+  tcase_add_test(tc, test_inconsistent_misplaced_many);
   tcase_add_test(tc, test_antimeridian);
   tcase_add_test(tc, test_north_pole);
   tcase_add_test(tc, test_south_pole);
+  tcase_add_test(tc, test_pole_colocated);
   tcase_add_test(tc, test_whole_sphere_bound);
   tcase_add_test(tc, test_einval);
   suite_add_tcase(s, tc);
