@@ -410,7 +410,8 @@ static char *put_bytea(char *p, const uint8_t *bytes, size_t len) {
 }
 
 /* One COPY text line for a row; returns its length or 0 if it does not fit. */
-static size_t copy_line(char *line, size_t cap, int64_t landmark_id, const cl_store_row *row) {
+static size_t copy_line(char *line, size_t cap, int64_t landmark_id, const cl_store_row *row,
+                        int link) {
   const cl_measurement *m = &row->m;
   char ts[64];
   if (format_timestamp(ts, sizeof ts, m->measured_unix_ns) != CL_OK) return 0;
@@ -425,10 +426,16 @@ static size_t copy_line(char *line, size_t cap, int64_t landmark_id, const cl_st
   p = put_bytea(p, m->ch.sig, CL_SIG_LEN);
   *p++ = '\t';
   p = put_bytea(p, m->chip_sig, CL_SIG_LEN);
-  int k = snprintf(p, (size_t)(end - p),
-                   "\t%" PRIu64 "\t%" PRIu64 "\t%.17g\t%" PRIu64 "\t%" PRIu32 "\t%s\t%" PRIu64 "\t",
-                   m->rtt_ns, row->bound_m, row->est_speed, row->est_bound_m, m->probe_count, ts,
-                   m->measured_unix_ns);
+  char sent[16] = "\\N";
+  if (row->probes_sent > 0) snprintf(sent, sizeof sent, "%" PRIu32, row->probes_sent);
+  int k = link ? snprintf(p, (size_t)(end - p),
+                          "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu32 "\t%s\t%s\t%" PRIu64 "\t",
+                          m->rtt_ns, row->bound_m, m->probe_count, sent, ts, m->measured_unix_ns)
+               : snprintf(p, (size_t)(end - p),
+                          "\t%" PRIu64 "\t%" PRIu64 "\t%.17g\t%" PRIu64 "\t%" PRIu32
+                          "\t%s\t%s\t%" PRIu64 "\t",
+                          m->rtt_ns, row->bound_m, row->est_speed, row->est_bound_m,
+                          m->probe_count, sent, ts, m->measured_unix_ns);
   if (k < 0 || k >= end - p) return 0;
   p += k;
   if (end - p < 2 * CL_SIG_LEN + 5) return 0;
@@ -440,10 +447,10 @@ static size_t copy_line(char *line, size_t cap, int64_t landmark_id, const cl_st
 /* Streams the rows into an open COPY. On failure the COPY is ended with an
  * error so the server discards it; the caller then reads the result. */
 static int copy_rows(cl_store *s, int64_t landmark_id, const cl_store_row *rows, size_t n,
-                     char *err, size_t errlen) {
+                     int link, char *err, size_t errlen) {
   char line[COPY_LINE_MAX];
   for (size_t i = 0; i < n; i++) {
-    size_t len = copy_line(line, sizeof line, landmark_id, &rows[i]);
+    size_t len = copy_line(line, sizeof line, landmark_id, &rows[i], link);
     if (len == 0) {
       PQputCopyEnd(s->conn, "client could not format a row");
       set_err(err, errlen, "measurement %zu: cannot format the row", i);
@@ -514,8 +521,9 @@ static int check_landmark(cl_store *s, int64_t landmark_id, const uint8_t pk[CL_
   return rc;
 }
 
-int cl_store_insert_measurements(cl_store *s, int64_t landmark_id, const cl_store_row *rows,
-                                 size_t n, char *err, size_t errlen) {
+/* Inserts measurement rows (link = 0) or landmark-link rows (link = 1). */
+static int insert_rows(cl_store *s, int64_t landmark_id, const cl_store_row *rows, size_t n,
+                       int link, char *err, size_t errlen) {
   if (!s || (n > 0 && !rows)) return CL_EINVAL;
   if (n == 0) return CL_OK;
   if (landmark_id <= 0) {
@@ -530,21 +538,67 @@ int cl_store_insert_measurements(cl_store *s, int64_t landmark_id, const cl_stor
   if (rc != CL_OK) return rc;
   rc = check_landmark(s, landmark_id, rows[0].m.ch.landmark, err, errlen);
   if (rc == CL_OK) {
-    PGresult *r = PQexec(s->conn,
-                         "COPY measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
-                         " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
-                         " probe_count, measured_at, measured_at_ns, landmark_sig) FROM STDIN");
+    PGresult *r = PQexec(
+        s->conn,
+        link ? "COPY landmark_links (to_landmark_id, from_landmark_id, nonce, seq, issued_at_ns,"
+               " challenge_sig, chip_sig, rtt_ns, bound_m, probe_count, probes_sent,"
+               " measured_at, measured_at_ns, landmark_sig) FROM STDIN"
+             : "COPY measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
+               " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
+               " probe_count, probes_sent, measured_at, measured_at_ns, landmark_sig) FROM STDIN");
     if (PQresultStatus(r) != PGRES_COPY_IN) {
-      rc = fail(s, r, "starting COPY into measurements", err, errlen);
+      rc = fail(s, r, "starting COPY", err, errlen);
     } else {
       PQclear(r);
-      rc = copy_rows(s, landmark_id, rows, n, err, errlen);
+      rc = copy_rows(s, landmark_id, rows, n, link, err, errlen);
       rc = copy_finish(s, n, rc, err, errlen);
     }
   }
   if (rc == CL_OK) rc = commit(s, "committing measurements", err, errlen);
   if (rc != CL_OK) rollback(s);
   return rc;
+}
+
+int cl_store_insert_measurements(cl_store *s, int64_t landmark_id, const cl_store_row *rows,
+                                 size_t n, char *err, size_t errlen) {
+  return insert_rows(s, landmark_id, rows, n, 0, err, errlen);
+}
+
+int cl_store_insert_links(cl_store *s, int64_t landmark_id, const cl_store_row *rows, size_t n,
+                          char *err, size_t errlen) {
+  return insert_rows(s, landmark_id, rows, n, 1, err, errlen);
+}
+
+int cl_store_load_landmarks(cl_store *s, cl_store_chip **out, size_t *n, char *err,
+                            size_t errlen) {
+  if (!s || !out || !n) return CL_EINVAL;
+  *out = NULL;
+  *n = 0;
+  PGresult *r = PQexec(s->conn, "SELECT id, encode(public_key, 'hex') FROM landmarks ORDER BY id");
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, "loading landmarks", err, errlen);
+  size_t rows = (size_t)PQntuples(r);
+  cl_store_chip *l = calloc(rows ? rows : 1, sizeof *l);
+  if (!l) {
+    PQclear(r);
+    set_err(err, errlen, "loading landmarks: out of memory");
+    return CL_ENOMEM;
+  }
+  for (size_t i = 0; i < rows; i++) {
+    const char *hex = PQgetvalue(r, (int)i, 1);
+    if (parse_i64(PQgetvalue(r, (int)i, 0), &l[i].id) != CL_OK ||
+        cl_hex_decode(l[i].pk, CL_PK_LEN, hex, strlen(hex)) != CL_OK) {
+      PQclear(r);
+      free(l);
+      set_err(err, errlen, "loading landmarks: malformed row %zu", i);
+      return CL_EMALFORMED;
+    }
+    l[i].active = 1;
+    l[i].is_landmark = 1;
+  }
+  PQclear(r);
+  *out = l;
+  *n = rows;
+  return CL_OK;
 }
 
 void cl_store_summary_free(cl_store_pair_summary **rows, size_t n) {

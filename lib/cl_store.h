@@ -47,7 +47,13 @@ typedef struct {
   uint8_t pk[CL_PK_LEN];
   int64_t id;
   int active;
+  int is_landmark; /* a peer landmark (cl_store_load_landmarks), probed like a chip */
 } cl_store_chip;
+
+/* All registered landmarks as probe targets (is_landmark = 1, active = 1;
+ * id is landmarks.id). *out is malloc'd. */
+int cl_store_load_landmarks(cl_store *s, cl_store_chip **out, size_t *n, char *err,
+                            size_t errlen);
 
 /* All enrolled chips. *out is malloc'd (caller frees), *n its length. */
 int cl_store_load_chips(cl_store *s, cl_store_chip **out, size_t *n, char *err, size_t errlen);
@@ -58,6 +64,8 @@ typedef struct {
   uint64_t bound_m;   /* at c */
   double est_speed;   /* landmark's configured speed, m/s */
   uint64_t est_bound_m;
+  uint32_t probes_sent; /* probes of the burst, answered or not; 0: unknown */
+  int is_link;          /* chip_id is a peer landmark's id: goes to landmark_links */
 } cl_store_row;
 
 /* Inserts rows in one transaction with COPY. All or nothing: on error nothing
@@ -70,6 +78,11 @@ typedef struct {
  * CL_EDB otherwise, a lost connection included: retry later. */
 int cl_store_insert_measurements(cl_store *s, int64_t landmark_id, const cl_store_row *rows,
                                  size_t n, char *err, size_t errlen);
+
+/* Same contract for rows whose chip_id is a peer landmark's id (is_link):
+ * they go to landmark_links, landmark_id probing, chip_id probed. */
+int cl_store_insert_links(cl_store *s, int64_t landmark_id, const cl_store_row *rows, size_t n,
+                          char *err, size_t errlen);
 
 /* One (chip, landmark) pair of cl_store_measurement_summary. */
 typedef struct {

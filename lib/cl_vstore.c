@@ -107,6 +107,9 @@ void cl_vworld_free(cl_vworld *w) {
     free(c->mins);
   }
   free(w->chips);
+  for (size_t i = 0; i < w->n_landmarks; i++) free(w->landmarks[i].name);
+  free(w->landmarks);
+  free(w->links);
   cl_region_set_free(&w->regions);
   memset(w, 0, sizeof *w);
 }
@@ -284,6 +287,47 @@ int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint
       if (strcmp(PQgetvalue(r, i, 1), cl_alert_kind_name(k)) == 0) ch->open_alert[k] = 1;
   }
   PQclear(r);
+  /* Landmarks, their open misplacement alerts, and their links. */
+  r = PQexecParams(c,
+                   "SELECT l.id, l.name, l.lat, l.lon, EXISTS (SELECT 1 FROM alerts a WHERE "
+                   "a.landmark_id = l.id AND a.kind = 'landmark_misplaced' AND a.cleared_at IS NULL) "
+                   "FROM landmarks l ORDER BY l.id",
+                   0, NULL, NULL, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load landmarks");
+  w->n_landmarks = (size_t)PQntuples(r);
+  w->landmarks = calloc(w->n_landmarks ? w->n_landmarks : 1, sizeof *w->landmarks);
+  if (!w->landmarks) {
+    PQclear(r);
+    return CL_ENOMEM;
+  }
+  for (size_t i = 0; i < w->n_landmarks; i++) {
+    cl_vlandmark *l = &w->landmarks[i];
+    l->id = strtoll(PQgetvalue(r, (int)i, 0), NULL, 10);
+    l->name = strdup(PQgetvalue(r, (int)i, 1));
+    l->lat = strtod(PQgetvalue(r, (int)i, 2), NULL);
+    l->lon = strtod(PQgetvalue(r, (int)i, 3), NULL);
+    l->open_misplaced = PQgetvalue(r, (int)i, 4)[0] == 't';
+  }
+  PQclear(r);
+  r = PQexecParams(c,
+                   "SELECT DISTINCT ON (from_landmark_id, to_landmark_id) from_landmark_id, "
+                   "to_landmark_id, rtt_ns FROM landmark_links "
+                   "WHERE measured_at_ns > $1::bigint AND measured_at_ns <= $2::bigint "
+                   "ORDER BY from_landmark_id, to_landmark_id, rtt_ns",
+                   2, NULL, v2, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load links");
+  w->n_links = (size_t)PQntuples(r);
+  w->links = calloc(w->n_links ? w->n_links : 1, sizeof *w->links);
+  if (!w->links) {
+    PQclear(r);
+    return CL_ENOMEM;
+  }
+  for (size_t i = 0; i < w->n_links; i++) {
+    w->links[i].from_id = strtoll(PQgetvalue(r, (int)i, 0), NULL, 10);
+    w->links[i].to_id = strtoll(PQgetvalue(r, (int)i, 1), NULL, 10);
+    w->links[i].rtt_ms = (double)strtoull(PQgetvalue(r, (int)i, 2), NULL, 10) / 1e6;
+  }
+  PQclear(r);
   /* Wire the engine inputs. */
   for (size_t i = 0; i < w->n_chips; i++) {
     cl_vchip *ch = &w->chips[i];
@@ -395,5 +439,30 @@ int cl_vstore_write(cl_store *s, int64_t verifier_id, const cl_vchip *ch, const 
     if (PQresultStatus(r) != PGRES_COMMAND_OK) return fail(r, c, map_state(r), err, errlen, "alert");
     PQclear(r);
   }
+  return CL_OK;
+}
+
+int cl_vstore_landmark_alert(cl_store *s, const cl_vlandmark *lm, int open, const char *detail,
+                             char *err, size_t errlen) {
+  if (open == lm->open_misplaced) return CL_OK;
+  PGconn *c = cl_store_pgconn(s);
+  char id[24];
+  snprintf(id, sizeof id, "%lld", (long long)lm->id);
+  PGresult *r;
+  if (open) {
+    const char *v[2] = {id, detail ? detail : ""};
+    r = PQexecParams(c,
+                     "INSERT INTO alerts (kind, landmark_id, detail) "
+                     "VALUES ('landmark_misplaced', $1::bigint, $2::text)",
+                     2, NULL, v, NULL, NULL, 0);
+  } else {
+    const char *v[1] = {id};
+    r = PQexecParams(c,
+                     "UPDATE alerts SET cleared_at = now() WHERE kind = 'landmark_misplaced' "
+                     "AND landmark_id = $1::bigint AND cleared_at IS NULL",
+                     1, NULL, v, NULL, NULL, 0);
+  }
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) return fail(r, c, map_state(r), err, errlen, "landmark alert");
+  PQclear(r);
   return CL_OK;
 }

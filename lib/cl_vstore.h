@@ -29,9 +29,26 @@ typedef struct {
 } cl_vchip;
 
 typedef struct {
+  int64_t id;
+  char *name;
+  double lat, lon;
+  int open_misplaced; /* a landmark_misplaced alert is open */
+} cl_vlandmark;
+
+/* Fastest landmark-to-landmark probe of a pair (one direction) in the window. */
+typedef struct {
+  int64_t from_id, to_id;
+  double rtt_ms;
+} cl_vlink;
+
+typedef struct {
   cl_vchip *chips;
   size_t n_chips;
   cl_region_set regions;
+  cl_vlandmark *landmarks; /* every landmark, ordered by id */
+  size_t n_landmarks;
+  cl_vlink *links;
+  size_t n_links;
 } cl_vworld;
 
 int cl_vstore_verifier_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_LEN],
@@ -48,5 +65,10 @@ void cl_vworld_free(cl_vworld *w);
 /* Writes one attestation and opens or clears the chip's alerts. */
 int cl_vstore_write(cl_store *s, int64_t verifier_id, const cl_vchip *c, const cl_verify_out *o,
                     char *err, size_t errlen);
+
+/* Opens (open = 1) or clears the landmark_misplaced alert of a landmark,
+ * unless it is already in that state (lm->open_misplaced). */
+int cl_vstore_landmark_alert(cl_store *s, const cl_vlandmark *lm, int open, const char *detail,
+                             char *err, size_t errlen);
 
 #endif

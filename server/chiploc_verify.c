@@ -15,6 +15,7 @@
 #include "cl_store.h"
 #include "cl_verify.h"
 #include "cl_vstore.h"
+#include "cl_xcheck.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -132,6 +133,57 @@ static void print_row(const cl_vchip *ch, const cl_verify_out *o) {
 }
 
 /*
+ * Landmark cross-check on the round's landmark-to-landmark links: a landmark
+ * in the smallest set that explains every faster-than-light pair gets a
+ * landmark_misplaced alert; one no longer blamed has it cleared. Links are
+ * judged at the speed of light whatever the chip bounds use.
+ */
+static int check_landmarks(verifier *v, cl_vworld *w, round_summary *sum, char *err,
+                           size_t errlen) {
+  (void)v;
+  if (w->n_landmarks < 2) return CL_OK;
+  cl_xcheck_position *pos = calloc(w->n_landmarks, sizeof *pos);
+  cl_xcheck_rtt *rtts = calloc(w->n_links ? w->n_links : 1, sizeof *rtts);
+  int rc = CL_ENOMEM;
+  cl_xcheck_result res;
+  memset(&res, 0, sizeof res);
+  if (!pos || !rtts) goto done;
+  for (size_t i = 0; i < w->n_landmarks; i++)
+    pos[i] = (cl_xcheck_position){w->landmarks[i].name, w->landmarks[i].lat, w->landmarks[i].lon};
+  size_t nr = 0;
+  for (size_t i = 0; i < w->n_links; i++) {
+    const char *a = NULL, *b = NULL;
+    for (size_t j = 0; j < w->n_landmarks; j++) {
+      if (w->landmarks[j].id == w->links[i].from_id) a = w->landmarks[j].name;
+      if (w->landmarks[j].id == w->links[i].to_id) b = w->landmarks[j].name;
+    }
+    if (a && b) rtts[nr++] = (cl_xcheck_rtt){a, b, w->links[i].rtt_ms, 0};
+  }
+  rc = cl_xcheck_run(pos, w->n_landmarks, rtts, nr, CL_SPEED_C, "landmark_links", &res, err, errlen);
+  if (rc != CL_OK) goto done;
+  for (size_t i = 0; i < w->n_landmarks && rc == CL_OK; i++) {
+    int blamed = 0;
+    for (size_t k = 0; k < res.n_blamed; k++) blamed |= res.blamed[k] == i;
+    char detail[160] = "";
+    if (blamed) {
+      size_t pairs = 0;
+      for (size_t k = 0; k < res.n_violations; k++)
+        pairs += res.violations[k].a == i || res.violations[k].b == i;
+      snprintf(detail, sizeof detail,
+               "%zu landmark link(s) faster than light for the declared position (%.4f, %.4f)",
+               pairs, w->landmarks[i].lat, w->landmarks[i].lon);
+      sum->alerts_open++;
+    }
+    rc = cl_vstore_landmark_alert(v->db, &w->landmarks[i], blamed, detail, err, errlen);
+  }
+done:
+  cl_xcheck_result_free(&res);
+  free(pos);
+  free(rtts);
+  return rc;
+}
+
+/*
  * Runs one round ending at round_end (inside one transaction). Returns 0 or
  * a CL_* code with err set; on error nothing of the round was written.
  */
@@ -170,6 +222,7 @@ static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int pr
     for (int k = 0; k < CL_ALERT__CHIP_KINDS; k++) sum->alerts_open += (size_t)o.alert[k];
     if (print) print_row(ch, &o);
   }
+  if ((rc = check_landmarks(v, &w, sum, err, errlen)) != CL_OK) goto fail;
   cl_vworld_free(&w);
   return cl_store_commit(v->db, err, errlen);
 fail:

@@ -32,6 +32,7 @@ typedef struct lm_conn lm_conn;
 typedef struct {
   uint8_t pk[CL_PK_LEN];
   int64_t db_id;
+  int is_landmark; /* a peer landmark: its bursts go to landmark_links */
   lm_server *srv;
   lm_conn *conn;
   uv_timer_t timer;
@@ -227,6 +228,8 @@ static void finish_burst(lm_chip *ch) {
     cl_burst_to_measurement(&ch->burst, realtime_ns(), &row.m);
     cl_measurement_sign(&row.m, s->key);
     row.chip_id = ch->db_id;
+    row.is_link = ch->is_landmark;
+    row.probes_sent = s->cfg->burst;
     row.bound_m = cl_bound_m(row.m.rtt_ns, CL_SPEED_C);
     row.est_speed = s->cfg->speed_m_per_s;
     row.est_bound_m = cl_bound_m(row.m.rtt_ns, s->cfg->speed_m_per_s);
@@ -323,12 +326,14 @@ static void chip_schedule(lm_chip *ch, uint64_t delay_ms, chip_phase phase) {
   uv_timer_start(&ch->timer, on_chip_timer, delay_ms, 0);
 }
 
-static lm_chip *chip_create(lm_conn *c, const uint8_t pk[CL_PK_LEN], int64_t db_id) {
+static lm_chip *chip_create(lm_conn *c, const uint8_t pk[CL_PK_LEN], int64_t db_id,
+                            int is_landmark) {
   lm_server *s = c->srv;
   lm_chip *ch = calloc(1, sizeof *ch);
   if (!ch) return NULL;
   memcpy(ch->pk, pk, CL_PK_LEN);
   ch->db_id = db_id;
+  ch->is_landmark = is_landmark;
   ch->srv = s;
   ch->conn = c;
   uv_timer_init(s->loop, &ch->timer);
@@ -429,7 +434,7 @@ static void handle_register(lm_conn *c, const cl_msg *m) {
       r->reason = CL_REFUSE_INACTIVE;
     else if (cl_register_verify(lpk, c->session_nonce, cl->chip, cl->proof) != CL_OK)
       r->reason = CL_REFUSE_BAD_PROOF;
-    else if (!chip_create(c, cl->chip, e->id))
+    else if (!chip_create(c, cl->chip, e->id, e->is_landmark))
       r->reason = CL_REFUSE_INACTIVE; /* out of memory: refuse rather than fail silently */
     else
       r->reason = CL_REFUSE_NONE;
@@ -733,7 +738,10 @@ static void collect_unenrolled(void *arg, const uint8_t *key, void *value) {
   drop_walk *w = arg;
   const cl_store_chip *e = cl_pkmap_get(w->s->enrolled, key);
   lm_chip *ch = value;
-  if (e) ch->db_id = e->id;
+  if (e) {
+    ch->db_id = e->id;
+    ch->is_landmark = e->is_landmark;
+  }
   if ((!e || !e->active) && w->n < sizeof w->drop / sizeof w->drop[0]) w->drop[w->n++] = ch;
 }
 

@@ -122,14 +122,28 @@ static int db_open(lm_writer *w, cl_store **db, int64_t *landmark_id) {
 }
 
 static int refresh_chips(lm_writer *w, cl_store *db) {
-  cl_store_chip *chips = NULL;
-  size_t n = 0;
+  cl_store_chip *chips = NULL, *peers = NULL;
+  size_t n = 0, np = 0;
   char err[512];
   int rc = cl_store_load_chips(db, &chips, &n, err, sizeof err);
+  if (rc == CL_OK) rc = cl_store_load_landmarks(db, &peers, &np, err, sizeof err);
   if (rc != CL_OK) {
+    free(chips);
     cl_log(CL_LOG_WARN, "enrolled chip refresh failed", "err=\"%.300s\"", err);
     return rc;
   }
+  /* Peer landmarks are probed like chips; this landmark's own key is left
+   * out (it never registers with itself). */
+  cl_store_chip *all = realloc(chips, (n + np + 1) * sizeof *all);
+  if (!all) {
+    free(chips);
+    free(peers);
+    return CL_ENOMEM;
+  }
+  chips = all;
+  for (size_t i = 0; i < np; i++)
+    if (memcmp(peers[i].pk, w->pk, CL_PK_LEN) != 0) chips[n++] = peers[i];
+  free(peers);
   uv_mutex_lock(&w->mu);
   free(w->chips_out); /* an unconsumed older set is superseded */
   w->chips_out = chips;
@@ -144,12 +158,21 @@ static int refresh_chips(lm_writer *w, cl_store *db) {
 static int flush_batch(lm_writer *w, cl_store *db, int64_t landmark_id, cl_store_row *scratch) {
   uv_mutex_lock(&w->mu);
   size_t n = w->len < w->cfg->batch_size ? w->len : w->cfg->batch_size;
-  for (size_t i = 0; i < n; i++) scratch[i] = w->ring[(w->head + i) % w->cap];
+  /* One batch holds rows of one kind: chip measurements or landmark links
+   * (rare), so that each batch is one table and one transaction. */
+  size_t same = 0;
+  for (; same < n; same++) {
+    scratch[same] = w->ring[(w->head + same) % w->cap];
+    if (scratch[same].is_link != scratch[0].is_link) break;
+  }
+  n = same;
   uv_mutex_unlock(&w->mu);
   if (n == 0) return CL_OK;
+  int (*insert)(cl_store *, int64_t, const cl_store_row *, size_t, char *, size_t) =
+      scratch[0].is_link ? cl_store_insert_links : cl_store_insert_measurements;
   char err[512];
   uint64_t t0 = now_ns();
-  int rc = cl_store_insert_measurements(db, landmark_id, scratch, n, err, sizeof err);
+  int rc = insert(db, landmark_id, scratch, n, err, sizeof err);
   uint64_t rejected = 0;
   if (rc == CL_EPERM) {
     /* A missing grant is an operator error, not a bad row: stop loudly and
@@ -168,7 +191,7 @@ static int flush_batch(lm_writer *w, cl_store *db, int64_t landmark_id, cl_store
            err);
     rc = CL_OK;
     for (size_t i = 0; i < n && rc == CL_OK; i++) {
-      int r1 = cl_store_insert_measurements(db, landmark_id, &scratch[i], 1, err, sizeof err);
+      int r1 = insert(db, landmark_id, &scratch[i], 1, err, sizeof err);
       if (r1 == CL_EDB) {
         rc = CL_EDB; /* connection trouble: keep the rest queued */
         n = i;

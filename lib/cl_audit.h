@@ -1,0 +1,97 @@
+/*
+ * Offline audit of the signed records in the database: every measurement
+ * and landmark link is re-verified against the enrolled keys, every
+ * attestation is rebuilt from its row and the rows it names, its signature
+ * and stored hash are checked, and each (chip, verifier) chain is walked in
+ * round order. docs/OPERATIONS.md says what the audit can and cannot detect.
+ *
+ * The audit reads inside one REPEATABLE READ, READ ONLY transaction, so it
+ * sees one consistent snapshot even while landmarks and the verifier keep
+ * writing, and it streams every table in libpq's single-row mode: memory
+ * does not grow with the size of the tables, only with the number of
+ * findings (at most CL_AUDIT_MAX_FINDINGS are kept; all are counted).
+ */
+#ifndef CL_AUDIT_H
+#define CL_AUDIT_H
+
+#include "cl_store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Findings kept in a report; further ones are only counted. */
+#define CL_AUDIT_MAX_FINDINGS 100000
+/* Most measurement ids one attestation may name and still be rebuilt; the
+ * verifier names one per landmark. */
+#define CL_AUDIT_MAX_IDS 4096
+
+typedef enum {
+  CL_AUDIT_MEASUREMENTS = 0,
+  CL_AUDIT_LANDMARK_LINKS,
+  CL_AUDIT_ATTESTATIONS,
+} cl_audit_table;
+
+typedef enum {
+  /* A measurement or link whose landmark, challenge or chip signature fails
+   * under the enrolled keys: the row was edited (or a key was). */
+  CL_AUDIT_SIGNATURE = 0,
+  /* An attestation whose verifier signature fails over the layout rebuilt
+   * from its row: edited, or forged without the verifier's key. */
+  CL_AUDIT_ATTESTATION_SIGNATURE,
+  /* The stored hash is not the hash of the attestation's contents. */
+  CL_AUDIT_HASH_MISMATCH,
+  /* A measurement the attestation names is gone (deleted). ref: its id. */
+  CL_AUDIT_MEASUREMENT_MISSING,
+  /* prev_hash is not the hash of the previous attestation of the same chip
+   * and verifier: a record was deleted before this one, or this one was
+   * inserted. ref: the id of the previous record in round order. */
+  CL_AUDIT_CHAIN_BREAK,
+  /* The first attestation of a chip and verifier has a non-zero prev_hash:
+   * the chain's first record(s) were deleted. */
+  CL_AUDIT_CHAIN_START,
+  /* A column that is not signed disagrees with the signed values it is
+   * derived from (measured_at vs measured_at_ns, bound_m vs rtt_ns,
+   * round_end vs round_end_ns): edited. */
+  CL_AUDIT_DERIVED_COLUMN,
+} cl_audit_problem;
+
+typedef struct {
+  cl_audit_table table;
+  int64_t id;               /* the row's id in that table */
+  cl_audit_problem problem;
+  int64_t ref;              /* related id (see the problem), 0 if none */
+} cl_audit_finding;
+
+typedef struct {
+  int64_t measurements;     /* rows checked per table */
+  int64_t links;
+  int64_t attestations;
+  int64_t chains;           /* distinct (chip, verifier) chains walked */
+  int64_t problems;         /* every finding, kept or not */
+  cl_audit_finding *findings; /* the first CL_AUDIT_MAX_FINDINGS, malloc'd */
+  size_t n_findings;
+  size_t cap;
+} cl_audit_report;
+
+/*
+ * Audits the whole database behind s. The connection must not be inside a
+ * transaction (CL_EINVAL otherwise); the audit opens and ends its own. On
+ * success *out holds the counts and the findings, sorted by table, id and
+ * problem (free it with cl_audit_report_free); 0 findings means clean.
+ * Returns 0 even when there are findings. Errors: CL_EPERM (the role lacks
+ * SELECT on a table; the audit needs what chiploc_admin or chiploc_verifier
+ * may read), CL_EDB (any other database failure), CL_ENOMEM; err says
+ * which step failed, and *out is left empty.
+ */
+int cl_audit_run(cl_store *s, cl_audit_report *out, char *err, size_t errlen);
+/* Frees the findings and zeroes the report. NULL-safe. */
+void cl_audit_report_free(cl_audit_report *r);
+
+/* The stable names printed by `chiploc audit`: "measurements",
+ * "landmark_links", "attestations"; "signature", "attestation signature",
+ * "hash mismatch", "measurement missing", "chain break", "chain start",
+ * "derived column". */
+const char *cl_audit_table_name(cl_audit_table t);
+const char *cl_audit_problem_name(cl_audit_problem p);
+
+#endif
