@@ -29,9 +29,10 @@
 #define D2R (M_PI / 180.0)
 #define R2D (180.0 / M_PI)
 #define DOT_EPS 1e-12  /* slack on dot-product comparisons, always conservative */
-#define MAX_LEVEL 18   /* 22.5 deg / 2^18: far below any useful cell size */
+#define MAX_LEVEL 40   /* a cap on splits (some halve one side only); min_cell_km stops far earlier */
 #define SITE_TOL_M 0.01 /* PROJ geodesics are accurate to nanometres */
-#define REMOVAL_BUDGET 400
+#define REMOVAL_BUDGET 40000 /* candidate subsets examined */
+#define SOLVE_COST 100       /* budget one emptiness test costs */
 
 /* Radii of curvature bounds of WGS84: b^2/a and a^2/b. */
 static double geo_b(void) { return CL_WGS84_A * (1.0 - CL_WGS84_F); }
@@ -293,10 +294,19 @@ static int solve(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo_params
       int refine_r = want_region && !region_decided && c->rclass == CL_RECT_BOUNDARY &&
                      c->rho > min_rho;
       if ((refine_f || refine_r) && c->level < MAX_LEVEL) {
+        /* Keep cells roughly square on the ground: near the poles a cell is
+         * much narrower east-west than north-south, so split latitude only
+         * (and longitude only in the opposite case). */
+        double ns = c->lat1 - c->lat0;
+        double phimin = (c->lat0 <= 0 && c->lat1 >= 0) ? 0 : fmin(fabs(c->lat0), fabs(c->lat1));
+        double ew = (c->lon1 - c->lon0) * cos(phimin * D2R);
+        int nlat = ew < ns / 2 ? 2 : (ns < ew / 2 ? 1 : 2);
+        int nlon = ns < ew / 2 ? 2 : (ew < ns / 2 ? 1 : 2);
         double lm = (c->lat0 + c->lat1) / 2, om = (c->lon0 + c->lon1) / 2;
-        double la[3] = {c->lat0, lm, c->lat1}, lo[3] = {c->lon0, om, c->lon1};
-        for (int a = 0; a < 2; a++) {
-          for (int b = 0; b < 2; b++) {
+        double la[3] = {c->lat0, nlat == 2 ? lm : c->lat1, c->lat1};
+        double lo[3] = {c->lon0, nlon == 2 ? om : c->lon1, c->lon1};
+        for (int a = 0; a < nlat; a++) {
+          for (int b = 0; b < nlon; b++) {
             wcell k = *c;
             k.lat0 = la[a], k.lat1 = la[a + 1], k.lon0 = lo[b], k.lon1 = lo[b + 1];
             k.level = c->level + 1;
@@ -339,18 +349,17 @@ static int solve(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo_params
 typedef struct {
   size_t n;
   const cap *caps;
-  uint8_t *conflict; /* n*n adjacency: caps provably disjoint on the sphere */
+  size_t (*edges)[2]; /* pairs of caps provably disjoint on the sphere */
+  size_t n_edges;
+  size_t *degree;     /* conflicts per cap */
   size_t best[CL_GEO_MAX_EXCLUDED];
   size_t nbest;
 } removal;
 
-/* Is every conflict edge covered by `chosen`? */
+/* Is every conflict edge covered by `chosen`? O(conflicts). */
 static int covers(const removal *rm, const uint8_t *chosen) {
-  for (size_t i = 0; i < rm->n; i++) {
-    if (chosen[i]) continue;
-    for (size_t j = i + 1; j < rm->n; j++)
-      if (!chosen[j] && rm->conflict[i * rm->n + j]) return 0;
-  }
+  for (size_t e = 0; e < rm->n_edges; e++)
+    if (!chosen[rm->edges[e][0]] && !chosen[rm->edges[e][1]]) return 0;
   return 1;
 }
 
@@ -366,13 +375,19 @@ static int try_subsets(cl_geo_ctx *ctx, removal *rm, size_t k, const cl_geo_para
   if (k > CL_GEO_MAX_EXCLUDED || k >= rm->n) return 0;
   for (size_t i = 0; i < k; i++) idx[i] = i;
   for (;;) {
-    memset(chosen, 0, rm->n);
+    /* Every candidate costs budget, covers or not, so that the search is
+     * bounded however many landmarks there are. */
+    if ((*budget)-- <= 0) return -1;
     for (size_t i = 0; i < k; i++) chosen[idx[i]] = 1;
-    if (covers(rm, chosen)) {
-      if ((*budget)-- <= 0) return -1;
+    int is_cover = covers(rm, chosen);
+    for (size_t i = 0; i < k; i++) chosen[idx[i]] = 0;
+    if (is_cover) {
+      *budget -= SOLVE_COST;
+      for (size_t i = 0; i < k; i++) chosen[idx[i]] = 1;
       size_t m = 0;
       for (size_t i = 0; i < rm->n; i++)
         if (!chosen[i]) scratch[m++] = rm->caps[i];
+      for (size_t i = 0; i < k; i++) chosen[idx[i]] = 0;
       solve_out so;
       int rc = solve(ctx, scratch, m, p, NULL, 1, &so);
       if (rc != CL_OK) return rc;
@@ -402,8 +417,10 @@ static int greedy_removal(cl_geo_ctx *ctx, removal *rm, const cl_geo_params *p, 
     for (size_t i = 0; i < rm->n; i++) {
       if (chosen[i]) continue;
       size_t deg = 0;
-      for (size_t j = 0; j < rm->n; j++)
-        if (!chosen[j] && rm->conflict[i * rm->n + j]) deg++;
+      for (size_t e = 0; e < rm->n_edges; e++) {
+        size_t a = rm->edges[e][0], b = rm->edges[e][1];
+        if ((a == i && !chosen[b]) || (b == i && !chosen[a])) deg++;
+      }
       if (pick == rm->n || deg > best_deg ||
           (deg == best_deg && rm->caps[i].alpha < rm->caps[pick].alpha)) {
         pick = i;
@@ -426,15 +443,26 @@ static int greedy_removal(cl_geo_ctx *ctx, removal *rm, const cl_geo_params *p, 
 static int find_removal(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo_params *p,
                         cl_geo_result *out) {
   removal rm = {.n = n, .caps = caps};
-  rm.conflict = calloc(n * n, 1);
-  cap *scratch = malloc(n * sizeof *scratch);
-  uint8_t *chosen = malloc(n);
+  cap *scratch = malloc((n ? n : 1) * sizeof *scratch);
+  uint8_t *chosen = calloc(n ? n : 1, 1);
+  size_t edge_cap = 64;
+  rm.edges = malloc(edge_cap * sizeof *rm.edges);
   int rc = CL_ENOMEM;
-  if (!rm.conflict || !scratch || !chosen) goto done;
+  if (!rm.edges || !scratch || !chosen) goto done;
   for (size_t i = 0; i < n; i++)
     for (size_t j = i + 1; j < n; j++) {
       double t = angle_between(caps[i].x, caps[i].y, caps[i].z, caps[j].x, caps[j].y, caps[j].z);
-      if (t > caps[i].alpha + caps[j].alpha + 1e-9) rm.conflict[i * n + j] = rm.conflict[j * n + i] = 1;
+      if (t > caps[i].alpha + caps[j].alpha + 1e-9) {
+        if (rm.n_edges == edge_cap) {
+          size_t (*ne)[2] = realloc(rm.edges, 2 * edge_cap * sizeof *ne);
+          if (!ne) goto done;
+          rm.edges = ne;
+          edge_cap *= 2;
+        }
+        rm.edges[rm.n_edges][0] = i;
+        rm.edges[rm.n_edges][1] = j;
+        rm.n_edges++;
+      }
     }
   /* Any removal set must cover every pairwise conflict, so sizes below the
    * smallest cover cannot work; subsets that are not covers are skipped. */
@@ -460,7 +488,7 @@ static int find_removal(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo
   for (size_t i = 0; i < rm.nbest; i++) out->excluded[i] = caps[rm.best[i]].idx;
   rc = CL_OK;
 done:
-  free(rm.conflict);
+  free(rm.edges);
   free(scratch);
   free(chosen);
   return rc;
@@ -477,6 +505,9 @@ int cl_geo_locate(cl_geo_ctx *ctx, const cl_geo_landmark *lms, size_t n, const c
     cl_geo_params_default(&defaults);
     p = &defaults;
   }
+  if (!(p->min_cell_km >= 0.01 && p->min_cell_km <= 1000) ||
+      !(p->rel_precision >= 0.001 && p->rel_precision <= 0.5))
+    return CL_EINVAL;
   if (site_latlon && (!isfinite(site_latlon[0]) || !isfinite(site_latlon[1]) ||
                       fabs(site_latlon[0]) > 90 || fabs(site_latlon[1]) > 180))
     return CL_EINVAL;

@@ -43,8 +43,9 @@ typedef struct {
 
 typedef struct {
   size_t min_landmarks; /* fewer usable landmarks -> INSUFFICIENT; default 3 */
-  double min_cell_km;   /* finest cell size; default 2 km */
-  double rel_precision; /* refine F's boundary until cells are this fraction of F; default 0.05 */
+  double min_cell_km;   /* finest cell radius; default 1 km, allowed [0.01, 1000] */
+  double rel_precision; /* refine F's boundary until cells are this fraction of F;
+                         * default 0.05, allowed [0.001, 0.5] */
 } cl_geo_params;
 
 void cl_geo_params_default(cl_geo_params *p);
@@ -71,7 +72,9 @@ typedef enum {
 /* One cell of the cover of F: a longitude/latitude rectangle. */
 typedef struct {
   double lat0, lat1, lon0, lon1;
-  uint8_t certain; /* 1: inside every cap (certainly feasible) */
+  uint8_t certain; /* 1: inside every cap of F_sphere (the sound relaxation of F,
+                    * not F itself: such a cell may still reach a few km past a
+                    * true bound) */
 } cl_geo_cell;
 
 typedef struct {
@@ -107,8 +110,12 @@ void cl_geo_ctx_destroy(cl_geo_ctx **ctx);
  * Computes F and the verdicts. site may be NULL (lat, lon degrees); allowed
  * may be NULL or an empty union (no region verdict). When the result is
  * INSUFFICIENT or INCONSISTENT, site and region verdicts are not evaluated
- * (UNKNOWN). Returns 0, CL_EINVAL (n > CL_GEO_MAX_LANDMARKS, bad coordinates)
- * or CL_ENOMEM.
+ * (UNKNOWN). When more than CL_GEO_MAX_EXCLUDED landmarks would have to go,
+ * or the search for the smallest set runs out of budget, the named set is
+ * found greedily and excluded_minimal is 0. radius_km is an upper bound whose
+ * slack depends on rel_precision; it does not always shrink when a landmark
+ * is added. Returns 0, CL_EINVAL (n > CL_GEO_MAX_LANDMARKS, bad coordinates,
+ * parameters out of range) or CL_ENOMEM.
  */
 int cl_geo_locate(cl_geo_ctx *ctx, const cl_geo_landmark *lms, size_t n, const cl_geo_params *p,
                   const double *site_latlon, const cl_region_union *allowed, cl_geo_result *out);

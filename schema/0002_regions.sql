@@ -8,7 +8,8 @@
 -- longitude/latitude degrees, closed rings, polygons split at the
 -- antimeridian; docs/REGIONS.md gives the semantics.
 CREATE TABLE regions (
-  code         text PRIMARY KEY CHECK (code <> ''),
+  -- No separators: attestations sign the codes joined by ','.
+  code         text PRIMARY KEY CHECK (code <> '' AND code !~ '[,{}"\\[:space:]]'),
   name         text,
   -- coalesce: on a non-object the tests are NULL, which a CHECK lets pass.
   geojson      jsonb NOT NULL CHECK (coalesce(geojson ->> 'type' = 'MultiPolygon'

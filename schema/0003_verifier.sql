@@ -68,16 +68,16 @@ CREATE TABLE landmark_links (
   from_landmark_id bigint NOT NULL REFERENCES landmarks (id),
   to_landmark_id   bigint NOT NULL REFERENCES landmarks (id),
   nonce          bytea NOT NULL CHECK (octet_length(nonce) = 32),
-  seq            bigint NOT NULL,
-  issued_at_ns   bigint NOT NULL,
+  seq            bigint NOT NULL CHECK (seq >= 0),
+  issued_at_ns   bigint NOT NULL CHECK (issued_at_ns >= 0),
   challenge_sig  bytea NOT NULL CHECK (octet_length(challenge_sig) = 64),
   chip_sig       bytea NOT NULL CHECK (octet_length(chip_sig) = 64),
   rtt_ns         bigint NOT NULL CHECK (rtt_ns > 0),
-  bound_m        bigint NOT NULL,
+  bound_m        bigint NOT NULL CHECK (bound_m >= 0),
   probe_count    integer NOT NULL CHECK (probe_count > 0),
-  probes_sent    integer,
+  probes_sent    integer CHECK (probes_sent IS NULL OR probes_sent >= probe_count),
   measured_at    timestamptz NOT NULL,
-  measured_at_ns bigint NOT NULL,
+  measured_at_ns bigint NOT NULL CHECK (measured_at_ns >= 0),
   landmark_sig   bytea NOT NULL CHECK (octet_length(landmark_sig) = 64),
   inserted_at    timestamptz NOT NULL DEFAULT now(),
   UNIQUE (from_landmark_id, nonce),
@@ -96,8 +96,9 @@ SELECT c.id AS chip_id, c.serial, c.operator, c.site_lat, c.site_lon, c.active,
                            WHEN 2 THEN 'SITE_EXCLUDED' END AS site_verdict,
        CASE a.region_verdict WHEN 0 THEN 'UNKNOWN' WHEN 1 THEN 'INSIDE' WHEN 2 THEN 'OUTSIDE'
                              WHEN 3 THEN 'UNDETERMINED' END AS region_verdict,
-       a.radius_m / 1000.0 AS radius_km,
-       a.centre_lat_e7 / 1e7 AS centre_lat, a.centre_lon_e7 / 1e7 AS centre_lon,
+       CASE WHEN a.consistency = 0 THEN a.radius_m / 1000.0 END AS radius_km,
+       CASE WHEN a.consistency = 0 THEN a.centre_lat_e7 / 1e7 END AS centre_lat,
+       CASE WHEN a.consistency = 0 THEN a.centre_lon_e7 / 1e7 END AS centre_lon,
        a.landmarks_used,
        (SELECT max(m.measured_at) FROM measurements m WHERE m.chip_id = c.id) AS last_seen,
        coalesce((SELECT array_agg(al.kind ORDER BY al.kind) FROM alerts al
@@ -114,7 +115,8 @@ SELECT l.id AS landmark_id, l.name, l.lat, l.lon,
 FROM landmarks l
 LEFT JOIN LATERAL (
   SELECT max(m.measured_at) AS last_probe, count(*) AS measurements_1h,
-         sum(m.probe_count)::double precision / nullif(sum(m.probes_sent), 0) AS answer_rate_1h,
+         sum(m.probe_count) FILTER (WHERE m.probes_sent IS NOT NULL)::double precision
+           / nullif(sum(m.probes_sent), 0) AS answer_rate_1h,
          percentile_cont(0.5) WITHIN GROUP (ORDER BY m.rtt_ns) / 1000.0 AS median_rtt_us_1h
   FROM measurements m
   WHERE m.landmark_id = l.id AND m.measured_at > now() - interval '1 hour') s ON true;
@@ -132,6 +134,13 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'chiploc_verifier') THEN
     BEGIN
       CREATE ROLE chiploc_verifier NOLOGIN;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+      NULL;
+    END;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'chiploc_auditor') THEN
+    BEGIN
+      CREATE ROLE chiploc_auditor NOLOGIN;
     EXCEPTION WHEN duplicate_object OR unique_violation THEN
       NULL;
     END;
@@ -161,6 +170,10 @@ GRANT UPDATE (cleared_at, detail) ON TABLE alerts TO chiploc_verifier;
 GRANT USAGE ON SEQUENCE attestations_id_seq, alerts_id_seq TO chiploc_verifier;
 
 GRANT SELECT ON TABLE chip_status, landmark_health, open_alerts TO chiploc_dashboard;
+
+-- An outside party can run `chiploc audit` with read access only.
+GRANT SELECT ON TABLE landmarks, chips, measurements, regions, chip_regions, verifiers,
+  attestations, alerts, landmark_links TO chiploc_auditor;
 
 GRANT ALL ON TABLE verifiers, attestations, alerts, landmark_links TO chiploc_admin;
 GRANT ALL ON SEQUENCE verifiers_id_seq, attestations_id_seq, alerts_id_seq,

@@ -17,5 +17,6 @@ int cmd_locate(int argc, char **argv);       /* locate --landmarks FILE ... */
 int cmd_landmarks(int argc, char **argv);    /* landmarks check --positions F --rtts F */
 int cmd_verifier(int argc, char **argv);     /* verifier add --name N --pubkey HEX */
 int cmd_verify(int argc, char **argv);       /* verify --key FILE [--follow] ... */
+int cmd_audit(int argc, char **argv);        /* audit [--json]: 4 when it finds problems */
 
 #endif

@@ -9,15 +9,23 @@
  * bound at c of every Paris-area chip covers its true distance, that New
  * York is at least ~56 ms away, and that the dark chips stop being measured.
  *
+ * test_rogue_landmark: an in-test landmark speaking the wire protocol itself
+ * times fleetsim directly: a Frankfurt chip answers a Paris landmark no
+ * sooner than the simulated round trip, with valid proofs and signatures;
+ * a challenge with a bad landmark signature is still answered first, then
+ * the connection is dropped with ERROR_BAD_LANDMARK.
+ *
  * test_delayproxy: an echo exchange through delayproxy --delay-ms 20 takes
  * at least 40 ms, jittered chunks arrive complete and in order, and a close
  * on one side reaches the other.
  */
 #define _GNU_SOURCE
 #include "cl_err.h"
+#include "cl_frame.h"
 #include "cl_geo.h"
 #include "cl_key.h"
 #include "cl_layout.h"
+#include "cl_msg.h"
 #include "cl_probe.h"
 #include "testutil.h"
 
@@ -42,7 +50,7 @@
 #define PARIS_LON 2.3522
 #define FLEET_SEED "4242"
 #define N_CHIPS 20
-#define RUN_MS 9000       /* fleetsim runs this long */
+#define RUN_MS 9000 /* fleetsim runs this long */
 #define DARK_AFTER_S 3.0
 #define SLACK_NS 5000000ull /* answers may leave up to 5 ms after their simulated time */
 
@@ -140,10 +148,10 @@ static long long stat_value(const char *log, const char *key) {
 
 typedef struct {
   const char *mode;
-  double lat, lon;  /* true position */
-  double extra_ms;  /* mode delay */
-  double dark_s;    /* mode dark */
-  int paris;        /* in the Paris area: bound at c must cover the true distance */
+  double lat, lon; /* true position */
+  double extra_ms; /* mode delay */
+  double dark_s;   /* mode dark */
+  int paris;       /* in the Paris area: bound at c must cover the true distance */
 } chip_spec;
 
 static void fleet_spec(chip_spec spec[N_CHIPS]) {
@@ -169,11 +177,10 @@ typedef struct {
 static void fetch_results(const char *conninfo, chip_result res[N_CHIPS]) {
   PGconn *c = PQconnectdb(conninfo);
   ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
-  PGresult *r = PQexec(c,
-                       "SELECT c.serial, count(m.rtt_ns), coalesce(min(m.rtt_ns), -1), "
-                       "coalesce(min(m.bound_m), -1), coalesce(max(m.measured_at_ns), -1) "
-                       "FROM chips c LEFT JOIN measurements m ON m.chip_id = c.id "
-                       "GROUP BY c.serial");
+  PGresult *r = PQexec(c, "SELECT c.serial, count(m.rtt_ns), coalesce(min(m.rtt_ns), -1), "
+                          "coalesce(min(m.bound_m), -1), coalesce(max(m.measured_at_ns), -1) "
+                          "FROM chips c LEFT JOIN measurements m ON m.chip_id = c.id "
+                          "GROUP BY c.serial");
   ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
   ck_assert_int_eq(PQntuples(r), N_CHIPS);
   for (int i = 0; i < PQntuples(r); i++) {
@@ -226,7 +233,8 @@ START_TEST(test_fleet_physics) {
     ck_assert_int_eq(idx, i);
     expected_pk_hex(4242, (uint64_t)i, want);
     ck_assert_str_eq(hex, want);
-    int declared_paris = strcmp(spec[i].mode, "smuggled") == 0 || strcmp(spec[i].mode, "relay") == 0;
+    int declared_paris =
+        strcmp(spec[i].mode, "smuggled") == 0 || strcmp(spec[i].mode, "relay") == 0;
     char serial[16], site[64];
     snprintf(serial, sizeof serial, "sim-%02d", i);
     snprintf(site, sizeof site, "%.6f,%.6f", declared_paris ? PARIS_LAT : spec[i].lat,
@@ -253,7 +261,8 @@ START_TEST(test_fleet_physics) {
   int port = pick_port();
   char *lmcsv = own(tu_write_file(
       dir, "landmarks.csv",
-      fmt("name,address,public_key,lat,lon\nlm-paris,127.0.0.1:%d,%s,48.8566,2.3522\n", port, lhex)));
+      fmt("name,address,public_key,lat,lon\nlm-paris,127.0.0.1:%d,%s,48.8566,2.3522\n", port,
+          lhex)));
 
   char *conf = fmt("[landmark]\nname = lm-paris\nkey = %s\nlisten = 127.0.0.1:%d\nlat = 48.8566\n"
                    "lon = 2.3522\n\n[database]\nconninfo = %s\nflush_interval_ms = 100\n"
@@ -267,7 +276,7 @@ START_TEST(test_fleet_physics) {
   pid_t lm = tu_spawn(lm_argv, lmlog);
   ck_assert_msg(tu_wait_log(lmlog, "msg=listening", 1, 20000) == 0, "landmarkd did not listen");
 
-  char *sim_argv[] = {simbin,  "run",     "--fleet", fleetcsv, "--landmarks", lmcsv,
+  char *sim_argv[] = {simbin,   "run",      "--fleet", fleetcsv, "--landmarks", lmcsv,
                       "--seed", FLEET_SEED, "--speed", "fibre",  NULL};
   uint64_t t0 = mono_ns();
   pid_t sim = tu_spawn(sim_argv, simlog);
@@ -301,9 +310,10 @@ START_TEST(test_fleet_physics) {
     ck_assert_msg((double)r->min_rtt_ns >= floor(physical_ns),
                   "chip %d (%s, %.0f m): min rtt %lld ns below the simulated %.0f ns", i, sp->mode,
                   d, r->min_rtt_ns, physical_ns);
-    ck_assert_msg((double)r->min_rtt_ns <= physical_ns + (double)SLACK_NS,
-                  "chip %d (%s, %.0f m): min rtt %lld ns more than 5 ms above the simulated %.0f ns",
-                  i, sp->mode, d, r->min_rtt_ns, physical_ns);
+    ck_assert_msg(
+        (double)r->min_rtt_ns <= physical_ns + (double)SLACK_NS,
+        "chip %d (%s, %.0f m): min rtt %lld ns more than 5 ms above the simulated %.0f ns", i,
+        sp->mode, d, r->min_rtt_ns, physical_ns);
     if (sp->paris)
       ck_assert_msg((double)r->min_bound_m >= d, "chip %d: bound %lld m below its distance %.0f m",
                     i, r->min_bound_m, d);
@@ -320,6 +330,170 @@ START_TEST(test_fleet_physics) {
     ck_assert_msg(res[i].last_measured_ns <= live_last_min - 2000000000ll,
                   "dark chip %d last measured %lld ns, live chips' earliest last %lld ns", i,
                   res[i].last_measured_ns, live_last_min);
+  release_owned();
+}
+END_TEST
+
+/* ---- a landmark written in the test ---------------------------------------- */
+
+typedef struct {
+  int fd;
+  cl_frame_asm fa;
+  uint8_t buf[8192];
+  size_t have, off;
+} wire;
+
+static void wire_send(wire *w, const cl_msg *m) {
+  uint8_t buf[CL_FRAME_MAX];
+  size_t len = 0;
+  ck_assert_int_eq(cl_msg_encode(m, buf, sizeof buf, &len), CL_OK);
+  ck_assert_int_eq(write(w->fd, buf, len), (ssize_t)len);
+}
+
+/* Next message within timeout_ms: 0, or -1 on timeout or EOF. */
+static int wire_recv(wire *w, cl_msg *m, int timeout_ms) {
+  uint64_t end = mono_ns() + (uint64_t)timeout_ms * 1000000u;
+  for (;;) {
+    if (w->off < w->have) {
+      const uint8_t *frame = NULL;
+      size_t flen = 0, used = 0;
+      int rc = cl_frame_asm_feed(&w->fa, w->buf + w->off, w->have - w->off, &used, &frame, &flen);
+      ck_assert_int_ge(rc, 0);
+      w->off += used;
+      if (rc == 1) {
+        char err[160];
+        ck_assert_msg(cl_msg_decode(frame, flen, m, err, sizeof err) == CL_OK, "%s", err);
+        return 0;
+      }
+    }
+    uint64_t now = mono_ns();
+    if (now >= end) return -1;
+    struct pollfd p = {.fd = w->fd, .events = POLLIN};
+    if (poll(&p, 1, (int)((end - now) / 1000000u) + 1) <= 0) continue;
+    ssize_t n = read(w->fd, w->buf, sizeof w->buf);
+    if (n <= 0) return -1;
+    w->have = (size_t)n;
+    w->off = 0;
+  }
+}
+
+/* Sends a challenge for chip and returns the Response and its RTT in ns. */
+static uint64_t probe_once(wire *w, const cl_key *lk, const uint8_t chip[CL_PK_LEN], uint64_t seq,
+                           int corrupt, cl_challenge *ch, cl_msg *resp) {
+  memset(ch, 0, sizeof *ch);
+  memcpy(ch->landmark, cl_key_public(lk), CL_PK_LEN);
+  memcpy(ch->chip, chip, CL_PK_LEN);
+  randombytes_buf(ch->nonce, CL_NONCE_LEN);
+  ch->issued_unix_ns = 1700000000000000000ull + seq;
+  ch->seq = seq;
+  cl_challenge_sign(ch, lk);
+  if (corrupt) ch->sig[5] ^= 0x40;
+  cl_msg m;
+  m.type = CL_MSG_CHALLENGE;
+  m.u.challenge = *ch;
+  uint64_t t0 = mono_ns();
+  wire_send(w, &m);
+  ck_assert_msg(wire_recv(w, resp, 5000) == 0, "no answer to challenge %llu",
+                (unsigned long long)seq);
+  uint64_t rtt = mono_ns() - t0;
+  ck_assert_int_eq(resp->type, CL_MSG_RESPONSE);
+  ck_assert_int_eq(memcmp(resp->u.response.nonce, ch->nonce, CL_NONCE_LEN), 0);
+  return rtt;
+}
+
+START_TEST(test_rogue_landmark) {
+  char *dir = own(tu_tmpdir("chiploc-sim-rogue"));
+  char *simlog = fmt("%s/fleetsim.log", dir);
+  uint8_t seed[32];
+  memset(seed, 0x5a, sizeof seed);
+  cl_key *lk = NULL;
+  ck_assert_int_eq(cl_key_from_seed(&lk, seed), CL_OK);
+  char lhex[CL_PK_HEX_LEN + 1], chex[CL_PK_HEX_LEN + 1];
+  cl_pk_to_hex(cl_key_public(lk), lhex);
+  expected_pk_hex(4242, 7, chex);
+  uint8_t chip[CL_PK_LEN];
+  ck_assert_int_eq(cl_pk_from_hex(chex, chip), CL_OK);
+
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  ck_assert(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0);
+  socklen_t al = sizeof a;
+  ck_assert(getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
+  ck_assert(listen(lfd, 4) == 0);
+  /* One chip at Frankfurt, no jitter; the landmark at Paris. */
+  char *fleetcsv = own(tu_write_file(
+      dir, "fleet.csv",
+      "index,true_lat,true_lon,mode,extra_delay_ms,dark_after_s\n7,50.1109,8.6821,honest,0,0\n"));
+  char *lmcsv = own(tu_write_file(dir, "landmarks.csv",
+                                  fmt("name,address,public_key,lat,lon\n"
+                                      "rogue,127.0.0.1:%d,%s,48.8566,2.3522\n",
+                                      ntohs(a.sin_port), lhex)));
+  char *simbin = own(tu_bin("tests/sim/fleetsim"));
+  char *sim_argv[] = {simbin,        "run",    "--fleet",  fleetcsv,      "--landmarks",
+                      lmcsv,         "--seed", FLEET_SEED, "--jitter-ms", "0",
+                      "--log-level", "debug",  NULL};
+  pid_t sim = tu_spawn(sim_argv, simlog);
+  struct pollfd pl = {.fd = lfd, .events = POLLIN};
+  ck_assert_msg(poll(&pl, 1, 10000) == 1, "fleetsim did not connect");
+  wire w;
+  memset(&w, 0, sizeof w);
+  w.fd = accept(lfd, NULL, NULL);
+  ck_assert(w.fd >= 0);
+  int one = 1;
+  setsockopt(w.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  cl_frame_asm_init(&w.fa, CL_FRAME_MAX);
+
+  /* Handshake: the proof must verify over this session's nonce. */
+  cl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = CL_MSG_HELLO;
+  memcpy(m.u.hello.landmark, cl_key_public(lk), CL_PK_LEN);
+  randombytes_buf(m.u.hello.session_nonce, CL_NONCE_LEN);
+  uint8_t session[CL_NONCE_LEN];
+  memcpy(session, m.u.hello.session_nonce, CL_NONCE_LEN);
+  wire_send(&w, &m);
+  ck_assert_int_eq(wire_recv(&w, &m, 5000), 0);
+  ck_assert_int_eq(m.type, CL_MSG_REGISTER);
+  ck_assert_int_eq(m.u.reg.n, 1);
+  ck_assert_int_eq(memcmp(m.u.reg.chips[0].chip, chip, CL_PK_LEN), 0);
+  ck_assert_int_eq(cl_register_verify(cl_key_public(lk), session, chip, m.u.reg.chips[0].proof),
+                   CL_OK);
+  memset(&m, 0, sizeof m);
+  m.type = CL_MSG_REGISTER_RESULT;
+  m.u.reg_result.n = 1;
+  memcpy(m.u.reg_result.r[0].chip, chip, CL_PK_LEN);
+  m.u.reg_result.r[0].accepted = 1;
+  wire_send(&w, &m);
+
+  /* Valid challenges: answered with a valid signature, never before the
+   * simulated round trip, and not much after it. */
+  double physical_ns =
+      2.0 * cl_geo_distance_m(50.1109, 8.6821, PARIS_LAT, PARIS_LON) / CL_SPEED_FIBRE * 1e9;
+  cl_challenge ch;
+  cl_msg resp;
+  for (uint64_t seq = 1; seq <= 5; seq++) {
+    uint64_t rtt = probe_once(&w, lk, chip, seq, 0, &ch, &resp);
+    ck_assert_int_eq(cl_response_verify(&ch, resp.u.response.sig), CL_OK);
+    ck_assert_msg((double)rtt >= physical_ns, "rtt %llu ns below the simulated %.0f ns",
+                  (unsigned long long)rtt, physical_ns);
+    ck_assert_msg((double)rtt <= physical_ns + (double)SLACK_NS, "rtt %llu ns, simulated %.0f ns",
+                  (unsigned long long)rtt, physical_ns);
+  }
+  /* A bad landmark signature: answered first, then the connection is dropped. */
+  probe_once(&w, lk, chip, 6, 1, &ch, &resp);
+  ck_assert_int_eq(wire_recv(&w, &m, 5000), 0);
+  ck_assert_int_eq(m.type, CL_MSG_ERROR);
+  ck_assert_int_eq(m.u.error.code, CL_ERR_BAD_LANDMARK);
+  ck_assert_int_eq(wire_recv(&w, &m, 5000), -1);
+  close(w.fd);
+  cl_frame_asm_fini(&w.fa);
+  /* It reconnects on its own. */
+  ck_assert_msg(poll(&pl, 1, 10000) == 1, "fleetsim did not reconnect");
+  ck_assert_int_eq(tu_stop(sim, SIGTERM, 10000), 0);
+  close(lfd);
+  ck_assert_int_eq(stat_value(simlog, "bad_landmark_sig"), 1);
+  ck_assert_int_eq(stat_value(simlog, "answered"), 6);
+  cl_key_destroy(&lk);
   release_owned();
 }
 END_TEST
@@ -344,7 +518,8 @@ static int read_exact(int fd, uint8_t *buf, size_t n, int timeout_ms) {
 
 static int tcp_connect_local(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port),
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect to port %d", port);
   int one = 1;
@@ -364,9 +539,10 @@ START_TEST(test_delayproxy) {
   ck_assert(listen(lfd, 4) == 0);
   int pport = pick_port();
   char *bin = own(tu_bin("tests/sim/delayproxy"));
-  char *listen_at = fmt("127.0.0.1:%d", pport), *connect_to = fmt("127.0.0.1:%d", ntohs(a.sin_port));
-  char *argv[] = {bin, "--listen", listen_at, "--connect", connect_to, "--delay-ms", "20",
-                  "--jitter-ms", "5", NULL};
+  char *listen_at = fmt("127.0.0.1:%d", pport),
+       *connect_to = fmt("127.0.0.1:%d", ntohs(a.sin_port));
+  char *argv[] = {bin,          "--listen", listen_at,     "--connect", connect_to,
+                  "--delay-ms", "20",       "--jitter-ms", "5",         NULL};
   pid_t px = tu_spawn(argv, plog);
   ck_assert_msg(tu_wait_log(plog, "msg=listening", 1, 10000) == 0, "delayproxy did not listen");
 
@@ -421,6 +597,7 @@ int main(void) {
   TCase *tc = tcase_create("processes");
   tcase_set_timeout(tc, 180);
   tcase_add_test(tc, test_delayproxy);
+  tcase_add_test(tc, test_rogue_landmark);
   tcase_add_test(tc, test_fleet_physics);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

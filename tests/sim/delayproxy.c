@@ -70,7 +70,7 @@ typedef struct pair {
   uv_tcp_t down; /* accepted from the client */
   uv_tcp_t up;   /* to the upstream server */
   uv_connect_t creq;
-  dir d[2]; /* d[0]: down -> up, d[1]: up -> down */
+  dir d[2];    /* d[0]: down -> up, d[1]: up -> down */
   int handles; /* open handles; the pair is freed when this reaches 0 */
   int closing;
 } pair;
@@ -269,8 +269,8 @@ static void on_upstream(uv_connect_t *req, int status) {
   pair *p = req->data;
   if (status == UV_ECANCELED || p->closing) return;
   if (status < 0) {
-    cl_log(CL_LOG_WARN, "upstream connect failed", "id=%llu err=\"%s\"",
-           (unsigned long long)p->id, uv_strerror(status));
+    cl_log(CL_LOG_WARN, "upstream connect failed", "id=%llu err=\"%s\"", (unsigned long long)p->id,
+           uv_strerror(status));
     pair_close(p, "upstream connect failed");
     return;
   }
@@ -372,13 +372,12 @@ static int resolve(const char *text, int passive, struct sockaddr_storage *out, 
 }
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: delayproxy --listen HOST:PORT --connect HOST:PORT --delay-ms X\n"
-          "                  [--jitter-ms Y] [--log-level debug|info|warn|error]\n"
-          "\n"
-          "Forwards every accepted connection to --connect, releasing each chunk of\n"
-          "bytes X ms (one way; plus uniform 0..Y ms, never reordering) after it was\n"
-          "read. A test tool: no production binary contains it.\n");
+  fprintf(f, "usage: delayproxy --listen HOST:PORT --connect HOST:PORT --delay-ms X\n"
+             "                  [--jitter-ms Y] [--log-level debug|info|warn|error]\n"
+             "\n"
+             "Forwards every accepted connection to --connect, releasing each chunk of\n"
+             "bytes X ms (one way; plus uniform 0..Y ms, never reordering) after it was\n"
+             "read. A test tool: no production binary contains it.\n");
 }
 
 static int parse_ms(const char *opt, const char *text, double *out) {

@@ -13,10 +13,13 @@
  *
  * Layout in memory, sized for 100,000 chips: a flat array of small chip
  * records, one sodium_malloc'd array of raw Ed25519 secret keys, and per
- * landmark ceil(chips / K) connections, each carrying up to K chips with its
- * own timer and a small binary heap of held answers. Nothing scans all chips
- * or all connections per event; chip lookup on a challenge scans the K slots
- * of its connection.
+ * landmark ceil(chips / K) connection slots, each carrying up to K chips
+ * with its own timer (reconnect backoff, handshake deadline) and a small
+ * binary heap of held answers. A shared heap of wake-ups drives one timerfd
+ * that releases answers when due; a shared ring of answered challenges
+ * feeds the landmark signature checks, done between polls so that they
+ * never hold up a due answer. Nothing scans all chips or all connections per
+ * event; chip lookup on a challenge scans the K slots of its connection.
  *
  * This is a test tool under tests/sim/: no production binary links it.
  * docs/SIMULATOR.md describes the file formats, the key derivation and the
@@ -75,12 +78,14 @@
 #define BACKOFF_MAX_MS 15000u
 #define STABLE_SESSION_MS 10000u /* a session this long resets the backoff */
 #define STATS_INTERVAL_MS 10000u
-#define MAX_HELD 256u /* held answers per connection; the landmark keeps one per chip outstanding */
+#define MAX_HELD 256u /* held answers per connection (the landmark keeps one per chip) */
 #define MAX_WRITE_QUEUE (256u * 1024u)
 #define READ_BUF (64u * 1024u)
 #define ADDR_TEXT (CL_CONFIG_HOST_MAX + 10)
 #define NEVER UINT64_MAX
 #define LATE_RELEASE_NS 1000000u /* a release this late means the simulator is overloaded */
+#define VERIFY_QUEUE 16384u      /* answered challenges awaiting their signature check */
+#define VERIFY_BATCH 8u          /* checks per loop iteration, between polls for I/O */
 
 typedef enum {
   MODE_HONEST = 0,
@@ -117,6 +122,13 @@ typedef struct {
   cl_challenge ch;
   uint8_t sig[CL_SIG_LEN];
 } held;
+
+/* An answered challenge whose landmark signature is still to be checked. */
+typedef struct {
+  cl_challenge ch;
+  uint32_t conn;
+  uint32_t session;
+} verify_item;
 
 /* A wake-up: at due_ns, release what is due on connection `conn`. One per
  * held answer; an entry whose answers have gone (released with an earlier
@@ -165,6 +177,7 @@ typedef struct sconn {
   uint64_t accepted; /* slots the landmark accepted on this connection */
   uint64_t registered_ms;
   uint64_t order;
+  uint32_t session; /* counts connection attempts: tells stale queued checks apart */
   uv_tcp_t tcp;
   uv_timer_t timer;
   uv_connect_t creq;
@@ -177,11 +190,12 @@ typedef struct sconn {
 typedef struct {
   uint64_t challenges, answered, bad_landmark_sig, refused, unknown_chip, wrong_landmark;
   uint64_t dark_ignored, dropped, reconnects, retired;
-  uint64_t rejected;       /* Error frames from the landmark about one answer (late, ...) */
-  uint64_t late_releases;  /* answers written more than LATE_RELEASE_NS after their due time */
-  uint64_t max_lag_ns;     /* largest release lag since the last stats line */
-  uint64_t connections; /* connected now */
-  uint64_t registered;  /* chip registrations accepted and live now */
+  uint64_t rejected;      /* Error frames from the landmark about one answer (late, ...) */
+  uint64_t verified;      /* landmark challenge signatures checked */
+  uint64_t late_releases; /* answers written more than LATE_RELEASE_NS after their due time */
+  uint64_t max_lag_ns;    /* largest release lag since the last stats line */
+  uint64_t connections;   /* connected now */
+  uint64_t registered;    /* chip registrations accepted and live now */
   uint64_t held_now;
 } sim_stats;
 
@@ -193,7 +207,7 @@ typedef struct sim {
   double speed;
   double jitter_ms;
   unsigned k;
-  int bind; /* bind each connection to a local source address */
+  int bind;           /* bind each connection to a local source address */
   uint32_t bind_base; /* host byte order */
   unsigned bind_count;
   unsigned connect_rate;
@@ -219,6 +233,14 @@ typedef struct sim {
   wake *wakes;
   size_t n_wakes, cap_wakes;
   uint64_t armed_ns; /* expiry programmed into tfd, NEVER if none */
+  /* Landmark signature checks, after answering: a ring of answered
+   * challenges drained a few per loop iteration by an idle handle, so that
+   * the ~90 us checks never hold up an answer that is due. */
+  verify_item *vq;
+  size_t vq_head, vq_len;
+  uv_idle_t vidle;
+  unsigned verify_every; /* check one answered challenge in this many */
+  uint64_t verify_count;
   uv_timer_t stats_timer, stop_timer;
   uv_signal_t sigterm, sigint;
   int stopping;
@@ -254,12 +276,16 @@ static void derive_seed(uint64_t fleet_seed, uint64_t index, uint8_t seed[32]) {
   crypto_hash_sha256(seed, in, sizeof in);
 }
 
-static const uint8_t *chip_sk(const sim *s, uint32_t chip) { return s->sk + (size_t)chip * CL_SK_LEN; }
+static const uint8_t *chip_sk(const sim *s, uint32_t chip) {
+  return s->sk + (size_t)chip * CL_SK_LEN;
+}
 static const uint8_t *chip_pk(const sim *s, uint32_t chip) { return chip_sk(s, chip) + 32; }
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static int may_warn(sim *s, uint64_t *supp) { return cl_ratelimit_allow(&s->rl, uv_hrtime(), supp); }
+static int may_warn(sim *s, uint64_t *supp) {
+  return cl_ratelimit_allow(&s->rl, uv_hrtime(), supp);
+}
 
 static const sim_landmark *conn_lm(const sconn *c) { return &c->s->lms[c->lm]; }
 
@@ -276,7 +302,7 @@ static void log_stats(sim *s, const char *when) {
          "chips=%zu connections=%llu registered=%llu challenges=%llu answered=%llu held_now=%llu "
          "bad_landmark_sig=%llu refused=%llu unknown_chip=%llu wrong_landmark=%llu "
          "dark_ignored=%llu dropped=%llu reconnects=%llu retired=%llu rejected=%llu "
-         "late_releases=%llu max_lag_us=%llu when=%s",
+         "verified=%llu late_releases=%llu max_lag_us=%llu when=%s",
          s->n_chips, (unsigned long long)s->st.connections, (unsigned long long)s->st.registered,
          (unsigned long long)s->st.challenges, (unsigned long long)s->st.answered,
          (unsigned long long)s->st.held_now, (unsigned long long)s->st.bad_landmark_sig,
@@ -284,7 +310,7 @@ static void log_stats(sim *s, const char *when) {
          (unsigned long long)s->st.wrong_landmark, (unsigned long long)s->st.dark_ignored,
          (unsigned long long)s->st.dropped, (unsigned long long)s->st.reconnects,
          (unsigned long long)s->st.retired, (unsigned long long)s->st.rejected,
-         (unsigned long long)s->st.late_releases,
+         (unsigned long long)s->st.verified, (unsigned long long)s->st.late_releases,
          (unsigned long long)(s->st.max_lag_ns / 1000u), when);
   s->st.max_lag_ns = 0;
 }
@@ -518,10 +544,52 @@ static wake wake_pop(sim *s) {
   return top;
 }
 
+/* Checks the landmark's signature on a challenge answered on c; a bad one
+ * drops the connection (like the real agent). */
+static void verify_now(sconn *c, const cl_challenge *ch) {
+  sim *s = c->s;
+  s->st.verified++;
+  if (cl_challenge_verify(ch) == CL_OK) return;
+  s->st.bad_landmark_sig++;
+  cl_log(CL_LOG_ERROR, "bad landmark signature", "landmark=%s conn=%u seq=%" PRIu64,
+         conn_lm(c)->name, c->index, ch->seq);
+  conn_send_error(c, CL_ERR_BAD_LANDMARK, "challenge signature does not verify");
+  conn_close(c, CL_LOG_ERROR, "bad landmark signature", NULL);
+}
+
+/* Drains a few queued checks per loop iteration; stops when none is left. */
+static void on_verify_idle(uv_idle_t *h) {
+  sim *s = h->data;
+  for (unsigned i = 0; i < VERIFY_BATCH && s->vq_len > 0; i++) {
+    verify_item *it = &s->vq[s->vq_head];
+    s->vq_head = (s->vq_head + 1) % VERIFY_QUEUE;
+    s->vq_len--;
+    sconn *c = s->conns[it->conn];
+    /* A check for an earlier session of this slot is moot: that session is gone. */
+    if (c->session == it->session && c->tcp_live && !c->closing) verify_now(c, &it->ch);
+  }
+  if (s->vq_len == 0) uv_idle_stop(&s->vidle);
+}
+
+/* Queues the check of a challenge just answered on c; checks it at once when
+ * the queue is full (the simulator is overloaded anyway). */
+static void verify_enqueue(sconn *c, const cl_challenge *ch) {
+  sim *s = c->s;
+  if (s->vq_len == VERIFY_QUEUE || s->stopping) {
+    verify_now(c, ch);
+    return;
+  }
+  verify_item *it = &s->vq[(s->vq_head + s->vq_len) % VERIFY_QUEUE];
+  it->ch = *ch;
+  it->conn = c->index;
+  it->session = c->session;
+  s->vq_len++;
+  uv_idle_start(&s->vidle, on_verify_idle);
+}
+
 /*
- * Writes every answer that is due, then checks the landmark's signature on
- * each challenge answered (after answering, like the real agent); a bad one
- * drops the connection.
+ * Writes every answer that is due, then queues the check of the landmark's
+ * signature on each challenge answered (see verify_enqueue).
  */
 static void conn_release(sconn *c) {
   sim *s = c->s;
@@ -550,15 +618,8 @@ static void conn_release(sconn *c) {
     if (conn_send(c, buf, len) != CL_OK) return;
     s->st.answered++;
   }
-  for (size_t i = 0; i < n && !c->closing; i++) {
-    if (cl_challenge_verify(&g_release[i].ch) == CL_OK) continue;
-    s->st.bad_landmark_sig++;
-    cl_log(CL_LOG_ERROR, "bad landmark signature", "landmark=%s conn=%u seq=%" PRIu64,
-           conn_lm(c)->name, c->index, g_release[i].ch.seq);
-    conn_send_error(c, CL_ERR_BAD_LANDMARK, "challenge signature does not verify");
-    conn_close(c, CL_LOG_ERROR, "bad landmark signature", NULL);
-    return;
-  }
+  for (size_t i = 0; i < n && !c->closing; i++)
+    if (++s->verify_count % s->verify_every == 0) verify_enqueue(c, &g_release[i].ch);
 }
 
 static void conn_release_if_live(sconn *c) {
@@ -610,7 +671,7 @@ static int conn_all_dark(const sconn *c) {
 /*
  * A challenge: checks the landmark id and that the chip is registered here,
  * signs the answer at once, and holds it until t_recv plus the simulated
- * round trip. The landmark's signature is checked when the answer is written.
+ * round trip. The landmark's signature is checked after the answer is written.
  */
 static void on_challenge(sconn *c, const cl_challenge *ch, uint64_t t_recv) {
   sim *s = c->s;
@@ -927,6 +988,7 @@ static void conn_open(sconn *c) {
   }
   c->tcp.data = c;
   c->tcp_live = 1;
+  c->session++;
   c->closing = 0;
   c->connected = 0;
   c->accepted = 0;
@@ -959,7 +1021,8 @@ static int parse_u64(const char *text, uint64_t max, uint64_t *out) {
 }
 
 /* A numeric column that may be left empty (taken as 0). */
-static int opt_number(const cl_csv *csv, int col, double max, double *out, char *err, size_t errlen) {
+static int opt_number(const cl_csv *csv, int col, double max, double *out, char *err,
+                      size_t errlen) {
   const char *f = cl_csv_field(csv, col);
   if (f && *f == '\0') {
     *out = 0;
@@ -982,8 +1045,8 @@ static int load_fleet(sim *s, char *err, size_t errlen) {
   cl_csv *csv = NULL;
   int rc = cl_csv_open(&csv, s->fleet_path, err, errlen);
   if (rc != CL_OK) return rc;
-  static const char *const cols[] = {"index", "true_lat", "true_lon", "mode", "extra_delay_ms",
-                                     "dark_after_s"};
+  static const char *const cols[] = {"index", "true_lat",       "true_lon",
+                                     "mode",  "extra_delay_ms", "dark_after_s"};
   int idx[6];
   rc = cl_csv_require(csv, cols, 6, idx, err, errlen);
   size_t cap = 0;
@@ -1033,8 +1096,9 @@ static int load_fleet(sim *s, char *err, size_t errlen) {
       break;
     }
     if (extra > 0 && mode != MODE_DELAY) {
-      snprintf(err, errlen, "%s:%zu: column extra_delay_ms: must be 0 or empty unless mode is delay",
-               name, line);
+      snprintf(err, errlen,
+               "%s:%zu: column extra_delay_ms: must be 0 or empty unless mode is delay", name,
+               line);
       rc = CL_EMALFORMED;
       break;
     }
@@ -1219,6 +1283,7 @@ static void sim_stop(sim *s) {
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->tpoll, NULL);
+  uv_close((uv_handle_t *)&s->vidle, NULL);
   for (size_t i = 0; i < s->n_conns; i++) {
     sconn *c = s->conns[i];
     if (!c) continue;
@@ -1246,6 +1311,7 @@ static void sim_free(sim *s) {
   }
   free(s->conns);
   free(s->wakes);
+  free(s->vq);
   free(s->chips);
   free(s->lms);
   if (s->sk) sodium_free(s->sk);
@@ -1268,17 +1334,17 @@ static void raise_nofile(size_t need) {
 /* ---- commands ------------------------------------------------------------- */
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: fleetsim keys --seed N --count M\n"
-          "       fleetsim run --fleet FLEET.csv --landmarks LANDMARKS.csv --seed N\n"
-          "                    [--speed c|fibre|M_PER_S] [--jitter-ms X] [--chips-per-conn K]\n"
-          "                    [--bind-base IPV4 --bind-count B] [--connect-rate N]\n"
-          "                    [--duration-s S] [--log-level debug|info|warn|error]\n"
-          "\n"
-          "keys prints `index,public_key_hex` for chips 0..M-1 of fleet seed N (no header).\n"
-          "run answers for every chip of FLEET.csv at every landmark of LANDMARKS.csv,\n"
-          "holding each answer for the simulated round trip. See docs/SIMULATOR.md.\n"
-          "A test tool: no production binary contains it.\n");
+  fprintf(f, "usage: fleetsim keys --seed N --count M\n"
+             "       fleetsim run --fleet FLEET.csv --landmarks LANDMARKS.csv --seed N\n"
+             "                    [--speed c|fibre|M_PER_S] [--jitter-ms X] [--chips-per-conn K]\n"
+             "                    [--bind-base IPV4 --bind-count B] [--connect-rate N]\n"
+             "                    [--duration-s S] [--verify-every N]\n"
+             "                    [--log-level debug|info|warn|error]\n"
+             "\n"
+             "keys prints `index,public_key_hex` for chips 0..M-1 of fleet seed N (no header).\n"
+             "run answers for every chip of FLEET.csv at every landmark of LANDMARKS.csv,\n"
+             "holding each answer for the simulated round trip. See docs/SIMULATOR.md.\n"
+             "A test tool: no production binary contains it.\n");
 }
 
 static int cmd_keys(int argc, char **argv) {
@@ -1347,6 +1413,7 @@ static int run_options(sim *s, int argc, char **argv) {
       {"bind-count", required_argument, NULL, 'B'},
       {"connect-rate", required_argument, NULL, 'r'},
       {"duration-s", required_argument, NULL, 'd'},
+      {"verify-every", required_argument, NULL, 'V'},
       {"log-level", required_argument, NULL, 'l'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
@@ -1359,7 +1426,8 @@ static int run_options(sim *s, int argc, char **argv) {
   s->bind_base = INADDR_LOOPBACK;
   s->bind_count = 1;
   s->connect_rate = DEFAULT_CONNECT_RATE;
-  while ((ch = getopt_long(argc, argv, "f:L:s:v:j:k:b:B:r:d:l:h", opts, NULL)) != -1) {
+  s->verify_every = 1;
+  while ((ch = getopt_long(argc, argv, "f:L:s:v:j:k:b:B:r:d:V:l:h", opts, NULL)) != -1) {
     char *end = NULL;
     switch (ch) {
     case 'f': s->fleet_path = optarg; break;
@@ -1373,8 +1441,8 @@ static int run_options(sim *s, int argc, char **argv) {
       break;
     case 'v':
       if (cl_speed_parse(optarg, &s->speed) != CL_OK) {
-        fprintf(stderr, "fleetsim run: --speed %s: must be c, fibre, or m/s in (0, %.0f]\n",
-                optarg, CL_SPEED_C);
+        fprintf(stderr, "fleetsim run: --speed %s: must be c, fibre, or m/s in (0, %.0f]\n", optarg,
+                CL_SPEED_C);
         return EXIT_USAGE;
       }
       break;
@@ -1423,10 +1491,19 @@ static int run_options(sim *s, int argc, char **argv) {
     case 'd':
       s->duration_s = strtod(optarg, &end);
       if (end == optarg || *end || !(s->duration_s >= 0 && s->duration_s <= 1e7)) {
-        fprintf(stderr, "fleetsim run: --duration-s %s: must be a number in [0, 1e7] (0: forever)\n",
+        fprintf(stderr,
+                "fleetsim run: --duration-s %s: must be a number in [0, 1e7] (0: forever)\n",
                 optarg);
         return EXIT_USAGE;
       }
+      break;
+    case 'V':
+      if (parse_u64(optarg, 1000000, &v) != CL_OK || v < 1) {
+        fprintf(stderr, "fleetsim run: --verify-every %s: must be an integer in [1, 1000000]\n",
+                optarg);
+        return EXIT_USAGE;
+      }
+      s->verify_every = (unsigned)v;
       break;
     case 'l': {
       cl_log_level level;
@@ -1492,7 +1569,10 @@ static int cmd_run(int argc, char **argv) {
     return EXIT_RUNTIME;
   }
   s->tpoll.data = s;
+  uv_idle_init(&loop, &s->vidle);
+  s->vidle.data = s;
   rc = build_conns(s, err, sizeof err);
+  if (rc == CL_OK && !(s->vq = malloc(VERIFY_QUEUE * sizeof *s->vq))) rc = CL_ENOMEM;
   if (rc != CL_OK) {
     fprintf(stderr, "fleetsim run: %s\n", err[0] ? err : cl_strerror(rc));
     status = rc == CL_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;

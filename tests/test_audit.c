@@ -1,0 +1,1015 @@
+/*
+ * Integration tests of the audit (lib/cl_audit.c and `chiploc audit`)
+ * against the throwaway PostgreSQL of the run.
+ *
+ * Each test builds its own database of really signed records without the
+ * verifier binary: two landmarks, two chips, measurements written with
+ * cl_store_insert_measurements, two signed landmark links, a registered
+ * verifier, and per chip a chain of five attestations made with cl_attest
+ * (consistent, inconsistent with an excluded landmark, site excluded), named
+ * measurements and all, inserted with parameterised SQL the way the verifier
+ * writes them. A clean database must audit clean; then one kind of tampering
+ * per test, and the audit must name exactly the tampered row (or, for a
+ * deletion, the row that reveals it) with the right problem. The last test
+ * adds records written by the real `chiploc verify`, which must audit clean
+ * next to the ones made here.
+ */
+#include "testutil.h"
+
+#include "cl_attest.h"
+#include "cl_audit.h"
+#include "cl_err.h"
+#include "cl_key.h"
+#include "cl_layout.h"
+#include "cl_probe.h"
+#include "cl_store.h"
+
+#include <check.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define N_CHIPS 2
+#define N_LMS 2
+#define N_ROUNDS 5
+#define ROUND_NS 60000000000ull
+#define WINDOW_NS 300000000000ull
+
+/* ---- the world ------------------------------------------------------------- */
+
+typedef struct {
+  char *conninfo;
+  PGconn *pg; /* the database owner's connection, for fixtures and tampering */
+  cl_store *s;
+  cl_key *lm[N_LMS], *chip[N_CHIPS], *verifier, *rogue;
+  int64_t lm_id[N_LMS], chip_id[N_CHIPS], verifier_id;
+  uint64_t t0_ns; /* round_end of round 0 */
+  int64_t meas_id[N_CHIPS][N_ROUNDS][N_LMS];
+  uint8_t meas_sig[N_CHIPS][N_ROUNDS][N_LMS][CL_SIG_LEN];
+  int64_t att_id[N_CHIPS][N_ROUNDS];
+  cl_attestation att[N_CHIPS][N_ROUNDS];
+  uint8_t att_hash[N_CHIPS][N_ROUNDS][CL_HASH_LEN];
+  int64_t link_id[N_LMS];
+} world;
+
+static cl_key *key_from_byte(uint8_t b) {
+  uint8_t seed[32];
+  memset(seed, b, sizeof seed);
+  cl_key *k = NULL;
+  ck_assert_int_eq(cl_key_from_seed(&k, seed), CL_OK);
+  return k;
+}
+
+/* Runs a statement with text parameters (NULL for SQL NULL) and binary
+ * results; asserts it succeeded. The caller clears the result. */
+static PGresult *q(PGconn *c, const char *sql, int n, const char *const *v) {
+  PGresult *r = PQexecParams(c, sql, n, NULL, v, NULL, NULL, 1);
+  ExecStatusType st = PQresultStatus(r);
+  ck_assert_msg(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s: %s", sql,
+                PQresultErrorMessage(r));
+  return r;
+}
+
+static void q_do(PGconn *c, const char *sql, int n, const char *const *v) { PQclear(q(c, sql, n, v)); }
+
+/* The bigint in row 0, column 0 of a binary result. */
+static int64_t q_id(PGresult *r) {
+  ck_assert_int_eq(PQntuples(r), 1);
+  ck_assert_int_eq(PQgetlength(r, 0, 0), 8);
+  int64_t v = (int64_t)cl_get_be64((const uint8_t *)PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return v;
+}
+
+static void i64s(char *buf, size_t len, int64_t v) { snprintf(buf, len, "%" PRId64, v); }
+
+/* A bytea parameter in text form: \x and hex. */
+static void bytea_hex(char *out, const uint8_t *b, size_t n) {
+  out[0] = '\\';
+  out[1] = 'x';
+  cl_hex_encode(out + 2, b, n);
+}
+
+/* A timestamptz literal for unix_ns cut to the microsecond, as the store
+ * writes measured_at. */
+static void ts_text(char *out, size_t len, uint64_t unix_ns) {
+  time_t sec = (time_t)(unix_ns / 1000000000u);
+  struct tm tm;
+  gmtime_r(&sec, &tm);
+  char day[32];
+  strftime(day, sizeof day, "%Y-%m-%d %H:%M:%S", &tm);
+  snprintf(out, len, "%s.%06u+00", day, (unsigned)(unix_ns % 1000000000u / 1000u));
+}
+
+/* A signed measurement as landmarkd builds it. `peer` takes the chip's
+ * part: a chip, or another landmark for a link. */
+static void make_measurement(cl_measurement *m, const cl_key *lm, const cl_key *peer, uint64_t seq,
+                             uint64_t rtt_ns, uint64_t measured_ns) {
+  memset(m, 0, sizeof *m);
+  memcpy(m->ch.landmark, cl_key_public(lm), CL_PK_LEN);
+  memcpy(m->ch.chip, cl_key_public(peer), CL_PK_LEN);
+  randombytes_buf(m->ch.nonce, CL_NONCE_LEN);
+  m->ch.issued_unix_ns = measured_ns - 40000000u;
+  m->ch.seq = seq;
+  cl_challenge_sign(&m->ch, lm);
+  cl_response_sign(&m->ch, peer, m->chip_sig);
+  m->rtt_ns = rtt_ns;
+  m->probe_count = 5;
+  m->measured_unix_ns = measured_ns;
+  cl_measurement_sign(m, lm);
+}
+
+static void insert_measurements(world *w) {
+  char err[512] = "";
+  for (int l = 0; l < N_LMS; l++) {
+    cl_store_row rows[N_CHIPS * N_ROUNDS];
+    size_t n = 0;
+    for (int c = 0; c < N_CHIPS; c++)
+      for (int r = 0; r < N_ROUNDS; r++) {
+        cl_store_row *row = &rows[n++];
+        memset(row, 0, sizeof *row);
+        uint64_t seq = (uint64_t)(r * 100 + c * 10 + l);
+        uint64_t rtt = 2000000u + 7919u * seq; /* a few hundred km */
+        make_measurement(&row->m, w->lm[l], w->chip[c], seq, rtt,
+                         w->t0_ns + (uint64_t)r * ROUND_NS - 1000000000u - 1234u);
+        row->chip_id = w->chip_id[c];
+        row->bound_m = cl_bound_m(rtt, CL_SPEED_C);
+        row->est_speed = CL_SPEED_FIBRE;
+        row->est_bound_m = cl_bound_m(rtt, CL_SPEED_FIBRE);
+      }
+    ck_assert_msg(cl_store_insert_measurements(w->s, w->lm_id[l], rows, n, err, sizeof err) ==
+                      CL_OK,
+                  "%s", err);
+  }
+  /* Their ids and landmark signatures, as the verifier reads them. */
+  for (int c = 0; c < N_CHIPS; c++)
+    for (int r = 0; r < N_ROUNDS; r++)
+      for (int l = 0; l < N_LMS; l++) {
+        char lid[24], seq[24];
+        i64s(lid, sizeof lid, w->lm_id[l]);
+        i64s(seq, sizeof seq, r * 100 + c * 10 + l);
+        const char *v[2] = {lid, seq};
+        PGresult *res = q(w->pg,
+                          "SELECT id, landmark_sig FROM measurements"
+                          " WHERE landmark_id = $1::bigint AND seq = $2::bigint",
+                          2, v);
+        ck_assert_int_eq(PQntuples(res), 1);
+        ck_assert_int_eq(PQgetlength(res, 0, 1), CL_SIG_LEN);
+        memcpy(w->meas_sig[c][r][l], PQgetvalue(res, 0, 1), CL_SIG_LEN);
+        w->meas_id[c][r][l] = q_id(res);
+      }
+}
+
+/* Landmark l probes the other landmark: a link record signed like a
+ * measurement, the peer's key in the chip's part. */
+static void insert_links(world *w) {
+  for (int l = 0; l < N_LMS; l++) {
+    int peer = (l + 1) % N_LMS;
+    cl_measurement m;
+    uint64_t rtt = 5000000u + (uint64_t)l * 111u;
+    make_measurement(&m, w->lm[l], w->lm[peer], 900u + (uint64_t)l, rtt, w->t0_ns - 7777u);
+    char from[24], to[24], nonce[2 + 64 + 1], issued[24], seq[24], csig[2 + 128 + 1],
+        chsig[2 + 128 + 1], rtt_s[24], bound[24], probes[8], at[64], at_ns[24], lsig[2 + 128 + 1];
+    i64s(from, sizeof from, w->lm_id[l]);
+    i64s(to, sizeof to, w->lm_id[peer]);
+    bytea_hex(nonce, m.ch.nonce, CL_NONCE_LEN);
+    i64s(issued, sizeof issued, (int64_t)m.ch.issued_unix_ns);
+    i64s(seq, sizeof seq, (int64_t)m.ch.seq);
+    bytea_hex(csig, m.ch.sig, CL_SIG_LEN);
+    bytea_hex(chsig, m.chip_sig, CL_SIG_LEN);
+    i64s(rtt_s, sizeof rtt_s, (int64_t)m.rtt_ns);
+    i64s(bound, sizeof bound, (int64_t)cl_bound_m(m.rtt_ns, CL_SPEED_C));
+    snprintf(probes, sizeof probes, "%u", m.probe_count);
+    ts_text(at, sizeof at, m.measured_unix_ns);
+    i64s(at_ns, sizeof at_ns, (int64_t)m.measured_unix_ns);
+    bytea_hex(lsig, m.sig, CL_SIG_LEN);
+    const char *v[13] = {from, to, nonce, issued, seq, csig, chsig, rtt_s, bound, probes,
+                         at,   at_ns, lsig};
+    w->link_id[l] = q_id(q(w->pg,
+                           "INSERT INTO landmark_links (from_landmark_id, to_landmark_id, nonce,"
+                           " seq, issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m,"
+                           " probe_count, probes_sent, measured_at, measured_at_ns, landmark_sig)"
+                           " VALUES ($1::bigint, $2::bigint, $3::bytea, $5::bigint, $4::bigint,"
+                           " $6::bytea, $7::bytea, $8::bigint, $9::bigint, $10::integer,"
+                           " $10::integer, $11::timestamptz, $12::bigint, $13::bytea)"
+                           " RETURNING id",
+                           13, v));
+  }
+}
+
+/* An attestation row exactly as the verifier writes it (cl_vstore_write):
+ * ids for the keys, arrays for the digests. site_lm and excluded_lm are
+ * landmark indices or -1. Returns the row's id. */
+static int64_t insert_attestation(world *w, int c, const cl_attestation *a,
+                                  const uint8_t hash[CL_HASH_LEN], int site_lm, int excluded_lm,
+                                  const int64_t *meas_ids, size_t n_meas) {
+  char chip[24], vid[24], end[24], win[24], cons[8], site[8], region[8], speed[24], lat[16],
+      lon[16], radius[24], slm[24], margin[24], excluded[32], used[16], meas[256];
+  char prev[2 + 64 + 1], hash_s[2 + 64 + 1], sig[2 + 128 + 1];
+  i64s(chip, sizeof chip, w->chip_id[c]);
+  i64s(vid, sizeof vid, w->verifier_id);
+  i64s(end, sizeof end, (int64_t)a->round_end_ns);
+  i64s(win, sizeof win, (int64_t)a->window_ns);
+  snprintf(cons, sizeof cons, "%u", a->consistency);
+  snprintf(site, sizeof site, "%u", a->site);
+  snprintf(region, sizeof region, "%u", a->region);
+  i64s(speed, sizeof speed, (int64_t)a->speed_m_per_s);
+  snprintf(lat, sizeof lat, "%d", a->centre_lat_e7);
+  snprintf(lon, sizeof lon, "%d", a->centre_lon_e7);
+  i64s(radius, sizeof radius, (int64_t)a->radius_m);
+  if (site_lm >= 0) i64s(slm, sizeof slm, w->lm_id[site_lm]);
+  i64s(margin, sizeof margin, a->site_margin_m);
+  if (excluded_lm >= 0)
+    snprintf(excluded, sizeof excluded, "{%" PRId64 "}", w->lm_id[excluded_lm]);
+  else
+    snprintf(excluded, sizeof excluded, "{}");
+  snprintf(used, sizeof used, "%zu", n_meas);
+  size_t o = (size_t)snprintf(meas, sizeof meas, "{");
+  for (size_t i = 0; i < n_meas; i++)
+    o += (size_t)snprintf(meas + o, sizeof meas - o, "%s%" PRId64, i ? "," : "", meas_ids[i]);
+  snprintf(meas + o, sizeof meas - o, "}");
+  bytea_hex(prev, a->prev_hash, CL_HASH_LEN);
+  bytea_hex(hash_s, hash, CL_HASH_LEN);
+  bytea_hex(sig, a->sig, CL_SIG_LEN);
+  const char *v[20] = {chip,   vid,  end,      win,    cons,     site,
+                       region, speed, lat,     lon,    radius,   site_lm >= 0 ? slm : NULL,
+                       margin, "{\"FRA\",\"DEU\"}", excluded, used, meas, prev, hash_s, sig};
+  return q_id(q(w->pg,
+                "INSERT INTO attestations (chip_id, verifier_id, round_end_ns, round_end,"
+                " window_ns, consistency, site_verdict, region_verdict, speed_m_s, centre_lat_e7,"
+                " centre_lon_e7, radius_m, site_landmark_id, site_margin_m, allowed_regions,"
+                " excluded_landmark_ids, landmarks_used, measurement_ids, prev_hash, hash,"
+                " signature) VALUES ($1::bigint, $2::bigint, $3::bigint,"
+                " to_timestamp($3::bigint / 1e9), $4::bigint, $5::smallint, $6::smallint,"
+                " $7::smallint, $8::bigint, $9::integer, $10::integer, $11::bigint, $12::bigint,"
+                " $13::bigint, $14::text[], $15::bigint[], $16::integer, $17::bigint[],"
+                " $18::bytea, $19::bytea, $20::bytea) RETURNING id",
+                20, v));
+}
+
+/* The unsigned attestation of chip c for round r, chained to prev, naming
+ * the measurements of round mr. Round 2 is INCONSISTENT (landmark 1 named
+ * for removal), round 3 SITE_EXCLUDED by landmark 0, the others CONSISTENT
+ * and INSIDE. */
+static void make_attestation(world *w, int c, int r, int mr, const uint8_t prev[CL_HASH_LEN],
+                             cl_attestation *a, int *site_lm, int *excluded_lm) {
+  memset(a, 0, sizeof *a);
+  memcpy(a->chip, cl_key_public(w->chip[c]), CL_PK_LEN);
+  memcpy(a->verifier, cl_key_public(w->verifier), CL_PK_LEN);
+  a->round_end_ns = w->t0_ns + (uint64_t)r * ROUND_NS;
+  a->window_ns = WINDOW_NS;
+  memcpy(a->prev_hash, prev, CL_HASH_LEN);
+  a->speed_m_per_s = 299792458u;
+  *site_lm = -1;
+  *excluded_lm = -1;
+  uint8_t excluded_pk[1][CL_PK_LEN];
+  size_t n_excluded = 0;
+  if (r == 2) {
+    a->consistency = CL_ATT_INCONSISTENT;
+    *excluded_lm = 1;
+    memcpy(excluded_pk[0], cl_key_public(w->lm[1]), CL_PK_LEN);
+    n_excluded = 1;
+  } else {
+    a->consistency = CL_ATT_CONSISTENT;
+    a->centre_lat_e7 = 501100000 + c * 1000;
+    a->centre_lon_e7 = 86800000 - r * 1000;
+    a->radius_m = 250000u + (uint64_t)r;
+    a->region = CL_ATT_REGION_INSIDE;
+    a->site = CL_ATT_SITE_CONSISTENT;
+  }
+  if (r == 3) {
+    a->site = CL_ATT_SITE_EXCLUDED;
+    a->region = CL_ATT_REGION_UNDETERMINED;
+    memcpy(a->site_landmark, cl_key_public(w->lm[0]), CL_PK_LEN);
+    a->site_margin_m = 12345;
+    *site_lm = 0;
+  }
+  a->n_excluded = (uint8_t)n_excluded;
+  const char *codes[] = {"FRA", "DEU"};
+  ck_assert_int_eq(cl_attest_digest_codes(codes, 2, a->allowed_digest), CL_OK);
+  ck_assert_int_eq(cl_attest_digest_keys((const uint8_t(*)[CL_PK_LEN])excluded_pk, n_excluded,
+                                         a->excluded_digest),
+                   CL_OK);
+  a->n_measurements = N_LMS;
+  ck_assert_int_lt(mr, N_ROUNDS);
+  ck_assert_int_eq(cl_attest_digest_sigs((const uint8_t(*)[CL_SIG_LEN])w->meas_sig[c][mr], N_LMS,
+                                         a->measurements_digest),
+                   CL_OK);
+}
+
+static void insert_chains(world *w) {
+  for (int c = 0; c < N_CHIPS; c++) {
+    uint8_t prev[CL_HASH_LEN] = {0};
+    for (int r = 0; r < N_ROUNDS; r++) {
+      cl_attestation *a = &w->att[c][r];
+      int site_lm, excluded_lm;
+      make_attestation(w, c, r, r, prev, a, &site_lm, &excluded_lm);
+      cl_attest_sign(a, w->verifier);
+      ck_assert_int_eq(cl_attest_verify(a), CL_OK);
+      cl_attest_hash(a, w->att_hash[c][r]);
+      w->att_id[c][r] = insert_attestation(w, c, a, w->att_hash[c][r], site_lm, excluded_lm,
+                                           w->meas_id[c][r], N_LMS);
+      memcpy(prev, w->att_hash[c][r], CL_HASH_LEN);
+    }
+  }
+}
+
+static void world_init(world *w, const char *dbname) {
+  memset(w, 0, sizeof *w);
+  w->conninfo = tu_db_create(dbname);
+  char err[512] = "";
+  ck_assert_msg(cl_store_connect(&w->s, w->conninfo, err, sizeof err) == CL_OK, "%s", err);
+  int applied = 0;
+  ck_assert_msg(cl_store_migrate(w->s, &applied, err, sizeof err) == CL_OK, "migrate: %s", err);
+  w->pg = PQconnectdb(w->conninfo);
+  ck_assert_int_eq(PQstatus(w->pg), CONNECTION_OK);
+
+  static const char *const lm_names[N_LMS] = {"lm-paris", "lm-frankfurt"};
+  static const double lm_pos[N_LMS][2] = {{48.8566, 2.3522}, {50.1109, 8.6821}};
+  for (int l = 0; l < N_LMS; l++) {
+    w->lm[l] = key_from_byte((uint8_t)(0x01 + l));
+    ck_assert_msg(cl_store_landmark_add(w->s, lm_names[l], cl_key_public(w->lm[l]), lm_pos[l][0],
+                                        lm_pos[l][1], &w->lm_id[l], err, sizeof err) == CL_OK,
+                  "%s", err);
+  }
+  static const char *const serials[N_CHIPS] = {"A-0001", "B-0002"};
+  for (int c = 0; c < N_CHIPS; c++) {
+    w->chip[c] = key_from_byte((uint8_t)(0x11 + c));
+    ck_assert_msg(cl_store_chip_enroll(w->s, cl_key_public(w->chip[c]), serials[c], "Example DC",
+                                       50.11, 8.68, &w->chip_id[c], err, sizeof err) == CL_OK,
+                  "%s", err);
+  }
+  w->verifier = key_from_byte(0x21);
+  w->rogue = key_from_byte(0x66);
+  char pk[2 + 64 + 1];
+  bytea_hex(pk, cl_key_public(w->verifier), CL_PK_LEN);
+  const char *v[2] = {"verifier-1", pk};
+  w->verifier_id = q_id(q(w->pg,
+                          "INSERT INTO verifiers (name, public_key) VALUES ($1::text, $2::bytea)"
+                          " RETURNING id",
+                          2, v));
+
+  /* Round ends on whole minutes, the last one a minute ago. */
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t now_s = (uint64_t)ts.tv_sec;
+  w->t0_ns = (now_s / 60u * 60u - 60u * N_ROUNDS) * 1000000000ull;
+  insert_measurements(w);
+  insert_links(w);
+  insert_chains(w);
+}
+
+static void world_fini(world *w) {
+  cl_store_destroy(&w->s);
+  PQfinish(w->pg);
+  for (int l = 0; l < N_LMS; l++) cl_key_destroy(&w->lm[l]);
+  for (int c = 0; c < N_CHIPS; c++) cl_key_destroy(&w->chip[c]);
+  cl_key_destroy(&w->verifier);
+  cl_key_destroy(&w->rogue);
+  free(w->conninfo);
+}
+
+/* ---- checking the audit ------------------------------------------------------- */
+
+typedef struct {
+  cl_audit_table table;
+  int64_t id;
+  cl_audit_problem problem;
+} want_finding;
+
+static void run_audit(world *w, cl_audit_report *rep) {
+  char err[512] = "";
+  int rc = cl_audit_run(w->s, rep, err, sizeof err);
+  ck_assert_msg(rc == CL_OK, "audit: %s (%s)", err, cl_strerror(rc));
+}
+
+static void print_findings(const cl_audit_report *rep, char *buf, size_t len) {
+  size_t o = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < rep->n_findings && o < len; i++)
+    o += (size_t)snprintf(buf + o, len - o, "[%s id=%" PRId64 " %s] ",
+                          cl_audit_table_name(rep->findings[i].table), rep->findings[i].id,
+                          cl_audit_problem_name(rep->findings[i].problem));
+}
+
+/* The audit's findings are exactly `want` (in table, id order), and it
+ * checked the whole world. */
+static void expect_findings(world *w, const want_finding *want, size_t n, int64_t measurements,
+                            int64_t attestations, cl_audit_report *out) {
+  cl_audit_report rep;
+  run_audit(w, &rep);
+  char got[2048];
+  print_findings(&rep, got, sizeof got);
+  ck_assert_msg(rep.n_findings == n && rep.problems == (int64_t)n, "wanted %zu finding(s), got %s",
+                n, got);
+  for (size_t i = 0; i < n; i++) {
+    const cl_audit_finding *f = &rep.findings[i];
+    ck_assert_msg(f->table == want[i].table && f->id == want[i].id &&
+                      f->problem == want[i].problem,
+                  "finding %zu: wanted %s id=%" PRId64 " %s, got %s", i,
+                  cl_audit_table_name(want[i].table), want[i].id,
+                  cl_audit_problem_name(want[i].problem), got);
+  }
+  ck_assert_int_eq(rep.measurements, measurements);
+  ck_assert_int_eq(rep.links, N_LMS);
+  ck_assert_int_eq(rep.attestations, attestations);
+  if (out)
+    *out = rep;
+  else
+    cl_audit_report_free(&rep);
+}
+
+#define ALL_MEAS (N_CHIPS * N_ROUNDS * N_LMS)
+#define ALL_ATT (N_CHIPS * N_ROUNDS)
+
+/* Runs `chiploc audit ARGS...` (NULL-terminated); returns the exit status
+ * and the output (stdout and stderr) through *out, malloc'd. */
+static int cli(char **out, ...) {
+  static int runs;
+  char *dir = tu_tmpdir("chiploc-audit-cli");
+  char log[512];
+  snprintf(log, sizeof log, "%s/run%d.log", dir, runs++);
+  char *bin = tu_bin("server/chiploc");
+  char *argv[16];
+  int argc = 0;
+  argv[argc++] = bin;
+  argv[argc++] = "audit";
+  va_list ap;
+  va_start(ap, out);
+  const char *a;
+  while ((a = va_arg(ap, const char *)) != NULL && argc < 15) argv[argc++] = (char *)a;
+  va_end(ap);
+  argv[argc] = NULL;
+  int rc = tu_run(argv, log);
+  *out = tu_read_file(log);
+  ck_assert_ptr_nonnull(*out);
+  remove(log);
+  remove(dir);
+  free(dir);
+  free(bin);
+  return rc;
+}
+
+static char *sql_text(PGconn *c, const char *sql, int n, const char *const *v) {
+  PGresult *r = PQexecParams(c, sql, n, NULL, v, NULL, NULL, 0);
+  ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+  ck_assert_int_eq(PQntuples(r), 1);
+  char *s = strdup(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return s;
+}
+
+/* ---- a clean database ------------------------------------------------------------ */
+
+START_TEST(test_clean) {
+  world w;
+  world_init(&w, "cl_audit_clean");
+  cl_audit_report rep;
+  expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT, &rep);
+  ck_assert_int_eq(rep.chains, N_CHIPS);
+  ck_assert_ptr_null(rep.findings);
+  cl_audit_report_free(&rep);
+  cl_audit_report_free(&rep); /* twice is harmless */
+  cl_audit_report_free(NULL);
+
+  /* The CLI: exit 0 and the summary; --json; CHIPLOC_DB. */
+  char *o = NULL;
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, NULL), 0);
+  ck_assert_str_eq(o, "audit: 20 measurements, 2 links, 10 attestations checked; 0 problem(s)\n");
+  free(o);
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, "--json", NULL), 0);
+  ck_assert_str_eq(o, "{\"measurements\":20,\"links\":2,\"attestations\":10,\"chains\":2,"
+                      "\"problems\":0,\"findings\":[],\"truncated\":false}\n");
+  free(o);
+  setenv("CHIPLOC_DB", w.conninfo, 1);
+  ck_assert_int_eq(cli(&o, NULL), 0);
+  ck_assert_ptr_nonnull(strstr(o, "0 problem(s)"));
+  free(o);
+  unsetenv("CHIPLOC_DB");
+
+  /* The verifier role may run it; the dashboard role may not. */
+  char err[512] = "";
+  ck_assert_msg(tu_sql(w.conninfo,
+                       "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname ="
+                       " 'audit_ver_test') THEN CREATE ROLE audit_ver_test LOGIN; END IF;"
+                       " IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'audit_dash_test')"
+                       " THEN CREATE ROLE audit_dash_test LOGIN; END IF; END $$;"
+                       " GRANT chiploc_verifier TO audit_ver_test;"
+                       " GRANT chiploc_dashboard TO audit_dash_test",
+                       err, sizeof err) == 0,
+                "%s", err);
+  char *ver = tu_conninfo_as(w.conninfo, "audit_ver_test");
+  char *dash = tu_conninfo_as(w.conninfo, "audit_dash_test");
+  ck_assert_int_eq(cli(&o, "--db", ver, NULL), 0);
+  free(o);
+  ck_assert_int_eq(cli(&o, "--db", dash, NULL), 1);
+  ck_assert_msg(strstr(o, "chiploc: audit: reading measurements: permission denied") != NULL, "%s",
+                o);
+  free(o);
+  cl_store *ds = NULL;
+  ck_assert_int_eq(cl_store_connect(&ds, dash, err, sizeof err), CL_OK);
+  ck_assert_int_eq(cl_audit_run(ds, &rep, err, sizeof err), CL_EPERM);
+  ck_assert_ptr_null(rep.findings);
+  ck_assert_int_eq(rep.measurements, 0);
+  /* The failed run left the connection usable and outside a transaction. */
+  ck_assert_int_eq(cl_audit_run(ds, &rep, err, sizeof err), CL_EPERM);
+  cl_store_destroy(&ds);
+  free(ver);
+  free(dash);
+
+  /* Not inside the caller's transaction. */
+  ck_assert_int_eq(cl_store_begin(w.s, err, sizeof err), CL_OK);
+  ck_assert_int_eq(cl_audit_run(w.s, &rep, err, sizeof err), CL_EINVAL);
+  cl_store_rollback(w.s);
+  run_audit(&w, &rep);
+  ck_assert_int_eq(rep.problems, 0);
+  cl_audit_report_free(&rep);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_cli_usage) {
+  char *o = NULL;
+  ck_assert_int_eq(cli(&o, "--help", NULL), 0);
+  ck_assert_ptr_nonnull(strstr(o, "usage: chiploc audit"));
+  ck_assert_ptr_nonnull(strstr(o, "4 findings"));
+  free(o);
+  ck_assert_int_eq(cli(&o, "--frob", NULL), 2);
+  ck_assert_ptr_nonnull(strstr(o, "chiploc: audit: unknown option --frob"));
+  free(o);
+  ck_assert_int_eq(cli(&o, "--db", NULL), 2);
+  ck_assert_ptr_nonnull(strstr(o, "--db needs a value"));
+  free(o);
+  ck_assert_int_eq(cli(&o, "--db", "dbname=x", "extra", NULL), 2);
+  ck_assert_ptr_nonnull(strstr(o, "unexpected argument extra"));
+  free(o);
+  unsetenv("CHIPLOC_DB");
+  ck_assert_int_eq(cli(&o, NULL), 2);
+  ck_assert_ptr_nonnull(strstr(o, "CHIPLOC_DB"));
+  free(o);
+  ck_assert_int_eq(cli(&o, "--db", "host=/nonexistent dbname=none", NULL), 1);
+  ck_assert_ptr_nonnull(strstr(o, "chiploc: "));
+  free(o);
+}
+END_TEST
+
+/* ---- measurements and links ---------------------------------------------------------- */
+
+START_TEST(test_measurement_edited) {
+  world w;
+  world_init(&w, "cl_audit_meas_edit");
+  int64_t id = w.meas_id[0][1][0];
+  char ids[24];
+  i64s(ids, sizeof ids, id);
+  const char *v[1] = {ids};
+  q_do(w.pg, "UPDATE measurements SET rtt_ns = rtt_ns - 1000 WHERE id = $1::bigint", 1, v);
+  want_finding want[] = {{CL_AUDIT_MEASUREMENTS, id, CL_AUDIT_SIGNATURE}};
+  expect_findings(&w, want, 1, ALL_MEAS, ALL_ATT, NULL);
+
+  /* The CLI says the same, exits 4. */
+  char *o = NULL;
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, NULL), 4);
+  char line[128];
+  snprintf(line, sizeof line, "measurements id=%" PRId64 " signature\naudit: 20 measurements,"
+                              " 2 links, 10 attestations checked; 1 problem(s)\n", id);
+  ck_assert_str_eq(o, line);
+  free(o);
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, "--json", NULL), 4);
+  snprintf(line, sizeof line,
+           "\"findings\":[{\"table\":\"measurements\",\"id\":%" PRId64 ",\"problem\":\"signature\"}]",
+           id);
+  ck_assert_msg(strstr(o, line) != NULL, "%s", o);
+  ck_assert_ptr_nonnull(strstr(o, "\"problems\":1,"));
+  free(o);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_measurement_unsigned_columns) {
+  world w;
+  world_init(&w, "cl_audit_meas_derived");
+  /* bound_m and measured_at are not signed; they must agree with rtt_ns and
+   * measured_at_ns, which are. */
+  int64_t a = w.meas_id[1][0][1], b = w.meas_id[0][4][0];
+  char as[24], bs[24];
+  i64s(as, sizeof as, a);
+  i64s(bs, sizeof bs, b);
+  const char *va[1] = {as}, *vb[1] = {bs};
+  q_do(w.pg, "UPDATE measurements SET bound_m = bound_m * 2 WHERE id = $1::bigint", 1, va);
+  q_do(w.pg, "UPDATE measurements SET measured_at = measured_at - interval '10 minutes'"
+             " WHERE id = $1::bigint", 1, vb);
+  want_finding want[] = {{CL_AUDIT_MEASUREMENTS, a < b ? a : b, CL_AUDIT_DERIVED_COLUMN},
+                         {CL_AUDIT_MEASUREMENTS, a < b ? b : a, CL_AUDIT_DERIVED_COLUMN}};
+  expect_findings(&w, want, 2, ALL_MEAS, ALL_ATT, NULL);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_measurement_deleted) {
+  world w;
+  world_init(&w, "cl_audit_meas_delete");
+  int64_t id = w.meas_id[1][2][1];
+  char ids[24];
+  i64s(ids, sizeof ids, id);
+  const char *v[1] = {ids};
+  q_do(w.pg, "DELETE FROM measurements WHERE id = $1::bigint", 1, v);
+  want_finding want[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[1][2], CL_AUDIT_MEASUREMENT_MISSING}};
+  cl_audit_report rep;
+  expect_findings(&w, want, 1, ALL_MEAS - 1, ALL_ATT, &rep);
+  ck_assert_int_eq(rep.findings[0].ref, id);
+  cl_audit_report_free(&rep);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_link_edited) {
+  world w;
+  world_init(&w, "cl_audit_link_edit");
+  char ids[24];
+  i64s(ids, sizeof ids, w.link_id[1]);
+  const char *v[1] = {ids};
+  q_do(w.pg, "UPDATE landmark_links SET rtt_ns = rtt_ns * 2, bound_m = bound_m * 2"
+             " WHERE id = $1::bigint", 1, v);
+  want_finding want[] = {{CL_AUDIT_LANDMARK_LINKS, w.link_id[1], CL_AUDIT_SIGNATURE}};
+  expect_findings(&w, want, 1, ALL_MEAS, ALL_ATT, NULL);
+  /* Swapping the link's direction changes whose keys are used: both fail. */
+  i64s(ids, sizeof ids, w.link_id[0]);
+  q_do(w.pg, "UPDATE landmark_links SET from_landmark_id = to_landmark_id,"
+             " to_landmark_id = from_landmark_id WHERE id = $1::bigint", 1, v);
+  want_finding want2[] = {{CL_AUDIT_LANDMARK_LINKS, w.link_id[0], CL_AUDIT_SIGNATURE},
+                          {CL_AUDIT_LANDMARK_LINKS, w.link_id[1], CL_AUDIT_SIGNATURE}};
+  expect_findings(&w, want2, 2, ALL_MEAS, ALL_ATT, NULL);
+  world_fini(&w);
+}
+END_TEST
+
+/* ---- attestations ---------------------------------------------------------------------- */
+
+START_TEST(test_attestation_edited) {
+  world w;
+  world_init(&w, "cl_audit_att_edit");
+  int64_t id = w.att_id[0][1];
+  char ids[24];
+  i64s(ids, sizeof ids, id);
+  const char *v[1] = {ids};
+  q_do(w.pg, "UPDATE attestations SET region_verdict = 2 WHERE id = $1::bigint", 1, v);
+  want_finding want[] = {{CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_ATTESTATION_SIGNATURE}};
+  expect_findings(&w, want, 1, ALL_MEAS, ALL_ATT, NULL);
+  /* Putting it back makes the database clean again. */
+  q_do(w.pg, "UPDATE attestations SET region_verdict = 1 WHERE id = $1::bigint", 1, v);
+  expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT, NULL);
+
+  /* Each signed column, and each array the digests come from, is covered. */
+  static const char *const edits[] = {
+      "UPDATE attestations SET window_ns = window_ns + 1 WHERE id = $1::bigint",
+      "UPDATE attestations SET consistency = 1 WHERE id = $1::bigint",
+      "UPDATE attestations SET site_verdict = 2 WHERE id = $1::bigint",
+      "UPDATE attestations SET speed_m_s = 199861638 WHERE id = $1::bigint",
+      "UPDATE attestations SET centre_lat_e7 = -centre_lat_e7 WHERE id = $1::bigint",
+      "UPDATE attestations SET centre_lon_e7 = centre_lon_e7 + 1 WHERE id = $1::bigint",
+      "UPDATE attestations SET radius_m = radius_m - 1 WHERE id = $1::bigint",
+      "UPDATE attestations SET site_margin_m = 1 WHERE id = $1::bigint",
+      "UPDATE attestations SET site_landmark_id = (SELECT min(id) FROM landmarks)"
+      " WHERE id = $1::bigint",
+      "UPDATE attestations SET allowed_regions = '{FRA}' WHERE id = $1::bigint",
+      "UPDATE attestations SET allowed_regions = '{DEU,FRA,CHE}' WHERE id = $1::bigint",
+      "UPDATE attestations SET excluded_landmark_ids = (SELECT array_agg(id) FROM landmarks)"
+      " WHERE id = $1::bigint",
+      "UPDATE attestations SET measurement_ids = measurement_ids[1:1] WHERE id = $1::bigint",
+      "UPDATE attestations SET measurement_ids = measurement_ids ||"
+      " (SELECT min(id) FROM measurements) WHERE id = $1::bigint",
+      "UPDATE attestations SET chip_id = (SELECT max(id) FROM chips) WHERE id = $1::bigint",
+  };
+  /* A third chip to move the record to, without clashing with a round of
+   * chip B. */
+  q_do(w.pg, "INSERT INTO chips (public_key, serial, operator, site_lat, site_lon)"
+             " VALUES (decode(repeat('5a', 32), 'hex'), 'C-0003', 'Example DC', 0, 0)", 0, NULL);
+  /* The row as written, to put back after each edit (a temporary table of
+   * this session). */
+  q_do(w.pg, "CREATE TEMP TABLE saved AS SELECT * FROM attestations WHERE id = $1::bigint", 1, v);
+  for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+    q_do(w.pg, edits[i], 1, v);
+    cl_audit_report rep;
+    run_audit(&w, &rep);
+    int found = 0;
+    for (size_t k = 0; k < rep.n_findings; k++)
+      if (rep.findings[k].id == id && rep.findings[k].table == CL_AUDIT_ATTESTATIONS &&
+          rep.findings[k].problem == CL_AUDIT_ATTESTATION_SIGNATURE)
+        found = 1;
+    char got[2048];
+    print_findings(&rep, got, sizeof got);
+    ck_assert_msg(found, "%s: not reported; got %s", edits[i], got);
+    cl_audit_report_free(&rep);
+    q_do(w.pg, "DELETE FROM attestations WHERE id = $1::bigint", 1, v);
+    q_do(w.pg, "INSERT INTO attestations SELECT * FROM saved", 0, NULL);
+    expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT, NULL);
+  }
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_attestation_deleted_middle) {
+  world w;
+  world_init(&w, "cl_audit_att_delete");
+  char ids[24];
+  i64s(ids, sizeof ids, w.att_id[0][2]);
+  const char *v[1] = {ids};
+  q_do(w.pg, "DELETE FROM attestations WHERE id = $1::bigint", 1, v);
+  want_finding want[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[0][3], CL_AUDIT_CHAIN_BREAK}};
+  cl_audit_report rep;
+  expect_findings(&w, want, 1, ALL_MEAS, ALL_ATT - 1, &rep);
+  ck_assert_int_eq(rep.findings[0].ref, w.att_id[0][1]);
+  cl_audit_report_free(&rep);
+
+  char *o = NULL;
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, NULL), 4);
+  char line[96];
+  snprintf(line, sizeof line, "attestations id=%" PRId64 " chain break\n", w.att_id[0][3]);
+  ck_assert_msg(strstr(o, line) == o, "%s", o);
+  ck_assert_ptr_nonnull(strstr(o, "9 attestations checked; 1 problem(s)\n"));
+  free(o);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_attestation_deleted_first) {
+  world w;
+  world_init(&w, "cl_audit_att_first");
+  char ids[24];
+  i64s(ids, sizeof ids, w.att_id[1][0]);
+  const char *v[1] = {ids};
+  q_do(w.pg, "DELETE FROM attestations WHERE id = $1::bigint", 1, v);
+  want_finding want[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[1][1], CL_AUDIT_CHAIN_START}};
+  expect_findings(&w, want, 1, ALL_MEAS, ALL_ATT - 1, NULL);
+  /* The first two: still the chain start, at the new first record. */
+  i64s(ids, sizeof ids, w.att_id[1][1]);
+  q_do(w.pg, "DELETE FROM attestations WHERE id = $1::bigint", 1, v);
+  want_finding want2[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[1][2], CL_AUDIT_CHAIN_START}};
+  expect_findings(&w, want2, 1, ALL_MEAS, ALL_ATT - 2, NULL);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_attestation_forged) {
+  world w;
+  world_init(&w, "cl_audit_att_forged");
+  /* A record for the next round, chained correctly, claiming the real
+   * verifier but signed with another key. */
+  cl_attestation f;
+  int site_lm, excluded_lm;
+  /* It names round 4's measurements, the newest there are. */
+  make_attestation(&w, 0, N_ROUNDS, N_ROUNDS - 1, w.att_hash[0][N_ROUNDS - 1], &f, &site_lm,
+                   &excluded_lm);
+  cl_attest_sign(&f, w.rogue); /* f.verifier is still the real verifier's key */
+  uint8_t h[CL_HASH_LEN];
+  cl_attest_hash(&f, h);
+  int64_t forged = insert_attestation(&w, 0, &f, h, site_lm, excluded_lm,
+                                      w.meas_id[0][N_ROUNDS - 1], N_LMS);
+  want_finding want[] = {{CL_AUDIT_ATTESTATIONS, forged, CL_AUDIT_ATTESTATION_SIGNATURE}};
+  expect_findings(&w, want, 1, ALL_MEAS, ALL_ATT + 1, NULL);
+
+  /* Another one, for the round after, carrying a copied genuine signature. */
+  cl_attestation g;
+  make_attestation(&w, 1, N_ROUNDS, N_ROUNDS - 1, w.att_hash[1][N_ROUNDS - 1], &g, &site_lm,
+                   &excluded_lm);
+  memcpy(g.sig, w.att[1][N_ROUNDS - 1].sig, CL_SIG_LEN);
+  cl_attest_hash(&g, h);
+  int64_t copied = insert_attestation(&w, 1, &g, h, site_lm, excluded_lm,
+                                      w.meas_id[1][N_ROUNDS - 1], N_LMS);
+  want_finding want2[] = {{CL_AUDIT_ATTESTATIONS, forged, CL_AUDIT_ATTESTATION_SIGNATURE},
+                          {CL_AUDIT_ATTESTATIONS, copied, CL_AUDIT_ATTESTATION_SIGNATURE}};
+  expect_findings(&w, want2, 2, ALL_MEAS, ALL_ATT + 2, NULL);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_attestation_inserted_middle) {
+  world w;
+  world_init(&w, "cl_audit_att_insert");
+  /* A record between rounds 1 and 2 of chip 1, chained to round 1: it is
+   * forged, and round 2 no longer follows the record before it. */
+  cl_attestation f;
+  int site_lm, excluded_lm;
+  make_attestation(&w, 1, 1, 1, w.att_hash[1][1], &f, &site_lm, &excluded_lm);
+  f.round_end_ns += ROUND_NS / 2;
+  cl_attest_sign(&f, w.rogue);
+  uint8_t h[CL_HASH_LEN];
+  cl_attest_hash(&f, h);
+  int64_t forged = insert_attestation(&w, 1, &f, h, site_lm, excluded_lm, w.meas_id[1][1], N_LMS);
+  want_finding want[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[1][2], CL_AUDIT_CHAIN_BREAK},
+                         {CL_AUDIT_ATTESTATIONS, forged, CL_AUDIT_ATTESTATION_SIGNATURE}};
+  expect_findings(&w, want, 2, ALL_MEAS, ALL_ATT + 1, NULL);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_attestation_hash_edited) {
+  world w;
+  world_init(&w, "cl_audit_att_hash");
+  int64_t id = w.att_id[0][3];
+  char ids[24];
+  i64s(ids, sizeof ids, id);
+  const char *v[1] = {ids};
+  q_do(w.pg, "UPDATE attestations SET hash = sha256(hash) WHERE id = $1::bigint", 1, v);
+  want_finding want[] = {{CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_HASH_MISMATCH}};
+  expect_findings(&w, want, 1, ALL_MEAS, ALL_ATT, NULL);
+  /* Rewriting the next record's link to match does not help without the
+   * verifier's key: prev_hash is signed. */
+  i64s(ids, sizeof ids, w.att_id[0][4]);
+  q_do(w.pg, "UPDATE attestations SET prev_hash = sha256(prev_hash) WHERE id = $1::bigint", 1, v);
+  want_finding want2[] = {{CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_HASH_MISMATCH},
+                          {CL_AUDIT_ATTESTATIONS, w.att_id[0][4], CL_AUDIT_ATTESTATION_SIGNATURE}};
+  expect_findings(&w, want2, 2, ALL_MEAS, ALL_ATT, NULL);
+  /* A link that matches nothing is a chain break as well. */
+  q_do(w.pg, "UPDATE attestations SET prev_hash = sha256(prev_hash) WHERE id = $1::bigint", 1, v);
+  want_finding want3[] = {{CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_HASH_MISMATCH},
+                          {CL_AUDIT_ATTESTATIONS, w.att_id[0][4], CL_AUDIT_ATTESTATION_SIGNATURE},
+                          {CL_AUDIT_ATTESTATIONS, w.att_id[0][4], CL_AUDIT_CHAIN_BREAK}};
+  expect_findings(&w, want3, 3, ALL_MEAS, ALL_ATT, NULL);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_attestation_round_end_edited) {
+  world w;
+  world_init(&w, "cl_audit_att_round_end");
+  int64_t id = w.att_id[1][4];
+  char ids[24];
+  i64s(ids, sizeof ids, id);
+  const char *v[1] = {ids};
+  /* round_end is what dashboards show; round_end_ns is what was signed. */
+  q_do(w.pg, "UPDATE attestations SET round_end = round_end + interval '1 day'"
+             " WHERE id = $1::bigint", 1, v);
+  want_finding want[] = {{CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_DERIVED_COLUMN}};
+  expect_findings(&w, want, 1, ALL_MEAS, ALL_ATT, NULL);
+  /* Rewritten from round_end_ns the way the verifier writes it: clean. */
+  q_do(w.pg, "UPDATE attestations SET round_end = to_timestamp(round_end_ns / 1e9)"
+             " WHERE id = $1::bigint", 1, v);
+  expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT, NULL);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_signed_measurement_swapped) {
+  world w;
+  world_init(&w, "cl_audit_meas_swap");
+  /* A measurement's landmark signature replaced by another genuine one:
+   * the measurement fails, and so does the attestation that named it. */
+  char a[24], b[24];
+  i64s(a, sizeof a, w.meas_id[0][0][0]);
+  i64s(b, sizeof b, w.meas_id[0][1][0]);
+  const char *v[2] = {a, b};
+  q_do(w.pg, "UPDATE measurements SET landmark_sig = (SELECT landmark_sig FROM measurements"
+             " WHERE id = $2::bigint) WHERE id = $1::bigint", 2, v);
+  want_finding want[] = {{CL_AUDIT_MEASUREMENTS, w.meas_id[0][0][0], CL_AUDIT_SIGNATURE},
+                         {CL_AUDIT_ATTESTATIONS, w.att_id[0][0], CL_AUDIT_ATTESTATION_SIGNATURE}};
+  expect_findings(&w, want, 2, ALL_MEAS, ALL_ATT, NULL);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_many_rows) {
+  /* Enough rows that nothing fits one network buffer, and a chain long
+   * enough to be streamed across many reads. */
+  world w;
+  world_init(&w, "cl_audit_many");
+  char err[512] = "";
+  enum { N = 3000 };
+  cl_store_row *rows = calloc(N, sizeof *rows);
+  ck_assert_ptr_nonnull(rows);
+  for (int i = 0; i < N; i++) {
+    uint64_t rtt = 3000000u + (uint64_t)i;
+    make_measurement(&rows[i].m, w.lm[0], w.chip[1], 100000u + (uint64_t)i, rtt,
+                     w.t0_ns - 3600000000000ull + (uint64_t)i * 1000000u);
+    rows[i].chip_id = w.chip_id[1];
+    rows[i].bound_m = cl_bound_m(rtt, CL_SPEED_C);
+    rows[i].est_speed = CL_SPEED_C;
+    rows[i].est_bound_m = rows[i].bound_m;
+  }
+  ck_assert_msg(cl_store_insert_measurements(w.s, w.lm_id[0], rows, N, err, sizeof err) == CL_OK,
+                "%s", err);
+  free(rows);
+  /* Edit one in the middle. */
+  q_do(w.pg, "UPDATE measurements SET probe_count = 4 WHERE seq = 101500", 0, NULL);
+  char *id_s = sql_text(w.pg, "SELECT id FROM measurements WHERE seq = 101500", 0, NULL);
+  want_finding want[] = {
+      {CL_AUDIT_MEASUREMENTS, strtoll(id_s, NULL, 10), CL_AUDIT_SIGNATURE}};
+  free(id_s);
+  expect_findings(&w, want, 1, ALL_MEAS + N, ALL_ATT, NULL);
+  world_fini(&w);
+}
+END_TEST
+
+/* Runs the chiploc CLI with the given arguments (NULL-terminated), output
+ * to a log file in dir; returns the exit status. */
+static int run_chiploc(const char *dir, ...) {
+  char log[512];
+  snprintf(log, sizeof log, "%s/chiploc.log", dir);
+  char *bin = tu_bin("server/chiploc");
+  char *argv[32];
+  int argc = 0;
+  argv[argc++] = bin;
+  va_list ap;
+  va_start(ap, dir);
+  const char *a;
+  while ((a = va_arg(ap, const char *)) != NULL && argc < 31) argv[argc++] = (char *)a;
+  va_end(ap);
+  argv[argc] = NULL;
+  int rc = tu_run(argv, log);
+  free(bin);
+  return rc;
+}
+
+START_TEST(test_real_verifier) {
+  /* The verifier's own records, written by `chiploc verify` over three
+   * one-second rounds next to the chains made here, audit clean; deleting
+   * one of its middle records breaks its chain. */
+  world w;
+  world_init(&w, "cl_audit_verifier");
+  char *dir = tu_tmpdir("chiploc-audit-verify");
+  char keyfile[512], pkhex[CL_PK_HEX_LEN + 1];
+  snprintf(keyfile, sizeof keyfile, "%s/verifier.key", dir);
+  cl_key *vk = key_from_byte(0x77);
+  ck_assert_int_eq(cl_key_save(vk, keyfile), CL_OK);
+  cl_pk_to_hex(cl_key_public(vk), pkhex);
+  cl_key_destroy(&vk);
+  ck_assert_int_eq(run_chiploc(dir, "verifier", "add", "--db", w.conninfo, "--name", "verifier-2",
+                               "--pubkey", pkhex, NULL),
+                   0);
+  for (int round = 0; round < 3; round++) {
+    if (round) tu_sleep_ms(1100);
+    ck_assert_int_eq(run_chiploc(dir, "verify", "--db", w.conninfo, "--key", keyfile,
+                                 "--interval", "1", "--settle", "0", "--min-landmarks", "2",
+                                 "--quiet", NULL),
+                     0);
+  }
+  char log[600];
+  snprintf(log, sizeof log, "%s/chiploc.log", dir);
+  long long written = tu_sql_int(w.conninfo, "SELECT count(*) FROM attestations a JOIN verifiers v"
+                                             " ON v.id = a.verifier_id WHERE v.name = 'verifier-2'");
+  ck_assert_int_eq(written, 3 * N_CHIPS);
+  cl_audit_report rep;
+  expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT + written, &rep);
+  ck_assert_int_eq(rep.chains, 2 * N_CHIPS);
+  cl_audit_report_free(&rep);
+
+  char *mid = sql_text(w.pg,
+                       "SELECT a.id FROM attestations a JOIN verifiers v ON v.id = a.verifier_id"
+                       " WHERE v.name = 'verifier-2' AND a.chip_id = (SELECT min(id) FROM chips)"
+                       " ORDER BY a.round_end_ns OFFSET 1 LIMIT 1",
+                       0, NULL);
+  char *next = sql_text(w.pg,
+                        "SELECT a.id FROM attestations a JOIN verifiers v ON v.id = a.verifier_id"
+                        " WHERE v.name = 'verifier-2' AND a.chip_id = (SELECT min(id) FROM chips)"
+                        " ORDER BY a.round_end_ns OFFSET 2 LIMIT 1",
+                        0, NULL);
+  const char *v[1] = {mid};
+  q_do(w.pg, "DELETE FROM alerts WHERE attestation_id = $1::bigint", 1, v);
+  q_do(w.pg, "DELETE FROM attestations WHERE id = $1::bigint", 1, v);
+  want_finding want[] = {
+      {CL_AUDIT_ATTESTATIONS, strtoll(next, NULL, 10), CL_AUDIT_CHAIN_BREAK}};
+  expect_findings(&w, want, 1, ALL_MEAS, ALL_ATT + written - 1, NULL);
+  free(mid);
+  free(next);
+  unlink(keyfile);
+  unlink(log);
+  rmdir(dir);
+  free(dir);
+  world_fini(&w);
+}
+END_TEST
+
+int main(void) {
+  if (sodium_init() < 0) return EXIT_FAILURE;
+  Suite *su = suite_create("audit");
+  TCase *tc = tcase_create("postgres");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_clean);
+  tcase_add_test(tc, test_cli_usage);
+  tcase_add_test(tc, test_measurement_edited);
+  tcase_add_test(tc, test_measurement_unsigned_columns);
+  tcase_add_test(tc, test_measurement_deleted);
+  tcase_add_test(tc, test_link_edited);
+  tcase_add_test(tc, test_attestation_edited);
+  tcase_add_test(tc, test_attestation_deleted_middle);
+  tcase_add_test(tc, test_attestation_deleted_first);
+  tcase_add_test(tc, test_attestation_forged);
+  tcase_add_test(tc, test_attestation_inserted_middle);
+  tcase_add_test(tc, test_attestation_hash_edited);
+  tcase_add_test(tc, test_attestation_round_end_edited);
+  tcase_add_test(tc, test_signed_measurement_swapped);
+  tcase_add_test(tc, test_many_rows);
+  tcase_add_test(tc, test_real_verifier);
+  suite_add_tcase(su, tc);
+  SRunner *sr = srunner_create(su);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
