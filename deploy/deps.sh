@@ -5,8 +5,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libuv1-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler libpq-dev libinih-dev
-      libproj-dev libjansson-dev
-      check libsubunit-dev
+      libproj-dev libjansson-dev libmicrohttpd-dev
+      check libsubunit-dev groff-base
       postgresql-15 postgresql-client-15
       clang libclang-rt-14-dev)
 missing=()

@@ -16,6 +16,7 @@
  */
 #include "cl_config.h"
 #include "cl_err.h"
+#include "cl_frame.h"
 #include "cl_probe.h"
 
 #include <ctype.h>
@@ -40,6 +41,7 @@ typedef enum {
 } opt_type;
 
 #define OPT_REQUIRED 1u
+#define OPT_EMPTY_OK 2u /* OPT_HOSTPORT: an empty value clears host and port (disabled) */
 
 /* A section kind: either one fixed [name], or repeated [name.INSTANCE]. */
 typedef struct {
@@ -72,7 +74,7 @@ typedef struct {
   int (*check)(struct parse_ctx *c);
 } config_kind;
 
-#define MAX_OPTS_PER_KIND 24
+#define MAX_OPTS_PER_KIND 40
 
 /* One section as it appears in the file (or, for fixed sections, as it
  * would: fixed sections exist even when the file omits them). */
@@ -273,6 +275,11 @@ static int apply(parse_ctx *c, const instance *in, const option *o, const char *
     return CL_OK;
   }
   case OPT_HOSTPORT:
+    if ((o->flags & OPT_EMPTY_OK) && !*value) {
+      base[o->off] = '\0';
+      *(int *)(base + o->off2) = 0;
+      return CL_OK;
+    }
     if (cl_parse_hostport(value, base + o->off, o->size, (int *)(base + o->off2)) == CL_OK)
       return CL_OK;
     set_err(c, line, "%s %s = %s: must be HOST:PORT or [IPV6]:PORT with a port in [1, 65535]",
@@ -652,13 +659,14 @@ static int seen_line(const parse_ctx *c, int sec, const char *key) {
 
 /* ---- landmarkd ---------------------------------------------------------- */
 
-enum { LS_LANDMARK, LS_DATABASE, LS_PROBE, LS_LIMITS };
+enum { LS_LANDMARK, LS_DATABASE, LS_PROBE, LS_LIMITS, LS_METRICS };
 
 static const section_def landmark_secs[] = {
     [LS_LANDMARK] = {.name = "landmark"},
     [LS_DATABASE] = {.name = "database"},
     [LS_PROBE] = {.name = "probe"},
     [LS_LIMITS] = {.name = "limits"},
+    [LS_METRICS] = {.name = "metrics"},
 };
 
 #define LMF(f) offsetof(cl_landmark_config, f)
@@ -682,6 +690,10 @@ static const option landmark_opts[] = {
     LM_U32(LS_DATABASE, "batch_size", batch_size, 1, 100000, 500),
     LM_U32(LS_DATABASE, "flush_interval_ms", flush_interval_ms, 10, 600000, 1000),
     LM_U32(LS_DATABASE, "refresh_interval_s", refresh_interval_s, 1, 86400, 30),
+    /* No constant default: landmark_check derives it from the file's name. */
+    {.sec = LS_DATABASE, .key = "spool_path", .type = OPT_PATH, .off = LMF(spool_path),
+     .size = LMS(spool_path)},
+    LM_U32(LS_DATABASE, "spool_max_mb", spool_max_mb, 1, 100000, 256),
     LM_U32(LS_PROBE, "interval_s", interval_s, 1, 86400, 60),
     {.sec = LS_PROBE, .key = "jitter", .type = OPT_DOUBLE, .min = 0, .max = 0.5, .def = 0.1,
      .off = LMF(jitter)},
@@ -694,10 +706,48 @@ static const option landmark_opts[] = {
     LM_U32(LS_LIMITS, "handshake_timeout_ms", handshake_timeout_ms, 100, 600000, 10000),
     LM_U32(LS_LIMITS, "idle_timeout_s", idle_timeout_s, 1, 86400, 300),
     LM_U32(LS_LIMITS, "stats_interval_s", stats_interval_s, 1, 86400, 60),
+    LM_U32(LS_LIMITS, "max_connections_per_address", max_connections_per_address, 1, 100000, 64),
+    /* Probes outstanding at once on one connection. landmarkd keeps at most
+     * one per chip and a connection registers at most 64 chips, so the
+     * default never defers a probe; a lower value does. */
+    LM_U32(LS_LIMITS, "max_pending_challenges", max_pending_challenges, 1, 1024, 64),
+    /* Frame body limit once a peer has registered. It may only be lowered
+     * from the protocol's CL_FRAME_MAX, down to 1024 bytes, which still holds
+     * every Response and Error a conforming agent sends. The limit before
+     * registration is the protocol constant CL_FRAME_MAX_UNREGISTERED (8192
+     * bytes, sized for the largest Register) and is not a setting. */
+    LM_U32(LS_LIMITS, "max_frame_bytes", max_frame_bytes, 1024, CL_FRAME_MAX, CL_FRAME_MAX),
+    /* No default: absent or empty means no metrics endpoint. */
+    {.sec = LS_METRICS, .key = "listen", .type = OPT_HOSTPORT, .flags = OPT_EMPTY_OK,
+     .off = LMF(metrics_host), .off2 = LMF(metrics_port), .size = LMS(metrics_host)},
 };
 
 _Static_assert(sizeof landmark_opts / sizeof landmark_opts[0] <= MAX_OPTS_PER_KIND,
                "raise MAX_OPTS_PER_KIND");
+
+/*
+ * The default spool_path: beside the config file, named after it with the
+ * extension replaced by .spool (/etc/chiploc/landmarkd.conf gives
+ * /etc/chiploc/landmarkd.spool), so landmarks whose configs share a
+ * directory never share a spool.
+ */
+static int landmark_check(parse_ctx *c) {
+  cl_landmark_config *cfg = c->cfg;
+  if (cfg->spool_path[0]) return CL_OK;
+  const char *base = strrchr(c->path, '/');
+  base = base ? base + 1 : c->path;
+  const char *dot = strrchr(base, '.');
+  size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+  int n = len ? snprintf(cfg->spool_path, sizeof cfg->spool_path, "%s/%.*s.spool", c->dir,
+                         (int)len, base)
+              : snprintf(cfg->spool_path, sizeof cfg->spool_path, "%s/landmarkd.spool", c->dir);
+  if (n < 0 || (size_t)n >= sizeof cfg->spool_path) {
+    set_err(c, 0, "[database] spool_path: the default path beside this file is longer than %zu "
+            "characters; set spool_path", sizeof cfg->spool_path - 1);
+    return CL_EMALFORMED;
+  }
+  return CL_OK;
+}
 
 static const config_kind landmark_kind = {
     .secs = landmark_secs,
@@ -705,6 +755,7 @@ static const config_kind landmark_kind = {
     .opts = landmark_opts,
     .n_opts = sizeof landmark_opts / sizeof landmark_opts[0],
     .struct_size = sizeof(cl_landmark_config),
+    .check = landmark_check,
 };
 
 int cl_landmark_config_load(const char *path, cl_landmark_config *out, char *err, size_t errlen) {

@@ -32,6 +32,9 @@ typedef struct {
   uint32_t batch_size;                   /* rows per COPY, default 500 */
   uint32_t flush_interval_ms;            /* longest a row waits, default 1000 */
   uint32_t refresh_interval_s;           /* enrolled-chip refresh, default 30 */
+  char spool_path[PATH_MAX]; /* outage spool; default: beside the config file, named after it
+                                with .spool for its extension (landmarkd.conf: landmarkd.spool) */
+  uint32_t spool_max_mb;     /* size limit of the spool file in MiB, default 256 */
   /* [probe] */
   uint32_t interval_s;   /* one burst per chip per interval, default 60 */
   double jitter;         /* interval is scaled by 1 +- jitter, default 0.1 */
@@ -43,8 +46,15 @@ typedef struct {
   /* [limits] */
   uint32_t max_connections;      /* default 20000 */
   uint32_t handshake_timeout_ms; /* Hello -> Register must finish, default 10000 */
-  uint32_t idle_timeout_s;       /* no bytes from a peer for this long, default 300 */
+  uint32_t idle_timeout_s;       /* no complete frame from a peer for this long, default 300 */
   uint32_t stats_interval_s;     /* period of the stats log line, default 60 */
+  uint32_t max_connections_per_address; /* connections from one IP address, default 64 */
+  uint32_t max_pending_challenges;      /* outstanding probes per connection, default 64 */
+  uint32_t max_frame_bytes; /* frame body limit after registration, default CL_FRAME_MAX; the
+                               limit before registration is CL_FRAME_MAX_UNREGISTERED, fixed */
+  /* [metrics] listen = HOST:PORT (numeric IP); empty host: no metrics endpoint */
+  char metrics_host[CL_CONFIG_HOST_MAX];
+  int metrics_port;
 } cl_landmark_config;
 
 typedef struct {

@@ -42,6 +42,10 @@
 #define GRID_PER_EDGE 32
 /* Most latitude bands; at most one per edge. */
 #define BANDS_MAX 4096
+/* Fewer bands when the band lists would hold more entries than this per
+ * edge on average: an edge is listed in every band its latitude range
+ * meets, so long edges would make the lists grow as edges x bands. */
+#define BAND_ENTRIES_PER_EDGE 16
 /* Vertices one region may hold: edge indexes are 32-bit. */
 #define MAX_VERTICES ((size_t)1 << 28)
 /* Edges are registered in every bucket they come within this distance of.
@@ -63,7 +67,7 @@ typedef struct {
   uint32_t dense;  /* 0..npoly-1, in increasing order of polygon number */
 } ring;
 
-enum { CELL_OUT = 0, CELL_IN = 1, CELL_EDGES = 2 };
+enum { CELL_OUT = 0, CELL_IN = 1, CELL_EDGES = 2, CELL_UNSET = 3 /* while building */ };
 
 struct cl_region {
   char *code;
@@ -329,8 +333,28 @@ static void register_edge(const cl_region *r, uint32_t e, size_t *count, size_t 
   double ey0 = fmin(g->y0, g->y1), ey1 = fmax(g->y0, g->y1);
   int ix0 = grid_ix(r, ex0 - GRID_MARGIN), ix1 = grid_ix(r, ex1 + GRID_MARGIN);
   int iy0 = grid_iy(r, ey0 - GRID_MARGIN), iy1 = grid_iy(r, ey1 + GRID_MARGIN);
-  for (int iy = iy0; iy <= iy1; iy++)
-    for (int ix = ix0; ix <= ix1; ix++) {
+  double dx = g->x1 - g->x0, dy = g->y1 - g->y0;
+  for (int iy = iy0; iy <= iy1; iy++) {
+    /*
+     * A slanted edge meets a row of buckets only near where it crosses the
+     * row's (grown) latitude range: scan from there, not the whole span of
+     * the edge, or a long diagonal edge costs every bucket of the grid. The
+     * slack (a bucket, the margin, and the rounding of t magnified by the
+     * slope) keeps this a superset of the buckets the exact test accepts.
+     */
+    int jx0 = ix0, jx1 = ix1;
+    if (dy != 0 && ix1 - ix0 > 2) {
+      double x0, y0, x1, y1;
+      bucket_rect(r, ix0, iy, &x0, &y0, &x1, &y1);
+      double ta = (y0 - g->y0) / dy, tb = (y1 - g->y0) / dy;
+      double t0 = fmax(0.0, fmin(ta, tb)), t1 = fmin(1.0, fmax(ta, tb));
+      double xa = g->x0 + t0 * dx, xb = g->x0 + t1 * dx;
+      double slack = (x1 - x0) + GRID_MARGIN + (fabs(dx / dy) + 1) * 1e-9;
+      int ka = grid_ix(r, fmin(xa, xb) - slack), kb = grid_ix(r, fmax(xa, xb) + slack);
+      if (ka > jx0) jx0 = ka;
+      if (kb < jx1) jx1 = kb;
+    }
+    for (int ix = jx0; ix <= jx1; ix++) {
       double x0, y0, x1, y1;
       bucket_rect(r, ix, iy, &x0, &y0, &x1, &y1);
       if (!seg_meets_rect(g, x0, y0, x1, y1)) continue;
@@ -340,6 +364,7 @@ static void register_edge(const cl_region *r, uint32_t e, size_t *count, size_t 
       else
         count[b]++;
     }
+  }
 }
 
 /* Grid side lengths for about `target` square-ish buckets over w x h. */
@@ -364,11 +389,26 @@ static void grid_dims(double w, double h, size_t target, int *gx, int *gy) {
   *gy = fy >= GRID_MAX ? GRID_MAX : fy < 1 ? 1 : (int)fy;
 }
 
+/* Entries the band lists need with the current r->nb and r->sb. */
+static size_t band_entries(const cl_region *r) {
+  size_t n = 0;
+  for (size_t e = 0; e < r->nedges; e++) {
+    const edge *g = &r->edges[e];
+    if (g->y0 == g->y1) continue;
+    n += (size_t)(band_of(r, fmax(g->y0, g->y1)) - band_of(r, fmin(g->y0, g->y1))) + 1;
+  }
+  return n;
+}
+
 static int build_bands(cl_region *r) {
   double h = r->by1 - r->by0;
   r->nb = r->nedges > BANDS_MAX ? BANDS_MAX : (int)r->nedges;
   if (h <= 0 || r->nb < 1) r->nb = 1;
   r->sb = h > 0 ? r->nb / h : 0;
+  while (r->nb > 1 && band_entries(r) > BAND_ENTRIES_PER_EDGE * r->nedges) {
+    r->nb /= 2;
+    r->sb = r->nb / h;
+  }
   r->boff = calloc((size_t)r->nb + 1, sizeof *r->boff);
   if (!r->boff) return CL_ENOMEM;
   /* Horizontal edges never cross a horizontal ray; leave them out. */
@@ -426,6 +466,10 @@ static int build_grid(cl_region *r) {
                       ? (size_t)GRID_MAX * GRID_MAX
                       : GRID_PER_EDGE * r->nedges;
   grid_dims(w, h, target, &r->gx, &r->gy);
+  /* Buckets narrower than the margin would all list the same edges as
+   * their neighbours: a region only a few margins across gets fewer. */
+  if (r->gx > 1 && w < r->gx * GRID_MARGIN) r->gx = w > GRID_MARGIN ? (int)(w / GRID_MARGIN) : 1;
+  if (r->gy > 1 && h < r->gy * GRID_MARGIN) r->gy = h > GRID_MARGIN ? (int)(h / GRID_MARGIN) : 1;
   r->sx = w > 0 ? r->gx / w : 0;
   r->sy = h > 0 ? r->gy / h : 0;
   size_t nbk = (size_t)r->gx * (size_t)r->gy;
@@ -448,20 +492,48 @@ static int build_grid(cl_region *r) {
   for (size_t e = 0; e < r->nedges; e++) register_edge(r, (uint32_t)e, NULL, cur, r->gedges);
   free(cur);
 
-  /* A bucket no edge meets is inside or outside as a whole; its centre is
-   * at least half a bucket from every edge, so ray casting there is exact. */
+  /*
+   * A bucket no edge meets is inside or outside as a whole; its centre is
+   * at least half a bucket from every edge, so ray casting there is exact.
+   * Two such buckets side by side are in the same state (the segment
+   * between their centres stays within them, so no edge crosses it): one
+   * ray per connected group of them is enough. A ray per bucket would cost
+   * buckets x edges per band, which long edges make large.
+   */
+  uint32_t *stack = malloc(nbk * sizeof *stack);
+  if (!stack) return CL_ENOMEM;
+  for (size_t b = 0; b < nbk; b++)
+    r->gstate[b] = r->goff[b + 1] > r->goff[b] ? CELL_EDGES : CELL_UNSET;
+  for (size_t b0 = 0; b0 < nbk; b0++) {
+    if (r->gstate[b0] != CELL_UNSET) continue;
+    double x0, y0, x1, y1;
+    bucket_rect(r, (int)(b0 % (size_t)r->gx), (int)(b0 / (size_t)r->gx), &x0, &y0, &x1, &y1);
+    uint8_t st = point_in(r, 0.5 * (x0 + x1), 0.5 * (y0 + y1)) ? CELL_IN : CELL_OUT;
+    size_t top = 0;
+    r->gstate[b0] = st;
+    stack[top++] = (uint32_t)b0;
+    while (top > 0) {
+      size_t b = stack[--top];
+      int ix = (int)(b % (size_t)r->gx), iy = (int)(b / (size_t)r->gx);
+      size_t nb[4];
+      int k = 0;
+      if (ix > 0) nb[k++] = b - 1;
+      if (ix + 1 < r->gx) nb[k++] = b + 1;
+      if (iy > 0) nb[k++] = b - (size_t)r->gx;
+      if (iy + 1 < r->gy) nb[k++] = b + (size_t)r->gx;
+      for (int i = 0; i < k; i++) {
+        if (r->gstate[nb[i]] != CELL_UNSET) continue;
+        r->gstate[nb[i]] = st;
+        stack[top++] = (uint32_t)nb[i];
+      }
+    }
+  }
+  free(stack);
   size_t stride = (size_t)r->gx + 1;
   for (int iy = 0; iy < r->gy; iy++)
     for (int ix = 0; ix < r->gx; ix++) {
       size_t b = (size_t)ix + (size_t)iy * (size_t)r->gx;
-      int has = r->goff[b + 1] > r->goff[b];
-      if (has) {
-        r->gstate[b] = CELL_EDGES;
-      } else {
-        double x0, y0, x1, y1;
-        bucket_rect(r, ix, iy, &x0, &y0, &x1, &y1);
-        r->gstate[b] = point_in(r, 0.5 * (x0 + x1), 0.5 * (y0 + y1)) ? CELL_IN : CELL_OUT;
-      }
+      int has = r->gstate[b] == CELL_EDGES;
       r->gsum[(size_t)(iy + 1) * stride + (size_t)ix + 1] =
           r->gsum[(size_t)iy * stride + (size_t)ix + 1] +
           r->gsum[(size_t)(iy + 1) * stride + (size_t)ix] -

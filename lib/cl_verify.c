@@ -3,6 +3,7 @@
 #include "cl_err.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -76,15 +77,14 @@ int cl_verify_chip_round(cl_geo_ctx *geo, const cl_verify_params *p, const cl_ke
                                   a->excluded_digest)) != CL_OK ||
       (rc = cl_attest_digest_codes(in->allowed_codes, in->n_allowed, a->allowed_digest)) != CL_OK)
     return rc;
-  uint8_t(*sigs)[CL_SIG_LEN] = NULL;
-  uint8_t sig_stack[64][CL_SIG_LEN];
-  sigs = sig_stack;
-  if (in->n_mins > 64) return CL_EINVAL; /* at most one measurement per landmark and 64 here */
+  /* One measurement per landmark: at most CL_GEO_MAX_LANDMARKS signatures. */
+  uint8_t(*sigs)[CL_SIG_LEN] = malloc((in->n_mins ? in->n_mins : 1) * sizeof *sigs);
+  if (!sigs) return CL_ENOMEM;
   for (size_t i = 0; i < in->n_mins; i++) memcpy(sigs[i], in->mins[i].landmark_sig, CL_SIG_LEN);
   a->n_measurements = (uint32_t)in->n_mins;
-  if ((rc = cl_attest_digest_sigs((const uint8_t(*)[CL_SIG_LEN])sigs, in->n_mins,
-                                  a->measurements_digest)) != CL_OK)
-    return rc;
+  rc = cl_attest_digest_sigs((const uint8_t(*)[CL_SIG_LEN])sigs, in->n_mins, a->measurements_digest);
+  free(sigs);
+  if (rc != CL_OK) return rc;
   cl_attest_sign(a, verifier);
   cl_attest_hash(a, out->hash);
 

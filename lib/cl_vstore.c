@@ -466,3 +466,26 @@ int cl_vstore_landmark_alert(cl_store *s, const cl_vlandmark *lm, int open, cons
   PQclear(r);
   return CL_OK;
 }
+
+int cl_vstore_open_alerts(cl_store *s, uint64_t counts[CL_VSTORE_ALERT_KINDS], char *err,
+                          size_t errlen) {
+  PGconn *c = cl_store_pgconn(s);
+  memset(counts, 0, CL_VSTORE_ALERT_KINDS * sizeof counts[0]);
+  PGresult *r = PQexecParams(c,
+                             "SELECT kind, count(*) FROM alerts WHERE cleared_at IS NULL "
+                             "GROUP BY kind",
+                             0, NULL, NULL, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "open alerts");
+  for (int i = 0; i < PQntuples(r); i++) {
+    const char *kind = PQgetvalue(r, i, 0);
+    uint64_t n = strtoull(PQgetvalue(r, i, 1), NULL, 10);
+    if (strcmp(kind, "landmark_misplaced") == 0) {
+      counts[CL_ALERT__CHIP_KINDS] = n;
+      continue;
+    }
+    for (int k = 0; k < CL_ALERT__CHIP_KINDS; k++)
+      if (strcmp(kind, cl_alert_kind_name(k)) == 0) counts[k] = n;
+  }
+  PQclear(r);
+  return CL_OK;
+}

@@ -71,4 +71,13 @@ int cl_vstore_write(cl_store *s, int64_t verifier_id, const cl_vchip *c, const c
 int cl_vstore_landmark_alert(cl_store *s, const cl_vlandmark *lm, int open, const char *detail,
                              char *err, size_t errlen);
 
+/* Kinds counted by cl_vstore_open_alerts: the chip kinds CL_ALERT_*, then
+ * landmark_misplaced. */
+#define CL_VSTORE_ALERT_KINDS (CL_ALERT__CHIP_KINDS + 1)
+/* Counts the open alerts (not cleared) of every kind, whoever raised them:
+ * counts[k] for CL_ALERT_* kind k, counts[CL_ALERT__CHIP_KINDS] for
+ * landmark_misplaced. Returns 0 or CL_EDB with err set. */
+int cl_vstore_open_alerts(cl_store *s, uint64_t counts[CL_VSTORE_ALERT_KINDS], char *err,
+                          size_t errlen);
+
 #endif

@@ -18,5 +18,6 @@ int cmd_landmarks(int argc, char **argv);    /* landmarks check --positions F --
 int cmd_verifier(int argc, char **argv);     /* verifier add --name N --pubkey HEX */
 int cmd_verify(int argc, char **argv);       /* verify --key FILE [--follow] ... */
 int cmd_audit(int argc, char **argv);        /* audit [--json]: 4 when it finds problems */
+int cmd_export(int argc, char **argv);       /* export --out FILE.geojson: landmarks, chip regions */
 
 #endif

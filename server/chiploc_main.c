@@ -30,6 +30,7 @@ static void usage(FILE *f) {
           "  verify --key FILE [--window S] [--interval S] [--follow]\n"
           "                                  attest every chip for the current round\n"
           "  audit [--json]                  re-verify all signed records and chains\n"
+          "  export --out FILE.geojson       landmarks, chip regions and sites as GeoJSON\n"
           "offline:\n"
           "  locate --landmarks FILE.csv [--speed c|fibre|M_PER_S] [--site LAT,LON]\n"
           "         [--regions FILE.geojson --allowed CODE[,CODE...]] [--json] [--geojson OUT]\n"
@@ -67,7 +68,7 @@ int main(int argc, char **argv) {
               {"landmark", cmd_landmark}, {"chip", cmd_chip},     {"measurements", cmd_measurements},
               {"region", cmd_region},     {"locate", cmd_locate}, {"landmarks", cmd_landmarks},
               {"verifier", cmd_verifier}, {"verify", cmd_verify},
-              {"audit", cmd_audit}};
+              {"audit", cmd_audit},       {"export", cmd_export}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "chiploc: unknown command '%s' (try chiploc --help)\n", cmd);

@@ -4,13 +4,17 @@
  * runs the location engine, and writes one signed attestation chained to the
  * chip's previous one, opening or clearing its alerts, all in one transaction
  * under the verifier's round lock. --follow repeats this on a libuv timer at
- * every round boundary; a second run in the same round writes nothing.
+ * every round boundary; a second run in the same round writes nothing. With
+ * --metrics, --follow also serves Prometheus metrics (docs/METRICS.md),
+ * rendered on the loop after every round.
  */
 #include "chiploc_cmds.h"
+#include "cl_config.h"
 #include "cl_err.h"
 #include "cl_geo.h"
 #include "cl_key.h"
 #include "cl_log.h"
+#include "cl_metrics.h"
 #include "cl_probe.h"
 #include "cl_store.h"
 #include "cl_verify.h"
@@ -106,6 +110,15 @@ typedef struct {
   uv_signal_t sigterm, sigint;
   int exit_code;
   uint64_t rounds;
+  /* --metrics: counters owned by the loop, rendered into a snapshot */
+  cl_metrics_server *metrics;
+  cl_mtext mtext;
+  uint64_t round_failures;
+  uint64_t attested[3][3][4]; /* by consistency, site verdict, region verdict */
+  uint64_t open_alerts[CL_VSTORE_ALERT_KINDS];
+  uint64_t last_round_end_ns;
+  size_t last_round_chips;
+  cl_histogram round_seconds;
 } verifier;
 
 static uint64_t now_unix_ns(void) {
@@ -117,6 +130,7 @@ static uint64_t now_unix_ns(void) {
 typedef struct {
   size_t chips, written, skipped, alerts_open;
   size_t by_consistency[3], by_site[3], by_region[4];
+  size_t by_verdict[3][3][4]; /* consistency x site x region */
 } round_summary;
 
 static void print_row(const cl_vchip *ch, const cl_verify_out *o) {
@@ -219,6 +233,8 @@ static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int pr
     sum->by_consistency[o.a.consistency]++;
     sum->by_site[o.a.site]++;
     sum->by_region[o.a.region]++;
+    if (o.a.consistency < 3 && o.a.site < 3 && o.a.region < 4)
+      sum->by_verdict[o.a.consistency][o.a.site][o.a.region]++;
     for (int k = 0; k < CL_ALERT__CHIP_KINDS; k++) sum->alerts_open += (size_t)o.alert[k];
     if (print) print_row(ch, &o);
   }
@@ -251,6 +267,80 @@ static void log_round(const verifier *v, uint64_t round_end, const round_summary
 
 static void schedule(verifier *v);
 
+/* Renders the verifier's counters on the loop thread and hands the text to
+ * the HTTP thread. */
+static void publish_metrics(verifier *v) {
+  static const char *cons[] = {"consistent", "insufficient", "inconsistent"};
+  static const char *site[] = {"none", "site_consistent", "site_excluded"};
+  static const char *reg[] = {"none", "inside", "outside", "undetermined"};
+  cl_mtext *t = &v->mtext;
+  char lab[128];
+  cl_mtext_reset(t);
+  cl_mtext_family(t, "chiploc_verifier_rounds_total", "counter", "Rounds completed and committed.");
+  cl_mtext_u64(t, "chiploc_verifier_rounds_total", NULL, v->rounds);
+  cl_mtext_family(t, "chiploc_verifier_round_failures_total", "counter",
+                  "Rounds that failed and were rolled back (retried).");
+  cl_mtext_u64(t, "chiploc_verifier_round_failures_total", NULL, v->round_failures);
+  cl_mtext_family(t, "chiploc_verifier_round_seconds", "histogram",
+                  "Time of one round, committed or not.");
+  cl_mtext_histogram(t, "chiploc_verifier_round_seconds", NULL, &v->round_seconds);
+  cl_mtext_family(t, "chiploc_verifier_last_round_end_seconds", "gauge",
+                  "End of the window of the last committed round, Unix time.");
+  cl_mtext_double(t, "chiploc_verifier_last_round_end_seconds", NULL,
+                  (double)v->last_round_end_ns / 1e9);
+  cl_mtext_family(t, "chiploc_verifier_chips", "gauge", "Active chips in the last committed round.");
+  cl_mtext_u64(t, "chiploc_verifier_chips", NULL, v->last_round_chips);
+  cl_mtext_family(t, "chiploc_attestations_total", "counter",
+                  "Attestations written by this process, by verdicts.");
+  for (int c = 0; c < 3; c++)
+    for (int si = 0; si < 3; si++)
+      for (int r = 0; r < 4; r++) {
+        snprintf(lab, sizeof lab, "consistency=\"%s\",site=\"%s\",region=\"%s\"", cons[c],
+                 site[si], reg[r]);
+        cl_mtext_u64(t, "chiploc_attestations_total", lab, v->attested[c][si][r]);
+      }
+  cl_mtext_family(t, "chiploc_open_alerts", "gauge",
+                  "Alerts not cleared, by kind, after the last round (all verifiers).");
+  for (int k = 0; k < CL_VSTORE_ALERT_KINDS; k++) {
+    snprintf(lab, sizeof lab, "kind=\"%s\"",
+             k < CL_ALERT__CHIP_KINDS ? cl_alert_kind_name(k) : "landmark_misplaced");
+    cl_mtext_u64(t, "chiploc_open_alerts", lab, v->open_alerts[k]);
+  }
+  if (cl_mtext_ok(t) != CL_OK || cl_metrics_server_publish(v->metrics, t->buf, t->len) != CL_OK)
+    cl_log(CL_LOG_WARN, "cannot render metrics", "err=out_of_memory");
+}
+
+/* After a committed round: what it wrote, and the open alerts now. */
+static void count_round(verifier *v, uint64_t round_end, const round_summary *sum) {
+  for (int c = 0; c < 3; c++)
+    for (int si = 0; si < 3; si++)
+      for (int r = 0; r < 4; r++) v->attested[c][si][r] += sum->by_verdict[c][si][r];
+  v->last_round_end_ns = round_end;
+  v->last_round_chips = sum->chips;
+  char err[512];
+  if (cl_vstore_open_alerts(v->db, v->open_alerts, err, sizeof err) != CL_OK)
+    cl_log(CL_LOG_WARN, "cannot count open alerts", "err=\"%.400s\"", err);
+}
+
+/* Starts the --metrics endpoint. Returns 0, or the exit code: 2 for an
+ * address that is not a numeric IP, 1 when it cannot be served. */
+static int start_metrics(verifier *v, const char *host, int port) {
+  char err[512];
+  int rc = cl_metrics_server_start(&v->metrics, host, port, err, sizeof err);
+  if (rc != CL_OK) {
+    fprintf(stderr, "chiploc: --metrics: %s\n", err);
+    return rc == CL_EINVAL ? 2 : 1;
+  }
+  /* 10 ms to 5 min: a round over many chips with a slow database. */
+  static const double le[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+  cl_histogram_init(&v->round_seconds, le, sizeof le / sizeof le[0]);
+  cl_mtext_init(&v->mtext);
+  publish_metrics(v);
+  cl_log(CL_LOG_INFO, "serving metrics", "addr=%s:%d path=/metrics", host,
+         cl_metrics_server_port(v->metrics));
+  return 0;
+}
+
 static void on_timer(uv_timer_t *t) {
   verifier *v = t->data;
   uint64_t now = now_unix_ns();
@@ -265,15 +355,20 @@ static void on_timer(uv_timer_t *t) {
       return;
     }
     round_summary sum;
+    uint64_t t0 = uv_hrtime();
     if (rc == CL_OK) rc = run_round(v, round_end, &sum, 0, err, sizeof err);
+    cl_histogram_observe(&v->round_seconds, (double)(uv_hrtime() - t0) / 1e9);
     if (rc == CL_OK) {
       v->last_round = round_end;
       v->rounds++;
       log_round(v, round_end, &sum);
+      if (v->metrics) count_round(v, round_end, &sum);
     } else {
+      v->round_failures++;
       cl_log(CL_LOG_WARN, "round failed; will retry", "err=\"%.400s\"", err);
       cl_store_destroy(&v->db);
     }
+    if (v->metrics) publish_metrics(v);
   }
   schedule(v);
 }
@@ -302,13 +397,15 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: chiploc verify --db CONNINFO --key FILE [--window SECONDS] [--interval SECONDS]\n"
           "                      [--settle SECONDS] [--speed c|fibre|M_PER_S] [--min-landmarks N]\n"
-          "                      [--dark-after SECONDS] [--follow] [--quiet] [--log-level L]\n"
+          "                      [--dark-after SECONDS] [--follow [--metrics HOST:PORT]]\n"
+          "                      [--quiet] [--log-level L]\n"
           "Attests every active chip for the latest finished round: the fastest measurement\n"
           "per landmark within the window, the location engine's verdicts, one signed\n"
           "attestation chained to the chip's previous one, alerts opened or cleared.\n"
           "Defaults: window 300 s, interval 60 s, settle 2 s, speed c, 3 landmarks,\n"
           "dark after 900 s. Without --follow: one round, a table of verdicts.\n"
-          "With --follow: a round at every interval boundary until SIGTERM.\n");
+          "With --follow: a round at every interval boundary until SIGTERM; --metrics\n"
+          "serves Prometheus metrics at http://HOST:PORT/metrics (numeric IP).\n");
 }
 
 /* Parses a whole number of seconds in [min, max]. */
@@ -332,8 +429,8 @@ int cmd_verify(int argc, char **argv) {
       {"min-landmarks", required_argument, NULL, 'm'}, {"dark-after", required_argument, NULL, 'a'},
       {"follow", no_argument, NULL, 'f'},           {"quiet", no_argument, NULL, 'q'},
       {"log-level", required_argument, NULL, 'l'},  {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
-  const char *db = NULL, *keyfile = NULL;
+      {"metrics", required_argument, NULL, 'M'},    {NULL, 0, NULL, 0}};
+  const char *db = NULL, *keyfile = NULL, *metrics = NULL;
   double window = 300, interval = 60, settle = 2, dark = 900, minl = 3;
   double speed = CL_SPEED_C;
   int follow = 0, quiet = 0, o;
@@ -356,6 +453,7 @@ int cmd_verify(int argc, char **argv) {
       }
       break;
     case 'f': follow = 1; break;
+    case 'M': metrics = optarg; break;
     case 'q': quiet = 1; break;
     case 'l': {
       cl_log_level lvl;
@@ -372,6 +470,16 @@ int cmd_verify(int argc, char **argv) {
   }
   if (!keyfile || !db_arg(db) || optind != argc) {
     usage(stderr);
+    return 2;
+  }
+  char mhost[256];
+  int mport = 0;
+  if (metrics && !follow) {
+    fprintf(stderr, "chiploc: --metrics needs --follow\n");
+    return 2;
+  }
+  if (metrics && cl_parse_hostport(metrics, mhost, sizeof mhost, &mport) != CL_OK) {
+    fprintf(stderr, "chiploc: --metrics %s: want HOST:PORT or [IPV6]:PORT\n", metrics);
     return 2;
   }
   verifier v;
@@ -409,6 +517,7 @@ int cmd_verify(int argc, char **argv) {
   } else {
     cl_log_set_prog("verifier");
     signal(SIGPIPE, SIG_IGN);
+    if (metrics && (code = start_metrics(&v, mhost, mport)) != 0) goto out;
     v.loop = uv_default_loop();
     uv_timer_init(v.loop, &v.timer);
     v.timer.data = &v;
@@ -428,6 +537,9 @@ int cmd_verify(int argc, char **argv) {
     uv_loop_close(v.loop);
     code = v.exit_code;
   }
+out:
+  cl_metrics_server_stop(&v.metrics);
+  cl_mtext_fini(&v.mtext);
   cl_store_destroy(&v.db);
   cl_geo_ctx_destroy(&v.geo);
   cl_key_destroy(&v.key);

@@ -8,6 +8,13 @@
  * (idle -> probe -> wait for answer or deadline -> gap -> probe ... -> idle),
  * so scheduling costs O(log n) in libuv's timer heap and never scans chips.
  * Memory is released only in close callbacks.
+ *
+ * Limits, all from [limits] (docs/PROTOCOL.md §5.5): connections in total
+ * and per IP address (per_addr, taken at accept and given back in
+ * conn_close), challenges outstanding per connection (n_pending), the
+ * handshake deadline and the idle timeout (the connection timer; only a
+ * complete frame counts as activity), and frame sizes (the assembler's
+ * max). Every refusal is counted in lm_stats and logged rate-limited.
  */
 #include "landmark.h"
 #include "cl_err.h"
@@ -57,7 +64,11 @@ struct lm_conn {
   int open_handles;
   lm_chip *chips[CL_MAX_CHIPS_PER_REGISTER];
   size_t n_chips;
-  uint64_t last_rx_ns;
+  uint64_t last_rx_ns; /* receive time of the last complete frame */
+  uint32_t n_pending;  /* probes outstanding on this connection */
+  int announced;       /* "connection accepted" was logged */
+  int addr_counted;    /* holds one count in srv->per_addr under addr_key */
+  uint8_t addr_key[CL_PK_LEN];
   char peer[64];
   lm_conn *prev, *next;
 };
@@ -75,6 +86,8 @@ struct lm_server {
   cl_pkmap *live; /* pk -> lm_chip* */
   lm_conn *conns;
   size_t n_conns;
+  cl_pkmap *per_addr; /* address key -> addr_count (malloc'd; freed when it drops to 0) */
+  cl_histogram rtt;   /* accepted probes, seconds */
   uint64_t seq;
   lm_stats st;
   cl_ratelimit rl;
@@ -85,6 +98,11 @@ struct lm_server {
   cl_msg scratch; /* decode target; messages are handled one at a time */
   uint8_t rbuf[READ_BUF_LEN];
 };
+
+/* Connections open from one IP address. */
+typedef struct {
+  uint32_t n;
+} addr_count;
 
 typedef struct {
   uv_write_t req;
@@ -195,12 +213,20 @@ static void on_chip_timer_closed(uv_handle_t *h) {
   maybe_done(s);
 }
 
+/* Forgets the chip's outstanding probe, if any, in its connection's count
+ * of pending challenges. */
+static void clear_outstanding(lm_chip *ch) {
+  if (ch->cur && ch->conn && ch->conn->n_pending > 0) ch->conn->n_pending--;
+  ch->cur = NULL;
+}
+
 /* Removes a chip from its connection and the live map, and frees it once its
  * timer has closed. */
 static void chip_detach(lm_chip *ch) {
   lm_server *s = ch->srv;
   lm_conn *c = ch->conn;
   if (!c) return;
+  clear_outstanding(ch);
   for (size_t i = 0; i < c->n_chips; i++) {
     if (c->chips[i] == ch) {
       c->chips[i] = c->chips[--c->n_chips];
@@ -249,7 +275,7 @@ static void finish_burst(lm_chip *ch) {
 
 /* Called when the current probe is settled (answered, failed or expired). */
 static void probe_settled(lm_chip *ch) {
-  ch->cur = NULL;
+  clear_outstanding(ch);
   if (ch->burst_left > 0)
     chip_schedule(ch, ch->srv->cfg->burst_gap_ms, PH_GAP);
   else
@@ -263,6 +289,14 @@ static void probe_settled(lm_chip *ch) {
 static void send_probe(lm_chip *ch) {
   lm_server *s = ch->srv;
   lm_conn *c = ch->conn;
+  if (c->n_pending >= s->cfg->max_pending_challenges) {
+    /* The connection already has its share of unanswered challenges: try
+     * again shortly, without using up a probe of the burst. */
+    s->st.probes_deferred++;
+    uint64_t retry_ms = s->cfg->deadline_ms < 50 ? s->cfg->deadline_ms : 50;
+    chip_schedule(ch, retry_ms, PH_GAP);
+    return;
+  }
   cl_probe *p = &ch->ring[ch->ring_next++ % PROBE_RING];
   memset(p, 0, sizeof *p);
   memcpy(p->ch.landmark, cl_key_public(s->key), CL_PK_LEN);
@@ -282,6 +316,7 @@ static void send_probe(lm_chip *ch) {
   }
   p->state = CL_PROBE_OUTSTANDING;
   ch->cur = p;
+  c->n_pending++;
   ch->burst_left--;
   chip_schedule(ch, s->cfg->deadline_ms, PH_WAIT);
   s->st.probes_sent++;
@@ -387,7 +422,17 @@ static void conn_close(lm_conn *c) {
   if (c->next) c->next->prev = c->prev;
   s->n_conns--;
   s->st.conns_closed++;
-  cl_log(CL_LOG_INFO, "connection closed", "peer=%s", c->peer);
+  if (c->addr_counted) {
+    addr_count *ac = cl_pkmap_get(s->per_addr, c->addr_key);
+    if (ac && --ac->n == 0) {
+      cl_pkmap_del(s->per_addr, c->addr_key);
+      free(ac);
+    }
+    c->addr_counted = 0;
+  }
+  /* Refused connections were never announced: a flood of them must not
+   * turn into a flood of log lines (their refusal is logged rate-limited). */
+  if (c->announced) cl_log(CL_LOG_INFO, "connection closed", "peer=%s", c->peer);
   uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
   uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
 }
@@ -404,7 +449,8 @@ static void on_conn_timer(uv_timer_t *t) {
   uint64_t idle_ns = (uint64_t)s->cfg->idle_timeout_s * 1000000000ull;
   if (uv_hrtime() - c->last_rx_ns > idle_ns) {
     s->st.idle_timeouts++;
-    fail_conn(c, CL_ERR_LIMIT, "idle_timeout", "no data from the peer within the idle timeout");
+    fail_conn(c, CL_ERR_LIMIT, "idle_timeout",
+              "no complete frame from the peer within the idle timeout");
   }
 }
 
@@ -448,8 +494,11 @@ static void handle_register(lm_conn *c, const cl_msg *m) {
     } else {
       s->st.register_refused[r->reason]++;
       snprintf(r->detail, sizeof r->detail, "%s", cl_refuse_reason_name(r->reason));
-      cl_log(CL_LOG_WARN, "chip refused", "chip=%s reason=%s peer=%s agent=%s", hex,
-             cl_refuse_reason_name(r->reason), c->peer, agent_q);
+      /* Up to 64 refusals per Register: rate-limited like any rejection. */
+      char detail[CL_MAX_AGENT_NAME + 96];
+      snprintf(detail, sizeof detail, "chip %s refused at registration, agent %s", hex,
+               m->u.reg.agent);
+      log_reject(s, c, cl_refuse_reason_name(r->reason), detail);
     }
   }
   uint8_t buf[CL_FRAME_MAX_UNREGISTERED * 2];
@@ -464,7 +513,7 @@ static void handle_register(lm_conn *c, const cl_msg *m) {
     return;
   }
   c->state = CONN_REGISTERED;
-  cl_frame_asm_set_max(&c->fa, CL_FRAME_MAX);
+  cl_frame_asm_set_max(&c->fa, s->cfg->max_frame_bytes);
   uint64_t check_ms = (uint64_t)s->cfg->idle_timeout_s * 1000ull / 4;
   if (check_ms < 100) check_ms = 100;
   if (check_ms > 5000) check_ms = 5000;
@@ -509,6 +558,7 @@ static void handle_response(lm_conn *c, const cl_msg *m, uint64_t t_recv) {
   if (r == CL_ACCEPT_OK) {
     p->state = CL_PROBE_ANSWERED;
     s->st.responses_accepted++;
+    cl_histogram_observe(&s->rtt, (double)rtt / 1e9);
     cl_burst_add(&ch->burst, &p->ch, m->u.response.sig, rtt);
     if (cl_log_get_level() <= CL_LOG_DEBUG) {
       char hex[17];
@@ -558,10 +608,16 @@ static void handle_frame(lm_conn *c, const uint8_t *frame, size_t len, uint64_t 
   } else if (c->state == CONN_REGISTERED && m->type == CL_MSG_RESPONSE) {
     handle_response(c, m, t_recv);
   } else if (m->type == CL_MSG_ERROR) {
-    char q[CL_MAX_ERROR_TEXT * 4 + 3];
-    cl_log_quote(q, sizeof q, m->u.error.text, strlen(m->u.error.text));
-    cl_log(CL_LOG_WARN, "peer reported an error", "peer=%s code=%s text=%s", c->peer,
-           cl_wire_error_name(m->u.error.code), q);
+    /* Allowed in every state and it keeps the connection, so a peer could
+     * send these without end: counted, and logged rate-limited. */
+    s->st.peer_errors++;
+    uint64_t suppressed = 0;
+    if (cl_ratelimit_allow(&s->rl, uv_hrtime(), &suppressed)) {
+      char q[CL_MAX_ERROR_TEXT * 4 + 3];
+      cl_log_quote(q, sizeof q, m->u.error.text, strlen(m->u.error.text));
+      cl_log(CL_LOG_WARN, "peer reported an error", "peer=%s code=%s text=%s suppressed=%llu",
+             c->peer, cl_wire_error_name(m->u.error.code), q, (unsigned long long)suppressed);
+    }
   } else {
     s->st.unexpected_msg++;
     snprintf(err, sizeof err, "%s not allowed %s", cl_msg_type_name(m->type),
@@ -587,7 +643,6 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     conn_close(c);
     return;
   }
-  c->last_rx_ns = t_recv;
   const uint8_t *data = (const uint8_t *)buf->base;
   size_t off = 0, n = (size_t)nread;
   while (off < n && !c->closing) {
@@ -608,8 +663,35 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     }
     off += used;
     if (rc == 0) break;
+    /* Only a complete frame counts as activity: a peer that trickles the
+     * bytes of a frame it never finishes is still idle. */
+    c->last_rx_ns = t_recv;
     handle_frame(c, frame, flen, t_recv);
   }
+}
+
+/* The key of a peer's IP address in per_addr: the family, then the address
+ * bytes. An IPv4-mapped IPv6 address (a dual-stack listener) counts as the
+ * IPv4 address it carries. Returns 1, or 0 for another family. */
+static int addr_key_of(const struct sockaddr_storage *ss, uint8_t key[CL_PK_LEN]) {
+  memset(key, 0, CL_PK_LEN);
+  if (ss->ss_family == AF_INET) {
+    key[0] = 4;
+    memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    return 1;
+  }
+  if (ss->ss_family == AF_INET6) {
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(a)) {
+      key[0] = 4;
+      memcpy(key + 1, a->s6_addr + 12, 4);
+    } else {
+      key[0] = 6;
+      memcpy(key + 1, a->s6_addr, 16);
+    }
+    return 1;
+  }
+  return 0;
 }
 
 static void on_connection(uv_stream_t *listener, int status) {
@@ -639,7 +721,10 @@ static void on_connection(uv_stream_t *listener, int status) {
   }
   struct sockaddr_storage ss;
   int sl = sizeof ss;
+  uint8_t akey[CL_PK_LEN];
+  int have_akey = 0;
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+    have_akey = addr_key_of(&ss, akey);
     char ip[48] = "?";
     int port = 0;
     if (ss.ss_family == AF_INET) {
@@ -656,12 +741,32 @@ static void on_connection(uv_stream_t *listener, int status) {
     fail_conn(c, CL_ERR_LIMIT, "connection_limit", "too many connections");
     return;
   }
+  if (have_akey) {
+    addr_count *ac = cl_pkmap_get(s->per_addr, akey);
+    if (ac && ac->n >= s->cfg->max_connections_per_address) {
+      s->st.conns_refused_per_address++;
+      fail_conn(c, CL_ERR_LIMIT, "per_address_limit", "too many connections from this address");
+      return;
+    }
+    if (!ac) {
+      ac = calloc(1, sizeof *ac);
+      if (!ac || cl_pkmap_put(s->per_addr, akey, ac, NULL) != CL_OK) {
+        free(ac);
+        conn_close(c);
+        return;
+      }
+    }
+    ac->n++;
+    memcpy(c->addr_key, akey, CL_PK_LEN);
+    c->addr_counted = 1;
+  }
   s->st.conns_accepted++;
   uv_tcp_nodelay(&c->tcp, 1);
   cl_frame_asm_init(&c->fa, CL_FRAME_MAX_UNREGISTERED);
   randombytes_buf(c->session_nonce, CL_NONCE_LEN);
   c->state = CONN_HELLO;
   c->last_rx_ns = uv_hrtime();
+  c->announced = 1;
   cl_log(CL_LOG_INFO, "connection accepted", "peer=%s", c->peer);
   uv_timer_start(&c->timer, on_conn_timer, s->cfg->handshake_timeout_ms, 0);
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
@@ -689,11 +794,17 @@ int lm_server_create(lm_server **out, uv_loop_t *loop, const cl_landmark_config 
   s->cfg = cfg;
   s->key = key;
   s->writer = writer;
-  if (cl_pkmap_create(&s->live, 1024) != CL_OK || cl_pkmap_create(&s->enrolled, 16) != CL_OK) {
+  if (cl_pkmap_create(&s->live, 1024) != CL_OK || cl_pkmap_create(&s->enrolled, 16) != CL_OK ||
+      cl_pkmap_create(&s->per_addr, 1024) != CL_OK) {
     cl_pkmap_destroy(&s->live);
+    cl_pkmap_destroy(&s->enrolled);
     free(s);
     return CL_ENOMEM;
   }
+  /* 10 us (a loopback round trip) to 1 s (beyond any sane deadline). */
+  static const double rtt_le[] = {1e-5,   2.5e-5, 5e-5, 1e-4,  2.5e-4, 5e-4, 1e-3, 2.5e-3,
+                                  5e-3,   0.01,   0.025, 0.05, 0.1,    0.25, 0.5,  1.0};
+  cl_histogram_init(&s->rtt, rtt_le, sizeof rtt_le / sizeof rtt_le[0]);
   cl_ratelimit_init(&s->rl, 20, 2);
   uv_timer_init(loop, &s->stats_timer);
   s->stats_timer.data = s;
@@ -793,7 +904,10 @@ void lm_server_log_stats(lm_server *s) {
          "rejected_not_registered=%llu frames_too_large=%llu frames_malformed=%llu "
          "frames_unknown_type=%llu version_mismatch=%llu unexpected_msg=%llu "
          "handshake_timeouts=%llu idle_timeouts=%llu measurements=%llu "
-         "measurements_dropped=%llu rows_written=%llu db_queue=%llu db_errors=%llu",
+         "measurements_dropped=%llu rows_written=%llu db_queue=%llu db_errors=%llu "
+         "conns_refused_per_address=%llu probes_deferred=%llu peer_errors=%llu "
+         "rows_spooled=%llu rows_replayed=%llu spool_rows=%llu spool_bytes=%llu "
+         "spool_dropped=%llu spool_corrupt=%llu",
          s->n_conns, (unsigned long long)t->conns_accepted,
          (unsigned long long)t->conns_refused_limit, cl_pkmap_count(s->live),
          (unsigned long long)t->chips_registered,
@@ -814,7 +928,121 @@ void lm_server_log_stats(lm_server *s) {
          (unsigned long long)t->handshake_timeouts, (unsigned long long)t->idle_timeouts,
          (unsigned long long)t->measurements, (unsigned long long)t->measurements_dropped,
          (unsigned long long)ws.rows_written, (unsigned long long)ws.queue_depth,
-         (unsigned long long)ws.db_errors);
+         (unsigned long long)ws.db_errors, (unsigned long long)t->conns_refused_per_address,
+         (unsigned long long)t->probes_deferred, (unsigned long long)t->peer_errors,
+         (unsigned long long)ws.rows_spooled, (unsigned long long)ws.rows_replayed,
+         (unsigned long long)ws.spool_rows, (unsigned long long)ws.spool_bytes,
+         (unsigned long long)ws.spool_dropped, (unsigned long long)ws.spool_corrupt);
+}
+
+/* One counter family with one labelled series per (label value, count). */
+static void counter_by(cl_mtext *t, const char *name, const char *help, const char *label,
+                       const char *const *values, const uint64_t *counts, size_t n) {
+  cl_mtext_family(t, name, "counter", help);
+  for (size_t i = 0; i < n; i++) {
+    char lab[96];
+    snprintf(lab, sizeof lab, "%s=\"%s\"", label, values[i]);
+    cl_mtext_u64(t, name, lab, counts[i]);
+  }
+}
+
+static void counter1(cl_mtext *t, const char *name, const char *help, uint64_t v) {
+  cl_mtext_family(t, name, "counter", help);
+  cl_mtext_u64(t, name, NULL, v);
+}
+
+static void gauge1(cl_mtext *t, const char *name, const char *help, double v) {
+  cl_mtext_family(t, name, "gauge", help);
+  cl_mtext_double(t, name, NULL, v);
+}
+
+int lm_server_render_metrics(lm_server *s, cl_mtext *t) {
+  const lm_stats *st = &s->st;
+  lm_writer_stats ws;
+  lm_writer_get_stats(s->writer, &ws);
+  char name_q[CL_CONFIG_NAME_MAX * 2 + 1], lab[CL_CONFIG_NAME_MAX * 2 + 64];
+  cl_mtext_label_value(name_q, sizeof name_q, s->cfg->name);
+  snprintf(lab, sizeof lab, "landmark=\"%s\",version=\"%s\"", name_q, CHIPLOC_VERSION);
+  cl_mtext_family(t, "chiploc_landmark_info", "gauge",
+                  "Constant 1, labelled with the landmark name and version.");
+  cl_mtext_u64(t, "chiploc_landmark_info", lab, 1);
+
+  counter1(t, "chiploc_probes_sent_total", "Challenges sent.", st->probes_sent);
+  counter1(t, "chiploc_responses_accepted_total", "Responses that passed every acceptance check.",
+           st->responses_accepted);
+  {
+    const char *v[] = {"unknown_nonce", "wrong_chip", "replay", "late", "bad_signature",
+                       "not_registered"};
+    uint64_t n[] = {st->rejected[CL_ACCEPT_UNKNOWN_NONCE], st->rejected[CL_ACCEPT_WRONG_CHIP],
+                    st->rejected[CL_ACCEPT_REPLAY],        st->rejected[CL_ACCEPT_LATE],
+                    st->rejected[CL_ACCEPT_BAD_SIGNATURE], st->rejected_not_registered};
+    counter_by(t, "chiploc_responses_rejected_total", "Responses rejected, by reason.", "reason", v,
+               n, 6);
+  }
+  counter1(t, "chiploc_probes_deferred_total",
+           "Probes postponed because the connection had max_pending_challenges outstanding.",
+           st->probes_deferred);
+  {
+    const char *v[] = {"too_large", "malformed", "unknown_type", "version", "unexpected"};
+    uint64_t n[] = {st->frames_too_large, st->frames_malformed, st->frames_unknown_type,
+                    st->version_mismatch, st->unexpected_msg};
+    counter_by(t, "chiploc_frames_rejected_total",
+               "Frames rejected (the connection is closed), by reason.", "reason", v, n, 5);
+  }
+  counter1(t, "chiploc_peer_errors_total", "Error frames received from agents.", st->peer_errors);
+  counter1(t, "chiploc_chips_registered_total", "Chip registrations accepted.",
+           st->chips_registered);
+  {
+    const char *v[] = {"not_enrolled", "bad_proof", "duplicate", "inactive"};
+    uint64_t n[] = {st->register_refused[CL_REFUSE_NOT_ENROLLED],
+                    st->register_refused[CL_REFUSE_BAD_PROOF],
+                    st->register_refused[CL_REFUSE_DUPLICATE],
+                    st->register_refused[CL_REFUSE_INACTIVE]};
+    counter_by(t, "chiploc_registrations_refused_total", "Chip registrations refused, by reason.",
+               "reason", v, n, 4);
+  }
+  gauge1(t, "chiploc_chips_live", "Chips registered on an open connection.",
+         (double)cl_pkmap_count(s->live));
+  gauge1(t, "chiploc_connections", "Agent connections open.", (double)s->n_conns);
+  counter1(t, "chiploc_connections_accepted_total", "Agent connections accepted.",
+           st->conns_accepted);
+  {
+    const char *v[] = {"limit", "per_address"};
+    uint64_t n[] = {st->conns_refused_limit, st->conns_refused_per_address};
+    counter_by(t, "chiploc_connections_refused_total",
+               "Connections refused with ERROR_LIMIT, by limit reached.", "reason", v, n, 2);
+  }
+  {
+    const char *v[] = {"handshake", "idle", "probe"};
+    uint64_t n[] = {st->handshake_timeouts, st->idle_timeouts, st->probe_timeouts};
+    counter_by(t, "chiploc_timeouts_total",
+               "Timeouts: connections cut before registering or when idle, probes unanswered "
+               "by the deadline.",
+               "kind", v, n, 3);
+  }
+  cl_mtext_family(t, "chiploc_rtt_seconds", "histogram", "Round-trip time of accepted probes.");
+  cl_mtext_histogram(t, "chiploc_rtt_seconds", NULL, &s->rtt);
+  counter1(t, "chiploc_measurements_total", "Burst measurements handed to the database writer.",
+           st->measurements);
+  counter1(t, "chiploc_measurements_dropped_total",
+           "Burst measurements lost because the writer queue was full.",
+           st->measurements_dropped);
+  cl_mtext_family(t, "chiploc_db_batch_seconds", "summary",
+                  "Time to write one batch of rows to PostgreSQL (successful batches).");
+  cl_mtext_double(t, "chiploc_db_batch_seconds_sum", NULL, (double)ws.batch_ns_total / 1e9);
+  cl_mtext_u64(t, "chiploc_db_batch_seconds_count", NULL, ws.batches);
+  gauge1(t, "chiploc_db_queue_depth", "Rows waiting to be written.", (double)ws.queue_depth);
+  counter1(t, "chiploc_db_rows_written_total", "Rows committed to PostgreSQL.", ws.rows_written);
+  counter1(t, "chiploc_db_rows_rejected_total", "Rows refused by the database and set aside.",
+           ws.rows_rejected);
+  counter1(t, "chiploc_db_errors_total", "Failed batch writes (retried).", ws.db_errors);
+  gauge1(t, "chiploc_spool_bytes", "Size of the outage spool file (rows waiting for the database).",
+         (double)ws.spool_bytes);
+  gauge1(t, "chiploc_spool_rows", "Rows in the outage spool waiting for the database.",
+         (double)ws.spool_rows);
+  counter1(t, "chiploc_spool_rows_dropped_total", "Rows lost because the spool was full.",
+           ws.spool_dropped);
+  return cl_mtext_ok(t);
 }
 
 void lm_server_close(lm_server *s, void (*done)(void *arg), void *arg) {
@@ -828,9 +1056,19 @@ void lm_server_close(lm_server *s, void (*done)(void *arg), void *arg) {
   maybe_done(s);
 }
 
+static void free_addr_count(void *arg, const uint8_t *key, void *value) {
+  (void)arg;
+  (void)key;
+  free(value);
+}
+
 void lm_server_destroy(lm_server **ps) {
   if (!ps || !*ps) return;
   lm_server *s = *ps;
+  /* Every connection is closed by now, so per_addr is empty; free any
+   * count that is left all the same. */
+  cl_pkmap_each(s->per_addr, free_addr_count, NULL);
+  cl_pkmap_destroy(&s->per_addr);
   cl_pkmap_destroy(&s->live);
   cl_pkmap_destroy(&s->enrolled);
   free(s->enrolled_arr);

@@ -14,6 +14,7 @@
 
 #include "cl_config.h"
 #include "cl_key.h"
+#include "cl_metrics.h"
 #include "cl_probe.h"
 #include "cl_store.h"
 #include "writer.h"
@@ -25,12 +26,14 @@ typedef struct lm_server lm_server;
 
 /* Counters, all monotonic since start. */
 typedef struct {
-  uint64_t conns_accepted, conns_refused_limit, conns_closed;
+  uint64_t conns_accepted, conns_refused_limit, conns_refused_per_address, conns_closed;
   uint64_t frames_too_large, frames_malformed, frames_unknown_type, version_mismatch,
       unexpected_msg, handshake_timeouts, idle_timeouts;
   uint64_t chips_registered;
   uint64_t register_refused[5]; /* by cl_refuse_reason */
   uint64_t probes_sent, probe_timeouts, responses_accepted;
+  uint64_t probes_deferred; /* a probe postponed by max_pending_challenges */
+  uint64_t peer_errors;     /* Error frames received from agents */
   uint64_t rejected[CL_ACCEPT__COUNT]; /* by cl_accept_result (index 0 unused) */
   uint64_t rejected_not_registered;
   uint64_t measurements, measurements_dropped;
@@ -51,6 +54,12 @@ int lm_server_is_listening(const lm_server *s);
 const lm_stats *lm_server_stats(const lm_server *s);
 /* Writes one `msg=stats` log line with every counter. */
 void lm_server_log_stats(lm_server *s);
+/*
+ * Renders every counter, gauge and histogram of the server and of its
+ * writer in Prometheus text format into t (appended; docs/METRICS.md lists
+ * them). Loop thread only. Returns 0 or CL_ENOMEM.
+ */
+int lm_server_render_metrics(lm_server *s, cl_mtext *t);
 /* Closes the listener, every connection and timer; `done` runs on the loop
  * once every handle is closed. */
 void lm_server_close(lm_server *s, void (*done)(void *arg), void *arg);

@@ -1,15 +1,18 @@
 /*
  * landmarkd: the landmark node. Wiring only: parse arguments, load the
  * config and the identity key, start the database writer, start listening
- * once the enrolled chip set is known, and shut down in reverse order on
- * SIGTERM or SIGINT (flushing every queued measurement first).
+ * once the enrolled chip set is known, serve Prometheus metrics if
+ * configured ([metrics] listen), and shut down in reverse order on SIGTERM
+ * or SIGINT (flushing every queued measurement first).
  *
- * Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage or config error.
+ * Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage or config error
+ * (an unusable spool file included).
  */
 #include "cl_config.h"
 #include "cl_err.h"
 #include "cl_key.h"
 #include "cl_log.h"
+#include "cl_metrics.h"
 #include "landmark.h"
 #include "writer.h"
 
@@ -21,6 +24,7 @@
 #include <string.h>
 
 #define DRAIN_MS 10000u
+#define METRICS_PERIOD_MS 1000u
 
 typedef struct {
   uv_loop_t *loop;
@@ -28,6 +32,9 @@ typedef struct {
   cl_key *key;
   lm_writer *writer;
   lm_server *server;
+  cl_metrics_server *metrics; /* NULL: no [metrics] listen */
+  uv_timer_t metrics_timer;   /* re-renders the snapshot the HTTP thread serves */
+  cl_mtext mtext;
   uv_signal_t sigterm, sigint;
   int exit_code;
   int stopping;
@@ -48,6 +55,7 @@ static void on_signal_closed(uv_handle_t *h) { (void)h; }
 
 static void on_writer_stopped(void *arg) {
   app *a = arg;
+  if (a->metrics) uv_close((uv_handle_t *)&a->metrics_timer, on_signal_closed);
   uv_close((uv_handle_t *)&a->sigterm, on_signal_closed);
   uv_close((uv_handle_t *)&a->sigint, on_signal_closed);
 }
@@ -65,6 +73,17 @@ static void shutdown_app(app *a, int code) {
   lm_server_log_stats(a->server);
   lm_server_close(a->server, on_server_closed, a);
 }
+
+/* Renders every counter on the loop thread and hands the text to the HTTP
+ * thread, which never reads the counters themselves. */
+static void publish_metrics(app *a) {
+  cl_mtext_reset(&a->mtext);
+  if (lm_server_render_metrics(a->server, &a->mtext) != CL_OK ||
+      cl_metrics_server_publish(a->metrics, a->mtext.buf, a->mtext.len) != CL_OK)
+    cl_log(CL_LOG_WARN, "cannot render metrics", "err=out_of_memory");
+}
+
+static void on_metrics_timer(uv_timer_t *t) { publish_metrics(t->data); }
 
 static void on_signal(uv_signal_t *h, int signum) {
   app *a = h->data;
@@ -166,12 +185,38 @@ int main(int argc, char **argv) {
     return 0;
   }
   signal(SIGPIPE, SIG_IGN);
+  /* Bound before the writer starts, so that a taken port fails cleanly. */
+  if (a.cfg.metrics_host[0]) {
+    rc = cl_metrics_server_start(&a.metrics, a.cfg.metrics_host, a.cfg.metrics_port, err,
+                                 sizeof err);
+    if (rc != CL_OK) {
+      fprintf(stderr, "landmarkd: %s: [metrics] listen: %s\n", config, err);
+      cl_key_destroy(&a.key);
+      return rc == CL_EINVAL ? 2 : 1;
+    }
+    cl_mtext_init(&a.mtext);
+  }
   a.loop = uv_default_loop();
   lm_writer_callbacks cb = {.on_chips = on_chips, .on_fatal = on_fatal, .arg = &a};
-  if (lm_writer_create(&a.writer, a.loop, &a.cfg, cl_key_public(a.key), cb) != CL_OK ||
-      lm_server_create(&a.server, a.loop, &a.cfg, a.key, a.writer) != CL_OK) {
+  rc = lm_writer_create(&a.writer, a.loop, &a.cfg, cl_key_public(a.key), cb, err, sizeof err);
+  if (rc != CL_OK) {
+    /* Anything but a lack of memory or threads is a spool file the operator
+     * must look at (unwritable, damaged, another landmark's, in use). */
+    fprintf(stderr, "landmarkd: %s\n",
+            rc == CL_ENOMEM ? "cannot start (out of memory or threads)" : err);
+    return rc == CL_ENOMEM ? 1 : 2;
+  }
+  if (lm_server_create(&a.server, a.loop, &a.cfg, a.key, a.writer) != CL_OK) {
     fprintf(stderr, "landmarkd: cannot start (out of memory or threads)\n");
     return 1;
+  }
+  if (a.metrics) {
+    uv_timer_init(a.loop, &a.metrics_timer);
+    a.metrics_timer.data = &a;
+    publish_metrics(&a);
+    uv_timer_start(&a.metrics_timer, on_metrics_timer, METRICS_PERIOD_MS, METRICS_PERIOD_MS);
+    cl_log(CL_LOG_INFO, "serving metrics", "addr=%s:%d path=/metrics", a.cfg.metrics_host,
+           cl_metrics_server_port(a.metrics));
   }
   uv_signal_init(a.loop, &a.sigterm);
   uv_signal_init(a.loop, &a.sigint);
@@ -184,9 +229,15 @@ int main(int argc, char **argv) {
 
   lm_writer_stats ws;
   lm_writer_get_stats(a.writer, &ws);
-  cl_log(CL_LOG_INFO, "stopped", "exit=%d rows_written=%llu rows_unwritten=%llu", a.exit_code,
-         (unsigned long long)ws.rows_written, (unsigned long long)ws.queue_depth);
+  /* Spooled rows are safe (the next run replays them); only rows neither
+   * written nor spooled make the exit status 1. */
+  cl_log(CL_LOG_INFO, "stopped",
+         "exit=%d rows_written=%llu rows_spooled=%llu spool_rows=%llu rows_unwritten=%llu",
+         a.exit_code, (unsigned long long)ws.rows_written, (unsigned long long)ws.rows_spooled,
+         (unsigned long long)ws.spool_rows, (unsigned long long)ws.queue_depth);
   if (ws.queue_depth > 0 && a.exit_code == 0) a.exit_code = 1;
+  cl_metrics_server_stop(&a.metrics);
+  cl_mtext_fini(&a.mtext);
   lm_server_destroy(&a.server);
   lm_writer_destroy(&a.writer);
   cl_key_destroy(&a.key);

@@ -1,14 +1,30 @@
 /*
- * Worker thread that owns landmarkd's PostgreSQL connection. See writer.h.
+ * Worker thread that owns landmarkd's PostgreSQL connection and its outage
+ * spool. See writer.h.
  *
  * The queue is a ring of rows guarded by `mu`. The thread takes a batch by
  * copying up to batch_size rows out, writes them with one COPY transaction,
  * and only then removes them from the ring, so a failed write loses nothing:
- * the same rows are retried after a reconnect.
+ * the same rows are retried after a reconnect. Moving rows to the spool
+ * follows the same pattern: copy, append and fdatasync, then remove.
+ *
+ * Outage handling. `down_since` is the time of the first database failure
+ * (a failed connect or a batch that failed with CL_EDB) since the last
+ * successful write. Once the outage has lasted flush_interval_ms, or a full
+ * batch is waiting, every queued row moves to the spool; the ring stays
+ * small. While the spool holds rows and the database answers, the thread
+ * replays the spool, oldest first, before it writes any newer queued row, so
+ * rows reach the database in the order they were accepted. A replayed row
+ * the database already has (a consume that did not reach the disk before a
+ * crash) is refused as a duplicate and counted as stored.
+ *
+ * Only this thread touches the spool once it runs; lm_writer_create opens it
+ * before the thread starts and lm_writer_destroy closes it after the join.
  */
 #include "writer.h"
 #include "cl_err.h"
 #include "cl_log.h"
+#include "spool.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +32,16 @@
 #define QUEUE_MAX 1000000u
 #define RETRY_MIN_MS 200u
 #define RETRY_MAX_MS 10000u
+/* After a spool I/O error (not a full spool), wait this long before the
+ * next attempt; rows stay in memory meanwhile. */
+#define SPOOL_RETRY_MS 5000u
 
 struct lm_writer {
   uv_loop_t *loop;
   const cl_landmark_config *cfg;
   uint8_t pk[CL_PK_LEN];
   lm_writer_callbacks cb;
+  lm_spool *spool; /* the thread's once it runs */
 
   uv_thread_t thread;
   uv_mutex_t mu;
@@ -45,7 +65,29 @@ struct lm_writer {
   void *stopped_arg;
 };
 
+/* The thread's own state (no lock needed). */
+typedef struct {
+  cl_store *db;
+  int64_t landmark_id;
+  cl_store_row *scratch; /* batch_size rows */
+  uint64_t retry_ms;
+  uint64_t next_try;     /* no database work before this (backoff), ns */
+  uint64_t next_refresh; /* next enrolled-chip refresh, ns */
+  uint64_t down_since;   /* first failure of the current outage, 0 if none */
+  uint64_t next_spool;   /* no spool append before this (after an I/O error) */
+  uint64_t next_replay;  /* no replay before this (after an I/O error) */
+  int outage_logged;     /* "spooling" logged for the current outage */
+  int spool_full;        /* inside a fill event: "spool full" logged */
+  int spool_failing;     /* inside a run of spool I/O errors: logged */
+  uint64_t drain_rows;   /* rows replayed since the spool last was empty */
+  uint64_t drain_start;  /* when the current replay began, ns; 0 if none */
+  int fatal;             /* a fatal error was posted: leave the loop */
+} wstate;
+
 static uint64_t now_ns(void) { return uv_hrtime(); }
+static uint64_t ms_ns(uint64_t ms) { return ms * 1000000ull; }
+static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /* Loop side: deliver chip sets and fatal errors from the thread. */
 static void on_async(uv_async_t *h) {
@@ -83,9 +125,10 @@ static void post_fatal(lm_writer *w, const char *why) {
   uv_async_send(&w->async);
 }
 
-/* Waits on the condition for up to ms, or until stop. Called with mu held. */
-static void wait_ms(lm_writer *w, uint64_t ms) {
-  if (!w->stop) uv_cond_timedwait(&w->cond, &w->mu, ms * 1000000ull);
+/* Copies the spool's size into the stats. Called with mu held. */
+static void spool_stats_locked(lm_writer *w) {
+  w->stats.spool_rows = lm_spool_rows(w->spool);
+  w->stats.spool_bytes = lm_spool_bytes(w->spool);
 }
 
 /*
@@ -154,182 +197,477 @@ static int refresh_chips(lm_writer *w, cl_store *db) {
   return CL_OK;
 }
 
-/* Writes up to batch_size rows from the head of the ring. Called without mu. */
-static int flush_batch(lm_writer *w, cl_store *db, int64_t landmark_id, cl_store_row *scratch) {
-  uv_mutex_lock(&w->mu);
-  size_t n = w->len < w->cfg->batch_size ? w->len : w->cfg->batch_size;
-  /* One batch holds rows of one kind: chip measurements or landmark links
-   * (rare), so that each batch is one table and one transaction. */
-  size_t same = 0;
-  for (; same < n; same++) {
-    scratch[same] = w->ring[(w->head + same) % w->cap];
-    if (scratch[same].is_link != scratch[0].is_link) break;
-  }
-  n = same;
-  uv_mutex_unlock(&w->mu);
-  if (n == 0) return CL_OK;
+/*
+ * Writes rows[0..n) (all of one kind) in one COPY transaction. When the
+ * batch is refused for a reason retrying cannot fix (a row the schema
+ * refuses, or rows already stored by a commit whose acknowledgement was
+ * lost, or replayed from the spool), falls back to one row per transaction
+ * so that only the offending rows are set aside, each logged.
+ *
+ * *settled receives how many leading rows are settled: stored, already
+ * stored (counted in *existed), or refused and set aside (*rejected).
+ * Returns CL_OK when all n are settled; CL_EDB when the database failed
+ * (rows from *settled on are not settled); CL_EPERM after posting a fatal
+ * error (a missing grant is an operator error, not a bad row).
+ */
+static int write_rows(lm_writer *w, cl_store *db, int64_t landmark_id, const cl_store_row *rows,
+                      size_t n, size_t *settled, uint64_t *rejected, uint64_t *existed) {
   int (*insert)(cl_store *, int64_t, const cl_store_row *, size_t, char *, size_t) =
-      scratch[0].is_link ? cl_store_insert_links : cl_store_insert_measurements;
+      rows[0].is_link ? cl_store_insert_links : cl_store_insert_measurements;
   char err[512];
-  uint64_t t0 = now_ns();
-  int rc = insert(db, landmark_id, scratch, n, err, sizeof err);
-  uint64_t rejected = 0;
+  *settled = 0;
+  *rejected = 0;
+  *existed = 0;
+  int rc = insert(db, landmark_id, rows, n, err, sizeof err);
+  if (rc == CL_OK) {
+    *settled = n;
+    return CL_OK;
+  }
+  if (rc == CL_EDB) {
+    cl_log(CL_LOG_WARN, "batch write failed; rows kept for retry", "rows=%zu err=\"%.300s\"", n,
+           err);
+    return CL_EDB;
+  }
   if (rc == CL_EPERM) {
-    /* A missing grant is an operator error, not a bad row: stop loudly and
-     * keep every row queued rather than set them aside one by one. */
     char why[700];
     snprintf(why, sizeof why, "permission denied writing measurements: %.600s", err);
     post_fatal(w, why);
-    return rc;
+    return CL_EPERM;
   }
-  if (rc != CL_OK && rc != CL_EDB) {
-    /* Retrying the same batch cannot succeed (a row the schema refuses, or
-     * rows already stored by a commit whose acknowledgement was lost). Fall
-     * back to one row per transaction so that only the offending rows are
-     * set aside, each logged with its reason. */
-    cl_log(CL_LOG_WARN, "batch refused; writing rows one by one", "rows=%zu err=\"%.300s\"", n,
-           err);
-    rc = CL_OK;
-    for (size_t i = 0; i < n && rc == CL_OK; i++) {
-      int r1 = insert(db, landmark_id, &scratch[i], 1, err, sizeof err);
-      if (r1 == CL_EDB) {
-        rc = CL_EDB; /* connection trouble: keep the rest queued */
-        n = i;
-      } else if (r1 == CL_EEXIST) {
-        cl_log(CL_LOG_INFO, "row already stored", "seq=%llu",
-               (unsigned long long)scratch[i].m.ch.seq);
-      } else if (r1 != CL_OK) {
-        rejected++;
-        cl_log(CL_LOG_ERROR, "row refused by the database; set aside",
-               "seq=%llu chip_id=%lld err=\"%.300s\"", (unsigned long long)scratch[i].m.ch.seq,
-               (long long)scratch[i].chip_id, err);
-      }
+  cl_log(rc == CL_EEXIST ? CL_LOG_INFO : CL_LOG_WARN, "batch refused; writing rows one by one",
+         "rows=%zu err=\"%.300s\"", n, err);
+  for (size_t i = 0; i < n; i++) {
+    int r1 = insert(db, landmark_id, &rows[i], 1, err, sizeof err);
+    if (r1 == CL_EDB) {
+      cl_log(CL_LOG_WARN, "row write failed; rows kept for retry", "rows=%zu err=\"%.300s\"",
+             n - i, err);
+      return CL_EDB; /* connection trouble: keep the rest */
     }
-    if (rc == CL_EDB && n > 0) rc = CL_OK; /* the first n rows are settled */
+    if (r1 == CL_EPERM) {
+      char why[700];
+      snprintf(why, sizeof why, "permission denied writing measurements: %.600s", err);
+      post_fatal(w, why);
+      return CL_EPERM;
+    }
+    if (r1 == CL_EEXIST) {
+      (*existed)++;
+      cl_log(CL_LOG_DEBUG, "row already stored", "seq=%llu",
+             (unsigned long long)rows[i].m.ch.seq);
+    } else if (r1 != CL_OK) {
+      (*rejected)++;
+      cl_log(CL_LOG_ERROR, "row refused by the database; set aside",
+             "seq=%llu chip_id=%lld err=\"%.300s\"", (unsigned long long)rows[i].m.ch.seq,
+             (long long)rows[i].chip_id, err);
+    }
+    *settled = i + 1;
   }
+  if (*existed)
+    cl_log(CL_LOG_INFO, "rows already stored", "rows=%llu", (unsigned long long)*existed);
+  return CL_OK;
+}
+
+/* Copies up to max rows of one kind from the head of the ring into out.
+ * Called without mu; returns the count. */
+static size_t take_head(lm_writer *w, cl_store_row *out, size_t max, int same_kind) {
   uv_mutex_lock(&w->mu);
-  w->stats.rows_rejected += rejected;
-  if (rc == CL_OK) {
-    w->head = (w->head + n) % w->cap;
-    w->len -= n;
-    w->oldest_ns = w->len ? now_ns() : 0;
-    w->stats.rows_written += n - rejected;
-    w->stats.batches++;
-  } else {
-    w->stats.db_errors++;
+  size_t n = w->len < max ? w->len : max;
+  size_t i = 0;
+  for (; i < n; i++) {
+    out[i] = w->ring[(w->head + i) % w->cap];
+    if (same_kind && out[i].is_link != out[0].is_link) break;
   }
+  uv_mutex_unlock(&w->mu);
+  return i;
+}
+
+/* Removes n rows from the head of the ring. Called with mu held. */
+static void drop_head_locked(lm_writer *w, size_t n) {
+  w->head = (w->head + n) % w->cap;
+  w->len -= n;
+  /* Rows left behind keep their age: they are due already (a batch holds one
+   * kind of row, so when measurements and links alternate, restarting the
+   * clock here would delay every short run by a whole flush interval). */
+  if (w->len == 0) w->oldest_ns = 0;
   w->stats.queue_depth = w->len;
+}
+
+/* Writes one batch from the head of the ring. Returns what write_rows
+ * returned (CL_OK when the ring was empty). */
+static int flush_batch(lm_writer *w, wstate *st) {
+  size_t n = take_head(w, st->scratch, w->cfg->batch_size, 1);
+  if (n == 0) return CL_OK;
+  size_t settled;
+  uint64_t rejected, existed;
+  uint64_t t0 = now_ns();
+  int rc = write_rows(w, st->db, st->landmark_id, st->scratch, n, &settled, &rejected, &existed);
+  uv_mutex_lock(&w->mu);
+  drop_head_locked(w, settled);
+  w->stats.rows_written += settled - rejected;
+  w->stats.rows_rejected += rejected;
+  if (settled) {
+    w->stats.batches++;
+    w->stats.batch_ns_total += now_ns() - t0; /* the batch's database time */
+  }
+  if (rc != CL_OK) w->stats.db_errors++;
   uv_mutex_unlock(&w->mu);
   if (rc == CL_OK)
     cl_log(CL_LOG_DEBUG, "batch written", "rows=%zu ms=%.3f", n, (double)(now_ns() - t0) / 1e6);
-  else
-    cl_log(CL_LOG_WARN, "batch write failed; rows kept for retry", "rows=%zu err=\"%.300s\"", n,
-           err);
   return rc;
+}
+
+/*
+ * Replays one batch from the spool: reads it, writes it, then consumes the
+ * records. Returns CL_OK, CL_EDB (database failed; nothing consumed beyond
+ * the settled rows), CL_EPERM (fatal, posted), or CL_EIO (spool I/O; logged,
+ * replay paused for a while).
+ */
+static int replay_batch(lm_writer *w, wstate *st) {
+  char err[512];
+  size_t n = 0, skipped = 0;
+  if (st->drain_start == 0) {
+    st->drain_start = now_ns();
+    cl_log(CL_LOG_INFO, "replaying spool", "spool_rows=%llu spool_bytes=%llu",
+           (unsigned long long)lm_spool_rows(w->spool),
+           (unsigned long long)lm_spool_bytes(w->spool));
+  }
+  int rc = lm_spool_peek(w->spool, st->scratch, w->cfg->batch_size, &n, &skipped, err, sizeof err);
+  if (rc != CL_OK) {
+    cl_log(CL_LOG_ERROR, "spool read failed; replay paused", "err=\"%.400s\"", err);
+    st->next_replay = now_ns() + ms_ns(SPOOL_RETRY_MS);
+    return CL_EIO;
+  }
+  if (skipped)
+    cl_log(CL_LOG_ERROR, "spool records failed their checksum; dropped", "records=%zu path=%s",
+           skipped, lm_spool_path(w->spool));
+  size_t settled = 0;
+  uint64_t rejected = 0, existed = 0;
+  uint64_t t0 = now_ns();
+  if (n > 0)
+    rc = write_rows(w, st->db, st->landmark_id, st->scratch, n, &settled, &rejected, &existed);
+  uint64_t db_ns = now_ns() - t0;
+  if (skipped + settled > 0) {
+    int crc = lm_spool_consume(w->spool, skipped + settled, err, sizeof err);
+    if (crc != CL_OK) {
+      /* The rows are in the database; they come back as duplicates, which
+       * the database refuses. */
+      cl_log(CL_LOG_ERROR, "spool offset not saved; replay paused", "err=\"%.400s\"", err);
+      st->next_replay = now_ns() + ms_ns(SPOOL_RETRY_MS);
+      if (rc == CL_OK) rc = CL_EIO;
+    }
+    if (crc == CL_OK) st->drain_rows += settled - rejected;
+  }
+  uint64_t left = lm_spool_rows(w->spool);
+  int drained = left == 0 && rc == CL_OK;
+  if (drained) {
+    if (lm_spool_compact(w->spool, err, sizeof err) != CL_OK)
+      cl_log(CL_LOG_ERROR, "spool compaction failed", "err=\"%.400s\"", err);
+  }
+  uv_mutex_lock(&w->mu);
+  w->stats.rows_written += settled - rejected;
+  w->stats.rows_replayed += settled - rejected;
+  w->stats.rows_rejected += rejected;
+  w->stats.spool_corrupt += skipped;
+  if (settled) {
+    w->stats.batches++;
+    w->stats.batch_ns_total += db_ns;
+  }
+  if (rc == CL_EDB) w->stats.db_errors++;
+  spool_stats_locked(w);
+  uint64_t total = w->stats.rows_replayed;
+  uv_mutex_unlock(&w->mu);
+  if (drained) {
+    cl_log(CL_LOG_INFO, "spool drained", "rows_replayed=%llu ms=%.0f rows_replayed_total=%llu",
+           (unsigned long long)st->drain_rows, (double)(now_ns() - st->drain_start) / 1e6,
+           (unsigned long long)total);
+    st->drain_rows = 0;
+    st->drain_start = 0;
+    if (st->spool_full) {
+      st->spool_full = 0;
+      cl_log(CL_LOG_INFO, "spool has room again", "spool_max_bytes=%llu",
+             (unsigned long long)lm_spool_max_bytes(w->spool));
+    }
+  }
+  return rc;
+}
+
+/*
+ * Moves queued rows, oldest first, into the spool (each chunk fdatasync'd
+ * before it leaves memory). With drop_overflow, rows the full spool cannot
+ * take are dropped and counted (spool_dropped); without it (at shutdown)
+ * they stay queued. Returns how many rows were spooled; on an I/O error the
+ * remaining rows stay queued and appends pause for SPOOL_RETRY_MS.
+ */
+static uint64_t spool_queue(lm_writer *w, wstate *st, int drop_overflow) {
+  char err[512];
+  uint64_t total = 0;
+  for (;;) {
+    size_t n = take_head(w, st->scratch, w->cfg->batch_size, 0);
+    if (n == 0) break;
+    size_t k = 0;
+    int rc = lm_spool_append(w->spool, st->scratch, n, &k, err, sizeof err);
+    if (rc != CL_OK) {
+      if (!st->spool_failing)
+        cl_log(CL_LOG_ERROR, "spool write failed; rows kept in memory",
+               "rows=%zu err=\"%.400s\"", n, err);
+      st->spool_failing = 1;
+      st->next_spool = now_ns() + ms_ns(SPOOL_RETRY_MS);
+      break;
+    }
+    if (st->spool_failing) {
+      cl_log(CL_LOG_INFO, "spool writable again", "path=%s", lm_spool_path(w->spool));
+      st->spool_failing = 0;
+    }
+    size_t dropped = (k < n && drop_overflow) ? n - k : 0;
+    uv_mutex_lock(&w->mu);
+    drop_head_locked(w, k + dropped);
+    w->stats.rows_spooled += k;
+    w->stats.spool_dropped += dropped;
+    spool_stats_locked(w);
+    uint64_t all_dropped = w->stats.spool_dropped;
+    uv_mutex_unlock(&w->mu);
+    total += k;
+    if (k < n) {
+      if (!st->spool_full) {
+        cl_log(CL_LOG_ERROR, "spool full",
+               "path=%s spool_bytes=%llu spool_max_bytes=%llu spool_rows=%llu rows_dropped=%zu "
+               "spool_dropped=%llu",
+               lm_spool_path(w->spool), (unsigned long long)lm_spool_bytes(w->spool),
+               (unsigned long long)lm_spool_max_bytes(w->spool),
+               (unsigned long long)lm_spool_rows(w->spool), dropped,
+               (unsigned long long)all_dropped);
+        st->spool_full = 1;
+      }
+      if (!drop_overflow) break;
+    } else if (st->spool_full) {
+      st->spool_full = 0;
+      cl_log(CL_LOG_INFO, "spool has room again", "spool_dropped=%llu",
+             (unsigned long long)all_dropped);
+    }
+  }
+  return total;
+}
+
+/* Records a database failure: starts the outage clock and the backoff. */
+static void db_failed(wstate *st, uint64_t t) {
+  if (!st->down_since) st->down_since = t;
+  st->next_try = t + ms_ns(st->retry_ms);
+  st->retry_ms = st->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : st->retry_ms * 2;
+}
+
+/* Records a successful write: the outage, if any, is over. */
+static void db_worked(wstate *st) {
+  st->down_since = 0;
+  st->outage_logged = 0;
+  st->retry_ms = RETRY_MIN_MS;
+  st->next_try = 0;
+}
+
+/* When queued rows should move to the spool: the database is failing and
+ * the outage has outlasted the grace (flush_interval_ms); then, like a
+ * database batch, once a full batch waits or the oldest row has waited
+ * flush_interval_ms, so that one fdatasync covers many rows. */
+static uint64_t spool_due_at(const lm_writer *w, const wstate *st, size_t queued,
+                             uint64_t oldest) {
+  if (!st->down_since || queued == 0) return UINT64_MAX;
+  uint64_t grace = ms_ns(w->cfg->flush_interval_ms);
+  uint64_t at = queued >= w->cfg->batch_size ? st->down_since + grace
+                                             : max_u64(st->down_since, oldest) + grace;
+  return max_u64(at, st->next_spool);
 }
 
 static void thread_main(void *arg) {
   lm_writer *w = arg;
-  cl_store *db = NULL;
-  int64_t landmark_id = 0;
-  uint64_t retry_ms = RETRY_MIN_MS;
-  uint64_t next_refresh = 0;
+  wstate st;
+  memset(&st, 0, sizeof st);
+  st.retry_ms = RETRY_MIN_MS;
   uint64_t stop_deadline = 0;
-  cl_store_row *scratch = malloc(sizeof *scratch * w->cfg->batch_size);
-  if (!scratch) {
+  st.scratch = malloc(sizeof *st.scratch * w->cfg->batch_size);
+  if (!st.scratch) {
     post_fatal(w, "out of memory for the write batch");
     return;
   }
   for (;;) {
+    uint64_t t = now_ns();
     uv_mutex_lock(&w->mu);
     int stopping = w->stop;
     size_t queued = w->len;
-    if (stopping && !stop_deadline) stop_deadline = now_ns() + (uint64_t)w->drain_ms * 1000000ull;
+    uint64_t oldest = w->oldest_ns;
+    if (stopping && !stop_deadline) stop_deadline = t + ms_ns(w->drain_ms);
     uv_mutex_unlock(&w->mu);
-    if (stopping && (queued == 0 || now_ns() > stop_deadline)) {
-      if (queued)
-        cl_log(CL_LOG_ERROR, "rows not written at shutdown", "rows=%zu", queued);
+    /* Stopping: write the rest while the database answers and the spool
+     * holds no older rows; otherwise (or at the deadline) the rest goes to
+     * the spool after the loop. */
+    if (stopping && (queued == 0 || !st.db || st.down_since || lm_spool_rows(w->spool) > 0 ||
+                     t > stop_deadline))
       break;
-    }
-    if (db && !cl_store_ok(db)) {
+    int acted = 0;
+
+    if (st.db && !cl_store_ok(st.db)) {
       cl_log(CL_LOG_WARN, "database connection lost", NULL);
-      cl_store_destroy(&db);
+      cl_store_destroy(&st.db);
+      db_failed(&st, t);
     }
-    if (!db) {
-      int rc = db_open(w, &db, &landmark_id);
+    if (!st.db && t >= st.next_try) {
+      int rc = db_open(w, &st.db, &st.landmark_id);
       if (rc != CL_OK && rc != CL_EDB) break; /* fatal, already posted */
       if (rc != CL_OK) {
-        uv_mutex_lock(&w->mu);
-        wait_ms(w, retry_ms);
-        uv_mutex_unlock(&w->mu);
-        retry_ms = retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_ms * 2;
-        continue;
+        db_failed(&st, t);
+      } else {
+        st.next_refresh = 0;
+        st.retry_ms = RETRY_MIN_MS;
+        st.next_try = 0;
       }
-      retry_ms = RETRY_MIN_MS;
-      next_refresh = 0;
+      acted = 1;
     }
-    uint64_t t = now_ns();
-    if (!stopping && t >= next_refresh) {
-      if (refresh_chips(w, db) == CL_OK)
-        next_refresh = t + (uint64_t)w->cfg->refresh_interval_s * 1000000000ull;
-      else
-        next_refresh = t + 1000000000ull;
+    if (st.db && t >= st.next_try) {
+      if (!stopping && t >= st.next_refresh) {
+        if (refresh_chips(w, st.db) == CL_OK)
+          st.next_refresh = t + ms_ns((uint64_t)w->cfg->refresh_interval_s * 1000ull);
+        else
+          st.next_refresh = t + ms_ns(1000);
+      }
+      int rc = CL_OK;
+      int wrote = 0;
+      if (!stopping && lm_spool_rows(w->spool) > 0 && t >= st.next_replay) {
+        /* Older rows first: the spool before anything queued. */
+        rc = replay_batch(w, &st);
+        wrote = 1;
+      } else if (queued && (queued >= w->cfg->batch_size || stopping ||
+                            t - oldest >= ms_ns(w->cfg->flush_interval_ms) ||
+                            (lm_spool_rows(w->spool) > 0 && t < st.next_replay))) {
+        rc = flush_batch(w, &st);
+        wrote = 1;
+      }
+      if (rc == CL_EPERM) break; /* fatal, already posted */
+      if (wrote) {
+        acted = 1;
+        if (rc == CL_OK) {
+          db_worked(&st);
+        } else if (rc == CL_EDB) {
+          if (!cl_store_ok(st.db)) cl_store_destroy(&st.db);
+          db_failed(&st, now_ns());
+        }
+      }
     }
-    /* Flush when a batch is full, the oldest row has waited long enough,
-     * or we are stopping. */
     uv_mutex_lock(&w->mu);
-    uint64_t age_ms = w->len ? (now_ns() - w->oldest_ns) / 1000000ull : 0;
-    int due = w->len >= w->cfg->batch_size || (w->len && age_ms >= w->cfg->flush_interval_ms) ||
-              (w->stop && w->len);
-    if (!due) {
-      uint64_t until_flush = w->len ? w->cfg->flush_interval_ms - age_ms : UINT64_MAX;
-      uint64_t until_refresh = next_refresh > now_ns() ? (next_refresh - now_ns()) / 1000000ull : 0;
-      uint64_t sleep = until_flush < until_refresh ? until_flush : until_refresh;
-      if (sleep == 0) sleep = 1;
-      wait_ms(w, sleep);
-      uv_mutex_unlock(&w->mu);
-      continue;
+    queued = w->len;
+    oldest = w->oldest_ns;
+    uv_mutex_unlock(&w->mu);
+    t = now_ns();
+    if (!stopping && t >= spool_due_at(w, &st, queued, oldest)) {
+      if (!st.outage_logged) {
+        cl_log(CL_LOG_WARN, "database unavailable; spooling rows",
+               "path=%s rows=%zu outage_ms=%llu", lm_spool_path(w->spool), queued,
+               (unsigned long long)((t - st.down_since) / 1000000ull));
+        st.outage_logged = 1;
+      }
+      spool_queue(w, &st, 1);
+      acted = 1;
+    }
+    if (acted) continue;
+
+    /* Nothing was due: sleep until the earliest thing that can become due,
+     * or until a push fills a batch or stop is requested. */
+    uint64_t wake = UINT64_MAX;
+    if (!st.db) {
+      wake = st.next_try;
+    } else {
+      if (!stopping) wake = min_u64(wake, max_u64(st.next_try, st.next_refresh));
+      if (lm_spool_rows(w->spool) > 0)
+        wake = min_u64(wake, max_u64(st.next_try, st.next_replay));
+      if (queued)
+        wake = min_u64(wake, max_u64(st.next_try, oldest + ms_ns(w->cfg->flush_interval_ms)));
+    }
+    wake = min_u64(wake, spool_due_at(w, &st, queued, oldest));
+    uv_mutex_lock(&w->mu);
+    if (!w->stop && w->len == queued) {
+      t = now_ns();
+      uint64_t ns = wake > t ? wake - t : 0;
+      if (ns < 1000000ull) ns = 1000000ull;
+      uv_cond_timedwait(&w->cond, &w->mu, ns);
     }
     uv_mutex_unlock(&w->mu);
-    int frc = flush_batch(w, db, landmark_id, scratch);
-    if (frc == CL_EPERM) break; /* fatal, already posted */
-    if (frc != CL_OK) {
-      /* Keep the rows; reconnect if the connection broke, else back off. */
-      if (!cl_store_ok(db)) cl_store_destroy(&db);
-      uv_mutex_lock(&w->mu);
-      wait_ms(w, retry_ms);
-      uv_mutex_unlock(&w->mu);
-      retry_ms = retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_ms * 2;
-    } else {
-      retry_ms = RETRY_MIN_MS;
-    }
   }
-  free(scratch);
-  cl_store_destroy(&db);
+
+  /* Leaving (stop or fatal error): whatever is still queued goes to the
+   * spool, so that it is written by the next run. */
+  uv_mutex_lock(&w->mu);
+  size_t left = w->len;
+  uv_mutex_unlock(&w->mu);
+  if (left) {
+    uint64_t spooled = spool_queue(w, &st, 0);
+    uv_mutex_lock(&w->mu);
+    size_t unspooled = w->len;
+    uv_mutex_unlock(&w->mu);
+    cl_log(CL_LOG_INFO, "rows spooled at shutdown", "rows=%llu spool_rows=%llu path=%s",
+           (unsigned long long)spooled, (unsigned long long)lm_spool_rows(w->spool),
+           lm_spool_path(w->spool));
+    if (unspooled)
+      cl_log(CL_LOG_ERROR, "rows neither written nor spooled at shutdown", "rows=%zu",
+             unspooled);
+  }
+  free(st.scratch);
+  cl_store_destroy(&st.db);
 }
 
 int lm_writer_create(lm_writer **out, uv_loop_t *loop, const cl_landmark_config *cfg,
-                     const uint8_t landmark_pk[CL_PK_LEN], lm_writer_callbacks cb) {
+                     const uint8_t landmark_pk[CL_PK_LEN], lm_writer_callbacks cb, char *err,
+                     size_t errlen) {
+  if (err && errlen) err[0] = '\0';
   lm_writer *w = calloc(1, sizeof *w);
   if (!w) return CL_ENOMEM;
   w->loop = loop;
   w->cfg = cfg;
   memcpy(w->pk, landmark_pk, CL_PK_LEN);
   w->cb = cb;
+  lm_spool_recovery rec;
+  int rc = lm_spool_open(&w->spool, cfg->spool_path, landmark_pk,
+                         (uint64_t)cfg->spool_max_mb * 1024u * 1024u, &rec, err, errlen);
+  if (rc != CL_OK) {
+    free(w);
+    return rc;
+  }
+  if (rec.torn_bytes || rec.torn_records)
+    cl_log(CL_LOG_WARN, "spool: torn records at the end dropped",
+           "path=%s bytes=%llu records=%llu", cfg->spool_path,
+           (unsigned long long)rec.torn_bytes, (unsigned long long)rec.torn_records);
+  if (rec.offset_reset)
+    cl_log(CL_LOG_WARN, "spool: read offset unreadable; replaying from the first record",
+           "path=%s", cfg->spool_path);
+  if (rec.stale_tmp)
+    cl_log(CL_LOG_INFO, "spool: unfinished compaction file removed", "path=%s.tmp",
+           cfg->spool_path);
+  cl_log(lm_spool_rows(w->spool) ? CL_LOG_WARN : CL_LOG_INFO, "spool opened",
+         "path=%s spool_rows=%llu spool_bytes=%llu spool_max_bytes=%llu created=%d",
+         cfg->spool_path, (unsigned long long)lm_spool_rows(w->spool),
+         (unsigned long long)lm_spool_bytes(w->spool),
+         (unsigned long long)lm_spool_max_bytes(w->spool), rec.created);
+  w->stats.spool_rows = lm_spool_rows(w->spool);
+  w->stats.spool_bytes = lm_spool_bytes(w->spool);
+  w->stats.spool_corrupt = rec.torn_records;
   w->cap = 1024;
   w->ring = malloc(sizeof *w->ring * w->cap);
   if (!w->ring || uv_mutex_init(&w->mu) != 0) {
     free(w->ring);
+    lm_spool_close(&w->spool);
     free(w);
     return CL_ENOMEM;
   }
-  uv_cond_init(&w->cond);
+  if (uv_cond_init(&w->cond) != 0) {
+    uv_mutex_destroy(&w->mu);
+    free(w->ring);
+    lm_spool_close(&w->spool);
+    free(w);
+    return CL_ENOMEM;
+  }
   uv_async_init(loop, &w->async, on_async);
   w->async.data = w;
   if (uv_thread_create(&w->thread, thread_main, w) != 0) {
     /* The async handle is registered: close it and leak nothing else. */
     uv_close((uv_handle_t *)&w->async, NULL);
-    return CL_EIO;
+    lm_spool_close(&w->spool);
+    if (err && errlen) snprintf(err, errlen, "cannot start the database thread");
+    return CL_ENOMEM;
   }
   *out = w;
   return CL_OK;
@@ -356,7 +694,9 @@ int lm_writer_push(lm_writer *w, const cl_store_row *row) {
   w->len++;
   w->stats.rows_queued++;
   w->stats.queue_depth = w->len;
-  int wake = w->len >= w->cfg->batch_size;
+  /* Wake the thread for a full batch, and for the first row of an empty
+   * queue so that it can time that row's flush (or spooling). */
+  int wake = w->len >= w->cfg->batch_size || w->len == 1;
   uv_mutex_unlock(&w->mu);
   if (wake) uv_cond_signal(&w->cond);
   return CL_OK;
@@ -390,6 +730,7 @@ void lm_writer_destroy(lm_writer **pw) {
   lm_writer *w = *pw;
   free(w->chips_out);
   free(w->ring);
+  lm_spool_close(&w->spool);
   uv_cond_destroy(&w->cond);
   uv_mutex_destroy(&w->mu);
   free(w);

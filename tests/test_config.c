@@ -7,6 +7,7 @@
 #define _GNU_SOURCE /* asprintf */
 #include "cl_config.h"
 #include "cl_err.h"
+#include "cl_frame.h"
 #include "cl_key.h"
 #include "cl_probe.h"
 #include "testutil.h"
@@ -123,7 +124,12 @@ START_TEST(lm_golden_full) {
       "max_connections = 1000000\n"
       "handshake_timeout_ms = 100\n"
       "idle_timeout_s = 86400\n"
-      "stats_interval_s = 1\n";
+      "stats_interval_s = 1\n"
+      "max_connections_per_address = 100000\n"
+      "max_pending_challenges = 1\n"
+      "max_frame_bytes = 1024\n"
+      "[metrics]\n"
+      "listen = [::1]:9464\n";
   cl_landmark_config *c = malloc(sizeof *c);
   char err[512];
   ck_assert_msg(lm_load(text, c, err, sizeof err, NULL) == CL_OK, "%s", err);
@@ -148,6 +154,11 @@ START_TEST(lm_golden_full) {
   ck_assert_uint_eq(c->handshake_timeout_ms, 100);
   ck_assert_uint_eq(c->idle_timeout_s, 86400);
   ck_assert_uint_eq(c->stats_interval_s, 1);
+  ck_assert_uint_eq(c->max_connections_per_address, 100000);
+  ck_assert_uint_eq(c->max_pending_challenges, 1);
+  ck_assert_uint_eq(c->max_frame_bytes, 1024);
+  ck_assert_str_eq(c->metrics_host, "::1");
+  ck_assert_int_eq(c->metrics_port, 9464);
   free(c);
 }
 END_TEST
@@ -180,6 +191,11 @@ START_TEST(lm_golden_defaults) {
   ck_assert_uint_eq(c->handshake_timeout_ms, 10000);
   ck_assert_uint_eq(c->idle_timeout_s, 300);
   ck_assert_uint_eq(c->stats_interval_s, 60);
+  ck_assert_uint_eq(c->max_connections_per_address, 64);
+  ck_assert_uint_eq(c->max_pending_challenges, 64);
+  ck_assert_uint_eq(c->max_frame_bytes, CL_FRAME_MAX);
+  ck_assert_str_eq(c->metrics_host, ""); /* no metrics endpoint */
+  ck_assert_int_eq(c->metrics_port, 0);
   free(c);
   free(t);
 }
@@ -219,6 +235,14 @@ START_TEST(lm_out_of_range) {
                   "10: [limits] handshake_timeout_ms = 99: must be an integer in [100, 600000]");
   lm_expect_extra("limits", "max_connections = 4294967296\n",
                   "10: [limits] max_connections = 4294967296: must be an integer in [1, 1000000]");
+  lm_expect_extra("limits", "max_connections_per_address = 0\n",
+                  "10: [limits] max_connections_per_address = 0: must be an integer in [1, 100000]");
+  lm_expect_extra("limits", "max_pending_challenges = 1025\n",
+                  "10: [limits] max_pending_challenges = 1025: must be an integer in [1, 1024]");
+  lm_expect_extra("limits", "max_frame_bytes = 1023\n",
+                  "10: [limits] max_frame_bytes = 1023: must be an integer in [1024, 65536]");
+  lm_expect_extra("limits", "max_frame_bytes = 65537\n",
+                  "10: [limits] max_frame_bytes = 65537: must be an integer in [1024, 65536]");
   lm_expect("[landmark]\nname = x\nkey = k\nlat = 90.5\nlon = 0\n",
             "4: [landmark] lat = 90.5: must be a number in [-90, 90]");
   lm_expect("[landmark]\nname = x\nkey = k\nlat = 0\nlon = -180.01\n",
@@ -253,16 +277,37 @@ START_TEST(lm_trailing_garbage) {
 }
 END_TEST
 
+START_TEST(lm_metrics_listen) {
+  /* Empty means off, like an absent key; anything else is HOST:PORT. */
+  char *t = lm_text(NULL, "[metrics]\nlisten =\n");
+  cl_landmark_config *c = malloc(sizeof *c);
+  char err[512];
+  ck_assert_msg(lm_load(t, c, err, sizeof err, NULL) == CL_OK, "%s", err);
+  ck_assert_str_eq(c->metrics_host, "");
+  ck_assert_int_eq(c->metrics_port, 0);
+  free(t);
+  t = lm_text(NULL, "[metrics]\nlisten = 127.0.0.1:9464\n");
+  ck_assert_msg(lm_load(t, c, err, sizeof err, NULL) == CL_OK, "%s", err);
+  ck_assert_str_eq(c->metrics_host, "127.0.0.1");
+  ck_assert_int_eq(c->metrics_port, 9464);
+  free(t);
+  free(c);
+  lm_expect_extra(NULL, "[metrics]\nlisten = 9464\n",
+                  "11: [metrics] listen = 9464: must be HOST:PORT or [IPV6]:PORT with a port in "
+                  "[1, 65535]");
+}
+END_TEST
+
 START_TEST(lm_unknown_key_and_section) {
   lm_expect_extra("probe", "bursts = 5\n", "10: [probe] bursts: unknown key");
   lm_expect_extra("landmark", "address = 1.2.3.4:5\n", "10: [landmark] address: unknown key");
   lm_expect_extra(NULL, "[prob]\nburst = 3\n",
                   "10: unknown section [prob] (expected [landmark], [database], [probe], "
-                  "[limits])");
+                  "[limits], [metrics])");
   /* An unknown section is an error even when it is empty. */
   lm_expect_extra(NULL, "[agent]\n",
                   "10: unknown section [agent] (expected [landmark], [database], [probe], "
-                  "[limits])");
+                  "[limits], [metrics])");
   lm_expect("burst = 5\n[landmark]\n", "1: burst = 5: setting outside of any section");
 }
 END_TEST
@@ -741,6 +786,7 @@ static Suite *config_suite(void) {
   tcase_add_test(lm, lm_out_of_range);
   tcase_add_test(lm, lm_not_a_number);
   tcase_add_test(lm, lm_trailing_garbage);
+  tcase_add_test(lm, lm_metrics_listen);
   tcase_add_test(lm, lm_unknown_key_and_section);
   tcase_add_test(lm, lm_duplicates);
   tcase_add_test(lm, lm_missing_required);

@@ -49,4 +49,15 @@ int tu_count_in_file(const char *path, const char *needle);
 /* Sleep for ms milliseconds. */
 void tu_sleep_ms(int ms);
 
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int tu_free_port(void);
+/* HTTP/1.0 GET of http://127.0.0.1:port/path. Returns the malloc'd body of
+ * the answer, or NULL when there is none within timeout_ms. *status (may be
+ * NULL) receives the status code (0 without an answer). */
+char *tu_http_get(int port, const char *path, int timeout_ms, int *status);
+/* Value of one sample in Prometheus text: series is the name with its
+ * labels exactly as exposed (`x_total{reason="late"}`) or a bare name.
+ * Returns -1 when the series is absent. */
+double tu_metric(const char *text, const char *series);
+
 #endif

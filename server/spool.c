@@ -1,0 +1,624 @@
+/*
+ * The outage spool of landmarkd: file layout, append, replay and compaction.
+ * See spool.h for the contract and docs/SPOOL.md for the format.
+ *
+ * All writes go through pwrite at explicit offsets on one descriptor; the
+ * struct mirrors the file's size and read offset. Appends and offset moves
+ * are made durable with fdatasync before a function reports success. A new
+ * file (first creation, compaction) is built under PATH.tmp, synced, locked
+ * and renamed over PATH, then the directory is synced, so PATH always names
+ * a complete spool.
+ */
+#define _GNU_SOURCE
+#include "spool.h"
+#include "cl_err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Records per read or write call: 94 KiB of buffer. */
+#define CHUNK_RECORDS 256u
+
+/* Header fields (docs/SPOOL.md). */
+#define H_HEADER_LEN 16
+#define H_RECORD_LEN 20
+#define H_LANDMARK 24
+#define H_CRC 56
+#define H_SLOT0 64
+#define SLOT_LEN 32
+#define SLOT_GEN 0
+#define SLOT_OFF 8
+#define SLOT_CRC 28
+
+/* Record fields (docs/SPOOL.md). */
+#define R_KIND 0
+#define R_CHIP_ID 4
+#define R_LANDMARK 12
+#define R_CHIP 44
+#define R_NONCE 76
+#define R_ISSUED 108
+#define R_SEQ 116
+#define R_CHALLENGE_SIG 124
+#define R_CHIP_SIG 188
+#define R_RTT 252
+#define R_PROBE_COUNT 260
+#define R_MEASURED 264
+#define R_LANDMARK_SIG 272
+#define R_BOUND 336
+#define R_EST_SPEED 344
+#define R_EST_BOUND 352
+#define R_PROBES_SENT 360
+#define R_CRC 364
+
+_Static_assert(R_CRC + 4 == LM_SPOOL_RECORD_LEN, "record layout");
+_Static_assert(H_SLOT0 + 2 * SLOT_LEN == LM_SPOOL_HEADER_LEN, "header layout");
+_Static_assert(sizeof LM_SPOOL_MAGIC - 1 == LM_SPOOL_MAGIC_LEN, "magic length");
+
+struct lm_spool {
+  int fd;
+  char path[PATH_MAX];
+  char tmp_path[PATH_MAX + 8];
+  char dir[PATH_MAX];
+  uint8_t pk[CL_PK_LEN];
+  uint64_t max_bytes;
+  uint64_t size;     /* file size: the header plus whole records */
+  uint64_t read_off; /* first record not yet consumed */
+  uint64_t gen;      /* generation of the newest read-offset slot */
+  uint8_t *buf;      /* CHUNK_RECORDS records */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || errlen == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* ---- checksum and layouts ------------------------------------------------ */
+
+/* CRC-32C, reflected polynomial 0x82F63B78, four bits at a time. */
+static const uint32_t crc_nibble[16] = {
+    0x00000000u, 0x105ec76fu, 0x20bd8edeu, 0x30e349b1u, 0x417b1dbcu, 0x5125dad3u,
+    0x61c69362u, 0x7198540du, 0x82f63b78u, 0x92a8fc17u, 0xa24bb5a6u, 0xb21572c9u,
+    0xc38d26c4u, 0xd3d3e1abu, 0xe330a81au, 0xf36e6f75u};
+
+uint32_t lm_spool_crc32c(const void *data, size_t len) {
+  const uint8_t *p = data;
+  uint32_t c = 0xffffffffu;
+  for (size_t i = 0; i < len; i++) {
+    c ^= p[i];
+    c = (c >> 4) ^ crc_nibble[c & 15u];
+    c = (c >> 4) ^ crc_nibble[c & 15u];
+  }
+  return c ^ 0xffffffffu;
+}
+
+void lm_spool_encode(uint8_t out[LM_SPOOL_RECORD_LEN], const cl_store_row *row) {
+  const cl_measurement *m = &row->m;
+  memset(out, 0, LM_SPOOL_RECORD_LEN);
+  out[R_KIND] = row->is_link ? 1 : 0;
+  cl_put_be64(out + R_CHIP_ID, (uint64_t)row->chip_id);
+  memcpy(out + R_LANDMARK, m->ch.landmark, CL_PK_LEN);
+  memcpy(out + R_CHIP, m->ch.chip, CL_PK_LEN);
+  memcpy(out + R_NONCE, m->ch.nonce, CL_NONCE_LEN);
+  cl_put_be64(out + R_ISSUED, m->ch.issued_unix_ns);
+  cl_put_be64(out + R_SEQ, m->ch.seq);
+  memcpy(out + R_CHALLENGE_SIG, m->ch.sig, CL_SIG_LEN);
+  memcpy(out + R_CHIP_SIG, m->chip_sig, CL_SIG_LEN);
+  cl_put_be64(out + R_RTT, m->rtt_ns);
+  cl_put_be32(out + R_PROBE_COUNT, m->probe_count);
+  cl_put_be64(out + R_MEASURED, m->measured_unix_ns);
+  memcpy(out + R_LANDMARK_SIG, m->sig, CL_SIG_LEN);
+  cl_put_be64(out + R_BOUND, row->bound_m);
+  uint64_t speed_bits;
+  memcpy(&speed_bits, &row->est_speed, sizeof speed_bits);
+  cl_put_be64(out + R_EST_SPEED, speed_bits);
+  cl_put_be64(out + R_EST_BOUND, row->est_bound_m);
+  cl_put_be32(out + R_PROBES_SENT, row->probes_sent);
+  cl_put_be32(out + R_CRC, lm_spool_crc32c(out, R_CRC));
+}
+
+int lm_spool_decode(const uint8_t in[LM_SPOOL_RECORD_LEN], cl_store_row *row) {
+  if (cl_get_be32(in + R_CRC) != lm_spool_crc32c(in, R_CRC)) return CL_EMALFORMED;
+  if (in[R_KIND] > 1 || in[1] || in[2] || in[3]) return CL_EMALFORMED;
+  memset(row, 0, sizeof *row);
+  cl_measurement *m = &row->m;
+  row->is_link = in[R_KIND];
+  uint64_t id = cl_get_be64(in + R_CHIP_ID);
+  memcpy(&row->chip_id, &id, sizeof id); /* two's complement, as written */
+  memcpy(m->ch.landmark, in + R_LANDMARK, CL_PK_LEN);
+  memcpy(m->ch.chip, in + R_CHIP, CL_PK_LEN);
+  memcpy(m->ch.nonce, in + R_NONCE, CL_NONCE_LEN);
+  m->ch.issued_unix_ns = cl_get_be64(in + R_ISSUED);
+  m->ch.seq = cl_get_be64(in + R_SEQ);
+  memcpy(m->ch.sig, in + R_CHALLENGE_SIG, CL_SIG_LEN);
+  memcpy(m->chip_sig, in + R_CHIP_SIG, CL_SIG_LEN);
+  m->rtt_ns = cl_get_be64(in + R_RTT);
+  m->probe_count = cl_get_be32(in + R_PROBE_COUNT);
+  m->measured_unix_ns = cl_get_be64(in + R_MEASURED);
+  memcpy(m->sig, in + R_LANDMARK_SIG, CL_SIG_LEN);
+  row->bound_m = cl_get_be64(in + R_BOUND);
+  uint64_t speed_bits = cl_get_be64(in + R_EST_SPEED);
+  memcpy(&row->est_speed, &speed_bits, sizeof speed_bits);
+  row->est_bound_m = cl_get_be64(in + R_EST_BOUND);
+  row->probes_sent = cl_get_be32(in + R_PROBES_SENT);
+  return CL_OK;
+}
+
+static void slot_encode(uint8_t s[SLOT_LEN], uint64_t gen, uint64_t off) {
+  memset(s, 0, SLOT_LEN);
+  cl_put_be64(s + SLOT_GEN, gen);
+  cl_put_be64(s + SLOT_OFF, off);
+  cl_put_be32(s + SLOT_CRC, lm_spool_crc32c(s, SLOT_CRC));
+}
+
+/* A fresh header: read offset at the first record, in slot 0. */
+static void header_encode(uint8_t h[LM_SPOOL_HEADER_LEN], const uint8_t pk[CL_PK_LEN]) {
+  memset(h, 0, LM_SPOOL_HEADER_LEN);
+  memcpy(h, LM_SPOOL_MAGIC, LM_SPOOL_MAGIC_LEN);
+  cl_put_be32(h + H_HEADER_LEN, LM_SPOOL_HEADER_LEN);
+  cl_put_be32(h + H_RECORD_LEN, LM_SPOOL_RECORD_LEN);
+  memcpy(h + H_LANDMARK, pk, CL_PK_LEN);
+  cl_put_be32(h + H_CRC, lm_spool_crc32c(h, H_CRC));
+  slot_encode(h + H_SLOT0, 1, LM_SPOOL_HEADER_LEN);
+}
+
+/* ---- small I/O helpers --------------------------------------------------- */
+
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off) {
+  const uint8_t *p = buf;
+  while (len > 0) {
+    ssize_t w = pwrite(fd, p, len, (off_t)off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      if (w == 0) errno = EIO;
+      return -1;
+    }
+    p += w;
+    len -= (size_t)w;
+    off += (uint64_t)w;
+  }
+  return 0;
+}
+
+/* Reads exactly len bytes; -1 with errno set on error or early end of file. */
+static int pread_all(int fd, void *buf, size_t len, uint64_t off) {
+  uint8_t *p = buf;
+  while (len > 0) {
+    ssize_t r = pread(fd, p, len, (off_t)off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      if (r == 0) errno = EIO;
+      return -1;
+    }
+    p += r;
+    len -= (size_t)r;
+    off += (uint64_t)r;
+  }
+  return 0;
+}
+
+static int sync_data(int fd) {
+  int r;
+  do r = fdatasync(fd);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
+/* Makes a rename or creation in dir durable. */
+static int sync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int r;
+  do r = fsync(fd);
+  while (r < 0 && errno == EINTR);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return r;
+}
+
+static void dir_of(const char *path, char *out, size_t outlen) {
+  const char *slash = strrchr(path, '/');
+  if (!slash)
+    snprintf(out, outlen, ".");
+  else if (slash == path)
+    snprintf(out, outlen, "/");
+  else
+    snprintf(out, outlen, "%.*s", (int)(slash - path), path);
+}
+
+/* ---- building a new file ------------------------------------------------- */
+
+/*
+ * Writes a new spool under tmp_path holding the records [from, to) of the
+ * current file (none when sp->fd < 0), syncs it, locks it and renames it
+ * over path; then the spool continues on the new file. On failure before
+ * the rename the old file and state are untouched and the temporary file is
+ * removed. Returns 0 or CL_EIO.
+ */
+static int replace_file(lm_spool *sp, uint64_t from, uint64_t to, char *err, size_t errlen) {
+  int fd = open(sp->tmp_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    set_err(err, errlen, "spool %s: cannot create %s: %s", sp->path, sp->tmp_path,
+            strerror(errno));
+    return CL_EIO;
+  }
+  /* Lock before truncating, so a second process creating the same spool
+   * cannot clobber this file. */
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    set_err(err, errlen, "spool %s: in use by another process", sp->tmp_path);
+    close(fd);
+    return CL_EIO;
+  }
+  uint8_t h[LM_SPOOL_HEADER_LEN];
+  header_encode(h, sp->pk);
+  const char *what = "write";
+  int ok = ftruncate(fd, 0) == 0 && pwrite_all(fd, h, sizeof h, 0) == 0;
+  uint64_t out = LM_SPOOL_HEADER_LEN;
+  for (uint64_t pos = from; ok && pos < to;) {
+    size_t len = (size_t)(to - pos);
+    if (len > CHUNK_RECORDS * LM_SPOOL_RECORD_LEN) len = CHUNK_RECORDS * LM_SPOOL_RECORD_LEN;
+    if (pread_all(sp->fd, sp->buf, len, pos) != 0) {
+      what = "read";
+      ok = 0;
+      break;
+    }
+    ok = pwrite_all(fd, sp->buf, len, out) == 0;
+    pos += len;
+    out += len;
+  }
+  if (ok && fsync(fd) != 0) {
+    what = "sync";
+    ok = 0;
+  }
+  if (ok && rename(sp->tmp_path, sp->path) != 0) {
+    what = "rename";
+    ok = 0;
+  }
+  if (!ok) {
+    set_err(err, errlen, "spool %s: cannot %s the new file: %s", sp->path, what, strerror(errno));
+    unlink(sp->tmp_path);
+    close(fd);
+    return CL_EIO;
+  }
+  if (sp->fd >= 0) close(sp->fd); /* releases the old file's lock */
+  sp->fd = fd;
+  sp->size = out;
+  sp->read_off = LM_SPOOL_HEADER_LEN;
+  sp->gen = 1;
+  if (sync_dir(sp->dir) != 0) {
+    /* The new file is complete; only the directory entry may not be on disk
+     * yet. Either file is a valid spool, so nothing can be lost. */
+    set_err(err, errlen, "spool %s: cannot sync directory %s: %s", sp->path, sp->dir,
+            strerror(errno));
+    return CL_EIO;
+  }
+  return CL_OK;
+}
+
+/* Drops the consumed records: the live ones move into a new file. */
+static int compact(lm_spool *sp, char *err, size_t errlen) {
+  return replace_file(sp, sp->read_off, sp->size, err, errlen);
+}
+
+/* ---- open and close ------------------------------------------------------ */
+
+/* Validates the header read from an existing file; fills *gen and *off with
+ * the newest valid read-offset slot, or leaves *off at 0 when none is. */
+static int check_header(lm_spool *sp, const uint8_t h[LM_SPOOL_HEADER_LEN], char *err,
+                        size_t errlen) {
+  if (memcmp(h, LM_SPOOL_MAGIC, LM_SPOOL_MAGIC_LEN) != 0) {
+    if (memcmp(h, LM_SPOOL_MAGIC, LM_SPOOL_MAGIC_LEN - 1) == 0)
+      set_err(err, errlen, "spool %s: unsupported version \"%.16s\" (this landmarkd reads %s)",
+              sp->path, (const char *)h, LM_SPOOL_MAGIC);
+    else
+      set_err(err, errlen, "spool %s: not a chiploc spool file (no \"%s\" header)", sp->path,
+              LM_SPOOL_MAGIC);
+    return CL_EVERSION;
+  }
+  if (cl_get_be32(h + H_CRC) != lm_spool_crc32c(h, H_CRC)) {
+    set_err(err, errlen, "spool %s: header checksum mismatch (damaged file)", sp->path);
+    return CL_EMALFORMED;
+  }
+  if (cl_get_be32(h + H_HEADER_LEN) != LM_SPOOL_HEADER_LEN ||
+      cl_get_be32(h + H_RECORD_LEN) != LM_SPOOL_RECORD_LEN) {
+    set_err(err, errlen, "spool %s: header or record length %u/%u, expected %u/%u", sp->path,
+            cl_get_be32(h + H_HEADER_LEN), cl_get_be32(h + H_RECORD_LEN), LM_SPOOL_HEADER_LEN,
+            LM_SPOOL_RECORD_LEN);
+    return CL_EVERSION;
+  }
+  if (memcmp(h + H_LANDMARK, sp->pk, CL_PK_LEN) != 0) {
+    char hex[CL_PK_HEX_LEN + 1];
+    cl_pk_to_hex(h + H_LANDMARK, hex);
+    set_err(err, errlen,
+            "spool %s: holds records of landmark key %s, not of this landmark; move it aside "
+            "(or run the landmark it belongs to)",
+            sp->path, hex);
+    return CL_EEXIST;
+  }
+  return CL_OK;
+}
+
+/* Cuts an incomplete or damaged tail; sp->size is the file's size. */
+static int trim_tail(lm_spool *sp, lm_spool_recovery *rec, char *err, size_t errlen) {
+  uint64_t rem = (sp->size - LM_SPOOL_HEADER_LEN) % LM_SPOOL_RECORD_LEN;
+  uint64_t size = sp->size - rem;
+  rec->torn_bytes = rem;
+  while (size > LM_SPOOL_HEADER_LEN) {
+    cl_store_row row;
+    if (pread_all(sp->fd, sp->buf, LM_SPOOL_RECORD_LEN, size - LM_SPOOL_RECORD_LEN) != 0) {
+      set_err(err, errlen, "spool %s: cannot read: %s", sp->path, strerror(errno));
+      return CL_EIO;
+    }
+    if (lm_spool_decode(sp->buf, &row) == CL_OK) break;
+    size -= LM_SPOOL_RECORD_LEN;
+    rec->torn_records++;
+  }
+  if (size != sp->size) {
+    if (ftruncate(sp->fd, (off_t)size) != 0 || sync_data(sp->fd) != 0) {
+      set_err(err, errlen, "spool %s: cannot cut off a torn record: %s", sp->path,
+              strerror(errno));
+      return CL_EIO;
+    }
+    sp->size = size;
+  }
+  return CL_OK;
+}
+
+/* Picks the newest slot whose offset is valid for the trimmed file. */
+static void choose_offset(lm_spool *sp, const uint8_t h[LM_SPOOL_HEADER_LEN],
+                          lm_spool_recovery *rec) {
+  uint64_t best_gen = 0, best_off = 0, max_gen = 0;
+  for (int i = 0; i < 2; i++) {
+    const uint8_t *s = h + H_SLOT0 + i * SLOT_LEN;
+    if (cl_get_be32(s + SLOT_CRC) != lm_spool_crc32c(s, SLOT_CRC)) continue;
+    uint64_t gen = cl_get_be64(s + SLOT_GEN), off = cl_get_be64(s + SLOT_OFF);
+    if (gen > max_gen) max_gen = gen;
+    int valid = off >= LM_SPOOL_HEADER_LEN && off <= sp->size &&
+                (off - LM_SPOOL_HEADER_LEN) % LM_SPOOL_RECORD_LEN == 0;
+    if (valid && gen >= best_gen) {
+      best_gen = gen;
+      best_off = off;
+    }
+  }
+  if (best_off == 0) {
+    /* Replaying from the start is safe: the database refuses rows it has. */
+    rec->offset_reset = 1;
+    best_off = LM_SPOOL_HEADER_LEN;
+  }
+  sp->read_off = best_off;
+  sp->gen = max_gen; /* the next slot written outranks every slot on disk */
+}
+
+int lm_spool_open(lm_spool **out, const char *path, const uint8_t landmark_pk[CL_PK_LEN],
+                  uint64_t max_bytes, lm_spool_recovery *rec, char *err, size_t errlen) {
+  lm_spool_recovery dummy;
+  if (!rec) rec = &dummy;
+  memset(rec, 0, sizeof *rec);
+  if (!out || !path || !*path || !landmark_pk ||
+      max_bytes < LM_SPOOL_HEADER_LEN + LM_SPOOL_RECORD_LEN) {
+    set_err(err, errlen, "spool: bad argument");
+    return CL_EINVAL;
+  }
+  *out = NULL;
+  lm_spool *sp = calloc(1, sizeof *sp);
+  if (!sp) return CL_ENOMEM;
+  sp->fd = -1;
+  sp->buf = malloc((size_t)CHUNK_RECORDS * LM_SPOOL_RECORD_LEN);
+  if (!sp->buf) {
+    free(sp);
+    return CL_ENOMEM;
+  }
+  int rc = CL_OK;
+  if ((size_t)snprintf(sp->path, sizeof sp->path, "%s", path) >= sizeof sp->path) {
+    set_err(err, errlen, "spool: path too long");
+    rc = CL_EINVAL;
+    goto fail;
+  }
+  snprintf(sp->tmp_path, sizeof sp->tmp_path, "%s.tmp", path);
+  dir_of(path, sp->dir, sizeof sp->dir);
+  memcpy(sp->pk, landmark_pk, CL_PK_LEN);
+  sp->max_bytes = max_bytes;
+
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0 && errno != ENOENT) {
+    set_err(err, errlen, "spool %s: cannot open: %s", path, strerror(errno));
+    rc = CL_EIO;
+    goto fail;
+  }
+  if (fd >= 0) {
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      set_err(err, errlen, "spool %s: in use by another process (flock: %s)", path,
+              strerror(errno));
+      close(fd);
+      rc = CL_EIO;
+      goto fail;
+    }
+    sp->fd = fd;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      set_err(err, errlen, "spool %s: cannot stat: %s", path, strerror(errno));
+      rc = CL_EIO;
+      goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      set_err(err, errlen, "spool %s: not a regular file", path);
+      rc = CL_EIO;
+      goto fail;
+    }
+    sp->size = (uint64_t)st.st_size;
+    /* We hold the spool: a PATH.tmp is a compaction a crash interrupted.
+     * PATH is complete, so the leftover is dropped. */
+    if (unlink(sp->tmp_path) == 0) rec->stale_tmp = 1;
+  }
+  if (sp->fd < 0 || sp->size == 0) {
+    /* No spool yet (an empty file holds nothing either): make one. */
+    rc = replace_file(sp, 0, 0, err, errlen);
+    if (rc != CL_OK) goto fail;
+    rec->created = 1;
+    *out = sp;
+    return CL_OK;
+  }
+  uint8_t h[LM_SPOOL_HEADER_LEN];
+  if (sp->size < LM_SPOOL_HEADER_LEN) {
+    /* We never leave a partial header (new files are renamed into place
+     * complete): this is someone else's file, or damage. */
+    size_t have = (size_t)sp->size < LM_SPOOL_MAGIC_LEN ? (size_t)sp->size : LM_SPOOL_MAGIC_LEN;
+    int ours = pread_all(sp->fd, h, have, 0) == 0 && memcmp(h, LM_SPOOL_MAGIC, have) == 0;
+    set_err(err, errlen, "spool %s: %llu bytes, %s", path, (unsigned long long)sp->size,
+            ours ? "shorter than a spool header (damaged file)" : "not a chiploc spool file");
+    rc = ours ? CL_EMALFORMED : CL_EVERSION;
+    goto fail;
+  }
+  if (pread_all(sp->fd, h, sizeof h, 0) != 0) {
+    set_err(err, errlen, "spool %s: cannot read the header: %s", path, strerror(errno));
+    rc = CL_EIO;
+    goto fail;
+  }
+  if ((rc = check_header(sp, h, err, errlen)) != CL_OK) goto fail;
+  if ((rc = trim_tail(sp, rec, err, errlen)) != CL_OK) goto fail;
+  choose_offset(sp, h, rec);
+  *out = sp;
+  return CL_OK;
+fail:
+  if (sp->fd >= 0) close(sp->fd);
+  free(sp->buf);
+  free(sp);
+  return rc;
+}
+
+void lm_spool_close(lm_spool **psp) {
+  if (!psp || !*psp) return;
+  lm_spool *sp = *psp;
+  if (sp->fd >= 0) close(sp->fd);
+  free(sp->buf);
+  free(sp);
+  *psp = NULL;
+}
+
+/* ---- append, peek, consume ----------------------------------------------- */
+
+int lm_spool_append(lm_spool *sp, const cl_store_row *rows, size_t n, size_t *appended,
+                    char *err, size_t errlen) {
+  if (!sp || !appended || (n > 0 && !rows)) return CL_EINVAL;
+  *appended = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (memcmp(rows[i].m.ch.landmark, sp->pk, CL_PK_LEN) != 0) {
+      set_err(err, errlen, "spool %s: row %zu is signed by another landmark key", sp->path, i);
+      return CL_EINVAL;
+    }
+  }
+  uint64_t room = sp->size < sp->max_bytes ? (sp->max_bytes - sp->size) / LM_SPOOL_RECORD_LEN : 0;
+  if (room < n && sp->read_off > LM_SPOOL_HEADER_LEN) {
+    int rc = compact(sp, err, errlen);
+    if (rc != CL_OK) return rc;
+    room = sp->size < sp->max_bytes ? (sp->max_bytes - sp->size) / LM_SPOOL_RECORD_LEN : 0;
+  }
+  size_t k = room < n ? (size_t)room : n;
+  if (k == 0) return CL_OK;
+  uint64_t start = sp->size, pos = start;
+  for (size_t i = 0; i < k;) {
+    size_t c = k - i < CHUNK_RECORDS ? k - i : CHUNK_RECORDS;
+    for (size_t j = 0; j < c; j++)
+      lm_spool_encode(sp->buf + j * LM_SPOOL_RECORD_LEN, &rows[i + j]);
+    if (pwrite_all(sp->fd, sp->buf, c * LM_SPOOL_RECORD_LEN, pos) != 0) goto fail;
+    pos += c * LM_SPOOL_RECORD_LEN;
+    i += c;
+  }
+  if (sync_data(sp->fd) != 0) goto fail;
+  sp->size = pos;
+  *appended = k;
+  return CL_OK;
+fail:
+  set_err(err, errlen, "spool %s: cannot append %zu records: %s", sp->path, k, strerror(errno));
+  /* The caller keeps the rows; records it might append again must not be
+   * left behind half-written. If this fails too, the next open cuts the
+   * damaged tail off. */
+  if (ftruncate(sp->fd, (off_t)start) == 0) (void)sync_data(sp->fd);
+  return CL_EIO;
+}
+
+int lm_spool_peek(lm_spool *sp, cl_store_row *rows, size_t max, size_t *n, size_t *skipped,
+                  char *err, size_t errlen) {
+  if (!sp || !n || !skipped || (max > 0 && !rows)) return CL_EINVAL;
+  *n = 0;
+  *skipped = 0;
+  uint64_t pos = sp->read_off;
+  int kind = -1;
+  while (*n < max && pos < sp->size) {
+    uint64_t left = (sp->size - pos) / LM_SPOOL_RECORD_LEN;
+    size_t c = left < CHUNK_RECORDS ? (size_t)left : CHUNK_RECORDS;
+    if (*n > 0 && c > max - *n) c = max - *n;
+    if (pread_all(sp->fd, sp->buf, c * LM_SPOOL_RECORD_LEN, pos) != 0) {
+      set_err(err, errlen, "spool %s: cannot read: %s", sp->path, strerror(errno));
+      return CL_EIO;
+    }
+    for (size_t j = 0; j < c; j++, pos += LM_SPOOL_RECORD_LEN) {
+      cl_store_row *r = &rows[*n];
+      int ok = lm_spool_decode(sp->buf + j * LM_SPOOL_RECORD_LEN, r) == CL_OK &&
+               memcmp(r->m.ch.landmark, sp->pk, CL_PK_LEN) == 0;
+      if (!ok) {
+        if (*n > 0) return CL_OK; /* the next peek reports it */
+        (*skipped)++;
+        continue;
+      }
+      if (kind < 0) kind = r->is_link;
+      if (r->is_link != kind) return CL_OK;
+      if (++*n == max) return CL_OK;
+    }
+  }
+  return CL_OK;
+}
+
+int lm_spool_consume(lm_spool *sp, size_t records, char *err, size_t errlen) {
+  if (!sp) return CL_EINVAL;
+  if (records > lm_spool_rows(sp)) {
+    set_err(err, errlen, "spool %s: consuming %zu records, %llu left", sp->path, records,
+            (unsigned long long)lm_spool_rows(sp));
+    return CL_EINVAL;
+  }
+  if (records == 0) return CL_OK;
+  uint64_t off = sp->read_off + (uint64_t)records * LM_SPOOL_RECORD_LEN;
+  uint64_t gen = sp->gen + 1;
+  uint8_t s[SLOT_LEN];
+  slot_encode(s, gen, off);
+  /* Slots alternate, so a torn slot write leaves the previous offset in the
+   * other slot intact. */
+  if (pwrite_all(sp->fd, s, sizeof s, H_SLOT0 + (gen & 1u) * SLOT_LEN) != 0 ||
+      sync_data(sp->fd) != 0) {
+    set_err(err, errlen, "spool %s: cannot save the read offset: %s", sp->path,
+            strerror(errno));
+    return CL_EIO;
+  }
+  sp->read_off = off;
+  sp->gen = gen;
+  return CL_OK;
+}
+
+int lm_spool_compact(lm_spool *sp, char *err, size_t errlen) {
+  if (!sp) return CL_EINVAL;
+  if (sp->read_off == LM_SPOOL_HEADER_LEN) return CL_OK;
+  return compact(sp, err, errlen);
+}
+
+uint64_t lm_spool_rows(const lm_spool *sp) {
+  return (sp->size - sp->read_off) / LM_SPOOL_RECORD_LEN;
+}
+
+uint64_t lm_spool_bytes(const lm_spool *sp) { return sp->size; }
+
+uint64_t lm_spool_max_bytes(const lm_spool *sp) { return sp->max_bytes; }
+
+const char *lm_spool_path(const lm_spool *sp) { return sp->path; }
