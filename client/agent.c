@@ -14,6 +14,12 @@
  * close callback of its last handle. Any close or failure leads to
  * peer_after_close, which tries the next resolved address or schedules a
  * reconnect with backoff.
+ *
+ * Dead landmarks: a landmark only sends when it probes, so a registered
+ * connection that brings no complete frame for idle_timeout_s is taken for
+ * a landmark that vanished without closing (a stopped process, a host gone
+ * from the network) and is closed and re-established. TCP keepalive covers
+ * the same case at the kernel level when the peer host itself is gone.
  */
 #include "agent.h"
 #include "cl_err.h"
@@ -32,7 +38,9 @@
 #define HANDSHAKE_TIMEOUT_MS 15000u /* connect + Hello + RegisterResult */
 #define STATS_INTERVAL_MS 60000u
 #define STABLE_SESSION_MS 10000u    /* a session this long resets the backoff */
-#define KEEPALIVE_S 60u
+#define KEEPALIVE_S 30u
+#define IDLE_CHECK_MIN_MS 100u      /* idle checks: a quarter of the timeout, within these */
+#define IDLE_CHECK_MAX_MS 5000u
 #define MAX_WRITE_QUEUE (1u << 20)  /* bytes queued for a landmark that does not read */
 #define VERIFY_QUEUE 16             /* challenges answered, awaiting their signature check */
 #define READ_BUF (64u * 1024u)
@@ -50,13 +58,16 @@ struct peer;
 typedef struct conn {
   struct peer *peer;
   uv_tcp_t tcp;
-  uv_timer_t timer; /* handshake deadline */
+  uv_timer_t timer; /* handshake deadline, then idle checks */
   uv_connect_t connect_req;
   int open_handles; /* the conn is freed when this drops to 0 */
   int closing;
   int connected;
   conn_state state;
   uint64_t registered_ms; /* uv_now when RegisterResult arrived */
+  uint64_t last_rx_ms;    /* uv_now after the last complete frame */
+  uint64_t last_check_ms; /* uv_now of the last idle check */
+  int check_deferred;     /* the last idle check was put off: the loop had stalled */
   cl_frame_asm fa;
   size_t n_verify;
   cl_challenge verify[VERIFY_QUEUE];
@@ -112,10 +123,11 @@ static void conn_close(conn *c, cl_log_level level, const char *why, const char 
 static void log_stats(const agent *a, const char *when) {
   cl_log(CL_LOG_INFO, "stats",
          "challenges=%llu answered=%llu bad_landmark_sig=%llu unknown_chip=%llu "
-         "reconnects=%llu wrong_landmark=%llu when=%s",
+         "reconnects=%llu wrong_landmark=%llu idle_timeouts=%llu when=%s",
          (unsigned long long)a->st.challenges, (unsigned long long)a->st.answered,
          (unsigned long long)a->st.bad_landmark_sig, (unsigned long long)a->st.unknown_chip,
-         (unsigned long long)a->st.reconnects, (unsigned long long)a->st.wrong_landmark, when);
+         (unsigned long long)a->st.reconnects, (unsigned long long)a->st.wrong_landmark,
+         (unsigned long long)a->st.idle_timeouts, when);
 }
 
 static const agent_chip *find_chip(const agent *a, const uint8_t id[CL_PK_LEN]) {
@@ -262,6 +274,40 @@ static void on_handshake_timeout(uv_timer_t *t) {
   conn *c = t->data;
   conn_close(c, CL_LOG_WARN, "handshake timeout",
              c->state == CONN_CONNECTING ? "no connection" : "no registration");
+}
+
+/*
+ * Periodic check once registered: a landmark that sent no complete frame for
+ * idle_timeout_s has stopped probing us, most likely because it is gone
+ * without having closed the connection (a FIN never came). Hang up and let
+ * peer_after_close reconnect with the usual backoff.
+ */
+static void on_idle_check(uv_timer_t *t) {
+  conn *c = t->data;
+  peer *p = c->peer;
+  agent *a = p->ag;
+  if (c->closing) return;
+  uint64_t now = uv_now(a->loop);
+  /* A check far behind its schedule means this process was not running (a
+   * stopped or paused agent), and frames that came meanwhile may be waiting
+   * unread: libuv runs timers before it polls, so look again one period
+   * later, once they are read. Never twice in a row. */
+  int stalled = now - c->last_check_ms > 2 * uv_timer_get_repeat(t);
+  c->last_check_ms = now;
+  if (stalled && !c->check_deferred) {
+    c->check_deferred = 1;
+    return;
+  }
+  c->check_deferred = 0;
+  uint64_t idle_ms = (uint64_t)a->cfg.idle_timeout_s * 1000u;
+  uint64_t silent_ms = now - c->last_rx_ms;
+  if (silent_ms < idle_ms) return;
+  a->st.idle_timeouts++;
+  cl_log(CL_LOG_WARN, "landmark idle; reconnecting",
+         "landmark=%s addr=%s idle_timeout_s=%u silent_ms=%llu", p->cfg->name, p->addr,
+         a->cfg.idle_timeout_s, (unsigned long long)silent_ms);
+  conn_send_error(c, CL_ERR_LIMIT, "idle timeout: no challenge from the landmark");
+  conn_close(c, CL_LOG_WARN, "idle timeout", NULL);
 }
 
 /* ---- the landmark signature check, after answering ---------------------- */
@@ -416,7 +462,14 @@ static void on_register_result(conn *c, const cl_msg *m) {
   }
   c->state = CONN_REGISTERED;
   c->registered_ms = uv_now(a->loop);
-  uv_timer_stop(&c->timer);
+  c->last_rx_ms = c->registered_ms;
+  c->last_check_ms = c->registered_ms;
+  /* The handshake deadline is met; from now on the timer watches for a
+   * landmark that has gone silent. */
+  uint64_t check_ms = (uint64_t)a->cfg.idle_timeout_s * 1000u / 4;
+  if (check_ms < IDLE_CHECK_MIN_MS) check_ms = IDLE_CHECK_MIN_MS;
+  if (check_ms > IDLE_CHECK_MAX_MS) check_ms = IDLE_CHECK_MAX_MS;
+  uv_timer_start(&c->timer, on_idle_check, check_ms, check_ms);
   cl_log(CL_LOG_INFO, "registered", "landmark=%s addr=%s accepted=%zu refused=%zu", p->cfg->name,
          p->addr, accepted, refused);
 }
@@ -518,6 +571,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   const uint8_t *data = (const uint8_t *)buf->base;
   size_t left = (size_t)nread;
+  int got_frame = 0;
   while (left > 0 && !c->closing) {
     size_t used = 0, flen = 0;
     const uint8_t *frame = NULL;
@@ -535,7 +589,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       break;
     }
     conn_on_frame(c, frame, flen);
+    got_frame = 1;
   }
+  /* Only a complete frame shows the landmark alive: bytes of a frame that
+   * never completes do not put off the idle timeout. Taken after the
+   * answers are out, off the timed path. */
+  if (got_frame) c->last_rx_ms = uv_now(c->peer->ag->loop);
   conn_verify_pending(c);
 }
 
@@ -724,8 +783,10 @@ int agent_start(agent *a) {
   if (r < 0) return CL_EIO;
   char name[CL_CONFIG_NAME_MAX * 4 + 3];
   cl_log_quote(name, sizeof name, a->cfg.name, strlen(a->cfg.name));
-  cl_log(CL_LOG_INFO, "agent started", "agent=%s landmarks=%zu chips=%zu", name, a->n_peers,
-         a->n_chips);
+  cl_log(CL_LOG_INFO, "agent started",
+         "agent=%s landmarks=%zu chips=%zu backoff_min_ms=%u backoff_max_ms=%u idle_timeout_s=%u",
+         name, a->n_peers, a->n_chips, a->cfg.backoff_min_ms, a->cfg.backoff_max_ms,
+         a->cfg.idle_timeout_s);
   for (size_t i = 0; i < a->n_peers; i++) peer_connect(&a->peers[i]);
   return CL_OK;
 }

@@ -26,6 +26,7 @@ typedef struct {
   uint64_t unknown_chip;     /* challenges for a chip this agent does not hold */
   uint64_t wrong_landmark;   /* challenges naming another landmark than the pinned one */
   uint64_t reconnects;       /* reconnections scheduled after a close or failure */
+  uint64_t idle_timeouts;    /* registered connections closed for want of any frame */
 } agent_stats;
 
 /*

@@ -796,6 +796,10 @@ static const option agent_opts[] = {
      .def = 500, .off = AGF(backoff_min_ms)},
     {.sec = AS_AGENT, .key = "backoff_max_ms", .type = OPT_U32, .min = 100, .max = 3600000,
      .def = 30000, .off = AGF(backoff_max_ms)},
+    /* Landmarks only send when they probe, so this must exceed their probe
+     * cycle; the agent cannot know it, docs/CONFIG.md gives the rule. */
+    {.sec = AS_AGENT, .key = "idle_timeout_s", .type = OPT_U32, .min = 1, .max = 86400,
+     .def = 300, .off = AGF(idle_timeout_s)},
     {.sec = AS_LANDMARK, .key = "address", .type = OPT_HOSTPORT, .flags = OPT_REQUIRED,
      .off = offsetof(cl_agent_landmark, host), .off2 = offsetof(cl_agent_landmark, port),
      .size = sizeof(((cl_agent_landmark *)0)->host)},

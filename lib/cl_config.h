@@ -74,6 +74,8 @@ typedef struct {
   char name[CL_CONFIG_NAME_MAX + 1]; /* default: the host name */
   uint32_t backoff_min_ms;            /* first reconnect delay, default 500 */
   uint32_t backoff_max_ms;            /* cap of the exponential backoff, default 30000 */
+  uint32_t idle_timeout_s; /* no complete frame from a registered landmark for this long:
+                              reconnect, default 300 */
   /* [landmark.NAME] sections: address = HOST:PORT, public_key = 64 hex */
   size_t n_landmarks;
   cl_agent_landmark landmarks[CL_CONFIG_MAX_LANDMARKS];

@@ -464,6 +464,7 @@ START_TEST(ag_golden_full) {
            "name = dc1-host17\n"
            "backoff_min_ms = 250\n"
            "backoff_max_ms = 60000\n"
+           "idle_timeout_s = 900\n"
            "[landmark.fra]\n"
            "address = fra.example.org:7400\n"
            "public_key = %s\n"
@@ -481,6 +482,7 @@ START_TEST(ag_golden_full) {
   ck_assert_str_eq(c->name, "dc1-host17");
   ck_assert_uint_eq(c->backoff_min_ms, 250);
   ck_assert_uint_eq(c->backoff_max_ms, 60000);
+  ck_assert_uint_eq(c->idle_timeout_s, 900);
   ck_assert_uint_eq(c->n_landmarks, 2);
   ck_assert_str_eq(c->landmarks[0].name, "fra");
   ck_assert_str_eq(c->landmarks[0].host, "fra.example.org");
@@ -512,9 +514,19 @@ START_TEST(ag_golden_defaults) {
   ck_assert_str_eq(c->name, host);
   ck_assert_uint_eq(c->backoff_min_ms, 500);
   ck_assert_uint_eq(c->backoff_max_ms, 30000);
+  ck_assert_uint_eq(c->idle_timeout_s, 300);
   ck_assert_uint_eq(c->n_landmarks, 1);
   ck_assert_uint_eq(c->n_chips, 1);
   free(t);
+  /* Both ends of the idle timeout's range are accepted. */
+  static const char *const idle_ok[][2] = {{"idle_timeout_s = 1\n", "1"},
+                                          {"idle_timeout_s = 86400\n", "86400"}};
+  for (size_t i = 0; i < 2; i++) {
+    t = ag_text("agent", idle_ok[i][0]);
+    ck_assert_msg(ag_load(t, c, err, sizeof err, NULL) == CL_OK, "%s", err);
+    ck_assert_uint_eq(c->idle_timeout_s, strtoul(idle_ok[i][1], NULL, 10));
+    free(t);
+  }
   /* The [agent] section may be left out entirely. */
   char text[512];
   snprintf(text, sizeof text,
@@ -566,6 +578,12 @@ START_TEST(ag_errors) {
                   "8: [agent] backoff_max_ms = 1000: must be >= backoff_min_ms (5000)");
   ag_expect_extra("agent", "backoff_min_ms = 60000\n",
                   "7: [agent] backoff_min_ms = 60000: must be <= backoff_max_ms (30000)");
+  ag_expect_extra("agent", "idle_timeout_s = 0\n",
+                  "7: [agent] idle_timeout_s = 0: must be an integer in [1, 86400]");
+  ag_expect_extra("agent", "idle_timeout_s = 86401\n",
+                  "7: [agent] idle_timeout_s = 86401: must be an integer in [1, 86400]");
+  ag_expect_extra("agent", "idle_timeout_s = -5\n",
+                  "7: [agent] idle_timeout_s = -5: must be an integer in [1, 86400]");
   ag_expect_extra("agent", "retry = 1\n", "7: [agent] retry: unknown key");
   ag_expect_extra("landmark.fra", "port = 1\n", "7: [landmark.fra] port: unknown key");
   ag_expect_extra("chip.gpu0", "key = other.key\n",

@@ -3,8 +3,9 @@
  * (server/landmark.c), without sockets or libuv: the same pure pieces the
  * daemon calls, in the same order, on the same state.
  *
- *   bytes -> cl_frame_asm (CL_FRAME_MAX_UNREGISTERED, CL_FRAME_MAX once a
- *   Register was accepted) -> cl_msg_decode -> the connection state machine:
+ *   bytes -> cl_frame_asm (CL_FRAME_MAX_UNREGISTERED, then max_frame_bytes,
+ *   default CL_FRAME_MAX, once a Register was accepted) -> cl_msg_decode ->
+ *   the connection state machine:
  *     HELLO:      Register -> duplicate check, enrolled lookup (cl_pkmap),
  *                 active check, cl_register_verify, chips go live;
  *                 nothing accepted -> close
@@ -17,15 +18,16 @@
  *
  * Time is virtual. Before each read the clock moves on (see
  * landmark_fixture.h) and the timers that came due fire in order, as libuv
- * runs due timers before polling: the handshake deadline, and per chip the
- * probe cycle idle -> probe -> wait for answer or deadline -> gap -> probe,
- * with landmarkd's default burst, gap, deadline and interval. The first
+ * runs due timers before polling: the handshake deadline, then the idle
+ * check (only a complete frame counts as activity), and per chip the probe
+ * cycle idle -> probe -> wait for answer or deadline -> gap -> probe, with
+ * landmarkd's default limits, burst, gap, deadline and interval. The first
  * burst of a chip starts right after its registration (the daemon spreads
  * it over up to 2 s at random). A probe sends the chip's next fixed
  * challenge from landmark_fixture.h, so that inputs can answer it with a
  * valid signature; once a chip's fixed challenges are used up its cycle
- * stops. The idle timeout (300 s) cannot fire: the clock moves at most 64 s
- * between reads.
+ * stops. With at most two chips live, max_pending_challenges (64) never
+ * defers a probe; the count of outstanding probes is kept and checked.
  *
  * Checked on every input, beyond the sanitizers:
  *  - a proof verifies exactly when it is the chip's valid proof, and a
@@ -93,6 +95,9 @@ typedef struct {
   cl_frame_asm fa;
   uint64_t now;          /* virtual uv_hrtime() */
   uint64_t handshake_ns; /* deadline of the Hello -> Register handshake */
+  uint64_t idle_from_ns; /* registration: the idle checks run from here on */
+  uint64_t last_rx_ns;   /* receive time of the last complete frame */
+  uint32_t n_pending;    /* probes outstanding on this connection */
   fz_chip chips[CL_MAX_CHIPS_PER_REGISTER];
   fz_chip *live[CL_MAX_CHIPS_PER_REGISTER]; /* c->chips of landmark.c */
   size_t n_chips;
@@ -100,7 +105,8 @@ typedef struct {
 } fz_conn;
 
 static lm_fixture g_fx;
-static cl_store_chip g_enrolled_arr[3];
+#define N_ENROLLED 3 /* fixture chips 0..2 are enrolled, chip 3 is not */
+static cl_store_chip g_enrolled_arr[N_ENROLLED];
 static cl_pkmap *g_enrolled; /* pk -> cl_store_chip*, as lm_server_set_enrolled builds it */
 static cl_pkmap *g_live;     /* pk -> fz_chip* */
 static cl_msg g_msg;         /* decode target, as lm_server.scratch */
@@ -114,13 +120,13 @@ static void init_once(void) {
   done = 1;
   g_trace = getenv("FUZZ_LANDMARK_TRACE") != NULL;
   lm_fx_init(&g_fx);
-  for (int k = 0; k < 3; k++) {
+  for (int k = 0; k < N_ENROLLED; k++) {
     memcpy(g_enrolled_arr[k].pk, cl_key_public(g_fx.chip[k]), CL_PK_LEN);
     g_enrolled_arr[k].id = 100 + k;
     g_enrolled_arr[k].active = k != LM_FX_INACTIVE;
   }
-  CHECK(cl_pkmap_create(&g_enrolled, 3) == CL_OK);
-  for (int k = 0; k < 3; k++)
+  CHECK(cl_pkmap_create(&g_enrolled, N_ENROLLED) == CL_OK);
+  for (int k = 0; k < N_ENROLLED; k++)
     CHECK(cl_pkmap_put(g_enrolled, g_enrolled_arr[k].pk, &g_enrolled_arr[k], NULL) == CL_OK);
   CHECK(cl_pkmap_create(&g_live, 64) == CL_OK);
 }
@@ -183,6 +189,9 @@ static void finish_burst(fz_chip *ch, uint64_t t) {
 }
 
 static void probe_settled(fz_chip *ch, uint64_t t) {
+  /* clear_outstanding */
+  CHECK(ch->cur != NULL && g_conn.n_pending > 0);
+  g_conn.n_pending--;
   ch->cur = NULL;
   if (ch->burst_left > 0)
     chip_schedule(ch, t + (uint64_t)LM_FX_GAP_MS * 1000000ull, PH_GAP);
@@ -209,6 +218,8 @@ static void send_probe(fz_chip *ch, uint64_t t) {
   CHECK(cl_msg_encode(&m, buf, sizeof buf, &len) == CL_OK);
   p->state = CL_PROBE_OUTSTANDING;
   ch->cur = p;
+  g_conn.n_pending++;
+  CHECK(g_conn.n_pending <= g_conn.n_chips && g_conn.n_pending <= LM_FX_MAX_PENDING);
   ch->burst_left--;
   p->sent_ns = t;
   p->deadline_ns = t + (uint64_t)LM_FX_DEADLINE_MS * 1000000ull;
@@ -245,6 +256,21 @@ static void run_timers(fz_conn *c) {
   if (c->state == CONN_HELLO && c->handshake_ns <= c->now) {
     fail_conn(c, CL_ERR_LIMIT, "handshake_timeout", "no Register before the handshake timeout");
     return;
+  }
+  if (c->state == CONN_REGISTERED) {
+    /* on_conn_timer every check_ms from registration; last_rx_ns has not
+     * moved since the last read, so the latest check due decides. */
+    uint64_t check_ns = (uint64_t)LM_FX_IDLE_S * 1000000000ull / 4;
+    if (check_ns < 100000000ull) check_ns = 100000000ull;
+    if (check_ns > 5000000000ull) check_ns = 5000000000ull;
+    uint64_t k = (c->now - c->idle_from_ns) / check_ns;
+    uint64_t t = c->idle_from_ns + k * check_ns;
+    if (k > 0 && t > c->last_rx_ns &&
+        t - c->last_rx_ns > (uint64_t)LM_FX_IDLE_S * 1000000000ull) {
+      fail_conn(c, CL_ERR_LIMIT, "idle_timeout",
+                "no complete frame from the peer within the idle timeout");
+      return;
+    }
   }
   for (size_t i = 0; i < c->n_chips; i++) {
     fz_chip *ch = c->live[i];
@@ -307,7 +333,12 @@ static void handle_register(fz_conn *c, const cl_msg *m) {
       TRACE("chip %d registered (agent %s)", k, agent_q);
     } else {
       snprintf(r->detail, sizeof r->detail, "%s", cl_refuse_reason_name(r->reason));
-      TRACE("chip %d refused: %s", k, r->detail);
+      char hex[17], detail[CL_MAX_AGENT_NAME + 96], q[160];
+      cl_hex_encode(hex, cl->chip, 8);
+      snprintf(detail, sizeof detail, "chip %s refused at registration, agent %s", hex,
+               m->u.reg.agent);
+      cl_log_quote(q, sizeof q, detail, strlen(detail));
+      TRACE("chip %d refused: %s %s", k, r->detail, q);
     }
   }
   CHECK(cl_pkmap_count(g_live) == c->n_chips);
@@ -321,7 +352,8 @@ static void handle_register(fz_conn *c, const cl_msg *m) {
     return;
   }
   c->state = CONN_REGISTERED;
-  cl_frame_asm_set_max(&c->fa, CL_FRAME_MAX);
+  cl_frame_asm_set_max(&c->fa, CL_FRAME_MAX); /* max_frame_bytes, default CL_FRAME_MAX */
+  c->idle_from_ns = c->now;
 }
 
 static cl_wire_error wire_code(cl_accept_result r) {
@@ -448,32 +480,45 @@ static void on_read(fz_conn *c, const uint8_t *data, size_t n) {
     off += used;
     if (rc == 0) break;
     CHECK(rc == 1 && flen > 0 && flen <= c->fa.max);
+    /* Only a complete frame counts as activity. */
+    c->last_rx_ns = t_recv;
     handle_frame(c, frame, flen, t_recv);
   }
 }
 
 /* ---- reads -------------------------------------------------------------- */
 
+/* How the input is cut into reads. */
+typedef struct {
+  uint8_t mode;
+  uint32_t rng;
+  int trickle; /* frames mode: the last frame is unfinished, a byte per read */
+} reader;
+
 /* Length of the next read at data[off..size). */
-static size_t next_read(uint8_t mode, uint32_t *rng, const uint8_t *data, size_t off,
-                        size_t size) {
+static size_t next_read(reader *rd, const uint8_t *data, size_t off, size_t size) {
   size_t left = size - off, n;
-  switch (mode & 3) {
+  switch (rd->mode & 3) {
   case LM_FX_MODE_FRAMES:
-    if (left < CL_FRAME_HDR_LEN) {
-      n = left;
+    if (rd->trickle || left < CL_FRAME_HDR_LEN) {
+      n = 1;
     } else {
       uint32_t flen = cl_get_be32(data + off);
       n = flen == 0 ? left : (size_t)flen + CL_FRAME_HDR_LEN;
+      if (n > left) {
+        /* The input ends inside this frame: it trickles in. */
+        rd->trickle = 1;
+        n = 1;
+      }
     }
     break;
   case LM_FX_MODE_BYTES: n = 1; break;
-  case LM_FX_MODE_FIXED: n = (size_t)(mode >> 2) + 1; break;
+  case LM_FX_MODE_FIXED: n = (size_t)(rd->mode >> 2) + 1; break;
   default:
-    *rng ^= *rng << 13;
-    *rng ^= *rng >> 17;
-    *rng ^= *rng << 5;
-    n = 1 + *rng % 300;
+    rd->rng ^= rd->rng << 13;
+    rd->rng ^= rd->rng >> 17;
+    rd->rng ^= rd->rng << 5;
+    n = 1 + rd->rng % 300;
     break;
   }
   return n < left ? n : left;
@@ -494,15 +539,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   c->now = T0_NS;
   c->state = CONN_HELLO;
   c->handshake_ns = T0_NS + (uint64_t)LM_FX_HANDSHAKE_MS * 1000000ull;
+  c->last_rx_ns = T0_NS;
   cl_frame_asm_init(&c->fa, CL_FRAME_MAX_UNREGISTERED);
   TRACE("connection accepted");
-  uint32_t rng = 0x9E3779B9u ^ mode;
+  reader rd = {.mode = mode, .rng = 0x9E3779B9u ^ mode};
   size_t off = 0;
   while (off < size && !c->closed) {
-    size_t n = next_read(mode, &rng, data, off, size);
+    size_t n = next_read(&rd, data, off, size);
     c->now += step;
     run_timers(c);
     if (c->closed) break;
+    TRACE("read of %zu bytes", n);
     on_read(c, data + off, n);
     off += n;
   }

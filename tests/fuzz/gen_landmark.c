@@ -4,8 +4,8 @@
  * two header bytes of the target (read mode, clock step) and a stream of
  * frames: a valid registration and full bursts of valid responses, a
  * replay, a response for the wrong chip, a bad signature, a late answer,
- * refused registrations, messages not allowed in a state, over-limit length
- * prefixes and garbage. Run once by hand; the files are kept in
+ * refused registrations, messages not allowed in a state, the handshake and
+ * idle timeouts, over-limit length prefixes and garbage. Run once by hand; the files are kept in
  * tests/fuzz/corpus/landmark/. FUZZ_LANDMARK_TRACE=1 fuzz_landmark FILE
  * shows what the target makes of one.
  *
@@ -23,6 +23,7 @@
 /* Clock steps (see lm_fx_step_ns). */
 #define STEP_200MS (0x80 | 1)
 #define STEP_1S 0xC0
+#define STEP_9S (0xC0 | 8)
 #define STEP_64S 0xFF
 
 static const char *g_dir;
@@ -115,6 +116,7 @@ int main(int argc, char **argv) {
   g_dir = argv[1];
   lm_fx_init(&g_fx);
   cl_msg m;
+  uint8_t hdr[CL_FRAME_HDR_LEN];
 
   /* Registration of both active chips, nothing more. */
   begin(LM_FX_MODE_FRAMES, STEP_200MS);
@@ -234,13 +236,23 @@ int main(int argc, char **argv) {
   add(&m);
   save("hello_from_agent");
 
+  /* Registered, then a frame that never completes, 9 s per byte: the
+   * idle timeout closes the connection. */
+  begin(LM_FX_MODE_FRAMES, STEP_9S);
+  add_register_both();
+  cl_frame_put_header(hdr, 100);
+  add_raw(hdr, sizeof hdr);
+  add_raw("\x08\x01\x2a\x62\x0a\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 16);
+  add_raw("\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 16);
+  add_raw("\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 10);
+  save("idle_timeout");
+
   /* Register arriving after the handshake deadline. */
   begin(LM_FX_MODE_FRAMES, STEP_64S);
   add_register_both();
   save("handshake_timeout");
 
   /* Length prefixes: just over the limit before Register, then after. */
-  uint8_t hdr[CL_FRAME_HDR_LEN];
   begin(LM_FX_MODE_BYTES, 0);
   cl_frame_put_header(hdr, CL_FRAME_MAX_UNREGISTERED + 1);
   add_raw(hdr, sizeof hdr);

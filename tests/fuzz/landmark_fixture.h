@@ -34,7 +34,8 @@
 #define LM_FX_CHALLENGES 12
 
 /* Read modes (byte 0 & 3). */
-#define LM_FX_MODE_FRAMES 0 /* one read per frame, as the length prefix says */
+#define LM_FX_MODE_FRAMES 0 /* one read per frame, as the length prefix says;
+                               a frame the input does not finish: a byte per read */
 #define LM_FX_MODE_BYTES 1  /* one byte per read */
 #define LM_FX_MODE_FIXED 2  /* (byte 0 >> 2) + 1 bytes per read */
 #define LM_FX_MODE_RANDOM 3 /* 1..300 bytes per read, pseudo-random */
@@ -45,6 +46,8 @@
 #define LM_FX_DEADLINE_MS 1000u
 #define LM_FX_INTERVAL_MS 60000u
 #define LM_FX_HANDSHAKE_MS 10000u
+#define LM_FX_IDLE_S 300u
+#define LM_FX_MAX_PENDING 64u /* max_pending_challenges */
 
 /* Challenges carry wall-clock issue times from here on. */
 #define LM_FX_UNIX_NS 1700000000000000000ull
@@ -59,7 +62,7 @@ typedef struct {
 } lm_fixture;
 
 /* Clock advance before each read: (low 6 bits + 1) units of 1 ms, 10 ms,
- * 100 ms or 1 s (top 2 bits). At most 64 s: below the idle timeout. */
+ * 100 ms or 1 s (top 2 bits), at most 64 s. */
 static inline uint64_t lm_fx_step_ns(uint8_t b) {
   static const uint64_t unit_ms[4] = {1, 10, 100, 1000};
   return ((uint64_t)(b & 63) + 1) * unit_ms[b >> 6] * 1000000ull;
