@@ -46,8 +46,8 @@
 #define AG_IDLE_S 4
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
-#define MARGIN_MS 300      /* scheduling slack allowed on a backoff delay */
-#define RESUME_MS 10000    /* measurements of both chips must be back within this */
+#define MARGIN_MS 300           /* scheduling slack allowed on a backoff delay */
+#define RESUME_MS 10000         /* measurements of both chips must be back within this */
 #define STABLE_SESSION_MS 10000 /* client/agent.c: such a session resets the backoff */
 
 static struct {
@@ -235,9 +235,8 @@ static uint64_t wait_both_measured(uint64_t since_ms, uint64_t from_ms, const ch
     long long n = tu_sql_int(W.db, q);
     uint64_t now = unix_ms();
     if (n == 2) return now - from_ms;
-    ck_assert_msg(now - from_ms <= RESUME_MS,
-                  "%s: %lld of 2 chips measured %llu ms after it ended", what, n,
-                  (unsigned long long)(now - from_ms));
+    ck_assert_msg(now - from_ms <= RESUME_MS, "%s: %lld of 2 chips measured %llu ms after it ended",
+                  what, n, (unsigned long long)(now - from_ms));
     tu_sleep_ms(50);
   }
 }
@@ -304,8 +303,8 @@ static backoff_seen check_backoff(const char *log, long off) {
       if (prev_connect) {
         uint64_t gap = ts - prev_connect;
         ck_assert_msg(gap <= BACKOFF_MAX_MS + MARGIN_MS,
-                      "%llu ms between two connection attempts, cap %d ms",
-                      (unsigned long long)gap, BACKOFF_MAX_MS);
+                      "%llu ms between two connection attempts, cap %d ms", (unsigned long long)gap,
+                      BACKOFF_MAX_MS);
         if (gap > s.max_gap_ms) s.max_gap_ms = gap;
       }
       prev_connect = ts;
@@ -346,9 +345,10 @@ static void case_landmark_restart(void) {
   ck_assert_int_gt(tu_count_in_file(W.aglog, "msg=registered "), reg0);
   backoff_seen b = check_backoff(W.aglog, off);
   ck_assert_uint_eq(b.first_delay_ms, BACKOFF_MIN_MS);
-  fprintf(stderr, "a. landmark restart: %d attempts while down, longest gap %llu ms, both chips measured "
-         "%llu ms after the new landmarkd listened\n",
-         b.attempts, (unsigned long long)b.max_gap_ms, (unsigned long long)wait);
+  fprintf(stderr,
+          "a. landmark restart: %d attempts while down, longest gap %llu ms, both chips measured "
+          "%llu ms after the new landmarkd listened\n",
+          b.attempts, (unsigned long long)b.max_gap_ms, (unsigned long long)wait);
 }
 
 /* b. SIGTERM to chipagent, started again. */
@@ -360,7 +360,7 @@ static void case_agent_restart(void) {
   uint64_t wait = wait_both_measured(up, up, "agent restart");
   ck_assert_int_eq(tu_wait_log(W.aglog, "msg=registered ", 1, 1000), 0);
   fprintf(stderr, "b. agent restart: both chips measured %llu ms after the new agent started\n",
-         (unsigned long long)wait);
+          (unsigned long long)wait);
 }
 
 /* c. The agent stops without closing: landmarkd's idle timeout cuts it. */
@@ -372,8 +372,8 @@ static void case_agent_vanishes(void) {
   ck_assert_int_eq(kill(W.ag, SIGSTOP), 0);
   uint64_t stopped = unix_ms();
   /* The connection stays open (no FIN); only the idle timeout ends it. */
-  uint64_t cut = wait_line_after(W.lmlog, lmoff, "msg=rejected reason=idle_timeout ",
-                                 (LM_IDLE_S + 10) * 1000);
+  uint64_t cut =
+      wait_line_after(W.lmlog, lmoff, "msg=rejected reason=idle_timeout ", (LM_IDLE_S + 10) * 1000);
   wait_line_after(W.lmlog, lmoff, "msg=\"connection closed\"", 2000);
   double idle1 = idle0;
   for (int i = 0; i < 50 && idle1 < idle0 + 1; i++) {
@@ -395,9 +395,10 @@ static void case_agent_vanishes(void) {
   ck_assert_int_ge(count_after(W.aglog, agoff, "msg=disconnected "), 1);
   ck_assert_int_eq(count_after(W.aglog, agoff, "msg=\"landmark idle; reconnecting\""), 0);
   ck_assert_int_ge(count_after(W.aglog, agoff, "msg=registered "), 1);
-  fprintf(stderr, "c. agent stopped: landmarkd cut it %llu ms after SIGSTOP (idle_timeout_s=%d); both "
-         "chips measured %llu ms after SIGCONT\n",
-         (unsigned long long)(cut - stopped), LM_IDLE_S, (unsigned long long)wait);
+  fprintf(stderr,
+          "c. agent stopped: landmarkd cut it %llu ms after SIGSTOP (idle_timeout_s=%d); both "
+          "chips measured %llu ms after SIGCONT\n",
+          (unsigned long long)(cut - stopped), LM_IDLE_S, (unsigned long long)wait);
 }
 
 /* d. landmarkd stops without closing: the agent's idle timeout cuts it. */
@@ -424,11 +425,12 @@ static void case_landmark_vanishes(void) {
   uint64_t resumed = unix_ms();
   uint64_t wait = wait_both_measured(resumed, resumed, "landmark stopped");
   ck_assert_int_ge(count_after(W.aglog, off, "msg=registered "), 1);
-  fprintf(stderr, "d. landmark stopped: the agent declared it idle %llu ms after SIGSTOP "
-         "(idle_timeout_s=%d); reconnection %s; both chips measured %llu ms after SIGCONT\n",
-         (unsigned long long)(idle_ts - stopped), AG_IDLE_S,
-         hung ? "connected into the stopped landmark's backlog" : "failed",
-         (unsigned long long)wait);
+  fprintf(stderr,
+          "d. landmark stopped: the agent declared it idle %llu ms after SIGSTOP "
+          "(idle_timeout_s=%d); reconnection %s; both chips measured %llu ms after SIGCONT\n",
+          (unsigned long long)(idle_ts - stopped), AG_IDLE_S,
+          hung ? "connected into the stopped landmark's backlog" : "failed",
+          (unsigned long long)wait);
 }
 
 /* e. landmarkd down for 10 s: the backoff grows, then stays capped. */
@@ -448,10 +450,11 @@ static void case_backoff_capped(void) {
   ck_assert_uint_ge(b.max_attempt, 6);
   ck_assert_uint_ge(b.attempts, 6);
   ck_assert_uint_ge(b.max_delay_ms, 4 * BACKOFF_MIN_MS);
-  fprintf(stderr, "e. landmark down 10 s: %d attempts up to attempt %u, longest delay %llu ms, longest "
-         "gap %llu ms (cap %d + margin %d); both chips measured %llu ms after it listened\n",
-         b.attempts, b.max_attempt, (unsigned long long)b.max_delay_ms,
-         (unsigned long long)b.max_gap_ms, BACKOFF_MAX_MS, MARGIN_MS, (unsigned long long)wait);
+  fprintf(stderr,
+          "e. landmark down 10 s: %d attempts up to attempt %u, longest delay %llu ms, longest "
+          "gap %llu ms (cap %d + margin %d); both chips measured %llu ms after it listened\n",
+          b.attempts, b.max_attempt, (unsigned long long)b.max_delay_ms,
+          (unsigned long long)b.max_gap_ms, BACKOFF_MAX_MS, MARGIN_MS, (unsigned long long)wait);
 }
 
 /* ---- the run ----------------------------------------------------------------------- */

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE /* memfd_create */
 #include "cl_config.h"
 #include "cl_err.h"
+#include "cl_frame.h"
 #include "cl_probe.h"
 
 #include <math.h>
@@ -99,6 +100,16 @@ static void check_landmark(void) {
   CHECK(c.handshake_timeout_ms >= 100 && c.handshake_timeout_ms <= 600000);
   CHECK(c.idle_timeout_s >= 1 && c.idle_timeout_s <= 86400);
   CHECK(c.stats_interval_s >= 1 && c.stats_interval_s <= 86400);
+  CHECK(memchr(c.spool_path, '\0', sizeof c.spool_path) && c.spool_path[0] == '/');
+  CHECK(c.spool_max_mb >= 1 && c.spool_max_mb <= 100000);
+  CHECK(c.max_connections_per_address >= 1 && c.max_connections_per_address <= 100000);
+  CHECK(c.max_pending_challenges >= 1 && c.max_pending_challenges <= 1024);
+  CHECK(c.max_frame_bytes >= 1024 && c.max_frame_bytes <= CL_FRAME_MAX);
+  CHECK(memchr(c.metrics_host, '\0', sizeof c.metrics_host));
+  if (c.metrics_host[0])
+    CHECK(c.metrics_port >= 1 && c.metrics_port <= 65535);
+  else
+    CHECK(c.metrics_port == 0);
 }
 
 static void check_agent(void) {
@@ -112,6 +123,7 @@ static void check_agent(void) {
   CHECK(c.backoff_min_ms >= 10 && c.backoff_min_ms <= 600000);
   CHECK(c.backoff_max_ms >= 100 && c.backoff_max_ms <= 3600000);
   CHECK(c.backoff_max_ms >= c.backoff_min_ms);
+  CHECK(c.idle_timeout_s >= 1 && c.idle_timeout_s <= 86400);
   CHECK(c.n_landmarks >= 1 && c.n_landmarks <= CL_CONFIG_MAX_LANDMARKS);
   CHECK(c.n_chips >= 1 && c.n_chips <= CL_CONFIG_MAX_CHIPS);
   for (size_t i = 0; i < c.n_landmarks; i++) {
