@@ -9,6 +9,7 @@
  * With --json, one JSON object instead. Exit codes: 0 clean, 4 findings,
  * 1 database failure, 2 usage error.
  */
+#include "chiploc_cli.h"
 #include "chiploc_cmds.h"
 
 #include "cl_audit.h"
@@ -102,21 +103,11 @@ int cmd_audit(int argc, char **argv) {
     fprintf(stderr, "chiploc: audit: unexpected argument %s\n", argv[optind]);
     return 2;
   }
-  if (!db) {
-    const char *env = getenv("CHIPLOC_DB");
-    if (env && env[0]) db = env;
-  }
-  if (!db) {
-    fprintf(stderr, "chiploc: audit: no database: give --db CONNINFO or set CHIPLOC_DB\n");
-    return 2;
-  }
-
-  cl_store *s = NULL;
+  db = chiploc_conninfo(db, "audit");
+  if (!db) return 2;
+  cl_store *s = chiploc_connect(db);
+  if (!s) return 1;
   char err[512] = "";
-  if (cl_store_connect(&s, db, err, sizeof err) != CL_OK) {
-    fprintf(stderr, "chiploc: %s\n", err);
-    return 1;
-  }
   cl_audit_report rep;
   int rc = cl_audit_run(s, &rep, err, sizeof err);
   cl_store_destroy(&s);

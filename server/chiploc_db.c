@@ -5,6 +5,7 @@
  * it and nothing is half-applied. All SQL lives in the store module
  * (lib/cl_store.c); this file only parses, connects and prints.
  */
+#include "chiploc_cli.h"
 #include "chiploc_cmds.h"
 
 #include "cl_err.h"
@@ -45,18 +46,6 @@ enum {
 /* Most region codes one `chip enroll --allowed` may name. */
 #define ALLOWED_MAX 64
 
-static void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* One line on stderr, prefixed with the program name. */
-static void errorf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("chiploc: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
 /* getopt keeps state between calls; start every parse afresh. */
 static void getopt_reset(void) {
 #ifdef __GLIBC__
@@ -71,19 +60,10 @@ static void getopt_reset(void) {
 static int bad_option(const char *cmd, int c, char **argv) {
   const char *arg = optind > 0 ? argv[optind - 1] : "?";
   if (c == ':')
-    errorf("%s: %s needs a value", cmd, arg);
+    chiploc_errorf("%s: %s needs a value", cmd, arg);
   else
-    errorf("%s: unknown option %s (see chiploc %s --help)", cmd, arg, cmd);
+    chiploc_errorf("%s: unknown option %s (see chiploc %s --help)", cmd, arg, cmd);
   return 2;
-}
-
-/* The --db value, or $CHIPLOC_DB; NULL (after a message) when neither. */
-static const char *conninfo_or_env(const char *opt, const char *cmd) {
-  if (opt) return opt;
-  const char *env = getenv("CHIPLOC_DB");
-  if (env && env[0]) return env;
-  errorf("%s: no database: give --db CONNINFO or set CHIPLOC_DB", cmd);
-  return NULL;
 }
 
 /* Parses one coordinate; returns NULL or the reason it is refused. */
@@ -103,7 +83,7 @@ static const char *coord_error(const char *text, int is_lat, double *out) {
 static int parse_coord(const char *flag, const char *text, int is_lat, double *out) {
   const char *why = coord_error(text, is_lat, out);
   if (!why) return 0;
-  errorf("%s %s: %s", flag, text, why);
+  chiploc_errorf("%s %s: %s", flag, text, why);
   return 2;
 }
 
@@ -111,13 +91,13 @@ static int parse_coord(const char *flag, const char *text, int is_lat, double *o
 static int parse_site(const char *text, double *lat, double *lon) {
   const char *comma = strchr(text, ',');
   if (!comma || strchr(comma + 1, ',')) {
-    errorf("--site %s: expected LAT,LON", text);
+    chiploc_errorf("--site %s: expected LAT,LON", text);
     return 2;
   }
   char latbuf[64];
   size_t n = (size_t)(comma - text);
   if (n >= sizeof latbuf) {
-    errorf("--site %.40s...: latitude is too long", text);
+    chiploc_errorf("--site %.40s...: latitude is too long", text);
     return 2;
   }
   memcpy(latbuf, text, n);
@@ -125,7 +105,7 @@ static int parse_site(const char *text, double *lat, double *lon) {
   const char *why = coord_error(latbuf, 1, lat);
   if (!why) why = coord_error(comma + 1, 0, lon);
   if (!why) return 0;
-  errorf("--site %s: %s", text, why);
+  chiploc_errorf("--site %s: %s", text, why);
   return 2;
 }
 
@@ -133,12 +113,12 @@ static int parse_site(const char *text, double *lat, double *lon) {
 static int resolve_position(const char *site, const char *lat_s, const char *lon_s, double *lat,
                             double *lon, const char *cmd) {
   if (site && (lat_s || lon_s)) {
-    errorf("%s: give either --site or --lat and --lon, not both", cmd);
+    chiploc_errorf("%s: give either --site or --lat and --lon, not both", cmd);
     return 2;
   }
   if (site) return parse_site(site, lat, lon);
   if (!lat_s || !lon_s) {
-    errorf("%s: the position is missing: give --site LAT,LON or --lat and --lon", cmd);
+    chiploc_errorf("%s: the position is missing: give --site LAT,LON or --lat and --lon", cmd);
     return 2;
   }
   int rc = parse_coord("--lat", lat_s, 1, lat);
@@ -149,11 +129,11 @@ static int resolve_position(const char *site, const char *lat_s, const char *lon
 /* --pubkey HEX64: 0, or 2 after a message naming the value. */
 static int parse_pubkey(const char *text, uint8_t pk[CL_PK_LEN]) {
   if (cl_pk_from_hex(text, pk) != CL_OK) {
-    errorf("--pubkey %.80s: expected 64 hex characters", text);
+    chiploc_errorf("--pubkey %.80s: expected 64 hex characters", text);
     return 2;
   }
   if (cl_pk_check(pk) != CL_OK) {
-    errorf("--pubkey %.80s: not a valid Ed25519 public key", text);
+    chiploc_errorf("--pubkey %.80s: not a valid Ed25519 public key", text);
     return 2;
   }
   return 0;
@@ -165,7 +145,7 @@ static int load_pubkey_file(const char *path, uint8_t pk[CL_PK_LEN]) {
   char err[256] = "";
   int rc = cl_key_load(&key, path, err, sizeof err);
   if (rc != CL_OK) {
-    errorf("--pubkey-file %s: %s", path, err[0] ? err : cl_strerror(rc));
+    chiploc_errorf("--pubkey-file %s: %s", path, err[0] ? err : cl_strerror(rc));
     return 1;
   }
   memcpy(pk, cl_key_public(key), CL_PK_LEN);
@@ -175,21 +155,10 @@ static int load_pubkey_file(const char *path, uint8_t pk[CL_PK_LEN]) {
 
 static int init_sodium(void) {
   if (sodium_init() < 0) {
-    errorf("libsodium failed to initialise");
+    chiploc_errorf("libsodium failed to initialise");
     return 1;
   }
   return 0;
-}
-
-/* Connects or prints why not; returns the store or NULL. */
-static cl_store *connect_db(const char *conninfo) {
-  cl_store *s = NULL;
-  char err[512] = "";
-  if (cl_store_connect(&s, conninfo, err, sizeof err) != CL_OK) {
-    errorf("%s", err);
-    return NULL;
-  }
-  return s;
 }
 
 /* ---- db migrate ---------------------------------------------------------- */
@@ -223,19 +192,19 @@ static int db_migrate(int argc, char **argv) {
     }
   }
   if (optind < argc) {
-    errorf("db migrate: unexpected argument %s", argv[optind]);
+    chiploc_errorf("db migrate: unexpected argument %s", argv[optind]);
     return 2;
   }
-  const char *conninfo = conninfo_or_env(db, "db migrate");
+  const char *conninfo = chiploc_conninfo(db, "db migrate");
   if (!conninfo) return 2;
-  cl_store *s = connect_db(conninfo);
+  cl_store *s = chiploc_connect(conninfo);
   if (!s) return 1;
   char err[512] = "";
   int applied = 0;
   int rc = cl_store_migrate(s, &applied, err, sizeof err);
   cl_store_destroy(&s);
   if (rc != CL_OK) {
-    errorf("db migrate: %s", err);
+    chiploc_errorf("db migrate: %s", err);
     return 1;
   }
   const char *head =
@@ -257,7 +226,7 @@ int cmd_db(int argc, char **argv) {
     return 0;
   }
   if (strcmp(argv[1], "migrate") == 0) return db_migrate(argc - 1, argv + 1);
-  errorf("db: unknown subcommand %s (see chiploc db --help)", argv[1]);
+  chiploc_errorf("db: unknown subcommand %s (see chiploc db --help)", argv[1]);
   return 2;
 }
 
@@ -307,33 +276,33 @@ static int landmark_add(int argc, char **argv) {
     }
   }
   if (optind < argc) {
-    errorf("landmark add: unexpected argument %s", argv[optind]);
+    chiploc_errorf("landmark add: unexpected argument %s", argv[optind]);
     return 2;
   }
   if (init_sodium()) return 1;
   if (!name || !name[0]) {
-    errorf("landmark add: --name is required");
+    chiploc_errorf("landmark add: --name is required");
     return 2;
   }
   if (!pubkey) {
-    errorf("landmark add: --pubkey is required");
+    chiploc_errorf("landmark add: --pubkey is required");
     return 2;
   }
   uint8_t pk[CL_PK_LEN];
   double lat = 0, lon = 0;
   if (parse_pubkey(pubkey, pk)) return 2;
   if (resolve_position(site, lat_s, lon_s, &lat, &lon, "landmark add")) return 2;
-  const char *conninfo = conninfo_or_env(db, "landmark add");
+  const char *conninfo = chiploc_conninfo(db, "landmark add");
   if (!conninfo) return 2;
 
-  cl_store *s = connect_db(conninfo);
+  cl_store *s = chiploc_connect(conninfo);
   if (!s) return 1;
   char err[512] = "";
   int64_t id = 0;
   int rc = cl_store_landmark_add(s, name, pk, lat, lon, &id, err, sizeof err);
   cl_store_destroy(&s);
   if (rc != CL_OK) {
-    errorf("landmark %s: %s", name, err);
+    chiploc_errorf("landmark %s: %s", name, err);
     return 1;
   }
   printf("landmark %s id=%" PRId64 "\n", name, id);
@@ -350,7 +319,7 @@ int cmd_landmark(int argc, char **argv) {
     return 0;
   }
   if (strcmp(argv[1], "add") == 0) return landmark_add(argc - 1, argv + 1);
-  errorf("landmark: unknown subcommand %s (see chiploc landmark --help)", argv[1]);
+  chiploc_errorf("landmark: unknown subcommand %s (see chiploc landmark --help)", argv[1]);
   return 2;
 }
 
@@ -384,7 +353,7 @@ static int parse_allowed(const char *text, char *buf, size_t buflen, char *codes
                          size_t *n) {
   *n = 0;
   if (strlen(text) >= buflen) {
-    errorf("--allowed %.40s...: too long", text);
+    chiploc_errorf("--allowed %.40s...: too long", text);
     return 2;
   }
   snprintf(buf, buflen, "%s", text);
@@ -393,11 +362,11 @@ static int parse_allowed(const char *text, char *buf, size_t buflen, char *codes
     char *comma = strchr(p, ',');
     if (comma) *comma = '\0';
     if (p[0] == '\0') {
-      errorf("--allowed %s: empty region code", text);
+      chiploc_errorf("--allowed %s: empty region code", text);
       return 2;
     }
     if (*n == ALLOWED_MAX) {
-      errorf("--allowed %.40s...: more than %d region codes", text, ALLOWED_MAX);
+      chiploc_errorf("--allowed %.40s...: more than %d region codes", text, ALLOWED_MAX);
       return 2;
     }
     codes[(*n)++] = p;
@@ -454,20 +423,20 @@ static int chip_enroll(int argc, char **argv) {
     }
   }
   if (optind < argc) {
-    errorf("chip enroll: unexpected argument %s", argv[optind]);
+    chiploc_errorf("chip enroll: unexpected argument %s", argv[optind]);
     return 2;
   }
   if (init_sodium()) return 1;
   if ((pubkey != NULL) == (keyfile != NULL)) {
-    errorf("chip enroll: give exactly one of --pubkey and --pubkey-file");
+    chiploc_errorf("chip enroll: give exactly one of --pubkey and --pubkey-file");
     return 2;
   }
   if (!serial || !serial[0]) {
-    errorf("chip enroll: --serial is required");
+    chiploc_errorf("chip enroll: --serial is required");
     return 2;
   }
   if (!op || !op[0]) {
-    errorf("chip enroll: --operator is required");
+    chiploc_errorf("chip enroll: --operator is required");
     return 2;
   }
   uint8_t pk[CL_PK_LEN];
@@ -478,18 +447,18 @@ static int chip_enroll(int argc, char **argv) {
   char *codes[ALLOWED_MAX];
   size_t ncodes = 0;
   if (allowed && parse_allowed(allowed, codebuf, sizeof codebuf, codes, &ncodes)) return 2;
-  const char *conninfo = conninfo_or_env(db, "chip enroll");
+  const char *conninfo = chiploc_conninfo(db, "chip enroll");
   if (!conninfo) return 2;
   if (keyfile && load_pubkey_file(keyfile, pk)) return 1;
 
-  cl_store *s = connect_db(conninfo);
+  cl_store *s = chiploc_connect(conninfo);
   if (!s) return 1;
   char err[512] = "";
   int64_t id = 0;
   int rc = enroll_with_regions(s, pk, serial, op, lat, lon, codes, ncodes, &id, err, sizeof err);
   cl_store_destroy(&s);
   if (rc != CL_OK) {
-    errorf("chip %s: %s", serial, err);
+    chiploc_errorf("chip %s: %s", serial, err);
     return 1;
   }
   printf("chip %s id=%" PRId64 "\n", serial, id);
@@ -507,7 +476,7 @@ int cmd_chip(int argc, char **argv) {
     return 0;
   }
   if (strcmp(argv[1], "enroll") == 0) return chip_enroll(argc - 1, argv + 1);
-  errorf("chip: unknown subcommand %s (see chiploc chip --help)", argv[1]);
+  chiploc_errorf("chip: unknown subcommand %s (see chiploc chip --help)", argv[1]);
   return 2;
 }
 
@@ -588,7 +557,7 @@ static int print_table(const cl_store_pair_summary *rows, size_t n) {
     for (size_t i = 0; i < n; i++) print_line((const char *const *)cells[i], width, right);
     if (n == 0) puts("(no measurements)");
   } else {
-    errorf("measurements: out of memory");
+    chiploc_errorf("measurements: out of memory");
   }
   for (size_t i = 0; cells && i < n; i++) {
     free(cells[i][0]);
@@ -619,7 +588,7 @@ int cmd_measurements(int argc, char **argv) {
     }
   }
   if (optind < argc) {
-    errorf("measurements: unexpected argument %s", argv[optind]);
+    chiploc_errorf("measurements: unexpected argument %s", argv[optind]);
     return 2;
   }
   long long since = SINCE_DEFAULT_S;
@@ -628,14 +597,14 @@ int cmd_measurements(int argc, char **argv) {
     errno = 0;
     since = strtoll(since_s, &end, 10);
     if (end == since_s || *end != '\0' || errno == ERANGE || since < 1 || since > SINCE_MAX_S) {
-      errorf("--since %s: expected whole seconds in [1, %lld]", since_s, SINCE_MAX_S);
+      chiploc_errorf("--since %s: expected whole seconds in [1, %lld]", since_s, SINCE_MAX_S);
       return 2;
     }
   }
-  const char *conninfo = conninfo_or_env(db, "measurements");
+  const char *conninfo = chiploc_conninfo(db, "measurements");
   if (!conninfo) return 2;
 
-  cl_store *s = connect_db(conninfo);
+  cl_store *s = chiploc_connect(conninfo);
   if (!s) return 1;
   char err[512] = "";
   cl_store_pair_summary *rows = NULL;
@@ -643,7 +612,7 @@ int cmd_measurements(int argc, char **argv) {
   int rc = cl_store_measurement_summary(s, (int64_t)since, &rows, &n, err, sizeof err);
   cl_store_destroy(&s);
   if (rc != CL_OK) {
-    errorf("measurements: %s", err);
+    chiploc_errorf("measurements: %s", err);
     return 1;
   }
   rc = print_table(rows, n);

@@ -15,6 +15,7 @@
  * reader never sees half of it. Exit codes: 0 written, 1 database or file
  * failure, 2 usage error.
  */
+#include "chiploc_cli.h"
 #include "chiploc_cmds.h"
 
 #include "cl_err.h"
@@ -188,21 +189,11 @@ int cmd_export(int argc, char **argv) {
     fprintf(stderr, "chiploc: export: --out FILE.geojson is required\n");
     return 2;
   }
-  if (!db) {
-    const char *env = getenv("CHIPLOC_DB");
-    if (env && env[0]) db = env;
-  }
-  if (!db) {
-    fprintf(stderr, "chiploc: export: no database: give --db CONNINFO or set CHIPLOC_DB\n");
-    return 2;
-  }
-
-  cl_store *s = NULL;
+  db = chiploc_conninfo(db, "export");
+  if (!db) return 2;
+  cl_store *s = chiploc_connect(db);
+  if (!s) return 1;
   char err[512] = "";
-  if (cl_store_connect(&s, db, err, sizeof err) != CL_OK) {
-    fprintf(stderr, "chiploc: %s\n", err);
-    return 1;
-  }
   cl_export_world w;
   int rc = cl_export_load(s, &w, err, sizeof err);
   cl_store_destroy(&s);

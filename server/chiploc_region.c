@@ -5,6 +5,7 @@
  * is then written in one transaction: a malformed file, or a database
  * failure halfway, imports nothing.
  */
+#include "chiploc_cli.h"
 #include "chiploc_cmds.h"
 
 #include "cl_err.h"
@@ -18,18 +19,6 @@
 #include <string.h>
 
 enum { OPT_DB = 256, OPT_CODE_PROPERTY, OPT_HELP };
-
-static void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* One line on stderr, prefixed with the program name. */
-static void errorf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("chiploc: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
 
 static void usage(FILE *f) {
   fputs("usage: chiploc region import FILE.geojson --code-property NAME [--db CONNINFO]\n"
@@ -49,12 +38,9 @@ static void usage(FILE *f) {
 /* Writes every region in one transaction; 0 or 1 after a message. */
 static int store_all(const char *conninfo, const cl_region_set *set, char **json,
                      const char *file) {
-  cl_store *s = NULL;
+  cl_store *s = chiploc_connect(conninfo);
+  if (!s) return 1;
   char err[512] = "";
-  if (cl_store_connect(&s, conninfo, err, sizeof err) != CL_OK) {
-    errorf("%s", err);
-    return 1;
-  }
   int rc = cl_store_begin(s, err, sizeof err);
   for (size_t i = 0; i < set->n && rc == CL_OK; i++)
     rc = cl_store_region_put(s, cl_region_code(set->regions[i]), json[i],
@@ -63,7 +49,7 @@ static int store_all(const char *conninfo, const cl_region_set *set, char **json
   if (rc != CL_OK) cl_store_rollback(s);
   cl_store_destroy(&s);
   if (rc != CL_OK) {
-    errorf("region import %s: %s; nothing was imported", file, err);
+    chiploc_errorf("region import %s: %s; nothing was imported", file, err);
     return 1;
   }
   return 0;
@@ -90,40 +76,33 @@ static int region_import(int argc, char **argv) {
     case OPT_CODE_PROPERTY: prop = optarg; break;
     case 'h':
     case OPT_HELP: usage(stdout); return 0;
-    case ':': errorf("region import: %s needs a value", argv[optind - 1]); return 2;
+    case ':': chiploc_errorf("region import: %s needs a value", argv[optind - 1]); return 2;
     default:
-      errorf("region import: unknown option %s (see chiploc region --help)", argv[optind - 1]);
+      chiploc_errorf("region import: unknown option %s (see chiploc region --help)", argv[optind - 1]);
       return 2;
     }
   }
   if (optind >= argc) {
-    errorf("region import: no GeoJSON file given");
+    chiploc_errorf("region import: no GeoJSON file given");
     return 2;
   }
   if (argc - optind > 1) {
-    errorf("region import: unexpected argument %s", argv[optind + 1]);
+    chiploc_errorf("region import: unexpected argument %s", argv[optind + 1]);
     return 2;
   }
   const char *file = argv[optind];
   if (!prop || !prop[0]) {
-    errorf("region import: --code-property is required (the feature property holding the code)");
+    chiploc_errorf("region import: --code-property is required (the feature property holding the code)");
     return 2;
   }
-  const char *conninfo = db;
-  if (!conninfo) {
-    const char *env = getenv("CHIPLOC_DB");
-    if (!env || !env[0]) {
-      errorf("region import: no database: give --db CONNINFO or set CHIPLOC_DB");
-      return 2;
-    }
-    conninfo = env;
-  }
+  const char *conninfo = chiploc_conninfo(db, "region import");
+  if (!conninfo) return 2;
 
   cl_region_set set;
   char err[512] = "";
   int rc = cl_region_set_load_geojson(&set, file, prop, err, sizeof err);
   if (rc != CL_OK) {
-    errorf("region import %s: %s; nothing was imported", file, err[0] ? err : cl_strerror(rc));
+    chiploc_errorf("region import %s: %s; nothing was imported", file, err[0] ? err : cl_strerror(rc));
     return 1;
   }
   char **json = calloc(set.n ? set.n : 1, sizeof *json);
@@ -132,7 +111,7 @@ static int region_import(int argc, char **argv) {
     rc = cl_region_to_geojson(set.regions[i], &json[i], NULL);
   int status;
   if (rc != CL_OK) {
-    errorf("region import %s: %s", file, cl_strerror(rc));
+    chiploc_errorf("region import %s: %s", file, cl_strerror(rc));
     status = 1;
   } else {
     status = store_all(conninfo, &set, json, file);
@@ -154,6 +133,6 @@ int cmd_region(int argc, char **argv) {
     return 0;
   }
   if (strcmp(argv[1], "import") == 0) return region_import(argc - 1, argv + 1);
-  errorf("region: unknown subcommand %s (see chiploc region --help)", argv[1]);
+  chiploc_errorf("region: unknown subcommand %s (see chiploc region --help)", argv[1]);
   return 2;
 }

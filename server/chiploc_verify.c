@@ -8,6 +8,7 @@
  * --metrics, --follow also serves Prometheus metrics (docs/METRICS.md),
  * rendered on the loop after every round.
  */
+#include "chiploc_cli.h"
 #include "chiploc_cmds.h"
 #include "cl_config.h"
 #include "cl_err.h"
@@ -30,8 +31,6 @@
 #include <string.h>
 #include <time.h>
 #include <uv.h>
-
-static const char *db_arg(const char *db) { return db ? db : getenv("CHIPLOC_DB"); }
 
 int cmd_verifier(int argc, char **argv) {
   static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
@@ -72,17 +71,11 @@ int cmd_verifier(int argc, char **argv) {
             pkhex);
     return 2;
   }
-  if (!db_arg(db)) {
-    fprintf(stderr, "chiploc: --db CONNINFO (or CHIPLOC_DB) is required\n");
-    return 2;
-  }
-  cl_store *s = NULL;
+  if (!(db = chiploc_conninfo(db, "verifier add"))) return 2;
+  cl_store *s = chiploc_connect(db);
+  if (!s) return 1;
   char err[512];
   int64_t id = 0;
-  if (cl_store_connect(&s, db_arg(db), err, sizeof err) != CL_OK) {
-    fprintf(stderr, "chiploc: %s\n", err);
-    return 1;
-  }
   int rc = cl_vstore_verifier_add(s, name, pk, &id, err, sizeof err);
   cl_store_destroy(&s);
   if (rc != CL_OK) {
@@ -468,10 +461,11 @@ int cmd_verify(int argc, char **argv) {
     default: usage(stderr); return 2;
     }
   }
-  if (!keyfile || !db_arg(db) || optind != argc) {
+  if (!keyfile || optind != argc) {
     usage(stderr);
     return 2;
   }
+  if (!(db = chiploc_conninfo(db, "verify"))) return 2;
   char mhost[256];
   int mport = 0;
   if (metrics && !follow) {
@@ -484,7 +478,7 @@ int cmd_verify(int argc, char **argv) {
   }
   verifier v;
   memset(&v, 0, sizeof v);
-  v.conninfo = db_arg(db);
+  v.conninfo = db;
   v.vp.window_ns = (uint64_t)(window * 1e9);
   v.vp.speed_m_per_s = speed;
   v.vp.min_landmarks = (size_t)minl;
