@@ -4,7 +4,7 @@
 #   2. builds and runs every test (ctest: unit, PostgreSQL integration,
 #      multi-process end-to-end) in build/;
 #   3. the same suite built with AddressSanitizer and UBSan in build-asan/;
-#   4. each libFuzzer target for FUZZ_SECONDS (default 30) in build-fuzz/.
+#   4. each libFuzzer target for FUZZ_SECONDS (default 20) in build-fuzz/.
 # Safe to run twice. Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
