@@ -1,6 +1,9 @@
 /* Test helpers: database of the run, temporary files, child processes. */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "cl_err.h"
+#include "cl_layout.h"
+#include "cl_probe.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -272,5 +275,44 @@ double tu_metric(const char *text, const char *series) {
     if (line) line++;
   }
   return -1;
+}
+
+long long tu_verify_measurements(const char *conninfo, uint64_t max_rtt_ns, long long *bad) {
+  PGconn *c = PQconnectdb(conninfo);
+  ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+  PGresult *res = PQexecParams(
+      c,
+      "SELECT l.public_key, ch.public_key, m.nonce, m.issued_at_ns, m.seq, m.challenge_sig, "
+      "m.chip_sig, m.rtt_ns, m.probe_count, m.measured_at_ns, m.landmark_sig, m.bound_m "
+      "FROM measurements m JOIN landmarks l ON l.id = m.landmark_id "
+      "JOIN chips ch ON ch.id = m.chip_id",
+      0, NULL, NULL, NULL, NULL, 1);
+  ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+  long long n = PQntuples(res);
+  *bad = 0;
+  for (int i = 0; i < n; i++) {
+    cl_measurement m;
+    memset(&m, 0, sizeof m);
+    ck_assert_int_eq(PQgetlength(res, i, 0), 32);
+    memcpy(m.ch.landmark, PQgetvalue(res, i, 0), 32);
+    memcpy(m.ch.chip, PQgetvalue(res, i, 1), 32);
+    memcpy(m.ch.nonce, PQgetvalue(res, i, 2), 32);
+    m.ch.issued_unix_ns = cl_get_be64((const uint8_t *)PQgetvalue(res, i, 3));
+    m.ch.seq = cl_get_be64((const uint8_t *)PQgetvalue(res, i, 4));
+    memcpy(m.ch.sig, PQgetvalue(res, i, 5), 64);
+    memcpy(m.chip_sig, PQgetvalue(res, i, 6), 64);
+    m.rtt_ns = cl_get_be64((const uint8_t *)PQgetvalue(res, i, 7));
+    m.probe_count = cl_get_be32((const uint8_t *)PQgetvalue(res, i, 8));
+    m.measured_unix_ns = cl_get_be64((const uint8_t *)PQgetvalue(res, i, 9));
+    memcpy(m.sig, PQgetvalue(res, i, 10), 64);
+    uint64_t bound = cl_get_be64((const uint8_t *)PQgetvalue(res, i, 11));
+    if (cl_measurement_verify(&m) != CL_OK) (*bad)++;
+    ck_assert_uint_eq(bound, cl_bound_m(m.rtt_ns, CL_SPEED_C));
+    ck_assert_uint_gt(m.rtt_ns, 0);
+    if (max_rtt_ns) ck_assert_uint_lt(m.rtt_ns, max_rtt_ns);
+  }
+  PQclear(res);
+  PQfinish(c);
+  return n;
 }
 

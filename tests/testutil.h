@@ -6,6 +6,7 @@
 #define TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Conninfo of the test server's maintenance database (from
@@ -59,5 +60,11 @@ char *tu_http_get(int port, const char *path, int timeout_ms, int *status);
  * labels exactly as exposed (`x_total{reason="late"}`) or a bare name.
  * Returns -1 when the series is absent. */
 double tu_metric(const char *text, const char *series);
+
+/* Rebuilds every row of `measurements` from its columns and checks its three
+ * signatures (cl_measurement_verify), that bound_m is the bound at c of
+ * rtt_ns, and that rtt_ns is positive and, when max_rtt_ns is not 0, below
+ * it. Returns the row count; *bad receives how many failed verification. */
+long long tu_verify_measurements(const char *conninfo, uint64_t max_rtt_ns, long long *bad);
 
 #endif
