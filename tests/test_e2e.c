@@ -47,37 +47,10 @@ static void gc_free(void) {
   while (g_ngc > 0) free(g_gc[--g_ngc]);
 }
 
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  ck_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-  socklen_t l = sizeof a;
-  getsockname(fd, (struct sockaddr *)&a, &l);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-/* Runs the chiploc CLI with the NULL-terminated arguments; returns its exit
- * status. Output goes to log. */
-static int cli(const char *log, ...) {
-  char *argv[32];
-  int n = 0;
-  argv[n++] = tu_bin("server/chiploc");
-  va_list ap;
-  va_start(ap, log);
-  const char *a;
-  while ((a = va_arg(ap, const char *)) != NULL && n < 31) argv[n++] = (char *)a;
-  va_end(ap);
-  argv[n] = NULL;
-  int rc = tu_run(argv, log);
-  free(argv[0]);
-  return rc;
-}
-
 static char *keygen(const char *dir, const char *name, const char *log) {
   char *path = NULL;
   ck_assert(asprintf(&path, "%s/%s.key", dir, name) > 0);
-  ck_assert_int_eq(cli(log, "keygen", "--out", path, NULL),
+  ck_assert_int_eq(tu_cli(log, "keygen", "--out", path, NULL),
                    0);
   return path;
 }
@@ -197,7 +170,7 @@ START_TEST(test_honest_and_hostile) {
   snprintf(aglog, sizeof aglog, "%s/chipagent.log", dir);
   char *db = gc(tu_db_create("chiploc_e2e"));
 
-  ck_assert_int_eq(cli(log, "db", "migrate", "--db", db, NULL),
+  ck_assert_int_eq(tu_cli(log, "db", "migrate", "--db", db, NULL),
                    0);
   char *lkey = gc(keygen(dir, "landmark", log));
   char *akey = gc(keygen(dir, "chip-a", log));
@@ -206,17 +179,17 @@ START_TEST(test_honest_and_hostile) {
   char lhex[65], ahex[65];
   pubkey_hex(lkey, lhex);
   pubkey_hex(akey, ahex);
-  ck_assert_int_eq(cli(log, "landmark", "add", "--db", db, "--name", "lm-paris", "--pubkey", lhex,
+  ck_assert_int_eq(tu_cli(log, "landmark", "add", "--db", db, "--name", "lm-paris", "--pubkey", lhex,
                        "--lat", "48.8566", "--lon", "2.3522", NULL),
                    0);
-  ck_assert_int_eq(cli(log, "chip", "enroll", "--db", db, "--pubkey-file", akey, "--serial",
+  ck_assert_int_eq(tu_cli(log, "chip", "enroll", "--db", db, "--pubkey-file", akey, "--serial",
                        "A-0001", "--operator", "honest-dc", "--site", "48.85,2.35", NULL),
                    0);
-  ck_assert_int_eq(cli(log, "chip", "enroll", "--db", db, "--pubkey-file", bkey, "--serial",
+  ck_assert_int_eq(tu_cli(log, "chip", "enroll", "--db", db, "--pubkey-file", bkey, "--serial",
                        "B-0001", "--operator", "rogue-dc", "--site", "48.85,2.35", NULL),
                    0);
 
-  int port = free_port();
+  int port = tu_free_port();
   char conf[2048];
   snprintf(conf, sizeof conf,
            "[landmark]\nname = lm-paris\nkey = %s\nlisten = 127.0.0.1:%d\nlat = 48.8566\n"
@@ -327,7 +300,7 @@ START_TEST(test_honest_and_hostile) {
   /* The CLI table lists the honest chip at this landmark. */
   char tlog[512];
   snprintf(tlog, sizeof tlog, "%s/table.log", dir);
-  ck_assert_int_eq(cli(tlog, "measurements", "--db", db, NULL),
+  ck_assert_int_eq(tu_cli(tlog, "measurements", "--db", db, NULL),
                    0);
   ck_assert_int_ge(tu_count_in_file(tlog, "A-0001"), 1);
   ck_assert_int_ge(tu_count_in_file(tlog, "lm-paris"), 1);
@@ -344,14 +317,14 @@ START_TEST(test_unregistered_landmark_is_fatal) {
   snprintf(log, sizeof log, "%s/cli.log", dir);
   snprintf(lmlog, sizeof lmlog, "%s/landmarkd.log", dir);
   char *db = gc(tu_db_create("chiploc_e2e_unreg"));
-  ck_assert_int_eq(cli(log, "db", "migrate", "--db", db, NULL),
+  ck_assert_int_eq(tu_cli(log, "db", "migrate", "--db", db, NULL),
                    0);
   char *lkey = gc(keygen(dir, "landmark", log));
   char conf[2048];
   snprintf(conf, sizeof conf,
            "[landmark]\nname = ghost\nkey = %s\nlisten = 127.0.0.1:%d\nlat = 1\nlon = 2\n\n"
            "[database]\nconninfo = %s\n",
-           lkey, free_port(), db);
+           lkey, tu_free_port(), db);
   char *lconf = gc(tu_write_file(dir, "landmarkd.conf", conf));
   char *lmbin = gc(tu_bin("server/landmarkd"));
   char *argv[] = {lmbin, "--config", lconf, NULL};
@@ -367,25 +340,25 @@ START_TEST(test_cli_errors) {
   snprintf(log, sizeof log, "%s/cli.log", dir);
   char *key = gc(keygen(dir, "k", log));
   /* keygen refuses to overwrite. */
-  ck_assert_int_eq(cli(log, "keygen", "--out", key, NULL),
+  ck_assert_int_eq(tu_cli(log, "keygen", "--out", key, NULL),
                    1);
   ck_assert_int_eq(tu_count_in_file(log, "refusing to overwrite"), 1);
   /* pubkey prints the same key keygen printed. */
   char hex[65];
   pubkey_hex(key, hex);
-  ck_assert_int_eq(cli(log, "pubkey", key, NULL),
+  ck_assert_int_eq(tu_cli(log, "pubkey", key, NULL),
                    0);
   ck_assert_int_eq(tu_count_in_file(log, hex), 2);
   /* Bad coordinates and keys are named. */
-  ck_assert_int_eq(cli(log, "landmark", "add", "--db", "dbname=none", "--name", "x", "--pubkey",
+  ck_assert_int_eq(tu_cli(log, "landmark", "add", "--db", "dbname=none", "--name", "x", "--pubkey",
                        hex, "--lat", "91", "--lon", "0", NULL),
                    2);
   ck_assert_int_ge(tu_count_in_file(log, "--lat 91"), 1);
-  ck_assert_int_eq(cli(log, "chip", "enroll", "--db", "dbname=none", "--pubkey", "abc", "--serial",
+  ck_assert_int_eq(tu_cli(log, "chip", "enroll", "--db", "dbname=none", "--pubkey", "abc", "--serial",
                        "s", "--operator", "o", "--site", "1,2", NULL),
                    2);
   ck_assert_int_ge(tu_count_in_file(log, "--pubkey"), 1);
-  ck_assert_int_eq(cli(log, "frobnicate", NULL),
+  ck_assert_int_eq(tu_cli(log, "frobnicate", NULL),
                    2);
   /* Config errors name the file and line. */
   char *bad = gc(tu_write_file(dir, "bad.conf", "[landmark]\nname = x\n[probe]\nburst = 0\n"));

@@ -74,25 +74,10 @@ static uint64_t unix_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int cli(const char *log, ...) {
-  char *argv[32];
-  int n = 0;
-  argv[n++] = tu_bin("server/chiploc");
-  va_list ap;
-  va_start(ap, log);
-  const char *a;
-  while ((a = va_arg(ap, const char *)) != NULL && n < 31) argv[n++] = (char *)a;
-  va_end(ap);
-  argv[n] = NULL;
-  int rc = tu_run(argv, log);
-  free(argv[0]);
-  return rc;
-}
-
 static char *keygen(const char *name, const char *log) {
   char *path = NULL;
   ck_assert(asprintf(&path, "%s/%s.key", W.dir, name) > 0);
-  ck_assert_int_eq(cli(log, "keygen", "--out", path, NULL), 0);
+  ck_assert_int_eq(tu_cli(log, "keygen", "--out", path, NULL), 0);
   return path;
 }
 
@@ -709,7 +694,7 @@ static void check_verifier(const char *log) {
   char hex[CL_PK_HEX_LEN + 1];
   cl_pk_to_hex(cl_key_public(k), hex);
   cl_key_destroy(&k);
-  ck_assert_int_eq(cli(log, "verifier", "add", "--db", W.db, "--name", "v-hostile", "--pubkey", hex,
+  ck_assert_int_eq(tu_cli(log, "verifier", "add", "--db", W.db, "--name", "v-hostile", "--pubkey", hex,
                        NULL),
                    0);
   int vport = tu_free_port();
@@ -800,7 +785,7 @@ START_TEST(test_hostile_inputs) {
   snprintf(aglog, sizeof aglog, "%s/chipagent.log", W.dir);
   ck_assert(asprintf(&W.lmlog, "%s/landmarkd.log", W.dir) > 0);
   W.db = tu_db_create("chiploc_hostile");
-  ck_assert_int_eq(cli(log, "db", "migrate", "--db", W.db, NULL), 0);
+  ck_assert_int_eq(tu_cli(log, "db", "migrate", "--db", W.db, NULL), 0);
   char *lkey = keygen("landmark", log);
   char *akey = keygen("chip-a", log);
   char *bkey = keygen("chip-b", log);
@@ -810,13 +795,13 @@ START_TEST(test_hostile_inputs) {
   char lhex[CL_PK_HEX_LEN + 1];
   cl_pk_to_hex(cl_key_public(lk), lhex);
   cl_key_destroy(&lk);
-  ck_assert_int_eq(cli(log, "landmark", "add", "--db", W.db, "--name", "lm-paris", "--pubkey", lhex,
+  ck_assert_int_eq(tu_cli(log, "landmark", "add", "--db", W.db, "--name", "lm-paris", "--pubkey", lhex,
                        "--lat", "48.8566", "--lon", "2.3522", NULL),
                    0);
   const char *serials[] = {"A-0001", "B-0001", "C-0001"};
   char *keys[] = {akey, bkey, ckey};
   for (int i = 0; i < 3; i++)
-    ck_assert_int_eq(cli(log, "chip", "enroll", "--db", W.db, "--pubkey-file", keys[i], "--serial",
+    ck_assert_int_eq(tu_cli(log, "chip", "enroll", "--db", W.db, "--pubkey-file", keys[i], "--serial",
                          serials[i], "--operator", "dc", "--site", "48.85,2.35", NULL),
                      0);
   W.b = load_key(bkey);

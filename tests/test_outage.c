@@ -51,37 +51,10 @@ static void gc_free(void) {
   while (g_ngc > 0) free(g_gc[--g_ngc]);
 }
 
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  ck_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-  socklen_t l = sizeof a;
-  getsockname(fd, (struct sockaddr *)&a, &l);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Runs the chiploc CLI with the NULL-terminated arguments; returns its exit
- * status. Output goes to log. */
-static int cli(const char *log, ...) {
-  char *argv[32];
-  int n = 0;
-  argv[n++] = tu_bin("server/chiploc");
-  va_list ap;
-  va_start(ap, log);
-  const char *a;
-  while ((a = va_arg(ap, const char *)) != NULL && n < 31) argv[n++] = (char *)a;
-  va_end(ap);
-  argv[n] = NULL;
-  int rc = tu_run(argv, log);
-  free(argv[0]);
-  return rc;
 }
 
 /* pgtest.sh pause|resume on the run's server. Returns the exit status. */
@@ -98,7 +71,7 @@ static int pg(const char *cmd, const char *log) {
 static char *keygen(const char *dir, const char *name, const char *log) {
   char *path = NULL;
   ck_assert(asprintf(&path, "%s/%s.key", dir, name) > 0);
-  ck_assert_int_eq(cli(log, "keygen", "--out", path, NULL), 0);
+  ck_assert_int_eq(tu_cli(log, "keygen", "--out", path, NULL), 0);
   return path;
 }
 
@@ -172,14 +145,14 @@ static void world_make(world *w, const char *name, int flush_ms) {
   for (char *p = dbname; *p; p++)
     if (*p == '-') *p = '_';
   w->db = gc(tu_db_create(dbname));
-  ck_assert_int_eq(cli(w->cli_log, "db", "migrate", "--db", w->db, NULL), 0);
+  ck_assert_int_eq(tu_cli(w->cli_log, "db", "migrate", "--db", w->db, NULL), 0);
   char *lkey = gc(keygen(w->dir, "landmark", w->cli_log));
   char lhex[65];
   pubkey_hex(lkey, lhex);
-  ck_assert_int_eq(cli(w->cli_log, "landmark", "add", "--db", w->db, "--name", "lm-paris",
+  ck_assert_int_eq(tu_cli(w->cli_log, "landmark", "add", "--db", w->db, "--name", "lm-paris",
                        "--pubkey", lhex, "--lat", "48.8566", "--lon", "2.3522", NULL),
                    0);
-  int port = free_port();
+  int port = tu_free_port();
   char conf[4096];
   snprintf(conf, sizeof conf,
            "[agent]\nname = outage-host\nbackoff_min_ms = 50\nbackoff_max_ms = 1000\n\n"
@@ -190,7 +163,7 @@ static void world_make(world *w, const char *name, int flush_ms) {
     snprintf(name_i, sizeof name_i, "chip-%d", i);
     snprintf(serial, sizeof serial, "OUT-%04d", i);
     char *k = gc(keygen(w->dir, name_i, w->cli_log));
-    ck_assert_int_eq(cli(w->cli_log, "chip", "enroll", "--db", w->db, "--pubkey-file", k,
+    ck_assert_int_eq(tu_cli(w->cli_log, "chip", "enroll", "--db", w->db, "--pubkey-file", k,
                          "--serial", serial, "--operator", "outage-dc", "--site", "48.85,2.35",
                          NULL),
                      0);

@@ -64,25 +64,10 @@ static uint64_t unix_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static int cli(const char *log, ...) {
-  char *argv[32];
-  int n = 0;
-  argv[n++] = tu_bin("server/chiploc");
-  va_list ap;
-  va_start(ap, log);
-  const char *a;
-  while ((a = va_arg(ap, const char *)) != NULL && n < 31) argv[n++] = (char *)a;
-  va_end(ap);
-  argv[n] = NULL;
-  int rc = tu_run(argv, log);
-  free(argv[0]);
-  return rc;
-}
-
 static char *keygen(const char *name) {
   char *path = NULL;
   ck_assert(asprintf(&path, "%s/%s.key", W.dir, name) > 0);
-  ck_assert_int_eq(cli(W.clilog, "keygen", "--out", path, NULL), 0);
+  ck_assert_int_eq(tu_cli(W.clilog, "keygen", "--out", path, NULL), 0);
   return path;
 }
 
@@ -465,7 +450,7 @@ START_TEST(test_restarts_and_faults) {
   W.dir = tu_tmpdir("chiploc-restart");
   ck_assert(asprintf(&W.clilog, "%s/cli.log", W.dir) > 0);
   W.db = tu_db_create("chiploc_restart");
-  ck_assert_int_eq(cli(W.clilog, "db", "migrate", "--db", W.db, NULL), 0);
+  ck_assert_int_eq(tu_cli(W.clilog, "db", "migrate", "--db", W.db, NULL), 0);
   char *lkey = keygen("landmark");
   char *k0 = keygen("chip-0");
   char *k1 = keygen("chip-1");
@@ -475,13 +460,13 @@ START_TEST(test_restarts_and_faults) {
   char lhex[CL_PK_HEX_LEN + 1];
   cl_pk_to_hex(cl_key_public(lk), lhex);
   cl_key_destroy(&lk);
-  ck_assert_int_eq(cli(W.clilog, "landmark", "add", "--db", W.db, "--name", "lm-paris", "--pubkey",
+  ck_assert_int_eq(tu_cli(W.clilog, "landmark", "add", "--db", W.db, "--name", "lm-paris", "--pubkey",
                        lhex, "--lat", "48.8566", "--lon", "2.3522", NULL),
                    0);
-  ck_assert_int_eq(cli(W.clilog, "chip", "enroll", "--db", W.db, "--pubkey-file", k0, "--serial",
+  ck_assert_int_eq(tu_cli(W.clilog, "chip", "enroll", "--db", W.db, "--pubkey-file", k0, "--serial",
                        "R-0000", "--operator", "dc", "--site", "48.85,2.35", NULL),
                    0);
-  ck_assert_int_eq(cli(W.clilog, "chip", "enroll", "--db", W.db, "--pubkey-file", k1, "--serial",
+  ck_assert_int_eq(tu_cli(W.clilog, "chip", "enroll", "--db", W.db, "--pubkey-file", k1, "--serial",
                        "R-0001", "--operator", "dc", "--site", "48.85,2.35", NULL),
                    0);
 

@@ -86,33 +86,6 @@ static uint64_t mono_ns(void) {
 }
 
 /* A loopback TCP port that was free a moment ago. */
-static int pick_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  ck_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-  socklen_t l = sizeof a;
-  ck_assert(getsockname(fd, (struct sockaddr *)&a, &l) == 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-/* Runs the chiploc CLI with a NULL-terminated argument list; output appended
- * to log. Returns the exit status. */
-static int run_cli(const char *log, ...) {
-  char *argv[24];
-  int n = 0;
-  argv[n++] = tu_bin("server/chiploc");
-  va_list ap;
-  va_start(ap, log);
-  const char *a;
-  while ((a = va_arg(ap, const char *)) != NULL && n < 23) argv[n++] = (char *)a;
-  va_end(ap);
-  argv[n] = NULL;
-  int rc = tu_run(argv, log);
-  free(argv[0]);
-  return rc;
-}
-
 /* The documented key derivation, computed here independently of fleetsim. */
 static void expected_pk_hex(uint64_t seed, uint64_t index, char out[CL_PK_HEX_LEN + 1]) {
   static const char ctx[] = "chiploc-sim chip";
@@ -201,18 +174,18 @@ START_TEST(test_fleet_physics) {
   char *log = fmt("%s/cli.log", dir), *lmlog = fmt("%s/landmarkd.log", dir);
   char *simlog = fmt("%s/fleetsim.log", dir), *keyscsv = fmt("%s/keys.csv", dir);
   char *db = own(tu_db_create("chiploc_sim"));
-  ck_assert_int_eq(run_cli(log, "db", "migrate", "--db", db, NULL), 0);
+  ck_assert_int_eq(tu_cli(log, "db", "migrate", "--db", db, NULL), 0);
 
   /* The landmark. */
   char *lkey = fmt("%s/landmark.key", dir);
-  ck_assert_int_eq(run_cli(log, "keygen", "--out", lkey, NULL), 0);
+  ck_assert_int_eq(tu_cli(log, "keygen", "--out", lkey, NULL), 0);
   cl_key *lk = NULL;
   char err[200];
   ck_assert_int_eq(cl_key_load(&lk, lkey, err, sizeof err), CL_OK);
   char lhex[CL_PK_HEX_LEN + 1];
   cl_pk_to_hex(cl_key_public(lk), lhex);
   cl_key_destroy(&lk);
-  ck_assert_int_eq(run_cli(log, "landmark", "add", "--db", db, "--name", "lm-paris", "--pubkey",
+  ck_assert_int_eq(tu_cli(log, "landmark", "add", "--db", db, "--name", "lm-paris", "--pubkey",
                            lhex, "--lat", "48.8566", "--lon", "2.3522", NULL),
                    0);
 
@@ -239,7 +212,7 @@ START_TEST(test_fleet_physics) {
     snprintf(serial, sizeof serial, "sim-%02d", i);
     snprintf(site, sizeof site, "%.6f,%.6f", declared_paris ? PARIS_LAT : spec[i].lat,
              declared_paris ? PARIS_LON : spec[i].lon);
-    ck_assert_int_eq(run_cli(log, "chip", "enroll", "--db", db, "--pubkey", hex, "--serial", serial,
+    ck_assert_int_eq(tu_cli(log, "chip", "enroll", "--db", db, "--pubkey", hex, "--serial", serial,
                              "--operator", "sim-operator", "--site", site, NULL),
                      0);
     line = strchr(line, '\n');
@@ -258,7 +231,7 @@ START_TEST(test_fleet_physics) {
                             spec[i].lon, spec[i].mode, spec[i].extra_ms, spec[i].dark_s);
   ck_assert(len < cap);
   char *fleetcsv = own(tu_write_file(dir, "fleet.csv", fleet));
-  int port = pick_port();
+  int port = tu_free_port();
   char *lmcsv = own(tu_write_file(
       dir, "landmarks.csv",
       fmt("name,address,public_key,lat,lon\nlm-paris,127.0.0.1:%d,%s,48.8566,2.3522\n", port,
@@ -537,7 +510,7 @@ START_TEST(test_delayproxy) {
   socklen_t al = sizeof a;
   ck_assert(getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
   ck_assert(listen(lfd, 4) == 0);
-  int pport = pick_port();
+  int pport = tu_free_port();
   char *bin = own(tu_bin("tests/sim/delayproxy"));
   char *listen_at = fmt("127.0.0.1:%d", pport),
        *connect_to = fmt("127.0.0.1:%d", ntohs(a.sin_port));

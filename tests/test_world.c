@@ -238,33 +238,6 @@ static int stop_all(void) {
   return bad;
 }
 
-static int pick_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  ck_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-  socklen_t l = sizeof a;
-  ck_assert(getsockname(fd, (struct sockaddr *)&a, &l) == 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-/* Runs the chiploc CLI with a NULL-terminated argument list, output appended
- * to log; returns the exit status. */
-static int cli(const char *log, ...) {
-  char *argv[32];
-  int n = 0;
-  argv[n++] = tu_bin("server/chiploc");
-  va_list ap;
-  va_start(ap, log);
-  const char *a;
-  while ((a = va_arg(ap, const char *)) != NULL && n < 31) argv[n++] = (char *)a;
-  va_end(ap);
-  argv[n] = NULL;
-  int rc = tu_run(argv, log);
-  free(argv[0]);
-  return rc;
-}
-
 static uint64_t unix_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -343,17 +316,17 @@ typedef struct {
 } world;
 
 static void enrol(world *w) {
-  ck_assert_int_eq(cli(w->log, "db", "migrate", "--db", w->db, NULL), 0);
+  ck_assert_int_eq(tu_cli(w->log, "db", "migrate", "--db", w->db, NULL), 0);
   const char *countries = getenv("CHIPLOC_COUNTRIES");
   ck_assert_msg(countries != NULL, "CHIPLOC_COUNTRIES is not set: run this test through ctest");
-  ck_assert_int_eq(cli(w->log, "region", "import", countries, "--code-property", "A3", "--db",
+  ck_assert_int_eq(tu_cli(w->log, "region", "import", countries, "--code-property", "A3", "--db",
                        w->db, NULL),
                    0);
   for (int i = 0; i < N_LMS; i++) {
     char *key = fmt("%s/%s.key", w->dir, LMS[i].name);
-    ck_assert_int_eq(cli(w->log, "keygen", "--out", key, NULL), 0);
+    ck_assert_int_eq(tu_cli(w->log, "keygen", "--out", key, NULL), 0);
     w->lm_pk[i] = key_pub_hex(key);
-    ck_assert_int_eq(cli(w->log, "landmark", "add", "--db", w->db, "--name", LMS[i].name,
+    ck_assert_int_eq(tu_cli(w->log, "landmark", "add", "--db", w->db, "--name", LMS[i].name,
                          "--pubkey", w->lm_pk[i], "--lat", fmt("%.4f", LMS[i].lat), "--lon",
                          fmt("%.4f", LMS[i].lon), NULL),
                      0);
@@ -362,8 +335,8 @@ static void enrol(world *w) {
     ck_assert_int_gt(w->lm_id[i], 0);
   }
   w->vkey = fmt("%s/verifier.key", w->dir);
-  ck_assert_int_eq(cli(w->log, "keygen", "--out", w->vkey, NULL), 0);
-  ck_assert_int_eq(cli(w->log, "verifier", "add", "--db", w->db, "--name", "world-verifier",
+  ck_assert_int_eq(tu_cli(w->log, "keygen", "--out", w->vkey, NULL), 0);
+  ck_assert_int_eq(tu_cli(w->log, "verifier", "add", "--db", w->db, "--name", "world-verifier",
                        "--pubkey", key_pub_hex(w->vkey), NULL),
                    0);
   w->verifier_id = tu_sql_int(w->db, "SELECT id FROM verifiers WHERE name = 'world-verifier'");
@@ -381,7 +354,7 @@ static void enrol(world *w) {
     char hex[CL_PK_HEX_LEN + 1];
     ck_assert_msg(sscanf(line, "%d,%64s", &idx, hex) == 2, "keys line %d: %.80s", i, line);
     ck_assert_int_eq(idx, i);
-    ck_assert_int_eq(cli(w->log, "chip", "enroll", "--db", w->db, "--pubkey", hex, "--serial",
+    ck_assert_int_eq(tu_cli(w->log, "chip", "enroll", "--db", w->db, "--pubkey", hex, "--serial",
                          CHIPS[i].serial, "--operator", fmt("dc-%s", CHIPS[i].allowed), "--site",
                          fmt("%.4f,%.4f", CHIPS[i].slat, CHIPS[i].slon), "--allowed",
                          CHIPS[i].allowed, NULL),
@@ -397,8 +370,8 @@ static void enrol(world *w) {
 static void start_world(world *w) {
   int proxy_port[N_LMS][N_LMS];
   for (int i = 0; i < N_LMS; i++) {
-    w->lm_port[i] = pick_port();
-    for (int j = 0; j < N_LMS; j++) proxy_port[i][j] = i == j ? 0 : pick_port();
+    w->lm_port[i] = tu_free_port();
+    for (int j = 0; j < N_LMS; j++) proxy_port[i][j] = i == j ? 0 : tu_free_port();
   }
   char *lmbin = own(tu_bin("server/landmarkd"));
   for (int i = 0; i < N_LMS; i++) {
@@ -549,7 +522,7 @@ static pid_t start_verifier(world *w, const char *log) {
 /* `chiploc verify` without --follow; returns what its summary line says. */
 static void verify_once(world *w, const char *log, unsigned long long *round, size_t *written,
                         size_t *skipped) {
-  ck_assert_int_eq(cli(log, "verify", "--db", w->db, "--key", w->vkey, "--interval",
+  ck_assert_int_eq(tu_cli(log, "verify", "--db", w->db, "--key", w->vkey, "--interval",
                        fmt("%d", ROUND_S), "--window", fmt("%d", WINDOW_S), "--settle",
                        fmt("%d", SETTLE_S), "--dark-after", fmt("%d", DARK_AFTER_S), NULL),
                    0);
@@ -752,7 +725,7 @@ static void check_export(world *w, PGconn *c) {
   char *dash = own(tu_conninfo_as(w->db, "world_dash"));
   char *out = fmt("%s/world.geojson", w->dir);
   char *log = fmt("%s/export.log", w->dir);
-  ck_assert_int_eq(cli(log, "export", "--db", dash, "--out", out, NULL), 0);
+  ck_assert_int_eq(tu_cli(log, "export", "--db", dash, "--out", out, NULL), 0);
   ck_assert_int_eq(tu_count_in_file(log, fmt("%d landmark(s), %d chip(s)", N_LMS, N_CHIPS)), 1);
   json_error_t jerr;
   json_t *root = json_load_file(out, 0, &jerr);
@@ -924,7 +897,7 @@ START_TEST(test_world) {
   check_alerts(&w, c);
   check_chains(&w, c);
   char *alog = fmt("%s/audit.log", w.dir);
-  ck_assert_int_eq(cli(alog, "audit", "--db", w.db, NULL), 0);
+  ck_assert_int_eq(tu_cli(alog, "audit", "--db", w.db, NULL), 0);
   ck_assert_int_eq(tu_count_in_file(alog, "; 0 problem(s)"), 1);
   check_export(&w, c);
   PQfinish(c);
@@ -936,24 +909,24 @@ START_TEST(test_export_errors) {
   char *dir = own(tu_tmpdir("chiploc-export"));
   char *log = fmt("%s/cli.log", dir);
   char *db = own(tu_db_create("chiploc_world_export"));
-  ck_assert_int_eq(cli(log, "db", "migrate", "--db", db, NULL), 0);
+  ck_assert_int_eq(tu_cli(log, "db", "migrate", "--db", db, NULL), 0);
   /* Usage errors: 2. */
-  ck_assert_int_eq(cli(log, "export", "--db", db, NULL), 2);
+  ck_assert_int_eq(tu_cli(log, "export", "--db", db, NULL), 2);
   ck_assert_int_eq(tu_count_in_file(log, "--out FILE.geojson is required"), 1);
-  ck_assert_int_eq(cli(log, "export", "--db", db, "--out", "x.geojson", "extra", NULL), 2);
-  ck_assert_int_eq(cli(log, "export", "--frob", NULL), 2);
+  ck_assert_int_eq(tu_cli(log, "export", "--db", db, "--out", "x.geojson", "extra", NULL), 2);
+  ck_assert_int_eq(tu_cli(log, "export", "--frob", NULL), 2);
   /* An empty database exports an empty collection. */
   char *out = fmt("%s/empty.geojson", dir);
-  ck_assert_int_eq(cli(log, "export", "--db", db, "--out", out, NULL), 0);
+  ck_assert_int_eq(tu_cli(log, "export", "--db", db, "--out", out, NULL), 0);
   json_error_t jerr;
   json_t *root = json_load_file(out, 0, &jerr);
   ck_assert_ptr_nonnull(root);
   ck_assert_uint_eq(json_array_size(json_object_get(root, "features")), 0);
   json_decref(root);
   /* A file that cannot be written, and a database that cannot be reached: 1. */
-  ck_assert_int_eq(cli(log, "export", "--db", db, "--out", "/nonexistent/dir/x.geojson", NULL), 1);
+  ck_assert_int_eq(tu_cli(log, "export", "--db", db, "--out", "/nonexistent/dir/x.geojson", NULL), 1);
   ck_assert_int_eq(tu_count_in_file(log, "cannot write /nonexistent/dir/x.geojson"), 1);
-  ck_assert_int_eq(cli(log, "export", "--db", "host=/nonexistent port=1 dbname=x", "--out", out,
+  ck_assert_int_eq(tu_cli(log, "export", "--db", "host=/nonexistent port=1 dbname=x", "--out", out,
                        NULL),
                    1);
   release_owned();

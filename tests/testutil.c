@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
@@ -316,3 +317,17 @@ long long tu_verify_measurements(const char *conninfo, uint64_t max_rtt_ns, long
   return n;
 }
 
+int tu_cli(const char *log, ...) {
+  char *argv[32];
+  int n = 0;
+  argv[n++] = tu_bin("server/chiploc");
+  va_list ap;
+  va_start(ap, log);
+  const char *a;
+  while ((a = va_arg(ap, const char *)) != NULL && n < 31) argv[n++] = (char *)a;
+  va_end(ap);
+  argv[n] = NULL;
+  int rc = tu_run(argv, log);
+  free(argv[0]);
+  return rc;
+}

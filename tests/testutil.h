@@ -61,6 +61,10 @@ char *tu_http_get(int port, const char *path, int timeout_ms, int *status);
  * Returns -1 when the series is absent. */
 double tu_metric(const char *text, const char *series);
 
+/* Runs the built chiploc CLI with the NULL-terminated arguments, output
+ * appended to log; returns its exit status (as tu_run). */
+int tu_cli(const char *log, ...);
+
 /* Rebuilds every row of `measurements` from its columns and checks its three
  * signatures (cl_measurement_verify), that bound_m is the bound at c of
  * rtt_ns, and that rtt_ns is positive and, when max_rtt_ns is not 0, below
