@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages chiploc needs to build, test and run its
-# demo, skipping those already installed. Needs root (or sudo) only when
+# simulated world (deploy/world.sh), skipping those already installed. Needs root (or sudo) only when
 # something is missing.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config

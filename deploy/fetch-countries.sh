@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches the world's country borders used by the region tests and the demo:
+# Fetches the world's country borders used by the region tests and the simulated world:
 # the npm package @geo-maps/countries-land-10km (package MIT; map data from
 # OpenStreetMap, ODbL; one Feature per country with its ISO 3166-1 alpha-3
 # code in the property "A3"), pinned to one version and checked against a
