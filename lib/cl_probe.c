@@ -15,26 +15,37 @@ const char *cl_accept_result_name(cl_accept_result r) {
   return "unknown";
 }
 
-cl_accept_result cl_probe_accept(const cl_probe *probe, const uint8_t resp_chip[CL_PK_LEN],
-                                 const uint8_t resp_nonce[CL_NONCE_LEN],
-                                 const uint8_t sig[CL_SIG_LEN], uint64_t recv_ns,
-                                 uint64_t *rtt_ns) {
+cl_accept_result cl_probe_check(const cl_probe *probe, const uint8_t resp_chip[CL_PK_LEN],
+                                const uint8_t resp_nonce[CL_NONCE_LEN], uint64_t recv_ns,
+                                uint64_t *rtt_ns) {
   /* Test 1: the nonce is one this landmark issued (and still remembers). */
   int issued = probe != NULL && probe->state != CL_PROBE_FREE &&
                memcmp(probe->ch.nonce, resp_nonce, CL_NONCE_LEN) == 0;
   if (!issued) return CL_ACCEPT_UNKNOWN_NONCE;
   /* Test 2: it was issued to the chip that claims to answer. */
   if (memcmp(probe->ch.chip, resp_chip, CL_PK_LEN) != 0) return CL_ACCEPT_WRONG_CHIP;
-  /* Test 3: it has not been answered before. */
-  if (probe->state == CL_PROBE_ANSWERED) return CL_ACCEPT_REPLAY;
+  /* Test 3: it has not been answered before (nor is an answer being checked). */
+  if (probe->state == CL_PROBE_ANSWERED || probe->state == CL_PROBE_VERIFYING)
+    return CL_ACCEPT_REPLAY;
   /* Test 4: it arrived before the deadline (an expired probe is late too). */
   if (probe->state == CL_PROBE_EXPIRED || recv_ns > probe->deadline_ns ||
       recv_ns < probe->sent_ns)
     return CL_ACCEPT_LATE;
+  *rtt_ns = recv_ns - probe->sent_ns;
+  return CL_ACCEPT_OK;
+}
+
+cl_accept_result cl_probe_accept(const cl_probe *probe, const uint8_t resp_chip[CL_PK_LEN],
+                                 const uint8_t resp_nonce[CL_NONCE_LEN],
+                                 const uint8_t sig[CL_SIG_LEN], uint64_t recv_ns,
+                                 uint64_t *rtt_ns) {
+  uint64_t rtt = 0;
+  cl_accept_result r = cl_probe_check(probe, resp_chip, resp_nonce, recv_ns, &rtt);
+  if (r != CL_ACCEPT_OK) return r;
   /* Test 5: the chip's signature over the response layout verifies under the
    * enrolled key (the challenge carries the chip key the landmark chose). */
   if (cl_response_verify(&probe->ch, sig) != CL_OK) return CL_ACCEPT_BAD_SIGNATURE;
-  *rtt_ns = recv_ns - probe->sent_ns;
+  *rtt_ns = rtt;
   return CL_ACCEPT_OK;
 }
 

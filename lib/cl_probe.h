@@ -21,6 +21,7 @@ typedef enum {
   CL_PROBE_OUTSTANDING, /* challenge sent, no valid answer yet */
   CL_PROBE_ANSWERED,    /* accepted once; any further answer is a replay */
   CL_PROBE_EXPIRED,     /* deadline passed without a valid answer */
+  CL_PROBE_VERIFYING,   /* answered in time; its signature is being checked */
 } cl_probe_state;
 
 typedef struct {
@@ -52,6 +53,17 @@ cl_accept_result cl_probe_accept(const cl_probe *probe, const uint8_t resp_chip[
                                  const uint8_t resp_nonce[CL_NONCE_LEN],
                                  const uint8_t sig[CL_SIG_LEN], uint64_t recv_ns,
                                  uint64_t *rtt_ns);
+
+/*
+ * Tests 1 to 4 of cl_probe_accept, everything but the signature: cheap, so
+ * the event loop runs them at once and hands the signature check (test 5,
+ * cl_response_verify over probe->ch) to a worker. A probe in
+ * CL_PROBE_VERIFYING counts as answered (a second answer is a replay). On
+ * CL_ACCEPT_OK sets *rtt_ns. Does not change the probe.
+ */
+cl_accept_result cl_probe_check(const cl_probe *probe, const uint8_t resp_chip[CL_PK_LEN],
+                                const uint8_t resp_nonce[CL_NONCE_LEN], uint64_t recv_ns,
+                                uint64_t *rtt_ns);
 
 /* The fastest accepted probe of a burst so far. */
 typedef struct {

@@ -49,6 +49,7 @@ typedef struct {
   uint32_t burst_left;
   cl_burst burst;
   chip_phase phase;
+  uint64_t due_ms; /* loop time (uv_now) the timer is due at: for the probe lag */
 } lm_chip;
 
 typedef enum { CONN_HELLO, CONN_REGISTERED } conn_state;
@@ -88,6 +89,8 @@ struct lm_server {
   size_t n_conns;
   cl_pkmap *per_addr; /* address key -> addr_count (malloc'd; freed when it drops to 0) */
   cl_histogram rtt;   /* accepted probes, seconds */
+  cl_histogram lag;   /* probe send time minus its scheduled time, seconds */
+  uint64_t verify_inflight; /* signature checks queued on the thread pool */
   uint64_t seq;
   lm_stats st;
   cl_ratelimit rl;
@@ -123,7 +126,7 @@ static uint64_t realtime_ns(void) {
 static void short_hex(const uint8_t *pk, char out[17]) { cl_hex_encode(out, pk, 8); }
 
 static void maybe_done(lm_server *s) {
-  if (s->closing && s->open_handles == 0 && s->done) {
+  if (s->closing && s->open_handles == 0 && s->verify_inflight == 0 && s->done) {
     void (*done)(void *) = s->done;
     s->done = NULL;
     done(s->done_arg);
@@ -289,6 +292,7 @@ static void probe_settled(lm_chip *ch) {
 static void send_probe(lm_chip *ch) {
   lm_server *s = ch->srv;
   lm_conn *c = ch->conn;
+  uint64_t due_ms_prev = ch->due_ms;
   if (c->n_pending >= s->cfg->max_pending_challenges) {
     /* The connection already has its share of unanswered challenges: try
      * again shortly, without using up a probe of the burst. */
@@ -324,6 +328,10 @@ static void send_probe(lm_chip *ch) {
   p->sent_ns = uv_hrtime();
   p->deadline_ns = p->sent_ns + (uint64_t)s->cfg->deadline_ms * 1000000ull;
   send_frame(c, buf, len);
+  /* How late the probe went out against its schedule (the loop's millisecond
+   * clock: up to 1 ms of it is rounding). */
+  uint64_t due_ns = due_ms_prev * 1000000ull;
+  cl_histogram_observe(&s->lag, p->sent_ns > due_ns ? (double)(p->sent_ns - due_ns) / 1e9 : 0.0);
 }
 
 static void on_chip_timer(uv_timer_t *t) {
@@ -358,6 +366,7 @@ static void on_chip_timer(uv_timer_t *t) {
 
 static void chip_schedule(lm_chip *ch, uint64_t delay_ms, chip_phase phase) {
   ch->phase = phase;
+  ch->due_ms = uv_now(ch->srv->loop) + delay_ms;
   uv_timer_start(&ch->timer, on_chip_timer, delay_ms, 0);
 }
 
@@ -390,10 +399,11 @@ static lm_chip *chip_create(lm_conn *c, const uint8_t pk[CL_PK_LEN], int64_t db_
     chip_detach(old);
   }
   c->chips[c->n_chips++] = ch;
-  /* Spread the first bursts so that a reconnecting agent's chips do not
-   * all probe at once. */
+  /* The first burst comes at a uniformly random time within one interval,
+   * so that chips registering together (every agent reconnecting after a
+   * landmark restart) load the landmark evenly from the start instead of
+   * in one surge that then repeats every interval. */
   uint64_t spread = (uint64_t)s->cfg->interval_s * 1000ull;
-  if (spread > 2000) spread = 2000;
   chip_schedule(ch, randombytes_uniform((uint32_t)spread + 1), PH_IDLE);
   return ch;
 }
@@ -537,6 +547,108 @@ static cl_probe *find_probe(lm_chip *ch, const uint8_t nonce[CL_NONCE_LEN]) {
   return NULL;
 }
 
+/* A response that passed tests 1 to 4: counted, kept for its burst, and the
+ * chip moves on. */
+static void response_accepted(lm_chip *ch, cl_probe *p, const uint8_t sig[CL_SIG_LEN],
+                              uint64_t rtt) {
+  lm_server *s = ch->srv;
+  p->state = CL_PROBE_ANSWERED;
+  s->st.responses_accepted++;
+  cl_histogram_observe(&s->rtt, (double)rtt / 1e9);
+  cl_burst_add(&ch->burst, &p->ch, sig, rtt);
+  if (cl_log_get_level() <= CL_LOG_DEBUG) {
+    char hex[17];
+    short_hex(ch->pk, hex);
+    cl_log(CL_LOG_DEBUG, "probe accepted", "chip=%s seq=%llu rtt_ns=%llu", hex,
+           (unsigned long long)p->ch.seq, (unsigned long long)rtt);
+  }
+  if (ch->cur == p) probe_settled(ch);
+}
+
+static void response_rejected(lm_server *s, lm_conn *c, const uint8_t chip[CL_PK_LEN],
+                              cl_accept_result r) {
+  s->st.rejected[r]++;
+  char detail[96];
+  char hex[17];
+  short_hex(chip, hex);
+  snprintf(detail, sizeof detail, "chip %s", hex);
+  log_reject(s, c, cl_accept_result_name(r), detail);
+  send_error(c, wire_code(r), cl_accept_result_name(r));
+}
+
+/* A signature failure uses the probe up: one check per issued probe. */
+static void response_bad_signature(lm_chip *ch, cl_probe *p) {
+  p->state = CL_PROBE_EXPIRED;
+  if (ch->cur == p) probe_settled(ch);
+}
+
+/*
+ * One signature check on the thread pool. The job carries copies of
+ * everything the worker reads, and finds its chip again by key and its probe
+ * by sequence number when it returns, so a chip or connection that went away
+ * meanwhile is simply not found.
+ */
+typedef struct {
+  uv_work_t req;
+  lm_server *srv;
+  cl_challenge ch; /* the probe's challenge: chip key and nonce included */
+  uint8_t sig[CL_SIG_LEN];
+  uint64_t rtt_ns;
+  int ok;
+} verify_job;
+
+static void verify_work(uv_work_t *req) {
+  verify_job *j = req->data;
+  j->ok = cl_response_verify(&j->ch, j->sig) == CL_OK;
+}
+
+static void verify_done(uv_work_t *req, int status) {
+  verify_job *j = req->data;
+  lm_server *s = j->srv;
+  s->verify_inflight--;
+  lm_chip *ch = s->closing ? NULL : cl_pkmap_get(s->live, j->ch.chip);
+  cl_probe *p = NULL;
+  for (unsigned i = 0; ch && i < PROBE_RING && !p; i++)
+    if (ch->ring[i].state == CL_PROBE_VERIFYING && ch->ring[i].ch.seq == j->ch.seq)
+      p = &ch->ring[i];
+  if (!p || !ch->conn || ch->conn->closing) {
+    s->st.verify_orphaned++;
+  } else if (status == 0 && j->ok) {
+    response_accepted(ch, p, j->sig, j->rtt_ns);
+  } else {
+    lm_conn *c = ch->conn;
+    response_bad_signature(ch, p);
+    response_rejected(s, c, j->ch.chip, CL_ACCEPT_BAD_SIGNATURE);
+  }
+  free(j);
+  maybe_done(s);
+}
+
+/* Queues the signature check of a response that passed tests 1 to 4.
+ * Returns 0, or an error when the check must run here instead. */
+static int verify_async(lm_chip *ch, cl_probe *p, const uint8_t sig[CL_SIG_LEN], uint64_t rtt) {
+  lm_server *s = ch->srv;
+  verify_job *j = malloc(sizeof *j);
+  if (!j) return CL_ENOMEM;
+  j->srv = s;
+  j->ch = p->ch;
+  memcpy(j->sig, sig, CL_SIG_LEN);
+  j->rtt_ns = rtt;
+  j->ok = 0;
+  j->req.data = j;
+  if (uv_queue_work(s->loop, &j->req, verify_work, verify_done) != 0) {
+    free(j);
+    return CL_EIO;
+  }
+  s->verify_inflight++;
+  s->st.verify_queued++;
+  p->state = CL_PROBE_VERIFYING;
+  /* The answer came in time: the deadline no longer applies, and the chip
+   * waits for the check's result (verify_done settles the probe). */
+  if (ch->cur == p) uv_timer_stop(&ch->timer);
+  return CL_OK;
+}
+
 static void handle_response(lm_conn *c, const cl_msg *m, uint64_t t_recv) {
   lm_server *s = c->srv;
   lm_chip *ch = NULL;
@@ -553,34 +665,18 @@ static void handle_response(lm_conn *c, const cl_msg *m, uint64_t t_recv) {
    * acceptance check then reports it as answered for the wrong chip. */
   for (size_t i = 0; i < c->n_chips && !p; i++) p = find_probe(c->chips[i], m->u.response.nonce);
   uint64_t rtt = 0;
-  cl_accept_result r =
-      cl_probe_accept(p, m->u.response.chip, m->u.response.nonce, m->u.response.sig, t_recv, &rtt);
-  if (r == CL_ACCEPT_OK) {
-    p->state = CL_PROBE_ANSWERED;
-    s->st.responses_accepted++;
-    cl_histogram_observe(&s->rtt, (double)rtt / 1e9);
-    cl_burst_add(&ch->burst, &p->ch, m->u.response.sig, rtt);
-    if (cl_log_get_level() <= CL_LOG_DEBUG) {
-      char hex[17];
-      short_hex(ch->pk, hex);
-      cl_log(CL_LOG_DEBUG, "probe accepted", "chip=%s seq=%llu rtt_ns=%llu", hex,
-             (unsigned long long)p->ch.seq, (unsigned long long)rtt);
-    }
-    if (ch->cur == p) probe_settled(ch);
+  cl_accept_result r = cl_probe_check(p, m->u.response.chip, m->u.response.nonce, t_recv, &rtt);
+  if (r == CL_ACCEPT_OK && s->cfg->verify_threads > 0 &&
+      verify_async(ch, p, m->u.response.sig, rtt) == CL_OK)
     return;
+  if (r == CL_ACCEPT_OK && cl_response_verify(&p->ch, m->u.response.sig) != CL_OK) {
+    r = CL_ACCEPT_BAD_SIGNATURE;
+    response_bad_signature(ch, p);
   }
-  s->st.rejected[r]++;
-  if (r == CL_ACCEPT_BAD_SIGNATURE) {
-    /* One signature check per issued probe: a failed answer uses it up. */
-    p->state = CL_PROBE_EXPIRED;
-    if (ch->cur == p) probe_settled(ch);
-  }
-  char detail[96];
-  char hex[17];
-  short_hex(m->u.response.chip, hex);
-  snprintf(detail, sizeof detail, "chip %s", hex);
-  log_reject(s, c, cl_accept_result_name(r), detail);
-  send_error(c, wire_code(r), cl_accept_result_name(r));
+  if (r == CL_ACCEPT_OK)
+    response_accepted(ch, p, m->u.response.sig, rtt);
+  else
+    response_rejected(s, c, m->u.response.chip, r);
 }
 
 static void handle_frame(lm_conn *c, const uint8_t *frame, size_t len, uint64_t t_recv) {
@@ -805,6 +901,10 @@ int lm_server_create(lm_server **out, uv_loop_t *loop, const cl_landmark_config 
   static const double rtt_le[] = {1e-5,   2.5e-5, 5e-5, 1e-4,  2.5e-4, 5e-4, 1e-3, 2.5e-3,
                                   5e-3,   0.01,   0.025, 0.05, 0.1,    0.25, 0.5,  1.0};
   cl_histogram_init(&s->rtt, rtt_le, sizeof rtt_le / sizeof rtt_le[0]);
+  /* 1 ms (the timer clock's resolution) to 10 s (a landmark far behind). */
+  static const double lag_le[] = {1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0,
+                                  5.0,  10.0};
+  cl_histogram_init(&s->lag, lag_le, sizeof lag_le / sizeof lag_le[0]);
   cl_ratelimit_init(&s->rl, 20, 2);
   uv_timer_init(loop, &s->stats_timer);
   s->stats_timer.data = s;
@@ -1022,6 +1122,16 @@ int lm_server_render_metrics(lm_server *s, cl_mtext *t) {
   }
   cl_mtext_family(t, "chiploc_rtt_seconds", "histogram", "Round-trip time of accepted probes.");
   cl_mtext_histogram(t, "chiploc_rtt_seconds", NULL, &s->rtt);
+  cl_mtext_family(t, "chiploc_probe_lag_seconds", "histogram",
+                  "How late each challenge was sent against its scheduled time.");
+  cl_mtext_histogram(t, "chiploc_probe_lag_seconds", NULL, &s->lag);
+  counter1(t, "chiploc_verify_queued_total",
+           "Response signature checks handed to the verify threads.", st->verify_queued);
+  gauge1(t, "chiploc_verify_inflight", "Signature checks queued or running on the verify threads.",
+         (double)s->verify_inflight);
+  counter1(t, "chiploc_verify_orphaned_total",
+           "Signature checks whose chip or connection was gone when they finished.",
+           st->verify_orphaned);
   counter1(t, "chiploc_measurements_total", "Burst measurements handed to the database writer.",
            st->measurements);
   counter1(t, "chiploc_measurements_dropped_total",

@@ -196,6 +196,13 @@ int main(int argc, char **argv) {
     }
     cl_mtext_init(&a.mtext);
   }
+  if (a.cfg.verify_threads > 0) {
+    /* Signature checks run on libuv's thread pool, sized once at its first
+     * use: landmarkd does no other work there. */
+    char n[16];
+    snprintf(n, sizeof n, "%u", a.cfg.verify_threads);
+    setenv("UV_THREADPOOL_SIZE", n, 1);
+  }
   a.loop = uv_default_loop();
   lm_writer_callbacks cb = {.on_chips = on_chips, .on_fatal = on_fatal, .arg = &a};
   rc = lm_writer_create(&a.writer, a.loop, &a.cfg, cl_key_public(a.key), cb, err, sizeof err);

@@ -5,7 +5,9 @@
  * their records verify offline, that an unenrolled chip is refused, and that
  * a bad signature, a replayed response and a late response are each rejected
  * with their own error code and counted, while the honest chip keeps being
- * measured.
+ * measured. This landmark checks signatures on its event loop
+ * (verify_threads = 0); test_hostile runs the same checks through the
+ * verify threads, the default.
  */
 #define _GNU_SOURCE
 #include "cl_err.h"
@@ -195,7 +197,7 @@ START_TEST(test_honest_and_hostile) {
            "[landmark]\nname = lm-paris\nkey = %s\nlisten = 127.0.0.1:%d\nlat = 48.8566\n"
            "lon = 2.3522\n\n[database]\nconninfo = %s\nflush_interval_ms = 100\n"
            "refresh_interval_s = 1\n\n[probe]\ninterval_s = 1\njitter = 0.1\nburst = 3\n"
-           "burst_gap_ms = 20\ndeadline_ms = %d\nspeed = fibre\n\n[limits]\n"
+           "burst_gap_ms = 20\ndeadline_ms = %d\nspeed = fibre\nverify_threads = 0\n\n[limits]\n"
            "idle_timeout_s = 30\nstats_interval_s = 1\n",
            lkey, port, db, DEADLINE_MS);
   char *lconf = gc(tu_write_file(dir, "landmarkd.conf", conf));

@@ -132,6 +132,45 @@ START_TEST(test_replay) {
 }
 END_TEST
 
+/* While an answer's signature is being checked (off the event loop), a
+ * second answer with the same nonce is a replay, even with a valid
+ * signature and in time. */
+START_TEST(test_verifying_is_replay) {
+  uint64_t rtt;
+  cl_probe v = g_probe;
+  v.state = CL_PROBE_VERIFYING;
+  ck_assert_int_eq(check_accept(&v, v.ch.chip, v.ch.nonce, g_sig, SENT_NS + 10, &rtt), CL_ACCEPT_REPLAY);
+  ck_assert_int_eq(cl_probe_check(&v, v.ch.chip, v.ch.nonce, SENT_NS + 10, &rtt), CL_ACCEPT_REPLAY);
+}
+END_TEST
+
+/* cl_probe_check is tests 1 to 4 only: same results as cl_probe_accept for
+ * every failure before the signature, and OK (with the RTT) whatever the
+ * signature, which it never sees. */
+START_TEST(test_check_without_signature) {
+  const cl_probe *p = &g_probe;
+  uint64_t rtt = NO_RTT;
+  ck_assert_int_eq(cl_probe_check(p, p->ch.chip, p->ch.nonce, SENT_NS + 777, &rtt), CL_ACCEPT_OK);
+  ck_assert_uint_eq(rtt, 777);
+  uint8_t bad[CL_SIG_LEN];
+  memcpy(bad, g_sig, sizeof bad);
+  bad[0] ^= 1;
+  ck_assert_int_eq(check_accept(p, p->ch.chip, p->ch.nonce, bad, SENT_NS + 777, &rtt),
+                   CL_ACCEPT_BAD_SIGNATURE);
+  rtt = NO_RTT;
+  ck_assert_int_eq(cl_probe_check(NULL, p->ch.chip, p->ch.nonce, SENT_NS + 1, &rtt),
+                   CL_ACCEPT_UNKNOWN_NONCE);
+  ck_assert_int_eq(cl_probe_check(p, cl_key_public(g_other), p->ch.nonce, SENT_NS + 1, &rtt),
+                   CL_ACCEPT_WRONG_CHIP);
+  ck_assert_int_eq(cl_probe_check(p, p->ch.chip, p->ch.nonce, DEADLINE_NS + 1, &rtt),
+                   CL_ACCEPT_LATE);
+  cl_probe a = g_probe;
+  a.state = CL_PROBE_ANSWERED;
+  ck_assert_int_eq(cl_probe_check(&a, a.ch.chip, a.ch.nonce, SENT_NS + 1, &rtt), CL_ACCEPT_REPLAY);
+  ck_assert_uint_eq(rtt, NO_RTT);
+}
+END_TEST
+
 START_TEST(test_late) {
   uint64_t rtt;
   const cl_probe *p = &g_probe;
@@ -451,6 +490,8 @@ static Suite *probe_suite(void) {
   tcase_add_test(ta, test_wrong_chip);
   tcase_add_test(ta, test_replay);
   tcase_add_test(ta, test_late);
+  tcase_add_test(ta, test_verifying_is_replay);
+  tcase_add_test(ta, test_check_without_signature);
   tcase_add_test(ta, test_bad_signature);
   tcase_add_test(ta, test_check_order);
   tcase_add_test(ta, test_result_names);
