@@ -18,6 +18,7 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,23 @@ static void on_fatal(void *arg, const char *why) {
   shutdown_app(a, 1);
 }
 
+/* Every connection is a descriptor: the soft limit (often 1024) goes up to
+ * the hard limit, with a warning when even that is below max_connections. */
+static void raise_nofile(uint32_t max_connections) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+    (void)getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  rlim_t need = (rlim_t)max_connections + 64; /* listener, database, spool, metrics */
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+    cl_log(CL_LOG_WARN, "open-file limit below max_connections",
+           "nofile=%llu max_connections=%u hint=\"raise LimitNOFILE or ulimit -n\"",
+           (unsigned long long)rl.rlim_cur, max_connections);
+}
+
 int main(int argc, char **argv) {
   static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                        {"log-level", required_argument, NULL, 'l'},
@@ -185,6 +203,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   signal(SIGPIPE, SIG_IGN);
+  raise_nofile(a.cfg.max_connections);
   /* Bound before the writer starts, so that a taken port fails cleanly. */
   if (a.cfg.metrics_host[0]) {
     rc = cl_metrics_server_start(&a.metrics, a.cfg.metrics_host, a.cfg.metrics_port, err,
