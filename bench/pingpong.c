@@ -239,9 +239,9 @@ int main(int argc, char **argv) {
   }
 
   qsort(rtt, count, sizeof *rtt, cmp_u64);
-  printf("min_us=%.3f median_us=%.3f p90_us=%.3f count=%lu\n", (double)rtt[0] / 1e3,
-         (double)percentile(rtt, count, 0.5) / 1e3, (double)percentile(rtt, count, 0.9) / 1e3,
-         count);
+  printf("min_us=%.3f median_us=%.3f p90_us=%.3f count=%lu request_bytes=%zu reply_bytes=%zu\n",
+         (double)rtt[0] / 1e3, (double)percentile(rtt, count, 0.5) / 1e3,
+         (double)percentile(rtt, count, 0.9) / 1e3, count, req_len, reply_len);
   free(rtt);
   free(req);
   free(reply);

@@ -12,6 +12,17 @@
  *       median and p90 radius_km, median and p90 engine time per chip.
  *       Then the excluded servers as chips (all landmarks, c).
  *
+ *   replay sweep --positions P.csv --rtts R.csv [--exclude NAME,...] [--seed N]
+ *       Precision against the number of landmarks, at c: every server not
+ *       excluded as the chip, with its k nearest landmarks by RTT and with k
+ *       landmarks drawn at random (uniformly, without replacement, from
+ *       those with an RTT to it; a fixed seed, default 1), for k = 3, 5, 8,
+ *       10, 15, 20, 30, 50 and all. Prints one Markdown table row per k and
+ *       choice: chips, the share of chips that are CONSISTENT with the site
+ *       SITE_CONSISTENT, INCONSISTENT, INSUFFICIENT, median and p90
+ *       radius_km (of the CONSISTENT ones) and the median number of
+ *       landmarks actually used.
+ *
  *   replay speed --positions P.csv --rtts R.csv --countries FILE --chip NAME
  *                --code A3 [--exclude NAME,...] [--runs N] [--brute-runs N]
  *       One chip, its 10 nearest landmarks at c, the declared site and one
@@ -30,6 +41,7 @@
 
 #include <geodesic.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +161,94 @@ static size_t landmarks_of(const data *d, size_t c, size_t k, double speed, cl_g
     out[i] = (cl_geo_landmark){p->lat, p->lon, cl_geo_bound_m(scratch[i].ms / 1e3, speed)};
   }
   return m;
+}
+
+/* splitmix64: a small deterministic generator, so that the random
+ * landmark choice is the same in every run with the same seed. */
+static uint64_t next_rand(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* Landmarks of chip c like landmarks_of, but k of them drawn at random
+ * (partial Fisher-Yates over the candidates; all of them when k is 0 or
+ * at least their number). Returns the count. */
+static size_t random_landmarks_of(const data *d, size_t c, size_t k, double speed,
+                                  cl_geo_landmark *out, cand *scratch, uint64_t *rng) {
+  size_t m = landmarks_of(d, c, 0, speed, out, scratch);
+  if (k == 0 || k >= m)
+    return m;
+  for (size_t i = 0; i < k; i++) {
+    size_t j = i + (size_t)(next_rand(rng) % (uint64_t)(m - i));
+    cl_geo_landmark t = out[i];
+    out[i] = out[j];
+    out[j] = t;
+  }
+  return k;
+}
+
+static int cmd_sweep(const data *d, uint64_t seed) {
+  static const size_t ks[] = {3, 5, 8, 10, 15, 20, 30, 50, 0};
+  cl_geo_ctx *ctx = NULL;
+  if (cl_geo_ctx_create(&ctx) != CL_OK)
+    die("out of memory");
+  cl_geo_landmark *lms = malloc(d->n * sizeof *lms);
+  cand *scratch = malloc(d->n * sizeof *scratch);
+  double *radii = malloc(d->n * sizeof *radii), *used = malloc(d->n * sizeof *used);
+  if (!lms || !scratch || !radii || !used)
+    die("out of memory");
+  cl_geo_params p;
+  cl_geo_params_default(&p);
+  printf("| landmarks | choice | chips | SITE_CONSISTENT | INCONSISTENT | INSUFFICIENT | "
+         "median radius (km) | p90 radius (km) | median landmarks used |\n");
+  printf("|---|---|---|---|---|---|---|---|---|\n");
+  for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+    for (int random = 0; random < 2; random++) {
+      if (ks[ki] == 0 && random)
+        continue; /* all landmarks: the choice does not matter */
+      uint64_t rng = seed;
+      size_t chips = 0, inside = 0, incons = 0, insuff = 0, nr = 0;
+      for (size_t c = 0; c < d->n; c++) {
+        if (d->excluded[c])
+          continue;
+        size_t m = random ? random_landmarks_of(d, c, ks[ki], CL_SPEED_C, lms, scratch, &rng)
+                          : landmarks_of(d, c, ks[ki], CL_SPEED_C, lms, scratch);
+        double site[2] = {d->pos[c].lat, d->pos[c].lon};
+        cl_geo_result res;
+        if (cl_geo_locate(ctx, lms, m, &p, site, NULL, &res) != CL_OK)
+          die("cl_geo_locate failed");
+        used[chips++] = (double)m;
+        if (res.consistency == CL_GEO_INCONSISTENT)
+          incons++;
+        if (res.consistency == CL_GEO_INSUFFICIENT)
+          insuff++;
+        if (res.consistency != CL_GEO_CONSISTENT)
+          continue;
+        radii[nr++] = res.radius_km;
+        if (res.site == CL_SITE_CONSISTENT)
+          inside++;
+      }
+      qsort(radii, nr, sizeof *radii, cmp_double);
+      qsort(used, chips, sizeof *used, cmp_double);
+      char label[24];
+      if (ks[ki])
+        snprintf(label, sizeof label, "%zu", ks[ki]);
+      else
+        snprintf(label, sizeof label, "all");
+      printf("| %s | %s | %zu | %.1f %% | %zu | %zu | %.0f | %.0f | %.0f |\n", label,
+             ks[ki] == 0 ? "all" : random ? "random" : "nearest", chips,
+             chips ? 100.0 * (double)inside / (double)chips : 0.0, incons, insuff,
+             pct(radii, nr, 0.5), pct(radii, nr, 0.9), pct(used, chips, 0.5));
+    }
+  }
+  free(lms);
+  free(scratch);
+  free(radii);
+  free(used);
+  cl_geo_ctx_destroy(&ctx);
+  return 0;
 }
 
 static int cmd_locate(const data *d) {
@@ -368,12 +468,13 @@ static int cmd_speed(const data *d, const char *countries, const char *chip, con
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: replay locate|speed --positions P.csv --rtts R.csv ...\n");
+    fprintf(stderr, "usage: replay locate|sweep|speed --positions P.csv --rtts R.csv ...\n");
     return 2;
   }
   const char *positions = NULL, *rtts = NULL, *exclude = NULL, *countries = NULL, *chip = NULL,
              *code = NULL;
   int runs = 200, brute_runs = 5;
+  uint64_t seed = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
     const char *k = argv[i], *v = argv[i + 1];
     if (strcmp(k, "--positions") == 0)
@@ -392,6 +493,8 @@ int main(int argc, char **argv) {
       runs = atoi(v);
     else if (strcmp(k, "--brute-runs") == 0)
       brute_runs = atoi(v);
+    else if (strcmp(k, "--seed") == 0)
+      seed = strtoull(v, NULL, 10);
     else {
       fprintf(stderr, "replay: unknown option %s\n", k);
       return 2;
@@ -406,6 +509,8 @@ int main(int argc, char **argv) {
   int rc;
   if (strcmp(argv[1], "locate") == 0) {
     rc = cmd_locate(&d);
+  } else if (strcmp(argv[1], "sweep") == 0) {
+    rc = cmd_sweep(&d, seed);
   } else if (strcmp(argv[1], "speed") == 0) {
     if (!countries || !chip || !code) {
       fprintf(stderr, "replay: speed needs --countries, --chip and --code\n");

@@ -11,16 +11,22 @@
 #    landmarks (all, nearest 10, nearest 5 by RTT; blamed servers excluded),
 #    at c and 2/3 c: published sites inside F, radius, INCONSISTENT count,
 #    engine time per chip (CLOCK_MONOTONIC around cl_geo_locate).
+# 3b. `bench/replay sweep`: precision against the number of landmarks at c,
+#    for k = 3, 5, 8, 10, 15, 20, 30, 50 and all, each chip's k nearest by
+#    RTT and k drawn at random (fixed seed): median and p90 radius and the
+#    share of chips whose published site is SITE_CONSISTENT.
 # 4. `bench/replay speed`: Frankfurt with its 10 nearest landmarks and
 #    Germany's polygon from the 10 km country borders: the engine's median
 #    time over SPEED_RUNS runs against a brute-force sampler (1 km grid over
 #    the smallest cap's bounding box, exact geodesic distances).
 #
-# Writes two sections of bench/RESULTS.md, between <!-- replay:begin/end -->
-# and <!-- speed:begin/end --> (markers appended if missing); nothing else in
-# that file is touched.
+# Writes three sections of bench/RESULTS.md, between <!-- replay:begin/end -->,
+# <!-- precision:begin/end --> and <!-- speed:begin/end --> (markers appended
+# if missing); nothing else in that file is touched. REPLAY_SECTIONS (default
+# "replay precision speed") names the ones to regenerate.
 #
-# Environment: BUILD_DIR (default build), CHIPLOC_SHARED_DATA (default
+# Environment: BUILD_DIR (default build), SKIP_BUILD=1 (use the binaries in
+# BUILD_DIR as they are), SWEEP_SEED (1), CHIPLOC_SHARED_DATA (default
 # ../shared/data beside the repository), CHIPLOC_COUNTRIES (default
 # $BUILD_DIR/data/countries-land-10km.geo.json, fetched with
 # deploy/fetch-countries.sh when missing), SPEED_RUNS (200), BRUTE_RUNS (5),
@@ -36,14 +42,19 @@ speed_runs=${SPEED_RUNS:-200}
 brute_runs=${BRUTE_RUNS:-5}
 speed_chip=${SPEED_CHIP:-Frankfurt#29}
 speed_code=${SPEED_CODE:-DEU}
+sweep_seed=${SWEEP_SEED:-1}
+sections=" ${REPLAY_SECTIONS:-replay precision speed} "
+want() { case $sections in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 results=bench/RESULTS.md
 
 for f in servers.csv pings.csv; do
   [ -f "$data/$f" ] || { echo "replay: $data/$f is missing" >&2; exit 1; }
 done
 
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j"$(nproc)" --target chiploc-cli replay >/dev/null
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$build" -j"$(nproc)" --target chiploc-cli replay >/dev/null
+fi
 chiploc=$build/server/chiploc
 replay=$build/bench/replay
 work=$build/replay
@@ -95,11 +106,20 @@ summary=$(grep -E '^(violations|no violations)' "$work/check.txt" || true)
 
 # 3. Replay.
 t0=$(date +%s)
-"$replay" locate --positions "$work/positions.csv" --rtts "$work/rtts.csv" \
-  --exclude "${blame// /}" >"$work/locate.md"
+if want replay; then
+  "$replay" locate --positions "$work/positions.csv" --rtts "$work/rtts.csv" \
+    --exclude "${blame// /}" >"$work/locate.md"
+fi
 t1=$(date +%s)
 
+# 3b. Precision against the number of landmarks.
+if want precision; then
+  "$replay" sweep --positions "$work/positions.csv" --rtts "$work/rtts.csv" \
+    --exclude "${blame// /}" --seed "$sweep_seed" >"$work/sweep.md"
+fi
+
 # 4. Speed.
+if want speed; then
 if [ ! -f "$countries" ]; then
   if [ -n "${CHIPLOC_COUNTRIES:-}" ]; then
     echo "replay: $countries is missing" >&2
@@ -121,6 +141,7 @@ b_region=$(sed -n 's/^brute: .* region=//p' "$work/speed.txt")
 smallest=$(sed -n 's/.*smallest_bound_km=\([^ ]*\).*/\1/p' "$work/speed.txt")
 vertices=$(sed -n 's/.*vertices=\([^ ]*\).*/\1/p' "$work/speed.txt")
 ratio=$(sed -n 's/^ratio: //p' "$work/speed.txt")
+fi
 
 date=$(date -u +%Y-%m-%dT%H:%MZ)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
@@ -140,6 +161,7 @@ splice() {
   mv "$results.tmp" "$results"
 }
 
+if want replay; then
 cat >"$work/replay-section.md" <<MD
 ## Real-data replay (\`bench/replay.sh\`)
 
@@ -177,7 +199,51 @@ regions, and the odd site excluded or chip inconsistent where a path is
 faster than 2/3 c.
 MD
 splice replay "$work/replay-section.md"
+fi
 
+if want precision; then
+# sweep_radius K CHOICE: median radius (km) of that row of the sweep table.
+sweep_radius() { awk -F' *[|] *' -v k="$1" -v c="$2" '$2 == k && $3 == c { print $8 }' "$work/sweep.md"; }
+n3=$(sweep_radius 3 nearest); n10=$(sweep_radius 10 nearest); nall=$(sweep_radius all all)
+r3=$(sweep_radius 3 random); r10=$(sweep_radius 10 random); r50=$(sweep_radius 50 random)
+precision_note="Median radius with the k nearest landmarks: $n3 km at k = 3, $n10 km at
+k = 10, $nall km with all of them; with k at random: $r3 km at k = 3, $r10 km
+at k = 10, $r50 km at k = 50."
+if awk -v a="$n3" -v b="$nall" 'BEGIN { exit !(a <= 1.1 * b) }'; then
+  precision_note="$precision_note The three nearest landmarks already give
+(within 10 %) the precision of the whole set: the smallest caps decide F,
+and farther landmarks add almost nothing. Landmarks at random give regions
+$(awk -v a="$r10" -v b="$n10" 'BEGIN { printf "%.1f", a / b }') × wider at k = 10: where landmarks stand relative to the
+chip matters far more than how many there are."
+fi
+cat >"$work/precision-section.md" <<MD
+## Precision against the number of landmarks (\`bench/replay.sh\`)
+
+Regenerate with \`bench/replay.sh\` (environment: BUILD_DIR,
+CHIPLOC_SHARED_DATA, SWEEP_SEED; \`REPLAY_SECTIONS=precision\` for this
+section alone).
+
+- date: $date
+- machine: $machine
+- data: WonderProxy 2020-07-19, as in the replay section; the servers blamed by
+  the cross-check (**$blame**) are neither chips nor landmarks
+
+Each server is the chip in turn, its published coordinates the declared
+site, with k landmarks at c (sound bounds): its k nearest by RTT, or k drawn
+uniformly at random from the servers with an RTT to it (seed $sweep_seed, one
+draw per chip). SITE_CONSISTENT counts chips whose result is CONSISTENT and
+whose published site lies in every bound, as a share of all chips; radii
+are over the CONSISTENT chips. Fewer landmarks than k are used where a chip
+has fewer RTTs (last column).
+
+$(cat "$work/sweep.md")
+
+$precision_note
+MD
+splice precision "$work/precision-section.md"
+fi
+
+if want speed; then
 cat >"$work/speed-section.md" <<MD
 ## Location engine speed (\`bench/replay.sh\`)
 
@@ -204,6 +270,12 @@ it) and each feasible point against the polygon with \`cl_region_contains\`.
 Its verdicts are only as good as its grid; the engine's are proven.
 MD
 splice speed "$work/speed-section.md"
+if [ -n "${BENCH_SUMMARY:-}" ]; then
+  met=$(awk -v e="$e_med" 'BEGIN { print (e <= 1.0) ? "yes" : "no" }')
+  echo "engine speed ($speed_chip, 10 landmarks, $speed_code borders)|$e_med ms per chip|brute-force 1 km sampler: $b_med ms|$ratio x faster|<= 1 ms|$met" >>"$BENCH_SUMMARY"
+fi
+fi
 
-echo "replay: $(wc -l <"$work/locate.md") lines of replay table in $((t1 - t0)) s; speed ratio ${ratio}x"
-cat "$work/replay-section.md" "$work/speed-section.md"
+for sec in replay precision speed; do
+  if want "$sec"; then cat "$work/$sec-section.md"; fi
+done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages chiploc needs to build, test and run its
+# Installs the Debian 12 packages chiploc needs to build, test, benchmark (irtt, curl) and run its
 # simulated world (deploy/world.sh), skipping those already installed. Needs root (or sudo) only when
 # something is missing.
 set -euo pipefail
@@ -8,7 +8,8 @@ pkgs=(build-essential cmake pkg-config
       libproj-dev libjansson-dev libmicrohttpd-dev
       check libsubunit-dev groff-base
       postgresql-15 postgresql-client-15
-      clang libclang-rt-14-dev)
+      clang libclang-rt-14-dev
+      irtt curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,10 +3,11 @@
  * spool. See writer.h.
  *
  * The queue is a ring of rows guarded by `mu`. The thread takes a batch by
- * copying up to batch_size rows out, writes them with one COPY transaction,
- * and only then removes them from the ring, so a failed write loses nothing:
- * the same rows are retried after a reconnect. Moving rows to the spool
- * follows the same pattern: copy, append and fdatasync, then remove.
+ * copying the queued rows out (up to batch_max()), writes them with one COPY
+ * transaction, and only then removes them from the ring, so a failed write
+ * loses nothing: the same rows are retried after a reconnect. Moving rows to
+ * the spool follows the same pattern: copy, append and fdatasync, then
+ * remove.
  *
  * Outage handling. `down_since` is the time of the first database failure
  * (a failed connect or a batch that failed with CL_EDB) since the last
@@ -35,6 +36,18 @@
 /* After a spool I/O error (not a full spool), wait this long before the
  * next attempt; rows stay in memory meanwhile. */
 #define SPOOL_RETRY_MS 5000u
+/* Most rows in one COPY while a backlog is queued (rows arriving faster than
+ * batches of batch_size are stored, a spool replay, the queue after an
+ * outage). Each transaction costs the server a fixed amount (statement and
+ * trigger set-up, round trips, commit): bench/ingest.sh measured a backlog
+ * written in 500-row batches at 0.75-0.82 x the rows per second of one raw
+ * COPY, and at 0.92-0.99 x with this limit. batch_size still decides
+ * when a write is due; a write then takes whatever is queued, up to this
+ * many (or batch_size, if that is larger). */
+#define BACKLOG_BATCH_ROWS 10000u
+/* Rows copied out of the ring per hold of `mu`: a whole backlog batch is
+ * megabytes, and lm_writer_push on the event loop must not wait that long. */
+#define TAKE_CHUNK_ROWS 256u
 
 struct lm_writer {
   uv_loop_t *loop;
@@ -69,7 +82,7 @@ struct lm_writer {
 typedef struct {
   cl_store *db;
   int64_t landmark_id;
-  cl_store_row *scratch; /* batch_size rows */
+  cl_store_row *scratch; /* batch_max() rows */
   uint64_t retry_ms;
   uint64_t next_try;     /* no database work before this (backoff), ns */
   uint64_t next_refresh; /* next enrolled-chip refresh, ns */
@@ -88,6 +101,11 @@ static uint64_t now_ns(void) { return uv_hrtime(); }
 static uint64_t ms_ns(uint64_t ms) { return ms * 1000000ull; }
 static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* Rows per COPY, per spool replay read and per spool append. */
+static size_t batch_max(const lm_writer *w) {
+  return w->cfg->batch_size > BACKLOG_BATCH_ROWS ? w->cfg->batch_size : BACKLOG_BATCH_ROWS;
+}
 
 /* Loop side: deliver chip sets and fatal errors from the thread. */
 static void on_async(uv_async_t *h) {
@@ -266,18 +284,28 @@ static int write_rows(lm_writer *w, cl_store *db, int64_t landmark_id, const cl_
   return CL_OK;
 }
 
-/* Copies up to max rows of one kind from the head of the ring into out.
- * Called without mu; returns the count. */
+/* Copies up to max rows (of one kind, with same_kind) from the head of the
+ * ring into out. Called without mu; returns the count. The lock is taken
+ * once per TAKE_CHUNK_ROWS rows: only this thread removes rows, and a push
+ * (even one that grows the ring) keeps the rows from the head in place, so
+ * row i is the same row in every chunk. */
 static size_t take_head(lm_writer *w, cl_store_row *out, size_t max, int same_kind) {
-  uv_mutex_lock(&w->mu);
-  size_t n = w->len < max ? w->len : max;
   size_t i = 0;
-  for (; i < n; i++) {
-    out[i] = w->ring[(w->head + i) % w->cap];
-    if (same_kind && out[i].is_link != out[0].is_link) break;
+  for (;;) {
+    uv_mutex_lock(&w->mu);
+    size_t n = w->len < max ? w->len : max;
+    size_t end = n - i > TAKE_CHUNK_ROWS ? i + TAKE_CHUNK_ROWS : n;
+    int other_kind = 0;
+    for (; i < end; i++) {
+      out[i] = w->ring[(w->head + i) % w->cap];
+      if (same_kind && out[i].is_link != out[0].is_link) {
+        other_kind = 1;
+        break;
+      }
+    }
+    uv_mutex_unlock(&w->mu);
+    if (other_kind || i >= n) return i;
   }
-  uv_mutex_unlock(&w->mu);
-  return i;
 }
 
 /* Removes n rows from the head of the ring. Called with mu held. */
@@ -294,7 +322,7 @@ static void drop_head_locked(lm_writer *w, size_t n) {
 /* Writes one batch from the head of the ring. Returns what write_rows
  * returned (CL_OK when the ring was empty). */
 static int flush_batch(lm_writer *w, wstate *st) {
-  size_t n = take_head(w, st->scratch, w->cfg->batch_size, 1);
+  size_t n = take_head(w, st->scratch, batch_max(w), 1);
   if (n == 0) return CL_OK;
   size_t settled;
   uint64_t rejected, existed;
@@ -330,7 +358,7 @@ static int replay_batch(lm_writer *w, wstate *st) {
            (unsigned long long)lm_spool_rows(w->spool),
            (unsigned long long)lm_spool_bytes(w->spool));
   }
-  int rc = lm_spool_peek(w->spool, st->scratch, w->cfg->batch_size, &n, &skipped, err, sizeof err);
+  int rc = lm_spool_peek(w->spool, st->scratch, batch_max(w), &n, &skipped, err, sizeof err);
   if (rc != CL_OK) {
     cl_log(CL_LOG_ERROR, "spool read failed; replay paused", "err=\"%.400s\"", err);
     st->next_replay = now_ns() + ms_ns(SPOOL_RETRY_MS);
@@ -401,7 +429,7 @@ static uint64_t spool_queue(lm_writer *w, wstate *st, int drop_overflow) {
   char err[512];
   uint64_t total = 0;
   for (;;) {
-    size_t n = take_head(w, st->scratch, w->cfg->batch_size, 0);
+    size_t n = take_head(w, st->scratch, batch_max(w), 0);
     if (n == 0) break;
     size_t k = 0;
     int rc = lm_spool_append(w->spool, st->scratch, n, &k, err, sizeof err);
@@ -481,7 +509,7 @@ static void thread_main(void *arg) {
   memset(&st, 0, sizeof st);
   st.retry_ms = RETRY_MIN_MS;
   uint64_t stop_deadline = 0;
-  st.scratch = malloc(sizeof *st.scratch * w->cfg->batch_size);
+  st.scratch = malloc(sizeof *st.scratch * batch_max(w));
   if (!st.scratch) {
     post_fatal(w, "out of memory for the write batch");
     return;
