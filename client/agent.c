@@ -68,6 +68,7 @@ typedef struct conn {
   uint64_t last_rx_ms;    /* uv_now after the last complete frame */
   uint64_t last_check_ms; /* uv_now of the last idle check */
   int check_deferred;     /* the last idle check was put off: the loop had stalled */
+  uint64_t gen; /* the peer's connection number: a late check result finds it by this */
   cl_frame_asm fa;
   size_t n_verify;
   cl_challenge verify[VERIFY_QUEUE];
@@ -84,6 +85,7 @@ typedef struct peer {
   struct addrinfo *ai;      /* last resolution */
   struct addrinfo *ai_next; /* next address to try */
   conn *conn;
+  uint64_t conn_gen; /* connections opened so far */
   unsigned attempt;
   cl_ratelimit rl; /* warnings about what this landmark sends */
 } peer;
@@ -312,18 +314,69 @@ static void on_idle_check(uv_timer_t *t) {
 
 /* ---- the landmark signature check, after answering ---------------------- */
 
-static void conn_verify_pending(conn *c) {
+/*
+ * The challenges answered in one read are checked on libuv's thread pool,
+ * so that 60 us per Ed25519 check never holds up the answer to another
+ * chip's challenge arriving meanwhile. The job has copies of the challenges
+ * and finds its connection again by the peer's connection number: peers
+ * live as long as the agent, and uv_run does not return while a job is
+ * pending.
+ */
+typedef struct {
+  uv_work_t req;
+  peer *p;
+  uint64_t gen;
+  size_t n;
+  size_t bad; /* index of the first challenge that failed, or n */
+  cl_challenge ch[VERIFY_QUEUE];
+} verify_job;
+
+static void verify_work(uv_work_t *req) {
+  verify_job *j = req->data;
+  j->bad = j->n;
+  for (size_t i = 0; i < j->n && j->bad == j->n; i++)
+    if (cl_challenge_verify(&j->ch[i]) != CL_OK) j->bad = i;
+}
+
+static void landmark_sig_failed(conn *c, const cl_challenge *ch) {
   peer *p = c->peer;
+  p->ag->st.bad_landmark_sig++;
+  char seq[24];
+  snprintf(seq, sizeof seq, "%llu", (unsigned long long)ch->seq);
+  cl_log(CL_LOG_ERROR, "bad landmark signature", "landmark=%s addr=%s seq=%s", p->cfg->name,
+         p->addr, seq);
+  conn_send_error(c, CL_ERR_BAD_LANDMARK, "challenge signature does not verify");
+  conn_close(c, CL_LOG_ERROR, "bad landmark signature", NULL);
+}
+
+static void verify_done(uv_work_t *req, int status) {
+  verify_job *j = req->data;
+  peer *p = j->p;
+  conn *c = p->conn;
+  if (status == 0 && j->bad < j->n && c && c->gen == j->gen && !c->closing && !p->ag->stopping)
+    landmark_sig_failed(c, &j->ch[j->bad]);
+  free(j);
+}
+
+static void conn_verify_pending(conn *c) {
+  if (c->n_verify == 0) return;
+  verify_job *j = malloc(sizeof *j);
+  if (j) {
+    j->req.data = j;
+    j->p = c->peer;
+    j->gen = c->gen;
+    j->n = c->n_verify;
+    memcpy(j->ch, c->verify, c->n_verify * sizeof c->verify[0]);
+    if (uv_queue_work(c->peer->ag->loop, &j->req, verify_work, verify_done) == 0) {
+      c->n_verify = 0;
+      return;
+    }
+    free(j);
+  }
+  /* No memory or no thread pool: check here, as late as possible. */
   for (size_t i = 0; i < c->n_verify; i++) {
-    const cl_challenge *ch = &c->verify[i];
-    if (cl_challenge_verify(ch) == CL_OK) continue;
-    p->ag->st.bad_landmark_sig++;
-    char seq[24];
-    snprintf(seq, sizeof seq, "%llu", (unsigned long long)ch->seq);
-    cl_log(CL_LOG_ERROR, "bad landmark signature", "landmark=%s addr=%s seq=%s", p->cfg->name,
-           p->addr, seq);
-    conn_send_error(c, CL_ERR_BAD_LANDMARK, "challenge signature does not verify");
-    conn_close(c, CL_LOG_ERROR, "bad landmark signature", NULL);
+    if (cl_challenge_verify(&c->verify[i]) == CL_OK) continue;
+    landmark_sig_failed(c, &c->verify[i]);
     break;
   }
   c->n_verify = 0;
@@ -644,6 +697,7 @@ static int conn_open(peer *p, const struct sockaddr *addr) {
   c->connect_req.data = c;
   c->open_handles = 2;
   c->state = CONN_CONNECTING;
+  c->gen = ++p->conn_gen;
   cl_frame_asm_init(&c->fa, CL_FRAME_MAX_UNREGISTERED);
   p->conn = c;
   char ip[64] = "?";

@@ -702,9 +702,9 @@ static const option landmark_opts[] = {
     LM_U32(LS_PROBE, "deadline_ms", deadline_ms, 1, 60000, 1000),
     {.sec = LS_PROBE, .key = "speed", .type = OPT_SPEED, .def_text = "c",
      .off = LMF(speed_m_per_s), .off2 = LMF(speed_text), .size = LMS(speed_text)},
-    /* Worker threads that check response signatures off the event loop, so
-     * that a queue of checks never delays a receive timestamp. 0 checks
-     * them on the loop itself. */
+    /* Worker threads that sign challenges and check response signatures off
+     * the event loop, so that Ed25519 work never delays a receive timestamp.
+     * 0 does both on the loop itself. */
     LM_U32(LS_PROBE, "verify_threads", verify_threads, 0, 64, 2),
     LM_U32(LS_LIMITS, "max_connections", max_connections, 1, 1000000, 20000),
     LM_U32(LS_LIMITS, "handshake_timeout_ms", handshake_timeout_ms, 100, 600000, 10000),

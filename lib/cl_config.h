@@ -43,7 +43,7 @@ typedef struct {
   uint32_t deadline_ms;  /* response deadline, default 1000 */
   double speed_m_per_s;  /* speed = c | fibre | m/s, default c */
   char speed_text[32];
-  uint32_t verify_threads; /* threads checking response signatures, default 2; 0: on the loop */
+  uint32_t verify_threads; /* threads for challenge signing and answer checks, default 2; 0: loop */
   /* [limits] */
   uint32_t max_connections;      /* default 20000 */
   uint32_t handshake_timeout_ms; /* Hello -> Register must finish, default 10000 */

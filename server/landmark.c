@@ -32,7 +32,9 @@
 #define PROBE_RING 8 /* remembered probes per chip: replay detection window */
 #define READ_BUF_LEN 65536
 
-typedef enum { PH_IDLE, PH_WAIT, PH_GAP } chip_phase;
+/* PH_SIGNING: the next challenge is being signed on the thread pool; no
+ * timer runs meanwhile (sign_done sends it). */
+typedef enum { PH_IDLE, PH_WAIT, PH_GAP, PH_SIGNING } chip_phase;
 
 typedef struct lm_conn lm_conn;
 
@@ -50,6 +52,7 @@ typedef struct {
   cl_burst burst;
   chip_phase phase;
   uint64_t due_ms; /* loop time (uv_now) the timer is due at: for the probe lag */
+  uint64_t signing_seq; /* seq of the challenge being signed in PH_SIGNING, else 0 */
 } lm_chip;
 
 typedef enum { CONN_HELLO, CONN_REGISTERED } conn_state;
@@ -90,7 +93,7 @@ struct lm_server {
   cl_pkmap *per_addr; /* address key -> addr_count (malloc'd; freed when it drops to 0) */
   cl_histogram rtt;   /* accepted probes, seconds */
   cl_histogram lag;   /* probe send time minus its scheduled time, seconds */
-  uint64_t verify_inflight; /* signature checks queued on the thread pool */
+  uint64_t pool_inflight; /* signature checks and challenge signatures on the thread pool */
   uint64_t seq;
   lm_stats st;
   cl_ratelimit rl;
@@ -126,7 +129,7 @@ static uint64_t realtime_ns(void) {
 static void short_hex(const uint8_t *pk, char out[17]) { cl_hex_encode(out, pk, 8); }
 
 static void maybe_done(lm_server *s) {
-  if (s->closing && s->open_handles == 0 && s->verify_inflight == 0 && s->done) {
+  if (s->closing && s->open_handles == 0 && s->pool_inflight == 0 && s->done) {
     void (*done)(void *) = s->done;
     s->done = NULL;
     done(s->done_arg);
@@ -286,16 +289,16 @@ static void probe_settled(lm_chip *ch) {
 }
 
 /*
- * Sends one challenge. Everything costly (random nonce, signature, encoding,
- * arming the deadline timer) happens before the send timestamp.
+ * Sends one signed challenge: takes a slot of the chip's ring, encodes, arms
+ * the deadline and writes. Everything costly (the nonce, the signature, the
+ * encoding, the timer) happens before the send timestamp. `due_ms` is when
+ * the probe was scheduled, for the lag histogram.
  */
-static void send_probe(lm_chip *ch) {
+static void send_signed(lm_chip *ch, const cl_challenge *chal, uint64_t due_ms) {
   lm_server *s = ch->srv;
   lm_conn *c = ch->conn;
-  uint64_t due_ms_prev = ch->due_ms;
   if (c->n_pending >= s->cfg->max_pending_challenges) {
-    /* The connection already has its share of unanswered challenges: try
-     * again shortly, without using up a probe of the burst. */
+    /* Other chips of the connection took the room meanwhile. */
     s->st.probes_deferred++;
     uint64_t retry_ms = s->cfg->deadline_ms < 50 ? s->cfg->deadline_ms : 50;
     chip_schedule(ch, retry_ms, PH_GAP);
@@ -303,12 +306,7 @@ static void send_probe(lm_chip *ch) {
   }
   cl_probe *p = &ch->ring[ch->ring_next++ % PROBE_RING];
   memset(p, 0, sizeof *p);
-  memcpy(p->ch.landmark, cl_key_public(s->key), CL_PK_LEN);
-  memcpy(p->ch.chip, ch->pk, CL_PK_LEN);
-  randombytes_buf(p->ch.nonce, CL_NONCE_LEN);
-  p->ch.issued_unix_ns = realtime_ns();
-  p->ch.seq = ++s->seq;
-  cl_challenge_sign(&p->ch, s->key);
+  p->ch = *chal;
   cl_msg m;
   m.type = CL_MSG_CHALLENGE;
   m.u.challenge = p->ch;
@@ -330,8 +328,84 @@ static void send_probe(lm_chip *ch) {
   send_frame(c, buf, len);
   /* How late the probe went out against its schedule (the loop's millisecond
    * clock: up to 1 ms of it is rounding). */
-  uint64_t due_ns = due_ms_prev * 1000000ull;
+  uint64_t due_ns = due_ms * 1000000ull;
   cl_histogram_observe(&s->lag, p->sent_ns > due_ns ? (double)(p->sent_ns - due_ns) / 1e9 : 0.0);
+}
+
+/* One challenge signature on the thread pool, so that the loop is free to
+ * stamp other chips' answers meanwhile. Found again like a verify_job. */
+typedef struct {
+  uv_work_t req;
+  lm_server *srv;
+  const cl_key *key;
+  cl_challenge ch;
+  uint64_t due_ms;
+} sign_job;
+
+static void sign_work(uv_work_t *req) {
+  sign_job *j = req->data;
+  cl_challenge_sign(&j->ch, j->key);
+}
+
+static void sign_done(uv_work_t *req, int status) {
+  sign_job *j = req->data;
+  lm_server *s = j->srv;
+  s->pool_inflight--;
+  lm_chip *ch = s->closing ? NULL : cl_pkmap_get(s->live, j->ch.chip);
+  if (ch && ch->phase == PH_SIGNING && ch->signing_seq == j->ch.seq && ch->conn &&
+      !ch->conn->closing && status == 0) {
+    ch->signing_seq = 0;
+    send_signed(ch, &j->ch, j->due_ms);
+  } else {
+    s->st.pool_orphaned++;
+  }
+  free(j);
+  maybe_done(s);
+}
+
+/*
+ * Starts one probe: a fresh challenge, signed on the thread pool when there
+ * is one (verify_threads > 0), else here, then sent by send_signed.
+ */
+static void send_probe(lm_chip *ch) {
+  lm_server *s = ch->srv;
+  lm_conn *c = ch->conn;
+  uint64_t due_ms = ch->due_ms;
+  if (c->n_pending >= s->cfg->max_pending_challenges) {
+    /* The connection already has its share of unanswered challenges: try
+     * again shortly, without using up a probe of the burst. */
+    s->st.probes_deferred++;
+    uint64_t retry_ms = s->cfg->deadline_ms < 50 ? s->cfg->deadline_ms : 50;
+    chip_schedule(ch, retry_ms, PH_GAP);
+    return;
+  }
+  cl_challenge chal;
+  memset(&chal, 0, sizeof chal);
+  memcpy(chal.landmark, cl_key_public(s->key), CL_PK_LEN);
+  memcpy(chal.chip, ch->pk, CL_PK_LEN);
+  randombytes_buf(chal.nonce, CL_NONCE_LEN);
+  chal.issued_unix_ns = realtime_ns();
+  chal.seq = ++s->seq;
+  if (s->cfg->verify_threads > 0) {
+    sign_job *j = malloc(sizeof *j);
+    if (j) {
+      j->req.data = j;
+      j->srv = s;
+      j->key = s->key;
+      j->ch = chal;
+      j->due_ms = due_ms;
+      if (uv_queue_work(s->loop, &j->req, sign_work, sign_done) == 0) {
+        s->pool_inflight++;
+        s->st.sign_queued++;
+        ch->phase = PH_SIGNING;
+        ch->signing_seq = chal.seq;
+        return;
+      }
+      free(j);
+    }
+  }
+  cl_challenge_sign(&chal, s->key);
+  send_signed(ch, &chal, due_ms);
 }
 
 static void on_chip_timer(uv_timer_t *t) {
@@ -345,6 +419,8 @@ static void on_chip_timer(uv_timer_t *t) {
     break;
   case PH_GAP:
     send_probe(ch);
+    break;
+  case PH_SIGNING: /* no timer runs in this phase */
     break;
   case PH_WAIT: {
     cl_probe *p = ch->cur;
@@ -605,14 +681,14 @@ static void verify_work(uv_work_t *req) {
 static void verify_done(uv_work_t *req, int status) {
   verify_job *j = req->data;
   lm_server *s = j->srv;
-  s->verify_inflight--;
+  s->pool_inflight--;
   lm_chip *ch = s->closing ? NULL : cl_pkmap_get(s->live, j->ch.chip);
   cl_probe *p = NULL;
   for (unsigned i = 0; ch && i < PROBE_RING && !p; i++)
     if (ch->ring[i].state == CL_PROBE_VERIFYING && ch->ring[i].ch.seq == j->ch.seq)
       p = &ch->ring[i];
   if (!p || !ch->conn || ch->conn->closing) {
-    s->st.verify_orphaned++;
+    s->st.pool_orphaned++;
   } else if (status == 0 && j->ok) {
     response_accepted(ch, p, j->sig, j->rtt_ns);
   } else {
@@ -640,7 +716,7 @@ static int verify_async(lm_chip *ch, cl_probe *p, const uint8_t sig[CL_SIG_LEN],
     free(j);
     return CL_EIO;
   }
-  s->verify_inflight++;
+  s->pool_inflight++;
   s->st.verify_queued++;
   p->state = CL_PROBE_VERIFYING;
   /* The answer came in time: the deadline no longer applies, and the chip
@@ -1127,11 +1203,15 @@ int lm_server_render_metrics(lm_server *s, cl_mtext *t) {
   cl_mtext_histogram(t, "chiploc_probe_lag_seconds", NULL, &s->lag);
   counter1(t, "chiploc_verify_queued_total",
            "Response signature checks handed to the verify threads.", st->verify_queued);
-  gauge1(t, "chiploc_verify_inflight", "Signature checks queued or running on the verify threads.",
-         (double)s->verify_inflight);
-  counter1(t, "chiploc_verify_orphaned_total",
-           "Signature checks whose chip or connection was gone when they finished.",
-           st->verify_orphaned);
+  counter1(t, "chiploc_sign_queued_total", "Challenge signatures handed to the verify threads.",
+           st->sign_queued);
+  gauge1(t, "chiploc_pool_inflight",
+         "Signature checks and challenge signatures queued or running on the verify threads.",
+         (double)s->pool_inflight);
+  counter1(t, "chiploc_pool_orphaned_total",
+           "Signature checks and challenge signatures whose chip or connection was gone when "
+           "they finished.",
+           st->pool_orphaned);
   counter1(t, "chiploc_measurements_total", "Burst measurements handed to the database writer.",
            st->measurements);
   counter1(t, "chiploc_measurements_dropped_total",

@@ -8,9 +8,11 @@
  * first; the send timestamp is taken immediately before uv_try_write; the
  * receive timestamp is the first statement of the read callback. Signature
  * verification, logging and queueing happen after that timestamp. With
- * [probe] verify_threads > 0 the signature check runs on libuv's thread pool,
- * so the loop is free to stamp the next response meanwhile; the probe is
- * accepted (or rejected) when the check returns.
+ * [probe] verify_threads > 0 both Ed25519 operations of a probe run on
+ * libuv's thread pool: the challenge is signed there before it is sent, and
+ * the answer's signature is checked there after its receive timestamp, so
+ * the loop only reads, writes and stamps; the probe is accepted (or
+ * rejected) when the check returns.
  */
 #ifndef LM_LANDMARK_H
 #define LM_LANDMARK_H
@@ -40,8 +42,9 @@ typedef struct {
   uint64_t rejected[CL_ACCEPT__COUNT]; /* by cl_accept_result (index 0 unused) */
   uint64_t rejected_not_registered;
   uint64_t measurements, measurements_dropped;
-  uint64_t verify_queued;   /* signature checks handed to the thread pool */
-  uint64_t verify_orphaned; /* checks whose chip or connection was gone when they returned */
+  uint64_t verify_queued; /* response signature checks handed to the thread pool */
+  uint64_t sign_queued;   /* challenge signatures handed to the thread pool */
+  uint64_t pool_orphaned; /* pool jobs whose chip or connection was gone when they returned */
 } lm_stats;
 
 /*

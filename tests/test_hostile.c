@@ -867,9 +867,11 @@ START_TEST(test_hostile_inputs) {
   ck_assert_double_gt(metric("chiploc_measurements_total"), 0);
   ck_assert_double_gt(metric("chiploc_db_rows_written_total"), 0);
   ck_assert_double_gt(metric("chiploc_db_batch_seconds_count"), 0);
-  /* Signatures were checked on the verify threads (the default), and the
+  /* Challenges were signed and answers checked on the verify threads (the
+   * default), and the
    * probe lag histogram counts the challenges sent. */
   ck_assert_double_gt(metric("chiploc_verify_queued_total"), 0);
+  ck_assert_double_gt(metric("chiploc_sign_queued_total"), 0);
   ck_assert_double_gt(metric("chiploc_probe_lag_seconds_count"), 0);
   ck_assert_double_ge(metric("chiploc_db_queue_depth"), 0);
   ck_assert_double_ge(metric("chiploc_spool_bytes"), 0);
