@@ -95,9 +95,15 @@ typedef struct {
 typedef struct {
   double lat0, lat1, lon0, lon1; /* degrees */
   double x, y, z, rho;           /* centre unit vector, angular radius bound */
+  double cos_lat;                /* cosine of the centre latitude (area weight) */
+  double slon, clon;             /* sine and cosine of the centre longitude */
+  double cpm;                    /* cos(phi_min) */
+  double cr, sr;                 /* cos(rho), sin(rho) */
+  uint64_t inside;               /* bit i: inside cap i (the first 64 caps) */
   uint8_t certain;               /* inside every cap */
   int8_t rclass;                 /* cl_rect_class, or -1 if not classified */
   uint8_t level;
+  uint8_t latj, lonj; /* the latitude span is 22.5 / 2^latj degrees, longitude 22.5 / 2^lonj */
 } wcell;
 
 typedef struct {
@@ -105,29 +111,181 @@ typedef struct {
   size_t n, cap;
 } cellvec;
 
+#define BASE_ROWS 8
+#define BASE_COLS 16
+
+/* Halvings of a span the table below covers: each split halves at least one
+ * span and there are at most MAX_LEVEL splits. */
+#define MAX_SPLITS (MAX_LEVEL + 1)
+
 struct cl_geo_ctx {
   cellvec cur, next, fin;
+  wcell base[BASE_ROWS * BASE_COLS]; /* the 22.5-degree grid, geometry filled once */
+  /* cos and sin of half a span of 22.5 / 2^j degrees (a cell's centre to its
+   * edge), for j = 0 .. MAX_SPLITS. */
+  double half_cos[MAX_SPLITS + 1], half_sin[MAX_SPLITS + 1];
   cap *caps;
   size_t caps_cap;
   cl_geo_cell *out;
   size_t out_cap;
 };
 
-static int cv_push(cellvec *cv, const wcell *c) {
-  if (cv->n == cv->cap) {
+/* Makes room for k more cells. */
+static inline int cv_reserve(cellvec *cv, size_t k) {
+  if (cv->n + k > cv->cap) {
     size_t ncap = cv->cap ? cv->cap * 2 : 256;
+    while (ncap < cv->n + k) ncap *= 2;
     wcell *nv = realloc(cv->v, ncap * sizeof *nv);
     if (!nv) return CL_ENOMEM;
     cv->v = nv;
     cv->cap = ncap;
   }
+  return CL_OK;
+}
+
+static inline int cv_push(cellvec *cv, const wcell *c) {
+  if (cv_reserve(cv, 1)) return CL_ENOMEM;
   cv->v[cv->n++] = *c;
   return CL_OK;
+}
+
+
+static void unit_vec(double lat_deg, double lon_deg, double *x, double *y, double *z) {
+  double phi = lat_deg * D2R, lam = lon_deg * D2R;
+  double cp = cos(phi);
+  *x = cp * cos(lam);
+  *y = cp * sin(lam);
+  *z = sin(phi);
+}
+
+static double angle_between(double ax, double ay, double az, double bx, double by, double bz) {
+  /* atan2 of |a x b| and a.b is accurate at every angle. */
+  double cx = ay * bz - az * by, cy = az * bx - ax * bz, cz = ax * by - ay * bx;
+  return atan2(sqrt(cx * cx + cy * cy + cz * cz), ax * bx + ay * by + az * bz);
+}
+
+/* Latitude closest to the equator of [lat0, lat1], radians. */
+static inline double phi_min(double lat0, double lat1) {
+  return (lat0 <= 0 && lat1 >= 0) ? 0 : fmin(fabs(lat0), fabs(lat1)) * D2R;
+}
+
+/* Sets rho from the bounds and cos(phi_min), and its cosine and sine. */
+static inline void cell_rho(wcell *c, double cos_phimin) {
+  double dphi = (c->lat1 - c->lat0) * D2R / 2;
+  double dlam = (c->lon1 - c->lon0) * D2R / 2;
+  double rho = dphi + cos_phimin * dlam;
+  c->rho = rho * (1 + 1e-9) + 1e-12;
+}
+
+/*
+ * cos(x) and sin(x) for 0 <= x <= 0.5 (a child cell's rho; base cells use
+ * libm): Taylor series to x^16 and x^15, whose remainders are below 1e-20,
+ * summed by Horner's rule in x^2, a few units in the last place from the
+ * exact values, far inside the DOT_EPS the tests add. Larger x go to libm.
+ */
+static inline void small_cos_sin(double x, double *c, double *s) {
+  if (!(x <= 0.5)) {
+    *c = cos(x);
+    *s = sin(x);
+    return;
+  }
+  double x2 = x * x;
+  *c = 1 + x2 * (-1.0 / 2 + x2 * (1.0 / 24 + x2 * (-1.0 / 720 + x2 * (1.0 / 40320 +
+       x2 * (-1.0 / 3628800 + x2 * (1.0 / 479001600 + x2 * (-1.0 / 87178291200.0 +
+       x2 * (1.0 / 20922789888000.0))))))));
+  *s = x * (1 + x2 * (-1.0 / 6 + x2 * (1.0 / 120 + x2 * (-1.0 / 5040 + x2 * (1.0 / 362880 +
+       x2 * (-1.0 / 39916800 + x2 * (1.0 / 6227020800.0 + x2 * (-1.0 / 1307674368000.0))))))));
+}
+
+/* Fills the centre and rho of a base cell from its bounds. */
+static void cell_geometry(wcell *c) {
+  double phi = (c->lat0 + c->lat1) / 2 * D2R, lam = (c->lon0 + c->lon1) / 2 * D2R;
+  c->cos_lat = cos(phi);
+  c->slon = sin(lam);
+  c->clon = cos(lam);
+  c->x = c->cos_lat * c->clon;
+  c->y = c->cos_lat * c->slon;
+  c->z = sin(phi);
+  c->cpm = cos(phi_min(c->lat0, c->lat1));
+  cell_rho(c, c->cpm);
+  c->cr = cos(c->rho);
+  c->sr = sin(c->rho);
+}
+
+/*
+ * Splits cell p at the latitudes la[0..nlat] and longitudes lo[0..nlon] into
+ * out[0 .. nlat * nlon - 1]. A child's centre is its parent's moved by half
+ * the child's span, so its sines and cosines follow from the parent's by the
+ * angle-sum formulas with the tabled cos/sin of that half span, and so does
+ * cos(phi_min) (phi_min is the child's centre latitude less half its span,
+ * in absolute value). Each value carries a few units of rounding in the last
+ * place per level (at most MAX_LEVEL levels: of the order of 1e-14), which the
+ * inflation of rho and DOT_EPS absorb many times over. Children in one row
+ * share rho, so its cosine and sine are computed once per row.
+ */
+static void split_geometry(const cl_geo_ctx *ctx, const wcell *p, const double *la, int nlat,
+                           const double *lo, int nlon, wcell *out) {
+  double slat[2], clat[2], cpm[2], slon[2], clon[2];
+  uint8_t latj = (uint8_t)(p->latj + (nlat == 2)), lonj = (uint8_t)(p->lonj + (nlon == 2));
+  if (nlat == 2) {
+    double hc = ctx->half_cos[latj], hs = ctx->half_sin[latj];
+    double pz = p->z, pc = p->cos_lat;
+    slat[0] = pz * hc - pc * hs, clat[0] = pc * hc + pz * hs; /* centre - h */
+    slat[1] = pz * hc + pc * hs, clat[1] = pc * hc - pz * hs; /* centre + h */
+    for (int a = 0; a < 2; a++)
+      cpm[a] = (la[a] <= 0 && la[a + 1] >= 0) ? 1.0 : clat[a] * hc + fabs(slat[a]) * hs;
+  } else {
+    slat[0] = p->z, clat[0] = p->cos_lat, cpm[0] = p->cpm;
+  }
+  if (nlon == 2) {
+    double hc = ctx->half_cos[lonj], hs = ctx->half_sin[lonj];
+    double ps = p->slon, pc = p->clon;
+    slon[0] = ps * hc - pc * hs, clon[0] = pc * hc + ps * hs;
+    slon[1] = ps * hc + pc * hs, clon[1] = pc * hc - ps * hs;
+  } else {
+    slon[0] = p->slon, clon[0] = p->clon;
+  }
+  double last_rho = -1, last_cr = 0, last_sr = 0;
+  for (int a = 0; a < nlat; a++) {
+    for (int b = 0; b < nlon; b++) {
+      wcell *k = &out[a * nlon + b];
+      *k = *p;
+      k->lat0 = la[a], k->lat1 = la[a + 1], k->lon0 = lo[b], k->lon1 = lo[b + 1];
+      k->level = p->level + 1;
+      k->latj = latj, k->lonj = lonj;
+      k->x = clat[a] * clon[b];
+      k->y = clat[a] * slon[b];
+      k->z = slat[a];
+      k->cos_lat = clat[a];
+      k->slon = slon[b], k->clon = clon[b];
+      k->cpm = cpm[a];
+      cell_rho(k, cpm[a]);
+      if (k->rho != last_rho) {
+        last_rho = k->rho;
+        small_cos_sin(k->rho, &last_cr, &last_sr);
+      }
+      k->cr = last_cr;
+      k->sr = last_sr;
+    }
+  }
 }
 
 int cl_geo_ctx_create(cl_geo_ctx **out) {
   cl_geo_ctx *c = calloc(1, sizeof *c);
   if (!c) return CL_ENOMEM;
+  for (int j = 0; j <= MAX_SPLITS; j++) {
+    double h = ldexp(22.5 * D2R, -j) / 2;
+    c->half_cos[j] = cos(h);
+    c->half_sin[j] = sin(h);
+  }
+  for (int r = 0; r < BASE_ROWS; r++) {
+    for (int q = 0; q < BASE_COLS; q++) {
+      wcell *b = &c->base[r * BASE_COLS + q];
+      *b = (wcell){.lat0 = -90 + 22.5 * r, .lat1 = -90 + 22.5 * (r + 1), .lon0 = -180 + 22.5 * q,
+                   .lon1 = -180 + 22.5 * (q + 1), .rclass = -1, .level = 0};
+      cell_geometry(b);
+    }
+  }
   *out = c;
   return CL_OK;
 }
@@ -144,60 +302,62 @@ void cl_geo_ctx_destroy(cl_geo_ctx **pc) {
   *pc = NULL;
 }
 
-static void unit_vec(double lat_deg, double lon_deg, double *x, double *y, double *z) {
-  double phi = lat_deg * D2R, lam = lon_deg * D2R;
-  double cp = cos(phi);
-  *x = cp * cos(lam);
-  *y = cp * sin(lam);
-  *z = sin(phi);
-}
-
-static double angle_between(double ax, double ay, double az, double bx, double by, double bz) {
-  /* atan2 of |a x b| and a.b is accurate at every angle. */
-  double cx = ay * bz - az * by, cy = az * bx - ax * bz, cz = ax * by - ay * bx;
-  return atan2(sqrt(cx * cx + cy * cy + cz * cz), ax * bx + ay * by + az * bz);
-}
-
-/* Fills the centre and rho of a cell from its bounds. */
-static void cell_geometry(wcell *c) {
-  unit_vec((c->lat0 + c->lat1) / 2, (c->lon0 + c->lon1) / 2, &c->x, &c->y, &c->z);
-  double dphi = (c->lat1 - c->lat0) * D2R / 2;
-  double dlam = (c->lon1 - c->lon0) * D2R / 2;
-  double phimin = (c->lat0 <= 0 && c->lat1 >= 0) ? 0 : fmin(fabs(c->lat0), fabs(c->lat1)) * D2R;
-  double rho = dphi + cos(phimin) * dlam;
-  c->rho = rho * (1 + 1e-9) + 1e-12;
-}
-
 enum { CELL_DROP = 0, CELL_PARTIAL = 1, CELL_CERTAIN = 2 };
 
-/* Classifies a cell against every cap (see the file comment). */
-static int classify_caps(const cap *caps, size_t n, const wcell *c) {
-  double cr = cos(c->rho), sr = sin(c->rho);
+/*
+ * Classifies a cell against every cap (see the file comment). A cell inside
+ * cap i (bit i of c->inside, for the first 64 caps) is skipped for that cap:
+ * its children are subsets of it, so they inherit the bit and are inside the
+ * cap too (and hence not outside it). The bits found here are stored in
+ * c->inside.
+ */
+static int classify_caps(const cap *caps, size_t n, wcell *c) {
+  double cr = c->cr, sr = c->sr, rho = c->rho;
+  uint64_t inside = c->inside;
   int all_in = 1;
-  for (size_t i = 0; i < n; i++) {
+  size_t nbits = n < 64 ? n : 64;
+  uint64_t todo = (nbits == 64 ? ~(uint64_t)0 : ((uint64_t)1 << nbits) - 1) & ~inside;
+  /* The first 64 caps, smallest first, skipping those the cell is inside. */
+  while (todo) {
+    int i = __builtin_ctzll(todo);
+    todo &= todo - 1;
     const cap *k = &caps[i];
     double d = k->x * c->x + k->y * c->y + k->z * c->z;
-    if (k->alpha + c->rho < M_PI) {
+    if (k->alpha + rho < M_PI) {
       double cos_out = k->cosa * cr - k->sina * sr; /* cos(alpha + rho) */
       if (d < cos_out - DOT_EPS) return CELL_DROP;
     }
+    double cos_in = k->cosa * cr + k->sina * sr; /* cos(alpha - rho) */
+    if (k->alpha >= rho && d >= cos_in + DOT_EPS) inside |= (uint64_t)1 << i;
+    else all_in = 0;
+  }
+  /* Any further caps, without bits. */
+  for (size_t i = nbits; i < n; i++) {
+    const cap *k = &caps[i];
+    double d = k->x * c->x + k->y * c->y + k->z * c->z;
+    if (k->alpha + rho < M_PI) {
+      double cos_out = k->cosa * cr - k->sina * sr;
+      if (d < cos_out - DOT_EPS) return CELL_DROP;
+    }
     if (all_in) {
-      if (k->alpha >= c->rho) {
-        double cos_in = k->cosa * cr + k->sina * sr; /* cos(alpha - rho) */
-        if (!(d >= cos_in + DOT_EPS)) all_in = 0;
-      } else {
-        all_in = 0;
-      }
+      double cos_in = k->cosa * cr + k->sina * sr;
+      if (!(k->alpha >= rho && d >= cos_in + DOT_EPS)) all_in = 0;
     }
   }
+  c->inside = inside;
   return all_in ? CELL_CERTAIN : CELL_PARTIAL;
 }
 
 static int region_present(const cl_region_union *u) { return u && u->n > 0; }
 
-/* Centre and angular radius of a cap containing every cell of the lists. */
-static void enclosing_cap(const cellvec *a, const cellvec *b, double *cx, double *cy, double *cz,
-                          double *radius) {
+/*
+ * Centre and angular radius of a cap containing every cell of the lists. When
+ * the radius is at least `enough`, *radius may be any value in [enough,
+ * radius] (the caller keeps only radii below `enough`); pass HUGE_VAL for the
+ * exact bound.
+ */
+static void enclosing_cap(const cellvec *a, const cellvec *b, double enough, double *cx,
+                          double *cy, double *cz, double *radius) {
   double sx = 0, sy = 0, sz = 0;
   const cellvec *lists[2] = {a, b};
   for (int l = 0; l < 2; l++) {
@@ -205,7 +365,7 @@ static void enclosing_cap(const cellvec *a, const cellvec *b, double *cx, double
     for (size_t i = 0; i < lists[l]->n; i++) {
       const wcell *c = &lists[l]->v[i];
       /* Weight by area (proportional to cos(lat) dlat dlon). */
-      double w = (c->lat1 - c->lat0) * (c->lon1 - c->lon0) * cos((c->lat0 + c->lat1) / 2 * D2R);
+      double w = (c->lat1 - c->lat0) * (c->lon1 - c->lon0) * c->cos_lat;
       sx += w * c->x;
       sy += w * c->y;
       sz += w * c->z;
@@ -217,11 +377,38 @@ static void enclosing_cap(const cellvec *a, const cellvec *b, double *cx, double
     sx = c->x, sy = c->y, sz = c->z, norm = 1;
   }
   sx /= norm, sy /= norm, sz /= norm;
+  /*
+   * r = max over cells of angle(s, c) + rho. The angle is at least the chord
+   * h = |s - c| and at most h + h^3 / (24 (1 - h^2 / 4)) (the series of asin
+   * has no coefficient above 1/6), so a first pass over chords gives a lower
+   * bound lo of r, and only cells whose upper bound reaches lo can hold the
+   * maximum: the exact angle is computed for those alone. (The cell that
+   * sets lo is never skipped and its exact term is at least lo, so r >= lo.)
+   */
+  double lo = 0;
+  for (int l = 0; l < 2; l++) {
+    if (!lists[l]) continue;
+    for (size_t i = 0; i < lists[l]->n; i++) {
+      const wcell *c = &lists[l]->v[i];
+      double dx = sx - c->x, dy = sy - c->y, dz = sz - c->z;
+      double t = sqrt(dx * dx + dy * dy + dz * dz) * (1 - 1e-12) + c->rho;
+      if (t > lo) lo = t;
+    }
+  }
+  *cx = sx, *cy = sy, *cz = sz;
+  if (lo >= enough) {
+    *radius = lo;
+    return;
+  }
   double r = 0;
   for (int l = 0; l < 2; l++) {
     if (!lists[l]) continue;
     for (size_t i = 0; i < lists[l]->n; i++) {
       const wcell *c = &lists[l]->v[i];
+      double dx = sx - c->x, dy = sy - c->y, dz = sz - c->z;
+      double h2 = dx * dx + dy * dy + dz * dz, h = sqrt(h2);
+      double q = 1 - h2 / 4;
+      if (q > 0.25 && (h + h * h2 / (24 * q)) * (1 + 1e-12) + 1e-15 + c->rho < lo) continue;
       double t = angle_between(sx, sy, sz, c->x, c->y, c->z) + c->rho;
       if (t > r) r = t;
     }
@@ -251,15 +438,14 @@ static int solve(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo_params
     if (caps[i].alpha < extent) extent = caps[i].alpha;
   int want_region = region_present(region);
   int seen_ci = 0, seen_co = 0; /* certain cells inside / outside the region */
+  /* Final cells are never dropped or refined again, so once they hold a
+   * BOUNDARY cell, or an INSIDE and an OUTSIDE one, the verdict is
+   * UNDETERMINED whatever happens to the other cells. */
+  int fin_in = 0, fin_out = 0, fin_bd = 0;
 
-  for (int r = 0; r < 8; r++) {
-    for (int q = 0; q < 16; q++) {
-      wcell c = {.lat0 = -90 + 22.5 * r, .lat1 = -90 + 22.5 * (r + 1), .lon0 = -180 + 22.5 * q,
-                 .lon1 = -180 + 22.5 * (q + 1), .rclass = -1, .level = 0};
-      cell_geometry(&c);
-      if (cv_push(&ctx->cur, &c)) return CL_ENOMEM;
-    }
-  }
+  if (cv_reserve(&ctx->cur, BASE_ROWS * BASE_COLS)) return CL_ENOMEM;
+  memcpy(ctx->cur.v, ctx->base, sizeof ctx->base);
+  ctx->cur.n = BASE_ROWS * BASE_COLS;
   while (ctx->cur.n > 0) {
     /* Classify this level; keep the survivors in place. */
     size_t kept = 0;
@@ -278,15 +464,17 @@ static int solve(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo_params
         c->rclass = (int8_t)cl_region_union_classify_rect(region, c->lon0, c->lat0, c->lon1, c->lat1);
       if (c->certain && c->rclass == CL_RECT_INSIDE) seen_ci = 1;
       if (c->certain && c->rclass == CL_RECT_OUTSIDE) seen_co = 1;
-      ctx->cur.v[kept++] = *c;
+      if (kept != i) ctx->cur.v[kept] = *c;
+      kept++;
     }
     ctx->cur.n = kept;
     if (kept == 0) break;
     double ex, ey, ez, level_extent;
-    enclosing_cap(&ctx->cur, &ctx->fin, &ex, &ey, &ez, &level_extent);
+    /* Only a radius below the current extent changes it. */
+    enclosing_cap(&ctx->cur, &ctx->fin, extent, &ex, &ey, &ez, &level_extent);
     if (level_extent < extent) extent = level_extent;
     double f_target = fmax(min_rho, p->rel_precision * extent);
-    int region_decided = seen_ci && seen_co;
+    int region_decided = (seen_ci && seen_co) || fin_bd || (fin_in && fin_out);
     ctx->next.n = 0;
     for (size_t i = 0; i < ctx->cur.n; i++) {
       const wcell *c = &ctx->cur.v[i];
@@ -298,24 +486,20 @@ static int solve(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo_params
          * much narrower east-west than north-south, so split latitude only
          * (and longitude only in the opposite case). */
         double ns = c->lat1 - c->lat0;
-        double phimin = (c->lat0 <= 0 && c->lat1 >= 0) ? 0 : fmin(fabs(c->lat0), fabs(c->lat1));
-        double ew = (c->lon1 - c->lon0) * cos(phimin * D2R);
+        double ew = (c->lon1 - c->lon0) * c->cpm;
         int nlat = ew < ns / 2 ? 2 : (ns < ew / 2 ? 1 : 2);
         int nlon = ns < ew / 2 ? 2 : (ew < ns / 2 ? 1 : 2);
         double lm = (c->lat0 + c->lat1) / 2, om = (c->lon0 + c->lon1) / 2;
         double la[3] = {c->lat0, nlat == 2 ? lm : c->lat1, c->lat1};
         double lo[3] = {c->lon0, nlon == 2 ? om : c->lon1, c->lon1};
-        for (int a = 0; a < nlat; a++) {
-          for (int b = 0; b < nlon; b++) {
-            wcell k = *c;
-            k.lat0 = la[a], k.lat1 = la[a + 1], k.lon0 = lo[b], k.lon1 = lo[b + 1];
-            k.level = c->level + 1;
-            cell_geometry(&k);
-            if (cv_push(&ctx->next, &k)) return CL_ENOMEM;
-          }
-        }
-      } else if (cv_push(&ctx->fin, c)) {
-        return CL_ENOMEM;
+        if (cv_reserve(&ctx->next, 4)) return CL_ENOMEM;
+        split_geometry(ctx, c, la, nlat, lo, nlon, ctx->next.v + ctx->next.n);
+        ctx->next.n += (size_t)(nlat * nlon);
+      } else {
+        if (cv_push(&ctx->fin, c)) return CL_ENOMEM;
+        fin_in |= c->rclass == CL_RECT_INSIDE;
+        fin_out |= c->rclass == CL_RECT_OUTSIDE;
+        fin_bd |= c->rclass == CL_RECT_BOUNDARY;
       }
     }
     cellvec t = ctx->cur;
@@ -562,7 +746,7 @@ int cl_geo_locate(cl_geo_ctx *ctx, const cl_geo_landmark *lms, size_t n, const c
   out->region = so.region;
 
   double cx, cy, cz, radius;
-  enclosing_cap(&ctx->fin, NULL, &cx, &cy, &cz, &radius);
+  enclosing_cap(&ctx->fin, NULL, HUGE_VAL, &cx, &cy, &cz, &radius);
   out->centre_lat = atan2(cz, sqrt(cx * cx + cy * cy)) * R2D;
   out->centre_lon = atan2(cy, cx) * R2D;
   out->radius_km = radius * r_max() / 1000.0;
@@ -583,9 +767,18 @@ int cl_geo_locate(cl_geo_ctx *ctx, const cl_geo_landmark *lms, size_t n, const c
   if (site_latlon) {
     out->site = CL_SITE_CONSISTENT;
     double worst = 0;
+    double px, py, pz;
+    unit_vec(site_latlon[0], site_latlon[1], &px, &py, &pz);
     for (size_t i = 0; i < n; i++) {
       const cl_geo_landmark *l = &lms[i];
       if (!(l->bound_m > 0) || !isfinite(l->bound_m)) continue;
+      /* s <= (a^2/b) * theta (theta between the normals): when that bound,
+       * with a margin far above its rounding, keeps the site within bound +
+       * SITE_TOL_M, so does the exact distance, and no geodesic is needed. */
+      double lx, ly, lz;
+      unit_vec(l->lat, l->lon, &lx, &ly, &lz);
+      double theta = angle_between(px, py, pz, lx, ly, lz);
+      if (theta * r_max() * (1 + 1e-12) + 1e-6 <= l->bound_m + SITE_TOL_M) continue;
       double s = cl_geo_distance_m(site_latlon[0], site_latlon[1], l->lat, l->lon);
       double excess = s - l->bound_m;
       if (excess > SITE_TOL_M && excess > worst) {

@@ -76,6 +76,9 @@ typedef struct {
   /* Desired state of each chip alert this round: 1 open, 0 clear. */
   int alert[CL_ALERT__CHIP_KINDS];
   char detail[CL_ALERT__CHIP_KINDS][160];
+  /* Time spent (CLOCK_MONOTONIC, ns): the location engine, and the digests,
+   * signature and chain hash. For the verifier's round log only. */
+  uint64_t engine_ns, sign_ns;
 } cl_verify_out;
 
 /*

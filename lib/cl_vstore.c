@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define VERIFY_LOCK_BASE 7163091138909266800LL /* distinct from the migration lock */
 
@@ -134,6 +135,76 @@ static int load_regions(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
   return rc;
 }
 
+/* A binary int8 field (network byte order); CL_EMALFORMED if it is not one. */
+static int int8_col(PGresult *r, int row, int col, int64_t *out) {
+  if (PQgetlength(r, row, col) != 8 || PQgetisnull(r, row, col)) return CL_EMALFORMED;
+  const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+  *out = (int64_t)v;
+  return CL_OK;
+}
+
+static const cl_vlandmark *find_landmark(const cl_vworld *w, int64_t id) {
+  size_t lo = 0, hi = w->n_landmarks;
+  while (lo < hi) { /* landmarks are loaded ordered by id */
+    size_t mid = (lo + hi) / 2;
+    if (w->landmarks[mid].id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < w->n_landmarks && w->landmarks[lo].id == id ? &w->landmarks[lo] : NULL;
+}
+
+/*
+ * Fills each chip's minima from the binary result of the measurement query
+ * (chip_id, landmark_id, id, rtt_ns, landmark_sig; ordered by chip), with
+ * the landmark's key and position from w->landmarks. Rows of chips not
+ * loaded, or of landmarks not loaded, are skipped. CL_EMALFORMED for a field
+ * of the wrong size, CL_ENOMEM.
+ */
+static int load_minima(cl_vworld *w, PGresult *r, char *err, size_t errlen) {
+  int n = PQntuples(r);
+  if (PQnfields(r) != 5) {
+    snprintf(err, errlen, "load measurements: %d columns, want 5", PQnfields(r));
+    return CL_EMALFORMED;
+  }
+  int64_t *chip_ids = malloc((size_t)(n ? n : 1) * sizeof *chip_ids);
+  if (!chip_ids) return CL_ENOMEM;
+  int rc = CL_OK;
+  for (int i = 0; i < n && rc == CL_OK; i++)
+    if (int8_col(r, i, 0, &chip_ids[i]) != CL_OK) {
+      snprintf(err, errlen, "load measurements: row %d: bad chip id", i);
+      rc = CL_EMALFORMED;
+    }
+  for (int i = 0; i < n && rc == CL_OK;) {
+    int j = i;
+    while (j < n && chip_ids[j] == chip_ids[i]) j++;
+    cl_vchip *ch = find_chip(w, chip_ids[i]);
+    if (ch && !(ch->mins = calloc((size_t)(j - i), sizeof *ch->mins))) rc = CL_ENOMEM;
+    for (int k = i; k < j && ch && rc == CL_OK; k++) {
+      cl_verify_min *m = &ch->mins[ch->in.n_mins];
+      int64_t rtt;
+      if (int8_col(r, k, 1, &m->landmark_id) || int8_col(r, k, 2, &m->measurement_id) ||
+          int8_col(r, k, 3, &rtt) || rtt <= 0 || PQgetlength(r, k, 4) != CL_SIG_LEN) {
+        snprintf(err, errlen, "load measurements: row %d: bad id, RTT or signature column", k);
+        rc = CL_EMALFORMED;
+        break;
+      }
+      const cl_vlandmark *l = find_landmark(w, m->landmark_id);
+      if (!l) continue;
+      m->rtt_ns = (uint64_t)rtt;
+      memcpy(m->landmark_sig, PQgetvalue(r, k, 4), CL_SIG_LEN);
+      memcpy(m->landmark_pk, l->pk, CL_PK_LEN);
+      m->lat = l->lat;
+      m->lon = l->lon;
+      ch->in.n_mins++;
+    }
+    i = j;
+  }
+  free(chip_ids);
+  return rc;
+}
+
 int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint64_t window_ns,
                    cl_vworld *w, char *err, size_t errlen) {
   PGconn *c = cl_store_pgconn(s);
@@ -196,57 +267,75 @@ int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint
     ch->n_codes++;
   }
   PQclear(r);
-  /* Fastest measurement per (chip, landmark) in the window. */
+  /* Fastest measurement per (chip, landmark) in the window. The sort of a
+   * large fleet's window outgrows the default work_mem and would spill to
+   * disk; this round's transaction gets more. */
+  r = PQexec(c, "SET LOCAL work_mem = '128MB'");
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) return fail(r, c, map_state(r), err, errlen, "set work_mem");
+  PQclear(r);
+  /* Landmarks and their open misplacement alerts; the measurements below
+   * take each landmark's key and position from here, once per round. */
+  r = PQexecParams(c,
+                   "SELECT l.id, l.name, l.lat, l.lon, EXISTS (SELECT 1 FROM alerts a WHERE "
+                   "a.landmark_id = l.id AND a.kind = 'landmark_misplaced' AND a.cleared_at IS NULL), "
+                   "l.public_key "
+                   "FROM landmarks l ORDER BY l.id",
+                   0, NULL, NULL, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load landmarks");
+  w->n_landmarks = (size_t)PQntuples(r);
+  w->landmarks = calloc(w->n_landmarks ? w->n_landmarks : 1, sizeof *w->landmarks);
+  if (!w->landmarks) {
+    PQclear(r);
+    return CL_ENOMEM;
+  }
+  for (size_t i = 0; i < w->n_landmarks; i++) {
+    cl_vlandmark *l = &w->landmarks[i];
+    l->id = strtoll(PQgetvalue(r, (int)i, 0), NULL, 10);
+    l->name = strdup(PQgetvalue(r, (int)i, 1));
+    l->lat = strtod(PQgetvalue(r, (int)i, 2), NULL);
+    l->lon = strtod(PQgetvalue(r, (int)i, 3), NULL);
+    l->open_misplaced = PQgetvalue(r, (int)i, 4)[0] == 't';
+    if (bytea_col(r, (int)i, 5, l->pk, CL_PK_LEN) != CL_OK) {
+      PQclear(r);
+      snprintf(err, errlen, "landmark %lld: bad public key", (long long)l->id);
+      return CL_EMALFORMED;
+    }
+  }
+  PQclear(r);
   const char *v2[2] = {start, end};
+  /* Binary results: the ids, RTTs and signatures arrive as fixed-size
+   * fields, with nothing to parse or unescape. */
   r = PQexecParams(
       c,
       "SELECT DISTINCT ON (m.chip_id, m.landmark_id) m.chip_id, m.landmark_id, m.id, m.rtt_ns, "
-      "m.landmark_sig, l.public_key, l.lat, l.lon "
-      "FROM measurements m JOIN landmarks l ON l.id = m.landmark_id "
+      "m.landmark_sig FROM measurements m "
       "WHERE m.measured_at_ns > $1::bigint AND m.measured_at_ns <= $2::bigint "
       "AND m.measured_at > to_timestamp($1::bigint / 1e9) - interval '1 second' "
       "AND m.measured_at <= to_timestamp($2::bigint / 1e9) + interval '1 second' "
       "ORDER BY m.chip_id, m.landmark_id, m.rtt_ns, m.id",
-      2, NULL, v2, NULL, NULL, 0);
+      2, NULL, v2, NULL, NULL, 1);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load measurements");
-  int n = PQntuples(r);
-  for (int i = 0; i < n;) {
-    int64_t chip = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-    int j = i;
-    while (j < n && strtoll(PQgetvalue(r, j, 0), NULL, 10) == chip) j++;
-    cl_vchip *ch = find_chip(w, chip);
-    if (ch) {
-      ch->mins = calloc((size_t)(j - i), sizeof *ch->mins);
-      if (!ch->mins) {
-        PQclear(r);
-        return CL_ENOMEM;
-      }
-      for (int k = i; k < j; k++) {
-        cl_verify_min *m = &ch->mins[k - i];
-        m->landmark_id = strtoll(PQgetvalue(r, k, 1), NULL, 10);
-        m->measurement_id = strtoll(PQgetvalue(r, k, 2), NULL, 10);
-        m->rtt_ns = strtoull(PQgetvalue(r, k, 3), NULL, 10);
-        if (bytea_col(r, k, 4, m->landmark_sig, CL_SIG_LEN) ||
-            bytea_col(r, k, 5, m->landmark_pk, CL_PK_LEN)) {
-          PQclear(r);
-          snprintf(err, errlen, "measurement %lld: bad signature or key column",
-                   (long long)m->measurement_id);
-          return CL_EMALFORMED;
-        }
-        m->lat = strtod(PQgetvalue(r, k, 6), NULL);
-        m->lon = strtod(PQgetvalue(r, k, 7), NULL);
-      }
-      ch->in.n_mins = (size_t)(j - i);
-    }
-    i = j;
+  if ((rc = load_minima(w, r, err, errlen)) != CL_OK) {
+    PQclear(r);
+    return rc;
   }
   PQclear(r);
-  /* Chain heads and last sufficient rounds. */
+  /* Chain heads and last sufficient rounds: per active chip, one backward
+   * probe of the attestations_chip_round index (a second one only when the
+   * head is INSUFFICIENT), so the cost follows the number of chips, not the
+   * length of the history. */
   const char *v1[1] = {vid};
   r = PQexecParams(c,
-                   "SELECT DISTINCT ON (chip_id) chip_id, hash, round_end_ns, consistency, "
-                   "centre_lat_e7, centre_lon_e7, radius_m FROM attestations "
-                   "WHERE verifier_id = $1::bigint ORDER BY chip_id, round_end_ns DESC",
+                   "SELECT c.id, h.hash, h.round_end_ns, h.consistency, h.centre_lat_e7, "
+                   "h.centre_lon_e7, h.radius_m, "
+                   "CASE WHEN h.consistency <> 1 THEN h.round_end_ns ELSE "
+                   "(SELECT a.round_end_ns FROM attestations a WHERE a.chip_id = c.id "
+                   "AND a.verifier_id = $1::bigint AND a.consistency <> 1 "
+                   "ORDER BY a.round_end_ns DESC LIMIT 1) END "
+                   "FROM chips c CROSS JOIN LATERAL (SELECT a.hash, a.round_end_ns, "
+                   "a.consistency, a.centre_lat_e7, a.centre_lon_e7, a.radius_m "
+                   "FROM attestations a WHERE a.chip_id = c.id AND a.verifier_id = $1::bigint "
+                   "ORDER BY a.round_end_ns DESC LIMIT 1) h WHERE c.active",
                    1, NULL, v1, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load chain heads");
   for (int i = 0; i < PQntuples(r); i++) {
@@ -264,16 +353,7 @@ int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint
     ch->in.prev_lat_e7 = atoi(PQgetvalue(r, i, 4));
     ch->in.prev_lon_e7 = atoi(PQgetvalue(r, i, 5));
     ch->in.prev_radius_m = strtoull(PQgetvalue(r, i, 6), NULL, 10);
-  }
-  PQclear(r);
-  r = PQexecParams(c,
-                   "SELECT chip_id, max(round_end_ns) FROM attestations "
-                   "WHERE verifier_id = $1::bigint AND consistency <> 1 GROUP BY chip_id",
-                   1, NULL, v1, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load last rounds");
-  for (int i = 0; i < PQntuples(r); i++) {
-    cl_vchip *ch = find_chip(w, strtoll(PQgetvalue(r, i, 0), NULL, 10));
-    if (ch) ch->in.last_sufficient_ns = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+    if (!PQgetisnull(r, i, 7)) ch->in.last_sufficient_ns = strtoll(PQgetvalue(r, i, 7), NULL, 10);
   }
   PQclear(r);
   /* Open alerts. */
@@ -287,28 +367,7 @@ int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint
       if (strcmp(PQgetvalue(r, i, 1), cl_alert_kind_name(k)) == 0) ch->open_alert[k] = 1;
   }
   PQclear(r);
-  /* Landmarks, their open misplacement alerts, and their links. */
-  r = PQexecParams(c,
-                   "SELECT l.id, l.name, l.lat, l.lon, EXISTS (SELECT 1 FROM alerts a WHERE "
-                   "a.landmark_id = l.id AND a.kind = 'landmark_misplaced' AND a.cleared_at IS NULL) "
-                   "FROM landmarks l ORDER BY l.id",
-                   0, NULL, NULL, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load landmarks");
-  w->n_landmarks = (size_t)PQntuples(r);
-  w->landmarks = calloc(w->n_landmarks ? w->n_landmarks : 1, sizeof *w->landmarks);
-  if (!w->landmarks) {
-    PQclear(r);
-    return CL_ENOMEM;
-  }
-  for (size_t i = 0; i < w->n_landmarks; i++) {
-    cl_vlandmark *l = &w->landmarks[i];
-    l->id = strtoll(PQgetvalue(r, (int)i, 0), NULL, 10);
-    l->name = strdup(PQgetvalue(r, (int)i, 1));
-    l->lat = strtod(PQgetvalue(r, (int)i, 2), NULL);
-    l->lon = strtod(PQgetvalue(r, (int)i, 3), NULL);
-    l->open_misplaced = PQgetvalue(r, (int)i, 4)[0] == 't';
-  }
-  PQclear(r);
+  /* Landmark links. */
   r = PQexecParams(c,
                    "SELECT DISTINCT ON (from_landmark_id, to_landmark_id) from_landmark_id, "
                    "to_landmark_id, rtt_ns FROM landmark_links "
@@ -341,105 +400,287 @@ int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint
   return CL_OK;
 }
 
-/* Appends "{a,b,c}" of int64 values to buf. */
-static void int_array(char *buf, size_t len, const int64_t *v, size_t n) {
-  size_t o = (size_t)snprintf(buf, len, "{");
-  for (size_t i = 0; i < n && o < len; i++)
-    o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? "," : "", (long long)v[i]);
-  if (o < len) snprintf(buf + o, len - o, "}");
+/* ---- batched writes of a round ------------------------------------------- */
+
+/* A growing text buffer; oom latches so that callers check once. */
+typedef struct {
+  char *p;
+  size_t len, cap;
+  int oom;
+} tbuf;
+
+static void tb_reserve(tbuf *b, size_t more) {
+  if (b->oom || b->len + more + 1 <= b->cap) return;
+  size_t ncap = b->cap ? b->cap : 4096;
+  while (ncap < b->len + more + 1) ncap *= 2;
+  char *np = realloc(b->p, ncap);
+  if (!np) {
+    b->oom = 1;
+    return;
+  }
+  b->p = np;
+  b->cap = ncap;
 }
 
-int cl_vstore_write(cl_store *s, int64_t verifier_id, const cl_vchip *ch, const cl_verify_out *o,
-                    char *err, size_t errlen) {
-  PGconn *c = cl_store_pgconn(s);
-  const cl_attestation *a = &o->a;
-  char chip[24], vid[24], end[24], win[24], cons[4], site[4], region[4], speed[24], lat[16],
-      lon[16], radius[24], slm[24], smargin[24], used[16];
-  char prev[2 + 64 + 1], hash[2 + 64 + 1], sig[2 + 128 + 1];
-  snprintf(chip, sizeof chip, "%lld", (long long)ch->in.chip_id);
-  snprintf(vid, sizeof vid, "%lld", (long long)verifier_id);
-  snprintf(end, sizeof end, "%llu", (unsigned long long)a->round_end_ns);
-  snprintf(win, sizeof win, "%llu", (unsigned long long)a->window_ns);
-  snprintf(cons, sizeof cons, "%u", a->consistency);
-  snprintf(site, sizeof site, "%u", a->site);
-  snprintf(region, sizeof region, "%u", a->region);
-  snprintf(speed, sizeof speed, "%llu", (unsigned long long)a->speed_m_per_s);
-  snprintf(lat, sizeof lat, "%d", a->centre_lat_e7);
-  snprintf(lon, sizeof lon, "%d", a->centre_lon_e7);
-  snprintf(radius, sizeof radius, "%llu", (unsigned long long)a->radius_m);
-  snprintf(slm, sizeof slm, "%lld", (long long)o->site_landmark_id);
-  snprintf(smargin, sizeof smargin, "%lld", (long long)a->site_margin_m);
-  snprintf(used, sizeof used, "%zu", o->landmarks_used);
-  hexbytea(prev, a->prev_hash, CL_HASH_LEN);
-  hexbytea(hash, o->hash, CL_HASH_LEN);
-  hexbytea(sig, a->sig, CL_SIG_LEN);
-  char excluded[CL_GEO_MAX_EXCLUDED * 22 + 4];
-  int_array(excluded, sizeof excluded, o->excluded_ids, o->n_excluded);
-  size_t mlen = ch->in.n_mins * 22 + 4;
-  char *meas = malloc(mlen);
-  int64_t *ids = malloc((ch->in.n_mins ? ch->in.n_mins : 1) * sizeof *ids);
-  size_t alen = 4;
-  for (size_t i = 0; i < ch->n_codes; i++) alen += strlen(ch->codes[i]) * 2 + 4;
-  char *allowed = malloc(alen);
-  if (!meas || !ids || !allowed) {
-    free(meas), free(ids), free(allowed);
-    return CL_ENOMEM;
+static void tb_put(tbuf *b, const char *s, size_t n) {
+  tb_reserve(b, n);
+  if (b->oom) return;
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+static void tb_str(tbuf *b, const char *s) { tb_put(b, s, strlen(s)); }
+
+static void tb_i64(tbuf *b, long long v) {
+  char t[24];
+  tb_put(b, t, (size_t)snprintf(t, sizeof t, "%lld", v));
+}
+
+static void tb_u64(tbuf *b, unsigned long long v) {
+  char t[24];
+  tb_put(b, t, (size_t)snprintf(t, sizeof t, "%llu", v));
+}
+
+/* A bytea value in COPY text format: \\x and hex (the backslash escaped). */
+static void tb_bytea(tbuf *b, const uint8_t *v, size_t n) {
+  tb_reserve(b, 3 + 2 * n);
+  if (b->oom) return;
+  b->p[b->len++] = '\\';
+  b->p[b->len++] = '\\';
+  b->p[b->len++] = 'x';
+  cl_hex_encode(b->p + b->len, v, n);
+  b->len += 2 * n;
+  b->p[b->len] = '\0';
+}
+
+/* One array element, double-quoted, with '"' and '\' escaped by a
+ * backslash; inside a COPY field (copy = 1) every backslash is doubled once
+ * more. Region codes never hold either character (schema CHECK). */
+static void tb_array_text(tbuf *b, const char *s, int copy) {
+  const char *bs = copy ? "\\\\" : "\\";
+  size_t bn = copy ? 2 : 1;
+  tb_put(b, "\"", 1);
+  for (const char *q = s; *q; q++) {
+    if (*q == '"' || *q == '\\') tb_put(b, bs, bn);
+    if (*q == '\\') tb_put(b, bs, bn);
+    else tb_put(b, q, 1);
   }
-  for (size_t i = 0; i < ch->in.n_mins; i++) ids[i] = ch->in.mins[i].measurement_id;
-  int_array(meas, mlen, ids, ch->in.n_mins);
-  /* Region codes are quoted array elements; codes never hold quotes or
-   * backslashes (the importer takes them from GeoJSON strings, so escape). */
-  size_t p = 0;
-  allowed[p++] = '{';
-  for (size_t i = 0; i < ch->n_codes; i++) {
-    if (i) allowed[p++] = ',';
-    allowed[p++] = '"';
-    for (const char *q = ch->codes[i]; *q; q++) {
-      if (*q == '"' || *q == '\\') allowed[p++] = '\\';
-      allowed[p++] = *q;
-    }
-    allowed[p++] = '"';
-  }
-  allowed[p++] = '}';
-  allowed[p] = '\0';
-  const char *v[20] = {chip, vid,    end,    win,  cons,   site,     region, speed,   lat,  lon,
-                       radius, o->site_landmark_id ? slm : NULL, smargin, allowed, excluded, used,
-                       meas, prev, hash, sig};
-  PGresult *r = PQexecParams(
-      c,
-      "INSERT INTO attestations (chip_id, verifier_id, round_end_ns, round_end, window_ns, "
-      "consistency, site_verdict, region_verdict, speed_m_s, centre_lat_e7, centre_lon_e7, radius_m, "
+  tb_put(b, "\"", 1);
+}
+
+/* round_end as timestamptz text: UTC, microseconds (rounded), as
+ * to_timestamp(ns / 1e9) gives it. */
+static void tb_timestamp(tbuf *b, uint64_t ns) {
+  uint64_t us = (ns + 500) / 1000;
+  time_t secs = (time_t)(us / 1000000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char t[48];
+  int n = snprintf(t, sizeof t, "%04d-%02d-%02d %02d:%02d:%02d.%06llu+00", tm.tm_year + 1900,
+                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                   (unsigned long long)(us % 1000000));
+  tb_put(b, t, (size_t)n);
+}
+
+struct cl_vwriter {
+  PGconn *c;
+  int64_t verifier_id;
+  uint64_t round_end_ns;
+  int in_copy;
+  size_t rows;
+  tbuf row;                      /* one COPY line, reused */
+  tbuf open_kind, open_chip, open_detail; /* alerts to open: array literals */
+  tbuf clear_kind, clear_chip;            /* alerts to clear */
+  size_t n_open, n_clear;
+};
+
+static void vw_free(cl_vwriter *w) {
+  free(w->row.p);
+  free(w->open_kind.p), free(w->open_chip.p), free(w->open_detail.p);
+  free(w->clear_kind.p), free(w->clear_chip.p);
+  free(w);
+}
+
+int cl_vwriter_begin(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, cl_vwriter **out,
+                     char *err, size_t errlen) {
+  *out = NULL;
+  cl_vwriter *w = calloc(1, sizeof *w);
+  if (!w) return CL_ENOMEM;
+  w->c = cl_store_pgconn(s);
+  w->verifier_id = verifier_id;
+  w->round_end_ns = round_end_ns;
+  PGresult *r = PQexec(
+      w->c,
+      "COPY attestations (chip_id, verifier_id, round_end_ns, round_end, window_ns, consistency, "
+      "site_verdict, region_verdict, speed_m_s, centre_lat_e7, centre_lon_e7, radius_m, "
       "site_landmark_id, site_margin_m, allowed_regions, excluded_landmark_ids, landmarks_used, "
-      "measurement_ids, prev_hash, hash, signature) VALUES ($1::bigint, $2::bigint, $3::bigint, "
-      "to_timestamp($3::bigint / 1e9), $4::bigint, $5::smallint, $6::smallint, $7::smallint, "
-      "$8::bigint, $9::integer, $10::integer, $11::bigint, $12::bigint, $13::bigint, $14::text[], "
-      "$15::bigint[], $16::integer, $17::bigint[], $18::bytea, $19::bytea, $20::bytea) RETURNING id",
-      20, NULL, v, NULL, NULL, 0);
-  free(meas), free(ids), free(allowed);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "insert attestation");
-  char att_id[24];
-  snprintf(att_id, sizeof att_id, "%s", PQgetvalue(r, 0, 0));
+      "measurement_ids, prev_hash, hash, signature) FROM STDIN");
+  if (PQresultStatus(r) != PGRES_COPY_IN) {
+    int rc = fail(r, w->c, map_state(r), err, errlen, "start attestation COPY");
+    vw_free(w);
+    return rc;
+  }
   PQclear(r);
+  w->in_copy = 1;
+  *out = w;
+  return CL_OK;
+}
+
+/* Appends one element to an array literal under construction. */
+static void arr_add(tbuf *b, size_t n_before, const char *elem, int quote) {
+  tb_put(b, n_before ? "," : "{", 1);
+  if (quote) tb_array_text(b, elem, 0);
+  else tb_str(b, elem);
+}
+
+int cl_vwriter_add(cl_vwriter *w, const cl_vchip *ch, const cl_verify_out *o, char *err,
+                   size_t errlen) {
+  const cl_attestation *a = &o->a;
+  if (a->round_end_ns != w->round_end_ns) {
+    snprintf(err, errlen, "attestation of chip %s is for another round", ch->serial);
+    return CL_EINVAL;
+  }
+  tbuf *b = &w->row;
+  b->len = 0;
+#define SEP tb_put(b, "\t", 1)
+  tb_i64(b, (long long)ch->in.chip_id), SEP;
+  tb_i64(b, (long long)w->verifier_id), SEP;
+  tb_u64(b, (unsigned long long)a->round_end_ns), SEP;
+  tb_timestamp(b, a->round_end_ns), SEP;
+  tb_u64(b, (unsigned long long)a->window_ns), SEP;
+  tb_u64(b, a->consistency), SEP;
+  tb_u64(b, a->site), SEP;
+  tb_u64(b, a->region), SEP;
+  tb_u64(b, (unsigned long long)a->speed_m_per_s), SEP;
+  tb_i64(b, a->centre_lat_e7), SEP;
+  tb_i64(b, a->centre_lon_e7), SEP;
+  tb_u64(b, (unsigned long long)a->radius_m), SEP;
+  if (o->site_landmark_id) tb_i64(b, (long long)o->site_landmark_id);
+  else tb_str(b, "\\N");
+  SEP;
+  tb_i64(b, (long long)a->site_margin_m), SEP;
+  tb_put(b, "{", 1);
+  for (size_t i = 0; i < ch->n_codes; i++) {
+    if (i) tb_put(b, ",", 1);
+    tb_array_text(b, ch->codes[i], 1);
+  }
+  tb_put(b, "}", 1), SEP;
+  tb_put(b, "{", 1);
+  for (size_t i = 0; i < o->n_excluded; i++) {
+    if (i) tb_put(b, ",", 1);
+    tb_i64(b, (long long)o->excluded_ids[i]);
+  }
+  tb_put(b, "}", 1), SEP;
+  tb_u64(b, o->landmarks_used), SEP;
+  tb_put(b, "{", 1);
+  for (size_t i = 0; i < ch->in.n_mins; i++) {
+    if (i) tb_put(b, ",", 1);
+    tb_i64(b, (long long)ch->in.mins[i].measurement_id);
+  }
+  tb_put(b, "}", 1), SEP;
+  tb_bytea(b, a->prev_hash, CL_HASH_LEN), SEP;
+  tb_bytea(b, o->hash, CL_HASH_LEN), SEP;
+  tb_bytea(b, a->sig, CL_SIG_LEN);
+  tb_put(b, "\n", 1);
+#undef SEP
+  if (b->oom) return CL_ENOMEM;
+  if (PQputCopyData(w->c, b->p, (int)b->len) != 1) {
+    snprintf(err, errlen, "attestation COPY: %s", PQerrorMessage(w->c));
+    return CL_EDB;
+  }
+  w->rows++;
+  /* Alert changes wait for the end of the COPY (they reference the rows). */
+  char chip[24];
+  snprintf(chip, sizeof chip, "%lld", (long long)ch->in.chip_id);
   for (int k = 0; k < CL_ALERT__CHIP_KINDS; k++) {
     if (o->alert[k] && !ch->open_alert[k]) {
-      const char *va[4] = {cl_alert_kind_name(k), chip, o->detail[k], att_id};
-      r = PQexecParams(c,
-                       "INSERT INTO alerts (kind, chip_id, detail, attestation_id) "
-                       "VALUES ($1::text, $2::bigint, $3::text, $4::bigint)",
-                       4, NULL, va, NULL, NULL, 0);
+      arr_add(&w->open_kind, w->n_open, cl_alert_kind_name(k), 0);
+      arr_add(&w->open_chip, w->n_open, chip, 0);
+      arr_add(&w->open_detail, w->n_open, o->detail[k], 1);
+      w->n_open++;
     } else if (!o->alert[k] && ch->open_alert[k]) {
-      const char *va[2] = {cl_alert_kind_name(k), chip};
-      r = PQexecParams(c,
-                       "UPDATE alerts SET cleared_at = now() WHERE kind = $1::text "
-                       "AND chip_id = $2::bigint AND cleared_at IS NULL",
-                       2, NULL, va, NULL, NULL, 0);
-    } else {
-      continue;
+      arr_add(&w->clear_kind, w->n_clear, cl_alert_kind_name(k), 0);
+      arr_add(&w->clear_chip, w->n_clear, chip, 0);
+      w->n_clear++;
     }
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) return fail(r, c, map_state(r), err, errlen, "alert");
+  }
+  if (w->open_kind.oom || w->open_chip.oom || w->open_detail.oom || w->clear_kind.oom ||
+      w->clear_chip.oom)
+    return CL_ENOMEM;
+  return CL_OK;
+}
+
+static int copy_end(cl_vwriter *w, const char *abort_msg, char *err, size_t errlen) {
+  w->in_copy = 0;
+  int rc = CL_OK;
+  if (PQputCopyEnd(w->c, abort_msg) != 1) {
+    snprintf(err, errlen, "attestation COPY end: %s", PQerrorMessage(w->c));
+    rc = CL_EDB;
+  }
+  PGresult *r;
+  while ((r = PQgetResult(w->c)) != NULL) {
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == CL_OK && !abort_msg) {
+      rc = map_state(r);
+      snprintf(err, errlen, "attestation COPY: %s", PQresultErrorMessage(r));
+    }
     PQclear(r);
   }
-  return CL_OK;
+  return rc;
+}
+
+int cl_vwriter_finish(cl_vwriter **pw, char *err, size_t errlen) {
+  cl_vwriter *w = *pw;
+  *pw = NULL;
+  int rc = copy_end(w, NULL, err, errlen);
+  if (rc == CL_OK && w->n_open) {
+    tb_put(&w->open_kind, "}", 1), tb_put(&w->open_chip, "}", 1), tb_put(&w->open_detail, "}", 1);
+    char vid[24], end[24];
+    snprintf(vid, sizeof vid, "%lld", (long long)w->verifier_id);
+    snprintf(end, sizeof end, "%llu", (unsigned long long)w->round_end_ns);
+    const char *v[5] = {w->open_kind.p, w->open_chip.p, w->open_detail.p, vid, end};
+    PGresult *r = PQexecParams(
+        w->c,
+        "INSERT INTO alerts (kind, chip_id, detail, attestation_id) "
+        "SELECT t.kind, t.chip_id, t.detail, a.id "
+        "FROM unnest($1::text[], $2::bigint[], $3::text[]) AS t(kind, chip_id, detail) "
+        "JOIN attestations a ON a.chip_id = t.chip_id AND a.verifier_id = $4::bigint "
+        "AND a.round_end_ns = $5::bigint",
+        5, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) rc = fail(r, w->c, map_state(r), err, errlen, "open alerts");
+    else if (strtoull(PQcmdTuples(r), NULL, 10) != w->n_open) {
+      snprintf(err, errlen, "open alerts: %s of %zu rows inserted", PQcmdTuples(r), w->n_open);
+      PQclear(r);
+      rc = CL_EDB;
+    } else {
+      PQclear(r);
+    }
+  }
+  if (rc == CL_OK && w->n_clear) {
+    tb_put(&w->clear_kind, "}", 1), tb_put(&w->clear_chip, "}", 1);
+    if (w->clear_kind.oom || w->clear_chip.oom) rc = CL_ENOMEM;
+    const char *v[2] = {w->clear_kind.p, w->clear_chip.p};
+    PGresult *r = rc != CL_OK ? NULL
+                              : PQexecParams(w->c,
+                                             "UPDATE alerts SET cleared_at = now() "
+                                             "FROM unnest($1::text[], $2::bigint[]) AS t(kind, chip_id) "
+                                             "WHERE alerts.kind = t.kind AND alerts.chip_id = t.chip_id "
+                                             "AND alerts.cleared_at IS NULL",
+                                             2, NULL, v, NULL, NULL, 0);
+    if (r && PQresultStatus(r) != PGRES_COMMAND_OK) rc = fail(r, w->c, map_state(r), err, errlen, "clear alerts");
+    else if (r) PQclear(r);
+  }
+  vw_free(w);
+  return rc;
+}
+
+void cl_vwriter_abort(cl_vwriter **pw) {
+  cl_vwriter *w = *pw;
+  if (!w) return;
+  *pw = NULL;
+  char err[8];
+  if (w->in_copy) copy_end(w, "round aborted", err, sizeof err);
+  vw_free(w);
 }
 
 int cl_vstore_landmark_alert(cl_store *s, const cl_vlandmark *lm, int open, const char *detail,

@@ -32,6 +32,7 @@ typedef struct {
   int64_t id;
   char *name;
   double lat, lon;
+  uint8_t pk[CL_PK_LEN];
   int open_misplaced; /* a landmark_misplaced alert is open */
 } cl_vlandmark;
 
@@ -62,9 +63,26 @@ int cl_vstore_lock(cl_store *s, int64_t verifier_id, char *err, size_t errlen);
 int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint64_t window_ns,
                    cl_vworld *w, char *err, size_t errlen);
 void cl_vworld_free(cl_vworld *w);
-/* Writes one attestation and opens or clears the chip's alerts. */
-int cl_vstore_write(cl_store *s, int64_t verifier_id, const cl_vchip *c, const cl_verify_out *o,
-                    char *err, size_t errlen);
+/*
+ * The round's writes, batched: cl_vwriter_begin starts one COPY into
+ * attestations; cl_vwriter_add streams one chip's attestation row into it
+ * (so the server parses rows while the verifier computes the next chips)
+ * and notes its alert changes; cl_vwriter_finish ends the COPY, then opens
+ * the new alerts (one INSERT ... SELECT over arrays, each linked to its
+ * attestation by chip, verifier and round) and clears the others (one
+ * UPDATE). Inside the round's transaction; no other statement may run on
+ * the connection between begin and finish. finish and abort free the
+ * writer. Errors: CL_EDB (with err), CL_EEXIST (an attestation of that
+ * round exists), CL_EPERM, CL_ENOMEM, CL_EINVAL (an attestation of another
+ * round); after an error the caller aborts (if not finished) and rolls back.
+ */
+typedef struct cl_vwriter cl_vwriter;
+int cl_vwriter_begin(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, cl_vwriter **out,
+                     char *err, size_t errlen);
+int cl_vwriter_add(cl_vwriter *w, const cl_vchip *c, const cl_verify_out *o, char *err,
+                   size_t errlen);
+int cl_vwriter_finish(cl_vwriter **w, char *err, size_t errlen);
+void cl_vwriter_abort(cl_vwriter **w);
 
 /* Opens (open = 1) or clears the landmark_misplaced alert of a landmark,
  * unless it is already in that state (lm->open_misplaced). */

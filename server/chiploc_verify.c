@@ -124,6 +124,11 @@ typedef struct {
   size_t chips, written, skipped, alerts_open;
   size_t by_consistency[3], by_site[3], by_region[4];
   size_t by_verdict[3][3][4]; /* consistency x site x region */
+  /* Where the round's time went (ns): reading its inputs (lock included),
+   * the location engine, digests/signatures/chain hashes, writing
+   * attestations and alerts (commit included), the landmark cross-check
+   * (its SQL included), and the whole round. */
+  uint64_t sql_read_ns, geometry_ns, sign_ns, sql_write_ns, landmarks_ns, total_ns;
 } round_summary;
 
 static void print_row(const cl_vchip *ch, const cl_verify_out *o) {
@@ -197,14 +202,19 @@ done:
 static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int print, char *err,
                      size_t errlen) {
   memset(sum, 0, sizeof *sum);
+  uint64_t t_start = uv_hrtime();
   int rc = cl_store_begin(v->db, err, errlen);
   if (rc != CL_OK) return rc;
   cl_vworld w;
+  cl_vwriter *wr = NULL;
   memset(&w, 0, sizeof w);
   if ((rc = cl_vstore_lock(v->db, v->verifier_id, err, errlen)) != CL_OK ||
       (rc = cl_vstore_load(v->db, v->verifier_id, round_end, v->vp.window_ns, &w, err, errlen)) !=
           CL_OK)
     goto fail;
+  uint64_t t = uv_hrtime();
+  sum->sql_read_ns = t - t_start;
+  if ((rc = cl_vwriter_begin(v->db, v->verifier_id, round_end, &wr, err, errlen)) != CL_OK) goto fail;
   if (print)
     printf("%-16s %-12s %-15s %-12s %10s %4s  %s\n", "CHIP", "CONSISTENCY", "SITE", "REGION",
            "RADIUS_KM", "LMS", "ALERTS");
@@ -221,7 +231,12 @@ static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int pr
       snprintf(err, errlen, "chip %s: engine error %s", ch->serial, cl_strerror(rc));
       goto fail;
     }
-    if ((rc = cl_vstore_write(v->db, v->verifier_id, ch, &o, err, errlen)) != CL_OK) goto fail;
+    sum->geometry_ns += o.engine_ns;
+    sum->sign_ns += o.sign_ns;
+    uint64_t tw = uv_hrtime();
+    rc = cl_vwriter_add(wr, ch, &o, err, errlen);
+    sum->sql_write_ns += uv_hrtime() - tw;
+    if (rc != CL_OK) goto fail;
     sum->written++;
     sum->by_consistency[o.a.consistency]++;
     sum->by_site[o.a.site]++;
@@ -231,10 +246,21 @@ static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int pr
     for (int k = 0; k < CL_ALERT__CHIP_KINDS; k++) sum->alerts_open += (size_t)o.alert[k];
     if (print) print_row(ch, &o);
   }
+  t = uv_hrtime();
+  rc = cl_vwriter_finish(&wr, err, errlen);
+  sum->sql_write_ns += uv_hrtime() - t;
+  if (rc != CL_OK) goto fail;
+  t = uv_hrtime();
   if ((rc = check_landmarks(v, &w, sum, err, errlen)) != CL_OK) goto fail;
+  sum->landmarks_ns = uv_hrtime() - t;
   cl_vworld_free(&w);
-  return cl_store_commit(v->db, err, errlen);
+  t = uv_hrtime();
+  rc = cl_store_commit(v->db, err, errlen);
+  sum->sql_write_ns += uv_hrtime() - t;
+  sum->total_ns = uv_hrtime() - t_start;
+  return rc;
 fail:
+  cl_vwriter_abort(&wr);
   cl_vworld_free(&w);
   cl_store_rollback(v->db);
   return rc;
@@ -248,14 +274,18 @@ static int ensure_db(verifier *v, char *err, size_t errlen) {
   return cl_vstore_verifier_find(v->db, cl_key_public(v->key), &v->verifier_id, err, errlen);
 }
 
-static void log_round(const verifier *v, uint64_t round_end, const round_summary *s) {
+static void log_round(uint64_t round_end, const round_summary *s) {
+  double ms = 1e-6;
   cl_log(CL_LOG_INFO, "round", "round_end_ns=%llu chips=%zu written=%zu skipped=%zu "
          "consistent=%zu insufficient=%zu inconsistent=%zu site_consistent=%zu "
-         "site_excluded=%zu inside=%zu outside=%zu undetermined=%zu alerts=%zu",
+         "site_excluded=%zu inside=%zu outside=%zu undetermined=%zu alerts=%zu "
+         "round_ms=%.1f sql_read_ms=%.1f geometry_ms=%.1f sign_ms=%.1f sql_write_ms=%.1f "
+         "landmarks_ms=%.1f",
          (unsigned long long)round_end, s->chips, s->written, s->skipped, s->by_consistency[0],
          s->by_consistency[1], s->by_consistency[2], s->by_site[1], s->by_site[2], s->by_region[1],
-         s->by_region[2], s->by_region[3], s->alerts_open);
-  (void)v;
+         s->by_region[2], s->by_region[3], s->alerts_open, (double)s->total_ns * ms,
+         (double)s->sql_read_ns * ms, (double)s->geometry_ns * ms, (double)s->sign_ns * ms,
+         (double)s->sql_write_ns * ms, (double)s->landmarks_ns * ms);
 }
 
 static void schedule(verifier *v);
@@ -354,7 +384,7 @@ static void on_timer(uv_timer_t *t) {
     if (rc == CL_OK) {
       v->last_round = round_end;
       v->rounds++;
-      log_round(v, round_end, &sum);
+      log_round(round_end, &sum);
       if (v->metrics) count_round(v, round_end, &sum);
     } else {
       v->round_failures++;
@@ -507,6 +537,7 @@ int cmd_verify(int argc, char **argv) {
     } else {
       printf("verify: round ending %llu: %zu chip(s), %zu attested, %zu already attested\n",
              (unsigned long long)round_end, sum.chips, sum.written, sum.skipped);
+      log_round(round_end, &sum);
     }
   } else {
     cl_log_set_prog("verifier");

@@ -203,7 +203,7 @@ static void insert_links(world *w) {
   }
 }
 
-/* An attestation row exactly as the verifier writes it (cl_vstore_write):
+/* An attestation row exactly as the verifier writes it (cl_vwriter_add):
  * ids for the keys, arrays for the digests. site_lm and excluded_lm are
  * landmark indices or -1. Returns the row's id. */
 static int64_t insert_attestation(world *w, int c, const cl_attestation *a,

@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Benchmark: chips attested per second by `chiploc verify` (one round, one
+# process, pinned to one core when taskset exists), with 8 landmarks per chip
+# and the real 10 km country borders as allowed regions.
+#
+# Starts a throwaway PostgreSQL, migrates, imports the country borders, and
+# loads the data set of bench/vfixture.c: 20 landmarks at European cities and
+# VERIFIER_CHIPS chips (default 20000) at random points inside 20 European
+# countries, each allowed in its own country, each with one signed
+# measurement from each of its 8 nearest landmarks (RTT = 2 x geodesic
+# distance / c + a positive extra delay). Then it runs VERIFIER_ROUNDS
+# (default 3) one-shot rounds, each a new round that writes every chip's
+# attestation, and takes chips/s and the split of the round's time from the
+# verifier's own `msg=round` log line (sql_read_ms, geometry_ms, sign_ms,
+# sql_write_ms). Baseline, measured in the same run: the plain read of the
+# same rows the round reads (psql COPY of the round's measurement query to
+# /dev/null), the floor of any verifier that reads its inputs from the
+# database. Reports the median round's split; writes the `verifier` section of
+# bench/RESULTS.md and, when BENCH_SUMMARY is set, appends one line to it.
+#
+# Assumes the build directory (BUILD_DIR, default build) is built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+root=$PWD
+build=${BUILD_DIR:-build}
+case $build in /*) ;; *) build=$root/$build ;; esac
+chips=${VERIFIER_CHIPS:-20000}
+rounds=${VERIFIER_ROUNDS:-3}
+target=10000
+work=$build/bench-verifier
+chiploc=$build/server/chiploc
+vfixture=$build/bench/vfixture
+for b in "$chiploc" "$vfixture"; do
+  [ -x "$b" ] || { echo "verifier bench: $b missing; build $build first" >&2; exit 1; }
+done
+if ! [[ $chips =~ ^[0-9]+$ ]] || ((chips < 1)); then
+  echo "verifier bench: VERIFIER_CHIPS must be a positive whole number" >&2
+  exit 2
+fi
+if ! [[ $rounds =~ ^[0-9]+$ ]] || ((rounds < 1)); then
+  echo "verifier bench: VERIFIER_ROUNDS must be a positive whole number" >&2
+  exit 2
+fi
+
+cleanup() { tests/pgtest.sh stop "$work/pg" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+if [ -d "$work/pg" ]; then tests/pgtest.sh stop "$work/pg" >/dev/null 2>&1 || true; fi
+rm -rf "$work"
+mkdir -p "$work"
+
+pin=()
+if command -v taskset >/dev/null 2>&1; then pin=(taskset -c 0); fi
+
+tests/pgtest.sh start "$work/pg" >/dev/null
+db0=$(cat "$work/pg/conninfo")
+psql "$db0" -qXc "CREATE DATABASE chiploc_vbench" >/dev/null
+db=${db0/dbname=postgres/dbname=chiploc_vbench}
+export CHIPLOC_DB="$db"
+"$chiploc" db migrate >/dev/null
+deploy/fetch-countries.sh "$build/data" >/dev/null
+countries=$build/data/countries-land-10km.geo.json
+"$chiploc" region import "$countries" --code-property A3 >/dev/null
+echo "verifier bench: loading $chips chips (signing every measurement takes a while)"
+fixture=$("$vfixture" --db "$db" --countries "$countries" --chips "$chips" --per-chip 8)
+echo "verifier bench: $fixture"
+vpk=$("$chiploc" keygen --out "$work/verifier.key")
+"$chiploc" verifier add --name bench --pubkey "$vpk" >/dev/null
+
+# The round's measurement read, as cl_vstore_load issues it (it asks for
+# binary results), copied out as text.
+read_sql() {
+  local now_ns=$1 start_ns=$(($1 - 3600000000000))
+  cat <<SQL
+COPY (SELECT DISTINCT ON (m.chip_id, m.landmark_id) m.chip_id, m.landmark_id, m.id, m.rtt_ns,
+  m.landmark_sig FROM measurements m
+  WHERE m.measured_at_ns > $start_ns AND m.measured_at_ns <= $now_ns
+  AND m.measured_at > to_timestamp($start_ns / 1e9) - interval '1 second'
+  AND m.measured_at <= to_timestamp($now_ns / 1e9) + interval '1 second'
+  ORDER BY m.chip_id, m.landmark_id, m.rtt_ns, m.id) TO STDOUT
+SQL
+}
+now_ms() { date +%s%3N; }
+field() { sed -n "s/.* $1=\\([0-9.]*\\).*/\\1/p" <<<"$2"; }
+median() { sort -g | awk '{v[NR]=$1} END { m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "%.1f", m }'; }
+
+: >"$work/rounds.txt"
+for r in $(seq 1 "$rounds"); do
+  # A new round each time: --interval 1 and at least a second apart.
+  sleep 1.1
+  log=$work/verify-$r.log
+  t0=$(now_ms)
+  "${pin[@]}" "$chiploc" verify --key "$work/verifier.key" --window 3600 --interval 1 --settle 0 \
+    --quiet >"$work/verify-$r.out" 2>"$log"
+  t1=$(now_ms)
+  line=$(grep 'msg=round' "$log" | tail -n 1)
+  written=$(field written "$line")
+  [ "$written" = "$chips" ] || { echo "verifier bench: round $r wrote $written of $chips" >&2; cat "$log" >&2; exit 1; }
+  round_ms=$(field round_ms "$line")
+  now_ns=$(($(date +%s) * 1000000000))
+  b0=$(now_ms)
+  psql "$db" -qX -c "$(read_sql "$now_ns")" >/dev/null
+  b1=$(now_ms)
+  base_ms=$((b1 - b0))
+  process_ms=$((t1 - t0))
+  cps=$(awk -v n="$chips" -v ms="$round_ms" 'BEGIN{printf "%.0f", n / (ms / 1000)}')
+  echo "$cps $round_ms $process_ms $(field sql_read_ms "$line") $(field geometry_ms "$line") \
+$(field sign_ms "$line") $(field sql_write_ms "$line") $base_ms" >>"$work/rounds.txt"
+  echo "round $r: $cps chips/s (round $round_ms ms, process $process_ms ms; read $(field sql_read_ms "$line")," \
+    "geometry $(field geometry_ms "$line"), sign $(field sign_ms "$line"), write $(field sql_write_ms "$line") ms);" \
+    "baseline read $base_ms ms"
+  echo "  verdicts: $(sed -n 's/.* \(consistent=[0-9]* .*alerts=[0-9]*\).*/\1/p' <<<"$line")"
+done
+col() { awk -v c="$1" '{print $c}' "$work/rounds.txt" | median; }
+# The split is the median round's (by round time), so that its parts add up
+# to its total; medians taken part by part need not.
+mid=$(sort -g -k2,2 "$work/rounds.txt" | awk '{r[NR] = $0} END {print r[int((NR + 1) / 2)]}')
+read -r cps round_ms process_ms read_ms geo_ms sign_ms write_ms _ <<<"$mid"
+base_ms=$(col 8)
+pct() { awk -v a="$1" -v b="$round_ms" 'BEGIN{printf "%.0f", 100 * a / b}'; }
+per_chip() { awk -v a="$1" -v n="$chips" 'BEGIN{printf "%.1f", 1000 * a / n}'; }
+other_ms=$(awk -v t="$round_ms" -v a="$read_ms" -v b="$geo_ms" -v c="$sign_ms" -v d="$write_ms" \
+  'BEGIN{printf "%.1f", t - a - b - c - d}')
+met=no
+((cps >= target)) && met=yes
+ratio=$(awk -v a="$read_ms" -v b="$base_ms" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }')
+cpu=$(cpu_model)
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+verdicts=$(grep -h 'msg=round' "$work"/verify-1.log | sed -n 's/.* \(consistent=[0-9]* .*alerts=[0-9]*\).*/\1/p')
+
+section=$work/verifier-section.md
+cat >"$section" <<MD
+## Verifier throughput (\`bench/verifier.sh\`)
+
+Regenerate with \`bench/verifier.sh\` after building (environment: BUILD_DIR,
+VERIFIER_CHIPS, VERIFIER_ROUNDS). The split is that of the median round (by
+round time); the baseline read is the median over rounds.
+
+- date: $(date -u +%Y-%m-%dT%H:%MZ)
+- machine: $(nproc) cores, ${cpu:-unknown CPU}; load average at the end: $load
+- data: $fixture
+- allowed regions: each chip's own country from \`countries-land-10km.geo.json\`
+- rounds: $rounds one-shot runs of \`chiploc verify --window 3600 --interval 1 --settle 0 --quiet\`,
+  ${pin[*]:-not pinned} (PostgreSQL runs unpinned on the same machine); each writes $chips attestations
+- verdicts per round: $verdicts
+
+| | ms per round | µs per chip | share |
+|---|---|---|---|
+| SQL reads (lock, chips, regions, measurements, chain heads, alerts, landmarks) | $read_ms | $(per_chip "$read_ms") | $(pct "$read_ms") % |
+| geometry (location engine with the region tests) | $geo_ms | $(per_chip "$geo_ms") | $(pct "$geo_ms") % |
+| signing and hashing (digests, Ed25519 signature, chain hash) | $sign_ms | $(per_chip "$sign_ms") | $(pct "$sign_ms") % |
+| SQL writes (attestation COPY, alerts, commit) | $write_ms | $(per_chip "$write_ms") | $(pct "$write_ms") % |
+| other (table bookkeeping, landmark cross-check) | $other_ms | $(per_chip "$other_ms") | $(pct "$other_ms") % |
+| **round** | **$round_ms** | **$(per_chip "$round_ms")** | |
+
+Chips attested per second (round time from the \`msg=round\` line): **$cps**.
+The whole process, start to exit (key load, connection): $process_ms ms.
+
+Baseline: the same measurement rows read with a plain \`COPY (SELECT DISTINCT
+ON ...) TO STDOUT\` through psql took $base_ms ms; the verifier's whole SQL read
+(which also parses every row and reads chips, regions and chain heads) took
+$read_ms ms, ratio $ratio. The COPY is the floor any verifier reading its
+inputs from PostgreSQL pays; the verifier takes the measurement rows in
+binary (no text to parse; landmark keys and positions once per round, not
+per row), so its whole read comes close to that floor.
+
+Target (issue 6): ≥ $target chips/s on one core with 8 landmarks per chip
+and real country polygons. Met: **$met**.
+MD
+if [ "$met" = no ]; then
+  cat >>"$section" <<MD
+
+Where the gap is: the target leaves $((1000000 / target)) µs per chip. One
+Ed25519 signature with its digests and chain hash costs $(per_chip "$sign_ms") µs here and
+cannot be skipped (every attestation is signed); the SQL read costs
+$(per_chip "$read_ms") µs per chip (the plain COPY of the same rows alone
+$(per_chip "$base_ms") µs) and the batched write $(per_chip "$write_ms") µs. The rest of the
+budget is far below the $(per_chip "$geo_ms") µs the engine takes per chip: it
+classifies on the order of a thousand cells per chip (a 22.5° grid refined
+down to 5 % of F's size, and along a country border inside F down to 1 km
+until the verdict is decided), and the profile below shows that cell
+classification dominates: the cap tests and cell bookkeeping in \`solve\`,
+the per-level enclosing cap (\`enclosing_cap\`) and the region tests
+(\`cl_region_classify_rect\`, \`seg_meets_rect\`). Reaching the target on
+one core needs a coarser default precision or an engine that starts from
+the smallest cap instead of the whole globe; both change documented
+precision figures (docs/ENGINE.md) and are left for a decision.
+MD
+fi
+# Profile of one more round (not counted above): where the verifier's CPU
+# time goes, by shared object and symbol.
+if [ "${VERIFIER_PROFILE:-1}" != 0 ] && command -v perf >/dev/null 2>&1; then
+  sleep 1.1
+  if perf record -q -o "$work/perf.data" -- "${pin[@]}" "$chiploc" verify --key "$work/verifier.key" \
+      --window 3600 --interval 1 --settle 0 --quiet >/dev/null 2>"$work/verify-perf.log"; then
+    perf report -i "$work/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null |
+      grep -E '^ +[0-9]' | sed -E 's/[[:space:]-]+$//' | head -n 15 >"$work/perf-top.txt" || true
+    {
+      echo
+      echo "Profile of one more round (\`perf record\`, then \`perf report --stdio --no-children"
+      echo "--sort dso,symbol\`), the top entries; samples of the verifier process only:"
+      echo
+      echo '```'
+      cat "$work/perf-top.txt"
+      echo '```'
+    } >>"$section"
+  fi
+fi
+
+splice_section bench/RESULTS.md verifier "$section"
+if [ -n "${BENCH_SUMMARY:-}" ]; then
+  echo "verifier|$cps|plain COPY of the round's measurement rows: $base_ms ms (verifier SQL read: $read_ms ms)|$ratio|>= $target chips/s|$met" >>"$BENCH_SUMMARY"
+fi
+echo
+cat "$section"

@@ -1,0 +1,330 @@
+/*
+ * vfixture: the data set of the verifier benchmark (bench/verifier.sh).
+ *
+ * Into a migrated database whose regions hold the country borders
+ * (`chiploc region import ... --code-property A3`), it enrols landmarks at
+ * real European cities and N chips at random points drawn uniformly inside
+ * real European countries (rejection sampling against the country polygons,
+ * overseas territories left out), each allowed in its own country. For every
+ * chip it stores one measurement from each of its K nearest landmarks with a
+ * round-trip time derived from geography: twice the geodesic distance at the
+ * speed of light plus a positive extra delay (a fixed part and an
+ * exponential part, like queueing and processing on a real path), so that
+ * the chip obeys physics and the verdicts are the engine's honest work.
+ * Every record is signed as a landmark signs it (challenge by the landmark,
+ * response by the chip, measurement by the landmark), so `chiploc audit`
+ * accepts the data. Chips and their regions go in with COPY; measurements
+ * with cl_store_insert_measurements, the landmark writer's own COPY path.
+ * Deterministic for a seed, but for the timestamps, which are "now".
+ *
+ * usage: vfixture --db CONNINFO --chips N [--per-chip K] [--seed S]
+ * Prints one summary line (key=value) on stdout.
+ */
+#include "cl_err.h"
+#include "cl_geo.h"
+#include "cl_key.h"
+#include "cl_layout.h"
+#include "cl_probe.h"
+#include "cl_region.h"
+#include "cl_store.h"
+
+#include <getopt.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_CHIPS 1000000
+#define MAX_PER_CHIP 16
+
+typedef struct {
+  const char *name;
+  double lat, lon;
+} place;
+
+/* Landmark cities (city-centre coordinates). */
+static const place LANDMARKS[] = {
+    {"paris", 48.8566, 2.3522},      {"frankfurt", 50.1109, 8.6821},
+    {"london", 51.5074, -0.1278},    {"madrid", 40.4168, -3.7038},
+    {"warsaw", 52.2297, 21.0122},    {"rome", 41.9028, 12.4964},
+    {"stockholm", 59.3293, 18.0686}, {"helsinki", 60.1699, 24.9384},
+    {"bucharest", 44.4268, 26.1025}, {"amsterdam", 52.3676, 4.9041},
+    {"vienna", 48.2082, 16.3738},    {"zurich", 47.3769, 8.5417},
+    {"lisbon", 38.7223, -9.1393},    {"dublin", 53.3498, -6.2603},
+    {"prague", 50.0755, 14.4378},    {"athens", 37.9838, 23.7275},
+    {"oslo", 59.9139, 10.7522},      {"copenhagen", 55.6761, 12.5683},
+    {"budapest", 47.4979, 19.0402},  {"milan", 45.4642, 9.1900},
+};
+#define N_LANDMARKS (sizeof LANDMARKS / sizeof LANDMARKS[0])
+
+/* Countries the chips run in (ISO 3166-1 alpha-3, property A3). */
+static const char *COUNTRIES[] = {"FRA", "DEU", "GBR", "ESP", "ITA", "POL", "SWE", "NLD",
+                                  "BEL", "CHE", "AUT", "CZE", "PRT", "IRL", "DNK", "NOR",
+                                  "FIN", "ROU", "HUN", "GRC"};
+#define N_COUNTRIES (sizeof COUNTRIES / sizeof COUNTRIES[0])
+
+/* Sampling box: mainland Europe and its islands, not overseas territories. */
+#define EU_LON0 -11.0
+#define EU_LON1 32.0
+#define EU_LAT0 34.0
+#define EU_LAT1 71.5
+
+/* Extra delay on top of the light-speed RTT: fixed + exponential (ns). */
+#define EXTRA_FIXED_NS 100000.0
+#define EXTRA_MEAN_NS 400000.0
+
+/* xorshift64*: a small deterministic generator for the fixture. */
+static uint64_t rng_state;
+static uint64_t rng_next(void) {
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return rng_state * 2685821657736338717ull;
+}
+static double rng_unit(void) { return (double)(rng_next() >> 11) / 9007199254740992.0; }
+
+static int die(const char *what, const char *err) {
+  fprintf(stderr, "vfixture: %s: %s\n", what, err);
+  return 1;
+}
+
+/* Runs COPY ... FROM STDIN with the text in buf. */
+static int copy_text(PGconn *c, const char *sql, const char *buf, size_t len) {
+  PGresult *r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_COPY_IN) {
+    fprintf(stderr, "vfixture: %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return -1;
+  }
+  PQclear(r);
+  if (PQputCopyData(c, buf, (int)len) != 1 || PQputCopyEnd(c, NULL) != 1) {
+    fprintf(stderr, "vfixture: COPY data: %s", PQerrorMessage(c));
+    return -1;
+  }
+  int ok = 0;
+  while ((r = PQgetResult(c)) != NULL) {
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+      fprintf(stderr, "vfixture: COPY: %s", PQresultErrorMessage(r));
+      ok = -1;
+    }
+    PQclear(r);
+  }
+  return ok;
+}
+
+typedef struct {
+  char *p;
+  size_t len, cap;
+} buf;
+
+static void bput(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bput(buf *b, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && b->len + (size_t)n < b->cap) {
+      b->len += (size_t)n;
+      return;
+    }
+    size_t ncap = b->cap ? b->cap * 2 : 1 << 20;
+    char *np = realloc(b->p, ncap);
+    if (!np) {
+      fprintf(stderr, "vfixture: out of memory\n");
+      exit(1);
+    }
+    b->p = np;
+    b->cap = ncap;
+  }
+}
+
+static void seed_for(uint8_t seed[32], uint64_t s, const char *what, uint64_t i) {
+  char text[96];
+  int n = snprintf(text, sizeof text, "vfixture %llu %s %llu", (unsigned long long)s, what,
+                   (unsigned long long)i);
+  crypto_generichash(seed, 32, (const uint8_t *)text, (size_t)n, NULL, 0);
+}
+
+typedef struct {
+  double lat, lon;
+  size_t country;
+  int64_t id;
+} chip;
+
+typedef struct {
+  double d;
+  size_t i;
+} near;
+
+static int cmp_near(const void *a, const void *b) {
+  double x = ((const near *)a)->d, y = ((const near *)b)->d;
+  return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+  static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                       {"countries", required_argument, NULL, 'c'},
+                                       {"chips", required_argument, NULL, 'n'},
+                                       {"per-chip", required_argument, NULL, 'k'},
+                                       {"seed", required_argument, NULL, 's'},
+                                       {NULL, 0, NULL, 0}};
+  const char *db = NULL, *countries = NULL;
+  long nchips = 20000, per_chip = 8;
+  unsigned long long seed = 20240601;
+  int o;
+  while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (o) {
+    case 'd': db = optarg; break;
+    case 'c': countries = optarg; break;
+    case 'n': nchips = strtol(optarg, NULL, 10); break;
+    case 'k': per_chip = strtol(optarg, NULL, 10); break;
+    case 's': seed = strtoull(optarg, NULL, 10); break;
+    default: return 2;
+    }
+  }
+  if (!db || !countries || nchips < 1 || nchips > MAX_CHIPS || per_chip < 3 ||
+      per_chip > MAX_PER_CHIP || (size_t)per_chip > N_LANDMARKS) {
+    fprintf(stderr, "usage: vfixture --db CONNINFO --countries GEOJSON --chips N (1..%d) "
+                    "[--per-chip K (3..%d)] [--seed S]\n", MAX_CHIPS, MAX_PER_CHIP);
+    return 2;
+  }
+  if (sodium_init() < 0) return die("sodium_init", "failed");
+  rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
+  char err[512];
+  cl_region_set set;
+  if (cl_region_set_load_geojson(&set, countries, "A3", err, sizeof err) != CL_OK)
+    return die(countries, err);
+  const cl_region *regions[N_COUNTRIES];
+  for (size_t i = 0; i < N_COUNTRIES; i++)
+    if (!(regions[i] = cl_region_set_find(&set, COUNTRIES[i]))) return die(COUNTRIES[i], "no such country");
+
+  cl_store *s = NULL;
+  if (cl_store_connect(&s, db, err, sizeof err) != CL_OK) return die("connect", err);
+  PGconn *pg = cl_store_pgconn(s);
+
+  /* Landmarks. */
+  cl_key *lkeys[N_LANDMARKS];
+  int64_t lids[N_LANDMARKS];
+  for (size_t i = 0; i < N_LANDMARKS; i++) {
+    uint8_t sd[32];
+    seed_for(sd, seed, "landmark", i);
+    if (cl_key_from_seed(&lkeys[i], sd) != CL_OK) return die("landmark key", "failed");
+    if (cl_store_landmark_add(s, LANDMARKS[i].name, cl_key_public(lkeys[i]), LANDMARKS[i].lat,
+                              LANDMARKS[i].lon, &lids[i], err, sizeof err) != CL_OK)
+      return die("landmark add", err);
+  }
+
+  /* Chips: countries in turn, a uniform point of the country's European part. */
+  size_t n = (size_t)nchips;
+  chip *chips = calloc(n, sizeof *chips);
+  if (!chips) return die("chips", "out of memory");
+  buf b = {0};
+  for (size_t i = 0; i < n; i++) {
+    size_t ci = i % N_COUNTRIES;
+    double x0, y0, x1, y1;
+    cl_region_bbox(regions[ci], &x0, &y0, &x1, &y1);
+    x0 = fmax(x0, EU_LON0), x1 = fmin(x1, EU_LON1), y0 = fmax(y0, EU_LAT0), y1 = fmin(y1, EU_LAT1);
+    double lat = 0, lon = 0;
+    for (int tries = 0;; tries++) {
+      if (tries > 100000) return die(COUNTRIES[ci], "no point found in the sampling box");
+      lon = x0 + (x1 - x0) * rng_unit();
+      /* Uniform on the sphere: latitude by the sine. */
+      double s0 = sin(y0 * M_PI / 180), s1 = sin(y1 * M_PI / 180);
+      lat = asin(s0 + (s1 - s0) * rng_unit()) * 180 / M_PI;
+      if (cl_region_contains(regions[ci], lon, lat)) break;
+    }
+    chips[i] = (chip){lat, lon, ci, 0};
+    /* Keys live in guarded sodium memory: one at a time, derived again
+     * from the seed when the chip's measurements are signed. */
+    cl_key *ck = NULL;
+    uint8_t sd[32];
+    seed_for(sd, seed, "chip", i);
+    if (cl_key_from_seed(&ck, sd) != CL_OK) return die("chip key", "failed");
+    char hex[2 * CL_PK_LEN + 1];
+    cl_hex_encode(hex, cl_key_public(ck), CL_PK_LEN);
+    cl_key_destroy(&ck);
+    bput(&b, "\\\\x%s\tVB-%06zu\tdc-%s\t%.6f\t%.6f\n", hex, i, COUNTRIES[ci], lat, lon);
+  }
+  if (copy_text(pg, "COPY chips (public_key, serial, operator, site_lat, site_lon) FROM STDIN",
+                b.p, b.len))
+    return 1;
+  PGresult *r = PQexec(pg, "SELECT id FROM chips WHERE serial LIKE 'VB-%' ORDER BY serial");
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != n)
+    return die("chip ids", PQerrorMessage(pg));
+  for (size_t i = 0; i < n; i++) chips[i].id = strtoll(PQgetvalue(r, (int)i, 0), NULL, 10);
+  PQclear(r);
+  b.len = 0;
+  for (size_t i = 0; i < n; i++)
+    bput(&b, "%lld\t%s\n", (long long)chips[i].id, COUNTRIES[chips[i].country]);
+  if (copy_text(pg, "COPY chip_regions (chip_id, region_code) FROM STDIN", b.p, b.len)) return 1;
+  free(b.p);
+
+  /* Measurements, grouped by landmark for the writer's COPY. */
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t now_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  cl_store_row *rows[N_LANDMARKS];
+  size_t nrows[N_LANDMARKS] = {0};
+  for (size_t l = 0; l < N_LANDMARKS; l++)
+    if (!(rows[l] = calloc(n, sizeof *rows[l]))) return die("rows", "out of memory");
+  double extra_sum_ms = 0, bound_excess_km = 0;
+  size_t nmeas = 0;
+  for (size_t i = 0; i < n; i++) {
+    cl_key *ck = NULL;
+    uint8_t sd[32];
+    seed_for(sd, seed, "chip", i);
+    if (cl_key_from_seed(&ck, sd) != CL_OK) return die("chip key", "failed");
+    near nl[N_LANDMARKS];
+    for (size_t l = 0; l < N_LANDMARKS; l++)
+      nl[l] = (near){cl_geo_distance_m(chips[i].lat, chips[i].lon, LANDMARKS[l].lat, LANDMARKS[l].lon), l};
+    qsort(nl, N_LANDMARKS, sizeof nl[0], cmp_near);
+    for (long k = 0; k < per_chip; k++) {
+      size_t l = nl[k].i;
+      double extra = EXTRA_FIXED_NS - EXTRA_MEAN_NS * log(1.0 - rng_unit());
+      uint64_t rtt = (uint64_t)ceil(2.0 * nl[k].d / CL_SPEED_C * 1e9 + extra);
+      cl_store_row *row = &rows[l][nrows[l]++];
+      cl_measurement *m = &row->m;
+      memcpy(m->ch.landmark, cl_key_public(lkeys[l]), CL_PK_LEN);
+      memcpy(m->ch.chip, cl_key_public(ck), CL_PK_LEN);
+      randombytes_buf(m->ch.nonce, CL_NONCE_LEN);
+      m->measured_unix_ns = now_ns - 30000000000ull + (uint64_t)(rng_unit() * 20e9);
+      m->ch.issued_unix_ns = m->measured_unix_ns - rtt - 2000000ull;
+      m->ch.seq = (uint64_t)i;
+      cl_challenge_sign(&m->ch, lkeys[l]);
+      cl_response_sign(&m->ch, ck, m->chip_sig);
+      m->rtt_ns = rtt;
+      m->probe_count = 3;
+      cl_measurement_sign(m, lkeys[l]);
+      row->chip_id = chips[i].id;
+      row->bound_m = cl_bound_m(rtt, CL_SPEED_C);
+      row->est_speed = CL_SPEED_FIBRE;
+      row->est_bound_m = cl_bound_m(rtt, CL_SPEED_FIBRE);
+      row->probes_sent = 3;
+      extra_sum_ms += extra / 1e6;
+      bound_excess_km += ((double)row->bound_m - nl[k].d) / 1000.0;
+      nmeas++;
+    }
+    cl_key_destroy(&ck);
+  }
+  for (size_t l = 0; l < N_LANDMARKS; l++) {
+    if (nrows[l] && cl_store_insert_measurements(s, lids[l], rows[l], nrows[l], err, sizeof err) != CL_OK)
+      return die("insert measurements", err);
+    free(rows[l]);
+  }
+  r = PQexec(pg, "ANALYZE");
+  PQclear(r);
+  printf("landmarks=%zu chips=%zu measurements=%zu per_chip=%ld countries=%zu "
+         "extra_delay_mean_ms=%.3f bound_excess_mean_km=%.1f\n",
+         N_LANDMARKS, n, nmeas, per_chip, N_COUNTRIES, extra_sum_ms / (double)nmeas,
+         bound_excess_km / (double)nmeas);
+  for (size_t l = 0; l < N_LANDMARKS; l++) cl_key_destroy(&lkeys[l]);
+  free(chips);
+  cl_store_destroy(&s);
+  cl_region_set_free(&set);
+  return 0;
+}
