@@ -11,6 +11,7 @@
 # $BUILD_DIR/bench-ingest and writes the `ingest` section of bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 root=$PWD
 build=${BUILD_DIR:-build}
 rows=${INGEST_ROWS:-200000}
@@ -44,7 +45,7 @@ paired=$(kv summary paired_ratio)
 batch=$(kv setup batch_size); flush=$(kv setup flush_interval_ms)
 sign_s=$(kv setup sign_s); bytes=$(kv warmup copy_text_bytes)
 met=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.8) ? "yes" : "no" }')
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+cpu=$(cpu_model)
 pgver=$(psql "$db" -Atc "SHOW server_version")
 
 rounds_table=$(grep '^round ' "$work/ingest.txt" | awk '{
@@ -105,17 +106,6 @@ decides when a write is due. The spread between rounds is wide on a shared
 widens the gap for small batches further.
 MD
 
-# splice_section FILE NAME CONTENT_FILE (as in bench/run.sh).
-splice_section() {
-  local file=$1 name=$2 content=$3
-  [ -f "$file" ] || printf '# Benchmark results\n\nEach section names the command that regenerates it.\n' >"$file"
-  grep -q "<!-- $name:begin -->" "$file" || printf '\n<!-- %s:begin -->\n<!-- %s:end -->\n' "$name" "$name" >>"$file"
-  awk -v b="<!-- $name:begin -->" -v e="<!-- $name:end -->" -v c="$content" '
-    $0 == b { print; while ((getline line < c) > 0) print line; skip = 1; next }
-    $0 == e { skip = 0 }
-    !skip { print }' "$file" >"$file.tmp"
-  mv "$file.tmp" "$file"
-}
 splice_section "$results" ingest "$section"
 if [ -n "${BENCH_SUMMARY:-}" ]; then
   echo "ingest|$w rows/s|$c rows/s|$ratio|>= 0.8x|$met" >>"$BENCH_SUMMARY"

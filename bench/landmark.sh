@@ -23,6 +23,7 @@
 # bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 root=$PWD
 build=${BUILD_DIR:-build}
 rounds=${LM_ROUNDS:-3}
@@ -222,17 +223,7 @@ i_rate=$(tpcol 0 2); i_cores=$(tpcol 0 3); i_eff=$(tpcol 0 4); i_rtt=$(tpcol 0 5
 p_ratio=$(calc "$p_eff / $vrate"); i_ratio=$(calc "$i_eff / $vrate")
 ideal=$(calc "1 / (1 + $vrate / $srate)")
 
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-splice_section() {
-  local file=$1 name=$2 content=$3
-  [ -f "$file" ] || printf '# Benchmark results\n' >"$file"
-  grep -q "^<!-- $name:begin -->\$" "$file" || printf '\n<!-- %s:begin -->\n<!-- %s:end -->\n' "$name" "$name" >>"$file"
-  awk -v b="<!-- $name:begin -->" -v e="<!-- $name:end -->" -v c="$content" '
-    $0 == b { print; while ((getline line < c) > 0) print line; skip = 1; next }
-    $0 == e { skip = 0 }
-    !skip { print }' "$file" >"$file.tmp"
-  mv "$file.tmp" "$file"
-}
+cpu=$(cpu_model)
 yn() { awk "BEGIN { print ($1) ? \"yes\" : \"no\" }"; }
 met=$(yn "$p_ratio >= 0.7")
 if [ -n "${BENCH_SUMMARY:-}" ]; then
@@ -331,6 +322,14 @@ for iv in $scale_intervals; do scale_run "$iv" 8 "i$iv"; done
 first=${scale_intervals%% *}
 scale_run "$first" 64 "k64"
 
+# On-disk cost of one stored measurement (heap, indexes, TOAST), from the
+# rows the scale runs wrote: the figure docs/SCALING.md multiplies out. The
+# table is partitioned: its size is the sum of its partitions'.
+psql "$db" -qXc "VACUUM ANALYZE measurements" >/dev/null
+read -r mrows mbytes < <(psql "$db" -XAtq -F' ' -c \
+  "SELECT (SELECT count(*) FROM measurements),
+          (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits
+            WHERE inhparent = 'measurements'::regclass)")
 row() { awk -v t="$1" '$1 == t' "$work/scale.txt"; }
 read -r _ _ _ conns8 base8 rss8 fsrss8 treg8 _ <<<"$(row "i$first")"
 read -r _ _ _ conns64 base64 rss64 _ _ _ <<<"$(row k64)"
@@ -366,6 +365,9 @@ remembered challenges, burst state, map entry) and **$(printf '%.0f' "$per_conn"
 per connection** in user space (frame assembler, handles); the kernel's socket
 buffers come on top and are not in the resident set. All $scale_chips chips
 registered in $(printf '%.1f' "$treg8") s. The simulator itself held $(printf '%.0f' "$(calc "$fsrss8 / 1024")") MiB.
+
+Storage: the runs stored $mrows measurements in $(printf '%.1f' "$(calc "$mbytes / 1048576")") MiB of table, indexes
+and TOAST: **$(printf '%.0f' "$(calc "$mbytes / ($mrows > 0 ? $mrows : 1)")") bytes per measurement row** on disk.
 
 Scheduling: each chip has its own libuv timer, so a tick costs O(log n) in
 libuv's timer heap and nothing scans the chips; a chip's first burst is

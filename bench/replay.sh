@@ -33,6 +33,7 @@
 # SPEED_CHIP (Frankfurt#29), SPEED_CODE (DEU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 root=$PWD
 build=${BUILD_DIR:-build}
 shared=${CHIPLOC_SHARED_DATA:-$root/../shared/data}
@@ -144,22 +145,9 @@ ratio=$(sed -n 's/^ratio: //p' "$work/speed.txt")
 fi
 
 date=$(date -u +%Y-%m-%dT%H:%MZ)
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+cpu=$(cpu_model)
 machine="$(nproc) cores, ${cpu:-unknown CPU}"
 
-# splice NAME CONTENT_FILE: replaces the text between <!-- NAME:begin --> and
-# <!-- NAME:end --> in the results file (appending the markers if missing).
-splice() {
-  local name=$1 content=$2
-  [ -f "$results" ] || printf '# Benchmark results\n\nEach section names the command that regenerates it.\n' >"$results"
-  grep -q "^<!-- $name:begin -->\$" "$results" ||
-    printf '\n<!-- %s:begin -->\n<!-- %s:end -->\n' "$name" "$name" >>"$results"
-  awk -v b="<!-- $name:begin -->" -v e="<!-- $name:end -->" -v c="$content" '
-    $0 == b { print; while ((getline line < c) > 0) print line; skip = 1; next }
-    $0 == e { skip = 0 }
-    !skip { print }' "$results" >"$results.tmp"
-  mv "$results.tmp" "$results"
-}
 
 if want replay; then
 cat >"$work/replay-section.md" <<MD
@@ -198,7 +186,7 @@ site wrong (or an RTT impossible). At 2/3 c the caps are estimates: smaller
 regions, and the odd site excluded or chip inconsistent where a path is
 faster than 2/3 c.
 MD
-splice replay "$work/replay-section.md"
+splice_section "$results" replay "$work/replay-section.md"
 fi
 
 if want precision; then
@@ -240,7 +228,7 @@ $(cat "$work/sweep.md")
 
 $precision_note
 MD
-splice precision "$work/precision-section.md"
+splice_section "$results" precision "$work/precision-section.md"
 fi
 
 if want speed; then
@@ -269,7 +257,7 @@ geodesic distance (smallest caps first, stopping at the first that excludes
 it) and each feasible point against the polygon with \`cl_region_contains\`.
 Its verdicts are only as good as its grid; the engine's are proven.
 MD
-splice speed "$work/speed-section.md"
+splice_section "$results" speed "$work/speed-section.md"
 if [ -n "${BENCH_SUMMARY:-}" ]; then
   met=$(awk -v e="$e_med" 'BEGIN { print (e <= 1.0) ? "yes" : "no" }')
   echo "engine speed ($speed_chip, 10 landmarks, $speed_code borders)|$e_med ms per chip|brute-force 1 km sampler: $b_med ms|$ratio x faster|<= 1 ms|$met" >>"$BENCH_SUMMARY"

@@ -17,6 +17,7 @@
 # file: one line per target is appended).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 root=$PWD
 rounds=${BENCH_ROUNDS:-3}
 seconds=${BENCH_SECONDS:-15}
@@ -137,19 +138,6 @@ print("%.3f %.3f %.3f %d" % (s["min"] / 1e3, s["median"] / 1e3, p90 / 1e3, s["n"
   echo "round $r: landmark min/median/p90 = $lmin/$lmed/$lp90 us (n=$ln); pingpong = $pmin/$pmed/$pp90 us; signing pingpong = $smin/$smed/$sp90 us; irtt = $imin/$imed/$ip90 us (n=$in)"
 done
 
-# splice_section FILE NAME CONTENT_FILE: replaces the text between
-# <!-- NAME:begin --> and <!-- NAME:end --> in FILE (appending the markers if
-# missing), leaving every other section alone.
-splice_section() {
-  local file=$1 name=$2 content=$3
-  [ -f "$file" ] || printf '# Benchmark results\n\nEach section names the command that regenerates it.\n' >"$file"
-  grep -q "<!-- $name:begin -->" "$file" || printf '\n<!-- %s:begin -->\n<!-- %s:end -->\n' "$name" "$name" >>"$file"
-  awk -v b="<!-- $name:begin -->" -v e="<!-- $name:end -->" -v c="$content" '
-    $0 == b { print; while ((getline line < c) > 0) print line; skip = 1; next }
-    $0 == e { skip = 0 }
-    !skip { print }' "$file" >"$file.tmp"
-  mv "$file.tmp" "$file"
-}
 
 col() { awk -v c="$1" '{print $c}' "$work/rounds.txt" | median; }
 lmin=$(col 1); lmed=$(col 2); lp90=$(col 3); ln=$(col 4); ln=${ln%.*}
@@ -162,7 +150,7 @@ rsmin=$(ratio "$lmin" "$smin"); rsmed=$(ratio "$lmed" "$smed")
 rimin=$(ratio "$lmin" "$imin"); rimed=$(ratio "$lmed" "$imed")
 met() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t) ? "yes" : "no" }'; }
 met_min=$(met "$rmin" 1.3); met_med=$(met "$rimed" 1.0)
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+cpu=$(cpu_model)
 
 sig_us=$(awk -v a="$smin" -v b="$pmin" 'BEGIN{printf "%.1f", a-b}')
 rsp=$(ratio "$smin" "$pmin")
