@@ -77,6 +77,37 @@ struct lm_conn {
   lm_conn *prev, *next;
 };
 
+/*
+ * The thread pool (verify_threads > 0) does the probe's Ed25519 work in
+ * batches: the ops queued while the loop runs one phase's callbacks go
+ * together, in jobs of up to POOL_BATCH ops, just before the loop polls
+ * (uv_prepare: ops queued by timers) and right after (uv_check: ops queued
+ * by reads and by returning jobs). Under load a hand-over serves many ops;
+ * an op on an idle landmark still goes at once. Each op finds its chip again
+ * by key and its challenge or probe by sequence number when the job returns,
+ * so a chip or connection that went away meanwhile is simply not found.
+ */
+#define POOL_BATCH 16
+
+typedef enum { OP_SIGN, OP_VERIFY } pool_op_kind;
+
+typedef struct {
+  pool_op_kind kind;
+  cl_challenge ch;         /* SIGN: signed in place; VERIFY: the probe's challenge */
+  uint8_t sig[CL_SIG_LEN]; /* VERIFY: the answer's signature */
+  uint64_t rtt_ns;         /* VERIFY */
+  uint64_t due_ms;         /* SIGN: when the probe was scheduled */
+  int ok;                  /* VERIFY: the signature checked out */
+} pool_op;
+
+typedef struct {
+  uv_work_t req;
+  lm_server *srv;
+  const cl_key *key;
+  size_t n;
+  pool_op op[POOL_BATCH];
+} pool_job;
+
 struct lm_server {
   uv_loop_t *loop;
   const cl_landmark_config *cfg;
@@ -93,7 +124,11 @@ struct lm_server {
   cl_pkmap *per_addr; /* address key -> addr_count (malloc'd; freed when it drops to 0) */
   cl_histogram rtt;   /* accepted probes, seconds */
   cl_histogram lag;   /* probe send time minus its scheduled time, seconds */
-  uint64_t pool_inflight; /* signature checks and challenge signatures on the thread pool */
+  uint64_t pool_inflight; /* ops (signatures, checks) queued or running on the pool */
+  uint64_t pool_jobs;     /* jobs handed to the pool and not yet returned */
+  pool_job *filling;      /* the batch being filled, or NULL */
+  uv_prepare_t pool_prepare;
+  uv_check_t pool_check;
   uint64_t seq;
   lm_stats st;
   cl_ratelimit rl;
@@ -119,6 +154,7 @@ typedef struct {
 
 static void conn_close(lm_conn *c);
 static void chip_schedule(lm_chip *ch, uint64_t delay_ms, chip_phase phase);
+static int pool_add(lm_server *s, const pool_op *o);
 
 static uint64_t realtime_ns(void) {
   struct timespec ts;
@@ -129,7 +165,7 @@ static uint64_t realtime_ns(void) {
 static void short_hex(const uint8_t *pk, char out[17]) { cl_hex_encode(out, pk, 8); }
 
 static void maybe_done(lm_server *s) {
-  if (s->closing && s->open_handles == 0 && s->pool_inflight == 0 && s->done) {
+  if (s->closing && s->open_handles == 0 && s->pool_jobs == 0 && s->done) {
     void (*done)(void *) = s->done;
     s->done = NULL;
     done(s->done_arg);
@@ -332,37 +368,6 @@ static void send_signed(lm_chip *ch, const cl_challenge *chal, uint64_t due_ms) 
   cl_histogram_observe(&s->lag, p->sent_ns > due_ns ? (double)(p->sent_ns - due_ns) / 1e9 : 0.0);
 }
 
-/* One challenge signature on the thread pool, so that the loop is free to
- * stamp other chips' answers meanwhile. Found again like a verify_job. */
-typedef struct {
-  uv_work_t req;
-  lm_server *srv;
-  const cl_key *key;
-  cl_challenge ch;
-  uint64_t due_ms;
-} sign_job;
-
-static void sign_work(uv_work_t *req) {
-  sign_job *j = req->data;
-  cl_challenge_sign(&j->ch, j->key);
-}
-
-static void sign_done(uv_work_t *req, int status) {
-  sign_job *j = req->data;
-  lm_server *s = j->srv;
-  s->pool_inflight--;
-  lm_chip *ch = s->closing ? NULL : cl_pkmap_get(s->live, j->ch.chip);
-  if (ch && ch->phase == PH_SIGNING && ch->signing_seq == j->ch.seq && ch->conn &&
-      !ch->conn->closing && status == 0) {
-    ch->signing_seq = 0;
-    send_signed(ch, &j->ch, j->due_ms);
-  } else {
-    s->st.pool_orphaned++;
-  }
-  free(j);
-  maybe_done(s);
-}
-
 /*
  * Starts one probe: a fresh challenge, signed on the thread pool when there
  * is one (verify_threads > 0), else here, then sent by send_signed.
@@ -387,22 +392,18 @@ static void send_probe(lm_chip *ch) {
   chal.issued_unix_ns = realtime_ns();
   chal.seq = ++s->seq;
   if (s->cfg->verify_threads > 0) {
-    sign_job *j = malloc(sizeof *j);
-    if (j) {
-      j->req.data = j;
-      j->srv = s;
-      j->key = s->key;
-      j->ch = chal;
-      j->due_ms = due_ms;
-      if (uv_queue_work(s->loop, &j->req, sign_work, sign_done) == 0) {
-        s->pool_inflight++;
-        s->st.sign_queued++;
-        ch->phase = PH_SIGNING;
-        ch->signing_seq = chal.seq;
-        return;
-      }
-      free(j);
+    /* The chip waits for this challenge from now on (a batch may even be
+     * done before pool_add returns, should libuv refuse it). */
+    chip_phase was = ch->phase;
+    ch->phase = PH_SIGNING;
+    ch->signing_seq = chal.seq;
+    pool_op o = {.kind = OP_SIGN, .ch = chal, .due_ms = due_ms};
+    if (pool_add(s, &o) == CL_OK) {
+      s->st.sign_queued++;
+      return;
     }
+    ch->phase = was;
+    ch->signing_seq = 0;
   }
   cl_challenge_sign(&chal, s->key);
   send_signed(ch, &chal, due_ms);
@@ -658,70 +659,115 @@ static void response_bad_signature(lm_chip *ch, cl_probe *p) {
   if (ch->cur == p) probe_settled(ch);
 }
 
-/*
- * One signature check on the thread pool. The job carries copies of
- * everything the worker reads, and finds its chip again by key and its probe
- * by sequence number when it returns, so a chip or connection that went away
- * meanwhile is simply not found.
- */
-typedef struct {
-  uv_work_t req;
-  lm_server *srv;
-  cl_challenge ch; /* the probe's challenge: chip key and nonce included */
-  uint8_t sig[CL_SIG_LEN];
-  uint64_t rtt_ns;
-  int ok;
-} verify_job;
+/* ---- the thread pool: challenge signatures and answer checks ------------ */
 
-static void verify_work(uv_work_t *req) {
-  verify_job *j = req->data;
-  j->ok = cl_response_verify(&j->ch, j->sig) == CL_OK;
+/* A SIGN op's result: the chip, still waiting for this very challenge, sends
+ * it. */
+static void sign_result(lm_server *s, pool_op *o, int status) {
+  lm_chip *ch = s->closing ? NULL : cl_pkmap_get(s->live, o->ch.chip);
+  if (ch && ch->phase == PH_SIGNING && ch->signing_seq == o->ch.seq && ch->conn &&
+      !ch->conn->closing && status == 0) {
+    ch->signing_seq = 0;
+    send_signed(ch, &o->ch, o->due_ms);
+  } else {
+    s->st.pool_orphaned++;
+  }
 }
 
-static void verify_done(uv_work_t *req, int status) {
-  verify_job *j = req->data;
-  lm_server *s = j->srv;
-  s->pool_inflight--;
-  lm_chip *ch = s->closing ? NULL : cl_pkmap_get(s->live, j->ch.chip);
+/* A VERIFY op's result: the probe, still VERIFYING, is accepted or
+ * rejected. */
+static void verify_result(lm_server *s, pool_op *o, int status) {
+  lm_chip *ch = s->closing ? NULL : cl_pkmap_get(s->live, o->ch.chip);
   cl_probe *p = NULL;
   for (unsigned i = 0; ch && i < PROBE_RING && !p; i++)
-    if (ch->ring[i].state == CL_PROBE_VERIFYING && ch->ring[i].ch.seq == j->ch.seq)
+    if (ch->ring[i].state == CL_PROBE_VERIFYING && ch->ring[i].ch.seq == o->ch.seq)
       p = &ch->ring[i];
   if (!p || !ch->conn || ch->conn->closing) {
     s->st.pool_orphaned++;
-  } else if (status == 0 && j->ok) {
-    response_accepted(ch, p, j->sig, j->rtt_ns);
+  } else if (status == 0 && o->ok) {
+    response_accepted(ch, p, o->sig, o->rtt_ns);
   } else {
     lm_conn *c = ch->conn;
     response_bad_signature(ch, p);
-    response_rejected(s, c, j->ch.chip, CL_ACCEPT_BAD_SIGNATURE);
+    response_rejected(s, c, o->ch.chip, CL_ACCEPT_BAD_SIGNATURE);
+  }
+}
+
+static void pool_work(uv_work_t *req) {
+  pool_job *j = req->data;
+  for (size_t i = 0; i < j->n; i++) {
+    pool_op *o = &j->op[i];
+    if (o->kind == OP_SIGN)
+      cl_challenge_sign(&o->ch, j->key);
+    else
+      o->ok = cl_response_verify(&o->ch, o->sig) == CL_OK;
+  }
+}
+
+static void pool_done(uv_work_t *req, int status) {
+  pool_job *j = req->data;
+  lm_server *s = j->srv;
+  s->pool_jobs--;
+  for (size_t i = 0; i < j->n; i++) {
+    s->pool_inflight--;
+    if (j->op[i].kind == OP_SIGN)
+      sign_result(s, &j->op[i], status);
+    else
+      verify_result(s, &j->op[i], status);
   }
   free(j);
   maybe_done(s);
+}
+
+/* Hands the batch being filled to the pool (or, should libuv refuse it,
+ * does its work here). */
+static void pool_flush(lm_server *s) {
+  pool_job *j = s->filling;
+  if (!j) return;
+  s->filling = NULL;
+  s->pool_jobs++;
+  if (uv_queue_work(s->loop, &j->req, pool_work, pool_done) != 0) {
+    pool_work(&j->req);
+    pool_done(&j->req, 0);
+  }
+}
+
+static void on_pool_prepare(uv_prepare_t *h) { pool_flush(h->data); }
+static void on_pool_check(uv_check_t *h) { pool_flush(h->data); }
+
+/* Queues one op (copied) for the pool. Returns 0, or CL_ENOMEM when it must
+ * be done here instead. */
+static int pool_add(lm_server *s, const pool_op *o) {
+  if (!s->filling) {
+    pool_job *j = malloc(sizeof *j);
+    if (!j) return CL_ENOMEM;
+    j->req.data = j;
+    j->srv = s;
+    j->key = s->key;
+    j->n = 0;
+    s->filling = j;
+  }
+  s->filling->op[s->filling->n++] = *o;
+  s->pool_inflight++;
+  if (s->filling->n == POOL_BATCH) pool_flush(s);
+  return CL_OK;
 }
 
 /* Queues the signature check of a response that passed tests 1 to 4.
  * Returns 0, or an error when the check must run here instead. */
 static int verify_async(lm_chip *ch, cl_probe *p, const uint8_t sig[CL_SIG_LEN], uint64_t rtt) {
   lm_server *s = ch->srv;
-  verify_job *j = malloc(sizeof *j);
-  if (!j) return CL_ENOMEM;
-  j->srv = s;
-  j->ch = p->ch;
-  memcpy(j->sig, sig, CL_SIG_LEN);
-  j->rtt_ns = rtt;
-  j->ok = 0;
-  j->req.data = j;
-  if (uv_queue_work(s->loop, &j->req, verify_work, verify_done) != 0) {
-    free(j);
-    return CL_EIO;
-  }
-  s->pool_inflight++;
-  s->st.verify_queued++;
-  p->state = CL_PROBE_VERIFYING;
+  pool_op o = {.kind = OP_VERIFY, .ch = p->ch, .rtt_ns = rtt};
+  memcpy(o.sig, sig, CL_SIG_LEN);
   /* The answer came in time: the deadline no longer applies, and the chip
-   * waits for the check's result (verify_done settles the probe). */
+   * waits for the check's result (verify_result settles the probe). */
+  p->state = CL_PROBE_VERIFYING;
   if (ch->cur == p) uv_timer_stop(&ch->timer);
+  if (pool_add(s, &o) != CL_OK) {
+    p->state = CL_PROBE_OUTSTANDING;
+    return CL_ENOMEM;
+  }
+  s->st.verify_queued++;
   return CL_OK;
 }
 
@@ -985,6 +1031,17 @@ int lm_server_create(lm_server **out, uv_loop_t *loop, const cl_landmark_config 
   uv_timer_init(loop, &s->stats_timer);
   s->stats_timer.data = s;
   s->open_handles++;
+  /* Hand the pool's batches over around every poll; unreferenced, so they
+   * never keep the loop alive by themselves. */
+  uv_prepare_init(loop, &s->pool_prepare);
+  uv_check_init(loop, &s->pool_check);
+  s->pool_prepare.data = s;
+  s->pool_check.data = s;
+  s->open_handles += 2;
+  uv_prepare_start(&s->pool_prepare, on_pool_prepare);
+  uv_check_start(&s->pool_check, on_pool_check);
+  uv_unref((uv_handle_t *)&s->pool_prepare);
+  uv_unref((uv_handle_t *)&s->pool_check);
   uint64_t every = (uint64_t)cfg->stats_interval_s * 1000ull;
   uv_timer_start(&s->stats_timer, on_stats_timer, every, every);
   *out = s;
@@ -1240,6 +1297,15 @@ void lm_server_close(lm_server *s, void (*done)(void *arg), void *arg) {
   s->done = done;
   s->done_arg = arg;
   while (s->conns) conn_close(s->conns);
+  /* Every chip is gone: a batch not yet handed over has nothing to serve. */
+  if (s->filling) {
+    s->st.pool_orphaned += s->filling->n;
+    s->pool_inflight -= s->filling->n;
+    free(s->filling);
+    s->filling = NULL;
+  }
+  uv_close((uv_handle_t *)&s->pool_prepare, on_server_handle_closed);
+  uv_close((uv_handle_t *)&s->pool_check, on_server_handle_closed);
   uv_timer_stop(&s->stats_timer);
   uv_close((uv_handle_t *)&s->stats_timer, on_server_handle_closed);
   if (s->listening) uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
