@@ -263,7 +263,8 @@ static double copy_pass(PGconn *c, const text *t) {
 
 static void parse_args(int argc, char **argv, options *o) {
   *o = (options){.rows = 200000, .chips = 64, .rounds = 5};
-  for (int i = 1; i < argc; i++) {
+  /* Every option takes a value: they come in pairs. */
+  for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) die("missing value for", a);
@@ -283,7 +284,6 @@ static void parse_args(int argc, char **argv, options *o) {
       o->only = v;
     else
       die("unknown option", a);
-    i++;
   }
   if (!o->db || !o->dir)
     die("usage: ingest --db CONNINFO --dir WORKDIR [--rows N] [--chips N] [--rounds N]"
