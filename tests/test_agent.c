@@ -55,37 +55,6 @@
 #define WIRE_TIMEOUT -1
 #define WIRE_EOF -2
 
-/* Allocations of one test, released at its end (keeps the leak check of the
- * sanitizer build meaningful). */
-static void *g_owned[64];
-static int g_nowned;
-
-static char *own(char *p) {
-  ck_assert(p != NULL && g_nowned < 64);
-  g_owned[g_nowned++] = p;
-  return p;
-}
-
-static void release_owned(void) {
-  while (g_nowned > 0) free(g_owned[--g_nowned]);
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...) {
-  va_list ap;
-  va_start(ap, f);
-  char *s = NULL;
-  ck_assert(vasprintf(&s, f, ap) >= 0);
-  va_end(ap);
-  return own(s);
-}
-
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* The agent of the running test. A failed assertion exits the test process;
  * this handler then kills the agent, so that no orphan keeps reconnecting. */
 static pid_t g_agent;
@@ -125,7 +94,7 @@ static void wire_send(wire *w, const cl_msg *m) { wire_send_all(w, m, 1); }
 /* Next message within timeout_ms: 0, WIRE_TIMEOUT, or WIRE_EOF when the
  * agent closed the connection. */
 static int wire_recv(wire *w, cl_msg *m, int timeout_ms) {
-  uint64_t end = mono_ns() + (uint64_t)timeout_ms * 1000000u;
+  uint64_t end = tu_mono_ns() + (uint64_t)timeout_ms * 1000000u;
   for (;;) {
     if (w->off < w->have) {
       const uint8_t *frame = NULL;
@@ -139,7 +108,7 @@ static int wire_recv(wire *w, cl_msg *m, int timeout_ms) {
         return 0;
       }
     }
-    uint64_t now = mono_ns();
+    uint64_t now = tu_mono_ns();
     if (now >= end) return WIRE_TIMEOUT;
     struct pollfd p = {.fd = w->fd, .events = POLLIN};
     if (poll(&p, 1, (int)((end - now) / 1000000u) + 1) <= 0) continue;
@@ -170,13 +139,13 @@ typedef struct {
 /* Keys, a listening socket, the config, and the agent started. */
 static void world_start(world *W, const char *name) {
   memset(W, 0, sizeof *W);
-  W->dir = own(tu_tmpdir(name));
-  W->log = fmt("%s/chipagent.log", W->dir);
-  char *clilog = fmt("%s/chiploc.log", W->dir);
+  W->dir = tu_own(tu_tmpdir(name));
+  W->log = tu_fmt("%s/chipagent.log", W->dir);
+  char *clilog = tu_fmt("%s/chiploc.log", W->dir);
   const char *names[2] = {"a", "b"};
   char *keyfile[2];
   for (int i = 0; i < 2; i++) {
-    keyfile[i] = fmt("%s/chip-%s.key", W->dir, names[i]);
+    keyfile[i] = tu_fmt("%s/chip-%s.key", W->dir, names[i]);
     ck_assert_int_eq(tu_cli(clilog, "keygen", "--out", keyfile[i], NULL), 0);
     char err[200] = "";
     ck_assert_msg(cl_key_load(&W->chip[i], keyfile[i], err, sizeof err) == CL_OK, "%s", err);
@@ -192,13 +161,13 @@ static void world_start(world *W, const char *name) {
   ck_assert(getsockname(W->lfd, (struct sockaddr *)&a, &al) == 0);
   ck_assert(listen(W->lfd, 4) == 0);
 
-  char *conf = own(tu_write_file(
+  char *conf = tu_own(tu_write_file(
       W->dir, "chipagent.conf",
-      fmt("[agent]\nname = " AGENT_NAME "\nbackoff_min_ms = 50\nbackoff_max_ms = 500\n\n"
+      tu_fmt("[agent]\nname = " AGENT_NAME "\nbackoff_min_ms = 50\nbackoff_max_ms = 500\n\n"
           "[landmark.rogue]\naddress = 127.0.0.1:%d\npublic_key = %s\n\n"
           "[chip.a]\nkey = %s\n\n[chip.b]\nkey = %s\n",
           ntohs(a.sin_port), lhex, keyfile[0], keyfile[1])));
-  char *bin = own(tu_bin("client/chipagent"));
+  char *bin = tu_own(tu_bin("client/chipagent"));
   char *argv[] = {bin, "--config", conf, "--log-level", "debug", NULL};
   g_agent = tu_spawn(argv, W->log);
   ck_assert(g_agent > 0);
@@ -328,7 +297,7 @@ static char *find_line(const char *path, const char *needle, const char *and_nee
     line = eol ? eol + 1 : NULL;
   }
   free(s);
-  return found ? own(found) : NULL;
+  return found ? tu_own(found) : NULL;
 }
 
 /* Value of ` key=N` in line; -1 if absent. */
@@ -383,7 +352,7 @@ START_TEST(test_valid_challenges) {
   ck_assert_int_eq(line_value(st, "bad_landmark_sig"), 0);
   ck_assert_int_eq(line_value(st, "unknown_chip"), 0);
   ck_assert_int_eq(line_value(st, "wrong_landmark"), 0);
-  release_owned();
+  tu_release();
 }
 END_TEST
 
@@ -427,7 +396,7 @@ START_TEST(test_bad_landmark_signature) {
   ck_assert(bad != NULL);
   ck_assert_ptr_nonnull(strstr(bad, " level=error "));
   ck_assert_ptr_nonnull(strstr(bad, " landmark=rogue "));
-  ck_assert_msg(ends_with(bad, fmt(" seq=%llu", (unsigned long long)bad_seq)), "%s", bad);
+  ck_assert_msg(ends_with(bad, tu_fmt(" seq=%llu", (unsigned long long)bad_seq)), "%s", bad);
   /* And the hang-up that followed it. */
   ck_assert_ptr_nonnull(find_line(W.log, "msg=disconnected", "reason=\"bad landmark signature\""));
   world_stop(&W);
@@ -437,7 +406,7 @@ START_TEST(test_bad_landmark_signature) {
   ck_assert_int_eq(line_value(st, "challenges"), 5);
   ck_assert_int_eq(line_value(st, "answered"), 5);
   ck_assert_int_ge(line_value(st, "reconnects"), 1);
-  release_owned();
+  tu_release();
 }
 END_TEST
 
@@ -458,12 +427,12 @@ START_TEST(test_bad_landmark_in_long_batch) {
   ck_assert_int_eq(tu_wait_log(W.log, "msg=\"bad landmark signature\"", 1, WAIT_MS), 0);
   char *bad = find_line(W.log, "msg=\"bad landmark signature\"", NULL);
   ck_assert(bad != NULL);
-  ck_assert_msg(ends_with(bad, fmt(" seq=%llu", (unsigned long long)ch[BAD].seq)), "%s", bad);
+  ck_assert_msg(ends_with(bad, tu_fmt(" seq=%llu", (unsigned long long)ch[BAD].seq)), "%s", bad);
   world_stop(&W);
   char *st = exit_stats(&W);
   ck_assert_int_eq(line_value(st, "bad_landmark_sig"), 1);
   ck_assert_int_eq(line_value(st, "answered"), N);
-  release_owned();
+  tu_release();
 }
 END_TEST
 

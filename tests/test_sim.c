@@ -54,37 +54,6 @@
 #define DARK_AFTER_S 3.0
 #define SLACK_NS 5000000ull /* answers may leave up to 5 ms after their simulated time */
 
-/* Allocations of one test, released at its end (keeps the leak check of the
- * sanitizer build meaningful). */
-static void *g_owned[64];
-static int g_nowned;
-
-static char *own(char *p) {
-  ck_assert(p != NULL && g_nowned < 64);
-  g_owned[g_nowned++] = p;
-  return p;
-}
-
-static void release_owned(void) {
-  while (g_nowned > 0) free(g_owned[--g_nowned]);
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...) {
-  va_list ap;
-  va_start(ap, f);
-  char *s = NULL;
-  ck_assert(vasprintf(&s, f, ap) >= 0);
-  va_end(ap);
-  return own(s);
-}
-
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* A loopback TCP port that was free a moment ago. */
 /* The documented key derivation, computed here independently of fleetsim. */
 static void expected_pk_hex(uint64_t seed, uint64_t index, char out[CL_PK_HEX_LEN + 1]) {
@@ -170,14 +139,14 @@ static void fetch_results(const char *conninfo, chip_result res[N_CHIPS]) {
 }
 
 START_TEST(test_fleet_physics) {
-  char *dir = own(tu_tmpdir("chiploc-sim"));
-  char *log = fmt("%s/cli.log", dir), *lmlog = fmt("%s/landmarkd.log", dir);
-  char *simlog = fmt("%s/fleetsim.log", dir), *keyscsv = fmt("%s/keys.csv", dir);
-  char *db = own(tu_db_create("chiploc_sim"));
+  char *dir = tu_own(tu_tmpdir("chiploc-sim"));
+  char *log = tu_fmt("%s/cli.log", dir), *lmlog = tu_fmt("%s/landmarkd.log", dir);
+  char *simlog = tu_fmt("%s/fleetsim.log", dir), *keyscsv = tu_fmt("%s/keys.csv", dir);
+  char *db = tu_own(tu_db_create("chiploc_sim"));
   ck_assert_int_eq(tu_cli(log, "db", "migrate", "--db", db, NULL), 0);
 
   /* The landmark. */
-  char *lkey = fmt("%s/landmark.key", dir);
+  char *lkey = tu_fmt("%s/landmark.key", dir);
   ck_assert_int_eq(tu_cli(log, "keygen", "--out", lkey, NULL), 0);
   cl_key *lk = NULL;
   char err[200];
@@ -192,10 +161,10 @@ START_TEST(test_fleet_physics) {
   /* The chips' public keys from `fleetsim keys`, checked against the
    * documented derivation, and enrolled at their declared sites: the
    * smuggled and relayed chips are declared at Paris. */
-  char *simbin = own(tu_bin("tests/sim/fleetsim"));
+  char *simbin = tu_own(tu_bin("tests/sim/fleetsim"));
   char *keys_argv[] = {simbin, "keys", "--seed", FLEET_SEED, "--count", "20", NULL};
   ck_assert_int_eq(tu_run(keys_argv, keyscsv), 0);
-  char *keys = own(tu_read_file(keyscsv));
+  char *keys = tu_own(tu_read_file(keyscsv));
   chip_spec spec[N_CHIPS];
   fleet_spec(spec);
   char *line = keys;
@@ -223,38 +192,38 @@ START_TEST(test_fleet_physics) {
 
   /* The fleet and landmark files. */
   size_t cap = 4096, len = 0;
-  char *fleet = own(malloc(cap));
+  char *fleet = tu_own(malloc(cap));
   len += (size_t)snprintf(fleet + len, cap - len,
                           "index,true_lat,true_lon,mode,extra_delay_ms,dark_after_s\n");
   for (int i = 0; i < N_CHIPS; i++)
     len += (size_t)snprintf(fleet + len, cap - len, "%d,%.6f,%.6f,%s,%g,%g\n", i, spec[i].lat,
                             spec[i].lon, spec[i].mode, spec[i].extra_ms, spec[i].dark_s);
   ck_assert(len < cap);
-  char *fleetcsv = own(tu_write_file(dir, "fleet.csv", fleet));
+  char *fleetcsv = tu_own(tu_write_file(dir, "fleet.csv", fleet));
   int port = tu_free_port();
-  char *lmcsv = own(tu_write_file(
+  char *lmcsv = tu_own(tu_write_file(
       dir, "landmarks.csv",
-      fmt("name,address,public_key,lat,lon\nlm-paris,127.0.0.1:%d,%s,48.8566,2.3522\n", port,
+      tu_fmt("name,address,public_key,lat,lon\nlm-paris,127.0.0.1:%d,%s,48.8566,2.3522\n", port,
           lhex)));
 
-  char *conf = fmt("[landmark]\nname = lm-paris\nkey = %s\nlisten = 127.0.0.1:%d\nlat = 48.8566\n"
-                   "lon = 2.3522\n\n[database]\nconninfo = %s\nflush_interval_ms = 100\n"
-                   "refresh_interval_s = 1\n\n[probe]\ninterval_s = 1\njitter = 0.1\nburst = 3\n"
+  char *conf = tu_fmt("[landmark]\nname = lm-paris\nkey = %s\nlisten = 127.0.0.1:%d\n"
+                   "lat = 48.8566\nlon = 2.3522\n\n[database]\nconninfo = %s\n"
+                   "flush_interval_ms = 100\nrefresh_interval_s = 1\n\n[probe]\ninterval_s = 1\njitter = 0.1\nburst = 3\n"
                    "burst_gap_ms = 50\ndeadline_ms = 1000\nspeed = fibre\n\n[limits]\n"
                    "idle_timeout_s = 30\nstats_interval_s = 1\n",
                    lkey, port, db);
-  char *lconf = own(tu_write_file(dir, "landmarkd.conf", conf));
-  char *lmbin = own(tu_bin("server/landmarkd"));
+  char *lconf = tu_own(tu_write_file(dir, "landmarkd.conf", conf));
+  char *lmbin = tu_own(tu_bin("server/landmarkd"));
   char *lm_argv[] = {lmbin, "--config", lconf, NULL};
   pid_t lm = tu_spawn(lm_argv, lmlog);
   ck_assert_msg(tu_wait_log(lmlog, "msg=listening", 1, 20000) == 0, "landmarkd did not listen");
 
   char *sim_argv[] = {simbin,   "run",      "--fleet", fleetcsv, "--landmarks", lmcsv,
                       "--seed", FLEET_SEED, "--speed", "fibre",  NULL};
-  uint64_t t0 = mono_ns();
+  uint64_t t0 = tu_mono_ns();
   pid_t sim = tu_spawn(sim_argv, simlog);
   ck_assert_msg(tu_wait_log(simlog, "msg=started", 1, 20000) == 0, "fleetsim did not start");
-  uint64_t elapsed_ms = (mono_ns() - t0) / 1000000u;
+  uint64_t elapsed_ms = (tu_mono_ns() - t0) / 1000000u;
   if (elapsed_ms < RUN_MS) tu_sleep_ms((int)(RUN_MS - elapsed_ms));
   ck_assert_int_eq(tu_stop(sim, SIGTERM, 10000), 0);
   tu_sleep_ms(300); /* let the last batch reach the database */
@@ -303,7 +272,7 @@ START_TEST(test_fleet_physics) {
     ck_assert_msg(res[i].last_measured_ns <= live_last_min - 2000000000ll,
                   "dark chip %d last measured %lld ns, live chips' earliest last %lld ns", i,
                   res[i].last_measured_ns, live_last_min);
-  release_owned();
+  tu_release();
 }
 END_TEST
 
@@ -325,7 +294,7 @@ static void wire_send(wire *w, const cl_msg *m) {
 
 /* Next message within timeout_ms: 0, or -1 on timeout or EOF. */
 static int wire_recv(wire *w, cl_msg *m, int timeout_ms) {
-  uint64_t end = mono_ns() + (uint64_t)timeout_ms * 1000000u;
+  uint64_t end = tu_mono_ns() + (uint64_t)timeout_ms * 1000000u;
   for (;;) {
     if (w->off < w->have) {
       const uint8_t *frame = NULL;
@@ -339,7 +308,7 @@ static int wire_recv(wire *w, cl_msg *m, int timeout_ms) {
         return 0;
       }
     }
-    uint64_t now = mono_ns();
+    uint64_t now = tu_mono_ns();
     if (now >= end) return -1;
     struct pollfd p = {.fd = w->fd, .events = POLLIN};
     if (poll(&p, 1, (int)((end - now) / 1000000u) + 1) <= 0) continue;
@@ -364,19 +333,19 @@ static uint64_t probe_once(wire *w, const cl_key *lk, const uint8_t chip[CL_PK_L
   cl_msg m;
   m.type = CL_MSG_CHALLENGE;
   m.u.challenge = *ch;
-  uint64_t t0 = mono_ns();
+  uint64_t t0 = tu_mono_ns();
   wire_send(w, &m);
   ck_assert_msg(wire_recv(w, resp, 5000) == 0, "no answer to challenge %llu",
                 (unsigned long long)seq);
-  uint64_t rtt = mono_ns() - t0;
+  uint64_t rtt = tu_mono_ns() - t0;
   ck_assert_int_eq(resp->type, CL_MSG_RESPONSE);
   ck_assert_int_eq(memcmp(resp->u.response.nonce, ch->nonce, CL_NONCE_LEN), 0);
   return rtt;
 }
 
 START_TEST(test_rogue_landmark) {
-  char *dir = own(tu_tmpdir("chiploc-sim-rogue"));
-  char *simlog = fmt("%s/fleetsim.log", dir);
+  char *dir = tu_own(tu_tmpdir("chiploc-sim-rogue"));
+  char *simlog = tu_fmt("%s/fleetsim.log", dir);
   uint8_t seed[32];
   memset(seed, 0x5a, sizeof seed);
   cl_key *lk = NULL;
@@ -394,14 +363,14 @@ START_TEST(test_rogue_landmark) {
   ck_assert(getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
   ck_assert(listen(lfd, 4) == 0);
   /* One chip at Frankfurt, no jitter; the landmark at Paris. */
-  char *fleetcsv = own(tu_write_file(
+  char *fleetcsv = tu_own(tu_write_file(
       dir, "fleet.csv",
       "index,true_lat,true_lon,mode,extra_delay_ms,dark_after_s\n7,50.1109,8.6821,honest,0,0\n"));
-  char *lmcsv = own(tu_write_file(dir, "landmarks.csv",
-                                  fmt("name,address,public_key,lat,lon\n"
+  char *lmcsv = tu_own(tu_write_file(dir, "landmarks.csv",
+                                  tu_fmt("name,address,public_key,lat,lon\n"
                                       "rogue,127.0.0.1:%d,%s,48.8566,2.3522\n",
                                       ntohs(a.sin_port), lhex)));
-  char *simbin = own(tu_bin("tests/sim/fleetsim"));
+  char *simbin = tu_own(tu_bin("tests/sim/fleetsim"));
   char *sim_argv[] = {simbin,        "run",    "--fleet",  fleetcsv,      "--landmarks",
                       lmcsv,         "--seed", FLEET_SEED, "--jitter-ms", "0",
                       "--log-level", "debug",  NULL};
@@ -467,7 +436,7 @@ START_TEST(test_rogue_landmark) {
   ck_assert_int_eq(stat_value(simlog, "bad_landmark_sig"), 1);
   ck_assert_int_eq(stat_value(simlog, "answered"), 6);
   cl_key_destroy(&lk);
-  release_owned();
+  tu_release();
 }
 END_TEST
 
@@ -476,9 +445,9 @@ END_TEST
 /* Reads exactly n bytes within timeout_ms; returns 0 or -1. */
 static int read_exact(int fd, uint8_t *buf, size_t n, int timeout_ms) {
   size_t have = 0;
-  uint64_t end = mono_ns() + (uint64_t)timeout_ms * 1000000u;
+  uint64_t end = tu_mono_ns() + (uint64_t)timeout_ms * 1000000u;
   while (have < n) {
-    uint64_t now = mono_ns();
+    uint64_t now = tu_mono_ns();
     if (now >= end) return -1;
     struct pollfd p = {.fd = fd, .events = POLLIN};
     if (poll(&p, 1, (int)((end - now) / 1000000u) + 1) <= 0) continue;
@@ -501,8 +470,8 @@ static int tcp_connect_local(int port) {
 }
 
 START_TEST(test_delayproxy) {
-  char *dir = own(tu_tmpdir("chiploc-proxy"));
-  char *plog = fmt("%s/delayproxy.log", dir);
+  char *dir = tu_own(tu_tmpdir("chiploc-proxy"));
+  char *plog = tu_fmt("%s/delayproxy.log", dir);
   /* The "server" side: a listening socket this test answers on itself. */
   int lfd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -511,9 +480,9 @@ START_TEST(test_delayproxy) {
   ck_assert(getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
   ck_assert(listen(lfd, 4) == 0);
   int pport = tu_free_port();
-  char *bin = own(tu_bin("tests/sim/delayproxy"));
-  char *listen_at = fmt("127.0.0.1:%d", pport),
-       *connect_to = fmt("127.0.0.1:%d", ntohs(a.sin_port));
+  char *bin = tu_own(tu_bin("tests/sim/delayproxy"));
+  char *listen_at = tu_fmt("127.0.0.1:%d", pport),
+       *connect_to = tu_fmt("127.0.0.1:%d", ntohs(a.sin_port));
   char *argv[] = {bin,          "--listen", listen_at,     "--connect", connect_to,
                   "--delay-ms", "20",       "--jitter-ms", "5",         NULL};
   pid_t px = tu_spawn(argv, plog);
@@ -527,14 +496,14 @@ START_TEST(test_delayproxy) {
 
   /* One echo round trip: two delayed legs. */
   uint8_t buf[64];
-  uint64_t t0 = mono_ns();
+  uint64_t t0 = tu_mono_ns();
   ck_assert_int_eq(write(cfd, "ping", 4), 4);
   ck_assert_int_eq(read_exact(sfd, buf, 4, 5000), 0);
-  uint64_t t1 = mono_ns();
+  uint64_t t1 = tu_mono_ns();
   ck_assert_int_eq(memcmp(buf, "ping", 4), 0);
   ck_assert_int_eq(write(sfd, "pong", 4), 4);
   ck_assert_int_eq(read_exact(cfd, buf, 4, 5000), 0);
-  uint64_t t2 = mono_ns();
+  uint64_t t2 = tu_mono_ns();
   ck_assert_int_eq(memcmp(buf, "pong", 4), 0);
   ck_assert_msg(t1 - t0 >= 20000000ull, "one way took %llu ns", (unsigned long long)(t1 - t0));
   ck_assert_msg(t2 - t0 >= 40000000ull, "round trip took %llu ns", (unsigned long long)(t2 - t0));
@@ -542,8 +511,8 @@ START_TEST(test_delayproxy) {
 
   /* Many small chunks, each jittered: bytes still arrive complete and in order. */
   enum { CHUNKS = 200, CHUNK = 100 };
-  uint8_t *sent = (uint8_t *)own(malloc(CHUNKS * CHUNK));
-  uint8_t *got = (uint8_t *)own(malloc(CHUNKS * CHUNK));
+  uint8_t *sent = (uint8_t *)tu_own(malloc(CHUNKS * CHUNK));
+  uint8_t *got = (uint8_t *)tu_own(malloc(CHUNKS * CHUNK));
   for (int i = 0; i < CHUNKS * CHUNK; i++) sent[i] = (uint8_t)(i * 7 + i / 251);
   for (int i = 0; i < CHUNKS; i++) {
     ck_assert_int_eq(write(cfd, sent + i * CHUNK, CHUNK), CHUNK);
@@ -560,7 +529,7 @@ START_TEST(test_delayproxy) {
   close(sfd);
   close(lfd);
   ck_assert_int_eq(tu_stop(px, SIGTERM, 5000), 0);
-  release_owned();
+  tu_release();
 }
 END_TEST
 

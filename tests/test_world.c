@@ -157,31 +157,6 @@ static const char *fleet_mode(const world_chip *c) {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* Allocations of the test, released at its end (keeps the sanitizer's leak
- * check meaningful). */
-static void *g_owned[1024];
-static int g_nowned;
-
-static char *own(char *p) {
-  ck_assert(p != NULL && g_nowned < 1024);
-  g_owned[g_nowned++] = p;
-  return p;
-}
-
-static void release_owned(void) {
-  while (g_nowned > 0) free(g_owned[--g_nowned]);
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...) {
-  va_list ap;
-  va_start(ap, f);
-  char *s = NULL;
-  ck_assert(vasprintf(&s, f, ap) >= 0);
-  va_end(ap);
-  return own(s);
-}
-
 /* Every process the test started, stopped in reverse order at the end. They
  * also get SIGTERM if the test process dies first (a failed assertion), so a
  * failure leaves nothing running. */
@@ -277,7 +252,7 @@ static const char *key_pub_hex(const char *keyfile) {
   cl_key *k = NULL;
   char err[200];
   ck_assert_int_eq(cl_key_load(&k, keyfile, err, sizeof err), CL_OK);
-  char *hex = own(malloc(CL_PK_HEX_LEN + 1));
+  char *hex = tu_own(malloc(CL_PK_HEX_LEN + 1));
   cl_pk_to_hex(cl_key_public(k), hex);
   cl_key_destroy(&k);
   return hex;
@@ -323,18 +298,18 @@ static void enrol(world *w) {
                        w->db, NULL),
                    0);
   for (int i = 0; i < N_LMS; i++) {
-    char *key = fmt("%s/%s.key", w->dir, LMS[i].name);
+    char *key = tu_fmt("%s/%s.key", w->dir, LMS[i].name);
     ck_assert_int_eq(tu_cli(w->log, "keygen", "--out", key, NULL), 0);
     w->lm_pk[i] = key_pub_hex(key);
     ck_assert_int_eq(tu_cli(w->log, "landmark", "add", "--db", w->db, "--name", LMS[i].name,
-                         "--pubkey", w->lm_pk[i], "--lat", fmt("%.4f", LMS[i].lat), "--lon",
-                         fmt("%.4f", LMS[i].lon), NULL),
+                         "--pubkey", w->lm_pk[i], "--lat", tu_fmt("%.4f", LMS[i].lat), "--lon",
+                         tu_fmt("%.4f", LMS[i].lon), NULL),
                      0);
     w->lm_id[i] = tu_sql_int(
-        w->db, fmt("SELECT id FROM landmarks WHERE name = '%s'", LMS[i].name));
+        w->db, tu_fmt("SELECT id FROM landmarks WHERE name = '%s'", LMS[i].name));
     ck_assert_int_gt(w->lm_id[i], 0);
   }
-  w->vkey = fmt("%s/verifier.key", w->dir);
+  w->vkey = tu_fmt("%s/verifier.key", w->dir);
   ck_assert_int_eq(tu_cli(w->log, "keygen", "--out", w->vkey, NULL), 0);
   ck_assert_int_eq(tu_cli(w->log, "verifier", "add", "--db", w->db, "--name", "world-verifier",
                        "--pubkey", key_pub_hex(w->vkey), NULL),
@@ -343,11 +318,12 @@ static void enrol(world *w) {
   ck_assert_int_gt(w->verifier_id, 0);
 
   /* The chips' keys come from the simulator's documented derivation. */
-  char *keyscsv = fmt("%s/keys.csv", w->dir);
-  char *simbin = own(tu_bin("tests/sim/fleetsim"));
-  char *keys_argv[] = {simbin, "keys", "--seed", FLEET_SEED, "--count", fmt("%d", N_CHIPS), NULL};
+  char *keyscsv = tu_fmt("%s/keys.csv", w->dir);
+  char *simbin = tu_own(tu_bin("tests/sim/fleetsim"));
+  char *keys_argv[] = {simbin,  "keys", "--seed", FLEET_SEED, "--count", tu_fmt("%d", N_CHIPS),
+                       NULL};
   ck_assert_int_eq(tu_run(keys_argv, keyscsv), 0);
-  char *keys = own(tu_read_file(keyscsv));
+  char *keys = tu_own(tu_read_file(keyscsv));
   char *line = keys;
   for (int i = 0; i < N_CHIPS; i++) {
     int idx = -1;
@@ -355,8 +331,8 @@ static void enrol(world *w) {
     ck_assert_msg(sscanf(line, "%d,%64s", &idx, hex) == 2, "keys line %d: %.80s", i, line);
     ck_assert_int_eq(idx, i);
     ck_assert_int_eq(tu_cli(w->log, "chip", "enroll", "--db", w->db, "--pubkey", hex, "--serial",
-                         CHIPS[i].serial, "--operator", fmt("dc-%s", CHIPS[i].allowed), "--site",
-                         fmt("%.4f,%.4f", CHIPS[i].slat, CHIPS[i].slon), "--allowed",
+                         CHIPS[i].serial, "--operator", tu_fmt("dc-%s", CHIPS[i].allowed), "--site",
+                         tu_fmt("%.4f,%.4f", CHIPS[i].slat, CHIPS[i].slon), "--allowed",
                          CHIPS[i].allowed, NULL),
                      0);
     line = strchr(line, '\n');
@@ -373,11 +349,11 @@ static void start_world(world *w) {
     w->lm_port[i] = tu_free_port();
     for (int j = 0; j < N_LMS; j++) proxy_port[i][j] = i == j ? 0 : tu_free_port();
   }
-  char *lmbin = own(tu_bin("server/landmarkd"));
+  char *lmbin = tu_own(tu_bin("server/landmarkd"));
   for (int i = 0; i < N_LMS; i++) {
     /* The landmark believes its declared position; nothing in landmarkd uses it
      * for timing. */
-    char *conf = fmt("[landmark]\nname = %s\nkey = %s/%s.key\nlisten = 127.0.0.1:%d\n"
+    char *conf = tu_fmt("[landmark]\nname = %s\nkey = %s/%s.key\nlisten = 127.0.0.1:%d\n"
                      "lat = %.4f\nlon = %.4f\n\n[database]\nconninfo = %s\n"
                      "flush_interval_ms = 50\nrefresh_interval_s = 2\n\n[probe]\n"
                      "interval_s = %d\njitter = 0.1\nburst = 3\nburst_gap_ms = 20\n"
@@ -385,42 +361,43 @@ static void start_world(world *w) {
                      "stats_interval_s = 5\n",
                      LMS[i].name, w->dir, LMS[i].name, w->lm_port[i], LMS[i].lat, LMS[i].lon,
                      w->db, PROBE_INTERVAL_S);
-    char *path = own(tu_write_file(w->dir, fmt("%s.conf", LMS[i].name), conf));
+    char *path = tu_own(tu_write_file(w->dir, tu_fmt("%s.conf", LMS[i].name), conf));
     char *argv[] = {lmbin, "--config", path, NULL};
-    spawn(argv, fmt("%s/%s.log", w->dir, LMS[i].name));
+    spawn(argv, tu_fmt("%s/%s.log", w->dir, LMS[i].name));
   }
-  for (int i = 0; i < N_LMS; i++)
-    ck_assert_msg(tu_wait_log(fmt("%s/%s.log", w->dir, LMS[i].name), "msg=listening", 1, 30000) ==
-                      0,
-                  "%s did not listen", LMS[i].name);
+  for (int i = 0; i < N_LMS; i++) {
+    const char *lmlog = tu_fmt("%s/%s.log", w->dir, LMS[i].name);
+    ck_assert_msg(tu_wait_log(lmlog, "msg=listening", 1, 30000) == 0, "%s did not listen",
+                  LMS[i].name);
+  }
 
   /* One proxy per ordered pair: node i reaches landmark j through it. */
-  char *pxbin = own(tu_bin("tests/sim/delayproxy"));
+  char *pxbin = tu_own(tu_bin("tests/sim/delayproxy"));
   for (int i = 0; i < N_LMS; i++)
     for (int j = 0; j < N_LMS; j++) {
       if (i == j) continue;
       char *argv[] = {pxbin,
                       "--listen",
-                      fmt("127.0.0.1:%d", proxy_port[i][j]),
+                      tu_fmt("127.0.0.1:%d", proxy_port[i][j]),
                       "--connect",
-                      fmt("127.0.0.1:%d", w->lm_port[j]),
+                      tu_fmt("127.0.0.1:%d", w->lm_port[j]),
                       "--delay-ms",
-                      fmt("%.3f", oneway_ms(&LMS[i], &LMS[j])),
+                      tu_fmt("%.3f", oneway_ms(&LMS[i], &LMS[j])),
                       NULL};
-      spawn(argv, fmt("%s/proxy-%d-%d.log", w->dir, i, j));
+      spawn(argv, tu_fmt("%s/proxy-%d-%d.log", w->dir, i, j));
     }
   for (int i = 0; i < N_LMS; i++)
     for (int j = 0; j < N_LMS; j++)
       if (i != j)
         ck_assert_msg(
-            tu_wait_log(fmt("%s/proxy-%d-%d.log", w->dir, i, j), "msg=listening", 1, 30000) == 0,
+            tu_wait_log(tu_fmt("%s/proxy-%d-%d.log", w->dir, i, j), "msg=listening", 1, 30000) == 0,
             "proxy %d-%d did not listen", i, j);
 
   /* Peer agents: each answers for its own landmark's key. */
-  char *agbin = own(tu_bin("client/chipagent"));
+  char *agbin = tu_own(tu_bin("client/chipagent"));
   for (int i = 0; i < N_LMS; i++) {
     size_t cap = 8192, len = 0;
-    char *conf = own(malloc(cap));
+    char *conf = tu_own(malloc(cap));
     len += (size_t)snprintf(conf + len, cap - len,
                             "[agent]\nname = peer-%s\nbackoff_min_ms = 100\n"
                             "backoff_max_ms = 1000\n",
@@ -433,16 +410,16 @@ static void start_world(world *w) {
     len += (size_t)snprintf(conf + len, cap - len, "\n[chip.self]\nkey = %s/%s.key\n", w->dir,
                             LMS[i].name);
     ck_assert(len < cap);
-    char *path = own(tu_write_file(w->dir, fmt("peer-%s.conf", LMS[i].name), conf));
+    char *path = tu_own(tu_write_file(w->dir, tu_fmt("peer-%s.conf", LMS[i].name), conf));
     char *argv[] = {agbin, "--config", path, NULL};
-    spawn(argv, fmt("%s/peer-%s.log", w->dir, LMS[i].name));
+    spawn(argv, tu_fmt("%s/peer-%s.log", w->dir, LMS[i].name));
   }
 
   /* The fleets: main (six honest landmarks) and witness (all seven, at
    * their true places). Chips keep their index in both files. */
   for (int f = 0; f < 2; f++) {
     size_t cap = 8192, len = 0;
-    char *lmcsv = own(malloc(cap)), *fleet = own(malloc(cap));
+    char *lmcsv = tu_own(malloc(cap)), *fleet = tu_own(malloc(cap));
     len = (size_t)snprintf(lmcsv, cap, "name,address,public_key,lat,lon\n");
     for (int i = 0; i < N_LMS; i++)
       if (f == 1 || i != LIAR)
@@ -458,13 +435,13 @@ static void start_world(world *w) {
                                 CHIPS[k].cls == C_DELAY ? 5 : 0,
                                 CHIPS[k].cls == C_DARK ? GO_DARK_S : 0);
     ck_assert(len < cap);
-    char *simbin = own(tu_bin("tests/sim/fleetsim"));
+    char *simbin = tu_own(tu_bin("tests/sim/fleetsim"));
     char *argv[] = {simbin,
                     "run",
                     "--fleet",
-                    own(tu_write_file(w->dir, fmt("fleet-%d.csv", f), fleet)),
+                    tu_own(tu_write_file(w->dir, tu_fmt("fleet-%d.csv", f), fleet)),
                     "--landmarks",
-                    own(tu_write_file(w->dir, fmt("landmarks-%d.csv", f), lmcsv)),
+                    tu_own(tu_write_file(w->dir, tu_fmt("landmarks-%d.csv", f), lmcsv)),
                     "--seed",
                     FLEET_SEED,
                     "--speed",
@@ -472,7 +449,7 @@ static void start_world(world *w) {
                     "--jitter-ms",
                     "0.05",
                     NULL};
-    char *log = fmt("%s/fleetsim-%d.log", w->dir, f);
+    char *log = tu_fmt("%s/fleetsim-%d.log", w->dir, f);
     spawn(argv, log);
     ck_assert_msg(tu_wait_log(log, "msg=started", 1, 30000) == 0, "fleetsim %d did not start", f);
   }
@@ -483,7 +460,7 @@ static void start_world(world *w) {
 static void wait_coverage(world *w) {
   long long n = wait_sql(
       w->db,
-      fmt("SELECT count(*) FROM (SELECT m.chip_id FROM measurements m JOIN chips c ON "
+      tu_fmt("SELECT count(*) FROM (SELECT m.chip_id FROM measurements m JOIN chips c ON "
           "c.id = m.chip_id GROUP BY m.chip_id HAVING count(DISTINCT m.landmark_id) >= "
           "CASE WHEN min(c.serial) LIKE 'T__-w-%%' THEN %d ELSE %d END) s",
           N_LMS, N_LMS - 1),
@@ -499,7 +476,7 @@ static void wait_coverage(world *w) {
 }
 
 static pid_t start_verifier(world *w, const char *log) {
-  char *bin = own(tu_bin("server/chiploc"));
+  char *bin = tu_own(tu_bin("server/chiploc"));
   char *argv[] = {bin,
                   "verify",
                   "--db",
@@ -508,13 +485,13 @@ static pid_t start_verifier(world *w, const char *log) {
                   w->vkey,
                   "--follow",
                   "--interval",
-                  fmt("%d", ROUND_S),
+                  tu_fmt("%d", ROUND_S),
                   "--window",
-                  fmt("%d", WINDOW_S),
+                  tu_fmt("%d", WINDOW_S),
                   "--settle",
-                  fmt("%d", SETTLE_S),
+                  tu_fmt("%d", SETTLE_S),
                   "--dark-after",
-                  fmt("%d", DARK_AFTER_S),
+                  tu_fmt("%d", DARK_AFTER_S),
                   NULL};
   return spawn(argv, log);
 }
@@ -523,8 +500,8 @@ static pid_t start_verifier(world *w, const char *log) {
 static void verify_once(world *w, const char *log, unsigned long long *round, size_t *written,
                         size_t *skipped) {
   ck_assert_int_eq(tu_cli(log, "verify", "--db", w->db, "--key", w->vkey, "--interval",
-                       fmt("%d", ROUND_S), "--window", fmt("%d", WINDOW_S), "--settle",
-                       fmt("%d", SETTLE_S), "--dark-after", fmt("%d", DARK_AFTER_S), NULL),
+                       tu_fmt("%d", ROUND_S), "--window", tu_fmt("%d", WINDOW_S), "--settle",
+                       tu_fmt("%d", SETTLE_S), "--dark-after", tu_fmt("%d", DARK_AFTER_S), NULL),
                    0);
   parse_oneshot(log, round, written, skipped);
 }
@@ -559,7 +536,7 @@ static void check_verdicts(world *w, PGconn *c, long long rounds) {
   static const char *cons_name[] = {"CONSISTENT", "INSUFFICIENT", "INCONSISTENT"};
   static const char *site_name[] = {"-", "SITE_CONSISTENT", "SITE_EXCLUDED"};
   static const char *reg_name[] = {"-", "INSIDE", "OUTSIDE", "UNDETERMINED"};
-  char *sql = fmt("SELECT c.serial, a.consistency, a.site_verdict, a.region_verdict, "
+  char *sql = tu_fmt("SELECT c.serial, a.consistency, a.site_verdict, a.region_verdict, "
                   "a.centre_lat_e7, a.centre_lon_e7, a.radius_m, a.excluded_landmark_ids::text "
                   "FROM attestations a JOIN chips c ON c.id = a.chip_id "
                   "WHERE a.verifier_id = %lld ORDER BY c.serial, a.round_end_ns",
@@ -704,7 +681,7 @@ static void check_alerts(world *w, PGconn *c) {
 /* Each chain starts at zeros and links every record to the one before. */
 static void check_chains(world *w, PGconn *c) {
   PGresult *r = query(
-      c, fmt("SELECT count(*) FILTER (WHERE p IS NULL AND prev_hash <> '\\x%064d'::bytea), "
+      c, tu_fmt("SELECT count(*) FILTER (WHERE p IS NULL AND prev_hash <> '\\x%064d'::bytea), "
              "count(*) FILTER (WHERE p IS NOT NULL AND prev_hash <> p) FROM (SELECT prev_hash, "
              "lag(hash) OVER (PARTITION BY chip_id ORDER BY round_end_ns) AS p "
              "FROM attestations WHERE verifier_id = %lld) s",
@@ -741,11 +718,11 @@ static void check_export(world *w, PGconn *c) {
                        "GRANT chiploc_dashboard TO world_dash",
                        err, sizeof err) == 0,
                 "%s", err);
-  char *dash = own(tu_conninfo_as(w->db, "world_dash"));
-  char *out = fmt("%s/world.geojson", w->dir);
-  char *log = fmt("%s/export.log", w->dir);
+  char *dash = tu_own(tu_conninfo_as(w->db, "world_dash"));
+  char *out = tu_fmt("%s/world.geojson", w->dir);
+  char *log = tu_fmt("%s/export.log", w->dir);
   ck_assert_int_eq(tu_cli(log, "export", "--db", dash, "--out", out, NULL), 0);
-  ck_assert_int_eq(tu_count_in_file(log, fmt("%d landmark(s), %d chip(s)", N_LMS, N_CHIPS)), 1);
+  ck_assert_int_eq(tu_count_in_file(log, tu_fmt("%d landmark(s), %d chip(s)", N_LMS, N_CHIPS)), 1);
   json_error_t jerr;
   json_t *root = json_load_file(out, 0, &jerr);
   ck_assert_msg(root != NULL, "%s: %s (line %d)", out, jerr.text, jerr.line);
@@ -782,7 +759,7 @@ static void check_export(world *w, PGconn *c) {
     const char *serial = prop_str(f, "serial");
     ck_assert_ptr_nonnull(serial);
     const world_chip *ch = &CHIPS[chip_index(serial)];
-    ck_assert_str_eq(prop_str(f, "operator"), fmt("dc-%s", ch->allowed));
+    ck_assert_str_eq(prop_str(f, "operator"), tu_fmt("dc-%s", ch->allowed));
     ck_assert_double_eq_tol(json_real_value(prop(f, "site_lat")), ch->slat, 1e-6);
     ck_assert_double_eq_tol(json_real_value(prop(f, "site_lon")), ch->slon, 1e-6);
     ck_assert(json_is_array(prop(f, "open_alerts")));
@@ -848,9 +825,9 @@ static void check_export(world *w, PGconn *c) {
 START_TEST(test_world) {
   world w;
   memset(&w, 0, sizeof w);
-  w.dir = own(tu_tmpdir("chiploc-world"));
-  w.log = fmt("%s/cli.log", w.dir);
-  w.db = own(tu_db_create("chiploc_world"));
+  w.dir = tu_own(tu_tmpdir("chiploc-world"));
+  w.log = tu_fmt("%s/cli.log", w.dir);
+  w.db = tu_own(tu_db_create("chiploc_world"));
   printf("world test in %s\n", w.dir);
   enrol(&w);
   start_world(&w);
@@ -859,25 +836,25 @@ START_TEST(test_world) {
   /* The verifier's first round is the one after full coverage, so that no
    * chip starts INSUFFICIENT. */
   wait_round_after(current_round());
-  char *vlog1 = fmt("%s/verifier-1.log", w.dir), *vlog2 = fmt("%s/verifier-2.log", w.dir);
+  char *vlog1 = tu_fmt("%s/verifier-1.log", w.dir), *vlog2 = tu_fmt("%s/verifier-2.log", w.dir);
   pid_t v = start_verifier(&w, vlog1);
   ck_assert_msg(tu_wait_log(vlog1, "msg=round", 4, 60000) == 0, "verifier: fewer than 4 rounds");
   ck_assert_int_eq(stop_one(v), 0);
 
   /* While it is down, the same verifier key in one-shot mode, twice in one
    * round: the second run writes nothing. */
-  char *sql_last = fmt("SELECT max(round_end_ns) FROM attestations WHERE verifier_id = %lld",
+  char *sql_last = tu_fmt("SELECT max(round_end_ns) FROM attestations WHERE verifier_id = %lld",
                        (long long)w.verifier_id);
-  char *sql_count =
-      fmt("SELECT count(*) FROM attestations WHERE verifier_id = %lld", (long long)w.verifier_id);
+  char *sql_count = tu_fmt("SELECT count(*) FROM attestations WHERE verifier_id = %lld",
+                           (long long)w.verifier_id);
   wait_round_after((uint64_t)tu_sql_int(w.db, sql_last));
   unsigned long long r1 = 0, r2 = 0;
   size_t w1 = 0, s1 = 0, w2 = 0, s2 = 0;
   for (int attempt = 0;; attempt++) {
     ck_assert_int_lt(attempt, 3);
-    verify_once(&w, fmt("%s/oneshot-%d-a.log", w.dir, attempt), &r1, &w1, &s1);
+    verify_once(&w, tu_fmt("%s/oneshot-%d-a.log", w.dir, attempt), &r1, &w1, &s1);
     long long before = tu_sql_int(w.db, sql_count);
-    verify_once(&w, fmt("%s/oneshot-%d-b.log", w.dir, attempt), &r2, &w2, &s2);
+    verify_once(&w, tu_fmt("%s/oneshot-%d-b.log", w.dir, attempt), &r2, &w2, &s2);
     long long after = tu_sql_int(w.db, sql_count);
     if (r1 != r2) continue; /* a round boundary passed in between */
     if (attempt == 0) ck_assert_int_eq(w1, N_CHIPS);
@@ -906,7 +883,7 @@ START_TEST(test_world) {
   PGconn *c = PQconnectdb(w.db);
   ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
   long long rounds =
-      tu_sql_int(w.db, fmt("SELECT count(DISTINCT round_end_ns) FROM attestations "
+      tu_sql_int(w.db, tu_fmt("SELECT count(DISTINCT round_end_ns) FROM attestations "
                            "WHERE verifier_id = %lld",
                            (long long)w.verifier_id));
   printf("%lld rounds, %d + %d round lines in the verifier logs\n", rounds,
@@ -915,19 +892,19 @@ START_TEST(test_world) {
   check_verdicts(&w, c, rounds);
   check_alerts(&w, c);
   check_chains(&w, c);
-  char *alog = fmt("%s/audit.log", w.dir);
+  char *alog = tu_fmt("%s/audit.log", w.dir);
   ck_assert_int_eq(tu_cli(alog, "audit", "--db", w.db, NULL), 0);
   ck_assert_int_eq(tu_count_in_file(alog, "; 0 problem(s)"), 1);
   check_export(&w, c);
   PQfinish(c);
-  release_owned();
+  tu_release();
 }
 END_TEST
 
 START_TEST(test_export_errors) {
-  char *dir = own(tu_tmpdir("chiploc-export"));
-  char *log = fmt("%s/cli.log", dir);
-  char *db = own(tu_db_create("chiploc_world_export"));
+  char *dir = tu_own(tu_tmpdir("chiploc-export"));
+  char *log = tu_fmt("%s/cli.log", dir);
+  char *db = tu_own(tu_db_create("chiploc_world_export"));
   ck_assert_int_eq(tu_cli(log, "db", "migrate", "--db", db, NULL), 0);
   /* Usage errors: 2. */
   ck_assert_int_eq(tu_cli(log, "export", "--db", db, NULL), 2);
@@ -935,7 +912,7 @@ START_TEST(test_export_errors) {
   ck_assert_int_eq(tu_cli(log, "export", "--db", db, "--out", "x.geojson", "extra", NULL), 2);
   ck_assert_int_eq(tu_cli(log, "export", "--frob", NULL), 2);
   /* An empty database exports an empty collection. */
-  char *out = fmt("%s/empty.geojson", dir);
+  char *out = tu_fmt("%s/empty.geojson", dir);
   ck_assert_int_eq(tu_cli(log, "export", "--db", db, "--out", out, NULL), 0);
   json_error_t jerr;
   json_t *root = json_load_file(out, 0, &jerr);
@@ -943,12 +920,13 @@ START_TEST(test_export_errors) {
   ck_assert_uint_eq(json_array_size(json_object_get(root, "features")), 0);
   json_decref(root);
   /* A file that cannot be written, and a database that cannot be reached: 1. */
-  ck_assert_int_eq(tu_cli(log, "export", "--db", db, "--out", "/nonexistent/dir/x.geojson", NULL), 1);
+  ck_assert_int_eq(
+      tu_cli(log, "export", "--db", db, "--out", "/nonexistent/dir/x.geojson", NULL), 1);
   ck_assert_int_eq(tu_count_in_file(log, "cannot write /nonexistent/dir/x.geojson"), 1);
   ck_assert_int_eq(tu_cli(log, "export", "--db", "host=/nonexistent port=1 dbname=x", "--out", out,
                        NULL),
                    1);
-  release_owned();
+  tu_release();
 }
 END_TEST
 

@@ -331,3 +331,43 @@ int tu_cli(const char *log, ...) {
   free(argv[0]);
   return rc;
 }
+
+/* ---- owned allocations ---------------------------------------------------- */
+
+static void **g_owned;
+static size_t g_nowned, g_owned_cap;
+
+char *tu_own(char *p) {
+  ck_assert(p != NULL);
+  if (g_nowned == g_owned_cap) {
+    size_t cap = g_owned_cap ? g_owned_cap * 2 : 64;
+    void **v = realloc(g_owned, cap * sizeof *v);
+    ck_assert(v != NULL);
+    g_owned = v;
+    g_owned_cap = cap;
+  }
+  g_owned[g_nowned++] = p;
+  return p;
+}
+
+char *tu_fmt(const char *f, ...) {
+  va_list ap;
+  va_start(ap, f);
+  char *s = NULL;
+  ck_assert(vasprintf(&s, f, ap) >= 0);
+  va_end(ap);
+  return tu_own(s);
+}
+
+void tu_release(void) {
+  while (g_nowned > 0) free(g_owned[--g_nowned]);
+  free(g_owned);
+  g_owned = NULL;
+  g_owned_cap = 0;
+}
+
+uint64_t tu_mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

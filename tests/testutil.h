@@ -71,4 +71,16 @@ int tu_cli(const char *log, ...);
  * it. Returns the row count; *bad receives how many failed verification. */
 long long tu_verify_measurements(const char *conninfo, uint64_t max_rtt_ns, long long *bad);
 
+/*
+ * Allocations a test keeps until its end: tu_own records p (asserted
+ * non-NULL) and returns it, tu_fmt is an owned vasprintf, tu_release frees
+ * them all. Keeps the sanitizer build's leak check meaningful without a
+ * free() after every use.
+ */
+char *tu_own(char *p);
+char *tu_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+void tu_release(void);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t tu_mono_ns(void);
+
 #endif
