@@ -52,8 +52,6 @@
 #define AGENT_NAME "agent-under-test"
 #define WAIT_MS 10000  /* for anything the agent must do: generous, never asserted as a time */
 #define QUIET_MS 500   /* a wait in which nothing may arrive */
-#define WIRE_TIMEOUT -1
-#define WIRE_EOF -2
 
 /* The agent of the running test. A failed assertion exits the test process;
  * this handler then kills the agent, so that no orphan keeps reconnecting. */
@@ -64,65 +62,6 @@ static void kill_agent(void) {
   kill(g_agent, SIGKILL);
   waitpid(g_agent, NULL, 0);
   g_agent = 0;
-}
-
-/* ---- the wire, from the landmark's side ------------------------------------ */
-
-typedef struct {
-  int fd;
-  cl_frame_asm fa;
-  uint8_t buf[8192];
-  size_t have, off;
-} wire;
-
-/* Encodes the n messages back to back and sends them with one write. */
-static void wire_send_all(wire *w, const cl_msg *m, size_t n) {
-  size_t cap = n * 512, len = 0;
-  uint8_t *buf = malloc(cap);
-  ck_assert(buf != NULL);
-  for (size_t i = 0; i < n; i++) {
-    size_t one = 0;
-    ck_assert_int_eq(cl_msg_encode(&m[i], buf + len, cap - len, &one), CL_OK);
-    len += one;
-  }
-  ck_assert_int_eq(write(w->fd, buf, len), (ssize_t)len);
-  free(buf);
-}
-
-static void wire_send(wire *w, const cl_msg *m) { wire_send_all(w, m, 1); }
-
-/* Next message within timeout_ms: 0, WIRE_TIMEOUT, or WIRE_EOF when the
- * agent closed the connection. */
-static int wire_recv(wire *w, cl_msg *m, int timeout_ms) {
-  uint64_t end = tu_mono_ns() + (uint64_t)timeout_ms * 1000000u;
-  for (;;) {
-    if (w->off < w->have) {
-      const uint8_t *frame = NULL;
-      size_t flen = 0, used = 0;
-      int rc = cl_frame_asm_feed(&w->fa, w->buf + w->off, w->have - w->off, &used, &frame, &flen);
-      ck_assert_int_ge(rc, 0);
-      w->off += used;
-      if (rc == 1) {
-        char err[160];
-        ck_assert_msg(cl_msg_decode(frame, flen, m, err, sizeof err) == CL_OK, "%s", err);
-        return 0;
-      }
-    }
-    uint64_t now = tu_mono_ns();
-    if (now >= end) return WIRE_TIMEOUT;
-    struct pollfd p = {.fd = w->fd, .events = POLLIN};
-    if (poll(&p, 1, (int)((end - now) / 1000000u) + 1) <= 0) continue;
-    ssize_t n = read(w->fd, w->buf, sizeof w->buf);
-    if (n <= 0) return WIRE_EOF;
-    w->have = (size_t)n;
-    w->off = 0;
-  }
-}
-
-static void wire_close(wire *w) {
-  close(w->fd);
-  w->fd = -1;
-  cl_frame_asm_fini(&w->fa);
 }
 
 /* ---- the test's landmark and the agent ------------------------------------- */
@@ -176,7 +115,7 @@ static void world_start(world *W, const char *name) {
 /* Accepts the agent's next connection and registers both chips on it: the
  * Register must carry the agent's name and a valid proof over this session's
  * nonce for each chip. */
-static void world_session(world *W, wire *w) {
+static void world_session(world *W, tu_wire *w) {
   struct pollfd pl = {.fd = W->lfd, .events = POLLIN};
   ck_assert_msg(poll(&pl, 1, WAIT_MS) == 1, "chipagent did not connect (session %u)",
                 W->sessions + 1);
@@ -195,9 +134,9 @@ static void world_session(world *W, wire *w) {
   randombytes_buf(m.u.hello.session_nonce, CL_NONCE_LEN);
   uint8_t session[CL_NONCE_LEN];
   memcpy(session, m.u.hello.session_nonce, CL_NONCE_LEN);
-  wire_send(w, &m);
+  tu_wire_send(w, &m);
 
-  ck_assert_int_eq(wire_recv(w, &m, WAIT_MS), 0);
+  ck_assert_int_eq(tu_wire_recv(w, &m, WAIT_MS), 0);
   ck_assert_int_eq(m.type, CL_MSG_REGISTER);
   ck_assert_str_eq(m.u.reg.agent, AGENT_NAME);
   ck_assert_int_eq(m.u.reg.n, 2);
@@ -221,7 +160,7 @@ static void world_session(world *W, wire *w) {
     memcpy(m.u.reg_result.r[k].chip, cl_key_public(W->chip[k]), CL_PK_LEN);
     m.u.reg_result.r[k].accepted = 1;
   }
-  wire_send(w, &m);
+  tu_wire_send(w, &m);
 }
 
 /* A challenge from the test's landmark to chip `which`, its landmark
@@ -239,24 +178,24 @@ static void world_challenge(world *W, int which, int corrupt, cl_challenge *ch) 
 }
 
 /* Sends the n challenges in one write. */
-static void send_challenges(wire *w, const cl_challenge *ch, size_t n) {
+static void send_challenges(tu_wire *w, const cl_challenge *ch, size_t n) {
   cl_msg *m = calloc(n, sizeof *m);
   ck_assert(m != NULL);
   for (size_t i = 0; i < n; i++) {
     m[i].type = CL_MSG_CHALLENGE;
     m[i].u.challenge = ch[i];
   }
-  wire_send_all(w, m, n);
+  tu_wire_send_all(w, m, n);
   free(m);
 }
 
 /* The next message must be the Response to ch: its chip, its nonce, and a
  * chip signature that verifies over it. */
-static void expect_response(wire *w, const cl_challenge *ch) {
+static void expect_response(tu_wire *w, const cl_challenge *ch) {
   cl_msg m;
-  int rc = wire_recv(w, &m, WAIT_MS);
+  int rc = tu_wire_recv(w, &m, WAIT_MS);
   ck_assert_msg(rc == 0, "no answer to challenge seq=%llu (%s)", (unsigned long long)ch->seq,
-                rc == WIRE_EOF ? "connection closed" : "timeout");
+                rc == TU_WIRE_EOF ? "connection closed" : "timeout");
   ck_assert_msg(m.type == CL_MSG_RESPONSE, "seq=%llu answered with %s", (unsigned long long)ch->seq,
                 cl_msg_type_name(m.type));
   ck_assert_int_eq(memcmp(m.u.response.chip, ch->chip, CL_PK_LEN), 0);
@@ -266,12 +205,12 @@ static void expect_response(wire *w, const cl_challenge *ch) {
 }
 
 /* After the answers: ERROR_BAD_LANDMARK, then the agent closes. */
-static void expect_bad_landmark_close(wire *w) {
+static void expect_bad_landmark_close(tu_wire *w) {
   cl_msg m;
-  ck_assert_int_eq(wire_recv(w, &m, WAIT_MS), 0);
+  ck_assert_int_eq(tu_wire_recv(w, &m, WAIT_MS), 0);
   ck_assert_msg(m.type == CL_MSG_ERROR, "got %s, not Error", cl_msg_type_name(m.type));
   ck_assert_int_eq(m.u.error.code, CL_ERR_BAD_LANDMARK);
-  ck_assert_int_eq(wire_recv(w, &m, WAIT_MS), WIRE_EOF);
+  ck_assert_int_eq(tu_wire_recv(w, &m, WAIT_MS), TU_WIRE_EOF);
 }
 
 /* SIGTERM: the agent must exit with status 0. */
@@ -324,7 +263,7 @@ static char *exit_stats(const world *W) {
 
 START_TEST(test_valid_challenges) {
   world W;
-  wire w;
+  tu_wire w;
   world_start(&W, "chiploc-agent-valid");
   world_session(&W, &w);
   cl_challenge ch[4];
@@ -340,9 +279,9 @@ START_TEST(test_valid_challenges) {
   for (int i = 0; i < 4; i++) expect_response(&w, &ch[i]);
   /* Nothing else comes, the connection stays open. */
   cl_msg m;
-  ck_assert_int_eq(wire_recv(&w, &m, QUIET_MS), WIRE_TIMEOUT);
+  ck_assert_int_eq(tu_wire_recv(&w, &m, QUIET_MS), TU_WIRE_TIMEOUT);
   ck_assert_int_eq(W.sessions, 1);
-  wire_close(&w);
+  tu_wire_close(&w);
   world_stop(&W);
 
   ck_assert_int_eq(tu_count_in_file(W.log, "bad landmark signature"), 0);
@@ -358,7 +297,7 @@ END_TEST
 
 START_TEST(test_bad_landmark_signature) {
   world W;
-  wire w;
+  tu_wire w;
   world_start(&W, "chiploc-agent-badsig");
   world_session(&W, &w);
   cl_challenge ch[2];
@@ -376,7 +315,7 @@ START_TEST(test_bad_landmark_signature) {
   expect_response(&w, &ch[0]);
   expect_response(&w, &ch[1]);
   expect_bad_landmark_close(&w);
-  wire_close(&w);
+  tu_wire_close(&w);
 
   /* The agent reconnects on its own, registers again and answers again. */
   world_session(&W, &w);
@@ -386,8 +325,8 @@ START_TEST(test_bad_landmark_signature) {
   expect_response(&w, &ch[0]);
   expect_response(&w, &ch[1]);
   cl_msg m;
-  ck_assert_int_eq(wire_recv(&w, &m, QUIET_MS), WIRE_TIMEOUT);
-  wire_close(&w);
+  ck_assert_int_eq(tu_wire_recv(&w, &m, QUIET_MS), TU_WIRE_TIMEOUT);
+  tu_wire_close(&w);
 
   /* The log names the challenge that failed, once. */
   ck_assert_int_eq(tu_wait_log(W.log, "msg=\"bad landmark signature\"", 1, WAIT_MS), 0);
@@ -413,7 +352,7 @@ END_TEST
 START_TEST(test_bad_landmark_in_long_batch) {
   enum { N = 20, BAD = 17 };
   world W;
-  wire w;
+  tu_wire w;
   world_start(&W, "chiploc-agent-batch");
   world_session(&W, &w);
   cl_challenge ch[N];
@@ -421,9 +360,9 @@ START_TEST(test_bad_landmark_in_long_batch) {
   send_challenges(&w, ch, N);
   for (int i = 0; i < N; i++) expect_response(&w, &ch[i]);
   expect_bad_landmark_close(&w);
-  wire_close(&w);
+  tu_wire_close(&w);
   world_session(&W, &w); /* reconnected */
-  wire_close(&w);
+  tu_wire_close(&w);
   ck_assert_int_eq(tu_wait_log(W.log, "msg=\"bad landmark signature\"", 1, WAIT_MS), 0);
   char *bad = find_line(W.log, "msg=\"bad landmark signature\"", NULL);
   ck_assert(bad != NULL);

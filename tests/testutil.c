@@ -371,3 +371,52 @@ uint64_t tu_mono_ns(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+/* ---- the wire --------------------------------------------------------------- */
+
+void tu_wire_send_all(tu_wire *w, const cl_msg *m, size_t n) {
+  size_t cap = n * (CL_FRAME_MAX + 16), len = 0; /* room for n frames of any size */
+  uint8_t *buf = malloc(cap);
+  ck_assert(buf != NULL);
+  for (size_t i = 0; i < n; i++) {
+    size_t one = 0;
+    ck_assert_int_eq(cl_msg_encode(&m[i], buf + len, cap - len, &one), CL_OK);
+    len += one;
+  }
+  ck_assert_int_eq(write(w->fd, buf, len), (ssize_t)len);
+  free(buf);
+}
+
+void tu_wire_send(tu_wire *w, const cl_msg *m) { tu_wire_send_all(w, m, 1); }
+
+int tu_wire_recv(tu_wire *w, cl_msg *m, int timeout_ms) {
+  uint64_t end = tu_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+  for (;;) {
+    if (w->off < w->have) {
+      const uint8_t *frame = NULL;
+      size_t flen = 0, used = 0;
+      int rc = cl_frame_asm_feed(&w->fa, w->buf + w->off, w->have - w->off, &used, &frame, &flen);
+      ck_assert_int_ge(rc, 0);
+      w->off += used;
+      if (rc == 1) {
+        char err[160];
+        ck_assert_msg(cl_msg_decode(frame, flen, m, err, sizeof err) == CL_OK, "%s", err);
+        return 0;
+      }
+    }
+    uint64_t now = tu_mono_ns();
+    if (now >= end) return TU_WIRE_TIMEOUT;
+    struct pollfd p = {.fd = w->fd, .events = POLLIN};
+    if (poll(&p, 1, (int)((end - now) / 1000000u) + 1) <= 0) continue;
+    ssize_t n = read(w->fd, w->buf, sizeof w->buf);
+    if (n <= 0) return TU_WIRE_EOF;
+    w->have = (size_t)n;
+    w->off = 0;
+  }
+}
+
+void tu_wire_close(tu_wire *w) {
+  close(w->fd);
+  w->fd = -1;
+  cl_frame_asm_fini(&w->fa);
+}

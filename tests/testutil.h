@@ -5,6 +5,9 @@
 #ifndef TESTUTIL_H
 #define TESTUTIL_H
 
+#include "cl_frame.h"
+#include "cl_msg.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -82,5 +85,27 @@ char *tu_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 void tu_release(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t tu_mono_ns(void);
+
+/*
+ * The wire protocol from one end of a TCP connection, for tests that play a
+ * landmark themselves: messages are encoded and decoded with cl_msg and
+ * framed with cl_frame. Set fd and cl_frame_asm_init(&w.fa, ...) first.
+ */
+typedef struct {
+  int fd;
+  cl_frame_asm fa;
+  uint8_t buf[8192];
+  size_t have, off;
+} tu_wire;
+#define TU_WIRE_TIMEOUT -1
+#define TU_WIRE_EOF -2
+/* Encodes the n messages back to back and sends them with one write. */
+void tu_wire_send_all(tu_wire *w, const cl_msg *m, size_t n);
+void tu_wire_send(tu_wire *w, const cl_msg *m);
+/* Next message within timeout_ms: 0, TU_WIRE_TIMEOUT, or TU_WIRE_EOF when
+ * the peer closed the connection. A frame that does not decode fails the
+ * test. */
+int tu_wire_recv(tu_wire *w, cl_msg *m, int timeout_ms);
+void tu_wire_close(tu_wire *w);
 
 #endif
