@@ -213,13 +213,24 @@ int tu_wait_log(const char *logfile, const char *needle, int count, int timeout_
 }
 
 int tu_free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  ck_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-  socklen_t l = sizeof a;
-  getsockname(fd, (struct sockaddr *)&a, &l);
-  close(fd);
-  return ntohs(a.sin_port);
+  /* The kernel may hand the same free port out again once it is closed, and
+   * a test that takes many ports before starting anything (test_world takes
+   * a hundred) must not get one twice: remember what was returned. */
+  static uint8_t given[65536 / 8];
+  for (int tries = 0; tries < 1000; tries++) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    socklen_t l = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    close(fd);
+    int port = ntohs(a.sin_port);
+    if (given[port / 8] & (1u << (port % 8))) continue;
+    given[port / 8] |= (uint8_t)(1u << (port % 8));
+    return port;
+  }
+  ck_abort_msg("no free port that was not handed out before");
+  return -1;
 }
 
 char *tu_http_get(int port, const char *path, int timeout_ms, int *status) {

@@ -53,7 +53,8 @@ int tu_count_in_file(const char *path, const char *needle);
 /* Sleep for ms milliseconds. */
 void tu_sleep_ms(int ms);
 
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
+/* A TCP port on 127.0.0.1 that was free a moment ago, never the same one
+ * twice in one test process. */
 int tu_free_port(void);
 /* HTTP/1.0 GET of http://127.0.0.1:port/path. Returns the malloc'd body of
  * the answer, or NULL when there is none within timeout_ms. *status (may be
