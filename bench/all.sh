@@ -13,7 +13,7 @@
 # and puts the table of targets (every figure next to its baseline from the
 # same run, and the ratio) with the machine and the date at the top.
 # Benchmarks are not tests: nothing here fails on a missed target. Takes
-# about 25 minutes on 2 cores. The variables of each script pass through
+# about 12 minutes on 2 cores. The variables of each script pass through
 # (BENCH_ROUNDS, LM_ROUNDS, SCALE_CHIPS, INGEST_ROWS, VERIFIER_CHIPS, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
