@@ -33,7 +33,7 @@
 #define READ_BUF_LEN 65536
 
 /* PH_SIGNING: the next challenge is being signed on the thread pool; no
- * timer runs meanwhile (sign_done sends it). */
+ * timer runs meanwhile (sign_result sends it). */
 typedef enum { PH_IDLE, PH_WAIT, PH_GAP, PH_SIGNING } chip_phase;
 
 typedef struct lm_conn lm_conn;
@@ -325,6 +325,20 @@ static void probe_settled(lm_chip *ch) {
 }
 
 /*
+ * When the chip's connection already has max_pending_challenges unanswered
+ * challenges, puts the probe off for a moment without using up a probe of
+ * the burst, and returns 1.
+ */
+static int deferred_for_room(lm_chip *ch) {
+  lm_server *s = ch->srv;
+  if (ch->conn->n_pending < s->cfg->max_pending_challenges) return 0;
+  s->st.probes_deferred++;
+  uint64_t retry_ms = s->cfg->deadline_ms < 50 ? s->cfg->deadline_ms : 50;
+  chip_schedule(ch, retry_ms, PH_GAP);
+  return 1;
+}
+
+/*
  * Sends one signed challenge: takes a slot of the chip's ring, encodes, arms
  * the deadline and writes. Everything costly (the nonce, the signature, the
  * encoding, the timer) happens before the send timestamp. `due_ms` is when
@@ -333,13 +347,8 @@ static void probe_settled(lm_chip *ch) {
 static void send_signed(lm_chip *ch, const cl_challenge *chal, uint64_t due_ms) {
   lm_server *s = ch->srv;
   lm_conn *c = ch->conn;
-  if (c->n_pending >= s->cfg->max_pending_challenges) {
-    /* Other chips of the connection took the room meanwhile. */
-    s->st.probes_deferred++;
-    uint64_t retry_ms = s->cfg->deadline_ms < 50 ? s->cfg->deadline_ms : 50;
-    chip_schedule(ch, retry_ms, PH_GAP);
-    return;
-  }
+  /* Other chips of the connection may have taken the room meanwhile. */
+  if (deferred_for_room(ch)) return;
   cl_probe *p = &ch->ring[ch->ring_next++ % PROBE_RING];
   memset(p, 0, sizeof *p);
   p->ch = *chal;
@@ -374,16 +383,8 @@ static void send_signed(lm_chip *ch, const cl_challenge *chal, uint64_t due_ms) 
  */
 static void send_probe(lm_chip *ch) {
   lm_server *s = ch->srv;
-  lm_conn *c = ch->conn;
   uint64_t due_ms = ch->due_ms;
-  if (c->n_pending >= s->cfg->max_pending_challenges) {
-    /* The connection already has its share of unanswered challenges: try
-     * again shortly, without using up a probe of the burst. */
-    s->st.probes_deferred++;
-    uint64_t retry_ms = s->cfg->deadline_ms < 50 ? s->cfg->deadline_ms : 50;
-    chip_schedule(ch, retry_ms, PH_GAP);
-    return;
-  }
+  if (deferred_for_room(ch)) return;
   cl_challenge chal;
   memset(&chal, 0, sizeof chal);
   memcpy(chal.landmark, cl_key_public(s->key), CL_PK_LEN);
