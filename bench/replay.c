@@ -38,6 +38,7 @@
 #include "cl_geo.h"
 #include "cl_probe.h"
 #include "cl_region.h"
+#include "cl_region_geojson.h"
 
 #include <geodesic.h>
 #include <math.h>

@@ -26,6 +26,7 @@
 #include "cl_layout.h"
 #include "cl_probe.h"
 #include "cl_region.h"
+#include "cl_region_geojson.h"
 #include "cl_store.h"
 
 #include <getopt.h>

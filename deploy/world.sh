@@ -115,7 +115,7 @@ done
 # One-way delay in ms between two points: the distance at the speed of light,
 # rounded up to the microsecond. The distance is the angle between the
 # surface normals times a^2/b (6399.594 km), which is never less than the
-# WGS84 geodesic distance (see lib/cl_geo.h): a landmark link can only look
+# WGS84 geodesic distance (see lib/engine/cl_geo.h): a landmark link can only look
 # farther than the simulated geography, never closer.
 oneway_ms() {
   awk -v la1="$1" -v lo1="$2" -v la2="$3" -v lo2="$4" 'BEGIN {

@@ -2,7 +2,7 @@
  * chiploc audit: re-verifies every signed record in the database (the
  * measurements, the landmark links and the verifier's hash-chained
  * attestations) and lists what does not check out. All the work is in
- * lib/cl_audit.c; this file parses, connects and prints.
+ * lib/db/cl_audit.c; this file parses, connects and prints.
  *
  * Output: one line per finding, "TABLE id=N PROBLEM", then the summary
  * "audit: N measurements, N links, N attestations checked; N problem(s)".

@@ -3,7 +3,7 @@
  * `chip enroll` and `measurements`. Every argument is checked before a
  * connection is opened, so a typo is reported against the flag that carried
  * it and nothing is half-applied. All SQL lives in the store module
- * (lib/cl_store.c); this file only parses, connects and prints.
+ * (lib/db/cl_store.c); this file only parses, connects and prints.
  */
 #include "chiploc_cli.h"
 #include "chiploc_cmds.h"

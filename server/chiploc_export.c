@@ -1,7 +1,7 @@
 /*
  * chiploc export: the current picture of the world as one RFC 7946 GeoJSON
  * FeatureCollection, for QGIS, a web map or any GeoJSON reader. It reads
- * only the dashboard views (lib/cl_export.c), so the read-only
+ * only the dashboard views (lib/db/cl_export.c), so the read-only
  * chiploc_dashboard role can run it. Features, each with a `kind` property:
  *
  *   landmark       Point at the declared position: name, open alerts

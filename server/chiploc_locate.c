@@ -16,6 +16,7 @@
 #include "cl_geojson.h"
 #include "cl_probe.h"
 #include "cl_region.h"
+#include "cl_region_geojson.h"
 #include "cl_xcheck.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /*
  * `chiploc region import`: loads allowed regions from a GeoJSON file into
  * the database. The whole file is parsed and checked by the region loader
- * (lib/cl_region_geojson.c) before a connection is opened, and every region
+ * (lib/io/cl_region_geojson.c) before a connection is opened, and every region
  * is then written in one transaction: a malformed file, or a database
  * failure halfway, imports nothing.
  */
@@ -10,6 +10,7 @@
 
 #include "cl_err.h"
 #include "cl_region.h"
+#include "cl_region_geojson.h"
 #include "cl_store.h"
 
 #include <getopt.h>

@@ -1,5 +1,5 @@
 /*
- * The attestation layout, signature, chain hash and digests (lib/cl_attest.h)
+ * The attestation layout, signature, chain hash and digests (lib/wire/cl_attest.h)
  * against fixed test vectors.
  *
  * Keys come from fixed seeds (all bytes 0x11 for the chip, 0x22 for the

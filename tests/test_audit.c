@@ -1,5 +1,5 @@
 /*
- * Integration tests of the audit (lib/cl_audit.c and `chiploc audit`)
+ * Integration tests of the audit (lib/db/cl_audit.c and `chiploc audit`)
  * against the throwaway PostgreSQL of the run.
  *
  * Each test builds its own database of really signed records without the

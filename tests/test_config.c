@@ -1,5 +1,5 @@
 /*
- * Tests of the config loader (lib/cl_config.c): golden files for landmarkd
+ * Tests of the config loader (lib/conf/cl_config.c): golden files for landmarkd
  * and chipagent whose every value and default is checked, then one defect at
  * a time, each expecting the exact error text (file, line, section, key,
  * value and allowed range).

@@ -1,5 +1,5 @@
 /*
- * Frame assembler (lib/cl_frame.h). A golden frame — a real Challenge
+ * Frame assembler (lib/wire/cl_frame.h). A golden frame — a real Challenge
  * encoded by cl_msg_encode — is fed whole, byte by byte and split at every
  * point; frames back to back; the zero-copy path; and the limits: a length
  * prefix above the limit fails before any allocation, a zero length is

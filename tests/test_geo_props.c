@@ -35,6 +35,7 @@
 #include "cl_err.h"
 #include "cl_geo.h"
 #include "cl_region.h"
+#include "cl_region_geojson.h"
 
 #include <check.h>
 #include <geodesic.h>

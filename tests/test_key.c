@@ -1,5 +1,5 @@
 /*
- * Keys and key files (lib/cl_key.h): generation, the 0600 O_EXCL key file
+ * Keys and key files (lib/core/cl_key.h): generation, the 0600 O_EXCL key file
  * and its refusal to overwrite, loading and every load error, the public
  * key's hex form, and cl_pk_check on small-order and off-curve points.
  */

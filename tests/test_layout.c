@@ -1,5 +1,5 @@
 /*
- * Signed byte layouts (lib/cl_layout.h) against fixed test vectors.
+ * Signed byte layouts (lib/wire/cl_layout.h) against fixed test vectors.
  *
  * Keys come from fixed seeds (all bytes 0x01 for the landmark, 0x02 for the
  * chip); the challenge has a fixed nonce, issue time and sequence number.

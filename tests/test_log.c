@@ -1,5 +1,5 @@
 /*
- * Logging helpers (lib/cl_log.h, lib/cl_err.h): cl_log_quote scrubbing of
+ * Logging helpers (lib/core/cl_log.h, lib/core/cl_err.h): cl_log_quote scrubbing of
  * peer-controlled bytes and its truncation, the token-bucket rate limiter
  * (burst, suppression count, refill, cap), level parsing and filtering, the
  * logfmt line shape, and the text of every error code.

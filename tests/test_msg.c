@@ -1,5 +1,5 @@
 /*
- * Message codec (lib/cl_msg.h). Every message type round-trips; then golden
+ * Message codec (lib/wire/cl_msg.h). Every message type round-trips; then golden
  * messages, built here by hand as protobuf bytes (tags and varints written
  * out, so that lengths the encoder never produces can be sent), are
  * corrupted one field at a time, and each corruption must give the precise

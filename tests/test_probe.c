@@ -1,5 +1,5 @@
 /*
- * Probe acceptance and burst reduction (lib/cl_probe.h). Each named result
+ * Probe acceptance and burst reduction (lib/wire/cl_probe.h). Each named result
  * of cl_probe_accept is produced with a real signed challenge and response,
  * including the order of the checks when several fail at once; then the
  * burst minimum in every insertion order, the measurement record it yields,

@@ -1,6 +1,6 @@
 /*
- * Tests of allowed regions (lib/cl_region.c) and their GeoJSON loader
- * (lib/cl_region_geojson.c): point membership with holes, multipolygons,
+ * Tests of allowed regions (lib/engine/cl_region.c) and their GeoJSON loader
+ * (lib/io/cl_region_geojson.c): point membership with holes, multipolygons,
  * the antimeridian and the poles (seams, not borders); the conservative
  * rectangle classifier checked against brute force on random star polygons
  * and against sampling on regions that use the seams (fixed seeds); every
@@ -10,6 +10,7 @@
  */
 #include "cl_err.h"
 #include "cl_region.h"
+#include "cl_region_geojson.h"
 
 #include <check.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /*
- * Integration tests of the store (lib/cl_store.c) and the schema against the
+ * Integration tests of the store (lib/db/cl_store.c) and the schema against the
  * throwaway PostgreSQL of the run: migrations and partitions, enrolment,
  * batched COPY of signed measurements that must re-verify after the round
  * trip, all-or-nothing batches, the least-privilege roles, allowed regions
@@ -14,6 +14,7 @@
 #include "cl_layout.h"
 #include "cl_probe.h"
 #include "cl_region.h"
+#include "cl_region_geojson.h"
 #include "cl_schema.h"
 #include "cl_store.h"
 

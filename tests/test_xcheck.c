@@ -1,6 +1,6 @@
 /*
- * Landmark cross-check (lib/cl_xcheck.h) and the CSV reader that feeds it
- * (lib/cl_csv.h). Hand-made positions: honest cities whose RTTs are 1.5x the
+ * Landmark cross-check (lib/engine/cl_xcheck.h) and the CSV reader that feeds it
+ * (lib/io/cl_csv.h). Hand-made positions: honest cities whose RTTs are 1.5x the
  * light minimum, landmarks that claim to be elsewhere than they are, and the
  * blame set that must follow; the vertex cover against brute force on
  * random graphs with a fixed seed, its tie rule, and the greedy fallback.

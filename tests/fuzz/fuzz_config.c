@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the configuration loader (lib/cl_config.c): the
+ * libFuzzer target for the configuration loader (lib/conf/cl_config.c): the
  * input is the text of a config file, loaded both as a landmarkd and as a
  * chipagent file.
  *

@@ -1,7 +1,7 @@
 /*
  * libFuzzer target for the receive path: bytes from a peer go through the
- * frame assembler (lib/cl_frame.h) in pieces, and every complete frame
- * through the message decoder (lib/cl_msg.h).
+ * frame assembler (lib/wire/cl_frame.h) in pieces, and every complete frame
+ * through the message decoder (lib/wire/cl_msg.h).
  *
  * Input: the first byte chooses how the rest is cut into reads (all at once,
  * byte by byte, fixed-size pieces, or pseudo-random sizes); the rest is the

@@ -1,6 +1,6 @@
 /*
- * libFuzzer target for the GeoJSON region loader (lib/cl_region_geojson.c)
- * and the queries on what it builds (lib/cl_region.c).
+ * libFuzzer target for the GeoJSON region loader (lib/io/cl_region_geojson.c)
+ * and the queries on what it builds (lib/engine/cl_region.c).
  *
  * Input: GeoJSON text, up to MAX_INPUT bytes. It is parsed twice, with
  * the code property "A3" and with "code" (the two the tools use). For
@@ -22,6 +22,7 @@
  */
 #include "cl_err.h"
 #include "cl_region.h"
+#include "cl_region_geojson.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -1,7 +1,8 @@
 /*
- * Prometheus metrics: a builder for the text exposition format 0.0.4, a
- * fixed-bucket histogram, and a small HTTP server (libmicrohttpd, on its own
- * thread) that answers GET /metrics with the last published snapshot.
+ * Prometheus metrics: a builder for the text exposition format 0.0.4 (with
+ * the histograms of cl_hist.h), and a small HTTP server (libmicrohttpd, on
+ * its own thread) that answers GET /metrics with the last published
+ * snapshot.
  *
  * Threading contract: the owner (an event loop) keeps its counters to
  * itself, renders them into a cl_mtext on its own thread and publishes the
@@ -12,26 +13,10 @@
 #ifndef CL_METRICS_H
 #define CL_METRICS_H
 
+#include "cl_hist.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-/* ---- histogram ------------------------------------------------------------ */
-
-#define CL_HIST_MAX_BUCKETS 24
-
-typedef struct {
-  size_t n;                            /* finite upper bounds in le[] */
-  double le[CL_HIST_MAX_BUCKETS];      /* strictly ascending */
-  uint64_t count[CL_HIST_MAX_BUCKETS]; /* observations in (le[i-1], le[i]], not cumulative */
-  uint64_t total;                      /* every observation, +Inf bucket included */
-  double sum;
-} cl_histogram;
-
-/* Copies n ascending bounds. Returns 0, or CL_EINVAL when n is 0 or above
- * CL_HIST_MAX_BUCKETS or the bounds are not strictly ascending. */
-int cl_histogram_init(cl_histogram *h, const double *le, size_t n);
-/* Counts v in the first bucket whose bound is >= v (or only in +Inf). */
-void cl_histogram_observe(cl_histogram *h, double v);
 
 /* ---- text builder ----------------------------------------------------------- */
 

@@ -61,22 +61,14 @@ cl_rect_class cl_region_classify_rect(const cl_region *r, double lon0, double la
                                       double lat1);
 
 /*
- * A set of regions loaded from a GeoJSON FeatureCollection (Polygon and
- * MultiPolygon geometries; features with the same code are merged into one
- * region). code_property names the feature property holding the code.
- * Errors: CL_EIO (file), CL_EMALFORMED (JSON or GeoJSON structure) with err
- * naming the feature index, its code if known, and the problem.
+ * A set of regions, sorted by code (lookups are binary searches). Loaded
+ * from GeoJSON by cl_region_geojson.h; freed with cl_region_set_free.
  */
 typedef struct {
   cl_region **regions;
   size_t n;
 } cl_region_set;
 
-int cl_region_set_load_geojson(cl_region_set *out, const char *path, const char *code_property,
-                               char *err, size_t errlen);
-/* Parses GeoJSON text already in memory (same rules). */
-int cl_region_set_parse_geojson(cl_region_set *out, const char *text, size_t len,
-                                const char *code_property, char *err, size_t errlen);
 /* The region with this code, or NULL. */
 cl_region *cl_region_set_find(const cl_region_set *s, const char *code);
 void cl_region_set_free(cl_region_set *s);

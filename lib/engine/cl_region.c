@@ -737,3 +737,23 @@ int cl_region_to_geojson(const cl_region *r, char **out, size_t *len) {
   if (len) *len = b.len;
   return CL_OK;
 }
+
+/* ---- sets ---------------------------------------------------------------- */
+
+static int cmp_code(const void *key, const void *elem) {
+  return strcmp((const char *)key, cl_region_code(*(cl_region *const *)elem));
+}
+
+cl_region *cl_region_set_find(const cl_region_set *s, const char *code) {
+  if (!s || !code || s->n == 0) return NULL;
+  cl_region **hit = bsearch(code, s->regions, s->n, sizeof *s->regions, cmp_code);
+  return hit ? *hit : NULL;
+}
+
+void cl_region_set_free(cl_region_set *s) {
+  if (!s) return;
+  for (size_t i = 0; i < s->n; i++) cl_region_destroy(&s->regions[i]);
+  free(s->regions);
+  s->regions = NULL;
+  s->n = 0;
+}

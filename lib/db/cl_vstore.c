@@ -1,5 +1,6 @@
 /* The verifier's SQL (see cl_vstore.h). */
 #include "cl_vstore.h"
+#include "cl_region_geojson.h"
 #include "cl_err.h"
 
 #include <libpq-fe.h>

@@ -9,7 +9,7 @@
  *   feature 12 (code "FRA"): geometry.coordinates[0][3]: expected [lon, lat] numbers
  * Regions of a set are sorted by code, so lookups are binary searches.
  */
-#include "cl_region.h"
+#include "cl_region_geojson.h"
 #include "cl_err.h"
 
 #include <errno.h>
@@ -386,22 +386,4 @@ int cl_region_set_load_geojson(cl_region_set *out, const char *path, const char 
   int rc = cl_region_set_parse_geojson(out, text, size, code_property, err, errlen);
   free(text);
   return rc;
-}
-
-static int cmp_code(const void *key, const void *elem) {
-  return strcmp((const char *)key, cl_region_code(*(cl_region *const *)elem));
-}
-
-cl_region *cl_region_set_find(const cl_region_set *s, const char *code) {
-  if (!s || !code || s->n == 0) return NULL;
-  cl_region **hit = bsearch(code, s->regions, s->n, sizeof *s->regions, cmp_code);
-  return hit ? *hit : NULL;
-}
-
-void cl_region_set_free(cl_region_set *s) {
-  if (!s) return;
-  for (size_t i = 0; i < s->n; i++) cl_region_destroy(&s->regions[i]);
-  free(s->regions);
-  s->regions = NULL;
-  s->n = 0;
 }
