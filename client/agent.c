@@ -797,8 +797,7 @@ int agent_create(agent **out, uv_loop_t *loop, const cl_agent_config *cfg, char 
     cl_key *k = NULL;
     int rc = cl_key_load(&k, cc->key_path, kerr, sizeof kerr);
     if (rc != CL_OK) {
-      if (err && errlen)
-        snprintf(err, errlen, "chip %s: key file %s: %s", cc->name, cc->key_path,
+      cl_err_set(err, errlen, "chip %s: key file %s: %s", cc->name, cc->key_path,
                  kerr[0] ? kerr : cl_strerror(rc));
       agent_destroy(&a);
       return rc;
@@ -809,8 +808,8 @@ int agent_create(agent **out, uv_loop_t *loop, const cl_agent_config *cfg, char 
     ch->pk = cl_key_public(k);
     for (size_t j = 0; j + 1 < a->n_chips; j++) {
       if (memcmp(a->chips[j].pk, ch->pk, CL_PK_LEN) == 0) {
-        if (err && errlen)
-          snprintf(err, errlen, "chips %s and %s have the same key", a->chips[j].name, ch->name);
+        cl_err_set(err, errlen, "chips %s and %s have the same key", a->chips[j].name,
+                   ch->name);
         agent_destroy(&a);
         return CL_EINVAL;
       }

@@ -107,7 +107,7 @@ typedef struct {
   cl_metrics_server *metrics;
   cl_mtext mtext;
   uint64_t round_failures;
-  uint64_t attested[3][3][4]; /* by consistency, site verdict, region verdict */
+  uint64_t attested[CL_ATT_CONSISTENCY_COUNT][CL_ATT_SITE_COUNT][CL_ATT_REGION_COUNT];
   uint64_t open_alerts[CL_VSTORE_ALERT_KINDS];
   uint64_t last_round_end_ns;
   size_t last_round_chips;
@@ -122,8 +122,9 @@ static uint64_t now_unix_ns(void) {
 
 typedef struct {
   size_t chips, written, skipped, alerts_open;
-  size_t by_consistency[3], by_site[3], by_region[4];
-  size_t by_verdict[3][3][4]; /* consistency x site x region */
+  size_t by_consistency[CL_ATT_CONSISTENCY_COUNT], by_site[CL_ATT_SITE_COUNT],
+      by_region[CL_ATT_REGION_COUNT];
+  size_t by_verdict[CL_ATT_CONSISTENCY_COUNT][CL_ATT_SITE_COUNT][CL_ATT_REGION_COUNT];
   /* Where the round's time went (ns): reading its inputs (lock included),
    * the location engine, digests/signatures/chain hashes, writing
    * attestations and alerts (commit included), the landmark cross-check
@@ -135,6 +136,9 @@ static void print_row(const cl_vchip *ch, const cl_verify_out *o) {
   static const char *cons[] = {"CONSISTENT", "INSUFFICIENT", "INCONSISTENT"};
   static const char *site[] = {"-", "SITE_CONSISTENT", "SITE_EXCLUDED"};
   static const char *reg[] = {"-", "INSIDE", "OUTSIDE", "UNDETERMINED"};
+  _Static_assert(sizeof cons / sizeof *cons == CL_ATT_CONSISTENCY_COUNT, "a name per verdict");
+  _Static_assert(sizeof site / sizeof *site == CL_ATT_SITE_COUNT, "a name per verdict");
+  _Static_assert(sizeof reg / sizeof *reg == CL_ATT_REGION_COUNT, "a name per verdict");
   char alerts[128] = "";
   size_t n = 0;
   for (int k = 0; k < CL_ALERT__CHIP_KINDS; k++)
@@ -241,7 +245,8 @@ static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int pr
     sum->by_consistency[o.a.consistency]++;
     sum->by_site[o.a.site]++;
     sum->by_region[o.a.region]++;
-    if (o.a.consistency < 3 && o.a.site < 3 && o.a.region < 4)
+    if (o.a.consistency < CL_ATT_CONSISTENCY_COUNT && o.a.site < CL_ATT_SITE_COUNT &&
+        o.a.region < CL_ATT_REGION_COUNT)
       sum->by_verdict[o.a.consistency][o.a.site][o.a.region]++;
     for (int k = 0; k < CL_ALERT__CHIP_KINDS; k++) sum->alerts_open += (size_t)o.alert[k];
     if (print) print_row(ch, &o);
@@ -281,9 +286,12 @@ static void log_round(uint64_t round_end, const round_summary *s) {
          "site_excluded=%zu inside=%zu outside=%zu undetermined=%zu alerts=%zu "
          "round_ms=%.1f sql_read_ms=%.1f geometry_ms=%.1f sign_ms=%.1f sql_write_ms=%.1f "
          "landmarks_ms=%.1f",
-         (unsigned long long)round_end, s->chips, s->written, s->skipped, s->by_consistency[0],
-         s->by_consistency[1], s->by_consistency[2], s->by_site[1], s->by_site[2], s->by_region[1],
-         s->by_region[2], s->by_region[3], s->alerts_open, (double)s->total_ns * ms,
+         (unsigned long long)round_end, s->chips, s->written, s->skipped,
+         s->by_consistency[CL_ATT_CONSISTENT], s->by_consistency[CL_ATT_INSUFFICIENT],
+         s->by_consistency[CL_ATT_INCONSISTENT], s->by_site[CL_ATT_SITE_CONSISTENT],
+         s->by_site[CL_ATT_SITE_EXCLUDED], s->by_region[CL_ATT_REGION_INSIDE],
+         s->by_region[CL_ATT_REGION_OUTSIDE], s->by_region[CL_ATT_REGION_UNDETERMINED],
+         s->alerts_open, (double)s->total_ns * ms,
          (double)s->sql_read_ns * ms, (double)s->geometry_ns * ms, (double)s->sign_ns * ms,
          (double)s->sql_write_ns * ms, (double)s->landmarks_ns * ms);
 }
@@ -296,6 +304,9 @@ static void publish_metrics(verifier *v) {
   static const char *cons[] = {"consistent", "insufficient", "inconsistent"};
   static const char *site[] = {"none", "site_consistent", "site_excluded"};
   static const char *reg[] = {"none", "inside", "outside", "undetermined"};
+  _Static_assert(sizeof cons / sizeof *cons == CL_ATT_CONSISTENCY_COUNT, "a label per verdict");
+  _Static_assert(sizeof site / sizeof *site == CL_ATT_SITE_COUNT, "a label per verdict");
+  _Static_assert(sizeof reg / sizeof *reg == CL_ATT_REGION_COUNT, "a label per verdict");
   cl_mtext *t = &v->mtext;
   char lab[128];
   cl_mtext_reset(t);
@@ -315,9 +326,9 @@ static void publish_metrics(verifier *v) {
   cl_mtext_u64(t, "chiploc_verifier_chips", NULL, v->last_round_chips);
   cl_mtext_family(t, "chiploc_attestations_total", "counter",
                   "Attestations written by this process, by verdicts.");
-  for (int c = 0; c < 3; c++)
-    for (int si = 0; si < 3; si++)
-      for (int r = 0; r < 4; r++) {
+  for (int c = 0; c < CL_ATT_CONSISTENCY_COUNT; c++)
+    for (int si = 0; si < CL_ATT_SITE_COUNT; si++)
+      for (int r = 0; r < CL_ATT_REGION_COUNT; r++) {
         snprintf(lab, sizeof lab, "consistency=\"%s\",site=\"%s\",region=\"%s\"", cons[c],
                  site[si], reg[r]);
         cl_mtext_u64(t, "chiploc_attestations_total", lab, v->attested[c][si][r]);
@@ -335,9 +346,10 @@ static void publish_metrics(verifier *v) {
 
 /* After a committed round: what it wrote, and the open alerts now. */
 static void count_round(verifier *v, uint64_t round_end, const round_summary *sum) {
-  for (int c = 0; c < 3; c++)
-    for (int si = 0; si < 3; si++)
-      for (int r = 0; r < 4; r++) v->attested[c][si][r] += sum->by_verdict[c][si][r];
+  for (int c = 0; c < CL_ATT_CONSISTENCY_COUNT; c++)
+    for (int si = 0; si < CL_ATT_SITE_COUNT; si++)
+      for (int r = 0; r < CL_ATT_REGION_COUNT; r++)
+        v->attested[c][si][r] += sum->by_verdict[c][si][r];
   v->last_round_end_ns = round_end;
   v->last_round_chips = sum->chips;
   char err[512];

@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,16 +73,6 @@ struct lm_spool {
   uint64_t gen;      /* generation of the newest read-offset slot */
   uint8_t *buf;      /* CHUNK_RECORDS records */
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 /* ---- checksum and layouts ------------------------------------------------ */
 
@@ -251,14 +240,14 @@ static void dir_of(const char *path, char *out, size_t outlen) {
 static int replace_file(lm_spool *sp, uint64_t from, uint64_t to, char *err, size_t errlen) {
   int fd = open(sp->tmp_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
-    set_err(err, errlen, "spool %s: cannot create %s: %s", sp->path, sp->tmp_path,
-            strerror(errno));
+    cl_err_set(err, errlen, "spool %s: cannot create %s: %s", sp->path, sp->tmp_path,
+              strerror(errno));
     return CL_EIO;
   }
   /* Lock before truncating, so a second process creating the same spool
    * cannot clobber this file. */
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    set_err(err, errlen, "spool %s: in use by another process", sp->tmp_path);
+    cl_err_set(err, errlen, "spool %s: in use by another process", sp->tmp_path);
     close(fd);
     return CL_EIO;
   }
@@ -288,7 +277,8 @@ static int replace_file(lm_spool *sp, uint64_t from, uint64_t to, char *err, siz
     ok = 0;
   }
   if (!ok) {
-    set_err(err, errlen, "spool %s: cannot %s the new file: %s", sp->path, what, strerror(errno));
+    cl_err_set(err, errlen, "spool %s: cannot %s the new file: %s", sp->path, what,
+               strerror(errno));
     unlink(sp->tmp_path);
     close(fd);
     return CL_EIO;
@@ -301,8 +291,8 @@ static int replace_file(lm_spool *sp, uint64_t from, uint64_t to, char *err, siz
   if (sync_dir(sp->dir) != 0) {
     /* The new file is complete; only the directory entry may not be on disk
      * yet. Either file is a valid spool, so nothing can be lost. */
-    set_err(err, errlen, "spool %s: cannot sync directory %s: %s", sp->path, sp->dir,
-            strerror(errno));
+    cl_err_set(err, errlen, "spool %s: cannot sync directory %s: %s", sp->path, sp->dir,
+              strerror(errno));
     return CL_EIO;
   }
   return CL_OK;
@@ -321,31 +311,31 @@ static int check_header(lm_spool *sp, const uint8_t h[LM_SPOOL_HEADER_LEN], char
                         size_t errlen) {
   if (memcmp(h, LM_SPOOL_MAGIC, LM_SPOOL_MAGIC_LEN) != 0) {
     if (memcmp(h, LM_SPOOL_MAGIC, LM_SPOOL_MAGIC_LEN - 1) == 0)
-      set_err(err, errlen, "spool %s: unsupported version \"%.16s\" (this landmarkd reads %s)",
-              sp->path, (const char *)h, LM_SPOOL_MAGIC);
+      cl_err_set(err, errlen, "spool %s: unsupported version \"%.16s\" (this landmarkd reads %s)",
+                sp->path, (const char *)h, LM_SPOOL_MAGIC);
     else
-      set_err(err, errlen, "spool %s: not a chiploc spool file (no \"%s\" header)", sp->path,
-              LM_SPOOL_MAGIC);
+      cl_err_set(err, errlen, "spool %s: not a chiploc spool file (no \"%s\" header)", sp->path,
+                LM_SPOOL_MAGIC);
     return CL_EVERSION;
   }
   if (cl_get_be32(h + H_CRC) != lm_spool_crc32c(h, H_CRC)) {
-    set_err(err, errlen, "spool %s: header checksum mismatch (damaged file)", sp->path);
+    cl_err_set(err, errlen, "spool %s: header checksum mismatch (damaged file)", sp->path);
     return CL_EMALFORMED;
   }
   if (cl_get_be32(h + H_HEADER_LEN) != LM_SPOOL_HEADER_LEN ||
       cl_get_be32(h + H_RECORD_LEN) != LM_SPOOL_RECORD_LEN) {
-    set_err(err, errlen, "spool %s: header or record length %u/%u, expected %u/%u", sp->path,
-            cl_get_be32(h + H_HEADER_LEN), cl_get_be32(h + H_RECORD_LEN), LM_SPOOL_HEADER_LEN,
-            LM_SPOOL_RECORD_LEN);
+    cl_err_set(err, errlen, "spool %s: header or record length %u/%u, expected %u/%u", sp->path,
+              cl_get_be32(h + H_HEADER_LEN), cl_get_be32(h + H_RECORD_LEN), LM_SPOOL_HEADER_LEN,
+              LM_SPOOL_RECORD_LEN);
     return CL_EVERSION;
   }
   if (memcmp(h + H_LANDMARK, sp->pk, CL_PK_LEN) != 0) {
     char hex[CL_PK_HEX_LEN + 1];
     cl_pk_to_hex(h + H_LANDMARK, hex);
-    set_err(err, errlen,
-            "spool %s: holds records of landmark key %s, not of this landmark; move it aside "
-            "(or run the landmark it belongs to)",
-            sp->path, hex);
+    cl_err_set(err, errlen,
+              "spool %s: holds records of landmark key %s, not of this landmark; move it aside "
+              "(or run the landmark it belongs to)",
+              sp->path, hex);
     return CL_EEXIST;
   }
   return CL_OK;
@@ -359,7 +349,7 @@ static int trim_tail(lm_spool *sp, lm_spool_recovery *rec, char *err, size_t err
   while (size > LM_SPOOL_HEADER_LEN) {
     cl_store_row row;
     if (pread_all(sp->fd, sp->buf, LM_SPOOL_RECORD_LEN, size - LM_SPOOL_RECORD_LEN) != 0) {
-      set_err(err, errlen, "spool %s: cannot read: %s", sp->path, strerror(errno));
+      cl_err_set(err, errlen, "spool %s: cannot read: %s", sp->path, strerror(errno));
       return CL_EIO;
     }
     if (lm_spool_decode(sp->buf, &row) == CL_OK) break;
@@ -368,8 +358,8 @@ static int trim_tail(lm_spool *sp, lm_spool_recovery *rec, char *err, size_t err
   }
   if (size != sp->size) {
     if (ftruncate(sp->fd, (off_t)size) != 0 || sync_data(sp->fd) != 0) {
-      set_err(err, errlen, "spool %s: cannot cut off a torn record: %s", sp->path,
-              strerror(errno));
+      cl_err_set(err, errlen, "spool %s: cannot cut off a torn record: %s", sp->path,
+                strerror(errno));
       return CL_EIO;
     }
     sp->size = size;
@@ -409,7 +399,7 @@ int lm_spool_open(lm_spool **out, const char *path, const uint8_t landmark_pk[CL
   memset(rec, 0, sizeof *rec);
   if (!out || !path || !*path || !landmark_pk ||
       max_bytes < LM_SPOOL_HEADER_LEN + LM_SPOOL_RECORD_LEN) {
-    set_err(err, errlen, "spool: bad argument");
+    cl_err_set(err, errlen, "spool: bad argument");
     return CL_EINVAL;
   }
   *out = NULL;
@@ -423,7 +413,7 @@ int lm_spool_open(lm_spool **out, const char *path, const uint8_t landmark_pk[CL
   }
   int rc = CL_OK;
   if ((size_t)snprintf(sp->path, sizeof sp->path, "%s", path) >= sizeof sp->path) {
-    set_err(err, errlen, "spool: path too long");
+    cl_err_set(err, errlen, "spool: path too long");
     rc = CL_EINVAL;
     goto fail;
   }
@@ -434,14 +424,14 @@ int lm_spool_open(lm_spool **out, const char *path, const uint8_t landmark_pk[CL
 
   int fd = open(path, O_RDWR | O_CLOEXEC);
   if (fd < 0 && errno != ENOENT) {
-    set_err(err, errlen, "spool %s: cannot open: %s", path, strerror(errno));
+    cl_err_set(err, errlen, "spool %s: cannot open: %s", path, strerror(errno));
     rc = CL_EIO;
     goto fail;
   }
   if (fd >= 0) {
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      set_err(err, errlen, "spool %s: in use by another process (flock: %s)", path,
-              strerror(errno));
+      cl_err_set(err, errlen, "spool %s: in use by another process (flock: %s)", path,
+                strerror(errno));
       close(fd);
       rc = CL_EIO;
       goto fail;
@@ -449,12 +439,12 @@ int lm_spool_open(lm_spool **out, const char *path, const uint8_t landmark_pk[CL
     sp->fd = fd;
     struct stat st;
     if (fstat(fd, &st) != 0) {
-      set_err(err, errlen, "spool %s: cannot stat: %s", path, strerror(errno));
+      cl_err_set(err, errlen, "spool %s: cannot stat: %s", path, strerror(errno));
       rc = CL_EIO;
       goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
-      set_err(err, errlen, "spool %s: not a regular file", path);
+      cl_err_set(err, errlen, "spool %s: not a regular file", path);
       rc = CL_EIO;
       goto fail;
     }
@@ -477,13 +467,13 @@ int lm_spool_open(lm_spool **out, const char *path, const uint8_t landmark_pk[CL
      * complete): this is someone else's file, or damage. */
     size_t have = (size_t)sp->size < LM_SPOOL_MAGIC_LEN ? (size_t)sp->size : LM_SPOOL_MAGIC_LEN;
     int ours = pread_all(sp->fd, h, have, 0) == 0 && memcmp(h, LM_SPOOL_MAGIC, have) == 0;
-    set_err(err, errlen, "spool %s: %llu bytes, %s", path, (unsigned long long)sp->size,
-            ours ? "shorter than a spool header (damaged file)" : "not a chiploc spool file");
+    cl_err_set(err, errlen, "spool %s: %llu bytes, %s", path, (unsigned long long)sp->size,
+              ours ? "shorter than a spool header (damaged file)" : "not a chiploc spool file");
     rc = ours ? CL_EMALFORMED : CL_EVERSION;
     goto fail;
   }
   if (pread_all(sp->fd, h, sizeof h, 0) != 0) {
-    set_err(err, errlen, "spool %s: cannot read the header: %s", path, strerror(errno));
+    cl_err_set(err, errlen, "spool %s: cannot read the header: %s", path, strerror(errno));
     rc = CL_EIO;
     goto fail;
   }
@@ -516,7 +506,7 @@ int lm_spool_append(lm_spool *sp, const cl_store_row *rows, size_t n, size_t *ap
   *appended = 0;
   for (size_t i = 0; i < n; i++) {
     if (memcmp(rows[i].m.ch.landmark, sp->pk, CL_PK_LEN) != 0) {
-      set_err(err, errlen, "spool %s: row %zu is signed by another landmark key", sp->path, i);
+      cl_err_set(err, errlen, "spool %s: row %zu is signed by another landmark key", sp->path, i);
       return CL_EINVAL;
     }
   }
@@ -542,7 +532,7 @@ int lm_spool_append(lm_spool *sp, const cl_store_row *rows, size_t n, size_t *ap
   *appended = k;
   return CL_OK;
 fail:
-  set_err(err, errlen, "spool %s: cannot append %zu records: %s", sp->path, k, strerror(errno));
+  cl_err_set(err, errlen, "spool %s: cannot append %zu records: %s", sp->path, k, strerror(errno));
   /* The caller keeps the rows; records it might append again must not be
    * left behind half-written. If this fails too, the next open cuts the
    * damaged tail off. */
@@ -562,7 +552,7 @@ int lm_spool_peek(lm_spool *sp, cl_store_row *rows, size_t max, size_t *n, size_
     size_t c = left < CHUNK_RECORDS ? (size_t)left : CHUNK_RECORDS;
     if (*n > 0 && c > max - *n) c = max - *n;
     if (pread_all(sp->fd, sp->buf, c * LM_SPOOL_RECORD_LEN, pos) != 0) {
-      set_err(err, errlen, "spool %s: cannot read: %s", sp->path, strerror(errno));
+      cl_err_set(err, errlen, "spool %s: cannot read: %s", sp->path, strerror(errno));
       return CL_EIO;
     }
     for (size_t j = 0; j < c; j++, pos += LM_SPOOL_RECORD_LEN) {
@@ -585,8 +575,8 @@ int lm_spool_peek(lm_spool *sp, cl_store_row *rows, size_t max, size_t *n, size_
 int lm_spool_consume(lm_spool *sp, size_t records, char *err, size_t errlen) {
   if (!sp) return CL_EINVAL;
   if (records > lm_spool_rows(sp)) {
-    set_err(err, errlen, "spool %s: consuming %zu records, %llu left", sp->path, records,
-            (unsigned long long)lm_spool_rows(sp));
+    cl_err_set(err, errlen, "spool %s: consuming %zu records, %llu left", sp->path, records,
+              (unsigned long long)lm_spool_rows(sp));
     return CL_EINVAL;
   }
   if (records == 0) return CL_OK;
@@ -598,8 +588,8 @@ int lm_spool_consume(lm_spool *sp, size_t records, char *err, size_t errlen) {
    * other slot intact. */
   if (pwrite_all(sp->fd, s, sizeof s, H_SLOT0 + (gen & 1u) * SLOT_LEN) != 0 ||
       sync_data(sp->fd) != 0) {
-    set_err(err, errlen, "spool %s: cannot save the read offset: %s", sp->path,
-            strerror(errno));
+    cl_err_set(err, errlen, "spool %s: cannot save the read offset: %s", sp->path,
+              strerror(errno));
     return CL_EIO;
   }
   sp->read_off = off;

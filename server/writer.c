@@ -694,7 +694,7 @@ int lm_writer_create(lm_writer **out, uv_loop_t *loop, const cl_landmark_config 
     /* The async handle is registered: close it and leak nothing else. */
     uv_close((uv_handle_t *)&w->async, NULL);
     lm_spool_close(&w->spool);
-    if (err && errlen) snprintf(err, errlen, "cannot start the database thread");
+    cl_err_set(err, errlen, "cannot start the database thread");
     return CL_ENOMEM;
   }
   *out = w;

@@ -201,11 +201,27 @@ START_TEST(lm_golden_defaults) {
 }
 END_TEST
 
+/*
+ * A valid landmarkd config like lm_text's, with `probe` appended to [probe]
+ * and `limits` to [limits], for the settings that are checked against each
+ * other.
+ */
+static char *lm_text_probe_limits(const char *probe, const char *limits) {
+  char *s = NULL;
+  ck_assert(asprintf(&s,
+                     "[landmark]\nname = fra-1\nkey = landmark.key\nlat = 50.1109\nlon = 8.6821\n"
+                     "[database]\nconninfo = host=/tmp dbname=chiploc\n[probe]\n%s[limits]\n%s",
+                     probe, limits) > 0);
+  return s;
+}
+
 START_TEST(lm_range_limits_accepted) {
-  /* Both ends of every range are valid. */
-  char *t = lm_text("probe",
-                    "interval_s = 86400\njitter = 0\nburst = 64\nburst_gap_ms = 60000\n"
-                    "deadline_ms = 1\nspeed = 299792458\n");
+  /* Both ends of every range are valid. interval_s = 86400 passes its range
+   * check, but no idle_timeout_s exceeds that cycle (lm_idle_timeout_vs_cycle),
+   * so the ends of the burst settings are tried with a shorter interval. */
+  char *t = lm_text_probe_limits("interval_s = 82000\njitter = 0\nburst = 64\n"
+                                 "burst_gap_ms = 60000\ndeadline_ms = 1\nspeed = 299792458\n",
+                                 "idle_timeout_s = 86400\n");
   cl_landmark_config *c = malloc(sizeof *c);
   char err[512];
   ck_assert_msg(lm_load(t, c, err, sizeof err, NULL) == CL_OK, "%s", err);
@@ -380,6 +396,57 @@ START_TEST(lm_long_line) {
   ck_assert_msg(strstr(err, "must be an integer in [1, 64]") != NULL, "%s", err);
   free(t);
   free(c);
+}
+END_TEST
+
+/*
+ * Cross-field rule: [limits] idle_timeout_s must exceed one probe cycle,
+ * interval_s * (1 + jitter) + burst * (deadline_ms + burst_gap_ms) / 1000
+ * seconds. The error names the file but no line, since every setting
+ * involved may be a default.
+ */
+static void lm_expect_idle(const char *probe, const char *limits, const char *suffix) {
+  char *t = lm_text_probe_limits(probe, limits);
+  lm_expect(t, suffix);
+  free(t);
+}
+
+static void lm_expect_idle_ok(const char *probe, const char *limits, uint32_t idle_s) {
+  char *t = lm_text_probe_limits(probe, limits);
+  cl_landmark_config *c = malloc(sizeof *c);
+  char err[512];
+  ck_assert_msg(lm_load(t, c, err, sizeof err, NULL) == CL_OK, "%s", err);
+  ck_assert_uint_eq(c->idle_timeout_s, idle_s);
+  free(c);
+  free(t);
+}
+
+#define CYCLE_RULE "interval_s * (1 + jitter) + burst * (deadline_ms + burst_gap_ms))"
+
+START_TEST(lm_idle_timeout_vs_cycle) {
+  /* The defaults make a cycle of 66 + 5.5 s: one second less is refused. */
+  lm_expect_idle("", "idle_timeout_s = 71\n",
+                 " [limits] idle_timeout_s = 71 must exceed one probe cycle (71.5 s: " CYCLE_RULE);
+  lm_expect_idle_ok("", "idle_timeout_s = 72\n", 72);
+  /* Equal is not enough: a cycle of exactly 101 s. */
+  const char *whole = "interval_s = 100\njitter = 0\nburst = 1\nburst_gap_ms = 0\n";
+  lm_expect_idle(whole, "idle_timeout_s = 101\n",
+                 " [limits] idle_timeout_s = 101 must exceed one probe cycle (101.0 s: " CYCLE_RULE);
+  lm_expect_idle_ok(whole, "idle_timeout_s = 102\n", 102);
+  /* Probe settings alone break the default idle timeout of 300 s; the
+   * jitter counts: 268 s * 1.1 + 5.5 s, where 268 s + 5.5 s would fit. */
+  lm_expect_idle("interval_s = 268\n", "",
+                 " [limits] idle_timeout_s = 300 must exceed one probe cycle (300.3 s: " CYCLE_RULE);
+  lm_expect_idle_ok("interval_s = 267\n", "", 300);
+  /* So does the burst: 64 probes of 1000 + 100 ms after 60 s. */
+  lm_expect_idle("jitter = 0\nburst = 64\n", "idle_timeout_s = 130\n",
+                 " [limits] idle_timeout_s = 130 must exceed one probe cycle (130.4 s: " CYCLE_RULE);
+  lm_expect_idle_ok("jitter = 0\nburst = 64\n", "idle_timeout_s = 131\n", 131);
+  /* interval_s = 86400 is in its range but no idle_timeout_s can exceed it. */
+  lm_expect_idle("interval_s = 86400\njitter = 0\nburst = 1\nburst_gap_ms = 0\ndeadline_ms = 1\n",
+                 "idle_timeout_s = 86400\n",
+                 " [limits] idle_timeout_s = 86400 must exceed one probe cycle (86400.0 s: "
+                 CYCLE_RULE);
 }
 END_TEST
 
@@ -810,6 +877,7 @@ static Suite *config_suite(void) {
   tcase_add_test(lm, lm_missing_required);
   tcase_add_test(lm, lm_bad_values);
   tcase_add_test(lm, lm_long_line);
+  tcase_add_test(lm, lm_idle_timeout_vs_cycle);
   tcase_add_test(lm, lm_missing_file);
   suite_add_tcase(s, lm);
   TCase *ag = tcase_create("chipagent");

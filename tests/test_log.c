@@ -2,7 +2,8 @@
  * Logging helpers (lib/core/cl_log.h, lib/core/cl_err.h): cl_log_quote scrubbing of
  * peer-controlled bytes and its truncation, the token-bucket rate limiter
  * (burst, suppression count, refill, cap), level parsing and filtering, the
- * logfmt line shape, and the text of every error code.
+ * logfmt line shape, the text of every error code, and cl_err_set, the
+ * formatter every module writes its error messages with.
  */
 #include "cl_err.h"
 #include "cl_log.h"
@@ -10,6 +11,7 @@
 
 #include <check.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +203,72 @@ START_TEST(test_strerror) {
 }
 END_TEST
 
+START_TEST(test_err_set_formats) {
+  char err[64];
+  cl_err_set(err, sizeof err, "%s:%zu: column %s: %g", "fleet.csv", (size_t)7, "lat", 91.5);
+  ck_assert_str_eq(err, "fleet.csv:7: column lat: 91.5");
+  /* A message replaces what the buffer held before, it does not append. */
+  cl_err_set(err, sizeof err, "plain");
+  ck_assert_str_eq(err, "plain");
+  cl_err_set(err, sizeof err, "%s", "");
+  ck_assert_str_eq(err, "");
+}
+END_TEST
+
+START_TEST(test_err_set_truncates) {
+  /* Every buffer size: the text is the start of the full message, cut to
+   * errlen - 1 bytes, NUL-terminated, and nothing past errlen is touched. */
+  const char *full = "spool /var/lib/x: cannot read: Permission denied";
+  size_t flen = strlen(full);
+  for (size_t errlen = 1; errlen < flen + 8; errlen++) {
+    char err[96];
+    memset(err, 'Z', sizeof err);
+    cl_err_set(err, errlen, "spool %s: cannot read: %s", "/var/lib/x", "Permission denied");
+    size_t want = errlen - 1 < flen ? errlen - 1 : flen;
+    ck_assert_uint_eq(strlen(err), want);
+    ck_assert_int_eq(strncmp(err, full, want), 0);
+    for (size_t i = errlen; i < sizeof err; i++)
+      ck_assert_msg(err[i] == 'Z', "errlen %zu: wrote at %zu", errlen, i);
+  }
+}
+END_TEST
+
+START_TEST(test_err_set_no_buffer) {
+  /* Callers pass their own err through unchecked: NULL or errlen 0 means
+   * "no text wanted", and the buffer is then not touched at all. */
+  cl_err_set(NULL, 0, "ignored %d", 1);
+  cl_err_set(NULL, 64, "ignored %d", 2);
+  char err[8];
+  memset(err, 'Z', sizeof err);
+  cl_err_set(err, 0, "ignored %d", 3);
+  for (size_t i = 0; i < sizeof err; i++) ck_assert_int_eq(err[i], 'Z');
+}
+END_TEST
+
+/* A wrapper of the kind cl_config and cl_region_geojson have: a prefix, then
+ * the caller's message through cl_err_vset. */
+static void prefixed(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void prefixed(char *err, size_t errlen, const char *fmt, ...) {
+  char msg[40];
+  va_list ap;
+  va_start(ap, fmt);
+  cl_err_vset(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  cl_err_set(err, errlen, "landmarkd.conf:%d: %s", 12, msg);
+}
+
+START_TEST(test_err_vset) {
+  char err[64];
+  prefixed(err, sizeof err, "port %d is outside [%d, %d]", 70000, 1, 65535);
+  ck_assert_str_eq(err, "landmarkd.conf:12: port 70000 is outside [1, 65535]");
+  /* The inner buffer cuts the message before the prefix is added. */
+  prefixed(err, sizeof err, "%s%s", "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+  ck_assert_str_eq(err, "landmarkd.conf:12: abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLM");
+  prefixed(NULL, 0, "nothing %s", "happens");
+}
+END_TEST
+
 static Suite *log_suite(void) {
   Suite *s = suite_create("log");
   TCase *tc = tcase_create("log");
@@ -212,6 +280,10 @@ static Suite *log_suite(void) {
   tcase_add_test(tc, test_levels);
   tcase_add_test(tc, test_line_shape);
   tcase_add_test(tc, test_strerror);
+  tcase_add_test(tc, test_err_set_formats);
+  tcase_add_test(tc, test_err_set_truncates);
+  tcase_add_test(tc, test_err_set_no_buffer);
+  tcase_add_test(tc, test_err_vset);
   suite_add_tcase(s, tc);
   return s;
 }

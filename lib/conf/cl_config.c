@@ -119,12 +119,12 @@ static void set_err(parse_ctx *c, int line, const char *fmt, ...) {
   char msg[400];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  cl_err_vset(msg, sizeof msg, fmt, ap);
   va_end(ap);
   if (line > 0)
-    snprintf(c->err, sizeof c->err, "%s:%d: %s", c->path, line, msg);
+    cl_err_set(c->err, sizeof c->err, "%s:%d: %s", c->path, line, msg);
   else
-    snprintf(c->err, sizeof c->err, "%s: %s", c->path, msg);
+    cl_err_set(c->err, sizeof c->err, "%s: %s", c->path, msg);
   c->has_err = 1;
   c->err_line = line;
 }
@@ -735,7 +735,7 @@ _Static_assert(sizeof landmark_opts / sizeof landmark_opts[0] <= MAX_OPTS_PER_KI
  * /etc/chiploc/landmarkd.spool), so landmarks whose configs share a
  * directory never share a spool.
  */
-static int landmark_check(parse_ctx *c) {
+static int landmark_default_spool(parse_ctx *c) {
   cl_landmark_config *cfg = c->cfg;
   if (cfg->spool_path[0]) return CL_OK;
   const char *base = strrchr(c->path, '/');
@@ -751,6 +751,32 @@ static int landmark_check(parse_ctx *c) {
     return CL_EMALFORMED;
   }
   return CL_OK;
+}
+
+/*
+ * An honest agent only sends when probed, so the idle timeout must outlast a
+ * whole probe cycle, or every quiet connection would be cut. The longest
+ * silence is the longest jittered interval plus a whole burst, each probe
+ * waiting out its deadline and the gap after it. The error names no line:
+ * the settings involved may all be defaults.
+ */
+static int landmark_check_idle(parse_ctx *c) {
+  const cl_landmark_config *cfg = c->cfg;
+  double cycle_s = cfg->interval_s * (1.0 + cfg->jitter) +
+                   cfg->burst * (cfg->deadline_ms + cfg->burst_gap_ms) / 1000.0;
+  if (cfg->idle_timeout_s > cycle_s) return CL_OK;
+  set_err(c, 0,
+          "[limits] idle_timeout_s = %u must exceed one probe cycle (%.1f s: "
+          "interval_s * (1 + jitter) + burst * (deadline_ms + burst_gap_ms))",
+          cfg->idle_timeout_s, cycle_s);
+  return CL_EMALFORMED;
+}
+
+/* Cross-field rules, after every key is read and defaulted. */
+static int landmark_check(parse_ctx *c) {
+  int rc = landmark_default_spool(c);
+  if (rc != CL_OK) return rc;
+  return landmark_check_idle(c);
 }
 
 static const config_kind landmark_kind = {

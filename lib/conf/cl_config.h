@@ -87,8 +87,10 @@ typedef struct {
 
 /*
  * Load and validate. Returns 0, or CL_EIO (cannot open), CL_EMALFORMED
- * (syntax, unknown key, bad value, out of range, missing required key); err
- * receives "FILE:LINE: message" (LINE omitted for missing keys).
+ * (syntax, unknown key, bad value, out of range, missing required key, or a
+ * rule between settings: landmarkd's [limits] idle_timeout_s must exceed one
+ * probe cycle); err receives "FILE:LINE: message" (LINE omitted for missing
+ * keys and for the idle timeout rule, whose settings may all be defaults).
  */
 int cl_landmark_config_load(const char *path, cl_landmark_config *out, char *err, size_t errlen);
 int cl_agent_config_load(const char *path, cl_agent_config *out, char *err, size_t errlen);

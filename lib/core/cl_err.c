@@ -1,5 +1,7 @@
-/* Text for the CL_* error codes. */
+/* Text for the CL_* error codes, and the one formatter of error messages. */
 #include "cl_err.h"
+
+#include <stdio.h>
 
 const char *cl_strerror(int code) {
   switch (code) {
@@ -19,4 +21,16 @@ const char *cl_strerror(int code) {
   case CL_EUNKNOWNMSG: return "unknown message type";
   default: return "unknown error";
   }
+}
+
+void cl_err_vset(char *err, size_t errlen, const char *fmt, va_list ap) {
+  if (!err || errlen == 0) return;
+  vsnprintf(err, errlen, fmt, ap);
+}
+
+void cl_err_set(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  cl_err_vset(err, errlen, fmt, ap);
+  va_end(ap);
 }

@@ -1,10 +1,15 @@
 /*
  * Error codes shared by every chiploc module. Functions return 0 on success
  * and one of these negative codes otherwise; the code becomes text only where
- * it is logged or printed (cl_strerror).
+ * it is logged or printed (cl_strerror). A function that can say more than
+ * its code writes a message into the caller's (err, errlen) buffer with
+ * cl_err_set, the one formatter every module shares.
  */
 #ifndef CL_ERR_H
 #define CL_ERR_H
+
+#include <stdarg.h>
+#include <stddef.h>
 
 enum {
   CL_OK = 0,
@@ -25,5 +30,18 @@ enum {
 
 /* Returns a static, human-readable name for a CL_* code. */
 const char *cl_strerror(int code);
+
+/*
+ * Formats an error message into the caller's buffer err of errlen bytes, the
+ * (char *err, size_t errlen) pair most chiploc functions take. The text is
+ * cut to errlen - 1 bytes and always NUL-terminated. err == NULL or
+ * errlen == 0 means the caller wants no text: nothing is written, so a
+ * function may pass its own err argument through without checking it.
+ * cl_err_vset is the same for a va_list, for wrappers that add a prefix.
+ */
+void cl_err_set(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void cl_err_vset(char *err, size_t errlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #endif

@@ -103,25 +103,21 @@ int cl_key_save(const cl_key *key, const char *path) {
   return rc;
 }
 
-static void set_err(char *err, size_t errlen, const char *msg) {
-  if (err && errlen) snprintf(err, errlen, "%s", msg);
-}
-
 int cl_key_load(cl_key **out, const char *path, char *err, size_t errlen) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (err && errlen) snprintf(err, errlen, "cannot open: %s", strerror(errno));
+    cl_err_set(err, errlen, "cannot open: %s", strerror(errno));
     return CL_EIO;
   }
   struct stat st;
   if (fstat(fd, &st) != 0) {
     close(fd);
-    set_err(err, errlen, "cannot stat");
+    cl_err_set(err, errlen, "cannot stat");
     return CL_EIO;
   }
   if (st.st_mode & 077) {
     close(fd);
-    set_err(err, errlen, "key file is readable by group or others; chmod 600 it");
+    cl_err_set(err, errlen, "key file is readable by group or others; chmod 600 it");
     return CL_EPERM;
   }
   char *buf = sodium_malloc(512);
@@ -133,7 +129,7 @@ int cl_key_load(cl_key **out, const char *path, char *err, size_t errlen) {
   close(fd);
   if (n < 0) {
     sodium_free(buf);
-    set_err(err, errlen, "read failed");
+    cl_err_set(err, errlen, "read failed");
     return CL_EIO;
   }
   buf[n] = '\0';
@@ -145,16 +141,17 @@ int cl_key_load(cl_key **out, const char *path, char *err, size_t errlen) {
   char *l3 = l2 ? strtok_r(NULL, "\n", &save) : NULL;
   if (!l1 || strcmp(l1, MAGIC) != 0) {
     rc = (l1 && strncmp(l1, "chiploc-secret-key ", 19) == 0) ? CL_EVERSION : CL_EMALFORMED;
-    set_err(err, errlen,
-            rc == CL_EVERSION ? "unsupported key file version (want v1)"
-                              : "not a chiploc key file (first line must be 'chiploc-secret-key v1')");
+    cl_err_set(err, errlen, "%s",
+               rc == CL_EVERSION
+                   ? "unsupported key file version (want v1)"
+                   : "not a chiploc key file (first line must be 'chiploc-secret-key v1')");
   } else if (!l2 || strncmp(l2, "seed ", 5) != 0 ||
              cl_hex_decode(seed, 32, l2 + 5, strlen(l2 + 5)) != CL_OK) {
     rc = CL_EMALFORMED;
-    set_err(err, errlen, "line 2 must be 'seed <64 hex chars>'");
+    cl_err_set(err, errlen, "line 2 must be 'seed <64 hex chars>'");
   } else if (!l3 || strncmp(l3, "public ", 7) != 0 || cl_pk_from_hex(l3 + 7, pk) != CL_OK) {
     rc = CL_EMALFORMED;
-    set_err(err, errlen, "line 3 must be 'public <64 hex chars>'");
+    cl_err_set(err, errlen, "line 3 must be 'public <64 hex chars>'");
   }
   sodium_free(buf);
   if (rc != CL_OK) {
@@ -167,7 +164,7 @@ int cl_key_load(cl_key **out, const char *path, char *err, size_t errlen) {
   if (rc != CL_OK) return rc;
   if (sodium_memcmp(k->pk, pk, 32) != 0) {
     cl_key_destroy(&k);
-    set_err(err, errlen, "public key line does not match the seed");
+    cl_err_set(err, errlen, "public key line does not match the seed");
     return CL_EMALFORMED;
   }
   *out = k;

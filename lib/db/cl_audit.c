@@ -21,7 +21,6 @@
 #include "cl_layout.h"
 
 #include <libpq-fe.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,17 +43,6 @@ typedef struct {
   uint8_t prev_rebuilt_hash[CL_HASH_LEN];
 } audit_ctx;
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
 /* Writes "what: server message" (one line) into err and returns the CL_*
  * code for the failed result r (which may be NULL). Does not clear r. */
 static int db_fail(audit_ctx *a, const PGresult *r, const char *what) {
@@ -65,7 +53,7 @@ static int db_fail(audit_ctx *a, const PGresult *r, const char *what) {
     if (*p == '\n' || *p == '\t') *p = ' ';
   size_t n = strlen(buf);
   while (n > 0 && buf[n - 1] == ' ') buf[--n] = '\0';
-  set_err(a->err, a->errlen, "%s: %s", what, buf[0] ? buf : "unexpected result");
+  cl_err_set(a->err, a->errlen, "%s: %s", what, buf[0] ? buf : "unexpected result");
   const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
   return st && strcmp(st, "42501") == 0 ? CL_EPERM : CL_EDB;
 }
@@ -112,7 +100,7 @@ static int add_finding(audit_ctx *a, cl_audit_table t, int64_t id, cl_audit_prob
     if (cap > CL_AUDIT_MAX_FINDINGS) cap = CL_AUDIT_MAX_FINDINGS;
     cl_audit_finding *f = realloc(r->findings, cap * sizeof *f);
     if (!f) {
-      set_err(a->err, a->errlen, "out of memory for %zu findings", cap);
+      cl_err_set(a->err, a->errlen, "out of memory for %zu findings", cap);
       return CL_ENOMEM;
     }
     r->findings = f;
@@ -182,7 +170,7 @@ static int stream(audit_ctx *a, const char *sql, int nparams, const char *const 
     return db_fail(a, NULL, what);
   if (!PQsetSingleRowMode(a->c)) {
     abandon_query(a);
-    set_err(a->err, a->errlen, "%s: single-row mode refused", what);
+    cl_err_set(a->err, a->errlen, "%s: single-row mode refused", what);
     return CL_EDB;
   }
   int rc = CL_OK;
@@ -263,7 +251,7 @@ static int check_signed_row(audit_ctx *a, const PGresult *r, cl_audit_table tabl
   int ok = 1;
   int64_t id = col_int(r, 0, 8, &ok);
   if (!ok) {
-    set_err(a->err, a->errlen, "%s: a row without an id", cl_audit_table_name(table));
+    cl_err_set(a->err, a->errlen, "%s: a row without an id", cl_audit_table_name(table));
     return CL_EDB;
   }
   cl_measurement m;
@@ -472,7 +460,7 @@ static int check_attestation(audit_ctx *a, const PGresult *r, int64_t id,
   cl_attestation at;
   int got = rebuild_attestation(r, &at);
   if (got < 0) {
-    set_err(a->err, a->errlen, "attestation %lld: %s", (long long)id, cl_strerror(got));
+    cl_err_set(a->err, a->errlen, "attestation %lld: %s", (long long)id, cl_strerror(got));
     return got;
   }
   if (got == 0 || cl_attest_verify(&at) != CL_OK)
@@ -502,7 +490,7 @@ static int attestation_row(audit_ctx *a, const PGresult *r) {
   int64_t verifier = col_int(r, 2, 8, &ok);
   uint8_t stored[CL_HASH_LEN], prev_hash[CL_HASH_LEN];
   if (!ok || !col_bytes(r, 25, stored, CL_HASH_LEN) || !col_bytes(r, 7, prev_hash, CL_HASH_LEN)) {
-    set_err(a->err, a->errlen, "attestations: a row without its id, chip, verifier or hashes");
+    cl_err_set(a->err, a->errlen, "attestations: a row without its id, chip, verifier or hashes");
     return CL_EDB;
   }
   a->rep->attestations++;
@@ -541,18 +529,18 @@ int cl_audit_run(cl_store *s, cl_audit_report *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   PGconn *c = cl_store_pgconn(s);
   if (!c || PQstatus(c) != CONNECTION_OK) {
-    set_err(err, errlen, "audit: not connected to the database");
+    cl_err_set(err, errlen, "audit: not connected to the database");
     return CL_EDB;
   }
   if (PQtransactionStatus(c) != PQTRANS_IDLE) {
-    set_err(err, errlen, "audit: the connection is inside a transaction");
+    cl_err_set(err, errlen, "audit: the connection is inside a transaction");
     return CL_EINVAL;
   }
   /* Binary timestamps are 64-bit microseconds only with integer datetimes
    * (the only kind since PostgreSQL 10). */
   const char *idt = PQparameterStatus(c, "integer_datetimes");
   if (!idt || strcmp(idt, "on") != 0) {
-    set_err(err, errlen, "audit: the server does not use integer timestamps");
+    cl_err_set(err, errlen, "audit: the server does not use integer timestamps");
     return CL_EDB;
   }
   audit_ctx a;

@@ -10,8 +10,8 @@
 static int fail(PGresult *r, PGconn *c, char *err, size_t errlen, const char *what) {
   const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
   int code = st && strcmp(st, "42501") == 0 ? CL_EPERM : CL_EDB;
+  cl_err_set(err, errlen, "%s: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(c));
   if (err && errlen) {
-    snprintf(err, errlen, "%s: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(c));
     size_t n = strlen(err);
     while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' ')) err[--n] = '\0';
   }
@@ -121,7 +121,7 @@ int cl_export_load(cl_store *s, cl_export_world *w, char *err, size_t errlen) {
   rc = load_landmarks(c, w, err, errlen);
   if (rc == CL_OK) rc = load_chips(c, w, err, errlen);
   PQclear(PQexec(c, "ROLLBACK")); /* read only: nothing to keep */
-  if (rc == CL_ENOMEM && err && errlen) snprintf(err, errlen, "out of memory");
+  if (rc == CL_ENOMEM) cl_err_set(err, errlen, "out of memory");
   if (rc != CL_OK) cl_export_free(w);
   return rc;
 }

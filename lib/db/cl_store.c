@@ -15,7 +15,6 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,17 +30,6 @@ struct cl_store {
 #define PARTITION_MONTHS_AHEAD "3"
 /* Longest COPY line: 9 integers, 4 hex byteas, a timestamp, a double. */
 #define COPY_LINE_MAX 1024
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 /* libpq messages end in a newline and may span lines; make them one line. */
 static void flatten(char *s) {
@@ -86,7 +74,7 @@ static int fail(cl_store *s, PGresult *r, const char *what, char *err, size_t er
     snprintf(msg, sizeof msg, "%s", PQerrorMessage(s->conn));
   flatten(msg);
   if (msg[0] == '\0') snprintf(msg, sizeof msg, "unexpected result");
-  set_err(err, errlen, "%s: %s", what, msg);
+  cl_err_set(err, errlen, "%s: %s", what, msg);
   int rc = map_sqlstate(r);
   PQclear(r);
   return rc;
@@ -115,7 +103,7 @@ static int commit(cl_store *s, const char *what, char *err, size_t errlen) {
   int ok = strcmp(PQcmdStatus(r), "COMMIT") == 0;
   PQclear(r);
   if (!ok) {
-    set_err(err, errlen, "%s: the transaction was rolled back", what);
+    cl_err_set(err, errlen, "%s: the transaction was rolled back", what);
     return CL_EDB;
   }
   return CL_OK;
@@ -123,11 +111,11 @@ static int commit(cl_store *s, const char *what, char *err, size_t errlen) {
 
 static int check_site(double lat, double lon, char *err, size_t errlen) {
   if (!isfinite(lat) || lat < -90.0 || lat > 90.0) {
-    set_err(err, errlen, "latitude %g is outside [-90, 90]", lat);
+    cl_err_set(err, errlen, "latitude %g is outside [-90, 90]", lat);
     return CL_EINVAL;
   }
   if (!isfinite(lon) || lon < -180.0 || lon > 180.0) {
-    set_err(err, errlen, "longitude %g is outside [-180, 180]", lon);
+    cl_err_set(err, errlen, "longitude %g is outside [-180, 180]", lon);
     return CL_EINVAL;
   }
   return CL_OK;
@@ -150,13 +138,13 @@ static uint64_t get_u64(const PGresult *r, int row, int col) {
 
 int cl_store_connect(cl_store **out, const char *conninfo, char *err, size_t errlen) {
   if (!out || !conninfo) {
-    set_err(err, errlen, "no connection string");
+    cl_err_set(err, errlen, "no connection string");
     return CL_EINVAL;
   }
   *out = NULL;
   cl_store *s = calloc(1, sizeof *s);
   if (!s) {
-    set_err(err, errlen, "out of memory");
+    cl_err_set(err, errlen, "out of memory");
     return CL_ENOMEM;
   }
   s->conn = PQconnectdb(conninfo);
@@ -164,7 +152,7 @@ int cl_store_connect(cl_store **out, const char *conninfo, char *err, size_t err
     char msg[512];
     snprintf(msg, sizeof msg, "%s", s->conn ? PQerrorMessage(s->conn) : "out of memory");
     flatten(msg);
-    set_err(err, errlen, "cannot connect to the database: %s", msg);
+    cl_err_set(err, errlen, "cannot connect to the database: %s", msg);
     PQfinish(s->conn);
     free(s);
     return CL_EDB;
@@ -253,13 +241,13 @@ int cl_store_landmark_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_
                           double lon, int64_t *id, char *err, size_t errlen) {
   if (!s || !name || !pk || !id) return CL_EINVAL;
   if (name[0] == '\0') {
-    set_err(err, errlen, "landmark name is empty");
+    cl_err_set(err, errlen, "landmark name is empty");
     return CL_EINVAL;
   }
   int rc = check_site(lat, lon, err, errlen);
   if (rc != CL_OK) return rc;
   if (cl_pk_check(pk) != CL_OK) {
-    set_err(err, errlen, "landmark key is not a valid Ed25519 public key");
+    cl_err_set(err, errlen, "landmark key is not a valid Ed25519 public key");
     return CL_EINVAL;
   }
   char slat[40], slon[40];
@@ -292,7 +280,7 @@ int cl_store_landmark_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *id
     PQclear(r);
     char hex[CL_PK_HEX_LEN + 1];
     cl_pk_to_hex(pk, hex);
-    set_err(err, errlen, "no landmark with key %s", hex);
+    cl_err_set(err, errlen, "no landmark with key %s", hex);
     return CL_ENOTFOUND;
   }
   int rc = parse_i64(PQgetvalue(r, 0, 0), id);
@@ -305,13 +293,13 @@ int cl_store_chip_enroll(cl_store *s, const uint8_t pk[CL_PK_LEN], const char *s
                          char *err, size_t errlen) {
   if (!s || !pk || !serial || !operator_name || !id) return CL_EINVAL;
   if (serial[0] == '\0' || operator_name[0] == '\0') {
-    set_err(err, errlen, "chip serial and operator must not be empty");
+    cl_err_set(err, errlen, "chip serial and operator must not be empty");
     return CL_EINVAL;
   }
   int rc = check_site(site_lat, site_lon, err, errlen);
   if (rc != CL_OK) return rc;
   if (cl_pk_check(pk) != CL_OK) {
-    set_err(err, errlen, "chip key is not a valid Ed25519 public key");
+    cl_err_set(err, errlen, "chip key is not a valid Ed25519 public key");
     return CL_EINVAL;
   }
   char slat[40], slon[40];
@@ -343,7 +331,7 @@ int cl_store_load_chips(cl_store *s, cl_store_chip **out, size_t *n, char *err, 
   cl_store_chip *chips = calloc(rows ? rows : 1, sizeof *chips);
   if (!chips) {
     PQclear(r);
-    set_err(err, errlen, "loading chips: out of memory");
+    cl_err_set(err, errlen, "loading chips: out of memory");
     return CL_ENOMEM;
   }
   for (size_t i = 0; i < rows; i++) {
@@ -352,7 +340,7 @@ int cl_store_load_chips(cl_store *s, cl_store_chip **out, size_t *n, char *err, 
         cl_hex_decode(chips[i].pk, CL_PK_LEN, hex, strlen(hex)) != CL_OK) {
       PQclear(r);
       free(chips);
-      set_err(err, errlen, "loading chips: malformed row %zu", i);
+      cl_err_set(err, errlen, "loading chips: malformed row %zu", i);
       return CL_EMALFORMED;
     }
     chips[i].active = PQgetvalue(r, (int)i, 2)[0] == 't';
@@ -384,7 +372,7 @@ static int check_row(const cl_store_row *row, size_t i, const uint8_t landmark[C
   else if (!isfinite(row->est_speed) || row->est_speed <= 0.0 || row->est_speed > CL_SPEED_C)
     bad = "est_speed must be in (0, c]";
   if (!bad) return CL_OK;
-  set_err(err, errlen, "measurement %zu: %s", i, bad);
+  cl_err_set(err, errlen, "measurement %zu: %s", i, bad);
   return CL_EINVAL;
 }
 
@@ -453,7 +441,7 @@ static int copy_rows(cl_store *s, int64_t landmark_id, const cl_store_row *rows,
     size_t len = copy_line(line, sizeof line, landmark_id, &rows[i], link);
     if (len == 0) {
       PQputCopyEnd(s->conn, "client could not format a row");
-      set_err(err, errlen, "measurement %zu: cannot format the row", i);
+      cl_err_set(err, errlen, "measurement %zu: cannot format the row", i);
       return CL_EINVAL;
     }
     if (PQputCopyData(s->conn, line, (int)len) != 1) {
@@ -461,7 +449,7 @@ static int copy_rows(cl_store *s, int64_t landmark_id, const cl_store_row *rows,
       snprintf(msg, sizeof msg, "%s", PQerrorMessage(s->conn));
       flatten(msg);
       PQputCopyEnd(s->conn, "client could not send a row");
-      set_err(err, errlen, "sending measurements: %s", msg);
+      cl_err_set(err, errlen, "sending measurements: %s", msg);
       return CL_EDB;
     }
   }
@@ -469,7 +457,7 @@ static int copy_rows(cl_store *s, int64_t landmark_id, const cl_store_row *rows,
     char msg[512];
     snprintf(msg, sizeof msg, "%s", PQerrorMessage(s->conn));
     flatten(msg);
-    set_err(err, errlen, "ending COPY: %s", msg);
+    cl_err_set(err, errlen, "ending COPY: %s", msg);
     return CL_EDB;
   }
   return CL_OK;
@@ -489,7 +477,7 @@ static int copy_finish(cl_store *s, size_t n, int rc, char *err, size_t errlen) 
     }
     const char *count = PQcmdTuples(r);
     if (strtoull(count, NULL, 10) != (unsigned long long)n) {
-      set_err(err, errlen, "inserting measurements: server stored %s of %zu rows", count, n);
+      cl_err_set(err, errlen, "inserting measurements: server stored %s of %zu rows", count, n);
       rc = CL_EDB;
     }
     PQclear(r);
@@ -508,13 +496,13 @@ static int check_landmark(cl_store *s, int64_t landmark_id, const uint8_t pk[CL_
   if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, "looking up landmark", err, errlen);
   int rc = CL_OK;
   if (PQntuples(r) == 0) {
-    set_err(err, errlen, "inserting measurements: no landmark with id %" PRId64, landmark_id);
+    cl_err_set(err, errlen, "inserting measurements: no landmark with id %" PRId64, landmark_id);
     rc = CL_ENOTFOUND;
   } else if (PQgetlength(r, 0, 0) != CL_PK_LEN || memcmp(PQgetvalue(r, 0, 0), pk, CL_PK_LEN)) {
-    set_err(err, errlen,
-            "inserting measurements: records are signed by a key other than landmark %" PRId64
-            "'s",
-            landmark_id);
+    cl_err_set(err, errlen,
+              "inserting measurements: records are signed by a key other than landmark %" PRId64
+              "'s",
+              landmark_id);
     rc = CL_EINVAL;
   }
   PQclear(r);
@@ -527,7 +515,7 @@ static int insert_rows(cl_store *s, int64_t landmark_id, const cl_store_row *row
   if (!s || (n > 0 && !rows)) return CL_EINVAL;
   if (n == 0) return CL_OK;
   if (landmark_id <= 0) {
-    set_err(err, errlen, "landmark id %" PRId64 " is not valid", landmark_id);
+    cl_err_set(err, errlen, "landmark id %" PRId64 " is not valid", landmark_id);
     return CL_EINVAL;
   }
   for (size_t i = 0; i < n; i++) {
@@ -580,7 +568,7 @@ int cl_store_load_landmarks(cl_store *s, cl_store_chip **out, size_t *n, char *e
   cl_store_chip *l = calloc(rows ? rows : 1, sizeof *l);
   if (!l) {
     PQclear(r);
-    set_err(err, errlen, "loading landmarks: out of memory");
+    cl_err_set(err, errlen, "loading landmarks: out of memory");
     return CL_ENOMEM;
   }
   for (size_t i = 0; i < rows; i++) {
@@ -589,7 +577,7 @@ int cl_store_load_landmarks(cl_store *s, cl_store_chip **out, size_t *n, char *e
         cl_hex_decode(l[i].pk, CL_PK_LEN, hex, strlen(hex)) != CL_OK) {
       PQclear(r);
       free(l);
-      set_err(err, errlen, "loading landmarks: malformed row %zu", i);
+      cl_err_set(err, errlen, "loading landmarks: malformed row %zu", i);
       return CL_EMALFORMED;
     }
     l[i].active = 1;
@@ -617,7 +605,7 @@ int cl_store_measurement_summary(cl_store *s, int64_t since_s, cl_store_pair_sum
   *out = NULL;
   *n = 0;
   if (since_s <= 0) {
-    set_err(err, errlen, "window of %" PRId64 " s is not positive", since_s);
+    cl_err_set(err, errlen, "window of %" PRId64 " s is not positive", since_s);
     return CL_EINVAL;
   }
   char ssince[24];
@@ -638,7 +626,7 @@ int cl_store_measurement_summary(cl_store *s, int64_t since_s, cl_store_pair_sum
   cl_store_pair_summary *sum = calloc(rows ? rows : 1, sizeof *sum);
   if (!sum) {
     PQclear(r);
-    set_err(err, errlen, "summarising measurements: out of memory");
+    cl_err_set(err, errlen, "summarising measurements: out of memory");
     return CL_ENOMEM;
   }
   for (size_t i = 0; i < rows; i++) {
@@ -648,7 +636,7 @@ int cl_store_measurement_summary(cl_store *s, int64_t since_s, cl_store_pair_sum
     if (!sum[i].chip_serial || !sum[i].landmark_name) {
       PQclear(r);
       cl_store_summary_free(&sum, i + 1);
-      set_err(err, errlen, "summarising measurements: out of memory");
+      cl_err_set(err, errlen, "summarising measurements: out of memory");
       return CL_ENOMEM;
     }
     sum[i].records = (int64_t)get_u64(r, row, 2);
@@ -667,7 +655,7 @@ int cl_store_measurement_summary(cl_store *s, int64_t since_s, cl_store_pair_sum
 int cl_store_begin(cl_store *s, char *err, size_t errlen) {
   if (!s) return CL_EINVAL;
   if (PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
-    set_err(err, errlen, "a transaction is open already");
+    cl_err_set(err, errlen, "a transaction is open already");
     return CL_EINVAL;
   }
   return exec_simple(s, "BEGIN", "starting a transaction", err, errlen);
@@ -690,11 +678,12 @@ int cl_store_region_put(cl_store *s, const char *code, const char *geometry_json
                         size_t vertex_count, char *err, size_t errlen) {
   if (!s || !code || !geometry_json) return CL_EINVAL;
   if (code[0] == '\0') {
-    set_err(err, errlen, "region code is empty");
+    cl_err_set(err, errlen, "region code is empty");
     return CL_EINVAL;
   }
   if (vertex_count < 3 || vertex_count > INT32_MAX) {
-    set_err(err, errlen, "region %s: vertex count %zu is outside [3, 2^31-1]", code, vertex_count);
+    cl_err_set(err, errlen, "region %s: vertex count %zu is outside [3, 2^31-1]", code,
+               vertex_count);
     return CL_EINVAL;
   }
   char count[24];
@@ -732,12 +721,12 @@ int cl_store_chip_allow(cl_store *s, int64_t chip_id, const char *code, char *er
   int region_ok = PQgetvalue(r, 0, 0)[0] == 't', chip_ok = PQgetvalue(r, 0, 1)[0] == 't';
   PQclear(r);
   if (!region_ok) {
-    set_err(err, errlen, "no region with code \"%.40s\" (import it with chiploc region import)",
-            code);
+    cl_err_set(err, errlen, "no region with code \"%.40s\" (import it with chiploc region import)",
+              code);
     return CL_ENOTFOUND;
   }
   if (!chip_ok) {
-    set_err(err, errlen, "no chip with id %" PRId64, chip_id);
+    cl_err_set(err, errlen, "no chip with id %" PRId64, chip_id);
     return CL_ENOTFOUND;
   }
   r = PQexecParams(s->conn,

@@ -11,9 +11,10 @@
 
 #define VERIFY_LOCK_BASE 7163091138909266800LL /* distinct from the migration lock */
 
+/* Writes "what: server message" into err, clears r (which may be NULL) and
+ * returns code. */
 static int fail(PGresult *r, PGconn *c, int code, char *err, size_t errlen, const char *what) {
-  if (err && errlen)
-    snprintf(err, errlen, "%s: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+  cl_err_set(err, errlen, "%s: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(c));
   if (r) PQclear(r);
   return code;
 }
@@ -69,8 +70,9 @@ int cl_vstore_verifier_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *i
     PQclear(r);
     char pkhex[CL_PK_HEX_LEN + 1];
     cl_pk_to_hex(pk, pkhex);
-    snprintf(err, errlen, "verifier key %s is not registered; run: chiploc verifier add --pubkey %s ...",
-             pkhex, pkhex);
+    cl_err_set(err, errlen,
+               "verifier key %s is not registered; run: chiploc verifier add --pubkey %s ...",
+               pkhex, pkhex);
     return CL_ENOTFOUND;
   }
   *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -116,22 +118,183 @@ void cl_vworld_free(cl_vworld *w) {
   memset(w, 0, sizeof *w);
 }
 
-/* Loads the regions any chip is allowed in, as one region set. */
+/*
+ * ---- loading a round's inputs ---------------------------------------------
+ *
+ * One loader per query, run in the order below by cl_vstore_load (a loader
+ * that reads what another filled says so). Each fills its part of the
+ * world and returns 0, or a CL_* code with err set, and clears its own
+ * result. A loader that fails leaves the world consistent for
+ * cl_vworld_free: a count (n_chips, n_codes, n_landmarks, n_links, n_mins)
+ * covers only entries whose owned pointers are set or NULL, so
+ * cl_vworld_free releases exactly what was allocated, and cl_vstore_load
+ * calls it before it returns an error.
+ */
+
+/* Runs a query that returns rows. On success *out holds the result, which
+ * the caller clears; on failure nothing is left allocated, err reads
+ * "what: server message" and the code is map_state's. */
+static int query_rows(PGconn *c, const char *what, const char *sql, int nparams,
+                      const char *const *params, int binary, PGresult **out, char *err,
+                      size_t errlen) {
+  PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, binary);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    *out = NULL;
+    return fail(r, c, map_state(r), err, errlen, what);
+  }
+  *out = r;
+  return CL_OK;
+}
+
+/* Sets err to "what: out of memory" and returns CL_ENOMEM. */
+static int no_memory(const char *what, char *err, size_t errlen) {
+  cl_err_set(err, errlen, "%s: out of memory", what);
+  return CL_ENOMEM;
+}
+
+/* One zeroed entry of size bytes per row of r, at least one so that an
+ * empty result is not taken for a failed allocation; NULL when out of
+ * memory. Zeroed entries own nothing, so a count may cover them at once. */
+static void *row_array(PGresult *r, size_t size) {
+  size_t n = (size_t)PQntuples(r);
+  return calloc(n ? n : 1, size);
+}
+
+/* The loaded chip whose id is in column 0 of row i, or NULL for a chip that
+ * is not active (the row is skipped then). */
+static cl_vchip *row_chip(cl_vworld *w, PGresult *r, int i) {
+  return find_chip(w, strtoll(PQgetvalue(r, i, 0), NULL, 10));
+}
+
+/* Fills w->chips with every active chip (id, key, serial, site, enrolment),
+ * ordered by id, which find_chip relies on. CL_EMALFORMED for a key of the
+ * wrong size, CL_ENOMEM. */
+static int load_chips(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
+  PGresult *r;
+  int rc = query_rows(c, "load chips",
+                      "SELECT id, public_key, serial, site_lat, site_lon, "
+                      "(extract(epoch FROM enrolled_at) * 1e9)::bigint "
+                      "FROM chips WHERE active ORDER BY id",
+                      0, NULL, 0, &r, err, errlen);
+  if (rc != CL_OK) return rc;
+  if (!(w->chips = row_array(r, sizeof *w->chips))) {
+    PQclear(r);
+    return no_memory("load chips", err, errlen);
+  }
+  w->n_chips = (size_t)PQntuples(r);
+  for (size_t i = 0; i < w->n_chips; i++) {
+    cl_vchip *ch = &w->chips[i];
+    ch->in.chip_id = strtoll(PQgetvalue(r, (int)i, 0), NULL, 10);
+    if (bytea_col(r, (int)i, 1, ch->in.pk, CL_PK_LEN) != CL_OK) {
+      cl_err_set(err, errlen, "chip %lld: bad public key", (long long)ch->in.chip_id);
+      rc = CL_EMALFORMED;
+      break;
+    }
+    if (!(ch->serial = strdup(PQgetvalue(r, (int)i, 2)))) {
+      rc = no_memory("load chips", err, errlen);
+      break;
+    }
+    ch->in.site_lat = strtod(PQgetvalue(r, (int)i, 3), NULL);
+    ch->in.site_lon = strtod(PQgetvalue(r, (int)i, 4), NULL);
+    ch->in.enrolled_ns = strtoll(PQgetvalue(r, (int)i, 5), NULL, 10);
+  }
+  PQclear(r);
+  return rc;
+}
+
+/* Fills w->regions with the regions any chip is allowed in, as one region
+ * set (left empty when no chip has one). CL_EMALFORMED for GeoJSON the
+ * region parser refuses; on that error the set is already released. */
 static int load_regions(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
-  PGresult *r = PQexecParams(
-      c,
+  PGresult *r;
+  int rc = query_rows(
+      c, "load regions",
       "SELECT json_build_object('type', 'FeatureCollection', 'features', "
       "coalesce(json_agg(json_build_object('type', 'Feature', 'properties', "
       "json_build_object('code', code), 'geometry', geojson)), '[]'::json))::text "
       "FROM regions WHERE code IN (SELECT region_code FROM chip_regions)",
-      0, NULL, NULL, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load regions");
+      0, NULL, 0, &r, err, errlen);
+  if (rc != CL_OK) return rc;
   const char *text = PQgetvalue(r, 0, 0);
   if (strstr(text, "\"features\" : []") || strstr(text, "\"features\":[]")) {
     PQclear(r); /* no chip has allowed regions */
     return CL_OK;
   }
-  int rc = cl_region_set_parse_geojson(&w->regions, text, strlen(text), "code", err, errlen);
+  rc = cl_region_set_parse_geojson(&w->regions, text, strlen(text), "code", err, errlen);
+  PQclear(r);
+  return rc;
+}
+
+/* Fills each loaded chip's allowed codes (owned copies) and their regions
+ * (borrowed from w->regions, so load_regions runs first). CL_EMALFORMED for
+ * a code without geometry, CL_ENOMEM. */
+static int load_chip_regions(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
+  PGresult *r;
+  int rc = query_rows(c, "load chip regions",
+                      "SELECT chip_id, region_code FROM chip_regions ORDER BY chip_id, region_code",
+                      0, NULL, 0, &r, err, errlen);
+  if (rc != CL_OK) return rc;
+  for (int i = 0; i < PQntuples(r); i++) {
+    cl_vchip *ch = row_chip(w, r, i);
+    if (!ch) continue;
+    /* Each array keeps what it had if the other one cannot grow. */
+    char **nc = realloc(ch->codes, (ch->n_codes + 1) * sizeof *nc);
+    if (nc) ch->codes = nc;
+    const cl_region **nm = realloc(ch->members, (ch->n_codes + 1) * sizeof *nm);
+    if (nm) ch->members = nm;
+    char *code = nc && nm ? strdup(PQgetvalue(r, i, 1)) : NULL;
+    if (!code) {
+      rc = no_memory("load chip regions", err, errlen);
+      break;
+    }
+    /* Counted before the lookup, so the copy is freed if the lookup fails. */
+    size_t k = ch->n_codes++;
+    ch->codes[k] = code;
+    ch->members[k] = cl_region_set_find(&w->regions, code);
+    if (!ch->members[k]) {
+      cl_err_set(err, errlen, "region %s of chip %s has no geometry", code, ch->serial);
+      rc = CL_EMALFORMED;
+      break;
+    }
+  }
+  PQclear(r);
+  return rc;
+}
+
+/* Fills w->landmarks with every landmark (id, name, position, key, whether
+ * a landmark_misplaced alert is open), ordered by id, which find_landmark
+ * relies on. CL_EMALFORMED for a key of the wrong size, CL_ENOMEM. */
+static int load_landmarks(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
+  PGresult *r;
+  int rc = query_rows(
+      c, "load landmarks",
+      "SELECT l.id, l.name, l.lat, l.lon, EXISTS (SELECT 1 FROM alerts a WHERE "
+      "a.landmark_id = l.id AND a.kind = 'landmark_misplaced' AND a.cleared_at IS NULL), "
+      "l.public_key "
+      "FROM landmarks l ORDER BY l.id",
+      0, NULL, 0, &r, err, errlen);
+  if (rc != CL_OK) return rc;
+  if (!(w->landmarks = row_array(r, sizeof *w->landmarks))) {
+    PQclear(r);
+    return no_memory("load landmarks", err, errlen);
+  }
+  w->n_landmarks = (size_t)PQntuples(r);
+  for (size_t i = 0; i < w->n_landmarks; i++) {
+    cl_vlandmark *l = &w->landmarks[i];
+    l->id = strtoll(PQgetvalue(r, (int)i, 0), NULL, 10);
+    if (!(l->name = strdup(PQgetvalue(r, (int)i, 1)))) {
+      rc = no_memory("load landmarks", err, errlen);
+      break;
+    }
+    l->lat = strtod(PQgetvalue(r, (int)i, 2), NULL);
+    l->lon = strtod(PQgetvalue(r, (int)i, 3), NULL);
+    l->open_misplaced = PQgetvalue(r, (int)i, 4)[0] == 't';
+    if (bytea_col(r, (int)i, 5, l->pk, CL_PK_LEN) != CL_OK) {
+      cl_err_set(err, errlen, "landmark %lld: bad public key", (long long)l->id);
+      rc = CL_EMALFORMED;
+      break;
+    }
+  }
   PQclear(r);
   return rc;
 }
@@ -161,33 +324,35 @@ static const cl_vlandmark *find_landmark(const cl_vworld *w, int64_t id) {
  * (chip_id, landmark_id, id, rtt_ns, landmark_sig; ordered by chip), with
  * the landmark's key and position from w->landmarks. Rows of chips not
  * loaded, or of landmarks not loaded, are skipped. CL_EMALFORMED for a field
- * of the wrong size, CL_ENOMEM.
+ * of the wrong size, CL_ENOMEM. A chip's mins, once allocated, stay with it
+ * (n_mins counts the filled ones) for cl_vworld_free.
  */
-static int load_minima(cl_vworld *w, PGresult *r, char *err, size_t errlen) {
+static int fill_minima(cl_vworld *w, PGresult *r, char *err, size_t errlen) {
   int n = PQntuples(r);
   if (PQnfields(r) != 5) {
-    snprintf(err, errlen, "load measurements: %d columns, want 5", PQnfields(r));
+    cl_err_set(err, errlen, "load measurements: %d columns, want 5", PQnfields(r));
     return CL_EMALFORMED;
   }
-  int64_t *chip_ids = malloc((size_t)(n ? n : 1) * sizeof *chip_ids);
-  if (!chip_ids) return CL_ENOMEM;
+  int64_t *chip_ids = row_array(r, sizeof *chip_ids);
+  if (!chip_ids) return no_memory("load measurements", err, errlen);
   int rc = CL_OK;
   for (int i = 0; i < n && rc == CL_OK; i++)
     if (int8_col(r, i, 0, &chip_ids[i]) != CL_OK) {
-      snprintf(err, errlen, "load measurements: row %d: bad chip id", i);
+      cl_err_set(err, errlen, "load measurements: row %d: bad chip id", i);
       rc = CL_EMALFORMED;
     }
   for (int i = 0; i < n && rc == CL_OK;) {
     int j = i;
     while (j < n && chip_ids[j] == chip_ids[i]) j++;
     cl_vchip *ch = find_chip(w, chip_ids[i]);
-    if (ch && !(ch->mins = calloc((size_t)(j - i), sizeof *ch->mins))) rc = CL_ENOMEM;
+    if (ch && !(ch->mins = calloc((size_t)(j - i), sizeof *ch->mins)))
+      rc = no_memory("load measurements", err, errlen);
     for (int k = i; k < j && ch && rc == CL_OK; k++) {
       cl_verify_min *m = &ch->mins[ch->in.n_mins];
       int64_t rtt;
       if (int8_col(r, k, 1, &m->landmark_id) || int8_col(r, k, 2, &m->measurement_id) ||
           int8_col(r, k, 3, &rtt) || rtt <= 0 || PQgetlength(r, k, 4) != CL_SIG_LEN) {
-        snprintf(err, errlen, "load measurements: row %d: bad id, RTT or signature column", k);
+        cl_err_set(err, errlen, "load measurements: row %d: bad id, RTT or signature column", k);
         rc = CL_EMALFORMED;
         break;
       }
@@ -206,146 +371,66 @@ static int load_minima(cl_vworld *w, PGresult *r, char *err, size_t errlen) {
   return rc;
 }
 
-int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint64_t window_ns,
-                   cl_vworld *w, char *err, size_t errlen) {
-  PGconn *c = cl_store_pgconn(s);
-  memset(w, 0, sizeof *w);
-  char vid[24], end[24], start[24];
-  snprintf(vid, sizeof vid, "%lld", (long long)verifier_id);
-  snprintf(end, sizeof end, "%llu", (unsigned long long)round_end_ns);
-  snprintf(start, sizeof start, "%llu", (unsigned long long)(round_end_ns - window_ns));
-  int rc;
-  /* Chips. */
-  PGresult *r = PQexecParams(c,
-                             "SELECT id, public_key, serial, site_lat, site_lon, "
-                             "(extract(epoch FROM enrolled_at) * 1e9)::bigint "
-                             "FROM chips WHERE active ORDER BY id",
-                             0, NULL, NULL, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load chips");
-  w->n_chips = (size_t)PQntuples(r);
-  w->chips = calloc(w->n_chips ? w->n_chips : 1, sizeof *w->chips);
-  if (!w->chips) {
-    PQclear(r);
-    return CL_ENOMEM;
-  }
-  for (size_t i = 0; i < w->n_chips; i++) {
-    cl_vchip *ch = &w->chips[i];
-    ch->in.chip_id = strtoll(PQgetvalue(r, (int)i, 0), NULL, 10);
-    if (bytea_col(r, (int)i, 1, ch->in.pk, CL_PK_LEN) != CL_OK) {
-      PQclear(r);
-      snprintf(err, errlen, "chip %lld: bad public key", (long long)ch->in.chip_id);
-      return CL_EMALFORMED;
-    }
-    ch->serial = strdup(PQgetvalue(r, (int)i, 2));
-    ch->in.site_lat = strtod(PQgetvalue(r, (int)i, 3), NULL);
-    ch->in.site_lon = strtod(PQgetvalue(r, (int)i, 4), NULL);
-    ch->in.enrolled_ns = strtoll(PQgetvalue(r, (int)i, 5), NULL, 10);
-  }
+/* Fills each chip's minima: the fastest measurement per (chip, landmark) in
+ * the window (window[0], window[1]] (ns since the epoch, as text), with the
+ * landmark's key and position, so load_chips and load_landmarks run first.
+ * Errors as fill_minima's, or the query's. */
+static int load_measurements(PGconn *c, cl_vworld *w, const char *const window[2], char *err,
+                             size_t errlen) {
+  /* The sort of a large fleet's window outgrows the default work_mem and
+   * would spill to disk; this round's transaction gets more. */
+  PGresult *r = PQexec(c, "SET LOCAL work_mem = '128MB'");
+  if (PQresultStatus(r) != PGRES_COMMAND_OK)
+    return fail(r, c, map_state(r), err, errlen, "set work_mem");
   PQclear(r);
-  if ((rc = load_regions(c, w, err, errlen)) != CL_OK) return rc;
-  /* Allowed codes. */
-  r = PQexecParams(c, "SELECT chip_id, region_code FROM chip_regions ORDER BY chip_id, region_code",
-                   0, NULL, NULL, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load chip regions");
-  for (int i = 0; i < PQntuples(r); i++) {
-    cl_vchip *ch = find_chip(w, strtoll(PQgetvalue(r, i, 0), NULL, 10));
-    if (!ch) continue;
-    char **nc = realloc(ch->codes, (ch->n_codes + 1) * sizeof *nc);
-    const cl_region **nm = realloc(ch->members, (ch->n_codes + 1) * sizeof *nm);
-    if (nc) ch->codes = nc;
-    if (nm) ch->members = nm;
-    if (!nc || !nm) {
-      PQclear(r);
-      return CL_ENOMEM;
-    }
-    ch->codes[ch->n_codes] = strdup(PQgetvalue(r, i, 1));
-    ch->members[ch->n_codes] = cl_region_set_find(&w->regions, ch->codes[ch->n_codes]);
-    if (!ch->members[ch->n_codes]) {
-      snprintf(err, errlen, "region %s of chip %s has no geometry", ch->codes[ch->n_codes], ch->serial);
-      PQclear(r);
-      return CL_EMALFORMED;
-    }
-    ch->n_codes++;
-  }
-  PQclear(r);
-  /* Fastest measurement per (chip, landmark) in the window. The sort of a
-   * large fleet's window outgrows the default work_mem and would spill to
-   * disk; this round's transaction gets more. */
-  r = PQexec(c, "SET LOCAL work_mem = '128MB'");
-  if (PQresultStatus(r) != PGRES_COMMAND_OK) return fail(r, c, map_state(r), err, errlen, "set work_mem");
-  PQclear(r);
-  /* Landmarks and their open misplacement alerts; the measurements below
-   * take each landmark's key and position from here, once per round. */
-  r = PQexecParams(c,
-                   "SELECT l.id, l.name, l.lat, l.lon, EXISTS (SELECT 1 FROM alerts a WHERE "
-                   "a.landmark_id = l.id AND a.kind = 'landmark_misplaced' AND a.cleared_at IS NULL), "
-                   "l.public_key "
-                   "FROM landmarks l ORDER BY l.id",
-                   0, NULL, NULL, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load landmarks");
-  w->n_landmarks = (size_t)PQntuples(r);
-  w->landmarks = calloc(w->n_landmarks ? w->n_landmarks : 1, sizeof *w->landmarks);
-  if (!w->landmarks) {
-    PQclear(r);
-    return CL_ENOMEM;
-  }
-  for (size_t i = 0; i < w->n_landmarks; i++) {
-    cl_vlandmark *l = &w->landmarks[i];
-    l->id = strtoll(PQgetvalue(r, (int)i, 0), NULL, 10);
-    l->name = strdup(PQgetvalue(r, (int)i, 1));
-    l->lat = strtod(PQgetvalue(r, (int)i, 2), NULL);
-    l->lon = strtod(PQgetvalue(r, (int)i, 3), NULL);
-    l->open_misplaced = PQgetvalue(r, (int)i, 4)[0] == 't';
-    if (bytea_col(r, (int)i, 5, l->pk, CL_PK_LEN) != CL_OK) {
-      PQclear(r);
-      snprintf(err, errlen, "landmark %lld: bad public key", (long long)l->id);
-      return CL_EMALFORMED;
-    }
-  }
-  PQclear(r);
-  const char *v2[2] = {start, end};
   /* Binary results: the ids, RTTs and signatures arrive as fixed-size
    * fields, with nothing to parse or unescape. */
-  r = PQexecParams(
-      c,
+  int rc = query_rows(
+      c, "load measurements",
       "SELECT DISTINCT ON (m.chip_id, m.landmark_id) m.chip_id, m.landmark_id, m.id, m.rtt_ns, "
       "m.landmark_sig FROM measurements m "
       "WHERE m.measured_at_ns > $1::bigint AND m.measured_at_ns <= $2::bigint "
       "AND m.measured_at > to_timestamp($1::bigint / 1e9) - interval '1 second' "
       "AND m.measured_at <= to_timestamp($2::bigint / 1e9) + interval '1 second' "
       "ORDER BY m.chip_id, m.landmark_id, m.rtt_ns, m.id",
-      2, NULL, v2, NULL, NULL, 1);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load measurements");
-  if ((rc = load_minima(w, r, err, errlen)) != CL_OK) {
-    PQclear(r);
-    return rc;
-  }
+      2, window, 1, &r, err, errlen);
+  if (rc != CL_OK) return rc;
+  rc = fill_minima(w, r, err, errlen);
   PQclear(r);
-  /* Chain heads and last sufficient rounds: per active chip, one backward
-   * probe of the attestations_chip_round index (a second one only when the
-   * head is INSUFFICIENT), so the cost follows the number of chips, not the
-   * length of the history. */
-  const char *v1[1] = {vid};
-  r = PQexecParams(c,
-                   "SELECT c.id, h.hash, h.round_end_ns, h.consistency, h.centre_lat_e7, "
-                   "h.centre_lon_e7, h.radius_m, "
-                   "CASE WHEN h.consistency <> 1 THEN h.round_end_ns ELSE "
-                   "(SELECT a.round_end_ns FROM attestations a WHERE a.chip_id = c.id "
-                   "AND a.verifier_id = $1::bigint AND a.consistency <> 1 "
-                   "ORDER BY a.round_end_ns DESC LIMIT 1) END "
-                   "FROM chips c CROSS JOIN LATERAL (SELECT a.hash, a.round_end_ns, "
-                   "a.consistency, a.centre_lat_e7, a.centre_lon_e7, a.radius_m "
-                   "FROM attestations a WHERE a.chip_id = c.id AND a.verifier_id = $1::bigint "
-                   "ORDER BY a.round_end_ns DESC LIMIT 1) h WHERE c.active",
-                   1, NULL, v1, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load chain heads");
+  return rc;
+}
+
+/* Fills each chip's chain head (prev_hash, whether it is already attested
+ * for round_end_ns, the previous verdict, centre and radius) and its last
+ * sufficient round, from this verifier's attestations. Per active chip, one
+ * backward probe of the attestations_chip_round index (a second one only
+ * when the head is INSUFFICIENT), so the cost follows the number of chips,
+ * not the length of the history. Allocates nothing; CL_EMALFORMED for a
+ * hash of the wrong size. */
+static int load_chain_heads(PGconn *c, cl_vworld *w, const char *verifier_id,
+                            uint64_t round_end_ns, char *err, size_t errlen) {
+  const char *v[1] = {verifier_id};
+  PGresult *r;
+  int rc = query_rows(c, "load chain heads",
+                      "SELECT c.id, h.hash, h.round_end_ns, h.consistency, h.centre_lat_e7, "
+                      "h.centre_lon_e7, h.radius_m, "
+                      "CASE WHEN h.consistency <> 1 THEN h.round_end_ns ELSE "
+                      "(SELECT a.round_end_ns FROM attestations a WHERE a.chip_id = c.id "
+                      "AND a.verifier_id = $1::bigint AND a.consistency <> 1 "
+                      "ORDER BY a.round_end_ns DESC LIMIT 1) END "
+                      "FROM chips c CROSS JOIN LATERAL (SELECT a.hash, a.round_end_ns, "
+                      "a.consistency, a.centre_lat_e7, a.centre_lon_e7, a.radius_m "
+                      "FROM attestations a WHERE a.chip_id = c.id AND a.verifier_id = $1::bigint "
+                      "ORDER BY a.round_end_ns DESC LIMIT 1) h WHERE c.active",
+                      1, v, 0, &r, err, errlen);
+  if (rc != CL_OK) return rc;
   for (int i = 0; i < PQntuples(r); i++) {
-    cl_vchip *ch = find_chip(w, strtoll(PQgetvalue(r, i, 0), NULL, 10));
+    cl_vchip *ch = row_chip(w, r, i);
     if (!ch) continue;
     if (bytea_col(r, i, 1, ch->in.prev_hash, CL_HASH_LEN) != CL_OK) {
-      PQclear(r);
-      snprintf(err, errlen, "chip %s: bad attestation hash", ch->serial);
-      return CL_EMALFORMED;
+      cl_err_set(err, errlen, "chip %s: bad attestation hash", ch->serial);
+      rc = CL_EMALFORMED;
+      break;
     }
     ch->in.has_prev = 1;
     uint64_t prev_end = strtoull(PQgetvalue(r, i, 2), NULL, 10);
@@ -357,38 +442,56 @@ int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint
     if (!PQgetisnull(r, i, 7)) ch->in.last_sufficient_ns = strtoll(PQgetvalue(r, i, 7), NULL, 10);
   }
   PQclear(r);
-  /* Open alerts. */
-  r = PQexecParams(c, "SELECT chip_id, kind FROM alerts WHERE cleared_at IS NULL AND chip_id IS NOT NULL",
-                   0, NULL, NULL, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load alerts");
+  return rc;
+}
+
+/* Fills each chip's open_alert flags from the alerts not yet cleared,
+ * whoever raised them. Allocates nothing; errors are the query's. */
+static int load_open_alerts(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
+  PGresult *r;
+  int rc = query_rows(
+      c, "load alerts",
+      "SELECT chip_id, kind FROM alerts WHERE cleared_at IS NULL AND chip_id IS NOT NULL", 0,
+      NULL, 0, &r, err, errlen);
+  if (rc != CL_OK) return rc;
   for (int i = 0; i < PQntuples(r); i++) {
-    cl_vchip *ch = find_chip(w, strtoll(PQgetvalue(r, i, 0), NULL, 10));
+    cl_vchip *ch = row_chip(w, r, i);
     if (!ch) continue;
     for (int k = 0; k < CL_ALERT__CHIP_KINDS; k++)
       if (strcmp(PQgetvalue(r, i, 1), cl_alert_kind_name(k)) == 0) ch->open_alert[k] = 1;
   }
   PQclear(r);
-  /* Landmark links. */
-  r = PQexecParams(c,
-                   "SELECT DISTINCT ON (from_landmark_id, to_landmark_id) from_landmark_id, "
-                   "to_landmark_id, rtt_ns FROM landmark_links "
-                   "WHERE measured_at_ns > $1::bigint AND measured_at_ns <= $2::bigint "
-                   "ORDER BY from_landmark_id, to_landmark_id, rtt_ns",
-                   2, NULL, v2, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "load links");
-  w->n_links = (size_t)PQntuples(r);
-  w->links = calloc(w->n_links ? w->n_links : 1, sizeof *w->links);
-  if (!w->links) {
+  return CL_OK;
+}
+
+/* Fills w->links with the fastest landmark-to-landmark probe per ordered
+ * pair in the window (window[0], window[1]]. CL_ENOMEM. */
+static int load_links(PGconn *c, cl_vworld *w, const char *const window[2], char *err,
+                      size_t errlen) {
+  PGresult *r;
+  int rc = query_rows(c, "load links",
+                      "SELECT DISTINCT ON (from_landmark_id, to_landmark_id) from_landmark_id, "
+                      "to_landmark_id, rtt_ns FROM landmark_links "
+                      "WHERE measured_at_ns > $1::bigint AND measured_at_ns <= $2::bigint "
+                      "ORDER BY from_landmark_id, to_landmark_id, rtt_ns",
+                      2, window, 0, &r, err, errlen);
+  if (rc != CL_OK) return rc;
+  if (!(w->links = row_array(r, sizeof *w->links))) {
     PQclear(r);
-    return CL_ENOMEM;
+    return no_memory("load links", err, errlen);
   }
+  w->n_links = (size_t)PQntuples(r);
   for (size_t i = 0; i < w->n_links; i++) {
     w->links[i].from_id = strtoll(PQgetvalue(r, (int)i, 0), NULL, 10);
     w->links[i].to_id = strtoll(PQgetvalue(r, (int)i, 1), NULL, 10);
     w->links[i].rtt_ms = (double)strtoull(PQgetvalue(r, (int)i, 2), NULL, 10) / 1e6;
   }
   PQclear(r);
-  /* Wire the engine inputs. */
+  return CL_OK;
+}
+
+/* Points each chip's engine input at the arrays loaded for it. */
+static void wire_inputs(cl_vworld *w) {
   for (size_t i = 0; i < w->n_chips; i++) {
     cl_vchip *ch = &w->chips[i];
     ch->uni.members = ch->members;
@@ -398,6 +501,30 @@ int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint
     ch->in.n_allowed = ch->n_codes;
     ch->in.mins = ch->mins;
   }
+}
+
+int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint64_t window_ns,
+                   cl_vworld *w, char *err, size_t errlen) {
+  PGconn *c = cl_store_pgconn(s);
+  memset(w, 0, sizeof *w);
+  char vid[24], end[24], start[24];
+  snprintf(vid, sizeof vid, "%lld", (long long)verifier_id);
+  snprintf(end, sizeof end, "%llu", (unsigned long long)round_end_ns);
+  snprintf(start, sizeof start, "%llu", (unsigned long long)(round_end_ns - window_ns));
+  const char *const window[2] = {start, end};
+  int rc;
+  if ((rc = load_chips(c, w, err, errlen)) != CL_OK ||
+      (rc = load_regions(c, w, err, errlen)) != CL_OK ||
+      (rc = load_chip_regions(c, w, err, errlen)) != CL_OK ||
+      (rc = load_landmarks(c, w, err, errlen)) != CL_OK ||
+      (rc = load_measurements(c, w, window, err, errlen)) != CL_OK ||
+      (rc = load_chain_heads(c, w, vid, round_end_ns, err, errlen)) != CL_OK ||
+      (rc = load_open_alerts(c, w, err, errlen)) != CL_OK ||
+      (rc = load_links(c, w, window, err, errlen)) != CL_OK) {
+    cl_vworld_free(w); /* the promise of cl_vstore.h: nothing left to free */
+    return rc;
+  }
+  wire_inputs(w);
   return CL_OK;
 }
 
@@ -539,7 +666,7 @@ int cl_vwriter_add(cl_vwriter *w, const cl_vchip *ch, const cl_verify_out *o, ch
                    size_t errlen) {
   const cl_attestation *a = &o->a;
   if (a->round_end_ns != w->round_end_ns) {
-    snprintf(err, errlen, "attestation of chip %s is for another round", ch->serial);
+    cl_err_set(err, errlen, "attestation of chip %s is for another round", ch->serial);
     return CL_EINVAL;
   }
   tbuf *b = &w->row;
@@ -587,7 +714,7 @@ int cl_vwriter_add(cl_vwriter *w, const cl_vchip *ch, const cl_verify_out *o, ch
 #undef SEP
   if (b->oom) return CL_ENOMEM;
   if (PQputCopyData(w->c, b->p, (int)b->len) != 1) {
-    snprintf(err, errlen, "attestation COPY: %s", PQerrorMessage(w->c));
+    cl_err_set(err, errlen, "attestation COPY: %s", PQerrorMessage(w->c));
     return CL_EDB;
   }
   w->rows++;
@@ -616,14 +743,14 @@ static int copy_end(cl_vwriter *w, const char *abort_msg, char *err, size_t errl
   w->in_copy = 0;
   int rc = CL_OK;
   if (PQputCopyEnd(w->c, abort_msg) != 1) {
-    snprintf(err, errlen, "attestation COPY end: %s", PQerrorMessage(w->c));
+    cl_err_set(err, errlen, "attestation COPY end: %s", PQerrorMessage(w->c));
     rc = CL_EDB;
   }
   PGresult *r;
   while ((r = PQgetResult(w->c)) != NULL) {
     if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == CL_OK && !abort_msg) {
       rc = map_state(r);
-      snprintf(err, errlen, "attestation COPY: %s", PQresultErrorMessage(r));
+      cl_err_set(err, errlen, "attestation COPY: %s", PQresultErrorMessage(r));
     }
     PQclear(r);
   }
@@ -650,7 +777,7 @@ int cl_vwriter_finish(cl_vwriter **pw, char *err, size_t errlen) {
         5, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) rc = fail(r, w->c, map_state(r), err, errlen, "open alerts");
     else if (strtoull(PQcmdTuples(r), NULL, 10) != w->n_open) {
-      snprintf(err, errlen, "open alerts: %s of %zu rows inserted", PQcmdTuples(r), w->n_open);
+      cl_err_set(err, errlen, "open alerts: %s of %zu rows inserted", PQcmdTuples(r), w->n_open);
       PQclear(r);
       rc = CL_EDB;
     } else {

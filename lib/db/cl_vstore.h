@@ -59,9 +59,25 @@ int cl_vstore_verifier_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *i
                             size_t errlen);
 /* Inside an open transaction: waits for this verifier's round lock. */
 int cl_vstore_lock(cl_store *s, int64_t verifier_id, char *err, size_t errlen);
-/* Loads every active chip's inputs for the round ending at round_end_ns. */
+/*
+ * Loads every active chip's inputs for the round ending at round_end_ns,
+ * with the measurements and landmark links of the window_ns before it, into
+ * w (overwritten: pass a zeroed or freed world, not a loaded one). Inside
+ * the round's transaction. Returns 0, or with err set: CL_EDB, CL_EPERM
+ * (a query failed), CL_EMALFORMED (a key, hash, measurement column or
+ * region geometry the engine cannot use), CL_ENOMEM.
+ *
+ * Ownership: on success the caller owns everything in w and releases it
+ * with cl_vworld_free. On any error the loader has already released what
+ * it had loaded and left w zeroed, so the caller has nothing to free;
+ * calling cl_vworld_free on it anyway is harmless, which lets a caller use
+ * one cleanup path for both outcomes.
+ */
 int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint64_t window_ns,
                    cl_vworld *w, char *err, size_t errlen);
+/* Releases everything a world loaded by cl_vstore_load owns (serials, codes,
+ * minima, landmark names, links, regions) and zeroes w. Safe on a zeroed
+ * world, so a second call is harmless. */
 void cl_vworld_free(cl_vworld *w);
 /*
  * The round's writes, batched: cl_vwriter_begin starts one COPY into

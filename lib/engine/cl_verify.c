@@ -1,5 +1,7 @@
-/* One chip's verification round (see cl_verify.h). Pure but for reading the
- * monotonic clock, which times the engine and the signing for the round log. */
+/* One chip's verification round (see cl_verify.h): the engine step, the
+ * attestation and the alert decision, and their composition. Pure but for
+ * the composition reading the monotonic clock, which times the engine and
+ * the signing for the round log. */
 #include "cl_verify.h"
 #include "cl_err.h"
 
@@ -24,9 +26,8 @@ static uint64_t mono_ns(void) {
 
 static int32_t e7(double deg) { return (int32_t)llround(deg * 1e7); }
 
-int cl_verify_chip_round(cl_geo_ctx *geo, const cl_verify_params *p, const cl_key *verifier,
-                         uint64_t round_end_ns, const cl_verify_chip *in, cl_verify_out *out) {
-  memset(out, 0, sizeof *out);
+int cl_verify_locate(cl_geo_ctx *geo, const cl_verify_params *p, const cl_verify_chip *in,
+                     cl_geo_result *r) {
   if (in->n_mins > CL_GEO_MAX_LANDMARKS || !(p->speed_m_per_s > 0)) return CL_EINVAL;
   cl_geo_landmark lms[CL_GEO_MAX_LANDMARKS];
   for (size_t i = 0; i < in->n_mins; i++) {
@@ -38,53 +39,64 @@ int cl_verify_chip_round(cl_geo_ctx *geo, const cl_verify_params *p, const cl_ke
   cl_geo_params_default(&gp);
   gp.min_landmarks = p->min_landmarks;
   double site[2] = {in->site_lat, in->site_lon};
-  cl_geo_result r;
-  uint64_t t0 = mono_ns();
-  int rc = cl_geo_locate(geo, lms, in->n_mins, &gp, site, in->n_allowed ? in->allowed : NULL, &r);
-  uint64_t t1 = mono_ns();
-  out->engine_ns = t1 - t0;
-  if (rc != CL_OK) return rc;
+  return cl_geo_locate(geo, lms, in->n_mins, &gp, site, in->n_allowed ? in->allowed : NULL, r);
+}
 
+/* The engine's indices must name minima of this chip: a result from another
+ * chip's minima would sign the wrong landmarks' keys. */
+static int result_fits(const cl_verify_chip *in, const cl_geo_result *r) {
+  if (in->n_mins > CL_GEO_MAX_LANDMARKS || r->n_excluded > CL_GEO_MAX_EXCLUDED) return 0;
+  if (r->site == CL_SITE_EXCLUDED && r->site_landmark >= in->n_mins) return 0;
+  for (size_t i = 0; i < r->n_excluded; i++)
+    if (r->excluded[i] >= in->n_mins) return 0;
+  return 1;
+}
+
+int cl_verify_attest(const cl_verify_params *p, const cl_key *verifier, uint64_t round_end_ns,
+                     const cl_verify_chip *in, const cl_geo_result *r, cl_verify_out *out) {
+  memset(out, 0, sizeof *out);
+  if (!(p->speed_m_per_s > 0) || !result_fits(in, r)) return CL_EINVAL;
   cl_attestation *a = &out->a;
   memcpy(a->chip, in->pk, CL_PK_LEN);
   memcpy(a->verifier, cl_key_public(verifier), CL_PK_LEN);
   a->round_end_ns = round_end_ns;
   a->window_ns = p->window_ns;
   if (in->has_prev) memcpy(a->prev_hash, in->prev_hash, CL_HASH_LEN);
-  a->consistency = r.consistency == CL_GEO_CONSISTENT     ? CL_ATT_CONSISTENT
-                   : r.consistency == CL_GEO_INSUFFICIENT ? CL_ATT_INSUFFICIENT
-                                                          : CL_ATT_INCONSISTENT;
-  a->site = r.site == CL_SITE_CONSISTENT ? CL_ATT_SITE_CONSISTENT
-            : r.site == CL_SITE_EXCLUDED ? CL_ATT_SITE_EXCLUDED
-                                         : CL_ATT_SITE_UNKNOWN;
-  a->region = r.region == CL_REGION_INSIDE         ? CL_ATT_REGION_INSIDE
-              : r.region == CL_REGION_OUTSIDE      ? CL_ATT_REGION_OUTSIDE
-              : r.region == CL_REGION_UNDETERMINED ? CL_ATT_REGION_UNDETERMINED
-                                                   : CL_ATT_REGION_UNKNOWN;
+  a->consistency = r->consistency == CL_GEO_CONSISTENT     ? CL_ATT_CONSISTENT
+                   : r->consistency == CL_GEO_INSUFFICIENT ? CL_ATT_INSUFFICIENT
+                                                           : CL_ATT_INCONSISTENT;
+  a->site = r->site == CL_SITE_CONSISTENT ? CL_ATT_SITE_CONSISTENT
+            : r->site == CL_SITE_EXCLUDED ? CL_ATT_SITE_EXCLUDED
+                                          : CL_ATT_SITE_UNKNOWN;
+  a->region = r->region == CL_REGION_INSIDE         ? CL_ATT_REGION_INSIDE
+              : r->region == CL_REGION_OUTSIDE      ? CL_ATT_REGION_OUTSIDE
+              : r->region == CL_REGION_UNDETERMINED ? CL_ATT_REGION_UNDETERMINED
+                                                    : CL_ATT_REGION_UNKNOWN;
   a->speed_m_per_s = (uint64_t)llround(p->speed_m_per_s);
-  out->landmarks_used = r.n_usable;
-  if (r.consistency == CL_GEO_CONSISTENT) {
-    a->centre_lat_e7 = e7(r.centre_lat);
-    a->centre_lon_e7 = e7(r.centre_lon);
-    a->radius_m = (uint64_t)ceil(r.radius_km * 1000.0);
-    out->radius_km = r.radius_km;
-    out->centre_lat = r.centre_lat;
-    out->centre_lon = r.centre_lon;
+  out->landmarks_used = r->n_usable;
+  if (r->consistency == CL_GEO_CONSISTENT) {
+    a->centre_lat_e7 = e7(r->centre_lat);
+    a->centre_lon_e7 = e7(r->centre_lon);
+    a->radius_m = (uint64_t)ceil(r->radius_km * 1000.0);
+    out->radius_km = r->radius_km;
+    out->centre_lat = r->centre_lat;
+    out->centre_lon = r->centre_lon;
   }
-  if (r.site == CL_SITE_EXCLUDED) {
-    const cl_verify_min *m = &in->mins[r.site_landmark];
+  if (r->site == CL_SITE_EXCLUDED) {
+    const cl_verify_min *m = &in->mins[r->site_landmark];
     memcpy(a->site_landmark, m->landmark_pk, CL_PK_LEN);
-    a->site_margin_m = (int64_t)floor(r.site_margin_km * 1000.0);
+    a->site_margin_m = (int64_t)floor(r->site_margin_km * 1000.0);
     out->site_landmark_id = m->landmark_id;
   }
   uint8_t keys[CL_GEO_MAX_EXCLUDED][CL_PK_LEN];
-  out->n_excluded = r.n_excluded;
-  a->n_excluded = (uint8_t)r.n_excluded;
-  for (size_t i = 0; i < r.n_excluded; i++) {
-    memcpy(keys[i], in->mins[r.excluded[i]].landmark_pk, CL_PK_LEN);
-    out->excluded_ids[i] = in->mins[r.excluded[i]].landmark_id;
+  out->n_excluded = r->n_excluded;
+  a->n_excluded = (uint8_t)r->n_excluded;
+  for (size_t i = 0; i < r->n_excluded; i++) {
+    memcpy(keys[i], in->mins[r->excluded[i]].landmark_pk, CL_PK_LEN);
+    out->excluded_ids[i] = in->mins[r->excluded[i]].landmark_id;
   }
-  if ((rc = cl_attest_digest_keys((const uint8_t(*)[CL_PK_LEN])keys, r.n_excluded,
+  int rc;
+  if ((rc = cl_attest_digest_keys((const uint8_t(*)[CL_PK_LEN])keys, r->n_excluded,
                                   a->excluded_digest)) != CL_OK ||
       (rc = cl_attest_digest_codes(in->allowed_codes, in->n_allowed, a->allowed_digest)) != CL_OK)
     return rc;
@@ -98,48 +110,94 @@ int cl_verify_chip_round(cl_geo_ctx *geo, const cl_verify_params *p, const cl_ke
   if (rc != CL_OK) return rc;
   cl_attest_sign(a, verifier);
   cl_attest_hash(a, out->hash);
-  out->sign_ns = mono_ns() - t1;
+  return CL_OK;
+}
 
-  /* Alerts. */
-  int sufficient = r.consistency != CL_GEO_INSUFFICIENT;
-  int64_t last = sufficient ? (int64_t)round_end_ns : in->last_sufficient_ns;
-  if (last == 0) last = in->enrolled_ns;
+int cl_verify_alerts(const cl_verify_params *p, uint64_t round_end_ns, const cl_verify_chip *prev,
+                     const cl_verify_verdicts *v, int alert[CL_ALERT__CHIP_KINDS],
+                     char detail[CL_ALERT__CHIP_KINDS][CL_VERIFY_DETAIL_LEN]) {
+  if (v->n_excluded > CL_GEO_MAX_EXCLUDED) return CL_EINVAL;
+  memset(alert, 0, CL_ALERT__CHIP_KINDS * sizeof alert[0]);
+  memset(detail, 0, CL_ALERT__CHIP_KINDS * sizeof detail[0]);
+  const size_t len = CL_VERIFY_DETAIL_LEN;
+  /* A chip is dark when no round has located it for too long; one that was
+   * never sufficiently measured is timed from its enrolment. */
+  int sufficient = v->consistency != CL_GEO_INSUFFICIENT;
+  int64_t last = sufficient ? (int64_t)round_end_ns : prev->last_sufficient_ns;
+  if (last == 0) last = prev->enrolled_ns;
   if ((int64_t)round_end_ns - last > (int64_t)p->dark_after_ns) {
-    out->alert[CL_ALERT_CHIP_DARK] = 1;
-    snprintf(out->detail[CL_ALERT_CHIP_DARK], sizeof out->detail[0],
+    alert[CL_ALERT_CHIP_DARK] = 1;
+    snprintf(detail[CL_ALERT_CHIP_DARK], len,
              "%zu fresh landmark(s), need %zu; last sufficient %.0f s before the round end",
-             r.n_usable, p->min_landmarks, ((double)round_end_ns - (double)last) / 1e9);
+             v->n_usable, p->min_landmarks, ((double)round_end_ns - (double)last) / 1e9);
   }
-  if (r.consistency == CL_GEO_CONSISTENT && in->has_prev && in->prev_consistent) {
+  if (v->consistency == CL_GEO_CONSISTENT && prev->has_prev && prev->prev_consistent) {
     /* Both caps contain their F: if the caps are disjoint, so are the Fs. */
-    double d = cl_geo_distance_m(in->prev_lat_e7 / 1e7, in->prev_lon_e7 / 1e7, r.centre_lat,
-                                 r.centre_lon);
-    double gap = d - (double)in->prev_radius_m - r.radius_km * 1000.0;
+    double d = cl_geo_distance_m(prev->prev_lat_e7 / 1e7, prev->prev_lon_e7 / 1e7, v->centre_lat,
+                                 v->centre_lon);
+    double gap = d - (double)prev->prev_radius_m - v->radius_km * 1000.0;
     if (gap > 0) {
-      out->alert[CL_ALERT_CHIP_MOVED] = 1;
-      snprintf(out->detail[CL_ALERT_CHIP_MOVED], sizeof out->detail[0],
+      alert[CL_ALERT_CHIP_MOVED] = 1;
+      snprintf(detail[CL_ALERT_CHIP_MOVED], len,
                "feasible region moved: %.1f km between the previous and the new region",
                gap / 1000.0);
     }
   }
-  if (r.site == CL_SITE_EXCLUDED) {
-    out->alert[CL_ALERT_SITE_EXCLUDED] = 1;
-    snprintf(out->detail[CL_ALERT_SITE_EXCLUDED], sizeof out->detail[0],
-             "declared site %.1f km beyond landmark %lld's bound", r.site_margin_km,
-             (long long)out->site_landmark_id);
+  if (v->site == CL_SITE_EXCLUDED) {
+    alert[CL_ALERT_SITE_EXCLUDED] = 1;
+    snprintf(detail[CL_ALERT_SITE_EXCLUDED], len,
+             "declared site %.1f km beyond landmark %lld's bound", v->site_margin_km,
+             (long long)v->site_landmark_id);
   }
-  if (r.region == CL_REGION_OUTSIDE) {
-    out->alert[CL_ALERT_OUTSIDE_REGION] = 1;
-    snprintf(out->detail[CL_ALERT_OUTSIDE_REGION], sizeof out->detail[0],
-             "feasible region (radius %.1f km) does not meet the allowed region(s)", r.radius_km);
+  if (v->region == CL_REGION_OUTSIDE) {
+    alert[CL_ALERT_OUTSIDE_REGION] = 1;
+    snprintf(detail[CL_ALERT_OUTSIDE_REGION], len,
+             "feasible region (radius %.1f km) does not meet the allowed region(s)", v->radius_km);
   }
-  if (r.consistency == CL_GEO_INCONSISTENT) {
-    out->alert[CL_ALERT_INCONSISTENT] = 1;
-    int n = snprintf(out->detail[CL_ALERT_INCONSISTENT], sizeof out->detail[0],
+  if (v->consistency == CL_GEO_INCONSISTENT) {
+    alert[CL_ALERT_INCONSISTENT] = 1;
+    int n = snprintf(detail[CL_ALERT_INCONSISTENT], len,
                      "no point satisfies every bound; remove landmark id(s)");
-    for (size_t i = 0; i < r.n_excluded && n > 0 && (size_t)n < sizeof out->detail[0]; i++)
-      n += snprintf(out->detail[CL_ALERT_INCONSISTENT] + n, sizeof out->detail[0] - (size_t)n,
-                    " %lld", (long long)out->excluded_ids[i]);
+    for (size_t i = 0; i < v->n_excluded && n > 0 && (size_t)n < len; i++)
+      n += snprintf(detail[CL_ALERT_INCONSISTENT] + n, len - (size_t)n, " %lld",
+                    (long long)v->excluded_ids[i]);
   }
   return CL_OK;
+}
+
+/* The alert decision's view of an engine result, with the landmark ids the
+ * attestation step looked up (out->site_landmark_id, out->excluded_ids). */
+static void verdicts_of(const cl_geo_result *r, const cl_verify_out *att, cl_verify_verdicts *v) {
+  memset(v, 0, sizeof *v);
+  v->consistency = r->consistency;
+  v->site = r->site;
+  v->region = r->region;
+  v->n_usable = r->n_usable;
+  v->centre_lat = r->centre_lat;
+  v->centre_lon = r->centre_lon;
+  v->radius_km = r->radius_km;
+  v->site_landmark_id = att->site_landmark_id;
+  v->site_margin_km = r->site_margin_km;
+  v->n_excluded = att->n_excluded;
+  memcpy(v->excluded_ids, att->excluded_ids, sizeof v->excluded_ids);
+}
+
+int cl_verify_chip_round(cl_geo_ctx *geo, const cl_verify_params *p, const cl_key *verifier,
+                         uint64_t round_end_ns, const cl_verify_chip *in, cl_verify_out *out) {
+  memset(out, 0, sizeof *out);
+  cl_geo_result r;
+  uint64_t t0 = mono_ns();
+  int rc = cl_verify_locate(geo, p, in, &r);
+  uint64_t t1 = mono_ns();
+  if (rc != CL_OK) {
+    out->engine_ns = t1 - t0;
+    return rc;
+  }
+  rc = cl_verify_attest(p, verifier, round_end_ns, in, &r, out);
+  out->engine_ns = t1 - t0;
+  if (rc != CL_OK) return rc;
+  out->sign_ns = mono_ns() - t1;
+  cl_verify_verdicts v;
+  verdicts_of(&r, out, &v);
+  return cl_verify_alerts(p, round_end_ns, in, &v, out->alert, out->detail);
 }

@@ -2,7 +2,14 @@
  * One chip's verification round, pure: from the per-landmark minimum RTTs of
  * the window to a signed, chained attestation and the alert states. The
  * verifier's database shell (cl_vstore.c, server/chiploc_verify.c) loads the
- * inputs and writes the outputs; tests call this directly.
+ * inputs and writes the outputs.
+ *
+ * A round is three steps, each callable alone: cl_verify_locate runs the
+ * engine on the minima, cl_verify_attest fills and signs the attestation from
+ * the engine's result, and cl_verify_alerts decides the alert states from the
+ * round's verdicts and the chip's previous state. cl_verify_chip_round is
+ * their composition, the one the verifier calls; tests drive the steps
+ * separately (tests/test_verify.c).
  */
 #ifndef CL_VERIFY_H
 #define CL_VERIFY_H
@@ -65,6 +72,9 @@ enum {
 /* The alerts table's `kind` text of each CL_ALERT_* value. */
 const char *cl_alert_kind_name(int kind);
 
+/* Size of one alert's detail text, NUL included. */
+#define CL_VERIFY_DETAIL_LEN 160
+
 typedef struct {
   cl_attestation a; /* signed */
   uint8_t hash[CL_HASH_LEN];
@@ -75,15 +85,87 @@ typedef struct {
   double radius_km, centre_lat, centre_lon;
   /* Desired state of each chip alert this round: 1 open, 0 clear. */
   int alert[CL_ALERT__CHIP_KINDS];
-  char detail[CL_ALERT__CHIP_KINDS][160];
+  char detail[CL_ALERT__CHIP_KINDS][CL_VERIFY_DETAIL_LEN];
   /* Time spent (CLOCK_MONOTONIC, ns): the location engine, and the digests,
    * signature and chain hash. For the verifier's round log only. */
   uint64_t engine_ns, sign_ns;
 } cl_verify_out;
 
 /*
- * Runs the engine on the chip's minima and fills a signed attestation chained
- * to in->prev_hash, plus the alert states. Returns 0, CL_EINVAL or CL_ENOMEM.
+ * What the alert decision needs of one round's engine result: the verdicts
+ * and a cap containing the feasible region F, with landmarks named by their
+ * database ids (cl_verify_min.landmark_id) rather than by engine indices.
+ * Plain data: a test may fill it by hand.
+ */
+typedef struct {
+  cl_geo_consistency consistency;
+  cl_geo_site_verdict site;
+  cl_geo_region_verdict region;
+  size_t n_usable; /* landmarks with a usable bound */
+  /* The engine's cap containing F; meaningful when consistency is
+   * CL_GEO_CONSISTENT, the only case in which chip_moved looks at it. */
+  double centre_lat, centre_lon, radius_km;
+  /* site CL_SITE_EXCLUDED: the landmark excluding the declared site by the
+   * widest margin, and that margin (geodesic distance minus bound). */
+  int64_t site_landmark_id;
+  double site_margin_km;
+  /* consistency CL_GEO_INCONSISTENT: the landmarks whose removal makes F
+   * non-empty. */
+  int64_t excluded_ids[CL_GEO_MAX_EXCLUDED];
+  size_t n_excluded;
+} cl_verify_verdicts;
+
+/*
+ * Runs the location engine on the chip's minima: each RTT becomes a distance
+ * bound at p->speed_m_per_s, with the declared site and the allowed regions
+ * (none when in->n_allowed is 0) and at least p->min_landmarks landmarks.
+ * *r is valid until the next call with the same geo context. Returns 0,
+ * CL_EINVAL (more than CL_GEO_MAX_LANDMARKS minima, a speed that is not
+ * positive, or an argument the engine refuses) or CL_ENOMEM.
+ */
+int cl_verify_locate(cl_geo_ctx *geo, const cl_verify_params *p, const cl_verify_chip *in,
+                     cl_geo_result *r);
+
+/*
+ * Fills and signs the attestation of the round ending at round_end_ns from
+ * the engine's result r for chip in (r indexes in->mins), chained to
+ * in->prev_hash when in->has_prev, and the attested summary beside it:
+ * out->a, hash, site_landmark_id, excluded_ids, n_excluded, landmarks_used,
+ * and radius_km, centre_lat and centre_lon (0 unless r is consistent). All
+ * of *out is overwritten: alert, detail, engine_ns and sign_ns are zero.
+ * Nothing is allocated that outlives the call. Returns 0, CL_EINVAL (an
+ * index of r outside in->mins, too many minima or excluded landmarks, a
+ * speed that is not positive) or CL_ENOMEM.
+ */
+int cl_verify_attest(const cl_verify_params *p, const cl_key *verifier, uint64_t round_end_ns,
+                     const cl_verify_chip *in, const cl_geo_result *r, cl_verify_out *out);
+
+/*
+ * Decides the state of every chip alert for the round ending at
+ * round_end_ns, from this round's verdicts v, the chip's state before the
+ * round in prev (enrolled_ns, last_sufficient_ns, has_prev, prev_consistent,
+ * prev_lat_e7, prev_lon_e7 and prev_radius_m; nothing else of it is read)
+ * and the parameters' dark_after_ns and min_landmarks:
+ *   chip_dark       more than dark_after_ns since the last sufficient round
+ *                   (this one if v is not INSUFFICIENT; the enrolment if
+ *                   there never was one);
+ *   chip_moved      v is consistent, so was the previous attestation, and
+ *                   its cap and this round's cap are disjoint;
+ *   site_excluded   v->site is CL_SITE_EXCLUDED;
+ *   outside_region  v->region is CL_REGION_OUTSIDE;
+ *   inconsistent    v->consistency is CL_GEO_INCONSISTENT.
+ * alert[k] becomes 1 (open) or 0 (clear) and detail[k] the alert's text, all
+ * zero bytes for a clear one. Returns 0, or CL_EINVAL when v->n_excluded
+ * exceeds CL_GEO_MAX_EXCLUDED (nothing is written then).
+ */
+int cl_verify_alerts(const cl_verify_params *p, uint64_t round_end_ns, const cl_verify_chip *prev,
+                     const cl_verify_verdicts *v, int alert[CL_ALERT__CHIP_KINDS],
+                     char detail[CL_ALERT__CHIP_KINDS][CL_VERIFY_DETAIL_LEN]);
+
+/*
+ * The whole round: cl_verify_locate, cl_verify_attest and cl_verify_alerts,
+ * with the time the engine and the signing took. Returns 0, CL_EINVAL or
+ * CL_ENOMEM; on error *out is not a usable result.
  */
 int cl_verify_chip_round(cl_geo_ctx *geo, const cl_verify_params *p, const cl_key *verifier,
                          uint64_t round_end_ns, const cl_verify_chip *in, cl_verify_out *out);

@@ -20,21 +20,8 @@
 #include "cl_geo.h"
 
 #include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 /* ---- Vertex cover on one connected component -------------------------- */
 
@@ -543,7 +530,7 @@ int cl_xcheck_run(const cl_xcheck_position *pos, size_t npos, const cl_xcheck_rt
   for (size_t i = 0; i < npos; i++) {
     if (!pos[i].name || !pos[i].name[0] || !isfinite(pos[i].lat) || !isfinite(pos[i].lon) ||
         fabs(pos[i].lat) > 90 || fabs(pos[i].lon) > 180) {
-      seterr(err, errlen, "position %zu: missing name or bad coordinates", i + 1);
+      cl_err_set(err, errlen, "position %zu: missing name or bad coordinates", i + 1);
       return CL_EINVAL;
     }
   }
@@ -559,7 +546,7 @@ int cl_xcheck_run(const cl_xcheck_position *pos, size_t npos, const cl_xcheck_rt
   qsort(sorted, npos, sizeof *sorted, cmp_name_idx);
   for (size_t i = 1; i < npos; i++) {
     if (strcmp(sorted[i].name, sorted[i - 1].name) == 0) {
-      seterr(err, errlen, "duplicate position name \"%s\"", sorted[i].name);
+      cl_err_set(err, errlen, "duplicate position name \"%s\"", sorted[i].name);
       rc = CL_EINVAL;
       goto done;
     }
@@ -574,15 +561,16 @@ int cl_xcheck_run(const cl_xcheck_position *pos, size_t npos, const cl_xcheck_rt
     for (int j = 0; j < 2; j++) {
       idx[j] = names[j] ? find_name(sorted, npos, names[j]) : -1;
       if (idx[j] < 0) {
-        seterr(err, errlen, "%s:%zu: unknown landmark \"%s\" in column %s (not in the positions)",
-               src, line, names[j] ? names[j] : "", j == 0 ? "a" : "b");
+        cl_err_set(err, errlen,
+                   "%s:%zu: unknown landmark \"%s\" in column %s (not in the positions)", src,
+                   line, names[j] ? names[j] : "", j == 0 ? "a" : "b");
         rc = CL_ENOTFOUND;
         goto done;
       }
     }
     if (!(r->rtt_ms > 0) || !isfinite(r->rtt_ms)) {
-      seterr(err, errlen, "%s:%zu: column rtt_ms: %g is not a positive finite number", src, line,
-             r->rtt_ms);
+      cl_err_set(err, errlen, "%s:%zu: column rtt_ms: %g is not a positive finite number", src,
+                 line, r->rtt_ms);
       rc = CL_EINVAL;
       goto done;
     }

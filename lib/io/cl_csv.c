@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,17 +28,6 @@ struct cl_csv {
   size_t nheader;
   size_t header_line;
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 /* Renders a field for an error message: quoted, printable ASCII kept, other
  * bytes as \xNN, cut after 40 input bytes. */
@@ -88,8 +76,8 @@ static int parse_record(cl_csv *c, char *err, size_t errlen) {
   size_t b = 0;
   for (;;) {
     if (c->nf == CL_CSV_MAX_FIELDS) {
-      seterr(err, errlen, "%s:%zu: more than %d fields", c->name, c->record_line,
-             CL_CSV_MAX_FIELDS);
+      cl_err_set(err, errlen, "%s:%zu: more than %d fields", c->name, c->record_line,
+                 CL_CSV_MAX_FIELDS);
       return CL_EMALFORMED;
     }
     c->off[c->nf] = b;
@@ -97,8 +85,8 @@ static int parse_record(cl_csv *c, char *err, size_t errlen) {
       c->pos++;
       for (;;) {
         if (c->pos >= c->len) {
-          seterr(err, errlen, "%s:%zu: quoted field not closed before the end of the file", c->name,
-                 c->record_line);
+          cl_err_set(err, errlen, "%s:%zu: quoted field not closed before the end of the file",
+                     c->name, c->record_line);
           return CL_EMALFORMED;
         }
         char ch = t[c->pos];
@@ -118,8 +106,8 @@ static int parse_record(cl_csv *c, char *err, size_t errlen) {
       }
       if (c->pos < c->len && t[c->pos] != ',' && t[c->pos] != '\n' &&
           !(t[c->pos] == '\r' && c->pos + 1 < c->len && t[c->pos + 1] == '\n')) {
-        seterr(err, errlen, "%s:%zu: field %zu: characters after the closing quote", c->name,
-               c->line, c->nf + 1);
+        cl_err_set(err, errlen, "%s:%zu: field %zu: characters after the closing quote", c->name,
+                   c->line, c->nf + 1);
         return CL_EMALFORMED;
       }
     } else {
@@ -128,13 +116,13 @@ static int parse_record(cl_csv *c, char *err, size_t errlen) {
         if (ch == '\r') {
           if (c->pos + 1 < c->len && t[c->pos + 1] == '\n')
             break;
-          seterr(err, errlen, "%s:%zu: carriage return not followed by a line feed", c->name,
-                 c->line);
+          cl_err_set(err, errlen, "%s:%zu: carriage return not followed by a line feed", c->name,
+                     c->line);
           return CL_EMALFORMED;
         }
         if (ch == '"') {
-          seterr(err, errlen, "%s:%zu: field %zu: quote inside an unquoted field", c->name, c->line,
-                 c->nf + 1);
+          cl_err_set(err, errlen, "%s:%zu: field %zu: quote inside an unquoted field", c->name,
+                     c->line, c->nf + 1);
           return CL_EMALFORMED;
         }
         c->buf[b++] = ch;
@@ -168,7 +156,7 @@ int cl_csv_open_mem(cl_csv **out, const char *name, const char *text, size_t len
     return CL_EINVAL;
   *out = NULL;
   if (len > CL_CSV_MAX_BYTES) {
-    seterr(err, errlen, "%s: larger than %u bytes", name, CL_CSV_MAX_BYTES);
+    cl_err_set(err, errlen, "%s: larger than %u bytes", name, CL_CSV_MAX_BYTES);
     return CL_ETOOBIG;
   }
   if (memchr(text, '\0', len)) {
@@ -176,7 +164,7 @@ int cl_csv_open_mem(cl_csv **out, const char *name, const char *text, size_t len
     size_t line = 1;
     for (const char *p = text; p < z; p++)
       line += *p == '\n';
-    seterr(err, errlen, "%s:%zu: NUL byte in the input", name, line);
+    cl_err_set(err, errlen, "%s:%zu: NUL byte in the input", name, line);
     return CL_EMALFORMED;
   }
   cl_csv *c = calloc(1, sizeof *c);
@@ -201,7 +189,7 @@ int cl_csv_open_mem(cl_csv **out, const char *name, const char *text, size_t len
 
   int rc = parse_record(c, err, errlen);
   if (rc == 0) {
-    seterr(err, errlen, "%s: empty file: a header row is required", name);
+    cl_err_set(err, errlen, "%s: empty file: a header row is required", name);
     rc = CL_EMALFORMED;
   }
   if (rc < 0) {
@@ -226,8 +214,8 @@ int cl_csv_open_mem(cl_csv **out, const char *name, const char *text, size_t len
     for (size_t j = 0; j < i && c->header[i][0]; j++) {
       if (strcmp(c->header[i], c->header[j]) == 0) {
         char shown[200];
-        seterr(err, errlen, "%s:%zu: header: column %s appears twice", name, c->record_line,
-               show(c->header[i], shown, sizeof shown));
+        cl_err_set(err, errlen, "%s:%zu: header: column %s appears twice", name, c->record_line,
+                   show(c->header[i], shown, sizeof shown));
         cl_csv_close(&c);
         return CL_EMALFORMED;
       }
@@ -244,7 +232,7 @@ int cl_csv_open(cl_csv **out, const char *path, char *err, size_t errlen) {
   *out = NULL;
   FILE *f = fopen(path, "rb");
   if (!f) {
-    seterr(err, errlen, "%s: %s", path, strerror(errno));
+    cl_err_set(err, errlen, "%s: %s", path, strerror(errno));
     return CL_EIO;
   }
   /* Read in chunks: the size is checked as it grows, never taken from the
@@ -280,12 +268,12 @@ int cl_csv_open(cl_csv **out, const char *path, char *err, size_t errlen) {
   fclose(f);
   if (ioerr) {
     free(data);
-    seterr(err, errlen, "%s: read error: %s", path, strerror(saved));
+    cl_err_set(err, errlen, "%s: read error: %s", path, strerror(saved));
     return CL_EIO;
   }
   if (n > CL_CSV_MAX_BYTES) {
     free(data);
-    seterr(err, errlen, "%s: larger than %u bytes", path, CL_CSV_MAX_BYTES);
+    cl_err_set(err, errlen, "%s: larger than %u bytes", path, CL_CSV_MAX_BYTES);
     return CL_ETOOBIG;
   }
   int rc = cl_csv_open_mem(out, path, data, n, err, errlen);
@@ -331,8 +319,8 @@ int cl_csv_require(const cl_csv *c, const char *const *names, size_t n, int *idx
   }
   if (nmissing == 0)
     return CL_OK;
-  seterr(err, errlen, "%s:%zu: header: missing column%s %s", c->name, c->header_line,
-         nmissing > 1 ? "s" : "", missing);
+  cl_err_set(err, errlen, "%s:%zu: header: missing column%s %s", c->name, c->header_line,
+             nmissing > 1 ? "s" : "", missing);
   return CL_EMALFORMED;
 }
 
@@ -343,13 +331,14 @@ int cl_csv_next(cl_csv *c, char *err, size_t errlen) {
     return rc;
   }
   if (c->nf != c->nheader) {
-    seterr(err, errlen, "%s:%zu: %zu field%s, but the header has %zu", c->name, c->record_line,
-           c->nf, c->nf == 1 ? "" : "s", c->nheader);
+    cl_err_set(err, errlen, "%s:%zu: %zu field%s, but the header has %zu", c->name, c->record_line,
+               c->nf, c->nf == 1 ? "" : "s", c->nheader);
     c->nf = 0;
     return CL_EMALFORMED;
   }
   if (++c->rows > CL_CSV_MAX_ROWS) {
-    seterr(err, errlen, "%s:%zu: more than %u records", c->name, c->record_line, CL_CSV_MAX_ROWS);
+    cl_err_set(err, errlen, "%s:%zu: more than %u records", c->name, c->record_line,
+               CL_CSV_MAX_ROWS);
     c->nf = 0;
     return CL_ETOOBIG;
   }
@@ -378,18 +367,19 @@ int cl_csv_number(const cl_csv *c, int col, double min, double max, int min_excl
   double v = strtod(s, &end);
   /* strtod skips leading space; a number here is the whole field and nothing else. */
   if (s[0] == '\0' || s[0] == ' ' || s[0] == '\t' || end == s || *end != '\0') {
-    seterr(err, errlen, "%s:%zu: column %s: %s is not a number", c->name, c->record_line, cname,
-           show(s, shown, sizeof shown));
+    cl_err_set(err, errlen, "%s:%zu: column %s: %s is not a number", c->name, c->record_line, cname,
+               show(s, shown, sizeof shown));
     return CL_EMALFORMED;
   }
   if (!isfinite(v)) {
-    seterr(err, errlen, "%s:%zu: column %s: %s is not a finite number", c->name, c->record_line,
-           cname, show(s, shown, sizeof shown));
+    cl_err_set(err, errlen, "%s:%zu: column %s: %s is not a finite number", c->name, c->record_line,
+               cname, show(s, shown, sizeof shown));
     return CL_EMALFORMED;
   }
   if (v > max || v < min || (min_exclusive && v == min)) {
-    seterr(err, errlen, "%s:%zu: column %s: %s is out of range %s%g, %g]", c->name, c->record_line,
-           cname, show(s, shown, sizeof shown), min_exclusive ? "(" : "[", min, max);
+    cl_err_set(err, errlen, "%s:%zu: column %s: %s is out of range %s%g, %g]", c->name,
+               c->record_line, cname, show(s, shown, sizeof shown), min_exclusive ? "(" : "[", min,
+               max);
     return CL_EMALFORMED;
   }
   *out = v;
@@ -401,7 +391,8 @@ int cl_csv_name_field(const cl_csv *c, int col, const char **out, char *err, siz
   if (!s)
     return CL_EINVAL;
   if (!s[0]) {
-    seterr(err, errlen, "%s:%zu: column %s: empty name", c->name, c->record_line, c->header[col]);
+    cl_err_set(err, errlen, "%s:%zu: column %s: empty name", c->name, c->record_line,
+               c->header[col]);
     return CL_EMALFORMED;
   }
   *out = s;
@@ -445,8 +436,8 @@ static int check_unique(const char *file, const char *what, name_ref *refs, size
   for (size_t i = 1; i < n; i++) {
     if (strcmp(refs[i].name, refs[i - 1].name) == 0) {
       char shown[200];
-      seterr(err, errlen, "%s:%zu: column name: duplicate %s name %s (first on line %zu)", file,
-             refs[i].line, what, show(refs[i].name, shown, sizeof shown), refs[i - 1].line);
+      cl_err_set(err, errlen, "%s:%zu: column name: duplicate %s name %s (first on line %zu)", file,
+                 refs[i].line, what, show(refs[i].name, shown, sizeof shown), refs[i - 1].line);
       return CL_EMALFORMED;
     }
   }

@@ -43,29 +43,19 @@ typedef struct {
   size_t bufcap;
 } walker;
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
 static int fail(walker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Writes the feature prefix and the message into err; CL_EMALFORMED. */
+/* Writes the feature prefix and the message into err; CL_EMALFORMED. The
+ * message follows only a prefix that fitted whole, so a cut message never
+ * reads as if it belonged to another feature. */
 static int fail(walker *w, const char *fmt, ...) {
-  if (w->err && w->errlen > 0) {
-    int n = snprintf(w->err, w->errlen, "%s", w->prefix);
-    if (n >= 0 && (size_t)n < w->errlen) {
-      va_list ap;
-      va_start(ap, fmt);
-      vsnprintf(w->err + n, w->errlen - (size_t)n, fmt, ap);
-      va_end(ap);
-    }
+  cl_err_set(w->err, w->errlen, "%s", w->prefix);
+  size_t n = strlen(w->prefix);
+  if (w->err && n < w->errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    cl_err_vset(w->err + n, w->errlen - n, fmt, ap);
+    va_end(ap);
   }
   return CL_EMALFORMED;
 }
@@ -121,7 +111,7 @@ static int walk_ring(walker *w, json_t *ring, const char *path, size_t ri,
     while (cap < 2 * n) cap *= 2;
     double *nb = realloc(w->buf, cap * sizeof *nb);
     if (!nb) {
-      set_err(w->err, w->errlen, "out of memory");
+      cl_err_set(w->err, w->errlen, "out of memory");
       return CL_ENOMEM;
     }
     w->buf = nb;
@@ -150,7 +140,7 @@ static int walk_ring(walker *w, json_t *ring, const char *path, size_t ri,
   int rc = cl_region_add_ring(reg, polygon, w->buf, n);
   if (rc == CL_ETOOBIG) return fail(w, "the region has more vertices than one region may hold");
   if (rc != CL_OK) {
-    if (rc == CL_ENOMEM) set_err(w->err, w->errlen, "out of memory");
+    if (rc == CL_ENOMEM) cl_err_set(w->err, w->errlen, "out of memory");
     else fail(w, "ring %zu of polygon %zu was refused", ri, polygon_in_geometry);
     return rc;
   }
@@ -307,7 +297,8 @@ static int build(walker *w, feature_ref *refs, size_t n, cl_region_set *out) {
     rc = walk_geometry(w, refs[i].geometry, reg, &next_polygon);
     if (rc == CL_OK && (i + 1 == n || strcmp(refs[i + 1].code, refs[i].code) != 0)) {
       rc = cl_region_finish(reg);
-      if (rc != CL_OK) set_err(w->err, w->errlen, "region \"%.40s\": out of memory", refs[i].code);
+      if (rc != CL_OK)
+        cl_err_set(w->err, w->errlen, "region \"%.40s\": out of memory", refs[i].code);
     }
   }
   return rc;
@@ -319,14 +310,14 @@ int cl_region_set_parse_geojson(cl_region_set *out, const char *text, size_t len
   out->regions = NULL;
   out->n = 0;
   if (!text || !code_property || !code_property[0]) {
-    set_err(err, errlen, "no GeoJSON text or no code property");
+    cl_err_set(err, errlen, "no GeoJSON text or no code property");
     return CL_EINVAL;
   }
   json_error_t jerr;
   json_t *root = json_loadb(text, len, 0, &jerr);
   if (!root) {
-    set_err(err, errlen, "JSON syntax error at line %d, column %d: %s", jerr.line, jerr.column,
-            jerr.text);
+    cl_err_set(err, errlen, "JSON syntax error at line %d, column %d: %s", jerr.line, jerr.column,
+              jerr.text);
     return CL_EMALFORMED;
   }
   walker w = {.err = err, .errlen = errlen};
@@ -337,7 +328,7 @@ int cl_region_set_parse_geojson(cl_region_set *out, const char *text, size_t len
     qsort(refs, n, sizeof *refs, cmp_ref);
     rc = build(&w, refs, n, out);
   }
-  if (rc == CL_ENOMEM && err && errlen && !err[0]) set_err(err, errlen, "out of memory");
+  if (rc == CL_ENOMEM && err && errlen && !err[0]) cl_err_set(err, errlen, "out of memory");
   if (rc != CL_OK) cl_region_set_free(out);
   free(refs);
   free(w.buf);
@@ -353,18 +344,18 @@ int cl_region_set_load_geojson(cl_region_set *out, const char *path, const char 
   if (!path) return CL_EINVAL;
   FILE *f = fopen(path, "rb");
   if (!f) {
-    set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    cl_err_set(err, errlen, "cannot open %s: %s", path, strerror(errno));
     return CL_EIO;
   }
   struct stat st;
   if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    set_err(err, errlen, "%s: not a regular file", path);
+    cl_err_set(err, errlen, "%s: not a regular file", path);
     fclose(f);
     return CL_EIO;
   }
   if ((uintmax_t)st.st_size > MAX_FILE_BYTES) {
-    set_err(err, errlen, "%s: %jd bytes, more than the %zu a region file may have", path,
-            (intmax_t)st.st_size, MAX_FILE_BYTES);
+    cl_err_set(err, errlen, "%s: %jd bytes, more than the %zu a region file may have", path,
+              (intmax_t)st.st_size, MAX_FILE_BYTES);
     fclose(f);
     return CL_ETOOBIG;
   }
@@ -372,14 +363,14 @@ int cl_region_set_load_geojson(cl_region_set *out, const char *path, const char 
   char *text = malloc(size ? size : 1);
   if (!text) {
     fclose(f);
-    set_err(err, errlen, "%s: out of memory", path);
+    cl_err_set(err, errlen, "%s: out of memory", path);
     return CL_ENOMEM;
   }
   size_t got = fread(text, 1, size, f);
   int read_err = ferror(f);
   fclose(f);
   if (got != size || read_err) {
-    set_err(err, errlen, "cannot read %s", path);
+    cl_err_set(err, errlen, "cannot read %s", path);
     free(text);
     return CL_EIO;
   }

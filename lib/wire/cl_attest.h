@@ -21,14 +21,21 @@
   (sizeof CL_CTX_ATTESTATION + 32 + 32 + 8 + 8 + 32 + 4 + 8 + 4 + 4 + 8 + 32 + 8 + 32 + 32 + \
    4 + 32)
 
-/* Verdict codes inside the layout (stable: part of the signed format). */
+/* Verdict codes inside the layout (stable: part of the signed format). Each
+ * *_COUNT is one past the largest code of its kind, the size of a table
+ * indexed by those codes; a byte at or above it is no known verdict. */
 enum {
   CL_ATT_CONSISTENT = 0, CL_ATT_INSUFFICIENT = 1, CL_ATT_INCONSISTENT = 2,
+  CL_ATT_CONSISTENCY_COUNT = 3,
 };
-enum { CL_ATT_SITE_UNKNOWN = 0, CL_ATT_SITE_CONSISTENT = 1, CL_ATT_SITE_EXCLUDED = 2 };
+enum {
+  CL_ATT_SITE_UNKNOWN = 0, CL_ATT_SITE_CONSISTENT = 1, CL_ATT_SITE_EXCLUDED = 2,
+  CL_ATT_SITE_COUNT = 3,
+};
 enum {
   CL_ATT_REGION_UNKNOWN = 0, CL_ATT_REGION_INSIDE = 1, CL_ATT_REGION_OUTSIDE = 2,
   CL_ATT_REGION_UNDETERMINED = 3,
+  CL_ATT_REGION_COUNT = 4,
 };
 
 typedef struct {

@@ -14,7 +14,7 @@
 
 static int fail(char *err, size_t errlen, int code, const char *fmt, const char *field,
                 size_t got) {
-  if (err && errlen) snprintf(err, errlen, fmt, field, got);
+  cl_err_set(err, errlen, fmt, field, got);
   return code;
 }
 
@@ -22,8 +22,7 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, const char 
 static int take_bytes(uint8_t *dst, const ProtobufCBinaryData *src, size_t want, const char *field,
                       char *err, size_t errlen) {
   if (src->len != want) {
-    if (err && errlen)
-      snprintf(err, errlen, "field %s has %zu bytes, want %zu", field, src->len, want);
+    cl_err_set(err, errlen, "field %s has %zu bytes, want %zu", field, src->len, want);
     return CL_EMALFORMED;
   }
   memcpy(dst, src->data, want);
@@ -120,7 +119,7 @@ static int decode_env(const Chiploc__V1__Envelope *e, cl_msg *out, char *err, si
              e->error->text ? e->error->text : "");
     return CL_OK;
   default:
-    if (err && errlen) snprintf(err, errlen, "unknown message type (envelope field %d)", (int)e->msg_case);
+    cl_err_set(err, errlen, "unknown message type (envelope field %d)", (int)e->msg_case);
     return CL_EUNKNOWNMSG;
   }
 }
@@ -129,14 +128,13 @@ int cl_msg_decode(const uint8_t *body, size_t len, cl_msg *out, char *err, size_
   if (err && errlen) err[0] = '\0';
   Chiploc__V1__Envelope *e = chiploc__v1__envelope__unpack(NULL, len, body);
   if (!e) {
-    if (err && errlen) snprintf(err, errlen, "frame of %zu bytes is not a valid Envelope", len);
+    cl_err_set(err, errlen, "frame of %zu bytes is not a valid Envelope", len);
     return CL_EMALFORMED;
   }
   out->version = e->version;
   int rc;
   if (e->version != CL_PROTOCOL_VERSION) {
-    if (err && errlen)
-      snprintf(err, errlen, "protocol version %u, this side speaks %u", e->version,
+    cl_err_set(err, errlen, "protocol version %u, this side speaks %u", e->version,
                CL_PROTOCOL_VERSION);
     rc = CL_EVERSION;
   } else {
