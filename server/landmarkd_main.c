@@ -14,6 +14,7 @@
 #include "cl_log.h"
 #include "cl_metrics.h"
 #include "landmark.h"
+#include "landmark_metrics.h"
 #include "writer.h"
 
 #include <getopt.h>
@@ -35,6 +36,7 @@ typedef struct {
   lm_server *server;
   cl_metrics_server *metrics; /* NULL: no [metrics] listen */
   uv_timer_t metrics_timer;   /* re-renders the snapshot the HTTP thread serves */
+  uv_timer_t stats_timer;     /* the `msg=stats` log line every stats_interval_s */
   cl_mtext mtext;
   uv_signal_t sigterm, sigint;
   int exit_code;
@@ -67,24 +69,39 @@ static void on_server_closed(void *arg) {
   lm_writer_stop(a->writer, DRAIN_MS, on_writer_stopped, a);
 }
 
+static void log_stats(app *a) {
+  lm_server_view v;
+  lm_writer_stats ws;
+  lm_server_view_get(a->server, &v);
+  lm_writer_get_stats(a->writer, &ws);
+  lm_stats_log(&v, &ws);
+}
+
 static void shutdown_app(app *a, int code) {
   if (a->stopping) return;
   a->stopping = 1;
   a->exit_code = code;
-  lm_server_log_stats(a->server);
+  log_stats(a);
+  uv_timer_stop(&a->stats_timer);
+  uv_close((uv_handle_t *)&a->stats_timer, on_signal_closed);
   lm_server_close(a->server, on_server_closed, a);
 }
 
 /* Renders every counter on the loop thread and hands the text to the HTTP
  * thread, which never reads the counters themselves. */
 static void publish_metrics(app *a) {
+  lm_server_view v;
+  lm_writer_stats ws;
+  lm_server_view_get(a->server, &v);
+  lm_writer_get_stats(a->writer, &ws);
   cl_mtext_reset(&a->mtext);
-  if (lm_server_render_metrics(a->server, &a->mtext) != CL_OK ||
+  if (lm_metrics_render(&v, &ws, a->cfg.name, &a->mtext) != CL_OK ||
       cl_metrics_server_publish(a->metrics, a->mtext.buf, a->mtext.len) != CL_OK)
     cl_log(CL_LOG_WARN, "cannot render metrics", "err=out_of_memory");
 }
 
 static void on_metrics_timer(uv_timer_t *t) { publish_metrics(t->data); }
+static void on_stats_timer(uv_timer_t *t) { log_stats(t->data); }
 
 static void on_signal(uv_signal_t *h, int signum) {
   app *a = h->data;
@@ -227,6 +244,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "landmarkd: cannot start (out of memory or threads)\n");
     return 1;
   }
+  uint64_t every = (uint64_t)a.cfg.stats_interval_s * 1000ull;
+  uv_timer_init(a.loop, &a.stats_timer);
+  a.stats_timer.data = &a;
+  uv_timer_start(&a.stats_timer, on_stats_timer, every, every);
   if (a.metrics) {
     uv_timer_init(a.loop, &a.metrics_timer);
     a.metrics_timer.data = &a;

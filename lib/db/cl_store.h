@@ -8,6 +8,7 @@
 #define CL_STORE_H
 
 #include "cl_layout.h"
+#include "cl_lmrecord.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -43,12 +44,8 @@ int cl_store_chip_enroll(cl_store *s, const uint8_t pk[CL_PK_LEN], const char *s
                          const char *operator_name, double site_lat, double site_lon, int64_t *id,
                          char *err, size_t errlen);
 
-typedef struct {
-  uint8_t pk[CL_PK_LEN];
-  int64_t id;
-  int active;
-  int is_landmark; /* a peer landmark (cl_store_load_landmarks), probed like a chip */
-} cl_store_chip;
+/* A probe target as landmarkd loads it (cl_lmrecord.h). */
+typedef cl_lm_target cl_store_chip;
 
 /* All registered landmarks as probe targets (is_landmark = 1, active = 1;
  * id is landmarks.id). *out is malloc'd. */
@@ -58,15 +55,9 @@ int cl_store_load_landmarks(cl_store *s, cl_store_chip **out, size_t *n, char *e
 /* All enrolled chips. *out is malloc'd (caller frees), *n its length. */
 int cl_store_load_chips(cl_store *s, cl_store_chip **out, size_t *n, char *err, size_t errlen);
 
-typedef struct {
-  cl_measurement m;   /* signed record */
-  int64_t chip_id;    /* chips.id */
-  uint64_t bound_m;   /* at c */
-  double est_speed;   /* landmark's configured speed, m/s */
-  uint64_t est_bound_m;
-  uint32_t probes_sent; /* probes of the burst, answered or not; 0: unknown */
-  int is_link;          /* chip_id is a peer landmark's id: goes to landmark_links */
-} cl_store_row;
+/* A row of measurements or landmark_links: a landmark's burst record
+ * (cl_lmrecord.h). */
+typedef cl_lm_record cl_store_row;
 
 /* Inserts rows in one transaction with COPY. All or nothing: on error nothing
  * was written and the caller keeps the rows. Every row must carry the public

@@ -1,0 +1,195 @@
+/*
+ * The landmark's protocol core, without I/O: every agent connection's
+ * state machine (Hello, Register, the probe cycle of each registered chip,
+ * the acceptance checks of each Response, burst minima, deadlines, limits)
+ * as plain functions on plain data. landmarkd's libuv shell
+ * (server/landmark.c), the unit test tests/test_lmcore.c and the fuzz
+ * target tests/fuzz/fuzz_landmark.c all drive this same code.
+ *
+ * Events in: a connection opened (cl_lm_conn_open), bytes received with the
+ * timestamp the shell took first thing in its read callback
+ * (cl_lm_conn_read), the peer gone (cl_lm_conn_close), timers due
+ * (cl_lm_run_timers), a worker's signature result (cl_lm_work_done), a new
+ * enrolled set (cl_lm_set_enrolled).
+ * Actions out, through the shell's cl_lm_io: send these bytes (for a
+ * challenge, the shell stamps the send time immediately before its write
+ * and hands it back), close this connection, emit a signed measurement,
+ * hand a signature job to a worker. The remaining action, arming the
+ * shell's one timer, is cl_lm_next_due, which the shell reads after every
+ * event it passes in.
+ *
+ * Time is data: `now_ns` arguments and the send timestamps are nanoseconds
+ * of one monotonic clock (landmarkd: uv_hrtime, CLOCK_MONOTONIC); wall-clock
+ * times for the signed records and all randomness come from cl_lm_io, so
+ * a fuzzer can make a run reproducible.
+ *
+ * Ownership: the core owns connections and chips. After it calls io->close
+ * for a connection the shell must not pass that connection in again; the
+ * core frees it before the outermost call returns. Every callback may be
+ * called from inside any event function; callbacks must not call back into
+ * the core.
+ */
+#ifndef CL_LMCORE_H
+#define CL_LMCORE_H
+
+#include "cl_hist.h"
+#include "cl_key.h"
+#include "cl_layout.h"
+#include "cl_lmrecord.h"
+#include "cl_msg.h"
+#include "cl_probe.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Remembered probes per chip: the replay detection window. */
+#define CL_LM_PROBE_RING 8
+
+/* What the core needs of landmarkd's configuration (cl_landmark_config
+ * holds the same values with their ranges and defaults). */
+typedef struct {
+  uint32_t interval_s;   /* one burst per chip per interval */
+  double jitter;         /* the interval is scaled by 1 +- jitter */
+  uint32_t burst;        /* probes per burst */
+  uint32_t burst_gap_ms; /* pause between probes of a burst */
+  uint32_t deadline_ms;  /* response deadline */
+  double speed_m_per_s;  /* speed of the estimate next to the bound at c */
+  int async_signatures;  /* 1: challenge signatures and answer checks go to io->work */
+  uint32_t max_connections;
+  uint32_t max_connections_per_address;
+  uint32_t max_pending_challenges; /* outstanding probes per connection */
+  uint32_t handshake_timeout_ms;   /* Hello -> Register */
+  uint32_t idle_timeout_s;         /* no complete frame from a registered peer */
+  uint32_t max_frame_bytes;        /* frame body limit after registration */
+} cl_lm_params;
+
+typedef enum { CL_LM_WORK_SIGN, CL_LM_WORK_VERIFY } cl_lm_work_kind;
+
+/*
+ * A signature job for a worker thread. The core fills it and hands a copy
+ * to io->work; a worker runs cl_lm_work_run on it; the loop hands it back to
+ * cl_lm_work_done, which finds the chip again by key and the probe by
+ * sequence number (a chip or connection gone meanwhile is not found).
+ */
+typedef struct {
+  cl_lm_work_kind kind;
+  cl_challenge ch;         /* SIGN: signed in place; VERIFY: the probe's challenge */
+  uint8_t sig[CL_SIG_LEN]; /* VERIFY: the answer's signature */
+  uint64_t rtt_ns;         /* VERIFY */
+  uint64_t due_ns;         /* SIGN: when the probe was scheduled */
+  int ok;                  /* VERIFY: the signature checked out */
+} cl_lm_work;
+
+/* How a probe ended, for io->probe. */
+typedef struct {
+  const uint8_t *chip;       /* CL_PK_LEN bytes */
+  const cl_challenge *ch;    /* the challenge as sent */
+  const uint8_t *sig;        /* the accepted answer's signature, else NULL */
+  cl_accept_result result;   /* CL_ACCEPT_OK, or why the answer was refused */
+  int expired;               /* the deadline passed without an accepted answer */
+  uint64_t rtt_ns;           /* for CL_ACCEPT_OK */
+} cl_lm_probe_event;
+
+typedef struct {
+  /*
+   * Writes one complete frame to the connection `ud` (the shell's pointer
+   * given to cl_lm_conn_open). When t_sent is not NULL the frame is a
+   * challenge: the shell stores its monotonic clock in *t_sent immediately
+   * before the write, with nothing in between. Returns 0, or an error, on
+   * which the core closes the connection.
+   */
+  int (*send)(void *ctx, void *ud, const uint8_t *buf, size_t len, uint64_t *t_sent);
+  /* The core closed connection `ud`: the shell closes its socket and never
+   * passes this connection in again. */
+  void (*close)(void *ctx, void *ud);
+  /* A burst's signed measurement, for the database writer. Returns 0, or an
+   * error when it could not be queued (counted as dropped). */
+  int (*measurement)(void *ctx, const cl_lm_record *rec);
+  /* Takes a copy of a signature job for a worker (async_signatures only).
+   * Returns 0, or an error: the core then does the work itself. */
+  int (*work)(void *ctx, const cl_lm_work *w);
+  /* n random bytes. */
+  void (*random)(void *ctx, void *buf, size_t n);
+  /* Wall-clock time, ns since the Unix epoch: challenge issue times and
+   * measurement times. */
+  uint64_t (*unix_ns)(void *ctx);
+  /* Optional (may be NULL): how each probe ended, for tests and tracing. */
+  void (*probe)(void *ctx, const cl_lm_probe_event *e);
+} cl_lm_io;
+
+/* Counters, all monotonic since start, and two histograms. */
+typedef struct {
+  uint64_t conns_accepted, conns_refused_limit, conns_refused_per_address, conns_closed;
+  uint64_t frames_too_large, frames_malformed, frames_unknown_type, version_mismatch,
+      unexpected_msg, handshake_timeouts, idle_timeouts;
+  uint64_t chips_registered;
+  uint64_t register_refused[5]; /* by cl_refuse_reason */
+  uint64_t probes_sent, probe_timeouts, responses_accepted;
+  uint64_t probes_deferred; /* a probe postponed by max_pending_challenges */
+  uint64_t peer_errors;     /* Error frames received from agents */
+  uint64_t rejected[CL_ACCEPT__COUNT]; /* by cl_accept_result (index 0 unused) */
+  uint64_t rejected_not_registered;
+  uint64_t measurements, measurements_dropped;
+  uint64_t verify_queued; /* response signature checks handed to io->work */
+  uint64_t sign_queued;   /* challenge signatures handed to io->work */
+  uint64_t pool_orphaned; /* jobs whose chip or connection was gone when they returned */
+  cl_histogram rtt;       /* accepted probes, seconds */
+  cl_histogram lag;       /* challenge send time minus its scheduled time, seconds */
+} cl_lm_stats;
+
+typedef struct cl_lm cl_lm;
+typedef struct cl_lm_conn cl_lm_conn;
+
+/* Creates the core. key (the landmark identity), params and io are
+ * borrowed and must outlive it. 0, CL_EINVAL or CL_ENOMEM. */
+int cl_lm_create(cl_lm **out, const cl_lm_params *params, const cl_key *key, const cl_lm_io *io,
+                 void *ctx);
+/* Frees the core and every connection and chip left (without calling io). */
+void cl_lm_destroy(cl_lm **lm);
+
+/*
+ * Replaces the enrolled set (takes ownership of targets, malloc'd). Live
+ * chips no longer enrolled and active are dropped from their connections;
+ * the others take the ids of the new set.
+ */
+void cl_lm_set_enrolled(cl_lm *lm, cl_lm_target *targets, size_t n, uint64_t now_ns);
+
+/*
+ * A connection was accepted. ud is the shell's handle for io callbacks;
+ * addr_key (CL_PK_LEN bytes, may be NULL) identifies the peer's address for
+ * the per-address limit; peer is its printable address for logs. Sends the
+ * Hello, or refuses the connection with an Error when a limit is reached.
+ * Returns the connection, or NULL when it was refused or failed (io->close
+ * was called then).
+ */
+cl_lm_conn *cl_lm_conn_open(cl_lm *lm, void *ud, const uint8_t *addr_key, const char *peer,
+                            uint64_t now_ns);
+/* Bytes from the connection's peer, received at t_recv (monotonic ns taken
+ * first thing in the shell's read callback). */
+void cl_lm_conn_read(cl_lm *lm, cl_lm_conn *c, const uint8_t *data, size_t n, uint64_t t_recv);
+/* The peer closed the connection or the socket failed: the core forgets it
+ * (io->close is still called, once, as for any close). */
+void cl_lm_conn_close(cl_lm *lm, cl_lm_conn *c, uint64_t now_ns);
+/* Closes every connection (io->close for each): for shutdown. */
+void cl_lm_close_all(cl_lm *lm, uint64_t now_ns);
+
+/* Monotonic time of the earliest timer, UINT64_MAX when none: the shell
+ * arms its timer for it after every event. */
+uint64_t cl_lm_next_due(const cl_lm *lm);
+/* Runs every timer due at now_ns. */
+void cl_lm_run_timers(cl_lm *lm, uint64_t now_ns);
+
+/* Does a signature job (on a worker thread; touches nothing but w). */
+void cl_lm_work_run(cl_lm_work *w, const cl_key *landmark);
+/* A job handed out by io->work is back; status is not 0 when it was
+ * cancelled without running. */
+void cl_lm_work_done(cl_lm *lm, const cl_lm_work *w, int status, uint64_t now_ns);
+
+const cl_lm_stats *cl_lm_get_stats(const cl_lm *lm);
+/* Open connections, and chips registered on them. */
+size_t cl_lm_conn_count(const cl_lm *lm);
+size_t cl_lm_live_count(const cl_lm *lm);
+/* The connection's state, for tests: 0 before Register, 1 registered. */
+int cl_lm_conn_registered(const cl_lm_conn *c);
+
+#endif
