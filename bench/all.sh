@@ -23,10 +23,9 @@ export BUILD_DIR=${BUILD_DIR:-build}
 results=bench/RESULTS.md
 started=$(date +%s)
 
-deploy/deps.sh
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" >/dev/null
-deploy/fetch-countries.sh "$BUILD_DIR/data" >/dev/null
+scripts/deps.sh
+build_tree "$BUILD_DIR"
+scripts/fetch-countries.sh "$BUILD_DIR/data" >/dev/null
 export SKIP_BUILD=1
 mkdir -p "$BUILD_DIR"
 export BENCH_SUMMARY=$root/$BUILD_DIR/bench-summary.txt

@@ -29,6 +29,7 @@
 #include "cl_log.h"
 #include "cl_probe.h"
 #include "cl_store.h"
+#include "tu_conf.h"
 #include "writer.h"
 
 #include <errno.h>
@@ -298,23 +299,20 @@ static void parse_args(int argc, char **argv, options *o) {
  * path inside the work directory) and loads it, so that every other
  * setting is landmarkd's default. */
 static void load_config(const options *o, const cl_key *lm, cl_landmark_config *cfg) {
-  char key_path[PATH_MAX], conf_path[PATH_MAX], spool[PATH_MAX];
+  char key_path[PATH_MAX], spool[PATH_MAX];
   snprintf(key_path, sizeof key_path, "%s/ingest-lm.key", o->dir);
-  snprintf(conf_path, sizeof conf_path, "%s/ingest.conf", o->dir);
   snprintf(spool, sizeof spool, "%s/ingest.spool", o->dir);
   unlink(key_path);
   unlink(spool);
   if (cl_key_save(lm, key_path) != CL_OK) die("cannot write", key_path);
-  FILE *f = fopen(conf_path, "w");
-  if (!f) die("cannot write", conf_path);
-  fprintf(f,
-          "[landmark]\nname = ingest\nkey = %s\nlat = 0\nlon = 0\n"
-          "[database]\nconninfo = %s\nspool_path = %s\n",
-          key_path, o->db, spool);
-  if (o->batch_size) fprintf(f, "batch_size = %u\n", o->batch_size);
-  if (fclose(f) != 0) die("cannot write", conf_path);
+  tu_landmark_opts lo = {.file = "ingest.conf", .name = "ingest", .key = key_path, .lat = 0,
+                         .lon = 0, .conninfo = o->db, .spool_path = spool,
+                         .batch_size = (int)o->batch_size}; /* 0: not written */
+  char *conf_path = tu_conf_landmark_write(o->dir, &lo);
+  if (!conf_path) die("cannot write the config in", o->dir);
   char err[512];
   if (cl_landmark_config_load(conf_path, cfg, err, sizeof err) != CL_OK) die(conf_path, err);
+  free(conf_path);
 }
 
 int main(int argc, char **argv) {

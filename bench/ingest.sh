@@ -22,8 +22,7 @@ work=$root/$build/bench-ingest
 case $build in /*) work=$build/bench-ingest ;; esac
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build" -j"$(nproc)" --target ingest >/dev/null
+  build_tree "$build" ingest
 fi
 
 cleanup() { tests/pgtest.sh stop "$work/pg" >/dev/null 2>&1 || true; }

@@ -37,9 +37,8 @@ tp_chips=2000
 work=$root/$build/bench-landmark
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  deploy/deps.sh
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build" -j"$(nproc)" >/dev/null
+  scripts/deps.sh
+  build_tree "$build"
 fi
 chiploc=$root/$build/server/chiploc
 landmarkd=$root/$build/server/landmarkd
@@ -47,12 +46,6 @@ fleetsim=$root/$build/tests/sim/fleetsim
 sigrate=$root/$build/bench/sigrate
 ulimit -n "$(ulimit -Hn)"
 
-pids=()
-stop_all() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  pids=()
-}
 cleanup() {
   stop_all
   tests/pgtest.sh stop "$work/pg" >/dev/null 2>&1 || true
@@ -90,32 +83,12 @@ printf 'name,address,public_key,lat,lon\nbench,127.0.0.1:%d,%s,50.1109,8.6821\n'
 
 # lm_conf INTERVAL BURST GAP_MS VERIFY_THREADS IDLE_S
 lm_conf() {
-  cat >"$work/lm.conf" <<CONF
-[landmark]
-name = bench
-key = keys/lm.key
-listen = 127.0.0.1:$port
-lat = 50.1109
-lon = 8.6821
-[database]
-conninfo = $db
-refresh_interval_s = 3600
-[probe]
-interval_s = $1
-jitter = 0.1
-burst = $2
-burst_gap_ms = $3
-deadline_ms = 5000
-verify_threads = $4
-[limits]
-max_connections = 20000
-max_connections_per_address = 20000
-handshake_timeout_ms = 120000
-idle_timeout_s = $5
-stats_interval_s = 3600
-[metrics]
-listen = 127.0.0.1:$mport
-CONF
+  landmarkd_conf "$work/lm.conf" bench keys/lm.key "127.0.0.1:$port" 50.1109 8.6821 "$db" \
+    database.refresh_interval_s=3600 probe.interval_s="$1" probe.jitter=0.1 probe.burst="$2" \
+    probe.burst_gap_ms="$3" probe.deadline_ms=5000 probe.verify_threads="$4" \
+    limits.max_connections=20000 limits.max_connections_per_address=20000 \
+    limits.handshake_timeout_ms=120000 limits.idle_timeout_s="$5" limits.stats_interval_s=3600 \
+    metrics.listen="127.0.0.1:$mport"
 }
 
 scrape() { curl -sf "http://127.0.0.1:$mport/metrics"; }
@@ -124,7 +97,6 @@ metric() { awk -v n="$1" '$1 == n { print $2; exit }' "$2"; }
 # cpu_s PID: user + system CPU seconds of every thread of the process
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
 rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
-median() { sort -g | awk '{v[NR]=$1} END { if (NR == 0) { print "nan"; exit } m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "%.6g\n", m }'; }
 calc() { awk "BEGIN { printf \"%.6g\", $1 }"; }
 
 # Throughput runs pin the landmark (every thread) to CPU 0 and the simulator
@@ -238,9 +210,9 @@ if command -v perf >/dev/null 2>&1; then
   fi
   stop_all
 fi
-vrate=$(awk '{ sub("verify_per_s=", "", $2); print $2 }' "$work/sigrate.txt" | median)
-srate=$(awk '{ sub("sign_per_s=", "", $1); print $1 }' "$work/sigrate.txt" | median)
-tpcol() { awk -v vt="$1" -v c="$2" '$1 == vt { print $c }' "$work/tp.txt" | median; }
+vrate=$(awk '{ sub("verify_per_s=", "", $2); print $2 }' "$work/sigrate.txt" | median %.6g)
+srate=$(awk '{ sub("sign_per_s=", "", $1); print $1 }' "$work/sigrate.txt" | median %.6g)
+tpcol() { awk -v vt="$1" -v c="$2" '$1 == vt { print $c }' "$work/tp.txt" | median %.6g; }
 p_rate=$(tpcol 2 2); p_cores=$(tpcol 2 3); p_eff=$(tpcol 2 4); p_rtt=$(tpcol 2 5)
 i_rate=$(tpcol 0 2); i_cores=$(tpcol 0 3); i_eff=$(tpcol 0 4); i_rtt=$(tpcol 0 5)
 p_ratio=$(tpcol 2 7); i_ratio=$(tpcol 0 7)
@@ -307,6 +279,7 @@ MD
 if [ -s "$work/profile.txt" ]; then
   {
     printf '\nProfile of landmarkd (verify_threads = 2), all threads (`perf record\n'
+    # shellcheck disable=SC2016 # the backquotes are Markdown
     printf -- '-F 499 -g -p PID`, one extra %s s run after the measured ones):\n\n```\n' "$window"
     cat "$work/profile.txt"
     printf '```\n'
@@ -414,9 +387,10 @@ registered in $(printf '%.1f' "$treg8") s. The simulator itself held $(printf '%
 Storage: the runs stored $mrows measurements in $(printf '%.1f' "$(calc "$mbytes / 1048576")") MiB of table, indexes
 and TOAST: **$(printf '%.0f' "$(calc "$mbytes / ($mrows > 0 ? $mrows : 1)")") bytes per measurement row** on disk.
 
-Scheduling: each chip has its own libuv timer, so a tick costs O(log n) in
-libuv's timer heap and nothing scans the chips; a chip's first burst is
-spread uniformly over its first interval.
+Scheduling: each chip has one timer in the protocol core's timer queue (a
+heap; one libuv timer stands for all of them), so a tick costs O(log n)
+and nothing scans the chips; a chip's first burst is spread uniformly over
+its first interval.
 
 | interval (s) | chips/connection | connections | probes/s | landmark CPU (cores) | lag p50 ≤ (s) | lag p99 ≤ (s) | lag p99.9 ≤ (s) | probe timeouts in window |
 |---|---|---|---|---|---|---|---|---|

@@ -1,5 +1,11 @@
+# shellcheck shell=bash
 # Shared by the bench/*.sh scripts (sourced, never run): how a script
-# rewrites its own sections of bench/RESULTS.md, and the machine line.
+# rewrites its own sections of bench/RESULTS.md, the machine line and the
+# median; scripts/lib.sh, sourced from here, brings the helpers the
+# benchmarks share with scripts/world.sh (build_tree, stop_all and the
+# landmarkd and chipagent config writers).
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 # splice_section FILE NAME CONTENT_FILE: replaces the text between the lines
 # `<!-- NAME:begin -->` and `<!-- NAME:end -->` of FILE with CONTENT_FILE
@@ -21,4 +27,14 @@ cpu_model() {
   local m
   m=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
   echo "${m:-unknown CPU}"
+}
+
+# median [FORMAT]: the median of the numbers on stdin, one per line (the
+# mean of the middle two for an even count), printed with the printf FORMAT
+# (default %.6g) and a newline; "nan" when there are none.
+median() {
+  sort -g | awk -v f="${1:-%.6g}" '{ v[NR] = $1 } END {
+    if (NR == 0) { print "nan"; exit }
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf f "\n", m }'
 }

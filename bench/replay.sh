@@ -29,7 +29,7 @@
 # BUILD_DIR as they are), SWEEP_SEED (1), CHIPLOC_SHARED_DATA (default
 # ../shared/data beside the repository), CHIPLOC_COUNTRIES (default
 # $BUILD_DIR/data/countries-land-10km.geo.json, fetched with
-# deploy/fetch-countries.sh when missing), SPEED_RUNS (200), BRUTE_RUNS (5),
+# scripts/fetch-countries.sh when missing), SPEED_RUNS (200), BRUTE_RUNS (5),
 # SPEED_CHIP (Frankfurt#29), SPEED_CODE (DEU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,8 +53,7 @@ for f in servers.csv pings.csv; do
 done
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build" -j"$(nproc)" --target chiploc-cli replay >/dev/null
+  build_tree "$build" chiploc-cli replay
 fi
 chiploc=$build/server/chiploc
 replay=$build/bench/replay
@@ -106,12 +105,10 @@ blame=$(sed -n 's/^blame: //p' "$work/check.txt" | sed 's/ (not proven minimal)/
 summary=$(grep -E '^(violations|no violations)' "$work/check.txt" || true)
 
 # 3. Replay.
-t0=$(date +%s)
 if want replay; then
   "$replay" locate --positions "$work/positions.csv" --rtts "$work/rtts.csv" \
     --exclude "${blame// /}" >"$work/locate.md"
 fi
-t1=$(date +%s)
 
 # 3b. Precision against the number of landmarks.
 if want precision; then
@@ -126,7 +123,7 @@ if [ ! -f "$countries" ]; then
     echo "replay: $countries is missing" >&2
     exit 1
   fi
-  deploy/fetch-countries.sh "$build/data" >/dev/null
+  scripts/fetch-countries.sh "$build/data" >/dev/null
 fi
 "$replay" speed --positions "$work/positions.csv" --rtts "$work/rtts.csv" \
   --exclude "${blame// /}" --countries "$countries" --chip "$speed_chip" --code "$speed_code" \

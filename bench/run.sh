@@ -13,7 +13,7 @@
 # Rewrites the `rtt` section of bench/RESULTS.md.
 #
 # Environment: BUILD_DIR (default build), SKIP_BUILD=1 (use the binaries in
-# BUILD_DIR as they are: no deploy/deps.sh, no build), BENCH_SUMMARY (a
+# BUILD_DIR as they are: no scripts/deps.sh, no build), BENCH_SUMMARY (a
 # file: one line per target is appended).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,17 +28,14 @@ case $build in /*) ;; *) build=$root/$build ;; esac
 work=$build/bench-run
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  deploy/deps.sh
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build" -j"$(nproc)" >/dev/null
+  scripts/deps.sh
+  build_tree "$build"
 fi
-command -v irtt >/dev/null || { echo "run.sh: irtt is missing (deploy/deps.sh installs it)" >&2; exit 1; }
+command -v irtt >/dev/null || { echo "run.sh: irtt is missing (scripts/deps.sh installs it)" >&2; exit 1; }
 chiploc=$build/server/chiploc
 
-pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  stop_all
   tests/pgtest.sh stop "$work/pg" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -55,30 +52,16 @@ lpk=$($chiploc keygen --out "$work/keys/lm.key")
 $chiploc landmark add --name bench --pubkey "$lpk" --lat 0 --lon 0 >/dev/null
 port=47490
 irtt_port=47491
-cat >"$work/lm.conf" <<CONF
-[landmark]
-name = bench
-key = keys/lm.key
-listen = 127.0.0.1:$port
-lat = 0
-lon = 0
-[database]
-conninfo = $db
-[probe]
-interval_s = 1
-jitter = 0.1
-burst = 20
-burst_gap_ms = 0
-deadline_ms = 1000
-CONF
-printf '[agent]\nname = bench\n[landmark.bench]\naddress = 127.0.0.1:%d\npublic_key = %s\n' \
-  "$port" "$lpk" >"$work/agent.conf"
+landmarkd_conf "$work/lm.conf" bench keys/lm.key "127.0.0.1:$port" 0 0 "$db" probe.interval_s=1 \
+  probe.jitter=0.1 probe.burst=20 probe.burst_gap_ms=0 probe.deadline_ms=1000
+agent=("landmark.bench.address=127.0.0.1:$port" "landmark.bench.public_key=$lpk")
 for c in c0 c1; do
   $chiploc keygen --out "$work/keys/$c.key" >/dev/null
   $chiploc chip enroll --pubkey-file "$work/keys/$c.key" --serial "BENCH-$c" --operator bench \
     --site 0,0 >/dev/null
-  printf '[chip.%s]\nkey = keys/%s.key\n' "$c" "$c" >>"$work/agent.conf"
+  agent+=("chip.$c.key=keys/$c.key")
 done
+chipagent_conf "$work/agent.conf" bench "${agent[@]}"
 
 # stats FILE -> "min median p90 n" in microseconds, from one value (ns) per line
 stats() {
@@ -88,18 +71,17 @@ stats() {
     p = v[int(NR * 0.9 + 0.5) > 0 ? int(NR * 0.9 + 0.5) : 1]
     printf "%.3f %.3f %.3f %d\n", v[1]/1000, m/1000, p/1000, NR }'
 }
-median() { sort -g | awk '{v[NR]=$1} END { m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "%.3f", m }'; }
 
 : >"$work/rounds.txt"
 for r in $(seq 1 "$rounds"); do
   log="$work/lm-$r.log"
   "$build/server/landmarkd" --config "$work/lm.conf" --log-level debug 2>"$log" &
   lm=$!
-  pids=($lm)
+  pids=("$lm")
   for _ in $(seq 1 100); do grep -q 'msg=listening' "$log" && break; sleep 0.1; done
   "$build/client/chipagent" --config "$work/agent.conf" 2>"$work/agent-$r.log" &
   ag=$!
-  pids+=($ag)
+  pids+=("$ag")
   sleep "$seconds"
   kill -TERM "$ag"; wait "$ag" || true
   kill -TERM "$lm"; wait "$lm" || true
@@ -117,7 +99,7 @@ for r in $(seq 1 "$rounds"); do
   # as the landmark's is). -i 0 lets the server accept the 1 ms interval.
   irtt server -b "127.0.0.1:$irtt_port" -i 0 >"$work/irtt-server-$r.log" 2>&1 &
   isrv=$!
-  pids=($isrv)
+  pids=("$isrv")
   sleep 0.5
   irtt client -i 1ms -d "${irtt_seconds}s" -l "$req_bytes" --tstamp=none -Q \
     -o "$work/irtt-$r.json" "127.0.0.1:$irtt_port"
@@ -139,7 +121,7 @@ print("%.3f %.3f %.3f %d" % (s["min"] / 1e3, s["median"] / 1e3, p90 / 1e3, s["n"
 done
 
 
-col() { awk -v c="$1" '{print $c}' "$work/rounds.txt" | median; }
+col() { awk -v c="$1" '{print $c}' "$work/rounds.txt" | median %.3f; }
 lmin=$(col 1); lmed=$(col 2); lp90=$(col 3); ln=$(col 4); ln=${ln%.*}
 pmin=$(col 5); pmed=$(col 6); pp90=$(col 7)
 smin=$(col 8); smed=$(col 9); sp90=$(col 10)

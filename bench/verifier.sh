@@ -58,7 +58,7 @@ psql "$db0" -qXc "CREATE DATABASE chiploc_vbench" >/dev/null
 db=${db0/dbname=postgres/dbname=chiploc_vbench}
 export CHIPLOC_DB="$db"
 "$chiploc" db migrate >/dev/null
-deploy/fetch-countries.sh "$build/data" >/dev/null
+scripts/fetch-countries.sh "$build/data" >/dev/null
 countries=$build/data/countries-land-10km.geo.json
 "$chiploc" region import "$countries" --code-property A3 >/dev/null
 echo "verifier bench: loading $chips chips (signing every measurement takes a while)"
@@ -82,7 +82,6 @@ SQL
 }
 now_ms() { date +%s%3N; }
 field() { sed -n "s/.* $1=\\([0-9.]*\\).*/\\1/p" <<<"$2"; }
-median() { sort -g | awk '{v[NR]=$1} END { m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "%.1f", m }'; }
 
 : >"$work/rounds.txt"
 for r in $(seq 1 "$rounds"); do
@@ -111,7 +110,7 @@ $(field sign_ms "$line") $(field sql_write_ms "$line") $base_ms" >>"$work/rounds
     "baseline read $base_ms ms"
   echo "  verdicts: $(sed -n 's/.* \(consistent=[0-9]* .*alerts=[0-9]*\).*/\1/p' <<<"$line")"
 done
-col() { awk -v c="$1" '{print $c}' "$work/rounds.txt" | median; }
+col() { awk -v c="$1" '{print $c}' "$work/rounds.txt" | median %.1f; }
 # The split is the median round's (by round time), so that its parts add up
 # to its total; medians taken part by part need not.
 mid=$(sort -g -k2,2 "$work/rounds.txt" | awk '{r[NR] = $0} END {print r[int((NR + 1) / 2)]}')

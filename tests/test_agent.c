@@ -33,36 +33,19 @@
 #include "cl_msg.h"
 #include "testutil.h"
 
-#include <arpa/inet.h>
 #include <check.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define AGENT_NAME "agent-under-test"
 #define WAIT_MS 10000  /* for anything the agent must do: generous, never asserted as a time */
 #define QUIET_MS 500   /* a wait in which nothing may arrive */
-
-/* The agent of the running test. A failed assertion exits the test process;
- * this handler then kills the agent, so that no orphan keeps reconnecting. */
-static pid_t g_agent;
-
-static void kill_agent(void) {
-  if (g_agent <= 0) return;
-  kill(g_agent, SIGKILL);
-  waitpid(g_agent, NULL, 0);
-  g_agent = 0;
-}
 
 /* ---- the test's landmark and the agent ------------------------------------- */
 
@@ -71,6 +54,7 @@ typedef struct {
   cl_key *lk;             /* the landmark's key, made here */
   cl_key *chip[2];        /* chips a and b, loaded from their key files */
   int lfd;                /* the landmark's listening socket */
+  pid_t agent;            /* killed by testutil should an assertion fail */
   uint64_t seq;           /* last challenge seq sent */
   unsigned sessions;      /* connections accepted */
 } world;
@@ -81,51 +65,27 @@ static void world_start(world *W, const char *name) {
   W->dir = tu_own(tu_tmpdir(name));
   W->log = tu_fmt("%s/chipagent.log", W->dir);
   char *clilog = tu_fmt("%s/chiploc.log", W->dir);
-  const char *names[2] = {"a", "b"};
-  char *keyfile[2];
-  for (int i = 0; i < 2; i++) {
-    keyfile[i] = tu_fmt("%s/chip-%s.key", W->dir, names[i]);
-    ck_assert_int_eq(tu_cli(clilog, "keygen", "--out", keyfile[i], NULL), 0);
-    char err[200] = "";
-    ck_assert_msg(cl_key_load(&W->chip[i], keyfile[i], err, sizeof err) == CL_OK, "%s", err);
-  }
+  char *keyfile[2] = {tu_keygen(W->dir, "chip-a", clilog), tu_keygen(W->dir, "chip-b", clilog)};
+  for (int i = 0; i < 2; i++) W->chip[i] = tu_key_load(keyfile[i]);
   ck_assert_int_eq(cl_key_generate(&W->lk), CL_OK);
   char lhex[CL_PK_HEX_LEN + 1];
   cl_pk_to_hex(cl_key_public(W->lk), lhex);
 
-  W->lfd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  ck_assert(bind(W->lfd, (struct sockaddr *)&a, sizeof a) == 0);
-  socklen_t al = sizeof a;
-  ck_assert(getsockname(W->lfd, (struct sockaddr *)&a, &al) == 0);
-  ck_assert(listen(W->lfd, 4) == 0);
-
-  char *conf = tu_own(tu_write_file(
-      W->dir, "chipagent.conf",
-      tu_fmt("[agent]\nname = " AGENT_NAME "\nbackoff_min_ms = 50\nbackoff_max_ms = 500\n\n"
-          "[landmark.rogue]\naddress = 127.0.0.1:%d\npublic_key = %s\n\n"
-          "[chip.a]\nkey = %s\n\n[chip.b]\nkey = %s\n",
-          ntohs(a.sin_port), lhex, keyfile[0], keyfile[1])));
-  char *bin = tu_own(tu_bin("client/chipagent"));
-  char *argv[] = {bin, "--config", conf, "--log-level", "debug", NULL};
-  g_agent = tu_spawn(argv, W->log);
-  ck_assert(g_agent > 0);
+  int port = 0;
+  W->lfd = tu_listen_local(&port);
+  tu_agent_opts ao = {.name = AGENT_NAME, .backoff_min_ms = 50, .backoff_max_ms = 500,
+                      .landmarks = {{"rogue", port, lhex}},
+                      .chips = {{"a", keyfile[0]}, {"b", keyfile[1]}}};
+  W->agent = tu_chipagent_start(tu_agent_conf(W->dir, &ao), W->log, "debug");
 }
 
 /* Accepts the agent's next connection and registers both chips on it: the
  * Register must carry the agent's name and a valid proof over this session's
  * nonce for each chip. */
 static void world_session(world *W, tu_wire *w) {
-  struct pollfd pl = {.fd = W->lfd, .events = POLLIN};
-  ck_assert_msg(poll(&pl, 1, WAIT_MS) == 1, "chipagent did not connect (session %u)",
+  ck_assert_msg(tu_wire_accept(w, W->lfd, WAIT_MS) == 0, "chipagent did not connect (session %u)",
                 W->sessions + 1);
-  memset(w, 0, sizeof *w);
-  w->fd = accept(W->lfd, NULL, NULL);
-  ck_assert(w->fd >= 0);
   W->sessions++;
-  int one = 1;
-  setsockopt(w->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  cl_frame_asm_init(&w->fa, CL_FRAME_MAX);
 
   cl_msg m;
   memset(&m, 0, sizeof m);
@@ -215,8 +175,8 @@ static void expect_bad_landmark_close(tu_wire *w) {
 
 /* SIGTERM: the agent must exit with status 0. */
 static void world_stop(world *W) {
-  ck_assert_int_eq(tu_stop(g_agent, SIGTERM, WAIT_MS), 0);
-  g_agent = 0;
+  ck_assert_int_eq(tu_stop(W->agent, SIGTERM, WAIT_MS), 0);
+  W->agent = 0;
   close(W->lfd);
   cl_key_destroy(&W->lk);
   cl_key_destroy(&W->chip[0]);
@@ -237,14 +197,6 @@ static char *find_line(const char *path, const char *needle, const char *and_nee
   }
   free(s);
   return found ? tu_own(found) : NULL;
-}
-
-/* Value of ` key=N` in line; -1 if absent. */
-static long long line_value(const char *line, const char *key) {
-  char needle[64];
-  snprintf(needle, sizeof needle, " %s=", key);
-  const char *at = strstr(line, needle);
-  return at ? strtoll(at + strlen(needle), NULL, 10) : -1;
 }
 
 static int ends_with(const char *s, const char *tail) {
@@ -286,11 +238,11 @@ START_TEST(test_valid_challenges) {
 
   ck_assert_int_eq(tu_count_in_file(W.log, "bad landmark signature"), 0);
   char *st = exit_stats(&W);
-  ck_assert_int_eq(line_value(st, "challenges"), 6);
-  ck_assert_int_eq(line_value(st, "answered"), 6);
-  ck_assert_int_eq(line_value(st, "bad_landmark_sig"), 0);
-  ck_assert_int_eq(line_value(st, "unknown_chip"), 0);
-  ck_assert_int_eq(line_value(st, "wrong_landmark"), 0);
+  ck_assert_int_eq(tu_line_value(st, "challenges"), 6);
+  ck_assert_int_eq(tu_line_value(st, "answered"), 6);
+  ck_assert_int_eq(tu_line_value(st, "bad_landmark_sig"), 0);
+  ck_assert_int_eq(tu_line_value(st, "unknown_chip"), 0);
+  ck_assert_int_eq(tu_line_value(st, "wrong_landmark"), 0);
   tu_release();
 }
 END_TEST
@@ -341,10 +293,10 @@ START_TEST(test_bad_landmark_signature) {
   world_stop(&W);
 
   char *st = exit_stats(&W);
-  ck_assert_int_eq(line_value(st, "bad_landmark_sig"), 1);
-  ck_assert_int_eq(line_value(st, "challenges"), 5);
-  ck_assert_int_eq(line_value(st, "answered"), 5);
-  ck_assert_int_ge(line_value(st, "reconnects"), 1);
+  ck_assert_int_eq(tu_line_value(st, "bad_landmark_sig"), 1);
+  ck_assert_int_eq(tu_line_value(st, "challenges"), 5);
+  ck_assert_int_eq(tu_line_value(st, "answered"), 5);
+  ck_assert_int_ge(tu_line_value(st, "reconnects"), 1);
   tu_release();
 }
 END_TEST
@@ -369,15 +321,14 @@ START_TEST(test_bad_landmark_in_long_batch) {
   ck_assert_msg(ends_with(bad, tu_fmt(" seq=%llu", (unsigned long long)ch[BAD].seq)), "%s", bad);
   world_stop(&W);
   char *st = exit_stats(&W);
-  ck_assert_int_eq(line_value(st, "bad_landmark_sig"), 1);
-  ck_assert_int_eq(line_value(st, "answered"), N);
+  ck_assert_int_eq(tu_line_value(st, "bad_landmark_sig"), 1);
+  ck_assert_int_eq(tu_line_value(st, "answered"), N);
   tu_release();
 }
 END_TEST
 
 int main(void) {
   if (sodium_init() < 0) return EXIT_FAILURE;
-  atexit(kill_agent);
   Suite *s = suite_create("agent");
   TCase *tc = tcase_create("rogue landmark");
   tcase_set_timeout(tc, 60);
@@ -385,9 +336,5 @@ int main(void) {
   tcase_add_test(tc, test_bad_landmark_signature);
   tcase_add_test(tc, test_bad_landmark_in_long_batch);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return tu_run_suite(s);
 }

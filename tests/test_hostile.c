@@ -31,21 +31,13 @@
 #include "cl_probe.h"
 #include "testutil.h"
 
-#include <arpa/inet.h>
 #include <check.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #define INTERVAL_S 1
 #define BURST 3
@@ -62,31 +54,7 @@ static struct {
   cl_key *b, *c, *u; /* rogue chips: B and C enrolled, U not */
 } W;
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t unix_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static char *keygen(const char *name, const char *log) {
-  char *path = NULL;
-  ck_assert(asprintf(&path, "%s/%s.key", W.dir, name) > 0);
-  ck_assert_int_eq(tu_cli(log, "keygen", "--out", path, NULL), 0);
-  return path;
-}
-
-static cl_key *load_key(const char *path) {
-  cl_key *k = NULL;
-  char err[128];
-  ck_assert_int_eq(cl_key_load(&k, path, err, sizeof err), CL_OK);
-  return k;
-}
+static uint64_t now_ms(void) { return tu_mono_ns() / 1000000u; }
 
 /* ---- metrics ------------------------------------------------------------- */
 
@@ -125,10 +93,7 @@ static void expect_log_reason(const char *reason) {
 /* ---- a blocking client speaking (and breaking) the wire protocol ---------- */
 
 typedef struct {
-  int fd;
-  cl_frame_asm fa;
-  uint8_t buf[16384];
-  size_t have, off;
+  tu_wire w;
   uint8_t landmark[CL_PK_LEN];
   uint8_t session_nonce[CL_NONCE_LEN];
 } hc;
@@ -136,60 +101,22 @@ typedef struct {
 /* Connects from the loopback address src; 0, or -1 if connect fails. */
 static int hc_open(hc *h, const char *src) {
   memset(h, 0, sizeof *h);
-  h->fd = socket(AF_INET, SOCK_STREAM, 0);
-  ck_assert_int_ge(h->fd, 0);
-  struct sockaddr_in s = {.sin_family = AF_INET};
-  ck_assert_int_eq(inet_pton(AF_INET, src, &s.sin_addr), 1);
-  ck_assert_msg(bind(h->fd, (struct sockaddr *)&s, sizeof s) == 0, "bind %s: %s", src,
-                strerror(errno));
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)W.port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  int one = 1;
-  setsockopt(h->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  cl_frame_asm_init(&h->fa, CL_FRAME_MAX);
-  return connect(h->fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : -1;
+  return tu_wire_connect(&h->w, src, W.port);
 }
 
-static void hc_close(hc *h) {
-  if (h->fd >= 0) close(h->fd);
-  h->fd = -1;
-  cl_frame_asm_fini(&h->fa);
-}
+static void hc_close(hc *h) { tu_wire_close(&h->w); }
 
 /* Next message: 1 and *m, 0 when the landmark closed, -1 on timeout. */
 static int hc_recv(hc *h, cl_msg *m, int timeout_ms) {
-  for (;;) {
-    if (h->off < h->have) {
-      const uint8_t *frame;
-      size_t flen, used;
-      int rc = cl_frame_asm_feed(&h->fa, h->buf + h->off, h->have - h->off, &used, &frame, &flen);
-      ck_assert_int_ge(rc, 0);
-      h->off += used;
-      if (rc == 1) {
-        char err[160];
-        ck_assert_msg(cl_msg_decode(frame, flen, m, err, sizeof err) == CL_OK, "%s", err);
-        return 1;
-      }
-    }
-    struct pollfd p = {.fd = h->fd, .events = POLLIN};
-    if (poll(&p, 1, timeout_ms) <= 0) return -1;
-    ssize_t n = read(h->fd, h->buf, sizeof h->buf);
-    if (n <= 0) return 0;
-    h->have = (size_t)n;
-    h->off = 0;
-  }
+  int rc = tu_wire_recv(&h->w, m, timeout_ms);
+  return rc == 0 ? 1 : rc == TU_WIRE_EOF ? 0 : -1;
 }
 
 static void hc_send_raw(hc *h, const void *data, size_t len) {
-  ck_assert_int_eq(send(h->fd, data, len, MSG_NOSIGNAL), (ssize_t)len);
+  tu_wire_send_raw(&h->w, data, len);
 }
 
-static void hc_send(hc *h, const cl_msg *m) {
-  uint8_t buf[8192];
-  size_t len;
-  ck_assert_int_eq(cl_msg_encode(m, buf, sizeof buf, &len), CL_OK);
-  hc_send_raw(h, buf, len);
-}
+static void hc_send(hc *h, const cl_msg *m) { tu_wire_send(&h->w, m); }
 
 /* A frame around a hand-made body. */
 static void hc_send_body(hc *h, const uint8_t *body, size_t len) {
@@ -279,12 +206,7 @@ static void hc_next_challenge(hc *h, const uint8_t *chip, cl_challenge *ch) {
 
 static void hc_respond(hc *h, const uint8_t chip[CL_PK_LEN], const uint8_t nonce[CL_NONCE_LEN],
                        const uint8_t sig[CL_SIG_LEN]) {
-  cl_msg m;
-  m.type = CL_MSG_RESPONSE;
-  memcpy(m.u.response.chip, chip, CL_PK_LEN);
-  memcpy(m.u.response.nonce, nonce, CL_NONCE_LEN);
-  memcpy(m.u.response.sig, sig, CL_SIG_LEN);
-  hc_send(h, &m);
+  tu_wire_respond(&h->w, chip, nonce, sig);
 }
 
 /* ---- hand-made protobuf ---------------------------------------------------- */
@@ -689,11 +611,8 @@ static void expect_continuous(uint64_t from_ns, uint64_t to_ns) {
 /* ---- the verifier ------------------------------------------------------------ */
 
 static void check_verifier(const char *log) {
-  char *vkey = keygen("verifier", log);
-  cl_key *k = load_key(vkey);
-  char hex[CL_PK_HEX_LEN + 1];
-  cl_pk_to_hex(cl_key_public(k), hex);
-  cl_key_destroy(&k);
+  char *vkey = tu_keygen(W.dir, "verifier", log);
+  char *hex = tu_key_hex(vkey);
   ck_assert_int_eq(tu_cli(log, "verifier", "add", "--db", W.db, "--name", "v-hostile", "--pubkey", hex,
                        NULL),
                    0);
@@ -773,28 +692,22 @@ static void check_verifier(const char *log) {
   ck_assert_msg(matched, "verifier metrics never stable between two scrapes");
   ck_assert_int_eq(tu_stop(v, SIGTERM, 10000), 0);
   free(bin);
-  free(vkey);
 }
 
 /* ---- the run ------------------------------------------------------------------- */
 
 START_TEST(test_hostile_inputs) {
-  W.dir = tu_tmpdir("chiploc-hostile");
-  char log[512], aglog[512];
-  snprintf(log, sizeof log, "%s/cli.log", W.dir);
-  snprintf(aglog, sizeof aglog, "%s/chipagent.log", W.dir);
-  ck_assert(asprintf(&W.lmlog, "%s/landmarkd.log", W.dir) > 0);
-  W.db = tu_db_create("chiploc_hostile");
+  W.dir = tu_own(tu_tmpdir("chiploc-hostile"));
+  char *log = tu_fmt("%s/cli.log", W.dir), *aglog = tu_fmt("%s/chipagent.log", W.dir);
+  W.lmlog = tu_fmt("%s/landmarkd.log", W.dir);
+  W.db = tu_own(tu_db_create("chiploc_hostile"));
   ck_assert_int_eq(tu_cli(log, "db", "migrate", "--db", W.db, NULL), 0);
-  char *lkey = keygen("landmark", log);
-  char *akey = keygen("chip-a", log);
-  char *bkey = keygen("chip-b", log);
-  char *ckey = keygen("chip-c", log);
-  char *ukey = keygen("chip-u", log);
-  cl_key *lk = load_key(lkey);
-  char lhex[CL_PK_HEX_LEN + 1];
-  cl_pk_to_hex(cl_key_public(lk), lhex);
-  cl_key_destroy(&lk);
+  char *lkey = tu_keygen(W.dir, "landmark", log);
+  char *akey = tu_keygen(W.dir, "chip-a", log);
+  char *bkey = tu_keygen(W.dir, "chip-b", log);
+  char *ckey = tu_keygen(W.dir, "chip-c", log);
+  char *ukey = tu_keygen(W.dir, "chip-u", log);
+  char *lhex = tu_key_hex(lkey);
   ck_assert_int_eq(tu_cli(log, "landmark", "add", "--db", W.db, "--name", "lm-paris", "--pubkey", lhex,
                        "--lat", "48.8566", "--lon", "2.3522", NULL),
                    0);
@@ -804,36 +717,28 @@ START_TEST(test_hostile_inputs) {
     ck_assert_int_eq(tu_cli(log, "chip", "enroll", "--db", W.db, "--pubkey-file", keys[i], "--serial",
                          serials[i], "--operator", "dc", "--site", "48.85,2.35", NULL),
                      0);
-  W.b = load_key(bkey);
-  W.c = load_key(ckey);
-  W.u = load_key(ukey);
+  W.b = tu_key_load(bkey);
+  W.c = tu_key_load(ckey);
+  W.u = tu_key_load(ukey);
 
   W.port = tu_free_port();
   W.mport = tu_free_port();
-  char conf[2048];
-  snprintf(conf, sizeof conf,
-           "[landmark]\nname = lm-paris\nkey = %s\nlisten = 127.0.0.1:%d\nlat = 48.8566\n"
-           "lon = 2.3522\n\n[database]\nconninfo = %s\nflush_interval_ms = 100\n"
-           "refresh_interval_s = 1\n\n[probe]\ninterval_s = %d\njitter = 0.1\nburst = %d\n"
-           "burst_gap_ms = 20\ndeadline_ms = %d\n\n[limits]\nhandshake_timeout_ms = %d\n"
-           "idle_timeout_s = %d\nmax_connections_per_address = %d\nmax_pending_challenges = 1\n"
-           "stats_interval_s = 1\n\n[metrics]\nlisten = 127.0.0.1:%d\n",
-           lkey, W.port, W.db, INTERVAL_S, BURST, DEADLINE_MS, HANDSHAKE_MS, IDLE_S, PER_ADDRESS,
-           W.mport);
-  char *lconf = tu_write_file(W.dir, "landmarkd.conf", conf);
-  char *lmbin = tu_bin("server/landmarkd");
-  char *lm_argv[] = {lmbin, "--config", lconf, NULL};
-  pid_t lm = tu_spawn(lm_argv, W.lmlog);
-  ck_assert_msg(tu_wait_log(W.lmlog, "msg=listening", 1, 20000) == 0, "landmarkd did not listen");
-
-  snprintf(conf, sizeof conf,
-           "[agent]\nname = honest-host\nbackoff_min_ms = 50\nbackoff_max_ms = 1000\n\n"
-           "[landmark.paris]\naddress = 127.0.0.1:%d\npublic_key = %s\n\n[chip.a]\nkey = %s\n",
-           W.port, lhex, akey);
-  char *aconf = tu_write_file(W.dir, "chipagent.conf", conf);
-  char *agbin = tu_bin("client/chipagent");
-  char *ag_argv[] = {agbin, "--config", aconf, NULL};
-  pid_t ag = tu_spawn(ag_argv, aglog);
+  tu_landmark_opts lo = tu_landmark_defaults();
+  lo.key = lkey;
+  lo.port = W.port;
+  lo.conninfo = W.db;
+  lo.interval_s = INTERVAL_S;
+  lo.burst = BURST;
+  lo.deadline_ms = DEADLINE_MS;
+  lo.handshake_timeout_ms = HANDSHAKE_MS;
+  lo.idle_timeout_s = IDLE_S;
+  lo.max_connections_per_address = PER_ADDRESS;
+  lo.max_pending_challenges = 1;
+  lo.metrics_port = W.mport;
+  pid_t lm = tu_landmarkd_start(tu_landmark_conf(W.dir, &lo), W.lmlog);
+  tu_agent_opts ao = {.name = "honest-host", .backoff_min_ms = 50, .backoff_max_ms = 1000,
+                      .landmarks = {{"paris", W.port, lhex}}, .chips = {{"a", akey}}};
+  pid_t ag = tu_chipagent_start(tu_agent_conf(W.dir, &ao), aglog, NULL);
 
   /* The honest chip is measured before the first hostile byte. */
   const char *q_full = "SELECT count(*) FROM measurements m JOIN chips c ON c.id = m.chip_id "
@@ -841,7 +746,7 @@ START_TEST(test_hostile_inputs) {
   long long honest = 0;
   for (int i = 0; i < 200 && (honest = tu_sql_int(W.db, q_full)) < 1; i++) tu_sleep_ms(100);
   ck_assert_msg(honest >= 1, "honest chip not measured");
-  uint64_t t_start = unix_ns();
+  uint64_t t_start = tu_unix_ns();
   double rtt_count0 = metric("chiploc_rtt_seconds_count");
   double probes0 = metric("chiploc_probes_sent_total");
 
@@ -859,7 +764,7 @@ START_TEST(test_hostile_inputs) {
   case_flood();
 
   /* The honest chip was measured all along, and the counters show it. */
-  uint64_t t_end = unix_ns();
+  uint64_t t_end = tu_unix_ns();
   tu_sleep_ms(1500); /* the writer flushes every 100 ms */
   expect_continuous(t_start, t_end);
   ck_assert_double_gt(metric("chiploc_rtt_seconds_count"), rtt_count0);
@@ -891,18 +796,7 @@ START_TEST(test_hostile_inputs) {
   cl_key_destroy(&W.b);
   cl_key_destroy(&W.c);
   cl_key_destroy(&W.u);
-  free(lkey);
-  free(akey);
-  free(bkey);
-  free(ckey);
-  free(ukey);
-  free(lconf);
-  free(lmbin);
-  free(aconf);
-  free(agbin);
-  free(W.db);
-  free(W.lmlog);
-  free(W.dir);
+  tu_release();
 }
 END_TEST
 
@@ -914,9 +808,5 @@ int main(void) {
   tcase_set_timeout(tc, 280);
   tcase_add_test(tc, test_hostile_inputs);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return tu_run_suite(s);
 }

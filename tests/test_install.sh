@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs a build into a temporary prefix with `cmake --install` and checks
 # what lands there (docs/OPERATIONS.md, "Install"):
-#   - the three binaries, executable, answering --version, and no test tool;
+#   - the three binaries, executable, answering --version, and no test tool
+#     and no file of scripts/ (the development scripts and their data);
 #   - every schema/*.sql, the three example files, the sysusers.d file;
 #   - the man pages, each rendering without a warning (groff -ww) when groff
 #     is installed;
@@ -40,6 +41,12 @@ done
 for t in fleetsim delayproxy protocol_example; do
   if find "$prefix" -name "$t" | grep -q .; then fail "test tool $t was installed"; fi
 done
+# The development scripts of scripts/ and their data stay in the source tree.
+while IFS= read -r s; do
+  if find "$prefix" -name "$(basename "$s")" | grep -q .; then
+    fail "development file ${s#"$src"/} was installed"
+  fi
+done < <(find "$src/scripts" -type f)
 
 # Schema, examples, sysusers.d.
 n=0
@@ -56,7 +63,7 @@ done
 sysusers=$prefix/lib/sysusers.d/chiploc.conf
 if [ -f "$sysusers" ]; then
   for u in chiploc-landmark chiploc-agent chiploc-verifier; do
-    grep -Eq "^u[[:space:]]+$u[[:space:]]" "$sysusers" || fail "sysusers.d: no user $u"
+    grep -Eq "^u[[:space:]]+${u}[[:space:]]" "$sysusers" || fail "sysusers.d: no user $u"
   done
   if command -v systemd-sysusers >/dev/null 2>&1; then
     mkdir -p "$tmp/sysroot/etc"

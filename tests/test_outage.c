@@ -12,44 +12,22 @@
  * (RUN_SERIAL) and always starts it again before it ends.
  */
 #define _GNU_SOURCE
-#include "cl_err.h"
-#include "cl_key.h"
-#include "cl_layout.h"
-#include "cl_probe.h"
 #include "testutil.h"
 
-#include <arpa/inet.h>
 #include <check.h>
-#include <libpq-fe.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #define DEADLINE_MS 300
 #define OUTAGE_S 30
 #define N_CHIPS 3
 /* Size of an empty spool file: the header (docs/SPOOL.md). */
 #define SPOOL_HEADER_LEN 128
-
-/* Strings a test allocates live until its end. */
-static void *g_gc[64];
-static int g_ngc;
-static char *gc(char *p) {
-  ck_assert(g_ngc < 64);
-  g_gc[g_ngc++] = p;
-  return p;
-}
-static void gc_free(void) {
-  while (g_ngc > 0) free(g_gc[--g_ngc]);
-}
 
 static double now_s(void) {
   struct timespec ts;
@@ -68,46 +46,11 @@ static int pg(const char *cmd, const char *log) {
   return rc;
 }
 
-static char *keygen(const char *dir, const char *name, const char *log) {
-  char *path = NULL;
-  ck_assert(asprintf(&path, "%s/%s.key", dir, name) > 0);
-  ck_assert_int_eq(tu_cli(log, "keygen", "--out", path, NULL), 0);
-  return path;
-}
-
-static void pubkey_hex(const char *keyfile, char out[65]) {
-  cl_key *k = NULL;
-  char err[128];
-  ck_assert_int_eq(cl_key_load(&k, keyfile, err, sizeof err), CL_OK);
-  cl_pk_to_hex(cl_key_public(k), out);
-  cl_key_destroy(&k);
-}
-
-/* Value of key=N in the last "msg=stats" line of log; -1 if there is none. */
-static long long last_stat(const char *log, const char *key) {
-  char *s = tu_read_file(log);
-  if (!s) return -1;
-  char *line = NULL;
-  for (char *p = strstr(s, "msg=stats"); p; p = strstr(p + 1, "msg=stats")) line = p;
-  long long n = -1;
-  if (line) {
-    char *eol = strchr(line, '\n');
-    if (eol) *eol = '\0';
-    char needle[64];
-    snprintf(needle, sizeof needle, " %s=", key);
-    char *v = strstr(line, needle);
-    ck_assert_msg(v != NULL, "no %s in the stats line", key);
-    n = strtoll(v + strlen(needle), NULL, 10);
-  }
-  free(s);
-  return n;
-}
-
-/* Waits until last_stat(log, key) >= min; returns the value seen. */
+/* Waits until tu_last_stat(log, key) >= min; returns the value seen. */
 static long long wait_stat(const char *log, const char *key, long long min, int timeout_ms) {
   long long v = -1;
   for (int waited = 0; waited <= timeout_ms; waited += 200) {
-    if ((v = last_stat(log, key)) >= min) break;
+    if ((v = tu_last_stat(log, key)) >= min) break;
     tu_sleep_ms(200);
   }
   return v;
@@ -122,79 +65,48 @@ static long long file_size(const char *path) {
 typedef struct {
   char *dir, *db, *cli_log, *lm_log, *ag_log, *pg_log;
   char *lm_conf, *ag_conf, *spool;
-  char *lm_bin, *ag_bin;
 } world;
 
 /* flush_ms is [database] flush_interval_ms: also the grace before rows
  * move to the spool. */
 static void world_make(world *w, const char *name, int flush_ms) {
-  w->dir = gc(tu_tmpdir(name));
-  ck_assert(asprintf(&w->cli_log, "%s/cli.log", w->dir) > 0);
-  ck_assert(asprintf(&w->lm_log, "%s/landmarkd.log", w->dir) > 0);
-  ck_assert(asprintf(&w->ag_log, "%s/chipagent.log", w->dir) > 0);
-  ck_assert(asprintf(&w->pg_log, "%s/pgtest.log", w->dir) > 0);
+  w->dir = tu_own(tu_tmpdir(name));
+  w->cli_log = tu_fmt("%s/cli.log", w->dir);
+  w->lm_log = tu_fmt("%s/landmarkd.log", w->dir);
+  w->ag_log = tu_fmt("%s/chipagent.log", w->dir);
+  w->pg_log = tu_fmt("%s/pgtest.log", w->dir);
   /* The default spool: beside the config file, named after it. */
-  ck_assert(asprintf(&w->spool, "%s/landmarkd.spool", w->dir) > 0);
-  gc(w->cli_log);
-  gc(w->lm_log);
-  gc(w->ag_log);
-  gc(w->pg_log);
-  gc(w->spool);
+  w->spool = tu_fmt("%s/landmarkd.spool", w->dir);
   char dbname[64];
   snprintf(dbname, sizeof dbname, "chiploc_%s", name);
   for (char *p = dbname; *p; p++)
     if (*p == '-') *p = '_';
-  w->db = gc(tu_db_create(dbname));
+  w->db = tu_own(tu_db_create(dbname));
   ck_assert_int_eq(tu_cli(w->cli_log, "db", "migrate", "--db", w->db, NULL), 0);
-  char *lkey = gc(keygen(w->dir, "landmark", w->cli_log));
-  char lhex[65];
-  pubkey_hex(lkey, lhex);
+  char *lkey = tu_keygen(w->dir, "landmark", w->cli_log);
+  char *lhex = tu_key_hex(lkey);
   ck_assert_int_eq(tu_cli(w->cli_log, "landmark", "add", "--db", w->db, "--name", "lm-paris",
                        "--pubkey", lhex, "--lat", "48.8566", "--lon", "2.3522", NULL),
                    0);
   int port = tu_free_port();
-  char conf[4096];
-  snprintf(conf, sizeof conf,
-           "[agent]\nname = outage-host\nbackoff_min_ms = 50\nbackoff_max_ms = 1000\n\n"
-           "[landmark.paris]\naddress = 127.0.0.1:%d\npublic_key = %s\n",
-           port, lhex);
+  tu_agent_opts ao = {.name = "outage-host", .backoff_min_ms = 50, .backoff_max_ms = 1000,
+                      .landmarks = {{"paris", port, lhex}}};
   for (int i = 0; i < N_CHIPS; i++) {
-    char name_i[16], serial[32];
-    snprintf(name_i, sizeof name_i, "chip-%d", i);
-    snprintf(serial, sizeof serial, "OUT-%04d", i);
-    char *k = gc(keygen(w->dir, name_i, w->cli_log));
+    char *k = tu_keygen(w->dir, tu_fmt("chip-%d", i), w->cli_log);
     ck_assert_int_eq(tu_cli(w->cli_log, "chip", "enroll", "--db", w->db, "--pubkey-file", k,
-                         "--serial", serial, "--operator", "outage-dc", "--site", "48.85,2.35",
-                         NULL),
+                         "--serial", tu_fmt("OUT-%04d", i), "--operator", "outage-dc", "--site",
+                         "48.85,2.35", NULL),
                      0);
-    size_t o = strlen(conf);
-    snprintf(conf + o, sizeof conf - o, "\n[chip.c%d]\nkey = %s\n", i, k);
+    ao.chips[i] = (tu_agent_chip){tu_fmt("c%d", i), k};
   }
-  w->ag_conf = gc(tu_write_file(w->dir, "chipagent.conf", conf));
-  snprintf(conf, sizeof conf,
-           "[landmark]\nname = lm-paris\nkey = %s\nlisten = 127.0.0.1:%d\nlat = 48.8566\n"
-           "lon = 2.3522\n\n[database]\nconninfo = %s\nflush_interval_ms = %d\n"
-           "refresh_interval_s = 1\nspool_max_mb = 16\n\n[probe]\ninterval_s = 1\n"
-           "jitter = 0.1\nburst = 3\nburst_gap_ms = 20\ndeadline_ms = %d\n\n[limits]\n"
-           "idle_timeout_s = 30\nstats_interval_s = 1\n",
-           lkey, port, w->db, flush_ms, DEADLINE_MS);
-  w->lm_conf = gc(tu_write_file(w->dir, "landmarkd.conf", conf));
-  w->lm_bin = gc(tu_bin("server/landmarkd"));
-  w->ag_bin = gc(tu_bin("client/chipagent"));
-}
-
-static pid_t start_landmark(world *w, const char *log) {
-  char *argv[] = {w->lm_bin, "--config", w->lm_conf, NULL};
-  int before = tu_count_in_file(log, "msg=listening");
-  pid_t pid = tu_spawn(argv, log);
-  ck_assert_msg(tu_wait_log(log, "msg=listening", before + 1, 20000) == 0,
-                "landmarkd did not listen");
-  return pid;
-}
-
-static pid_t start_agent(world *w) {
-  char *argv[] = {w->ag_bin, "--config", w->ag_conf, NULL};
-  return tu_spawn(argv, w->ag_log);
+  w->ag_conf = tu_agent_conf(w->dir, &ao);
+  tu_landmark_opts lo = tu_landmark_defaults();
+  lo.key = lkey;
+  lo.port = port;
+  lo.conninfo = w->db;
+  lo.flush_interval_ms = flush_ms;
+  lo.spool_max_mb = 16;
+  w->lm_conf = tu_landmark_conf(w->dir, &lo);
 }
 
 static long long count_sql(const world *w, const char *sql) { return tu_sql_int(w->db, sql); }
@@ -202,8 +114,8 @@ static long long count_sql(const world *w, const char *sql) { return tu_sql_int(
 START_TEST(test_outage_replayed) {
   world w;
   world_make(&w, "outage", 500);
-  pid_t lm = start_landmark(&w, w.lm_log);
-  pid_t ag = start_agent(&w);
+  pid_t lm = tu_landmarkd_start(w.lm_conf, w.lm_log);
+  pid_t ag = tu_chipagent_start(w.ag_conf, w.ag_log, NULL);
 
   /* Measurements flow before the outage. */
   long long before = 0;
@@ -217,7 +129,7 @@ START_TEST(test_outage_replayed) {
   /* The outage. */
   ck_assert_int_eq(pg("pause", w.pg_log), 0);
   double t0 = now_s();
-  long long accepted_at_pause = last_stat(w.lm_log, "measurements");
+  long long accepted_at_pause = tu_last_stat(w.lm_log, "measurements");
   ck_assert_msg(tu_wait_log(w.lm_log, "msg=\"database unavailable; spooling rows\"", 1, 15000) ==
                     0,
                 "landmarkd did not start spooling");
@@ -226,7 +138,7 @@ START_TEST(test_outage_replayed) {
   while (now_s() - t0 < OUTAGE_S) tu_sleep_ms(200);
   long long size2 = file_size(w.spool);
   long long spooled = wait_stat(w.lm_log, "rows_spooled", 1, 5000);
-  long long accepted_during = last_stat(w.lm_log, "measurements") - accepted_at_pause;
+  long long accepted_during = tu_last_stat(w.lm_log, "measurements") - accepted_at_pause;
   ck_assert_int_eq(pg("resume", w.pg_log), 0);
   double outage = now_s() - t0;
 
@@ -243,12 +155,12 @@ START_TEST(test_outage_replayed) {
   ck_assert_int_eq(tu_stop(ag, SIGTERM, 10000), 0);
   ck_assert_int_eq(tu_stop(lm, SIGTERM, 15000), 0);
 
-  long long accepted = last_stat(w.lm_log, "measurements");
-  long long replayed = last_stat(w.lm_log, "rows_replayed");
-  spooled = last_stat(w.lm_log, "rows_spooled");
-  ck_assert_int_eq(last_stat(w.lm_log, "measurements_dropped"), 0);
-  ck_assert_int_eq(last_stat(w.lm_log, "spool_dropped"), 0);
-  ck_assert_int_eq(last_stat(w.lm_log, "spool_rows"), 0);
+  long long accepted = tu_last_stat(w.lm_log, "measurements");
+  long long replayed = tu_last_stat(w.lm_log, "rows_replayed");
+  spooled = tu_last_stat(w.lm_log, "rows_spooled");
+  ck_assert_int_eq(tu_last_stat(w.lm_log, "measurements_dropped"), 0);
+  ck_assert_int_eq(tu_last_stat(w.lm_log, "spool_dropped"), 0);
+  ck_assert_int_eq(tu_last_stat(w.lm_log, "spool_rows"), 0);
   ck_assert_int_eq(tu_count_in_file(w.lm_log, "rows_unwritten=0"), 1);
   ck_assert_int_eq(tu_count_in_file(w.lm_log, "msg=\"rows spooled at shutdown\""), 0);
   ck_assert_int_eq(replayed, spooled); /* no crash: each spooled row replayed once */
@@ -268,18 +180,16 @@ START_TEST(test_outage_replayed) {
   ck_assert_int_eq(bad, 0);
   /* The spool is empty: a header and no record. */
   ck_assert_int_eq(file_size(w.spool), SPOOL_HEADER_LEN);
-  gc_free();
+  tu_release();
 }
 END_TEST
 
 START_TEST(test_sigterm_during_outage) {
   world w;
   world_make(&w, "outage-term", 3000);
-  char *log2 = NULL;
-  ck_assert(asprintf(&log2, "%s/landmarkd-2.log", w.dir) > 0);
-  gc(log2);
-  pid_t lm = start_landmark(&w, w.lm_log);
-  pid_t ag = start_agent(&w);
+  char *log2 = tu_fmt("%s/landmarkd-2.log", w.dir);
+  pid_t lm = tu_landmarkd_start(w.lm_conf, w.lm_log);
+  pid_t ag = tu_chipagent_start(w.ag_conf, w.ag_log, NULL);
   long long before = 0;
   for (int i = 0; i < 100 && (before = count_sql(&w, "SELECT count(*) FROM measurements")) <
                                  N_CHIPS;
@@ -294,26 +204,26 @@ START_TEST(test_sigterm_during_outage) {
   ck_assert_msg(wait_stat(w.lm_log, "db_queue", 1, 10000) >= 1, "no row waiting in memory");
   ck_assert_int_eq(tu_stop(ag, SIGTERM, 10000), 0);
   ck_assert_int_eq(tu_stop(lm, SIGTERM, 15000), 0); /* spooled is fine: exit 0 */
-  long long accepted1 = last_stat(w.lm_log, "measurements");
+  long long accepted1 = tu_last_stat(w.lm_log, "measurements");
   ck_assert_int_eq(tu_count_in_file(w.lm_log, "msg=\"rows spooled at shutdown\""), 1);
   ck_assert_int_eq(tu_count_in_file(w.lm_log, "rows_unwritten=0"), 1);
   ck_assert_int_gt(file_size(w.spool), SPOOL_HEADER_LEN);
 
   /* The next landmarkd replays the spool once the database is back. */
   ck_assert_int_eq(pg("resume", w.pg_log), 0);
-  lm = start_landmark(&w, log2);
+  lm = tu_landmarkd_start(w.lm_conf, log2);
   ck_assert_msg(tu_wait_log(log2, "msg=\"spool drained\"", 1, 30000) == 0,
                 "the spool was not replayed");
   ck_assert_int_eq(tu_stop(lm, SIGTERM, 15000), 0); /* no agent: nothing new measured */
-  ck_assert_int_eq(last_stat(log2, "measurements"), 0);
+  ck_assert_int_eq(tu_last_stat(log2, "measurements"), 0);
   long long stored = count_sql(&w, "SELECT count(*) FROM measurements");
   long long distinct = count_sql(&w, "SELECT count(DISTINCT nonce) FROM measurements");
   fprintf(stderr, "test_sigterm_during_outage: accepted %lld, stored %lld, replayed %lld\n",
-          accepted1, stored, last_stat(log2, "rows_replayed"));
+          accepted1, stored, tu_last_stat(log2, "rows_replayed"));
   ck_assert_int_eq(stored, accepted1);
   ck_assert_int_eq(distinct, stored);
   ck_assert_int_eq(file_size(w.spool), SPOOL_HEADER_LEN);
-  gc_free();
+  tu_release();
 }
 END_TEST
 
@@ -325,10 +235,7 @@ int main(void) {
   tcase_add_test(tc, test_outage_replayed);
   tcase_add_test(tc, test_sigterm_during_outage);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
+  int status = tu_run_suite(s);
   /* Whatever happened, leave the shared server running for the tests that
    * follow (resume does nothing if it runs). Outside a test: no ck_assert. */
   const char *src = getenv("CHIPLOC_SOURCE_DIR"), *pgdir = getenv("CHIPLOC_TEST_PG_DIR");
@@ -337,5 +244,5 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "'%s/tests/pgtest.sh' resume '%s' >/dev/null 2>&1", src, pgdir);
     if (system(cmd) != 0) fprintf(stderr, "test_outage: could not resume PostgreSQL\n");
   }
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return status;
 }

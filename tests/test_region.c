@@ -845,7 +845,7 @@ static void load_countries(void) {
                 "CHIPLOC_COUNTRIES is not set: run through ctest (the countries_fetch fixture "
                 "downloads the file)");
   ck_assert_msg(access(path, R_OK) == 0,
-                "%s is missing: deploy/fetch-countries.sh did not run or failed", path);
+                "%s is missing: scripts/fetch-countries.sh did not run or failed", path);
   char err[512] = "";
   int rc = cl_region_set_load_geojson(&countries, path, "A3", err, sizeof err);
   ck_assert_msg(rc == CL_OK, "%s: %s", path, err);

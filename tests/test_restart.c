@@ -23,8 +23,6 @@
  * further apart than backoff_max_ms plus a small margin.
  */
 #define _GNU_SOURCE
-#include "cl_err.h"
-#include "cl_key.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -51,25 +49,14 @@
 #define STABLE_SESSION_MS 10000 /* client/agent.c: such a session resets the backoff */
 
 static struct {
-  char *dir, *db, *lmbin, *agbin, *lconf, *aconf, *clilog;
+  char *dir, *db, *lconf, *aconf, *clilog;
   int port, mport;
   pid_t lm, ag;
   int lm_runs, ag_runs;
   char lmlog[512], aglog[512];
 } W;
 
-static uint64_t unix_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static char *keygen(const char *name) {
-  char *path = NULL;
-  ck_assert(asprintf(&path, "%s/%s.key", W.dir, name) > 0);
-  ck_assert_int_eq(tu_cli(W.clilog, "keygen", "--out", path, NULL), 0);
-  return path;
-}
+static uint64_t unix_ms(void) { return tu_unix_ns() / 1000000u; }
 
 /* ---- logs ------------------------------------------------------------------ */
 
@@ -91,15 +78,6 @@ static uint64_t line_ts_ms(const char *line) {
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   return (uint64_t)timegm(&tm) * 1000u + (uint64_t)us / 1000u;
-}
-
-/* Unsigned value of ` key=N` in line, or -1. */
-static long long line_value(const char *line, const char *key) {
-  char needle[64];
-  snprintf(needle, sizeof needle, " %s=", key);
-  const char *v = strstr(line, needle);
-  if (!v) return -1;
-  return strtoll(v + strlen(needle), NULL, 10);
 }
 
 /* Lines of path from byte offset off, each NUL-terminated in one malloc'd
@@ -158,27 +136,12 @@ static uint64_t last_line_ts(const char *path, const char *needle) {
   return ts;
 }
 
-/* Value of key in the last line of path holding "msg=stats". */
-static long long last_stat(const char *path, const char *key) {
-  char *buf, *lines[16384];
-  int n = lines_after(path, 0, &buf, lines, 16384);
-  long long v = -1;
-  for (int i = 0; i < n; i++)
-    if (strstr(lines[i], "msg=stats")) v = line_value(lines[i], key);
-  free(buf);
-  ck_assert_msg(v >= 0, "no %s in a stats line of %s", key, path);
-  return v;
-}
-
 /* ---- the processes ------------------------------------------------------------ */
 
 static void landmark_start(void) {
   W.lm_runs++;
   snprintf(W.lmlog, sizeof W.lmlog, "%s/landmarkd-%d.log", W.dir, W.lm_runs);
-  char *argv[] = {W.lmbin, "--config", W.lconf, NULL};
-  W.lm = tu_spawn(argv, W.lmlog);
-  ck_assert_msg(tu_wait_log(W.lmlog, "msg=listening", 1, 20000) == 0,
-                "landmarkd run %d did not listen", W.lm_runs);
+  W.lm = tu_landmarkd_start(W.lconf, W.lmlog);
 }
 
 static void landmark_stop(void) {
@@ -189,24 +152,12 @@ static void landmark_stop(void) {
 static void agent_start(void) {
   W.ag_runs++;
   snprintf(W.aglog, sizeof W.aglog, "%s/chipagent-%d.log", W.dir, W.ag_runs);
-  char *argv[] = {W.agbin, "--config", W.aconf, NULL};
-  W.ag = tu_spawn(argv, W.aglog);
+  W.ag = tu_chipagent_start(W.aconf, W.aglog, NULL);
 }
 
 static void agent_stop(void) {
   ck_assert_int_eq(tu_stop(W.ag, SIGTERM, 10000), 0);
   W.ag = 0;
-}
-
-/* A failed assertion exits the test process: take the daemons along, even
- * a stopped one, so that no run leaves them behind. */
-static void kill_leftovers(void) {
-  pid_t pids[] = {W.ag, W.lm};
-  for (size_t i = 0; i < 2; i++) {
-    if (pids[i] <= 0) continue;
-    kill(pids[i], SIGCONT);
-    tu_stop(pids[i], SIGKILL, 5000);
-  }
 }
 
 /* Waits until both chips have a measurement taken after since_ms; returns
@@ -264,7 +215,7 @@ static backoff_seen check_backoff(const char *log, long off) {
   for (int i = 0; i < n && !registered; i++) {
     const char *l = lines[i];
     if (strstr(l, "msg=\"reconnect scheduled\"")) {
-      long long d = line_value(l, "delay_ms"), a = line_value(l, "attempt");
+      long long d = tu_line_value(l, "delay_ms"), a = tu_line_value(l, "attempt");
       ck_assert_msg(d >= 0 && a >= 1, "unparsable line: %s", l);
       uint64_t env = BACKOFF_MIN_MS;
       for (long long k = 1; k < a && env < BACKOFF_MAX_MS; k++) env *= 2;
@@ -370,7 +321,7 @@ static void case_agent_vanishes(void) {
                 "landmarkd cut the stopped agent after %llu ms, before its idle timeout",
                 (unsigned long long)(cut - stopped));
   tu_sleep_ms(500); /* the stats line follows every second */
-  ck_assert_int_ge(last_stat(W.lmlog, "idle_timeouts"), 1);
+  ck_assert_int_ge(tu_last_stat(W.lmlog, "idle_timeouts"), 1);
   ck_assert_int_eq(kill(W.ag, SIGCONT), 0);
   uint64_t resumed = unix_ms();
   uint64_t wait = wait_both_measured(resumed, resumed, "agent stopped");
@@ -445,21 +396,17 @@ static void case_backoff_capped(void) {
 /* ---- the run ----------------------------------------------------------------------- */
 
 START_TEST(test_restarts_and_faults) {
+  /* A failed assertion exits the test process: testutil then kills the
+   * daemons, a stopped one too, so that no run leaves them behind. */
   memset(&W, 0, sizeof W);
-  atexit(kill_leftovers);
-  W.dir = tu_tmpdir("chiploc-restart");
-  ck_assert(asprintf(&W.clilog, "%s/cli.log", W.dir) > 0);
-  W.db = tu_db_create("chiploc_restart");
+  W.dir = tu_own(tu_tmpdir("chiploc-restart"));
+  W.clilog = tu_fmt("%s/cli.log", W.dir);
+  W.db = tu_own(tu_db_create("chiploc_restart"));
   ck_assert_int_eq(tu_cli(W.clilog, "db", "migrate", "--db", W.db, NULL), 0);
-  char *lkey = keygen("landmark");
-  char *k0 = keygen("chip-0");
-  char *k1 = keygen("chip-1");
-  cl_key *lk = NULL;
-  char err[128];
-  ck_assert_int_eq(cl_key_load(&lk, lkey, err, sizeof err), CL_OK);
-  char lhex[CL_PK_HEX_LEN + 1];
-  cl_pk_to_hex(cl_key_public(lk), lhex);
-  cl_key_destroy(&lk);
+  char *lkey = tu_keygen(W.dir, "landmark", W.clilog);
+  char *k0 = tu_keygen(W.dir, "chip-0", W.clilog);
+  char *k1 = tu_keygen(W.dir, "chip-1", W.clilog);
+  char *lhex = tu_key_hex(lkey);
   ck_assert_int_eq(tu_cli(W.clilog, "landmark", "add", "--db", W.db, "--name", "lm-paris", "--pubkey",
                        lhex, "--lat", "48.8566", "--lon", "2.3522", NULL),
                    0);
@@ -472,23 +419,23 @@ START_TEST(test_restarts_and_faults) {
 
   W.port = tu_free_port();
   W.mport = tu_free_port();
-  char conf[2048];
-  snprintf(conf, sizeof conf,
-           "[landmark]\nname = lm-paris\nkey = %s\nlisten = 127.0.0.1:%d\nlat = 48.8566\n"
-           "lon = 2.3522\n\n[database]\nconninfo = %s\nflush_interval_ms = 100\n\n"
-           "[probe]\ninterval_s = %d\nburst = %d\nburst_gap_ms = %d\ndeadline_ms = %d\n\n"
-           "[limits]\nidle_timeout_s = %d\nstats_interval_s = 1\n\n"
-           "[metrics]\nlisten = 127.0.0.1:%d\n",
-           lkey, W.port, W.db, INTERVAL_S, BURST, BURST_GAP_MS, DEADLINE_MS, LM_IDLE_S, W.mport);
-  W.lconf = tu_write_file(W.dir, "landmarkd.conf", conf);
-  snprintf(conf, sizeof conf,
-           "[agent]\nname = restart-host\nbackoff_min_ms = %d\nbackoff_max_ms = %d\n"
-           "idle_timeout_s = %d\n\n[landmark.paris]\naddress = 127.0.0.1:%d\npublic_key = %s\n\n"
-           "[chip.gpu0]\nkey = %s\n\n[chip.gpu1]\nkey = %s\n",
-           BACKOFF_MIN_MS, BACKOFF_MAX_MS, AG_IDLE_S, W.port, lhex, k0, k1);
-  W.aconf = tu_write_file(W.dir, "chipagent.conf", conf);
-  W.lmbin = tu_bin("server/landmarkd");
-  W.agbin = tu_bin("client/chipagent");
+  tu_landmark_opts lo = tu_landmark_defaults();
+  lo.key = lkey;
+  lo.port = W.port;
+  lo.conninfo = W.db;
+  lo.refresh_interval_s = 0; /* landmarkd's default */
+  lo.interval_s = INTERVAL_S;
+  lo.burst = BURST;
+  lo.burst_gap_ms = BURST_GAP_MS;
+  lo.deadline_ms = DEADLINE_MS;
+  lo.idle_timeout_s = LM_IDLE_S;
+  lo.metrics_port = W.mport;
+  W.lconf = tu_landmark_conf(W.dir, &lo);
+  tu_agent_opts ao = {.name = "restart-host", .backoff_min_ms = BACKOFF_MIN_MS,
+                      .backoff_max_ms = BACKOFF_MAX_MS, .idle_timeout_s = AG_IDLE_S,
+                      .landmarks = {{"paris", W.port, lhex}},
+                      .chips = {{"gpu0", k0}, {"gpu1", k1}}};
+  W.aconf = tu_agent_conf(W.dir, &ao);
 
   landmark_start();
   agent_start();
@@ -505,21 +452,11 @@ START_TEST(test_restarts_and_faults) {
 
   /* The agent's counters: one idle timeout (case d), and reconnections. */
   agent_stop();
-  ck_assert_int_eq(last_stat(W.aglog, "idle_timeouts"), 1);
-  ck_assert_int_ge(last_stat(W.aglog, "reconnects"), 3);
-  ck_assert_int_ge(last_stat(W.aglog, "answered"), 1);
+  ck_assert_int_eq(tu_last_stat(W.aglog, "idle_timeouts"), 1);
+  ck_assert_int_ge(tu_last_stat(W.aglog, "reconnects"), 3);
+  ck_assert_int_ge(tu_last_stat(W.aglog, "answered"), 1);
   landmark_stop();
-
-  free(lkey);
-  free(k0);
-  free(k1);
-  free(W.lconf);
-  free(W.aconf);
-  free(W.lmbin);
-  free(W.agbin);
-  free(W.clilog);
-  free(W.db);
-  free(W.dir);
+  tu_release();
 }
 END_TEST
 
@@ -531,9 +468,5 @@ int main(void) {
   tcase_set_timeout(tc, 280);
   tcase_add_test(tc, test_restarts_and_faults);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return tu_run_suite(s);
 }

@@ -54,7 +54,6 @@
 #define DARK_AFTER_S 3.0
 #define SLACK_NS 5000000ull /* answers may leave up to 5 ms after their simulated time */
 
-/* A loopback TCP port that was free a moment ago. */
 /* The documented key derivation, computed here independently of fleetsim. */
 static void expected_pk_hex(uint64_t seed, uint64_t index, char out[CL_PK_HEX_LEN + 1]) {
   static const char ctx[] = "chiploc-sim chip";
@@ -67,25 +66,6 @@ static void expected_pk_hex(uint64_t seed, uint64_t index, char out[CL_PK_HEX_LE
   ck_assert_int_eq(cl_key_from_seed(&k, sd), CL_OK);
   cl_pk_to_hex(cl_key_public(k), out);
   cl_key_destroy(&k);
-}
-
-/* Value of key=N on the last line of log containing "msg=stats"; -1 if none. */
-static long long stat_value(const char *log, const char *key) {
-  char *s = tu_read_file(log);
-  if (!s) return -1;
-  char *line = NULL;
-  for (char *p = strstr(s, "msg=stats"); p; p = strstr(p + 1, "msg=stats")) line = p;
-  long long v = -1;
-  if (line) {
-    char *eol = strchr(line, '\n');
-    if (eol) *eol = '\0';
-    char needle[64];
-    snprintf(needle, sizeof needle, " %s=", key);
-    char *at = strstr(line, needle);
-    if (at) v = strtoll(at + strlen(needle), NULL, 10);
-  }
-  free(s);
-  return v;
 }
 
 typedef struct {
@@ -146,14 +126,8 @@ START_TEST(test_fleet_physics) {
   ck_assert_int_eq(tu_cli(log, "db", "migrate", "--db", db, NULL), 0);
 
   /* The landmark. */
-  char *lkey = tu_fmt("%s/landmark.key", dir);
-  ck_assert_int_eq(tu_cli(log, "keygen", "--out", lkey, NULL), 0);
-  cl_key *lk = NULL;
-  char err[200];
-  ck_assert_int_eq(cl_key_load(&lk, lkey, err, sizeof err), CL_OK);
-  char lhex[CL_PK_HEX_LEN + 1];
-  cl_pk_to_hex(cl_key_public(lk), lhex);
-  cl_key_destroy(&lk);
+  char *lkey = tu_keygen(dir, "landmark", log);
+  char *lhex = tu_key_hex(lkey);
   ck_assert_int_eq(tu_cli(log, "landmark", "add", "--db", db, "--name", "lm-paris", "--pubkey",
                            lhex, "--lat", "48.8566", "--lon", "2.3522", NULL),
                    0);
@@ -206,18 +180,14 @@ START_TEST(test_fleet_physics) {
       tu_fmt("name,address,public_key,lat,lon\nlm-paris,127.0.0.1:%d,%s,48.8566,2.3522\n", port,
           lhex)));
 
-  char *conf = tu_fmt("[landmark]\nname = lm-paris\nkey = %s\nlisten = 127.0.0.1:%d\n"
-                   "lat = 48.8566\nlon = 2.3522\n\n[database]\nconninfo = %s\n"
-                   "flush_interval_ms = 100\nrefresh_interval_s = 1\n\n"
-                   "[probe]\ninterval_s = 1\njitter = 0.1\nburst = 3\n"
-                   "burst_gap_ms = 50\ndeadline_ms = 1000\nspeed = fibre\n\n[limits]\n"
-                   "idle_timeout_s = 30\nstats_interval_s = 1\n",
-                   lkey, port, db);
-  char *lconf = tu_own(tu_write_file(dir, "landmarkd.conf", conf));
-  char *lmbin = tu_own(tu_bin("server/landmarkd"));
-  char *lm_argv[] = {lmbin, "--config", lconf, NULL};
-  pid_t lm = tu_spawn(lm_argv, lmlog);
-  ck_assert_msg(tu_wait_log(lmlog, "msg=listening", 1, 20000) == 0, "landmarkd did not listen");
+  tu_landmark_opts lo = tu_landmark_defaults();
+  lo.key = lkey;
+  lo.port = port;
+  lo.conninfo = db;
+  lo.burst_gap_ms = 50;
+  lo.deadline_ms = 1000;
+  lo.speed = "fibre";
+  pid_t lm = tu_landmarkd_start(tu_landmark_conf(dir, &lo), lmlog);
 
   char *sim_argv[] = {simbin,   "run",      "--fleet", fleetcsv, "--landmarks", lmcsv,
                       "--seed", FLEET_SEED, "--speed", "fibre",  NULL};
@@ -231,11 +201,11 @@ START_TEST(test_fleet_physics) {
   ck_assert_int_eq(tu_stop(lm, SIGTERM, 15000), 0);
 
   /* The simulator itself saw nothing wrong. */
-  ck_assert_int_eq(stat_value(simlog, "refused"), 0);
-  ck_assert_int_eq(stat_value(simlog, "bad_landmark_sig"), 0);
-  ck_assert_int_eq(stat_value(simlog, "unknown_chip"), 0);
-  ck_assert_int_ge(stat_value(simlog, "dark_ignored"), 1);
-  ck_assert_int_ge(stat_value(simlog, "answered"), 3 * N_CHIPS);
+  ck_assert_int_eq(tu_last_stat(simlog, "refused"), 0);
+  ck_assert_int_eq(tu_last_stat(simlog, "bad_landmark_sig"), 0);
+  ck_assert_int_eq(tu_last_stat(simlog, "unknown_chip"), 0);
+  ck_assert_int_ge(tu_last_stat(simlog, "dark_ignored"), 1);
+  ck_assert_int_ge(tu_last_stat(simlog, "answered"), 3 * N_CHIPS);
 
   chip_result res[N_CHIPS];
   memset(res, 0, sizeof res);
@@ -316,12 +286,8 @@ START_TEST(test_rogue_landmark) {
   uint8_t chip[CL_PK_LEN];
   ck_assert_int_eq(cl_pk_from_hex(chex, chip), CL_OK);
 
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  ck_assert(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0);
-  socklen_t al = sizeof a;
-  ck_assert(getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
-  ck_assert(listen(lfd, 4) == 0);
+  int lport = 0;
+  int lfd = tu_listen_local(&lport);
   /* One chip at Frankfurt, no jitter; the landmark at Paris. */
   char *fleetcsv = tu_own(tu_write_file(
       dir, "fleet.csv",
@@ -329,21 +295,14 @@ START_TEST(test_rogue_landmark) {
   char *lmcsv = tu_own(tu_write_file(dir, "landmarks.csv",
                                   tu_fmt("name,address,public_key,lat,lon\n"
                                       "rogue,127.0.0.1:%d,%s,48.8566,2.3522\n",
-                                      ntohs(a.sin_port), lhex)));
+                                      lport, lhex)));
   char *simbin = tu_own(tu_bin("tests/sim/fleetsim"));
   char *sim_argv[] = {simbin,        "run",    "--fleet",  fleetcsv,      "--landmarks",
                       lmcsv,         "--seed", FLEET_SEED, "--jitter-ms", "0",
                       "--log-level", "debug",  NULL};
   pid_t sim = tu_spawn(sim_argv, simlog);
-  struct pollfd pl = {.fd = lfd, .events = POLLIN};
-  ck_assert_msg(poll(&pl, 1, 10000) == 1, "fleetsim did not connect");
   tu_wire w;
-  memset(&w, 0, sizeof w);
-  w.fd = accept(lfd, NULL, NULL);
-  ck_assert(w.fd >= 0);
-  int one = 1;
-  setsockopt(w.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  cl_frame_asm_init(&w.fa, CL_FRAME_MAX);
+  ck_assert_msg(tu_wire_accept(&w, lfd, 10000) == 0, "fleetsim did not connect");
 
   /* Handshake: the proof must verify over this session's nonce. */
   cl_msg m;
@@ -387,14 +346,14 @@ START_TEST(test_rogue_landmark) {
   ck_assert_int_eq(m.type, CL_MSG_ERROR);
   ck_assert_int_eq(m.u.error.code, CL_ERR_BAD_LANDMARK);
   ck_assert_int_lt(tu_wire_recv(&w, &m, 5000), 0); /* closed (or silent) */
-  close(w.fd);
-  cl_frame_asm_fini(&w.fa);
+  tu_wire_close(&w);
   /* It reconnects on its own. */
+  struct pollfd pl = {.fd = lfd, .events = POLLIN};
   ck_assert_msg(poll(&pl, 1, 10000) == 1, "fleetsim did not reconnect");
   ck_assert_int_eq(tu_stop(sim, SIGTERM, 10000), 0);
   close(lfd);
-  ck_assert_int_eq(stat_value(simlog, "bad_landmark_sig"), 1);
-  ck_assert_int_eq(stat_value(simlog, "answered"), 6);
+  ck_assert_int_eq(tu_last_stat(simlog, "bad_landmark_sig"), 1);
+  ck_assert_int_eq(tu_last_stat(simlog, "answered"), 6);
   cl_key_destroy(&lk);
   tu_release();
 }
@@ -433,16 +392,12 @@ START_TEST(test_delayproxy) {
   char *dir = tu_own(tu_tmpdir("chiploc-proxy"));
   char *plog = tu_fmt("%s/delayproxy.log", dir);
   /* The "server" side: a listening socket this test answers on itself. */
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  ck_assert(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0);
-  socklen_t al = sizeof a;
-  ck_assert(getsockname(lfd, (struct sockaddr *)&a, &al) == 0);
-  ck_assert(listen(lfd, 4) == 0);
+  int sport = 0;
+  int lfd = tu_listen_local(&sport);
   int pport = tu_free_port();
   char *bin = tu_own(tu_bin("tests/sim/delayproxy"));
   char *listen_at = tu_fmt("127.0.0.1:%d", pport),
-       *connect_to = tu_fmt("127.0.0.1:%d", ntohs(a.sin_port));
+       *connect_to = tu_fmt("127.0.0.1:%d", sport);
   char *argv[] = {bin,          "--listen", listen_at,     "--connect", connect_to,
                   "--delay-ms", "20",       "--jitter-ms", "5",         NULL};
   pid_t px = tu_spawn(argv, plog);
@@ -502,9 +457,5 @@ int main(void) {
   tcase_add_test(tc, test_rogue_landmark);
   tcase_add_test(tc, test_fleet_physics);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return tu_run_suite(s);
 }

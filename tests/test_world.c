@@ -43,25 +43,17 @@
 #include "cl_probe.h"
 #include "testutil.h"
 
-#include <arpa/inet.h>
 #include <check.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #define FLEET_SEED "7177"
 /* Timing (seconds): landmarks probe every ~2 s; the verifier's rounds are
@@ -157,72 +149,10 @@ static const char *fleet_mode(const world_chip *c) {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* Every process the test started, stopped in reverse order at the end. They
- * also get SIGTERM if the test process dies first (a failed assertion), so a
- * failure leaves nothing running. */
-static pid_t g_pids[128];
-static int g_npids;
-
-static pid_t spawn(char *const argv[], const char *logfile) {
-  ck_assert(g_npids < 128);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  ck_assert(pid >= 0);
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(1);
-    int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-      close(fd);
-    }
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, 0);
-    execv(argv[0], argv);
-    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  g_pids[g_npids++] = pid;
-  return pid;
-}
-
-/* Stops one process started by spawn(); returns its exit status. */
-static int stop_one(pid_t pid) {
-  for (int i = 0; i < g_npids; i++)
-    if (g_pids[i] == pid) {
-      memmove(&g_pids[i], &g_pids[i + 1], (size_t)(g_npids - i - 1) * sizeof *g_pids);
-      g_npids--;
-      break;
-    }
-  return tu_stop(pid, SIGTERM, 20000);
-}
-
-/* Stops every remaining process, newest first; returns how many did not
- * exit with status 0. */
-static int stop_all(void) {
-  int bad = 0;
-  while (g_npids > 0) {
-    pid_t pid = g_pids[--g_npids];
-    int rc = tu_stop(pid, SIGTERM, 20000);
-    if (rc != 0) {
-      printf("process %d exited with %d\n", (int)pid, rc);
-      bad++;
-    }
-  }
-  return bad;
-}
-
-static uint64_t unix_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* The round a verifier started now would attest (chiploc_verify.c). */
 static uint64_t current_round(void) {
   uint64_t i = ROUND_S * 1000000000ull;
-  return (unix_ns() - SETTLE_S * 1000000000ull) / i * i;
+  return (tu_unix_ns() - SETTLE_S * 1000000000ull) / i * i;
 }
 
 /* Sleeps until the round after `round` can be attested, plus a margin. */
@@ -248,23 +178,6 @@ static PGresult *query(PGconn *c, const char *sql) {
   return r;
 }
 
-static const char *key_pub_hex(const char *keyfile) {
-  cl_key *k = NULL;
-  char err[200];
-  ck_assert_int_eq(cl_key_load(&k, keyfile, err, sizeof err), CL_OK);
-  char *hex = tu_own(malloc(CL_PK_HEX_LEN + 1));
-  cl_pk_to_hex(cl_key_public(k), hex);
-  cl_key_destroy(&k);
-  return hex;
-}
-
-/* One-way delay between two true places at the speed of light, in ms,
- * rounded up to the microsecond (plus one) so a link never looks shorter. */
-static double oneway_ms(const world_lm *a, const world_lm *b) {
-  double d = cl_geo_distance_m(a->tlat, a->tlon, b->tlat, b->tlon);
-  return ceil(d / CL_SPEED_C * 1e6) / 1e3 + 0.001;
-}
-
 /* Parses "verify: round ending R: N chip(s), W attested, S already attested". */
 static void parse_oneshot(const char *log, unsigned long long *round, size_t *written,
                           size_t *skipped) {
@@ -284,7 +197,7 @@ static void parse_oneshot(const char *log, unsigned long long *round, size_t *wr
 
 typedef struct {
   char *dir, *db, *log, *vkey;
-  const char *lm_pk[N_LMS];
+  const char *lm_key[N_LMS], *lm_pk[N_LMS];
   int lm_port[N_LMS];
   int64_t lm_id[N_LMS];
   int64_t verifier_id;
@@ -298,9 +211,8 @@ static void enrol(world *w) {
                        w->db, NULL),
                    0);
   for (int i = 0; i < N_LMS; i++) {
-    char *key = tu_fmt("%s/%s.key", w->dir, LMS[i].name);
-    ck_assert_int_eq(tu_cli(w->log, "keygen", "--out", key, NULL), 0);
-    w->lm_pk[i] = key_pub_hex(key);
+    w->lm_key[i] = tu_keygen(w->dir, LMS[i].name, w->log);
+    w->lm_pk[i] = tu_key_hex(w->lm_key[i]);
     ck_assert_int_eq(tu_cli(w->log, "landmark", "add", "--db", w->db, "--name", LMS[i].name,
                          "--pubkey", w->lm_pk[i], "--lat", tu_fmt("%.4f", LMS[i].lat), "--lon",
                          tu_fmt("%.4f", LMS[i].lon), NULL),
@@ -309,10 +221,9 @@ static void enrol(world *w) {
         w->db, tu_fmt("SELECT id FROM landmarks WHERE name = '%s'", LMS[i].name));
     ck_assert_int_gt(w->lm_id[i], 0);
   }
-  w->vkey = tu_fmt("%s/verifier.key", w->dir);
-  ck_assert_int_eq(tu_cli(w->log, "keygen", "--out", w->vkey, NULL), 0);
+  w->vkey = tu_keygen(w->dir, "verifier", w->log);
   ck_assert_int_eq(tu_cli(w->log, "verifier", "add", "--db", w->db, "--name", "world-verifier",
-                       "--pubkey", key_pub_hex(w->vkey), NULL),
+                       "--pubkey", tu_key_hex(w->vkey), NULL),
                    0);
   w->verifier_id = tu_sql_int(w->db, "SELECT id FROM verifiers WHERE name = 'world-verifier'");
   ck_assert_int_gt(w->verifier_id, 0);
@@ -349,26 +260,24 @@ static void start_world(world *w) {
     w->lm_port[i] = tu_free_port();
     for (int j = 0; j < N_LMS; j++) proxy_port[i][j] = i == j ? 0 : tu_free_port();
   }
-  char *lmbin = tu_own(tu_bin("server/landmarkd"));
   for (int i = 0; i < N_LMS; i++) {
     /* The landmark believes its declared position; nothing in landmarkd uses it
      * for timing. */
-    char *conf = tu_fmt("[landmark]\nname = %s\nkey = %s/%s.key\nlisten = 127.0.0.1:%d\n"
-                     "lat = %.4f\nlon = %.4f\n\n[database]\nconninfo = %s\n"
-                     "flush_interval_ms = 50\nrefresh_interval_s = 2\n\n[probe]\n"
-                     "interval_s = %d\njitter = 0.1\nburst = 3\nburst_gap_ms = 20\n"
-                     "deadline_ms = 1000\nspeed = c\n\n[limits]\nidle_timeout_s = 30\n"
-                     "stats_interval_s = 5\n",
-                     LMS[i].name, w->dir, LMS[i].name, w->lm_port[i], LMS[i].lat, LMS[i].lon,
-                     w->db, PROBE_INTERVAL_S);
-    char *path = tu_own(tu_write_file(w->dir, tu_fmt("%s.conf", LMS[i].name), conf));
-    char *argv[] = {lmbin, "--config", path, NULL};
-    spawn(argv, tu_fmt("%s/%s.log", w->dir, LMS[i].name));
-  }
-  for (int i = 0; i < N_LMS; i++) {
-    const char *lmlog = tu_fmt("%s/%s.log", w->dir, LMS[i].name);
-    ck_assert_msg(tu_wait_log(lmlog, "msg=listening", 1, 30000) == 0, "%s did not listen",
-                  LMS[i].name);
+    tu_landmark_opts lo = tu_landmark_defaults();
+    lo.file = tu_fmt("%s.conf", LMS[i].name);
+    lo.name = LMS[i].name;
+    lo.key = w->lm_key[i];
+    lo.port = w->lm_port[i];
+    lo.lat = LMS[i].lat;
+    lo.lon = LMS[i].lon;
+    lo.conninfo = w->db;
+    lo.flush_interval_ms = 50;
+    lo.refresh_interval_s = 2;
+    lo.interval_s = PROBE_INTERVAL_S;
+    lo.deadline_ms = 1000;
+    lo.speed = "c";
+    lo.stats_interval_s = 5;
+    tu_landmarkd_start(tu_landmark_conf(w->dir, &lo), tu_fmt("%s/%s.log", w->dir, LMS[i].name));
   }
 
   /* One proxy per ordered pair: node i reaches landmark j through it. */
@@ -381,10 +290,14 @@ static void start_world(world *w) {
                       tu_fmt("127.0.0.1:%d", proxy_port[i][j]),
                       "--connect",
                       tu_fmt("127.0.0.1:%d", w->lm_port[j]),
-                      "--delay-ms",
-                      tu_fmt("%.3f", oneway_ms(&LMS[i], &LMS[j])),
+                      /* The proxy delays by the light time between the two
+                       * true places (the same geodesic code as the engine). */
+                      "--from",
+                      tu_fmt("%.17g,%.17g", LMS[i].tlat, LMS[i].tlon),
+                      "--to",
+                      tu_fmt("%.17g,%.17g", LMS[j].tlat, LMS[j].tlon),
                       NULL};
-      spawn(argv, tu_fmt("%s/proxy-%d-%d.log", w->dir, i, j));
+      tu_spawn(argv, tu_fmt("%s/proxy-%d-%d.log", w->dir, i, j));
     }
   for (int i = 0; i < N_LMS; i++)
     for (int j = 0; j < N_LMS; j++)
@@ -394,25 +307,14 @@ static void start_world(world *w) {
             "proxy %d-%d did not listen", i, j);
 
   /* Peer agents: each answers for its own landmark's key. */
-  char *agbin = tu_own(tu_bin("client/chipagent"));
   for (int i = 0; i < N_LMS; i++) {
-    size_t cap = 8192, len = 0;
-    char *conf = tu_own(malloc(cap));
-    len += (size_t)snprintf(conf + len, cap - len,
-                            "[agent]\nname = peer-%s\nbackoff_min_ms = 100\n"
-                            "backoff_max_ms = 1000\n",
-                            LMS[i].name);
-    for (int j = 0; j < N_LMS; j++)
-      if (i != j)
-        len += (size_t)snprintf(conf + len, cap - len,
-                                "\n[landmark.%s]\naddress = 127.0.0.1:%d\npublic_key = %s\n",
-                                LMS[j].name, proxy_port[i][j], w->lm_pk[j]);
-    len += (size_t)snprintf(conf + len, cap - len, "\n[chip.self]\nkey = %s/%s.key\n", w->dir,
-                            LMS[i].name);
-    ck_assert(len < cap);
-    char *path = tu_own(tu_write_file(w->dir, tu_fmt("peer-%s.conf", LMS[i].name), conf));
-    char *argv[] = {agbin, "--config", path, NULL};
-    spawn(argv, tu_fmt("%s/peer-%s.log", w->dir, LMS[i].name));
+    tu_agent_opts ao = {.file = tu_fmt("peer-%s.conf", LMS[i].name),
+                        .name = tu_fmt("peer-%s", LMS[i].name), .backoff_min_ms = 100,
+                        .backoff_max_ms = 1000, .chips = {{"self", w->lm_key[i]}}};
+    for (int j = 0, n = 0; j < N_LMS; j++)
+      if (i != j) ao.landmarks[n++] = (tu_agent_landmark){LMS[j].name, proxy_port[i][j], w->lm_pk[j]};
+    tu_chipagent_start(tu_agent_conf(w->dir, &ao), tu_fmt("%s/peer-%s.log", w->dir, LMS[i].name),
+                       NULL);
   }
 
   /* The fleets: main (six honest landmarks) and witness (all seven, at
@@ -450,7 +352,7 @@ static void start_world(world *w) {
                     "0.05",
                     NULL};
     char *log = tu_fmt("%s/fleetsim-%d.log", w->dir, f);
-    spawn(argv, log);
+    tu_spawn(argv, log);
     ck_assert_msg(tu_wait_log(log, "msg=started", 1, 30000) == 0, "fleetsim %d did not start", f);
   }
 }
@@ -493,7 +395,7 @@ static pid_t start_verifier(world *w, const char *log) {
                   "--dark-after",
                   tu_fmt("%d", DARK_AFTER_S),
                   NULL};
-  return spawn(argv, log);
+  return tu_spawn(argv, log);
 }
 
 /* `chiploc verify` without --follow; returns what its summary line says. */
@@ -839,7 +741,7 @@ START_TEST(test_world) {
   char *vlog1 = tu_fmt("%s/verifier-1.log", w.dir), *vlog2 = tu_fmt("%s/verifier-2.log", w.dir);
   pid_t v = start_verifier(&w, vlog1);
   ck_assert_msg(tu_wait_log(vlog1, "msg=round", 4, 60000) == 0, "verifier: fewer than 4 rounds");
-  ck_assert_int_eq(stop_one(v), 0);
+  ck_assert_int_eq(tu_stop(v, SIGTERM, 20000), 0);
 
   /* While it is down, the same verifier key in one-shot mode, twice in one
    * round: the second run writes nothing. */
@@ -877,8 +779,8 @@ START_TEST(test_world) {
   long long last = tu_sql_int(w.db, sql_last);
   ck_assert_msg(wait_sql(w.db, sql_last, last + 1, 4 * ROUND_S * 1000) > last,
                 "the restarted verifier stopped attesting");
-  ck_assert_int_eq(stop_one(v), 0);
-  ck_assert_int_eq(stop_all(), 0);
+  ck_assert_int_eq(tu_stop(v, SIGTERM, 20000), 0);
+  ck_assert_int_eq(tu_stop_all(20000), 0);
 
   PGconn *c = PQconnectdb(w.db);
   ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
@@ -938,9 +840,5 @@ int main(void) {
   tcase_add_test(tc, test_export_errors);
   tcase_add_test(tc, test_world);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return tu_run_suite(s);
 }

@@ -1,4 +1,5 @@
-/* Test helpers: database of the run, temporary files, child processes. */
+/* Test helpers: database of the run, temporary files, configs, child
+ * processes and their logs, the wire protocol. */
 #define _GNU_SOURCE
 #include "testutil.h"
 #include "cl_err.h"
@@ -12,11 +13,13 @@
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -142,10 +145,48 @@ static char *env_path(const char *var, const char *rel) {
 char *tu_bin(const char *rel) { return env_path("CHIPLOC_BIN_DIR", rel); }
 char *tu_src(const char *rel) { return env_path("CHIPLOC_SOURCE_DIR", rel); }
 
+/* ---- child processes ------------------------------------------------------- */
+
+/* The processes tu_spawn started and nobody has reaped yet, oldest first. */
+#define MAX_CHILDREN 256
+static pid_t g_children[MAX_CHILDREN];
+static int g_nchildren;
+
+static void forget_child(pid_t pid) {
+  for (int i = 0; i < g_nchildren; i++)
+    if (g_children[i] == pid) {
+      memmove(&g_children[i], &g_children[i + 1],
+              (size_t)(g_nchildren - i - 1) * sizeof *g_children);
+      g_nchildren--;
+      return;
+    }
+}
+
+/* atexit: the test process is ending with children still running (a failed
+ * assertion exited it): kill them, stopped ones included. */
+static void kill_children(void) {
+  while (g_nchildren > 0) {
+    pid_t pid = g_children[--g_nchildren];
+    kill(pid, SIGCONT);
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
 pid_t tu_spawn(char *const argv[], const char *logfile) {
+  static int cleanup_registered;
+  if (!cleanup_registered) {
+    ck_assert(atexit(kill_children) == 0);
+    cleanup_registered = 1;
+  }
+  ck_assert_msg(g_nchildren < MAX_CHILDREN, "more than %d child processes", MAX_CHILDREN);
+  pid_t parent = getpid();
   pid_t pid = fork();
   ck_assert(pid >= 0);
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127); /* the test process is gone already */
     int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, 1);
@@ -158,6 +199,7 @@ pid_t tu_spawn(char *const argv[], const char *logfile) {
     fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
   }
+  g_children[g_nchildren++] = pid;
   return pid;
 }
 
@@ -172,6 +214,7 @@ int tu_run(char *const argv[], const char *logfile) {
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
+  forget_child(pid);
   int rc = decode_status(st);
   return rc >= 128 ? -1 : rc;
 }
@@ -187,12 +230,29 @@ int tu_stop(pid_t pid, int sig, int timeout_ms) {
   kill(pid, sig);
   for (int waited = 0; waited <= timeout_ms; waited += 20) {
     pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid) return decode_status(st);
+    if (r == pid) {
+      forget_child(pid);
+      return decode_status(st);
+    }
     tu_sleep_ms(20);
   }
   kill(pid, SIGKILL);
   waitpid(pid, &st, 0);
+  forget_child(pid);
   return -1;
+}
+
+int tu_stop_all(int timeout_ms) {
+  int bad = 0;
+  while (g_nchildren > 0) {
+    pid_t pid = g_children[g_nchildren - 1];
+    int rc = tu_stop(pid, SIGTERM, timeout_ms);
+    if (rc != 0) {
+      fprintf(stderr, "process %d exited with %d\n", (int)pid, rc);
+      bad++;
+    }
+  }
+  return bad;
 }
 
 int tu_count_in_file(const char *path, const char *needle) {
@@ -343,6 +403,126 @@ int tu_cli(const char *log, ...) {
   return rc;
 }
 
+/* ---- keys, configs and the real daemons ------------------------------------ */
+
+char *tu_keygen(const char *dir, const char *name, const char *log) {
+  char *path = tu_fmt("%s/%s.key", dir, name);
+  ck_assert_int_eq(tu_cli(log, "keygen", "--out", path, NULL), 0);
+  return path;
+}
+
+cl_key *tu_key_load(const char *path) {
+  cl_key *k = NULL;
+  char err[200] = "";
+  ck_assert_msg(cl_key_load(&k, path, err, sizeof err) == CL_OK, "%s: %s", path, err);
+  return k;
+}
+
+char *tu_key_hex(const char *path) {
+  cl_key *k = tu_key_load(path);
+  char *hex = tu_own(malloc(CL_PK_HEX_LEN + 1));
+  cl_pk_to_hex(cl_key_public(k), hex);
+  cl_key_destroy(&k);
+  return hex;
+}
+
+tu_landmark_opts tu_landmark_defaults(void) {
+  tu_landmark_opts o = {
+      .name = "lm-paris",
+      .lat = 48.8566,
+      .lon = 2.3522,
+      .flush_interval_ms = 100,
+      .refresh_interval_s = 1,
+      .interval_s = 1,
+      .jitter = 0.1,
+      .burst = 3,
+      .burst_gap_ms = 20,
+      .deadline_ms = 300,
+      .idle_timeout_s = 30,
+      .stats_interval_s = 1,
+  };
+  return o;
+}
+
+char *tu_landmark_conf(const char *dir, const tu_landmark_opts *o) {
+  char *path = tu_conf_landmark_write(dir, o);
+  ck_assert_msg(path != NULL, "cannot write a landmarkd config in %s: %s", dir, strerror(errno));
+  return tu_own(path);
+}
+
+char *tu_agent_conf(const char *dir, const tu_agent_opts *o) {
+  char *path = tu_conf_agent_write(dir, o);
+  ck_assert_msg(path != NULL, "cannot write a chipagent config in %s: %s", dir, strerror(errno));
+  return tu_own(path);
+}
+
+/* Starts the built binary rel with --config conf and one optional option
+ * pair, and waits up to 30 s for one more `ready` line in log than it held
+ * before; fails the test at once when the process exits meanwhile. */
+static pid_t start_daemon(const char *rel, const char *conf, const char *log, const char *ready,
+                          const char *opt, const char *optval) {
+  char *bin = tu_bin(rel);
+  char *argv[] = {bin, "--config", (char *)conf, (char *)opt, (char *)optval, NULL};
+  int before = tu_count_in_file(log, ready);
+  pid_t pid = tu_spawn(argv, log);
+  free(bin);
+  for (int waited = 0;; waited += 50) {
+    if (tu_count_in_file(log, ready) > before) return pid;
+    int st = 0;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      forget_child(pid);
+      ck_abort_msg("%s exited (status %d) before logging %s; see %s", rel, decode_status(st),
+                   ready, log);
+    }
+    ck_assert_msg(waited < 30000, "%s did not log %s within 30 s; see %s", rel, ready, log);
+    tu_sleep_ms(50);
+  }
+}
+
+pid_t tu_landmarkd_start(const char *conf, const char *log) {
+  return start_daemon("server/landmarkd", conf, log, "msg=listening", NULL, NULL);
+}
+
+pid_t tu_chipagent_start(const char *conf, const char *log, const char *log_level) {
+  return start_daemon("client/chipagent", conf, log, "msg=\"agent started\"",
+                      log_level ? "--log-level" : NULL, log_level);
+}
+
+/* ---- logs ------------------------------------------------------------------- */
+
+long long tu_line_value(const char *line, const char *key) {
+  char needle[64];
+  snprintf(needle, sizeof needle, " %s=", key);
+  const char *at = strstr(line, needle);
+  return at ? strtoll(at + strlen(needle), NULL, 10) : -1;
+}
+
+long long tu_last_stat(const char *log, const char *key) {
+  char *s = tu_read_file(log);
+  if (!s) return -1;
+  char *last = NULL;
+  /* Complete lines only: the last one may still be being written. */
+  for (char *line = s, *eol; (eol = strchr(line, '\n')) != NULL; line = eol + 1) {
+    *eol = '\0';
+    if (strstr(line, "msg=stats")) last = line;
+  }
+  long long v = -1;
+  if (last) {
+    v = tu_line_value(last, key);
+    ck_assert_msg(v >= 0, "no %s in the last stats line of %s: %s", key, log, last);
+  }
+  free(s);
+  return v;
+}
+
+int tu_run_suite(Suite *s) {
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 /* ---- owned allocations ---------------------------------------------------- */
 
 static void **g_owned;
@@ -377,13 +557,64 @@ void tu_release(void) {
   g_owned_cap = 0;
 }
 
-uint64_t tu_mono_ns(void) {
+static uint64_t clock_ns(clockid_t id) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(id, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t tu_mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+uint64_t tu_unix_ns(void) { return clock_ns(CLOCK_REALTIME); }
+
 /* ---- the wire --------------------------------------------------------------- */
+
+int tu_listen_local(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert(fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  ck_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+  socklen_t al = sizeof a;
+  ck_assert(getsockname(fd, (struct sockaddr *)&a, &al) == 0);
+  ck_assert(listen(fd, 4) == 0);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+static void wire_setup(tu_wire *w, int fd) {
+  memset(w, 0, sizeof *w);
+  w->fd = fd;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  cl_frame_asm_init(&w->fa, CL_FRAME_MAX);
+}
+
+int tu_wire_connect(tu_wire *w, const char *src, int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  if (src) {
+    struct sockaddr_in s = {.sin_family = AF_INET};
+    ck_assert_int_eq(inet_pton(AF_INET, src, &s.sin_addr), 1);
+    ck_assert_msg(bind(fd, (struct sockaddr *)&s, sizeof s) == 0, "bind %s: %s", src,
+                  strerror(errno));
+  }
+  wire_setup(w, fd);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  return connect(fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : -1;
+}
+
+int tu_wire_accept(tu_wire *w, int lfd, int timeout_ms) {
+  struct pollfd p = {.fd = lfd, .events = POLLIN};
+  if (poll(&p, 1, timeout_ms) != 1) return -1;
+  int fd = accept(lfd, NULL, NULL);
+  ck_assert(fd >= 0);
+  wire_setup(w, fd);
+  return 0;
+}
+
+void tu_wire_send_raw(tu_wire *w, const void *data, size_t len) {
+  ck_assert_int_eq(send(w->fd, data, len, MSG_NOSIGNAL), (ssize_t)len);
+}
 
 void tu_wire_send_all(tu_wire *w, const cl_msg *m, size_t n) {
   size_t cap = n * (CL_FRAME_MAX + 16), len = 0; /* room for n frames of any size */
@@ -394,11 +625,21 @@ void tu_wire_send_all(tu_wire *w, const cl_msg *m, size_t n) {
     ck_assert_int_eq(cl_msg_encode(&m[i], buf + len, cap - len, &one), CL_OK);
     len += one;
   }
-  ck_assert_int_eq(write(w->fd, buf, len), (ssize_t)len);
+  tu_wire_send_raw(w, buf, len);
   free(buf);
 }
 
 void tu_wire_send(tu_wire *w, const cl_msg *m) { tu_wire_send_all(w, m, 1); }
+
+void tu_wire_respond(tu_wire *w, const uint8_t chip[CL_PK_LEN], const uint8_t nonce[CL_NONCE_LEN],
+                     const uint8_t sig[CL_SIG_LEN]) {
+  cl_msg m;
+  m.type = CL_MSG_RESPONSE;
+  memcpy(m.u.response.chip, chip, CL_PK_LEN);
+  memcpy(m.u.response.nonce, nonce, CL_NONCE_LEN);
+  memcpy(m.u.response.sig, sig, CL_SIG_LEN);
+  tu_wire_send(w, &m);
+}
 
 int tu_wire_recv(tu_wire *w, cl_msg *m, int timeout_ms) {
   uint64_t end = tu_mono_ns() + (uint64_t)timeout_ms * 1000000u;
@@ -415,10 +656,14 @@ int tu_wire_recv(tu_wire *w, cl_msg *m, int timeout_ms) {
         return 0;
       }
     }
+    /* Poll even when the time is up, so that what has arrived is read. */
     uint64_t now = tu_mono_ns();
-    if (now >= end) return TU_WIRE_TIMEOUT;
+    int left = now >= end ? 0 : (int)((end - now) / 1000000u) + 1;
     struct pollfd p = {.fd = w->fd, .events = POLLIN};
-    if (poll(&p, 1, (int)((end - now) / 1000000u) + 1) <= 0) continue;
+    if (poll(&p, 1, left) <= 0) {
+      if (tu_mono_ns() >= end) return TU_WIRE_TIMEOUT;
+      continue;
+    }
     ssize_t n = read(w->fd, w->buf, sizeof w->buf);
     if (n <= 0) return TU_WIRE_EOF;
     w->have = (size_t)n;
@@ -427,7 +672,7 @@ int tu_wire_recv(tu_wire *w, cl_msg *m, int timeout_ms) {
 }
 
 void tu_wire_close(tu_wire *w) {
-  close(w->fd);
+  if (w->fd >= 0) close(w->fd);
   w->fd = -1;
   cl_frame_asm_fini(&w->fa);
 }

@@ -1,13 +1,17 @@
 /*
  * Helpers shared by the tests: the throwaway PostgreSQL of the run, temporary
- * files, and the real binaries run as child processes.
+ * files, configs for the real binaries and the binaries run as child
+ * processes, their logs, and the wire protocol from one end of a socket.
  */
 #ifndef TESTUTIL_H
 #define TESTUTIL_H
 
 #include "cl_frame.h"
+#include "cl_key.h"
 #include "cl_msg.h"
+#include "tu_conf.h"
 
+#include <check.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -38,7 +42,14 @@ char *tu_bin(const char *rel);
 /* Path of a source file: $CHIPLOC_SOURCE_DIR/rel. */
 char *tu_src(const char *rel);
 
-/* Starts argv[0] with stdout and stderr appended to logfile. Returns pid. */
+/*
+ * Starts argv[0] with stdout and stderr appended to logfile. Returns pid.
+ * Every process started so is remembered until tu_stop or tu_run reaps it:
+ * should the test process end first (a failed assertion exits it), an
+ * atexit handler kills what is left (SIGCONT, then SIGKILL, so a stopped one
+ * too), and a test process that is killed takes them along
+ * (PR_SET_PDEATHSIG). No test leaves a daemon behind.
+ */
 pid_t tu_spawn(char *const argv[], const char *logfile);
 /* Runs argv to completion with output appended to logfile; returns the exit
  * status (0..255) or -1 if it was killed or could not run. */
@@ -46,6 +57,10 @@ int tu_run(char *const argv[], const char *logfile);
 /* Sends sig and waits up to timeout_ms; returns the exit status (0..255),
  * 128+signal if killed by a signal, or -1 after SIGKILL on timeout. */
 int tu_stop(pid_t pid, int sig, int timeout_ms);
+/* tu_stop(pid, SIGTERM, timeout_ms) for every process tu_spawn started that
+ * is still running, newest first. Returns how many did not exit with status
+ * 0 (each is named on stderr). */
+int tu_stop_all(int timeout_ms);
 /* Waits until logfile contains needle at least `count` times. 0 or -1. */
 int tu_wait_log(const char *logfile, const char *needle, int count, int timeout_ms);
 /* Occurrences of needle in the file. */
@@ -69,6 +84,50 @@ double tu_metric(const char *text, const char *series);
  * appended to log; returns its exit status (as tu_run). */
 int tu_cli(const char *log, ...);
 
+/* ---- keys, configs and the real daemons ------------------------------------ */
+
+/* `chiploc keygen --out dir/name.key` (must exit 0), output appended to log.
+ * Returns the key file's path, owned (tu_own). */
+char *tu_keygen(const char *dir, const char *name, const char *log);
+/* The key in a key file (the test fails if it does not load); the caller
+ * destroys it with cl_key_destroy. */
+cl_key *tu_key_load(const char *path);
+/* The public key of a key file as 64 hex digits, owned. */
+char *tu_key_hex(const char *path);
+
+/*
+ * The landmarkd settings the process tests share: landmark lm-paris at
+ * Paris (48.8566, 2.3522); rows written every 100 ms and enrolled chips
+ * re-read every second; a burst of 3 probes 20 ms apart per chip every
+ * second (jitter 0.1) with a 300 ms deadline; idle timeout 30 s; a stats
+ * line every second. The test sets key, port and conninfo, and changes what
+ * it needs (0 or NULL: not written, landmarkd's default; tu_conf.h).
+ */
+tu_landmark_opts tu_landmark_defaults(void);
+/* Writes the config into dir (tu_conf.h); returns its path, owned. */
+char *tu_landmark_conf(const char *dir, const tu_landmark_opts *o);
+char *tu_agent_conf(const char *dir, const tu_agent_opts *o);
+/* Starts the built landmarkd on conf, output appended to log, and waits up
+ * to 30 s until log holds one more "msg=listening" line than before (the
+ * test fails otherwise). Returns the pid. */
+pid_t tu_landmarkd_start(const char *conf, const char *log);
+/* The same for the built chipagent and its "agent started" line; log_level
+ * (NULL: the default) is given as --log-level. */
+pid_t tu_chipagent_start(const char *conf, const char *log, const char *log_level);
+
+/* ---- logs ------------------------------------------------------------------- */
+
+/* Value of ` key=N` in one log line; -1 when the line has no such key. */
+long long tu_line_value(const char *line, const char *key);
+/* Value of key in the last complete line of log holding "msg=stats"; -1
+ * when there is no such line (or no log). The test fails when that line
+ * lacks key. */
+long long tu_last_stat(const char *log, const char *key);
+
+/* Runs the suite (srunner, CK_NORMAL); returns EXIT_SUCCESS when every test
+ * passed, else EXIT_FAILURE: main() returns it. */
+int tu_run_suite(Suite *s);
+
 /* Rebuilds every row of `measurements` from its columns and checks its three
  * signatures (cl_measurement_verify), that bound_m is the bound at c of
  * rtt_ns, and that rtt_ns is positive and, when max_rtt_ns is not 0, below
@@ -86,11 +145,15 @@ char *tu_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 void tu_release(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t tu_mono_ns(void);
+/* CLOCK_REALTIME in nanoseconds since the epoch (the clock of measured_at_ns
+ * and of the ts= field of log lines). */
+uint64_t tu_unix_ns(void);
 
 /*
  * The wire protocol from one end of a TCP connection, for tests that play a
- * landmark themselves: messages are encoded and decoded with cl_msg and
- * framed with cl_frame. Set fd and cl_frame_asm_init(&w.fa, ...) first.
+ * landmark or an agent themselves: messages are encoded and decoded with
+ * cl_msg and framed with cl_frame. tu_wire_connect and tu_wire_accept set
+ * one up; tu_wire_close ends it.
  */
 typedef struct {
   int fd;
@@ -100,12 +163,29 @@ typedef struct {
 } tu_wire;
 #define TU_WIRE_TIMEOUT -1
 #define TU_WIRE_EOF -2
+/* A listening TCP socket on 127.0.0.1 at a port the kernel picks; returns
+ * the fd and the port in *port. */
+int tu_listen_local(int *port);
+/* Connects to 127.0.0.1:port from the loopback address src (NULL: any),
+ * TCP_NODELAY, frames up to CL_FRAME_MAX. 0, or -1 when connect fails (w is
+ * set up either way: tu_wire_close it). */
+int tu_wire_connect(tu_wire *w, const char *src, int port);
+/* Accepts the next connection on the listening socket lfd within
+ * timeout_ms and sets w up on it as tu_wire_connect does. 0, or -1 when
+ * nobody connected in time. */
+int tu_wire_accept(tu_wire *w, int lfd, int timeout_ms);
+/* Sends len bytes as they are (MSG_NOSIGNAL); the test fails on a short
+ * write. */
+void tu_wire_send_raw(tu_wire *w, const void *data, size_t len);
 /* Encodes the n messages back to back and sends them with one write. */
 void tu_wire_send_all(tu_wire *w, const cl_msg *m, size_t n);
 void tu_wire_send(tu_wire *w, const cl_msg *m);
+/* Sends a Response: chip, nonce and chip signature as given. */
+void tu_wire_respond(tu_wire *w, const uint8_t chip[CL_PK_LEN], const uint8_t nonce[CL_NONCE_LEN],
+                     const uint8_t sig[CL_SIG_LEN]);
 /* Next message within timeout_ms: 0, TU_WIRE_TIMEOUT, or TU_WIRE_EOF when
- * the peer closed the connection. A frame that does not decode fails the
- * test. */
+ * the peer closed the connection. Whatever has arrived is read even with a
+ * timeout of 0. A frame that does not decode fails the test. */
 int tu_wire_recv(tu_wire *w, cl_msg *m, int timeout_ms);
 void tu_wire_close(tu_wire *w);
 

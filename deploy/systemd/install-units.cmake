@@ -5,11 +5,12 @@
 #   CHIPLOC_UNIT_STAGE   a directory of the build tree for the rewritten units
 #   CHIPLOC_UNIT_DIR     unit directory, relative to the install prefix or absolute
 #   CHIPLOC_UNIT_BINDIR  bin directory, relative to the install prefix or absolute
+#   CHIPLOC_UNITS        the units to install (an agent-only build: the agent's)
 # The units in the source tree start the binaries from /usr/bin; here every
 # "=/usr/bin/" becomes the bin directory of the prefix given at install time
 # (`cmake --install BUILD --prefix P`), so the units always start the
 # binaries installed with them. DESTDIR is honoured by file(INSTALL).
-foreach(var CHIPLOC_UNIT_SRC CHIPLOC_UNIT_STAGE CHIPLOC_UNIT_DIR CHIPLOC_UNIT_BINDIR)
+foreach(var CHIPLOC_UNIT_SRC CHIPLOC_UNIT_STAGE CHIPLOC_UNIT_DIR CHIPLOC_UNIT_BINDIR CHIPLOC_UNITS)
   if("${${var}}" STREQUAL "")
     message(FATAL_ERROR "install-units.cmake: ${var} is not set")
   endif()
@@ -27,7 +28,7 @@ else()
 endif()
 
 file(MAKE_DIRECTORY "${CHIPLOC_UNIT_STAGE}")
-foreach(unit chiploc-landmarkd.service chiploc-chipagent.service chiploc-verifier.service)
+foreach(unit ${CHIPLOC_UNITS})
   file(READ "${CHIPLOC_UNIT_SRC}/${unit}" text)
   string(REPLACE "=/usr/bin/" "=${bin_dir}/" text "${text}")
   file(WRITE "${CHIPLOC_UNIT_STAGE}/${unit}" "${text}")

@@ -4,6 +4,12 @@
  * between two landmarks on a machine without traffic shaping.
  *
  *     delayproxy --listen HOST:PORT --connect HOST:PORT --delay-ms X [--jitter-ms Y]
+ *     delayproxy --listen HOST:PORT --connect HOST:PORT --from LAT,LON --to LAT,LON ...
+ *
+ * With --from and --to, X is the one-way time between the two places at the
+ * speed of light, from the library's WGS84 geodesic distance, rounded up to
+ * the microsecond plus one: the formula tests/test_world.c uses, so a link
+ * never looks shorter than the geography it stands for.
  *
  * Each accepted connection gets its own upstream connection. Bytes read on
  * one side are kept as a chunk stamped with a release time of
@@ -20,9 +26,14 @@
 #define _GNU_SOURCE
 #include "cl_config.h"
 #include "cl_err.h"
+#include "cl_geo.h"
 #include "cl_log.h"
+#include "cl_probe.h"
 
+#include <assert.h>
+#include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <netdb.h>
 #include <signal.h>
 #include <sodium.h>
@@ -372,12 +383,55 @@ static int resolve(const char *text, int passive, struct sockaddr_storage *out, 
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: delayproxy --listen HOST:PORT --connect HOST:PORT --delay-ms X\n"
+  fprintf(f, "usage: delayproxy --listen HOST:PORT --connect HOST:PORT\n"
+             "                  (--delay-ms X | --from LAT,LON --to LAT,LON)\n"
              "                  [--jitter-ms Y] [--log-level debug|info|warn|error]\n"
              "\n"
              "Forwards every accepted connection to --connect, releasing each chunk of\n"
              "bytes X ms (one way; plus uniform 0..Y ms, never reordering) after it was\n"
-             "read. A test tool: no production binary contains it.\n");
+             "read. --from and --to give X as the one-way time between two places at\n"
+             "the speed of light: ceil(geodesic distance / c, to the microsecond) + 1 us.\n"
+             "A test tool: no production binary contains it.\n");
+}
+
+/* Parses "LAT,LON" in degrees (lat in [-90, 90], lon in [-180, 180]) into
+ * out[0], out[1]. Returns 0, or -1 after a message naming the option. */
+static int parse_position(const char *opt, const char *text, double out[2]) {
+  const char *comma = strchr(text, ',');
+  char *end = NULL;
+  double lat = NAN, lon = NAN;
+  int ok = comma != NULL && text[0] != ' ';
+  if (ok) {
+    errno = 0;
+    lat = strtod(text, &end);
+    ok = errno == 0 && end != text && end == comma;
+  }
+  if (ok) {
+    const char *t2 = comma + 1;
+    errno = 0;
+    lon = strtod(t2, &end);
+    ok = errno == 0 && end != t2 && *end == '\0' && t2[0] != ' ';
+  }
+  if (!ok || !isfinite(lat) || !isfinite(lon) || fabs(lat) > 90 || fabs(lon) > 180) {
+    fprintf(stderr,
+            "delayproxy: %s %s: must be LAT,LON in degrees (lat in [-90, 90], lon in "
+            "[-180, 180])\n",
+            opt, text);
+    return -1;
+  }
+  out[0] = lat;
+  out[1] = lon;
+  return 0;
+}
+
+/* One-way delay in ms between two places at the speed of light: the WGS84
+ * geodesic distance (cl_geo_distance_m) over c, rounded up to the
+ * microsecond, plus one microsecond. The same formula as tests/test_world.c,
+ * so a landmark link is never shorter than the geography it simulates. */
+static double oneway_ms(const double from[2], const double to[2], double *distance_m) {
+  double d = cl_geo_distance_m(from[0], from[1], to[0], to[1]);
+  *distance_m = d;
+  return ceil(d / CL_SPEED_C * 1e6) / 1e3 + 0.001;
 }
 
 static int parse_ms(const char *opt, const char *text, double *out) {
@@ -396,6 +450,8 @@ int main(int argc, char **argv) {
       {"listen", required_argument, NULL, 'L'},
       {"connect", required_argument, NULL, 'c'},
       {"delay-ms", required_argument, NULL, 'd'},
+      {"from", required_argument, NULL, 'f'},
+      {"to", required_argument, NULL, 't'},
       {"jitter-ms", required_argument, NULL, 'j'},
       {"log-level", required_argument, NULL, 'l'},
       {"help", no_argument, NULL, 'h'},
@@ -406,15 +462,25 @@ int main(int argc, char **argv) {
     fprintf(stderr, "delayproxy: libsodium initialisation failed\n");
     return EXIT_RUNTIME;
   }
-  const char *listen_at = NULL, *connect_to = NULL;
-  double delay_ms = -1, jitter_ms = 0;
+  const char *listen_at = NULL, *connect_to = NULL, *delay_text = NULL, *from_text = NULL,
+             *to_text = NULL;
+  double delay_ms = -1, jitter_ms = 0, from[2] = {0, 0}, to[2] = {0, 0};
   int ch;
-  while ((ch = getopt_long(argc, argv, "L:c:d:j:l:h", opts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "L:c:d:f:t:j:l:h", opts, NULL)) != -1) {
     switch (ch) {
     case 'L': listen_at = optarg; break;
     case 'c': connect_to = optarg; break;
     case 'd':
       if (parse_ms("--delay-ms", optarg, &delay_ms) != 0) return EXIT_USAGE;
+      delay_text = optarg;
+      break;
+    case 'f':
+      if (parse_position("--from", optarg, from) != 0) return EXIT_USAGE;
+      from_text = optarg;
+      break;
+    case 't':
+      if (parse_position("--to", optarg, to) != 0) return EXIT_USAGE;
+      to_text = optarg;
       break;
     case 'j':
       if (parse_ms("--jitter-ms", optarg, &jitter_ms) != 0) return EXIT_USAGE;
@@ -432,15 +498,41 @@ int main(int argc, char **argv) {
     default: usage(stderr); return EXIT_USAGE;
     }
   }
-  if (optind != argc || !listen_at || !connect_to || delay_ms < 0) {
-    fprintf(stderr, "delayproxy: --listen, --connect and --delay-ms are required\n");
+  if (optind != argc) {
+    fprintf(stderr, "delayproxy: unexpected argument %s\n", argv[optind]);
     usage(stderr);
     return EXIT_USAGE;
+  }
+  int have_pos = from_text || to_text;
+  if (delay_text && have_pos) {
+    fprintf(stderr, "delayproxy: --delay-ms %s and --%s %s: give either --delay-ms or --from and "
+                    "--to, not both\n",
+            delay_text, from_text ? "from" : "to", from_text ? from_text : to_text);
+    return EXIT_USAGE;
+  }
+  if (have_pos && !(from_text && to_text)) {
+    fprintf(stderr, "delayproxy: --%s %s: --%s is missing (--from and --to go together)\n",
+            from_text ? "from" : "to", from_text ? from_text : to_text, from_text ? "to" : "from");
+    return EXIT_USAGE;
+  }
+  if (!listen_at || !connect_to || (delay_ms < 0 && !have_pos)) {
+    fprintf(stderr,
+            "delayproxy: --listen, --connect and either --delay-ms or --from and --to are "
+            "required\n");
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  double distance_m = -1;
+  if (have_pos) {
+    delay_ms = oneway_ms(from, to, &distance_m);
+    /* Half the Earth's circumference is about 67 ms at c: always in range. */
+    assert(delay_ms >= 0 && delay_ms <= MAX_DELAY_MS);
   }
   signal(SIGPIPE, SIG_IGN);
   proxy px;
   memset(&px, 0, sizeof px);
-  px.delay_ns = (uint64_t)(delay_ms * 1e6);
+  /* Rounded to the nanosecond: truncating would turn 1.235 ms into 1234999 ns. */
+  px.delay_ns = (uint64_t)llround(delay_ms * 1e6);
   px.jitter_ns = (uint64_t)(jitter_ms * 1e6);
   struct sockaddr_storage listen_sa;
   char err[400];
@@ -466,8 +558,13 @@ int main(int argc, char **argv) {
     status = EXIT_RUNTIME;
     proxy_stop(&px);
   } else {
-    cl_log(CL_LOG_INFO, "listening", "listen=%s connect=%s delay_ms=%g jitter_ms=%g", listen_at,
-           connect_to, delay_ms, jitter_ms);
+    if (distance_m >= 0)
+      cl_log(CL_LOG_INFO, "listening",
+             "listen=%s connect=%s delay_ms=%.3f jitter_ms=%g from=%s to=%s distance_m=%.1f",
+             listen_at, connect_to, delay_ms, jitter_ms, from_text, to_text, distance_m);
+    else
+      cl_log(CL_LOG_INFO, "listening", "listen=%s connect=%s delay_ms=%g jitter_ms=%g", listen_at,
+             connect_to, delay_ms, jitter_ms);
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&loop) != 0) status = EXIT_RUNTIME;

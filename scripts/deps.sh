@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages chiploc needs to build, test, benchmark (irtt, curl) and run its
-# simulated world (deploy/world.sh), skipping those already installed. Needs root (or sudo) only when
+# simulated world (scripts/world.sh), skipping those already installed. Needs root (or sudo) only when
 # something is missing.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
@@ -9,7 +9,7 @@ pkgs=(build-essential cmake pkg-config
       check libsubunit-dev groff-base
       postgresql-15 postgresql-client-15
       clang libclang-rt-14-dev
-      irtt curl)
+      irtt curl python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,7 +6,7 @@
 # pinned SHA-256. Writes
 # DEST_DIR/countries-land-10km.geo.json. Nothing of the data is committed.
 #
-# usage: deploy/fetch-countries.sh DEST_DIR
+# usage: scripts/fetch-countries.sh DEST_DIR
 # Idempotent: does nothing when the file is there with the right hash.
 set -euo pipefail
 
@@ -32,7 +32,7 @@ if hash_ok "$out"; then
   exit 0
 fi
 if ! command -v npm >/dev/null 2>&1; then
-  echo "fetch-countries: npm is not installed (deploy/deps.sh installs it)" >&2
+  echo "fetch-countries: npm is not installed (scripts/deps.sh installs it)" >&2
   exit 1
 fi
 
@@ -46,7 +46,10 @@ if ! (cd "$work" && npm pack --silent "$PACKAGE@$VERSION" >pack.log 2>&1); then
   cat "$work/pack.log" >&2
   exit 1
 fi
-tarball=$(ls "$work"/*.tgz 2>/dev/null | head -n 1)
+tarball=""
+for t in "$work"/*.tgz; do
+  if [ -f "$t" ]; then tarball=$t; break; fi
+done
 if [ -z "$tarball" ]; then
   echo "fetch-countries: npm pack produced no tarball" >&2
   exit 1

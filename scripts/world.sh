@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The main job: a whole simulated world on one machine, verified live.
 #
-#   1. installs missing packages (deploy/deps.sh) and builds into build/;
+#   1. installs missing packages (scripts/deps.sh) and builds into build/;
 #   2. starts a throwaway PostgreSQL (tests/pgtest.sh) under build/world/,
 #      migrates, fetches and imports the world's country borders;
 #   3. starts 10 landmarks at real city coordinates (Paris, Frankfurt, London,
-#      Madrid, Warsaw, Rome, Stockholm, Helsinki, Bucharest, New York), all on
-#      loopback; each node also runs a chipagent with its own landmark key, so
-#      the landmarks probe each other through one delayproxy per ordered pair,
-#      delayed by the distance between the two cities at the speed of light;
-#   4. starts fleetsim with 54 chips in FRA, DEU, GBR, ESP, POL, ITA and SWE:
+#      Madrid, Warsaw, Rome, Stockholm, Helsinki, Bucharest, New York; the
+#      table is scripts/world/landmarks.csv), all on loopback; each node also
+#      runs a chipagent with its own landmark key, so the landmarks probe each
+#      other through one delayproxy per ordered pair, delayed by the geodesic
+#      distance between the two cities at the speed of light (delayproxy
+#      --from --to);
+#   4. starts fleetsim with 54 chips (scripts/world/fleet.csv) in FRA, DEU,
+#      GBR, ESP, POL, ITA and SWE:
 #      honest ones, smuggled ones (declared in Germany, really in Moscow,
 #      Istanbul, ...), relayed ones (declared next to a landmark, answering
 #      from the New York area), three that go dark after 15 s and two that add
@@ -21,14 +24,16 @@
 #      of every signed record, and writes build/world/world.geojson.
 #
 # Everything is stopped at the end; every run starts from a fresh database and
-# fresh keys, so it is safe to run twice. docs/WORLD.md explains the output.
+# fresh keys, so it is safe to run twice. docs/WORLD.md explains the output
+# and the format of the two tables.
 #
 # Environment: WORLD_SECONDS (verifier run time, default 60), WORLD_KEEP=1
 # (leave PostgreSQL running and print its conninfo), WORLD_BUILD_DIR (default
-# build), WORLD_PORT_BASE (default 27600; landmarks listen on BASE..BASE+9,
-# the delay proxies on BASE+100..BASE+253).
+# build), WORLD_PORT_BASE (default 27600; the ten landmarks listen on
+# BASE..BASE+9, the delay proxies on BASE+100..BASE+253).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 root=$PWD
 seconds=${WORLD_SECONDS:-60}
 keep=${WORLD_KEEP:-0}
@@ -51,28 +56,92 @@ ROUND=10           # verifier round
 WINDOW=20          # measurements considered per round
 DARK_AFTER=10      # chip_dark when no sufficient round for this long
 SETTLE=2           # verifier waits this long after a round boundary
-GO_DARK=15         # dark chips stop answering this long after fleetsim starts
 SEED=20240501      # fleet key seed
 
-deploy/deps.sh
+# ---- the landmarks and the fleet ------------------------------------------
+# read_table FILE HEADER: the rows of a table of scripts/world/ (docs/WORLD.md),
+# with | between the fields, after checking that its first line other than
+# comments (#...) and blank lines is HEADER, that at least one row follows,
+# and that every row has as many fields as HEADER and no quotes or |. Fails
+# naming the file and line.
+read_table() {
+  awk -F, -v OFS='|' -v file="${1#"$root"/}" -v header="$2" '
+    function bad(why) { printf "world: %s line %d: %s\n", file, FNR, why > "/dev/stderr"; err = 1; exit 1 }
+    /^[ \t]*(#|$)/ { next }
+    !seen { seen = 1; if ($0 != header) bad("the header must be " header); n = NF; next }
+    NF != n { bad(NF " fields, expected " n " (" header ")") }
+    /["|]/ { bad("quotes and | are not allowed") }
+    { $1 = $1; print; rows++ }
+    END { if (!err && !rows) { printf "world: %s has no rows under the header %s\n", file, header > "/dev/stderr"; exit 1 } }
+  ' "$1"
+}
+is_deg() { # VALUE MAX: VALUE is a decimal number of degrees in [-MAX, MAX]
+  [[ $1 =~ ^-?([0-9]{1,3})(\.([0-9]+))?$ ]] || return 1
+  local whole=$((10#${BASH_REMATCH[1]})) frac=${BASH_REMATCH[3]}
+  ((whole < $2)) || { ((whole == $2)) && [[ ! $frac =~ [1-9] ]]; }
+}
+table_error() { # FILE ROW WHY
+  echo "world: ${1#"$root"/}: row $2: $3" >&2
+  exit 1
+}
+
+lm_file=$root/scripts/world/landmarks.csv
+lm_names=()
+lm_lats=()
+lm_lons=()
+rows=$(read_table "$lm_file" "name,lat,lon")
+while IFS='|' read -r n la lo; do
+  row="$n,$la,$lo"
+  [[ $n =~ ^[a-z0-9_-]+$ ]] || table_error "$lm_file" "$row" "name must be lower-case letters, digits, - or _"
+  for m in "${lm_names[@]}"; do [ "$m" != "$n" ] || table_error "$lm_file" "$row" "name $n twice"; done
+  is_deg "$la" 90 || table_error "$lm_file" "$row" "lat must be degrees in [-90, 90]"
+  is_deg "$lo" 180 || table_error "$lm_file" "$row" "lon must be degrees in [-180, 180]"
+  lm_names+=("$n")
+  lm_lats+=("$la")
+  lm_lons+=("$lo")
+done <<<"$rows"
+nl=${#lm_names[@]}
+# The proxy of pair (i, j) listens on BASE + 100 + 16 i + j, within BASE + 300.
+if ((nl < 3 || nl > 12)); then
+  echo "world: ${lm_file#"$root"/} has $nl landmarks; between 3 and 12 are supported" >&2
+  exit 1
+fi
+
+# One row per chip: serial|mode|declared city|country|declared lat,lon|true place|true lat,lon|extra ms|dark s
+fleet_file=$root/scripts/world/fleet.csv
+fleet_rows=()
+rows=$(read_table "$fleet_file" \
+  "serial,mode,city,country,lat,lon,true_place,true_lat,true_lon,extra_delay_ms,dark_after_s")
+while IFS='|' read -r serial mode city cc la lo place tla tlo extra dark; do
+  row=$serial
+  [[ $serial =~ ^[A-Za-z0-9_-]+$ ]] || table_error "$fleet_file" "$row" "serial must be letters, digits, - or _"
+  case $mode in honest | delay | dark | smuggled | relay) ;;
+    *) table_error "$fleet_file" "$row" "mode $mode is not honest, delay, dark, smuggled or relay" ;;
+  esac
+  [ -n "$city" ] || table_error "$fleet_file" "$row" "city must not be empty"
+  [ -n "$place" ] || table_error "$fleet_file" "$row" "true_place must not be empty (- when none)"
+  [[ $cc =~ ^[A-Z]{3}$ ]] || table_error "$fleet_file" "$row" "country must be an ISO 3166-1 alpha-3 code"
+  for v in "lat:$la:90" "true_lat:$tla:90" "lon:$lo:180" "true_lon:$tlo:180"; do
+    IFS=: read -r col val max <<<"$v"
+    is_deg "$val" "$max" || table_error "$fleet_file" "$row" "$col must be degrees in [-$max, $max]"
+  done
+  [[ $extra =~ ^[0-9]+(\.[0-9]+)?$ ]] || table_error "$fleet_file" "$row" "extra_delay_ms must be a number >= 0"
+  [[ $dark =~ ^[0-9]+$ ]] || table_error "$fleet_file" "$row" "dark_after_s must be a whole number >= 0"
+  fleet_rows+=("$serial|$mode|$city|$cc|$la,$lo|$place|$tla,$tlo|$extra|$dark")
+done <<<"$rows"
+nchips=${#fleet_rows[@]}
+
+scripts/deps.sh
 echo "world: building in ${build#"$root"/}"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j"$(nproc)" >/dev/null
+build_tree "$build"
 chiploc=$build/server/chiploc
 landmarkd=$build/server/landmarkd
 chipagent=$build/client/chipagent
 fleetsim=$build/tests/sim/fleetsim
 delayproxy=$build/tests/sim/delayproxy
 
-pids=()
 verifier_pid=""
 db=""
-stop_all() {
-  local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do wait "${pids[$i]}" 2>/dev/null || true; done
-  pids=()
-}
 cleanup() {
   local rc=$?
   if [ -n "$verifier_pid" ]; then
@@ -98,11 +167,6 @@ mkdir -p "$work/keys" "$work/logs" "$work/conf"
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# ---- the landmarks ------------------------------------------------------
-lm_names=(paris frankfurt london madrid warsaw rome stockholm helsinki bucharest newyork)
-lm_lats=(48.8566 50.1109 51.5074 40.4168 52.2297 41.9028 59.3293 60.1699 44.4268 40.7128)
-lm_lons=(2.3522 8.6821 -0.1278 -3.7038 21.0122 12.4964 18.0686 24.9384 26.1025 -74.0060)
-nl=${#lm_names[@]}
 for ((i = 0; i < nl; i++)); do
   for p in $((base + i)) $((base + 100 + i * 16)); do
     if port_busy "$p"; then
@@ -112,89 +176,6 @@ for ((i = 0; i < nl; i++)); do
   done
 done
 
-# One-way delay in ms between two points: the distance at the speed of light,
-# rounded up to the microsecond. The distance is the angle between the
-# surface normals times a^2/b (6399.594 km), which is never less than the
-# WGS84 geodesic distance (see lib/engine/cl_geo.h): a landmark link can only look
-# farther than the simulated geography, never closer.
-oneway_ms() {
-  awk -v la1="$1" -v lo1="$2" -v la2="$3" -v lo2="$4" 'BEGIN {
-    r = atan2(0, -1) / 180
-    p1 = la1 * r; p2 = la2 * r; dl = (lo2 - lo1) * r
-    h = sin((p2 - p1) / 2) ^ 2 + cos(p1) * cos(p2) * sin(dl / 2) ^ 2
-    theta = 2 * atan2(sqrt(h), sqrt(1 - h))
-    ms = theta * 6399593.626 / 299792458 * 1000
-    us = int(ms * 1000); if (us < ms * 1000) us++
-    printf "%.3f", (us + 1) / 1000
-  }'
-}
-
-# ---- the fleet: serial|mode|declared city|country|declared lat,lon|true place|true lat,lon|extra ms|dark s
-fleet_rows=(
-  # Honest chips, declared where they are.
-  "W-001|honest|Paris|FRA|48.8600,2.3400|-|48.8600,2.3400|0|0"
-  "W-002|honest|Orleans|FRA|47.9030,1.9093|-|47.9030,1.9093|0|0"
-  "W-003|honest|Lyon|FRA|45.7640,4.8357|-|45.7640,4.8357|0|0"
-  "W-004|honest|Dijon|FRA|47.3220,5.0415|-|47.3220,5.0415|0|0"
-  "W-005|honest|Reims|FRA|49.2583,4.0317|-|49.2583,4.0317|0|0"
-  "W-006|honest|Tours|FRA|47.3941,0.6848|-|47.3941,0.6848|0|0"
-  "W-007|honest|Clermont-Ferrand|FRA|45.7772,3.0870|-|45.7772,3.0870|0|0"
-  "W-008|honest|Limoges|FRA|45.8336,1.2611|-|45.8336,1.2611|0|0"
-  "W-009|honest|Frankfurt|DEU|50.1200,8.6500|-|50.1200,8.6500|0|0"
-  "W-010|honest|Kassel|DEU|51.3127,9.4797|-|51.3127,9.4797|0|0"
-  "W-011|honest|Wuerzburg|DEU|49.7913,9.9534|-|49.7913,9.9534|0|0"
-  "W-012|honest|Nuremberg|DEU|49.4521,11.0767|-|49.4521,11.0767|0|0"
-  "W-013|honest|Erfurt|DEU|50.9848,11.0299|-|50.9848,11.0299|0|0"
-  "W-014|honest|Leipzig|DEU|51.3397,12.3731|-|51.3397,12.3731|0|0"
-  "W-015|honest|Stuttgart|DEU|48.7758,9.1829|-|48.7758,9.1829|0|0"
-  "W-016|honest|Hanover|DEU|52.3759,9.7320|-|52.3759,9.7320|0|0"
-  "W-017|honest|Birmingham|GBR|52.4862,-1.8904|-|52.4862,-1.8904|0|0"
-  "W-018|honest|Oxford|GBR|51.7520,-1.2577|-|51.7520,-1.2577|0|0"
-  "W-019|honest|Leicester|GBR|52.6369,-1.1398|-|52.6369,-1.1398|0|0"
-  "W-020|honest|Nottingham|GBR|52.9548,-1.1581|-|52.9548,-1.1581|0|0"
-  "W-021|honest|Northampton|GBR|52.2405,-0.9027|-|52.2405,-0.9027|0|0"
-  "W-022|honest|Madrid|ESP|40.4300,-3.6900|-|40.4300,-3.6900|0|0"
-  "W-023|honest|Toledo|ESP|39.8628,-4.0273|-|39.8628,-4.0273|0|0"
-  "W-024|honest|Zaragoza|ESP|41.6488,-0.8891|-|41.6488,-0.8891|0|0"
-  "W-025|honest|Valladolid|ESP|41.6523,-4.7245|-|41.6523,-4.7245|0|0"
-  "W-026|honest|Albacete|ESP|38.9943,-1.8585|-|38.9943,-1.8585|0|0"
-  "W-027|honest|Warsaw|POL|52.2400,21.0000|-|52.2400,21.0000|0|0"
-  "W-028|honest|Lodz|POL|51.7592,19.4560|-|51.7592,19.4560|0|0"
-  "W-029|honest|Poznan|POL|52.4064,16.9252|-|52.4064,16.9252|0|0"
-  "W-030|honest|Radom|POL|51.4027,21.1471|-|51.4027,21.1471|0|0"
-  "W-031|honest|Kielce|POL|50.8661,20.6286|-|50.8661,20.6286|0|0"
-  "W-032|honest|Rome|ITA|41.9100,12.4800|-|41.9100,12.4800|0|0"
-  "W-033|honest|Florence|ITA|43.7696,11.2558|-|43.7696,11.2558|0|0"
-  "W-034|honest|Perugia|ITA|43.1107,12.3908|-|43.1107,12.3908|0|0"
-  "W-035|honest|Bologna|ITA|44.4949,11.3426|-|44.4949,11.3426|0|0"
-  "W-036|honest|Stockholm|SWE|59.3300,18.0500|-|59.3300,18.0500|0|0"
-  "W-037|honest|Vaxjo|SWE|56.8777,14.8094|-|56.8777,14.8094|0|0"
-  "W-038|honest|Varnamo|SWE|57.1860,14.0400|-|57.1860,14.0400|0|0"
-  "W-039|honest|Nassjo|SWE|57.6531,14.6968|-|57.6531,14.6968|0|0"
-  "W-040|honest|Boras|SWE|57.7210,12.9401|-|57.7210,12.9401|0|0"
-  # Honest places, but every answer comes later (a slow host, or a cheat
-  # trying to look farther away): the bounds grow, the site stays inside.
-  "W-041|delay|Strasbourg|FRA|48.5734,7.7521|-|48.5734,7.7521|5|0"
-  "W-042|delay|Munich|DEU|48.1351,11.5820|-|48.1351,11.5820|15|0"
-  # Honest chips that stop answering GO_DARK seconds after the start.
-  "W-043|dark|Le Mans|FRA|48.0061,0.1996|-|48.0061,0.1996|0|$GO_DARK"
-  "W-044|dark|Dortmund|DEU|51.5136,7.4653|-|51.5136,7.4653|0|$GO_DARK"
-  "W-045|dark|Salamanca|ESP|40.9701,-5.6635|-|40.9701,-5.6635|0|$GO_DARK"
-  # Smuggled: declared in Germany, running elsewhere.
-  "W-046|smuggled|Frankfurt|DEU|50.1109,8.6821|Moscow|55.7558,37.6173|0|0"
-  "W-047|smuggled|Berlin|DEU|52.5200,13.4050|Istanbul|41.0082,28.9784|0|0"
-  "W-048|smuggled|Munich|DEU|48.1351,11.5820|Minsk|53.9006,27.5590|0|0"
-  "W-049|smuggled|Hamburg|DEU|53.5511,9.9937|Saint Petersburg|59.9311,30.3609|0|0"
-  "W-050|smuggled|Cologne|DEU|50.9375,6.9603|Ankara|39.9334,32.8597|0|0"
-  # Relayed: declared next to a landmark, the chip answers from America
-  # through a relay host at the declared site.
-  "W-051|relay|London|GBR|51.5100,-0.1200|New York|40.7306,-73.9352|0|0"
-  "W-052|relay|Paris|FRA|48.8600,2.3500|Newark|40.7357,-74.1724|0|0"
-  "W-053|relay|Madrid|ESP|40.4200,-3.7000|Boston|42.3601,-71.0589|0|0"
-  "W-054|relay|Frankfurt|DEU|50.1100,8.6800|Philadelphia|39.9526,-75.1652|0|0"
-)
-nchips=${#fleet_rows[@]}
-
 # ---- database -----------------------------------------------------------
 tests/pgtest.sh start "$work/pg" >/dev/null
 db0=$(cat "$work/pg/conninfo")
@@ -203,7 +184,7 @@ db=${db0/dbname=postgres/dbname=chiploc_world}
 export CHIPLOC_DB="$db"
 q() { psql "$db" -XAtq -F'|' -c "$1"; }
 "$chiploc" db migrate >/dev/null
-deploy/fetch-countries.sh "$build/data" >/dev/null
+scripts/fetch-countries.sh "$build/data" >/dev/null
 "$chiploc" region import "$build/data/countries-land-10km.geo.json" --code-property A3 >/dev/null
 echo "world: PostgreSQL started, schema migrated, $(q "SELECT count(*) FROM regions") country borders imported"
 
@@ -217,44 +198,23 @@ for ((i = 0; i < nl; i++)); do
   lm_pks+=("$pk")
   "$chiploc" landmark add --name "$n" --pubkey "$pk" --lat "${lm_lats[$i]}" --lon "${lm_lons[$i]}" >/dev/null
   echo "$n,127.0.0.1:$((base + i)),$pk,${lm_lats[$i]},${lm_lons[$i]}" >>"$lm_csv"
-  cat >"$work/conf/$n.conf" <<CONF
-[landmark]
-name = $n
-key = ../keys/$n.key
-listen = 127.0.0.1:$((base + i))
-lat = ${lm_lats[$i]}
-lon = ${lm_lons[$i]}
-
-[database]
-conninfo = $db
-flush_interval_ms = 100
-refresh_interval_s = 5
-
-[probe]
-interval_s = $PROBE_INTERVAL
-jitter = 0.1
-burst = 3
-burst_gap_ms = 50
-deadline_ms = 1000
-speed = c
-
-[limits]
-idle_timeout_s = 60
-stats_interval_s = 10
-CONF
+  landmarkd_conf "$work/conf/$n.conf" "$n" "../keys/$n.key" "127.0.0.1:$((base + i))" \
+    "${lm_lats[$i]}" "${lm_lons[$i]}" "$db" database.flush_interval_ms=100 \
+    database.refresh_interval_s=5 probe.interval_s=$PROBE_INTERVAL probe.jitter=0.1 probe.burst=3 \
+    probe.burst_gap_ms=50 probe.deadline_ms=1000 probe.speed=c limits.idle_timeout_s=60 \
+    limits.stats_interval_s=10
 done
 # The peer agent of each landmark node answers for the node's own key and
 # reaches every other landmark through the delay proxy of that ordered pair.
 for ((i = 0; i < nl; i++)); do
   n=${lm_names[$i]}
-  conf=$work/conf/peer-$n.conf
-  printf '[agent]\nname = peer-%s\nbackoff_min_ms = 200\nbackoff_max_ms = 2000\n' "$n" >"$conf"
+  peer=(agent.backoff_min_ms=200 agent.backoff_max_ms=2000)
   for ((j = 0; j < nl; j++)); do
     ((i == j)) && continue
-    printf '\n[landmark.%s]\naddress = 127.0.0.1:%d\npublic_key = %s\n' \
-      "${lm_names[$j]}" $((base + 100 + i * 16 + j)) "${lm_pks[$j]}" >>"$conf"
+    peer+=("landmark.${lm_names[$j]}.address=127.0.0.1:$((base + 100 + i * 16 + j))"
+      "landmark.${lm_names[$j]}.public_key=${lm_pks[$j]}")
   done
-  printf '\n[chip.self]\nkey = ../keys/%s.key\n' "$n" >>"$conf"
+  chipagent_conf "$work/conf/peer-$n.conf" "peer-$n" "${peer[@]}" "chip.self.key=../keys/$n.key"
 done
 
 fleet_csv=$work/conf/fleet.csv
@@ -298,9 +258,9 @@ for ((i = 0; i < nl; i++)); do wait_log "$work/logs/landmark-${lm_names[$i]}.log
 for ((i = 0; i < nl; i++)); do
   for ((j = 0; j < nl; j++)); do
     ((i == j)) && continue
-    d=$(oneway_ms "${lm_lats[$i]}" "${lm_lons[$i]}" "${lm_lats[$j]}" "${lm_lons[$j]}")
     "$delayproxy" --listen "127.0.0.1:$((base + 100 + i * 16 + j))" --connect "127.0.0.1:$((base + j))" \
-      --delay-ms "$d" --log-level warn 2>>"$work/logs/proxy-${lm_names[$i]}-${lm_names[$j]}.log" &
+      --from "${lm_lats[$i]},${lm_lons[$i]}" --to "${lm_lats[$j]},${lm_lons[$j]}" --log-level warn \
+      2>>"$work/logs/proxy-${lm_names[$i]}-${lm_names[$j]}.log" &
     pids+=($!)
   done
 done
