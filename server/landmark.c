@@ -19,6 +19,7 @@
 #include "cl_err.h"
 #include "cl_log.h"
 
+#include <assert.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,13 +38,12 @@
  */
 #define POOL_BATCH 16
 
-typedef struct pool_job {
+typedef struct {
   uv_work_t req;
   lm_server *srv;
   const cl_key *key;
   size_t n;
   cl_lm_work op[POOL_BATCH];
-  struct pool_job *next; /* in lm_server.stalled */
 } pool_job;
 
 /* One agent connection's socket. */
@@ -69,7 +69,6 @@ struct lm_server {
   uint64_t pool_inflight; /* jobs queued or running on the pool */
   uint64_t pool_jobs;     /* pool batches handed over and not yet returned */
   pool_job *filling;      /* the batch being filled, or NULL */
-  pool_job *stalled;      /* batches libuv refused, done here at the next hand-over */
   uv_prepare_t pool_prepare;
   uv_check_t pool_check;
   int closing;
@@ -82,7 +81,6 @@ struct lm_server {
 typedef struct {
   uv_write_t req;
   lm_sconn *conn;
-  size_t len;
   uint8_t data[];
 } write_req;
 
@@ -117,12 +115,11 @@ static void rearm(lm_server *s) {
     uv_timer_stop(&s->core_timer);
     return;
   }
-  uint64_t now = uv_hrtime();
-  /* libuv counts whole milliseconds: round up, so the core is never woken
-   * before its time (should the loop's clock run ahead, the core simply has
-   * nothing due yet and the timer is armed again). */
-  uint64_t ms = due > now ? (due - now + 999999) / 1000000 : 0;
-  uv_timer_start(&s->core_timer, on_core_timer, ms, 0);
+  /* libuv fires a timer once its loop clock (uv_hrtime in whole
+   * milliseconds, cached per iteration) reaches uv_now + ms: counting from
+   * uv_now to `due` rounded up never wakes the core before its time. */
+  uint64_t due_ms = (due + 999999) / 1000000, now_ms = uv_now(s->loop);
+  uv_timer_start(&s->core_timer, on_core_timer, due_ms > now_ms ? due_ms - now_ms : 0, 0);
 }
 
 static void on_core_timer(uv_timer_t *t) {
@@ -183,7 +180,6 @@ static int lm_send(void *ctx, void *ud, const uint8_t *buf, size_t len, uint64_t
   write_req *w = malloc(sizeof *w + rest);
   if (!w) return CL_ENOMEM;
   w->conn = c;
-  w->len = rest;
   memcpy(w->data, buf + r, rest);
   uv_buf_t wb = uv_buf_init((char *)w->data, (unsigned)rest);
   if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &wb, 1, on_write_done) != 0) {
@@ -233,34 +229,21 @@ static void pool_done(uv_work_t *req, int status) {
   maybe_done(s);
 }
 
-/* Hands the batch being filled to the pool. Should libuv refuse it, the
- * batch waits in `stalled`: its results must not reach the core from
- * inside one of the core's own callbacks. */
+/* Hands the batch being filled to the pool. uv_queue_work only queues (it
+ * refuses nothing but a missing work callback), so the batch's results
+ * never come back from inside one of the core's own callbacks. */
 static void pool_flush(lm_server *s) {
   pool_job *j = s->filling;
   if (!j) return;
   s->filling = NULL;
   s->pool_jobs++;
-  if (uv_queue_work(s->loop, &j->req, pool_work, pool_done) != 0) {
-    j->next = s->stalled;
-    s->stalled = j;
-  }
+  int rc = uv_queue_work(s->loop, &j->req, pool_work, pool_done);
+  assert(rc == 0);
+  (void)rc;
 }
 
-/* A hand-over point outside the core: the batch being filled goes to the
- * pool, and stalled batches are done here. */
-static void pool_handover(lm_server *s) {
-  pool_flush(s);
-  while (s->stalled) {
-    pool_job *j = s->stalled;
-    s->stalled = j->next;
-    pool_work(&j->req);
-    pool_done(&j->req, 0);
-  }
-}
-
-static void on_pool_prepare(uv_prepare_t *h) { pool_handover(h->data); }
-static void on_pool_check(uv_check_t *h) { pool_handover(h->data); }
+static void on_pool_prepare(uv_prepare_t *h) { pool_flush(h->data); }
+static void on_pool_check(uv_check_t *h) { pool_flush(h->data); }
 
 /* Queues one job (copied) for the pool; a full batch goes at once. Returns
  * 0, or CL_ENOMEM when the core must do the job itself. */
@@ -272,7 +255,6 @@ static int pool_add(lm_server *s, const cl_lm_work *w) {
     j->srv = s;
     j->key = s->key;
     j->n = 0;
-    j->next = NULL;
     s->filling = j;
   }
   s->filling->op[s->filling->n++] = *w;
@@ -479,13 +461,6 @@ void lm_server_close(lm_server *s, void (*done)(void *arg), void *arg) {
     }
     free(s->filling);
     s->filling = NULL;
-  }
-  /* Stalled batches never reached the pool: done here, their results go
-   * to a closed core and count as orphaned. */
-  while (s->stalled) {
-    pool_job *j = s->stalled;
-    s->stalled = j->next;
-    pool_done(&j->req, UV_ECANCELED);
   }
   uv_close((uv_handle_t *)&s->pool_prepare, on_server_handle_closed);
   uv_close((uv_handle_t *)&s->pool_check, on_server_handle_closed);

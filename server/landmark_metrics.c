@@ -8,9 +8,8 @@
 
 #include <stdio.h>
 
-void lm_stats_log(const lm_server_view *view, const lm_writer_stats *w) {
+void lm_stats_log(const lm_server_view *view, const lm_writer_stats *ws) {
   const cl_lm_stats *t = view->core;
-  const lm_writer_stats ws = *w;
   cl_log(CL_LOG_INFO, "stats",
          "conns=%zu conns_accepted=%llu conns_refused_limit=%llu chips_live=%zu "
          "chips_registered=%llu refused_not_enrolled=%llu refused_bad_proof=%llu "
@@ -43,12 +42,12 @@ void lm_stats_log(const lm_server_view *view, const lm_writer_stats *w) {
          (unsigned long long)t->version_mismatch, (unsigned long long)t->unexpected_msg,
          (unsigned long long)t->handshake_timeouts, (unsigned long long)t->idle_timeouts,
          (unsigned long long)t->measurements, (unsigned long long)t->measurements_dropped,
-         (unsigned long long)ws.rows_written, (unsigned long long)ws.queue_depth,
-         (unsigned long long)ws.db_errors, (unsigned long long)t->conns_refused_per_address,
+         (unsigned long long)ws->rows_written, (unsigned long long)ws->queue_depth,
+         (unsigned long long)ws->db_errors, (unsigned long long)t->conns_refused_per_address,
          (unsigned long long)t->probes_deferred, (unsigned long long)t->peer_errors,
-         (unsigned long long)ws.rows_spooled, (unsigned long long)ws.rows_replayed,
-         (unsigned long long)ws.spool_rows, (unsigned long long)ws.spool_bytes,
-         (unsigned long long)ws.spool_dropped, (unsigned long long)ws.spool_corrupt);
+         (unsigned long long)ws->rows_spooled, (unsigned long long)ws->rows_replayed,
+         (unsigned long long)ws->spool_rows, (unsigned long long)ws->spool_bytes,
+         (unsigned long long)ws->spool_dropped, (unsigned long long)ws->spool_corrupt);
 }
 
 /* One counter family with one labelled series per (label value, count). */
@@ -72,10 +71,9 @@ static void gauge1(cl_mtext *t, const char *name, const char *help, double v) {
   cl_mtext_double(t, name, NULL, v);
 }
 
-int lm_metrics_render(const lm_server_view *view, const lm_writer_stats *w, const char *name,
+int lm_metrics_render(const lm_server_view *view, const lm_writer_stats *ws, const char *name,
                       cl_mtext *t) {
   const cl_lm_stats *st = view->core;
-  const lm_writer_stats ws = *w;
   char name_q[CL_CONFIG_NAME_MAX * 2 + 1], lab[CL_CONFIG_NAME_MAX * 2 + 64];
   cl_mtext_label_value(name_q, sizeof name_q, name);
   snprintf(lab, sizeof lab, "landmark=\"%s\",version=\"%s\"", name_q, CHIPLOC_VERSION);
@@ -159,18 +157,18 @@ int lm_metrics_render(const lm_server_view *view, const lm_writer_stats *w, cons
            st->measurements_dropped);
   cl_mtext_family(t, "chiploc_db_batch_seconds", "summary",
                   "Time to write one batch of rows to PostgreSQL (successful batches).");
-  cl_mtext_double(t, "chiploc_db_batch_seconds_sum", NULL, (double)ws.batch_ns_total / 1e9);
-  cl_mtext_u64(t, "chiploc_db_batch_seconds_count", NULL, ws.batches);
-  gauge1(t, "chiploc_db_queue_depth", "Rows waiting to be written.", (double)ws.queue_depth);
-  counter1(t, "chiploc_db_rows_written_total", "Rows committed to PostgreSQL.", ws.rows_written);
+  cl_mtext_double(t, "chiploc_db_batch_seconds_sum", NULL, (double)ws->batch_ns_total / 1e9);
+  cl_mtext_u64(t, "chiploc_db_batch_seconds_count", NULL, ws->batches);
+  gauge1(t, "chiploc_db_queue_depth", "Rows waiting to be written.", (double)ws->queue_depth);
+  counter1(t, "chiploc_db_rows_written_total", "Rows committed to PostgreSQL.", ws->rows_written);
   counter1(t, "chiploc_db_rows_rejected_total", "Rows refused by the database and set aside.",
-           ws.rows_rejected);
-  counter1(t, "chiploc_db_errors_total", "Failed batch writes (retried).", ws.db_errors);
+           ws->rows_rejected);
+  counter1(t, "chiploc_db_errors_total", "Failed batch writes (retried).", ws->db_errors);
   gauge1(t, "chiploc_spool_bytes", "Size of the outage spool file (rows waiting for the database).",
-         (double)ws.spool_bytes);
+         (double)ws->spool_bytes);
   gauge1(t, "chiploc_spool_rows", "Rows in the outage spool waiting for the database.",
-         (double)ws.spool_rows);
+         (double)ws->spool_rows);
   counter1(t, "chiploc_spool_rows_dropped_total", "Rows lost because the spool was full.",
-           ws.spool_dropped);
+           ws->spool_dropped);
   return cl_mtext_ok(t);
 }

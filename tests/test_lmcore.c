@@ -134,10 +134,12 @@ typedef struct {
   cl_lm_work work[64];
   size_t n_work;
   int refuse_work;
+  int fail_send_after;  /* > 0: the send of that many more frames succeeds, the next fails */
+  int drop_measurements;
   uint64_t stamp_offset; /* the shell's send stamp: now + this */
   uint64_t now;
   uint64_t rng;
-  int n_probe_events;
+  int n_accepted_events, n_expired_events, n_rejected_events;
 } world;
 
 static world W;
@@ -164,6 +166,7 @@ static int io_send(void *ctx, void *ud, const uint8_t *buf, size_t len, uint64_t
   /* Only a challenge is timed. */
   ck_assert_int_eq(t_sent != NULL, f->m.type == CL_MSG_CHALLENGE);
   if (t_sent) *t_sent = f->t_sent = W.now + W.stamp_offset;
+  if (W.fail_send_after > 0 && --W.fail_send_after == 0) return CL_EIO;
   return CL_OK;
 }
 
@@ -177,6 +180,7 @@ static void io_close(void *ctx, void *ud) {
 
 static int io_measurement(void *ctx, const cl_lm_record *rec) {
   (void)ctx;
+  if (W.drop_measurements) return CL_ENOMEM;
   ck_assert_uint_lt(W.n_rec, 16);
   W.rec[W.n_rec++] = *rec;
   return CL_OK;
@@ -205,8 +209,12 @@ static uint64_t io_unix_ns(void *ctx) {
 
 static void io_probe(void *ctx, const cl_lm_probe_event *e) {
   (void)ctx;
-  (void)e;
-  W.n_probe_events++;
+  if (e->expired)
+    W.n_expired_events++;
+  else if (e->result == CL_ACCEPT_OK)
+    W.n_accepted_events++;
+  else
+    W.n_rejected_events++;
 }
 
 static void setup(void) {
@@ -366,7 +374,12 @@ START_TEST(hello_register_burst_measurement) {
   }
   ck_assert_uint_eq(stats()->probes_sent, 3);
   ck_assert_uint_eq(stats()->responses_accepted, 3);
+  ck_assert_int_eq(W.n_accepted_events, 3);
   ck_assert_uint_eq(stats()->rtt.total, 3);
+  /* Each challenge went out at its timer's due time; the lag is exactly the
+   * shell's stamp past it. */
+  ck_assert_uint_eq(stats()->lag.total, 3);
+  ck_assert_double_eq_tol(stats()->lag.sum, 3 * 0.007, 1e-12);
   ck_assert_uint_eq(W.n_rec, 1);
   const cl_lm_record *r = &W.rec[0];
   ck_assert_int_eq(cl_measurement_verify(&r->m), CL_OK);
@@ -467,6 +480,7 @@ START_TEST(every_rejection_reason) {
   answer(0, k, &ch, 0);
   ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_LATE], 1);
   ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_LATE);
+  ck_assert_int_eq(W.n_expired_events, 1);
   /* A chip that is not registered on this connection. */
   cl_msg m;
   memset(&m, 0, sizeof m);
@@ -478,6 +492,8 @@ START_TEST(every_rejection_reason) {
   /* None of these closes the connection. */
   ck_assert(!W.closed[0]);
   ck_assert_uint_eq(stats()->responses_accepted, 1);
+  /* wrong chip, unknown nonce, bad signature, replay, late */
+  ck_assert_int_eq(W.n_rejected_events, 5);
 }
 END_TEST
 
@@ -546,6 +562,44 @@ START_TEST(limits_and_timeouts) {
 }
 END_TEST
 
+START_TEST(failed_writes_and_dropped_measurements) {
+  start();
+  open_conn(0);
+  static const int both[] = {0, 1};
+  register_chips(0, both, 2);
+  /* A measurement the writer cannot take is counted as dropped. */
+  W.drop_measurements = 1;
+  for (int done = 0; stats()->measurements + stats()->measurements_dropped == 0 && done < 20;
+       done++) {
+    const out_frame *f = next_challenge(0);
+    int k = memcmp(f->m.u.challenge.chip, cl_key_public(W.chip[0]), CL_PK_LEN) == 0 ? 0 : 1;
+    W.now = f->t_sent + MS;
+    answer(0, k, &f->m.u.challenge, 0);
+  }
+  ck_assert_uint_eq(stats()->measurements_dropped, 1);
+  ck_assert_uint_eq(stats()->measurements, 0);
+  ck_assert_uint_eq(W.n_rec, 0);
+  /* The next challenge's write fails: the connection closes, both chips
+   * leave, and the challenge still counts as sent and in the lag. */
+  uint64_t sent = stats()->probes_sent;
+  W.fail_send_after = 1;
+  while (!W.closed[0]) advance_to(cl_lm_next_due(W.lm));
+  ck_assert_uint_eq(stats()->probes_sent, sent + 1);
+  ck_assert_uint_eq(stats()->lag.total, stats()->probes_sent);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 0);
+  ck_assert_uint_eq(cl_lm_conn_count(W.lm), 0);
+  ck_assert_uint_eq(cl_lm_next_due(W.lm), UINT64_MAX);
+  /* A failed Hello: the connection is refused. */
+  W.fail_send_after = 1;
+  ck_assert_ptr_null(open_conn(1));
+  ck_assert(W.closed[1]);
+  /* The closed connections gave their address's slots back. */
+  ck_assert_ptr_nonnull(open_conn(2));
+  ck_assert_ptr_nonnull(open_conn(3));
+  ck_assert_uint_eq(stats()->conns_refused_per_address, 0);
+}
+END_TEST
+
 START_TEST(deferral_by_pending_limit) {
   W.p.max_pending_challenges = 1;
   W.p.interval_s = 1;
@@ -589,6 +643,43 @@ START_TEST(takeover_by_newer_connection) {
   ck_assert_uint_eq(stats()->rejected_not_registered, 1);
   answer(1, 0, &f->m.u.challenge, 0);
   ck_assert_uint_eq(stats()->responses_accepted, 1);
+}
+END_TEST
+
+START_TEST(takeover_mid_probe) {
+  W.p.max_pending_challenges = 1;
+  start();
+  open_conn(0);
+  static const int both[] = {0, 1}, zero[] = {0};
+  register_chips(0, both, 2);
+  /* Until chip 0's challenge is the one outstanding on connection 0 (the
+   * one slot), chip 1's are answered. */
+  const out_frame *f;
+  for (;;) {
+    f = next_challenge(0);
+    if (memcmp(f->m.u.challenge.chip, cl_key_public(W.chip[0]), CL_PK_LEN) == 0) break;
+    W.now = f->t_sent + MS;
+    answer(0, 1, &f->m.u.challenge, 0);
+  }
+  cl_challenge old = f->m.u.challenge;
+  /* A new connection takes chip 0 over. */
+  ck_assert_ptr_nonnull(open_conn(1));
+  register_chips(1, zero, 1);
+  W.now += MS;
+  answer(0, 0, &old, 0);
+  ck_assert_uint_eq(stats()->rejected_not_registered, 1);
+  /* The new registration starts with an empty ring. */
+  answer(1, 0, &old, 0);
+  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_UNKNOWN_NONCE], 1);
+  /* Connection 0 got its slot back with the chip: chip 1 is probed there
+   * again (a leaked count would put it off for ever). */
+  size_t before = count_of(0, CL_MSG_CHALLENGE);
+  uint64_t until = W.now + 70000 * MS;
+  while (count_of(0, CL_MSG_CHALLENGE) == before && W.now < until)
+    advance_to(cl_lm_next_due(W.lm));
+  ck_assert_uint_gt(count_of(0, CL_MSG_CHALLENGE), before);
+  ck_assert_mem_eq(last_of(0, CL_MSG_CHALLENGE)->m.u.challenge.chip, cl_key_public(W.chip[1]),
+                   CL_PK_LEN);
 }
 END_TEST
 
@@ -734,8 +825,10 @@ static Suite *suite(void) {
   tcase_add_test(c, every_rejection_reason);
   tcase_add_test(c, frame_errors_close);
   tcase_add_test(c, limits_and_timeouts);
+  tcase_add_test(c, failed_writes_and_dropped_measurements);
   tcase_add_test(c, deferral_by_pending_limit);
   tcase_add_test(c, takeover_by_newer_connection);
+  tcase_add_test(c, takeover_mid_probe);
   tcase_add_test(c, unenrolled_chip_dropped);
   tcase_add_test(c, workers_sign_and_verify);
   tcase_add_test(c, close_all_and_destroy);

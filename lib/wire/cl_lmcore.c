@@ -76,7 +76,6 @@ struct cl_lm_conn {
   lm_chip *chips[CL_MAX_CHIPS_PER_REGISTER];
   size_t n_chips;
   uint64_t last_rx_ns;   /* receive time of the last complete frame */
-  uint64_t idle_check_ns; /* period of the idle checks once registered */
   uint32_t n_pending;    /* probes outstanding on this connection */
   int announced;         /* "connection accepted" was logged */
   int addr_counted;      /* holds one count in lm->per_addr under addr_key */
@@ -105,10 +104,11 @@ struct cl_lm {
   cl_pkmap *per_addr; /* address key -> addr_count (malloc'd; freed when it drops to 0) */
   uint64_t seq;
   uint64_t now; /* monotonic time of the event being handled */
+  uint64_t idle_check_ns; /* period of a registered connection's idle checks */
   cl_lm_stats st;
   cl_ratelimit rl;
   int closing;
-  int depth; /* nesting of public calls: the graveyard is emptied at 0 */
+  int depth; /* 1 inside a public call: the graveyard is emptied when it returns */
   lm_chip *dead_chips;
   cl_lm_conn *dead_conns;
   cl_msg scratch; /* decode target; messages are handled one at a time */
@@ -122,14 +122,16 @@ static void short_hex(const uint8_t *pk, char out[17]) { cl_hex_encode(out, pk, 
 /* ---- entry and exit of every public call --------------------------------- */
 
 static void enter(cl_lm *lm, uint64_t now_ns) {
+  /* The shell's callbacks never call back into the core. */
+  assert(lm->depth == 0);
   lm->depth++;
   if (now_ns > lm->now) lm->now = now_ns;
 }
 
 /* Frees what was closed during the call, once the outermost call ends. */
 static void leave(cl_lm *lm) {
-  assert(lm->depth > 0);
-  if (--lm->depth > 0) return;
+  assert(lm->depth == 1);
+  lm->depth = 0;
   while (lm->dead_chips) {
     lm_chip *ch = lm->dead_chips;
     lm->dead_chips = ch->dead_next;
@@ -328,14 +330,15 @@ static void send_signed(lm_chip *ch, const cl_challenge *chal, uint64_t due_ns) 
   lm->st.probes_sent++;
   /* The clock starts in the shell: nothing but its write lies between. */
   uint64_t t_sent = lm->now;
-  if (send_frame(c, buf, len, &t_sent) != CL_OK) return; /* closed: the chip is detached */
-  p->sent_ns = t_sent;
-  p->deadline_ns = t_sent + (uint64_t)lm->p->deadline_ms * NS_PER_MS;
-  ch->due_ns = p->deadline_ns;
-  cl_tq_arm(&lm->tq, &ch->timer.e, p->deadline_ns);
-  /* How late the probe went out against its schedule. */
+  int rc = send_frame(c, buf, len, &t_sent);
+  /* How late the probe went out against its schedule (every challenge sent
+   * counts, written or not). */
   cl_histogram_observe(&lm->st.lag,
                        t_sent > due_ns ? (double)(t_sent - due_ns) / 1e9 : 0.0);
+  if (rc != CL_OK) return; /* the connection is closed and the chip detached */
+  p->sent_ns = t_sent;
+  p->deadline_ns = t_sent + (uint64_t)lm->p->deadline_ms * NS_PER_MS;
+  cl_tq_arm(&lm->tq, &ch->timer.e, p->deadline_ns);
 }
 
 /*
@@ -354,8 +357,8 @@ static void send_probe(lm_chip *ch) {
   chal.issued_unix_ns = lm->io->unix_ns(lm->ctx);
   chal.seq = ++lm->seq;
   if (lm->p->async_signatures) {
-    /* The chip waits for this challenge from now on (the job may even be
-     * done before io->work returns). */
+    /* The chip waits for this challenge from now on: sign_result sends it
+     * when the job comes back through cl_lm_work_done. */
     chip_phase was = ch->phase;
     ch->phase = PH_SIGNING;
     ch->signing_seq = chal.seq;
@@ -373,7 +376,8 @@ static void send_probe(lm_chip *ch) {
 
 static void chip_timer(lm_chip *ch) {
   cl_lm *lm = ch->lm;
-  if (!ch->conn || ch->conn->closing) return;
+  /* A detached chip's timer was stopped with it. */
+  assert(ch->conn && !ch->conn->closing);
   switch (ch->phase) {
   case PH_IDLE:
     cl_burst_reset(&ch->burst);
@@ -387,14 +391,10 @@ static void chip_timer(lm_chip *ch) {
     assert(!"chip timer in PH_SIGNING");
     break;
   case PH_WAIT: {
+    /* The timer runs for the outstanding probe's deadline itself (and is
+     * stopped while its answer is being verified). */
     cl_probe *p = ch->cur;
-    if (!p) break;
-    /* The timer is armed for the deadline itself; should it ever come
-     * early, wait out the remainder rather than expire early. */
-    if (lm->now < p->deadline_ns) {
-      cl_tq_arm(&lm->tq, &ch->timer.e, p->deadline_ns);
-      break;
-    }
+    assert(p && p->state == CL_PROBE_OUTSTANDING && lm->now >= p->deadline_ns);
     p->state = CL_PROBE_EXPIRED;
     lm->st.probe_timeouts++;
     probe_event(lm, ch, p, NULL, CL_ACCEPT_OK, 1, 0);
@@ -482,7 +482,7 @@ static void conn_close(cl_lm_conn *c) {
 
 static void conn_timer(cl_lm_conn *c) {
   cl_lm *lm = c->lm;
-  if (c->closing) return;
+  assert(!c->closing); /* a closed connection's timer was stopped */
   if (c->state == CONN_HELLO) {
     lm->st.handshake_timeouts++;
     fail_conn(c, CL_ERR_LIMIT, "handshake_timeout", "no Register before the handshake timeout");
@@ -495,7 +495,7 @@ static void conn_timer(cl_lm_conn *c) {
               "no complete frame from the peer within the idle timeout");
     return;
   }
-  cl_tq_arm(&lm->tq, &c->timer.e, lm->now + c->idle_check_ns);
+  cl_tq_arm(&lm->tq, &c->timer.e, lm->now + lm->idle_check_ns);
 }
 
 static void handle_register(cl_lm_conn *c, const cl_msg *m) {
@@ -559,11 +559,7 @@ static void handle_register(cl_lm_conn *c, const cl_msg *m) {
   }
   c->state = CONN_REGISTERED;
   cl_frame_asm_set_max(&c->fa, lm->p->max_frame_bytes);
-  uint64_t check_ms = (uint64_t)lm->p->idle_timeout_s * 1000ull / 4;
-  if (check_ms < 100) check_ms = 100;
-  if (check_ms > 5000) check_ms = 5000;
-  c->idle_check_ns = check_ms * NS_PER_MS;
-  cl_tq_arm(&lm->tq, &c->timer.e, lm->now + c->idle_check_ns);
+  cl_tq_arm(&lm->tq, &c->timer.e, lm->now + lm->idle_check_ns);
 }
 
 static cl_wire_error wire_code(cl_accept_result r) {
@@ -715,6 +711,45 @@ static void handle_frame(cl_lm_conn *c, const uint8_t *frame, size_t len, uint64
 
 /* ---- public: connections ------------------------------------------------------ */
 
+/*
+ * The connection limits, checked as a connection opens (it is linked and
+ * counted already): refuses it with an Error and returns 0 when the
+ * landmark is closing or a limit is reached; else takes one count of its
+ * address (addr_key may be NULL: not counted) and returns 1.
+ */
+static int admit(cl_lm_conn *c, const uint8_t *addr_key) {
+  cl_lm *lm = c->lm;
+  if (lm->closing) {
+    conn_close(c);
+    return 0;
+  }
+  if (lm->n_conns > lm->p->max_connections) {
+    lm->st.conns_refused_limit++;
+    fail_conn(c, CL_ERR_LIMIT, "connection_limit", "too many connections");
+    return 0;
+  }
+  if (!addr_key) return 1;
+  addr_count *ac = cl_pkmap_get(lm->per_addr, addr_key);
+  if (ac && ac->n >= lm->p->max_connections_per_address) {
+    lm->st.conns_refused_per_address++;
+    fail_conn(c, CL_ERR_LIMIT, "per_address_limit", "too many connections from this address");
+    return 0;
+  }
+  if (!ac) {
+    /* The first connection from this address. */
+    ac = calloc(1, sizeof *ac);
+    if (!ac || cl_pkmap_put(lm->per_addr, addr_key, ac, NULL) != CL_OK) {
+      free(ac);
+      conn_close(c);
+      return 0;
+    }
+  }
+  ac->n++;
+  memcpy(c->addr_key, addr_key, CL_PK_LEN);
+  c->addr_counted = 1;
+  return 1;
+}
+
 cl_lm_conn *cl_lm_conn_open(cl_lm *lm, void *ud, const uint8_t *addr_key, const char *peer,
                             uint64_t now_ns) {
   enter(lm, now_ns);
@@ -737,43 +772,22 @@ cl_lm_conn *cl_lm_conn_open(cl_lm *lm, void *ud, const uint8_t *addr_key, const 
   lm->conns = c;
   lm->n_conns++;
   cl_lm_conn *result = NULL;
-  if (lm->closing) {
-    conn_close(c);
-  } else if (lm->n_conns > lm->p->max_connections) {
-    lm->st.conns_refused_limit++;
-    fail_conn(c, CL_ERR_LIMIT, "connection_limit", "too many connections");
-  } else {
-    addr_count *ac = addr_key ? cl_pkmap_get(lm->per_addr, addr_key) : NULL;
-    if (ac && ac->n >= lm->p->max_connections_per_address) {
-      lm->st.conns_refused_per_address++;
-      fail_conn(c, CL_ERR_LIMIT, "per_address_limit", "too many connections from this address");
-    } else if (addr_key && !ac &&
-               (!(ac = calloc(1, sizeof *ac)) ||
-                cl_pkmap_put(lm->per_addr, addr_key, ac, NULL) != CL_OK)) {
-      free(ac);
-      conn_close(c);
-    } else {
-      if (ac) {
-        ac->n++;
-        memcpy(c->addr_key, addr_key, CL_PK_LEN);
-        c->addr_counted = 1;
-      }
-      lm->st.conns_accepted++;
-      lm->io->random(lm->ctx, c->session_nonce, CL_NONCE_LEN);
-      c->state = CONN_HELLO;
-      c->last_rx_ns = lm->now;
-      c->announced = 1;
-      cl_log(CL_LOG_INFO, "connection accepted", "peer=%s", c->peer);
-      cl_tq_arm(&lm->tq, &c->timer.e, lm->now + (uint64_t)lm->p->handshake_timeout_ms * NS_PER_MS);
-      cl_msg hello;
-      hello.type = CL_MSG_HELLO;
-      memcpy(hello.u.hello.landmark, cl_key_public(lm->key), CL_PK_LEN);
-      memcpy(hello.u.hello.session_nonce, c->session_nonce, CL_NONCE_LEN);
-      uint8_t buf[256];
-      size_t len;
-      if (cl_msg_encode(&hello, buf, sizeof buf, &len) == CL_OK) send_frame(c, buf, len, NULL);
-      if (!c->closing) result = c;
-    }
+  if (admit(c, addr_key)) {
+    lm->st.conns_accepted++;
+    lm->io->random(lm->ctx, c->session_nonce, CL_NONCE_LEN);
+    c->state = CONN_HELLO;
+    c->last_rx_ns = lm->now;
+    c->announced = 1;
+    cl_log(CL_LOG_INFO, "connection accepted", "peer=%s", c->peer);
+    cl_tq_arm(&lm->tq, &c->timer.e, lm->now + (uint64_t)lm->p->handshake_timeout_ms * NS_PER_MS);
+    cl_msg hello;
+    hello.type = CL_MSG_HELLO;
+    memcpy(hello.u.hello.landmark, cl_key_public(lm->key), CL_PK_LEN);
+    memcpy(hello.u.hello.session_nonce, c->session_nonce, CL_NONCE_LEN);
+    uint8_t buf[256];
+    size_t len;
+    if (cl_msg_encode(&hello, buf, sizeof buf, &len) == CL_OK) send_frame(c, buf, len, NULL);
+    if (!c->closing) result = c;
   }
   leave(lm);
   return result;
@@ -983,6 +997,12 @@ int cl_lm_create(cl_lm **out, const cl_lm_params *params, const cl_key *key, con
                                   5.0,  10.0};
   cl_histogram_init(&lm->st.lag, lag_le, sizeof lag_le / sizeof lag_le[0]);
   cl_ratelimit_init(&lm->rl, 20, 2);
+  /* A quarter of the idle timeout, within 100 ms and 5 s: an idle peer is
+   * cut at most a quarter of the timeout late. */
+  uint64_t check_ms = (uint64_t)params->idle_timeout_s * 1000ull / 4;
+  if (check_ms < 100) check_ms = 100;
+  if (check_ms > 5000) check_ms = 5000;
+  lm->idle_check_ns = check_ms * NS_PER_MS;
   *out = lm;
   return CL_OK;
 }

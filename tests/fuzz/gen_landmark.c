@@ -11,7 +11,9 @@
  * unknown nonce; refused registrations; Error frames; a second Register, a
  * Response before Register, a Hello from the agent; the handshake and idle
  * timeouts; over-limit prefixes before and after Register, a zero prefix,
- * garbage; and a chip taken over by a second connection.
+ * garbage; a chip taken over by a second connection; tight limits
+ * (deferral, a refused connection); a hang-up with jobs on the workers; and
+ * failing writes with dropped measurements.
  *
  * Run once by hand; the files are kept in tests/fuzz/corpus/landmark/.
  * `FUZZ_LANDMARK_TRACE=1 fuzz_landmark FILE` shows what the target makes of
@@ -154,11 +156,12 @@ static int answered(uint64_t seq) {
 }
 
 /* An honest agent: answers every live challenge, oldest first, at the next
- * read, until `want` measurements were made. */
-static void answer_until(uint64_t want) {
-  for (int tries = 0; tries < MAX_WAIT; tries++) {
+ * read, until `want` measurements were made (or, with `frames`, for that
+ * many frames whatever happens). */
+static void answer_for(uint64_t want, int frames) {
+  for (int tries = 0; tries < (frames ? frames : MAX_WAIT); tries++) {
     state();
-    if (g_h.measurements >= want) {
+    if (!frames && g_h.measurements >= want) {
       done();
       return;
     }
@@ -181,9 +184,12 @@ static void answer_until(uint64_t want) {
     add_msg(&m);
     g_answered[g_n_answered++] = copy.ch.seq;
   }
+  if (frames) return;
   fprintf(stderr, "no %llu measurements\n", (unsigned long long)want);
   exit(EXIT_FAILURE);
 }
+
+static void answer_until(uint64_t want) { answer_for(want, 0); }
 
 static void save(const char *name) {
   char path[1024];
@@ -392,6 +398,31 @@ int main(int argc, char **argv) {
   }
   answer_until(2);
   save("takeover");
+
+  /* One pending challenge per connection: the two chips' probes take turns
+   * (deferral); a second connection from the same address is refused. */
+  begin(LH_MODE_FRAMES, STEP_200MS, LH_OPT_TIGHT | LH_OPT_TWO);
+  add_register_both();
+  answer_until(2);
+  save("tight_limits");
+
+  /* Answers under checking on the workers when the agent hangs up. */
+  begin(LH_MODE_FRAMES, STEP_200MS, LH_OPT_ASYNC | LH_OPT_HANGUP);
+  add_register_both();
+  ch = await_challenge(0, 0, 0);
+  response(&m, 0, &ch);
+  add_msg(&m);
+  save("hangup_async");
+
+  /* Writes that fail (the connection closes) and measurements dropped. */
+  begin(LH_MODE_FRAMES, STEP_200MS, LH_OPT_FAULTS | LH_OPT_TWO);
+  add_register_both();
+  {
+    static const int one[] = {1};
+    add_register_on(1, one, 1);
+  }
+  answer_for(0, 40);
+  save("faults");
 
   for (int k = 0; k < LH_CHIPS; k++) cl_key_destroy(&g_h.chip[k]);
   cl_key_destroy(&g_h.landmark);
