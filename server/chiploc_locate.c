@@ -77,27 +77,6 @@ typedef struct {
   int json;
 } locate_args;
 
-/* Parses "LAT,LON" (whole numbers, finite, in range). Returns 0 or -1. */
-static int parse_site(const char *text, double out[2]) {
-  const char *comma = strchr(text, ',');
-  if (!comma)
-    return -1;
-  char *end = NULL;
-  errno = 0;
-  double lat = strtod(text, &end);
-  if (errno || end == text || end != comma || text[0] == ' ')
-    return -1;
-  const char *t2 = comma + 1;
-  double lon = strtod(t2, &end);
-  if (errno || end == t2 || *end != '\0' || t2[0] == ' ')
-    return -1;
-  if (!isfinite(lat) || !isfinite(lon) || fabs(lat) > 90 || fabs(lon) > 180)
-    return -1;
-  out[0] = lat;
-  out[1] = lon;
-  return 0;
-}
-
 /* Everything the outputs need about one run. */
 typedef struct {
   const cl_csv_landmark *lm;
@@ -283,7 +262,7 @@ static int locate_main(const locate_args *a) {
     return EXIT_USAGE;
   }
   double site[2];
-  if (a->site && parse_site(a->site, site) != 0) {
+  if (a->site && cl_geo_parse_position(a->site, &site[0], &site[1]) != CL_OK) {
     fprintf(stderr,
             "chiploc: --site: '%s' is not LAT,LON in degrees (lat in [-90, 90], lon in "
             "[-180, 180])\n",

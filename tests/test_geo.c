@@ -108,6 +108,23 @@ static void assert_covered(const cl_geo_result *r, double lat, double lon) {
 
 /* ---- landmark counting -------------------------------------------------- */
 
+START_TEST(test_parse_position) {
+  double lat = 1, lon = 2;
+  ck_assert_int_eq(cl_geo_parse_position("48.8566,2.3522", &lat, &lon), CL_OK);
+  ck_assert_double_eq(lat, 48.8566);
+  ck_assert_double_eq(lon, 2.3522);
+  ck_assert_int_eq(cl_geo_parse_position("-90,180", &lat, &lon), CL_OK);
+  ck_assert(lat == -90 && lon == 180);
+  static const char *bad[] = {"", "48.8", ",2", "48.8,", "48.8, 2", " 48.8,2", "48.8,2x",
+                              "90.1,0", "0,-180.5", "nan,0", "0,inf", "1e999,0", "1,2,3"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    lat = lon = 7;
+    ck_assert_msg(cl_geo_parse_position(bad[i], &lat, &lon) == CL_EMALFORMED, "%s", bad[i]);
+    ck_assert(lat == 7 && lon == 7);
+  }
+}
+END_TEST
+
 START_TEST(test_insufficient) {
   cl_geo_landmark lms[N_EU];
   eu_lms(lms);
@@ -808,6 +825,7 @@ static Suite *geo_suite(void) {
   tcase_add_unchecked_fixture(tc, geod_setup, NULL);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_parse_position);
   tcase_add_test(tc, test_insufficient);
   tcase_add_test(tc, test_unusable_ignored);
   tcase_add_test(tc, test_europe_consistent);

@@ -20,6 +20,7 @@
 #include "cl_geo.h"
 #include "cl_err.h"
 
+#include <errno.h>
 #include <geodesic.h>
 #include <math.h>
 #include <pthread.h>
@@ -42,6 +43,22 @@ static double r_max(void) { return CL_WGS84_A * CL_WGS84_A / geo_b(); }
 static struct geod_geodesic g_geod;
 static pthread_once_t g_geod_once = PTHREAD_ONCE_INIT;
 static void geod_setup(void) { geod_init(&g_geod, CL_WGS84_A, CL_WGS84_F); }
+
+int cl_geo_parse_position(const char *text, double *lat, double *lon) {
+  const char *comma = strchr(text, ',');
+  if (!comma || text[0] == ' ' || comma[1] == ' ') return CL_EMALFORMED;
+  char *end = NULL;
+  errno = 0;
+  double la = strtod(text, &end);
+  if (errno || end == text || end != comma) return CL_EMALFORMED;
+  const char *t2 = comma + 1;
+  double lo = strtod(t2, &end);
+  if (errno || end == t2 || *end != '\0') return CL_EMALFORMED;
+  if (!isfinite(la) || !isfinite(lo) || fabs(la) > 90 || fabs(lo) > 180) return CL_EMALFORMED;
+  *lat = la;
+  *lon = lo;
+  return CL_OK;
+}
 
 double cl_geo_distance_m(double lat1, double lon1, double lat2, double lon2) {
   pthread_once(&g_geod_once, geod_setup);

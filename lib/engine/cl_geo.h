@@ -120,6 +120,12 @@ void cl_geo_ctx_destroy(cl_geo_ctx **ctx);
 int cl_geo_locate(cl_geo_ctx *ctx, const cl_geo_landmark *lms, size_t n, const cl_geo_params *p,
                   const double *site_latlon, const cl_region_union *allowed, cl_geo_result *out);
 
+/* Parses a position written "LAT,LON" in degrees (no spaces; lat in
+ * [-90, 90], lon in [-180, 180], both finite). Returns 0 with *lat and *lon
+ * set, or CL_EMALFORMED (nothing set); the caller names the value in its
+ * message. */
+int cl_geo_parse_position(const char *text, double *lat, double *lon);
+
 /* Exact WGS84 geodesic distance in metres (PROJ geod_inverse). */
 double cl_geo_distance_m(double lat1, double lon1, double lat2, double lon2);
 /* Distance bound in metres for an RTT in seconds at a speed (m/s). */

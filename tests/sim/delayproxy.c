@@ -394,34 +394,15 @@ static void usage(FILE *f) {
              "A test tool: no production binary contains it.\n");
 }
 
-/* Parses "LAT,LON" in degrees (lat in [-90, 90], lon in [-180, 180]) into
- * out[0], out[1]. Returns 0, or -1 after a message naming the option. */
+/* Parses "LAT,LON" into out[0], out[1] (cl_geo_parse_position). Returns 0,
+ * or -1 after a message naming the option. */
 static int parse_position(const char *opt, const char *text, double out[2]) {
-  const char *comma = strchr(text, ',');
-  char *end = NULL;
-  double lat = NAN, lon = NAN;
-  int ok = comma != NULL && text[0] != ' ';
-  if (ok) {
-    errno = 0;
-    lat = strtod(text, &end);
-    ok = errno == 0 && end != text && end == comma;
-  }
-  if (ok) {
-    const char *t2 = comma + 1;
-    errno = 0;
-    lon = strtod(t2, &end);
-    ok = errno == 0 && end != t2 && *end == '\0' && t2[0] != ' ';
-  }
-  if (!ok || !isfinite(lat) || !isfinite(lon) || fabs(lat) > 90 || fabs(lon) > 180) {
-    fprintf(stderr,
-            "delayproxy: %s %s: must be LAT,LON in degrees (lat in [-90, 90], lon in "
-            "[-180, 180])\n",
-            opt, text);
-    return -1;
-  }
-  out[0] = lat;
-  out[1] = lon;
-  return 0;
+  if (cl_geo_parse_position(text, &out[0], &out[1]) == CL_OK) return 0;
+  fprintf(stderr,
+          "delayproxy: %s %s: must be LAT,LON in degrees (lat in [-90, 90], lon in "
+          "[-180, 180])\n",
+          opt, text);
+  return -1;
 }
 
 /* One-way delay in ms between two places at the speed of light: the WGS84
