@@ -4,7 +4,8 @@
  * attestations) and lists what does not check out. All the work is in
  * lib/db/cl_audit.c; this file parses, connects and prints.
  *
- * Output: one line per finding, "TABLE id=N PROBLEM", then the summary
+ * Output: one line per finding, "TABLE id=N PROBLEM" (the problem names of
+ * cl_audit_problem_name, docs/OPERATIONS.md), then the summary
  * "audit: N measurements, N links, N attestations checked; N problem(s)".
  * With --json, one JSON object instead. Exit codes: 0 clean, 4 findings,
  * 1 database failure, 2 usage error.
@@ -31,9 +32,11 @@ static void usage_audit(FILE *f) {
         "\n"
         "Re-verifies every measurement and landmark link against the enrolled keys,\n"
         "every attestation's signature and hash, and each chip's attestation chain,\n"
+        "the evidence a version-2 attestation cites and the digests of its inputs,\n"
         "in one consistent snapshot. Prints one line per finding, TABLE id=N PROBLEM,\n"
         "where PROBLEM is one of: signature, attestation signature, hash mismatch,\n"
-        "measurement missing, chain break, chain start, derived column; then a summary.\n"
+        "measurement missing, chain break, chain start, derived column, evidence,\n"
+        "input changed, retired key; then a summary. --json adds each finding's ref.\n"
         "--db defaults to $CHIPLOC_DB. The role needs SELECT on every chiploc table\n"
         "(chiploc_admin or chiploc_verifier).\n"
         "\n"

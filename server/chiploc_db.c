@@ -40,6 +40,9 @@ enum {
   OPT_OPERATOR,
   OPT_SINCE,
   OPT_ALLOWED,
+  OPT_DB_ROLE,
+  OPT_AT,
+  OPT_REVOKE,
   OPT_HELP,
 };
 
@@ -235,6 +238,8 @@ int cmd_db(int argc, char **argv) {
 static void usage_landmark(FILE *f) {
   fputs("usage: chiploc landmark add [--db CONNINFO] --name NAME --pubkey HEX64\n"
         "                            (--lat LAT --lon LON | --site LAT,LON)\n"
+        "       chiploc landmark bind [--db CONNINFO] --name NAME --db-role ROLE\n"
+        "       chiploc landmark retire [--db CONNINFO] --name NAME [--at TIME] [--revoke]\n"
         "\n"
         "Registers a landmark node: its name, its Ed25519 public key (the\n"
         "`public` line of its key file) and its position in decimal degrees.\n"
@@ -244,7 +249,15 @@ static void usage_landmark(FILE *f) {
         "  --pubkey HEX64  the landmark's public key, 64 hex characters\n"
         "  --lat LAT       latitude in [-90, 90]\n"
         "  --lon LON       longitude in [-180, 180]\n"
-        "  --site LAT,LON  both at once\n",
+        "  --site LAT,LON  both at once\n"
+        "\n"
+        "bind: the database login ROLE (a member of chiploc_landmark) may from then\n"
+        "on write measurements and links of this landmark, and of no other.\n"
+        "retire: from TIME on (a PostgreSQL timestamp, default now) the verifier\n"
+        "believes none of the landmark's rows measured later: after a key rotation,\n"
+        "retire the old entry at the switch. --revoke is for a key that may be\n"
+        "stolen: rows the database received after TIME are refused too, whatever\n"
+        "time they claim.\n",
         f);
 }
 
@@ -309,6 +322,68 @@ static int landmark_add(int argc, char **argv) {
   return 0;
 }
 
+/* landmark bind and landmark retire: one landmark by --name, one change. */
+static int landmark_change(int argc, char **argv, int retire) {
+  static const struct option opts[] = {
+      {"db", required_argument, NULL, OPT_DB},
+      {"name", required_argument, NULL, OPT_NAME},
+      {"db-role", required_argument, NULL, OPT_DB_ROLE},
+      {"at", required_argument, NULL, OPT_AT},
+      {"revoke", no_argument, NULL, OPT_REVOKE},
+      {"help", no_argument, NULL, OPT_HELP},
+      {NULL, 0, NULL, 0},
+  };
+  const char *what = retire ? "landmark retire" : "landmark bind";
+  const char *db = NULL, *name = NULL, *role = NULL, *at = NULL;
+  int revoke = 0, c;
+  getopt_reset();
+  while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    switch (c) {
+    case OPT_DB: db = optarg; break;
+    case OPT_NAME: name = optarg; break;
+    case OPT_DB_ROLE: role = optarg; break;
+    case OPT_AT: at = optarg; break;
+    case OPT_REVOKE: revoke = 1; break;
+    case 'h':
+    case OPT_HELP: usage_landmark(stdout); return 0;
+    default: return bad_option(what, c, argv);
+    }
+  }
+  if (optind < argc) {
+    chiploc_errorf("%s: unexpected argument %s", what, argv[optind]);
+    return 2;
+  }
+  if (!name || !name[0]) {
+    chiploc_errorf("%s: --name is required", what);
+    return 2;
+  }
+  if (!retire && (!role || !role[0])) {
+    chiploc_errorf("landmark bind: --db-role is required");
+    return 2;
+  }
+  if (retire ? role != NULL : (at != NULL || revoke)) {
+    chiploc_errorf("%s: %s does not apply", what, retire ? "--db-role" : "--at/--revoke");
+    return 2;
+  }
+  const char *conninfo = chiploc_conninfo(db, what);
+  if (!conninfo) return 2;
+  cl_store *s = chiploc_connect(conninfo);
+  if (!s) return 1;
+  char err[512] = "";
+  int rc = retire ? cl_store_landmark_retire(s, name, at, revoke, err, sizeof err)
+                  : cl_store_landmark_bind(s, name, role, err, sizeof err);
+  cl_store_destroy(&s);
+  if (rc != CL_OK) {
+    chiploc_errorf("%s %s: %s", what, name, err);
+    return rc == CL_EINVAL ? 2 : 1;
+  }
+  if (retire)
+    printf("landmark %s %s from %s\n", name, revoke ? "revoked" : "retired", at ? at : "now");
+  else
+    printf("landmark %s bound to role %s\n", name, role);
+  return 0;
+}
+
 int cmd_landmark(int argc, char **argv) {
   if (argc < 2) {
     usage_landmark(stderr);
@@ -319,6 +394,8 @@ int cmd_landmark(int argc, char **argv) {
     return 0;
   }
   if (strcmp(argv[1], "add") == 0) return landmark_add(argc - 1, argv + 1);
+  if (strcmp(argv[1], "bind") == 0) return landmark_change(argc - 1, argv + 1, 0);
+  if (strcmp(argv[1], "retire") == 0) return landmark_change(argc - 1, argv + 1, 1);
   chiploc_errorf("landmark: unknown subcommand %s (see chiploc landmark --help)", argv[1]);
   return 2;
 }

@@ -54,7 +54,11 @@ static void locate_help(void) {
          "Computes the feasible region F of one chip from landmark RTTs and gives the\n"
          "verdicts of docs/LOCATE.md. FILE.csv has a header row with the columns\n"
          "name,lat,lon,rtt_ms (degrees on WGS84, round-trip time in milliseconds; other\n"
-         "columns are ignored). Each RTT bounds the distance to r = v * rtt / 2.\n"
+         "columns are ignored). Each RTT bounds the signal's path to\n"
+         "v * rtt * (1 + %g) / 2 (a margin for the clock's rate), and as no path is\n"
+         "shorter than the straight line through the Earth, the distance on the surface\n"
+         "may be a little longer (docs/ENGINE.md): 8 km at 2 000 km, 140 km at 5 000 km.\n"
+         "Landmarks within %g m of each other count once towards --min-landmarks.\n"
          "\n"
          "  --speed V            c (default; sound against any medium), fibre (2/3 c, a\n"
          "                       tighter estimate) or metres per second\n"
@@ -68,7 +72,8 @@ static void locate_help(void) {
          "  --geojson OUT        also write landmarks, their caps, F and the site as a\n"
          "                       GeoJSON FeatureCollection\n"
          "\n"
-         "Exit status: 0 for any verdict, 1 on I/O failure, 2 on usage or input errors.\n");
+         "Exit status: 0 for any verdict, 1 on I/O failure, 2 on usage or input errors.\n",
+         CL_CLOCK_RATE_MARGIN, CL_GEO_SAME_PLACE_M);
 }
 
 typedef struct {

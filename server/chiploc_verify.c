@@ -112,7 +112,16 @@ typedef struct {
   uint64_t last_round_end_ns;
   size_t last_round_chips;
   cl_histogram round_seconds;
+  /* Outcomes of the signature checks, kept across rounds. */
+  cl_evcache *ev;
+  uint64_t rejected[CL_EV__COUNT];
 } verifier;
+
+/* How far the verifier's clock may run ahead of the database's before a
+ * round is refused: a round ending in the database's future would attest
+ * chips before their measurements exist, and later rounds would be skipped
+ * as already attested. */
+#define CLOCK_AHEAD_SLACK_NS 2000000000ull
 
 static uint64_t now_unix_ns(void) {
   struct timespec ts;
@@ -130,6 +139,14 @@ typedef struct {
    * attestations and alerts (commit included), the landmark cross-check
    * (its SQL included), and the whole round. */
   uint64_t sql_read_ns, geometry_ns, sign_ns, sql_write_ns, landmarks_ns, total_ns;
+  /* Rows judged and refused (by cl_ev_reason), signature checks done and
+   * outcomes taken from the cache; chips whose last attestation is dated
+   * after this round (a clock that ran ahead earlier). */
+  uint64_t judged, rejected[CL_EV__COUNT], verified, cache_hits, verify_ns;
+  size_t heads_ahead;
+  /* Chips the engine refused (not attested this round), and chips attested
+   * from their CL_GEO_MAX_LANDMARKS tightest minima only. */
+  size_t chips_failed, chips_truncated;
 } round_summary;
 
 static void print_row(const cl_vchip *ch, const cl_verify_out *o) {
@@ -190,13 +207,71 @@ static int check_landmarks(verifier *v, cl_vworld *w, round_summary *sum, char *
                pairs, w->landmarks[i].lat, w->landmarks[i].lon);
       sum->alerts_open++;
     }
-    rc = cl_vstore_landmark_alert(v->db, &w->landmarks[i], blamed, detail, err, errlen);
+    rc = cl_vstore_landmark_alert(v->db, &w->landmarks[i], CL_VALERT_MISPLACED, blamed, detail,
+                                  err, errlen);
   }
 done:
   cl_xcheck_result_free(&res);
   free(pos);
   free(rtts);
   return rc;
+}
+
+/*
+ * Rows the round refused, per landmark they name: one log line each and a
+ * landmark_bad_records alert, opened (or its detail updated) while a round
+ * refuses some of its rows and cleared by the first round that refuses
+ * none.
+ */
+static int report_rejections(verifier *v, cl_vworld *w, round_summary *sum, char *err,
+                             size_t errlen) {
+  int rc = CL_OK;
+  for (int k = 0; k < CL_EV__COUNT; k++) sum->rejected[k] = w->rejected[k];
+  sum->judged = w->judged;
+  for (size_t i = 0; i < w->n_landmarks && rc == CL_OK; i++) {
+    cl_vlandmark *l = &w->landmarks[i];
+    char detail[160] = "";
+    size_t n = 0;
+    uint64_t total = 0;
+    for (int k = 1; k < CL_EV__COUNT; k++) {
+      if (!l->rejected[k]) continue;
+      total += l->rejected[k];
+      n += (size_t)snprintf(detail + n, sizeof detail - n, "%s%s=%llu", n ? " " : "",
+                            cl_ev_reason_name((cl_ev_reason)k),
+                            (unsigned long long)l->rejected[k]);
+      if (n >= sizeof detail) n = sizeof detail - 1;
+    }
+    if (total)
+      cl_log(CL_LOG_WARN, "rows refused", "landmark=%s landmark_id=%lld rows=%llu %s", l->name,
+             (long long)l->id, (unsigned long long)total, detail);
+    rc = cl_vstore_landmark_alert(v->db, l, CL_VALERT_BAD_RECORDS, total > 0, detail, err,
+                                  errlen);
+  }
+  return rc;
+}
+
+/*
+ * Refuses a round that would end in the database's future (the verifier's
+ * clock runs ahead), with the verifier_clock alert opened in its own
+ * transaction; clears that alert once the clocks agree. CL_EINVAL with err
+ * set when refused.
+ */
+static int check_clock(verifier *v, uint64_t round_end, char *err, size_t errlen) {
+  uint64_t db_now = 0;
+  int rc = cl_vstore_db_now(v->db, &db_now, err, errlen);
+  if (rc != CL_OK) return rc;
+  int ahead = round_end > db_now + CLOCK_AHEAD_SLACK_NS;
+  char detail[160] = "";
+  if (ahead)
+    snprintf(detail, sizeof detail,
+             "round end %llu is %.1f s after the database's clock; no round until they agree",
+             (unsigned long long)round_end, (double)(round_end - db_now) / 1e9);
+  char aerr[512];
+  if (cl_vstore_verifier_alert(v->db, v->verifier_id, ahead, detail, aerr, sizeof aerr) != CL_OK)
+    cl_log(CL_LOG_WARN, "cannot update the verifier_clock alert", "err=\"%.400s\"", aerr);
+  if (!ahead) return CL_OK;
+  cl_err_set(err, errlen, "verifier clock ahead of the database: %s", detail);
+  return CL_EINVAL;
 }
 
 /*
@@ -207,17 +282,23 @@ static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int pr
                      size_t errlen) {
   memset(sum, 0, sizeof *sum);
   uint64_t t_start = uv_hrtime();
-  int rc = cl_store_begin(v->db, err, errlen);
+  int rc = check_clock(v, round_end, err, errlen);
   if (rc != CL_OK) return rc;
+  if ((rc = cl_store_begin(v->db, err, errlen)) != CL_OK) return rc;
+  cl_evcache_round(v->ev);
+  uint64_t verified0 = cl_evcache_verified(v->ev), hits0 = cl_evcache_hits(v->ev);
   cl_vworld w;
   cl_vwriter *wr = NULL;
   memset(&w, 0, sizeof w);
   if ((rc = cl_vstore_lock(v->db, v->verifier_id, err, errlen)) != CL_OK ||
-      (rc = cl_vstore_load(v->db, v->verifier_id, round_end, v->vp.window_ns, &w, err, errlen)) !=
-          CL_OK)
+      (rc = cl_vstore_load(v->db, v->verifier_id, round_end, v->vp.window_ns, v->ev, &w, err,
+                           errlen)) != CL_OK)
     goto fail;
+  sum->verified = cl_evcache_verified(v->ev) - verified0;
+  sum->cache_hits = cl_evcache_hits(v->ev) - hits0;
   uint64_t t = uv_hrtime();
-  sum->sql_read_ns = t - t_start;
+  sum->verify_ns = w.judge_ns;
+  sum->sql_read_ns = t - t_start - w.judge_ns;
   if ((rc = cl_vwriter_begin(v->db, v->verifier_id, round_end, &wr, err, errlen)) != CL_OK) goto fail;
   if (print)
     printf("%-16s %-12s %-15s %-12s %10s %4s  %s\n", "CHIP", "CONSISTENCY", "SITE", "REGION",
@@ -227,13 +308,28 @@ static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int pr
     sum->chips++;
     if (ch->attested) {
       sum->skipped++;
+      sum->heads_ahead += ch->head_ahead;
       continue;
     }
     cl_verify_out o;
     rc = cl_verify_chip_round(v->geo, &v->vp, v->key, round_end, &ch->in, &o);
+    if (rc == CL_EINVAL) {
+      /* This chip's inputs are beyond the engine: it gets no attestation
+       * this round, every other chip does. */
+      sum->chips_failed++;
+      cl_log(CL_LOG_WARN, "chip not attested", "chip=%s minima=%zu err=\"%s\"", ch->serial,
+             ch->in.n_mins, cl_strerror(rc));
+      rc = CL_OK;
+      continue;
+    }
     if (rc != CL_OK) {
       snprintf(err, errlen, "chip %s: engine error %s", ch->serial, cl_strerror(rc));
       goto fail;
+    }
+    if (o.minima_dropped) {
+      sum->chips_truncated++;
+      cl_log(CL_LOG_WARN, "chip attested from its tightest minima", "chip=%s minima=%zu used=%d "
+             "dropped=%zu", ch->serial, ch->in.n_mins, CL_GEO_MAX_LANDMARKS, o.minima_dropped);
     }
     sum->geometry_ns += o.engine_ns;
     sum->sign_ns += o.sign_ns;
@@ -251,12 +347,18 @@ static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int pr
     for (int k = 0; k < CL_ALERT__CHIP_KINDS; k++) sum->alerts_open += (size_t)o.alert[k];
     if (print) print_row(ch, &o);
   }
+  if (sum->chips_failed || sum->chips_truncated)
+    cl_log(CL_LOG_WARN, "chips not fully attested", "round_end_ns=%llu not_attested=%zu "
+           "truncated=%zu", (unsigned long long)round_end, sum->chips_failed,
+           sum->chips_truncated);
   t = uv_hrtime();
   rc = cl_vwriter_finish(&wr, err, errlen);
   sum->sql_write_ns += uv_hrtime() - t;
   if (rc != CL_OK) goto fail;
   t = uv_hrtime();
-  if ((rc = check_landmarks(v, &w, sum, err, errlen)) != CL_OK) goto fail;
+  if ((rc = check_landmarks(v, &w, sum, err, errlen)) != CL_OK ||
+      (rc = report_rejections(v, &w, sum, err, errlen)) != CL_OK)
+    goto fail;
   sum->landmarks_ns = uv_hrtime() - t;
   cl_vworld_free(&w);
   t = uv_hrtime();
@@ -279,13 +381,20 @@ static int ensure_db(verifier *v, char *err, size_t errlen) {
   return cl_vstore_verifier_find(v->db, cl_key_public(v->key), &v->verifier_id, err, errlen);
 }
 
+static uint64_t refused(const round_summary *s) {
+  uint64_t n = 0;
+  for (int k = 1; k < CL_EV__COUNT; k++) n += s->rejected[k];
+  return n;
+}
+
 static void log_round(uint64_t round_end, const round_summary *s) {
   double ms = 1e-6;
   cl_log(CL_LOG_INFO, "round", "round_end_ns=%llu chips=%zu written=%zu skipped=%zu "
          "consistent=%zu insufficient=%zu inconsistent=%zu site_consistent=%zu "
          "site_excluded=%zu inside=%zu outside=%zu undetermined=%zu alerts=%zu "
          "round_ms=%.1f sql_read_ms=%.1f geometry_ms=%.1f sign_ms=%.1f sql_write_ms=%.1f "
-         "landmarks_ms=%.1f",
+         "landmarks_ms=%.1f verify_ms=%.1f rows_judged=%llu rows_refused=%llu sig_checks=%llu cache_hits=%llu "
+         "heads_ahead=%zu",
          (unsigned long long)round_end, s->chips, s->written, s->skipped,
          s->by_consistency[CL_ATT_CONSISTENT], s->by_consistency[CL_ATT_INSUFFICIENT],
          s->by_consistency[CL_ATT_INCONSISTENT], s->by_site[CL_ATT_SITE_CONSISTENT],
@@ -293,7 +402,13 @@ static void log_round(uint64_t round_end, const round_summary *s) {
          s->by_region[CL_ATT_REGION_OUTSIDE], s->by_region[CL_ATT_REGION_UNDETERMINED],
          s->alerts_open, (double)s->total_ns * ms,
          (double)s->sql_read_ns * ms, (double)s->geometry_ns * ms, (double)s->sign_ns * ms,
-         (double)s->sql_write_ns * ms, (double)s->landmarks_ns * ms);
+         (double)s->sql_write_ns * ms, (double)s->landmarks_ns * ms, (double)s->verify_ns * ms,
+         (unsigned long long)s->judged, (unsigned long long)refused(s),
+         (unsigned long long)s->verified, (unsigned long long)s->cache_hits, s->heads_ahead);
+  if (s->heads_ahead)
+    cl_log(CL_LOG_WARN, "chips attested after this round", "round_end_ns=%llu chips=%zu "
+           "hint=\"a clock ran ahead; these chips get no attestation until time passes their last\"",
+           (unsigned long long)round_end, s->heads_ahead);
 }
 
 static void schedule(verifier *v);
@@ -336,10 +451,18 @@ static void publish_metrics(verifier *v) {
   cl_mtext_family(t, "chiploc_open_alerts", "gauge",
                   "Alerts not cleared, by kind, after the last round (all verifiers).");
   for (int k = 0; k < CL_VSTORE_ALERT_KINDS; k++) {
-    snprintf(lab, sizeof lab, "kind=\"%s\"",
-             k < CL_ALERT__CHIP_KINDS ? cl_alert_kind_name(k) : "landmark_misplaced");
+    snprintf(lab, sizeof lab, "kind=\"%s\"", cl_vstore_alert_kind_name(k));
     cl_mtext_u64(t, "chiploc_open_alerts", lab, v->open_alerts[k]);
   }
+  cl_mtext_family(t, "chiploc_verifier_rows_refused_total", "counter",
+                  "Measurement and link rows the verifier did not believe, by reason.");
+  for (int k = 1; k < CL_EV__COUNT; k++) {
+    snprintf(lab, sizeof lab, "reason=\"%s\"", cl_ev_reason_name((cl_ev_reason)k));
+    cl_mtext_u64(t, "chiploc_verifier_rows_refused_total", lab, v->rejected[k]);
+  }
+  cl_mtext_family(t, "chiploc_verifier_signature_checks_total", "counter",
+                  "Rows whose signatures the verifier checked (each row once while cached).");
+  cl_mtext_u64(t, "chiploc_verifier_signature_checks_total", NULL, cl_evcache_verified(v->ev));
   if (cl_mtext_ok(t) != CL_OK || cl_metrics_server_publish(v->metrics, t->buf, t->len) != CL_OK)
     cl_log(CL_LOG_WARN, "cannot render metrics", "err=out_of_memory");
 }
@@ -352,6 +475,7 @@ static void count_round(verifier *v, uint64_t round_end, const round_summary *su
         v->attested[c][si][r] += sum->by_verdict[c][si][r];
   v->last_round_end_ns = round_end;
   v->last_round_chips = sum->chips;
+  for (int k = 0; k < CL_EV__COUNT; k++) v->rejected[k] += sum->rejected[k];
   char err[512];
   if (cl_vstore_open_alerts(v->db, v->open_alerts, err, sizeof err) != CL_OK)
     cl_log(CL_LOG_WARN, "cannot count open alerts", "err=\"%.400s\"", err);
@@ -432,13 +556,15 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: chiploc verify --db CONNINFO --key FILE [--window SECONDS] [--interval SECONDS]\n"
           "                      [--settle SECONDS] [--speed c|fibre|M_PER_S] [--min-landmarks N]\n"
-          "                      [--dark-after SECONDS] [--follow [--metrics HOST:PORT]]\n"
-          "                      [--quiet] [--log-level L]\n"
+          "                      [--dark-after SECONDS] [--max-chip-speed M_PER_S]\n"
+          "                      [--follow [--metrics HOST:PORT]] [--quiet] [--log-level L]\n"
           "Attests every active chip for the latest finished round: the fastest measurement\n"
           "per landmark within the window, the location engine's verdicts, one signed\n"
           "attestation chained to the chip's previous one, alerts opened or cleared.\n"
           "Defaults: window 300 s, interval 60 s, settle 2 s, speed c, 3 landmarks,\n"
-          "dark after 900 s. Without --follow: one round, a table of verdicts.\n"
+          "dark after 900 s, chips moving at up to 40 m/s (every bound grows by window\n"
+          "times that: 12 km by default; 0 for chips that never move).\n"
+          "Without --follow: one round, a table of verdicts.\n"
           "With --follow: a round at every interval boundary until SIGTERM; --metrics\n"
           "serves Prometheus metrics at http://HOST:PORT/metrics (numeric IP).\n");
 }
@@ -464,10 +590,11 @@ int cmd_verify(int argc, char **argv) {
       {"min-landmarks", required_argument, NULL, 'm'}, {"dark-after", required_argument, NULL, 'a'},
       {"follow", no_argument, NULL, 'f'},           {"quiet", no_argument, NULL, 'q'},
       {"log-level", required_argument, NULL, 'l'},  {"help", no_argument, NULL, 'h'},
-      {"metrics", required_argument, NULL, 'M'},    {NULL, 0, NULL, 0}};
+      {"metrics", required_argument, NULL, 'M'},
+      {"max-chip-speed", required_argument, NULL, 'x'}, {NULL, 0, NULL, 0}};
   const char *db = NULL, *keyfile = NULL, *metrics = NULL;
   double window = 300, interval = 60, settle = 2, dark = 900, minl = 3;
-  double speed = CL_SPEED_C;
+  double speed = CL_SPEED_C, chip_speed = CL_VERIFY_MAX_CHIP_SPEED_DEFAULT;
   int follow = 0, quiet = 0, o;
   optind = 1;
   while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -489,6 +616,18 @@ int cmd_verify(int argc, char **argv) {
       break;
     case 'f': follow = 1; break;
     case 'M': metrics = optarg; break;
+    case 'x': {
+      char *end = NULL;
+      errno = 0;
+      chip_speed = strtod(optarg, &end);
+      if (errno || end == optarg || *end ||
+          !(chip_speed >= 0 && chip_speed <= CL_VERIFY_MAX_CHIP_SPEED_LIMIT)) {
+        fprintf(stderr, "chiploc: --max-chip-speed %s: must be metres per second in [0, %g]\n",
+                optarg, CL_VERIFY_MAX_CHIP_SPEED_LIMIT);
+        return 2;
+      }
+      break;
+    }
     case 'q': quiet = 1; break;
     case 'l': {
       cl_log_level lvl;
@@ -525,6 +664,7 @@ int cmd_verify(int argc, char **argv) {
   v.vp.speed_m_per_s = speed;
   v.vp.min_landmarks = (size_t)minl;
   v.vp.dark_after_ns = (uint64_t)(dark * 1e9);
+  v.vp.max_chip_speed_m_per_s = chip_speed;
   v.interval_ns = (uint64_t)(interval * 1e9);
   v.settle_ns = (uint64_t)(settle * 1e9);
   v.quiet = quiet;
@@ -533,7 +673,8 @@ int cmd_verify(int argc, char **argv) {
     fprintf(stderr, "chiploc: key %s: %s\n", keyfile, err);
     return 2;
   }
-  if (cl_geo_ctx_create(&v.geo) != CL_OK) {
+  if (cl_geo_ctx_create(&v.geo) != CL_OK || !(v.ev = cl_evcache_new())) {
+    cl_geo_ctx_destroy(&v.geo);
     cl_key_destroy(&v.key);
     return 1;
   }
@@ -563,8 +704,8 @@ int cmd_verify(int argc, char **argv) {
     v.sigterm.data = v.sigint.data = &v;
     uv_signal_start(&v.sigterm, on_signal, SIGTERM);
     uv_signal_start(&v.sigint, on_signal, SIGINT);
-    cl_log(CL_LOG_INFO, "starting", "window_s=%.0f interval_s=%.0f speed=%.0f min_landmarks=%zu",
-           window, interval, speed, v.vp.min_landmarks);
+    cl_log(CL_LOG_INFO, "starting", "window_s=%.0f interval_s=%.0f speed=%.0f min_landmarks=%zu "
+           "max_chip_speed=%g", window, interval, speed, v.vp.min_landmarks, chip_speed);
     uv_timer_start(&v.timer, on_timer, 0, 0);
     uv_run(v.loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&v.timer, on_closed);
@@ -579,6 +720,7 @@ out:
   cl_mtext_fini(&v.mtext);
   cl_store_destroy(&v.db);
   cl_geo_ctx_destroy(&v.geo);
+  cl_evcache_free(&v.ev);
   cl_key_destroy(&v.key);
   return code;
 }

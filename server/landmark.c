@@ -9,13 +9,23 @@
  * The two timestamps of a probe are taken here and handed to the core as
  * data: the send time immediately before uv_try_write of a challenge
  * (lm_send), the receive time as the first statement of the read callback
- * (on_read).
+ * (on_read). Both, and every `now` the core is given, come from
+ * cl_clock_raw_ns (CLOCK_MONOTONIC_RAW), which NTP cannot slew; libuv's
+ * own clock (CLOCK_MONOTONIC) only counts down the delay of core_timer.
+ *
+ * What a peer can make this process hold is bounded: the bytes queued for
+ * writing to one connection (write requests included) never exceed [limits]
+ * max_write_queue_bytes (the core closes the connection instead), and once
+ * they pass a quarter of it the connection is not read until its queue has
+ * drained, so a peer that does not read cannot make the landmark work for
+ * it either.
  *
  * Ownership: the server owns the shell connections; each is freed in its
  * handle's close callback. The core's connection is the core's: once the
  * core calls lm_close for it the shell drops its pointer at once.
  */
 #include "landmark.h"
+#include "cl_clock.h"
 #include "cl_err.h"
 #include "cl_log.h"
 
@@ -52,6 +62,8 @@ typedef struct {
   lm_server *srv;
   cl_lm_conn *core; /* NULL once the core closed it */
   int closing;
+  int paused;    /* reading stopped until the write queue drains */
+  size_t queued; /* bytes held for writing: queued write requests, whole */
 } lm_sconn;
 
 struct lm_server {
@@ -71,6 +83,11 @@ struct lm_server {
   pool_job *filling;      /* the batch being filled, or NULL */
   uv_prepare_t pool_prepare;
   uv_check_t pool_check;
+  size_t write_cap;      /* max_write_queue_bytes: more closes the connection */
+  size_t pause_above;    /* a quarter of it: more stops reading the connection */
+  uint64_t reads_paused; /* times a connection's reading was stopped */
+  size_t conns_paused;   /* connections not being read now */
+  size_t queued_total;   /* bytes held for writing, all connections */
   int closing;
   int open_handles;
   void (*done)(void *);
@@ -81,6 +98,7 @@ struct lm_server {
 typedef struct {
   uv_write_t req;
   lm_sconn *conn;
+  size_t cost; /* what it counts in conn->queued: the request and its data */
   uint8_t data[];
 } write_req;
 
@@ -115,17 +133,23 @@ static void rearm(lm_server *s) {
     uv_timer_stop(&s->core_timer);
     return;
   }
-  /* libuv fires a timer once its loop clock (uv_hrtime in whole
-   * milliseconds, cached per iteration) reaches uv_now + ms: counting from
-   * uv_now to `due` rounded up never wakes the core before its time. */
-  uint64_t due_ms = (due + 999999) / 1000000, now_ms = uv_now(s->loop);
-  uv_timer_start(&s->core_timer, on_core_timer, due_ms > now_ms ? due_ms - now_ms : 0, 0);
+  /* `due` is on the raw clock, libuv's timers on its loop clock
+   * (CLOCK_MONOTONIC in whole milliseconds, cached per iteration): only the
+   * delay crosses over, rounded up to a millisecond and counted from the
+   * loop clock brought up to date. The loop clock's millisecond steps and
+   * its rate (NTP slews it by at most 500 ppm) may still wake the core a
+   * little before `due`; it then finds nothing due, and this sets the timer
+   * again for the rest. */
+  uint64_t now = cl_clock_raw_ns();
+  uint64_t delay_ms = due > now ? (due - now + 999999) / 1000000 : 0;
+  uv_update_time(s->loop);
+  uv_timer_start(&s->core_timer, on_core_timer, delay_ms, 0);
 }
 
 static void on_core_timer(uv_timer_t *t) {
   lm_server *s = t->data;
   s->armed_due = UINT64_MAX;
-  cl_lm_run_timers(s->core, uv_hrtime());
+  cl_lm_run_timers(s->core, cl_clock_raw_ns());
   rearm(s);
 }
 
@@ -139,6 +163,23 @@ static void on_sconn_closed(uv_handle_t *h) {
   maybe_done(s);
 }
 
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/* Reading stops and starts again only here; a paused connection is one of
+ * conns_paused. */
+static void set_paused(lm_sconn *c, int paused) {
+  lm_server *s = c->srv;
+  if (c->paused == paused) return;
+  c->paused = paused;
+  if (paused) {
+    s->conns_paused++;
+    s->reads_paused++;
+  } else {
+    s->conns_paused--;
+  }
+}
+
 /* The core closed the connection: close the socket. */
 static void lm_close(void *ctx, void *ud) {
   (void)ctx;
@@ -146,45 +187,75 @@ static void lm_close(void *ctx, void *ud) {
   c->core = NULL;
   if (c->closing) return;
   c->closing = 1;
+  set_paused(c, 0);
   uv_close((uv_handle_t *)&c->tcp, on_sconn_closed);
 }
 
+/* A queued write finished, failed or was cancelled by the close. When the
+ * last one leaves a paused connection, it is read again. */
 static void on_write_done(uv_write_t *req, int status) {
   write_req *w = (write_req *)req;
   lm_sconn *c = w->conn;
   lm_server *s = c->srv;
-  if (status < 0 && status != UV_ECANCELED && c->core) {
-    cl_lm_conn_close(s->core, c->core, uv_hrtime());
-    rearm(s);
-  }
+  assert(c->queued >= w->cost && s->queued_total >= w->cost);
+  c->queued -= w->cost;
+  s->queued_total -= w->cost;
   free(w);
+  if (!c->core) return;
+  if (status < 0 && status != UV_ECANCELED) {
+    cl_lm_conn_close(s->core, c->core, cl_clock_raw_ns());
+    rearm(s);
+    return;
+  }
+  if (c->paused && c->queued == 0) {
+    set_paused(c, 0);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+      cl_lm_conn_close(s->core, c->core, cl_clock_raw_ns());
+      rearm(s);
+    }
+  }
 }
 
 /*
  * Sends a complete frame: synchronously with uv_try_write when the socket
  * takes it (the normal case, and the one the RTT timing relies on), else the
  * unwritten tail is queued with uv_write. For a challenge (t_sent) the send
- * timestamp is the statement right before the write.
+ * timestamp is the statement right before the write; the limits below act
+ * after it. A tail that would take the connection's queue over write_cap is
+ * refused with CL_ETOOBIG (the core counts, logs and closes); past
+ * pause_above the connection is no longer read until the queue is empty.
  */
 static int lm_send(void *ctx, void *ud, const uint8_t *buf, size_t len, uint64_t *t_sent) {
   (void)ctx;
   lm_sconn *c = ud;
+  lm_server *s = c->srv;
   if (c->closing) return CL_EIO;
   uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-  if (t_sent) *t_sent = uv_hrtime();
+  if (t_sent) *t_sent = cl_clock_raw_ns();
   int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
   if (r == UV_EAGAIN || r == UV_ENOSYS) r = 0;
   if (r < 0) return CL_EIO;
   if ((size_t)r == len) return CL_OK;
   size_t rest = len - (size_t)r;
-  write_req *w = malloc(sizeof *w + rest);
+  size_t cost = sizeof(write_req) + rest;
+  if (cost > s->write_cap - c->queued) return CL_ETOOBIG;
+  write_req *w = malloc(cost);
   if (!w) return CL_ENOMEM;
   w->conn = c;
+  w->cost = cost;
   memcpy(w->data, buf + r, rest);
   uv_buf_t wb = uv_buf_init((char *)w->data, (unsigned)rest);
   if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &wb, 1, on_write_done) != 0) {
     free(w);
     return CL_EIO;
+  }
+  c->queued += cost;
+  s->queued_total += cost;
+  if (!c->paused && c->queued > s->pause_above) {
+    /* Whatever the peer sends now waits in the kernel's buffers, then in
+     * its own: it cannot make us produce more replies until it reads. */
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    set_paused(c, 1);
   }
   return CL_OK;
 }
@@ -219,7 +290,7 @@ static void pool_done(uv_work_t *req, int status) {
   pool_job *j = req->data;
   lm_server *s = j->srv;
   s->pool_jobs--;
-  uint64_t now = uv_hrtime();
+  uint64_t now = cl_clock_raw_ns();
   for (size_t i = 0; i < j->n; i++) {
     s->pool_inflight--;
     cl_lm_work_done(s->core, &j->op[i], status, now);
@@ -274,7 +345,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   /* Receive timestamp first: everything below is outside the timed window. */
-  uint64_t t_recv = uv_hrtime();
+  uint64_t t_recv = cl_clock_raw_ns();
   lm_sconn *c = stream->data;
   lm_server *s = c->srv;
   if (nread == 0 || !c->core) return; /* EAGAIN, not EOF; or closed already */
@@ -285,28 +356,16 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   rearm(s);
 }
 
-/* The key of a peer's IP address for the per-address limit: the family,
- * then the address bytes. An IPv4-mapped IPv6 address (a dual-stack
- * listener) counts as the IPv4 address it carries. Returns 1, or 0 for
- * another family. */
+/* The key of a peer's IP address for the per-address limit
+ * (cl_lm_addr_key: an IPv6 peer counts by its /64, an IPv4-mapped one as
+ * its IPv4 address). Returns 1, or 0 for another family. */
 static int addr_key_of(const struct sockaddr_storage *ss, uint8_t key[CL_PK_LEN]) {
-  memset(key, 0, CL_PK_LEN);
-  if (ss->ss_family == AF_INET) {
-    key[0] = 4;
-    memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-    return 1;
-  }
-  if (ss->ss_family == AF_INET6) {
-    const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(a)) {
-      key[0] = 4;
-      memcpy(key + 1, a->s6_addr + 12, 4);
-    } else {
-      key[0] = 6;
-      memcpy(key + 1, a->s6_addr, 16);
-    }
-    return 1;
-  }
+  if (ss->ss_family == AF_INET)
+    return cl_lm_addr_key((const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr, 4,
+                          key) == CL_OK;
+  if (ss->ss_family == AF_INET6)
+    return cl_lm_addr_key(((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr, 16, key) ==
+           CL_OK;
   return 0;
 }
 
@@ -345,9 +404,10 @@ static void on_connection(uv_stream_t *listener, int status) {
     snprintf(peer, sizeof peer, "%s:%d", ip, port);
   }
   uv_tcp_nodelay(&c->tcp, 1);
-  c->core = cl_lm_conn_open(s->core, c, have_akey ? akey : NULL, peer, uv_hrtime());
-  if (c->core && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
-    cl_lm_conn_close(s->core, c->core, uv_hrtime());
+  c->core = cl_lm_conn_open(s->core, c, have_akey ? akey : NULL, peer, cl_clock_raw_ns());
+  /* The Hello may already have taken the queue over pause_above. */
+  if (c->core && !c->paused && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+    cl_lm_conn_close(s->core, c->core, cl_clock_raw_ns());
   rearm(s);
 }
 
@@ -369,6 +429,7 @@ static void params_of(const cl_landmark_config *cfg, cl_lm_params *p) {
   p->handshake_timeout_ms = cfg->handshake_timeout_ms;
   p->idle_timeout_s = cfg->idle_timeout_s;
   p->max_frame_bytes = cfg->max_frame_bytes;
+  p->max_error_replies_per_s = cfg->max_error_replies_per_s;
 }
 
 int lm_server_create(lm_server **out, uv_loop_t *loop, const cl_landmark_config *cfg,
@@ -380,6 +441,8 @@ int lm_server_create(lm_server **out, uv_loop_t *loop, const cl_landmark_config 
   s->key = key;
   s->writer = writer;
   params_of(cfg, &s->params);
+  s->write_cap = cfg->max_write_queue_bytes;
+  s->pause_above = cfg->max_write_queue_bytes / 4;
   s->io = (cl_lm_io){.send = lm_send,
                      .close = lm_close,
                      .measurement = lm_measurement,
@@ -435,7 +498,7 @@ int lm_server_listen(lm_server *s, char *err, size_t errlen) {
 int lm_server_is_listening(const lm_server *s) { return s->listening; }
 
 void lm_server_set_enrolled(lm_server *s, cl_lm_target *targets, size_t n) {
-  cl_lm_set_enrolled(s->core, targets, n, uv_hrtime());
+  cl_lm_set_enrolled(s->core, targets, n, cl_clock_raw_ns());
   rearm(s);
 }
 
@@ -444,10 +507,13 @@ void lm_server_view_get(const lm_server *s, lm_server_view *v) {
   v->conns = cl_lm_conn_count(s->core);
   v->chips_live = cl_lm_live_count(s->core);
   v->pool_inflight = s->pool_inflight;
+  v->reads_paused = s->reads_paused;
+  v->conns_read_paused = s->conns_paused;
+  v->write_queue_bytes = s->queued_total;
 }
 
 void lm_server_close(lm_server *s, void (*done)(void *arg), void *arg) {
-  uint64_t now = uv_hrtime();
+  uint64_t now = cl_clock_raw_ns();
   s->done = done;
   s->done_arg = arg;
   cl_lm_close_all(s->core, now);

@@ -9,7 +9,8 @@
  *
  * Timed window of one probe: the challenge is built, signed and encoded
  * first; the send timestamp is taken immediately before uv_try_write; the
- * receive timestamp is the first statement of the read callback. Signature
+ * receive timestamp is the first statement of the read callback. Both are
+ * CLOCK_MONOTONIC_RAW (cl_clock_raw_ns), out of NTP's reach. Signature
  * verification, logging and queueing happen after that timestamp. With
  * [probe] verify_threads > 0 both Ed25519 operations of a probe run on
  * libuv's thread pool: the challenge is signed there before it is sent, and
@@ -36,6 +37,9 @@ typedef struct {
   size_t conns;            /* agent connections open */
   size_t chips_live;       /* chips registered on them */
   uint64_t pool_inflight;  /* signature jobs queued or running on the thread pool */
+  uint64_t reads_paused;   /* times a connection was no longer read: its write queue was full */
+  size_t conns_read_paused; /* connections not being read now, until their queue drains */
+  size_t write_queue_bytes; /* bytes held for writing to all connections, requests included */
 } lm_server_view;
 
 /*

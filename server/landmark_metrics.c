@@ -22,7 +22,9 @@ void lm_stats_log(const lm_server_view *view, const lm_writer_stats *ws) {
          "measurements_dropped=%llu rows_written=%llu db_queue=%llu db_errors=%llu "
          "conns_refused_per_address=%llu probes_deferred=%llu peer_errors=%llu "
          "rows_spooled=%llu rows_replayed=%llu spool_rows=%llu spool_bytes=%llu "
-         "spool_dropped=%llu spool_corrupt=%llu",
+         "spool_dropped=%llu spool_corrupt=%llu write_queue_overflows=%llu "
+         "error_replies_suppressed=%llu reads_paused=%llu conns_read_paused=%zu "
+         "write_queue_bytes=%zu",
          view->conns, (unsigned long long)t->conns_accepted,
          (unsigned long long)t->conns_refused_limit, view->chips_live,
          (unsigned long long)t->chips_registered,
@@ -47,7 +49,10 @@ void lm_stats_log(const lm_server_view *view, const lm_writer_stats *ws) {
          (unsigned long long)t->probes_deferred, (unsigned long long)t->peer_errors,
          (unsigned long long)ws->rows_spooled, (unsigned long long)ws->rows_replayed,
          (unsigned long long)ws->spool_rows, (unsigned long long)ws->spool_bytes,
-         (unsigned long long)ws->spool_dropped, (unsigned long long)ws->spool_corrupt);
+         (unsigned long long)ws->spool_dropped, (unsigned long long)ws->spool_corrupt,
+         (unsigned long long)t->write_queue_overflows,
+         (unsigned long long)t->error_replies_suppressed, (unsigned long long)view->reads_paused,
+         view->conns_read_paused, view->write_queue_bytes);
 }
 
 /* One counter family with one labelled series per (label value, count). */
@@ -104,6 +109,24 @@ int lm_metrics_render(const lm_server_view *view, const lm_writer_stats *ws, con
                "Frames rejected (the connection is closed), by reason.", "reason", v, n, 5);
   }
   counter1(t, "chiploc_peer_errors_total", "Error frames received from agents.", st->peer_errors);
+  counter1(t, "chiploc_error_replies_suppressed_total",
+           "Error replies to rejected responses not sent: over max_error_replies_per_s on their "
+           "connection.",
+           st->error_replies_suppressed);
+  counter1(t, "chiploc_write_queue_overflows_total",
+           "Connections closed because their write queue would pass max_write_queue_bytes (the "
+           "peer does not read).",
+           st->write_queue_overflows);
+  counter1(t, "chiploc_reads_paused_total",
+           "Times a connection stopped being read because its write queue passed a quarter of "
+           "max_write_queue_bytes.",
+           view->reads_paused);
+  gauge1(t, "chiploc_connections_read_paused",
+         "Connections not being read until their write queue drains.",
+         (double)view->conns_read_paused);
+  gauge1(t, "chiploc_write_queue_bytes",
+         "Bytes held for writing to agents, all connections, write requests included.",
+         (double)view->write_queue_bytes);
   counter1(t, "chiploc_chips_registered_total", "Chip registrations accepted.",
            st->chips_registered);
   {

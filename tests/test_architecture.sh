@@ -78,7 +78,7 @@ expect wrongway 1 \
   "cl_geo: includes cl_store (lib/engine/cl_geo.c:$a) but ARCHITECTURE.md does not list it" \
   "cl_geo: includes libpq (lib/engine/cl_geo.c:$b) but ARCHITECTURE.md does not list it" \
   "cl_geo: includes cl_store (lib/engine/cl_geo.c:$a) of layer db, but layer engine may use only core, wire" \
-  "cl_geo: includes libpq (lib/engine/cl_geo.c:$b) but layer engine may use only PROJ" \
+  "cl_geo: includes libpq (lib/engine/cl_geo.c:$b) but layer engine may use only PROJ, libsodium" \
   "cl_export: ARCHITECTURE.md lists cl_region but nothing includes it"
 
 # 3. Listing the wrong-way edges in the table does not make them right.
@@ -86,7 +86,7 @@ cp "$src/docs/ARCHITECTURE.md" "$d/docs/"
 append "$d" cl_geo '`cl_store`, libpq'
 expect wrongway 1 \
   "cl_geo: includes cl_store (lib/engine/cl_geo.c:$a) of layer db, but layer engine may use only core, wire" \
-  "cl_geo: includes libpq (lib/engine/cl_geo.c:$b) but layer engine may use only PROJ"
+  "cl_geo: includes libpq (lib/engine/cl_geo.c:$b) but layer engine may use only PROJ, libsodium"
 
 # 4. A module without a row; a file in another layer's folder than its row
 #    says; a new program file without a row.

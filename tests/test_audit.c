@@ -3,16 +3,20 @@
  * against the throwaway PostgreSQL of the run.
  *
  * Each test builds its own database of really signed records without the
- * verifier binary: two landmarks, two chips, measurements written with
- * cl_store_insert_measurements, two signed landmark links, a registered
- * verifier, and per chip a chain of five attestations made with cl_attest
- * (consistent, inconsistent with an excluded landmark, site excluded), named
- * measurements and all, inserted with parameterised SQL the way the verifier
- * writes them. A clean database must audit clean; then one kind of tampering
- * per test, and the audit must name exactly the tampered row (or, for a
- * deletion, the row that reveals it) with the right problem. The last test
- * adds records written by the real `chiploc verify`, which must audit clean
- * next to the ones made here.
+ * verifier binary: two landmarks, two chips allowed in two regions (FRA, DEU),
+ * measurements written with cl_store_insert_measurements, two signed
+ * landmark links, a registered verifier, and per chip a chain of five
+ * attestations made with cl_attest (consistent, inconsistent with an
+ * excluded landmark, site excluded), named measurements and all, inserted
+ * with parameterised SQL the way the verifier writes them. The chain
+ * changes layout on the way, as it does when a verifier is upgraded: rounds
+ * 0-2 are version 1, rounds 3-4 version 2 (citing the landmark signatures
+ * and the digests of the site, the landmarks and the regions' geometry). A
+ * clean database must audit clean; then one kind of tampering per test, and
+ * the audit must name exactly the tampered row (or, for a deletion, the row
+ * that reveals it) with the right problem. The last test adds records
+ * written by the real `chiploc verify`, which must audit clean next to the
+ * ones made here.
  */
 #include "testutil.h"
 
@@ -22,6 +26,8 @@
 #include "cl_key.h"
 #include "cl_layout.h"
 #include "cl_probe.h"
+#include "cl_region.h"
+#include "cl_region_geojson.h"
 #include "cl_store.h"
 
 #include <check.h>
@@ -40,6 +46,23 @@
 #define N_ROUNDS 5
 #define ROUND_NS 60000000000ull
 #define WINDOW_NS 300000000000ull
+/* The first round attested with layout version 2. */
+#define V2_FROM 3
+#define N_REGIONS 2
+
+/* The chips' declared site and the landmarks' positions. */
+#define SITE_LAT 50.11
+#define SITE_LON 8.68
+static const double LM_POS[N_LMS][2] = {{48.8566, 2.3522}, {50.1109, 8.6821}};
+/* The allowed regions: a box, and two polygons, one with a hole. */
+static const char *const REGION_CODES[N_REGIONS] = {"FRA", "DEU"};
+static const char *const REGION_GEOJSON[N_REGIONS] = {
+    "{\"type\":\"MultiPolygon\",\"coordinates\":[[[[-5.1,42.3],[8.2,42.3],[8.2,51.1],"
+    "[-5.1,51.1],[-5.1,42.3]]]]}",
+    "{\"type\":\"MultiPolygon\",\"coordinates\":[[[[5.9,47.3],[15.0,47.3],[15.0,55.1],"
+    "[5.9,55.1],[5.9,47.3]],[[8.0,50.0],[8.5,50.0],[8.5,50.5],[8.0,50.5],[8.0,50.0]]],"
+    "[[[13.0,54.2],[14.5,54.2],[14.5,54.7],[13.0,54.2]]]]}",
+};
 
 /* ---- the world ------------------------------------------------------------- */
 
@@ -56,6 +79,7 @@ typedef struct {
   cl_attestation att[N_CHIPS][N_ROUNDS];
   uint8_t att_hash[N_CHIPS][N_ROUNDS][CL_HASH_LEN];
   int64_t link_id[N_LMS];
+  uint8_t region_digest[N_REGIONS][CL_HASH_LEN]; /* geometry of REGION_CODES, as stored */
 } world;
 
 static cl_key *key_from_byte(uint8_t b) {
@@ -204,14 +228,17 @@ static void insert_links(world *w) {
 }
 
 /* An attestation row exactly as the verifier writes it (cl_vwriter_add):
- * ids for the keys, arrays for the digests. site_lm and excluded_lm are
- * landmark indices or -1. Returns the row's id. */
+ * ids for the keys, arrays for the digests, and for version 2 the cited
+ * landmark signatures (in the order of the ids) and the input digests.
+ * site_lm and excluded_lm are landmark indices or -1. Returns the row's id. */
 static int64_t insert_attestation(world *w, int c, const cl_attestation *a,
                                   const uint8_t hash[CL_HASH_LEN], int site_lm, int excluded_lm,
-                                  const int64_t *meas_ids, size_t n_meas) {
+                                  const int64_t *meas_ids, const uint8_t (*meas_sigs)[CL_SIG_LEN],
+                                  size_t n_meas) {
   char chip[24], vid[24], end[24], win[24], cons[8], site[8], region[8], speed[24], lat[16],
       lon[16], radius[24], slm[24], margin[24], excluded[32], used[16], meas[256];
-  char prev[2 + 64 + 1], hash_s[2 + 64 + 1], sig[2 + 128 + 1];
+  char prev[2 + 64 + 1], hash_s[2 + 64 + 1], sig[2 + 128 + 1], version[8], sigs[1024],
+      site_d[2 + 64 + 1], lms_d[2 + 64 + 1], regions_d[2 + 64 + 1];
   i64s(chip, sizeof chip, w->chip_id[c]);
   i64s(vid, sizeof vid, w->verifier_id);
   i64s(end, sizeof end, (int64_t)a->round_end_ns);
@@ -237,29 +264,51 @@ static int64_t insert_attestation(world *w, int c, const cl_attestation *a,
   bytea_hex(prev, a->prev_hash, CL_HASH_LEN);
   bytea_hex(hash_s, hash, CL_HASH_LEN);
   bytea_hex(sig, a->sig, CL_SIG_LEN);
-  const char *v[20] = {chip,   vid,  end,      win,    cons,     site,
+  snprintf(version, sizeof version, "%u", a->version);
+  int v2 = a->version == CL_ATT_V2;
+  if (v2) {
+    /* bytea[] as text: {"\\x..","\\x.."} */
+    o = (size_t)snprintf(sigs, sizeof sigs, "{");
+    for (size_t i = 0; i < n_meas; i++) {
+      char hex[2 * CL_SIG_LEN + 1];
+      cl_hex_encode(hex, meas_sigs[i], CL_SIG_LEN);
+      o += (size_t)snprintf(sigs + o, sizeof sigs - o, "%s\"\\\\x%s\"", i ? "," : "", hex);
+    }
+    ck_assert_uint_lt(o, sizeof sigs - 1);
+    snprintf(sigs + o, sizeof sigs - o, "}");
+    bytea_hex(site_d, a->site_digest, CL_HASH_LEN);
+    bytea_hex(lms_d, a->landmarks_digest, CL_HASH_LEN);
+    bytea_hex(regions_d, a->regions_digest, CL_HASH_LEN);
+  }
+  const char *v[25] = {chip,   vid,  end,      win,    cons,     site,
                        region, speed, lat,     lon,    radius,   site_lm >= 0 ? slm : NULL,
-                       margin, "{\"FRA\",\"DEU\"}", excluded, used, meas, prev, hash_s, sig};
+                       margin, "{\"FRA\",\"DEU\"}", excluded, used, meas, prev, hash_s, sig,
+                       version, v2 ? sigs : NULL, v2 ? site_d : NULL, v2 ? lms_d : NULL,
+                       v2 ? regions_d : NULL};
   return q_id(q(w->pg,
                 "INSERT INTO attestations (chip_id, verifier_id, round_end_ns, round_end,"
                 " window_ns, consistency, site_verdict, region_verdict, speed_m_s, centre_lat_e7,"
                 " centre_lon_e7, radius_m, site_landmark_id, site_margin_m, allowed_regions,"
                 " excluded_landmark_ids, landmarks_used, measurement_ids, prev_hash, hash,"
-                " signature) VALUES ($1::bigint, $2::bigint, $3::bigint,"
+                " signature, layout_version, measurement_sigs, site_digest, landmarks_digest,"
+                " regions_digest) VALUES ($1::bigint, $2::bigint, $3::bigint,"
                 " to_timestamp($3::bigint / 1e9), $4::bigint, $5::smallint, $6::smallint,"
                 " $7::smallint, $8::bigint, $9::integer, $10::integer, $11::bigint, $12::bigint,"
                 " $13::bigint, $14::text[], $15::bigint[], $16::integer, $17::bigint[],"
-                " $18::bytea, $19::bytea, $20::bytea) RETURNING id",
-                20, v));
+                " $18::bytea, $19::bytea, $20::bytea, $21::smallint, $22::bytea[], $23::bytea,"
+                " $24::bytea, $25::bytea) RETURNING id",
+                25, v));
 }
 
 /* The unsigned attestation of chip c for round r, chained to prev, naming
  * the measurements of round mr. Round 2 is INCONSISTENT (landmark 1 named
  * for removal), round 3 SITE_EXCLUDED by landmark 0, the others CONSISTENT
- * and INSIDE. */
+ * and INSIDE. Rounds from V2_FROM on are version 2, their digests made from
+ * what the world enrolled, as the verifier loads it. */
 static void make_attestation(world *w, int c, int r, int mr, const uint8_t prev[CL_HASH_LEN],
                              cl_attestation *a, int *site_lm, int *excluded_lm) {
   memset(a, 0, sizeof *a);
+  a->version = r >= V2_FROM ? CL_ATT_V2 : CL_ATT_V1;
   memcpy(a->chip, cl_key_public(w->chip[c]), CL_PK_LEN);
   memcpy(a->verifier, cl_key_public(w->verifier), CL_PK_LEN);
   a->round_end_ns = w->t0_ns + (uint64_t)r * ROUND_NS;
@@ -301,6 +350,19 @@ static void make_attestation(world *w, int c, int r, int mr, const uint8_t prev[
   ck_assert_int_eq(cl_attest_digest_sigs((const uint8_t(*)[CL_SIG_LEN])w->meas_sig[c][mr], N_LMS,
                                          a->measurements_digest),
                    CL_OK);
+  if (a->version != CL_ATT_V2) return;
+  cl_attest_digest_site(SITE_LAT, SITE_LON, a->site_digest);
+  cl_attest_landmark lms[N_LMS];
+  for (int l = 0; l < N_LMS; l++) {
+    memcpy(lms[l].pk, cl_key_public(w->lm[l]), CL_PK_LEN);
+    lms[l].lat = LM_POS[l][0];
+    lms[l].lon = LM_POS[l][1];
+  }
+  ck_assert_int_eq(cl_attest_digest_landmarks(lms, N_LMS, a->landmarks_digest), CL_OK);
+  ck_assert_int_eq(cl_attest_digest_regions(REGION_CODES,
+                                            (const uint8_t(*)[CL_HASH_LEN])w->region_digest,
+                                            N_REGIONS, a->regions_digest),
+                   CL_OK);
 }
 
 static void insert_chains(world *w) {
@@ -314,10 +376,31 @@ static void insert_chains(world *w) {
       ck_assert_int_eq(cl_attest_verify(a), CL_OK);
       cl_attest_hash(a, w->att_hash[c][r]);
       w->att_id[c][r] = insert_attestation(w, c, a, w->att_hash[c][r], site_lm, excluded_lm,
-                                           w->meas_id[c][r], N_LMS);
+                                           w->meas_id[c][r],
+                                           (const uint8_t(*)[CL_SIG_LEN])w->meas_sig[c][r], N_LMS);
       memcpy(prev, w->att_hash[c][r], CL_HASH_LEN);
     }
   }
+}
+
+/* The geometry digest of region g as the database holds it now: its
+ * geojson parsed by the GeoJSON region parser, as the verifier loads it. */
+static void region_digest_now(world *w, int g, uint8_t out[CL_HASH_LEN]) {
+  const char *v[1] = {REGION_CODES[g]};
+  PGresult *r = PQexecParams(w->pg, "SELECT geojson::text FROM regions WHERE code = $1::text", 1,
+                             NULL, v, NULL, NULL, 0);
+  ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+  ck_assert_int_eq(PQntuples(r), 1);
+  cl_region_set set;
+  char err[256] = "";
+  ck_assert_msg(cl_region_set_parse_geojson(&set, PQgetvalue(r, 0, 0),
+                                            (size_t)PQgetlength(r, 0, 0), "code", err,
+                                            sizeof err) == CL_OK,
+                "%s", err);
+  ck_assert_uint_eq(set.n, 1);
+  ck_assert_int_eq(cl_region_digest(set.regions[0], out), CL_OK);
+  cl_region_set_free(&set);
+  PQclear(r);
 }
 
 static void world_init(world *w, const char *dbname) {
@@ -331,19 +414,29 @@ static void world_init(world *w, const char *dbname) {
   ck_assert_int_eq(PQstatus(w->pg), CONNECTION_OK);
 
   static const char *const lm_names[N_LMS] = {"lm-paris", "lm-frankfurt"};
-  static const double lm_pos[N_LMS][2] = {{48.8566, 2.3522}, {50.1109, 8.6821}};
   for (int l = 0; l < N_LMS; l++) {
     w->lm[l] = key_from_byte((uint8_t)(0x01 + l));
-    ck_assert_msg(cl_store_landmark_add(w->s, lm_names[l], cl_key_public(w->lm[l]), lm_pos[l][0],
-                                        lm_pos[l][1], &w->lm_id[l], err, sizeof err) == CL_OK,
+    ck_assert_msg(cl_store_landmark_add(w->s, lm_names[l], cl_key_public(w->lm[l]), LM_POS[l][0],
+                                        LM_POS[l][1], &w->lm_id[l], err, sizeof err) == CL_OK,
                   "%s", err);
+  }
+  for (int g = 0; g < N_REGIONS; g++) {
+    ck_assert_msg(cl_store_region_put(w->s, REGION_CODES[g], REGION_GEOJSON[g], 14, err,
+                                      sizeof err) == CL_OK,
+                  "%s", err);
+    region_digest_now(w, g, w->region_digest[g]);
   }
   static const char *const serials[N_CHIPS] = {"A-0001", "B-0002"};
   for (int c = 0; c < N_CHIPS; c++) {
     w->chip[c] = key_from_byte((uint8_t)(0x11 + c));
     ck_assert_msg(cl_store_chip_enroll(w->s, cl_key_public(w->chip[c]), serials[c], "Example DC",
-                                       50.11, 8.68, &w->chip_id[c], err, sizeof err) == CL_OK,
+                                       SITE_LAT, SITE_LON, &w->chip_id[c], err, sizeof err) ==
+                      CL_OK,
                   "%s", err);
+    for (int g = 0; g < N_REGIONS; g++)
+      ck_assert_msg(cl_store_chip_allow(w->s, w->chip_id[c], REGION_CODES[g], err, sizeof err) ==
+                        CL_OK,
+                    "%s", err);
   }
   w->verifier = key_from_byte(0x21);
   w->rogue = key_from_byte(0x66);
@@ -398,10 +491,25 @@ static void print_findings(const cl_audit_report *rep, char *buf, size_t len) {
                           cl_audit_problem_name(rep->findings[i].problem));
 }
 
-/* The audit's findings are exactly `want` (in table, id order), and it
- * checked the whole world. */
-static void expect_findings(world *w, const want_finding *want, size_t n, int64_t measurements,
-                            int64_t attestations, cl_audit_report *out) {
+static int want_before(const want_finding *x, const want_finding *y) {
+  if (x->table != y->table) return x->table < y->table;
+  if (x->id != y->id) return x->id < y->id;
+  return x->problem < y->problem;
+}
+
+/* The audit's findings are exactly `want` (in any order; the report's is
+ * table, id, problem), and it checked the whole world. */
+static void expect_findings(world *w, const want_finding *want_in, size_t n,
+                            int64_t measurements, int64_t attestations, cl_audit_report *out) {
+  want_finding want[64];
+  ck_assert_uint_le(n, 64);
+  if (n) memcpy(want, want_in, n * sizeof *want);
+  for (size_t i = 1; i < n; i++)
+    for (size_t j = i; j > 0 && want_before(&want[j], &want[j - 1]); j--) {
+      want_finding t = want[j];
+      want[j] = want[j - 1];
+      want[j - 1] = t;
+    }
   cl_audit_report rep;
   run_audit(w, &rep);
   char got[2048];
@@ -423,6 +531,16 @@ static void expect_findings(world *w, const want_finding *want, size_t n, int64_
     *out = rep;
   else
     cl_audit_report_free(&rep);
+}
+
+/* Sorts a few ids in place, for the order findings come in. */
+static void sort_ids(int64_t *ids, size_t n) {
+  for (size_t i = 1; i < n; i++)
+    for (size_t j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
+      int64_t t = ids[j];
+      ids[j] = ids[j - 1];
+      ids[j - 1] = t;
+    }
 }
 
 #define ALL_MEAS (N_CHIPS * N_ROUNDS * N_LMS)
@@ -596,17 +714,32 @@ START_TEST(test_measurement_unsigned_columns) {
   world_init(&w, "cl_audit_meas_derived");
   /* bound_m and measured_at are not signed; they must agree with rtt_ns and
    * measured_at_ns, which are. */
-  int64_t a = w.meas_id[1][0][1], b = w.meas_id[0][4][0];
-  char as[24], bs[24];
+  int64_t a = w.meas_id[1][0][1], b = w.meas_id[0][4][0], c = w.meas_id[1][3][0];
+  char as[24], bs[24], cs[24];
   i64s(as, sizeof as, a);
   i64s(bs, sizeof bs, b);
-  const char *va[1] = {as}, *vb[1] = {bs};
+  i64s(cs, sizeof cs, c);
+  const char *va[1] = {as}, *vb[1] = {bs}, *vc[1] = {cs};
   q_do(w.pg, "UPDATE measurements SET bound_m = bound_m * 2 WHERE id = $1::bigint", 1, va);
   q_do(w.pg, "UPDATE measurements SET measured_at = measured_at - interval '10 minutes'"
              " WHERE id = $1::bigint", 1, vb);
-  want_finding want[] = {{CL_AUDIT_MEASUREMENTS, a < b ? a : b, CL_AUDIT_DERIVED_COLUMN},
-                         {CL_AUDIT_MEASUREMENTS, a < b ? b : a, CL_AUDIT_DERIVED_COLUMN}};
-  expect_findings(&w, want, 2, ALL_MEAS, ALL_ATT, NULL);
+  q_do(w.pg, "UPDATE measurements SET measured_at = measured_at + interval '500 milliseconds'"
+             " WHERE id = $1::bigint", 1, vc);
+  /* b is cited by the version-2 attestation of its round, which looks for
+   * its evidence by measured_at (the indexed column) within a second of
+   * the window, as the verifier does: moved by ten minutes, the row is
+   * not found there, and that attestation's evidence is reported missing
+   * too. c, moved by half a second, is still found. */
+  int64_t ids[3] = {a, b, c};
+  sort_ids(ids, 3);
+  want_finding want[] = {{CL_AUDIT_MEASUREMENTS, ids[0], CL_AUDIT_DERIVED_COLUMN},
+                         {CL_AUDIT_MEASUREMENTS, ids[1], CL_AUDIT_DERIVED_COLUMN},
+                         {CL_AUDIT_MEASUREMENTS, ids[2], CL_AUDIT_DERIVED_COLUMN},
+                         {CL_AUDIT_ATTESTATIONS, w.att_id[0][4], CL_AUDIT_EVIDENCE}};
+  cl_audit_report rep;
+  expect_findings(&w, want, 4, ALL_MEAS, ALL_ATT, &rep);
+  ck_assert_int_eq(rep.findings[3].ref, 0);
+  cl_audit_report_free(&rep);
   world_fini(&w);
 }
 END_TEST
@@ -770,7 +903,9 @@ START_TEST(test_attestation_forged) {
   uint8_t h[CL_HASH_LEN];
   cl_attest_hash(&f, h);
   int64_t forged = insert_attestation(&w, 0, &f, h, site_lm, excluded_lm,
-                                      w.meas_id[0][N_ROUNDS - 1], N_LMS);
+                                      w.meas_id[0][N_ROUNDS - 1],
+                                      (const uint8_t(*)[CL_SIG_LEN])w.meas_sig[0][N_ROUNDS - 1],
+                                      N_LMS);
   want_finding want[] = {{CL_AUDIT_ATTESTATIONS, forged, CL_AUDIT_ATTESTATION_SIGNATURE}};
   expect_findings(&w, want, 1, ALL_MEAS, ALL_ATT + 1, NULL);
 
@@ -781,7 +916,9 @@ START_TEST(test_attestation_forged) {
   memcpy(g.sig, w.att[1][N_ROUNDS - 1].sig, CL_SIG_LEN);
   cl_attest_hash(&g, h);
   int64_t copied = insert_attestation(&w, 1, &g, h, site_lm, excluded_lm,
-                                      w.meas_id[1][N_ROUNDS - 1], N_LMS);
+                                      w.meas_id[1][N_ROUNDS - 1],
+                                      (const uint8_t(*)[CL_SIG_LEN])w.meas_sig[1][N_ROUNDS - 1],
+                                      N_LMS);
   want_finding want2[] = {{CL_AUDIT_ATTESTATIONS, forged, CL_AUDIT_ATTESTATION_SIGNATURE},
                           {CL_AUDIT_ATTESTATIONS, copied, CL_AUDIT_ATTESTATION_SIGNATURE}};
   expect_findings(&w, want2, 2, ALL_MEAS, ALL_ATT + 2, NULL);
@@ -801,7 +938,8 @@ START_TEST(test_attestation_inserted_middle) {
   cl_attest_sign(&f, w.rogue);
   uint8_t h[CL_HASH_LEN];
   cl_attest_hash(&f, h);
-  int64_t forged = insert_attestation(&w, 1, &f, h, site_lm, excluded_lm, w.meas_id[1][1], N_LMS);
+  int64_t forged = insert_attestation(&w, 1, &f, h, site_lm, excluded_lm, w.meas_id[1][1],
+                                      (const uint8_t(*)[CL_SIG_LEN])w.meas_sig[1][1], N_LMS);
   want_finding want[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[1][2], CL_AUDIT_CHAIN_BREAK},
                          {CL_AUDIT_ATTESTATIONS, forged, CL_AUDIT_ATTESTATION_SIGNATURE}};
   expect_findings(&w, want, 2, ALL_MEAS, ALL_ATT + 1, NULL);
@@ -906,6 +1044,348 @@ START_TEST(test_many_rows) {
 }
 END_TEST
 
+/* ---- version 2: the audit follows the evidence ------------------------------------ */
+
+/* The ref of the finding of (table, id, problem) in rep; asserts there is one. */
+static int64_t ref_of(const cl_audit_report *rep, cl_audit_table t, int64_t id,
+                      cl_audit_problem p) {
+  for (size_t i = 0; i < rep->n_findings; i++)
+    if (rep->findings[i].table == t && rep->findings[i].id == id && rep->findings[i].problem == p)
+      return rep->findings[i].ref;
+  ck_abort_msg("no %s id=%" PRId64 " %s", cl_audit_table_name(t), id, cl_audit_problem_name(p));
+  return 0;
+}
+
+/* Inserts a copy of measurement `id` that differs in its (signed) RTT, `ms`
+ * milliseconds later in measured_at (the keys are (id, measured_at) and
+ * (landmark_id, nonce, measured_at)) and carries the same landmark_sig, and
+ * then gives it the id new_id: what anyone who may insert measurements can
+ * do to a row an attestation cites. Only one row may have the id `id`. */
+static void insert_forged_copy(world *w, int64_t id, int64_t new_id, int ms) {
+  char ids[24], news[24], forged[24], mss[16];
+  i64s(ids, sizeof ids, id);
+  i64s(news, sizeof news, new_id);
+  snprintf(mss, sizeof mss, "%d", ms);
+  const char *v[2] = {ids, mss};
+  int64_t f = q_id(q(w->pg,
+                     "INSERT INTO measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
+                     " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
+                     " probe_count, measured_at, measured_at_ns, landmark_sig)"
+                     " SELECT chip_id, landmark_id, nonce, seq, issued_at_ns, challenge_sig,"
+                     " chip_sig, rtt_ns / 2, bound_m / 2, est_speed_m_s, est_bound_m / 2,"
+                     " probe_count, measured_at + $2::integer * interval '1 millisecond',"
+                     " measured_at_ns, landmark_sig FROM measurements WHERE id = $1::bigint"
+                     " RETURNING id",
+                     2, v));
+  i64s(forged, sizeof forged, f);
+  const char *u[2] = {forged, news};
+  q_do(w->pg, "UPDATE measurements SET id = $2::bigint WHERE id = $1::bigint", 2, u);
+}
+
+START_TEST(test_v2_attestation_edited) {
+  world w;
+  world_init(&w, "cl_audit_v2_edit");
+  int64_t id = w.att_id[0][3];
+  char ids[24];
+  i64s(ids, sizeof ids, id);
+  const char *v[1] = {ids};
+  /* Every column of the row that the v2 layout covers. */
+  static const char *const edits[] = {
+      "UPDATE attestations SET measurement_sigs = measurement_sigs[1:1] WHERE id = $1::bigint",
+      "UPDATE attestations SET measurement_sigs = measurement_sigs ||"
+      " (SELECT landmark_sig FROM measurements WHERE id = (SELECT min(id) FROM measurements))"
+      " WHERE id = $1::bigint",
+      "UPDATE attestations SET measurement_sigs = ARRAY[measurement_sigs[2],"
+      " sha256(measurement_sigs[1]) || sha256(measurement_sigs[1])] WHERE id = $1::bigint",
+      "UPDATE attestations SET measurement_sigs = ARRAY[measurement_sigs[1], '\\x00'::bytea]"
+      " WHERE id = $1::bigint",
+      "UPDATE attestations SET measurement_sigs = ARRAY[measurement_sigs[1], NULL]"
+      " WHERE id = $1::bigint",
+      "UPDATE attestations SET site_digest = sha256(site_digest) WHERE id = $1::bigint",
+      "UPDATE attestations SET landmarks_digest = sha256(landmarks_digest) WHERE id = $1::bigint",
+      "UPDATE attestations SET regions_digest = sha256(regions_digest) WHERE id = $1::bigint",
+      "UPDATE attestations SET layout_version = 1 WHERE id = $1::bigint",
+      "UPDATE attestations SET allowed_regions = '{FRA}' WHERE id = $1::bigint",
+      "UPDATE attestations SET window_ns = window_ns - 1 WHERE id = $1::bigint",
+  };
+  q_do(w.pg, "CREATE TEMP TABLE saved AS SELECT * FROM attestations WHERE id = $1::bigint", 1, v);
+  for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+    q_do(w.pg, edits[i], 1, v);
+    want_finding want[] = {{CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_ATTESTATION_SIGNATURE}};
+    expect_findings(&w, want, 1, ALL_MEAS, ALL_ATT, NULL);
+    q_do(w.pg, "DELETE FROM attestations WHERE id = $1::bigint", 1, v);
+    q_do(w.pg, "INSERT INTO attestations SELECT * FROM saved", 0, NULL);
+    expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT, NULL);
+  }
+  /* measurement_ids proves nothing in version 2: not read. */
+  q_do(w.pg, "UPDATE attestations SET measurement_ids = '{0,0,0}' WHERE id = $1::bigint", 1, v);
+  expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT, NULL);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_v2_cited_id_reused) {
+  world w;
+  world_init(&w, "cl_audit_v2_id_reused");
+  /* A row that copies a cited signature under the cited id, and another
+   * under an id below every genuine one, both with other content: each is
+   * a forged measurement, and the attestation that cites the genuine row
+   * still stands, since the audit looks the evidence up by its signature
+   * and takes the row that verifies. */
+  int64_t cited = w.meas_id[0][3][0];
+  insert_forged_copy(&w, cited, 0, 2);
+  insert_forged_copy(&w, cited, cited, 1);
+  want_finding want[] = {{CL_AUDIT_MEASUREMENTS, 0, CL_AUDIT_SIGNATURE},
+                         {CL_AUDIT_MEASUREMENTS, cited, CL_AUDIT_SIGNATURE}};
+  expect_findings(&w, want, 2, ALL_MEAS + 2, ALL_ATT, NULL);
+  /* A version-1 attestation has only the ids to go by: the same trick makes
+   * its rebuilt layout carry a signature too many, and it reads as forged
+   * (docs/ATTESTATION.md, "Version 1 records"). */
+  int64_t old = w.meas_id[1][1][1];
+  insert_forged_copy(&w, old, old, 1);
+  want_finding want2[] = {{CL_AUDIT_MEASUREMENTS, 0, CL_AUDIT_SIGNATURE},
+                          {CL_AUDIT_MEASUREMENTS, cited, CL_AUDIT_SIGNATURE},
+                          {CL_AUDIT_MEASUREMENTS, old, CL_AUDIT_SIGNATURE},
+                          {CL_AUDIT_ATTESTATIONS, w.att_id[1][1], CL_AUDIT_ATTESTATION_SIGNATURE}};
+  expect_findings(&w, want2, 4, ALL_MEAS + 3, ALL_ATT, NULL);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_v2_cited_measurement_edited) {
+  world w;
+  world_init(&w, "cl_audit_v2_meas_edit");
+  int64_t id = w.meas_id[0][3][1];
+  char ids[24];
+  i64s(ids, sizeof ids, id);
+  const char *v[1] = {ids};
+  q_do(w.pg, "UPDATE measurements SET rtt_ns = rtt_ns - 1000 WHERE id = $1::bigint", 1, v);
+  want_finding want[] = {{CL_AUDIT_MEASUREMENTS, id, CL_AUDIT_SIGNATURE},
+                         {CL_AUDIT_ATTESTATIONS, w.att_id[0][3], CL_AUDIT_EVIDENCE}};
+  cl_audit_report rep;
+  expect_findings(&w, want, 2, ALL_MEAS, ALL_ATT, &rep);
+  ck_assert_int_eq(ref_of(&rep, CL_AUDIT_ATTESTATIONS, w.att_id[0][3], CL_AUDIT_EVIDENCE), id);
+  cl_audit_report_free(&rep);
+
+  /* The CLI: the names and the ref. */
+  char *o = NULL;
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, NULL), 4);
+  char line[512];
+  snprintf(line, sizeof line,
+           "measurements id=%" PRId64 " signature\nattestations id=%" PRId64 " evidence\n"
+           "audit: 20 measurements, 2 links, 10 attestations checked; 2 problem(s)\n",
+           id, w.att_id[0][3]);
+  ck_assert_str_eq(o, line);
+  free(o);
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, "--json", NULL), 4);
+  snprintf(line, sizeof line,
+           "{\"table\":\"attestations\",\"id\":%" PRId64
+           ",\"problem\":\"evidence\",\"ref\":%" PRId64 "}",
+           w.att_id[0][3], id);
+  ck_assert_msg(strstr(o, line) != NULL, "%s", o);
+  free(o);
+
+  /* The cited row put back: clean again. */
+  q_do(w.pg, "UPDATE measurements SET rtt_ns = rtt_ns + 1000 WHERE id = $1::bigint", 1, v);
+  expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT, NULL);
+  /* Moved to another chip, the row is no evidence of this one's: no row of
+   * the chip carries the signature (ref 0). */
+  q_do(w.pg, "UPDATE measurements SET chip_id = (SELECT max(id) FROM chips) WHERE id = $1::bigint",
+       1, v);
+  run_audit(&w, &rep);
+  ck_assert_int_eq(ref_of(&rep, CL_AUDIT_ATTESTATIONS, w.att_id[0][3], CL_AUDIT_EVIDENCE), 0);
+  cl_audit_report_free(&rep);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_v2_cited_measurement_deleted) {
+  world w;
+  world_init(&w, "cl_audit_v2_meas_delete");
+  int64_t id = w.meas_id[1][4][1];
+  char ids[24];
+  i64s(ids, sizeof ids, id);
+  const char *v[1] = {ids};
+  q_do(w.pg, "DELETE FROM measurements WHERE id = $1::bigint", 1, v);
+  want_finding want[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[1][4], CL_AUDIT_EVIDENCE}};
+  cl_audit_report rep;
+  expect_findings(&w, want, 1, ALL_MEAS - 1, ALL_ATT, &rep);
+  ck_assert_int_eq(rep.findings[0].ref, 0);
+  cl_audit_report_free(&rep);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_v2_site_edited) {
+  world w;
+  world_init(&w, "cl_audit_v2_site");
+  char ids[24];
+  i64s(ids, sizeof ids, w.chip_id[1]);
+  const char *v[1] = {ids};
+  q_do(w.pg, "UPDATE chips SET site_lat = 50.12 WHERE id = $1::bigint", 1, v);
+  want_finding want[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[1][3], CL_AUDIT_INPUT_CHANGED},
+                         {CL_AUDIT_ATTESTATIONS, w.att_id[1][4], CL_AUDIT_INPUT_CHANGED}};
+  cl_audit_report rep;
+  expect_findings(&w, want, 2, ALL_MEAS, ALL_ATT, &rep);
+  for (size_t i = 0; i < 2; i++) ck_assert_int_eq(rep.findings[i].ref, CL_AUDIT_INPUT_SITE);
+  cl_audit_report_free(&rep);
+  char *o = NULL;
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, "--json", NULL), 4);
+  char frag[160];
+  snprintf(frag, sizeof frag,
+           "{\"table\":\"attestations\",\"id\":%" PRId64
+           ",\"problem\":\"input changed\",\"ref\":1}",
+           w.att_id[1][3]);
+  ck_assert_msg(strstr(o, frag) != NULL, "%s", o);
+  free(o);
+  /* The same value again (the very double): clean. -0.0 would not be. */
+  q_do(w.pg, "UPDATE chips SET site_lat = 50.11 WHERE id = $1::bigint", 1, v);
+  expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT, NULL);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_v2_region_edited) {
+  world w;
+  world_init(&w, "cl_audit_v2_region");
+  /* Written differently, the same geometry: the digest is of the parsed
+   * vertices, not of the text. */
+  q_do(w.pg, "UPDATE regions SET geojson = jsonb_set(geojson, '{coordinates,0,0,1,0}', '8.20')"
+             " WHERE code = 'FRA'", 0, NULL);
+  expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT, NULL);
+  /* One vertex of DEU's hole moved: every version-2 attestation of a chip
+   * allowed in DEU drew its region verdict from other borders. */
+  q_do(w.pg, "UPDATE regions SET geojson = jsonb_set(geojson, '{coordinates,0,1,1,0}', '8.6')"
+             " WHERE code = 'DEU'", 0, NULL);
+  want_finding want[4];
+  size_t n = 0;
+  for (int c = 0; c < N_CHIPS; c++)
+    for (int r = V2_FROM; r < N_ROUNDS; r++)
+      want[n++] = (want_finding){CL_AUDIT_ATTESTATIONS, w.att_id[c][r], CL_AUDIT_INPUT_CHANGED};
+  cl_audit_report rep;
+  expect_findings(&w, want, n, ALL_MEAS, ALL_ATT, &rep);
+  for (size_t i = 0; i < n; i++) ck_assert_int_eq(rep.findings[i].ref, CL_AUDIT_INPUT_REGIONS);
+  cl_audit_report_free(&rep);
+  /* Gone altogether, or no longer a geometry the parser takes: the same. */
+  q_do(w.pg, "UPDATE regions SET geojson = jsonb_set(geojson, '{coordinates,0,1,1,0}', '8.5')"
+             " WHERE code = 'DEU'", 0, NULL);
+  expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT, NULL);
+  q_do(w.pg, "UPDATE regions SET geojson = '{\"type\":\"MultiPolygon\",\"coordinates\":[]}'"
+             " WHERE code = 'DEU'", 0, NULL);
+  expect_findings(&w, want, n, ALL_MEAS, ALL_ATT, NULL);
+  q_do(w.pg, "DELETE FROM chip_regions WHERE region_code = 'DEU'", 0, NULL);
+  q_do(w.pg, "DELETE FROM regions WHERE code = 'DEU'", 0, NULL);
+  expect_findings(&w, want, n, ALL_MEAS, ALL_ATT, NULL);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_v2_landmark_moved) {
+  world w;
+  world_init(&w, "cl_audit_v2_landmark");
+  char ids[24];
+  i64s(ids, sizeof ids, w.lm_id[0]);
+  const char *v[1] = {ids};
+  q_do(w.pg, "UPDATE landmarks SET lat = lat + 0.001 WHERE id = $1::bigint", 1, v);
+  want_finding want[4];
+  size_t n = 0;
+  for (int c = 0; c < N_CHIPS; c++)
+    for (int r = V2_FROM; r < N_ROUNDS; r++)
+      want[n++] = (want_finding){CL_AUDIT_ATTESTATIONS, w.att_id[c][r], CL_AUDIT_INPUT_CHANGED};
+  cl_audit_report rep;
+  expect_findings(&w, want, n, ALL_MEAS, ALL_ATT, &rep);
+  for (size_t i = 0; i < n; i++) ck_assert_int_eq(rep.findings[i].ref, CL_AUDIT_INPUT_LANDMARKS);
+  cl_audit_report_free(&rep);
+  world_fini(&w);
+}
+END_TEST
+
+/* Sets landmark l's retirement: kind "retired" or "revoked" at unix_ns, or
+ * none (kind NULL). */
+static void retire(world *w, int l, const char *kind, uint64_t unix_ns) {
+  char ids[24], us[24];
+  i64s(ids, sizeof ids, w->lm_id[l]);
+  i64s(us, sizeof us, (int64_t)(unix_ns / 1000u));
+  const char *v[3] = {ids, kind ? us : NULL, kind};
+  q_do(w->pg, "UPDATE landmarks SET retired_at = to_timestamp($2::bigint / 1e6),"
+              " retire_kind = $3::text WHERE id = $1::bigint", 3, v);
+}
+
+START_TEST(test_retired_keys) {
+  world w;
+  world_init(&w, "cl_audit_retired");
+  /* Landmark 1 retired between rounds 3 and 4: what it measured in round 4
+   * no longer counts, and the round-4 attestations cite it. */
+  retire(&w, 1, "retired", w.t0_ns + 3 * ROUND_NS + 30000000000ull);
+  want_finding want[64];
+  size_t n = 0;
+  for (int c = 0; c < N_CHIPS; c++) {
+    want[n++] = (want_finding){CL_AUDIT_MEASUREMENTS, w.meas_id[c][4][1], CL_AUDIT_RETIRED_KEY};
+    want[n++] = (want_finding){CL_AUDIT_ATTESTATIONS, w.att_id[c][4], CL_AUDIT_EVIDENCE};
+  }
+  cl_audit_report rep;
+  expect_findings(&w, want, n, ALL_MEAS, ALL_ATT, &rep);
+  for (int c = 0; c < N_CHIPS; c++) {
+    ck_assert_int_eq(ref_of(&rep, CL_AUDIT_MEASUREMENTS, w.meas_id[c][4][1], CL_AUDIT_RETIRED_KEY),
+                     w.lm_id[1]);
+    ck_assert_int_eq(ref_of(&rep, CL_AUDIT_ATTESTATIONS, w.att_id[c][4], CL_AUDIT_EVIDENCE),
+                     w.meas_id[c][4][1]);
+  }
+  cl_audit_report_free(&rep);
+
+  /* Retired after the last measurement: nothing. */
+  uint64_t after_all = w.t0_ns + 4 * ROUND_NS;
+  retire(&w, 1, "retired", after_all);
+  expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT, NULL);
+  /* Revoked at that time: the database received every row after it, so
+   * none of landmark 1's rows counts, its link included, and every
+   * version-2 attestation lacks its evidence. */
+  retire(&w, 1, "revoked", after_all);
+  n = 0;
+  for (int c = 0; c < N_CHIPS; c++)
+    for (int r = 0; r < N_ROUNDS; r++) {
+      want[n++] = (want_finding){CL_AUDIT_MEASUREMENTS, w.meas_id[c][r][1], CL_AUDIT_RETIRED_KEY};
+      if (r >= V2_FROM)
+        want[n++] = (want_finding){CL_AUDIT_ATTESTATIONS, w.att_id[c][r], CL_AUDIT_EVIDENCE};
+    }
+  want[n++] = (want_finding){CL_AUDIT_LANDMARK_LINKS, w.link_id[1], CL_AUDIT_RETIRED_KEY};
+  expect_findings(&w, want, n, ALL_MEAS, ALL_ATT, &rep);
+  ck_assert_int_eq(ref_of(&rep, CL_AUDIT_LANDMARK_LINKS, w.link_id[1], CL_AUDIT_RETIRED_KEY),
+                   w.lm_id[1]);
+  cl_audit_report_free(&rep);
+  /* The link's signer counts, not its peer: landmark 0 revoked alone
+   * takes its own rows and link, not landmark 1's link to it. */
+  retire(&w, 1, NULL, 0);
+  retire(&w, 0, "revoked", after_all);
+  run_audit(&w, &rep);
+  ref_of(&rep, CL_AUDIT_LANDMARK_LINKS, w.link_id[0], CL_AUDIT_RETIRED_KEY);
+  for (size_t i = 0; i < rep.n_findings; i++)
+    ck_assert(!(rep.findings[i].table == CL_AUDIT_LANDMARK_LINKS &&
+                rep.findings[i].id == w.link_id[1]));
+  cl_audit_report_free(&rep);
+
+  /* Dated more than 10 s after the database received it (an insert time
+   * edited afterwards): the verifier would not have believed the row
+   * (PROTOCOL.md §11, check 1), so it is no evidence; by itself such a row
+   * is no finding of the audit's first pass. */
+  retire(&w, 0, NULL, 0);
+  int64_t cited = w.meas_id[0][3][0];
+  char ids[24];
+  i64s(ids, sizeof ids, cited);
+  const char *v[1] = {ids};
+  q_do(w.pg, "UPDATE measurements SET inserted_at = measured_at - interval '11 seconds'"
+             " WHERE id = $1::bigint", 1, v);
+  want_finding want2[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[0][3], CL_AUDIT_EVIDENCE}};
+  expect_findings(&w, want2, 1, ALL_MEAS, ALL_ATT, &rep);
+  ck_assert_int_eq(rep.findings[0].ref, cited);
+  cl_audit_report_free(&rep);
+  q_do(w.pg, "UPDATE measurements SET inserted_at = measured_at - interval '9 seconds'"
+             " WHERE id = $1::bigint", 1, v);
+  expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT, NULL);
+  world_fini(&w);
+}
+END_TEST
+
 /* Runs the chiploc CLI with the given arguments (NULL-terminated), output
  * to a log file in dir; returns the exit status. */
 static int run_chiploc(const char *dir, ...) {
@@ -928,8 +1408,9 @@ static int run_chiploc(const char *dir, ...) {
 
 START_TEST(test_real_verifier) {
   /* The verifier's own records, written by `chiploc verify` over three
-   * one-second rounds next to the chains made here, audit clean; deleting
-   * one of its middle records breaks its chain. */
+   * one-second rounds next to the chains made here, audit clean (version 2:
+   * their evidence found and their input digests recomputed alike);
+   * deleting one of its middle records breaks its chain. */
   world w;
   world_init(&w, "cl_audit_verifier");
   char *dir = tu_tmpdir("chiploc-audit-verify");
@@ -954,6 +1435,14 @@ START_TEST(test_real_verifier) {
   long long written = tu_sql_int(w.conninfo, "SELECT count(*) FROM attestations a JOIN verifiers v"
                                              " ON v.id = a.verifier_id WHERE v.name = 'verifier-2'");
   ck_assert_int_eq(written, 3 * N_CHIPS);
+  /* Version 2, citing both landmarks' signatures, drawn against the two
+   * regions: the audit's recomputed digests match the verifier's. */
+  ck_assert_int_eq(tu_sql_int(w.conninfo,
+                              "SELECT count(*) FROM attestations a JOIN verifiers v"
+                              " ON v.id = a.verifier_id WHERE v.name = 'verifier-2'"
+                              " AND a.layout_version = 2 AND cardinality(a.measurement_sigs) = 2"
+                              " AND cardinality(a.allowed_regions) = 2"),
+                   written);
   cl_audit_report rep;
   expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT + written, &rep);
   ck_assert_int_eq(rep.chains, 2 * N_CHIPS);
@@ -1005,6 +1494,14 @@ int main(void) {
   tcase_add_test(tc, test_attestation_round_end_edited);
   tcase_add_test(tc, test_signed_measurement_swapped);
   tcase_add_test(tc, test_many_rows);
+  tcase_add_test(tc, test_v2_attestation_edited);
+  tcase_add_test(tc, test_v2_cited_id_reused);
+  tcase_add_test(tc, test_v2_cited_measurement_edited);
+  tcase_add_test(tc, test_v2_cited_measurement_deleted);
+  tcase_add_test(tc, test_v2_site_edited);
+  tcase_add_test(tc, test_v2_region_edited);
+  tcase_add_test(tc, test_v2_landmark_moved);
+  tcase_add_test(tc, test_retired_keys);
   tcase_add_test(tc, test_real_verifier);
   suite_add_tcase(su, tc);
   SRunner *sr = srunner_create(su);

@@ -1,6 +1,7 @@
 /*
  * Unit tests of the location engine (cl_geo_locate) on hand-made cases:
- * landmark counting, a European case with known answers, inconsistent
+ * landmark counting (colocated entries count once), the bound of an RTT
+ * (clock margin, chord), a European case with known answers, inconsistent
  * measurements and the landmarks named for them, caps across the
  * antimeridian and around both poles, bounds that cover the whole sphere,
  * argument checks, and region verdicts on simple polygons (holes and a
@@ -550,6 +551,170 @@ START_TEST(test_whole_sphere_bound) {
 }
 END_TEST
 
+/* ---- from a round trip to a bound ----------------------------------------- */
+
+/* Earth-centred coordinates of a point on the ellipsoid (height 0). */
+static void ecef(double lat, double lon, double xyz[3]) {
+  double e2 = CL_WGS84_F * (2 - CL_WGS84_F), p = lat * M_PI / 180, l = lon * M_PI / 180;
+  double n = CL_WGS84_A / sqrt(1 - e2 * sin(p) * sin(p));
+  xyz[0] = n * cos(p) * cos(l);
+  xyz[1] = n * cos(p) * sin(l);
+  xyz[2] = n * (1 - e2) * sin(p);
+}
+
+/* The straight line through the Earth between two points of the ellipsoid. */
+static double chord_m(double lat1, double lon1, double lat2, double lon2) {
+  double a[3], b[3];
+  ecef(lat1, lon1, a);
+  ecef(lat2, lon2, b);
+  return sqrt((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) +
+              (a[2] - b[2]) * (a[2] - b[2]));
+}
+
+START_TEST(test_bound_of_rtt) {
+  const double c = 299792458.0;
+  double b = CL_WGS84_A * (1 - CL_WGS84_F), rmin = b * b / CL_WGS84_A;
+  double whole = M_PI * CL_WGS84_A * CL_WGS84_A / b; /* no geodesic is longer */
+
+  /* The path: v * rtt / 2, stretched by the clock-rate margin. */
+  ck_assert_double_eq_tol(cl_geo_path_m(0.010, c), c * 0.010 / 2 * (1 + 200e-6), 1e-6);
+  ck_assert_double_eq_tol(cl_geo_path_m(0.010, c) - c * 0.010 / 2, 299.79, 0.01);
+  ck_assert_double_eq(cl_geo_path_m(0, c), 0);
+
+  /* The cap: 2R asin(d / 2R), R = b^2/a. The growth the chord costs. */
+  const double d_km[] = {100, 1000, 2000, 5000, 10000};
+  const double grow_km[] = {0.0010, 1.041, 8.399, 139.80, 1524.46};
+  for (size_t i = 0; i < sizeof d_km / sizeof d_km[0]; i++) {
+    double d = d_km[i] * 1000.0, r = cl_geo_cap_of_path_m(d);
+    ck_assert_double_eq_tol(r, 2 * rmin * asin(d / (2 * rmin)), 1e-6);
+    ck_assert_double_eq_tol((r - d) / 1000.0, grow_km[i], 0.01);
+    printf("bound: a path of %.0f km allows %.3f km of geodesic (+%.3f km)\n", d_km[i],
+           r / 1000.0, (r - d) / 1000.0);
+  }
+  /* cl_geo_bound_m is the two steps; never below the old v * rtt / 2. */
+  for (double rtt = 1e-5; rtt < 0.2; rtt *= 1.7) {
+    ck_assert_double_eq(cl_geo_bound_m(rtt, c), cl_geo_cap_of_path_m(cl_geo_path_m(rtt, c)));
+    ck_assert_double_ge(cl_geo_bound_m(rtt, c), c * rtt / 2);
+  }
+  /* Non-decreasing, never below the path, the whole ellipsoid at the end. */
+  double prev = 0;
+  for (double d = 1.0; d < 2.0e7; d *= 1.01) {
+    double r = cl_geo_cap_of_path_m(d);
+    ck_assert_double_ge(r, d);
+    ck_assert_double_ge(r, prev);
+    prev = r;
+  }
+  ck_assert_double_lt(cl_geo_cap_of_path_m(12669.0e3), whole);
+  ck_assert_double_ge(cl_geo_cap_of_path_m(12670.0e3), whole);
+  ck_assert_double_ge(cl_geo_cap_of_path_m(2 * CL_WGS84_A), whole);
+  ck_assert_double_eq(cl_geo_cap_of_path_m(3.0e7), 3.0e7);
+  /* Unusable inputs stay unusable. */
+  ck_assert_double_eq(cl_geo_cap_of_path_m(0), 0);
+  ck_assert_double_eq(cl_geo_cap_of_path_m(-5), -5);
+  ck_assert(isnan(cl_geo_cap_of_path_m(NAN)));
+  ck_assert(isinf(cl_geo_cap_of_path_m(INFINITY)));
+
+  /* The point: a chip in Brussels whose signals travel the straight line at
+   * c. With the chord itself as the geodesic bound (the old conversion), the
+   * honest Sydney landmark is called a liar; with the cap, nothing is. */
+  const city *far[] = {&SYDNEY, &MADRID, &BERLIN};
+  cl_geo_landmark lms[3];
+  for (int i = 0; i < 3; i++) {
+    double d = chord_m(BRUSSELS.lat, BRUSSELS.lon, far[i]->lat, far[i]->lon);
+    lms[i] = (cl_geo_landmark){far[i]->lat, far[i]->lon, cl_geo_cap_of_path_m(d)};
+    ck_assert_double_ge(lms[i].bound_m,
+                        cl_geo_distance_m(BRUSSELS.lat, BRUSSELS.lon, far[i]->lat, far[i]->lon));
+  }
+  double site[2] = {BRUSSELS.lat, BRUSSELS.lon};
+  cl_geo_result r;
+  ck_assert_int_eq(cl_geo_locate(ctx, lms, 3, NULL, site, NULL, &r), CL_OK);
+  ck_assert_int_eq(r.consistency, CL_GEO_CONSISTENT);
+  ck_assert_int_eq(r.site, CL_SITE_CONSISTENT);
+  assert_covered(&r, BRUSSELS.lat, BRUSSELS.lon);
+  lms[0].bound_m = chord_m(BRUSSELS.lat, BRUSSELS.lon, SYDNEY.lat, SYDNEY.lon);
+  ck_assert_int_eq(cl_geo_locate(ctx, lms, 3, NULL, site, NULL, &r), CL_OK);
+  ck_assert_int_eq(r.consistency, CL_GEO_INCONSISTENT);
+  ck_assert_uint_eq(r.n_excluded, 1);
+  ck_assert_uint_eq(r.excluded[0], 0);
+  printf("bound: Brussels-Sydney chord %.0f km, geodesic %.0f km, cap %.0f km\n",
+         lms[0].bound_m / 1000.0,
+         cl_geo_distance_m(BRUSSELS.lat, BRUSSELS.lon, SYDNEY.lat, SYDNEY.lon) / 1000.0,
+         cl_geo_cap_of_path_m(lms[0].bound_m) / 1000.0);
+}
+END_TEST
+
+/* ---- places: colocated landmarks count once -------------------------------- */
+
+START_TEST(test_same_place_counts_once) {
+  /* Paris, a second entry 500 m away (the same landmark after a key
+   * rotation), and London: two places, not three. */
+  cl_geo_landmark lms[N_EU + 3];
+  eu_lms(lms);
+  double lat, lon;
+  move(PARIS.lat, PARIS.lon, 30.0, 500.0, &lat, &lon);
+  cl_geo_landmark two[3] = {lms[I_PARIS], {lat, lon, lms[I_PARIS].bound_m}, lms[I_LONDON]};
+  cl_geo_result r;
+  ck_assert_int_eq(cl_geo_locate(ctx, two, 3, NULL, NULL, NULL, &r), CL_OK);
+  ck_assert_int_eq(r.consistency, CL_GEO_INSUFFICIENT);
+  ck_assert_uint_eq(r.n_usable, 2);
+  ck_assert_uint_eq(r.n_colocated, 1);
+  /* The same three at exactly one position, and in any order. */
+  two[1].lat = PARIS.lat, two[1].lon = PARIS.lon;
+  cl_geo_landmark rev[3] = {two[2], two[1], two[0]};
+  ck_assert_int_eq(cl_geo_locate(ctx, rev, 3, NULL, NULL, NULL, &r), CL_OK);
+  ck_assert_int_eq(r.consistency, CL_GEO_INSUFFICIENT);
+  ck_assert_uint_eq(r.n_usable, 2);
+
+  /* The threshold: 990 m apart is one place, 1 100 m is two. */
+  cl_geo_landmark pair[2] = {lms[I_PARIS], lms[I_PARIS]};
+  cl_geo_params p;
+  cl_geo_params_default(&p);
+  p.min_landmarks = 1;
+  move(PARIS.lat, PARIS.lon, 100.0, 990.0, &pair[1].lat, &pair[1].lon);
+  ck_assert_int_eq(cl_geo_locate(ctx, pair, 2, &p, NULL, NULL, &r), CL_OK);
+  ck_assert_uint_eq(r.n_usable, 1);
+  move(PARIS.lat, PARIS.lon, 100.0, 1100.0, &pair[1].lat, &pair[1].lon);
+  ck_assert_int_eq(cl_geo_locate(ctx, pair, 2, &p, NULL, NULL, &r), CL_OK);
+  ck_assert_uint_eq(r.n_usable, 2);
+  ck_assert_uint_eq(r.n_colocated, 0);
+
+  /* Chains: entries 800 m apart in a row are one place, whatever the order
+   * (a count that depended on it could be steered by whoever orders rows). */
+  cl_geo_landmark row[4];
+  for (int i = 0; i < 4; i++) {
+    row[i] = lms[I_PARIS];
+    move(PARIS.lat, PARIS.lon, 45.0, 800.0 * i, &row[i].lat, &row[i].lon);
+  }
+  static const int perms[][4] = {{0, 1, 2, 3}, {3, 2, 1, 0}, {1, 3, 0, 2}, {2, 0, 3, 1}};
+  for (size_t k = 0; k < sizeof perms / sizeof perms[0]; k++) {
+    cl_geo_landmark q[4];
+    for (int i = 0; i < 4; i++) q[i] = row[perms[k][i]];
+    ck_assert_int_eq(cl_geo_locate(ctx, q, 4, &p, NULL, NULL, &r), CL_OK);
+    ck_assert_uint_eq(r.n_usable, 1);
+    ck_assert_uint_eq(r.n_colocated, 3);
+  }
+
+  /* Unusable entries are no places; a bound over the whole sphere is one. */
+  eu_lms(lms);
+  lms[N_EU] = (cl_geo_landmark){PARIS.lat, PARIS.lon, NAN};
+  lms[N_EU + 1] = (cl_geo_landmark){SYDNEY.lat, SYDNEY.lon, 25.0e6};
+  lms[N_EU + 2] = (cl_geo_landmark){SYDNEY.lat, SYDNEY.lon, 26.0e6};
+  ck_assert_int_eq(cl_geo_locate(ctx, lms, N_EU + 3, NULL, NULL, NULL, &r), CL_OK);
+  ck_assert_int_eq(r.consistency, CL_GEO_CONSISTENT);
+  ck_assert_uint_eq(r.n_usable, N_EU + 1);
+  ck_assert_uint_eq(r.n_colocated, 1);
+  /* Every entry still bounds F: a duplicate with a tighter bound cuts it. */
+  double ra = r.radius_km;
+  eu_lms(lms);
+  lms[N_EU] = lms[I_FRANKFURT];
+  lms[N_EU].bound_m -= 20000.0;
+  ck_assert_int_eq(cl_geo_locate(ctx, lms, N_EU + 1, NULL, NULL, NULL, &r), CL_OK);
+  ck_assert_int_eq(r.consistency, CL_GEO_CONSISTENT);
+  ck_assert_uint_eq(r.n_usable, N_EU);
+  ck_assert_double_lt(r.radius_km, ra);
+}
+END_TEST
+
 /* ---- arguments ----------------------------------------------------------- */
 
 START_TEST(test_einval) {
@@ -839,6 +1004,8 @@ static Suite *geo_suite(void) {
   tcase_add_test(tc, test_south_pole);
   tcase_add_test(tc, test_pole_colocated);
   tcase_add_test(tc, test_whole_sphere_bound);
+  tcase_add_test(tc, test_bound_of_rtt);
+  tcase_add_test(tc, test_same_place_counts_once);
   tcase_add_test(tc, test_einval);
   suite_add_tcase(s, tc);
 

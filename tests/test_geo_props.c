@@ -27,7 +27,10 @@
  *
  * Batches vary the chip's placement (anywhere, near the poles, near the
  * antimeridian, on land), the landmark distances, exact bounds, a landmark
- * on the chip with a bound of metres, and random engine parameters.
+ * on the chip with a bound of metres, and random engine parameters. One
+ * batch draws signal paths no shorter than the chord through the Earth and
+ * turns them into caps with cl_geo_cap_of_path_m, as the verifier does, and
+ * test_chord_bound checks that conversion alone against exact geodesics.
  *
  * Any violation prints the whole scenario (batch, seed, landmarks, bounds,
  * parameters, site, polygons) to stderr, so it can be replayed.
@@ -154,6 +157,8 @@ typedef struct {
   double dmin_km, dmax_km;
   int tight;               /* every bound exactly the true distance */
   int variant;             /* VAR_* */
+  int chord;               /* bounds are path lengths >= the chord, turned into caps by
+                            * cl_geo_cap_of_path_m (what the verifier does) */
   double max_undet_rate;   /* pinned: UNDETERMINED among clear cases */
   double max_median_ratio; /* pinned: median radius_km / sampled radius */
 } batch_cfg;
@@ -173,9 +178,18 @@ typedef struct {
 
 static int usable(const cl_geo_landmark *l) { return l->bound_m > 0 && isfinite(l->bound_m); }
 
+/* Usable landmarks. The engine counts places (landmarks within
+ * CL_GEO_SAME_PLACE_M of each other count once); no two landmarks of these
+ * scenarios come within 2 km of each other (asserted), so the counts agree. */
 static size_t n_usable(const scenario *s) {
   size_t n = 0;
-  for (size_t i = 0; i < s->k; i++) n += (size_t)usable(&s->lm[i]);
+  for (size_t i = 0; i < s->k; i++) {
+    n += (size_t)usable(&s->lm[i]);
+    for (size_t j = 0; j < i; j++)
+      ck_assert_msg(v_angle(s->lv[i], s->lv[j]) * R_LO > 2.0 * CL_GEO_SAME_PLACE_M,
+                    "batch %s index %d: landmarks %zu and %zu within 2 km", s->cfg->name,
+                    s->index, j, i);
+  }
   return n;
 }
 
@@ -198,6 +212,24 @@ static void place_chip(const batch_cfg *c, rng_t *r, double *lat, double *lon) {
   }
 }
 
+/* Earth-centred coordinates of a point on the ellipsoid (height 0). */
+static void ecef(double lat, double lon, double xyz[3]) {
+  double e2 = CL_WGS84_F * (2 - CL_WGS84_F), p = lat * D2R, l = lon * D2R;
+  double n = CL_WGS84_A / sqrt(1 - e2 * sin(p) * sin(p));
+  xyz[0] = n * cos(p) * cos(l);
+  xyz[1] = n * cos(p) * sin(l);
+  xyz[2] = n * (1 - e2) * sin(p);
+}
+
+/* The straight line through the Earth: no signal path is shorter. */
+static double chord_m(double lat1, double lon1, double lat2, double lon2) {
+  double a[3], b[3];
+  ecef(lat1, lon1, a);
+  ecef(lat2, lon2, b);
+  return sqrt((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) +
+              (a[2] - b[2]) * (a[2] - b[2]));
+}
+
 /* Landmarks and bounds around the chip at (s->plat, s->plon). */
 static void place_landmarks(scenario *s, rng_t *r) {
   const batch_cfg *c = s->cfg;
@@ -217,7 +249,17 @@ static void place_landmarks(scenario *s, rng_t *r) {
       t = rng_unit(r);
       e = t < 0.3 ? 0 : t < 0.7 ? rng_range(r, 0, 20000.0) : rng_range(r, 0, 200000.0);
     }
-    s->lm[i] = (cl_geo_landmark){lat, lon, sd * (1 + u) + e};
+    if (c->chord) {
+      /* A signal path at least as long as the chord, as the verifier would
+       * get it from an RTT: the converted cap must hold P. */
+      double path = chord_m(s->plat, s->plon, lat, lon) * (1 + u) + e;
+      double b = cl_geo_cap_of_path_m(path);
+      ck_assert_msg(sd <= b, "batch %s: cap %.6f m of path %.6f m is below the geodesic %.6f m",
+                    c->name, b, path, sd);
+      s->lm[i] = (cl_geo_landmark){lat, lon, b};
+    } else {
+      s->lm[i] = (cl_geo_landmark){lat, lon, sd * (1 + u) + e};
+    }
   }
   if (c->variant & VAR_COLOCATED) {
     /* A landmark at (or next to) the chip, with a bound of metres. */
@@ -1200,6 +1242,76 @@ START_TEST(test_normal_sphere_bounds) {
 }
 END_TEST
 
+/* The chord conversion against exact geodesics: for two points of the
+ * ellipsoid with chord d (no signal path is shorter), the cap
+ * cl_geo_cap_of_path_m(d) is never below their geodesic distance s. Pairs:
+ * near-antipodal (where the chord is longest and the conversion switches to
+ * the whole ellipsoid), meridians across the poles, the equator (where the
+ * meridian's curvature radius is b^2/a and the bound is tightest), short
+ * pairs, and uniform ones. */
+START_TEST(test_chord_bound) {
+  rng_t r = {0xC40D0001ULL};
+  double b = CL_WGS84_A * (1 - CL_WGS84_F), rmin = b * b / CL_WGS84_A;
+  double whole = M_PI * CL_WGS84_A * CL_WGS84_A / b;
+  double min_gap = INFINITY, min_gap_d = 0, max_ratio = 0, max_d_part = 0, min_d_whole = INFINITY;
+  long n = 0, n_whole = 0;
+  for (int i = 0; i < 100000; i++) {
+    double la1, lo1, la2, lo2;
+    uniform_point(&r, &la1, &lo1);
+    int kind = i % 6;
+    if (kind == 0) { /* near-antipodal */
+      la2 = -la1 + rng_range(&r, -0.5, 0.5);
+      lo2 = lo1 + 180 + rng_range(&r, -0.5, 0.5);
+    } else if (kind == 1) { /* within a few degrees of the antipode */
+      la2 = -la1 + rng_range(&r, -6, 6);
+      lo2 = lo1 + 180 + rng_range(&r, -6, 6);
+    } else if (kind == 2) { /* along a meridian, across a pole sometimes */
+      la2 = rng_range(&r, -90, 90);
+      lo2 = rng_unit(&r) < 0.5 ? lo1 : lo1 + 180;
+    } else if (kind == 3) { /* along the equator, or across it on a meridian */
+      la1 = rng_range(&r, -1e-3, 1e-3);
+      if (rng_unit(&r) < 0.5) {
+        la2 = rng_range(&r, -1e-3, 1e-3);
+        lo2 = lo1 + rng_range(&r, -179.9, 179.9);
+      } else {
+        la2 = rng_range(&r, -30, 30);
+        lo2 = lo1;
+      }
+    } else if (kind == 4) { /* short */
+      la2 = la1 + rng_range(&r, -0.5, 0.5);
+      lo2 = lo1 + rng_range(&r, -0.5, 0.5);
+    } else {
+      uniform_point(&r, &la2, &lo2);
+    }
+    if (la2 > 90) la2 = 180 - la2;
+    if (la2 < -90) la2 = -180 - la2;
+    lo2 = remainder(lo2, 360.0);
+    double d = chord_m(la1, lo1, la2, lo2);
+    double s = cl_geo_distance_m(la1, lo1, la2, lo2);
+    double cap = cl_geo_cap_of_path_m(d);
+    n++;
+    ck_assert_msg(s <= cap + 1e-6, "(%.9f, %.9f)-(%.9f, %.9f): chord %.6f m, geodesic %.6f m, "
+                  "cap %.6f m", la1, lo1, la2, lo2, d, s, cap);
+    ck_assert_double_ge(cap, d);
+    if (cap >= whole) {
+      n_whole++;
+      min_d_whole = fmin(min_d_whole, d);
+      continue;
+    }
+    max_d_part = fmax(max_d_part, d);
+    if (s > 1000.0) max_ratio = fmax(max_ratio, s / cap);
+    if (cap - s < min_gap) min_gap = cap - s, min_gap_d = d;
+  }
+  printf("chord: %ld pairs, %ld given the whole ellipsoid (chords from %.1f km); below that "
+         "(chords to %.1f km) geodesic / cap at most %.9f, smallest cap - geodesic %.3g m (chord "
+         "%.1f km: rounding); 2R = %.1f km\n",
+         n, n_whole, min_d_whole / 1000.0, max_d_part / 1000.0, max_ratio, min_gap,
+         min_gap_d / 1000.0, 2 * rmin / 1000.0);
+  ck_assert_int_gt(n_whole, 0);
+  ck_assert_double_le(max_ratio, 1.0);
+}
+END_TEST
+
 /* Pinned thresholds come from the measured values printed by each batch
  * (see docs/ENGINE.md), with margin. */
 static const batch_cfg B_UNIFORM = {.name = "uniform", .seed = 0x5EED0001, .n = 140,
@@ -1230,6 +1342,9 @@ static const batch_cfg B_PARAMS = {.name = "params", .seed = 0x5EED0009, .n = 60
                                    .place = PLACE_UNIFORM, .dmin_km = 100, .dmax_km = 5000,
                                    .variant = VAR_PARAMS, .max_undet_rate = 0.25,
                                    .max_median_ratio = 2};
+static const batch_cfg B_CHORD = {.name = "chord", .seed = 0x5EED000A, .n = 90,
+                                  .place = PLACE_UNIFORM, .dmin_km = 100, .dmax_km = 19000,
+                                  .chord = 1, .max_undet_rate = 0.15, .max_median_ratio = 1.6};
 static const batch_cfg B_LAND = {.name = "countries", .seed = 0x5EED0007, .n = 60,
                                  .place = PLACE_LAND, .dmin_km = 100, .dmax_km = 3000,
                                  .max_undet_rate = 1, .max_median_ratio = 1.6};
@@ -1249,6 +1364,8 @@ END_TEST
 START_TEST(test_batch_colocated) { run_batch(&B_COLOCATED); }
 END_TEST
 START_TEST(test_batch_params) { run_batch(&B_PARAMS); }
+END_TEST
+START_TEST(test_batch_chord) { run_batch(&B_CHORD); }
 END_TEST
 START_TEST(test_batch_countries) {
   load_countries();
@@ -1271,6 +1388,8 @@ static Suite *props_suite(void) {
   tcase_add_test(tc, test_batch_near);
   tcase_add_test(tc, test_batch_colocated);
   tcase_add_test(tc, test_batch_params);
+  tcase_add_test(tc, test_chord_bound);
+  tcase_add_test(tc, test_batch_chord);
   tcase_add_test(tc, test_batch_countries);
   suite_add_tcase(s, tc);
   return s;

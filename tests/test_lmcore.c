@@ -5,9 +5,11 @@
  * core sends is decoded as an agent would decode it. Covers the handshake,
  * registration and its refusals, the probe cycle with exact RTTs from the
  * shell's send stamp, every rejection reason, deadlines, limits, deferral,
- * a chip taken over by a newer connection, enrolment changes, and the worker
- * path (jobs back, orphaned, cancelled). The timer queue is checked against
- * a plain list over random operations.
+ * a chip taken over by a newer connection, enrolment changes, the worker
+ * path (jobs back, orphaned, cancelled), the per-connection limit on Error
+ * replies, a write queue the shell reports full, and the per-address key
+ * (IPv6 by /64). The timer queue is checked against a plain list over
+ * random operations.
  */
 #include "cl_err.h"
 #include "cl_frame.h"
@@ -21,6 +23,7 @@
 
 #include <check.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,6 +138,7 @@ typedef struct {
   size_t n_work;
   int refuse_work;
   int fail_send_after;  /* > 0: the send of that many more frames succeeds, the next fails */
+  int fail_send_rc;     /* what that failing send returns; 0: CL_EIO */
   int drop_measurements;
   uint64_t stamp_offset; /* the shell's send stamp: now + this */
   uint64_t now;
@@ -166,7 +170,8 @@ static int io_send(void *ctx, void *ud, const uint8_t *buf, size_t len, uint64_t
   /* Only a challenge is timed. */
   ck_assert_int_eq(t_sent != NULL, f->m.type == CL_MSG_CHALLENGE);
   if (t_sent) *t_sent = f->t_sent = W.now + W.stamp_offset;
-  if (W.fail_send_after > 0 && --W.fail_send_after == 0) return CL_EIO;
+  if (W.fail_send_after > 0 && --W.fail_send_after == 0)
+    return W.fail_send_rc ? W.fail_send_rc : CL_EIO;
   return CL_OK;
 }
 
@@ -240,7 +245,8 @@ static void setup(void) {
                        .max_pending_challenges = 64,
                        .handshake_timeout_ms = 10000,
                        .idle_timeout_s = 300,
-                       .max_frame_bytes = CL_FRAME_MAX};
+                       .max_frame_bytes = CL_FRAME_MAX,
+                       .max_error_replies_per_s = 10};
   W.io = (cl_lm_io){.send = io_send,
                     .close = io_close,
                     .measurement = io_measurement,
@@ -793,6 +799,181 @@ START_TEST(workers_sign_and_verify) {
 }
 END_TEST
 
+/* A Response whose nonce was never issued, for chip k on connection ci. */
+static void answer_bogus(int ci, int k) {
+  cl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = CL_MSG_RESPONSE;
+  memcpy(m.u.response.chip, cl_key_public(W.chip[k]), CL_PK_LEN);
+  W.rng++;
+  memcpy(m.u.response.nonce, &W.rng, sizeof W.rng);
+  feed(ci, &m);
+}
+
+START_TEST(error_replies_rate_limited) {
+  W.p.max_error_replies_per_s = 3;
+  start();
+  open_conn(0);
+  open_conn(1);
+  static const int zero[] = {0}, one[] = {1};
+  register_chips(0, zero, 1);
+  register_chips(1, one, 1);
+  /* A flood of unknown nonces at one instant: the bucket's 3 replies, then
+   * nothing; every answer is still rejected and counted. */
+  for (int i = 0; i < 50; i++) answer_bogus(0, 0);
+  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_UNKNOWN_NONCE], 50);
+  ck_assert_uint_eq(count_of(0, CL_MSG_ERROR), 3);
+  ck_assert_uint_eq(stats()->error_replies_suppressed, 47);
+  /* Answers for a chip not registered here draw from the same bucket. */
+  answer_bogus(0, 1);
+  ck_assert_uint_eq(stats()->rejected_not_registered, 1);
+  ck_assert_uint_eq(count_of(0, CL_MSG_ERROR), 3);
+  /* The bucket is per connection: the other one still gets its replies. */
+  answer_bogus(1, 1);
+  ck_assert_uint_eq(count_of(1, CL_MSG_ERROR), 1);
+  /* It refills at 3 per second. */
+  W.now += 1000 * MS;
+  for (int i = 0; i < 10; i++) answer_bogus(0, 0);
+  ck_assert_uint_eq(count_of(0, CL_MSG_ERROR), 6);
+  ck_assert_uint_eq(stats()->error_replies_suppressed, 47 + 1 + 7);
+  /* The flood kept the session: a real answer is still accepted. */
+  ck_assert(!W.closed[0]);
+  const out_frame *f = next_challenge(0);
+  cl_challenge ch = f->m.u.challenge;
+  W.now = f->t_sent + 2 * MS;
+  answer(0, 0, &ch, 0);
+  ck_assert_uint_eq(stats()->responses_accepted, 1);
+  /* An Error that closes the connection is never held back, even with the
+   * bucket empty. */
+  for (int i = 0; i < 20; i++) answer_bogus(0, 0);
+  size_t before = count_of(0, CL_MSG_ERROR);
+  cl_lm_conn_read(W.lm, W.conn[0], (const uint8_t *)"\0\0\0\x03xyz", 7, W.now);
+  ck_assert(W.closed[0]);
+  ck_assert_uint_eq(count_of(0, CL_MSG_ERROR), before + 1);
+  ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_MALFORMED);
+}
+END_TEST
+
+START_TEST(write_queue_overflow_closes) {
+  start();
+  open_conn(0);
+  open_conn(1);
+  static const int zero[] = {0}, one[] = {1};
+  register_chips(0, zero, 1);
+  register_chips(1, one, 1);
+  /* The shell finds no room for the next frame (a challenge, here): the
+   * connection closes, its chip leaves, and the overflow is counted. */
+  W.fail_send_after = 1;
+  W.fail_send_rc = CL_ETOOBIG;
+  while (!W.closed[0] && !W.closed[1]) advance_to(cl_lm_next_due(W.lm));
+  int ci = W.closed[0] ? 0 : 1;
+  ck_assert_uint_eq(stats()->write_queue_overflows, 1);
+  ck_assert_uint_eq(cl_lm_conn_count(W.lm), 1);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
+  /* The same for an Error reply; another failed write is no overflow. */
+  W.fail_send_after = 1;
+  W.fail_send_rc = CL_ETOOBIG;
+  answer_bogus(1 - ci, 1 - ci);
+  ck_assert(W.closed[1 - ci]);
+  ck_assert_uint_eq(stats()->write_queue_overflows, 2);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 0);
+  W.closed[0] = W.closed[1] = 0;
+  open_conn(0);
+  W.fail_send_after = 1;
+  W.fail_send_rc = CL_EIO;
+  register_chips(0, zero, 1);
+  ck_assert(W.closed[0]);
+  ck_assert_uint_eq(stats()->write_queue_overflows, 2);
+}
+END_TEST
+
+/* The per-address key of an IPv4 (len 4) or IPv6 (len 16) address. */
+static void addr_key(const char *hex, uint8_t key[CL_PK_LEN]) {
+  uint8_t ip[16];
+  size_t len = strlen(hex) / 2;
+  ck_assert(len == 4 || len == 16);
+  for (size_t i = 0; i < len; i++) {
+    unsigned v;
+    ck_assert_int_eq(sscanf(hex + 2 * i, "%2x", &v), 1);
+    ip[i] = (uint8_t)v;
+  }
+  ck_assert_int_eq(cl_lm_addr_key(ip, len, key), CL_OK);
+}
+
+START_TEST(addr_key_ipv6_by_prefix) {
+  uint8_t a[CL_PK_LEN], b[CL_PK_LEN];
+  /* One /64, two interface identifiers: one key. */
+  addr_key("20010db8000100020000000000000001", a);
+  addr_key("20010db800010002ffffffffffffffff", b);
+  ck_assert_mem_eq(a, b, CL_PK_LEN);
+  /* The next /64 over, and a neighbour in the same /48: other keys. */
+  addr_key("20010db8000100030000000000000001", b);
+  ck_assert(memcmp(a, b, CL_PK_LEN) != 0);
+  addr_key("20010db8000100020000000000000001", a);
+  addr_key("20010db9000100020000000000000001", b);
+  ck_assert(memcmp(a, b, CL_PK_LEN) != 0);
+  /* IPv4-mapped counts as the IPv4 address; other IPv4 addresses do not
+   * share a key, nor does an IPv6 /64 that starts with the same bytes. */
+  addr_key("00000000000000000000ffffc0000201", a);
+  addr_key("c0000201", b);
+  ck_assert_mem_eq(a, b, CL_PK_LEN);
+  addr_key("c0000202", a);
+  ck_assert(memcmp(a, b, CL_PK_LEN) != 0);
+  addr_key("c0000201000000000000000000000000", a);
+  ck_assert(memcmp(a, b, CL_PK_LEN) != 0);
+  /* ::1 is not IPv4-mapped. */
+  addr_key("00000000000000000000000000000001", a);
+  ck_assert(memcmp(a, b, CL_PK_LEN) != 0);
+  uint8_t ip[16] = {0};
+  ck_assert_int_eq(cl_lm_addr_key(ip, 6, a), CL_EINVAL);
+  ck_assert_int_eq(cl_lm_addr_key(NULL, 4, a), CL_EINVAL);
+}
+END_TEST
+
+START_TEST(per_address_limit_counts_ipv6_prefix) {
+  W.p.max_connections = 4;
+  start();
+  uint8_t k[CL_PK_LEN];
+  /* Two connections (the limit) from one /64, the second from another
+   * address of it; a third address of it is refused. */
+  addr_key("20010db8000100020000000000000001", k);
+  W.conn[0] = cl_lm_conn_open(W.lm, &W.conn_ud[0], k, "[2001:db8:1:2::1]:1", W.now);
+  addr_key("20010db800010002abcdef0123456789", k);
+  W.conn[1] = cl_lm_conn_open(W.lm, &W.conn_ud[1], k, "[2001:db8:1:2:abcd:ef01:2345:6789]:1",
+                              W.now);
+  ck_assert_ptr_nonnull(W.conn[0]);
+  ck_assert_ptr_nonnull(W.conn[1]);
+  addr_key("20010db80001000200000000deadbeef", k);
+  W.conn[2] = cl_lm_conn_open(W.lm, &W.conn_ud[2], k, "[2001:db8:1:2::dead:beef]:1", W.now);
+  ck_assert_ptr_null(W.conn[2]);
+  ck_assert_uint_eq(stats()->conns_refused_per_address, 1);
+  ck_assert_int_eq(last_of(2, CL_MSG_ERROR)->m.u.error.code, CL_ERR_LIMIT);
+  /* The next /64 has its own count. */
+  addr_key("20010db8000100030000000000000001", k);
+  W.conn[3] = cl_lm_conn_open(W.lm, &W.conn_ud[3], k, "[2001:db8:1:3::1]:1", W.now);
+  ck_assert_ptr_nonnull(W.conn[3]);
+  /* A closed connection gives the /64 its slot back. */
+  cl_lm_conn_close(W.lm, W.conn[0], W.now);
+  W.closed[2] = 0;
+  addr_key("20010db80001000200000000deadbeef", k);
+  W.conn[2] = cl_lm_conn_open(W.lm, &W.conn_ud[2], k, "[2001:db8:1:2::dead:beef]:1", W.now);
+  ck_assert_ptr_nonnull(W.conn[2]);
+  cl_lm_close_all(W.lm, W.now);
+  /* IPv4 and IPv4-mapped IPv6: one address, one count (limit 2). */
+  cl_lm_destroy(&W.lm);
+  memset(W.closed, 0, sizeof W.closed);
+  start();
+  addr_key("c0000201", k);
+  ck_assert_ptr_nonnull(W.conn[0] = cl_lm_conn_open(W.lm, &W.conn_ud[0], k, "192.0.2.1:1", W.now));
+  addr_key("00000000000000000000ffffc0000201", k);
+  ck_assert_ptr_nonnull(
+      W.conn[1] = cl_lm_conn_open(W.lm, &W.conn_ud[1], k, "[::ffff:192.0.2.1]:2", W.now));
+  ck_assert_ptr_null(W.conn[2] = cl_lm_conn_open(W.lm, &W.conn_ud[2], k, "[::ffff:192.0.2.1]:3",
+                                                 W.now));
+  ck_assert_uint_eq(stats()->conns_refused_per_address, 1);
+}
+END_TEST
+
 START_TEST(close_all_and_destroy) {
   start();
   open_conn(0);
@@ -832,6 +1013,10 @@ static Suite *suite(void) {
   tcase_add_test(c, unenrolled_chip_dropped);
   tcase_add_test(c, workers_sign_and_verify);
   tcase_add_test(c, close_all_and_destroy);
+  tcase_add_test(c, error_replies_rate_limited);
+  tcase_add_test(c, write_queue_overflow_closes);
+  tcase_add_test(c, addr_key_ipv6_by_prefix);
+  tcase_add_test(c, per_address_limit_counts_ipv6_prefix);
   suite_add_tcase(s, c);
   return s;
 }

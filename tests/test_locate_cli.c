@@ -251,6 +251,17 @@ START_TEST(test_insufficient) {
   assert_field(out, "consistency", "CONSISTENT");
   assert_field(out, "site", "SITE_CONSISTENT");
   free(out);
+  /* A third row 300 m from Paris (the same landmark after a key rotation)
+   * is no third witness. */
+  char extra[128];
+  snprintf(extra, sizeof extra, "Paris-2,%.6f,%.6f,%.6f\n", EUROPE[0].lat + 0.0027, EUROPE[0].lon,
+           honest_rtt_ms(&FRANKFURT, &EUROPE[0]));
+  char *dup = landmarks_csv("dup.csv", &FRANKFURT, 2, extra);
+  ck_assert_int_eq(cli(&out, "locate", "--landmarks", dup, NULL), 0);
+  assert_field(out, "consistency", "INSUFFICIENT");
+  assert_field(out, "landmarks_used", "2");
+  free(out);
+  free(dup);
   /* Only the header: zero landmarks is a verdict too. */
   char *empty = tu_write_file(g_dir, "empty.csv", "name,lat,lon,rtt_ms\n");
   ck_assert_int_eq(cli(&out, "locate", "--landmarks", empty, NULL), 0);
@@ -516,14 +527,17 @@ END_TEST
 
 START_TEST(test_geojson_awkward_caps) {
   /* Caps across the antimeridian, around a pole, around both poles, larger
-   * than the Earth: each polygon must still hold its whole cap. */
+   * than the Earth: each polygon must still hold its whole cap. Quito's
+   * 84 ms (a path of 12 594 km, a cap of about 18 500 km) leaves a hole
+   * around its antipode; from a path of 12 669 km (84.5 ms) on, a cap is the
+   * whole Earth. */
   const char *text = "name,lat,lon,rtt_ms\n"
                      "Fiji,-17.7,178.0,20\n"
                      "Anchorage,61.2,-149.9,25\n"
                      "Svalbard,78.2,15.6,30\n"
                      "McMurdo,-77.85,166.67,12\n"
                      "Polar2,-60,-170,40\n"
-                     "Quito,-0.18,-78.5,120\n"
+                     "Quito,-0.18,-78.5,84\n"
                      "Tarawa,1.45,172.98,110\n"
                      "Mid,10,20,140\n"
                      "Huge,0,0,300\n"

@@ -6,7 +6,9 @@
  * and against sampling on regions that use the seams (fixed seeds); every
  * malformed-GeoJSON error naming its feature and problem; and the real
  * country borders, fetched by the countries_fetch fixture into the file
- * named by CHIPLOC_COUNTRIES (missing file: failure, not a skip).
+ * named by CHIPLOC_COUNTRIES (missing file: failure, not a skip). The
+ * geometry digest that version-2 attestations sign is built by hand from
+ * its documented bytes and pinned (docs/ATTESTATION.md).
  */
 #include "cl_err.h"
 #include "cl_region.h"
@@ -14,6 +16,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -938,9 +941,151 @@ START_TEST(test_countries_sampled) {
 }
 END_TEST
 
+/* ---- geometry digest ------------------------------------------------------ */
+
+/* The digest's vector: polygon 7 (a triangle, closed) added before polygon
+ * 3 (a box whose first vertex repeats, then a hole), so that the digest's
+ * polygon order (by number) differs from the order of adding. */
+static const double DIGEST_TRIANGLE[] = {10.0, 10.0, 11.25, 10.0, 10.5, 11.0, 10.0, 10.0};
+static const double DIGEST_BOX[] = {-0.5, -0.5, -0.5, -0.5, 4.0, -0.5, 4.0, 4.0, -0.5, 4.0};
+static const double DIGEST_HOLE[] = {1.0, 1.0, 2.0, 1.0, 2.0, 2.0, 1.0, 2.0};
+static const char DIGEST_INPUT_HEX[] =
+    "636869706c6f632076322067656f6d6574727900000000020000000200000004"
+    "bfe0000000000000bfe00000000000004010000000000000bfe0000000000000"
+    "40100000000000004010000000000000bfe00000000000004010000000000000"
+    "000000043ff00000000000003ff000000000000040000000000000003ff00000"
+    "00000000400000000000000040000000000000003ff000000000000040000000"
+    "0000000000000001000000034024000000000000402400000000000040268000"
+    "00000000402400000000000040250000000000004026000000000000";
+static const char DIGEST_HEX[] =
+    "424bed0d6d72cd92a70b8c6b37dc4b299ca6b63ad1061b936b6efc5f48b9dd01";
+
+static cl_region *digest_region(const char *code) {
+  cl_region *r = new_region(code);
+  add_ring(r, 7, DIGEST_TRIANGLE, 4);
+  add_ring(r, 3, DIGEST_BOX, 5);
+  add_ring(r, 3, DIGEST_HOLE, 4);
+  ck_assert_int_eq(cl_region_finish(r), CL_OK);
+  return r;
+}
+
+static uint8_t *put_be32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) *p++ = (uint8_t)(v >> (24 - 8 * i));
+  return p;
+}
+
+static uint8_t *put_double(uint8_t *p, double d) {
+  uint64_t bits;
+  memcpy(&bits, &d, 8);
+  for (int i = 0; i < 8; i++) *p++ = (uint8_t)(bits >> (56 - 8 * i));
+  return p;
+}
+
+/* n vertices (lon, lat) of p, as the digest writes a ring. */
+static uint8_t *put_ring(uint8_t *out, const double *p, uint32_t n) {
+  out = put_be32(out, n);
+  for (uint32_t i = 0; i < n; i++) {
+    out = put_double(out, p[2 * i]);
+    out = put_double(out, p[2 * i + 1]);
+  }
+  return out;
+}
+
+static void hex_of(char *out, const uint8_t *b, size_t n) {
+  for (size_t i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+START_TEST(test_digest) {
+  /* By hand: context and NUL, the polygon count, then polygon 3 (box
+   * without its repeated first vertex, then the hole) and polygon 7 (the
+   * triangle without its closing point). */
+  uint8_t in[20 + 4 + 4 + (4 + 4 * 16) + (4 + 4 * 16) + 4 + (4 + 3 * 16)];
+  uint8_t *p = in;
+  memcpy(p, "chiploc v2 geometry", 20);
+  p += 20;
+  p = put_be32(p, 2);
+  p = put_be32(p, 2);
+  p = put_ring(p, DIGEST_BOX + 2, 4);
+  p = put_ring(p, DIGEST_HOLE, 4);
+  p = put_be32(p, 1);
+  p = put_ring(p, DIGEST_TRIANGLE, 3);
+  ck_assert_int_eq((int)(p - in), (int)sizeof in);
+  char hex[2 * sizeof in + 1];
+  hex_of(hex, in, sizeof in);
+  ck_assert_str_eq(hex, DIGEST_INPUT_HEX);
+  uint8_t want[CL_REGION_DIGEST_LEN], got[CL_REGION_DIGEST_LEN];
+  crypto_hash_sha256(want, in, sizeof in);
+  cl_region *r = digest_region("X");
+  ck_assert_int_eq(cl_region_digest(r, got), CL_OK);
+  ck_assert_mem_eq(got, want, sizeof got);
+  char dh[2 * CL_REGION_DIGEST_LEN + 1];
+  hex_of(dh, got, sizeof got);
+  ck_assert_str_eq(dh, DIGEST_HEX);
+
+  /* The code is no part of it; the same shape from GeoJSON, polygons in
+   * number order and rings closed, gives the same digest. */
+  cl_region *y = digest_region("Y");
+  uint8_t other[CL_REGION_DIGEST_LEN];
+  ck_assert_int_eq(cl_region_digest(y, other), CL_OK);
+  ck_assert_mem_eq(other, got, sizeof got);
+  cl_region_destroy(&y);
+  static const char gj[] =
+      "{\"type\":\"MultiPolygon\",\"coordinates\":["
+      "[[[-0.5,-0.5],[4,-0.5],[4,4],[-0.5,4],[-0.5,-0.5]],[[1,1],[2,1],[2,2],[1,2],[1,1]]],"
+      "[[[10,10],[11.25,10],[10.5,11],[10,10]]]]}";
+  cl_region_set set;
+  char err[256] = "";
+  ck_assert_msg(cl_region_set_parse_geojson(&set, gj, strlen(gj), "code", err, sizeof err) ==
+                    CL_OK,
+                "%s", err);
+  ck_assert_int_eq(cl_region_digest(set.regions[0], other), CL_OK);
+  ck_assert_mem_eq(other, got, sizeof got);
+  cl_region_set_free(&set);
+
+  /* What changes it: one vertex by one unit in the last place, the rings
+   * of a polygon swapped, a ring moved to its own polygon. */
+  double moved[8];
+  memcpy(moved, DIGEST_HOLE, sizeof moved);
+  moved[5] = nextafter(moved[5], 3.0);
+  cl_region *m = new_region("X");
+  add_ring(m, 7, DIGEST_TRIANGLE, 4);
+  add_ring(m, 3, DIGEST_BOX, 5);
+  add_ring(m, 3, moved, 4);
+  ck_assert_int_eq(cl_region_finish(m), CL_OK);
+  ck_assert_int_eq(cl_region_digest(m, other), CL_OK);
+  ck_assert_int_ne(memcmp(other, got, sizeof got), 0);
+  cl_region_destroy(&m);
+  m = new_region("X");
+  add_ring(m, 7, DIGEST_TRIANGLE, 4);
+  add_ring(m, 3, DIGEST_HOLE, 4);
+  add_ring(m, 3, DIGEST_BOX, 5);
+  ck_assert_int_eq(cl_region_finish(m), CL_OK);
+  ck_assert_int_eq(cl_region_digest(m, other), CL_OK);
+  ck_assert_int_ne(memcmp(other, got, sizeof got), 0);
+  cl_region_destroy(&m);
+  m = new_region("X");
+  add_ring(m, 7, DIGEST_TRIANGLE, 4);
+  add_ring(m, 3, DIGEST_BOX, 5);
+  add_ring(m, 4, DIGEST_HOLE, 4);
+  ck_assert_int_eq(cl_region_finish(m), CL_OK);
+  ck_assert_int_eq(cl_region_digest(m, other), CL_OK);
+  ck_assert_int_ne(memcmp(other, got, sizeof got), 0);
+  cl_region_destroy(&m);
+
+  /* Only a finished region has one. */
+  m = new_region("X");
+  add_ring(m, 0, DIGEST_HOLE, 4);
+  ck_assert_int_eq(cl_region_digest(m, other), CL_EINVAL);
+  cl_region_destroy(&m);
+  ck_assert_int_eq(cl_region_digest(NULL, other), CL_EINVAL);
+  cl_region_destroy(&r);
+}
+END_TEST
+
 static void countries_teardown(void) { cl_region_set_free(&countries); }
 
 int main(void) {
+  if (sodium_init() < 0) return EXIT_FAILURE;
   Suite *su = suite_create("region");
   TCase *tc = tcase_create("polygons");
   tcase_add_test(tc, test_unit_square);
@@ -952,6 +1097,7 @@ int main(void) {
   tcase_add_test(tc, test_poles);
   tcase_add_test(tc, test_union);
   tcase_add_test(tc, test_export_roundtrip);
+  tcase_add_test(tc, test_digest);
   suite_add_tcase(su, tc);
   TCase *props = tcase_create("properties");
   tcase_set_timeout(props, 120);

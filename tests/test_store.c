@@ -716,11 +716,22 @@ START_TEST(test_landmark_role) {
   world w;
   world_init(&w, "cl_store_role_lm");
   char *lm = login_member(w.conninfo, "lm_test", "chiploc_landmark");
+  char err[512] = "";
+
+  /* A login not bound to its landmark writes nothing, and says how to fix
+   * it. */
+  cl_store *s = connect_or_fail(lm);
+  ck_assert_int_eq(cl_store_landmark_may_write(s, w.lm_id, err, sizeof err), CL_EPERM);
+  ck_assert_msg(strstr(err, "chiploc landmark bind --name lm-frankfurt --db-role lm_test"), "%s",
+                err);
+  ck_assert_int_eq(cl_store_landmark_bind(w.s, "lm-nowhere", "lm_test", err, sizeof err),
+                   CL_ENOTFOUND);
+  ck_assert_msg(cl_store_landmark_bind(w.s, "lm-frankfurt", "lm_test", err, sizeof err) == CL_OK,
+                "%s", err);
+  ck_assert_int_eq(cl_store_landmark_may_write(s, w.lm_id, err, sizeof err), CL_OK);
 
   /* What a landmark does: read the enrolled chips and landmarks, and append
    * measurements with COPY. */
-  cl_store *s = connect_or_fail(lm);
-  char err[512] = "";
   cl_store_chip *chips = NULL;
   size_t n = 0;
   ck_assert_msg(cl_store_load_chips(s, &chips, &n, err, sizeof err) == CL_OK, "%s", err);
@@ -746,6 +757,79 @@ START_TEST(test_landmark_role) {
                      " 2e8, 1, 1, now(), 1, decode(repeat('04', 64), 'hex')"
                      " FROM chips c, landmarks l LIMIT 1");
   ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 11);
+
+  /* The attack of a landmark login writing in another landmark's name: the
+   * guard refuses rows naming any landmark but its own, by COPY and by
+   * INSERT, and links from any landmark but itself. */
+  cl_key *other = NULL;
+  ck_assert_int_eq(cl_key_generate(&other), CL_OK);
+  int64_t other_id = add_landmark(w.s, "lm-paris", other, 48.8566, 2.3522);
+  cl_store_row forged;
+  make_row(&forged, other, w.chip_a, w.a_id, 99, t);
+  ck_assert_int_eq(cl_store_insert_measurements(s, other_id, &forged, 1, err, sizeof err),
+                   CL_EPERM);
+  ck_assert_msg(strstr(err, "may not write measurements of landmark"), "%s", err);
+  char sql2[1024];
+  snprintf(sql2, sizeof sql2,
+           "INSERT INTO measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
+           " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
+           " probe_count, measured_at, measured_at_ns, landmark_sig)"
+           " VALUES (%" PRId64 ", %" PRId64 ", decode(repeat('01', 32), 'hex'), 1, 1,"
+           " decode(repeat('00', 64), 'hex'), decode(repeat('00', 64), 'hex'), 5, 1,"
+           " 2e8, 1, 1, now(), 1, decode(repeat('00', 64), 'hex'))",
+           w.a_id, other_id);
+  ck_assert_int_ne(tu_sql(lm, sql2, err, sizeof err), 0);
+  ck_assert_msg(strstr(err, "may not write measurements of landmark"), "%s", err);
+  snprintf(sql2, sizeof sql2,
+           "INSERT INTO landmark_links (from_landmark_id, to_landmark_id, nonce, seq,"
+           " issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m, probe_count,"
+           " measured_at, measured_at_ns, landmark_sig) VALUES (%" PRId64 ", %" PRId64 ","
+           " decode(repeat('01', 32), 'hex'), 1, 1, decode(repeat('00', 64), 'hex'),"
+           " decode(repeat('00', 64), 'hex'), 5, 1, 1, now(), 1, decode(repeat('00', 64), 'hex'))",
+           other_id, w.lm_id);
+  ck_assert_int_ne(tu_sql(lm, sql2, err, sizeof err), 0);
+  ck_assert_msg(strstr(err, "may not write links of landmark"), "%s", err);
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 11);
+  ck_assert_int_eq(count_rows(w.conninfo, "landmark_links"), 0);
+  cl_key_destroy(&other);
+
+  /* Ids and insert times come from the database: a landmark may not name
+   * them, and what an owner names is replaced. */
+  assert_denied(lm, "INSERT INTO measurements (id, chip_id, landmark_id, nonce, seq, issued_at_ns,"
+                    " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
+                    " probe_count, measured_at, measured_at_ns, landmark_sig)"
+                    " SELECT 1, c.id, l.id, decode(repeat('05', 32), 'hex'), 1, 1,"
+                    " decode(repeat('02', 64), 'hex'), decode(repeat('03', 64), 'hex'), 5, 1,"
+                    " 2e8, 1, 1, now(), 1, decode(repeat('04', 64), 'hex')"
+                    " FROM chips c, landmarks l WHERE l.name = 'lm-frankfurt' LIMIT 1");
+  assert_denied(lm, "INSERT INTO measurements (inserted_at, chip_id, landmark_id, nonce, seq,"
+                    " issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s,"
+                    " est_bound_m, probe_count, measured_at, measured_at_ns, landmark_sig)"
+                    " SELECT now() - interval '1 day', c.id, l.id, decode(repeat('05', 32), 'hex'),"
+                    " 1, 1, decode(repeat('02', 64), 'hex'), decode(repeat('03', 64), 'hex'), 5,"
+                    " 1, 2e8, 1, 1, now(), 1, decode(repeat('04', 64), 'hex')"
+                    " FROM chips c, landmarks l WHERE l.name = 'lm-frankfurt' LIMIT 1");
+  ck_assert_msg(tu_sql(w.conninfo,
+                       "INSERT INTO measurements (id, inserted_at, inserted_by, chip_id,"
+                       " landmark_id, nonce, seq, issued_at_ns, challenge_sig, chip_sig, rtt_ns,"
+                       " bound_m, est_speed_m_s, est_bound_m, probe_count, measured_at,"
+                       " measured_at_ns, landmark_sig)"
+                       " SELECT 1, '2000-01-01', 'someone', c.id, l.id,"
+                       " decode(repeat('06', 32), 'hex'), 1, 1, decode(repeat('02', 64), 'hex'),"
+                       " decode(repeat('03', 64), 'hex'), 5, 1, 2e8, 1, 1, now(), 1,"
+                       " decode(repeat('04', 64), 'hex')"
+                       " FROM chips c, landmarks l WHERE l.name = 'lm-frankfurt' LIMIT 1",
+                       err, sizeof err) == 0,
+                "%s", err);
+  ck_assert_int_eq(tu_sql_int(w.conninfo, "SELECT count(*) FROM measurements WHERE id = 1 OR"
+                                          " inserted_at < now() - interval '1 hour' OR"
+                                          " inserted_by = 'someone'"),
+                   0);
+  ck_assert_int_eq(tu_sql_int(w.conninfo, "SELECT count(*) FROM measurements WHERE"
+                                          " inserted_by = 'lm_test'"),
+                   11);
+  ck_assert_int_eq(tu_sql(w.conninfo, "DELETE FROM measurements WHERE nonce ="
+                                      " decode(repeat('06', 32), 'hex')", err, sizeof err), 0);
 
   /* Nothing else: no rewriting history, no enrolment, no reading back. */
   assert_denied(lm, "UPDATE measurements SET rtt_ns = 1");

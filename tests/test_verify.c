@@ -8,7 +8,11 @@
  * round (cl_verify_chip_round) on fixed measurements: same layout, signature
  * and chain hash; and the composed round is run over consecutive rounds of
  * a chip that moves, so that chip_moved is raised from real measurements
- * too.
+ * too. Finally the bounds: every cap grows by window * max_chip_speed (a
+ * chip on a lorry is consistent with it, inconsistent without), two
+ * landmark entries at one place count once towards min_landmarks, and a
+ * chip with more minima than the engine takes is attested from the
+ * tightest ones.
  *
  * Keys come from fixed seeds (all bytes 0x11 for the chip, 0x22 for the
  * verifier as in test_attest.c, 0x31 + i for landmark i). Measurements are
@@ -24,6 +28,7 @@
 #include "cl_verify.h"
 
 #include <check.h>
+#include <geodesic.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -88,7 +93,8 @@ static cl_verify_params params(void) {
   cl_verify_params p = {.window_ns = WINDOW_NS,
                         .speed_m_per_s = CL_SPEED_C,
                         .min_landmarks = MIN_LANDMARKS,
-                        .dark_after_ns = DARK_AFTER_NS};
+                        .dark_after_ns = DARK_AFTER_NS,
+                        .max_chip_speed_m_per_s = CL_VERIFY_MAX_CHIP_SPEED_DEFAULT};
   return p;
 }
 
@@ -441,9 +447,13 @@ static void chain(chip_round *c, const cl_verify_out *prev) {
     in->last_sufficient_ns = (int64_t)prev->a.round_end_ns;
 }
 
-static void round_at(uint64_t round_end_ns, const chip_round *c, cl_verify_out *out) {
+static void round_of(uint64_t round_end_ns, const cl_verify_chip *in, cl_verify_out *out) {
   cl_verify_params p = params();
-  ck_assert_int_eq(cl_verify_chip_round(g_geo, &p, g_verifier, round_end_ns, &c->in, out), CL_OK);
+  ck_assert_int_eq(cl_verify_chip_round(g_geo, &p, g_verifier, round_end_ns, in, out), CL_OK);
+}
+
+static void round_at(uint64_t round_end_ns, const chip_round *c, cl_verify_out *out) {
+  round_of(round_end_ns, &c->in, out);
 }
 
 /* The attestation step alone gives the composed round's bytes, and the
@@ -560,7 +570,8 @@ START_TEST(attest_site_excluded) {
   size_t widest = 0;
   double widest_m = -INFINITY;
   for (size_t i = 0; i < N_LM; i++) {
-    double bound = cl_geo_bound_m((double)c.mins[i].rtt_ns / 1e9, CL_SPEED_C);
+    cl_verify_params p = params();
+    double bound = cl_verify_bound_m(&p, c.mins[i].rtt_ns);
     double m = cl_geo_distance_m(MADRID.lat, MADRID.lon, c.mins[i].lat, c.mins[i].lon) - bound;
     if (m > widest_m) widest_m = m, widest = i;
   }
@@ -717,6 +728,227 @@ START_TEST(round_chip_dark) {
 }
 END_TEST
 
+/* ---- the bounds: a moving chip, colocated entries, too many minima ---------- */
+
+START_TEST(bound_moving_chip) {
+  /* Every cap grows by window * max_chip_speed: 300 s * 40 m/s = 12 km. */
+  cl_verify_params still = params(), moving = params();
+  still.max_chip_speed_m_per_s = 0;
+  ck_assert_double_eq(CL_VERIFY_MAX_CHIP_SPEED_DEFAULT, 40.0);
+  const uint64_t rtts[] = {1000, 100000, 3000000, 40000000};
+  for (size_t i = 0; i < sizeof rtts / sizeof rtts[0]; i++) {
+    ck_assert_double_eq(cl_verify_bound_m(&still, rtts[i]),
+                        cl_geo_bound_m((double)rtts[i] / 1e9, CL_SPEED_C));
+    ck_assert_double_eq_tol(cl_verify_bound_m(&moving, rtts[i]) - cl_verify_bound_m(&still, rtts[i]),
+                            12000.0, 1e-6);
+  }
+  ck_assert_double_eq(cl_verify_bound_m(&moving, 0), 0); /* still unusable */
+
+  /* The verifier's caps are those: a site excluded by a margin of m km at
+   * speed 0 is excluded by m - 12 km at 40 m/s, by the same landmark. */
+  chip_round c;
+  measure(&c, BRUSSELS, MADRID);
+  cl_geo_result r0, r40;
+  ck_assert_int_eq(cl_verify_locate(g_geo, &still, &c.in, &r0), CL_OK);
+  size_t lm0 = r0.site_landmark;
+  double m0 = r0.site_margin_km, rad0 = r0.radius_km;
+  ck_assert_int_eq(cl_verify_locate(g_geo, &moving, &c.in, &r40), CL_OK);
+  ck_assert_int_eq(r0.site, CL_SITE_EXCLUDED);
+  ck_assert_int_eq(r40.site, CL_SITE_EXCLUDED);
+  ck_assert_uint_eq(r40.site_landmark, lm0);
+  ck_assert_double_eq_tol(m0 - r40.site_margin_km, 12.0, 1e-6);
+  ck_assert_double_gt(r40.radius_km, rad0);
+  printf("moving chip: site margin %.3f km at 0 m/s, %.3f km at 40 m/s; radius %.1f -> %.1f km\n",
+         m0, r40.site_margin_km, rad0, r40.radius_km);
+
+  /* A chip on a lorry driving 10 km from Brussels towards Berlin: Paris,
+   * London and Madrid, behind it, measured it at the start, Milan half way,
+   * Frankfurt and Berlin, ahead, at the end; each at the exact distance.
+   * Taken as static, these honest measurements contradict each other
+   * (INCONSISTENT, and a landmark is blamed); with the default 40 m/s
+   * (12 km in the window) every point of the drive is in F and consistent
+   * with every bound. */
+  static const double km_at[N_LM] = {[I_PARIS] = 0, [I_LONDON] = 0, [I_MADRID] = 0,
+                                     [I_MILAN] = 5, [I_FRANKFURT] = 10, [I_BERLIN] = 10};
+  struct geod_geodesic g;
+  geod_init(&g, CL_WGS84_A, CL_WGS84_F);
+  double azi;
+  geod_inverse(&g, BRUSSELS.lat, BRUSSELS.lon, BERLIN.lat, BERLIN.lon, NULL, &azi, NULL);
+  place at[N_LM];
+  for (int i = 0; i < N_LM; i++) {
+    geod_direct(&g, BRUSSELS.lat, BRUSSELS.lon, azi, 1000.0 * km_at[i], &at[i].lat, &at[i].lon,
+                NULL);
+    double d = cl_geo_distance_m(at[i].lat, at[i].lon, c.mins[i].lat, c.mins[i].lon);
+    c.mins[i].rtt_ns = (uint64_t)ceil(2.0 * d / CL_SPEED_C * 1e9);
+  }
+  c.in.site_lat = BRUSSELS.lat, c.in.site_lon = BRUSSELS.lon;
+  ck_assert_int_eq(cl_verify_locate(g_geo, &still, &c.in, &r0), CL_OK);
+  ck_assert_int_eq(r0.consistency, CL_GEO_INCONSISTENT);
+  ck_assert_uint_ge(r0.n_excluded, 1);
+  for (int k = 0; k < N_LM; k++) {
+    c.in.site_lat = at[k].lat, c.in.site_lon = at[k].lon;
+    ck_assert_int_eq(cl_verify_locate(g_geo, &moving, &c.in, &r40), CL_OK);
+    ck_assert_int_eq(r40.consistency, CL_GEO_CONSISTENT);
+    ck_assert_msg(r40.site == CL_SITE_CONSISTENT, "drive point %d excluded by %.3f km", k,
+                  r40.site_margin_km);
+    ck_assert(cl_geo_distance_m(r40.centre_lat, r40.centre_lon, at[k].lat, at[k].lon) <=
+              r40.radius_km * 1000.0);
+  }
+
+  /* The speed is checked: below 0, above the limit, NaN. */
+  const double bad[] = {-1.0, CL_VERIFY_MAX_CHIP_SPEED_LIMIT + 1, NAN};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    moving.max_chip_speed_m_per_s = bad[i];
+    ck_assert_int_eq(cl_verify_locate(g_geo, &moving, &c.in, &r40), CL_EINVAL);
+  }
+  moving.max_chip_speed_m_per_s = CL_VERIFY_MAX_CHIP_SPEED_LIMIT;
+  ck_assert_int_eq(cl_verify_locate(g_geo, &moving, &c.in, &r40), CL_OK);
+}
+END_TEST
+
+START_TEST(round_same_place_counts_once) {
+  /* Three minima, three landmark entries, but two of the entries are one
+   * landmark (its key rotated: another id and key, the same position, or
+   * 300 m off after a re-survey): two witnesses, below the three needed. */
+  chip_round c;
+  measure(&c, BRUSSELS, BRUSSELS);
+  c.mins[I_LONDON] = c.mins[I_PARIS];
+  c.mins[I_LONDON].landmark_id = 999;
+  c.mins[I_LONDON].measurement_id = 1999;
+  memcpy(c.mins[I_LONDON].landmark_pk, cl_key_public(g_lm[I_LONDON]), CL_PK_LEN);
+  c.mins[I_LONDON].rtt_ns += 1000;
+  c.in.n_mins = 3; /* Paris, Paris again, Frankfurt */
+  c.in.last_sufficient_ns = (int64_t)(ROUND_END_NS - 900 * SECOND_NS);
+  cl_verify_out *o = malloc(sizeof *o);
+  ck_assert_ptr_nonnull(o);
+  for (int moved = 0; moved < 2; moved++) {
+    if (moved) {
+      struct geod_geodesic g;
+      geod_init(&g, CL_WGS84_A, CL_WGS84_F);
+      geod_direct(&g, PARIS.lat, PARIS.lon, 200.0, 300.0, &c.mins[I_LONDON].lat,
+                  &c.mins[I_LONDON].lon, NULL);
+    }
+    round_at(ROUND_END_NS, &c, o);
+    ck_assert_uint_eq(o->a.consistency, CL_ATT_INSUFFICIENT);
+    ck_assert_uint_eq(o->landmarks_used, 2);
+    ck_assert_uint_eq(o->a.n_measurements, 3); /* all three are bound */
+    ck_assert_int_eq(o->alert[CL_ALERT_CHIP_DARK], 1);
+    ck_assert_str_eq(o->detail[CL_ALERT_CHIP_DARK],
+                     "2 fresh landmark(s), need 3; last sufficient 900 s before the round end");
+  }
+  /* A third place makes it sufficient. */
+  c.mins[3] = c.mins[I_BERLIN];
+  c.in.n_mins = 4;
+  round_at(ROUND_END_NS, &c, o);
+  ck_assert_uint_eq(o->a.consistency, CL_ATT_CONSISTENT);
+  ck_assert_uint_eq(o->landmarks_used, 3);
+  ck_assert_int_eq(o->alert[CL_ALERT_CHIP_DARK], 0);
+  free(o);
+}
+END_TEST
+
+/* A chip with more minima than the engine takes: the six landmarks' honest
+ * minima at the end of the array, after `extra` loose ones from landmarks
+ * spread over Europe (all within 2 600 km of Brussels) whose RTTs allow
+ * 5 000 km and more, growing with the index: the last extras are the
+ * loosest. */
+typedef struct {
+  cl_verify_min *mins;
+  cl_verify_chip in;
+} big_round;
+
+static void measure_many(big_round *b, size_t extra, place site) {
+  chip_round c;
+  measure(&c, BRUSSELS, site);
+  size_t n = extra + N_LM;
+  b->mins = calloc(n, sizeof *b->mins);
+  ck_assert_ptr_nonnull(b->mins);
+  for (size_t i = 0; i < extra; i++) {
+    cl_verify_min *m = &b->mins[i];
+    m->measurement_id = 5000 + (int64_t)i;
+    m->landmark_id = 5000 + (int64_t)i;
+    memset(m->landmark_pk, (int)(i & 0xff), CL_PK_LEN);
+    m->lat = 36.0 + (double)(i % 32) * 0.6;
+    m->lon = -9.0 + (double)(i / 32) * 0.9;
+    ck_assert_double_lt(cl_geo_distance_m(BRUSSELS.lat, BRUSSELS.lon, m->lat, m->lon), 2.6e6);
+    m->rtt_ns = (uint64_t)ceil(2.0 * 5.0e6 / CL_SPEED_C * 1e9) + 1000 * i;
+    memset(m->landmark_sig, 0x10 + (int)(i % 64), CL_SIG_LEN);
+  }
+  memcpy(b->mins + extra, c.mins, sizeof c.mins);
+  b->in = c.in;
+  b->in.mins = b->mins;
+  b->in.n_mins = n;
+}
+
+START_TEST(round_too_many_minima) {
+  /* 1 074 minima, 50 more than the engine takes: the round still attests
+   * the chip, from the 1 024 tightest bounds, and binds all 1 074. */
+  const size_t extra = CL_GEO_MAX_LANDMARKS + 50 - N_LM;
+  big_round b;
+  measure_many(&b, extra, BRUSSELS);
+  size_t n = b.in.n_mins;
+  ck_assert_uint_eq(n, CL_GEO_MAX_LANDMARKS + 50);
+  ck_assert_uint_eq(cl_verify_minima_dropped(n), 50);
+  ck_assert_uint_eq(cl_verify_minima_dropped(CL_GEO_MAX_LANDMARKS), 0);
+  cl_verify_out *o = malloc(sizeof *o);
+  ck_assert_ptr_nonnull(o);
+  round_of(ROUND_END_NS, &b.in, o);
+  ck_assert_uint_eq(o->minima_dropped, 50);
+  ck_assert_uint_eq(o->a.consistency, CL_ATT_CONSISTENT);
+  ck_assert_uint_eq(o->a.site, CL_ATT_SITE_CONSISTENT);
+  ck_assert_uint_eq(o->a.n_measurements, n);
+  ck_assert_uint_eq(o->landmarks_used, CL_GEO_MAX_LANDMARKS);
+  uint8_t(*sigs)[CL_SIG_LEN] = malloc(n * sizeof *sigs);
+  ck_assert_ptr_nonnull(sigs);
+  for (size_t i = 0; i < n; i++) memcpy(sigs[i], b.mins[i].landmark_sig, CL_SIG_LEN);
+  uint8_t digest[CL_HASH_LEN];
+  ck_assert_int_eq(cl_attest_digest_sigs((const uint8_t(*)[CL_SIG_LEN])sigs, n, digest), CL_OK);
+  ck_assert_mem_eq(o->a.measurements_digest, digest, CL_HASH_LEN);
+  free(sigs);
+
+  /* The engine got exactly the tightest 1 024 (the 50 loosest left out):
+   * the same result as the engine on them directly. */
+  cl_verify_params p = params();
+  cl_geo_landmark *lms = calloc(CL_GEO_MAX_LANDMARKS, sizeof *lms);
+  ck_assert_ptr_nonnull(lms);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (i < extra && i >= extra - 50) continue; /* the loosest: the last extras */
+    lms[k++] = (cl_geo_landmark){b.mins[i].lat, b.mins[i].lon, cl_verify_bound_m(&p, b.mins[i].rtt_ns)};
+  }
+  ck_assert_uint_eq(k, CL_GEO_MAX_LANDMARKS);
+  cl_geo_params gp;
+  cl_geo_params_default(&gp);
+  cl_geo_result want;
+  double site[2] = {BRUSSELS.lat, BRUSSELS.lon};
+  ck_assert_int_eq(cl_geo_locate(g_geo, lms, k, &gp, site, NULL, &want), CL_OK);
+  ck_assert_double_eq(o->radius_km, want.radius_km);
+  ck_assert_double_eq(o->centre_lat, want.centre_lat);
+  ck_assert_double_eq(o->centre_lon, want.centre_lon);
+  free(lms);
+
+  /* The engine's indices come back as the chip's: Madrid declared, Berlin
+   * lying; both named among the last minima, by id and key. */
+  free(b.mins);
+  measure_many(&b, extra, MADRID);
+  round_of(ROUND_END_NS, &b.in, o);
+  ck_assert_uint_eq(o->a.site, CL_ATT_SITE_EXCLUDED);
+  ck_assert_int_ge(o->site_landmark_id, LM_ID(0));
+  ck_assert_int_le(o->site_landmark_id, LM_ID(N_LM - 1));
+  ck_assert_mem_eq(o->a.site_landmark, cl_key_public(g_lm[o->site_landmark_id - LM_ID(0)]),
+                   CL_PK_LEN);
+  b.mins[extra + I_BERLIN].rtt_ns = (uint64_t)ceil(2.0 * 100000.0 / CL_SPEED_C * 1e9);
+  round_of(ROUND_END_NS, &b.in, o);
+  ck_assert_uint_eq(o->a.consistency, CL_ATT_INCONSISTENT);
+  ck_assert_uint_eq(o->n_excluded, 1);
+  ck_assert_int_eq(o->excluded_ids[0], LM_ID(I_BERLIN));
+  ck_assert_str_eq(o->detail[CL_ALERT_INCONSISTENT],
+                   "no point satisfies every bound; remove landmark id(s) 104");
+  free(b.mins);
+  free(o);
+}
+END_TEST
+
 static Suite *verify_suite(void) {
   Suite *s = suite_create("verify");
   TCase *al = tcase_create("alerts");
@@ -740,6 +972,13 @@ static Suite *verify_suite(void) {
   tcase_add_test(at, round_chip_moved);
   tcase_add_test(at, round_chip_dark);
   suite_add_tcase(s, at);
+  TCase *bd = tcase_create("bounds");
+  tcase_add_checked_fixture(bd, setup, teardown);
+  tcase_set_timeout(bd, 120);
+  tcase_add_test(bd, bound_moving_chip);
+  tcase_add_test(bd, round_same_place_counts_once);
+  tcase_add_test(bd, round_too_many_minima);
+  suite_add_tcase(s, bd);
   return s;
 }
 

@@ -479,6 +479,10 @@ START_TEST(test_landmark_role_links) {
   fixture_init(&f, "cl_views_landmark");
   char *lm = login_member(f.conninfo, "lm_views_test", "chiploc_landmark");
   char sql[1024];
+  /* Bound to the landmark it probes from: links from any other are refused. */
+  snprintf(sql, sizeof sql, "UPDATE landmarks SET db_role = 'lm_views_test' WHERE id = %" PRId64,
+           f.lm_id);
+  assert_allowed(f.conninfo, sql);
   snprintf(sql, sizeof sql,
            "INSERT INTO landmark_links (from_landmark_id, to_landmark_id, nonce, seq,"
            " issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m, probe_count, probes_sent,"

@@ -557,6 +557,17 @@ void tu_release(void) {
   g_owned_cap = 0;
 }
 
+long tu_proc_rss_kb(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  char *s = tu_read_file(path);
+  if (!s) return -1;
+  const char *at = strstr(s, "\nVmRSS:");
+  long kb = at ? strtol(at + strlen("\nVmRSS:"), NULL, 10) : -1;
+  free(s);
+  return kb;
+}
+
 static uint64_t clock_ns(clockid_t id) {
   struct timespec ts;
   clock_gettime(id, &ts);

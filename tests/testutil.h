@@ -143,6 +143,9 @@ long long tu_verify_measurements(const char *conninfo, uint64_t max_rtt_ns, long
 char *tu_own(char *p);
 char *tu_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 void tu_release(void);
+/* Resident set size of process pid in KiB (VmRSS of /proc/PID/status), or
+ * -1 when the process or the line is gone. */
+long tu_proc_rss_kb(pid_t pid);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t tu_mono_ns(void);
 /* CLOCK_REALTIME in nanoseconds since the epoch (the clock of measured_at_ns

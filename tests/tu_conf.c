@@ -69,6 +69,8 @@ char *tu_conf_landmark_text(const tu_landmark_opts *o) {
   put_int(f, "handshake_timeout_ms", o->handshake_timeout_ms);
   put_int(f, "idle_timeout_s", o->idle_timeout_s);
   put_int(f, "stats_interval_s", o->stats_interval_s);
+  put_int(f, "max_write_queue_bytes", o->max_write_queue_bytes);
+  put_int(f, "max_error_replies_per_s", o->max_error_replies_per_s);
 
   if (o->metrics_port) fprintf(f, "\n[metrics]\nlisten = 127.0.0.1:%d\n", o->metrics_port);
   return finish(f, &buf);

@@ -36,6 +36,7 @@ typedef struct {
   /* [limits] */
   int max_connections, max_connections_per_address, max_pending_challenges, max_frame_bytes;
   int handshake_timeout_ms, idle_timeout_s, stats_interval_s;
+  int max_write_queue_bytes, max_error_replies_per_s;
   /* [metrics] */
   int metrics_port; /* listen = 127.0.0.1:metrics_port */
 } tu_landmark_opts;

@@ -721,6 +721,16 @@ static const option landmark_opts[] = {
      * registration is the protocol constant CL_FRAME_MAX_UNREGISTERED (8192
      * bytes, sized for the largest Register) and is not a setting. */
     LM_U32(LS_LIMITS, "max_frame_bytes", max_frame_bytes, 1024, CL_FRAME_MAX, CL_FRAME_MAX),
+    /* Bytes held for writing to one connection (write requests included)
+     * while its peer does not read; more closes the connection, and above a
+     * quarter of it the connection is not read until the queue is empty.
+     * The minimum leaves room for the largest frame landmarkd sends (a
+     * RegisterResult for 64 chips, under 16 KiB) above the pause mark. */
+    LM_U32(LS_LIMITS, "max_write_queue_bytes", max_write_queue_bytes, 65536, 67108864, 262144),
+    /* Error replies to rejected Responses, per connection: a burst of this
+     * many, then this many per second; beyond it the rejection is counted
+     * but not answered. An honest agent gets a few in a whole interval. */
+    LM_U32(LS_LIMITS, "max_error_replies_per_s", max_error_replies_per_s, 1, 100000, 10),
     /* No default: absent or empty means no metrics endpoint. */
     {.sec = LS_METRICS, .key = "listen", .type = OPT_HOSTPORT, .flags = OPT_EMPTY_OK,
      .off = LMF(metrics_host), .off2 = LMF(metrics_port), .size = LMS(metrics_host)},

@@ -53,6 +53,10 @@ typedef struct {
   uint32_t max_pending_challenges;      /* outstanding probes per connection, default 64 */
   uint32_t max_frame_bytes; /* frame body limit after registration, default CL_FRAME_MAX; the
                                limit before registration is CL_FRAME_MAX_UNREGISTERED, fixed */
+  uint32_t max_write_queue_bytes;   /* bytes queued for writing per connection, default 262144;
+                                       reading pauses above a quarter of it */
+  uint32_t max_error_replies_per_s; /* Error replies to rejected Responses per connection and
+                                       second, default 10 */
   /* [metrics] listen = HOST:PORT (numeric IP); empty host: no metrics endpoint */
   char metrics_host[CL_CONFIG_HOST_MAX];
   int metrics_port;

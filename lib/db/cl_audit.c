@@ -1,24 +1,48 @@
 /*
- * The audit (see cl_audit.h): three streamed passes over one snapshot.
+ * The audit (see cl_audit.h): four streamed reads of one snapshot.
  *
  *  1. measurements: each row is rebuilt into a cl_measurement with the
- *     landmark's and the chip's enrolled keys and re-verified;
+ *     landmark's and the chip's enrolled keys and re-verified, then judged
+ *     against its landmark's lifecycle (retired_at, retire_kind);
  *  2. landmark_links: the same, the peer landmark's key in the chip's part;
- *  3. attestations, in (chip, verifier, round) order: each row is rebuilt
- *     into a cl_attestation (keys through chips, verifiers and landmarks,
- *     digests from the named regions, landmarks and measurements), its
- *     signature and stored hash are checked, and its prev_hash is compared
- *     with the hash of the record before it in the same chain.
+ *  3. regions: the geometry digest (cl_region_digest) of every region that a
+ *     version-2 attestation names, computed once into a small sorted table;
+ *  4. attestations, in (chip, verifier, round) order: each row is rebuilt
+ *     into a cl_attestation (keys through chips, verifiers and landmarks;
+ *     version 1: the measurements digest from the rows measurement_ids
+ *     names; version 2: from the row's own measurement_sigs and digests),
+ *     its signature and stored hash are checked, and its prev_hash is
+ *     compared with the hash of the record before it in the same chain.
+ *
+ * Evidence of a version-2 attestation. The query of step 4 joins each
+ * attestation with the candidate rows of every signature it cites: the
+ * measurement rows of its chip, in its window, carrying that landmark_sig.
+ * It yields one result row per (attestation, candidate), or one row without
+ * a candidate, ordered so that an attestation's rows are consecutive. The
+ * first row of an attestation runs the record's own checks; each candidate
+ * row is then verified again (the signatures and the landmark's lifecycle,
+ * as in step 1) until one per cited signature is found usable; the next
+ * attestation's first row (or the end of the stream) closes the group and
+ * reports missing evidence and a changed landmarks digest. Re-verifying the
+ * candidates, rather than remembering which rows step 1 refused, keeps
+ * memory independent of how many rows fail (an attacker who inserts many
+ * forged copies of a cited signature costs signature checks, not memory,
+ * and cannot push the genuine row out of a bounded list); the price is one
+ * more signature check per cited row, a few per measurement.
  *
  * Rows arrive in binary format in single-row mode, so no table is ever held
  * in memory. Each row yields at most one content finding (the first check
  * that fails); the chain check of an attestation is separate, because it
- * concerns the link between two rows.
+ * concerns the link between two rows, and so are the evidence and input
+ * checks of a version-2 attestation, which concern other rows.
  */
 #include "cl_audit.h"
 #include "cl_attest.h"
 #include "cl_err.h"
+#include "cl_evidence.h"
 #include "cl_layout.h"
+#include "cl_region.h"
+#include "cl_region_geojson.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -29,6 +53,30 @@
 #define PG_EPOCH_UNIX_US 946684800000000LL
 /* Whole metres per second of c, for bound_m (docs/SCHEMA.md: c * rtt / 2). */
 #define C_M_PER_S 299792458ULL
+
+_Static_assert(CL_REGION_DIGEST_LEN == CL_HASH_LEN, "a geometry digest is an attestation hash");
+
+/* The geometry digest of one region a version-2 attestation names. */
+typedef struct {
+  char *code;
+  int ok; /* the region parsed and digest holds its geometry digest */
+  uint8_t digest[CL_HASH_LEN];
+} region_digest;
+
+/* The attestation whose result rows are being read (step 4): what its
+ * first row established, and per cited signature what the candidate rows
+ * showed so far. The arrays hold CL_AUDIT_MAX_IDS entries. */
+typedef struct {
+  int open;          /* a group is being read */
+  int64_t id;
+  int evidence;      /* version 2 and verified: follow its evidence */
+  size_t n_cited;
+  uint8_t landmarks_digest[CL_HASH_LEN];
+  uint8_t *usable;   /* per cited signature: a usable row was found */
+  int64_t *fail_ref; /* per cited signature: the first refused row's id */
+  cl_attest_landmark *lms; /* per cited signature: the usable row's landmark */
+  int64_t lo_ns, hi_ns;    /* the window (lo_ns, hi_ns] */
+} att_group;
 
 typedef struct {
   PGconn *c;
@@ -41,6 +89,10 @@ typedef struct {
   uint8_t prev_stored[CL_HASH_LEN];
   int prev_rebuilt; /* prev_rebuilt_hash is valid */
   uint8_t prev_rebuilt_hash[CL_HASH_LEN];
+  /* Step 3's table, sorted by code (strcmp). */
+  region_digest *regions;
+  size_t n_regions, cap_regions;
+  att_group g;
 } audit_ctx;
 
 /* Writes "what: server message" (one line) into err and returns the CL_*
@@ -78,6 +130,9 @@ const char *cl_audit_problem_name(cl_audit_problem p) {
   case CL_AUDIT_CHAIN_BREAK: return "chain break";
   case CL_AUDIT_CHAIN_START: return "chain start";
   case CL_AUDIT_DERIVED_COLUMN: return "derived column";
+  case CL_AUDIT_EVIDENCE: return "evidence";
+  case CL_AUDIT_INPUT_CHANGED: return "input changed";
+  case CL_AUDIT_RETIRED_KEY: return "retired key";
   }
   return "?";
 }
@@ -115,6 +170,7 @@ static int cmp_finding(const void *x, const void *y) {
   if (a->table != b->table) return a->table < b->table ? -1 : 1;
   if (a->id != b->id) return a->id < b->id ? -1 : 1;
   if (a->problem != b->problem) return a->problem < b->problem ? -1 : 1;
+  if (a->ref != b->ref) return a->ref < b->ref ? -1 : 1;
   return 0;
 }
 
@@ -140,6 +196,67 @@ static int col_bytes(const PGresult *r, int col, uint8_t *out, size_t len) {
   if (PQgetisnull(r, 0, col) || (size_t)PQgetlength(r, 0, col) != len) return 0;
   memcpy(out, PQgetvalue(r, 0, col), len);
   return 1;
+}
+
+/* A binary float8: the IEEE-754 bits, big-endian. 0 if NULL or malformed. */
+static int col_double(const PGresult *r, int col, double *out) {
+  if (PQgetisnull(r, 0, col) || PQgetlength(r, 0, col) != 8) return 0;
+  uint64_t bits = cl_get_be64((const uint8_t *)PQgetvalue(r, 0, col));
+  memcpy(out, &bits, sizeof *out);
+  return 1;
+}
+
+/* A binary bool: 1 for true, 0 for false or NULL. */
+static int col_bool(const PGresult *r, int col) {
+  return !PQgetisnull(r, 0, col) && PQgetlength(r, 0, col) == 1 && PQgetvalue(r, 0, col)[0] == 1;
+}
+
+/*
+ * Reads a one-dimensional array in PostgreSQL's binary format: ndim, a
+ * has-NULL flag, the element type, then per dimension its length and lower
+ * bound, then each element as a 4-byte length (-1 for NULL) and its bytes.
+ * An empty array has ndim 0.
+ */
+typedef struct {
+  const uint8_t *p;
+  size_t len, off;
+  int32_t n, i;
+} array_iter;
+
+/* CL_OK (it->n elements follow) or CL_EMALFORMED. */
+static int array_open(array_iter *it, const uint8_t *p, size_t len) {
+  memset(it, 0, sizeof *it);
+  if (len < 12) return CL_EMALFORMED;
+  int32_t ndim = (int32_t)cl_get_be32(p);
+  it->p = p;
+  it->len = len;
+  if (ndim == 0) return CL_OK;
+  if (ndim != 1 || len < 20) return CL_EMALFORMED;
+  int32_t n = (int32_t)cl_get_be32(p + 12);
+  /* Every element takes at least its 4-byte length word. */
+  if (n < 0 || (size_t)n > (len - 20) / 4) return CL_EMALFORMED;
+  it->n = n;
+  it->off = 20;
+  return CL_OK;
+}
+
+/* The next element: CL_OK with *el (NULL for an SQL NULL) and *ellen, or
+ * CL_EMALFORMED. Call only it->n times. */
+static int array_next(array_iter *it, const uint8_t **el, size_t *ellen) {
+  if (it->i >= it->n || it->len - it->off < 4) return CL_EMALFORMED;
+  int32_t n = (int32_t)cl_get_be32(it->p + it->off);
+  it->off += 4;
+  it->i++;
+  if (n == -1) {
+    *el = NULL;
+    *ellen = 0;
+    return CL_OK;
+  }
+  if (n < 0 || (size_t)n > it->len - it->off) return CL_EMALFORMED;
+  *el = it->p + it->off;
+  *ellen = (size_t)n;
+  it->off += (size_t)n;
+  return CL_OK;
 }
 
 /* ---- streaming ------------------------------------------------------------ */
@@ -217,6 +334,13 @@ static int time_matches(int64_t pg_us, int64_t unix_ns) {
   return us == floor_us || us == ceil_us;
 }
 
+/* A timestamptz (microseconds since 2000) as microseconds since 1970;
+ * 'infinity' and anything beyond int64 read as INT64_MAX. */
+static int64_t unix_us(int64_t pg_us) {
+  if (pg_us > INT64_MAX - PG_EPOCH_UNIX_US) return INT64_MAX;
+  return pg_us + PG_EPOCH_UNIX_US;
+}
+
 /* bound_m is c * rtt / 2 rounded up; a metre either way is tolerated, for
  * writers that round differently. Exact integer arithmetic. */
 static int bound_matches(int64_t bound_m, uint64_t rtt_ns) {
@@ -230,53 +354,171 @@ static int bound_matches(int64_t bound_m, uint64_t rtt_ns) {
 
 /* ---- passes 1 and 2: measurements and landmark links ------------------------ */
 
-/* Both queries return the same columns: id, signer key, chip-part key, the
- * signed fields in layout order, bound_m and measured_at. */
+/*
+ * The columns of a signed row, from a base column on: the same block in the
+ * measurement and link queries and, for the candidate rows of an
+ * attestation's evidence, in the attestation query.
+ */
+enum {
+  S_ID = 0,       /* bigint */
+  S_SIGNER_PK,    /* the signing landmark's key */
+  S_PEER_PK,      /* the chip's key (a link: the probed landmark's) */
+  S_NONCE,
+  S_ISSUED_NS,
+  S_SEQ,
+  S_CHALLENGE_SIG,
+  S_CHIP_SIG,
+  S_RTT_NS,
+  S_PROBE_COUNT,  /* integer */
+  S_MEASURED_NS,
+  S_LANDMARK_SIG,
+  S_BOUND_M,
+  S_MEASURED_AT,  /* timestamptz */
+  S_RETIRED_AT,   /* the signer's retired_at: timestamptz or NULL */
+  S_REVOKED,      /* bool: retire_kind = 'revoked' */
+  S_INSERTED_AT,  /* timestamptz */
+  S_SIGNER_ID,    /* bigint */
+  S_NCOLS,
+};
+
+#define SIGNED_COLUMNS(t, signer, peer_pk)                                                      \
+  t ".id, " signer ".public_key, " peer_pk ", " t ".nonce, " t ".issued_at_ns, " t ".seq, " t   \
+  ".challenge_sig, " t ".chip_sig, " t ".rtt_ns, " t ".probe_count, " t ".measured_at_ns, " t   \
+  ".landmark_sig, " t ".bound_m, " t ".measured_at, " signer ".retired_at, " signer            \
+  ".retire_kind = 'revoked', " t ".inserted_at, " signer ".id AS signer_id"
+
 static const char SQL_MEASUREMENTS[] =
-    "SELECT m.id, l.public_key, c.public_key, m.nonce, m.issued_at_ns, m.seq, m.challenge_sig,"
-    " m.chip_sig, m.rtt_ns, m.probe_count, m.measured_at_ns, m.landmark_sig, m.bound_m,"
-    " m.measured_at"
+    "SELECT " SIGNED_COLUMNS("m", "l", "c.public_key")
     " FROM measurements m LEFT JOIN landmarks l ON l.id = m.landmark_id"
     " LEFT JOIN chips c ON c.id = m.chip_id";
 
 static const char SQL_LINKS[] =
-    "SELECT k.id, lf.public_key, lt.public_key, k.nonce, k.issued_at_ns, k.seq, k.challenge_sig,"
-    " k.chip_sig, k.rtt_ns, k.probe_count, k.measured_at_ns, k.landmark_sig, k.bound_m,"
-    " k.measured_at"
+    "SELECT " SIGNED_COLUMNS("k", "lf", "lt.public_key")
     " FROM landmark_links k LEFT JOIN landmarks lf ON lf.id = k.from_landmark_id"
     " LEFT JOIN landmarks lt ON lt.id = k.to_landmark_id";
 
+/* A signed row read from its block of columns. */
+typedef struct {
+  int64_t id;
+  int has_id;
+  int complete;          /* every signed column present, of its size and range */
+  cl_measurement m;      /* the record, keys from the rows the row names */
+  int64_t bound_m, measured_at; /* the derived columns (measured_at: PostgreSQL us) */
+  cl_ev_key_state key;   /* the signer's lifecycle, as the verifier reads it */
+  uint64_t inserted_ns;  /* the database's insert time */
+} signed_row;
+
+/* A timestamptz as unix ns the way the verifier reads it (extract(epoch) *
+ * 1e9): at or before 1970 reads as `at_or_before_epoch`, beyond 2262 as
+ * UINT64_MAX. */
+static uint64_t pg_time_ns(int64_t pg_us, uint64_t at_or_before_epoch) {
+  int64_t us = unix_us(pg_us);
+  if (us <= 0) return at_or_before_epoch;
+  if ((uint64_t)us > UINT64_MAX / 1000u) return UINT64_MAX;
+  return (uint64_t)us * 1000u;
+}
+
+/* Reads the signed-row block that starts at column base. */
+static void read_signed_row(const PGresult *r, int base, signed_row *row) {
+  memset(row, 0, sizeof *row);
+  int ok = 1;
+  row->id = col_int(r, base + S_ID, 8, &ok);
+  row->has_id = ok;
+  cl_measurement *m = &row->m;
+  int complete = col_bytes(r, base + S_SIGNER_PK, m->ch.landmark, CL_PK_LEN) &
+                 col_bytes(r, base + S_PEER_PK, m->ch.chip, CL_PK_LEN) &
+                 col_bytes(r, base + S_NONCE, m->ch.nonce, CL_NONCE_LEN) &
+                 col_bytes(r, base + S_CHALLENGE_SIG, m->ch.sig, CL_SIG_LEN) &
+                 col_bytes(r, base + S_CHIP_SIG, m->chip_sig, CL_SIG_LEN) &
+                 col_bytes(r, base + S_LANDMARK_SIG, m->sig, CL_SIG_LEN);
+  ok = 1;
+  m->ch.issued_unix_ns = (uint64_t)col_int(r, base + S_ISSUED_NS, 8, &ok);
+  m->ch.seq = (uint64_t)col_int(r, base + S_SEQ, 8, &ok);
+  m->rtt_ns = (uint64_t)col_int(r, base + S_RTT_NS, 8, &ok);
+  m->probe_count = (uint32_t)col_int(r, base + S_PROBE_COUNT, 4, &ok);
+  int64_t measured_ns = col_int(r, base + S_MEASURED_NS, 8, &ok);
+  m->measured_unix_ns = (uint64_t)measured_ns;
+  row->bound_m = col_int(r, base + S_BOUND_M, 8, &ok);
+  row->measured_at = col_int(r, base + S_MEASURED_AT, 8, &ok);
+  /* A missing key or a column of the wrong size cannot be signed data; a
+   * negative time is no value the layout's unsigned field had. */
+  row->complete = complete && ok && measured_ns >= 0;
+  /* The signer's lifecycle (schema 0004, PROTOCOL.md §11). A retirement
+   * time that cannot be read counts as a revocation at the epoch: the key
+   * is not believed. */
+  if (!PQgetisnull(r, 0, base + S_RETIRED_AT)) {
+    int rok = 1;
+    int64_t retired = col_int(r, base + S_RETIRED_AT, 8, &rok);
+    row->key.retired_ns = rok ? pg_time_ns(retired, 1) : 1;
+    row->key.revoked = !rok || col_bool(r, base + S_REVOKED);
+  }
+  int iok = 1;
+  int64_t inserted = col_int(r, base + S_INSERTED_AT, 8, &iok);
+  row->inserted_ns = iok ? pg_time_ns(inserted, 0) : UINT64_MAX;
+}
+
+/* 1 if the signer's key counted for the row: checks 2 and 3 of
+ * PROTOCOL.md §11 (not measured after the landmark's retirement, not
+ * received after its revocation), as cl_evidence_judge applies them. */
+static int key_in_force(const signed_row *row) {
+  const cl_ev_key_state *k = &row->key;
+  if (k->retired_ns && row->m.measured_unix_ns > k->retired_ns) return 0;
+  if (k->retired_ns && k->revoked && row->inserted_ns > k->retired_ns) return 0;
+  return 1;
+}
+
+/* How a row of measurements or landmark_links fares, best last. */
+typedef enum {
+  ROW_BAD_SIGNATURE = 0, /* a key or column missing, or a signature fails */
+  ROW_RETIRED,           /* signed, but the signer's key no longer counted */
+  ROW_DERIVED,           /* signed and in force; an unsigned column disagrees */
+  ROW_OK,
+} row_state;
+
+/* Passes 1 and 2: its three signatures (cl_measurement_verify: the
+ * record's, the challenge's and the chip's), its signer's lifecycle, its
+ * derived columns (measured_at, bound_m), in that order. */
+static row_state judge_stored_row(const signed_row *row) {
+  if (!row->complete || cl_measurement_verify(&row->m) != CL_OK) return ROW_BAD_SIGNATURE;
+  if (!key_in_force(row)) return ROW_RETIRED;
+  if (!time_matches(row->measured_at, (int64_t)row->m.measured_unix_ns) ||
+      !bound_matches(row->bound_m, row->m.rtt_ns))
+    return ROW_DERIVED;
+  return ROW_OK;
+}
+
+/* Evidence: 1 if the verifier would have believed the row, by its own rule
+ * (cl_evidence_judge, PROTOCOL.md §11: not dated after its insert time, key
+ * in force, record and chip signatures), and the challenge signature inside
+ * it verifies too. Derived columns do not matter: nothing signed differs. */
+static int believable(const signed_row *row) {
+  return row->complete &&
+         cl_evidence_judge(NULL, &row->m, &row->key, row->inserted_ns) == CL_EV_OK &&
+         cl_challenge_verify(&row->m.ch) == CL_OK;
+}
+
 /* Checks one measurement-shaped row of `table`. */
 static int check_signed_row(audit_ctx *a, const PGresult *r, cl_audit_table table) {
-  int ok = 1;
-  int64_t id = col_int(r, 0, 8, &ok);
-  if (!ok) {
+  signed_row row;
+  read_signed_row(r, 0, &row);
+  if (!row.has_id) {
     cl_err_set(a->err, a->errlen, "%s: a row without an id", cl_audit_table_name(table));
     return CL_EDB;
   }
-  cl_measurement m;
-  memset(&m, 0, sizeof m);
-  int complete = col_bytes(r, 1, m.ch.landmark, CL_PK_LEN) &
-                 col_bytes(r, 2, m.ch.chip, CL_PK_LEN) &
-                 col_bytes(r, 3, m.ch.nonce, CL_NONCE_LEN) &
-                 col_bytes(r, 6, m.ch.sig, CL_SIG_LEN) & col_bytes(r, 7, m.chip_sig, CL_SIG_LEN) &
-                 col_bytes(r, 11, m.sig, CL_SIG_LEN);
-  m.ch.issued_unix_ns = (uint64_t)col_int(r, 4, 8, &ok);
-  m.ch.seq = (uint64_t)col_int(r, 5, 8, &ok);
-  m.rtt_ns = (uint64_t)col_int(r, 8, 8, &ok);
-  m.probe_count = (uint32_t)col_int(r, 9, 4, &ok);
-  m.measured_unix_ns = (uint64_t)col_int(r, 10, 8, &ok);
-  int64_t bound_m = col_int(r, 12, 8, &ok);
-  int64_t measured_at = col_int(r, 13, 8, &ok);
+  int64_t id = row.id;
+  row_state st = judge_stored_row(&row);
   if (table == CL_AUDIT_MEASUREMENTS)
     a->rep->measurements++;
   else
     a->rep->links++;
-  /* A missing key or a column of the wrong size cannot be signed data. */
-  if (!complete || !ok || cl_measurement_verify(&m) != CL_OK)
-    return add_finding(a, table, id, CL_AUDIT_SIGNATURE, 0);
-  if (!time_matches(measured_at, (int64_t)m.measured_unix_ns) || !bound_matches(bound_m, m.rtt_ns))
-    return add_finding(a, table, id, CL_AUDIT_DERIVED_COLUMN, 0);
+  int ok = 1;
+  switch (st) {
+  case ROW_BAD_SIGNATURE: return add_finding(a, table, id, CL_AUDIT_SIGNATURE, 0);
+  case ROW_RETIRED:
+    return add_finding(a, table, id, CL_AUDIT_RETIRED_KEY, col_int(r, S_SIGNER_ID, 8, &ok));
+  case ROW_DERIVED: return add_finding(a, table, id, CL_AUDIT_DERIVED_COLUMN, 0);
+  case ROW_OK: break;
+  }
   return CL_OK;
 }
 
@@ -288,27 +530,114 @@ static int link_row(audit_ctx *a, const PGresult *r) {
   return check_signed_row(a, r, CL_AUDIT_LANDMARK_LINKS);
 }
 
-/* ---- pass 3: attestations ---------------------------------------------------- */
+/* ---- pass 3: the geometry of the regions version-2 attestations name ------- */
+
+/* Every region some version-2 attestation names, in code order. */
+static const char SQL_REGIONS[] =
+    "SELECT r.code, r.geojson::text FROM regions r WHERE r.code IN"
+    " (SELECT unnest(a.allowed_regions) FROM attestations a WHERE a.layout_version = 2)"
+    " ORDER BY r.code COLLATE \"C\"";
+
+/* Parses one region row the way the verifier loads it (the GeoJSON region
+ * parser, the geometry alone) and keeps its geometry digest. A geometry the
+ * parser refuses is kept as not ok: no attestation can have been drawn from
+ * it. */
+static int region_row(audit_ctx *a, const PGresult *r) {
+  if (PQgetisnull(r, 0, 0) || PQgetisnull(r, 0, 1)) {
+    cl_err_set(a->err, a->errlen, "regions: a row without its code or geometry");
+    return CL_EDB;
+  }
+  if (a->n_regions == a->cap_regions) {
+    size_t cap = a->cap_regions ? a->cap_regions * 2 : 64;
+    region_digest *nr = realloc(a->regions, cap * sizeof *nr);
+    if (!nr) {
+      cl_err_set(a->err, a->errlen, "out of memory for %zu region digests", cap);
+      return CL_ENOMEM;
+    }
+    a->regions = nr;
+    a->cap_regions = cap;
+  }
+  region_digest *d = &a->regions[a->n_regions];
+  memset(d, 0, sizeof *d);
+  size_t code_len = (size_t)PQgetlength(r, 0, 0);
+  if (!(d->code = malloc(code_len + 1))) {
+    cl_err_set(a->err, a->errlen, "out of memory for a region code");
+    return CL_ENOMEM;
+  }
+  memcpy(d->code, PQgetvalue(r, 0, 0), code_len);
+  d->code[code_len] = '\0';
+  a->n_regions++;
+  cl_region_set set;
+  char perr[256] = "";
+  int rc = cl_region_set_parse_geojson(&set, PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1),
+                                       "code", perr, sizeof perr);
+  if (rc == CL_ENOMEM) {
+    cl_err_set(a->err, a->errlen, "region %.40s: out of memory", d->code);
+    return rc;
+  }
+  if (rc == CL_OK && set.n == 1 && cl_region_digest(set.regions[0], d->digest) == CL_OK) d->ok = 1;
+  cl_region_set_free(&set);
+  return CL_OK;
+}
+
+static int cmp_region_digest(const void *x, const void *y) {
+  return strcmp(((const region_digest *)x)->code, ((const region_digest *)y)->code);
+}
+
+/* The digest of the region with this code, or NULL (no such row, or its
+ * geometry does not parse). */
+static const region_digest *find_region(const audit_ctx *a, const char *code) {
+  if (a->n_regions == 0) return NULL;
+  region_digest key = {.code = (char *)code};
+  const region_digest *d =
+      bsearch(&key, a->regions, a->n_regions, sizeof *a->regions, cmp_region_digest);
+  return d && d->ok ? d : NULL;
+}
+
+static void free_regions(audit_ctx *a) {
+  for (size_t i = 0; i < a->n_regions; i++) free(a->regions[i].code);
+  free(a->regions);
+  a->regions = NULL;
+  a->n_regions = a->cap_regions = 0;
+}
+
+/* ---- pass 4: attestations ---------------------------------------------------- */
 
 /*
- * One row per attestation, in chain order. $1 is CL_AUDIT_MAX_IDS: longer id
- * lists are not expanded (their row cannot have been signed by a verifier
- * and would only cost memory). Columns:
- *  0 id, 1 chip_id, 2 verifier_id, 3 chip key, 4 verifier key,
- *  5 round_end_ns, 6 window_ns, 7 prev_hash, 8 consistency, 9 site_verdict,
- *  10 region_verdict, 11 speed_m_s, 12 centre_lat_e7, 13 centre_lon_e7,
- *  14 radius_m, 15 site_landmark_id IS NOT NULL, 16 site landmark key,
- *  17 site_margin_m, 18 allowed_regions, 19 number of excluded ids,
- *  20 their keys concatenated, 21 how many of them exist, 22 number of
- *  measurement ids, 23 their landmark signatures concatenated, 24 the
- *  smallest id that names no measurement, 25 hash, 26 signature,
- *  27 round_end.
+ * One result row per (attestation, candidate row of its evidence), in chain
+ * order; an attestation without candidates gives one row whose candidate
+ * columns are NULL. $1 is CL_AUDIT_MAX_IDS: longer id or signature lists are
+ * not expanded (their row cannot have been signed by a verifier and would
+ * only cost memory). The subquery's OFFSET 0 keeps PostgreSQL from pulling
+ * it up, so its subselects run once per attestation, not per candidate.
  */
+enum {
+  A_ID = 0, A_CHIP, A_VERIFIER, A_CHIP_PK, A_VERIFIER_PK, A_ROUND_END_NS, A_WINDOW_NS,
+  A_PREV_HASH, A_CONSISTENCY, A_SITE, A_REGION, A_SPEED, A_LAT_E7, A_LON_E7, A_RADIUS,
+  A_HAS_SITE_LM, A_SITE_LM_PK, A_MARGIN, A_ALLOWED,
+  A_N_EXCLUDED,    /* number of excluded ids */
+  A_EXCLUDED_PKS,  /* their keys concatenated */
+  A_EXCLUDED_FOUND, /* how many of them name a landmark */
+  A_N_IDS,         /* number of measurement ids */
+  A_ID_SIGS,       /* version 1: their landmark signatures concatenated */
+  A_MISSING_ID,    /* version 1: the smallest id that names no measurement */
+  A_HASH, A_SIGNATURE, A_ROUND_END, A_VERSION,
+  A_SIGS,          /* measurement_sigs (bytea[]), NULL when too long */
+  A_SITE_DIGEST, A_LANDMARKS_DIGEST, A_REGIONS_DIGEST,
+  A_SITE_LAT, A_SITE_LON, /* the chip's current declared site */
+  A_LO_NS,         /* round_end_ns - window_ns when the evidence is followed (the
+                    * query's; the group recomputes it from the signed fields) */
+  E_ORDINAL,       /* the candidate's cited signature, 1-based; NULL: no candidate */
+  E_ROW,           /* the candidate's signed-row block (S_*) */
+  E_LAT = E_ROW + S_NCOLS, E_LON, /* its landmark's current position */
+  A_NCOLS,
+};
+
 static const char SQL_ATTESTATIONS[] =
-    "SELECT a.id, a.chip_id, a.verifier_id, c.public_key, v.public_key, a.round_end_ns,"
-    " a.window_ns, a.prev_hash, a.consistency, a.site_verdict, a.region_verdict, a.speed_m_s,"
-    " a.centre_lat_e7, a.centre_lon_e7, a.radius_m, a.site_landmark_id IS NOT NULL,"
-    " sl.public_key, a.site_margin_m, a.allowed_regions,"
+    "SELECT a.*, e.* FROM (SELECT a.id, a.chip_id, a.verifier_id, c.public_key AS chip_pk,"
+    " v.public_key, a.round_end_ns, a.window_ns, a.prev_hash, a.consistency, a.site_verdict,"
+    " a.region_verdict, a.speed_m_s, a.centre_lat_e7, a.centre_lon_e7, a.radius_m,"
+    " a.site_landmark_id IS NOT NULL, sl.public_key, a.site_margin_m, a.allowed_regions,"
     " cardinality(a.excluded_landmark_ids)::bigint,"
     " CASE WHEN cardinality(a.excluded_landmark_ids) <= $1::integer THEN"
     "  (SELECT string_agg(l.public_key, ''::bytea) FROM unnest(a.excluded_landmark_ids) e(id)"
@@ -317,125 +646,194 @@ static const char SQL_ATTESTATIONS[] =
     "  (SELECT count(*) FROM unnest(a.excluded_landmark_ids) e(id)"
     "   JOIN landmarks l ON l.id = e.id) END,"
     " cardinality(a.measurement_ids)::bigint,"
-    " CASE WHEN cardinality(a.measurement_ids) <= $1::integer THEN"
+    " CASE WHEN a.layout_version = 1 AND cardinality(a.measurement_ids) <= $1::integer THEN"
     "  (SELECT string_agg(m.landmark_sig, ''::bytea) FROM unnest(a.measurement_ids) u(id)"
     "   JOIN measurements m ON m.id = u.id) END,"
-    " CASE WHEN cardinality(a.measurement_ids) <= $1::integer THEN"
+    " CASE WHEN a.layout_version = 1 AND cardinality(a.measurement_ids) <= $1::integer THEN"
     "  (SELECT min(u.id) FROM unnest(a.measurement_ids) u(id)"
     "   WHERE NOT EXISTS (SELECT 1 FROM measurements m WHERE m.id = u.id)) END,"
-    " a.hash, a.signature, a.round_end"
+    " a.hash, a.signature, a.round_end, a.layout_version,"
+    " CASE WHEN cardinality(a.measurement_sigs) <= $1::integer THEN a.measurement_sigs END"
+    "  AS sigs,"
+    " a.site_digest, a.landmarks_digest, a.regions_digest, c.site_lat, c.site_lon,"
+    /* The window's start, only where it cannot overflow and there is
+     * evidence to follow. */
+    " CASE WHEN a.layout_version = 2 AND a.round_end_ns >= 0 AND a.window_ns > 0"
+    "  AND coalesce(cardinality(a.measurement_sigs), 0) BETWEEN 1 AND $1::integer"
+    "  THEN a.round_end_ns - a.window_ns END AS lo_ns"
     " FROM attestations a LEFT JOIN chips c ON c.id = a.chip_id"
     " LEFT JOIN verifiers v ON v.id = a.verifier_id"
-    " LEFT JOIN landmarks sl ON sl.id = a.site_landmark_id"
-    " ORDER BY a.chip_id, a.verifier_id, a.round_end_ns, a.id";
-
-static int32_t be32s(const uint8_t *p) { return (int32_t)cl_get_be32(p); }
+    " LEFT JOIN landmarks sl ON sl.id = a.site_landmark_id OFFSET 0) a"
+    /* The candidates: rows of the chip, measured in the window, carrying a
+     * cited signature. measured_at (indexed, and within a microsecond of
+     * measured_at_ns on any row that is not a derived-column finding)
+     * narrows the scan; a second of slack as the verifier reads it. */
+    " LEFT JOIN LATERAL (SELECT u.o, " SIGNED_COLUMNS("m", "l", "a.chip_pk") ", l.lat, l.lon"
+    "  FROM measurements m JOIN unnest(a.sigs) WITH ORDINALITY u(s, o) ON u.s = m.landmark_sig"
+    "  LEFT JOIN landmarks l ON l.id = m.landmark_id"
+    "  WHERE a.lo_ns IS NOT NULL AND m.chip_id = a.chip_id"
+    "  AND m.measured_at_ns > a.lo_ns AND m.measured_at_ns <= a.round_end_ns"
+    "  AND m.measured_at > to_timestamp(a.lo_ns / 1e9) - interval '1 second'"
+    "  AND m.measured_at <= to_timestamp(a.round_end_ns / 1e9) + interval '1 second') e ON true"
+    " ORDER BY a.chip_id, a.verifier_id, a.round_end_ns, a.id, e.o, e.id";
 
 /*
- * Digest of a one-dimensional text[] in binary array format: SHA-256 of the
- * codes sorted bytewise and joined by ','. Returns CL_OK, CL_EMALFORMED for
- * anything else (more dimensions, NULL elements, a code holding NUL) or
- * CL_ENOMEM.
+ * Parses a one-dimensional text[] in binary array format into *codes (n
+ * pointers into *text, both malloc'd; free both). Returns CL_OK,
+ * CL_EMALFORMED for anything else (more dimensions, NULL elements, a code
+ * holding NUL) or CL_ENOMEM.
  */
-static int digest_text_array(const uint8_t *p, size_t len, uint8_t out[CL_HASH_LEN]) {
-  if (len < 12) return CL_EMALFORMED;
-  int32_t ndim = be32s(p);
-  if (ndim == 0) return cl_attest_digest_codes(NULL, 0, out);
-  if (ndim != 1 || len < 20) return CL_EMALFORMED;
-  int32_t n = be32s(p + 12);
-  /* Every element takes at least its 4-byte length word. */
-  if (n < 0 || (size_t)n > (len - 20) / 4) return CL_EMALFORMED;
-  const char **codes = malloc(((size_t)n ? (size_t)n : 1) * sizeof *codes);
-  char *text = malloc(len); /* the codes and their NULs fit in the value */
-  if (!codes || !text) {
-    free(codes);
-    free(text);
+static int parse_codes(const uint8_t *p, size_t len, const char ***codes, size_t *n,
+                       char **text) {
+  *codes = NULL;
+  *text = NULL;
+  *n = 0;
+  array_iter it;
+  if (array_open(&it, p, len) != CL_OK) return CL_EMALFORMED;
+  const char **c = malloc(((size_t)it.n ? (size_t)it.n : 1) * sizeof *c);
+  char *t = malloc(len); /* the codes and their NULs fit in the value */
+  if (!c || !t) {
+    free(c);
+    free(t);
     return CL_ENOMEM;
   }
-  size_t off = 20, t = 0;
-  int rc = CL_OK;
-  for (int32_t i = 0; i < n && rc == CL_OK; i++) {
-    if (len - off < 4) {
-      rc = CL_EMALFORMED;
-      break;
+  size_t o = 0;
+  for (int32_t i = 0; i < it.n; i++) {
+    const uint8_t *el;
+    size_t el_len;
+    if (array_next(&it, &el, &el_len) != CL_OK || !el || memchr(el, 0, el_len)) {
+      free(c);
+      free(t);
+      return CL_EMALFORMED;
     }
-    int32_t el = be32s(p + off);
-    off += 4;
-    if (el < 0 || (size_t)el > len - off || memchr(p + off, 0, (size_t)el)) {
-      rc = CL_EMALFORMED;
-      break;
-    }
-    memcpy(text + t, p + off, (size_t)el);
-    codes[i] = text + t;
-    t += (size_t)el;
-    text[t++] = '\0';
-    off += (size_t)el;
+    memcpy(t + o, el, el_len);
+    c[i] = t + o;
+    o += el_len;
+    t[o++] = '\0';
   }
-  if (rc == CL_OK) rc = cl_attest_digest_codes(codes, (size_t)n, out);
+  *codes = c;
+  *text = t;
+  *n = (size_t)it.n;
+  return CL_OK;
+}
+
+/* SHA-256 of the codes of a text[] sorted bytewise and joined by ','. */
+static int digest_text_array(const uint8_t *p, size_t len, uint8_t out[CL_HASH_LEN]) {
+  const char **codes;
+  char *text;
+  size_t n;
+  int rc = parse_codes(p, len, &codes, &n, &text);
+  if (rc == CL_OK) rc = cl_attest_digest_codes(codes, n, out);
   free(codes);
   free(text);
   return rc;
 }
 
+/*
+ * The landmark signatures of a version-2 row (measurement_sigs, binary
+ * bytea[]): their digest and count. 0 when the array cannot be what a
+ * verifier wrote (NULL, too long, a NULL element or one of another length),
+ * 1 when done, or CL_ENOMEM.
+ */
+static int digest_sig_array(const PGresult *r, uint8_t out[CL_HASH_LEN], uint32_t *n_out) {
+  if (PQgetisnull(r, 0, A_SIGS)) return 0;
+  array_iter it;
+  if (array_open(&it, (const uint8_t *)PQgetvalue(r, 0, A_SIGS),
+                 (size_t)PQgetlength(r, 0, A_SIGS)) != CL_OK ||
+      it.n > CL_AUDIT_MAX_IDS)
+    return 0;
+  uint8_t(*sigs)[CL_SIG_LEN] = malloc(((size_t)it.n ? (size_t)it.n : 1) * sizeof *sigs);
+  if (!sigs) return CL_ENOMEM;
+  for (int32_t i = 0; i < it.n; i++) {
+    const uint8_t *el;
+    size_t el_len;
+    if (array_next(&it, &el, &el_len) != CL_OK || !el || el_len != CL_SIG_LEN) {
+      free(sigs);
+      return 0;
+    }
+    memcpy(sigs[i], el, CL_SIG_LEN);
+  }
+  int rc = cl_attest_digest_sigs((const uint8_t(*)[CL_SIG_LEN])sigs, (size_t)it.n, out);
+  free(sigs);
+  if (rc != CL_OK) return rc;
+  *n_out = (uint32_t)it.n;
+  return 1;
+}
+
 /* Rebuilds the attestation of row r. Returns 1 when every column and
  * referenced row was there and *at is complete, 0 when the row cannot be
- * the one a verifier signed (a key or a column is missing or malformed), or
- * a negative CL_* code (CL_ENOMEM). */
+ * the one a verifier signed (a key or a column is missing or malformed, an
+ * unknown layout version), or a negative CL_* code (CL_ENOMEM). */
 static int rebuild_attestation(const PGresult *r, cl_attestation *at) {
   memset(at, 0, sizeof *at);
   int ok = 1;
-  int complete = col_bytes(r, 3, at->chip, CL_PK_LEN) &
-                 col_bytes(r, 4, at->verifier, CL_PK_LEN) &
-                 col_bytes(r, 7, at->prev_hash, CL_HASH_LEN) & col_bytes(r, 26, at->sig, CL_SIG_LEN);
-  at->round_end_ns = (uint64_t)col_int(r, 5, 8, &ok);
-  at->window_ns = (uint64_t)col_int(r, 6, 8, &ok);
-  at->consistency = (uint8_t)col_int(r, 8, 2, &ok);
-  at->site = (uint8_t)col_int(r, 9, 2, &ok);
-  at->region = (uint8_t)col_int(r, 10, 2, &ok);
-  at->speed_m_per_s = (uint64_t)col_int(r, 11, 8, &ok);
-  at->centre_lat_e7 = (int32_t)col_int(r, 12, 4, &ok);
-  at->centre_lon_e7 = (int32_t)col_int(r, 13, 4, &ok);
-  at->radius_m = (uint64_t)col_int(r, 14, 8, &ok);
-  at->site_margin_m = col_int(r, 17, 8, &ok);
-  if (!complete || !ok) return 0;
+  int complete = col_bytes(r, A_CHIP_PK, at->chip, CL_PK_LEN) &
+                 col_bytes(r, A_VERIFIER_PK, at->verifier, CL_PK_LEN) &
+                 col_bytes(r, A_PREV_HASH, at->prev_hash, CL_HASH_LEN) &
+                 col_bytes(r, A_SIGNATURE, at->sig, CL_SIG_LEN);
+  int64_t version = col_int(r, A_VERSION, 2, &ok);
+  at->round_end_ns = (uint64_t)col_int(r, A_ROUND_END_NS, 8, &ok);
+  at->window_ns = (uint64_t)col_int(r, A_WINDOW_NS, 8, &ok);
+  at->consistency = (uint8_t)col_int(r, A_CONSISTENCY, 2, &ok);
+  at->site = (uint8_t)col_int(r, A_SITE, 2, &ok);
+  at->region = (uint8_t)col_int(r, A_REGION, 2, &ok);
+  at->speed_m_per_s = (uint64_t)col_int(r, A_SPEED, 8, &ok);
+  at->centre_lat_e7 = (int32_t)col_int(r, A_LAT_E7, 4, &ok);
+  at->centre_lon_e7 = (int32_t)col_int(r, A_LON_E7, 4, &ok);
+  at->radius_m = (uint64_t)col_int(r, A_RADIUS, 8, &ok);
+  at->site_margin_m = col_int(r, A_MARGIN, 8, &ok);
+  if (!complete || !ok || (version != CL_ATT_V1 && version != CL_ATT_V2)) return 0;
+  at->version = (uint8_t)version;
 
   /* The site landmark's key, or zeros when there is none. */
-  int has_site = PQgetlength(r, 0, 15) == 1 && PQgetvalue(r, 0, 15)[0] == 1;
-  if (has_site && !col_bytes(r, 16, at->site_landmark, CL_PK_LEN)) return 0;
+  if (col_bool(r, A_HAS_SITE_LM) && !col_bytes(r, A_SITE_LM_PK, at->site_landmark, CL_PK_LEN))
+    return 0;
 
   int rc;
-  if (PQgetisnull(r, 0, 18)) return 0;
-  rc = digest_text_array((const uint8_t *)PQgetvalue(r, 0, 18), (size_t)PQgetlength(r, 0, 18),
-                         at->allowed_digest);
+  if (PQgetisnull(r, 0, A_ALLOWED)) return 0;
+  rc = digest_text_array((const uint8_t *)PQgetvalue(r, 0, A_ALLOWED),
+                         (size_t)PQgetlength(r, 0, A_ALLOWED), at->allowed_digest);
   if (rc == CL_EMALFORMED) return 0;
   if (rc != CL_OK) return rc;
 
   /* Excluded landmarks: every id must name a landmark; at most 255 fit the
    * layout's count. */
-  int64_t n_excl = col_int(r, 19, 8, &ok);
+  int64_t n_excl = col_int(r, A_N_EXCLUDED, 8, &ok);
   if (!ok || n_excl < 0 || n_excl > 255) return 0;
   if (n_excl > 0) {
-    int64_t found = col_int(r, 21, 8, &ok);
-    if (!ok || found != n_excl || PQgetisnull(r, 0, 20) ||
-        (size_t)PQgetlength(r, 0, 20) != (size_t)n_excl * CL_PK_LEN)
+    int64_t found = col_int(r, A_EXCLUDED_FOUND, 8, &ok);
+    if (!ok || found != n_excl || PQgetisnull(r, 0, A_EXCLUDED_PKS) ||
+        (size_t)PQgetlength(r, 0, A_EXCLUDED_PKS) != (size_t)n_excl * CL_PK_LEN)
       return 0;
-    rc = cl_attest_digest_keys((const uint8_t(*)[CL_PK_LEN])PQgetvalue(r, 0, 20), (size_t)n_excl,
-                               at->excluded_digest);
+    rc = cl_attest_digest_keys((const uint8_t(*)[CL_PK_LEN])PQgetvalue(r, 0, A_EXCLUDED_PKS),
+                               (size_t)n_excl, at->excluded_digest);
   } else {
     rc = cl_attest_digest_keys(NULL, 0, at->excluded_digest);
   }
   if (rc != CL_OK) return rc;
   at->n_excluded = (uint8_t)n_excl;
 
-  /* Measurements: as many signatures as ids (the caller has ruled out
-   * missing ones); a duplicated id would add a signature and fail here. */
-  int64_t n_meas = col_int(r, 22, 8, &ok);
+  if (at->version == CL_ATT_V2) {
+    /* Everything from the row itself: the cited signatures and the input
+     * digests. measurement_ids proves nothing and is not read. */
+    if (!col_bytes(r, A_SITE_DIGEST, at->site_digest, CL_HASH_LEN) ||
+        !col_bytes(r, A_LANDMARKS_DIGEST, at->landmarks_digest, CL_HASH_LEN) ||
+        !col_bytes(r, A_REGIONS_DIGEST, at->regions_digest, CL_HASH_LEN))
+      return 0;
+    return digest_sig_array(r, at->measurements_digest, &at->n_measurements);
+  }
+
+  /* Version 1 measurements: as many signatures as ids (the caller has ruled
+   * out missing ones); a duplicated id, or an id that two rows share, adds a
+   * signature and fails here. */
+  int64_t n_meas = col_int(r, A_N_IDS, 8, &ok);
   if (!ok || n_meas < 0 || n_meas > CL_AUDIT_MAX_IDS) return 0;
   if (n_meas > 0) {
-    if (PQgetisnull(r, 0, 23) || (size_t)PQgetlength(r, 0, 23) != (size_t)n_meas * CL_SIG_LEN)
+    if (PQgetisnull(r, 0, A_ID_SIGS) ||
+        (size_t)PQgetlength(r, 0, A_ID_SIGS) != (size_t)n_meas * CL_SIG_LEN)
       return 0;
-    rc = cl_attest_digest_sigs((const uint8_t(*)[CL_SIG_LEN])PQgetvalue(r, 0, 23), (size_t)n_meas,
-                               at->measurements_digest);
+    rc = cl_attest_digest_sigs((const uint8_t(*)[CL_SIG_LEN])PQgetvalue(r, 0, A_ID_SIGS),
+                               (size_t)n_meas, at->measurements_digest);
   } else {
     rc = cl_attest_digest_sigs(NULL, 0, at->measurements_digest);
   }
@@ -444,35 +842,96 @@ static int rebuild_attestation(const PGresult *r, cl_attestation *at) {
   return 1;
 }
 
-/* Content checks of one attestation: at most one finding. *rebuilt is set
- * when the row could be rebuilt and its own hash is in rebuilt_hash. */
+/* Content checks of one attestation: at most one finding. *at is rebuilt
+ * and *verified set when its signature verifies; *rebuilt is set when its
+ * own hash is in rebuilt_hash. */
 static int check_attestation(audit_ctx *a, const PGresult *r, int64_t id,
-                             const uint8_t stored[CL_HASH_LEN], int *rebuilt,
-                             uint8_t rebuilt_hash[CL_HASH_LEN]) {
+                             const uint8_t stored[CL_HASH_LEN], cl_attestation *at,
+                             int *verified, int *rebuilt, uint8_t rebuilt_hash[CL_HASH_LEN]) {
   *rebuilt = 0;
+  *verified = 0;
   int ok = 1;
-  /* A named measurement that is gone: deleted. Nothing else can be
-   * rebuilt without its signature. */
-  if (!PQgetisnull(r, 0, 24)) {
-    int64_t missing = col_int(r, 24, 8, &ok);
+  /* Version 1: a named measurement that is gone: deleted. Nothing else can
+   * be rebuilt without its signature. */
+  if (!PQgetisnull(r, 0, A_MISSING_ID)) {
+    int64_t missing = col_int(r, A_MISSING_ID, 8, &ok);
     return add_finding(a, CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_MEASUREMENT_MISSING, missing);
   }
-  cl_attestation at;
-  int got = rebuild_attestation(r, &at);
+  int got = rebuild_attestation(r, at);
   if (got < 0) {
     cl_err_set(a->err, a->errlen, "attestation %lld: %s", (long long)id, cl_strerror(got));
     return got;
   }
-  if (got == 0 || cl_attest_verify(&at) != CL_OK)
+  if (got == 0 || cl_attest_verify(at) != CL_OK)
     return add_finding(a, CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_ATTESTATION_SIGNATURE, 0);
-  cl_attest_hash(&at, rebuilt_hash);
+  *verified = 1;
+  cl_attest_hash(at, rebuilt_hash);
   *rebuilt = 1;
   if (memcmp(rebuilt_hash, stored, CL_HASH_LEN) != 0)
     return add_finding(a, CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_HASH_MISMATCH, 0);
-  int64_t round_end = col_int(r, 27, 8, &ok);
-  if (!ok || !time_matches(round_end, (int64_t)at.round_end_ns))
+  int64_t round_end = col_int(r, A_ROUND_END, 8, &ok);
+  if (!ok || !time_matches(round_end, (int64_t)at->round_end_ns))
     return add_finding(a, CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_DERIVED_COLUMN, 0);
   return CL_OK;
+}
+
+/*
+ * The regions digest of a verified version-2 attestation from the current
+ * regions rows of its allowed codes: 1 and *out when every code has a
+ * geometry that parses, 0 when one does not, or CL_ENOMEM.
+ */
+static int current_regions_digest(const audit_ctx *a, const PGresult *r,
+                                  uint8_t out[CL_HASH_LEN]) {
+  const char **codes;
+  char *text;
+  size_t n;
+  int rc = parse_codes((const uint8_t *)PQgetvalue(r, 0, A_ALLOWED),
+                       (size_t)PQgetlength(r, 0, A_ALLOWED), &codes, &n, &text);
+  /* The row verified, so the array parsed before: only memory can fail. */
+  if (rc == CL_EMALFORMED) return 0;
+  if (rc != CL_OK) return rc;
+  uint8_t(*geometry)[CL_HASH_LEN] = malloc((n ? n : 1) * sizeof *geometry);
+  int found = geometry != NULL;
+  for (size_t i = 0; found && i < n; i++) {
+    const region_digest *d = find_region(a, codes[i]);
+    if (d)
+      memcpy(geometry[i], d->digest, CL_HASH_LEN);
+    else
+      found = 0;
+  }
+  if (!geometry)
+    rc = CL_ENOMEM;
+  else if (found)
+    rc = cl_attest_digest_regions(codes, (const uint8_t(*)[CL_HASH_LEN])geometry, n, out);
+  free(geometry);
+  free(codes);
+  free(text);
+  if (rc != CL_OK) return rc;
+  return found;
+}
+
+/* The site and regions of a verified version-2 attestation against the
+ * current chips and regions rows: one finding per input that differs. */
+static int check_inputs(audit_ctx *a, const PGresult *r, int64_t id, const cl_attestation *at) {
+  uint8_t d[CL_HASH_LEN];
+  double lat, lon;
+  int rc = CL_OK;
+  int site_same = col_double(r, A_SITE_LAT, &lat) && col_double(r, A_SITE_LON, &lon);
+  if (site_same) {
+    cl_attest_digest_site(lat, lon, d);
+    site_same = memcmp(d, at->site_digest, CL_HASH_LEN) == 0;
+  }
+  if (!site_same)
+    rc = add_finding(a, CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_INPUT_CHANGED, CL_AUDIT_INPUT_SITE);
+  if (rc != CL_OK) return rc;
+  int got = current_regions_digest(a, r, d);
+  if (got < 0) {
+    cl_err_set(a->err, a->errlen, "attestation %lld: %s", (long long)id, cl_strerror(got));
+    return got;
+  }
+  if (got == 0 || memcmp(d, at->regions_digest, CL_HASH_LEN) != 0)
+    rc = add_finding(a, CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_INPUT_CHANGED, CL_AUDIT_INPUT_REGIONS);
+  return rc;
 }
 
 static int all_zero(const uint8_t *p, size_t n) {
@@ -481,22 +940,52 @@ static int all_zero(const uint8_t *p, size_t n) {
   return acc == 0;
 }
 
-/* One attestation: its content, then its link to the previous record of
- * the same chip and verifier (rows arrive in chain order). */
-static int attestation_row(audit_ctx *a, const PGresult *r) {
+/* Closes the open attestation group: a cited signature without a usable row
+ * is missing evidence; with all of them found, the landmarks digest must
+ * match their landmarks as enrolled now. */
+static int close_group(audit_ctx *a) {
+  att_group *g = &a->g;
+  int evidence = g->open && g->evidence;
+  g->open = 0;
+  if (!evidence) return CL_OK;
+  for (size_t i = 0; i < g->n_cited; i++)
+    if (!g->usable[i])
+      return add_finding(a, CL_AUDIT_ATTESTATIONS, g->id, CL_AUDIT_EVIDENCE, g->fail_ref[i]);
+  uint8_t d[CL_HASH_LEN];
+  int rc = cl_attest_digest_landmarks(g->lms, g->n_cited, d);
+  if (rc != CL_OK) {
+    cl_err_set(a->err, a->errlen, "attestation %lld: %s", (long long)g->id, cl_strerror(rc));
+    return rc;
+  }
+  if (memcmp(d, g->landmarks_digest, CL_HASH_LEN) != 0)
+    return add_finding(a, CL_AUDIT_ATTESTATIONS, g->id, CL_AUDIT_INPUT_CHANGED,
+                       CL_AUDIT_INPUT_LANDMARKS);
+  return CL_OK;
+}
+
+/* The first row of an attestation: its content, its link to the previous
+ * record of the same chip and verifier (rows arrive in chain order), and,
+ * for a version-2 record that verifies, its inputs and the start of its
+ * evidence check. */
+static int open_group(audit_ctx *a, const PGresult *r, int64_t id) {
   int ok = 1;
-  int64_t id = col_int(r, 0, 8, &ok);
-  int64_t chip = col_int(r, 1, 8, &ok);
-  int64_t verifier = col_int(r, 2, 8, &ok);
+  int64_t chip = col_int(r, A_CHIP, 8, &ok);
+  int64_t verifier = col_int(r, A_VERIFIER, 8, &ok);
   uint8_t stored[CL_HASH_LEN], prev_hash[CL_HASH_LEN];
-  if (!ok || !col_bytes(r, 25, stored, CL_HASH_LEN) || !col_bytes(r, 7, prev_hash, CL_HASH_LEN)) {
+  if (!ok || !col_bytes(r, A_HASH, stored, CL_HASH_LEN) ||
+      !col_bytes(r, A_PREV_HASH, prev_hash, CL_HASH_LEN)) {
     cl_err_set(a->err, a->errlen, "attestations: a row without its id, chip, verifier or hashes");
     return CL_EDB;
   }
   a->rep->attestations++;
-  int rebuilt = 0;
+  att_group *g = &a->g;
+  g->open = 1;
+  g->id = id;
+  g->evidence = 0;
+  int verified = 0, rebuilt = 0;
   uint8_t rebuilt_hash[CL_HASH_LEN];
-  int rc = check_attestation(a, r, id, stored, &rebuilt, rebuilt_hash);
+  cl_attestation at;
+  int rc = check_attestation(a, r, id, stored, &at, &verified, &rebuilt, rebuilt_hash);
   if (rc != CL_OK) return rc;
 
   int first = !a->have_prev || a->prev_chip != chip || a->prev_verifier != verifier;
@@ -519,7 +1008,74 @@ static int attestation_row(audit_ctx *a, const PGresult *r) {
   memcpy(a->prev_stored, stored, CL_HASH_LEN);
   a->prev_rebuilt = rebuilt;
   if (rebuilt) memcpy(a->prev_rebuilt_hash, rebuilt_hash, CL_HASH_LEN);
-  return rc;
+  if (rc != CL_OK || !verified || at.version != CL_ATT_V2) return rc;
+
+  /* A version-2 record the verifier signed: what it cites and what it was
+   * drawn from must still be there. */
+  if ((rc = check_inputs(a, r, id, &at)) != CL_OK) return rc;
+  g->evidence = 1;
+  g->n_cited = at.n_measurements; /* at most CL_AUDIT_MAX_IDS: digest_sig_array */
+  memcpy(g->landmarks_digest, at.landmarks_digest, CL_HASH_LEN);
+  memset(g->usable, 0, g->n_cited * sizeof *g->usable);
+  memset(g->fail_ref, 0, g->n_cited * sizeof *g->fail_ref);
+  /* The query expands candidates only for round_end_ns >= 0 and a positive
+   * window (the columns are bigint); lo_ns is then round_end_ns - window_ns,
+   * possibly negative, and cannot overflow. */
+  g->hi_ns = (int64_t)at.round_end_ns;
+  g->lo_ns = g->hi_ns >= 0 && (int64_t)at.window_ns > 0 ? g->hi_ns - (int64_t)at.window_ns
+                                                         : g->hi_ns;
+  return CL_OK;
+}
+
+/* One candidate row of the open group's evidence. The first usable row per
+ * cited signature counts; later ones are not checked. */
+static int candidate(audit_ctx *a, const PGresult *r) {
+  att_group *g = &a->g;
+  if (!g->evidence || PQgetisnull(r, 0, E_ORDINAL)) return CL_OK;
+  int ok = 1;
+  int64_t ordinal = col_int(r, E_ORDINAL, 8, &ok);
+  if (!ok || ordinal < 1 || (uint64_t)ordinal > g->n_cited) {
+    cl_err_set(a->err, a->errlen, "attestation %lld: a candidate outside its citations",
+               (long long)g->id);
+    return CL_EDB;
+  }
+  size_t i = (size_t)(ordinal - 1);
+  if (g->usable[i]) return CL_OK;
+  signed_row row;
+  read_signed_row(r, E_ROW, &row);
+  /* The window is the query's; checked again on the signed time. */
+  int64_t t = (int64_t)row.m.measured_unix_ns;
+  double lat, lon;
+  if (row.has_id && t > g->lo_ns && t <= g->hi_ns && col_double(r, E_LAT, &lat) &&
+      col_double(r, E_LON, &lon) && believable(&row)) {
+    g->usable[i] = 1;
+    memcpy(g->lms[i].pk, row.m.ch.landmark, CL_PK_LEN);
+    g->lms[i].lat = lat;
+    g->lms[i].lon = lon;
+  } else if (g->fail_ref[i] == 0) {
+    g->fail_ref[i] = row.id;
+  }
+  return CL_OK;
+}
+
+/* One result row of the attestation query. */
+static int attestation_row(audit_ctx *a, const PGresult *r) {
+  if (PQnfields(r) != A_NCOLS) {
+    cl_err_set(a->err, a->errlen, "attestations: %d columns, want %d", PQnfields(r), A_NCOLS);
+    return CL_EDB;
+  }
+  int ok = 1;
+  int64_t id = col_int(r, A_ID, 8, &ok);
+  if (!ok) {
+    cl_err_set(a->err, a->errlen, "attestations: a row without an id");
+    return CL_EDB;
+  }
+  if (!a->g.open || a->g.id != id) {
+    int rc = close_group(a);
+    if (rc == CL_OK) rc = open_group(a, r, id);
+    if (rc != CL_OK) return rc;
+  }
+  return candidate(a, r);
 }
 
 /* ---- the run ------------------------------------------------------------------- */
@@ -549,20 +1105,38 @@ int cl_audit_run(cl_store *s, cl_audit_report *out, char *err, size_t errlen) {
   a.rep = out;
   a.err = err;
   a.errlen = errlen;
+  a.g.usable = calloc(CL_AUDIT_MAX_IDS, sizeof *a.g.usable);
+  a.g.fail_ref = calloc(CL_AUDIT_MAX_IDS, sizeof *a.g.fail_ref);
+  a.g.lms = calloc(CL_AUDIT_MAX_IDS, sizeof *a.g.lms);
+  if (!a.g.usable || !a.g.fail_ref || !a.g.lms) {
+    free(a.g.usable);
+    free(a.g.fail_ref);
+    free(a.g.lms);
+    cl_err_set(err, errlen, "audit: out of memory");
+    return CL_ENOMEM;
+  }
   char max_ids[16];
   snprintf(max_ids, sizeof max_ids, "%d", CL_AUDIT_MAX_IDS);
   const char *params[1] = {max_ids};
 
-  /* One snapshot for all three passes: rows committed meanwhile by the
-   * landmarks or the verifier are neither half-seen nor mistaken for gaps. */
+  /* One snapshot for all passes: rows committed meanwhile by the landmarks
+   * or the verifier are neither half-seen nor mistaken for gaps. */
   int rc = exec_cmd(&a, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
                     "starting the audit transaction");
   if (rc == CL_OK) rc = stream(&a, SQL_MEASUREMENTS, 0, NULL, "reading measurements",
                                measurement_row);
   if (rc == CL_OK) rc = stream(&a, SQL_LINKS, 0, NULL, "reading landmark_links", link_row);
+  if (rc == CL_OK) rc = stream(&a, SQL_REGIONS, 0, NULL, "reading regions", region_row);
+  if (rc == CL_OK && a.n_regions > 1)
+    qsort(a.regions, a.n_regions, sizeof *a.regions, cmp_region_digest);
   if (rc == CL_OK)
     rc = stream(&a, SQL_ATTESTATIONS, 1, params, "reading attestations", attestation_row);
+  if (rc == CL_OK) rc = close_group(&a);
   if (rc == CL_OK) rc = exec_cmd(&a, "COMMIT", "ending the audit transaction");
+  free_regions(&a);
+  free(a.g.usable);
+  free(a.g.fail_ref);
+  free(a.g.lms);
   if (rc != CL_OK) {
     PGTransactionStatusType t = PQtransactionStatus(c);
     if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR) PQclear(PQexec(c, "ROLLBACK"));

@@ -1,15 +1,24 @@
 /*
  * Offline audit of the signed records in the database: every measurement
- * and landmark link is re-verified against the enrolled keys, every
- * attestation is rebuilt from its row and the rows it names, its signature
- * and stored hash are checked, and each (chip, verifier) chain is walked in
- * round order. docs/OPERATIONS.md says what the audit can and cannot detect.
+ * and landmark link is re-verified against the enrolled keys (and the
+ * lifecycle of the landmark that signed it), every attestation is rebuilt
+ * from its row, its signature and stored hash are checked, and each (chip,
+ * verifier) chain is walked in round order. A version-2 attestation is
+ * rebuilt from its own row alone (it carries the landmark signatures it
+ * cites and the digests of its inputs); the audit then follows the evidence:
+ * each cited signature must belong to a measurement row of the chip, in the
+ * attestation's window, that the verifier would believe, and the digests of the declared site,
+ * the used landmarks and the allowed regions' geometry are recomputed from
+ * the current enrolment rows. docs/OPERATIONS.md says what the audit can
+ * and cannot detect; docs/ATTESTATION.md gives the layouts and digests.
  *
  * The audit reads inside one REPEATABLE READ, READ ONLY transaction, so it
  * sees one consistent snapshot even while landmarks and the verifier keep
  * writing, and it streams every table in libpq's single-row mode: memory
- * does not grow with the size of the tables, only with the number of
- * findings (at most CL_AUDIT_MAX_FINDINGS are kept; all are counted).
+ * does not grow with the size of the measurement, link or attestation
+ * tables, only with the number of findings (at most CL_AUDIT_MAX_FINDINGS
+ * are kept; all are counted) and with the number of regions that version-2
+ * attestations name (one geometry digest each, computed once).
  */
 #ifndef CL_AUDIT_H
 #define CL_AUDIT_H
@@ -21,9 +30,17 @@
 
 /* Findings kept in a report; further ones are only counted. */
 #define CL_AUDIT_MAX_FINDINGS 100000
-/* Most measurement ids one attestation may name and still be rebuilt; the
- * verifier names one per landmark. */
+/* Most measurement ids (version 1) or landmark signatures (version 2) one
+ * attestation may name and still be rebuilt; the verifier names one per
+ * landmark. */
 #define CL_AUDIT_MAX_IDS 4096
+
+/* ref of a CL_AUDIT_INPUT_CHANGED finding: which input differs. */
+enum {
+  CL_AUDIT_INPUT_SITE = 1,      /* site_digest vs chips.site_lat/site_lon */
+  CL_AUDIT_INPUT_LANDMARKS = 2, /* landmarks_digest vs the cited rows' landmarks */
+  CL_AUDIT_INPUT_REGIONS = 3,   /* regions_digest vs regions.geojson of allowed_regions */
+};
 
 typedef enum {
   CL_AUDIT_MEASUREMENTS = 0,
@@ -36,11 +53,14 @@ typedef enum {
    * under the enrolled keys: the row was edited (or a key was). */
   CL_AUDIT_SIGNATURE = 0,
   /* An attestation whose verifier signature fails over the layout rebuilt
-   * from its row: edited, or forged without the verifier's key. */
+   * from its row (version 2: from its row alone; version 1: with the
+   * landmark signatures of the measurements its ids name): edited, or
+   * forged without the verifier's key. */
   CL_AUDIT_ATTESTATION_SIGNATURE,
   /* The stored hash is not the hash of the attestation's contents. */
   CL_AUDIT_HASH_MISMATCH,
-  /* A measurement the attestation names is gone (deleted). ref: its id. */
+  /* Version 1 only: a measurement the attestation names is gone (deleted).
+   * ref: its id. (Version 2 reports CL_AUDIT_EVIDENCE instead.) */
   CL_AUDIT_MEASUREMENT_MISSING,
   /* prev_hash is not the hash of the previous attestation of the same chip
    * and verifier: a record was deleted before this one, or this one was
@@ -53,13 +73,37 @@ typedef enum {
    * derived from (measured_at vs measured_at_ns, bound_m vs rtt_ns,
    * round_end vs round_end_ns): edited. */
   CL_AUDIT_DERIVED_COLUMN,
+  /* A version-2 attestation that verifies cites a landmark signature that
+   * no usable measurement row carries: no row of the attestation's chip,
+   * with measured_at_ns in (round_end_ns - window_ns, round_end_ns] (and
+   * measured_at within a second of it) and that signature, is one the
+   * verifier would believe now (cl_evidence_judge: not dated more than
+   * CL_EV_FUTURE_SLACK_NS after its insert time, its landmark's key not
+   * retired before it was measured nor revoked before it was inserted,
+   * record and chip signatures valid under the enrolled keys) with a valid
+   * challenge signature. The row was deleted or edited, or its landmark
+   * retired afterwards. One finding per attestation, for the first such
+   * signature in measurement_sigs order; ref: the id of the first row
+   * carrying it that failed, 0 if no row carries it. */
+  CL_AUDIT_EVIDENCE,
+  /* A version-2 attestation that verifies signed a digest of an input that
+   * the current enrolment rows no longer give: ref CL_AUDIT_INPUT_SITE,
+   * _LANDMARKS or _REGIONS (one finding per input that differs). A row of
+   * chips, landmarks or regions was edited after the attestation (or the
+   * verifier was given other rows than the database holds now). */
+  CL_AUDIT_INPUT_CHANGED,
+  /* A measurement or link whose signatures verify but whose signing
+   * landmark (landmark_id; from_landmark_id of a link) was retired before
+   * the row's measured_at_ns, or revoked before the database received the
+   * row (inserted_at): its key no longer counted. ref: the landmark's id. */
+  CL_AUDIT_RETIRED_KEY,
 } cl_audit_problem;
 
 typedef struct {
   cl_audit_table table;
   int64_t id;               /* the row's id in that table */
   cl_audit_problem problem;
-  int64_t ref;              /* related id (see the problem), 0 if none */
+  int64_t ref;              /* related id or input (see the problem), 0 if none */
 } cl_audit_finding;
 
 typedef struct {
@@ -76,8 +120,9 @@ typedef struct {
 /*
  * Audits the whole database behind s. The connection must not be inside a
  * transaction (CL_EINVAL otherwise); the audit opens and ends its own. On
- * success *out holds the counts and the findings, sorted by table, id and
- * problem (free it with cl_audit_report_free); 0 findings means clean.
+ * success *out holds the counts and the findings, sorted by table, id,
+ * problem and ref (free it with cl_audit_report_free); 0 findings means
+ * clean.
  * Returns 0 even when there are findings. Errors: CL_EPERM (the role lacks
  * SELECT on a table; the audit needs what chiploc_admin or chiploc_verifier
  * may read), CL_EDB (any other database failure), CL_ENOMEM; err says
@@ -90,7 +135,7 @@ void cl_audit_report_free(cl_audit_report *r);
 /* The stable names printed by `chiploc audit`: "measurements",
  * "landmark_links", "attestations"; "signature", "attestation signature",
  * "hash mismatch", "measurement missing", "chain break", "chain start",
- * "derived column". */
+ * "derived column", "evidence", "input changed", "retired key". */
 const char *cl_audit_table_name(cl_audit_table t);
 const char *cl_audit_problem_name(cl_audit_problem p);
 

@@ -267,6 +267,84 @@ int cl_store_landmark_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_
   return rc;
 }
 
+int cl_store_landmark_bind(cl_store *s, const char *name, const char *role, char *err,
+                           size_t errlen) {
+  if (!s || !name || !role) return CL_EINVAL;
+  if (!role[0]) {
+    cl_err_set(err, errlen, "database role is empty");
+    return CL_EINVAL;
+  }
+  const char *vals[2] = {name, role};
+  PGresult *r = PQexecParams(s->conn,
+                             "UPDATE landmarks SET db_role = $2::name WHERE name = $1::text"
+                             " RETURNING id",
+                             2, NULL, vals, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, "binding landmark", err, errlen);
+  int found = PQntuples(r) == 1;
+  PQclear(r);
+  if (!found) {
+    cl_err_set(err, errlen, "no landmark named %s", name);
+    return CL_ENOTFOUND;
+  }
+  return CL_OK;
+}
+
+int cl_store_landmark_retire(cl_store *s, const char *name, const char *at, int revoke,
+                             char *err, size_t errlen) {
+  if (!s || !name) return CL_EINVAL;
+  const char *vals[3] = {name, at ? at : "now", revoke ? "revoked" : "retired"};
+  /* A revocation wins over a retirement; the earlier time wins otherwise. */
+  PGresult *r = PQexecParams(
+      s->conn,
+      "UPDATE landmarks SET "
+      " retired_at = CASE WHEN retired_at IS NULL OR $2::timestamptz < retired_at"
+      "   OR ($3::text = 'revoked' AND retire_kind = 'retired') THEN $2::timestamptz"
+      "   ELSE retired_at END,"
+      " retire_kind = CASE WHEN retire_kind = 'revoked' THEN 'revoked' ELSE $3::text END"
+      " WHERE name = $1::text RETURNING id",
+      3, NULL, vals, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (st && strncmp(st, "22", 2) == 0) { /* data exception: the time */
+      cl_err_set(err, errlen, "--at %s: not a time PostgreSQL understands", at ? at : "now");
+      PQclear(r);
+      return CL_EINVAL;
+    }
+    return fail(s, r, "retiring landmark", err, errlen);
+  }
+  int found = PQntuples(r) == 1;
+  PQclear(r);
+  if (!found) {
+    cl_err_set(err, errlen, "no landmark named %s", name);
+    return CL_ENOTFOUND;
+  }
+  return CL_OK;
+}
+
+int cl_store_landmark_may_write(cl_store *s, int64_t landmark_id, char *err, size_t errlen) {
+  char sid[24];
+  snprintf(sid, sizeof sid, "%" PRId64, landmark_id);
+  const char *vals[1] = {sid};
+  PGresult *r = PQexecParams(
+      s->conn,
+      "SELECT pg_has_role(current_user, 'chiploc_admin', 'MEMBER')"
+      " OR pg_has_role(current_user, (SELECT relowner FROM pg_class"
+      "   WHERE oid = 'measurements'::regclass), 'MEMBER')"
+      " OR EXISTS (SELECT 1 FROM landmarks WHERE id = $1::bigint AND db_role = current_user),"
+      " current_user, (SELECT name FROM landmarks WHERE id = $1::bigint)",
+      1, NULL, vals, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    return fail(s, r, "checking the landmark's database role", err, errlen);
+  int ok = PQgetvalue(r, 0, 0)[0] == 't';
+  if (!ok)
+    cl_err_set(err, errlen,
+               "database role %s may not write rows of landmark %s; run: chiploc landmark bind "
+               "--name %s --db-role %s",
+               PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 1));
+  PQclear(r);
+  return ok ? CL_OK : CL_EPERM;
+}
+
 int cl_store_landmark_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *id, char *err,
                            size_t errlen) {
   if (!s || !pk || !id) return CL_EINVAL;

@@ -37,6 +37,26 @@ int cl_store_migrate(cl_store *s, int *applied, char *err, size_t errlen);
 int cl_store_landmark_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_LEN], double lat,
                           double lon, int64_t *id, char *err, size_t errlen);
 /* Looks a landmark up by key. CL_ENOTFOUND if it is not registered. */
+/* Binds the database login role `role` to the landmark named `name`: from
+ * then on that role may write measurements and links of this landmark only
+ * (schema 0004's guard), besides any other landmark it is bound to (the
+ * old and new entries of a key rotation). CL_ENOTFOUND for an unknown
+ * landmark. */
+int cl_store_landmark_bind(cl_store *s, const char *name, const char *role, char *err,
+                           size_t errlen);
+/* Retires (revoke = 0) or revokes (revoke = 1) the landmark named `name`
+ * with effect from `at` (a PostgreSQL timestamptz literal; NULL: now):
+ * afterwards the verifier believes none of its rows measured after that
+ * time, nor, when revoked, any received after it. A landmark already
+ * retired keeps its earlier time unless the new one is earlier or the
+ * retirement becomes a revocation. CL_ENOTFOUND, CL_EINVAL (a bad time). */
+int cl_store_landmark_retire(cl_store *s, const char *name, const char *at, int revoke,
+                             char *err, size_t errlen);
+/* Whether this connection's login may write rows of landmark_id (a member
+ * of chiploc_admin, the tables' owner, or the role bound to it). CL_OK, or
+ * CL_EPERM with err naming the role and the `chiploc landmark bind` that
+ * fixes it. */
+int cl_store_landmark_may_write(cl_store *s, int64_t landmark_id, char *err, size_t errlen);
 int cl_store_landmark_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *id, char *err,
                            size_t errlen);
 /* Enrols a chip with its declared site. CL_EEXIST if the key is enrolled. */

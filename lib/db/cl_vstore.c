@@ -108,12 +108,14 @@ void cl_vworld_free(cl_vworld *w) {
     for (size_t j = 0; j < c->n_codes; j++) free(c->codes[j]);
     free(c->codes);
     free(c->members);
+    free(c->region_digests);
     free(c->mins);
   }
   free(w->chips);
   for (size_t i = 0; i < w->n_landmarks; i++) free(w->landmarks[i].name);
   free(w->landmarks);
   free(w->links);
+  free(w->region_digests);
   cl_region_set_free(&w->regions);
   memset(w, 0, sizeof *w);
 }
@@ -222,6 +224,15 @@ static int load_regions(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
   }
   rc = cl_region_set_parse_geojson(&w->regions, text, strlen(text), "code", err, errlen);
   PQclear(r);
+  if (rc != CL_OK) return rc;
+  /* The geometry each attestation signs a digest of: the parsed regions,
+   * hashed once per round. */
+  if (!(w->region_digests = calloc(w->regions.n ? w->regions.n : 1, CL_HASH_LEN)))
+    return no_memory("load regions", err, errlen);
+  for (size_t i = 0; i < w->regions.n && rc == CL_OK; i++)
+    if ((rc = cl_region_digest(w->regions.regions[i], w->region_digests[i])) != CL_OK)
+      cl_err_set(err, errlen, "load regions: digest of %s: %s",
+                 cl_region_code(w->regions.regions[i]), cl_strerror(rc));
   return rc;
 }
 
@@ -242,7 +253,9 @@ static int load_chip_regions(PGconn *c, cl_vworld *w, char *err, size_t errlen) 
     if (nc) ch->codes = nc;
     const cl_region **nm = realloc(ch->members, (ch->n_codes + 1) * sizeof *nm);
     if (nm) ch->members = nm;
-    char *code = nc && nm ? strdup(PQgetvalue(r, i, 1)) : NULL;
+    uint8_t(*nd)[CL_HASH_LEN] = realloc(ch->region_digests, (ch->n_codes + 1) * sizeof *nd);
+    if (nd) ch->region_digests = nd;
+    char *code = nc && nm && nd ? strdup(PQgetvalue(r, i, 1)) : NULL;
     if (!code) {
       rc = no_memory("load chip regions", err, errlen);
       break;
@@ -256,13 +269,17 @@ static int load_chip_regions(PGconn *c, cl_vworld *w, char *err, size_t errlen) 
       rc = CL_EMALFORMED;
       break;
     }
+    for (size_t j = 0; j < w->regions.n; j++)
+      if (w->regions.regions[j] == ch->members[k])
+        memcpy(ch->region_digests[k], w->region_digests[j], CL_HASH_LEN);
   }
   PQclear(r);
   return rc;
 }
 
-/* Fills w->landmarks with every landmark (id, name, position, key, whether
- * a landmark_misplaced alert is open), ordered by id, which find_landmark
+/* Fills w->landmarks with every landmark (id, name, position, key, its
+ * retirement or revocation, whether a landmark_misplaced or
+ * landmark_bad_records alert is open), ordered by id, which find_landmark
  * relies on. CL_EMALFORMED for a key of the wrong size, CL_ENOMEM. */
 static int load_landmarks(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
   PGresult *r;
@@ -270,7 +287,9 @@ static int load_landmarks(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
       c, "load landmarks",
       "SELECT l.id, l.name, l.lat, l.lon, EXISTS (SELECT 1 FROM alerts a WHERE "
       "a.landmark_id = l.id AND a.kind = 'landmark_misplaced' AND a.cleared_at IS NULL), "
-      "l.public_key "
+      "l.public_key, (extract(epoch FROM l.retired_at) * 1e9)::numeric(20,0), "
+      "l.retire_kind = 'revoked', EXISTS (SELECT 1 FROM alerts a WHERE "
+      "a.landmark_id = l.id AND a.kind = 'landmark_bad_records' AND a.cleared_at IS NULL) "
       "FROM landmarks l ORDER BY l.id",
       0, NULL, 0, &r, err, errlen);
   if (rc != CL_OK) return rc;
@@ -294,6 +313,14 @@ static int load_landmarks(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
       rc = CL_EMALFORMED;
       break;
     }
+    if (!PQgetisnull(r, (int)i, 6)) {
+      /* Retired before 1970 counts as retired since the epoch's first ns. */
+      const char *t = PQgetvalue(r, (int)i, 6);
+      l->key.retired_ns = t[0] == '-' ? 1 : strtoull(t, NULL, 10);
+      if (l->key.retired_ns == 0) l->key.retired_ns = 1;
+      l->key.revoked = PQgetvalue(r, (int)i, 7)[0] == 't';
+    }
+    l->open_bad_records = PQgetvalue(r, (int)i, 8)[0] == 't';
   }
   PQclear(r);
   return rc;
@@ -319,18 +346,87 @@ static const cl_vlandmark *find_landmark(const cl_vworld *w, int64_t id) {
   return lo < w->n_landmarks && w->landmarks[lo].id == id ? &w->landmarks[lo] : NULL;
 }
 
+/* A binary int4 field; CL_EMALFORMED if it is not one. */
+static int int4_col(PGresult *r, int row, int col, int32_t *out) {
+  if (PQgetlength(r, row, col) != 4 || PQgetisnull(r, row, col)) return CL_EMALFORMED;
+  const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
+  *out = (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+  return CL_OK;
+}
+
+/* A binary bytea field of exactly n bytes. */
+static int raw_col(PGresult *r, int row, int col, uint8_t *out, size_t n) {
+  if (PQgetisnull(r, row, col) || (size_t)PQgetlength(r, row, col) != n) return CL_EMALFORMED;
+  memcpy(out, PQgetvalue(r, row, col), n);
+  return CL_OK;
+}
+
+/*
+ * The signed-row columns shared by the measurement and link queries, from
+ * column 2 on: 2 id, 3 rtt_ns, 4 landmark_sig, 5 nonce, 6 seq,
+ * 7 issued_at_ns, 8 challenge_sig, 9 chip_sig, 10 probe_count,
+ * 11 measured_at_ns, 12 inserted_at (unix ns). Columns 0 and 1 name the
+ * chip (or peer) and the landmark, which the caller resolves.
+ */
+#define SIGNED_ROW_COLUMNS                                                                       \
+  "id, rtt_ns, landmark_sig, nonce, seq, issued_at_ns, challenge_sig, chip_sig, probe_count, " \
+  "measured_at_ns, (extract(epoch FROM inserted_at) * 1e9)::bigint"
+#define SIGNED_ROW_NFIELDS 13
+
+/* Rebuilds the record of row k (keys left for the caller), its id and the
+ * database's insert time. CL_EMALFORMED for any field of the wrong size or
+ * a value the record cannot hold. */
+static int signed_row(PGresult *r, int k, cl_measurement *m, int64_t *id, uint64_t *inserted_ns) {
+  int64_t rtt, seq, issued, measured, ins;
+  int32_t count;
+  if (int8_col(r, k, 2, id) || int8_col(r, k, 3, &rtt) || raw_col(r, k, 4, m->sig, CL_SIG_LEN) ||
+      raw_col(r, k, 5, m->ch.nonce, CL_NONCE_LEN) || int8_col(r, k, 6, &seq) ||
+      int8_col(r, k, 7, &issued) || raw_col(r, k, 8, m->ch.sig, CL_SIG_LEN) ||
+      raw_col(r, k, 9, m->chip_sig, CL_SIG_LEN) || int4_col(r, k, 10, &count) ||
+      int8_col(r, k, 11, &measured) || int8_col(r, k, 12, &ins) || rtt <= 0 || seq < 0 ||
+      issued < 0 || count <= 0 || measured < 0 || ins < 0)
+    return CL_EMALFORMED;
+  m->rtt_ns = (uint64_t)rtt;
+  m->ch.seq = (uint64_t)seq;
+  m->ch.issued_unix_ns = (uint64_t)issued;
+  m->probe_count = (uint32_t)count;
+  m->measured_unix_ns = (uint64_t)measured;
+  *inserted_ns = (uint64_t)ins;
+  return CL_OK;
+}
+
+/* Judges one row and counts a refusal against the landmark it names. */
+static int believe(cl_vworld *w, cl_evcache *ev, cl_vlandmark *l, const cl_measurement *m,
+                   uint64_t inserted_ns) {
+  w->judged++;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  cl_ev_reason why = cl_evidence_judge(ev, m, &l->key, inserted_ns);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  w->judge_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+  if (why == CL_EV_OK) return 1;
+  l->rejected[why]++;
+  w->rejected[why]++;
+  return 0;
+}
+
+static cl_vlandmark *find_landmark_rw(cl_vworld *w, int64_t id) {
+  return (cl_vlandmark *)find_landmark(w, id);
+}
+
 /*
  * Fills each chip's minima from the binary result of the measurement query
- * (chip_id, landmark_id, id, rtt_ns, landmark_sig; ordered by chip), with
- * the landmark's key and position from w->landmarks. Rows of chips not
- * loaded, or of landmarks not loaded, are skipped. CL_EMALFORMED for a field
- * of the wrong size, CL_ENOMEM. A chip's mins, once allocated, stay with it
- * (n_mins counts the filled ones) for cl_vworld_free.
+ * (chip_id, landmark_id, then SIGNED_ROW_COLUMNS; ordered by chip, landmark
+ * and RTT): per landmark, the first row the verifier believes. Rows of chips
+ * not loaded, or of landmarks not loaded, are skipped. CL_EMALFORMED for a
+ * field of the wrong size, CL_ENOMEM. A chip's mins, once allocated, stay
+ * with it (n_mins counts the filled ones) for cl_vworld_free.
  */
-static int fill_minima(cl_vworld *w, PGresult *r, char *err, size_t errlen) {
+static int fill_minima(cl_vworld *w, cl_evcache *ev, PGresult *r, char *err, size_t errlen) {
   int n = PQntuples(r);
-  if (PQnfields(r) != 5) {
-    cl_err_set(err, errlen, "load measurements: %d columns, want 5", PQnfields(r));
+  if (PQnfields(r) != SIGNED_ROW_NFIELDS) {
+    cl_err_set(err, errlen, "load measurements: %d columns, want %d", PQnfields(r),
+               SIGNED_ROW_NFIELDS);
     return CL_EMALFORMED;
   }
   int64_t *chip_ids = row_array(r, sizeof *chip_ids);
@@ -348,22 +444,31 @@ static int fill_minima(cl_vworld *w, PGresult *r, char *err, size_t errlen) {
     if (ch && !(ch->mins = calloc((size_t)(j - i), sizeof *ch->mins)))
       rc = no_memory("load measurements", err, errlen);
     for (int k = i; k < j && ch && rc == CL_OK; k++) {
-      cl_verify_min *m = &ch->mins[ch->in.n_mins];
-      int64_t rtt;
-      if (int8_col(r, k, 1, &m->landmark_id) || int8_col(r, k, 2, &m->measurement_id) ||
-          int8_col(r, k, 3, &rtt) || rtt <= 0 || PQgetlength(r, k, 4) != CL_SIG_LEN) {
-        cl_err_set(err, errlen, "load measurements: row %d: bad id, RTT or signature column", k);
+      int64_t landmark_id, id;
+      uint64_t inserted_ns;
+      cl_measurement m;
+      memset(&m, 0, sizeof m);
+      if (int8_col(r, k, 1, &landmark_id) || signed_row(r, k, &m, &id, &inserted_ns)) {
+        cl_err_set(err, errlen, "load measurements: row %d: a column of the wrong size or range",
+                   k);
         rc = CL_EMALFORMED;
         break;
       }
-      const cl_vlandmark *l = find_landmark(w, m->landmark_id);
+      cl_vlandmark *l = find_landmark_rw(w, landmark_id);
       if (!l) continue;
-      m->rtt_ns = (uint64_t)rtt;
-      memcpy(m->landmark_sig, PQgetvalue(r, k, 4), CL_SIG_LEN);
-      memcpy(m->landmark_pk, l->pk, CL_PK_LEN);
-      m->lat = l->lat;
-      m->lon = l->lon;
-      ch->in.n_mins++;
+      /* This landmark already gave a believed, faster row. */
+      if (ch->in.n_mins && ch->mins[ch->in.n_mins - 1].landmark_id == landmark_id) continue;
+      memcpy(m.ch.landmark, l->pk, CL_PK_LEN);
+      memcpy(m.ch.chip, ch->in.pk, CL_PK_LEN);
+      if (!believe(w, ev, l, &m, inserted_ns)) continue;
+      cl_verify_min *mn = &ch->mins[ch->in.n_mins++];
+      mn->landmark_id = landmark_id;
+      mn->measurement_id = id;
+      mn->rtt_ns = m.rtt_ns;
+      memcpy(mn->landmark_sig, m.sig, CL_SIG_LEN);
+      memcpy(mn->landmark_pk, l->pk, CL_PK_LEN);
+      mn->lat = l->lat;
+      mn->lon = l->lon;
     }
     i = j;
   }
@@ -371,31 +476,36 @@ static int fill_minima(cl_vworld *w, PGresult *r, char *err, size_t errlen) {
   return rc;
 }
 
-/* Fills each chip's minima: the fastest measurement per (chip, landmark) in
- * the window (window[0], window[1]] (ns since the epoch, as text), with the
- * landmark's key and position, so load_chips and load_landmarks run first.
- * Errors as fill_minima's, or the query's. */
-static int load_measurements(PGconn *c, cl_vworld *w, const char *const window[2], char *err,
-                             size_t errlen) {
+/* Fills each chip's minima: per (chip, landmark), the fastest believed of
+ * the CL_VSTORE_CANDIDATES fastest measurements in the window (window[0],
+ * window[1]] (ns since the epoch, as text), with the landmark's key and
+ * position, so load_chips and load_landmarks run first. Errors as
+ * fill_minima's, or the query's. */
+static int load_measurements(PGconn *c, cl_vworld *w, cl_evcache *ev, const char *const window[2],
+                             char *err, size_t errlen) {
   /* The sort of a large fleet's window outgrows the default work_mem and
    * would spill to disk; this round's transaction gets more. */
   PGresult *r = PQexec(c, "SET LOCAL work_mem = '128MB'");
   if (PQresultStatus(r) != PGRES_COMMAND_OK)
     return fail(r, c, map_state(r), err, errlen, "set work_mem");
   PQclear(r);
+  char cand[16];
+  snprintf(cand, sizeof cand, "%d", CL_VSTORE_CANDIDATES);
+  const char *const params[3] = {window[0], window[1], cand};
   /* Binary results: the ids, RTTs and signatures arrive as fixed-size
    * fields, with nothing to parse or unescape. */
   int rc = query_rows(
       c, "load measurements",
-      "SELECT DISTINCT ON (m.chip_id, m.landmark_id) m.chip_id, m.landmark_id, m.id, m.rtt_ns, "
-      "m.landmark_sig FROM measurements m "
+      "SELECT chip_id, landmark_id, " SIGNED_ROW_COLUMNS " FROM ("
+      "SELECT m.*, row_number() OVER (PARTITION BY m.chip_id, m.landmark_id "
+      "ORDER BY m.rtt_ns, m.id) AS k FROM measurements m "
       "WHERE m.measured_at_ns > $1::bigint AND m.measured_at_ns <= $2::bigint "
       "AND m.measured_at > to_timestamp($1::bigint / 1e9) - interval '1 second' "
-      "AND m.measured_at <= to_timestamp($2::bigint / 1e9) + interval '1 second' "
-      "ORDER BY m.chip_id, m.landmark_id, m.rtt_ns, m.id",
-      2, window, 1, &r, err, errlen);
+      "AND m.measured_at <= to_timestamp($2::bigint / 1e9) + interval '1 second') s "
+      "WHERE k <= $3::integer ORDER BY chip_id, landmark_id, rtt_ns, id",
+      3, params, 1, &r, err, errlen);
   if (rc != CL_OK) return rc;
-  rc = fill_minima(w, r, err, errlen);
+  rc = fill_minima(w, ev, r, err, errlen);
   PQclear(r);
   return rc;
 }
@@ -435,6 +545,7 @@ static int load_chain_heads(PGconn *c, cl_vworld *w, const char *verifier_id,
     ch->in.has_prev = 1;
     uint64_t prev_end = strtoull(PQgetvalue(r, i, 2), NULL, 10);
     ch->attested = prev_end >= round_end_ns;
+    ch->head_ahead = prev_end > round_end_ns;
     ch->in.prev_consistent = atoi(PQgetvalue(r, i, 3)) == CL_ATT_CONSISTENT;
     ch->in.prev_lat_e7 = atoi(PQgetvalue(r, i, 4));
     ch->in.prev_lon_e7 = atoi(PQgetvalue(r, i, 5));
@@ -464,30 +575,56 @@ static int load_open_alerts(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
   return CL_OK;
 }
 
-/* Fills w->links with the fastest landmark-to-landmark probe per ordered
- * pair in the window (window[0], window[1]]. CL_ENOMEM. */
-static int load_links(PGconn *c, cl_vworld *w, const char *const window[2], char *err,
-                      size_t errlen) {
+/* Fills w->links with the fastest believed landmark-to-landmark probe per
+ * ordered pair among the CL_VSTORE_CANDIDATES fastest in the window
+ * (window[0], window[1]]; the probing landmark signs, the probed one plays
+ * the chip's part. load_landmarks runs first. CL_EMALFORMED, CL_ENOMEM. */
+static int load_links(PGconn *c, cl_vworld *w, cl_evcache *ev, const char *const window[2],
+                      char *err, size_t errlen) {
+  char cand[16];
+  snprintf(cand, sizeof cand, "%d", CL_VSTORE_CANDIDATES);
+  const char *const params[3] = {window[0], window[1], cand};
   PGresult *r;
   int rc = query_rows(c, "load links",
-                      "SELECT DISTINCT ON (from_landmark_id, to_landmark_id) from_landmark_id, "
-                      "to_landmark_id, rtt_ns FROM landmark_links "
-                      "WHERE measured_at_ns > $1::bigint AND measured_at_ns <= $2::bigint "
-                      "ORDER BY from_landmark_id, to_landmark_id, rtt_ns",
-                      2, window, 0, &r, err, errlen);
+                      "SELECT from_landmark_id, to_landmark_id, " SIGNED_ROW_COLUMNS " FROM ("
+                      "SELECT ll.*, row_number() OVER (PARTITION BY from_landmark_id, "
+                      "to_landmark_id ORDER BY rtt_ns, id) AS k FROM landmark_links ll "
+                      "WHERE measured_at_ns > $1::bigint AND measured_at_ns <= $2::bigint) s "
+                      "WHERE k <= $3::integer ORDER BY from_landmark_id, to_landmark_id, rtt_ns, id",
+                      3, params, 1, &r, err, errlen);
   if (rc != CL_OK) return rc;
+  if (PQnfields(r) != SIGNED_ROW_NFIELDS) {
+    cl_err_set(err, errlen, "load links: %d columns, want %d", PQnfields(r), SIGNED_ROW_NFIELDS);
+    PQclear(r);
+    return CL_EMALFORMED;
+  }
   if (!(w->links = row_array(r, sizeof *w->links))) {
     PQclear(r);
     return no_memory("load links", err, errlen);
   }
-  w->n_links = (size_t)PQntuples(r);
-  for (size_t i = 0; i < w->n_links; i++) {
-    w->links[i].from_id = strtoll(PQgetvalue(r, (int)i, 0), NULL, 10);
-    w->links[i].to_id = strtoll(PQgetvalue(r, (int)i, 1), NULL, 10);
-    w->links[i].rtt_ms = (double)strtoull(PQgetvalue(r, (int)i, 2), NULL, 10) / 1e6;
+  for (int k = 0; k < PQntuples(r); k++) {
+    int64_t from, to, id;
+    uint64_t inserted_ns;
+    cl_measurement m;
+    memset(&m, 0, sizeof m);
+    if (int8_col(r, k, 0, &from) || int8_col(r, k, 1, &to) ||
+        signed_row(r, k, &m, &id, &inserted_ns)) {
+      cl_err_set(err, errlen, "load links: row %d: a column of the wrong size or range", k);
+      rc = CL_EMALFORMED;
+      break;
+    }
+    cl_vlandmark *lf = find_landmark_rw(w, from), *lt = find_landmark_rw(w, to);
+    if (!lf || !lt) continue;
+    if (w->n_links && w->links[w->n_links - 1].from_id == from &&
+        w->links[w->n_links - 1].to_id == to)
+      continue; /* a faster believed probe of the pair is in */
+    memcpy(m.ch.landmark, lf->pk, CL_PK_LEN);
+    memcpy(m.ch.chip, lt->pk, CL_PK_LEN);
+    if (!believe(w, ev, lf, &m, inserted_ns)) continue;
+    w->links[w->n_links++] = (cl_vlink){from, to, (double)m.rtt_ns / 1e6};
   }
   PQclear(r);
-  return CL_OK;
+  return rc;
 }
 
 /* Points each chip's engine input at the arrays loaded for it. */
@@ -498,13 +635,26 @@ static void wire_inputs(cl_vworld *w) {
     ch->uni.n = ch->n_codes;
     ch->in.allowed = &ch->uni;
     ch->in.allowed_codes = (const char *const *)ch->codes;
+    ch->in.region_digests = (const uint8_t(*)[CL_HASH_LEN])ch->region_digests;
     ch->in.n_allowed = ch->n_codes;
     ch->in.mins = ch->mins;
   }
 }
 
+int cl_vstore_db_now(cl_store *s, uint64_t *now_ns, char *err, size_t errlen) {
+  PGconn *c = cl_store_pgconn(s);
+  PGresult *r;
+  int rc = query_rows(c, "database clock",
+                      "SELECT (extract(epoch FROM clock_timestamp()) * 1e9)::bigint", 0, NULL, 0,
+                      &r, err, errlen);
+  if (rc != CL_OK) return rc;
+  *now_ns = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+  PQclear(r);
+  return CL_OK;
+}
+
 int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint64_t window_ns,
-                   cl_vworld *w, char *err, size_t errlen) {
+                   cl_evcache *ev, cl_vworld *w, char *err, size_t errlen) {
   PGconn *c = cl_store_pgconn(s);
   memset(w, 0, sizeof *w);
   char vid[24], end[24], start[24];
@@ -517,10 +667,10 @@ int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint
       (rc = load_regions(c, w, err, errlen)) != CL_OK ||
       (rc = load_chip_regions(c, w, err, errlen)) != CL_OK ||
       (rc = load_landmarks(c, w, err, errlen)) != CL_OK ||
-      (rc = load_measurements(c, w, window, err, errlen)) != CL_OK ||
+      (rc = load_measurements(c, w, ev, window, err, errlen)) != CL_OK ||
       (rc = load_chain_heads(c, w, vid, round_end_ns, err, errlen)) != CL_OK ||
       (rc = load_open_alerts(c, w, err, errlen)) != CL_OK ||
-      (rc = load_links(c, w, window, err, errlen)) != CL_OK) {
+      (rc = load_links(c, w, ev, window, err, errlen)) != CL_OK) {
     cl_vworld_free(w); /* the promise of cl_vstore.h: nothing left to free */
     return rc;
   }
@@ -643,7 +793,8 @@ int cl_vwriter_begin(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, cl
       "COPY attestations (chip_id, verifier_id, round_end_ns, round_end, window_ns, consistency, "
       "site_verdict, region_verdict, speed_m_s, centre_lat_e7, centre_lon_e7, radius_m, "
       "site_landmark_id, site_margin_m, allowed_regions, excluded_landmark_ids, landmarks_used, "
-      "measurement_ids, prev_hash, hash, signature) FROM STDIN");
+      "measurement_ids, prev_hash, hash, signature, layout_version, measurement_sigs, "
+      "site_digest, landmarks_digest, regions_digest) FROM STDIN");
   if (PQresultStatus(r) != PGRES_COPY_IN) {
     int rc = fail(r, w->c, map_state(r), err, errlen, "start attestation COPY");
     vw_free(w);
@@ -709,7 +860,25 @@ int cl_vwriter_add(cl_vwriter *w, const cl_vchip *ch, const cl_verify_out *o, ch
   tb_put(b, "}", 1), SEP;
   tb_bytea(b, a->prev_hash, CL_HASH_LEN), SEP;
   tb_bytea(b, o->hash, CL_HASH_LEN), SEP;
-  tb_bytea(b, a->sig, CL_SIG_LEN);
+  tb_bytea(b, a->sig, CL_SIG_LEN), SEP;
+  tb_u64(b, a->version), SEP;
+  /* The evidence, cited by what no one can reuse: the landmark signatures,
+   * in the order of measurement_ids. Elements "\\x<hex>" in COPY text. */
+  tb_put(b, "{", 1);
+  for (size_t i = 0; i < ch->in.n_mins; i++) {
+    tb_str(b, i ? ",\"" : "\"");
+    tb_put(b, "\\\\\\\\x", 5);
+    tb_reserve(b, 2 * CL_SIG_LEN);
+    if (b->oom) return CL_ENOMEM;
+    cl_hex_encode(b->p + b->len, ch->in.mins[i].landmark_sig, CL_SIG_LEN);
+    b->len += 2 * CL_SIG_LEN;
+    b->p[b->len] = '\0';
+    tb_put(b, "\"", 1);
+  }
+  tb_put(b, "}", 1), SEP;
+  tb_bytea(b, a->site_digest, CL_HASH_LEN), SEP;
+  tb_bytea(b, a->landmarks_digest, CL_HASH_LEN), SEP;
+  tb_bytea(b, a->regions_digest, CL_HASH_LEN);
   tb_put(b, "\n", 1);
 #undef SEP
   if (b->oom) return CL_ENOMEM;
@@ -811,29 +980,76 @@ void cl_vwriter_abort(cl_vwriter **pw) {
   vw_free(w);
 }
 
-int cl_vstore_landmark_alert(cl_store *s, const cl_vlandmark *lm, int open, const char *detail,
-                             char *err, size_t errlen) {
-  if (open == lm->open_misplaced) return CL_OK;
+/* Opens (open = 1) or clears the alert `kind` of one subject (the column
+ * `subject` = id). An open alert whose detail differs gets the new one. */
+static int subject_alert(cl_store *s, const char *kind, const char *subject, int64_t id,
+                         int was_open, int open, const char *detail, char *err, size_t errlen) {
   PGconn *c = cl_store_pgconn(s);
-  char id[24];
-  snprintf(id, sizeof id, "%lld", (long long)lm->id);
+  char sid[24], sql[256];
+  snprintf(sid, sizeof sid, "%lld", (long long)id);
   PGresult *r;
   if (open) {
-    const char *v[2] = {id, detail ? detail : ""};
-    r = PQexecParams(c,
-                     "INSERT INTO alerts (kind, landmark_id, detail) "
-                     "VALUES ('landmark_misplaced', $1::bigint, $2::text)",
-                     2, NULL, v, NULL, NULL, 0);
+    const char *v[3] = {kind, sid, detail ? detail : ""};
+    if (was_open)
+      snprintf(sql, sizeof sql,
+               "UPDATE alerts SET detail = $3::text WHERE kind = $1::text AND %s = $2::bigint "
+               "AND cleared_at IS NULL AND detail <> $3::text",
+               subject);
+    else
+      snprintf(sql, sizeof sql,
+               "INSERT INTO alerts (kind, %s, detail) VALUES ($1::text, $2::bigint, $3::text)",
+               subject);
+    r = PQexecParams(c, sql, 3, NULL, v, NULL, NULL, 0);
   } else {
-    const char *v[1] = {id};
-    r = PQexecParams(c,
-                     "UPDATE alerts SET cleared_at = now() WHERE kind = 'landmark_misplaced' "
-                     "AND landmark_id = $1::bigint AND cleared_at IS NULL",
-                     1, NULL, v, NULL, NULL, 0);
+    if (!was_open) return CL_OK;
+    const char *v[2] = {kind, sid};
+    snprintf(sql, sizeof sql,
+             "UPDATE alerts SET cleared_at = now() WHERE kind = $1::text AND %s = $2::bigint "
+             "AND cleared_at IS NULL",
+             subject);
+    r = PQexecParams(c, sql, 2, NULL, v, NULL, NULL, 0);
   }
-  if (PQresultStatus(r) != PGRES_COMMAND_OK) return fail(r, c, map_state(r), err, errlen, "landmark alert");
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) return fail(r, c, map_state(r), err, errlen, kind);
   PQclear(r);
   return CL_OK;
+}
+
+int cl_vstore_landmark_alert(cl_store *s, const cl_vlandmark *lm, cl_valert_kind kind, int open,
+                             const char *detail, char *err, size_t errlen) {
+  int misplaced = kind == CL_VALERT_MISPLACED;
+  int was_open = misplaced ? lm->open_misplaced : lm->open_bad_records;
+  /* A landmark_misplaced detail follows from the links; it is not rewritten. */
+  if (misplaced && open == was_open) return CL_OK;
+  return subject_alert(s, misplaced ? "landmark_misplaced" : "landmark_bad_records",
+                       "landmark_id", lm->id, was_open, open, detail, err, errlen);
+}
+
+int cl_vstore_verifier_alert(cl_store *s, int64_t verifier_id, int open, const char *detail,
+                             char *err, size_t errlen) {
+  PGconn *c = cl_store_pgconn(s);
+  char sid[24];
+  snprintf(sid, sizeof sid, "%lld", (long long)verifier_id);
+  const char *v[1] = {sid};
+  PGresult *r;
+  int rc = query_rows(c, "verifier alert",
+                      "SELECT 1 FROM alerts WHERE kind = 'verifier_clock' AND verifier_id = "
+                      "$1::bigint AND cleared_at IS NULL",
+                      1, v, 0, &r, err, errlen);
+  if (rc != CL_OK) return rc;
+  int was_open = PQntuples(r) > 0;
+  PQclear(r);
+  return subject_alert(s, "verifier_clock", "verifier_id", verifier_id, was_open, open, detail,
+                       err, errlen);
+}
+
+const char *cl_vstore_alert_kind_name(int k) {
+  if (k >= 0 && k < CL_ALERT__CHIP_KINDS) return cl_alert_kind_name(k);
+  switch (k - CL_ALERT__CHIP_KINDS) {
+  case 0: return "landmark_misplaced";
+  case 1: return "landmark_bad_records";
+  case 2: return "verifier_clock";
+  }
+  return "unknown";
 }
 
 int cl_vstore_open_alerts(cl_store *s, uint64_t counts[CL_VSTORE_ALERT_KINDS], char *err,
@@ -848,12 +1064,8 @@ int cl_vstore_open_alerts(cl_store *s, uint64_t counts[CL_VSTORE_ALERT_KINDS], c
   for (int i = 0; i < PQntuples(r); i++) {
     const char *kind = PQgetvalue(r, i, 0);
     uint64_t n = strtoull(PQgetvalue(r, i, 1), NULL, 10);
-    if (strcmp(kind, "landmark_misplaced") == 0) {
-      counts[CL_ALERT__CHIP_KINDS] = n;
-      continue;
-    }
-    for (int k = 0; k < CL_ALERT__CHIP_KINDS; k++)
-      if (strcmp(kind, cl_alert_kind_name(k)) == 0) counts[k] = n;
+    for (int k = 0; k < CL_VSTORE_ALERT_KINDS; k++)
+      if (strcmp(kind, cl_vstore_alert_kind_name(k)) == 0) counts[k] = n;
   }
   PQclear(r);
   return CL_OK;

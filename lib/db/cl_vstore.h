@@ -9,6 +9,7 @@
 #ifndef CL_VSTORE_H
 #define CL_VSTORE_H
 
+#include "cl_evidence.h"
 #include "cl_region.h"
 #include "cl_store.h"
 #include "cl_verify.h"
@@ -22,9 +23,11 @@ typedef struct {
   char **codes;
   size_t n_codes;
   const cl_region **members;
+  uint8_t (*region_digests)[CL_HASH_LEN]; /* cl_region_digest of each member */
   cl_region_union uni;
   cl_verify_min *mins;
   int attested;                       /* already attested for this round */
+  int head_ahead;                     /* ... by a round ending after this one */
   int open_alert[CL_ALERT__CHIP_KINDS]; /* currently open alerts */
 } cl_vchip;
 
@@ -33,7 +36,12 @@ typedef struct {
   char *name;
   double lat, lon;
   uint8_t pk[CL_PK_LEN];
-  int open_misplaced; /* a landmark_misplaced alert is open */
+  cl_ev_key_state key; /* retirement or revocation */
+  int open_misplaced;   /* a landmark_misplaced alert is open */
+  int open_bad_records; /* a landmark_bad_records alert is open */
+  /* Rows naming this landmark (as measuring landmark, or as the probing
+   * landmark of a link) that the round refused, by cl_ev_reason. */
+  uint64_t rejected[CL_EV__COUNT];
 } cl_vlandmark;
 
 /* Fastest landmark-to-landmark probe of a pair (one direction) in the window. */
@@ -46,11 +54,23 @@ typedef struct {
   cl_vchip *chips;
   size_t n_chips;
   cl_region_set regions;
+  uint8_t (*region_digests)[CL_HASH_LEN]; /* of each region of the set, in its order */
   cl_vlandmark *landmarks; /* every landmark, ordered by id */
   size_t n_landmarks;
   cl_vlink *links;
   size_t n_links;
+  /* Rows refused this round, by cl_ev_reason (the sum over landmarks), and
+   * rows judged (the candidates read, whatever the outcome). */
+  uint64_t rejected[CL_EV__COUNT];
+  uint64_t judged;
+  uint64_t judge_ns; /* time spent judging rows (CLOCK_MONOTONIC), for the round log */
 } cl_vworld;
+
+/* Candidate rows read per (chip, landmark) and per landmark pair, fastest
+ * first: the fastest that the verifier believes is used. When all of them
+ * are refused that landmark gives no bound for the chip this round, which
+ * only widens the result (and its alert names the landmark). */
+#define CL_VSTORE_CANDIDATES 4
 
 int cl_vstore_verifier_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_LEN],
                            int64_t *id, char *err, size_t errlen);
@@ -59,6 +79,8 @@ int cl_vstore_verifier_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *i
                             size_t errlen);
 /* Inside an open transaction: waits for this verifier's round lock. */
 int cl_vstore_lock(cl_store *s, int64_t verifier_id, char *err, size_t errlen);
+/* The database's clock (unix ns), to compare with the verifier's. */
+int cl_vstore_db_now(cl_store *s, uint64_t *now_ns, char *err, size_t errlen);
 /*
  * Loads every active chip's inputs for the round ending at round_end_ns,
  * with the measurements and landmark links of the window_ns before it, into
@@ -73,8 +95,15 @@ int cl_vstore_lock(cl_store *s, int64_t verifier_id, char *err, size_t errlen);
  * calling cl_vworld_free on it anyway is harmless, which lets a caller use
  * one cleanup path for both outcomes.
  */
+/*
+ * Only rows that cl_evidence_judge accepts count: each chip's minimum per
+ * landmark is the fastest accepted one among the CL_VSTORE_CANDIDATES
+ * fastest rows, and each link likewise; every refusal is counted in
+ * w->rejected and in its landmark's rejected. ev (may be NULL) remembers
+ * outcomes across rounds.
+ */
 int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint64_t window_ns,
-                   cl_vworld *w, char *err, size_t errlen);
+                   cl_evcache *ev, cl_vworld *w, char *err, size_t errlen);
 /* Releases everything a world loaded by cl_vstore_load owns (serials, codes,
  * minima, landmark names, links, regions) and zeroes w. Safe on a zeroed
  * world, so a second call is harmless. */
@@ -100,17 +129,26 @@ int cl_vwriter_add(cl_vwriter *w, const cl_vchip *c, const cl_verify_out *o, cha
 int cl_vwriter_finish(cl_vwriter **w, char *err, size_t errlen);
 void cl_vwriter_abort(cl_vwriter **w);
 
-/* Opens (open = 1) or clears the landmark_misplaced alert of a landmark,
- * unless it is already in that state (lm->open_misplaced). */
-int cl_vstore_landmark_alert(cl_store *s, const cl_vlandmark *lm, int open, const char *detail,
+/* Landmark alert kinds of cl_vstore_landmark_alert. */
+typedef enum { CL_VALERT_MISPLACED = 0, CL_VALERT_BAD_RECORDS } cl_valert_kind;
+/* Opens (open = 1) or clears the landmark_misplaced or landmark_bad_records
+ * alert of a landmark, unless it is already in that state
+ * (lm->open_misplaced, lm->open_bad_records). An open alert's detail is
+ * updated when it changes. */
+int cl_vstore_landmark_alert(cl_store *s, const cl_vlandmark *lm, cl_valert_kind kind, int open,
+                             const char *detail, char *err, size_t errlen);
+/* Opens or clears this verifier's verifier_clock alert (its clock runs
+ * ahead of the database's); CL_OK without a change when already so. */
+int cl_vstore_verifier_alert(cl_store *s, int64_t verifier_id, int open, const char *detail,
                              char *err, size_t errlen);
 
 /* Kinds counted by cl_vstore_open_alerts: the chip kinds CL_ALERT_*, then
- * landmark_misplaced. */
-#define CL_VSTORE_ALERT_KINDS (CL_ALERT__CHIP_KINDS + 1)
-/* Counts the open alerts (not cleared) of every kind, whoever raised them:
- * counts[k] for CL_ALERT_* kind k, counts[CL_ALERT__CHIP_KINDS] for
- * landmark_misplaced. Returns 0 or CL_EDB with err set. */
+ * landmark_misplaced, landmark_bad_records and verifier_clock. */
+#define CL_VSTORE_ALERT_KINDS (CL_ALERT__CHIP_KINDS + 3)
+/* The alert kind text of index k of cl_vstore_open_alerts' counts. */
+const char *cl_vstore_alert_kind_name(int k);
+/* Counts the open alerts (not cleared) of every kind, whoever raised them,
+ * indexed as cl_vstore_alert_kind_name. Returns 0 or CL_EDB with err set. */
 int cl_vstore_open_alerts(cl_store *s, uint64_t counts[CL_VSTORE_ALERT_KINDS], char *err,
                           size_t errlen);
 

@@ -21,6 +21,7 @@
 #include "cl_err.h"
 
 #include <errno.h>
+#include <float.h>
 #include <geodesic.h>
 #include <math.h>
 #include <pthread.h>
@@ -67,7 +68,32 @@ double cl_geo_distance_m(double lat1, double lon1, double lat2, double lon2) {
   return s12;
 }
 
-double cl_geo_bound_m(double rtt_s, double speed_m_per_s) { return speed_m_per_s * rtt_s / 2.0; }
+double cl_geo_path_m(double rtt_s, double speed_m_per_s) {
+  return speed_m_per_s * rtt_s * (1.0 + CL_CLOCK_RATE_MARGIN) / 2.0;
+}
+
+/*
+ * A minimising geodesic of length L is, as a space curve, bent by its normal
+ * curvature only, which is at most 1/R with R = b^2/a. By Schur's comparison
+ * theorem its chord d is then at least the chord of a circular arc of
+ * radius R and the same length, 2R sin(L / 2R), for L up to 2 pi R. Every
+ * geodesic is at most L_max = pi a^2/b (the normal-sphere bracket), and
+ * L_max / 2R is between pi/2 and pi, so a geodesic longer than pi R has a
+ * chord of at least d_star = 2R sin(L_max / 2R): below d_star, L <= pi R
+ * and hence L <= 2R asin(d / 2R). From d_star on, any geodesic fits. The
+ * result is inflated by a few units in the last place for rounding.
+ */
+double cl_geo_cap_of_path_m(double path_m) {
+  if (!(path_m > 0) || !isfinite(path_m)) return path_m;
+  double R = r_min(), l_max = M_PI * r_max();
+  double d_star = 2.0 * R * sin(l_max / (2.0 * R)) * (1.0 - 1e-12); /* rounding: lower is safe */
+  if (path_m >= d_star) return fmax(l_max, path_m);
+  return 2.0 * R * asin(path_m / (2.0 * R)) * (1.0 + 4.0 * DBL_EPSILON);
+}
+
+double cl_geo_bound_m(double rtt_s, double speed_m_per_s) {
+  return cl_geo_cap_of_path_m(cl_geo_path_m(rtt_s, speed_m_per_s));
+}
 
 void cl_geo_params_default(cl_geo_params *p) {
   p->min_landmarks = 3;
@@ -143,6 +169,7 @@ struct cl_geo_ctx {
   double half_cos[MAX_SPLITS + 1], half_sin[MAX_SPLITS + 1];
   cap *caps;
   size_t caps_cap;
+  struct place *places; /* count_places' scratch, caps_cap of them */
   cl_geo_cell *out;
   size_t out_cap;
 };
@@ -314,6 +341,7 @@ void cl_geo_ctx_destroy(cl_geo_ctx **pc) {
   free(c->next.v);
   free(c->fin.v);
   free(c->caps);
+  free(c->places);
   free(c->out);
   free(c);
   *pc = NULL;
@@ -695,6 +723,58 @@ done:
   return rc;
 }
 
+/* ---- places: colocated landmarks count once -------------------------------- */
+
+struct place {
+  double x, y, z; /* unit normal */
+  size_t parent;  /* union-find over the sorted array */
+};
+
+static int place_cmp_z(const void *a, const void *b) {
+  double za = ((const struct place *)a)->z, zb = ((const struct place *)b)->z;
+  return (za > zb) - (za < zb);
+}
+
+static size_t place_root(struct place *p, size_t i) {
+  while (p[i].parent != i) {
+    p[i].parent = p[p[i].parent].parent; /* path halving */
+    i = p[i].parent;
+  }
+  return i;
+}
+
+/*
+ * Number of places among the m usable landmarks in p[0..m-1] (x, y, z set):
+ * the connected components of the graph joining two landmarks whose normals
+ * are within the angle CL_GEO_SAME_PLACE_M / (b^2/a), which every pair
+ * within CL_GEO_SAME_PLACE_M of geodesic is (s >= (b^2/a) theta). Chaining
+ * is transitive, so the count never depends on the landmarks' order; it can
+ * only err towards fewer places. Sorted by z, a pair whose z differ by more
+ * than the chord threshold is too far apart (|dz| <= chord), so each
+ * landmark is compared with its neighbours in z only. Reorders p.
+ */
+static size_t count_places(struct place *p, size_t m) {
+  if (m == 0) return 0;
+  qsort(p, m, sizeof *p, place_cmp_z);
+  double theta = CL_GEO_SAME_PLACE_M / r_min();
+  double chord = 2.0 * sin(theta / 2.0) * (1 + 1e-9) + 1e-15;
+  double chord2 = chord * chord;
+  for (size_t i = 0; i < m; i++) p[i].parent = i;
+  size_t places = m;
+  for (size_t i = 0; i < m; i++) {
+    for (size_t j = i + 1; j < m && p[j].z - p[i].z <= chord; j++) {
+      double dx = p[i].x - p[j].x, dy = p[i].y - p[j].y, dz = p[i].z - p[j].z;
+      if (dx * dx + dy * dy + dz * dz > chord2) continue;
+      size_t a = place_root(p, i), b = place_root(p, j);
+      if (a != b) {
+        p[a > b ? a : b].parent = a < b ? a : b;
+        places--;
+      }
+    }
+  }
+  return places;
+}
+
 /* ---- entry point ---------------------------------------------------------- */
 
 int cl_geo_locate(cl_geo_ctx *ctx, const cl_geo_landmark *lms, size_t n, const cl_geo_params *p,
@@ -716,24 +796,32 @@ int cl_geo_locate(cl_geo_ctx *ctx, const cl_geo_landmark *lms, size_t n, const c
     cap *nc = realloc(ctx->caps, (n ? n : 1) * sizeof *nc);
     if (!nc) return CL_ENOMEM;
     ctx->caps = nc;
+    struct place *np = realloc(ctx->places, (n ? n : 1) * sizeof *np);
+    if (!np) return CL_ENOMEM;
+    ctx->places = np;
     ctx->caps_cap = n;
   }
-  size_t ncaps = 0;
+  size_t ncaps = 0, nused = 0;
   for (size_t i = 0; i < n; i++) {
     const cl_geo_landmark *l = &lms[i];
     if (!isfinite(l->lat) || !isfinite(l->lon) || fabs(l->lat) > 90 || fabs(l->lon) > 180)
       return CL_EINVAL;
     if (!(l->bound_m > 0) || !isfinite(l->bound_m)) continue;
-    out->n_usable++;
+    struct place *pl = &ctx->places[nused++];
+    unit_vec(l->lat, l->lon, &pl->x, &pl->y, &pl->z);
     double alpha = l->bound_m / r_min();
     if (alpha >= M_PI) continue; /* covers the whole sphere: no constraint */
     cap *k = &ctx->caps[ncaps++];
-    unit_vec(l->lat, l->lon, &k->x, &k->y, &k->z);
+    k->x = pl->x, k->y = pl->y, k->z = pl->z;
     k->alpha = alpha;
     k->cosa = cos(alpha);
     k->sina = sin(alpha);
     k->idx = i;
   }
+  /* Witnesses are places, not entries: two entries of one landmark (a key
+   * rotation) count once. */
+  out->n_usable = count_places(ctx->places, nused);
+  out->n_colocated = nused - out->n_usable;
   if (out->n_usable < p->min_landmarks) {
     out->consistency = CL_GEO_INSUFFICIENT;
     return CL_OK;

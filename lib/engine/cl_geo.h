@@ -20,6 +20,13 @@
  * is dropped only when provably outside some cap (its centre's angle to the
  * landmark minus an upper bound on the cell's angular radius exceeds the
  * cap), so the kept cells always cover F.
+ *
+ * From an RTT to a bound (cl_geo_bound_m, docs/ENGINE.md "From a round trip
+ * to a cap"). An RTT t at speed v bounds the signal's path, with the clock's
+ * rate error allowed for: D = v t (1 + CL_CLOCK_RATE_MARGIN) / 2. A path is
+ * no shorter than the straight chord through the Earth, so D bounds the
+ * chord, not the surface distance; cl_geo_cap_of_path_m turns it into the
+ * geodesic radius of the cap, 2 R asin(D / 2R) with R = b^2/a.
  */
 #ifndef CL_GEO_H
 #define CL_GEO_H
@@ -36,13 +43,31 @@
 #define CL_GEO_MAX_LANDMARKS 1024
 #define CL_GEO_MAX_EXCLUDED 16
 
+/*
+ * How much slower than true time the clock that timed an RTT may run: a
+ * measured interval may be short by up to this fraction. Landmarks time
+ * RTTs with CLOCK_MONOTONIC_RAW (lib/core/cl_clock.h), out of NTP's reach,
+ * so what is left is the oscillator: crystals are specified at +-20 to
+ * +-100 ppm over temperature and years of ageing, and the kernel's
+ * calibration of the counter adds a few ppm. 200 ppm is twice the worst
+ * common specification; it costs 200 m per 1 000 km of bound
+ * (docs/ENGINE.md).
+ */
+#define CL_CLOCK_RATE_MARGIN 200e-6
+
+/* Usable landmarks closer than this (geodesic, metres) to each other are
+ * one place: they count once towards min_landmarks (two entries of one
+ * landmark after a key rotation are not two witnesses). */
+#define CL_GEO_SAME_PLACE_M 1000.0
+
 typedef struct {
   double lat, lon; /* degrees */
-  double bound_m;  /* distance bound r = v * rtt / 2, metres; <= 0 or NAN: unusable */
+  double bound_m;  /* geodesic distance bound, metres (cl_geo_bound_m of an RTT);
+                    * <= 0, NAN or infinite: unusable */
 } cl_geo_landmark;
 
 typedef struct {
-  size_t min_landmarks; /* fewer usable landmarks -> INSUFFICIENT; default 3 */
+  size_t min_landmarks; /* fewer usable places (n_usable) -> INSUFFICIENT; default 3 */
   double min_cell_km;   /* finest cell radius; default 1 km, allowed [0.01, 1000] */
   double rel_precision; /* refine F's boundary until cells are this fraction of F;
                          * default 0.05, allowed [0.001, 0.5] */
@@ -52,7 +77,7 @@ void cl_geo_params_default(cl_geo_params *p);
 
 typedef enum {
   CL_GEO_CONSISTENT = 0,
-  CL_GEO_INSUFFICIENT, /* fewer than min_landmarks usable landmarks */
+  CL_GEO_INSUFFICIENT, /* fewer than min_landmarks places with a usable landmark */
   CL_GEO_INCONSISTENT, /* F is provably empty */
 } cl_geo_consistency;
 
@@ -79,7 +104,11 @@ typedef struct {
 
 typedef struct {
   cl_geo_consistency consistency;
-  size_t n_usable; /* landmarks with a finite positive bound */
+  /* Places with a usable landmark: landmarks with a finite positive bound,
+   * those within CL_GEO_SAME_PLACE_M of each other (transitively) counted
+   * once. This is what min_landmarks is compared with. */
+  size_t n_usable;
+  size_t n_colocated; /* usable landmarks that n_usable leaves out as colocated */
   /* INCONSISTENT: indices of the smallest set of landmarks whose removal
    * makes F non-empty (excluded_minimal = 0 if the search gave up and the
    * set is only sufficient, not proven smallest). */
@@ -128,7 +157,29 @@ int cl_geo_parse_position(const char *text, double *lat, double *lon);
 
 /* Exact WGS84 geodesic distance in metres (PROJ geod_inverse). */
 double cl_geo_distance_m(double lat1, double lon1, double lat2, double lon2);
-/* Distance bound in metres for an RTT in seconds at a speed (m/s). */
+/*
+ * The bound of a round trip, in the three steps below; everything that turns
+ * an RTT into a cap (the verifier, chiploc locate, the benchmarks) calls
+ * cl_geo_bound_m.
+ *
+ * cl_geo_path_m: the longest signal path, in metres, that an RTT of rtt_s
+ * seconds (as measured) allows at speed_m_per_s: speed * rtt * (1 +
+ * CL_CLOCK_RATE_MARGIN) / 2.
+ *
+ * cl_geo_cap_of_path_m: the geodesic cap radius, in metres, that a path of
+ * at most path_m metres allows between two points of the ellipsoid (at or
+ * above it): the path is no shorter than the chord, and a chord d allows a
+ * geodesic of up to 2R asin(d / 2R), R = b^2/a the smallest radius of
+ * curvature (docs/ENGINE.md gives the proof). From a chord of about
+ * 12 669 km on it returns pi a^2/b, more than any geodesic: the whole
+ * ellipsoid. Never less than path_m. 0, negative, NaN and infinite inputs
+ * come back unchanged (the engine ignores such bounds).
+ *
+ * cl_geo_bound_m: cl_geo_cap_of_path_m(cl_geo_path_m(rtt_s, speed)), the
+ * bound_m of a cl_geo_landmark for a chip that does not move.
+ */
+double cl_geo_path_m(double rtt_s, double speed_m_per_s);
+double cl_geo_cap_of_path_m(double path_m);
 double cl_geo_bound_m(double rtt_s, double speed_m_per_s);
 
 const char *cl_geo_consistency_name(cl_geo_consistency c);

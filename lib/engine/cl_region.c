@@ -30,6 +30,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -735,6 +736,51 @@ int cl_region_to_geojson(const cl_region *r, char **out, size_t *len) {
   }
   *out = b.p;
   if (len) *len = b.len;
+  return CL_OK;
+}
+
+/* ---- digest ---------------------------------------------------------------- */
+
+static void hash_be32(crypto_hash_sha256_state *st, uint32_t v) {
+  uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+  crypto_hash_sha256_update(st, b, sizeof b);
+}
+
+/* The IEEE-754 bits of v, big-endian. */
+static void hash_double(crypto_hash_sha256_state *st, double v) {
+  uint64_t bits;
+  _Static_assert(sizeof bits == sizeof v, "double is 64 bits");
+  memcpy(&bits, &v, sizeof bits);
+  uint8_t b[8];
+  for (int i = 0; i < 8; i++) b[i] = (uint8_t)(bits >> (56 - 8 * i));
+  crypto_hash_sha256_update(st, b, sizeof b);
+}
+
+int cl_region_digest(const cl_region *r, uint8_t out[CL_REGION_DIGEST_LEN]) {
+  if (!r || !out || !r->finished) return CL_EINVAL;
+  _Static_assert(crypto_hash_sha256_BYTES == CL_REGION_DIGEST_LEN, "a SHA-256");
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  crypto_hash_sha256_update(&st, (const uint8_t *)CL_CTX_REGION_GEOMETRY,
+                            sizeof CL_CTX_REGION_GEOMETRY);
+  /* Rings are sorted by dense polygon number (number_polygons): a polygon's
+   * rings are consecutive, and every number 0..npoly-1 has at least one. */
+  hash_be32(&st, r->npoly);
+  for (size_t i = 0; i < r->nrings;) {
+    size_t j = i;
+    while (j < r->nrings && r->rings[j].dense == r->rings[i].dense) j++;
+    hash_be32(&st, (uint32_t)(j - i));
+    for (; i < j; i++) {
+      const ring *g = &r->rings[i];
+      hash_be32(&st, (uint32_t)g->n);
+      const double *p = r->pts + 2 * g->start;
+      for (size_t k = 0; k < g->n; k++) {
+        hash_double(&st, p[2 * k]);
+        hash_double(&st, p[2 * k + 1]);
+      }
+    }
+  }
+  crypto_hash_sha256_final(&st, out);
   return CL_OK;
 }
 

@@ -18,8 +18,13 @@
 #define CL_REGION_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define CL_REGION_EPS_DEG 1e-9
+/* Length of a geometry digest: a SHA-256, the CL_HASH_LEN of attestations. */
+#define CL_REGION_DIGEST_LEN 32
+/* Context of the geometry digest (one NUL follows it in the hashed bytes). */
+#define CL_CTX_REGION_GEOMETRY "chiploc v2 geometry"
 
 typedef struct cl_region cl_region;
 
@@ -53,6 +58,20 @@ size_t cl_region_vertex_count(const cl_region *r);
  * length. CL_EINVAL before cl_region_finish, CL_ENOMEM.
  */
 int cl_region_to_geojson(const cl_region *r, char **out, size_t *len);
+/*
+ * The geometry digest that version-2 attestations sign (docs/ATTESTATION.md):
+ * SHA-256 over the polygons, rings and vertices exactly as the region holds
+ * them after cl_region_finish (closing points and consecutive repeats
+ * dropped, polygons in increasing order of their numbers, rings of a polygon
+ * in the order they were added):
+ *
+ *   "chiploc v2 geometry" NUL || be32 polygon count ||
+ *   per polygon: be32 ring count ||
+ *     per ring: be32 vertex count || per vertex be64(bits of lon) || be64(bits of lat)
+ *
+ * The code is not part of it. Returns 0, or CL_EINVAL (NULL, or not finished).
+ */
+int cl_region_digest(const cl_region *r, uint8_t out[CL_REGION_DIGEST_LEN]);
 
 /* 1 if (lon, lat) is in the region (points on an edge may go either way). */
 int cl_region_contains(const cl_region *r, double lon, double lat);

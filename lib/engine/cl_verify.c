@@ -26,30 +26,111 @@ static uint64_t mono_ns(void) {
 
 static int32_t e7(double deg) { return (int32_t)llround(deg * 1e7); }
 
+static int cmp_size(const void *a, const void *b) {
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return (x > y) - (x < y);
+}
+
+double cl_verify_bound_m(const cl_verify_params *p, uint64_t rtt_ns) {
+  double b = cl_geo_bound_m((double)rtt_ns / 1e9, p->speed_m_per_s);
+  if (!(b > 0)) return b;
+  /* Each cap holds the chip where it was when that landmark measured it; a
+   * chip that travels at most v moves at most v * window (along the ground,
+   * so in geodesic distance too) between any two moments of the window. */
+  return b + (double)p->window_ns / 1e9 * p->max_chip_speed_m_per_s;
+}
+
+/* A minimum's place in the order of tightness: by RTT, then by index, a
+ * total order, so the minima kept do not depend on qsort. An RTT of 0 (no
+ * usable bound) sorts last. */
+typedef struct {
+  uint64_t rtt;
+  size_t idx;
+} by_rtt;
+
+static int by_rtt_cmp(const void *a, const void *b) {
+  const by_rtt *x = a, *y = b;
+  if (x->rtt != y->rtt) return x->rtt < y->rtt ? -1 : 1;
+  return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
 int cl_verify_locate(cl_geo_ctx *geo, const cl_verify_params *p, const cl_verify_chip *in,
                      cl_geo_result *r) {
-  if (in->n_mins > CL_GEO_MAX_LANDMARKS || !(p->speed_m_per_s > 0)) return CL_EINVAL;
+  if (!(p->speed_m_per_s > 0) ||
+      !(p->max_chip_speed_m_per_s >= 0 &&
+        p->max_chip_speed_m_per_s <= CL_VERIFY_MAX_CHIP_SPEED_LIMIT))
+    return CL_EINVAL;
+  /* use[k]: the minimum behind engine landmark k. All of them, or the
+   * CL_GEO_MAX_LANDMARKS shortest RTTs, in their original order. */
+  size_t n = in->n_mins;
+  size_t use[CL_GEO_MAX_LANDMARKS];
+  if (n > CL_GEO_MAX_LANDMARKS) {
+    by_rtt *order = malloc(n * sizeof *order);
+    if (!order) return CL_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+      order[i] = (by_rtt){in->mins[i].rtt_ns ? in->mins[i].rtt_ns : UINT64_MAX, i};
+    qsort(order, n, sizeof *order, by_rtt_cmp);
+    n = CL_GEO_MAX_LANDMARKS;
+    for (size_t k = 0; k < n; k++) use[k] = order[k].idx;
+    free(order);
+    qsort(use, n, sizeof *use, cmp_size);
+  } else {
+    for (size_t i = 0; i < n; i++) use[i] = i;
+  }
   cl_geo_landmark lms[CL_GEO_MAX_LANDMARKS];
-  for (size_t i = 0; i < in->n_mins; i++) {
-    lms[i].lat = in->mins[i].lat;
-    lms[i].lon = in->mins[i].lon;
-    lms[i].bound_m = cl_geo_bound_m((double)in->mins[i].rtt_ns / 1e9, p->speed_m_per_s);
+  for (size_t k = 0; k < n; k++) {
+    const cl_verify_min *m = &in->mins[use[k]];
+    lms[k].lat = m->lat;
+    lms[k].lon = m->lon;
+    lms[k].bound_m = cl_verify_bound_m(p, m->rtt_ns);
   }
   cl_geo_params gp;
   cl_geo_params_default(&gp);
   gp.min_landmarks = p->min_landmarks;
   double site[2] = {in->site_lat, in->site_lon};
-  return cl_geo_locate(geo, lms, in->n_mins, &gp, site, in->n_allowed ? in->allowed : NULL, r);
+  int rc = cl_geo_locate(geo, lms, n, &gp, site, in->n_allowed ? in->allowed : NULL, r);
+  if (rc != CL_OK) return rc;
+  /* Back from engine indices to the chip's minima. */
+  if (r->site == CL_SITE_EXCLUDED) r->site_landmark = use[r->site_landmark];
+  for (size_t i = 0; i < r->n_excluded; i++) r->excluded[i] = use[r->excluded[i]];
+  return CL_OK;
 }
 
 /* The engine's indices must name minima of this chip: a result from another
  * chip's minima would sign the wrong landmarks' keys. */
 static int result_fits(const cl_verify_chip *in, const cl_geo_result *r) {
-  if (in->n_mins > CL_GEO_MAX_LANDMARKS || r->n_excluded > CL_GEO_MAX_EXCLUDED) return 0;
+  if (r->n_excluded > CL_GEO_MAX_EXCLUDED) return 0;
   if (r->site == CL_SITE_EXCLUDED && r->site_landmark >= in->n_mins) return 0;
   for (size_t i = 0; i < r->n_excluded; i++)
     if (r->excluded[i] >= in->n_mins) return 0;
   return 1;
+}
+
+/* The layout-2 digests of what decided the verdict: the declared site, the
+ * keys and positions of the landmarks whose measurements were loaded, and
+ * the allowed regions' codes and geometry. */
+static int digest_inputs(const cl_verify_chip *in, cl_attestation *a) {
+  cl_attest_digest_site(in->site_lat, in->site_lon, a->site_digest);
+  cl_attest_landmark *lms = malloc((in->n_mins ? in->n_mins : 1) * sizeof *lms);
+  uint8_t(*geo)[CL_HASH_LEN] = malloc((in->n_allowed ? in->n_allowed : 1) * sizeof *geo);
+  int rc = lms && geo ? CL_OK : CL_ENOMEM;
+  for (size_t i = 0; rc == CL_OK && i < in->n_mins; i++) {
+    memcpy(lms[i].pk, in->mins[i].landmark_pk, CL_PK_LEN);
+    lms[i].lat = in->mins[i].lat;
+    lms[i].lon = in->mins[i].lon;
+  }
+  if (rc == CL_OK) rc = cl_attest_digest_landmarks(lms, in->n_mins, a->landmarks_digest);
+  for (size_t i = 0; rc == CL_OK && i < in->n_allowed; i++) {
+    if (in->region_digests) memcpy(geo[i], in->region_digests[i], CL_HASH_LEN);
+    else if (!in->allowed || i >= in->allowed->n) rc = CL_EINVAL;
+    else rc = cl_region_digest(in->allowed->members[i], geo[i]);
+  }
+  if (rc == CL_OK)
+    rc = cl_attest_digest_regions(in->allowed_codes, (const uint8_t(*)[CL_HASH_LEN])geo,
+                                  in->n_allowed, a->regions_digest);
+  free(lms);
+  free(geo);
+  return rc;
 }
 
 int cl_verify_attest(const cl_verify_params *p, const cl_key *verifier, uint64_t round_end_ns,
@@ -74,6 +155,7 @@ int cl_verify_attest(const cl_verify_params *p, const cl_key *verifier, uint64_t
                                                     : CL_ATT_REGION_UNKNOWN;
   a->speed_m_per_s = (uint64_t)llround(p->speed_m_per_s);
   out->landmarks_used = r->n_usable;
+  out->minima_dropped = cl_verify_minima_dropped(in->n_mins);
   if (r->consistency == CL_GEO_CONSISTENT) {
     a->centre_lat_e7 = e7(r->centre_lat);
     a->centre_lon_e7 = e7(r->centre_lon);
@@ -100,7 +182,9 @@ int cl_verify_attest(const cl_verify_params *p, const cl_key *verifier, uint64_t
                                   a->excluded_digest)) != CL_OK ||
       (rc = cl_attest_digest_codes(in->allowed_codes, in->n_allowed, a->allowed_digest)) != CL_OK)
     return rc;
-  /* One measurement per landmark: at most CL_GEO_MAX_LANDMARKS signatures. */
+  /* One measurement per landmark the verifier loaded (all of them, also
+   * those the engine left out): the attestation binds what was considered. */
+  if (in->n_mins > UINT32_MAX) return CL_EINVAL;
   uint8_t(*sigs)[CL_SIG_LEN] = malloc((in->n_mins ? in->n_mins : 1) * sizeof *sigs);
   if (!sigs) return CL_ENOMEM;
   for (size_t i = 0; i < in->n_mins; i++) memcpy(sigs[i], in->mins[i].landmark_sig, CL_SIG_LEN);
@@ -108,8 +192,10 @@ int cl_verify_attest(const cl_verify_params *p, const cl_key *verifier, uint64_t
   rc = cl_attest_digest_sigs((const uint8_t(*)[CL_SIG_LEN])sigs, in->n_mins, a->measurements_digest);
   free(sigs);
   if (rc != CL_OK) return rc;
-  cl_attest_sign(a, verifier);
-  cl_attest_hash(a, out->hash);
+  a->version = CL_ATT_V2;
+  if ((rc = digest_inputs(in, a)) != CL_OK) return rc;
+  if ((rc = cl_attest_sign(a, verifier)) != CL_OK || (rc = cl_attest_hash(a, out->hash)) != CL_OK)
+    return rc;
   return CL_OK;
 }
 

@@ -22,11 +22,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Default of max_chip_speed_m_per_s: 40 m/s (144 km/h), a server rack on a
+ * lorry, a train or a ship. A chip on an aircraft needs about 250 m/s. Each
+ * cap grows by window * speed: 12 km with the default 300 s window
+ * (docs/THREAT_MODEL.md, "Physical assumptions").
+ */
+#define CL_VERIFY_MAX_CHIP_SPEED_DEFAULT 40.0
+/* The largest max_chip_speed_m_per_s accepted (faster than any airliner). */
+#define CL_VERIFY_MAX_CHIP_SPEED_LIMIT 1000.0
+
 typedef struct {
   uint64_t window_ns;      /* measurements considered: (round_end - window, round_end] */
   double speed_m_per_s;    /* speed of the bounds; c unless configured */
   size_t min_landmarks;    /* fewer fresh landmarks: INSUFFICIENT */
   uint64_t dark_after_ns;  /* chip_dark when not sufficiently measured for this long */
+  /* The fastest a powered, connected chip may travel (m/s), in
+   * [0, CL_VERIFY_MAX_CHIP_SPEED_LIMIT]: every cap grows by window_ns times
+   * it, so that F holds the chip's position at every moment of the window
+   * although each landmark measured it at a different one. 0 assumes a
+   * chip that does not move. */
+  double max_chip_speed_m_per_s;
 } cl_verify_params;
 
 /* One landmark's fastest measurement of the chip in the window. */
@@ -48,6 +64,9 @@ typedef struct {
   const char *const *allowed_codes;
   size_t n_allowed;
   const cl_region_union *allowed;
+  /* cl_region_digest of each allowed region, parallel to allowed_codes, or
+   * NULL: cl_verify_attest then computes them from allowed->members. */
+  const uint8_t (*region_digests)[CL_HASH_LEN];
   /* Fastest measurement per landmark in the window. */
   const cl_verify_min *mins;
   size_t n_mins;
@@ -81,7 +100,10 @@ typedef struct {
   int64_t site_landmark_id; /* 0: none */
   int64_t excluded_ids[CL_GEO_MAX_EXCLUDED];
   size_t n_excluded;
-  size_t landmarks_used;
+  size_t landmarks_used; /* places with a usable landmark (cl_geo_result.n_usable) */
+  /* Minima left out because the chip had more than CL_GEO_MAX_LANDMARKS
+   * (the loosest bounds go; the attestation still binds them all). */
+  size_t minima_dropped;
   double radius_km, centre_lat, centre_lon;
   /* Desired state of each chip alert this round: 1 open, 0 clear. */
   int alert[CL_ALERT__CHIP_KINDS];
@@ -116,12 +138,30 @@ typedef struct {
 } cl_verify_verdicts;
 
 /*
- * Runs the location engine on the chip's minima: each RTT becomes a distance
- * bound at p->speed_m_per_s, with the declared site and the allowed regions
- * (none when in->n_allowed is 0) and at least p->min_landmarks landmarks.
- * *r is valid until the next call with the same geo context. Returns 0,
- * CL_EINVAL (more than CL_GEO_MAX_LANDMARKS minima, a speed that is not
- * positive, or an argument the engine refuses) or CL_ENOMEM.
+ * The geodesic bound, in metres, of one minimum of rtt_ns: the static
+ * chip's cl_geo_bound_m at p->speed_m_per_s, plus the distance the chip may
+ * travel within the window, window_ns * max_chip_speed_m_per_s. 0 for an
+ * RTT of 0 (unusable).
+ */
+double cl_verify_bound_m(const cl_verify_params *p, uint64_t rtt_ns);
+
+/* Minima the engine leaves out of a chip with n_mins of them. */
+static inline size_t cl_verify_minima_dropped(size_t n_mins) {
+  return n_mins > CL_GEO_MAX_LANDMARKS ? n_mins - CL_GEO_MAX_LANDMARKS : 0;
+}
+
+/*
+ * Runs the location engine on the chip's minima: each RTT becomes the bound
+ * cl_verify_bound_m, with the declared site and the allowed regions (none
+ * when in->n_allowed is 0) and at least p->min_landmarks places. Of more
+ * than CL_GEO_MAX_LANDMARKS minima, the CL_GEO_MAX_LANDMARKS shortest RTTs
+ * are used (ties: the earlier minimum): leaving bounds out only enlarges F,
+ * so the verdicts stay sound, and the tightest bounds decide them. r's
+ * indices (excluded, site_landmark) name in->mins whichever were used. *r
+ * is valid until the next call with the same geo context. Returns 0,
+ * CL_EINVAL (a speed that is not positive, a chip speed outside [0,
+ * CL_VERIFY_MAX_CHIP_SPEED_LIMIT], or an argument the engine refuses, such
+ * as a landmark position off the globe) or CL_ENOMEM.
  */
 int cl_verify_locate(cl_geo_ctx *geo, const cl_verify_params *p, const cl_verify_chip *in,
                      cl_geo_result *r);
@@ -131,10 +171,11 @@ int cl_verify_locate(cl_geo_ctx *geo, const cl_verify_params *p, const cl_verify
  * the engine's result r for chip in (r indexes in->mins), chained to
  * in->prev_hash when in->has_prev, and the attested summary beside it:
  * out->a, hash, site_landmark_id, excluded_ids, n_excluded, landmarks_used,
- * and radius_km, centre_lat and centre_lon (0 unless r is consistent). All
- * of *out is overwritten: alert, detail, engine_ns and sign_ns are zero.
- * Nothing is allocated that outlives the call. Returns 0, CL_EINVAL (an
- * index of r outside in->mins, too many minima or excluded landmarks, a
+ * and radius_km, centre_lat and centre_lon (0 unless r is consistent), and
+ * minima_dropped. The attestation binds every minimum of in, also those the
+ * engine left out. All of *out is overwritten: alert, detail, engine_ns and
+ * sign_ns are zero. Nothing is allocated that outlives the call. Returns 0,
+ * CL_EINVAL (an index of r outside in->mins, too many excluded landmarks, a
  * speed that is not positive) or CL_ENOMEM.
  */
 int cl_verify_attest(const cl_verify_params *p, const cl_key *verifier, uint64_t round_end_ns,

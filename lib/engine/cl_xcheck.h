@@ -3,9 +3,13 @@
  * is below the physical minimum for their declared positions proves that at
  * least one of the two is not where it claims (or its clock or network path
  * is broken). A pair (a, b) violates physics when
- *     rtt < 2 * s(a, b) / v,
+ *     s(a, b) > cl_geo_bound_m(rtt, v),
  * s the WGS84 geodesic distance and v the speed (default c, the only speed
- * that makes a violation a proof). The landmarks to blame are a smallest set
+ * that makes a violation a proof): when even the cap the engine would draw
+ * for that RTT, with the clock's rate margin and a signal path through the
+ * Earth's chord allowed for (cl_geo.h), cannot reach the other landmark. A
+ * rule any tighter, such as rtt < 2 s / v, would blame honest landmarks for
+ * links the engine itself accepts. The landmarks to blame are a smallest set
  * that touches every violating pair: a minimum vertex cover of the violation
  * graph. Pure: no I/O.
  */
@@ -34,7 +38,8 @@ typedef struct {
 typedef struct {
   size_t a, b;        /* indices into the positions, a < b */
   double rtt_ms;      /* the smallest RTT given for the pair */
-  double min_rtt_ms;  /* 2 * s / v: the fastest physics allows */
+  double min_rtt_ms;  /* the least RTT whose cl_geo_bound_m reaches s: the
+                       * fastest physics allows (below 2 s / v) */
   double distance_km; /* s */
   double deficit_ms;  /* min_rtt_ms - rtt_ms (> 0) */
   size_t line;        /* line of the row that gave rtt_ms */

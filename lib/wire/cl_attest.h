@@ -4,6 +4,13 @@
  * layout (docs/ATTESTATION.md), never a database row or a serialisation. Each
  * record carries the hash of the same chip's previous record, so deleting,
  * inserting or editing any record breaks the chain. Pure: no I/O.
+ *
+ * Two layouts exist. Version 1 (303 bytes) binds the verdicts and the
+ * landmark signatures of the measurements used. Version 2 (399 bytes) is the
+ * same field sequence under its own context followed by the digests of the
+ * inputs the verdicts were drawn from: the chip's declared site, the used
+ * landmarks' keys and positions, and the allowed regions' geometry. The
+ * verifier writes version 2; version 1 records stay verifiable.
  */
 #ifndef CL_ATTEST_H
 #define CL_ATTEST_H
@@ -15,11 +22,28 @@
 
 #define CL_CTX_ATTESTATION "chiploc v1 attestation"
 #define CL_CTX_ATTESTATION_HASH "chiploc v1 attestation-hash"
+#define CL_CTX_ATTESTATION_V2 "chiploc v2 attestation"
+#define CL_CTX_ATTESTATION_HASH_V2 "chiploc v2 attestation-hash"
+/* Contexts of the v2 digests (each followed by one NUL in the hashed bytes). */
+#define CL_CTX_DIGEST_SITE "chiploc v2 site"
+#define CL_CTX_DIGEST_LANDMARKS "chiploc v2 landmarks"
+#define CL_CTX_DIGEST_REGIONS "chiploc v2 regions"
 #define CL_HASH_LEN 32
 
-#define CL_ATTESTATION_LAYOUT_LEN                                                           \
+/* Layout versions (the `version` field; 0 and anything above 2 are none). */
+enum { CL_ATT_V1 = 1, CL_ATT_V2 = 2 };
+
+#define CL_ATTESTATION_LAYOUT_V1_LEN                                                        \
   (sizeof CL_CTX_ATTESTATION + 32 + 32 + 8 + 8 + 32 + 4 + 8 + 4 + 4 + 8 + 32 + 8 + 32 + 32 + \
    4 + 32)
+#define CL_ATTESTATION_LAYOUT_V2_LEN                                                         \
+  (sizeof CL_CTX_ATTESTATION_V2 + 32 + 32 + 8 + 8 + 32 + 4 + 8 + 4 + 4 + 8 + 32 + 8 + 32 + \
+   32 + 4 + 32 + 3 * CL_HASH_LEN)
+/* The longest layout: the size of a buffer that holds any of them. */
+#define CL_ATTESTATION_LAYOUT_MAX CL_ATTESTATION_LAYOUT_V2_LEN
+/* Older name of CL_ATTESTATION_LAYOUT_MAX, kept so that a buffer declared
+ * with it holds every layout (it was the v1 length before version 2). */
+#define CL_ATTESTATION_LAYOUT_LEN CL_ATTESTATION_LAYOUT_MAX
 
 /* Verdict codes inside the layout (stable: part of the signed format). Each
  * *_COUNT is one past the largest code of its kind, the size of a table
@@ -39,6 +63,7 @@ enum {
 };
 
 typedef struct {
+  uint8_t version;           /* CL_ATT_V1 or CL_ATT_V2; 0 is no layout */
   uint8_t chip[CL_PK_LEN];
   uint8_t verifier[CL_PK_LEN];
   uint64_t round_end_ns;     /* unix ns: the end of the measurement window */
@@ -54,17 +79,28 @@ typedef struct {
   uint8_t excluded_digest[CL_HASH_LEN]; /* cl_attest_digest_keys of the excluded landmarks */
   uint32_t n_measurements;
   uint8_t measurements_digest[CL_HASH_LEN]; /* cl_attest_digest_sigs of the measurements used */
+  /* Version 2 only (ignored by version 1): */
+  uint8_t site_digest[CL_HASH_LEN];      /* cl_attest_digest_site of the declared site */
+  uint8_t landmarks_digest[CL_HASH_LEN]; /* cl_attest_digest_landmarks of the used landmarks */
+  uint8_t regions_digest[CL_HASH_LEN];   /* cl_attest_digest_regions of the allowed regions */
   uint8_t sig[CL_SIG_LEN];   /* verifier signature over the layout */
 } cl_attestation;
 
-/* Writes the layout (CL_ATTESTATION_LAYOUT_LEN bytes); returns its length. */
-size_t cl_attest_layout(uint8_t out[CL_ATTESTATION_LAYOUT_LEN], const cl_attestation *a);
-/* Fills a->sig; a->verifier must be the key's public key. */
-void cl_attest_sign(cl_attestation *a, const cl_key *verifier);
-/* 0 or CL_EBADSIG. */
+/* Writes the layout of a->version into out (room for CL_ATTESTATION_LAYOUT_MAX
+ * bytes) and returns its length: CL_ATTESTATION_LAYOUT_V1_LEN or _V2_LEN, or
+ * 0 for an unknown version (nothing written). */
+size_t cl_attest_layout(uint8_t out[CL_ATTESTATION_LAYOUT_MAX], const cl_attestation *a);
+/* Fills a->sig; a->verifier must be the key's public key. Returns 0, or
+ * CL_EINVAL for an unknown version (a->sig is then zeroed: it verifies
+ * nothing). */
+int cl_attest_sign(cl_attestation *a, const cl_key *verifier);
+/* 0 or CL_EBADSIG (also for an unknown version). */
 int cl_attest_verify(const cl_attestation *a);
-/* SHA-256(context || NUL || layout || signature): the chain link. */
-void cl_attest_hash(const cl_attestation *a, uint8_t out[CL_HASH_LEN]);
+/* SHA-256(hash context || NUL || layout || signature): the chain link. The
+ * hash context follows the version ("chiploc v1 attestation-hash" or "chiploc
+ * v2 attestation-hash"). Returns 0, or CL_EINVAL for an unknown version (out
+ * is then zeroed). */
+int cl_attest_hash(const cl_attestation *a, uint8_t out[CL_HASH_LEN]);
 
 /* SHA-256 of the codes sorted bytewise and joined by ','. codes may be NULL
  * when n is 0. The array is not modified. Returns 0 or CL_ENOMEM. */
@@ -73,5 +109,32 @@ int cl_attest_digest_codes(const char *const *codes, size_t n, uint8_t out[CL_HA
 int cl_attest_digest_keys(const uint8_t (*keys)[CL_PK_LEN], size_t n, uint8_t out[CL_HASH_LEN]);
 /* SHA-256 of the 64-byte signatures sorted bytewise and concatenated. */
 int cl_attest_digest_sigs(const uint8_t (*sigs)[CL_SIG_LEN], size_t n, uint8_t out[CL_HASH_LEN]);
+
+/* ---- version 2 digests (docs/ATTESTATION.md gives the bytes and vectors) ---- */
+
+/* SHA-256("chiploc v2 site" NUL || be64(bits of lat) || be64(bits of lon)):
+ * the IEEE-754 bits of the doubles exactly as given (so -0.0 and 0.0
+ * differ; no rounding). */
+void cl_attest_digest_site(double lat, double lon, uint8_t out[CL_HASH_LEN]);
+
+/* A landmark as an attestation's input: its key and enrolled position. */
+typedef struct {
+  uint8_t pk[CL_PK_LEN];
+  double lat, lon;
+} cl_attest_landmark;
+
+/* SHA-256("chiploc v2 landmarks" NUL || entries): one 48-byte entry per
+ * landmark, pk || be64(bits of lat) || be64(bits of lon), sorted bytewise,
+ * duplicates kept. lms may be NULL when n is 0; it is not modified. Returns
+ * 0, CL_EINVAL (lms NULL with n > 0) or CL_ENOMEM. */
+int cl_attest_digest_landmarks(const cl_attest_landmark *lms, size_t n, uint8_t out[CL_HASH_LEN]);
+
+/* SHA-256("chiploc v2 regions" NUL || entries): for each region, its code's
+ * bytes, one NUL and its 32-byte geometry digest (cl_region_digest), sorted
+ * by code bytewise (strcmp), equal codes by geometry digest; duplicates kept.
+ * codes and geometry may be NULL when n is 0; neither is modified. Returns 0,
+ * CL_EINVAL (a NULL array with n > 0, or a NULL code) or CL_ENOMEM. */
+int cl_attest_digest_regions(const char *const *codes, const uint8_t (*geometry)[CL_HASH_LEN],
+                             size_t n, uint8_t out[CL_HASH_LEN]);
 
 #endif

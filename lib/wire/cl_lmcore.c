@@ -16,8 +16,11 @@
  * total and per IP address (per_addr, taken at open and given back in
  * conn_close), challenges outstanding per connection (n_pending), the
  * handshake deadline and the idle timeout (the connection's timer; only a
- * complete frame counts as activity), and frame sizes (the assembler's
- * max). Every refusal is counted in cl_lm_stats and logged rate-limited.
+ * complete frame counts as activity), frame sizes (the assembler's max),
+ * Error replies to rejected Responses (a token bucket per connection,
+ * err_rl) and the shell's write queue (io->send refusing a frame with
+ * CL_ETOOBIG closes the connection). Every refusal is counted in
+ * cl_lm_stats and logged rate-limited.
  */
 #include "cl_lmcore.h"
 #include "cl_err.h"
@@ -80,11 +83,12 @@ struct cl_lm_conn {
   int announced;         /* "connection accepted" was logged */
   int addr_counted;      /* holds one count in lm->per_addr under addr_key */
   uint8_t addr_key[CL_PK_LEN];
+  cl_ratelimit err_rl;   /* Error replies that keep the connection */
   char peer[64];
   cl_lm_conn *prev, *next, *dead_next;
 };
 
-/* Connections open from one IP address. */
+/* Connections open from one IP address (an IPv6 /64). */
 typedef struct {
   uint32_t n;
 } addr_count;
@@ -107,6 +111,7 @@ struct cl_lm {
   uint64_t idle_check_ns; /* period of a registered connection's idle checks */
   cl_lm_stats st;
   cl_ratelimit rl;
+  cl_ratelimit rl_overflow; /* write queue overflows: not drowned by the rejections before them */
   int closing;
   int depth; /* 1 inside a public call: the graveyard is emptied when it returns */
   lm_chip *dead_chips;
@@ -167,18 +172,50 @@ static uint64_t jittered_interval_ms(cl_lm *lm) {
 
 /* ---- rejection logging ------------------------------------------------------ */
 
-/* Logs a peer's misbehaviour, rate-limited across the whole landmark so
- * that a flood cannot turn into a log flood. */
-static void log_reject(cl_lm *lm, cl_lm_conn *c, const char *what, const char *detail) {
+/* Logs a peer's misbehaviour through the limiter rl, so that a flood cannot
+ * turn into a log flood. */
+static void log_reject_rl(cl_lm *lm, cl_ratelimit *rl, cl_lm_conn *c, const char *what,
+                          const char *detail) {
   uint64_t suppressed = 0;
-  if (!cl_ratelimit_allow(&lm->rl, lm->now, &suppressed)) return;
+  if (!cl_ratelimit_allow(rl, lm->now, &suppressed)) return;
   char q[160];
   cl_log_quote(q, sizeof q, detail, strlen(detail));
   cl_log(CL_LOG_WARN, "rejected", "reason=%s peer=%s detail=%s suppressed=%llu", what, c->peer, q,
          (unsigned long long)suppressed);
 }
 
+/* The same through the one limiter of every rejection of the landmark. */
+static void log_reject(cl_lm *lm, cl_lm_conn *c, const char *what, const char *detail) {
+  log_reject_rl(lm, &lm->rl, c, what, detail);
+}
+
 /* ---- sending ----------------------------------------------------------------- */
+
+/*
+ * The shell's write queue for this connection is full: the peer does not
+ * read what it is sent (or far too slowly). Counted and logged with the
+ * peer and its chips, through a limiter of its own: the flood of rejected
+ * answers that usually comes first has used up the common one. The caller
+ * closes the connection.
+ */
+static void write_queue_overflow(cl_lm_conn *c) {
+  cl_lm *lm = c->lm;
+  lm->st.write_queue_overflows++;
+  char detail[160];
+  int n = snprintf(detail, sizeof detail, "write queue full, the peer does not read; chips");
+  for (size_t i = 0; i < c->n_chips && i < 4 && n > 0 && (size_t)n < sizeof detail; i++) {
+    char hex[17];
+    short_hex(c->chips[i]->pk, hex);
+    n += snprintf(detail + n, sizeof detail - (size_t)n, " %s", hex);
+  }
+  if (n > 0 && (size_t)n < sizeof detail) {
+    if (c->n_chips == 0)
+      snprintf(detail + n, sizeof detail - (size_t)n, " none");
+    else if (c->n_chips > 4)
+      snprintf(detail + n, sizeof detail - (size_t)n, " and %zu more", c->n_chips - 4);
+  }
+  log_reject_rl(lm, &lm->rl_overflow, c, "write_queue_full", detail);
+}
 
 /* Sends a complete frame through the shell (t_sent: see cl_lm_io.send).
  * Returns 0, or an error after closing the connection. */
@@ -186,6 +223,7 @@ static int send_frame(cl_lm_conn *c, const uint8_t *buf, size_t len, uint64_t *t
   if (c->closing) return CL_EIO;
   int rc = c->lm->io->send(c->lm->ctx, c->ud, buf, len, t_sent);
   if (rc != CL_OK) {
+    if (rc == CL_ETOOBIG) write_queue_overflow(c);
     conn_close(c);
     return rc < 0 ? rc : CL_EIO;
   }
@@ -197,6 +235,22 @@ static void send_error(cl_lm_conn *c, cl_wire_error code, const char *text) {
   size_t len;
   if (cl_msg_encode_error(code, text, buf, sizeof buf, &len) == CL_OK)
     send_frame(c, buf, len, NULL);
+}
+
+/*
+ * An Error reply that keeps the connection (a rejected Response): at most
+ * max_error_replies_per_s per connection, so that a peer flooding bad
+ * answers gets a bounded trickle of replies instead of one per answer (a
+ * peer that does not read would otherwise fill our write queue with them).
+ * A reply over the limit is dropped and counted; the rejection itself is
+ * counted by the caller either way.
+ */
+static void reply_error(cl_lm_conn *c, cl_wire_error code, const char *text) {
+  if (!cl_ratelimit_allow(&c->err_rl, c->lm->now, NULL)) {
+    c->lm->st.error_replies_suppressed++;
+    return;
+  }
+  send_error(c, code, text);
 }
 
 /* Sends an Error frame and closes: for protocol violations. */
@@ -606,7 +660,7 @@ static void response_rejected(cl_lm *lm, cl_lm_conn *c, const uint8_t chip[CL_PK
   short_hex(chip, hex);
   snprintf(detail, sizeof detail, "chip %s", hex);
   log_reject(lm, c, cl_accept_result_name(r), detail);
-  send_error(c, wire_code(r), cl_accept_result_name(r));
+  reply_error(c, wire_code(r), cl_accept_result_name(r));
 }
 
 /* A signature failure uses the probe up: one check per issued probe. */
@@ -642,7 +696,7 @@ static void handle_response(cl_lm_conn *c, const cl_msg *m, uint64_t t_recv) {
   if (!ch) {
     lm->st.rejected_not_registered++;
     log_reject(lm, c, "not_registered", "response for a chip not registered on this connection");
-    send_error(c, CL_ERR_NOT_REGISTERED, "chip not registered on this connection");
+    reply_error(c, CL_ERR_NOT_REGISTERED, "chip not registered on this connection");
     return;
   }
   cl_probe *p = find_probe(ch, m->u.response.nonce);
@@ -711,6 +765,26 @@ static void handle_frame(cl_lm_conn *c, const uint8_t *frame, size_t len, uint64
 
 /* ---- public: connections ------------------------------------------------------ */
 
+int cl_lm_addr_key(const uint8_t *ip, size_t len, uint8_t key[CL_PK_LEN]) {
+  static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!ip || !key || (len != 4 && len != 16)) return CL_EINVAL;
+  memset(key, 0, CL_PK_LEN);
+  if (len == 16 && memcmp(ip, v4mapped, sizeof v4mapped) == 0) {
+    ip += 12;
+    len = 4;
+  }
+  if (len == 4) {
+    key[0] = 4;
+    memcpy(key + 1, ip, 4);
+  } else {
+    /* The /64 prefix: the interface identifier (the low 64 bits) is the
+     * holder's to choose, so it identifies nothing. */
+    key[0] = 6;
+    memcpy(key + 1, ip, 8);
+  }
+  return CL_OK;
+}
+
 /*
  * The connection limits, checked as a connection opens (it is linked and
  * counted already): refuses it with an Error and returns 0 when the
@@ -765,6 +839,8 @@ cl_lm_conn *cl_lm_conn_open(cl_lm *lm, void *ud, const uint8_t *addr_key, const 
   c->timer.kind = TIMER_CONN;
   snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "?");
   cl_frame_asm_init(&c->fa, CL_FRAME_MAX_UNREGISTERED);
+  cl_ratelimit_init(&c->err_rl, lm->p->max_error_replies_per_s,
+                    lm->p->max_error_replies_per_s);
   lm->n_timers++;
   /* Link first so that conn_close can always unlink. */
   c->next = lm->conns;
@@ -972,7 +1048,8 @@ int cl_lm_create(cl_lm **out, const cl_lm_params *params, const cl_key *key, con
                  void *ctx) {
   if (!out || !params || !key || !io || !io->send || !io->close || !io->measurement ||
       !io->random || !io->unix_ns || (params->async_signatures && !io->work) ||
-      params->burst == 0 || params->max_pending_challenges == 0)
+      params->burst == 0 || params->max_pending_challenges == 0 ||
+      params->max_error_replies_per_s == 0)
     return CL_EINVAL;
   cl_lm *lm = calloc(1, sizeof *lm);
   if (!lm) return CL_ENOMEM;
@@ -997,6 +1074,7 @@ int cl_lm_create(cl_lm **out, const cl_lm_params *params, const cl_key *key, con
                                   5.0,  10.0};
   cl_histogram_init(&lm->st.lag, lag_le, sizeof lag_le / sizeof lag_le[0]);
   cl_ratelimit_init(&lm->rl, 20, 2);
+  cl_ratelimit_init(&lm->rl_overflow, 20, 2);
   /* A quarter of the idle timeout, within 100 ms and 5 s: an idle peer is
    * cut at most a quarter of the timeout late. */
   uint64_t check_ms = (uint64_t)params->idle_timeout_s * 1000ull / 4;

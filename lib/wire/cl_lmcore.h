@@ -19,9 +19,9 @@
  * event it passes in.
  *
  * Time is data: `now_ns` arguments and the send timestamps are nanoseconds
- * of one monotonic clock (landmarkd: uv_hrtime, CLOCK_MONOTONIC); wall-clock
- * times for the signed records and all randomness come from cl_lm_io, so
- * a fuzzer can make a run reproducible.
+ * of one monotonic clock (landmarkd: cl_clock_raw_ns, CLOCK_MONOTONIC_RAW,
+ * which NTP cannot slew); wall-clock times for the signed records and all
+ * randomness come from cl_lm_io, so a fuzzer can make a run reproducible.
  *
  * Ownership: the core owns connections and chips. After it calls io->close
  * for a connection the shell must not pass that connection in again; the
@@ -61,6 +61,10 @@ typedef struct {
   uint32_t handshake_timeout_ms;   /* Hello -> Register */
   uint32_t idle_timeout_s;         /* no complete frame from a registered peer */
   uint32_t max_frame_bytes;        /* frame body limit after registration */
+  /* Error replies to rejected Responses, per connection: a bucket of this
+   * many, refilled at this many per second; beyond it the reply is dropped
+   * (and counted), the rejection itself still counts. Must be > 0. */
+  uint32_t max_error_replies_per_s;
 } cl_lm_params;
 
 typedef enum { CL_LM_WORK_SIGN, CL_LM_WORK_VERIFY } cl_lm_work_kind;
@@ -96,7 +100,10 @@ typedef struct {
    * given to cl_lm_conn_open). When t_sent is not NULL the frame is a
    * challenge: the shell stores its monotonic clock in *t_sent immediately
    * before the write, with nothing in between. Returns 0, or an error, on
-   * which the core closes the connection.
+   * which the core closes the connection: CL_ETOOBIG when the bytes the
+   * connection already has queued for writing leave no room for this frame
+   * (the peer does not read; counted as write_queue_overflows and logged
+   * with the peer and its chips), anything else for a failed write.
    */
   int (*send)(void *ctx, void *ud, const uint8_t *buf, size_t len, uint64_t *t_sent);
   /* The core closed connection `ud`: the shell closes its socket and never
@@ -127,6 +134,8 @@ typedef struct {
   uint64_t probes_sent, probe_timeouts, responses_accepted;
   uint64_t probes_deferred; /* a probe postponed by max_pending_challenges */
   uint64_t peer_errors;     /* Error frames received from agents */
+  uint64_t error_replies_suppressed; /* Error replies over max_error_replies_per_s, not sent */
+  uint64_t write_queue_overflows;    /* connections closed: io->send said CL_ETOOBIG */
   uint64_t rejected[CL_ACCEPT__COUNT]; /* by cl_accept_result (index 0 unused) */
   uint64_t rejected_not_registered;
   uint64_t measurements, measurements_dropped;
@@ -155,9 +164,21 @@ void cl_lm_destroy(cl_lm **lm);
 void cl_lm_set_enrolled(cl_lm *lm, cl_lm_target *targets, size_t n, uint64_t now_ns);
 
 /*
+ * The key under which a peer's IP address counts against
+ * max_connections_per_address, from the address's bytes in network order:
+ * len 4 (IPv4) or 16 (IPv6). An IPv6 address counts by its /64 prefix, the
+ * block one subscriber or host is normally given (so one holder of a /64
+ * cannot spread over 2^64 addresses); an IPv4-mapped IPv6 address
+ * (::ffff:a.b.c.d, from a dual-stack listener) counts as the IPv4 address.
+ * Returns 0, or CL_EINVAL for another length.
+ */
+int cl_lm_addr_key(const uint8_t *ip, size_t len, uint8_t key[CL_PK_LEN]);
+
+/*
  * A connection was accepted. ud is the shell's handle for io callbacks;
- * addr_key (CL_PK_LEN bytes, may be NULL) identifies the peer's address for
- * the per-address limit; peer is its printable address for logs. Sends the
+ * addr_key (CL_PK_LEN bytes from cl_lm_addr_key, may be NULL) identifies
+ * the peer's address for the per-address limit; peer is its printable
+ * address for logs. Sends the
  * Hello, or refuses the connection with an Error when a limit is reached.
  * Returns the connection, or NULL when it was refused or failed (io->close
  * was called then).

@@ -35,7 +35,11 @@
  *  - the core's timers never keep it busy at one instant (a pass that
  *    re-arms for "now" forever would be a livelock);
  *  - a connection is closed at most once; when all are closed, no chip is
- *    left live.
+ *    left live;
+ *  - no connection gets more Error frames than its reply bucket allows
+ *    (max_error_replies_per_s at once, then that many per second) plus the
+ *    one that closes it; every write the shell refuses as a full queue
+ *    (CL_ETOOBIG, LH_OPT_FAULTS) is counted as a write_queue_overflow.
  *
  * Include from one .c file only.
  */
@@ -84,7 +88,8 @@
 #define LH_OPT_CANCEL 4 /* with LH_OPT_ASYNC: every job comes back cancelled */
 #define LH_OPT_TIGHT 8  /* one pending challenge per connection, one connection per address */
 #define LH_OPT_HANGUP 16 /* the peers hang up after the last read, jobs still out */
-#define LH_OPT_FAULTS 32 /* every 5th frame fails to write; every 2nd measurement is dropped */
+#define LH_OPT_FAULTS 32 /* every 5th frame fails to write (every 10th as a full write queue);
+                            every 2nd measurement is dropped */
 
 #define LH_HEADER 3
 #define LH_T0_NS 1000000000000ull
@@ -108,6 +113,7 @@ static const cl_lm_params lh_params = {
     .handshake_timeout_ms = 10000,
     .idle_timeout_s = 20,
     .max_frame_bytes = CL_FRAME_MAX,
+    .max_error_replies_per_s = 10,
 };
 
 /* Clock advance before each read: (low 6 bits + 1) units of 1 ms, 10 ms,
@@ -132,6 +138,7 @@ typedef struct {
   int opened, closed;
   uint8_t session[CL_NONCE_LEN];
   int have_session;
+  uint64_t errors; /* Error frames sent to it */
 } lh_conn;
 
 typedef struct {
@@ -153,6 +160,7 @@ typedef struct {
   size_t n_work;
   uint64_t accepted, measurements, expired;
   uint64_t sends, measurement_calls;
+  uint64_t queue_full; /* sends refused with CL_ETOOBIG */
   int trace;
 } lh;
 
@@ -202,10 +210,15 @@ static int lh_send(void *ctx, void *ud, const uint8_t *buf, size_t len, uint64_t
     LH_CHECK(t_sent == NULL);
     LH_TRACE(h, "conn %d: RegisterResult for %zu chip(s)", ci, m.u.reg_result.n);
     break;
-  case CL_MSG_ERROR:
+  case CL_MSG_ERROR: {
     LH_CHECK(t_sent == NULL);
+    /* The connections open at the run's start: the bucket, its refill
+     * since then, and the Error that closes. */
+    uint64_t rate = h->params.max_error_replies_per_s;
+    LH_CHECK(++h->conn[ci].errors <= rate + rate * ((h->now - LH_T0_NS) / 1000000000ull + 1) + 1);
     LH_TRACE(h, "conn %d: Error %s: %s", ci, cl_wire_error_name(m.u.error.code), m.u.error.text);
     break;
+  }
   case CL_MSG_CHALLENGE: {
     const cl_challenge *ch = &m.u.challenge;
     int k = lh_chip_index(h, ch->chip);
@@ -229,8 +242,14 @@ static int lh_send(void *ctx, void *ud, const uint8_t *buf, size_t len, uint64_t
   }
   default: LH_CHECK(!"the landmark sent a message it may not send");
   }
-  if (fail) LH_TRACE(h, "conn %d: the write fails", ci);
-  return fail ? CL_EIO : CL_OK;
+  if (!fail) return CL_OK;
+  if (h->sends % 10 == 0) {
+    h->queue_full++;
+    LH_TRACE(h, "conn %d: the write queue is full", ci);
+    return CL_ETOOBIG;
+  }
+  LH_TRACE(h, "conn %d: the write fails", ci);
+  return CL_EIO;
 }
 
 static void lh_close(void *ctx, void *ud) {
@@ -373,7 +392,7 @@ static inline void lh_begin(lh *h, uint8_t opts, uint64_t step) {
   h->last_seq = 0;
   h->n_work = 0;
   h->accepted = h->measurements = h->expired = 0;
-  h->sends = h->measurement_calls = 0;
+  h->sends = h->measurement_calls = h->queue_full = 0;
   memset(h->conn, 0, sizeof h->conn);
   h->params = lh_params;
   h->params.async_signatures = (opts & LH_OPT_ASYNC) != 0;
@@ -438,6 +457,7 @@ static inline void lh_end(lh *h) {
    * histogram, once. */
   const cl_lm_stats *st = cl_lm_get_stats(h->lm);
   LH_CHECK(st->lag.total == h->n_sent || h->n_sent == LH_MAX_SENT);
+  LH_CHECK(st->write_queue_overflows == h->queue_full);
   cl_lm_close_all(h->lm, h->now);
   for (int i = 0; i < h->n_conns; i++) LH_CHECK(h->conn[i].closed);
   LH_CHECK(cl_lm_conn_count(h->lm) == 0 && cl_lm_live_count(h->lm) == 0);

@@ -1,0 +1,379 @@
+/*
+ * The verifier believes only what signatures by active, enrolled keys
+ * prove (docs/THREAT_MODEL.md, "Database tampering"). Each case is an attack
+ * that changed a verdict before: rows written into the database, by a
+ * landmark's login or by whoever holds more rights there, that the real
+ * `chiploc verify` must refuse, count and alert on, leaving every verdict
+ * what the honest rows alone give.
+ *
+ * The chips really answer from New York. Honest rows come from Frankfurt,
+ * Paris and London with long round trips (CONSISTENT / SITE_CONSISTENT /
+ * UNDETERMINED for a site declared in Paris and France allowed). One short
+ * round trip believed from near Paris would make it INSIDE France.
+ */
+#include "cl_err.h"
+#include "cl_layout.h"
+#include "cl_probe.h"
+#include "cl_store.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { NYC, FRA, PAR, LON, PAR2, PAR3, N_LM };
+static const struct {
+  const char *name;
+  double lat, lon;
+} LM[N_LM] = {
+    {"lm-nyc", 40.7128, -74.0060},     {"lm-fra", 50.1109, 8.6821},
+    {"lm-par", 48.8566, 2.3522},       {"lm-lon", 51.5074, -0.1278},
+    {"lm-versailles", 48.8049, 2.1204}, {"lm-orly", 48.7262, 2.3652},
+};
+
+/* France, roughly: the allowed region. */
+static const char FRANCE[] =
+    "{\"type\":\"MultiPolygon\",\"coordinates\":[[[[-4.8,42.3],[8.2,42.3],[8.2,51.1],"
+    "[-4.8,51.1],[-4.8,42.3]]]]}";
+
+typedef struct {
+  char *conninfo, *dir, *log;
+  cl_store *s;
+  cl_key *lm[N_LM];
+  int64_t lm_id[N_LM];
+  uint64_t now_ns;
+} world;
+
+static world W;
+
+static uint64_t now_unix_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sqlf(const char *conninfo, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sqlf(const char *conninfo, const char *fmt, ...) {
+  char sql[4096], err[512] = "";
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  ck_assert_msg(tu_sql(conninfo, sql, err, sizeof err) == 0, "%s: %s", sql, err);
+}
+
+/* A chip row: key (the chip's secret, which the test holds) and id. */
+typedef struct {
+  cl_key *key;
+  int64_t id;
+} chip;
+
+static chip enroll(const char *serial) {
+  chip c;
+  ck_assert_int_eq(cl_key_generate(&c.key), CL_OK);
+  char err[512] = "";
+  ck_assert_msg(cl_store_chip_enroll(W.s, cl_key_public(c.key), serial, "op-trust", 48.8566,
+                                     2.3522, &c.id, err, sizeof err) == CL_OK,
+                "%s", err);
+  ck_assert_msg(cl_store_chip_allow(W.s, c.id, "FRA", err, sizeof err) == CL_OK, "%s", err);
+  return c;
+}
+
+/*
+ * A measurement of chip c that landmark `signer` signs (NULL: all-zero
+ * signatures) in the name of landmark key `named`, RTT rtt_ns, measured at
+ * measured_ns.
+ */
+static cl_measurement record(const chip *c, const cl_key *signer, const cl_key *named,
+                             uint64_t rtt_ns, uint64_t measured_ns) {
+  cl_measurement m;
+  memset(&m, 0, sizeof m);
+  memcpy(m.ch.landmark, cl_key_public(named), CL_PK_LEN);
+  memcpy(m.ch.chip, cl_key_public(c->key), CL_PK_LEN);
+  randombytes_buf(m.ch.nonce, CL_NONCE_LEN);
+  m.ch.issued_unix_ns = measured_ns - 100000000u;
+  m.ch.seq = 1;
+  m.rtt_ns = rtt_ns;
+  m.probe_count = 3;
+  m.measured_unix_ns = measured_ns;
+  if (signer) {
+    /* The signer's key is the one in the layout it signs. */
+    memcpy(m.ch.landmark, cl_key_public(signer), CL_PK_LEN);
+    cl_challenge_sign(&m.ch, signer);
+    cl_response_sign(&m.ch, c->key, m.chip_sig);
+    cl_measurement_sign(&m, signer);
+  }
+  return m;
+}
+
+static void hex(char *out, const uint8_t *b, size_t n) { cl_hex_encode(out, b, n); }
+
+/* The INSERT of a measurement row naming landmark_id for chip_id. */
+static void insert_sql(char *sql, size_t len, int64_t chip_id, int64_t landmark_id,
+                       const cl_measurement *m) {
+  char nonce[2 * CL_NONCE_LEN + 1], chs[2 * CL_SIG_LEN + 1], cs[2 * CL_SIG_LEN + 1],
+      ls[2 * CL_SIG_LEN + 1];
+  hex(nonce, m->ch.nonce, CL_NONCE_LEN);
+  hex(chs, m->ch.sig, CL_SIG_LEN);
+  hex(cs, m->chip_sig, CL_SIG_LEN);
+  hex(ls, m->sig, CL_SIG_LEN);
+  snprintf(sql, len,
+           "INSERT INTO measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
+           " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m, probe_count,"
+           " measured_at, measured_at_ns, landmark_sig) VALUES (%" PRId64 ", %" PRId64
+           ", '\\x%s', %" PRIu64 ", %" PRIu64 ", '\\x%s', '\\x%s', %" PRIu64 ", %" PRIu64
+           ", 2e8, 1, %" PRIu32 ", to_timestamp(%" PRIu64 " / 1e9), %" PRIu64 ", '\\x%s')",
+           chip_id, landmark_id, nonce, m->ch.seq, m->ch.issued_unix_ns, chs, cs, m->rtt_ns,
+           cl_bound_m(m->rtt_ns, CL_SPEED_C), m->probe_count, m->measured_unix_ns,
+           m->measured_unix_ns, ls);
+}
+
+/* Inserts as the database's owner: what a login with more rights than a
+ * landmark's (or the database itself) can do. */
+static void insert_owner(const chip *c, int lm, const cl_measurement *m) {
+  char sql[2048];
+  insert_sql(sql, sizeof sql, c->id, W.lm_id[lm], m);
+  sqlf(W.conninfo, "%s", sql);
+}
+
+/* The honest rows: long round trips from Frankfurt, Paris and London. */
+static void honest(const chip *c) {
+  static const int who[3] = {FRA, PAR, LON};
+  static const uint64_t rtt[3] = {85000000u, 80000000u, 78000000u};
+  for (int i = 0; i < 3; i++) {
+    cl_measurement m = record(c, W.lm[who[i]], W.lm[who[i]], rtt[i], W.now_ns - 150000000000ull);
+    insert_owner(c, who[i], &m);
+  }
+}
+
+/* Short round trips that put the chip within ~20 km of Paris. */
+static const uint64_t SHORT_RTT[N_LM] = {0, 3300000u, 140000u, 2400000u, 150000u, 160000u};
+
+/* "consistency/site/region" of the chip's latest attestation. */
+static char *verdict(const chip *c) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT consistency || '/' || site_verdict || '/' || region_verdict FROM attestations"
+           " WHERE chip_id = %" PRId64 " ORDER BY round_end_ns DESC LIMIT 1",
+           c->id);
+  char *v = tu_sql_value(W.conninfo, sql);
+  ck_assert_msg(v != NULL, "chip %" PRId64 " has no attestation", c->id);
+  return v;
+}
+
+static long long open_alerts(const char *kind, int lm) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM alerts WHERE kind = '%s' AND landmark_id = %" PRId64
+           " AND cleared_at IS NULL",
+           kind, W.lm_id[lm]);
+  return tu_sql_int(W.conninfo, sql);
+}
+
+static void world_init(void) {
+  W.conninfo = tu_db_create("cl_trust");
+  W.dir = tu_tmpdir("cl-trust");
+  W.log = malloc(strlen(W.dir) + 16);
+  sprintf(W.log, "%s/cli.log", W.dir);
+  char err[512] = "";
+  ck_assert_msg(cl_store_connect(&W.s, W.conninfo, err, sizeof err) == CL_OK, "%s", err);
+  int applied = 0;
+  ck_assert_msg(cl_store_migrate(W.s, &applied, err, sizeof err) == CL_OK, "%s", err);
+  for (int i = 0; i < N_LM; i++) {
+    ck_assert_int_eq(cl_key_generate(&W.lm[i]), CL_OK);
+    ck_assert_msg(cl_store_landmark_add(W.s, LM[i].name, cl_key_public(W.lm[i]), LM[i].lat,
+                                        LM[i].lon, &W.lm_id[i], err, sizeof err) == CL_OK,
+                  "%s", err);
+  }
+  ck_assert_msg(cl_store_region_put(W.s, "FRA", FRANCE, 5, err, sizeof err) == CL_OK, "%s", err);
+  W.now_ns = now_unix_ns();
+}
+
+static void world_fini(void) {
+  for (int i = 0; i < N_LM; i++) cl_key_destroy(&W.lm[i]);
+  cl_store_destroy(&W.s);
+  free(W.conninfo);
+  free(W.dir);
+  free(W.log);
+}
+
+/* Runs one round of the real verifier (window 300 s, 3 landmarks). */
+static void verify_round(const char *vlog) {
+  char *vkey = tu_keygen(W.dir, "verifier", W.log);
+  char *vhex = tu_key_hex(vkey);
+  ck_assert_int_eq(tu_cli(W.log, "verifier", "add", "--db", W.conninfo, "--name", "v-trust",
+                          "--pubkey", vhex, NULL),
+                   0);
+  ck_assert_int_eq(tu_cli(vlog, "verify", "--db", W.conninfo, "--key", vkey, "--window", "300",
+                          "--min-landmarks", "3", NULL),
+                   0);
+}
+
+START_TEST(test_forged_rows_change_nothing) {
+  world_init();
+  char err[512] = "", sql[2048];
+  /* The New York landmark's own database login, bound to it. */
+  sqlf(W.conninfo,
+       "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lm_trust_nyc') THEN"
+       " CREATE ROLE lm_trust_nyc LOGIN; END IF; END $$; GRANT chiploc_landmark TO lm_trust_nyc");
+  ck_assert_int_eq(tu_cli(W.log, "landmark", "bind", "--db", W.conninfo, "--name", "lm-nyc",
+                          "--db-role", "lm_trust_nyc", NULL),
+                   0);
+  char *nyc_login = tu_conninfo_as(W.conninfo, "lm_trust_nyc");
+
+  chip honest_only = enroll("T-HONEST");
+  honest(&honest_only);
+
+  /* 1. The review's attack: New York's login writes rows naming Frankfurt,
+   * Paris and London, short round trips, all-zero signatures. The database
+   * refuses them; with more rights than a landmark's (the owner here) they
+   * get in, and the verifier refuses them. */
+  chip named = enroll("T-NAMED");
+  honest(&named);
+  static const int victims[3] = {FRA, PAR, LON};
+  for (int i = 0; i < 3; i++) {
+    int v = victims[i];
+    cl_measurement m = record(&named, NULL, W.lm[v], SHORT_RTT[v], W.now_ns - 120000000000ull);
+    insert_sql(sql, sizeof sql, named.id, W.lm_id[v], &m);
+    ck_assert_int_ne(tu_sql(nyc_login, sql, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "may not write measurements of landmark"), "%s", err);
+    insert_owner(&named, v, &m);
+  }
+
+  /* 2. New York's login, all-zero signatures in its own name: the database
+   * cannot check Ed25519 and takes them; the verifier does not. */
+  chip zero_own = enroll("T-ZERO-OWN");
+  honest(&zero_own);
+  cl_measurement z = record(&zero_own, NULL, W.lm[NYC], 50000u, W.now_ns - 120000000000ull);
+  insert_sql(sql, sizeof sql, zero_own.id, W.lm_id[NYC], &z);
+  ck_assert_msg(tu_sql(nyc_login, sql, err, sizeof err) == 0, "%s", err);
+
+  /* 3. A genuine signature by New York's key on a row naming Paris. */
+  chip wrong_key = enroll("T-WRONG-KEY");
+  honest(&wrong_key);
+  cl_measurement wk = record(&wrong_key, W.lm[NYC], W.lm[NYC], SHORT_RTT[PAR],
+                             W.now_ns - 120000000000ull);
+  insert_owner(&wrong_key, PAR, &wk);
+
+  /* 4. A row dated after the database received it (a landmark clock ahead,
+   * or a signer preparing rows for later): Paris's genuine signature, but
+   * inserted ten minutes before its signed time. */
+  chip future = enroll("T-FUTURE");
+  honest(&future);
+  cl_measurement fu = record(&future, W.lm[PAR], W.lm[PAR], SHORT_RTT[PAR],
+                             W.now_ns - 120000000000ull);
+  char fsql[2400];
+  insert_sql(sql, sizeof sql, future.id, W.lm_id[PAR], &fu);
+  /* Triggers off, as a superuser may: the insert time is then the client's. */
+  snprintf(fsql, sizeof fsql,
+           "SET session_replication_role = replica; %s; UPDATE measurements SET inserted_at ="
+           " now() - interval '10 minutes' WHERE chip_id = %" PRId64 " AND rtt_ns = %" PRIu64,
+           sql, future.id, SHORT_RTT[PAR]);
+  sqlf(W.conninfo, "%s", fsql);
+
+  /* 5. A retired landmark's genuine rows measured after its retirement, and
+   * a revoked one's received after its revocation. */
+  chip retired = enroll("T-RETIRED");
+  honest(&retired);
+  cl_measurement re = record(&retired, W.lm[PAR2], W.lm[PAR2], SHORT_RTT[PAR2],
+                             W.now_ns - 120000000000ull);
+  insert_owner(&retired, PAR2, &re);
+  ck_assert_int_eq(tu_cli(W.log, "landmark", "retire", "--db", W.conninfo, "--name",
+                          "lm-versailles", "--at", "1970-01-01 00:10:00+00", NULL),
+                   0);
+  chip revoked = enroll("T-REVOKED");
+  honest(&revoked);
+  char at[64];
+  snprintf(at, sizeof at, "%" PRIu64, (uint64_t)((W.now_ns - 60000000000ull) / 1000000000ull));
+  char *at_ts = NULL;
+  {
+    char q[128];
+    snprintf(q, sizeof q, "SELECT to_timestamp(%s)::text", at);
+    at_ts = tu_sql_value(W.conninfo, q);
+  }
+  ck_assert_int_eq(tu_cli(W.log, "landmark", "retire", "--db", W.conninfo, "--name", "lm-orly",
+                          "--revoke", "--at", at_ts, NULL),
+                   0);
+  /* Measured before the revocation, received after it. */
+  cl_measurement rv = record(&revoked, W.lm[PAR3], W.lm[PAR3], SHORT_RTT[PAR3],
+                             W.now_ns - 120000000000ull);
+  insert_owner(&revoked, PAR3, &rv);
+
+  /* 6. Forged landmark links: Frankfurt to Paris faster than light, zero
+   * signatures, which would blame a landmark as misplaced. From New York's
+   * login the database refuses a link from another landmark. */
+  snprintf(sql, sizeof sql,
+           "INSERT INTO landmark_links (from_landmark_id, to_landmark_id, nonce, seq,"
+           " issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m, probe_count, measured_at,"
+           " measured_at_ns, landmark_sig) VALUES (%" PRId64 ", %" PRId64 ", '\\x%064x', 1, 1,"
+           " '\\x%0128x', '\\x%0128x', 1000, 150, 3, to_timestamp(%" PRIu64 " / 1e9), %" PRIu64
+           ", '\\x%0128x')",
+           W.lm_id[FRA], W.lm_id[PAR], 7, 0, 0, (uint64_t)(W.now_ns - 120000000000ull),
+           (uint64_t)(W.now_ns - 120000000000ull), 0);
+  ck_assert_int_ne(tu_sql(nyc_login, sql, err, sizeof err), 0);
+  ck_assert_msg(strstr(err, "may not write links of landmark"), "%s", err);
+  sqlf(W.conninfo, "%s", sql);
+
+  char vlog[512];
+  snprintf(vlog, sizeof vlog, "%s/verify.log", W.dir);
+  verify_round(vlog);
+
+  /* Every chip keeps the honest verdict: CONSISTENT / SITE_CONSISTENT /
+   * UNDETERMINED. Before, each of these became INSIDE (or, for the zero
+   * rows in New York's name, an OUTSIDE near New York). */
+  const chip *all[] = {&honest_only, &named, &zero_own, &wrong_key, &future, &retired, &revoked};
+  const char *names[] = {"honest", "named", "zero_own", "wrong_key", "future", "retired",
+                         "revoked"};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+    char *v = verdict(all[i]);
+    ck_assert_msg(strcmp(v, "0/1/3") == 0, "chip %s: verdict %s, want 0/1/3", names[i], v);
+    free(v);
+  }
+  /* Refused rows are alerted on, naming the landmark the rows name. */
+  ck_assert_int_eq(open_alerts("landmark_bad_records", PAR), 1);
+  ck_assert_int_eq(open_alerts("landmark_bad_records", FRA), 1);
+  ck_assert_int_eq(open_alerts("landmark_bad_records", LON), 1);
+  ck_assert_int_eq(open_alerts("landmark_bad_records", NYC), 1);
+  ck_assert_int_eq(open_alerts("landmark_bad_records", PAR2), 1);
+  ck_assert_int_eq(open_alerts("landmark_bad_records", PAR3), 1);
+  /* The forged link blames nobody. */
+  ck_assert_int_eq(tu_sql_int(W.conninfo, "SELECT count(*) FROM alerts WHERE kind ="
+                                          " 'landmark_misplaced'"),
+                   0);
+  /* And each refusal is in the log, by reason. */
+  char *text = tu_read_file(vlog);
+  ck_assert_ptr_nonnull(text);
+  ck_assert_msg(strstr(text, "msg=\"rows refused\" landmark=lm-par"), "%s", text);
+  ck_assert_msg(strstr(text, "future=1"), "%s", text);
+  ck_assert_msg(strstr(text, "landmark=lm-versailles") && strstr(text, "retired=1"), "%s", text);
+  ck_assert_msg(strstr(text, "landmark=lm-orly") && strstr(text, "revoked=1"), "%s", text);
+  ck_assert_msg(strstr(text, "landmark=lm-nyc") && strstr(text, "bad_signature=1"), "%s", text);
+  char detail_sql[256];
+  snprintf(detail_sql, sizeof detail_sql,
+           "SELECT detail FROM alerts WHERE kind = 'landmark_bad_records' AND landmark_id = %" PRId64,
+           W.lm_id[PAR]);
+  char *detail = tu_sql_value(W.conninfo, detail_sql);
+  ck_assert_msg(detail && strstr(detail, "bad_signature=2") && strstr(detail, "future=1"), "%s",
+                detail ? detail : "(none)");
+  free(detail);
+  free(text);
+  free(at_ts);
+  free(nyc_login);
+  world_fini();
+}
+END_TEST
+
+int main(void) {
+  if (sodium_init() < 0) return EXIT_FAILURE;
+  Suite *s = suite_create("trust");
+  TCase *tc = tcase_create("postgres");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_forged_rows_change_nothing);
+  suite_add_tcase(s, tc);
+  return tu_run_suite(s);
+}
