@@ -109,7 +109,21 @@ ALTER TABLE alerts DROP CONSTRAINT alerts_kind_check;
 ALTER TABLE alerts ADD CONSTRAINT alerts_kind_check
   CHECK (kind IN ('chip_dark', 'chip_moved', 'site_excluded', 'outside_region', 'inconsistent',
                   'landmark_misplaced', 'landmark_bad_records', 'verifier_clock'));
-ALTER TABLE alerts DROP CONSTRAINT alerts_check;
+-- The old subject rule (a chip or a landmark) has a generated name; find it
+-- by its definition, and keep the cleared_at rule beside it.
+DO $subject$
+DECLARE
+  c name;
+BEGIN
+  SELECT conname INTO c FROM pg_constraint
+  WHERE conrelid = 'alerts'::regclass AND contype = 'c'
+    AND pg_get_constraintdef(oid) = 'CHECK (((chip_id IS NOT NULL) OR (landmark_id IS NOT NULL)))';
+  IF c IS NULL THEN
+    RAISE EXCEPTION 'migration 0004: the subject check of table alerts was not found';
+  END IF;
+  EXECUTE format('ALTER TABLE alerts DROP CONSTRAINT %I', c);
+END
+$subject$;
 ALTER TABLE alerts ADD CONSTRAINT alerts_subject_check
   CHECK (chip_id IS NOT NULL OR landmark_id IS NOT NULL OR verifier_id IS NOT NULL);
 DROP INDEX alerts_one_open;

@@ -557,14 +557,18 @@ static void usage(FILE *f) {
           "usage: chiploc verify --db CONNINFO --key FILE [--window SECONDS] [--interval SECONDS]\n"
           "                      [--settle SECONDS] [--speed c|fibre|M_PER_S] [--min-landmarks N]\n"
           "                      [--dark-after SECONDS] [--max-chip-speed M_PER_S]\n"
-          "                      [--follow [--metrics HOST:PORT]] [--quiet] [--log-level L]\n"
+          "                      [--follow [--metrics HOST:PORT] | --round-end UNIX_SECONDS]\n"
+          "                      [--quiet] [--log-level L]\n"
           "Attests every active chip for the latest finished round: the fastest measurement\n"
           "per landmark within the window, the location engine's verdicts, one signed\n"
           "attestation chained to the chip's previous one, alerts opened or cleared.\n"
           "Defaults: window 300 s, interval 60 s, settle 2 s, speed c, 3 landmarks,\n"
           "dark after 900 s, chips moving at up to 40 m/s (every bound grows by window\n"
           "times that: 12 km by default; 0 for chips that never move).\n"
-          "Without --follow: one round, a table of verdicts.\n"
+          "Without --follow: one round, a table of verdicts; --round-end names the round\n"
+          "(its end, rounded down to the interval), e.g. to attest a round that was missed.\n"
+          "A round ending more than 2 s after the database's clock is refused (exit 1)\n"
+          "and raises a verifier_clock alert.\n"
           "With --follow: a round at every interval boundary until SIGTERM; --metrics\n"
           "serves Prometheus metrics at http://HOST:PORT/metrics (numeric IP).\n");
 }
@@ -575,7 +579,8 @@ static int parse_secs(const char *opt, const char *text, double min, double max,
   errno = 0;
   double v = strtod(text, &end);
   if (errno || end == text || *end || !(v >= min && v <= max)) {
-    fprintf(stderr, "chiploc: %s %s: must be a number of seconds in [%g, %g]\n", opt, text, min, max);
+    fprintf(stderr, "chiploc: %s %s: must be a number of seconds in [%.0f, %.0f]\n", opt, text, min,
+            max);
     return -1;
   }
   *out = v;
@@ -591,11 +596,13 @@ int cmd_verify(int argc, char **argv) {
       {"follow", no_argument, NULL, 'f'},           {"quiet", no_argument, NULL, 'q'},
       {"log-level", required_argument, NULL, 'l'},  {"help", no_argument, NULL, 'h'},
       {"metrics", required_argument, NULL, 'M'},
-      {"max-chip-speed", required_argument, NULL, 'x'}, {NULL, 0, NULL, 0}};
+      {"max-chip-speed", required_argument, NULL, 'x'}, {"round-end", required_argument, NULL, 'r'},
+      {NULL, 0, NULL, 0}};
   const char *db = NULL, *keyfile = NULL, *metrics = NULL;
   double window = 300, interval = 60, settle = 2, dark = 900, minl = 3;
   double speed = CL_SPEED_C, chip_speed = CL_VERIFY_MAX_CHIP_SPEED_DEFAULT;
   int follow = 0, quiet = 0, o;
+  const char *round_end_text = NULL;
   optind = 1;
   while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (o) {
@@ -628,6 +635,7 @@ int cmd_verify(int argc, char **argv) {
       }
       break;
     }
+    case 'r': round_end_text = optarg; break;
     case 'q': quiet = 1; break;
     case 'l': {
       cl_log_level lvl;
@@ -653,6 +661,14 @@ int cmd_verify(int argc, char **argv) {
     fprintf(stderr, "chiploc: --metrics needs --follow\n");
     return 2;
   }
+  double round_end_s = 0;
+  if (round_end_text && follow) {
+    fprintf(stderr, "chiploc: --round-end names one round; it does not go with --follow\n");
+    return 2;
+  }
+  if (round_end_text &&
+      parse_secs("--round-end", round_end_text, interval, 4102444800.0, &round_end_s))
+    return 2;
   if (metrics && cl_parse_hostport(metrics, mhost, sizeof mhost, &mport) != CL_OK) {
     fprintf(stderr, "chiploc: --metrics %s: want HOST:PORT or [IPV6]:PORT\n", metrics);
     return 2;
@@ -682,7 +698,8 @@ int cmd_verify(int argc, char **argv) {
   if (!follow) {
     int rc = ensure_db(&v, err, sizeof err);
     round_summary sum;
-    uint64_t round_end = (now_unix_ns() - v.settle_ns) / v.interval_ns * v.interval_ns;
+    uint64_t end = round_end_text ? (uint64_t)(round_end_s * 1e9) : now_unix_ns() - v.settle_ns;
+    uint64_t round_end = end / v.interval_ns * v.interval_ns;
     if (rc == CL_OK) rc = run_round(&v, round_end, &sum, !quiet, err, sizeof err);
     if (rc != CL_OK) {
       fprintf(stderr, "chiploc: %s\n", err);

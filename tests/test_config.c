@@ -128,6 +128,8 @@ START_TEST(lm_golden_full) {
       "max_connections_per_address = 100000\n"
       "max_pending_challenges = 1\n"
       "max_frame_bytes = 1024\n"
+      "max_write_queue_bytes = 65536\n"
+      "max_error_replies_per_s = 100000\n"
       "[metrics]\n"
       "listen = [::1]:9464\n";
   cl_landmark_config *c = malloc(sizeof *c);
@@ -157,6 +159,8 @@ START_TEST(lm_golden_full) {
   ck_assert_uint_eq(c->max_connections_per_address, 100000);
   ck_assert_uint_eq(c->max_pending_challenges, 1);
   ck_assert_uint_eq(c->max_frame_bytes, 1024);
+  ck_assert_uint_eq(c->max_write_queue_bytes, 65536);
+  ck_assert_uint_eq(c->max_error_replies_per_s, 100000);
   ck_assert_str_eq(c->metrics_host, "::1");
   ck_assert_int_eq(c->metrics_port, 9464);
   free(c);
@@ -194,6 +198,8 @@ START_TEST(lm_golden_defaults) {
   ck_assert_uint_eq(c->max_connections_per_address, 64);
   ck_assert_uint_eq(c->max_pending_challenges, 64);
   ck_assert_uint_eq(c->max_frame_bytes, CL_FRAME_MAX);
+  ck_assert_uint_eq(c->max_write_queue_bytes, 262144); /* 256 KiB */
+  ck_assert_uint_eq(c->max_error_replies_per_s, 10);
   ck_assert_str_eq(c->metrics_host, ""); /* no metrics endpoint */
   ck_assert_int_eq(c->metrics_port, 0);
   free(c);
@@ -221,13 +227,18 @@ START_TEST(lm_range_limits_accepted) {
    * so the ends of the burst settings are tried with a shorter interval. */
   char *t = lm_text_probe_limits("interval_s = 82000\njitter = 0\nburst = 64\n"
                                  "burst_gap_ms = 60000\ndeadline_ms = 1\nspeed = 299792458\n",
-                                 "idle_timeout_s = 86400\n");
+                                 "idle_timeout_s = 86400\n"
+                                 "max_write_queue_bytes = 67108864\n"
+                                 "max_error_replies_per_s = 1\n");
   cl_landmark_config *c = malloc(sizeof *c);
   char err[512];
   ck_assert_msg(lm_load(t, c, err, sizeof err, NULL) == CL_OK, "%s", err);
   ck_assert_uint_eq(c->burst, 64);
   ck_assert_double_eq(c->jitter, 0);
   ck_assert_double_eq(c->speed_m_per_s, CL_SPEED_C);
+  /* The other ends of these two are in lm_golden_full. */
+  ck_assert_uint_eq(c->max_write_queue_bytes, 67108864);
+  ck_assert_uint_eq(c->max_error_replies_per_s, 1);
   free(t);
   t = lm_text("landmark", "listen = 127.0.0.1:1\n");
   ck_assert_msg(lm_load(t, c, err, sizeof err, NULL) == CL_OK, "%s", err);
@@ -259,6 +270,17 @@ START_TEST(lm_out_of_range) {
                   "10: [limits] max_frame_bytes = 1023: must be an integer in [1024, 65536]");
   lm_expect_extra("limits", "max_frame_bytes = 65537\n",
                   "10: [limits] max_frame_bytes = 65537: must be an integer in [1024, 65536]");
+  lm_expect_extra(
+      "limits", "max_write_queue_bytes = 65535\n",
+      "10: [limits] max_write_queue_bytes = 65535: must be an integer in [65536, 67108864]");
+  lm_expect_extra(
+      "limits", "max_write_queue_bytes = 67108865\n",
+      "10: [limits] max_write_queue_bytes = 67108865: must be an integer in [65536, 67108864]");
+  lm_expect_extra("limits", "max_error_replies_per_s = 0\n",
+                  "10: [limits] max_error_replies_per_s = 0: must be an integer in [1, 100000]");
+  lm_expect_extra(
+      "limits", "max_error_replies_per_s = 100001\n",
+      "10: [limits] max_error_replies_per_s = 100001: must be an integer in [1, 100000]");
   lm_expect("[landmark]\nname = x\nkey = k\nlat = 90.5\nlon = 0\n",
             "4: [landmark] lat = 90.5: must be a number in [-90, 90]");
   lm_expect("[landmark]\nname = x\nkey = k\nlat = 0\nlon = -180.01\n",

@@ -175,8 +175,8 @@ static long long open_alerts(const char *kind, int lm) {
   return tu_sql_int(W.conninfo, sql);
 }
 
-static void world_init(void) {
-  W.conninfo = tu_db_create("cl_trust");
+static void world_init(const char *db) {
+  W.conninfo = tu_db_create(db);
   W.dir = tu_tmpdir("cl-trust");
   W.log = malloc(strlen(W.dir) + 16);
   sprintf(W.log, "%s/cli.log", W.dir);
@@ -202,20 +202,26 @@ static void world_fini(void) {
   free(W.log);
 }
 
-/* Runs one round of the real verifier (window 300 s, 3 landmarks). */
-static void verify_round(const char *vlog) {
+/* Makes and registers the verifier's key; returns the key file (owned). */
+static char *verifier_key(void) {
   char *vkey = tu_keygen(W.dir, "verifier", W.log);
   char *vhex = tu_key_hex(vkey);
   ck_assert_int_eq(tu_cli(W.log, "verifier", "add", "--db", W.conninfo, "--name", "v-trust",
                           "--pubkey", vhex, NULL),
                    0);
+  return vkey;
+}
+
+/* Runs one round of the real verifier (window 300 s, 3 landmarks). */
+static void verify_round(const char *vlog) {
+  char *vkey = verifier_key();
   ck_assert_int_eq(tu_cli(vlog, "verify", "--db", W.conninfo, "--key", vkey, "--window", "300",
                           "--min-landmarks", "3", NULL),
                    0);
 }
 
 START_TEST(test_forged_rows_change_nothing) {
-  world_init();
+  world_init("cl_trust");
   char err[512] = "", sql[2048];
   /* The New York landmark's own database login, bound to it. */
   sqlf(W.conninfo,
@@ -368,12 +374,67 @@ START_TEST(test_forged_rows_change_nothing) {
 }
 END_TEST
 
+/* A verifier whose clock runs ahead of the database's would attest chips
+ * before their measurements exist, then skip the rounds it attested early:
+ * the round is refused and verifier_clock raised, and cleared by the next
+ * round that runs. */
+START_TEST(test_clock_ahead) {
+  world_init("cl_trust_clock");
+  chip c = enroll("T-CLOCK");
+  honest(&c);
+  char *vkey = verifier_key();
+  char vlog[512], ahead[32];
+  snprintf(vlog, sizeof vlog, "%s/verify-clock.log", W.dir);
+  snprintf(ahead, sizeof ahead, "%llu", (unsigned long long)(now_unix_ns() / 1000000000ull + 3600));
+  ck_assert_int_eq(tu_cli(vlog, "verify", "--db", W.conninfo, "--key", vkey, "--round-end", ahead,
+                          NULL),
+                   1);
+  char *text = tu_read_file(vlog);
+  ck_assert_msg(text && strstr(text, "verifier clock ahead of the database"), "%s", text);
+  free(text);
+  ck_assert_int_eq(tu_sql_int(W.conninfo, "SELECT count(*) FROM attestations"), 0);
+  ck_assert_int_eq(tu_sql_int(W.conninfo, "SELECT count(*) FROM alerts WHERE kind ="
+                                          " 'verifier_clock' AND cleared_at IS NULL"
+                                          " AND verifier_id IS NOT NULL"),
+                   1);
+  /* Refused again: still one open alert. */
+  ck_assert_int_eq(tu_cli(vlog, "verify", "--db", W.conninfo, "--key", vkey, "--round-end", ahead,
+                          NULL),
+                   1);
+  ck_assert_int_eq(tu_sql_int(W.conninfo, "SELECT count(*) FROM alerts WHERE kind ="
+                                          " 'verifier_clock'"),
+                   1);
+  /* Clocks agree again: the round runs and the alert is cleared. */
+  ck_assert_int_eq(tu_cli(vlog, "verify", "--db", W.conninfo, "--key", vkey, NULL), 0);
+  ck_assert_int_eq(tu_sql_int(W.conninfo, "SELECT count(*) FROM attestations"), 1);
+  ck_assert_int_eq(tu_sql_int(W.conninfo, "SELECT count(*) FROM alerts WHERE kind ="
+                                          " 'verifier_clock' AND cleared_at IS NOT NULL"),
+                   1);
+  /* Migration 0004 kept the rule that an alert is not cleared before it
+   * was raised. */
+  char err[512] = "";
+  ck_assert_int_ne(tu_sql(W.conninfo, "UPDATE alerts SET cleared_at = raised_at - interval '1 s'",
+                          err, sizeof err),
+                   0);
+  ck_assert_msg(strstr(err, "alerts_check"), "%s", err);
+  /* --round-end is refused with --follow, and must be a time. */
+  ck_assert_int_eq(tu_cli(vlog, "verify", "--db", W.conninfo, "--key", vkey, "--round-end", ahead,
+                          "--follow", NULL),
+                   2);
+  ck_assert_int_eq(tu_cli(vlog, "verify", "--db", W.conninfo, "--key", vkey, "--round-end",
+                          "yesterday", NULL),
+                   2);
+  world_fini();
+}
+END_TEST
+
 int main(void) {
   if (sodium_init() < 0) return EXIT_FAILURE;
   Suite *s = suite_create("trust");
   TCase *tc = tcase_create("postgres");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_forged_rows_change_nothing);
+  tcase_add_test(tc, test_clock_ahead);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

@@ -2,7 +2,8 @@
  * Landmark cross-check (lib/engine/cl_xcheck.h) and the CSV reader that feeds it
  * (lib/io/cl_csv.h). Hand-made positions: honest cities whose RTTs are 1.5x the
  * light minimum, landmarks that claim to be elsewhere than they are, and the
- * blame set that must follow; the vertex cover against brute force on
+ * blame set that must follow; links at the edge of the engine's allowance
+ * for the chord and the clock's rate; the vertex cover against brute force on
  * random graphs with a fixed seed, its tie rule, and the greedy fallback.
  * The CSV reader: a golden file in every accepted variant, then one defect
  * at a time with the exact message expected.
@@ -120,7 +121,14 @@ START_TEST(test_one_misplaced_blamed_alone) {
     ck_assert(v->rtt_ms < v->min_rtt_ms);
     ck_assert_double_eq_tol(v->deficit_ms, v->min_rtt_ms - v->rtt_ms, 1e-9);
     ck_assert(v->distance_km > 15000 && v->distance_km < 18000);
-    ck_assert_double_eq_tol(v->min_rtt_ms, 2 * v->distance_km * 1e3 / CL_SPEED_C * 1e3, 1e-9);
+    /* min_rtt_ms is the engine's threshold: the least RTT whose cap
+     * reaches the other landmark. Over 12 669 km of chord any cap covers
+     * the Earth, so it is well below light's surface round trip. */
+    double s = cl_geo_distance_m(w.pos[v->a].lat, w.pos[v->a].lon, w.pos[v->b].lat,
+                                 w.pos[v->b].lon);
+    ck_assert(cl_geo_bound_m(v->min_rtt_ms / 1e3, CL_SPEED_C) >= s);
+    ck_assert(cl_geo_bound_m(nextafter(v->min_rtt_ms, 0) / 1e3, CL_SPEED_C) < s);
+    ck_assert(v->min_rtt_ms < 2 * s / CL_SPEED_C * 1e3);
     if (i > 0)
       ck_assert(r.violations[i - 1].deficit_ms >= v->deficit_ms);
   }
@@ -212,6 +220,67 @@ START_TEST(test_speed_matters) {
   ck_assert_uint_eq(r.n_blamed, 3); /* K4 needs three */
   assert_cover(&r);
   cl_xcheck_result_free(&r);
+}
+END_TEST
+
+/*
+ * The RTT, in ms, at which a link between a and b stops being faster than
+ * light, worked out here independently of the engine: the signal may take
+ * the chord, at least 2R sin(s / 2R) long with R = b^2/a (a geodesic is
+ * never bent more than a circle of that radius), and the landmark's clock
+ * may run slow by CL_CLOCK_RATE_MARGIN. Below 12 669 km of chord only.
+ */
+static double edge_ms(const city *a, const city *b) {
+  const double wa = 6378137.0, wf = 1 / 298.257223563, wb = wa * (1 - wf), R = wb * wb / wa;
+  double s = cl_geo_distance_m(a->lat, a->lon, b->lat, b->lon);
+  double chord = 2 * R * sin(s / (2 * R));
+  return 2 * chord / (CL_SPEED_C * (1 + CL_CLOCK_RATE_MARGIN)) * 1e3;
+}
+
+/* Runs the cross-check on the two landmarks a and b with one RTT. */
+static void run_pair(const city *a, const city *b, double rtt_ms, cl_xcheck_result *r) {
+  world w;
+  memset(&w, 0, sizeof w);
+  add_landmark(&w, a->name, a, a);
+  add_landmark(&w, b->name, b, b);
+  w.rtt[w.nrtt++] = (cl_xcheck_rtt){a->name, b->name, rtt_ms, 2};
+  run(&w, r);
+  ck_assert_uint_eq(r->n_pairs, 1);
+}
+
+START_TEST(test_chord_and_clock_allowance) {
+  /* A link is blamed only when it beats the engine's cap of its RTT
+   * (cl_geo_bound_m), not light along the surface. Paris-Tokyo (9 735 km)
+   * has a chord 930 km (9.6 %) shorter than the geodesic; Paris-Berlin
+   * (880 km) a chord 0.7 km shorter, and a clock margin of 0.2 km. */
+  const city *pairs[2][2] = {{&PARIS, &TOKYO}, {&PARIS, &BERLIN}};
+  for (int k = 0; k < 2; k++) {
+    const city *a = pairs[k][0], *b = pairs[k][1];
+    double edge = edge_ms(a, b), light = light_ms(a, b);
+    ck_assert(edge < light);
+    cl_xcheck_result r;
+    /* Faster than light along the surface, slower than along the chord
+     * with the clock margin: 2 s / c would blame it, the engine's caps
+     * accept it. */
+    run_pair(a, b, (edge + light) / 2, &r);
+    ck_assert_uint_eq(r.n_violations, 0);
+    ck_assert_uint_eq(r.n_blamed, 0);
+    cl_xcheck_result_free(&r);
+    /* Just inside the allowance: not blamed. */
+    run_pair(a, b, edge * (1 + 1e-9), &r);
+    ck_assert_msg(r.n_violations == 0, "%s-%s: %.9f ms blamed", a->name, b->name,
+                  edge * (1 + 1e-9));
+    ck_assert_uint_eq(r.n_blamed, 0);
+    cl_xcheck_result_free(&r);
+    /* Just beyond it: blamed, with the threshold reported. */
+    run_pair(a, b, edge * (1 - 1e-9), &r);
+    ck_assert_uint_eq(r.n_violations, 1);
+    ck_assert_uint_eq(r.n_blamed, 1);
+    ck_assert_double_eq_tol(r.violations[0].min_rtt_ms, edge, edge * 1e-12);
+    ck_assert(r.violations[0].deficit_ms > 0);
+    ck_assert_double_eq_tol(r.violations[0].deficit_ms, edge * 1e-9, edge * 1e-11);
+    cl_xcheck_result_free(&r);
+  }
 }
 END_TEST
 
@@ -626,6 +695,7 @@ static Suite *xcheck_suite(void) {
   tcase_add_test(tx, test_triangle_needs_two);
   tcase_add_test(tx, test_min_per_pair_and_self_pairs);
   tcase_add_test(tx, test_speed_matters);
+  tcase_add_test(tx, test_chord_and_clock_allowance);
   tcase_add_test(tx, test_unknown_name);
   tcase_add_test(tx, test_bad_arguments);
   tcase_add_test(tx, test_greedy_fallback_flagged);
