@@ -81,7 +81,8 @@ read_sql() {
   cat <<SQL
 COPY (SELECT chip_id, landmark_id, id, rtt_ns, landmark_sig, nonce, seq, issued_at_ns,
   challenge_sig, chip_sig, probe_count, measured_at_ns,
-  (extract(epoch FROM inserted_at) * 1e9)::bigint FROM (
+  (extract(epoch FROM greatest(least(inserted_at, '2262-04-11 00:00:00+00'::timestamptz),
+  '1970-01-01 00:00:00+00'::timestamptz)) * 1e9)::bigint FROM (
   SELECT m.*, row_number() OVER (PARTITION BY m.chip_id, m.landmark_id
   ORDER BY m.rtt_ns, m.id) AS k FROM measurements m
   WHERE m.measured_at_ns > $start_ns AND m.measured_at_ns <= $now_ns

@@ -17,7 +17,16 @@ ALTER TABLE landmarks ADD COLUMN retired_at timestamptz;
 ALTER TABLE landmarks ADD COLUMN retire_kind text
   CHECK (retire_kind IN ('retired', 'revoked'));
 ALTER TABLE landmarks ADD CONSTRAINT landmarks_retired_kind
-  CHECK ((retired_at IS NULL) = (retire_kind IS NULL));
+  CHECK ((retired_at IS NULL) = (retire_kind IS NULL) AND (retired_at IS NULL OR isfinite(retired_at)));
+
+-- The login role allowed to write this verifier's attestations
+-- (`chiploc verifier bind`).
+ALTER TABLE verifiers ADD COLUMN db_role name;
+
+-- On clusters created before PostgreSQL 15 every role may create objects in
+-- schema public, e.g. a function that an unqualified call in a chiploc query
+-- would pick over the built-in one. Nobody but the owner may.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 
 -- Who inserted each row (the database login, set by the guard below).
 ALTER TABLE measurements ADD COLUMN inserted_by name;
@@ -27,6 +36,9 @@ ALTER TABLE landmark_links ADD COLUMN inserted_by name;
 -- refuses a row whose landmark (the measuring landmark of a measurement, the
 -- probing landmark of a link) is not bound to the inserting login. Members
 -- of chiploc_admin and the tables' owner are not limited to one landmark.
+-- inserted_at is the time of the row's insertion (clock_timestamp), not of
+-- its transaction's start, which the writer chooses. Nobody may add rows of
+-- a landmark whose key is revoked, once the revocation is in effect.
 CREATE FUNCTION chiploc_guard_signed_row() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = public, pg_temp
@@ -41,8 +53,13 @@ BEGIN
     NEW.id := nextval('measurements_id_seq');
     lm := NEW.landmark_id;
   END IF;
-  NEW.inserted_at := now();
+  NEW.inserted_at := clock_timestamp();
   NEW.inserted_by := current_user;
+  IF EXISTS (SELECT 1 FROM landmarks l WHERE l.id = lm AND l.retire_kind = 'revoked'
+             AND l.retired_at <= NEW.inserted_at) THEN
+    RAISE EXCEPTION 'landmark % is revoked: its % are refused', lm, TG_ARGV[0]
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
   IF pg_has_role(current_user, 'chiploc_admin', 'MEMBER')
      OR pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER') THEN
     RETURN NEW;
@@ -91,6 +108,29 @@ ALTER TABLE attestations ADD COLUMN regions_digest bytea CHECK (octet_length(reg
 ALTER TABLE attestations ADD CONSTRAINT attestations_v2_complete
   CHECK (layout_version = 1 OR (measurement_sigs IS NOT NULL AND site_digest IS NOT NULL
                                 AND landmarks_digest IS NOT NULL AND regions_digest IS NOT NULL));
+
+-- A verifier's login writes attestations of the verifier it is bound to
+-- only (another verifier's chain is not its to extend), at the database's
+-- time.
+CREATE FUNCTION chiploc_guard_attestation() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = public, pg_temp
+AS $fn$
+BEGIN
+  NEW.created_at := clock_timestamp();
+  IF pg_has_role(current_user, 'chiploc_admin', 'MEMBER')
+     OR pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER')
+     OR EXISTS (SELECT 1 FROM verifiers v WHERE v.id = NEW.verifier_id
+                AND v.db_role = current_user) THEN
+    RETURN NEW;
+  END IF;
+  RAISE EXCEPTION 'role % may not write attestations of verifier %: see chiploc verifier bind',
+    current_user, NEW.verifier_id USING ERRCODE = 'insufficient_privilege';
+END
+$fn$;
+REVOKE ALL ON FUNCTION chiploc_guard_attestation() FROM PUBLIC;
+CREATE TRIGGER attestations_guard BEFORE INSERT ON attestations
+  FOR EACH ROW EXECUTE FUNCTION chiploc_guard_attestation();
 
 -- The verifier names every column but the id and created_at.
 REVOKE INSERT ON TABLE attestations, alerts FROM chiploc_verifier;

@@ -32,6 +32,47 @@
 #include <time.h>
 #include <uv.h>
 
+/* chiploc verifier bind --name NAME --db-role ROLE */
+static int verifier_bind(int argc, char **argv) {
+  static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                       {"name", required_argument, NULL, 'n'},
+                                       {"db-role", required_argument, NULL, 'r'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  const char *db = NULL, *name = NULL, *role = NULL;
+  optind = 1;
+  int o;
+  while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (o) {
+    case 'd': db = optarg; break;
+    case 'n': name = optarg; break;
+    case 'r': role = optarg; break;
+    case 'h':
+      printf("usage: chiploc verifier bind --db CONNINFO --name NAME --db-role ROLE\n"
+             "Lets the database login ROLE (a member of chiploc_verifier) write the\n"
+             "attestations of verifier NAME, and no other verifier's.\n");
+      return 0;
+    default: return 2;
+    }
+  }
+  if (optind != argc || !name || !*name || !role || !*role) {
+    fprintf(stderr, "usage: chiploc verifier bind --db CONNINFO --name NAME --db-role ROLE\n");
+    return 2;
+  }
+  if (!(db = chiploc_conninfo(db, "verifier bind"))) return 2;
+  cl_store *s = chiploc_connect(db);
+  if (!s) return 1;
+  char err[512];
+  int rc = cl_vstore_verifier_bind(s, name, role, err, sizeof err);
+  cl_store_destroy(&s);
+  if (rc != CL_OK) {
+    fprintf(stderr, "chiploc: verifier bind %s: %s\n", name, err);
+    return rc == CL_EINVAL ? 2 : 1;
+  }
+  printf("verifier %s bound to role %s\n", name, role);
+  return 0;
+}
+
 int cmd_verifier(int argc, char **argv) {
   static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
                                        {"name", required_argument, NULL, 'n'},
@@ -39,9 +80,11 @@ int cmd_verifier(int argc, char **argv) {
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   const char *db = NULL, *name = NULL, *pkhex = NULL;
+  if (argc >= 2 && strcmp(argv[1], "bind") == 0) return verifier_bind(argc - 1, argv + 1);
   if (argc < 2 || strcmp(argv[1], "add") != 0) {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-      printf("usage: chiploc verifier add --db CONNINFO --name NAME --pubkey HEX\n");
+      printf("usage: chiploc verifier add --db CONNINFO --name NAME --pubkey HEX\n"
+             "       chiploc verifier bind --db CONNINFO --name NAME --db-role ROLE\n");
       return 0;
     }
     fprintf(stderr, "usage: chiploc verifier add --db CONNINFO --name NAME --pubkey HEX\n");
@@ -378,7 +421,9 @@ static int ensure_db(verifier *v, char *err, size_t errlen) {
   cl_store_destroy(&v->db);
   int rc = cl_store_connect(&v->db, v->conninfo, err, errlen);
   if (rc != CL_OK) return rc;
-  return cl_vstore_verifier_find(v->db, cl_key_public(v->key), &v->verifier_id, err, errlen);
+  rc = cl_vstore_verifier_find(v->db, cl_key_public(v->key), &v->verifier_id, err, errlen);
+  if (rc == CL_OK) rc = cl_vstore_verifier_may_write(v->db, v->verifier_id, err, errlen);
+  return rc;
 }
 
 static uint64_t refused(const round_summary *s) {
@@ -507,8 +552,9 @@ static void on_timer(uv_timer_t *t) {
   char err[512];
   if (round_end > v->last_round) {
     int rc = ensure_db(v, err, sizeof err);
-    if (rc == CL_ENOTFOUND) {
-      cl_log(CL_LOG_ERROR, "verifier not registered", "err=\"%s\"", err);
+    if (rc == CL_ENOTFOUND || rc == CL_EPERM) {
+      cl_log(CL_LOG_ERROR, rc == CL_EPERM ? "verifier not bound" : "verifier not registered",
+             "err=\"%s\"", err);
       v->exit_code = 1;
       uv_stop(v->loop);
       return;

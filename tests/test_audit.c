@@ -623,6 +623,11 @@ START_TEST(test_clean) {
                        err, sizeof err) == 0,
                 "%s", err);
   char *ver = tu_conninfo_as(w.conninfo, "audit_ver_test");
+  /* Bound to a verifier, as a verifier's login is: the audit needs no
+   * binding, so this only checks that binding changes nothing for it. */
+  ck_assert_msg(tu_sql(w.conninfo, "UPDATE verifiers SET db_role = 'audit_ver_test'", err,
+                       sizeof err) == 0,
+                "%s", err);
   char *dash = tu_conninfo_as(w.conninfo, "audit_dash_test");
   ck_assert_int_eq(cli(&o, "--db", ver, NULL), 0);
   free(o);

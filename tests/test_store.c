@@ -726,6 +726,13 @@ START_TEST(test_landmark_role) {
                 err);
   ck_assert_int_eq(cl_store_landmark_bind(w.s, "lm-nowhere", "lm_test", err, sizeof err),
                    CL_ENOTFOUND);
+  /* A group role is refused: each of its members could SET ROLE to it. */
+  ck_assert_int_eq(cl_store_landmark_bind(w.s, "lm-frankfurt", "chiploc_landmark", err,
+                                          sizeof err),
+                   CL_EINVAL);
+  ck_assert_msg(strstr(err, "cannot log in"), "%s", err);
+  ck_assert_int_eq(cl_store_landmark_bind(w.s, "lm-frankfurt", "no_such_role_x", err, sizeof err),
+                   CL_ENOTFOUND);
   ck_assert_msg(cl_store_landmark_bind(w.s, "lm-frankfurt", "lm_test", err, sizeof err) == CL_OK,
                 "%s", err);
   ck_assert_int_eq(cl_store_landmark_may_write(s, w.lm_id, err, sizeof err), CL_OK);

@@ -292,6 +292,23 @@ START_TEST(test_forged_rows_change_nothing) {
   ck_assert_int_eq(tu_cli(W.log, "landmark", "retire", "--db", W.conninfo, "--name",
                           "lm-versailles", "--at", "1970-01-01 00:10:00+00", NULL),
                    0);
+  /* Revoking it afterwards (its old key may be stolen, say) keeps the
+   * earlier time: no command moves a cut-off later and brings rows back. */
+  ck_assert_int_eq(tu_cli(W.log, "landmark", "retire", "--db", W.conninfo, "--name",
+                          "lm-versailles", "--revoke", NULL),
+                   0);
+  ck_assert_int_eq(tu_cli(W.log, "landmark", "retire", "--db", W.conninfo, "--name",
+                          "lm-versailles", "--at", "2030-01-01", NULL),
+                   0);
+  char *cut = tu_sql_value(W.conninfo, "SELECT retired_at = '1970-01-01 00:10:00+00' AND"
+                                       " retire_kind = 'revoked' FROM landmarks"
+                                       " WHERE name = 'lm-versailles'");
+  ck_assert_msg(cut && strcmp(cut, "t") == 0, "retirement moved: %s", cut ? cut : "(none)");
+  free(cut);
+  /* An infinite time is refused, before it can reach a round. */
+  ck_assert_int_eq(tu_cli(W.log, "landmark", "retire", "--db", W.conninfo, "--name", "lm-orly",
+                          "--at", "-infinity", NULL),
+                   2);
   chip revoked = enroll("T-REVOKED");
   honest(&revoked);
   char at[64];
@@ -305,10 +322,30 @@ START_TEST(test_forged_rows_change_nothing) {
   ck_assert_int_eq(tu_cli(W.log, "landmark", "retire", "--db", W.conninfo, "--name", "lm-orly",
                           "--revoke", "--at", at_ts, NULL),
                    0);
-  /* Measured before the revocation, received after it. */
+  /* Measured before the revocation, received after it: the database no
+   * longer takes rows of a revoked landmark, from anyone; one that got in
+   * anyway (triggers off, as a superuser may) is refused by the verifier. */
   cl_measurement rv = record(&revoked, W.lm[PAR3], W.lm[PAR3], SHORT_RTT[PAR3],
                              W.now_ns - 120000000000ull);
-  insert_owner(&revoked, PAR3, &rv);
+  insert_sql(sql, sizeof sql, revoked.id, W.lm_id[PAR3], &rv);
+  ck_assert_int_ne(tu_sql(W.conninfo, sql, err, sizeof err), 0);
+  ck_assert_msg(strstr(err, "is revoked"), "%s", err);
+  snprintf(fsql, sizeof fsql, "SET session_replication_role = replica; %s", sql);
+  sqlf(W.conninfo, "%s", fsql);
+
+  /* The insert time is the row's, not its transaction's start (which the
+   * writer chooses): a transaction held open cannot date rows earlier. */
+  cl_measurement late = record(&honest_only, W.lm[FRA], W.lm[FRA], 90000000u,
+                               W.now_ns - 150000000000ull);
+  insert_sql(sql, sizeof sql, honest_only.id, W.lm_id[FRA], &late);
+  snprintf(fsql, sizeof fsql,
+           "BEGIN; CREATE TABLE xact_start AS SELECT now() AS t; SELECT pg_sleep(1.2); %s; COMMIT",
+           sql);
+  sqlf(W.conninfo, "%s", fsql);
+  ck_assert_int_eq(tu_sql_int(W.conninfo, "SELECT count(*) FROM measurements m, xact_start x"
+                                          " WHERE m.rtt_ns = 90000000"
+                                          " AND m.inserted_at >= x.t + interval '1 second'"),
+                   1);
 
   /* 6. Forged landmark links: Frankfurt to Paris faster than light, zero
    * signatures, which would blame a landmark as misplaced. From New York's

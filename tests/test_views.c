@@ -410,17 +410,25 @@ START_TEST(test_verifier_role) {
     snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", readable[i]);
     assert_allowed(ver, sql);
   }
-  /* What a round writes: an attestation, an alert, clearing an alert. */
-  assert_allowed(ver, fmt(sql, sizeof sql,
-                          "INSERT INTO attestations (chip_id, verifier_id, round_end_ns, round_end,"
-                          " window_ns, consistency, site_verdict, region_verdict, speed_m_s,"
-                          " centre_lat_e7, centre_lon_e7, radius_m, landmarks_used,"
-                          " measurement_ids, prev_hash, hash, signature)"
-                          " SELECT c.id, v.id, 42, to_timestamp(0), 1, 1, 0, 0, 299792458, 0, 0,"
-                          " 0, 0, '{}', decode(repeat('00', 32), 'hex'), sha256('x'::bytea),"
-                          " decode(repeat('cd', 64), 'hex') FROM chips c, verifiers v"
-                          " WHERE c.id = %" PRId64 " RETURNING id",
-                          f.idle_chip_id));
+  /* What a round writes: an attestation, an alert, clearing an alert. A
+   * verifier's login writes attestations only once bound to its verifier. */
+  fmt(sql, sizeof sql,
+      "INSERT INTO attestations (chip_id, verifier_id, round_end_ns, round_end,"
+      " window_ns, consistency, site_verdict, region_verdict, speed_m_s,"
+      " centre_lat_e7, centre_lon_e7, radius_m, landmarks_used,"
+      " measurement_ids, prev_hash, hash, signature)"
+      " SELECT c.id, v.id, 42, to_timestamp(0), 1, 1, 0, 0, 299792458, 0, 0,"
+      " 0, 0, '{}', decode(repeat('00', 32), 'hex'), sha256('x'::bytea),"
+      " decode(repeat('cd', 64), 'hex') FROM chips c, verifiers v"
+      " WHERE c.id = %" PRId64 " RETURNING id",
+      f.idle_chip_id);
+  char err[512] = "";
+  ck_assert_int_ne(tu_sql(ver, sql, err, sizeof err), 0);
+  ck_assert_msg(strstr(err, "may not write attestations of verifier"), "%s", err);
+  char bind[256];
+  assert_allowed(f.conninfo, fmt(bind, sizeof bind, "UPDATE verifiers SET db_role = 'ver_test'"
+                                                    " WHERE id > %" PRId64, (int64_t)0));
+  assert_allowed(ver, sql);
   assert_allowed(ver, fmt(sql, sizeof sql,
                           "INSERT INTO alerts (kind, chip_id, detail, attestation_id)"
                           " SELECT 'chip_dark', %" PRId64 ", 'no fresh landmarks', max(id)"

@@ -136,6 +136,12 @@ static uint64_t get_u64(const PGresult *r, int row, int col) {
   return (uint64_t)v;
 }
 
+/* Session settings every chiploc connection relies on: floats in text
+ * with all their digits (positions are read as text and must be the
+ * doubles that are stored and hashed). A failure here shows on the next
+ * statement. */
+static void session_setup(PGconn *c) { PQclear(PQexec(c, "SET extra_float_digits = 3")); }
+
 int cl_store_connect(cl_store **out, const char *conninfo, char *err, size_t errlen) {
   if (!out || !conninfo) {
     cl_err_set(err, errlen, "no connection string");
@@ -158,6 +164,7 @@ int cl_store_connect(cl_store **out, const char *conninfo, char *err, size_t err
     return CL_EDB;
   }
   PQsetNoticeProcessor(s->conn, quiet_notices, NULL);
+  session_setup(s->conn);
   *out = s;
   return CL_OK;
 }
@@ -174,7 +181,9 @@ int cl_store_ok(cl_store *s) { return s && s->conn && PQstatus(s->conn) == CONNE
 int cl_store_reset(cl_store *s) {
   if (!s || !s->conn) return CL_EINVAL;
   PQreset(s->conn);
-  return PQstatus(s->conn) == CONNECTION_OK ? CL_OK : CL_EDB;
+  if (PQstatus(s->conn) != CONNECTION_OK) return CL_EDB;
+  session_setup(s->conn);
+  return CL_OK;
 }
 
 /* Applies one migration and records it, in one transaction. */
@@ -267,6 +276,26 @@ int cl_store_landmark_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_
   return rc;
 }
 
+int cl_store_check_login(cl_store *s, const char *role, char *err, size_t errlen) {
+  const char *vals[1] = {role};
+  PGresult *r = PQexecParams(s->conn, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1::name",
+                             1, NULL, vals, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, "looking up role", err, errlen);
+  int rc = CL_OK;
+  if (PQntuples(r) == 0) {
+    cl_err_set(err, errlen, "no database role %s", role);
+    rc = CL_ENOTFOUND;
+  } else if (PQgetvalue(r, 0, 0)[0] != 't') {
+    /* Every member of a group may SET ROLE to it: binding a group would let
+     * all of them write in the bound name. */
+    cl_err_set(err, errlen, "role %s cannot log in (a group role?); bind the login role itself",
+               role);
+    rc = CL_EINVAL;
+  }
+  PQclear(r);
+  return rc;
+}
+
 int cl_store_landmark_bind(cl_store *s, const char *name, const char *role, char *err,
                            size_t errlen) {
   if (!s || !name || !role) return CL_EINVAL;
@@ -274,6 +303,8 @@ int cl_store_landmark_bind(cl_store *s, const char *name, const char *role, char
     cl_err_set(err, errlen, "database role is empty");
     return CL_EINVAL;
   }
+  int rc = cl_store_check_login(s, role, err, errlen);
+  if (rc != CL_OK) return rc;
   const char *vals[2] = {name, role};
   PGresult *r = PQexecParams(s->conn,
                              "UPDATE landmarks SET db_role = $2::name WHERE name = $1::text"
@@ -293,20 +324,22 @@ int cl_store_landmark_retire(cl_store *s, const char *name, const char *at, int 
                              char *err, size_t errlen) {
   if (!s || !name) return CL_EINVAL;
   const char *vals[3] = {name, at ? at : "now", revoke ? "revoked" : "retired"};
-  /* A revocation wins over a retirement; the earlier time wins otherwise. */
+  /* The cut-off only ever moves earlier, so that no later command brings a
+   * key back into force for rows it had stopped counting; a revocation
+   * stays a revocation. */
   PGresult *r = PQexecParams(
       s->conn,
       "UPDATE landmarks SET "
-      " retired_at = CASE WHEN retired_at IS NULL OR $2::timestamptz < retired_at"
-      "   OR ($3::text = 'revoked' AND retire_kind = 'retired') THEN $2::timestamptz"
-      "   ELSE retired_at END,"
+      " retired_at = LEAST(coalesce(retired_at, $2::timestamptz), $2::timestamptz),"
       " retire_kind = CASE WHEN retire_kind = 'revoked' THEN 'revoked' ELSE $3::text END"
       " WHERE name = $1::text RETURNING id",
       3, NULL, vals, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    if (st && strncmp(st, "22", 2) == 0) { /* data exception: the time */
-      cl_err_set(err, errlen, "--at %s: not a time PostgreSQL understands", at ? at : "now");
+    /* A data exception, or the CHECK that the time is finite. */
+    if (st && (strncmp(st, "22", 2) == 0 || strcmp(st, "23514") == 0)) {
+      cl_err_set(err, errlen, "--at %s: not a finite time PostgreSQL understands",
+                 at ? at : "now");
       PQclear(r);
       return CL_EINVAL;
     }

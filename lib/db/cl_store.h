@@ -44,12 +44,16 @@ int cl_store_landmark_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_
  * landmark. */
 int cl_store_landmark_bind(cl_store *s, const char *name, const char *role, char *err,
                            size_t errlen);
+/* CL_OK when `role` exists and can log in; CL_ENOTFOUND, or CL_EINVAL for a
+ * group role (its members could all SET ROLE to it), with err set. */
+int cl_store_check_login(cl_store *s, const char *role, char *err, size_t errlen);
 /* Retires (revoke = 0) or revokes (revoke = 1) the landmark named `name`
  * with effect from `at` (a PostgreSQL timestamptz literal; NULL: now):
  * afterwards the verifier believes none of its rows measured after that
- * time, nor, when revoked, any received after it. A landmark already
- * retired keeps its earlier time unless the new one is earlier or the
- * retirement becomes a revocation. CL_ENOTFOUND, CL_EINVAL (a bad time). */
+ * time, nor, when revoked, any received after it. The time only ever moves
+ * earlier (a later one is ignored), and a revocation stays one; revoking a
+ * retired landmark keeps the earlier time and makes it a revocation.
+ * CL_ENOTFOUND, CL_EINVAL (a bad or infinite time). */
 int cl_store_landmark_retire(cl_store *s, const char *name, const char *at, int revoke,
                              char *err, size_t errlen);
 /* Whether this connection's login may write rows of landmark_id (a member

@@ -11,6 +11,13 @@
 
 #define VERIFY_LOCK_BASE 7163091138909266800LL /* distinct from the migration lock */
 
+/* A timestamptz as unix ns (bigint), clamped to what 64 bits of ns hold:
+ * an infinite or far time written by someone with the rights to do so
+ * must not fail the query, and so every round. SQL text around a column. */
+#define UNIX_NS(col)                                                                    \
+  "(extract(epoch FROM greatest(least(" col ", '2262-04-11 00:00:00+00'::timestamptz), " \
+  "'1970-01-01 00:00:00+00'::timestamptz)) * 1e9)::bigint"
+
 /* Writes "what: server message" into err, clears r (which may be NULL) and
  * returns code. */
 static int fail(PGresult *r, PGconn *c, int code, char *err, size_t errlen, const char *what) {
@@ -78,6 +85,56 @@ int cl_vstore_verifier_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *i
   *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
   PQclear(r);
   return CL_OK;
+}
+
+static int query_rows(PGconn *c, const char *what, const char *sql, int nparams,
+                      const char *const *params, int binary, PGresult **out, char *err,
+                      size_t errlen);
+
+int cl_vstore_verifier_bind(cl_store *s, const char *name, const char *role, char *err,
+                            size_t errlen) {
+  int rc = cl_store_check_login(s, role, err, errlen);
+  if (rc != CL_OK) return rc;
+  PGconn *c = cl_store_pgconn(s);
+  const char *v[2] = {name, role};
+  PGresult *r = PQexecParams(c,
+                             "UPDATE verifiers SET db_role = $2::name WHERE name = $1::text "
+                             "RETURNING id",
+                             2, NULL, v, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "verifier bind");
+  int found = PQntuples(r) == 1;
+  PQclear(r);
+  if (!found) {
+    cl_err_set(err, errlen, "no verifier named %s", name);
+    return CL_ENOTFOUND;
+  }
+  return CL_OK;
+}
+
+int cl_vstore_verifier_may_write(cl_store *s, int64_t id, char *err, size_t errlen) {
+  PGconn *c = cl_store_pgconn(s);
+  char sid[24];
+  snprintf(sid, sizeof sid, "%lld", (long long)id);
+  const char *v[1] = {sid};
+  PGresult *r;
+  int rc = query_rows(c, "verifier role",
+                      "SELECT pg_has_role(current_user, 'chiploc_admin', 'MEMBER') "
+                      "OR pg_has_role(current_user, (SELECT relowner FROM pg_class "
+                      "WHERE oid = 'attestations'::regclass), 'MEMBER') "
+                      "OR EXISTS (SELECT 1 FROM verifiers WHERE id = $1::bigint "
+                      "AND db_role = current_user), current_user, "
+                      "(SELECT name FROM verifiers WHERE id = $1::bigint)",
+                      1, v, 0, &r, err, errlen);
+  if (rc != CL_OK) return rc;
+  if (PQgetvalue(r, 0, 0)[0] != 't') {
+    cl_err_set(err, errlen,
+               "database role %s may not write attestations of verifier %s; run: chiploc "
+               "verifier bind --name %s --db-role %s",
+               PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 1));
+    rc = CL_EPERM;
+  }
+  PQclear(r);
+  return rc;
 }
 
 int cl_vstore_lock(cl_store *s, int64_t verifier_id, char *err, size_t errlen) {
@@ -174,8 +231,7 @@ static cl_vchip *row_chip(cl_vworld *w, PGresult *r, int i) {
 static int load_chips(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
   PGresult *r;
   int rc = query_rows(c, "load chips",
-                      "SELECT id, public_key, serial, site_lat, site_lon, "
-                      "(extract(epoch FROM enrolled_at) * 1e9)::bigint "
+                      "SELECT id, public_key, serial, site_lat, site_lon, " UNIX_NS("enrolled_at") " "
                       "FROM chips WHERE active ORDER BY id",
                       0, NULL, 0, &r, err, errlen);
   if (rc != CL_OK) return rc;
@@ -287,7 +343,7 @@ static int load_landmarks(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
       c, "load landmarks",
       "SELECT l.id, l.name, l.lat, l.lon, EXISTS (SELECT 1 FROM alerts a WHERE "
       "a.landmark_id = l.id AND a.kind = 'landmark_misplaced' AND a.cleared_at IS NULL), "
-      "l.public_key, (extract(epoch FROM l.retired_at) * 1e9)::numeric(20,0), "
+      "l.public_key, " UNIX_NS("l.retired_at") ", "
       "l.retire_kind = 'revoked', EXISTS (SELECT 1 FROM alerts a WHERE "
       "a.landmark_id = l.id AND a.kind = 'landmark_bad_records' AND a.cleared_at IS NULL) "
       "FROM landmarks l ORDER BY l.id",
@@ -314,9 +370,9 @@ static int load_landmarks(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
       break;
     }
     if (!PQgetisnull(r, (int)i, 6)) {
-      /* Retired before 1970 counts as retired since the epoch's first ns. */
-      const char *t = PQgetvalue(r, (int)i, 6);
-      l->key.retired_ns = t[0] == '-' ? 1 : strtoull(t, NULL, 10);
+      /* Retired at or before 1970 counts as retired since the epoch's
+       * first ns (0 would mean in force). */
+      l->key.retired_ns = strtoull(PQgetvalue(r, (int)i, 6), NULL, 10);
       if (l->key.retired_ns == 0) l->key.retired_ns = 1;
       l->key.revoked = PQgetvalue(r, (int)i, 7)[0] == 't';
     }
@@ -370,7 +426,7 @@ static int raw_col(PGresult *r, int row, int col, uint8_t *out, size_t n) {
  */
 #define SIGNED_ROW_COLUMNS                                                                       \
   "id, rtt_ns, landmark_sig, nonce, seq, issued_at_ns, challenge_sig, chip_sig, probe_count, " \
-  "measured_at_ns, (extract(epoch FROM inserted_at) * 1e9)::bigint"
+  "measured_at_ns, " UNIX_NS("inserted_at")
 #define SIGNED_ROW_NFIELDS 13
 
 /* Rebuilds the record of row k (keys left for the caller), its id and the
@@ -543,7 +599,9 @@ static int load_chain_heads(PGconn *c, cl_vworld *w, const char *verifier_id,
       break;
     }
     ch->in.has_prev = 1;
-    uint64_t prev_end = strtoull(PQgetvalue(r, i, 2), NULL, 10);
+    /* round_end_ns is unsigned in the layout; a negative one read as 0. */
+    long long head_end = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+    uint64_t prev_end = head_end > 0 ? (uint64_t)head_end : 0;
     ch->attested = prev_end >= round_end_ns;
     ch->head_ahead = prev_end > round_end_ns;
     ch->in.prev_consistent = atoi(PQgetvalue(r, i, 3)) == CL_ATT_CONSISTENT;

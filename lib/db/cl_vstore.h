@@ -77,6 +77,15 @@ int cl_vstore_verifier_add(cl_store *s, const char *name, const uint8_t pk[CL_PK
 /* CL_ENOTFOUND if the key is not registered. */
 int cl_vstore_verifier_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *id, char *err,
                             size_t errlen);
+/* Binds the login role `role` to the verifier named `name`: that login may
+ * then write this verifier's attestations (schema 0004's guard).
+ * CL_ENOTFOUND (no such verifier or role), CL_EINVAL (a group role). */
+int cl_vstore_verifier_bind(cl_store *s, const char *name, const char *role, char *err,
+                            size_t errlen);
+/* CL_OK when this connection's login may write attestations of verifier
+ * id (bound to it, a member of chiploc_admin or the tables' owner), else
+ * CL_EPERM with err naming the `chiploc verifier bind` that fixes it. */
+int cl_vstore_verifier_may_write(cl_store *s, int64_t id, char *err, size_t errlen);
 /* Inside an open transaction: waits for this verifier's round lock. */
 int cl_vstore_lock(cl_store *s, int64_t verifier_id, char *err, size_t errlen);
 /* The database's clock (unix ns), to compare with the verifier's. */

@@ -21,7 +21,8 @@ const char *cl_ev_reason_name(cl_ev_reason r) {
   return "unknown";
 }
 
-/* One generation: an open-addressing set of row digests with the outcome of
+/* One generation: an open-addressing set of row digests (BLAKE2b-256 keyed
+ * with the cache's random key) with the outcome of
  * their signature checks (a cl_ev_reason, stored + 1 so that 0 is empty). */
 typedef struct {
   uint8_t (*keys)[DIGEST_LEN];
@@ -32,6 +33,9 @@ typedef struct {
 struct cl_evcache {
   gen cur, old;
   uint64_t verified, hits;
+  /* Keys the digest, so that rows cannot be made to collide in the table's
+   * slots (their bytes are chosen by whoever writes them). */
+  uint8_t key[crypto_generichash_KEYBYTES];
 };
 
 static void gen_free(gen *g) {
@@ -79,7 +83,11 @@ static void gen_put(gen *g, const uint8_t d[DIGEST_LEN], int v) {
   g->val[i] = (uint8_t)v;
 }
 
-cl_evcache *cl_evcache_new(void) { return calloc(1, sizeof(cl_evcache)); }
+cl_evcache *cl_evcache_new(void) {
+  cl_evcache *c = calloc(1, sizeof *c);
+  if (c) randombytes_buf(c->key, sizeof c->key);
+  return c;
+}
 
 void cl_evcache_free(cl_evcache **c) {
   if (!c || !*c) return;
@@ -120,7 +128,7 @@ cl_ev_reason cl_evidence_judge(cl_evcache *c, const cl_measurement *m, const cl_
    * differs from a checked one in anything has another digest. */
   uint8_t d[DIGEST_LEN];
   crypto_generichash_state st;
-  crypto_generichash_init(&st, NULL, 0, DIGEST_LEN);
+  crypto_generichash_init(&st, c->key, sizeof c->key, DIGEST_LEN);
   crypto_generichash_update(&st, layout, n);
   crypto_generichash_update(&st, m->sig, CL_SIG_LEN);
   crypto_generichash_final(&st, d, DIGEST_LEN);
