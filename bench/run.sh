@@ -157,8 +157,8 @@ to back on the same machine.
 - rounds: $rounds; landmark run per round: ${seconds} s, 2 chips, bursts of 20 back-to-back probes;
   irtt per round: ${irtt_seconds} s at one packet per millisecond
 
-Landmark-measured RTT is \`uv_hrtime()\` before the challenge write to
-\`uv_hrtime()\` at the top of the read callback; it includes the agent's
+Landmark-measured RTT is \`cl_clock_raw_ns()\` (CLOCK_MONOTONIC_RAW) before the challenge write to
+\`cl_clock_raw_ns()\` at the top of the read callback; it includes the agent's
 Ed25519 signature of the response. Baselines, same request and reply sizes as
 a Challenge and a Response frame ($req_bytes-byte request), blocking sockets,
 TCP_NODELAY: \`pingpong\` answers at once; \`pingpong --sign\` makes one

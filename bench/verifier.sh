@@ -222,7 +222,12 @@ MD
 if [ "$met" = no ]; then
   cat >>"$section" <<MD
 
-Where the gap is: the target leaves $((1000000 / target)) µs per chip. One
+Where the gap is: the target leaves $((1000000 / target)) µs per chip. Checking
+the rows read costs two Ed25519 verifications per row the process has not
+seen: $(per_chip "$verify_ms") µs per chip in a cold round (8 new rows), nothing in a warm one;
+a \`--follow\` verifier in service pays it for the rows that are new and fastest
+since its last round (with bursts and rounds both every 60 s and a 300 s
+window, about one chip-landmark pair in five, 3.2 verifications per chip). One
 Ed25519 signature with its digests and chain hash costs $(per_chip "$sign_ms") µs here and
 cannot be skipped (every attestation is signed); the SQL read costs
 $(per_chip "$read_ms") µs per chip (the plain COPY of the same rows alone
