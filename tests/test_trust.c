@@ -133,6 +133,25 @@ static void insert_sql(char *sql, size_t len, int64_t chip_id, int64_t landmark_
            m->measured_unix_ns, ls);
 }
 
+/* The INSERT of a landmark link from landmark `from` to landmark `to`. */
+static void insert_link_sql(char *sql, size_t len, int from, int to, const cl_measurement *m) {
+  char nonce[2 * CL_NONCE_LEN + 1], chs[2 * CL_SIG_LEN + 1], cs[2 * CL_SIG_LEN + 1],
+      ls[2 * CL_SIG_LEN + 1];
+  hex(nonce, m->ch.nonce, CL_NONCE_LEN);
+  hex(chs, m->ch.sig, CL_SIG_LEN);
+  hex(cs, m->chip_sig, CL_SIG_LEN);
+  hex(ls, m->sig, CL_SIG_LEN);
+  snprintf(sql, len,
+           "INSERT INTO landmark_links (from_landmark_id, to_landmark_id, nonce, seq, issued_at_ns,"
+           " challenge_sig, chip_sig, rtt_ns, bound_m, probe_count, measured_at, measured_at_ns,"
+           " landmark_sig) VALUES (%" PRId64 ", %" PRId64 ", '\\x%s', %" PRIu64 ", %" PRIu64
+           ", '\\x%s', '\\x%s', %" PRIu64 ", %" PRIu64 ", %" PRIu32 ", to_timestamp(%" PRIu64
+           " / 1e9), %" PRIu64 ", '\\x%s')",
+           W.lm_id[from], W.lm_id[to], nonce, m->ch.seq, m->ch.issued_unix_ns, chs, cs, m->rtt_ns,
+           cl_bound_m(m->rtt_ns, CL_SPEED_C), m->probe_count, m->measured_unix_ns,
+           m->measured_unix_ns, ls);
+}
+
 /* Inserts as the database's owner: what a login with more rights than a
  * landmark's (or the database itself) can do. */
 static void insert_owner(const chip *c, int lm, const cl_measurement *m) {
@@ -361,6 +380,12 @@ START_TEST(test_forged_rows_change_nothing) {
   ck_assert_int_ne(tu_sql(nyc_login, sql, err, sizeof err), 0);
   ck_assert_msg(strstr(err, "may not write links of landmark"), "%s", err);
   sqlf(W.conninfo, "%s", sql);
+  /* A genuinely signed link, Frankfurt to the retired Versailles, faster
+   * than light: the probed landmark's key no longer counts either. */
+  chip peer = {W.lm[PAR2], 0};
+  cl_measurement gl = record(&peer, W.lm[FRA], W.lm[FRA], 1000u, W.now_ns - 120000000000ull);
+  insert_link_sql(sql, sizeof sql, FRA, PAR2, &gl);
+  sqlf(W.conninfo, "%s", sql);
 
   char vlog[512];
   snprintf(vlog, sizeof vlog, "%s/verify.log", W.dir);
@@ -393,7 +418,7 @@ START_TEST(test_forged_rows_change_nothing) {
   ck_assert_ptr_nonnull(text);
   ck_assert_msg(strstr(text, "msg=\"rows refused\" landmark=lm-par"), "%s", text);
   ck_assert_msg(strstr(text, "future=1"), "%s", text);
-  ck_assert_msg(strstr(text, "landmark=lm-versailles") && strstr(text, "retired=1"), "%s", text);
+  ck_assert_msg(strstr(text, "landmark=lm-versailles") && strstr(text, "retired=2"), "%s", text);
   ck_assert_msg(strstr(text, "landmark=lm-orly") && strstr(text, "revoked=1"), "%s", text);
   ck_assert_msg(strstr(text, "landmark=lm-nyc") && strstr(text, "bad_signature=1"), "%s", text);
   char detail_sql[256];

@@ -89,6 +89,10 @@ typedef struct {
   uint8_t prev_stored[CL_HASH_LEN];
   int prev_rebuilt; /* prev_rebuilt_hash is valid */
   uint8_t prev_rebuilt_hash[CL_HASH_LEN];
+  int prev_verified; /* the previous record's signature verified */
+  /* The chain's last record whose signature verified, if any. */
+  int have_good;
+  uint8_t good_hash[CL_HASH_LEN];
   /* Step 3's table, sorted by code (strcmp). */
   region_digest *regions;
   size_t n_regions, cap_regions;
@@ -993,6 +997,7 @@ static int open_group(audit_ctx *a, const PGresult *r, int64_t id) {
   int first = !a->have_prev || a->prev_chip != chip || a->prev_verifier != verifier;
   if (first) {
     a->rep->chains++;
+    a->have_good = 0;
     if (!all_zero(prev_hash, CL_HASH_LEN))
       rc = add_finding(a, CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_CHAIN_START, 0);
   } else {
@@ -1001,6 +1006,13 @@ static int open_group(audit_ctx *a, const PGresult *r, int64_t id) {
      * edited is reported once, as a hash mismatch, not again here. */
     int linked = memcmp(prev_hash, a->prev_stored, CL_HASH_LEN) == 0 ||
                  (a->prev_rebuilt && memcmp(prev_hash, a->prev_rebuilt_hash, CL_HASH_LEN) == 0);
+    /* Records whose signature fails are stepped over: one slipped into a
+     * chain (by anyone who can insert rows) is reported alone, as an
+     * attestation signature, and a genuine record after it that links to
+     * the last genuine one before it is not blamed. */
+    if (!linked && !a->prev_verified)
+      linked = a->have_good ? memcmp(prev_hash, a->good_hash, CL_HASH_LEN) == 0
+                            : all_zero(prev_hash, CL_HASH_LEN);
     if (!linked) rc = add_finding(a, CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_CHAIN_BREAK, a->prev_id);
   }
   a->have_prev = 1;
@@ -1010,6 +1022,11 @@ static int open_group(audit_ctx *a, const PGresult *r, int64_t id) {
   memcpy(a->prev_stored, stored, CL_HASH_LEN);
   a->prev_rebuilt = rebuilt;
   if (rebuilt) memcpy(a->prev_rebuilt_hash, rebuilt_hash, CL_HASH_LEN);
+  a->prev_verified = verified && rebuilt;
+  if (a->prev_verified) {
+    a->have_good = 1;
+    memcpy(a->good_hash, rebuilt_hash, CL_HASH_LEN);
+  }
   if (rc != CL_OK || !verified || at.version != CL_ATT_V2) return rc;
 
   /* A version-2 record the verifier signed: what it cites and what it was

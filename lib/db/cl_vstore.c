@@ -678,6 +678,17 @@ static int load_links(PGconn *c, cl_vworld *w, cl_evcache *ev, const char *const
       continue; /* a faster believed probe of the pair is in */
     memcpy(m.ch.landmark, lf->pk, CL_PK_LEN);
     memcpy(m.ch.chip, lt->pk, CL_PK_LEN);
+    /* The probed landmark's key answers for it: it must be in force too. */
+    cl_ev_reason peer = CL_EV_OK;
+    if (lt->key.retired_ns && m.measured_unix_ns > lt->key.retired_ns) peer = CL_EV_RETIRED;
+    else if (lt->key.retired_ns && lt->key.revoked && inserted_ns > lt->key.retired_ns)
+      peer = CL_EV_REVOKED;
+    if (peer != CL_EV_OK) {
+      w->judged++;
+      lt->rejected[peer]++;
+      w->rejected[peer]++;
+      continue;
+    }
     if (!believe(w, ev, lf, &m, inserted_ns)) continue;
     w->links[w->n_links++] = (cl_vlink){from, to, (double)m.rtt_ns / 1e6};
   }
