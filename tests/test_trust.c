@@ -366,6 +366,21 @@ START_TEST(test_forged_rows_change_nothing) {
                                           " AND m.inserted_at >= x.t + interval '1 second'"),
                    1);
 
+  /* 7. Garbage rows in Paris's name, faster than its genuine short row:
+   * more than the 4 candidates read first. The deeper read finds the
+   * genuine row, so the chip keeps its honest verdict, which here is INSIDE
+   * (the garbage alone would have taken Paris's bound out of the round). */
+  chip junk = enroll("T-JUNK");
+  honest(&junk);
+  cl_measurement genuine_short = record(&junk, W.lm[PAR], W.lm[PAR], SHORT_RTT[PAR],
+                                        W.now_ns - 120000000000ull);
+  insert_owner(&junk, PAR, &genuine_short);
+  for (int i = 0; i < 6; i++) {
+    cl_measurement g = record(&junk, NULL, W.lm[PAR], SHORT_RTT[PAR] - 1000u - (uint64_t)i,
+                              W.now_ns - 110000000000ull);
+    insert_owner(&junk, PAR, &g);
+  }
+
   /* 6. Forged landmark links: Frankfurt to Paris faster than light, zero
    * signatures, which would blame a landmark as misplaced. From New York's
    * login the database refuses a link from another landmark. */
@@ -402,6 +417,9 @@ START_TEST(test_forged_rows_change_nothing) {
     ck_assert_msg(strcmp(v, "0/1/3") == 0, "chip %s: verdict %s, want 0/1/3", names[i], v);
     free(v);
   }
+  char *jv = verdict(&junk);
+  ck_assert_msg(strcmp(jv, "0/1/1") == 0, "chip junk: verdict %s, want 0/1/1 (INSIDE)", jv);
+  free(jv);
   /* Refused rows are alerted on, naming the landmark the rows name. */
   ck_assert_int_eq(open_alerts("landmark_bad_records", PAR), 1);
   ck_assert_int_eq(open_alerts("landmark_bad_records", FRA), 1);
@@ -426,7 +444,7 @@ START_TEST(test_forged_rows_change_nothing) {
            "SELECT detail FROM alerts WHERE kind = 'landmark_bad_records' AND landmark_id = %" PRId64,
            W.lm_id[PAR]);
   char *detail = tu_sql_value(W.conninfo, detail_sql);
-  ck_assert_msg(detail && strstr(detail, "bad_signature=2") && strstr(detail, "future=1"), "%s",
+  ck_assert_msg(detail && strstr(detail, "bad_signature=8") && strstr(detail, "future=1"), "%s",
                 detail ? detail : "(none)");
   free(detail);
   free(text);

@@ -478,7 +478,47 @@ static cl_vlandmark *find_landmark_rw(cl_vworld *w, int64_t id) {
  * field of the wrong size, CL_ENOMEM. A chip's mins, once allocated, stay
  * with it (n_mins counts the filled ones) for cl_vworld_free.
  */
-static int fill_minima(cl_vworld *w, cl_evcache *ev, PGresult *r, char *err, size_t errlen) {
+/* (chip, landmark) pairs whose candidates were all refused: they get a
+ * second, deeper read. Text arrays for the query, built as pairs come. */
+typedef struct {
+  char *chips, *landmarks;
+  size_t len_c, len_l, cap_c, cap_l, n;
+  int oom;
+} pair_list;
+
+static void pl_add_one(char **buf, size_t *len, size_t *cap, int64_t v, int first, int *oom) {
+  char t[32];
+  int k = snprintf(t, sizeof t, "%s%lld", first ? "{" : ",", (long long)v);
+  if (*len + (size_t)k + 2 > *cap) {
+    size_t nc = *cap ? 2 * *cap : 256;
+    while (nc < *len + (size_t)k + 2) nc *= 2;
+    char *nb = realloc(*buf, nc);
+    if (!nb) {
+      *oom = 1;
+      return;
+    }
+    *buf = nb, *cap = nc;
+  }
+  memcpy(*buf + *len, t, (size_t)k);
+  *len += (size_t)k;
+  (*buf)[*len] = '\0';
+}
+
+static void pl_add(pair_list *p, int64_t chip, int64_t landmark) {
+  if (p->oom) return;
+  pl_add_one(&p->chips, &p->len_c, &p->cap_c, chip, p->n == 0, &p->oom);
+  pl_add_one(&p->landmarks, &p->len_l, &p->cap_l, landmark, p->n == 0, &p->oom);
+  if (!p->oom) p->n++;
+}
+
+static void pl_free(pair_list *p) {
+  free(p->chips);
+  free(p->landmarks);
+  memset(p, 0, sizeof *p);
+}
+
+static int fill_minima(cl_vworld *w, cl_evcache *ev, PGresult *r, pair_list *refused,
+                       char *err, size_t errlen) {
   int n = PQntuples(r);
   if (PQnfields(r) != SIGNED_ROW_NFIELDS) {
     cl_err_set(err, errlen, "load measurements: %d columns, want %d", PQnfields(r),
@@ -497,14 +537,30 @@ static int fill_minima(cl_vworld *w, cl_evcache *ev, PGresult *r, char *err, siz
     int j = i;
     while (j < n && chip_ids[j] == chip_ids[i]) j++;
     cl_vchip *ch = find_chip(w, chip_ids[i]);
-    if (ch && !(ch->mins = calloc((size_t)(j - i), sizeof *ch->mins)))
-      rc = no_memory("load measurements", err, errlen);
-    for (int k = i; k < j && ch && rc == CL_OK; k++) {
-      int64_t landmark_id, id;
+    /* Room for one more minimum per row, after those a first pass gave. */
+    cl_verify_min *nm =
+        ch ? realloc(ch->mins, (ch->in.n_mins + (size_t)(j - i)) * sizeof *ch->mins) : NULL;
+    if (ch && !nm) rc = no_memory("load measurements", err, errlen);
+    else if (ch) ch->mins = nm;
+    int64_t group = -1; /* the landmark of the rows being read, and how they fared */
+    int group_rows = 0, group_believed = 0;
+    for (int k = i; k <= j && ch && rc == CL_OK; k++) {
+      int64_t landmark_id = -1, id;
+      if (k < j && int8_col(r, k, 1, &landmark_id) != CL_OK) {
+        cl_err_set(err, errlen, "load measurements: row %d: bad landmark id", k);
+        rc = CL_EMALFORMED;
+        break;
+      }
+      if (landmark_id != group) {
+        if (refused && group >= 0 && group_rows >= CL_VSTORE_CANDIDATES && !group_believed)
+          pl_add(refused, ch->in.chip_id, group);
+        group = landmark_id, group_rows = 0, group_believed = 0;
+      }
+      if (k == j) break;
       uint64_t inserted_ns;
       cl_measurement m;
       memset(&m, 0, sizeof m);
-      if (int8_col(r, k, 1, &landmark_id) || signed_row(r, k, &m, &id, &inserted_ns)) {
+      if (signed_row(r, k, &m, &id, &inserted_ns)) {
         cl_err_set(err, errlen, "load measurements: row %d: a column of the wrong size or range",
                    k);
         rc = CL_EMALFORMED;
@@ -516,7 +572,9 @@ static int fill_minima(cl_vworld *w, cl_evcache *ev, PGresult *r, char *err, siz
       if (ch->in.n_mins && ch->mins[ch->in.n_mins - 1].landmark_id == landmark_id) continue;
       memcpy(m.ch.landmark, l->pk, CL_PK_LEN);
       memcpy(m.ch.chip, ch->in.pk, CL_PK_LEN);
+      group_rows++;
       if (!believe(w, ev, l, &m, inserted_ns)) continue;
+      group_believed = 1;
       cl_verify_min *mn = &ch->mins[ch->in.n_mins++];
       mn->landmark_id = landmark_id;
       mn->measurement_id = id;
@@ -561,8 +619,39 @@ static int load_measurements(PGconn *c, cl_vworld *w, cl_evcache *ev, const char
       "WHERE k <= $3::integer ORDER BY chip_id, landmark_id, rtt_ns, id",
       3, params, 1, &r, err, errlen);
   if (rc != CL_OK) return rc;
-  rc = fill_minima(w, ev, r, err, errlen);
+  pair_list refused;
+  memset(&refused, 0, sizeof refused);
+  rc = fill_minima(w, ev, r, &refused, err, errlen);
   PQclear(r);
+  if (rc == CL_OK && refused.oom) rc = no_memory("load measurements", err, errlen);
+  if (rc == CL_OK && refused.n) {
+    /* Pairs whose fastest rows were all refused: read deeper, so that a few
+     * fast rows of garbage in a landmark's name do not take its genuine
+     * bound out of the round. */
+    char deep[16];
+    snprintf(deep, sizeof deep, "%d", CL_VSTORE_CANDIDATES + CL_VSTORE_DEEPER);
+    strcat(refused.chips, "}");
+    strcat(refused.landmarks, "}");
+    const char *const p2[6] = {window[0], window[1], cand, deep, refused.chips,
+                               refused.landmarks};
+    rc = query_rows(
+        c, "load measurements (deeper)",
+        "SELECT chip_id, landmark_id, " SIGNED_ROW_COLUMNS " FROM ("
+        "SELECT m.*, row_number() OVER (PARTITION BY m.chip_id, m.landmark_id "
+        "ORDER BY m.rtt_ns, m.id) AS k FROM measurements m "
+        "JOIN unnest($5::bigint[], $6::bigint[]) AS p(chip_id, landmark_id) "
+        "ON m.chip_id = p.chip_id AND m.landmark_id = p.landmark_id "
+        "WHERE m.measured_at_ns > $1::bigint AND m.measured_at_ns <= $2::bigint "
+        "AND m.measured_at > to_timestamp($1::bigint / 1e9) - interval '1 second' "
+        "AND m.measured_at <= to_timestamp($2::bigint / 1e9) + interval '1 second') s "
+        "WHERE k > $3::integer AND k <= $4::integer ORDER BY chip_id, landmark_id, rtt_ns, id",
+        6, p2, 1, &r, err, errlen);
+    if (rc == CL_OK) {
+      rc = fill_minima(w, ev, r, NULL, err, errlen);
+      PQclear(r);
+    }
+  }
+  pl_free(&refused);
   return rc;
 }
 

@@ -71,6 +71,10 @@ typedef struct {
  * are refused that landmark gives no bound for the chip this round, which
  * only widens the result (and its alert names the landmark). */
 #define CL_VSTORE_CANDIDATES 4
+/* When all of a (chip, landmark) pair's candidates are refused, this many
+ * more of its rows are read, fastest first: garbage rows in a landmark's
+ * name must outnumber this to take its bound out of a round. */
+#define CL_VSTORE_DEEPER 60
 
 int cl_vstore_verifier_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_LEN],
                            int64_t *id, char *err, size_t errlen);
@@ -107,7 +111,8 @@ int cl_vstore_db_now(cl_store *s, uint64_t *now_ns, char *err, size_t errlen);
 /*
  * Only rows that cl_evidence_judge accepts count: each chip's minimum per
  * landmark is the fastest accepted one among the CL_VSTORE_CANDIDATES
- * fastest rows, and each link likewise; every refusal is counted in
+ * fastest rows (and, when those are all refused, the CL_VSTORE_DEEPER next
+ * ones), and each link the fastest accepted among its CL_VSTORE_CANDIDATES; every refusal is counted in
  * w->rejected and in its landmark's rejected. ev (may be NULL) remembers
  * outcomes across rounds.
  */
