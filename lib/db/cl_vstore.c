@@ -591,7 +591,8 @@ static int fill_minima(cl_vworld *w, cl_evcache *ev, PGresult *r, pair_list *ref
 }
 
 /* Fills each chip's minima: per (chip, landmark), the fastest believed of
- * the CL_VSTORE_CANDIDATES fastest measurements in the window (window[0],
+ * the CL_VSTORE_CANDIDATES fastest measurements in the window (then of the
+ * CL_VSTORE_DEEPER next, for pairs whose first were all refused) (window[0],
  * window[1]] (ns since the epoch, as text), with the landmark's key and
  * position, so load_chips and load_landmarks run first. Errors as
  * fill_minima's, or the query's. */
@@ -723,13 +724,13 @@ static int load_open_alerts(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
 }
 
 /* Fills w->links with the fastest believed landmark-to-landmark probe per
- * ordered pair among the CL_VSTORE_CANDIDATES fastest in the window
+ * ordered pair among the CL_VSTORE_LINK_CANDIDATES fastest in the window
  * (window[0], window[1]]; the probing landmark signs, the probed one plays
  * the chip's part. load_landmarks runs first. CL_EMALFORMED, CL_ENOMEM. */
 static int load_links(PGconn *c, cl_vworld *w, cl_evcache *ev, const char *const window[2],
                       char *err, size_t errlen) {
   char cand[16];
-  snprintf(cand, sizeof cand, "%d", CL_VSTORE_CANDIDATES);
+  snprintf(cand, sizeof cand, "%d", CL_VSTORE_LINK_CANDIDATES);
   const char *const params[3] = {window[0], window[1], cand};
   PGresult *r;
   int rc = query_rows(c, "load links",

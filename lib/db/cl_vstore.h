@@ -66,15 +66,17 @@ typedef struct {
   uint64_t judge_ns; /* time spent judging rows (CLOCK_MONOTONIC), for the round log */
 } cl_vworld;
 
-/* Candidate rows read per (chip, landmark) and per landmark pair, fastest
- * first: the fastest that the verifier believes is used. When all of them
- * are refused that landmark gives no bound for the chip this round, which
- * only widens the result (and its alert names the landmark). */
-#define CL_VSTORE_CANDIDATES 4
-/* When all of a (chip, landmark) pair's candidates are refused, this many
- * more of its rows are read, fastest first: garbage rows in a landmark's
- * name must outnumber this to take its bound out of a round. */
-#define CL_VSTORE_DEEPER 60
+/* Candidate rows read per (chip, landmark), fastest first: the fastest that
+ * the verifier believes is used. An honest round reads one row per pair,
+ * as many as the minima it needs. When all of them are refused, the
+ * CL_VSTORE_DEEPER next rows of that pair are read; when those are refused
+ * too, that landmark gives no bound for the chip this round, which only
+ * widens the result (and its alert names the landmark). Garbage rows in a
+ * landmark's name must outnumber both to take its bound out of a round. */
+#define CL_VSTORE_CANDIDATES 1
+#define CL_VSTORE_DEEPER 64
+/* Candidate rows read per ordered landmark pair (links are few). */
+#define CL_VSTORE_LINK_CANDIDATES 16
 
 int cl_vstore_verifier_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_LEN],
                            int64_t *id, char *err, size_t errlen);
@@ -112,7 +114,8 @@ int cl_vstore_db_now(cl_store *s, uint64_t *now_ns, char *err, size_t errlen);
  * Only rows that cl_evidence_judge accepts count: each chip's minimum per
  * landmark is the fastest accepted one among the CL_VSTORE_CANDIDATES
  * fastest rows (and, when those are all refused, the CL_VSTORE_DEEPER next
- * ones), and each link the fastest accepted among its CL_VSTORE_CANDIDATES; every refusal is counted in
+ * ones), and each link the fastest accepted among its
+ * CL_VSTORE_LINK_CANDIDATES fastest; every refusal is counted in
  * w->rejected and in its landmark's rejected. ev (may be NULL) remembers
  * outcomes across rounds.
  */
