@@ -284,9 +284,12 @@ static int report_rejections(verifier *v, cl_vworld *w, round_summary *sum, char
                             (unsigned long long)l->rejected[k]);
       if (n >= sizeof detail) n = sizeof detail - 1;
     }
-    if (total)
-      cl_log(CL_LOG_WARN, "rows refused", "landmark=%s landmark_id=%lld rows=%llu %s", l->name,
-             (long long)l->id, (unsigned long long)total, detail);
+    if (total) {
+      char qn[160];
+      cl_log(CL_LOG_WARN, "rows refused", "landmark=%s landmark_id=%lld rows=%llu %s",
+             cl_log_quote(qn, sizeof qn, l->name, strlen(l->name)), (long long)l->id,
+             (unsigned long long)total, detail);
+    }
     rc = cl_vstore_landmark_alert(v->db, l, CL_VALERT_BAD_RECORDS, total > 0, detail, err,
                                   errlen);
   }
@@ -360,8 +363,10 @@ static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int pr
       /* This chip's inputs are beyond the engine: it gets no attestation
        * this round, every other chip does. */
       sum->chips_failed++;
-      cl_log(CL_LOG_WARN, "chip not attested", "chip=%s minima=%zu err=\"%s\"", ch->serial,
-             ch->in.n_mins, cl_strerror(rc));
+      char qs[160];
+      cl_log(CL_LOG_WARN, "chip not attested", "chip=%s minima=%zu err=\"%s\"",
+             cl_log_quote(qs, sizeof qs, ch->serial, strlen(ch->serial)), ch->in.n_mins,
+             cl_strerror(rc));
       rc = CL_OK;
       continue;
     }
@@ -371,8 +376,10 @@ static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int pr
     }
     if (o.minima_dropped) {
       sum->chips_truncated++;
+      char qs[160];
       cl_log(CL_LOG_WARN, "chip attested from its tightest minima", "chip=%s minima=%zu used=%d "
-             "dropped=%zu", ch->serial, ch->in.n_mins, CL_GEO_MAX_LANDMARKS, o.minima_dropped);
+             "dropped=%zu", cl_log_quote(qs, sizeof qs, ch->serial, strlen(ch->serial)),
+             ch->in.n_mins, CL_GEO_MAX_LANDMARKS, o.minima_dropped);
     }
     sum->geometry_ns += o.engine_ns;
     sum->sign_ns += o.sign_ns;
@@ -452,7 +459,8 @@ static void log_round(uint64_t round_end, const round_summary *s) {
          (unsigned long long)s->verified, (unsigned long long)s->cache_hits, s->heads_ahead);
   if (s->heads_ahead)
     cl_log(CL_LOG_WARN, "chips attested after this round", "round_end_ns=%llu chips=%zu "
-           "hint=\"a clock ran ahead; these chips get no attestation until time passes their last\"",
+           "hint=\"a round earlier than their last (--round-end, or a clock that ran ahead): no "
+           "attestation until a round passes their last\"",
            (unsigned long long)round_end, s->heads_ahead);
 }
 
@@ -612,7 +620,8 @@ static void usage(FILE *f) {
           "dark after 900 s, chips moving at up to 40 m/s (every bound grows by window\n"
           "times that: 12 km by default; 0 for chips that never move).\n"
           "Without --follow: one round, a table of verdicts; --round-end names the round\n"
-          "(its end, rounded down to the interval), e.g. to attest a round that was missed.\n"
+          "(its end, rounded down to the interval), e.g. a missed one; chips attested\n"
+          "for a later round are skipped (a chain only grows forward).\n"
           "A round ending more than 2 s after the database's clock is refused (exit 1)\n"
           "and raises a verifier_clock alert.\n"
           "With --follow: a round at every interval boundary until SIGTERM; --metrics\n"

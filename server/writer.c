@@ -161,10 +161,17 @@ static int db_open(lm_writer *w, cl_store **db, int64_t *landmark_id) {
     return CL_EDB;
   }
   rc = cl_store_landmark_find(*db, w->pk, landmark_id, err, sizeof err);
-  if (rc == CL_OK && cl_store_landmark_may_write(*db, *landmark_id, err, sizeof err) != CL_OK) {
-    cl_store_destroy(db);
-    post_fatal(w, err);
-    return CL_EPERM;
+  if (rc == CL_OK) {
+    int may = cl_store_landmark_may_write(*db, *landmark_id, err, sizeof err);
+    if (may != CL_OK) {
+      cl_store_destroy(db);
+      if (may != CL_EPERM) { /* the check itself failed: an outage, retried */
+        cl_log(CL_LOG_WARN, "database unavailable", "err=\"%.300s\"", err);
+        return CL_EDB;
+      }
+      post_fatal(w, err);
+      return CL_EPERM;
+    }
   }
   if (rc == CL_OK) {
     cl_log(CL_LOG_INFO, "database connected", "landmark_id=%lld", (long long)*landmark_id);

@@ -15,6 +15,7 @@
 #include "cl_layout.h"
 #include "cl_probe.h"
 #include "cl_store.h"
+#include "cl_vstore.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -367,7 +368,7 @@ START_TEST(test_forged_rows_change_nothing) {
                    1);
 
   /* 7. Garbage rows in Paris's name, faster than its genuine short row:
-   * more than the 4 candidates read first. The deeper read finds the
+   * more than the one candidate read first. The deeper read finds the
    * genuine row, so the chip keeps its honest verdict, which here is INSIDE
    * (the garbage alone would have taken Paris's bound out of the round). */
   chip junk = enroll("T-JUNK");
@@ -434,11 +435,21 @@ START_TEST(test_forged_rows_change_nothing) {
   /* And each refusal is in the log, by reason. */
   char *text = tu_read_file(vlog);
   ck_assert_ptr_nonnull(text);
-  ck_assert_msg(strstr(text, "msg=\"rows refused\" landmark=lm-par"), "%s", text);
-  ck_assert_msg(strstr(text, "future=1"), "%s", text);
-  ck_assert_msg(strstr(text, "landmark=lm-versailles") && strstr(text, "retired=2"), "%s", text);
-  ck_assert_msg(strstr(text, "landmark=lm-orly") && strstr(text, "revoked=1"), "%s", text);
-  ck_assert_msg(strstr(text, "landmark=lm-nyc") && strstr(text, "bad_signature=1"), "%s", text);
+  /* One line per landmark: the reasons are on the landmark's own line. */
+  static const char *const lines[][2] = {
+      {"msg=\"rows refused\" landmark=\"lm-par\"", "future=1"},
+      {"msg=\"rows refused\" landmark=\"lm-versailles\"", "retired=2"},
+      {"msg=\"rows refused\" landmark=\"lm-orly\"", "revoked=1"},
+      {"msg=\"rows refused\" landmark=\"lm-nyc\"", "bad_signature=1"},
+  };
+  for (size_t i = 0; i < sizeof lines / sizeof *lines; i++) {
+    const char *line = strstr(text, lines[i][0]);
+    ck_assert_msg(line, "no line %s in %s", lines[i][0], text);
+    const char *eol = strchr(line, '\n');
+    const char *reason = strstr(line, lines[i][1]);
+    ck_assert_msg(reason && (!eol || reason < eol), "%s: no %s on its line", lines[i][0],
+                  lines[i][1]);
+  }
   char detail_sql[256];
   snprintf(detail_sql, sizeof detail_sql,
            "SELECT detail FROM alerts WHERE kind = 'landmark_bad_records' AND landmark_id = %" PRId64,
@@ -508,6 +519,86 @@ START_TEST(test_clock_ahead) {
 }
 END_TEST
 
+/* A verifier's login writes only its own verifier's attestations, after
+ * `chiploc verifier bind`; the verifier checks its binding before a round.
+ * And what the verifier loads of a landmark's lifecycle: in force is 0. */
+START_TEST(test_verifier_binding) {
+  world_init("cl_trust_bind");
+  chip c = enroll("T-BIND");
+  honest(&c);
+  sqlf(W.conninfo,
+       "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'vtrust_login') THEN"
+       " CREATE ROLE vtrust_login LOGIN; END IF; END $$; GRANT chiploc_verifier TO vtrust_login");
+  char *login = tu_conninfo_as(W.conninfo, "vtrust_login");
+  char *vkey = verifier_key();
+  char *okey = tu_keygen(W.dir, "other", W.log);
+  char *ohex = tu_key_hex(okey);
+  ck_assert_int_eq(tu_cli(W.log, "verifier", "add", "--db", W.conninfo, "--name", "v-other",
+                          "--pubkey", ohex, NULL),
+                   0);
+  char vlog[512];
+  snprintf(vlog, sizeof vlog, "%s/verify-bind.log", W.dir);
+  /* Unbound: refused before any round, naming the fix. */
+  ck_assert_int_eq(tu_cli(vlog, "verify", "--db", login, "--key", vkey, NULL), 1);
+  char *text = tu_read_file(vlog);
+  ck_assert_msg(text && strstr(text, "run: chiploc verifier bind --name v-trust --db-role "
+                                     "vtrust_login"),
+                "%s", text);
+  free(text);
+  ck_assert_int_eq(tu_sql_int(W.conninfo, "SELECT count(*) FROM attestations"), 0);
+  /* A group role cannot be bound. */
+  ck_assert_int_eq(tu_cli(W.log, "verifier", "bind", "--db", W.conninfo, "--name", "v-trust",
+                          "--db-role", "chiploc_verifier", NULL),
+                   2);
+  ck_assert_int_eq(tu_cli(W.log, "verifier", "bind", "--db", W.conninfo, "--name", "v-trust",
+                          "--db-role", "vtrust_login", NULL),
+                   0);
+  ck_assert_int_eq(tu_cli(vlog, "verify", "--db", login, "--key", vkey, NULL), 0);
+  ck_assert_int_eq(tu_sql_int(W.conninfo, "SELECT count(*) FROM attestations"), 1);
+  /* Not another verifier's chain: no record in v-other's name. */
+  char err[512] = "";
+  ck_assert_int_ne(tu_sql(login,
+                          "INSERT INTO attestations (chip_id, verifier_id, round_end_ns, round_end,"
+                          " window_ns, consistency, site_verdict, region_verdict, speed_m_s,"
+                          " centre_lat_e7, centre_lon_e7, radius_m, landmarks_used,"
+                          " measurement_ids, prev_hash, hash, signature)"
+                          " SELECT c.id, v.id, 9000000000000000000, now(), 1, 0, 1, 1, 299792458,"
+                          " 0, 0, 0, 3, '{}', decode(repeat('00', 32), 'hex'), sha256('f'::bytea),"
+                          " decode(repeat('cd', 64), 'hex') FROM chips c, verifiers v"
+                          " WHERE v.name = 'v-other'",
+                          err, sizeof err),
+                   0);
+  ck_assert_msg(strstr(err, "may not write attestations of verifier"), "%s", err);
+  /* The lifecycle as loaded: in force is 0, a retirement its time. */
+  ck_assert_int_eq(tu_cli(W.log, "landmark", "retire", "--db", W.conninfo, "--name", "lm-orly",
+                          "--at", "1970-01-01 00:00:02+00", NULL),
+                   0);
+  cl_vworld w;
+  char lerr[512] = "";
+  int64_t vid = 0;
+  cl_key *vk = tu_key_load(vkey);
+  ck_assert_int_eq(cl_vstore_verifier_find(W.s, cl_key_public(vk), &vid, lerr, sizeof lerr),
+                   CL_OK);
+  ck_assert_int_eq(cl_store_begin(W.s, lerr, sizeof lerr), CL_OK);
+  ck_assert_msg(cl_vstore_load(W.s, vid, W.now_ns, 300000000000ull, NULL, &w, lerr,
+                               sizeof lerr) == CL_OK,
+                "%s", lerr);
+  cl_store_rollback(W.s);
+  for (size_t i = 0; i < w.n_landmarks; i++) {
+    if (strcmp(w.landmarks[i].name, "lm-orly") == 0)
+      ck_assert_uint_eq(w.landmarks[i].key.retired_ns, 2000000000ull);
+    else
+      ck_assert_msg(w.landmarks[i].key.retired_ns == 0, "%s loaded as retired at %llu",
+                    w.landmarks[i].name, (unsigned long long)w.landmarks[i].key.retired_ns);
+  }
+  ck_assert_uint_eq(w.n_landmarks, N_LM);
+  cl_vworld_free(&w);
+  cl_key_destroy(&vk);
+  free(login);
+  world_fini();
+}
+END_TEST
+
 int main(void) {
   if (sodium_init() < 0) return EXIT_FAILURE;
   Suite *s = suite_create("trust");
@@ -515,6 +606,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_forged_rows_change_nothing);
   tcase_add_test(tc, test_clock_ahead);
+  tcase_add_test(tc, test_verifier_binding);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

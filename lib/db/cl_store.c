@@ -278,7 +278,9 @@ int cl_store_landmark_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_
 
 int cl_store_check_login(cl_store *s, const char *role, char *err, size_t errlen) {
   const char *vals[1] = {role};
-  PGresult *r = PQexecParams(s->conn, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1::name",
+  PGresult *r = PQexecParams(s->conn,
+                             "SELECT r.rolcanlogin AND NOT EXISTS (SELECT 1 FROM pg_auth_members m"
+                             " WHERE m.roleid = r.oid) FROM pg_roles r WHERE r.rolname = $1::name",
                              1, NULL, vals, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, "looking up role", err, errlen);
   int rc = CL_OK;
@@ -288,7 +290,9 @@ int cl_store_check_login(cl_store *s, const char *role, char *err, size_t errlen
   } else if (PQgetvalue(r, 0, 0)[0] != 't') {
     /* Every member of a group may SET ROLE to it: binding a group would let
      * all of them write in the bound name. */
-    cl_err_set(err, errlen, "role %s cannot log in (a group role?); bind the login role itself",
+    cl_err_set(err, errlen,
+               "role %s cannot log in or has members (a group role?); bind a login role "
+               "without members",
                role);
     rc = CL_EINVAL;
   }

@@ -36,7 +36,6 @@ int cl_store_migrate(cl_store *s, int *applied, char *err, size_t errlen);
  * coordinates out of range. */
 int cl_store_landmark_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_LEN], double lat,
                           double lon, int64_t *id, char *err, size_t errlen);
-/* Looks a landmark up by key. CL_ENOTFOUND if it is not registered. */
 /* Binds the database login role `role` to the landmark named `name`: from
  * then on that role may write measurements and links of this landmark only
  * (schema 0004's guard), besides any other landmark it is bound to (the
@@ -44,8 +43,9 @@ int cl_store_landmark_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_
  * landmark. */
 int cl_store_landmark_bind(cl_store *s, const char *name, const char *role, char *err,
                            size_t errlen);
-/* CL_OK when `role` exists and can log in; CL_ENOTFOUND, or CL_EINVAL for a
- * group role (its members could all SET ROLE to it), with err set. */
+/* CL_OK when `role` exists, can log in and has no members; CL_ENOTFOUND,
+ * or CL_EINVAL for a group role or one with members (its members could all
+ * SET ROLE to it), with err set. */
 int cl_store_check_login(cl_store *s, const char *role, char *err, size_t errlen);
 /* Retires (revoke = 0) or revokes (revoke = 1) the landmark named `name`
  * with effect from `at` (a PostgreSQL timestamptz literal; NULL: now):
@@ -61,6 +61,7 @@ int cl_store_landmark_retire(cl_store *s, const char *name, const char *at, int 
  * CL_EPERM with err naming the role and the `chiploc landmark bind` that
  * fixes it. */
 int cl_store_landmark_may_write(cl_store *s, int64_t landmark_id, char *err, size_t errlen);
+/* Looks a landmark up by key. CL_ENOTFOUND if it is not registered. */
 int cl_store_landmark_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *id, char *err,
                            size_t errlen);
 /* Enrols a chip with its declared site. CL_EEXIST if the key is enrolled. */

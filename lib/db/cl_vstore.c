@@ -13,10 +13,12 @@
 
 /* A timestamptz as unix ns (bigint), clamped to what 64 bits of ns hold:
  * an infinite or far time written by someone with the rights to do so
- * must not fail the query, and so every round. SQL text around a column. */
-#define UNIX_NS(col)                                                                    \
-  "(extract(epoch FROM greatest(least(" col ", '2262-04-11 00:00:00+00'::timestamptz), " \
-  "'1970-01-01 00:00:00+00'::timestamptz)) * 1e9)::bigint"
+ * must not fail the query, and so every round. NULL stays NULL (least and
+ * greatest alone would turn it into the clamp). SQL text around a column. */
+#define UNIX_NS(col)                                                                        \
+  "(CASE WHEN " col " IS NULL THEN NULL ELSE (extract(epoch FROM greatest(least(" col ", "     \
+  "'2262-04-11 00:00:00+00'::timestamptz), '1970-01-01 00:00:00+00'::timestamptz)) * 1e9)" \
+  "::bigint END)"
 
 /* Writes "what: server message" into err, clears r (which may be NULL) and
  * returns code. */
@@ -481,8 +483,9 @@ static cl_vlandmark *find_landmark_rw(cl_vworld *w, int64_t id) {
 /* (chip, landmark) pairs whose candidates were all refused: they get a
  * second, deeper read. Text arrays for the query, built as pairs come. */
 typedef struct {
-  char *chips, *landmarks;
-  size_t len_c, len_l, cap_c, cap_l, n;
+  /* chip ids, landmark ids, and the RTT and id of the last row read */
+  char *col[4];
+  size_t len[4], cap[4], n;
   int oom;
 } pair_list;
 
@@ -504,16 +507,15 @@ static void pl_add_one(char **buf, size_t *len, size_t *cap, int64_t v, int firs
   (*buf)[*len] = '\0';
 }
 
-static void pl_add(pair_list *p, int64_t chip, int64_t landmark) {
-  if (p->oom) return;
-  pl_add_one(&p->chips, &p->len_c, &p->cap_c, chip, p->n == 0, &p->oom);
-  pl_add_one(&p->landmarks, &p->len_l, &p->cap_l, landmark, p->n == 0, &p->oom);
+static void pl_add(pair_list *p, int64_t chip, int64_t landmark, int64_t rtt, int64_t id) {
+  int64_t v[4] = {chip, landmark, rtt, id};
+  for (int k = 0; k < 4 && !p->oom; k++)
+    pl_add_one(&p->col[k], &p->len[k], &p->cap[k], v[k], p->n == 0, &p->oom);
   if (!p->oom) p->n++;
 }
 
 static void pl_free(pair_list *p) {
-  free(p->chips);
-  free(p->landmarks);
+  for (int k = 0; k < 4; k++) free(p->col[k]);
   memset(p, 0, sizeof *p);
 }
 
@@ -544,6 +546,7 @@ static int fill_minima(cl_vworld *w, cl_evcache *ev, PGresult *r, pair_list *ref
     else if (ch) ch->mins = nm;
     int64_t group = -1; /* the landmark of the rows being read, and how they fared */
     int group_rows = 0, group_believed = 0;
+    int64_t group_rtt = 0, group_id = 0; /* its last row read */
     for (int k = i; k <= j && ch && rc == CL_OK; k++) {
       int64_t landmark_id = -1, id;
       if (k < j && int8_col(r, k, 1, &landmark_id) != CL_OK) {
@@ -553,7 +556,7 @@ static int fill_minima(cl_vworld *w, cl_evcache *ev, PGresult *r, pair_list *ref
       }
       if (landmark_id != group) {
         if (refused && group >= 0 && group_rows >= CL_VSTORE_CANDIDATES && !group_believed)
-          pl_add(refused, ch->in.chip_id, group);
+          pl_add(refused, ch->in.chip_id, group, group_rtt, group_id);
         group = landmark_id, group_rows = 0, group_believed = 0;
       }
       if (k == j) break;
@@ -573,6 +576,7 @@ static int fill_minima(cl_vworld *w, cl_evcache *ev, PGresult *r, pair_list *ref
       memcpy(m.ch.landmark, l->pk, CL_PK_LEN);
       memcpy(m.ch.chip, ch->in.pk, CL_PK_LEN);
       group_rows++;
+      group_rtt = (int64_t)m.rtt_ns, group_id = id;
       if (!believe(w, ev, l, &m, inserted_ns)) continue;
       group_believed = 1;
       cl_verify_min *mn = &ch->mins[ch->in.n_mins++];
@@ -629,24 +633,27 @@ static int load_measurements(PGconn *c, cl_vworld *w, cl_evcache *ev, const char
     /* Pairs whose fastest rows were all refused: read deeper, so that a few
      * fast rows of garbage in a landmark's name do not take its genuine
      * bound out of the round. */
+    /* The rows after the last one read, in the same order: a new snapshot
+     * (the round reads in READ COMMITTED) cannot make it read one twice. */
     char deep[16];
-    snprintf(deep, sizeof deep, "%d", CL_VSTORE_CANDIDATES + CL_VSTORE_DEEPER);
-    strcat(refused.chips, "}");
-    strcat(refused.landmarks, "}");
-    const char *const p2[6] = {window[0], window[1], cand, deep, refused.chips,
-                               refused.landmarks};
+    snprintf(deep, sizeof deep, "%d", CL_VSTORE_DEEPER);
+    for (int k = 0; k < 4; k++) strcat(refused.col[k], "}");
+    const char *const p2[7] = {window[0],        window[1],        deep,           refused.col[0],
+                               refused.col[1], refused.col[2], refused.col[3]};
     rc = query_rows(
         c, "load measurements (deeper)",
         "SELECT chip_id, landmark_id, " SIGNED_ROW_COLUMNS " FROM ("
         "SELECT m.*, row_number() OVER (PARTITION BY m.chip_id, m.landmark_id "
         "ORDER BY m.rtt_ns, m.id) AS k FROM measurements m "
-        "JOIN unnest($5::bigint[], $6::bigint[]) AS p(chip_id, landmark_id) "
+        "JOIN unnest($4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) "
+        "AS p(chip_id, landmark_id, rtt_ns, id) "
         "ON m.chip_id = p.chip_id AND m.landmark_id = p.landmark_id "
+        "AND (m.rtt_ns, m.id) > (p.rtt_ns, p.id) "
         "WHERE m.measured_at_ns > $1::bigint AND m.measured_at_ns <= $2::bigint "
         "AND m.measured_at > to_timestamp($1::bigint / 1e9) - interval '1 second' "
         "AND m.measured_at <= to_timestamp($2::bigint / 1e9) + interval '1 second') s "
-        "WHERE k > $3::integer AND k <= $4::integer ORDER BY chip_id, landmark_id, rtt_ns, id",
-        6, p2, 1, &r, err, errlen);
+        "WHERE k <= $3::integer ORDER BY chip_id, landmark_id, rtt_ns, id",
+        7, p2, 1, &r, err, errlen);
     if (rc == CL_OK) {
       rc = fill_minima(w, ev, r, NULL, err, errlen);
       PQclear(r);
