@@ -10,6 +10,7 @@
  */
 #include "chiploc_cli.h"
 #include "chiploc_cmds.h"
+#include "cl_clock.h"
 #include "cl_config.h"
 #include "cl_err.h"
 #include "cl_geo.h"
@@ -165,12 +166,6 @@ typedef struct {
  * chips before their measurements exist, and later rounds would be skipped
  * as already attested. */
 #define CLOCK_AHEAD_SLACK_NS 2000000000ull
-
-static uint64_t now_unix_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 typedef struct {
   size_t chips, written, skipped, alerts_open;
@@ -555,7 +550,7 @@ static int start_metrics(verifier *v, const char *host, int port) {
 
 static void on_timer(uv_timer_t *t) {
   verifier *v = t->data;
-  uint64_t now = now_unix_ns();
+  uint64_t now = cl_clock_unix_ns();
   uint64_t round_end = (now - v->settle_ns) / v->interval_ns * v->interval_ns;
   char err[512];
   if (round_end > v->last_round) {
@@ -589,7 +584,7 @@ static void on_timer(uv_timer_t *t) {
 /* Arms the timer for the next round boundary plus the settle time, or one
  * second from now when a failed round must be retried. */
 static void schedule(verifier *v) {
-  uint64_t now = now_unix_ns();
+  uint64_t now = cl_clock_unix_ns();
   uint64_t next = ((now - v->settle_ns) / v->interval_ns + 1) * v->interval_ns + v->settle_ns;
   uint64_t delay_ms = (next - now) / 1000000ull + 1;
   uint64_t due_round = (now - v->settle_ns) / v->interval_ns * v->interval_ns;
@@ -753,7 +748,7 @@ int cmd_verify(int argc, char **argv) {
   if (!follow) {
     int rc = ensure_db(&v, err, sizeof err);
     round_summary sum;
-    uint64_t end = round_end_text ? (uint64_t)(round_end_s * 1e9) : now_unix_ns() - v.settle_ns;
+    uint64_t end = round_end_text ? (uint64_t)(round_end_s * 1e9) : cl_clock_unix_ns() - v.settle_ns;
     uint64_t round_end = end / v.interval_ns * v.interval_ns;
     if (rc == CL_OK) rc = run_round(&v, round_end, &sum, !quiet, err, sizeof err);
     if (rc != CL_OK) {

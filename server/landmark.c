@@ -274,9 +274,7 @@ static void lm_random(void *ctx, void *buf, size_t n) {
 
 static uint64_t lm_unix_ns(void *ctx) {
   (void)ctx;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  return cl_clock_unix_ns();
 }
 
 /* ---- the thread pool --------------------------------------------------------- */

@@ -52,12 +52,6 @@ typedef struct {
 
 static world W;
 
-static uint64_t now_unix_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void sqlf(const char *conninfo, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sqlf(const char *conninfo, const char *fmt, ...) {
   char sql[4096], err[512] = "";
@@ -112,45 +106,38 @@ static cl_measurement record(const chip *c, const cl_key *signer, const cl_key *
   return m;
 }
 
-static void hex(char *out, const uint8_t *b, size_t n) { cl_hex_encode(out, b, n); }
-
-/* The INSERT of a measurement row naming landmark_id for chip_id. */
-static void insert_sql(char *sql, size_t len, int64_t chip_id, int64_t landmark_id,
-                       const cl_measurement *m) {
+/*
+ * The INSERT of a signed row: a measurement (link = 0) of chip `subject`
+ * naming landmark `signer`, or a link (link = 1) from landmark `signer` to
+ * landmark `subject` (ids).
+ */
+static void row_sql(char *sql, size_t len, int link, int64_t subject, int64_t signer,
+                    const cl_measurement *m) {
   char nonce[2 * CL_NONCE_LEN + 1], chs[2 * CL_SIG_LEN + 1], cs[2 * CL_SIG_LEN + 1],
       ls[2 * CL_SIG_LEN + 1];
-  hex(nonce, m->ch.nonce, CL_NONCE_LEN);
-  hex(chs, m->ch.sig, CL_SIG_LEN);
-  hex(cs, m->chip_sig, CL_SIG_LEN);
-  hex(ls, m->sig, CL_SIG_LEN);
+  cl_hex_encode(nonce, m->ch.nonce, CL_NONCE_LEN);
+  cl_hex_encode(chs, m->ch.sig, CL_SIG_LEN);
+  cl_hex_encode(cs, m->chip_sig, CL_SIG_LEN);
+  cl_hex_encode(ls, m->sig, CL_SIG_LEN);
   snprintf(sql, len,
-           "INSERT INTO measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
-           " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m, probe_count,"
-           " measured_at, measured_at_ns, landmark_sig) VALUES (%" PRId64 ", %" PRId64
-           ", '\\x%s', %" PRIu64 ", %" PRIu64 ", '\\x%s', '\\x%s', %" PRIu64 ", %" PRIu64
-           ", 2e8, 1, %" PRIu32 ", to_timestamp(%" PRIu64 " / 1e9), %" PRIu64 ", '\\x%s')",
-           chip_id, landmark_id, nonce, m->ch.seq, m->ch.issued_unix_ns, chs, cs, m->rtt_ns,
-           cl_bound_m(m->rtt_ns, CL_SPEED_C), m->probe_count, m->measured_unix_ns,
-           m->measured_unix_ns, ls);
+           "INSERT INTO %s, nonce, seq, issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m,"
+           "%s probe_count, measured_at, measured_at_ns, landmark_sig) VALUES (%" PRId64
+           ", %" PRId64 ", '\\x%s', %" PRIu64 ", %" PRIu64 ", '\\x%s', '\\x%s', %" PRIu64
+           ", %" PRIu64 ",%s %" PRIu32 ", to_timestamp(%" PRIu64 " / 1e9), %" PRIu64 ", '\\x%s')",
+           link ? "landmark_links (to_landmark_id, from_landmark_id"
+                : "measurements (chip_id, landmark_id",
+           link ? "" : " est_speed_m_s, est_bound_m,", subject, signer, nonce, m->ch.seq,
+           m->ch.issued_unix_ns, chs, cs, m->rtt_ns, cl_bound_m(m->rtt_ns, CL_SPEED_C),
+           link ? "" : " 2e8, 1,", m->probe_count, m->measured_unix_ns, m->measured_unix_ns, ls);
 }
 
-/* The INSERT of a landmark link from landmark `from` to landmark `to`. */
+static void insert_sql(char *sql, size_t len, int64_t chip_id, int64_t landmark_id,
+                       const cl_measurement *m) {
+  row_sql(sql, len, 0, chip_id, landmark_id, m);
+}
+
 static void insert_link_sql(char *sql, size_t len, int from, int to, const cl_measurement *m) {
-  char nonce[2 * CL_NONCE_LEN + 1], chs[2 * CL_SIG_LEN + 1], cs[2 * CL_SIG_LEN + 1],
-      ls[2 * CL_SIG_LEN + 1];
-  hex(nonce, m->ch.nonce, CL_NONCE_LEN);
-  hex(chs, m->ch.sig, CL_SIG_LEN);
-  hex(cs, m->chip_sig, CL_SIG_LEN);
-  hex(ls, m->sig, CL_SIG_LEN);
-  snprintf(sql, len,
-           "INSERT INTO landmark_links (from_landmark_id, to_landmark_id, nonce, seq, issued_at_ns,"
-           " challenge_sig, chip_sig, rtt_ns, bound_m, probe_count, measured_at, measured_at_ns,"
-           " landmark_sig) VALUES (%" PRId64 ", %" PRId64 ", '\\x%s', %" PRIu64 ", %" PRIu64
-           ", '\\x%s', '\\x%s', %" PRIu64 ", %" PRIu64 ", %" PRIu32 ", to_timestamp(%" PRIu64
-           " / 1e9), %" PRIu64 ", '\\x%s')",
-           W.lm_id[from], W.lm_id[to], nonce, m->ch.seq, m->ch.issued_unix_ns, chs, cs, m->rtt_ns,
-           cl_bound_m(m->rtt_ns, CL_SPEED_C), m->probe_count, m->measured_unix_ns,
-           m->measured_unix_ns, ls);
+  row_sql(sql, len, 1, W.lm_id[to], W.lm_id[from], m);
 }
 
 /* Inserts as the database's owner: what a login with more rights than a
@@ -211,7 +198,7 @@ static void world_init(const char *db) {
                   "%s", err);
   }
   ck_assert_msg(cl_store_region_put(W.s, "FRA", FRANCE, 5, err, sizeof err) == CL_OK, "%s", err);
-  W.now_ns = now_unix_ns();
+  W.now_ns = tu_unix_ns();
 }
 
 static void world_fini(void) {
@@ -476,7 +463,7 @@ START_TEST(test_clock_ahead) {
   char *vkey = verifier_key();
   char vlog[512], ahead[32];
   snprintf(vlog, sizeof vlog, "%s/verify-clock.log", W.dir);
-  snprintf(ahead, sizeof ahead, "%llu", (unsigned long long)(now_unix_ns() / 1000000000ull + 3600));
+  snprintf(ahead, sizeof ahead, "%llu", (unsigned long long)(tu_unix_ns() / 1000000000ull + 3600));
   ck_assert_int_eq(tu_cli(vlog, "verify", "--db", W.conninfo, "--key", vkey, "--round-end", ahead,
                           NULL),
                    1);

@@ -14,3 +14,9 @@ uint64_t cl_clock_raw_ns(void) {
   if (clock_gettime(CLOCK_MONOTONIC_RAW, &ts) != 0) abort();
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+uint64_t cl_clock_unix_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

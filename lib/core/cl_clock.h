@@ -20,5 +20,8 @@
 /* Nanoseconds of CLOCK_MONOTONIC_RAW (an arbitrary origin; never goes
  * back). Cheap enough for every event (a vDSO call on Linux). */
 uint64_t cl_clock_raw_ns(void);
+/* Nanoseconds since the Unix epoch (CLOCK_REALTIME): the time written in
+ * records and logs, never used to time a probe. */
+uint64_t cl_clock_unix_ns(void);
 
 #endif

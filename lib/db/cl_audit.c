@@ -465,10 +465,7 @@ static void read_signed_row(const PGresult *r, int base, signed_row *row) {
  * PROTOCOL.md §11 (not measured after the landmark's retirement, not
  * received after its revocation), as cl_evidence_judge applies them. */
 static int key_in_force(const signed_row *row) {
-  const cl_ev_key_state *k = &row->key;
-  if (k->retired_ns && row->m.measured_unix_ns > k->retired_ns) return 0;
-  if (k->retired_ns && k->revoked && row->inserted_ns > k->retired_ns) return 0;
-  return 1;
+  return cl_ev_key_check(&row->key, row->m.measured_unix_ns, row->inserted_ns) == CL_EV_OK;
 }
 
 /* How a row of measurements or landmark_links fares, best last. */

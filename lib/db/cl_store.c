@@ -300,28 +300,44 @@ int cl_store_check_login(cl_store *s, const char *role, char *err, size_t errlen
   return rc;
 }
 
-int cl_store_landmark_bind(cl_store *s, const char *name, const char *role, char *err,
-                           size_t errlen) {
-  if (!s || !name || !role) return CL_EINVAL;
+/* What a login can be bound to: the registry, the table its rows go to,
+ * and the words of the messages. */
+static const struct {
+  const char *registry, *owned, *noun, *rows;
+} BINDINGS[] = {
+    [CL_STORE_BIND_LANDMARK] = {"landmarks", "measurements", "landmark", "rows"},
+    [CL_STORE_BIND_VERIFIER] = {"verifiers", "attestations", "verifier", "attestations"},
+};
+
+int cl_store_bind(cl_store *s, cl_store_binding b, const char *name, const char *role, char *err,
+                  size_t errlen) {
+  if (!s || !name || !role || (b != CL_STORE_BIND_LANDMARK && b != CL_STORE_BIND_VERIFIER))
+    return CL_EINVAL;
   if (!role[0]) {
     cl_err_set(err, errlen, "database role is empty");
     return CL_EINVAL;
   }
   int rc = cl_store_check_login(s, role, err, errlen);
   if (rc != CL_OK) return rc;
+  char sql[160], what[40];
+  snprintf(sql, sizeof sql, "UPDATE %s SET db_role = $2::name WHERE name = $1::text RETURNING id",
+           BINDINGS[b].registry);
+  snprintf(what, sizeof what, "binding %s", BINDINGS[b].noun);
   const char *vals[2] = {name, role};
-  PGresult *r = PQexecParams(s->conn,
-                             "UPDATE landmarks SET db_role = $2::name WHERE name = $1::text"
-                             " RETURNING id",
-                             2, NULL, vals, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, "binding landmark", err, errlen);
+  PGresult *r = PQexecParams(s->conn, sql, 2, NULL, vals, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, what, err, errlen);
   int found = PQntuples(r) == 1;
   PQclear(r);
   if (!found) {
-    cl_err_set(err, errlen, "no landmark named %s", name);
+    cl_err_set(err, errlen, "no %s named %s", BINDINGS[b].noun, name);
     return CL_ENOTFOUND;
   }
   return CL_OK;
+}
+
+int cl_store_landmark_bind(cl_store *s, const char *name, const char *role, char *err,
+                           size_t errlen) {
+  return cl_store_bind(s, CL_STORE_BIND_LANDMARK, name, role, err, errlen);
 }
 
 int cl_store_landmark_retire(cl_store *s, const char *name, const char *at, int revoke,
@@ -358,28 +374,36 @@ int cl_store_landmark_retire(cl_store *s, const char *name, const char *at, int 
   return CL_OK;
 }
 
-int cl_store_landmark_may_write(cl_store *s, int64_t landmark_id, char *err, size_t errlen) {
-  char sid[24];
-  snprintf(sid, sizeof sid, "%" PRId64, landmark_id);
+int cl_store_may_write(cl_store *s, cl_store_binding b, int64_t id, char *err, size_t errlen) {
+  if (!s || (b != CL_STORE_BIND_LANDMARK && b != CL_STORE_BIND_VERIFIER)) return CL_EINVAL;
+  char sid[24], sql[512], what[64];
+  snprintf(sid, sizeof sid, "%" PRId64, id);
+  /* The rule of schema 0004's guards, asked before the first write. */
+  snprintf(sql, sizeof sql,
+           "SELECT pg_has_role(current_user, 'chiploc_admin', 'MEMBER')"
+           " OR pg_has_role(current_user, (SELECT relowner FROM pg_class"
+           "   WHERE oid = '%s'::regclass), 'MEMBER')"
+           " OR EXISTS (SELECT 1 FROM %s WHERE id = $1::bigint AND db_role = current_user),"
+           " current_user, (SELECT name FROM %s WHERE id = $1::bigint)",
+           BINDINGS[b].owned, BINDINGS[b].registry, BINDINGS[b].registry);
+  snprintf(what, sizeof what, "checking the %s's database role", BINDINGS[b].noun);
   const char *vals[1] = {sid};
-  PGresult *r = PQexecParams(
-      s->conn,
-      "SELECT pg_has_role(current_user, 'chiploc_admin', 'MEMBER')"
-      " OR pg_has_role(current_user, (SELECT relowner FROM pg_class"
-      "   WHERE oid = 'measurements'::regclass), 'MEMBER')"
-      " OR EXISTS (SELECT 1 FROM landmarks WHERE id = $1::bigint AND db_role = current_user),"
-      " current_user, (SELECT name FROM landmarks WHERE id = $1::bigint)",
-      1, NULL, vals, NULL, NULL, 0);
+  PGresult *r = PQexecParams(s->conn, sql, 1, NULL, vals, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-    return fail(s, r, "checking the landmark's database role", err, errlen);
+    return fail(s, r, what, err, errlen);
   int ok = PQgetvalue(r, 0, 0)[0] == 't';
   if (!ok)
     cl_err_set(err, errlen,
-               "database role %s may not write rows of landmark %s; run: chiploc landmark bind "
-               "--name %s --db-role %s",
-               PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 1));
+               "database role %s may not write %s of %s %s; run: chiploc %s bind --name %s "
+               "--db-role %s",
+               PQgetvalue(r, 0, 1), BINDINGS[b].rows, BINDINGS[b].noun, PQgetvalue(r, 0, 2),
+               BINDINGS[b].noun, PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 1));
   PQclear(r);
   return ok ? CL_OK : CL_EPERM;
+}
+
+int cl_store_landmark_may_write(cl_store *s, int64_t landmark_id, char *err, size_t errlen) {
+  return cl_store_may_write(s, CL_STORE_BIND_LANDMARK, landmark_id, err, errlen);
 }
 
 int cl_store_landmark_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *id, char *err,

@@ -43,6 +43,20 @@ int cl_store_landmark_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_
  * landmark. */
 int cl_store_landmark_bind(cl_store *s, const char *name, const char *role, char *err,
                            size_t errlen);
+/* What a database login can be bound to (schema 0004's guards): a landmark,
+ * whose measurements and links it may then write, or a verifier, whose
+ * attestations it may then write. */
+typedef enum { CL_STORE_BIND_LANDMARK = 0, CL_STORE_BIND_VERIFIER } cl_store_binding;
+/* Binds login `role` to the landmark or verifier named `name`.
+ * CL_ENOTFOUND (no such entry or role), CL_EINVAL (an empty or group
+ * role). cl_store_landmark_bind and cl_vstore_verifier_bind are this. */
+int cl_store_bind(cl_store *s, cl_store_binding b, const char *name, const char *role, char *err,
+                  size_t errlen);
+/* CL_OK when this connection's login may write the rows of landmark or
+ * verifier `id` (bound to it, a member of chiploc_admin or of the tables'
+ * owner), else CL_EPERM with err naming the `chiploc ... bind` that fixes
+ * it; other codes when the check itself fails. */
+int cl_store_may_write(cl_store *s, cl_store_binding b, int64_t id, char *err, size_t errlen);
 /* CL_OK when `role` exists, can log in and has no members; CL_ENOTFOUND,
  * or CL_EINVAL for a group role or one with members (its members could all
  * SET ROLE to it), with err set. */

@@ -89,54 +89,13 @@ int cl_vstore_verifier_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *i
   return CL_OK;
 }
 
-static int query_rows(PGconn *c, const char *what, const char *sql, int nparams,
-                      const char *const *params, int binary, PGresult **out, char *err,
-                      size_t errlen);
-
 int cl_vstore_verifier_bind(cl_store *s, const char *name, const char *role, char *err,
                             size_t errlen) {
-  int rc = cl_store_check_login(s, role, err, errlen);
-  if (rc != CL_OK) return rc;
-  PGconn *c = cl_store_pgconn(s);
-  const char *v[2] = {name, role};
-  PGresult *r = PQexecParams(c,
-                             "UPDATE verifiers SET db_role = $2::name WHERE name = $1::text "
-                             "RETURNING id",
-                             2, NULL, v, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "verifier bind");
-  int found = PQntuples(r) == 1;
-  PQclear(r);
-  if (!found) {
-    cl_err_set(err, errlen, "no verifier named %s", name);
-    return CL_ENOTFOUND;
-  }
-  return CL_OK;
+  return cl_store_bind(s, CL_STORE_BIND_VERIFIER, name, role, err, errlen);
 }
 
 int cl_vstore_verifier_may_write(cl_store *s, int64_t id, char *err, size_t errlen) {
-  PGconn *c = cl_store_pgconn(s);
-  char sid[24];
-  snprintf(sid, sizeof sid, "%lld", (long long)id);
-  const char *v[1] = {sid};
-  PGresult *r;
-  int rc = query_rows(c, "verifier role",
-                      "SELECT pg_has_role(current_user, 'chiploc_admin', 'MEMBER') "
-                      "OR pg_has_role(current_user, (SELECT relowner FROM pg_class "
-                      "WHERE oid = 'attestations'::regclass), 'MEMBER') "
-                      "OR EXISTS (SELECT 1 FROM verifiers WHERE id = $1::bigint "
-                      "AND db_role = current_user), current_user, "
-                      "(SELECT name FROM verifiers WHERE id = $1::bigint)",
-                      1, v, 0, &r, err, errlen);
-  if (rc != CL_OK) return rc;
-  if (PQgetvalue(r, 0, 0)[0] != 't') {
-    cl_err_set(err, errlen,
-               "database role %s may not write attestations of verifier %s; run: chiploc "
-               "verifier bind --name %s --db-role %s",
-               PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 1));
-    rc = CL_EPERM;
-  }
-  PQclear(r);
-  return rc;
+  return cl_store_may_write(s, CL_STORE_BIND_VERIFIER, id, err, errlen);
 }
 
 int cl_vstore_lock(cl_store *s, int64_t verifier_id, char *err, size_t errlen) {
@@ -776,10 +735,7 @@ static int load_links(PGconn *c, cl_vworld *w, cl_evcache *ev, const char *const
     memcpy(m.ch.landmark, lf->pk, CL_PK_LEN);
     memcpy(m.ch.chip, lt->pk, CL_PK_LEN);
     /* The probed landmark's key answers for it: it must be in force too. */
-    cl_ev_reason peer = CL_EV_OK;
-    if (lt->key.retired_ns && m.measured_unix_ns > lt->key.retired_ns) peer = CL_EV_RETIRED;
-    else if (lt->key.retired_ns && lt->key.revoked && inserted_ns > lt->key.retired_ns)
-      peer = CL_EV_REVOKED;
+    cl_ev_reason peer = cl_ev_key_check(&lt->key, m.measured_unix_ns, inserted_ns);
     if (peer != CL_EV_OK) {
       w->judged++;
       lt->rejected[peer]++;

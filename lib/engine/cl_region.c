@@ -27,6 +27,7 @@
  */
 #include "cl_region.h"
 #include "cl_err.h"
+#include "cl_layout.h"
 
 #include <float.h>
 #include <math.h>
@@ -748,11 +749,8 @@ static void hash_be32(crypto_hash_sha256_state *st, uint32_t v) {
 
 /* The IEEE-754 bits of v, big-endian. */
 static void hash_double(crypto_hash_sha256_state *st, double v) {
-  uint64_t bits;
-  _Static_assert(sizeof bits == sizeof v, "double is 64 bits");
-  memcpy(&bits, &v, sizeof bits);
   uint8_t b[8];
-  for (int i = 0; i < 8; i++) b[i] = (uint8_t)(bits >> (56 - 8 * i));
+  cl_put_be64_double(b, v);
   crypto_hash_sha256_update(st, b, sizeof b);
 }
 

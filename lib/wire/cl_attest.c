@@ -150,18 +150,11 @@ int cl_attest_digest_sigs(const uint8_t (*sigs)[CL_SIG_LEN], size_t n, uint8_t o
 /* ---- version 2 digests ------------------------------------------------------ */
 
 /* The IEEE-754 bits of v, big-endian. */
-static void put_double(uint8_t out[8], double v) {
-  uint64_t bits;
-  _Static_assert(sizeof bits == sizeof v, "double is 64 bits");
-  memcpy(&bits, &v, sizeof bits);
-  cl_put_be64(out, bits);
-}
-
 void cl_attest_digest_site(double lat, double lon, uint8_t out[CL_HASH_LEN]) {
   uint8_t buf[sizeof CL_CTX_DIGEST_SITE + 16];
   memcpy(buf, CL_CTX_DIGEST_SITE, sizeof CL_CTX_DIGEST_SITE);
-  put_double(buf + sizeof CL_CTX_DIGEST_SITE, lat);
-  put_double(buf + sizeof CL_CTX_DIGEST_SITE + 8, lon);
+  cl_put_be64_double(buf + sizeof CL_CTX_DIGEST_SITE, lat);
+  cl_put_be64_double(buf + sizeof CL_CTX_DIGEST_SITE + 8, lon);
   crypto_hash_sha256(out, buf, sizeof buf);
 }
 
@@ -180,8 +173,8 @@ int cl_attest_digest_landmarks(const cl_attest_landmark *lms, size_t n, uint8_t 
   for (size_t i = 0; i < n; i++) {
     uint8_t *e = entries + i * LANDMARK_ENTRY_LEN;
     memcpy(e, lms[i].pk, CL_PK_LEN);
-    put_double(e + CL_PK_LEN, lms[i].lat);
-    put_double(e + CL_PK_LEN + 8, lms[i].lon);
+    cl_put_be64_double(e + CL_PK_LEN, lms[i].lat);
+    cl_put_be64_double(e + CL_PK_LEN + 8, lms[i].lon);
   }
   int rc = digest_sorted(CL_CTX_DIGEST_LANDMARKS, sizeof CL_CTX_DIGEST_LANDMARKS, entries, n,
                          LANDMARK_ENTRY_LEN, out, cmp_landmark_entry);

@@ -114,13 +114,20 @@ static cl_ev_reason check_signatures(const cl_measurement *m, const uint8_t *lay
   return CL_EV_OK;
 }
 
+cl_ev_reason cl_ev_key_check(const cl_ev_key_state *k, uint64_t measured_ns,
+                             uint64_t inserted_ns) {
+  if (k->retired_ns && measured_ns > k->retired_ns) return CL_EV_RETIRED;
+  if (k->retired_ns && k->revoked && inserted_ns > k->retired_ns) return CL_EV_REVOKED;
+  return CL_EV_OK;
+}
+
 cl_ev_reason cl_evidence_judge(cl_evcache *c, const cl_measurement *m, const cl_ev_key_state *k,
                                uint64_t inserted_ns) {
   if (m->measured_unix_ns > inserted_ns &&
       m->measured_unix_ns - inserted_ns > CL_EV_FUTURE_SLACK_NS)
     return CL_EV_FUTURE;
-  if (k->retired_ns && m->measured_unix_ns > k->retired_ns) return CL_EV_RETIRED;
-  if (k->retired_ns && k->revoked && inserted_ns > k->retired_ns) return CL_EV_REVOKED;
+  cl_ev_reason life = cl_ev_key_check(k, m->measured_unix_ns, inserted_ns);
+  if (life != CL_EV_OK) return life;
   uint8_t layout[CL_MEASUREMENT_LAYOUT_LEN];
   size_t n = cl_layout_measurement(layout, m);
   if (!c) return check_signatures(m, layout, n);

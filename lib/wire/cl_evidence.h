@@ -43,6 +43,13 @@ typedef struct {
   int revoked;         /* retired_ns is a revocation */
 } cl_ev_key_state;
 
+/* Checks 2 and 3 alone: CL_EV_OK while the key counted for a row measured
+ * at measured_ns and received at inserted_ns, else CL_EV_RETIRED or
+ * CL_EV_REVOKED. The verifier (for the signer and, of a link, the probed
+ * landmark) and the audit both judge lifecycles with it. */
+cl_ev_reason cl_ev_key_check(const cl_ev_key_state *k, uint64_t measured_ns,
+                             uint64_t inserted_ns);
+
 typedef struct cl_evcache cl_evcache;
 
 /* NULL when out of memory. */

@@ -11,6 +11,13 @@ void cl_put_be64(uint8_t *p, uint64_t v) {
   }
 }
 
+void cl_put_be64_double(uint8_t *p, double v) {
+  uint64_t bits;
+  _Static_assert(sizeof bits == sizeof v, "double is 64 bits");
+  memcpy(&bits, &v, sizeof bits);
+  cl_put_be64(p, bits);
+}
+
 void cl_put_be32(uint8_t *p, uint32_t v) {
   for (int i = 3; i >= 0; i--) {
     p[i] = (uint8_t)(v & 0xff);

@@ -73,6 +73,9 @@ void cl_measurement_sign(cl_measurement *m, const cl_key *landmark);
 int cl_measurement_verify(const cl_measurement *m);
 
 void cl_put_be64(uint8_t *p, uint64_t v);
+/* The 64 bits of an IEEE-754 double, big-endian: how digests encode a
+ * position or a vertex exactly. */
+void cl_put_be64_double(uint8_t *p, double v);
 void cl_put_be32(uint8_t *p, uint32_t v);
 uint64_t cl_get_be64(const uint8_t *p);
 uint32_t cl_get_be32(const uint8_t *p);
