@@ -27,7 +27,8 @@
  *     other chip has;
  *   - lm-rome, and only it, has an open landmark_misplaced alert; witness
  *     chips near Madrid are INCONSISTENT naming it; no witness verdict is
- *     wrong;
+ *     wrong but a SITE_EXCLUDED decided by lm-rome itself (possible when a
+ *     loaded machine slows every answer and widens the honest caps);
  *   - after a stop and a restart of the verifier every chip has one
  *     attestation per round, each chain is unbroken and `chiploc audit`
  *     exits 0; a one-shot `chiploc verify` run twice in one round writes
@@ -439,7 +440,8 @@ static void check_verdicts(world *w, PGconn *c, long long rounds) {
   static const char *site_name[] = {"-", "SITE_CONSISTENT", "SITE_EXCLUDED"};
   static const char *reg_name[] = {"-", "INSIDE", "OUTSIDE", "UNDETERMINED"};
   char *sql = tu_fmt("SELECT c.serial, a.consistency, a.site_verdict, a.region_verdict, "
-                  "a.centre_lat_e7, a.centre_lon_e7, a.radius_m, a.excluded_landmark_ids::text "
+                  "a.centre_lat_e7, a.centre_lon_e7, a.radius_m, a.excluded_landmark_ids::text, "
+                  "coalesce(a.site_landmark_id, 0) "
                   "FROM attestations a JOIN chips c ON c.id = a.chip_id "
                   "WHERE a.verifier_id = %lld ORDER BY c.serial, a.round_end_ns",
                   (long long)w->verifier_id);
@@ -479,8 +481,18 @@ static void check_verdicts(world *w, PGconn *c, long long rounds) {
     case C_DARK:
     case C_WITNESS:
     case C_WITNESS_BAD:
-      /* Honest chips: never a wrong verdict. */
-      ck_assert_msg(site != 2, "%s: honest chip SITE_EXCLUDED", ch->serial);
+      /* Honest chips: never a wrong verdict, except that a chip near Madrid,
+       * measured by lm-rome, may be excluded by lm-rome's own cap in a
+       * round where slow answers (a loaded machine) leave the honest caps
+       * too wide to contradict it: the misplaced landmark breaks the
+       * assumption the verdict rests on, and its landmark_misplaced alert
+       * (checked below) says so. */
+      if (ch->cls == C_WITNESS_BAD && site == 2)
+        ck_assert_msg(strtoll(PQgetvalue(r, i, 8), NULL, 10) == w->lm_id[LIAR],
+                      "%s: SITE_EXCLUDED by landmark %s, not lm-rome", ch->serial,
+                      PQgetvalue(r, i, 8));
+      else
+        ck_assert_msg(site != 2, "%s: honest chip SITE_EXCLUDED", ch->serial);
       ck_assert_msg(reg != 2, "%s: honest chip OUTSIDE", ch->serial);
       if (cons == 0 && ch->cls != C_WITNESS_BAD)
         ck_assert_msg(site == 1, "%s: consistent but site verdict %d", ch->serial, site);
