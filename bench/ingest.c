@@ -5,8 +5,11 @@
  * raw COPY of the same rows into the same table, in the same run.
  *
  * Setup: migrates the database, registers one landmark and --chips chips,
- * and builds --rows measurement rows with all three signatures (challenge,
- * chip response, measurement) before anything is timed. A warm-up pass
+ * and builds --rows protocol 2 records before anything is timed: one
+ * session per chip (a handshake signed by both keys and its session key),
+ * and per record a burst of five answered probes with their MACs, the
+ * chip's transcript signature and the landmark's record signature, as
+ * landmarkd makes them. A warm-up pass
  * pushes them through the writer; the stored rows are then read back with
  * COPY TO STDOUT, which gives the byte-exact COPY text of those very rows
  * for the raw baseline.
@@ -45,14 +48,15 @@
 #include <uv.h>
 
 #define MAX_CHIPS 1000
-#define MAX_ROWS 900000u /* below the writer's in-memory queue cap */
+#define MAX_ROWS 200000u /* below the writer's in-memory queue cap (server/writer.c) */
 #define MAX_ROUNDS 99
+#define BURST 5 /* probes per record: landmarkd's default burst, all answered */
 
 /* The columns the writer's COPY fills, in its order. */
-#define COLUMNS                                                                               \
-  "chip_id, landmark_id, nonce, seq, issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m," \
-  " est_speed_m_s, est_bound_m, probe_count, probes_sent, measured_at, measured_at_ns,"      \
-  " landmark_sig"
+#define COLUMNS                                                                                \
+  "chip_id, landmark_id, protocol, suite, nonce, seq, handshake, probes, transcript_sig,"     \
+  " rtt_ns, bound_m, est_speed_m_s, est_bound_m, probe_count, probes_sent, measured_at,"       \
+  " measured_at_ns, landmark_sig"
 
 typedef struct {
   const char *db;
@@ -113,34 +117,67 @@ static void reset_table(PGconn *c) {
 
 /* ---- rows ---------------------------------------------------------------- */
 
-/* Builds n signed rows spread over the chips, like landmark.c's
- * finish_burst does for a burst of 5 probes. */
+/* A chip's session with the landmark: the handshake both signed and the
+ * session key (the chip derives the same one). */
+typedef struct {
+  cl_handshake hs;
+  uint8_t key[CL_SESSION_KEY_LEN];
+} session;
+
+static void open_session(session *s, const cl_key *lm, const cl_key *chip) {
+  memset(s, 0, sizeof *s);
+  s->hs.suite = CL_SUITE_ED25519_X25519;
+  memcpy(s->hs.landmark, cl_key_public(lm), CL_PK_LEN);
+  memcpy(s->hs.chip, cl_key_public(chip), CL_PK_LEN);
+  uint8_t lm_sk[CL_EPH_SK_LEN], chip_sk[CL_EPH_SK_LEN];
+  cl_eph_generate(s->hs.landmark_eph, lm_sk);
+  cl_eph_generate(s->hs.chip_eph, chip_sk);
+  sodium_memzero(chip_sk, sizeof chip_sk); /* the chip's half of the key is not needed here */
+  randombytes_buf(s->hs.landmark_nonce, CL_NONCE_LEN);
+  randombytes_buf(s->hs.chip_nonce, CL_NONCE_LEN);
+  int rc = cl_hs_sign_landmark(&s->hs, lm);
+  if (rc == CL_OK) rc = cl_hs_sign_chip(&s->hs, chip);
+  if (rc == CL_OK) rc = cl_session_key(&s->hs, CL_SIDE_LANDMARK, lm_sk, s->key);
+  sodium_memzero(lm_sk, sizeof lm_sk);
+  if (rc != CL_OK) die("handshake", cl_strerror(rc));
+}
+
+/* Builds n records spread over the chips, BURST probes each, like the
+ * landmark does at the end of a burst. */
 static cl_store_row *make_rows(size_t n, const cl_key *lm, cl_key **chips, const int64_t *ids,
                                size_t nchips) {
   cl_store_row *rows = calloc(n, sizeof *rows);
-  if (!rows) die("out of memory", NULL);
+  session *sess = calloc(nchips, sizeof *sess);
+  if (!rows || !sess) die("out of memory", NULL);
+  for (size_t c = 0; c < nchips; c++) open_session(&sess[c], lm, chips[c]);
   uint64_t base = realtime_ns() - (uint64_t)n * 1000u;
   for (size_t i = 0; i < n; i++) {
     cl_store_row *row = &rows[i];
     size_t c = i % nchips;
-    cl_challenge *ch = &row->m.ch;
-    memcpy(ch->landmark, cl_key_public(lm), CL_PK_LEN);
-    memcpy(ch->chip, cl_key_public(chips[c]), CL_PK_LEN);
-    randombytes_buf(ch->nonce, CL_NONCE_LEN);
-    ch->issued_unix_ns = base + (uint64_t)i * 1000u;
-    ch->seq = i / nchips;
-    cl_challenge_sign(ch, lm);
-    cl_response_sign(ch, chips[c], row->m.chip_sig);
-    row->m.rtt_ns = 50000u + randombytes_uniform(50000000u);
-    row->m.probe_count = 5;
-    row->m.measured_unix_ns = ch->issued_unix_ns + row->m.rtt_ns;
-    cl_measurement_sign(&row->m, lm);
+    cl_measurement *m = &row->m;
+    m->hs = sess[c].hs;
+    m->count = BURST;
+    for (uint32_t k = 0; k < BURST; k++) {
+      cl_probe_entry *e = &m->probes[k];
+      e->seq = (uint64_t)(i / nchips) * BURST + k;
+      randombytes_buf(e->nonce, CL_NONCE_LEN);
+      cl_answer_mac(sess[c].key, m->hs.suite, m->hs.landmark, m->hs.chip, e->seq, e->nonce,
+                    e->mac);
+      e->rtt_ns = 50000u + randombytes_uniform(50000000u);
+    }
+    m->rtt_ns = m->probes[cl_measurement_fastest(m)].rtt_ns;
+    m->probes_sent = BURST;
+    m->measured_unix_ns = base + (uint64_t)i * 1000u + m->rtt_ns;
+    if (cl_transcript_sign(&m->hs, m->probes, m->count, chips[c], m->transcript_sig) != CL_OK ||
+        cl_measurement_sign(m, lm) != CL_OK)
+      die("signing a record", NULL);
     row->chip_id = ids[c];
-    row->probes_sent = 5;
-    row->bound_m = cl_bound_m(row->m.rtt_ns, CL_SPEED_C);
+    row->bound_m = cl_bound_m(m->rtt_ns, CL_SPEED_C);
     row->est_speed = CL_SPEED_C;
     row->est_bound_m = row->bound_m;
   }
+  for (size_t c = 0; c < nchips; c++) sodium_memzero(sess[c].key, CL_SESSION_KEY_LEN);
+  free(sess);
   return rows;
 }
 
@@ -290,7 +327,7 @@ static void parse_args(int argc, char **argv, options *o) {
     die("usage: ingest --db CONNINFO --dir WORKDIR [--rows N] [--chips N] [--rounds N]"
         " [--batch-size N] [--only writer|copy]",
         NULL);
-  if (o->rows < 1 || o->rows > MAX_ROWS) die("--rows must be 1 ... 900000", NULL);
+  if (o->rows < 1 || o->rows > MAX_ROWS) die("--rows must be 1 ... 200000", NULL);
   if (o->chips < 1 || o->chips > MAX_CHIPS) die("--chips must be 1 ... 1000", NULL);
   if (o->rounds < 1 || o->rounds > MAX_ROUNDS) die("--rounds must be 1 ... 99", NULL);
 }

@@ -63,7 +63,8 @@ INGEST_ROWS, INGEST_ROUNDS, INGEST_CHIPS).
 - machine: $(nproc) cores, ${cpu:-unknown CPU}; PostgreSQL $pgver from
   \`tests/pgtest.sh\` (Unix socket, \`fsync=off\`, \`synchronous_commit=off\`)
   on the same machine
-- rows: $rows signed measurements (challenge, chip and landmark signatures,
+- rows: $rows protocol 2 records of five probes each (one signed handshake
+  per chip, the chip's transcript and the landmark's record signatures,
   made before timing: ${sign_s} s) of $chips chips and one landmark;
   $bytes bytes of COPY text; rounds: $rounds, the order of the two passes
   alternating; the table is emptied (TRUNCATE, CHECKPOINT) before each pass

@@ -4,7 +4,7 @@
  * are the floor that landmarkd's measured RTTs on the same machine should be
  * compared with (as a ratio, in the same run).
  *
- *   pingpong [--count N] [--size BYTES] [--port P] [--sign]
+ *   pingpong [--count N] [--size BYTES] [--port P] [--mac] [--epoll]
  *
  * The process forks an echo server (child) and acts as the client: both
  * ends set TCP_NODELAY. Each round trip writes one request the size of an
@@ -12,7 +12,10 @@
  * Response frame (sizes computed with cl_msg_encode, contents the real
  * frames); --size sets both to BYTES instead. The time of each round trip
  * is taken with CLOCK_MONOTONIC immediately before the write and after the
- * last byte of the reply is read. 100 untimed round trips warm up first.
+ * last byte of the reply is read. With --epoll both ends wait in
+ * epoll_wait for their socket to become readable before each read, as an
+ * event loop (libuv, landmarkd, chipagent) does, instead of blocking in
+ * read(). 100 untimed round trips warm up first.
  * Prints one line: min_us=… median_us=… p90_us=… count=N (µs, 3 decimals;
  * median and p90 by the nearest-rank method).
  */
@@ -29,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -43,7 +47,7 @@ static void die(const char *what) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: pingpong [--count N] [--size BYTES] [--port P] [--sign]\n");
+  fprintf(stderr, "usage: pingpong [--count N] [--size BYTES] [--port P] [--mac] [--epoll]\n");
   exit(2);
 }
 
@@ -91,6 +95,25 @@ static int read_all(int fd, uint8_t *p, size_t n) {
   return 1;
 }
 
+/* With epoll set, the epoll instance fd is registered with (readable);
+ * -1 otherwise. */
+static int epoll_for(int fd, int use) {
+  if (!use) return -1;
+  int ep = epoll_create1(0);
+  if (ep < 0) die("epoll_create1");
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) die("epoll_ctl");
+  return ep;
+}
+
+/* Waits until the socket of ep is readable (no-op without epoll). */
+static void wait_readable(int ep) {
+  if (ep < 0) return;
+  struct epoll_event ev;
+  while (epoll_wait(ep, &ev, 1, -1) < 0)
+    if (errno != EINTR) die("epoll_wait");
+}
+
 static void set_nodelay(int fd) {
   int one = 1;
   if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) die("TCP_NODELAY");
@@ -115,63 +138,70 @@ static uint64_t percentile(const uint64_t *v, size_t n, double p) {
   return v[rank - 1];
 }
 
-/* Fills req and resp with a real Challenge and Response frame and returns
- * their sizes. The field values are typical: a current wall-clock time and
- * a small sequence number (varint lengths depend on them). */
+/* Fills req and resp with a real Challenge and Response frame (protocol 2)
+ * and returns their sizes. The field values are typical: a sequence number
+ * in the millions (varint lengths depend on it). */
 static void real_frames(uint8_t *req, size_t *req_len, uint8_t *resp, size_t *resp_len) {
   static cl_msg m;
   memset(&m, 0, sizeof m);
   m.type = CL_MSG_CHALLENGE;
-  memset(m.u.challenge.landmark, 0x11, CL_PK_LEN);
   memset(m.u.challenge.chip, 0x22, CL_PK_LEN);
+  m.u.challenge.seq = 1000000;
   memset(m.u.challenge.nonce, 0x33, CL_NONCE_LEN);
-  m.u.challenge.issued_unix_ns = 1700000000123456789ull;
-  m.u.challenge.seq = 1000;
-  memset(m.u.challenge.sig, 0x44, CL_SIG_LEN);
   if (cl_msg_encode(&m, req, 512, req_len) != CL_OK) die("encode challenge");
   memset(&m, 0, sizeof m);
   m.type = CL_MSG_RESPONSE;
   memset(m.u.response.chip, 0x22, CL_PK_LEN);
-  memset(m.u.response.nonce, 0x33, CL_NONCE_LEN);
-  memset(m.u.response.sig, 0x55, CL_SIG_LEN);
+  m.u.response.seq = 1000000;
+  memset(m.u.response.mac, 0x55, CL_MAC_LEN);
   if (cl_msg_encode(&m, resp, 512, resp_len) != CL_OK) die("encode response");
 }
 
 /* Child: accept one connection and answer each request with the reply. With
- * sign set, the server first makes one Ed25519 signature over a response-
- * sized layout, as a chip does, so the baseline carries the same unavoidable
- * cost inside its window as the landmark's measurement. */
-static void serve(int lfd, size_t req_len, const uint8_t *reply, size_t reply_len, int sign) {
+ * mac set, the server first computes the answer MAC over the request's
+ * bytes, as a chip does (cl_answer_mac: one keyed BLAKE2b), so that the
+ * baseline carries the same unavoidable cost inside its window as the
+ * landmark's measurement. */
+static void serve(int lfd, size_t req_len, const uint8_t *reply, size_t reply_len, int mac,
+                  int use_epoll) {
   int fd = accept(lfd, NULL, NULL);
   if (fd < 0) die("accept");
   close(lfd);
   set_nodelay(fd);
+  int ep = epoll_for(fd, use_epoll);
   uint8_t *buf = malloc(req_len);
   if (!buf) die("malloc");
-  cl_key *k = NULL;
-  if (sign && cl_key_generate(&k) != CL_OK) die("key");
-  uint8_t layout[CL_RESPONSE_LAYOUT_LEN], sig[CL_SIG_LEN];
-  memset(layout, 0x5a, sizeof layout);
-  while (read_all(fd, buf, req_len)) {
-    if (k) {
-      memcpy(layout, buf, req_len < sizeof layout ? req_len : sizeof layout);
-      cl_key_sign(k, sig, layout, sizeof layout);
+  uint8_t key[CL_SESSION_KEY_LEN], ids[2 * CL_PK_LEN], nonce[CL_NONCE_LEN], out[CL_MAC_LEN];
+  randombytes_buf(key, sizeof key);
+  memset(ids, 0x11, sizeof ids);
+  memset(nonce, 0, sizeof nonce);
+  uint64_t seq = 0;
+  for (;;) {
+    wait_readable(ep);
+    if (!read_all(fd, buf, req_len)) break;
+    if (mac) {
+      memcpy(nonce, buf, req_len < sizeof nonce ? req_len : sizeof nonce);
+      cl_answer_mac(key, CL_SUITE_ED25519_X25519, ids, ids + CL_PK_LEN, ++seq, nonce, out);
     }
     write_all(fd, reply, reply_len);
   }
-  cl_key_destroy(&k);
   free(buf);
+  if (ep >= 0) close(ep);
   close(fd);
   _exit(EXIT_SUCCESS);
 }
 
 int main(int argc, char **argv) {
   unsigned long count = 10000, size = 0, port = 0;
-  int sign = 0;
+  int mac = 0, use_epoll = 0;
   if (sodium_init() < 0) die("sodium_init");
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--sign") == 0) {
-      sign = 1;
+    if (strcmp(argv[i], "--mac") == 0) {
+      mac = 1;
+      continue;
+    }
+    if (strcmp(argv[i], "--epoll") == 0) {
+      use_epoll = 1;
       continue;
     }
     if (strcmp(argv[i], "--count") == 0 && i + 1 < argc)
@@ -211,18 +241,20 @@ int main(int argc, char **argv) {
 
   pid_t pid = fork();
   if (pid < 0) die("fork");
-  if (pid == 0) serve(lfd, req_len, reply, reply_len, sign);
+  if (pid == 0) serve(lfd, req_len, reply, reply_len, mac, use_epoll);
   close(lfd);
 
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) die("socket");
   if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) die("connect");
   set_nodelay(fd);
+  int ep = epoll_for(fd, use_epoll);
   uint8_t *in = malloc(reply_len);
   if (!in) die("malloc");
   for (unsigned long i = 0; i < WARMUP + count; i++) {
     uint64_t t0 = now_ns();
     write_all(fd, req, req_len);
+    wait_readable(ep);
     if (!read_all(fd, in, reply_len)) {
       errno = ECONNRESET;
       die("server closed");
@@ -230,6 +262,7 @@ int main(int argc, char **argv) {
     uint64_t t1 = now_ns();
     if (i >= WARMUP) rtt[i - WARMUP] = t1 - t0;
   }
+  if (ep >= 0) close(ep);
   close(fd);
   int status = 0;
   if (waitpid(pid, &status, 0) != pid) die("waitpid");

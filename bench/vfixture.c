@@ -11,11 +11,15 @@
  * speed of light plus a positive extra delay (a fixed part and an
  * exponential part, like queueing and processing on a real path), so that
  * the chip obeys physics and the verdicts are the engine's honest work.
- * Every record is signed as a landmark signs it (challenge by the landmark,
- * response by the chip, measurement by the landmark), so `chiploc audit`
- * accepts the data. Chips and their regions go in with COPY; measurements
- * with cl_store_insert_measurements, the landmark writer's own COPY path.
- * Deterministic for a seed, but for the timestamps, which are "now".
+ * Every record is a genuine protocol 2 record of a burst of three probes
+ * (tests/tu_record.c: a session handshake signed by the landmark and the
+ * chip, one answer MAC per probe under the session key, the chip's
+ * transcript signature and the landmark's record signature), so the
+ * verifier believes it and `chiploc audit` accepts the data. Chips and
+ * their regions go in with COPY; measurements with
+ * cl_store_insert_measurements, the landmark writer's own COPY path.
+ * Deterministic for a seed, but for the timestamps, which are "now", and
+ * the sessions' random keys and nonces.
  *
  * usage: vfixture --db CONNINFO --chips N [--per-chip K] [--seed S]
  * Prints one summary line (key=value) on stdout.
@@ -28,6 +32,7 @@
 #include "cl_region.h"
 #include "cl_region_geojson.h"
 #include "cl_store.h"
+#include "tu_record.h"
 
 #include <getopt.h>
 #include <libpq-fe.h>
@@ -77,6 +82,8 @@ static const char *COUNTRIES[] = {"FRA", "DEU", "GBR", "ESP", "ITA", "POL", "SWE
 /* Extra delay on top of the light-speed RTT: fixed + exponential (ns). */
 #define EXTRA_FIXED_NS 100000.0
 #define EXTRA_MEAN_NS 400000.0
+/* Probes per burst; the fastest is the record's RTT. */
+#define BURST 3
 
 /* xorshift64*: a small deterministic generator for the fixture. */
 static uint64_t rng_state;
@@ -288,24 +295,19 @@ int main(int argc, char **argv) {
       size_t l = nl[k].i;
       double extra = EXTRA_FIXED_NS - EXTRA_MEAN_NS * log(1.0 - rng_unit());
       uint64_t rtt = (uint64_t)ceil(2.0 * nl[k].d / CL_SPEED_C * 1e9 + extra);
+      /* The burst: the middle probe is the fastest, the others waited
+       * longer in the same queues. */
+      uint64_t rtts[BURST];
+      for (int p = 0; p < BURST; p++)
+        rtts[p] = p == 1 ? rtt : rtt + 1 + (uint64_t)(-EXTRA_MEAN_NS * log(1.0 - rng_unit()));
       cl_store_row *row = &rows[l][nrows[l]++];
-      cl_measurement *m = &row->m;
-      memcpy(m->ch.landmark, cl_key_public(lkeys[l]), CL_PK_LEN);
-      memcpy(m->ch.chip, cl_key_public(ck), CL_PK_LEN);
-      randombytes_buf(m->ch.nonce, CL_NONCE_LEN);
-      m->measured_unix_ns = now_ns - 30000000000ull + (uint64_t)(rng_unit() * 20e9);
-      m->ch.issued_unix_ns = m->measured_unix_ns - rtt - 2000000ull;
-      m->ch.seq = (uint64_t)i;
-      cl_challenge_sign(&m->ch, lkeys[l]);
-      cl_response_sign(&m->ch, ck, m->chip_sig);
-      m->rtt_ns = rtt;
-      m->probe_count = 3;
-      cl_measurement_sign(m, lkeys[l]);
+      uint64_t measured_ns = now_ns - 30000000000ull + (uint64_t)(rng_unit() * 20e9);
+      int rc = tu_record(&row->m, lkeys[l], ck, (uint64_t)i * BURST, BURST, rtts, measured_ns);
+      if (rc != CL_OK) return die("record", cl_strerror(rc));
       row->chip_id = chips[i].id;
       row->bound_m = cl_bound_m(rtt, CL_SPEED_C);
       row->est_speed = CL_SPEED_FIBRE;
       row->est_bound_m = cl_bound_m(rtt, CL_SPEED_FIBRE);
-      row->probes_sent = 3;
       extra_sum_ms += extra / 1e6;
       bound_excess_km += ((double)row->bound_m - nl[k].d) / 1000.0;
       nmeas++;

@@ -1,13 +1,34 @@
 /*
  * Chip agent core: one `peer` per configured landmark, each with at most one
- * live `conn` (a TCP connection and its handshake timer).
+ * live `conn` (a TCP connection and its timer), and one chip session
+ * (cl_chipsess) per chip and landmark.
  *
- * Per connection: the landmark sends Hello; we check its id against the
- * pinned key and send Register with a proof per chip; the landmark answers
- * RegisterResult and then sends Challenges. A challenge is answered at once
- * (chip lookup, id compare, sign, encode, uv_try_write); the landmark's own
- * signature is checked only after the answer is on its way, at the end of
- * the read callback, and a bad one drops the connection.
+ * Per connection (protocol 2, docs/PROTOCOL.md): the landmark sends Hello;
+ * we check its id against the pinned key and its cipher suite against the
+ * ones we implement, and send Register with a fresh offer per chip. The
+ * landmark answers RegisterResult; for each accepted chip we check the
+ * landmark's handshake signature under the pinned key and derive the
+ * session key (cl_chipsess_accept), the chips sign their side of the
+ * handshakes, and one Confirm per RegisterResult carries those signatures.
+ * Then the timed phase: a Challenge is answered at once with a MAC under the
+ * session key (one keyed BLAKE2b, on the loop). After a burst the landmark
+ * sends BurstEnd; the chip signs the transcript of the probes it answered
+ * and we send Transcript. On Rekey the chip gets a fresh offer in a Register
+ * of its own (the old key is wiped there), then RegisterResult and Confirm
+ * as above; it answers nothing in between.
+ *
+ * Identity-key signatures (handshakes, transcripts) never run on the event
+ * loop: they go to libuv's thread pool, so that a slow signer (a hardware
+ * root of trust takes milliseconds) never delays the timed answers of other
+ * chips or landmarks. A job holds copies of what it signs and finds its
+ * connection again by the peer's connection number: peers live as long as
+ * the agent, and uv_run does not return while a job is pending.
+ *
+ * Session keys: one sodium_malloc block holds a slot of CL_SESSION_KEY_LEN
+ * bytes for every (landmark, chip) pair, slot peer * n_chips + chip. A
+ * session's slot is wiped when the session ends (connection closed, new
+ * offer) and the block is freed with sodium_free at exit. It stays readable
+ * between uses: the answers must be fast.
  *
  * Ownership: the agent owns the peers (an array freed in agent_destroy once
  * the loop has finished); a conn is malloc'd per attempt and freed in the
@@ -22,6 +43,7 @@
  * the same case at the kernel level when the peer host itself is gone.
  */
 #include "agent.h"
+#include "cl_chipsess.h"
 #include "cl_err.h"
 #include "cl_frame.h"
 #include "cl_key.h"
@@ -29,8 +51,10 @@
 #include "cl_log.h"
 #include "cl_msg.h"
 
+#include <assert.h>
 #include <netdb.h>
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +66,9 @@
 #define IDLE_CHECK_MIN_MS 100u      /* idle checks: a quarter of the timeout, within these */
 #define IDLE_CHECK_MAX_MS 5000u
 #define MAX_WRITE_QUEUE (1u << 20)  /* bytes queued for a landmark that does not read */
-#define VERIFY_QUEUE 16             /* challenges answered, awaiting their signature check */
 #define READ_BUF (64u * 1024u)
 #define ADDR_TEXT (CL_CONFIG_HOST_MAX + 10)
+#define CHIP_HEX_LEN 16             /* a chip in log lines: its key's first 8 bytes */
 
 typedef enum {
   CONN_CONNECTING = 0,
@@ -64,14 +88,13 @@ typedef struct conn {
   int closing;
   int connected;
   conn_state state;
-  uint64_t registered_ms; /* uv_now when RegisterResult arrived */
+  uint32_t suite;         /* the landmark's, from its Hello */
+  uint64_t registered_ms; /* uv_now when the first RegisterResult arrived */
   uint64_t last_rx_ms;    /* uv_now after the last complete frame */
   uint64_t last_check_ms; /* uv_now of the last idle check */
   int check_deferred;     /* the last idle check was put off: the loop had stalled */
-  uint64_t gen; /* the peer's connection number: a late check result finds it by this */
+  uint64_t gen; /* the peer's connection number: a late job result finds it by this */
   cl_frame_asm fa;
-  size_t n_verify;
-  cl_challenge verify[VERIFY_QUEUE];
   uint8_t rbuf[READ_BUF];
 } conn;
 
@@ -87,13 +110,15 @@ typedef struct peer {
   conn *conn;
   uint64_t conn_gen; /* connections opened so far */
   unsigned attempt;
-  cl_ratelimit rl; /* warnings about what this landmark sends */
+  cl_ratelimit rl;   /* warnings about what this landmark sends */
+  cl_chipsess *sess; /* one per chip of the agent, same index; ended with the conn */
 } peer;
 
 typedef struct {
   const char *name; /* points into the agent's config copy */
   cl_key *key;
   const uint8_t *pk;
+  char hex[CHIP_HEX_LEN + 1];
 } agent_chip;
 
 struct agent {
@@ -103,6 +128,8 @@ struct agent {
   agent_chip chips[CL_CONFIG_MAX_CHIPS];
   size_t n_peers;
   peer *peers;
+  uint8_t *session_keys; /* sodium_malloc: n_peers * n_chips slots */
+  unsigned sign_delay_ms;
   uv_timer_t stats_timer;
   int started;
   int stopping;
@@ -124,24 +151,39 @@ static void conn_close(conn *c, cl_log_level level, const char *why, const char 
 
 static void log_stats(const agent *a, const char *when) {
   cl_log(CL_LOG_INFO, "stats",
-         "challenges=%llu answered=%llu bad_landmark_sig=%llu unknown_chip=%llu "
-         "reconnects=%llu wrong_landmark=%llu idle_timeouts=%llu when=%s",
+         "challenges=%llu answered=%llu no_session=%llu unknown_chip=%llu transcripts=%llu "
+         "transcripts_refused=%llu rekeys=%llu bad_landmark_sig=%llu wrong_landmark=%llu "
+         "reconnects=%llu idle_timeouts=%llu when=%s",
          (unsigned long long)a->st.challenges, (unsigned long long)a->st.answered,
-         (unsigned long long)a->st.bad_landmark_sig, (unsigned long long)a->st.unknown_chip,
-         (unsigned long long)a->st.reconnects, (unsigned long long)a->st.wrong_landmark,
+         (unsigned long long)a->st.no_session, (unsigned long long)a->st.unknown_chip,
+         (unsigned long long)a->st.transcripts, (unsigned long long)a->st.transcripts_refused,
+         (unsigned long long)a->st.rekeys, (unsigned long long)a->st.bad_landmark_sig,
+         (unsigned long long)a->st.wrong_landmark, (unsigned long long)a->st.reconnects,
          (unsigned long long)a->st.idle_timeouts, when);
 }
 
-static const agent_chip *find_chip(const agent *a, const uint8_t id[CL_PK_LEN]) {
+/* Index of the chip with public key id, or -1 when this agent has none. */
+static int chip_index(const agent *a, const uint8_t id[CL_PK_LEN]) {
   for (size_t i = 0; i < a->n_chips; i++)
-    if (memcmp(a->chips[i].pk, id, CL_PK_LEN) == 0) return &a->chips[i];
-  return NULL;
+    if (memcmp(a->chips[i].pk, id, CL_PK_LEN) == 0) return (int)i;
+  return -1;
+}
+
+static void chip_hex(const uint8_t id[CL_PK_LEN], char out[CHIP_HEX_LEN + 1]) {
+  cl_hex_encode(out, id, CHIP_HEX_LEN / 2);
 }
 
 /* Returns 1 if a warning about peer p may be logged now; *supp gets the
  * number of lines suppressed since the last one. */
 static int peer_may_warn(peer *p, uint64_t *supp) {
   return cl_ratelimit_allow(&p->rl, uv_hrtime(), supp);
+}
+
+/* 1 when some chip of p has its session with p in state. */
+static int peer_has_state(const peer *p, cl_chipsess_state state) {
+  for (size_t i = 0; i < p->ag->n_chips; i++)
+    if (p->sess[i].state == state) return 1;
+  return 0;
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -203,6 +245,20 @@ static void conn_send_error(conn *c, cl_wire_error code, const char *text) {
   (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 }
 
+/* Encodes m and sends it (conn_send). Register and Confirm, the largest
+ * messages the agent sends, fit CL_FRAME_MAX_UNREGISTERED. 0 or CL_E*
+ * (the conn is closing). */
+static int conn_send_msg(conn *c, const cl_msg *m) {
+  uint8_t buf[CL_FRAME_MAX_UNREGISTERED];
+  size_t len = 0;
+  int rc = cl_msg_encode(m, buf, sizeof buf, &len);
+  if (rc != CL_OK) {
+    conn_close(c, CL_LOG_ERROR, "cannot encode", cl_msg_type_name(m->type));
+    return rc;
+  }
+  return conn_send(c, buf, len);
+}
+
 /* ---- closing and reconnecting ------------------------------------------- */
 
 static void on_backoff_timer(uv_timer_t *t) { peer_connect(t->data); }
@@ -255,8 +311,8 @@ static void on_conn_closed(uv_handle_t *h) {
 
 /*
  * Closes the connection (idempotent) and logs why: `why` is the event,
- * `detail` (may be NULL) a short reason. The conn is freed in the close
- * callback, which then reconnects.
+ * `detail` (may be NULL) a short reason. Every session on it ends now (keys
+ * wiped); the conn is freed in the close callback, which then reconnects.
  */
 static void conn_close(conn *c, cl_log_level level, const char *why, const char *detail) {
   if (c->closing) return;
@@ -268,6 +324,7 @@ static void conn_close(conn *c, cl_log_level level, const char *why, const char 
   else
     cl_log(level, "connect failed", "landmark=%s addr=%s reason=\"%s%s%s\"", p->cfg->name, p->addr,
            why, detail ? ": " : "", detail ? detail : "");
+  for (size_t i = 0; i < p->ag->n_chips; i++) cl_chipsess_end(&p->sess[i]);
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
   uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
@@ -312,133 +369,196 @@ static void on_idle_check(uv_timer_t *t) {
   conn_close(c, CL_LOG_WARN, "idle timeout", NULL);
 }
 
-/* ---- the landmark signature check, after answering ---------------------- */
+/* ---- identity-key signatures, on the thread pool ------------------------ */
 
-/*
- * The challenges answered in one read are checked on libuv's thread pool,
- * so that 60 us per Ed25519 check never holds up the answer to another
- * chip's challenge arriving meanwhile. The job has copies of the challenges
- * and finds its connection again by the peer's connection number: peers
- * live as long as the agent, and uv_run does not return while a job is
- * pending.
- */
+/* The live connection a job was made for, or NULL when it has closed since
+ * (its sessions ended with it: the job's result is dropped). */
+static conn *job_conn(peer *p, uint64_t gen) {
+  conn *c = p->conn;
+  return c && c->gen == gen && !c->closing && !p->ag->stopping ? c : NULL;
+}
+
+/* One accepted handshake, for its chip to sign. */
+typedef struct {
+  size_t chip;     /* index into the agent's chips */
+  cl_handshake hs; /* as cl_chipsess_accept filled it; the worker adds chip_sig */
+} confirm_item;
+
+/* The handshakes one RegisterResult accepted: signed together, sent in one
+ * Confirm. */
 typedef struct {
   uv_work_t req;
   peer *p;
   uint64_t gen;
+  unsigned delay_ms;
   size_t n;
-  size_t bad; /* index of the first challenge that failed, or n */
-  cl_challenge ch[VERIFY_QUEUE];
-} verify_job;
+  confirm_item item[CL_MAX_CHIPS_PER_REGISTER];
+} confirm_job;
 
-static void verify_work(uv_work_t *req) {
-  verify_job *j = req->data;
-  j->bad = j->n;
-  for (size_t i = 0; i < j->n && j->bad == j->n; i++)
-    if (cl_challenge_verify(&j->ch[i]) != CL_OK) j->bad = i;
+/* One burst's transcript, for its chip to sign. */
+typedef struct {
+  uv_work_t req;
+  peer *p;
+  uint64_t gen;
+  unsigned delay_ms;
+  size_t chip;
+  cl_handshake hs; /* the session the burst ran in */
+  size_t n;
+  cl_probe_entry e[CL_MAX_BURST];
+  uint8_t sig[CL_SIG_LEN];
+} transcript_job;
+
+static void confirm_work(uv_work_t *req) {
+  confirm_job *j = req->data;
+  const agent *a = j->p->ag;
+  for (size_t i = 0; i < j->n; i++) {
+    if (j->delay_ms) uv_sleep(j->delay_ms);
+    /* The suite was checked at the Hello and the handshake names this chip. */
+    int rc = cl_hs_sign_chip(&j->item[i].hs, a->chips[j->item[i].chip].key);
+    assert(rc == CL_OK);
+    (void)rc;
+  }
 }
 
-static void landmark_sig_failed(conn *c, const cl_challenge *ch) {
-  peer *p = c->peer;
-  p->ag->st.bad_landmark_sig++;
-  char seq[24];
-  snprintf(seq, sizeof seq, "%llu", (unsigned long long)ch->seq);
-  cl_log(CL_LOG_ERROR, "bad landmark signature", "landmark=%s addr=%s seq=%s", p->cfg->name,
-         p->addr, seq);
-  conn_send_error(c, CL_ERR_BAD_LANDMARK, "challenge signature does not verify");
-  conn_close(c, CL_LOG_ERROR, "bad landmark signature", NULL);
-}
-
-static void verify_done(uv_work_t *req, int status) {
-  verify_job *j = req->data;
+static void confirm_done(uv_work_t *req, int status) {
+  confirm_job *j = req->data;
   peer *p = j->p;
-  conn *c = p->conn;
-  if (status == 0 && j->bad < j->n && c && c->gen == j->gen && !c->closing && !p->ag->stopping)
-    landmark_sig_failed(c, &j->ch[j->bad]);
+  conn *c = job_conn(p, j->gen);
+  if (status == 0 && c) {
+    cl_msg m;
+    m.type = CL_MSG_CONFIRM;
+    m.u.confirm.n = 0;
+    for (size_t i = 0; i < j->n; i++) {
+      const confirm_item *it = &j->item[i];
+      cl_chipsess *s = &p->sess[it->chip];
+      /* A Rekey meanwhile made a new offer: this handshake is void. */
+      if (s->state != CL_CHIPSESS_ESTABLISHED ||
+          memcmp(s->hs.chip_eph, it->hs.chip_eph, CL_EPH_LEN) != 0)
+        continue;
+      cl_chipsess_confirmed(s, it->hs.chip_sig);
+      cl_chip_confirm *cc = &m.u.confirm.chips[m.u.confirm.n++];
+      memcpy(cc->chip, it->hs.chip, CL_PK_LEN);
+      memcpy(cc->sig, it->hs.chip_sig, CL_SIG_LEN);
+    }
+    if (m.u.confirm.n > 0 && conn_send_msg(c, &m) == CL_OK)
+      cl_log(CL_LOG_INFO, "confirm sent", "landmark=%s addr=%s chips=%zu", p->cfg->name, p->addr,
+             m.u.confirm.n);
+  }
   free(j);
 }
 
-static void conn_verify_pending(conn *c) {
-  if (c->n_verify == 0) return;
-  verify_job *j = malloc(sizeof *j);
-  if (j) {
-    j->req.data = j;
-    j->p = c->peer;
-    j->gen = c->gen;
-    j->n = c->n_verify;
-    memcpy(j->ch, c->verify, c->n_verify * sizeof c->verify[0]);
-    if (uv_queue_work(c->peer->ag->loop, &j->req, verify_work, verify_done) == 0) {
-      c->n_verify = 0;
-      return;
+static void transcript_work(uv_work_t *req) {
+  transcript_job *j = req->data;
+  if (j->delay_ms) uv_sleep(j->delay_ms);
+  /* n was checked by the decoder, the suite at the Hello. */
+  int rc = cl_transcript_sign(&j->hs, j->e, j->n, j->p->ag->chips[j->chip].key, j->sig);
+  assert(rc == CL_OK);
+  (void)rc;
+}
+
+static void transcript_done(uv_work_t *req, int status) {
+  transcript_job *j = req->data;
+  peer *p = j->p;
+  conn *c = job_conn(p, j->gen);
+  if (status == 0 && c) {
+    cl_msg m;
+    m.type = CL_MSG_TRANSCRIPT;
+    memcpy(m.u.transcript.chip, j->hs.chip, CL_PK_LEN);
+    m.u.transcript.first_seq = j->e[0].seq;
+    memcpy(m.u.transcript.sig, j->sig, CL_SIG_LEN);
+    if (conn_send_msg(c, &m) == CL_OK) {
+      p->ag->st.transcripts++;
+      cl_log(CL_LOG_DEBUG, "transcript sent", "landmark=%s chip=%s first_seq=%llu probes=%zu",
+             p->cfg->name, p->ag->chips[j->chip].hex, (unsigned long long)j->e[0].seq, j->n);
     }
-    free(j);
   }
-  /* No memory or no thread pool: check here, as late as possible. */
-  for (size_t i = 0; i < c->n_verify; i++) {
-    if (cl_challenge_verify(&c->verify[i]) == CL_OK) continue;
-    landmark_sig_failed(c, &c->verify[i]);
-    break;
+  free(j);
+}
+
+/* Queues a job made for c; on failure frees it and closes c. */
+static void conn_queue(conn *c, uv_work_t *req, void *job, uv_work_cb work, uv_after_work_cb done) {
+  req->data = job;
+  int r = uv_queue_work(c->peer->ag->loop, req, work, done);
+  if (r < 0) {
+    free(job);
+    conn_close(c, CL_LOG_ERROR, "cannot queue a signature", uv_strerror(r));
   }
-  c->n_verify = 0;
 }
 
 /* ---- message handlers --------------------------------------------------- */
 
 /*
  * THE TIMED PATH. Everything between the read callback and the write is
- * here: find the chip, compare the landmark id, sign, encode, write. The
- * landmark signature is checked later (conn_verify_pending).
+ * here: find the chip, MAC under its session key, encode, write.
  */
-static void on_challenge(conn *c, const cl_challenge *ch) {
+static void on_challenge(conn *c, const cl_msg *m) {
   peer *p = c->peer;
   agent *a = p->ag;
   a->st.challenges++;
-  const agent_chip *chip = find_chip(a, ch->chip);
-  int same_landmark = memcmp(ch->landmark, p->cfg->pk, CL_PK_LEN) == 0;
-  if (chip && same_landmark) {
-    cl_msg m;
-    m.type = CL_MSG_RESPONSE;
-    memcpy(m.u.response.chip, ch->chip, CL_PK_LEN);
-    memcpy(m.u.response.nonce, ch->nonce, CL_NONCE_LEN);
-    cl_response_sign(ch, chip->key, m.u.response.sig);
+  int ci = chip_index(a, m->u.challenge.chip);
+  cl_msg r;
+  if (ci >= 0 && cl_chipsess_answer(&p->sess[ci], m->u.challenge.seq, m->u.challenge.nonce,
+                                    r.u.response.mac) == CL_OK) {
+    r.type = CL_MSG_RESPONSE;
+    memcpy(r.u.response.chip, m->u.challenge.chip, CL_PK_LEN);
+    r.u.response.seq = m->u.challenge.seq;
     uint8_t buf[256];
     size_t len = 0;
-    if (cl_msg_encode(&m, buf, sizeof buf, &len) != CL_OK) {
-      conn_close(c, CL_LOG_ERROR, "cannot encode response", NULL);
+    if (cl_msg_encode(&r, buf, sizeof buf, &len) != CL_OK) {
+      conn_close(c, CL_LOG_ERROR, "cannot encode", "Response");
       return;
     }
     if (conn_send(c, buf, len) != CL_OK) return;
     a->st.answered++;
-    /* Answered: now the signature check may run, at the end of this read. */
-    if (c->n_verify == VERIFY_QUEUE) conn_verify_pending(c);
-    if (!c->closing) c->verify[c->n_verify++] = *ch;
     return;
   }
   uint64_t supp = 0;
-  char hex[CL_PK_HEX_LEN + 1];
-  if (!chip) {
+  char hex[CHIP_HEX_LEN + 1];
+  chip_hex(m->u.challenge.chip, hex);
+  if (ci < 0) {
     a->st.unknown_chip++;
-    if (peer_may_warn(p, &supp)) {
-      cl_pk_to_hex(ch->chip, hex);
+    if (peer_may_warn(p, &supp))
       cl_log(CL_LOG_WARN, "challenge for unknown chip not answered",
-             "landmark=%s addr=%s chip=%s suppressed=%llu", p->cfg->name, p->addr, hex,
-             (unsigned long long)supp);
-    }
+             "landmark=%s addr=%s chip=%s seq=%llu suppressed=%llu", p->cfg->name, p->addr, hex,
+             (unsigned long long)m->u.challenge.seq, (unsigned long long)supp);
   } else {
-    a->st.wrong_landmark++;
-    if (peer_may_warn(p, &supp)) {
-      cl_pk_to_hex(ch->landmark, hex);
-      cl_log(CL_LOG_WARN, "challenge names another landmark, not answered",
-             "landmark=%s addr=%s challenge_landmark=%s suppressed=%llu", p->cfg->name, p->addr,
-             hex, (unsigned long long)supp);
-    }
+    /* Refused, or between a Rekey's offer and its RegisterResult. */
+    a->st.no_session++;
+    if (peer_may_warn(p, &supp))
+      cl_log(CL_LOG_WARN, "challenge for chip without session not answered",
+             "landmark=%s addr=%s chip=%s seq=%llu suppressed=%llu", p->cfg->name, p->addr, hex,
+             (unsigned long long)m->u.challenge.seq, (unsigned long long)supp);
   }
+}
+
+/*
+ * Sends a Register with a fresh offer for the chips first .. first+count-1;
+ * each offer ends that chip's previous session with this landmark and wipes
+ * its key. 0 or CL_E* (the conn is closing).
+ */
+static int conn_send_register(conn *c, size_t first, size_t count) {
+  peer *p = c->peer;
+  agent *a = p->ag;
+  cl_msg reg;
+  reg.type = CL_MSG_REGISTER;
+  snprintf(reg.u.reg.agent, sizeof reg.u.reg.agent, "%s", a->cfg.name);
+  reg.u.reg.suite = c->suite;
+  reg.u.reg.n = count;
+  for (size_t i = 0; i < count; i++) {
+    /* The suite was checked at the Hello. */
+    int rc = cl_chipsess_offer(&p->sess[first + i], c->suite, p->cfg->pk, a->chips[first + i].pk,
+                               &reg.u.reg.chips[i]);
+    assert(rc == CL_OK);
+    (void)rc;
+  }
+  return conn_send_msg(c, &reg);
 }
 
 static void on_hello(conn *c, const cl_msg *m) {
   peer *p = c->peer;
   agent *a = p->ag;
   if (memcmp(m->u.hello.landmark, p->cfg->pk, CL_PK_LEN) != 0) {
+    a->st.wrong_landmark++;
     char want[CL_PK_HEX_LEN + 1], got[CL_PK_HEX_LEN + 1];
     cl_pk_to_hex(p->cfg->pk, want);
     cl_pk_to_hex(m->u.hello.landmark, got);
@@ -448,108 +568,242 @@ static void on_hello(conn *c, const cl_msg *m) {
     conn_close(c, CL_LOG_ERROR, "landmark key mismatch", NULL);
     return;
   }
-  cl_msg *reg = malloc(sizeof *reg);
-  uint8_t *buf = malloc(CL_FRAME_MAX + CL_FRAME_HDR_LEN);
-  size_t len = 0;
-  if (!reg || !buf) {
-    free(reg);
-    free(buf);
-    conn_close(c, CL_LOG_ERROR, "out of memory", "register");
+  uint32_t suite = m->u.hello.suite;
+  if (!cl_suite_known(suite)) {
+    char text[CL_MAX_ERROR_TEXT + 1];
+    snprintf(text, sizeof text, "cipher suite %u is unknown; this agent speaks %u (%s)", suite,
+             CL_SUITE_ED25519_X25519, cl_suite_name(CL_SUITE_ED25519_X25519));
+    cl_log(CL_LOG_ERROR, "unknown cipher suite", "landmark=%s addr=%s suite=%u ours=%u",
+           p->cfg->name, p->addr, suite, CL_SUITE_ED25519_X25519);
+    conn_send_error(c, CL_ERR_SUITE, text);
+    conn_close(c, CL_LOG_ERROR, "unknown cipher suite", NULL);
     return;
   }
-  reg->type = CL_MSG_REGISTER;
-  snprintf(reg->u.reg.agent, sizeof reg->u.reg.agent, "%s", a->cfg.name);
-  reg->u.reg.n = a->n_chips;
-  for (size_t i = 0; i < a->n_chips; i++) {
-    memcpy(reg->u.reg.chips[i].chip, a->chips[i].pk, CL_PK_LEN);
-    cl_register_sign(p->cfg->pk, m->u.hello.session_nonce, a->chips[i].key,
-                     reg->u.reg.chips[i].proof);
-  }
-  int rc = cl_msg_encode(reg, buf, CL_FRAME_MAX + CL_FRAME_HDR_LEN, &len);
-  free(reg);
-  if (rc != CL_OK) {
-    free(buf);
-    conn_close(c, CL_LOG_ERROR, "cannot encode register", cl_strerror(rc));
-    return;
-  }
-  rc = conn_send(c, buf, len);
-  free(buf);
-  if (rc != CL_OK) return;
+  c->suite = suite;
+  if (conn_send_register(c, 0, a->n_chips) != CL_OK) return;
   c->state = CONN_WAIT_RESULT;
+  /* The results carry the landmark's half of each handshake: for many chips
+   * more than the limit before registration. */
   cl_frame_asm_set_max(&c->fa, CL_FRAME_MAX);
   char name[CL_CONFIG_NAME_MAX * 4 + 3];
   cl_log_quote(name, sizeof name, a->cfg.name, strlen(a->cfg.name));
-  cl_log(CL_LOG_INFO, "register sent", "landmark=%s addr=%s agent=%s chips=%zu", p->cfg->name,
-         p->addr, name, a->n_chips);
+  cl_log(CL_LOG_INFO, "register sent", "landmark=%s addr=%s agent=%s chips=%zu suite=%u",
+         p->cfg->name, p->addr, name, a->n_chips, suite);
 }
 
+/* Registered: the handshake deadline is met; from now on the timer watches
+ * for a landmark that has gone silent. */
+static void conn_registered(conn *c) {
+  agent *a = c->peer->ag;
+  c->state = CONN_REGISTERED;
+  c->registered_ms = uv_now(a->loop);
+  c->last_rx_ms = c->registered_ms;
+  c->last_check_ms = c->registered_ms;
+  uint64_t check_ms = (uint64_t)a->cfg.idle_timeout_s * 1000u / 4;
+  if (check_ms < IDLE_CHECK_MIN_MS) check_ms = IDLE_CHECK_MIN_MS;
+  if (check_ms > IDLE_CHECK_MAX_MS) check_ms = IDLE_CHECK_MAX_MS;
+  uv_timer_start(&c->timer, on_idle_check, check_ms, check_ms);
+}
+
+/*
+ * The landmark's half of the handshakes offered (after the Hello, or after
+ * a Rekey). Each accepted chip's session is established at once (the
+ * landmark's signature checked under the pinned key, the key derived); a
+ * worker then signs the chips' halves for one Confirm. A landmark signature
+ * that fails closes the connection: whoever answered is not the pinned
+ * landmark.
+ */
 static void on_register_result(conn *c, const cl_msg *m) {
   peer *p = c->peer;
   agent *a = p->ag;
-  size_t accepted = 0, refused = 0;
+  int initial = c->state == CONN_WAIT_RESULT;
+  confirm_job *j = malloc(sizeof *j);
+  if (!j) {
+    conn_close(c, CL_LOG_ERROR, "out of memory", "confirm");
+    return;
+  }
+  j->p = p;
+  j->gen = c->gen;
+  j->delay_ms = a->sign_delay_ms;
+  j->n = 0;
+  size_t refused = 0;
   for (size_t i = 0; i < m->u.reg_result.n; i++) {
     const cl_chip_result *r = &m->u.reg_result.r[i];
-    const agent_chip *chip = find_chip(a, r->chip);
-    char hex[CL_PK_HEX_LEN + 1];
-    cl_pk_to_hex(r->chip, hex);
-    if (r->accepted) {
-      accepted++;
-      cl_log(CL_LOG_INFO, "chip accepted", "landmark=%s chip=%s chip_id=%s", p->cfg->name,
-             chip ? chip->name : "?", hex);
-    } else {
+    int ci = chip_index(a, r->chip);
+    char hex[CHIP_HEX_LEN + 1];
+    chip_hex(r->chip, hex);
+    if (ci < 0 || p->sess[ci].state != CL_CHIPSESS_OFFERED) {
+      uint64_t supp = 0;
+      if (peer_may_warn(p, &supp))
+        cl_log(CL_LOG_WARN, "result for a chip not offered ignored",
+               "landmark=%s addr=%s chip=%s suppressed=%llu", p->cfg->name, p->addr, hex,
+               (unsigned long long)supp);
+      continue;
+    }
+    cl_chipsess *s = &p->sess[ci];
+    if (!r->accepted) {
       refused++;
+      cl_chipsess_end(s);
       char detail[CL_MAX_DETAIL * 4 + 3];
       cl_log_quote(detail, sizeof detail, r->detail, strlen(r->detail));
-      cl_log(CL_LOG_WARN, "chip refused", "landmark=%s chip=%s chip_id=%s reason=%s detail=%s",
-             p->cfg->name, chip ? chip->name : "?", hex, cl_refuse_reason_name(r->reason),
-             detail);
+      cl_log(CL_LOG_WARN, "chip refused",
+             "landmark=%s addr=%s chip=%s chip_name=%s reason=%s detail=%s", p->cfg->name,
+             p->addr, hex, a->chips[ci].name, cl_refuse_reason_name(r->reason), detail);
+      continue;
     }
+    confirm_item *it = &j->item[j->n];
+    if (cl_chipsess_accept(s, r, &it->hs) != CL_OK) {
+      free(j);
+      a->st.bad_landmark_sig++;
+      cl_log(CL_LOG_ERROR, "bad landmark signature", "landmark=%s addr=%s chip=%s", p->cfg->name,
+             p->addr, hex);
+      char text[CL_MAX_ERROR_TEXT + 1];
+      snprintf(text, sizeof text,
+               "chip %s: the landmark's handshake signature does not verify under the pinned key",
+               hex);
+      conn_send_error(c, CL_ERR_BAD_LANDMARK, text);
+      conn_close(c, CL_LOG_ERROR, "bad landmark signature", NULL);
+      return;
+    }
+    it->chip = (size_t)ci;
+    j->n++;
+    cl_log(CL_LOG_INFO, "chip accepted", "landmark=%s addr=%s chip=%s chip_name=%s", p->cfg->name,
+           p->addr, hex, a->chips[ci].name);
+  }
+  size_t accepted = j->n;
+  if (accepted > 0)
+    conn_queue(c, &j->req, j, confirm_work, confirm_done);
+  else
+    free(j);
+  if (c->closing) return;
+  if (!initial) {
+    /* A refused rekey may leave nothing to be measured here. */
+    if (!peer_has_state(p, CL_CHIPSESS_ESTABLISHED) && !peer_has_state(p, CL_CHIPSESS_OFFERED))
+      conn_close(c, CL_LOG_WARN, "no chip accepted", "rekey refused");
+    return;
   }
   if (m->u.reg_result.n != a->n_chips)
-    cl_log(CL_LOG_WARN, "register result count differs", "landmark=%s sent=%zu results=%zu",
-           p->cfg->name, a->n_chips, m->u.reg_result.n);
+    cl_log(CL_LOG_WARN, "register result count differs", "landmark=%s addr=%s sent=%zu results=%zu",
+           p->cfg->name, p->addr, a->n_chips, m->u.reg_result.n);
   if (accepted == 0) {
     /* Nothing to be measured here; retry later, the chips may be enrolled by then. */
     conn_close(c, CL_LOG_WARN, "no chip accepted", NULL);
     return;
   }
-  c->state = CONN_REGISTERED;
-  c->registered_ms = uv_now(a->loop);
-  c->last_rx_ms = c->registered_ms;
-  c->last_check_ms = c->registered_ms;
-  /* The handshake deadline is met; from now on the timer watches for a
-   * landmark that has gone silent. */
-  uint64_t check_ms = (uint64_t)a->cfg.idle_timeout_s * 1000u / 4;
-  if (check_ms < IDLE_CHECK_MIN_MS) check_ms = IDLE_CHECK_MIN_MS;
-  if (check_ms > IDLE_CHECK_MAX_MS) check_ms = IDLE_CHECK_MAX_MS;
-  uv_timer_start(&c->timer, on_idle_check, check_ms, check_ms);
+  conn_registered(c);
   cl_log(CL_LOG_INFO, "registered", "landmark=%s addr=%s accepted=%zu refused=%zu", p->cfg->name,
          p->addr, accepted, refused);
+}
+
+/* After a burst: the chip signs the transcript of the probes the landmark
+ * accepted, but only if it answered every one of them in this session. */
+static void on_burst_end(conn *c, const cl_msg *m) {
+  peer *p = c->peer;
+  agent *a = p->ag;
+  int ci = chip_index(a, m->u.burst_end.chip);
+  char hex[CHIP_HEX_LEN + 1];
+  chip_hex(m->u.burst_end.chip, hex);
+  uint64_t supp = 0;
+  if (ci < 0 || p->sess[ci].state != CL_CHIPSESS_ESTABLISHED) {
+    a->st.transcripts_refused++;
+    if (peer_may_warn(p, &supp))
+      cl_log(CL_LOG_WARN, "burst end for chip without session not signed",
+             "landmark=%s addr=%s chip=%s suppressed=%llu", p->cfg->name, p->addr, hex,
+             (unsigned long long)supp);
+    return;
+  }
+  transcript_job *j = malloc(sizeof *j);
+  if (!j) {
+    conn_close(c, CL_LOG_ERROR, "out of memory", "transcript");
+    return;
+  }
+  const cl_chipsess *s = &p->sess[ci];
+  if (cl_chipsess_transcript(s, m->u.burst_end.seqs, m->u.burst_end.n, j->e) != CL_OK) {
+    free(j);
+    a->st.transcripts_refused++;
+    if (peer_may_warn(p, &supp))
+      cl_log(CL_LOG_WARN, "burst end names a probe the chip did not answer; not signed",
+             "landmark=%s addr=%s chip=%s first_seq=%llu probes=%zu suppressed=%llu",
+             p->cfg->name, p->addr, hex, (unsigned long long)m->u.burst_end.seqs[0],
+             m->u.burst_end.n, (unsigned long long)supp);
+    return;
+  }
+  j->p = p;
+  j->gen = c->gen;
+  j->delay_ms = a->sign_delay_ms;
+  j->chip = (size_t)ci;
+  j->hs = s->hs;
+  j->n = m->u.burst_end.n;
+  conn_queue(c, &j->req, j, transcript_work, transcript_done);
+}
+
+/* The landmark wants a new session key for a chip: a fresh offer, in a
+ * Register of its own. The chip answers nothing until it is accepted. */
+static void on_rekey(conn *c, const cl_msg *m) {
+  peer *p = c->peer;
+  agent *a = p->ag;
+  int ci = chip_index(a, m->u.rekey.chip);
+  char hex[CHIP_HEX_LEN + 1];
+  chip_hex(m->u.rekey.chip, hex);
+  if (ci < 0) {
+    uint64_t supp = 0;
+    if (peer_may_warn(p, &supp))
+      cl_log(CL_LOG_WARN, "rekey for unknown chip ignored",
+             "landmark=%s addr=%s chip=%s suppressed=%llu", p->cfg->name, p->addr, hex,
+             (unsigned long long)supp);
+    return;
+  }
+  if (p->sess[ci].state == CL_CHIPSESS_OFFERED) {
+    /* A second offer would void the one the landmark is answering. */
+    cl_log(CL_LOG_DEBUG, "rekey already under way", "landmark=%s addr=%s chip=%s", p->cfg->name,
+           p->addr, hex);
+    return;
+  }
+  if (conn_send_register(c, (size_t)ci, 1) != CL_OK) return;
+  a->st.rekeys++;
+  cl_log(CL_LOG_INFO, "rekey offer sent", "landmark=%s addr=%s chip=%s chip_name=%s",
+         p->cfg->name, p->addr, hex, a->chips[ci].name);
+}
+
+/* The chip an Error's text names: landmarks begin the text of an error
+ * about one chip with "chip <16 hex>:". "-" when it names none. */
+static void error_chip(const char *text, char out[CHIP_HEX_LEN + 1]) {
+  snprintf(out, CHIP_HEX_LEN + 1, "-");
+  if (strncmp(text, "chip ", 5) != 0) return;
+  for (size_t i = 0; i < CHIP_HEX_LEN; i++)
+    if (!strchr("0123456789abcdef", text[5 + i]) || text[5 + i] == '\0') return;
+  if (text[5 + CHIP_HEX_LEN] != ':') return;
+  memcpy(out, text + 5, CHIP_HEX_LEN);
+  out[CHIP_HEX_LEN] = '\0';
 }
 
 static void on_error_msg(conn *c, const cl_msg *m) {
   peer *p = c->peer;
   cl_wire_error code = m->u.error.code;
-  char text[CL_MAX_ERROR_TEXT * 4 + 3];
+  char text[CL_MAX_ERROR_TEXT * 4 + 3], chip[CHIP_HEX_LEN + 1];
   cl_log_quote(text, sizeof text, m->u.error.text, strlen(m->u.error.text));
+  error_chip(m->u.error.text, chip);
   switch (code) {
-  case CL_ERR_UNKNOWN_NONCE:
+  case CL_ERR_UNKNOWN_PROBE:
   case CL_ERR_REPLAY:
   case CL_ERR_LATE:
-  case CL_ERR_BAD_SIGNATURE:
-  case CL_ERR_NOT_REGISTERED: {
-    /* About one response; the session goes on. */
+  case CL_ERR_BAD_MAC:
+  case CL_ERR_NOT_REGISTERED:
+  case CL_ERR_BAD_HANDSHAKE:
+  case CL_ERR_BAD_TRANSCRIPT: {
+    /* About one message or one chip (the text names it); the session goes on. */
     uint64_t supp = 0;
     if (peer_may_warn(p, &supp))
-      cl_log(CL_LOG_WARN, "landmark error", "landmark=%s addr=%s code=%s text=%s suppressed=%llu",
-             p->cfg->name, p->addr, cl_wire_error_name(code), text, (unsigned long long)supp);
+      cl_log(CL_LOG_WARN, "landmark error",
+             "landmark=%s addr=%s code=%s chip=%s text=%s suppressed=%llu", p->cfg->name, p->addr,
+             cl_wire_error_name(code), chip, text, (unsigned long long)supp);
     return;
   }
   default:
-    /* Version, malformed, too large, unexpected, bad landmark, limit, or a
-     * code we do not know: the landmark hangs up after these. */
-    cl_log(CL_LOG_ERROR, "landmark error", "landmark=%s addr=%s code=%s text=%s", p->cfg->name,
-           p->addr, cl_wire_error_name(code), text);
+    /* Version, malformed, too large, unexpected, bad landmark, limit, suite,
+     * or a code we do not know: the landmark hangs up after these. */
+    cl_log(CL_LOG_ERROR, "landmark error", "landmark=%s addr=%s code=%s chip=%s text=%s",
+           p->cfg->name, p->addr, cl_wire_error_name(code), chip, text);
     conn_close(c, CL_LOG_WARN, "landmark sent error", cl_wire_error_name(code));
     return;
   }
@@ -561,7 +815,7 @@ static void conn_on_frame(conn *c, const uint8_t *frame, size_t len) {
   char err[160];
   int rc = cl_msg_decode(frame, len, &m, err, sizeof err);
   if (rc == CL_OK && m.type == CL_MSG_CHALLENGE && c->state == CONN_REGISTERED) {
-    on_challenge(c, &m.u.challenge);
+    on_challenge(c, &m);
     return;
   }
   if (rc == CL_EVERSION) {
@@ -585,17 +839,31 @@ static void conn_on_frame(conn *c, const uint8_t *frame, size_t len) {
     conn_close(c, CL_LOG_ERROR, "malformed frame", NULL);
     return;
   }
-  if (m.type == CL_MSG_ERROR) {
+  int registered = c->state == CONN_REGISTERED;
+  switch (m.type) {
+  case CL_MSG_ERROR:
     on_error_msg(c, &m);
     return;
-  }
-  if (m.type == CL_MSG_HELLO && c->state == CONN_WAIT_HELLO) {
+  case CL_MSG_HELLO:
+    if (c->state != CONN_WAIT_HELLO) break;
     on_hello(c, &m);
     return;
-  }
-  if (m.type == CL_MSG_REGISTER_RESULT && c->state == CONN_WAIT_RESULT) {
+  case CL_MSG_REGISTER_RESULT:
+    /* Once registered, only in answer to the offers of a Rekey. */
+    if (c->state != CONN_WAIT_RESULT && !(registered && peer_has_state(p, CL_CHIPSESS_OFFERED)))
+      break;
     on_register_result(c, &m);
     return;
+  case CL_MSG_BURST_END:
+    if (!registered) break;
+    on_burst_end(c, &m);
+    return;
+  case CL_MSG_REKEY:
+    if (!registered) break;
+    on_rekey(c, &m);
+    return;
+  default:
+    break;
   }
   cl_log(CL_LOG_ERROR, "unexpected message", "landmark=%s addr=%s type=%s state=%d", p->cfg->name,
          p->addr, cl_msg_type_name(m.type), (int)c->state);
@@ -648,7 +916,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
    * never completes do not put off the idle timeout. Taken after the
    * answers are out, off the timed path. */
   if (got_frame) c->last_rx_ms = uv_now(c->peer->ag->loop);
-  conn_verify_pending(c);
 }
 
 /* ---- connecting --------------------------------------------------------- */
@@ -806,6 +1073,7 @@ int agent_create(agent **out, uv_loop_t *loop, const cl_agent_config *cfg, char 
     ch->name = cc->name;
     ch->key = k;
     ch->pk = cl_key_public(k);
+    chip_hex(ch->pk, ch->hex);
     for (size_t j = 0; j + 1 < a->n_chips; j++) {
       if (memcmp(a->chips[j].pk, ch->pk, CL_PK_LEN) == 0) {
         cl_err_set(err, errlen, "chips %s and %s have the same key", a->chips[j].name,
@@ -816,11 +1084,32 @@ int agent_create(agent **out, uv_loop_t *loop, const cl_agent_config *cfg, char 
     }
     char hex[CL_PK_HEX_LEN + 1];
     cl_pk_to_hex(ch->pk, hex);
-    cl_log(CL_LOG_INFO, "chip key loaded", "chip=%s chip_id=%s", ch->name, hex);
+    cl_log(CL_LOG_INFO, "chip key loaded", "chip=%s chip_name=%s chip_id=%s", ch->hex, ch->name,
+           hex);
+  }
+  /* Every session key in one guarded, locked block (at most 64 x 64 slots
+   * of 32 bytes): slot peer * n_chips + chip. */
+  size_t slots = a->n_peers * a->n_chips;
+  a->session_keys = sodium_malloc(slots ? slots * CL_SESSION_KEY_LEN : 1);
+  if (!a->session_keys) {
+    agent_destroy(&a);
+    return CL_ENOMEM;
+  }
+  for (size_t i = 0; i < a->n_peers; i++) {
+    peer *p = &a->peers[i];
+    p->sess = calloc(a->n_chips ? a->n_chips : 1, sizeof *p->sess);
+    if (!p->sess) {
+      agent_destroy(&a);
+      return CL_ENOMEM;
+    }
+    for (size_t c = 0; c < a->n_chips; c++)
+      cl_chipsess_init(&p->sess[c], a->session_keys + (i * a->n_chips + c) * CL_SESSION_KEY_LEN);
   }
   *out = a;
   return CL_OK;
 }
+
+void agent_set_sign_delay(agent *a, unsigned ms) { a->sign_delay_ms = ms; }
 
 int agent_start(agent *a) {
   if (!a || a->started) return CL_EINVAL;
@@ -837,9 +1126,10 @@ int agent_start(agent *a) {
   char name[CL_CONFIG_NAME_MAX * 4 + 3];
   cl_log_quote(name, sizeof name, a->cfg.name, strlen(a->cfg.name));
   cl_log(CL_LOG_INFO, "agent started",
-         "agent=%s landmarks=%zu chips=%zu backoff_min_ms=%u backoff_max_ms=%u idle_timeout_s=%u",
+         "agent=%s landmarks=%zu chips=%zu backoff_min_ms=%u backoff_max_ms=%u idle_timeout_s=%u "
+         "sign_delay_ms=%u",
          name, a->n_peers, a->n_chips, a->cfg.backoff_min_ms, a->cfg.backoff_max_ms,
-         a->cfg.idle_timeout_s);
+         a->cfg.idle_timeout_s, a->sign_delay_ms);
   for (size_t i = 0; i < a->n_peers; i++) peer_connect(&a->peers[i]);
   return CL_OK;
 }
@@ -863,7 +1153,14 @@ void agent_get_stats(const agent *a, agent_stats *out) { *out = a->st; }
 void agent_destroy(agent **ap) {
   if (!ap || !*ap) return;
   agent *a = *ap;
-  for (size_t i = 0; i < a->n_peers; i++) uv_freeaddrinfo(a->peers[i].ai);
+  for (size_t i = 0; i < a->n_peers; i++) {
+    peer *p = &a->peers[i];
+    uv_freeaddrinfo(p->ai);
+    if (p->sess)
+      for (size_t c = 0; c < a->n_chips; c++) cl_chipsess_end(&p->sess[c]);
+    free(p->sess);
+  }
+  sodium_free(a->session_keys); /* NULL-safe; wipes the block */
   for (size_t i = 0; i < a->n_chips; i++) cl_key_destroy(&a->chips[i].key);
   free(a->peers);
   sodium_memzero(a, sizeof *a);

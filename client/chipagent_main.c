@@ -3,7 +3,8 @@
  * config file, the event loop, signals, and the agent (client/agent.c).
  *
  * Exit codes: 0 after SIGTERM/SIGINT, 1 on a runtime failure, 2 on a usage
- * or configuration error (bad option, bad config file, unreadable chip key).
+ * or configuration error (bad option, bad config file, unreadable chip key,
+ * bad CHIPLOC_TEST_SIGN_DELAY_MS).
  */
 #include "agent.h"
 #include "cl_config.h"
@@ -21,6 +22,10 @@
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
+/* Test hook: milliseconds added to every identity-key signature, as on a
+ * slow hardware signer (agent_set_sign_delay). */
+#define SIGN_DELAY_ENV "CHIPLOC_TEST_SIGN_DELAY_MS"
+#define SIGN_DELAY_MAX_MS 60000u
 
 typedef struct {
   agent *ag;
@@ -33,9 +38,27 @@ static void usage(FILE *f) {
           "usage: chipagent --config FILE [--log-level debug|info|warn|error]\n"
           "       chipagent --help | --version\n"
           "\n"
-          "Connects to every landmark of FILE, registers the chips of FILE and\n"
-          "answers their challenges. Stops cleanly on SIGTERM or SIGINT.\n"
+          "Connects to every landmark of FILE, opens a session for each chip of\n"
+          "FILE, answers the challenges and signs the transcripts of the bursts.\n"
+          "Stops cleanly on SIGTERM or SIGINT.\n"
           "See docs/CONFIG.md for the config file.\n");
+}
+
+/* CHIPLOC_TEST_SIGN_DELAY_MS: unset or empty is 0. 0, or -1 after printing
+ * why the value is refused. */
+static int sign_delay_from_env(unsigned *ms) {
+  const char *v = getenv(SIGN_DELAY_ENV);
+  *ms = 0;
+  if (!v || !*v) return 0;
+  char *end = NULL;
+  unsigned long n = strtoul(v, &end, 10);
+  if (*end != '\0' || v[0] == '-' || n > SIGN_DELAY_MAX_MS) {
+    fprintf(stderr, "chipagent: %s='%s': want 0..%u milliseconds\n", SIGN_DELAY_ENV, v,
+            SIGN_DELAY_MAX_MS);
+    return -1;
+  }
+  *ms = (unsigned)n;
+  return 0;
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -87,6 +110,8 @@ int main(int argc, char **argv) {
     usage(stderr);
     return EXIT_USAGE;
   }
+  unsigned sign_delay_ms = 0;
+  if (sign_delay_from_env(&sign_delay_ms) != 0) return EXIT_USAGE;
   if (sodium_init() < 0) {
     fprintf(stderr, "chipagent: libsodium failed to initialise\n");
     return EXIT_RUNTIME;
@@ -125,6 +150,7 @@ int main(int argc, char **argv) {
     uv_loop_close(&loop);
     return rc == CL_ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
   }
+  agent_set_sign_delay(ap.ag, sign_delay_ms);
   char qconfig[PATH_MAX];
   cl_log_quote(qconfig, sizeof qconfig, config, strlen(config));
   cl_log(CL_LOG_INFO, "starting", "version=%s config=%s", CHIPLOC_VERSION, qconfig);

@@ -9,7 +9,7 @@ pkgs=(build-essential cmake pkg-config
       check libsubunit-dev groff-base
       postgresql-15 postgresql-client-15
       clang libclang-rt-14-dev
-      irtt curl python3)
+      irtt curl python3 python3-cryptography)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,10 +5,13 @@
  * lib/db/cl_audit.c; this file parses, connects and prints.
  *
  * Output: one line per finding, "TABLE id=N PROBLEM" (the problem names of
- * cl_audit_problem_name, docs/OPERATIONS.md), then the summary
- * "audit: N measurements, N links, N attestations checked; N problem(s)".
- * With --json, one JSON object instead. Exit codes: 0 clean, 4 findings,
- * 1 database failure, 2 usage error.
+ * cl_audit_problem_name, docs/OPERATIONS.md); when the database holds rows
+ * of protocol 1, the line "legacy (protocol 1), not re-verifiable by this
+ * version: N measurements, N links; N attestations cite such rows"; then
+ * the summary "audit: N measurements, N links, N attestations checked; N
+ * problem(s)". With --json, one JSON object instead (the legacy counts
+ * always in "legacy"). Exit codes: 0 clean, 4 findings, 1 database
+ * failure, 2 usage error. Legacy rows are no findings.
  */
 #include "chiploc_cli.h"
 #include "chiploc_cmds.h"
@@ -33,7 +36,9 @@ static void usage_audit(FILE *f) {
         "Re-verifies every measurement and landmark link against the enrolled keys,\n"
         "every attestation's signature and hash, and each chip's attestation chain,\n"
         "the evidence a version-2 attestation cites and the digests of its inputs,\n"
-        "in one consistent snapshot. Prints one line per finding, TABLE id=N PROBLEM,\n"
+        "in one consistent snapshot. Rows of protocol 1 (stored before the upgrade)\n"
+        "cannot be re-verified by this version: they are counted as legacy, not as\n"
+        "findings. Prints one line per finding, TABLE id=N PROBLEM,\n"
         "where PROBLEM is one of: signature, attestation signature, hash mismatch,\n"
         "measurement missing, chain break, chain start, derived column, evidence,\n"
         "input changed, retired key; then a summary. --json adds each finding's ref.\n"
@@ -52,6 +57,10 @@ static void print_text(const cl_audit_report *r) {
   }
   if ((int64_t)r->n_findings < r->problems)
     printf("(%" PRId64 " more finding(s) not listed)\n", r->problems - (int64_t)r->n_findings);
+  if (r->legacy_measurements || r->legacy_links || r->legacy_evidence)
+    printf("legacy (protocol 1), not re-verifiable by this version: %" PRId64
+           " measurements, %" PRId64 " links; %" PRId64 " attestations cite such rows\n",
+           r->legacy_measurements, r->legacy_links, r->legacy_evidence);
   printf("audit: %" PRId64 " measurements, %" PRId64 " links, %" PRId64
          " attestations checked; %" PRId64 " problem(s)\n",
          r->measurements, r->links, r->attestations, r->problems);
@@ -60,8 +69,10 @@ static void print_text(const cl_audit_report *r) {
 /* Table and problem names are fixed ASCII words: nothing to escape. */
 static void print_json(const cl_audit_report *r) {
   printf("{\"measurements\":%" PRId64 ",\"links\":%" PRId64 ",\"attestations\":%" PRId64
-         ",\"chains\":%" PRId64 ",\"problems\":%" PRId64 ",\"findings\":[",
-         r->measurements, r->links, r->attestations, r->chains, r->problems);
+         ",\"chains\":%" PRId64 ",\"legacy\":{\"measurements\":%" PRId64 ",\"links\":%" PRId64
+         ",\"attestations\":%" PRId64 "},\"problems\":%" PRId64 ",\"findings\":[",
+         r->measurements, r->links, r->attestations, r->chains, r->legacy_measurements,
+         r->legacy_links, r->legacy_evidence, r->problems);
   for (size_t i = 0; i < r->n_findings; i++) {
     const cl_audit_finding *f = &r->findings[i];
     printf("%s{\"table\":\"%s\",\"id\":%" PRId64 ",\"problem\":\"%s\"", i ? "," : "",

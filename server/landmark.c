@@ -2,7 +2,8 @@
  * landmarkd's event-loop shell around the protocol core (cl_lmcore): the
  * listener, one TCP handle per connection, the one timer that stands for
  * all of the core's timers, and the thread pool that does the core's
- * signature jobs. Every decision about the protocol is the core's; this
+ * jobs (handshakes, Confirm checks, transcript checks and record
+ * signatures). Every decision about the protocol is the core's; this
  * file turns libuv events into core events and the core's actions into
  * libuv calls. See landmark.h for the contract.
  *
@@ -39,12 +40,13 @@
 #define READ_BUF_LEN 65536
 
 /*
- * The thread pool (verify_threads > 0) does the core's Ed25519 jobs in
- * batches: the jobs the core hands out while the loop runs one phase's
- * callbacks go together, in pool jobs of up to POOL_BATCH, just before the
- * loop polls (uv_prepare: jobs from timers) and right after (uv_check: jobs
- * from reads and from returning batches). Under load a hand-over serves
- * many jobs; a job on an idle landmark still goes at once.
+ * The thread pool (verify_threads > 0) does the core's jobs (X25519 and
+ * Ed25519 work, never anything of the timed window) in batches: the jobs
+ * the core hands out while the loop runs one phase's callbacks go together,
+ * in pool jobs of up to POOL_BATCH, just before the loop polls (uv_prepare:
+ * jobs from timers) and right after (uv_check: jobs from reads and from
+ * returning batches). Under load a hand-over serves many jobs; a job on an
+ * idle landmark still goes at once.
  */
 #define POOL_BATCH 16
 
@@ -315,7 +317,9 @@ static void on_pool_prepare(uv_prepare_t *h) { pool_flush(h->data); }
 static void on_pool_check(uv_check_t *h) { pool_flush(h->data); }
 
 /* Queues one job (copied) for the pool; a full batch goes at once. Returns
- * 0, or CL_ENOMEM when the core must do the job itself. */
+ * 0, or CL_ENOMEM when the core must do the job itself. The copy's secrets
+ * (a handshake's ephemeral secret and session key) are wiped by the worker
+ * and by cl_lm_work_done. */
 static int pool_add(lm_server *s, const cl_lm_work *w) {
   if (!s->filling) {
     pool_job *j = malloc(sizeof *j);
@@ -421,6 +425,8 @@ static void params_of(const cl_landmark_config *cfg, cl_lm_params *p) {
   p->deadline_ms = cfg->deadline_ms;
   p->speed_m_per_s = cfg->speed_m_per_s;
   p->async_signatures = cfg->verify_threads > 0;
+  p->transcript_timeout_ms = cfg->transcript_timeout_ms;
+  p->session_lifetime_s = cfg->session_lifetime_s;
   p->max_connections = cfg->max_connections;
   p->max_connections_per_address = cfg->max_connections_per_address;
   p->max_pending_challenges = cfg->max_pending_challenges;

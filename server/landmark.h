@@ -3,20 +3,20 @@
  * core (lib/wire/cl_lmcore.h). It accepts agent connections, feeds the
  * core their bytes with the receive timestamp, writes what the core sends
  * (stamping a challenge's send time immediately before uv_try_write), arms
- * one timer for all of the core's timers, runs the core's signature jobs on
- * libuv's thread pool, and hands each burst's signed measurement to the
- * writer.
+ * one timer for all of the core's timers, runs the core's jobs (the
+ * landmark's half of each session handshake, the check of each chip's
+ * Confirm and of each burst's transcript, the record signature) on libuv's
+ * thread pool, and hands each burst's signed measurement to the writer.
  *
- * Timed window of one probe: the challenge is built, signed and encoded
- * first; the send timestamp is taken immediately before uv_try_write; the
- * receive timestamp is the first statement of the read callback. Both are
- * CLOCK_MONOTONIC_RAW (cl_clock_raw_ns), out of NTP's reach. Signature
- * verification, logging and queueing happen after that timestamp. With
- * [probe] verify_threads > 0 both Ed25519 operations of a probe run on
- * libuv's thread pool: the challenge is signed there before it is sent, and
- * the answer's signature is checked there after its receive timestamp, so
- * the loop only reads, writes and stamps; the probe is accepted (or
- * rejected) when the check returns.
+ * Timed window of one probe: the challenge is built and encoded first; the
+ * send timestamp is taken immediately before uv_try_write; the receive
+ * timestamp is the first statement of the read callback. Both are
+ * CLOCK_MONOTONIC_RAW (cl_clock_raw_ns), out of NTP's reach. The answer's
+ * MAC (one keyed hash under the session key), logging and queueing happen
+ * after that timestamp; nothing asymmetric happens between the two. With
+ * [probe] verify_threads > 0 the asymmetric work of the sessions (X25519,
+ * Ed25519 signatures and their checks) runs on libuv's thread pool; with 0,
+ * on the loop, outside any probe's timed window all the same.
  */
 #ifndef LM_LANDMARK_H
 #define LM_LANDMARK_H
@@ -35,8 +35,8 @@ typedef struct lm_server lm_server;
 typedef struct {
   const cl_lm_stats *core; /* the protocol core's counters and histograms */
   size_t conns;            /* agent connections open */
-  size_t chips_live;       /* chips registered on them */
-  uint64_t pool_inflight;  /* signature jobs queued or running on the thread pool */
+  size_t chips_live;       /* chips with a verified session on them */
+  uint64_t pool_inflight;  /* jobs queued or running on the thread pool */
   uint64_t reads_paused;   /* times a connection was no longer read: its write queue was full */
   size_t conns_read_paused; /* connections not being read now, until their queue drains */
   size_t write_queue_bytes; /* bytes held for writing to all connections, requests included */

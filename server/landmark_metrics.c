@@ -13,33 +13,41 @@ void lm_stats_log(const lm_server_view *view, const lm_writer_stats *ws) {
   cl_log(CL_LOG_INFO, "stats",
          "conns=%zu conns_accepted=%llu conns_refused_limit=%llu chips_live=%zu "
          "chips_registered=%llu refused_not_enrolled=%llu refused_bad_proof=%llu "
-         "refused_duplicate=%llu refused_inactive=%llu probes_sent=%llu accepted=%llu "
-         "timeouts=%llu rejected_unknown_nonce=%llu rejected_wrong_chip=%llu "
-         "rejected_replay=%llu rejected_late=%llu rejected_bad_signature=%llu "
-         "rejected_not_registered=%llu frames_too_large=%llu frames_malformed=%llu "
-         "frames_unknown_type=%llu version_mismatch=%llu unexpected_msg=%llu "
-         "handshake_timeouts=%llu idle_timeouts=%llu measurements=%llu "
+         "refused_duplicate=%llu refused_inactive=%llu refused_not_asked=%llu "
+         "suite_refused=%llu handshakes=%llu bad_handshake_sigs=%llu "
+         "confirms_unexpected=%llu rekeys_asked=%llu rekeys_done=%llu rekeys_failed=%llu "
+         "probes_sent=%llu accepted=%llu timeouts=%llu rejected_unknown_probe=%llu "
+         "rejected_replay=%llu rejected_late=%llu rejected_bad_mac=%llu "
+         "rejected_not_registered=%llu bursts_empty=%llu transcripts_ok=%llu "
+         "transcripts_bad=%llu transcript_timeouts=%llu frames_too_large=%llu "
+         "frames_malformed=%llu frames_unknown_type=%llu version_mismatch=%llu "
+         "unexpected_msg=%llu handshake_timeouts=%llu idle_timeouts=%llu measurements=%llu "
          "measurements_dropped=%llu rows_written=%llu db_queue=%llu db_errors=%llu "
          "conns_refused_per_address=%llu probes_deferred=%llu peer_errors=%llu "
          "rows_spooled=%llu rows_replayed=%llu spool_rows=%llu spool_bytes=%llu "
          "spool_dropped=%llu spool_corrupt=%llu write_queue_overflows=%llu "
          "error_replies_suppressed=%llu reads_paused=%llu conns_read_paused=%zu "
-         "write_queue_bytes=%zu",
+         "write_queue_bytes=%zu jobs_orphaned=%llu",
          view->conns, (unsigned long long)t->conns_accepted,
          (unsigned long long)t->conns_refused_limit, view->chips_live,
          (unsigned long long)t->chips_registered,
-         (unsigned long long)t->register_refused[CL_REFUSE_NOT_ENROLLED],
-         (unsigned long long)t->register_refused[CL_REFUSE_BAD_PROOF],
-         (unsigned long long)t->register_refused[CL_REFUSE_DUPLICATE],
-         (unsigned long long)t->register_refused[CL_REFUSE_INACTIVE],
-         (unsigned long long)t->probes_sent, (unsigned long long)t->responses_accepted,
-         (unsigned long long)t->probe_timeouts,
-         (unsigned long long)t->rejected[CL_ACCEPT_UNKNOWN_NONCE],
-         (unsigned long long)t->rejected[CL_ACCEPT_WRONG_CHIP],
+         (unsigned long long)t->handshake_refused[CL_REFUSE_NOT_ENROLLED],
+         (unsigned long long)t->handshake_refused[CL_REFUSE_BAD_PROOF],
+         (unsigned long long)t->handshake_refused[CL_REFUSE_DUPLICATE],
+         (unsigned long long)t->handshake_refused[CL_REFUSE_INACTIVE],
+         (unsigned long long)t->handshake_refused[CL_REFUSE_NOT_ASKED],
+         (unsigned long long)t->suite_refused, (unsigned long long)t->handshakes_ok,
+         (unsigned long long)t->bad_handshake_sigs, (unsigned long long)t->confirms_unexpected,
+         (unsigned long long)t->rekeys_asked, (unsigned long long)t->rekeys_done,
+         (unsigned long long)t->rekeys_failed, (unsigned long long)t->probes_sent,
+         (unsigned long long)t->responses_accepted, (unsigned long long)t->probe_timeouts,
+         (unsigned long long)t->rejected[CL_ACCEPT_UNKNOWN_PROBE],
          (unsigned long long)t->rejected[CL_ACCEPT_REPLAY],
          (unsigned long long)t->rejected[CL_ACCEPT_LATE],
-         (unsigned long long)t->rejected[CL_ACCEPT_BAD_SIGNATURE],
-         (unsigned long long)t->rejected_not_registered, (unsigned long long)t->frames_too_large,
+         (unsigned long long)t->rejected[CL_ACCEPT_BAD_MAC],
+         (unsigned long long)t->rejected_not_registered, (unsigned long long)t->bursts_empty,
+         (unsigned long long)t->transcripts_ok, (unsigned long long)t->transcripts_bad,
+         (unsigned long long)t->transcript_timeouts, (unsigned long long)t->frames_too_large,
          (unsigned long long)t->frames_malformed, (unsigned long long)t->frames_unknown_type,
          (unsigned long long)t->version_mismatch, (unsigned long long)t->unexpected_msg,
          (unsigned long long)t->handshake_timeouts, (unsigned long long)t->idle_timeouts,
@@ -52,7 +60,8 @@ void lm_stats_log(const lm_server_view *view, const lm_writer_stats *ws) {
          (unsigned long long)ws->spool_dropped, (unsigned long long)ws->spool_corrupt,
          (unsigned long long)t->write_queue_overflows,
          (unsigned long long)t->error_replies_suppressed, (unsigned long long)view->reads_paused,
-         view->conns_read_paused, view->write_queue_bytes);
+         view->conns_read_paused, view->write_queue_bytes,
+         (unsigned long long)t->jobs_orphaned);
 }
 
 /* One counter family with one labelled series per (label value, count). */
@@ -90,23 +99,35 @@ int lm_metrics_render(const lm_server_view *view, const lm_writer_stats *ws, con
   counter1(t, "chiploc_responses_accepted_total", "Responses that passed every acceptance check.",
            st->responses_accepted);
   {
-    const char *v[] = {"unknown_nonce", "wrong_chip", "replay", "late", "bad_signature",
-                       "not_registered"};
-    uint64_t n[] = {st->rejected[CL_ACCEPT_UNKNOWN_NONCE], st->rejected[CL_ACCEPT_WRONG_CHIP],
-                    st->rejected[CL_ACCEPT_REPLAY],        st->rejected[CL_ACCEPT_LATE],
-                    st->rejected[CL_ACCEPT_BAD_SIGNATURE], st->rejected_not_registered};
-    counter_by(t, "chiploc_responses_rejected_total", "Responses rejected, by reason.", "reason", v,
-               n, 6);
+    const char *v[] = {"unknown_probe", "replay", "late", "bad_mac", "not_registered"};
+    uint64_t n[] = {st->rejected[CL_ACCEPT_UNKNOWN_PROBE], st->rejected[CL_ACCEPT_REPLAY],
+                    st->rejected[CL_ACCEPT_LATE], st->rejected[CL_ACCEPT_BAD_MAC],
+                    st->rejected_not_registered};
+    counter_by(t, "chiploc_responses_rejected_total",
+               "Responses (and Transcripts, as not_registered) rejected, by reason.", "reason", v,
+               n, 5);
+  }
+  counter1(t, "chiploc_bursts_empty_total",
+           "Bursts that ended without an accepted probe: no BurstEnd, no record.",
+           st->bursts_empty);
+  {
+    const char *v[] = {"ok", "bad", "timeout"};
+    uint64_t n[] = {st->transcripts_ok, st->transcripts_bad, st->transcript_timeouts};
+    counter_by(t, "chiploc_transcripts_total",
+               "Bursts awaiting the chip's transcript, by outcome: ok (verified, the record is "
+               "signed), bad (signature, first_seq, or no burst awaiting one), timeout.",
+               "result", v, n, 3);
   }
   counter1(t, "chiploc_probes_deferred_total",
            "Probes postponed because the connection had max_pending_challenges outstanding.",
            st->probes_deferred);
   {
-    const char *v[] = {"too_large", "malformed", "unknown_type", "version", "unexpected"};
+    const char *v[] = {"too_large", "malformed", "unknown_type", "version", "unexpected",
+                       "suite"};
     uint64_t n[] = {st->frames_too_large, st->frames_malformed, st->frames_unknown_type,
-                    st->version_mismatch, st->unexpected_msg};
+                    st->version_mismatch, st->unexpected_msg, st->suite_refused};
     counter_by(t, "chiploc_frames_rejected_total",
-               "Frames rejected (the connection is closed), by reason.", "reason", v, n, 5);
+               "Frames rejected (the connection is closed), by reason.", "reason", v, n, 6);
   }
   counter1(t, "chiploc_peer_errors_total", "Error frames received from agents.", st->peer_errors);
   counter1(t, "chiploc_error_replies_suppressed_total",
@@ -127,16 +148,35 @@ int lm_metrics_render(const lm_server_view *view, const lm_writer_stats *ws, con
   gauge1(t, "chiploc_write_queue_bytes",
          "Bytes held for writing to agents, all connections, write requests included.",
          (double)view->write_queue_bytes);
-  counter1(t, "chiploc_chips_registered_total", "Chip registrations accepted.",
+  counter1(t, "chiploc_chips_registered_total",
+           "Chips whose first session verified (they became active on a connection).",
            st->chips_registered);
   {
-    const char *v[] = {"not_enrolled", "bad_proof", "duplicate", "inactive"};
-    uint64_t n[] = {st->register_refused[CL_REFUSE_NOT_ENROLLED],
-                    st->register_refused[CL_REFUSE_BAD_PROOF],
-                    st->register_refused[CL_REFUSE_DUPLICATE],
-                    st->register_refused[CL_REFUSE_INACTIVE]};
-    counter_by(t, "chiploc_registrations_refused_total", "Chip registrations refused, by reason.",
-               "reason", v, n, 4);
+    const char *v[] = {"not_enrolled", "bad_proof", "duplicate", "inactive", "not_asked"};
+    uint64_t n[] = {st->handshake_refused[CL_REFUSE_NOT_ENROLLED],
+                    st->handshake_refused[CL_REFUSE_BAD_PROOF],
+                    st->handshake_refused[CL_REFUSE_DUPLICATE],
+                    st->handshake_refused[CL_REFUSE_INACTIVE],
+                    st->handshake_refused[CL_REFUSE_NOT_ASKED]};
+    counter_by(t, "chiploc_registrations_refused_total",
+               "Chip offers refused in a RegisterResult, by reason.", "reason", v, n, 5);
+  }
+  counter1(t, "chiploc_handshakes_total",
+           "Sessions that began: a chip's Confirm verified (first sessions and rekeys).",
+           st->handshakes_ok);
+  counter1(t, "chiploc_handshake_bad_signatures_total",
+           "Confirms whose chip signature did not verify (the chip was dropped).",
+           st->bad_handshake_sigs);
+  counter1(t, "chiploc_confirms_unexpected_total",
+           "Confirm entries for a chip with no handshake awaiting one (answered with an Error).",
+           st->confirms_unexpected);
+  {
+    const char *v[] = {"asked", "completed", "failed"};
+    uint64_t n[] = {st->rekeys_asked, st->rekeys_done, st->rekeys_failed};
+    counter_by(t, "chiploc_rekeys_total",
+               "Rekeys: asked (a Rekey sent), completed (the new session verified), failed (not "
+               "completed within handshake_timeout_ms: the chip was dropped).",
+               "result", v, n, 3);
   }
   gauge1(t, "chiploc_chips_live", "Chips registered on an open connection.",
          (double)view->chips_live);
@@ -153,8 +193,8 @@ int lm_metrics_render(const lm_server_view *view, const lm_writer_stats *ws, con
     const char *v[] = {"handshake", "idle", "probe"};
     uint64_t n[] = {st->handshake_timeouts, st->idle_timeouts, st->probe_timeouts};
     counter_by(t, "chiploc_timeouts_total",
-               "Timeouts: connections cut before registering or when idle, probes unanswered "
-               "by the deadline.",
+               "Timeouts: handshakes not completed in time (a connection with no active chip, or "
+               "one chip's), connections idle, probes unanswered by the deadline.",
                "kind", v, n, 3);
   }
   cl_mtext_family(t, "chiploc_rtt_seconds", "histogram", "Round-trip time of accepted probes.");
@@ -162,17 +202,20 @@ int lm_metrics_render(const lm_server_view *view, const lm_writer_stats *ws, con
   cl_mtext_family(t, "chiploc_probe_lag_seconds", "histogram",
                   "How late each challenge was sent against its scheduled time.");
   cl_mtext_histogram(t, "chiploc_probe_lag_seconds", NULL, &st->lag);
-  counter1(t, "chiploc_verify_queued_total",
-           "Response signature checks handed to the verify threads.", st->verify_queued);
-  counter1(t, "chiploc_sign_queued_total", "Challenge signatures handed to the verify threads.",
-           st->sign_queued);
-  gauge1(t, "chiploc_pool_inflight",
-         "Signature checks and challenge signatures queued or running on the verify threads.",
+  {
+    const char *v[] = {"handshake", "confirm", "transcript"};
+    uint64_t n[] = {st->jobs_queued[CL_LM_WORK_HANDSHAKE], st->jobs_queued[CL_LM_WORK_CONFIRM],
+                    st->jobs_queued[CL_LM_WORK_TRANSCRIPT]};
+    counter_by(t, "chiploc_jobs_queued_total",
+               "Jobs handed to the verify threads, by kind (stays 0 with verify_threads = 0).",
+               "kind", v, n, 3);
+  }
+  gauge1(t, "chiploc_pool_inflight", "Jobs queued or running on the verify threads.",
          (double)view->pool_inflight);
   counter1(t, "chiploc_pool_orphaned_total",
-           "Signature checks and challenge signatures whose chip or connection was gone when "
-           "they finished.",
-           st->pool_orphaned);
+           "Jobs whose result was not used: their chip or connection was gone when they "
+           "finished, or they were cancelled.",
+           st->jobs_orphaned);
   counter1(t, "chiploc_measurements_total", "Burst measurements handed to the database writer.",
            st->measurements);
   counter1(t, "chiploc_measurements_dropped_total",

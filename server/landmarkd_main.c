@@ -49,8 +49,9 @@ static void usage(FILE *f) {
           "       landmarkd --check-config --config FILE\n"
           "       landmarkd --help | --version\n"
           "\n"
-          "Landmark node of chiploc: accepts chip agents, probes their chips with\n"
-          "signed challenges, and records signed RTT measurements in PostgreSQL.\n"
+          "Landmark node of chiploc: accepts chip agents, agrees a session key with\n"
+          "each of their chips, probes them with timed challenges answered under\n"
+          "that key, and records signed RTT measurements in PostgreSQL.\n"
           "See docs/CONFIG.md for the configuration file.\n");
 }
 
@@ -224,8 +225,9 @@ int main(int argc, char **argv) {
     cl_mtext_init(&a.mtext);
   }
   if (a.cfg.verify_threads > 0) {
-    /* Signature checks run on libuv's thread pool, sized once at its first
-     * use: landmarkd does no other work there. */
+    /* Session handshakes, Confirm and transcript checks and record
+     * signatures run on libuv's thread pool, sized once at its first use:
+     * landmarkd does no other work there. */
     char n[16];
     snprintf(n, sizeof n, "%u", a.cfg.verify_threads);
     setenv("UV_THREADPOOL_SIZE", n, 1);

@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Records per read or write call: 94 KiB of buffer. */
+/* Records per read or write call: 449 KiB of buffer. */
 #define CHUNK_RECORDS 256u
 
 /* Header fields (docs/SPOOL.md). */
@@ -37,29 +37,36 @@
 #define SLOT_OFF 8
 #define SLOT_CRC 28
 
+/* Version 1 (protocol 1 records): only recognised, to refuse it or to
+ * replace it when it holds nothing. Same header and slots, 368-byte
+ * records. */
+#define V1_MAGIC "chiploc-spool v1"
+#define V1_RECORD_LEN 368u
+
 /* Record fields (docs/SPOOL.md). */
 #define R_KIND 0
 #define R_CHIP_ID 4
 #define R_LANDMARK 12
 #define R_CHIP 44
-#define R_NONCE 76
-#define R_ISSUED 108
-#define R_SEQ 116
-#define R_CHALLENGE_SIG 124
-#define R_CHIP_SIG 188
-#define R_RTT 252
-#define R_PROBE_COUNT 260
-#define R_MEASURED 264
-#define R_LANDMARK_SIG 272
-#define R_BOUND 336
-#define R_EST_SPEED 344
-#define R_EST_BOUND 352
-#define R_PROBES_SENT 360
-#define R_CRC 364
+#define R_SUITE 76
+#define R_HANDSHAKE 80
+#define R_COUNT (R_HANDSHAKE + CL_HS_BLOB_LEN)
+#define R_PROBES (R_COUNT + 4)
+#define R_TRANSCRIPT_SIG (R_PROBES + CL_PROBES_BLOB_MAX)
+#define R_RTT (R_TRANSCRIPT_SIG + CL_SIG_LEN)
+#define R_PROBES_SENT (R_RTT + 8)
+#define R_MEASURED (R_PROBES_SENT + 4)
+#define R_SIG (R_MEASURED + 8)
+#define R_BOUND (R_SIG + CL_SIG_LEN)
+#define R_EST_SPEED (R_BOUND + 8)
+#define R_EST_BOUND (R_EST_SPEED + 8)
+#define R_CRC (R_EST_BOUND + 8)
 
 _Static_assert(R_CRC + 4 == LM_SPOOL_RECORD_LEN, "record layout");
 _Static_assert(H_SLOT0 + 2 * SLOT_LEN == LM_SPOOL_HEADER_LEN, "header layout");
 _Static_assert(sizeof LM_SPOOL_MAGIC - 1 == LM_SPOOL_MAGIC_LEN, "magic length");
+_Static_assert(sizeof V1_MAGIC - 1 == LM_SPOOL_MAGIC_LEN, "magic length");
+_Static_assert(R_COUNT == 336 && R_PROBES == 340 && R_CRC == 1792, "record layout of SPOOL.md");
 
 struct lm_spool {
   int fd;
@@ -98,50 +105,62 @@ void lm_spool_encode(uint8_t out[LM_SPOOL_RECORD_LEN], const cl_store_row *row) 
   memset(out, 0, LM_SPOOL_RECORD_LEN);
   out[R_KIND] = row->is_link ? 1 : 0;
   cl_put_be64(out + R_CHIP_ID, (uint64_t)row->chip_id);
-  memcpy(out + R_LANDMARK, m->ch.landmark, CL_PK_LEN);
-  memcpy(out + R_CHIP, m->ch.chip, CL_PK_LEN);
-  memcpy(out + R_NONCE, m->ch.nonce, CL_NONCE_LEN);
-  cl_put_be64(out + R_ISSUED, m->ch.issued_unix_ns);
-  cl_put_be64(out + R_SEQ, m->ch.seq);
-  memcpy(out + R_CHALLENGE_SIG, m->ch.sig, CL_SIG_LEN);
-  memcpy(out + R_CHIP_SIG, m->chip_sig, CL_SIG_LEN);
+  memcpy(out + R_LANDMARK, m->hs.landmark, CL_PK_LEN);
+  memcpy(out + R_CHIP, m->hs.chip, CL_PK_LEN);
+  cl_put_be32(out + R_SUITE, m->hs.suite);
+  cl_hs_blob_put(out + R_HANDSHAKE, &m->hs);
+  /* A count beyond the maximum cannot be stored; it is kept as it is, so
+   * that decoding refuses the record rather than shortening it. */
+  cl_put_be32(out + R_COUNT, m->count);
+  cl_probes_blob_put(out + R_PROBES, m->probes, m->count);
+  memcpy(out + R_TRANSCRIPT_SIG, m->transcript_sig, CL_SIG_LEN);
   cl_put_be64(out + R_RTT, m->rtt_ns);
-  cl_put_be32(out + R_PROBE_COUNT, m->probe_count);
+  cl_put_be32(out + R_PROBES_SENT, m->probes_sent);
   cl_put_be64(out + R_MEASURED, m->measured_unix_ns);
-  memcpy(out + R_LANDMARK_SIG, m->sig, CL_SIG_LEN);
+  memcpy(out + R_SIG, m->sig, CL_SIG_LEN);
   cl_put_be64(out + R_BOUND, row->bound_m);
   uint64_t speed_bits;
   memcpy(&speed_bits, &row->est_speed, sizeof speed_bits);
   cl_put_be64(out + R_EST_SPEED, speed_bits);
   cl_put_be64(out + R_EST_BOUND, row->est_bound_m);
-  cl_put_be32(out + R_PROBES_SENT, row->probes_sent);
   cl_put_be32(out + R_CRC, lm_spool_crc32c(out, R_CRC));
+}
+
+/* 1 if len bytes at p are all zero. */
+static int all_zero(const uint8_t *p, size_t len) {
+  uint8_t acc = 0;
+  for (size_t i = 0; i < len; i++) acc |= p[i];
+  return acc == 0;
 }
 
 int lm_spool_decode(const uint8_t in[LM_SPOOL_RECORD_LEN], cl_store_row *row) {
   if (cl_get_be32(in + R_CRC) != lm_spool_crc32c(in, R_CRC)) return CL_EMALFORMED;
   if (in[R_KIND] > 1 || in[1] || in[2] || in[3]) return CL_EMALFORMED;
+  uint32_t count = cl_get_be32(in + R_COUNT);
+  if (count < 1 || count > CL_MAX_BURST) return CL_EMALFORMED;
+  size_t used = (size_t)count * CL_RECORD_ENTRY_LEN;
+  if (!all_zero(in + R_PROBES + used, CL_PROBES_BLOB_MAX - used)) return CL_EMALFORMED;
   memset(row, 0, sizeof *row);
   cl_measurement *m = &row->m;
   row->is_link = in[R_KIND];
   uint64_t id = cl_get_be64(in + R_CHIP_ID);
   memcpy(&row->chip_id, &id, sizeof id); /* two's complement, as written */
-  memcpy(m->ch.landmark, in + R_LANDMARK, CL_PK_LEN);
-  memcpy(m->ch.chip, in + R_CHIP, CL_PK_LEN);
-  memcpy(m->ch.nonce, in + R_NONCE, CL_NONCE_LEN);
-  m->ch.issued_unix_ns = cl_get_be64(in + R_ISSUED);
-  m->ch.seq = cl_get_be64(in + R_SEQ);
-  memcpy(m->ch.sig, in + R_CHALLENGE_SIG, CL_SIG_LEN);
-  memcpy(m->chip_sig, in + R_CHIP_SIG, CL_SIG_LEN);
+  memcpy(m->hs.landmark, in + R_LANDMARK, CL_PK_LEN);
+  memcpy(m->hs.chip, in + R_CHIP, CL_PK_LEN);
+  m->hs.suite = cl_get_be32(in + R_SUITE);
+  cl_hs_blob_get(&m->hs, in + R_HANDSHAKE);
+  size_t n = 0; /* cannot fail: `used` is count whole entries, count 1..CL_MAX_BURST */
+  cl_probes_blob_get(m->probes, &n, in + R_PROBES, used);
+  m->count = count;
+  memcpy(m->transcript_sig, in + R_TRANSCRIPT_SIG, CL_SIG_LEN);
   m->rtt_ns = cl_get_be64(in + R_RTT);
-  m->probe_count = cl_get_be32(in + R_PROBE_COUNT);
+  m->probes_sent = cl_get_be32(in + R_PROBES_SENT);
   m->measured_unix_ns = cl_get_be64(in + R_MEASURED);
-  memcpy(m->sig, in + R_LANDMARK_SIG, CL_SIG_LEN);
+  memcpy(m->sig, in + R_SIG, CL_SIG_LEN);
   row->bound_m = cl_get_be64(in + R_BOUND);
   uint64_t speed_bits = cl_get_be64(in + R_EST_SPEED);
   memcpy(&row->est_speed, &speed_bits, sizeof speed_bits);
   row->est_bound_m = cl_get_be64(in + R_EST_BOUND);
-  row->probes_sent = cl_get_be32(in + R_PROBES_SENT);
   return CL_OK;
 }
 
@@ -305,8 +324,7 @@ static int compact(lm_spool *sp, char *err, size_t errlen) {
 
 /* ---- open and close ------------------------------------------------------ */
 
-/* Validates the header read from an existing file; fills *gen and *off with
- * the newest valid read-offset slot, or leaves *off at 0 when none is. */
+/* Validates the header read from an existing file of this version. */
 static int check_header(lm_spool *sp, const uint8_t h[LM_SPOOL_HEADER_LEN], char *err,
                         size_t errlen) {
   if (memcmp(h, LM_SPOOL_MAGIC, LM_SPOOL_MAGIC_LEN) != 0) {
@@ -339,6 +357,60 @@ static int check_header(lm_spool *sp, const uint8_t h[LM_SPOOL_HEADER_LEN], char
     return CL_EEXIST;
   }
   return CL_OK;
+}
+
+/*
+ * Bytes of a version 1 spool (header h, sp->size bytes) after its read
+ * offset: the records not yet replayed, a torn tail included. The offset is
+ * the newest valid slot's, as version 1 chose it; without one, every record
+ * counts. UINT64_MAX when the header is damaged.
+ */
+static uint64_t v1_unreplayed(const lm_spool *sp, const uint8_t h[LM_SPOOL_HEADER_LEN]) {
+  if (cl_get_be32(h + H_CRC) != lm_spool_crc32c(h, H_CRC)) return UINT64_MAX;
+  uint64_t best_gen = 0, off = LM_SPOOL_HEADER_LEN;
+  for (int i = 0; i < 2; i++) {
+    const uint8_t *s = h + H_SLOT0 + i * SLOT_LEN;
+    if (cl_get_be32(s + SLOT_CRC) != lm_spool_crc32c(s, SLOT_CRC)) continue;
+    uint64_t gen = cl_get_be64(s + SLOT_GEN), o = cl_get_be64(s + SLOT_OFF);
+    if (o >= LM_SPOOL_HEADER_LEN && o <= sp->size &&
+        (o - LM_SPOOL_HEADER_LEN) % V1_RECORD_LEN == 0 && gen >= best_gen) {
+      best_gen = gen;
+      off = o;
+    }
+  }
+  return sp->size - off;
+}
+
+/*
+ * A version 1 spool holds protocol 1 records, which this landmarkd can
+ * neither replay nor convert (they lack the session and the transcript of
+ * protocol 2). One that holds nothing is replaced by a new spool; any other
+ * is refused, untouched, with what to do.
+ */
+static int handle_v1(lm_spool *sp, const uint8_t h[LM_SPOOL_HEADER_LEN], lm_spool_recovery *rec,
+                     char *err, size_t errlen) {
+  uint64_t left = v1_unreplayed(sp, h);
+  if (left == 0) {
+    int rc = replace_file(sp, 0, 0, err, errlen);
+    if (rc == CL_OK) rec->replaced_v1 = 1;
+    return rc;
+  }
+  if (left == UINT64_MAX) {
+    cl_err_set(err, errlen,
+               "spool %s: a version 1 spool (\"%s\") with a damaged header, whose protocol 1 "
+               "records this landmarkd cannot store anyway; move the file aside to start with a "
+               "new spool",
+               sp->path, V1_MAGIC);
+    return CL_EVERSION;
+  }
+  cl_err_set(err, errlen,
+             "spool %s: a version 1 spool (\"%s\") holding %llu protocol 1 records not yet "
+             "replayed, which this landmarkd cannot store; replay them with the previous chiploc "
+             "release (its landmarkd on this spool_path until msg=\"spool drained\") before the "
+             "database is migrated to 0005, or move the file aside to start with a new spool "
+             "(its records are then lost)",
+             sp->path, V1_MAGIC, (unsigned long long)((left + V1_RECORD_LEN - 1) / V1_RECORD_LEN));
+  return CL_EVERSION;
 }
 
 /* Cuts an incomplete or damaged tail; sp->size is the file's size. */
@@ -477,6 +549,11 @@ int lm_spool_open(lm_spool **out, const char *path, const uint8_t landmark_pk[CL
     rc = CL_EIO;
     goto fail;
   }
+  if (memcmp(h, V1_MAGIC, LM_SPOOL_MAGIC_LEN) == 0) {
+    if ((rc = handle_v1(sp, h, rec, err, errlen)) != CL_OK) goto fail;
+    *out = sp;
+    return CL_OK;
+  }
   if ((rc = check_header(sp, h, err, errlen)) != CL_OK) goto fail;
   if ((rc = trim_tail(sp, rec, err, errlen)) != CL_OK) goto fail;
   choose_offset(sp, h, rec);
@@ -505,8 +582,13 @@ int lm_spool_append(lm_spool *sp, const cl_store_row *rows, size_t n, size_t *ap
   if (!sp || !appended || (n > 0 && !rows)) return CL_EINVAL;
   *appended = 0;
   for (size_t i = 0; i < n; i++) {
-    if (memcmp(rows[i].m.ch.landmark, sp->pk, CL_PK_LEN) != 0) {
+    if (memcmp(rows[i].m.hs.landmark, sp->pk, CL_PK_LEN) != 0) {
       cl_err_set(err, errlen, "spool %s: row %zu is signed by another landmark key", sp->path, i);
+      return CL_EINVAL;
+    }
+    if (rows[i].m.count < 1 || rows[i].m.count > CL_MAX_BURST) {
+      cl_err_set(err, errlen, "spool %s: row %zu has %u probes, outside 1..%d", sp->path, i,
+                 rows[i].m.count, CL_MAX_BURST);
       return CL_EINVAL;
     }
   }
@@ -558,7 +640,7 @@ int lm_spool_peek(lm_spool *sp, cl_store_row *rows, size_t max, size_t *n, size_
     for (size_t j = 0; j < c; j++, pos += LM_SPOOL_RECORD_LEN) {
       cl_store_row *r = &rows[*n];
       int ok = lm_spool_decode(sp->buf + j * LM_SPOOL_RECORD_LEN, r) == CL_OK &&
-               memcmp(r->m.ch.landmark, sp->pk, CL_PK_LEN) == 0;
+               memcmp(r->m.hs.landmark, sp->pk, CL_PK_LEN) == 0;
       if (!ok) {
         if (*n > 0) return CL_OK; /* the next peek reports it */
         (*skipped)++;

@@ -8,9 +8,12 @@
  * a time (an exclusive flock); its owner calls it from one thread.
  *
  * The file is a versioned header followed by fixed-size records in an
- * explicit big-endian layout, each with a CRC-32C. docs/SPOOL.md is the
- * normative description of the format and must change together with this
- * module. In short:
+ * explicit big-endian layout, each with a CRC-32C; a record has room for
+ * the largest measurement record (CL_MAX_BURST probes), so that every
+ * record starts at a multiple of the record length and one damaged record
+ * never hides the ones after it. docs/SPOOL.md is the normative
+ * description of the format and must change together with this module. In
+ * short:
  *   - append: records are written at the end and fdatasync'd before
  *     lm_spool_append returns, so the caller may then drop its copies;
  *   - replay: lm_spool_peek reads from the read offset without moving it;
@@ -34,10 +37,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LM_SPOOL_MAGIC "chiploc-spool v1" /* 16 bytes, no NUL in the file */
+#define LM_SPOOL_MAGIC "chiploc-spool v2" /* 16 bytes, no NUL in the file */
 #define LM_SPOOL_MAGIC_LEN 16
 #define LM_SPOOL_HEADER_LEN 128
-#define LM_SPOOL_RECORD_LEN 368
+#define LM_SPOOL_RECORD_LEN 1796
 
 typedef struct lm_spool lm_spool;
 
@@ -48,6 +51,7 @@ typedef struct {
   uint64_t torn_records; /* complete last records with a bad checksum, cut off */
   int offset_reset;      /* no valid read-offset slot: replay starts at the first record */
   int stale_tmp;         /* an unfinished compaction file was removed */
+  int replaced_v1;       /* a version 1 spool holding nothing was replaced by a new one */
 } lm_spool_recovery;
 
 /*
@@ -56,6 +60,9 @@ typedef struct {
  * by another landmark is refused. max_bytes bounds the file size (header
  * included); it must hold the header and one record. A torn tail (power
  * loss during an append) is cut off and reported in *rec (may be NULL).
+ * A version 1 spool (protocol 1 records) that holds no record left to
+ * replay is replaced by a new spool (rec->replaced_v1); one that does is
+ * refused with CL_EVERSION, err naming the file and what to do.
  * Returns 0, or: CL_EINVAL (bad argument), CL_EIO (cannot create, read,
  * write or lock; err says which), CL_EVERSION (not a chiploc spool, or
  * another version), CL_EMALFORMED (damaged or partial header), CL_EEXIST (the spool
@@ -72,9 +79,10 @@ void lm_spool_close(lm_spool **sp);
  * Appends rows in order and fdatasyncs them. *appended receives how many of
  * the leading rows were stored durably: all n, or fewer when the size limit
  * was reached (consumed records are compacted away first to make room).
- * Returns 0 (check *appended), CL_EINVAL (a row signed by another key; none
- * was written), or CL_EIO (write or sync failed: *appended is 0 and the
- * file is cut back to its previous size when possible).
+ * Returns 0 (check *appended), CL_EINVAL (a row signed by another key, or
+ * with a probe count outside 1..CL_MAX_BURST; none was written), or CL_EIO
+ * (write or sync failed: *appended is 0 and the file is cut back to its
+ * previous size when possible).
  */
 int lm_spool_append(lm_spool *sp, const cl_store_row *rows, size_t n, size_t *appended,
                     char *err, size_t errlen);
@@ -123,7 +131,8 @@ uint32_t lm_spool_crc32c(const void *data, size_t len);
 /* Writes the record of one row, checksum included. */
 void lm_spool_encode(uint8_t out[LM_SPOOL_RECORD_LEN], const cl_store_row *row);
 /* Decodes one record. Returns 0, or CL_EMALFORMED if the checksum does not
- * match or a field is out of its range (kind, reserved bytes). */
+ * match or a field is out of its range (kind, reserved bytes, a probe count
+ * outside 1..CL_MAX_BURST, non-zero bytes after the last entry). */
 int lm_spool_decode(const uint8_t in[LM_SPOOL_RECORD_LEN], cl_store_row *row);
 
 #endif

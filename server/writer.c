@@ -30,7 +30,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QUEUE_MAX 1000000u
+/* Memory the in-memory queue may use (the ring doubles up to it): about
+ * what 10^6 rows of protocol 1 took. A protocol 2 row has room for
+ * CL_MAX_BURST probes, so this is about 220 000 rows. */
+#define QUEUE_MAX_BYTES (384u * 1024u * 1024u)
+#define QUEUE_MAX (QUEUE_MAX_BYTES / sizeof(cl_store_row))
 #define RETRY_MIN_MS 200u
 #define RETRY_MAX_MS 10000u
 /* After a spool I/O error (not a full spool), wait this long before the
@@ -227,6 +231,11 @@ static int refresh_chips(lm_writer *w, cl_store *db) {
   return CL_OK;
 }
 
+/* The seq a row is stored under (its fastest probe's), for the log. */
+static uint64_t row_seq(const cl_store_row *row) {
+  return row->m.probes[cl_measurement_fastest(&row->m)].seq;
+}
+
 /*
  * Writes rows[0..n) (all of one kind) in one COPY transaction. When the
  * batch is refused for a reason retrying cannot fix (a row the schema
@@ -282,11 +291,11 @@ static int write_rows(lm_writer *w, cl_store *db, int64_t landmark_id, const cl_
     if (r1 == CL_EEXIST) {
       (*existed)++;
       cl_log(CL_LOG_DEBUG, "row already stored", "seq=%llu",
-             (unsigned long long)rows[i].m.ch.seq);
+             (unsigned long long)row_seq(&rows[i]));
     } else if (r1 != CL_OK) {
       (*rejected)++;
       cl_log(CL_LOG_ERROR, "row refused by the database; set aside",
-             "seq=%llu chip_id=%lld err=\"%.300s\"", (unsigned long long)rows[i].m.ch.seq,
+             "seq=%llu chip_id=%lld err=\"%.300s\"", (unsigned long long)row_seq(&rows[i]),
              (long long)rows[i].chip_id, err);
     }
     *settled = i + 1;
@@ -677,6 +686,8 @@ int lm_writer_create(lm_writer **out, uv_loop_t *loop, const cl_landmark_config 
   if (rec.stale_tmp)
     cl_log(CL_LOG_INFO, "spool: unfinished compaction file removed", "path=%s.tmp",
            cfg->spool_path);
+  if (rec.replaced_v1)
+    cl_log(CL_LOG_INFO, "spool: empty version 1 spool replaced", "path=%s", cfg->spool_path);
   cl_log(lm_spool_rows(w->spool) ? CL_LOG_WARN : CL_LOG_INFO, "spool opened",
          "path=%s spool_rows=%llu spool_bytes=%llu spool_max_bytes=%llu created=%d",
          cfg->spool_path, (unsigned long long)lm_spool_rows(w->spool),
@@ -716,8 +727,8 @@ int lm_writer_create(lm_writer **out, uv_loop_t *loop, const cl_landmark_config 
 int lm_writer_push(lm_writer *w, const cl_store_row *row) {
   uv_mutex_lock(&w->mu);
   if (w->len == w->cap) {
-    size_t ncap = w->cap * 2;
-    cl_store_row *n = ncap <= QUEUE_MAX ? malloc(sizeof *n * ncap) : NULL;
+    size_t ncap = w->cap * 2 < QUEUE_MAX ? w->cap * 2 : QUEUE_MAX;
+    cl_store_row *n = ncap > w->cap ? malloc(sizeof *n * ncap) : NULL;
     if (!n) {
       w->stats.rows_dropped++;
       uv_mutex_unlock(&w->mu);

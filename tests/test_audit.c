@@ -4,8 +4,9 @@
  *
  * Each test builds its own database of really signed records without the
  * verifier binary: two landmarks, two chips allowed in two regions (FRA, DEU),
- * measurements written with cl_store_insert_measurements, two signed
- * landmark links, a registered verifier, and per chip a chain of five
+ * genuine protocol 2 records (tests/tu_record.c) written with
+ * cl_store_insert_measurements and cl_store_insert_links (two landmark
+ * links), a registered verifier, and per chip a chain of five
  * attestations made with cl_attest (consistent, inconsistent with an
  * excluded landmark, site excluded), named measurements and all, inserted
  * with parameterised SQL the way the verifier writes them. The chain
@@ -14,9 +15,10 @@
  * and the digests of the site, the landmarks and the regions' geometry). A
  * clean database must audit clean; then one kind of tampering per test, and
  * the audit must name exactly the tampered row (or, for a deletion, the row
- * that reveals it) with the right problem. The last test adds records
- * written by the real `chiploc verify`, which must audit clean next to the
- * ones made here.
+ * that reveals it) with the right problem. Protocol 1 rows, kept from
+ * before the upgrade, are counted as legacy and are no finding. The last
+ * test adds records written by the real `chiploc verify`, which must audit
+ * clean next to the ones made here.
  */
 #include "testutil.h"
 
@@ -29,6 +31,7 @@
 #include "cl_region.h"
 #include "cl_region_geojson.h"
 #include "cl_store.h"
+#include "tu_record.h"
 
 #include <check.h>
 #include <inttypes.h>
@@ -131,22 +134,14 @@ static void ts_text(char *out, size_t len, uint64_t unix_ns) {
   snprintf(out, len, "%s.%06u+00", day, (unsigned)(unix_ns % 1000000000u / 1000u));
 }
 
-/* A signed measurement as landmarkd builds it. `peer` takes the chip's
- * part: a chip, or another landmark for a link. */
+/* A genuine record as landmarkd builds it, of three probes whose fastest,
+ * the first, has seq `seq` (so the row's seq column is seq) and RTT
+ * rtt_ns. `peer` takes the chip's part: a chip, or another landmark for a
+ * link. */
 static void make_measurement(cl_measurement *m, const cl_key *lm, const cl_key *peer, uint64_t seq,
                              uint64_t rtt_ns, uint64_t measured_ns) {
-  memset(m, 0, sizeof *m);
-  memcpy(m->ch.landmark, cl_key_public(lm), CL_PK_LEN);
-  memcpy(m->ch.chip, cl_key_public(peer), CL_PK_LEN);
-  randombytes_buf(m->ch.nonce, CL_NONCE_LEN);
-  m->ch.issued_unix_ns = measured_ns - 40000000u;
-  m->ch.seq = seq;
-  cl_challenge_sign(&m->ch, lm);
-  cl_response_sign(&m->ch, peer, m->chip_sig);
-  m->rtt_ns = rtt_ns;
-  m->probe_count = 5;
-  m->measured_unix_ns = measured_ns;
-  cl_measurement_sign(m, lm);
+  const uint64_t rtts[3] = {rtt_ns, rtt_ns + 3000u, rtt_ns + 1500u};
+  ck_assert_int_eq(tu_record(m, lm, peer, seq, 3, rtts, measured_ns), CL_OK);
 }
 
 static void insert_measurements(world *w) {
@@ -191,39 +186,28 @@ static void insert_measurements(world *w) {
 }
 
 /* Landmark l probes the other landmark: a link record signed like a
- * measurement, the peer's key in the chip's part. */
+ * measurement, the peer's key in the chip's part, written as landmarkd
+ * writes links. */
 static void insert_links(world *w) {
+  char err[512] = "";
   for (int l = 0; l < N_LMS; l++) {
     int peer = (l + 1) % N_LMS;
-    cl_measurement m;
+    cl_store_row row;
+    memset(&row, 0, sizeof row);
     uint64_t rtt = 5000000u + (uint64_t)l * 111u;
-    make_measurement(&m, w->lm[l], w->lm[peer], 900u + (uint64_t)l, rtt, w->t0_ns - 7777u);
-    char from[24], to[24], nonce[2 + 64 + 1], issued[24], seq[24], csig[2 + 128 + 1],
-        chsig[2 + 128 + 1], rtt_s[24], bound[24], probes[8], at[64], at_ns[24], lsig[2 + 128 + 1];
+    make_measurement(&row.m, w->lm[l], w->lm[peer], 900u + (uint64_t)l, rtt, w->t0_ns - 7777u);
+    row.chip_id = w->lm_id[peer];
+    row.is_link = 1;
+    row.bound_m = cl_bound_m(rtt, CL_SPEED_C);
+    row.est_speed = CL_SPEED_FIBRE;
+    row.est_bound_m = cl_bound_m(rtt, CL_SPEED_FIBRE);
+    ck_assert_msg(cl_store_insert_links(w->s, w->lm_id[l], &row, 1, err, sizeof err) == CL_OK,
+                  "%s", err);
+    char from[24];
     i64s(from, sizeof from, w->lm_id[l]);
-    i64s(to, sizeof to, w->lm_id[peer]);
-    bytea_hex(nonce, m.ch.nonce, CL_NONCE_LEN);
-    i64s(issued, sizeof issued, (int64_t)m.ch.issued_unix_ns);
-    i64s(seq, sizeof seq, (int64_t)m.ch.seq);
-    bytea_hex(csig, m.ch.sig, CL_SIG_LEN);
-    bytea_hex(chsig, m.chip_sig, CL_SIG_LEN);
-    i64s(rtt_s, sizeof rtt_s, (int64_t)m.rtt_ns);
-    i64s(bound, sizeof bound, (int64_t)cl_bound_m(m.rtt_ns, CL_SPEED_C));
-    snprintf(probes, sizeof probes, "%u", m.probe_count);
-    ts_text(at, sizeof at, m.measured_unix_ns);
-    i64s(at_ns, sizeof at_ns, (int64_t)m.measured_unix_ns);
-    bytea_hex(lsig, m.sig, CL_SIG_LEN);
-    const char *v[13] = {from, to, nonce, issued, seq, csig, chsig, rtt_s, bound, probes,
-                         at,   at_ns, lsig};
-    w->link_id[l] = q_id(q(w->pg,
-                           "INSERT INTO landmark_links (from_landmark_id, to_landmark_id, nonce,"
-                           " seq, issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m,"
-                           " probe_count, probes_sent, measured_at, measured_at_ns, landmark_sig)"
-                           " VALUES ($1::bigint, $2::bigint, $3::bytea, $5::bigint, $4::bigint,"
-                           " $6::bytea, $7::bytea, $8::bigint, $9::bigint, $10::integer,"
-                           " $10::integer, $11::timestamptz, $12::bigint, $13::bytea)"
-                           " RETURNING id",
-                           13, v));
+    const char *v[1] = {from};
+    w->link_id[l] =
+        q_id(q(w->pg, "SELECT id FROM landmark_links WHERE from_landmark_id = $1::bigint", 1, v));
   }
 }
 
@@ -603,6 +587,7 @@ START_TEST(test_clean) {
   free(o);
   ck_assert_int_eq(cli(&o, "--db", w.conninfo, "--json", NULL), 0);
   ck_assert_str_eq(o, "{\"measurements\":20,\"links\":2,\"attestations\":10,\"chains\":2,"
+                      "\"legacy\":{\"measurements\":0,\"links\":0,\"attestations\":0},"
                       "\"problems\":0,\"findings\":[],\"truncated\":false}\n");
   free(o);
   setenv("CHIPLOC_DB", w.conninfo, 1);
@@ -714,36 +699,121 @@ START_TEST(test_measurement_edited) {
 }
 END_TEST
 
+/* Every part of a protocol 2 record is covered: each byte edit below is
+ * its own inverse, so the row is clean again after the second. */
+START_TEST(test_measurement_record_edited) {
+  world w;
+  world_init(&w, "cl_audit_meas_record");
+  /* Cited by a version-1 attestation, which goes by its landmark_sig only. */
+  int64_t id = w.meas_id[0][1][0];
+  char ids[24];
+  i64s(ids, sizeof ids, id);
+  const char *v[1] = {ids};
+  static const char *const edits[] = {
+      /* the landmark's ephemeral key, the chip's nonce, each handshake signature */
+      "UPDATE measurements SET handshake = set_byte(handshake, 3, get_byte(handshake, 3) # 1)"
+      " WHERE id = $1::bigint",
+      "UPDATE measurements SET handshake = set_byte(handshake, 100, get_byte(handshake, 100) # 1)"
+      " WHERE id = $1::bigint",
+      "UPDATE measurements SET handshake = set_byte(handshake, 130, get_byte(handshake, 130) # 1)"
+      " WHERE id = $1::bigint",
+      "UPDATE measurements SET handshake = set_byte(handshake, 250, get_byte(handshake, 250) # 1)"
+      " WHERE id = $1::bigint",
+      /* the second entry's seq, nonce, MAC and RTT */
+      "UPDATE measurements SET probes = set_byte(probes, 87, get_byte(probes, 87) # 1)"
+      " WHERE id = $1::bigint",
+      "UPDATE measurements SET probes = set_byte(probes, 100, get_byte(probes, 100) # 1)"
+      " WHERE id = $1::bigint",
+      "UPDATE measurements SET probes = set_byte(probes, 130, get_byte(probes, 130) # 1)"
+      " WHERE id = $1::bigint",
+      "UPDATE measurements SET probes = set_byte(probes, 159, get_byte(probes, 159) # 1)"
+      " WHERE id = $1::bigint",
+      /* the entries swapped (seqs out of order) */
+      "UPDATE measurements SET probes = substring(probes from 81 for 80) ||"
+      " substring(probes from 1 for 80) || substring(probes from 161) WHERE id = $1::bigint",
+      "UPDATE measurements SET transcript_sig ="
+      " set_byte(transcript_sig, 0, get_byte(transcript_sig, 0) # 1) WHERE id = $1::bigint",
+      "UPDATE measurements SET suite = 3 - suite WHERE id = $1::bigint",
+      "UPDATE measurements SET probes_sent = probes_sent # 4 WHERE id = $1::bigint",
+      "UPDATE measurements SET measured_at_ns = measured_at_ns # 1 WHERE id = $1::bigint",
+  };
+  for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+    q_do(w.pg, edits[i], 1, v);
+    cl_audit_report rep;
+    run_audit(&w, &rep);
+    char got[2048];
+    print_findings(&rep, got, sizeof got);
+    ck_assert_msg(rep.n_findings == 1 && rep.findings[0].table == CL_AUDIT_MEASUREMENTS &&
+                      rep.findings[0].id == id && rep.findings[0].problem == CL_AUDIT_SIGNATURE,
+                  "%s: got %s", edits[i], got);
+    cl_audit_report_free(&rep);
+    q_do(w.pg, edits[i], 1, v);
+    expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT, NULL);
+  }
+
+  /* A record its landmark signed over a handshake the chip never signed:
+   * the verifier's rule does not look at the handshake signatures (the
+   * transcript covers the session), the audit does. */
+  cl_store_row row;
+  memset(&row, 0, sizeof row);
+  make_measurement(&row.m, w.lm[1], w.chip[0], 7777u, 3000000u, w.t0_ns - 5000000000ull);
+  memset(row.m.hs.chip_sig, 0, CL_SIG_LEN);
+  ck_assert_int_eq(cl_measurement_sign(&row.m, w.lm[1]), CL_OK);
+  row.chip_id = w.chip_id[0];
+  row.bound_m = cl_bound_m(row.m.rtt_ns, CL_SPEED_C);
+  row.est_speed = CL_SPEED_FIBRE;
+  row.est_bound_m = cl_bound_m(row.m.rtt_ns, CL_SPEED_FIBRE);
+  char err[512] = "";
+  ck_assert_msg(cl_store_insert_measurements(w.s, w.lm_id[1], &row, 1, err, sizeof err) == CL_OK,
+                "%s", err);
+  char *bad = sql_text(w.pg, "SELECT id FROM measurements WHERE seq = 7777", 0, NULL);
+  want_finding want[] = {{CL_AUDIT_MEASUREMENTS, strtoll(bad, NULL, 10), CL_AUDIT_SIGNATURE}};
+  expect_findings(&w, want, 1, ALL_MEAS + 1, ALL_ATT, NULL);
+  free(bad);
+  world_fini(&w);
+}
+END_TEST
+
 START_TEST(test_measurement_unsigned_columns) {
   world w;
   world_init(&w, "cl_audit_meas_derived");
-  /* bound_m and measured_at are not signed; they must agree with rtt_ns and
-   * measured_at_ns, which are. */
-  int64_t a = w.meas_id[1][0][1], b = w.meas_id[0][4][0], c = w.meas_id[1][3][0];
-  char as[24], bs[24], cs[24];
+  /* bound_m, measured_at, nonce and seq are not signed; they must agree
+   * with rtt_ns, measured_at_ns and the fastest probe's nonce and seq,
+   * which are. */
+  int64_t a = w.meas_id[1][0][1], b = w.meas_id[0][4][0], c = w.meas_id[1][3][0],
+          d = w.meas_id[0][2][1], e = w.meas_id[1][4][0];
+  char as[24], bs[24], cs[24], ds[24], es[24];
   i64s(as, sizeof as, a);
   i64s(bs, sizeof bs, b);
   i64s(cs, sizeof cs, c);
-  const char *va[1] = {as}, *vb[1] = {bs}, *vc[1] = {cs};
+  i64s(ds, sizeof ds, d);
+  i64s(es, sizeof es, e);
+  const char *va[1] = {as}, *vb[1] = {bs}, *vc[1] = {cs}, *vd[1] = {ds}, *ve[1] = {es};
   q_do(w.pg, "UPDATE measurements SET bound_m = bound_m * 2 WHERE id = $1::bigint", 1, va);
   q_do(w.pg, "UPDATE measurements SET measured_at = measured_at - interval '10 minutes'"
              " WHERE id = $1::bigint", 1, vb);
   q_do(w.pg, "UPDATE measurements SET measured_at = measured_at + interval '500 milliseconds'"
              " WHERE id = $1::bigint", 1, vc);
+  /* The second probe's seq, and a nonce no probe had. e is cited by a
+   * version-2 attestation, which finds it by its signature all the same. */
+  q_do(w.pg, "UPDATE measurements SET seq = seq + 1 WHERE id = $1::bigint", 1, vd);
+  q_do(w.pg, "UPDATE measurements SET nonce = sha256(nonce) WHERE id = $1::bigint", 1, ve);
   /* b is cited by the version-2 attestation of its round, which looks for
    * its evidence by measured_at (the indexed column) within a second of
    * the window, as the verifier does: moved by ten minutes, the row is
    * not found there, and that attestation's evidence is reported missing
    * too. c, moved by half a second, is still found. */
-  int64_t ids[3] = {a, b, c};
-  sort_ids(ids, 3);
+  int64_t ids[5] = {a, b, c, d, e};
+  sort_ids(ids, 5);
   want_finding want[] = {{CL_AUDIT_MEASUREMENTS, ids[0], CL_AUDIT_DERIVED_COLUMN},
                          {CL_AUDIT_MEASUREMENTS, ids[1], CL_AUDIT_DERIVED_COLUMN},
                          {CL_AUDIT_MEASUREMENTS, ids[2], CL_AUDIT_DERIVED_COLUMN},
+                         {CL_AUDIT_MEASUREMENTS, ids[3], CL_AUDIT_DERIVED_COLUMN},
+                         {CL_AUDIT_MEASUREMENTS, ids[4], CL_AUDIT_DERIVED_COLUMN},
                          {CL_AUDIT_ATTESTATIONS, w.att_id[0][4], CL_AUDIT_EVIDENCE}};
   cl_audit_report rep;
-  expect_findings(&w, want, 4, ALL_MEAS, ALL_ATT, &rep);
-  ck_assert_int_eq(rep.findings[3].ref, 0);
+  expect_findings(&w, want, 6, ALL_MEAS, ALL_ATT, &rep);
+  ck_assert_int_eq(rep.findings[5].ref, 0);
   cl_audit_report_free(&rep);
   world_fini(&w);
 }
@@ -1052,7 +1122,7 @@ START_TEST(test_many_rows) {
                 "%s", err);
   free(rows);
   /* Edit one in the middle. */
-  q_do(w.pg, "UPDATE measurements SET probe_count = 4 WHERE seq = 101500", 0, NULL);
+  q_do(w.pg, "UPDATE measurements SET probes_sent = probes_sent + 1 WHERE seq = 101500", 0, NULL);
   char *id_s = sql_text(w.pg, "SELECT id FROM measurements WHERE seq = 101500", 0, NULL);
   want_finding want[] = {
       {CL_AUDIT_MEASUREMENTS, strtoll(id_s, NULL, 10), CL_AUDIT_SIGNATURE}};
@@ -1086,12 +1156,14 @@ static void insert_forged_copy(world *w, int64_t id, int64_t new_id, int ms) {
   snprintf(mss, sizeof mss, "%d", ms);
   const char *v[2] = {ids, mss};
   int64_t f = q_id(q(w->pg,
-                     "INSERT INTO measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
-                     " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
-                     " probe_count, measured_at, measured_at_ns, landmark_sig)"
-                     " SELECT chip_id, landmark_id, nonce, seq, issued_at_ns, challenge_sig,"
-                     " chip_sig, rtt_ns / 2, bound_m / 2, est_speed_m_s, est_bound_m / 2,"
-                     " probe_count, measured_at + $2::integer * interval '1 millisecond',"
+                     "INSERT INTO measurements (chip_id, landmark_id, suite, nonce, seq,"
+                     " handshake, probes, transcript_sig, rtt_ns, bound_m, est_speed_m_s,"
+                     " est_bound_m, probe_count, probes_sent, measured_at, measured_at_ns,"
+                     " landmark_sig)"
+                     " SELECT chip_id, landmark_id, suite, nonce, seq, handshake, probes,"
+                     " transcript_sig, rtt_ns / 2, bound_m / 2, est_speed_m_s, est_bound_m / 2,"
+                     " probe_count, probes_sent,"
+                     " measured_at + $2::integer * interval '1 millisecond',"
                      " measured_at_ns, landmark_sig FROM measurements WHERE id = $1::bigint"
                      " RETURNING id",
                      2, v));
@@ -1404,6 +1476,120 @@ START_TEST(test_retired_keys) {
 }
 END_TEST
 
+/* Inserts a protocol 1 row as a landmark wrote it before the upgrade to
+ * protocol 2: a measurement of chip c by landmark l (link = 0) or a link
+ * from landmark l to the other one (link = 1), with random signature bytes
+ * (this version can check none) and landmark signature sig. Triggers off:
+ * since migration 0005 the guard refuses protocol 1 rows. Returns its id. */
+static int64_t insert_legacy(world *w, int link, int c, int l, uint64_t measured_ns,
+                             const uint8_t sig[CL_SIG_LEN]) {
+  uint8_t b[CL_NONCE_LEN + 2 * CL_SIG_LEN];
+  randombytes_buf(b, sizeof b);
+  char subject[24], signer[24], nonce[2 + 64 + 1], csig[2 + 128 + 1], chsig[2 + 128 + 1],
+      lsig[2 + 128 + 1], at[64], at_ns[24], issued[24];
+  i64s(subject, sizeof subject, link ? w->lm_id[(l + 1) % N_LMS] : w->chip_id[c]);
+  i64s(signer, sizeof signer, w->lm_id[l]);
+  bytea_hex(nonce, b, CL_NONCE_LEN);
+  bytea_hex(csig, b + CL_NONCE_LEN, CL_SIG_LEN);
+  bytea_hex(chsig, b + CL_NONCE_LEN + CL_SIG_LEN, CL_SIG_LEN);
+  bytea_hex(lsig, sig, CL_SIG_LEN);
+  ts_text(at, sizeof at, measured_ns);
+  i64s(at_ns, sizeof at_ns, (int64_t)measured_ns);
+  i64s(issued, sizeof issued, (int64_t)measured_ns - 40000000);
+  const char *v[9] = {subject, signer, nonce, issued, csig, chsig, at, at_ns, lsig};
+  q_do(w->pg, "SET session_replication_role = replica", 0, NULL);
+  int64_t id = q_id(q(w->pg,
+                      link ? "INSERT INTO landmark_links (to_landmark_id, from_landmark_id,"
+                             " protocol, nonce, seq, issued_at_ns, challenge_sig, chip_sig,"
+                             " rtt_ns, bound_m, probe_count, probes_sent, measured_at,"
+                             " measured_at_ns, landmark_sig) VALUES ($1::bigint, $2::bigint, 1,"
+                             " $3::bytea, 1, $4::bigint, $5::bytea, $6::bytea, 4000000, 599585,"
+                             " 3, 3, $7::timestamptz, $8::bigint, $9::bytea) RETURNING id"
+                           : "INSERT INTO measurements (chip_id, landmark_id, protocol, nonce,"
+                             " seq, issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m,"
+                             " est_speed_m_s, est_bound_m, probe_count, probes_sent, measured_at,"
+                             " measured_at_ns, landmark_sig) VALUES ($1::bigint, $2::bigint, 1,"
+                             " $3::bytea, 1, $4::bigint, $5::bytea, $6::bytea, 2000000, 299793,"
+                             " 2e8, 199862, 3, 3, $7::timestamptz, $8::bigint, $9::bytea)"
+                             " RETURNING id",
+                      9, v));
+  q_do(w->pg, "SET session_replication_role = DEFAULT", 0, NULL);
+  return id;
+}
+
+/* A database upgraded from protocol 1: the rows landmarks wrote before
+ * stay, and so do the attestations that cite them. This version cannot
+ * re-verify those rows: counted as legacy, never a finding. */
+START_TEST(test_legacy_rows) {
+  world w;
+  world_init(&w, "cl_audit_legacy");
+  /* Protocol 1 rows of both landmarks for chip 0, measured two seconds
+   * before the end of the round after the last, and one link. */
+  uint64_t end = w.t0_ns + (uint64_t)N_ROUNDS * ROUND_NS;
+  uint8_t sigs[N_LMS][CL_SIG_LEN];
+  int64_t ids[N_LMS];
+  for (int l = 0; l < N_LMS; l++) {
+    randombytes_buf(sigs[l], CL_SIG_LEN);
+    ids[l] = insert_legacy(&w, 0, 0, l, end - 2000000000ull, sigs[l]);
+  }
+  uint8_t other[CL_SIG_LEN];
+  randombytes_buf(other, sizeof other);
+  insert_legacy(&w, 1, 0, 0, w.t0_ns - 9999u, other);
+  /* A version-2 attestation of that round citing them, chained to round 4:
+   * what a verifier wrote before the upgrade. */
+  cl_attestation a;
+  int site_lm, excluded_lm;
+  make_attestation(&w, 0, N_ROUNDS, N_ROUNDS - 1, w.att_hash[0][N_ROUNDS - 1], &a, &site_lm,
+                   &excluded_lm);
+  ck_assert_int_eq(cl_attest_digest_sigs((const uint8_t(*)[CL_SIG_LEN])sigs, N_LMS,
+                                         a.measurements_digest),
+                   CL_OK);
+  cl_attest_sign(&a, w.verifier);
+  uint8_t h[CL_HASH_LEN];
+  cl_attest_hash(&a, h);
+  int64_t att = insert_attestation(&w, 0, &a, h, site_lm, excluded_lm, ids,
+                                   (const uint8_t(*)[CL_SIG_LEN])sigs, N_LMS);
+  cl_audit_report rep;
+  expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT + 1, &rep);
+  ck_assert_int_eq(rep.legacy_measurements, N_LMS);
+  ck_assert_int_eq(rep.legacy_links, 1);
+  ck_assert_int_eq(rep.legacy_evidence, 1);
+  cl_audit_report_free(&rep);
+  /* The CLI says so, and exits 0. */
+  char *o = NULL;
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, NULL), 0);
+  ck_assert_str_eq(o, "legacy (protocol 1), not re-verifiable by this version: 2 measurements,"
+                      " 1 links; 1 attestations cite such rows\n"
+                      "audit: 20 measurements, 2 links, 11 attestations checked; 0 problem(s)\n");
+  free(o);
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, "--json", NULL), 0);
+  ck_assert_msg(strstr(o, "\"legacy\":{\"measurements\":2,\"links\":1,\"attestations\":1}"), "%s",
+                o);
+  free(o);
+  /* Their signatures are not checked: edited, they are still legacy. */
+  char id0[24];
+  i64s(id0, sizeof id0, ids[0]);
+  const char *v[1] = {id0};
+  q_do(w.pg, "UPDATE measurements SET rtt_ns = 1 WHERE id = $1::bigint", 1, v);
+  expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT + 1, NULL);
+  /* What needs no signature is still checked: the cited row gone, or its
+   * landmark retired before it was measured, the evidence is missing. */
+  retire(&w, 0, "retired", end - 3000000000ull);
+  want_finding want[] = {{CL_AUDIT_ATTESTATIONS, att, CL_AUDIT_EVIDENCE}};
+  expect_findings(&w, want, 1, ALL_MEAS, ALL_ATT + 1, &rep);
+  ck_assert_int_eq(rep.findings[0].ref, ids[0]);
+  ck_assert_int_eq(rep.legacy_evidence, 0);
+  cl_audit_report_free(&rep);
+  retire(&w, 0, NULL, 0);
+  q_do(w.pg, "DELETE FROM measurements WHERE id = $1::bigint", 1, v);
+  expect_findings(&w, want, 1, ALL_MEAS, ALL_ATT + 1, &rep);
+  ck_assert_int_eq(rep.findings[0].ref, 0);
+  ck_assert_int_eq(rep.legacy_measurements, N_LMS - 1);
+  cl_audit_report_free(&rep);
+  world_fini(&w);
+}
+END_TEST
+
 /* Runs the chiploc CLI with the given arguments (NULL-terminated), output
  * to a log file in dir; returns the exit status. */
 static int run_chiploc(const char *dir, ...) {
@@ -1500,6 +1686,7 @@ int main(void) {
   tcase_add_test(tc, test_clean);
   tcase_add_test(tc, test_cli_usage);
   tcase_add_test(tc, test_measurement_edited);
+  tcase_add_test(tc, test_measurement_record_edited);
   tcase_add_test(tc, test_measurement_unsigned_columns);
   tcase_add_test(tc, test_measurement_deleted);
   tcase_add_test(tc, test_link_edited);
@@ -1520,6 +1707,7 @@ int main(void) {
   tcase_add_test(tc, test_v2_region_edited);
   tcase_add_test(tc, test_v2_landmark_moved);
   tcase_add_test(tc, test_retired_keys);
+  tcase_add_test(tc, test_legacy_rows);
   tcase_add_test(tc, test_real_verifier);
   suite_add_tcase(su, tc);
   SRunner *sr = srunner_create(su);

@@ -120,6 +120,8 @@ START_TEST(lm_golden_full) {
       "  burst_gap_ms = 0\n"
       "  deadline_ms = 2500\n"
       "  speed = fibre\n"
+      "  transcript_timeout_ms = 100\n"
+      "  session_lifetime_s = 86400\n"
       "[limits]\n"
       "max_connections = 1000000\n"
       "handshake_timeout_ms = 100\n"
@@ -152,6 +154,8 @@ START_TEST(lm_golden_full) {
   ck_assert_uint_eq(c->deadline_ms, 2500);
   ck_assert_double_eq(c->speed_m_per_s, CL_SPEED_FIBRE);
   ck_assert_str_eq(c->speed_text, "fibre");
+  ck_assert_uint_eq(c->transcript_timeout_ms, 100);
+  ck_assert_uint_eq(c->session_lifetime_s, 86400);
   ck_assert_uint_eq(c->max_connections, 1000000);
   ck_assert_uint_eq(c->handshake_timeout_ms, 100);
   ck_assert_uint_eq(c->idle_timeout_s, 86400);
@@ -191,6 +195,9 @@ START_TEST(lm_golden_defaults) {
   ck_assert_uint_eq(c->deadline_ms, 1000);
   ck_assert_double_eq(c->speed_m_per_s, CL_SPEED_C);
   ck_assert_str_eq(c->speed_text, "c");
+  ck_assert_uint_eq(c->verify_threads, 2);
+  ck_assert_uint_eq(c->transcript_timeout_ms, 10000);
+  ck_assert_uint_eq(c->session_lifetime_s, 3600);
   ck_assert_uint_eq(c->max_connections, 20000);
   ck_assert_uint_eq(c->handshake_timeout_ms, 10000);
   ck_assert_uint_eq(c->idle_timeout_s, 300);
@@ -225,16 +232,19 @@ START_TEST(lm_range_limits_accepted) {
   /* Both ends of every range are valid. interval_s = 86400 passes its range
    * check, but no idle_timeout_s exceeds that cycle (lm_idle_timeout_vs_cycle),
    * so the ends of the burst settings are tried with a shorter interval. */
-  char *t = lm_text_probe_limits("interval_s = 82000\njitter = 0\nburst = 64\n"
-                                 "burst_gap_ms = 60000\ndeadline_ms = 1\nspeed = 299792458\n",
+  char *t = lm_text_probe_limits("interval_s = 82000\njitter = 0\nburst = 16\n"
+                                 "burst_gap_ms = 60000\ndeadline_ms = 1\nspeed = 299792458\n"
+                                 "transcript_timeout_ms = 60000\nsession_lifetime_s = 60\n",
                                  "idle_timeout_s = 86400\n"
                                  "max_write_queue_bytes = 67108864\n"
                                  "max_error_replies_per_s = 1\n");
   cl_landmark_config *c = malloc(sizeof *c);
   char err[512];
   ck_assert_msg(lm_load(t, c, err, sizeof err, NULL) == CL_OK, "%s", err);
-  ck_assert_uint_eq(c->burst, 64);
+  ck_assert_uint_eq(c->burst, CL_MAX_BURST);
   ck_assert_double_eq(c->jitter, 0);
+  ck_assert_uint_eq(c->transcript_timeout_ms, 60000);
+  ck_assert_uint_eq(c->session_lifetime_s, 60);
   ck_assert_double_eq(c->speed_m_per_s, CL_SPEED_C);
   /* The other ends of these two are in lm_golden_full. */
   ck_assert_uint_eq(c->max_write_queue_bytes, 67108864);
@@ -249,9 +259,18 @@ START_TEST(lm_range_limits_accepted) {
 END_TEST
 
 START_TEST(lm_out_of_range) {
-  lm_expect_extra("probe", "burst = 0\n", "10: [probe] burst = 0: must be an integer in [1, 64]");
-  lm_expect_extra("probe", "burst = 65\n",
-                  "10: [probe] burst = 65: must be an integer in [1, 64]");
+  /* A record holds at most CL_MAX_BURST (16) probes. */
+  lm_expect_extra("probe", "burst = 0\n", "10: [probe] burst = 0: must be an integer in [1, 16]");
+  lm_expect_extra("probe", "burst = 17\n",
+                  "10: [probe] burst = 17: must be an integer in [1, 16]");
+  lm_expect_extra("probe", "transcript_timeout_ms = 99\n",
+                  "10: [probe] transcript_timeout_ms = 99: must be an integer in [100, 60000]");
+  lm_expect_extra("probe", "transcript_timeout_ms = 60001\n",
+                  "10: [probe] transcript_timeout_ms = 60001: must be an integer in [100, 60000]");
+  lm_expect_extra("probe", "session_lifetime_s = 59\n",
+                  "10: [probe] session_lifetime_s = 59: must be an integer in [60, 86400]");
+  lm_expect_extra("probe", "session_lifetime_s = 86401\n",
+                  "10: [probe] session_lifetime_s = 86401: must be an integer in [60, 86400]");
   lm_expect_extra("probe", "jitter = 0.6\n",
                   "10: [probe] jitter = 0.6: must be a number in [0, 0.5]");
   lm_expect_extra("database", "batch_size = 100001\n",
@@ -309,7 +328,7 @@ START_TEST(lm_trailing_garbage) {
                   "10: [limits] idle_timeout_s = 30 s: must be an integer in [1, 86400]");
   /* '#' is not an inline comment (only "; " is), so it is garbage here. */
   lm_expect_extra("probe", "burst = 5 # five\n",
-                  "10: [probe] burst = 5 # five: must be an integer in [1, 64]");
+                  "10: [probe] burst = 5 # five: must be an integer in [1, 16]");
   lm_expect_extra("probe", "jitter = 0.1x\n",
                   "10: [probe] jitter = 0.1x: must be a number in [0, 0.5]");
 }
@@ -415,7 +434,7 @@ START_TEST(lm_long_line) {
   t = lm_text("probe", extra);
   ck_assert_int_eq(lm_load(t, c, err, sizeof err, NULL), CL_EMALFORMED);
   ck_assert_msg(strstr(err, ":10: [probe] burst = 999") != NULL, "%s", err);
-  ck_assert_msg(strstr(err, "must be an integer in [1, 64]") != NULL, "%s", err);
+  ck_assert_msg(strstr(err, "must be an integer in [1, 16]") != NULL, "%s", err);
   free(t);
   free(c);
 }
@@ -460,10 +479,10 @@ START_TEST(lm_idle_timeout_vs_cycle) {
   lm_expect_idle("interval_s = 268\n", "",
                  " [limits] idle_timeout_s = 300 must exceed one probe cycle (300.3 s: " CYCLE_RULE);
   lm_expect_idle_ok("interval_s = 267\n", "", 300);
-  /* So does the burst: 64 probes of 1000 + 100 ms after 60 s. */
-  lm_expect_idle("jitter = 0\nburst = 64\n", "idle_timeout_s = 130\n",
-                 " [limits] idle_timeout_s = 130 must exceed one probe cycle (130.4 s: " CYCLE_RULE);
-  lm_expect_idle_ok("jitter = 0\nburst = 64\n", "idle_timeout_s = 131\n", 131);
+  /* So does the burst: 16 probes of 1000 + 100 ms after 60 s. */
+  lm_expect_idle("jitter = 0\nburst = 16\n", "idle_timeout_s = 77\n",
+                 " [limits] idle_timeout_s = 77 must exceed one probe cycle (77.6 s: " CYCLE_RULE);
+  lm_expect_idle_ok("jitter = 0\nburst = 16\n", "idle_timeout_s = 78\n", 78);
   /* interval_s = 86400 is in its range but no idle_timeout_s can exceed it. */
   lm_expect_idle("interval_s = 86400\njitter = 0\nburst = 1\nburst_gap_ms = 0\ndeadline_ms = 1\n",
                  "idle_timeout_s = 86400\n",

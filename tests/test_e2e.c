@@ -1,15 +1,20 @@
 /*
  * End-to-end: the real landmarkd and chipagent binaries as separate
  * processes on loopback, a real PostgreSQL, and an in-test rogue agent that
- * speaks the wire protocol itself. Checks that honest chips are measured and
- * their records verify offline, that an unenrolled chip is refused, and that
- * a bad signature, a replayed response and a late response are each rejected
- * with their own error code and counted, while the honest chip keeps being
- * measured. This landmark checks signatures on its event loop
+ * speaks protocol 2 itself. Checks that honest chips are measured and
+ * their records verify offline, that an unenrolled chip is refused at
+ * registration, and that an answer with a bad MAC, a replayed answer, a
+ * late answer and an answer for a chip the connection never registered are
+ * each rejected with their own error code and counted, while the honest
+ * chip keeps being measured. The rogue chip then behaves: the records of
+ * its bursts (the accepted answers only, signed in its transcripts) are
+ * stored and re-verified offline with every other row. This landmark does
+ * its handshakes and transcript checks on its event loop
  * (verify_threads = 0); test_hostile runs the same checks through the
  * verify threads, the default.
  */
 #define _GNU_SOURCE
+#include "cl_chipsess.h"
 #include "cl_err.h"
 #include "cl_key.h"
 #include "cl_layout.h"
@@ -28,24 +33,47 @@
 
 /* ---- a minimal blocking agent speaking the wire protocol ---------------- */
 
-static void rogue_next_challenge(tu_wire *r, cl_challenge *ch) {
-  cl_msg m;
-  for (;;) {
-    ck_assert_msg(tu_wire_recv(r, &m, 10000) == 0, "no challenge within 10 s");
-    if (m.type == CL_MSG_CHALLENGE) break;
-    ck_assert_msg(m.type == CL_MSG_ERROR, "unexpected message %s", cl_msg_type_name(m.type));
-  }
-  *ch = m.u.challenge;
-  ck_assert_int_eq(cl_challenge_verify(ch), CL_OK);
+/* The rogue agent's chips: B (enrolled) and U (not). */
+typedef struct {
+  tu_wire w;
+  cl_key *chips[2];
+  cl_chipsess sess[2];
+  uint8_t keys[2 * CL_SESSION_KEY_LEN];
+} rogue;
+
+/* A message the rogue does not wait for: a BurstEnd gets the chip's
+ * honest Transcript (tu_chip_handle), an Error is passed over; anything
+ * else but a Challenge fails the test. Returns 1 for a Challenge. */
+static int rogue_pass(rogue *r, const cl_msg *m) {
+  if (m->type == CL_MSG_CHALLENGE) return 1;
+  ck_assert_msg(m->type == CL_MSG_BURST_END || m->type == CL_MSG_ERROR, "unexpected message %s",
+                cl_msg_type_name(m->type));
+  ck_assert_int_eq(tu_chip_handle(&r->w, r->chips, 2, r->sess, m, NULL), 1);
+  return 0;
 }
 
-/* Waits for an Error frame (skipping challenges) and returns its code. */
-static cl_wire_error rogue_expect_error(tu_wire *r) {
+/* The next Challenge that arrives after everything already received was
+ * read (and dropped): answered at once, it is inside its deadline. */
+static void rogue_next_challenge(rogue *r, cl_msg *ch) {
+  while (tu_wire_recv(&r->w, ch, 0) == 0) rogue_pass(r, ch);
+  for (;;) {
+    ck_assert_msg(tu_wire_recv(&r->w, ch, 10000) == 0, "no challenge within 10 s");
+    if (rogue_pass(r, ch)) return;
+  }
+}
+
+/* Waits for an Error frame (passing over the rest) and returns its code. */
+static cl_wire_error rogue_expect_error(rogue *r) {
   cl_msg m;
   for (;;) {
-    ck_assert_msg(tu_wire_recv(r, &m, 5000) == 0, "no error frame within 5 s");
+    ck_assert_msg(tu_wire_recv(&r->w, &m, 5000) == 0, "no error frame within 5 s");
     if (m.type == CL_MSG_ERROR) return m.u.error.code;
+    rogue_pass(r, &m);
   }
+}
+
+static void rogue_respond(rogue *r, const cl_msg *ch, const uint8_t mac[CL_MAC_LEN]) {
+  tu_wire_respond(&r->w, ch->u.challenge.chip, ch->u.challenge.seq, mac);
 }
 
 START_TEST(test_honest_and_hostile) {
@@ -79,64 +107,67 @@ START_TEST(test_honest_and_hostile) {
   lo.conninfo = db;
   lo.deadline_ms = DEADLINE_MS;
   lo.speed = "fibre";
-  lo.verify_threads = TU_CONF_ZERO; /* signatures checked on the event loop */
+  lo.verify_threads = TU_CONF_ZERO; /* handshakes and transcripts on the event loop */
   pid_t lm = tu_landmarkd_start(tu_landmark_conf(dir, &lo), lmlog);
   tu_agent_opts ao = {.name = "e2e-host", .backoff_min_ms = 50, .backoff_max_ms = 1000,
                       .landmarks = {{"paris", port, lhex}}, .chips = {{"a", akey}}};
   pid_t ag = tu_chipagent_start(tu_agent_conf(dir, &ao), aglog, NULL);
 
-  /* The rogue agent: chip B is enrolled, chip U is not. */
-  cl_key *bk = tu_key_load(bkey), *uk = tu_key_load(ukey);
-  tu_wire r;
-  ck_assert_msg(tu_wire_connect(&r, NULL, port) == 0, "connect to landmarkd");
-  cl_msg m;
-  ck_assert_int_eq(tu_wire_recv(&r, &m, 5000), 0);
-  ck_assert_int_eq(m.type, CL_MSG_HELLO);
-  uint8_t nonce[CL_NONCE_LEN];
-  memcpy(nonce, m.u.hello.session_nonce, CL_NONCE_LEN);
-  cl_msg reg;
-  memset(&reg, 0, sizeof reg);
-  reg.type = CL_MSG_REGISTER;
-  snprintf(reg.u.reg.agent, sizeof reg.u.reg.agent, "rogue");
-  reg.u.reg.n = 2;
-  memcpy(reg.u.reg.chips[0].chip, cl_key_public(bk), CL_PK_LEN);
-  cl_register_sign(m.u.hello.landmark, nonce, bk, reg.u.reg.chips[0].proof);
-  memcpy(reg.u.reg.chips[1].chip, cl_key_public(uk), CL_PK_LEN);
-  cl_register_sign(m.u.hello.landmark, nonce, uk, reg.u.reg.chips[1].proof);
-  tu_wire_send(&r, &reg);
-  ck_assert_int_eq(tu_wire_recv(&r, &m, 5000), 0);
-  ck_assert_int_eq(m.type, CL_MSG_REGISTER_RESULT);
-  ck_assert_int_eq(m.u.reg_result.n, 2);
-  ck_assert_int_eq(m.u.reg_result.r[0].accepted, 1);
-  ck_assert_int_eq(m.u.reg_result.r[1].accepted, 0);
-  ck_assert_int_eq(m.u.reg_result.r[1].reason, CL_REFUSE_NOT_ENROLLED);
+  /* The rogue agent registers B and U in one Register: B is accepted and
+   * completes its handshake, U is refused. */
+  static rogue r;
+  r.chips[0] = tu_key_load(bkey);
+  r.chips[1] = tu_key_load(ukey);
+  ck_assert_msg(tu_wire_connect(&r.w, NULL, port) == 0, "connect to landmarkd");
+  static cl_msg res;
+  for (int i = 0; i < 2; i++) cl_chipsess_init(&r.sess[i], r.keys + i * CL_SESSION_KEY_LEN);
+  uint8_t landmark[CL_PK_LEN];
+  tu_chip_hello(&r.w, landmark);
+  ck_assert_uint_eq(tu_chip_register(&r.w, landmark, r.chips, 2, r.sess, &res), 1);
+  ck_assert_int_eq(res.u.reg_result.n, 2);
+  ck_assert_int_eq(res.u.reg_result.r[0].accepted, 1);
+  ck_assert_int_eq(res.u.reg_result.r[1].accepted, 0);
+  ck_assert_int_eq(res.u.reg_result.r[1].reason, CL_REFUSE_NOT_ENROLLED);
+  ck_assert_int_eq(r.sess[0].state, CL_CHIPSESS_ESTABLISHED);
+  ck_assert_int_eq(r.sess[1].state, CL_CHIPSESS_NONE);
 
-  cl_challenge ch;
-  uint8_t sig[CL_SIG_LEN];
-  /* 1: a bad signature. */
+  cl_msg ch;
+  uint8_t mac[CL_MAC_LEN];
+  /* 1: a MAC with one bit changed. */
   rogue_next_challenge(&r, &ch);
-  cl_response_sign(&ch, bk, sig);
-  sig[7] ^= 0x01;
-  tu_wire_respond(&r, ch.chip, ch.nonce, sig);
-  ck_assert_int_eq(rogue_expect_error(&r), CL_ERR_BAD_SIGNATURE);
+  ck_assert_int_eq(cl_chipsess_answer(&r.sess[0], ch.u.challenge.seq, ch.u.challenge.nonce, mac),
+                   CL_OK);
+  mac[7] ^= 0x01;
+  rogue_respond(&r, &ch, mac);
+  ck_assert_int_eq(rogue_expect_error(&r), CL_ERR_BAD_MAC);
   /* 2: a valid answer, then the same answer again. */
   rogue_next_challenge(&r, &ch);
-  cl_response_sign(&ch, bk, sig);
-  tu_wire_respond(&r, ch.chip, ch.nonce, sig);
-  tu_wire_respond(&r, ch.chip, ch.nonce, sig);
+  ck_assert_int_eq(cl_chipsess_answer(&r.sess[0], ch.u.challenge.seq, ch.u.challenge.nonce, mac),
+                   CL_OK);
+  rogue_respond(&r, &ch, mac);
+  rogue_respond(&r, &ch, mac);
   ck_assert_int_eq(rogue_expect_error(&r), CL_ERR_REPLAY);
   /* 3: a valid answer after the deadline. */
   rogue_next_challenge(&r, &ch);
   tu_sleep_ms(DEADLINE_MS + 150);
-  cl_response_sign(&ch, bk, sig);
-  tu_wire_respond(&r, ch.chip, ch.nonce, sig);
+  ck_assert_int_eq(cl_chipsess_answer(&r.sess[0], ch.u.challenge.seq, ch.u.challenge.nonce, mac),
+                   CL_OK);
+  rogue_respond(&r, &ch, mac);
   ck_assert_int_eq(rogue_expect_error(&r), CL_ERR_LATE);
   /* 4: an answer for a chip this connection never registered. */
-  cl_challenge other = ch;
-  memcpy(other.chip, cl_key_public(uk), CL_PK_LEN);
-  cl_response_sign(&other, uk, sig);
-  tu_wire_respond(&r, other.chip, other.nonce, sig);
+  memcpy(ch.u.challenge.chip, cl_key_public(r.chips[1]), CL_PK_LEN);
+  rogue_respond(&r, &ch, mac);
   ck_assert_int_eq(rogue_expect_error(&r), CL_ERR_NOT_REGISTERED);
+
+  /* Then B behaves for a few bursts: every Challenge answered, every
+   * BurstEnd signed. */
+  tu_chip_stats st;
+  memset(&st, 0, sizeof st);
+  ck_assert_int_eq(tu_chip_serve(&r.w, r.chips, 2, r.sess, 3000, &st), 0);
+  ck_assert_uint_ge(st.answered, 3);
+  ck_assert_uint_ge(st.transcripts, 1);
+  ck_assert_uint_eq(st.refused, 0);
+  ck_assert_uint_eq(st.errors, 0);
 
   /* Meanwhile the honest chip keeps being measured. */
   char q[256];
@@ -146,20 +177,34 @@ START_TEST(test_honest_and_hostile) {
   long long honest = 0;
   for (int i = 0; i < 100 && (honest = tu_sql_int(db, q)) < 4; i++) tu_sleep_ms(100);
   ck_assert_msg(honest >= 4, "honest chip has %lld full-burst measurements", honest);
+  long long rogue_rows = 0;
+  for (int i = 0; i < 50 && rogue_rows < 1; i++) {
+    rogue_rows = tu_sql_int(db, "SELECT count(*) FROM measurements m JOIN chips c ON c.id = "
+                                "m.chip_id WHERE c.serial = 'B-0001'");
+    if (rogue_rows < 1) tu_sleep_ms(100);
+  }
+  ck_assert_msg(rogue_rows >= 1, "the rogue chip's honest bursts were not stored");
 
-  tu_wire_close(&r);
+  tu_wire_close(&r.w);
   ck_assert_int_eq(tu_stop(ag, SIGTERM, 10000), 0);
   ck_assert_int_eq(tu_stop(lm, SIGTERM, 15000), 0);
 
-  ck_assert_int_ge(tu_last_stat(lmlog, "rejected_bad_signature"), 1);
+  ck_assert_int_ge(tu_last_stat(lmlog, "rejected_bad_mac"), 1);
   ck_assert_int_ge(tu_last_stat(lmlog, "rejected_replay"), 1);
   ck_assert_int_ge(tu_last_stat(lmlog, "rejected_late"), 1);
   ck_assert_int_ge(tu_last_stat(lmlog, "rejected_not_registered"), 1);
-  ck_assert_int_ge(tu_last_stat(lmlog, "refused_not_enrolled"), 1);
-  ck_assert_int_ge(tu_count_in_file(lmlog, "reason=bad_signature"), 1);
-  /* Everything the landmark measured was written before it exited. */
+  ck_assert_int_eq(tu_last_stat(lmlog, "refused_not_enrolled"), 1);
+  ck_assert_int_ge(tu_last_stat(lmlog, "transcripts_ok"), 1);
+  ck_assert_int_eq(tu_last_stat(lmlog, "transcripts_bad"), 0);
+  ck_assert_int_eq(tu_last_stat(lmlog, "jobs_orphaned"), 0);
+  ck_assert_int_ge(tu_count_in_file(lmlog, "reason=bad_mac"), 1);
+  ck_assert_int_ge(tu_count_in_file(lmlog, "reason=not_enrolled"), 1);
+  /* Everything the landmark measured was written before it exited, and
+   * every row re-verifies offline: record, transcript and both handshake
+   * signatures. */
   long long measured = tu_last_stat(lmlog, "measurements");
   ck_assert_int_gt(measured, 0);
+  ck_assert_int_eq(tu_last_stat(lmlog, "transcripts_ok"), measured);
   ck_assert_int_eq(tu_count_in_file(lmlog, "rows_unwritten=0"), 1);
   long long bad = -1;
   long long rows = tu_verify_measurements(db, (uint64_t)DEADLINE_MS * 1000000ull, &bad);
@@ -171,8 +216,9 @@ START_TEST(test_honest_and_hostile) {
                    0);
   ck_assert_int_ge(tu_count_in_file(tlog, "A-0001"), 1);
   ck_assert_int_ge(tu_count_in_file(tlog, "lm-paris"), 1);
-  cl_key_destroy(&bk);
-  cl_key_destroy(&uk);
+  cl_chipsess_end(&r.sess[0]);
+  cl_key_destroy(&r.chips[0]);
+  cl_key_destroy(&r.chips[1]);
   tu_release();
 }
 END_TEST

@@ -2,11 +2,13 @@
  * No peer can grow landmarkd's memory: the real landmarkd (metrics on) and a
  * real chipagent with one honest chip run as separate processes against a
  * real PostgreSQL, while the test registers another enrolled chip on a raw
- * socket from 127.0.0.2 and then, never reading a byte, writes Responses
- * with nonces the landmark never issued as fast as the socket takes them,
- * for FLOOD_S seconds. Each Response is rejected (unknown_nonce); before
- * the fix each rejection queued an Error frame for a peer that never reads,
- * and landmarkd grew from 8 MiB to 1 GiB in six seconds.
+ * socket from 127.0.0.2 (a complete protocol-2 handshake, then its first
+ * Challenge, so that the chip is active) and then, never reading a byte,
+ * writes Responses{chip, seq, mac} for seqs the landmark never issued, with
+ * random MACs, as fast as the socket takes them, for FLOOD_S seconds. Each
+ * Response is rejected (unknown_probe); before the fix each rejection
+ * queued an Error frame for a peer that never reads, and landmarkd grew
+ * from 8 MiB to 1 GiB in six seconds.
  *
  * Three runs of landmarkd, one flood each:
  *   1. the defaults: the Error replies are rate-limited per connection, so
@@ -29,6 +31,7 @@
  * it (the log gives how many were full bursts, and the slowest RTT).
  */
 #define _GNU_SOURCE
+#include "cl_chipsess.h"
 #include "cl_err.h"
 #include "cl_frame.h"
 #include "cl_key.h"
@@ -53,7 +56,7 @@
 #define FLOOD_S 6
 #define RSS_BOUND_KB (64 * 1024)
 #define FLOOD_ADDR "127.0.0.2"
-#define FLOOD_FRAMES 450 /* Responses per buffer written in a loop: about 64 KiB */
+#define FLOOD_FRAMES 750 /* Responses per buffer written in a loop (86 bytes each): 63 KiB */
 #define REPLIES_UNLIMITED 100000
 #define QUEUE_MIN 65536
 #define FLOOD_CHIPS 16 /* run 3: 48 challenges a second that nobody reads */
@@ -171,36 +174,29 @@ static void landmark_stop(void) {
 
 typedef struct {
   tu_wire w;
+  cl_chipsess sess[FLOOD_CHIPS];
+  uint8_t keys[FLOOD_CHIPS * CL_SESSION_KEY_LEN];
   uint64_t bytes;           /* Response bytes the socket took */
   long rss_before_kb, rss_max_kb;
   int closed;               /* the landmark closed (reset) the connection */
   uint64_t t0_ns, t1_ns;    /* the flood, Unix ns */
 } flood;
 
-/* Connects from FLOOD_ADDR and registers n flood chips with valid proofs;
- * from then on the test never reads from this socket. */
+/* Connects from FLOOD_ADDR and registers n flood chips (every handshake
+ * completes), then waits for the first Challenge of flood chip 0: it is
+ * active, and its Responses are checked as answers. From then on the test
+ * never reads from this socket. */
 static void flooder_register(flood *f, size_t n) {
   memset(f, 0, sizeof *f);
   ck_assert_int_eq(tu_wire_connect(&f->w, FLOOD_ADDR, W.port), 0);
+  ck_assert_uint_eq(tu_chip_handshake(&f->w, W.flood_chip, n, f->sess, f->keys), n);
   cl_msg m;
-  ck_assert_int_eq(tu_wire_recv(&f->w, &m, 5000), 0);
-  ck_assert_int_eq(m.type, CL_MSG_HELLO);
-  static cl_msg reg;
-  memset(&reg, 0, sizeof reg);
-  reg.type = CL_MSG_REGISTER;
-  snprintf(reg.u.reg.agent, sizeof reg.u.reg.agent, "flooder");
-  reg.u.reg.n = n;
-  for (size_t i = 0; i < n; i++) {
-    memcpy(reg.u.reg.chips[i].chip, cl_key_public(W.flood_chip[i]), CL_PK_LEN);
-    cl_register_sign(m.u.hello.landmark, m.u.hello.session_nonce, W.flood_chip[i],
-                     reg.u.reg.chips[i].proof);
+  for (;;) {
+    ck_assert_msg(tu_wire_recv(&f->w, &m, 5000) == 0, "no Challenge for flood chip 0 in 5 s");
+    if (m.type == CL_MSG_CHALLENGE &&
+        memcmp(m.u.challenge.chip, cl_key_public(W.flood_chip[0]), CL_PK_LEN) == 0)
+      break;
   }
-  tu_wire_send(&f->w, &reg);
-  ck_assert_int_eq(tu_wire_recv(&f->w, &m, 5000), 0);
-  ck_assert_int_eq(m.type, CL_MSG_REGISTER_RESULT);
-  for (size_t i = 0; i < n; i++)
-    ck_assert_msg(m.u.reg_result.r[i].accepted, "flood chip %zu refused: %s", i,
-                  m.u.reg_result.r[i].detail);
 }
 
 /* landmarkd's RSS now; the test fails once it passes the bound. */
@@ -215,7 +211,7 @@ static void sample_rss(flood *f) {
                 kb, f->rss_before_kb, (unsigned long long)f->bytes, limit);
 }
 
-/* Writes Responses with nonces never issued for FLOOD_S seconds, as fast as
+/* Writes Responses for seqs never issued for FLOOD_S seconds, as fast as
  * the socket takes them, sampling landmarkd's RSS every 100 ms. */
 static void flooder_run(flood *f) {
   size_t cap = FLOOD_FRAMES * 256, len = 0;
@@ -226,8 +222,8 @@ static void flooder_run(flood *f) {
     memset(&m, 0, sizeof m);
     m.type = CL_MSG_RESPONSE;
     memcpy(m.u.response.chip, cl_key_public(W.flood_chip[0]), CL_PK_LEN);
-    randombytes_buf(m.u.response.nonce, CL_NONCE_LEN);
-    randombytes_buf(m.u.response.sig, CL_SIG_LEN);
+    m.u.response.seq = (1ull << 62) + (uint64_t)i; /* the landmark's seqs count from 1 */
+    randombytes_buf(m.u.response.mac, CL_MAC_LEN);
     size_t one = 0;
     ck_assert_int_eq(cl_msg_encode(&m, buf + len, cap - len, &one), CL_OK);
     len += one;
@@ -276,6 +272,13 @@ static void flooder_await_closed(flood *f, int ms) {
   }
 }
 
+/* The socket, and the flood chips' session keys. */
+static void flooder_close(flood *f) {
+  tu_wire_close(&f->w);
+  for (size_t i = 0; i < FLOOD_CHIPS; i++)
+    if (f->sess[i].key) cl_chipsess_end(&f->sess[i]);
+}
+
 /* The honest chip was measured all through the flood and after it. */
 static void expect_honest_measured(const flood *f, const char *run) {
   await_honest(f->t1_ns, "after the flood");
@@ -299,19 +302,19 @@ static void run_defaults(void) {
   landmark_start(1, 0, 0);
   uint64_t t = tu_unix_ns();
   await_honest(t, "before the flood");
-  double rejected0 = metric("chiploc_responses_rejected_total{reason=\"unknown_nonce\"}");
+  double rejected0 = metric("chiploc_responses_rejected_total{reason=\"unknown_probe\"}");
   flood f;
   flooder_register(&f, 1);
   flooder_run(&f);
   ck_assert_msg(!f.closed, "defaults: the flooder was closed");
-  double rejected = await_metric("chiploc_responses_rejected_total{reason=\"unknown_nonce\"}",
+  double rejected = await_metric("chiploc_responses_rejected_total{reason=\"unknown_probe\"}",
                                  rejected0 + 1000, 0);
   double suppressed = await_metric("chiploc_error_replies_suppressed_total", rejected - 100, 0);
   fprintf(stderr, "test_flood: defaults: %.0f responses rejected, %.0f replies suppressed\n",
           rejected - rejected0, suppressed);
   ck_assert_double_eq(metric("chiploc_write_queue_overflows_total"), 0);
   expect_honest_measured(&f, "defaults");
-  tu_wire_close(&f.w);
+  flooder_close(&f);
   ck_assert_int_eq(tu_wait_log(W.lmlog, "msg=stats", 1, 5000), 0);
   tu_sleep_ms(1200);
   ck_assert_int_gt(tu_last_stat(W.lmlog, "error_replies_suppressed"), 0);
@@ -338,7 +341,7 @@ static void run_paused(void) {
   ck_assert_double_eq(metric("chiploc_write_queue_overflows_total"), 0);
   expect_honest_measured(&f, "paused");
   /* The flooder leaves: its queue and its pause go with it. */
-  tu_wire_close(&f.w);
+  flooder_close(&f);
   await_metric("chiploc_connections_read_paused", 0, 1);
   await_metric("chiploc_connections", 1, 1);
   await_metric("chiploc_write_queue_bytes", 0, 1);
@@ -367,7 +370,7 @@ static void run_overflow(void) {
   ck_assert_msg(tu_wait_log(W.lmlog, needle, 1, 5000) == 0, "no log line \"%s\"", needle);
   expect_log_line_has(W.lmlog, needle, hex);
   expect_honest_measured(&f, "overflow");
-  tu_wire_close(&f.w);
+  flooder_close(&f);
   await_metric("chiploc_write_queue_bytes", 0, 1);
   tu_sleep_ms(1200);
   ck_assert_int_gt(tu_last_stat(W.lmlog, "write_queue_overflows"), 0);

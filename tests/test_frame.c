@@ -7,7 +7,6 @@
  */
 #include "cl_err.h"
 #include "cl_frame.h"
-#include "cl_key.h"
 #include "cl_layout.h"
 #include "cl_msg.h"
 
@@ -19,22 +18,14 @@
 static uint8_t g_frame[512];
 static size_t g_len;
 
-/* A signed Challenge from fixed seeds, encoded as a complete frame. */
+/* A Challenge with fixed fields, encoded as a complete frame. */
 static void make_golden(void) {
-  uint8_t seed[32];
-  cl_key *lk = NULL;
-  memset(seed, 0x01, sizeof seed);
-  ck_assert_int_eq(cl_key_from_seed(&lk, seed), CL_OK);
   static cl_msg m;
   memset(&m, 0, sizeof m);
   m.type = CL_MSG_CHALLENGE;
-  memcpy(m.u.challenge.landmark, cl_key_public(lk), CL_PK_LEN);
   memset(m.u.challenge.chip, 0x22, CL_PK_LEN);
   for (int i = 0; i < CL_NONCE_LEN; i++) m.u.challenge.nonce[i] = (uint8_t)i;
-  m.u.challenge.issued_unix_ns = 1700000000123456789ull;
   m.u.challenge.seq = 42;
-  cl_challenge_sign(&m.u.challenge, lk);
-  cl_key_destroy(&lk);
   ck_assert_int_eq(cl_msg_encode(&m, g_frame, sizeof g_frame, &g_len), CL_OK);
   ck_assert_uint_gt(g_len, CL_FRAME_HDR_LEN);
   ck_assert_uint_eq(cl_get_be32(g_frame), g_len - CL_FRAME_HDR_LEN);
@@ -49,7 +40,8 @@ static void assert_golden_body(const uint8_t *body, size_t n) {
   ck_assert_int_eq(cl_msg_decode(body, n, &m, err, sizeof err), CL_OK);
   ck_assert_int_eq(m.type, CL_MSG_CHALLENGE);
   ck_assert_uint_eq(m.u.challenge.seq, 42);
-  ck_assert_int_eq(cl_challenge_verify(&m.u.challenge), CL_OK);
+  for (int i = 0; i < CL_NONCE_LEN; i++) ck_assert_uint_eq(m.u.challenge.nonce[i], i);
+  for (int i = 0; i < CL_PK_LEN; i++) ck_assert_uint_eq(m.u.challenge.chip[i], 0x22);
 }
 
 /*
@@ -193,8 +185,10 @@ START_TEST(test_back_to_back) {
     ck_assert_int_eq(feed_chunks(&a, two, total, chunks, 2), 2);
     cl_frame_asm_fini(&a);
   }
-  static const size_t patterns[][4] = {{1, 1, 1, 1}, {3, 7, 2, 5}, {4, 4, 4, 4},
-                                       {5, 200, 1, 64}, {188, 2, 189, 1}, {190, 0, 0, 0}};
+  /* The last two cut one byte before and after the first frame's end. */
+  const size_t patterns[][4] = {{1, 1, 1, 1},    {3, 7, 2, 5},
+                                {4, 4, 4, 4},    {5, 200, 1, 64},
+                                {g_len - 1, 2, g_len, 1}, {g_len + 1, 0, 0, 0}};
   for (size_t p = 0; p < sizeof patterns / sizeof patterns[0]; p++) {
     cl_frame_asm_init(&a, CL_FRAME_MAX_UNREGISTERED);
     ck_assert_int_eq(feed_chunks(&a, two, total, patterns[p], 4), 2);

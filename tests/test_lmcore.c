@@ -2,15 +2,24 @@
  * The landmark's protocol core (lib/wire/cl_lmcore.h) and its timer queue
  * (lib/core/cl_tq.h), driven directly: events in as function calls with
  * their times, actions out through a recording cl_lm_io. Every frame the
- * core sends is decoded as an agent would decode it. Covers the handshake,
- * registration and its refusals, the probe cycle with exact RTTs from the
- * shell's send stamp, every rejection reason, deadlines, limits, deferral,
+ * core sends is decoded as an agent would decode it, and the agent's side
+ * is the real one (cl_chipsess: offers, the landmark's handshake signature
+ * checked under the pinned key, session keys, MACs, transcripts) with test
+ * chip keys. Covers the handshake (refusals, an unknown suite, a v1
+ * envelope, a bad or replayed Confirm, a handshake left unfinished), the
+ * probe cycle with exact RTTs from the shell's send stamp, every rejection
+ * of an answer (unknown probe, replay, late, a bad MAC, a MAC under another
+ * session's key or from a session with another landmark), the transcript
+ * (verified into a record that cl_measurement_verify accepts; one that
+ * omits or reorders probes, is signed by another key, names another burst
+ * or never comes), rekeys completed and not, deadlines, limits, deferral,
  * a chip taken over by a newer connection, enrolment changes, the worker
- * path (jobs back, orphaned, cancelled), the per-connection limit on Error
- * replies, a write queue the shell reports full, and the per-address key
- * (IPv6 by /64). The timer queue is checked against a plain list over
- * random operations.
+ * path (jobs back, orphaned, cancelled, secrets wiped), the
+ * per-connection limit on Error replies, a write queue the shell reports
+ * full, and the per-address key (IPv6 by /64). The timer queue is checked
+ * against a plain list over random operations.
  */
+#include "cl_chipsess.h"
 #include "cl_err.h"
 #include "cl_frame.h"
 #include "cl_key.h"
@@ -29,7 +38,9 @@
 
 #define MS 1000000ull
 #define T0 (1000 * 1000 * MS)
-#define MAX_OUT 512
+#define MAX_OUT 1024
+#define NCONN 4
+#define NCHIP 3
 
 /* ---- timer queue -------------------------------------------------------- */
 
@@ -114,7 +125,7 @@ START_TEST(tq_pass_skips_rearmed) {
 }
 END_TEST
 
-/* ---- the core with a recording shell -------------------------------------- */
+/* ---- the core with a recording shell and real agents ---------------------- */
 
 typedef struct {
   int conn; /* index of the test connection */
@@ -122,23 +133,31 @@ typedef struct {
   uint64_t t_sent;
 } out_frame;
 
+/* The agent's side of one chip on one connection. */
 typedef struct {
-  cl_key *landmark, *chip[3]; /* chips 0, 1 enrolled; 2 not */
+  cl_chipsess s;
+  uint8_t key[CL_SESSION_KEY_LEN];
+  uint8_t confirm_sig[CL_SIG_LEN]; /* the chip_sig of its last Confirm */
+} agent_chip;
+
+typedef struct {
+  cl_key *landmark, *other_landmark, *chip[NCHIP]; /* chips 0, 1 enrolled; 2 not */
   cl_lm_params p;
   cl_lm_io io;
   cl_lm *lm;
-  int conn_ud[4];
-  cl_lm_conn *conn[4];
-  int closed[4];
+  int conn_ud[NCONN];
+  cl_lm_conn *conn[NCONN];
+  int closed[NCONN];
+  agent_chip ag[NCONN][NCHIP];
   out_frame *out;
   size_t n_out;
   cl_lm_record rec[16];
   size_t n_rec;
-  cl_lm_work work[64];
+  cl_lm_work *work; /* jobs handed out, in order */
   size_t n_work;
   int refuse_work;
-  int fail_send_after;  /* > 0: the send of that many more frames succeeds, the next fails */
-  int fail_send_rc;     /* what that failing send returns; 0: CL_EIO */
+  int fail_send_after; /* > 0: the send of that many more frames succeeds, the next fails */
+  int fail_send_rc;    /* what that failing send returns; 0: CL_EIO */
   int drop_measurements;
   uint64_t stamp_offset; /* the shell's send stamp: now + this */
   uint64_t now;
@@ -146,10 +165,12 @@ typedef struct {
   int n_accepted_events, n_expired_events, n_rejected_events;
 } world;
 
+#define MAX_WORK 256
+
 static world W;
 
 static int conn_of(void *ud) {
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < NCONN; i++)
     if (ud == &W.conn_ud[i]) return i;
   ck_abort_msg("unknown connection handle");
   return -1;
@@ -194,7 +215,7 @@ static int io_measurement(void *ctx, const cl_lm_record *rec) {
 static int io_work(void *ctx, const cl_lm_work *w) {
   (void)ctx;
   if (W.refuse_work) return CL_ENOMEM;
-  ck_assert_uint_lt(W.n_work, 64);
+  ck_assert_uint_lt(W.n_work, MAX_WORK);
   W.work[W.n_work++] = *w;
   return CL_OK;
 }
@@ -228,18 +249,25 @@ static void setup(void) {
   uint8_t seed[32];
   memset(seed, 0x11, sizeof seed);
   ck_assert_int_eq(cl_key_from_seed(&W.landmark, seed), CL_OK);
-  for (int k = 0; k < 3; k++) {
+  memset(seed, 0x12, sizeof seed);
+  ck_assert_int_eq(cl_key_from_seed(&W.other_landmark, seed), CL_OK);
+  for (int k = 0; k < NCHIP; k++) {
     memset(seed, 0x21 + k, sizeof seed);
     ck_assert_int_eq(cl_key_from_seed(&W.chip[k], seed), CL_OK);
   }
+  for (int ci = 0; ci < NCONN; ci++)
+    for (int k = 0; k < NCHIP; k++) cl_chipsess_init(&W.ag[ci][k].s, W.ag[ci][k].key);
   W.out = calloc(MAX_OUT, sizeof *W.out);
-  ck_assert_ptr_nonnull(W.out);
+  W.work = calloc(MAX_WORK, sizeof *W.work);
+  ck_assert(W.out && W.work);
   W.p = (cl_lm_params){.interval_s = 60,
                        .jitter = 0.1,
                        .burst = 3,
                        .burst_gap_ms = 100,
                        .deadline_ms = 1000,
                        .speed_m_per_s = CL_SPEED_FIBRE,
+                       .transcript_timeout_ms = 10000,
+                       .session_lifetime_s = 3600,
                        .max_connections = 3,
                        .max_connections_per_address = 2,
                        .max_pending_challenges = 64,
@@ -260,8 +288,10 @@ static void setup(void) {
 static void teardown(void) {
   cl_lm_destroy(&W.lm);
   cl_key_destroy(&W.landmark);
-  for (int k = 0; k < 3; k++) cl_key_destroy(&W.chip[k]);
+  cl_key_destroy(&W.other_landmark);
+  for (int k = 0; k < NCHIP; k++) cl_key_destroy(&W.chip[k]);
   free(W.out);
+  free(W.work);
 }
 
 /* Creates the core with W.p and enrols chips 0 and 1 (ids 100, 101). */
@@ -283,6 +313,15 @@ static cl_lm_conn *open_conn(int ci) {
   return W.conn[ci];
 }
 
+static const uint8_t *pk(int k) { return cl_key_public(W.chip[k]); }
+
+static int chip_of(const uint8_t *p) {
+  for (int k = 0; k < NCHIP; k++)
+    if (memcmp(p, pk(k), CL_PK_LEN) == 0) return k;
+  ck_abort_msg("unknown chip");
+  return -1;
+}
+
 /* The last frame sent to connection ci, of the given type. */
 static const out_frame *last_of(int ci, cl_msg_type type) {
   for (size_t i = W.n_out; i-- > 0;)
@@ -296,28 +335,102 @@ static size_t count_of(int ci, cl_msg_type type) {
   return n;
 }
 
+static const cl_lm_stats *stats(void) { return cl_lm_get_stats(W.lm); }
+
 static void feed(int ci, const cl_msg *m) {
-  uint8_t buf[CL_FRAME_MAX];
+  static uint8_t buf[CL_FRAME_HDR_LEN + CL_FRAME_MAX];
   size_t len = 0;
   ck_assert_int_eq(cl_msg_encode(m, buf, sizeof buf, &len), CL_OK);
   cl_lm_conn_read(W.lm, W.conn[ci], buf, len, W.now);
 }
 
-/* Registers chips ks[0..n) on ci with valid proofs over its Hello's nonce. */
-static void register_chips(int ci, const int *ks, size_t n) {
-  const out_frame *hello = last_of(ci, CL_MSG_HELLO);
-  ck_assert_ptr_nonnull(hello);
+/* Hands every queued job back, run or cancelled. */
+static void finish_work(int cancel) {
+  while (W.n_work > 0) {
+    cl_lm_work w = W.work[0];
+    memmove(W.work, W.work + 1, (W.n_work - 1) * sizeof *W.work);
+    W.n_work--;
+    if (!cancel) cl_lm_work_run(&w, W.landmark);
+    cl_lm_work_done(W.lm, &w, cancel ? -1 : 0, W.now);
+    /* The job's secrets do not outlive it. */
+    static const uint8_t zero[CL_SESSION_KEY_LEN];
+    ck_assert_mem_eq(w.key, zero, CL_SESSION_KEY_LEN);
+    ck_assert_mem_eq(w.eph_sk, zero, CL_EPH_SK_LEN);
+  }
+}
+
+/* A Register from connection ci offering chips ks[0..n), fresh offers from
+ * each chip's agent side, in `suite`. */
+static void offer_suite(int ci, const int *ks, size_t n, uint32_t suite) {
   static cl_msg m;
   memset(&m, 0, sizeof m);
   m.type = CL_MSG_REGISTER;
   snprintf(m.u.reg.agent, sizeof m.u.reg.agent, "test");
+  m.u.reg.suite = suite;
   m.u.reg.n = n;
+  for (size_t i = 0; i < n; i++)
+    ck_assert_int_eq(cl_chipsess_offer(&W.ag[ci][ks[i]].s, CL_SUITE_ED25519_X25519,
+                                       cl_key_public(W.landmark), pk(ks[i]), &m.u.reg.chips[i]),
+                     CL_OK);
+  feed(ci, &m);
+}
+
+static void offer(int ci, const int *ks, size_t n) {
+  offer_suite(ci, ks, n, CL_SUITE_ED25519_X25519);
+}
+
+/* Chip k's entry in the last RegisterResult on ci. */
+static const cl_chip_result *result_for(int ci, int k) {
+  const out_frame *f = last_of(ci, CL_MSG_REGISTER_RESULT);
+  ck_assert_ptr_nonnull(f);
+  for (size_t i = 0; i < f->m.u.reg_result.n; i++)
+    if (memcmp(f->m.u.reg_result.r[i].chip, pk(k), CL_PK_LEN) == 0) return &f->m.u.reg_result.r[i];
+  ck_abort_msg("chip not in the RegisterResult");
+  return NULL;
+}
+
+/* The agent side of chips ks[0..n) takes the last RegisterResult on ci
+ * (checking the landmark's signature under its pinned key) and confirms;
+ * chips in `corrupt` (a bit mask) send a damaged signature. */
+static void confirm_some(int ci, const int *ks, size_t n, unsigned corrupt) {
+  static cl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = CL_MSG_CONFIRM;
+  m.u.confirm.n = n;
   for (size_t i = 0; i < n; i++) {
-    memcpy(m.u.reg.chips[i].chip, cl_key_public(W.chip[ks[i]]), CL_PK_LEN);
-    cl_register_sign(cl_key_public(W.landmark), hello->m.u.hello.session_nonce, W.chip[ks[i]],
-                     m.u.reg.chips[i].proof);
+    int k = ks[i];
+    const cl_chip_result *r = result_for(ci, k);
+    ck_assert(r->accepted);
+    cl_handshake hs;
+    ck_assert_int_eq(cl_chipsess_accept(&W.ag[ci][k].s, r, &hs), CL_OK);
+    ck_assert_int_eq(cl_hs_sign_chip(&hs, W.chip[k]), CL_OK);
+    if (corrupt & (1u << k)) hs.chip_sig[5] ^= 1;
+    cl_chipsess_confirmed(&W.ag[ci][k].s, hs.chip_sig);
+    memcpy(W.ag[ci][k].confirm_sig, hs.chip_sig, CL_SIG_LEN);
+    memcpy(m.u.confirm.chips[i].chip, pk(k), CL_PK_LEN);
+    memcpy(m.u.confirm.chips[i].sig, hs.chip_sig, CL_SIG_LEN);
   }
   feed(ci, &m);
+}
+
+/* A Confirm of one chip with the given signature. */
+static void confirm_with(int ci, int k, const uint8_t sig[CL_SIG_LEN]) {
+  static cl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = CL_MSG_CONFIRM;
+  m.u.confirm.n = 1;
+  memcpy(m.u.confirm.chips[0].chip, pk(k), CL_PK_LEN);
+  memcpy(m.u.confirm.chips[0].sig, sig, CL_SIG_LEN);
+  feed(ci, &m);
+}
+
+/* The whole handshake of chips ks[0..n) on ci, jobs done as they come. */
+static void establish(int ci, const int *ks, size_t n) {
+  offer(ci, ks, n);
+  finish_work(0);
+  confirm_some(ci, ks, n, 0);
+  finish_work(0);
+  for (size_t i = 0; i < n; i++) ck_assert_int_eq(W.ag[ci][ks[i]].s.state, CL_CHIPSESS_ESTABLISHED);
 }
 
 /* Moves time to t and runs what came due. */
@@ -326,7 +439,8 @@ static void advance_to(uint64_t t) {
   cl_lm_run_timers(W.lm, W.now);
 }
 
-/* Runs timers until a challenge goes out (at most one interval and a bit). */
+/* Runs timers until a challenge goes out on ci (at most one interval and a
+ * bit). */
 static const out_frame *next_challenge(int ci) {
   size_t before = count_of(ci, CL_MSG_CHALLENGE);
   for (int i = 0; i < 1000; i++) {
@@ -339,44 +453,124 @@ static const out_frame *next_challenge(int ci) {
   return NULL;
 }
 
-static void answer(int ci, int k, const cl_challenge *ch, int corrupt) {
+/* A Response with this MAC. */
+static void respond(int ci, int k, uint64_t seq, const uint8_t mac[CL_MAC_LEN]) {
   cl_msg m;
   memset(&m, 0, sizeof m);
   m.type = CL_MSG_RESPONSE;
-  memcpy(m.u.response.chip, cl_key_public(W.chip[k]), CL_PK_LEN);
-  memcpy(m.u.response.nonce, ch->nonce, CL_NONCE_LEN);
-  cl_response_sign(ch, W.chip[k], m.u.response.sig);
-  if (corrupt) m.u.response.sig[0] ^= 1;
+  memcpy(m.u.response.chip, pk(k), CL_PK_LEN);
+  m.u.response.seq = seq;
+  memcpy(m.u.response.mac, mac, CL_MAC_LEN);
   feed(ci, &m);
 }
 
-static const cl_lm_stats *stats(void) { return cl_lm_get_stats(W.lm); }
+/* Chip k's agent on ci answers a challenge under its session key. */
+static void answer(int ci, int k, const out_frame *f) {
+  uint8_t mac[CL_MAC_LEN];
+  ck_assert_int_eq(cl_chipsess_answer(&W.ag[ci][k].s, f->m.u.challenge.seq,
+                                      f->m.u.challenge.nonce, mac),
+                   CL_OK);
+  respond(ci, k, f->m.u.challenge.seq, mac);
+}
 
-START_TEST(hello_register_burst_measurement) {
+/* One burst of chip k on ci answered at these RTTs (the shell's stamp plus
+ * rtt); returns the BurstEnd. */
+static const out_frame *burst_answered(int ci, int k, const uint64_t *rtt) {
+  size_t ends = count_of(ci, CL_MSG_BURST_END);
+  for (uint32_t j = 0; j < W.p.burst; j++) {
+    const out_frame *f = next_challenge(ci);
+    ck_assert_int_eq(chip_of(f->m.u.challenge.chip), k);
+    W.now = f->t_sent + rtt[j];
+    answer(ci, k, f);
+  }
+  ck_assert_uint_eq(count_of(ci, CL_MSG_BURST_END), ends + 1);
+  const out_frame *e = last_of(ci, CL_MSG_BURST_END);
+  ck_assert_int_eq(chip_of(e->m.u.burst_end.chip), k);
+  return e;
+}
+
+typedef enum { TX_OK, TX_OMIT, TX_REORDER, TX_OTHER_KEY, TX_FIRST_SEQ } tx_mode;
+
+/* The last BurstEnd on ci for chip k. */
+static const out_frame *last_burst_end(int ci, int k) {
+  for (size_t i = W.n_out; i-- > 0;)
+    if (W.out[i].conn == ci && W.out[i].m.type == CL_MSG_BURST_END &&
+        memcmp(W.out[i].m.u.burst_end.chip, pk(k), CL_PK_LEN) == 0)
+      return &W.out[i];
+  return NULL;
+}
+
+/* Chip k's agent on ci signs the transcript of its last BurstEnd on ci, or
+ * a damaged one, and sends it. */
+static void transcript(int ci, int k, tx_mode mode) {
+  const out_frame *e = last_burst_end(ci, k);
+  ck_assert_ptr_nonnull(e);
+  cl_probe_entry ent[CL_MAX_BURST];
+  size_t n = e->m.u.burst_end.n;
+  const cl_chipsess *s = &W.ag[ci][k].s;
+  ck_assert_int_eq(cl_chipsess_transcript(s, e->m.u.burst_end.seqs, n, ent), CL_OK);
+  const cl_key *signer = W.chip[k];
+  cl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = CL_MSG_TRANSCRIPT;
+  memcpy(m.u.transcript.chip, pk(k), CL_PK_LEN);
+  m.u.transcript.first_seq = ent[0].seq;
+  switch (mode) {
+  case TX_OK: break;
+  case TX_OMIT: n--; break; /* the last probe left out */
+  case TX_REORDER: { /* the first two swapped; first_seq still the burst's */
+    cl_probe_entry t = ent[0];
+    ent[0] = ent[1];
+    ent[1] = t;
+    break;
+  }
+  case TX_OTHER_KEY: signer = W.chip[1 - k]; break;
+  case TX_FIRST_SEQ: m.u.transcript.first_seq = ent[0].seq + 1000; break;
+  }
+  /* Over this chip's session, whoever signs. */
+  ck_assert_int_eq(cl_transcript_sign(&s->hs, ent, n, signer, m.u.transcript.sig), CL_OK);
+  feed(ci, &m);
+}
+
+START_TEST(handshake_burst_transcript_record) {
   start();
   ck_assert_ptr_nonnull(open_conn(0));
   const out_frame *hello = last_of(0, CL_MSG_HELLO);
   ck_assert_ptr_nonnull(hello);
   ck_assert_mem_eq(hello->m.u.hello.landmark, cl_key_public(W.landmark), CL_PK_LEN);
+  ck_assert_uint_eq(hello->m.u.hello.suite, CL_SUITE_ED25519_X25519);
   static const int zero[] = {0};
-  register_chips(0, zero, 1);
-  const out_frame *res = last_of(0, CL_MSG_REGISTER_RESULT);
-  ck_assert_ptr_nonnull(res);
-  ck_assert_uint_eq(res->m.u.reg_result.n, 1);
-  ck_assert(res->m.u.reg_result.r[0].accepted);
+  offer(0, zero, 1);
+  /* The RegisterResult carries the landmark's half, signed: the agent's
+   * check under the pinned key passes in confirm_some. */
+  const cl_chip_result *r = result_for(0, 0);
+  ck_assert(r->accepted);
+  ck_assert_int_eq(r->reason, CL_REFUSE_NONE);
+  /* Offered, not yet confirmed: not active, not probed. */
+  ck_assert(!cl_lm_conn_registered(W.conn[0]));
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 0);
+  confirm_some(0, zero, 1, 0);
   ck_assert(cl_lm_conn_registered(W.conn[0]));
   ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
+  ck_assert_uint_eq(stats()->handshakes_ok, 1);
+  ck_assert_uint_eq(stats()->chips_registered, 1);
   /* The shell's stamp, not the core's clock, starts the RTT. */
   W.stamp_offset = 7 * MS;
   uint64_t rtts[3] = {30 * MS, 12 * MS, 20 * MS};
-  for (int j = 0; j < 3; j++) {
+  const out_frame *first = next_challenge(0);
+  /* The first burst starts within one interval of the session. */
+  ck_assert_uint_le(W.now, T0 + 60000 * MS);
+  uint64_t seq0 = first->m.u.challenge.seq;
+  W.now = first->t_sent + rtts[0];
+  answer(0, 0, first);
+  const uint64_t rest[2] = {rtts[1], rtts[2]};
+  for (int j = 0; j < 2; j++) {
     const out_frame *f = next_challenge(0);
-    /* The first burst starts within one interval of registration. */
-    ck_assert_uint_le(W.now, T0 + 60000 * MS + 2 * 100 * MS);
-    ck_assert_int_eq(cl_challenge_verify(&f->m.u.challenge), CL_OK);
-    ck_assert_mem_eq(f->m.u.challenge.chip, cl_key_public(W.chip[0]), CL_PK_LEN);
-    W.now = f->t_sent + rtts[j];
-    answer(0, 0, &f->m.u.challenge, 0);
+    /* Fresh nonce and the next seq of this landmark. */
+    ck_assert_uint_eq(f->m.u.challenge.seq, seq0 + 1 + (uint64_t)j);
+    ck_assert(memcmp(f->m.u.challenge.nonce, first->m.u.challenge.nonce, CL_NONCE_LEN) != 0);
+    W.now = f->t_sent + rest[j];
+    answer(0, 0, f);
   }
   ck_assert_uint_eq(stats()->probes_sent, 3);
   ck_assert_uint_eq(stats()->responses_accepted, 3);
@@ -386,44 +580,107 @@ START_TEST(hello_register_burst_measurement) {
    * shell's stamp past it. */
   ck_assert_uint_eq(stats()->lag.total, 3);
   ck_assert_double_eq_tol(stats()->lag.sum, 3 * 0.007, 1e-12);
-  ck_assert_uint_eq(W.n_rec, 1);
-  const cl_lm_record *r = &W.rec[0];
-  ck_assert_int_eq(cl_measurement_verify(&r->m), CL_OK);
-  ck_assert_uint_eq(r->m.rtt_ns, 12 * MS);
-  ck_assert_uint_eq(r->m.probe_count, 3);
-  ck_assert_int_eq(r->chip_id, 100);
-  ck_assert_uint_eq(r->bound_m, cl_bound_m(12 * MS, CL_SPEED_C));
-  ck_assert_uint_eq(r->est_bound_m, cl_bound_m(12 * MS, CL_SPEED_FIBRE));
-  ck_assert_uint_eq(r->probes_sent, 3);
-  ck_assert_int_eq(r->is_link, 0);
-  ck_assert_uint_eq(stats()->measurements, 1);
-  /* The next burst is one jittered interval later. */
+  /* The burst asks for its transcript: every accepted seq, in order. No
+   * record before the chip has signed it. */
+  const out_frame *e = last_of(0, CL_MSG_BURST_END);
+  ck_assert_ptr_nonnull(e);
+  ck_assert_uint_eq(e->m.u.burst_end.n, 3);
+  for (int j = 0; j < 3; j++) ck_assert_uint_eq(e->m.u.burst_end.seqs[j], seq0 + (uint64_t)j);
+  ck_assert_uint_eq(W.n_rec, 0);
   uint64_t end = W.now;
+  W.now += 50 * MS;
+  transcript(0, 0, TX_OK);
+  ck_assert_uint_eq(stats()->transcripts_ok, 1);
+  ck_assert_uint_eq(W.n_rec, 1);
+  const cl_lm_record *rec = &W.rec[0];
+  /* Everything in it re-verifies offline: both handshake signatures, the
+   * chip's transcript signature, the landmark's record signature. */
+  ck_assert_int_eq(cl_measurement_verify(&rec->m), CL_OK);
+  ck_assert_int_eq(cl_measurement_verify_chip(&rec->m), CL_OK);
+  ck_assert_int_eq(cl_measurement_verify_landmark(&rec->m), CL_OK);
+  ck_assert_mem_eq(rec->m.hs.chip, pk(0), CL_PK_LEN);
+  ck_assert_mem_eq(rec->m.hs.landmark, cl_key_public(W.landmark), CL_PK_LEN);
+  ck_assert_mem_eq(rec->m.hs.chip_sig, W.ag[0][0].confirm_sig, CL_SIG_LEN);
+  uint8_t sid_rec[CL_SESSION_ID_LEN], sid_chip[CL_SESSION_ID_LEN];
+  cl_session_id(&rec->m.hs, sid_rec);
+  cl_session_id(&W.ag[0][0].s.hs, sid_chip);
+  ck_assert_mem_eq(sid_rec, sid_chip, CL_SESSION_ID_LEN);
+  ck_assert_uint_eq(rec->m.count, 3);
+  ck_assert_uint_eq(rec->m.probes[0].seq, seq0);
+  ck_assert_uint_eq(rec->m.probes[1].rtt_ns, 12 * MS);
+  ck_assert_uint_eq(rec->m.rtt_ns, 12 * MS);
+  ck_assert_uint_eq(rec->m.probes_sent, 3);
+  ck_assert_uint_eq(rec->probes_sent, 3);
+  /* Measured when the burst ended, not when the transcript came. */
+  ck_assert_uint_eq(rec->m.measured_unix_ns, io_unix_ns(NULL) - 50 * MS);
+  ck_assert_int_eq(rec->chip_id, 100);
+  ck_assert_uint_eq(rec->bound_m, cl_bound_m(12 * MS, CL_SPEED_C));
+  ck_assert_uint_eq(rec->est_bound_m, cl_bound_m(12 * MS, CL_SPEED_FIBRE));
+  ck_assert_int_eq(rec->is_link, 0);
+  ck_assert_uint_eq(stats()->measurements, 1);
+  /* The next burst is one jittered interval after the last one ended. */
   const out_frame *f = next_challenge(0);
   ck_assert_uint_ge(f->t_sent, end + 54000 * MS);
   ck_assert_uint_le(f->t_sent, end + 66000 * MS + 7 * MS);
+  ck_assert(!W.closed[0]);
+}
+END_TEST
+
+START_TEST(partial_burst_and_empty_burst) {
+  start();
+  open_conn(0);
+  static const int zero[] = {0};
+  establish(0, zero, 1);
+  /* Only the second probe is answered: the BurstEnd names it alone, the
+   * record holds one probe of three sent. */
+  const out_frame *f = next_challenge(0);
+  uint64_t seq0 = f->m.u.challenge.seq;
+  f = next_challenge(0);
+  W.now = f->t_sent + 4 * MS;
+  answer(0, 0, f);
+  f = next_challenge(0);
+  advance_to(f->t_sent + 1000 * MS); /* the third expires */
+  const out_frame *e = last_of(0, CL_MSG_BURST_END);
+  ck_assert_ptr_nonnull(e);
+  ck_assert_uint_eq(e->m.u.burst_end.n, 1);
+  ck_assert_uint_eq(e->m.u.burst_end.seqs[0], seq0 + 1);
+  transcript(0, 0, TX_OK);
+  ck_assert_uint_eq(W.n_rec, 1);
+  ck_assert_int_eq(cl_measurement_verify(&W.rec[0].m), CL_OK);
+  ck_assert_uint_eq(W.rec[0].m.count, 1);
+  ck_assert_uint_eq(W.rec[0].m.probes_sent, 3);
+  ck_assert_uint_eq(W.rec[0].probes_sent, 3);
+  ck_assert_uint_eq(stats()->probe_timeouts, 2);
+  /* A burst nobody answers: no BurstEnd, no record. */
+  for (int j = 0; j < 3; j++) {
+    f = next_challenge(0);
+    advance_to(f->t_sent + 1000 * MS);
+  }
+  ck_assert_uint_eq(count_of(0, CL_MSG_BURST_END), 1);
+  ck_assert_uint_eq(stats()->bursts_empty, 1);
+  ck_assert_uint_eq(W.n_rec, 1);
 }
 END_TEST
 
 START_TEST(registration_refusals) {
   start();
   open_conn(0);
-  const out_frame *hello = last_of(0, CL_MSG_HELLO);
   static cl_msg m;
   memset(&m, 0, sizeof m);
   m.type = CL_MSG_REGISTER;
+  m.u.reg.suite = CL_SUITE_ED25519_X25519;
   m.u.reg.n = 4;
   int ks[4] = {0, 0, 1, 2};
-  for (int i = 0; i < 4; i++) {
-    memcpy(m.u.reg.chips[i].chip, cl_key_public(W.chip[ks[i]]), CL_PK_LEN);
-    cl_register_sign(cl_key_public(W.landmark), hello->m.u.hello.session_nonce, W.chip[ks[i]],
-                     m.u.reg.chips[i].proof);
-  }
-  m.u.reg.chips[0].proof[3] ^= 1; /* chip 0: bad proof; its second claim a duplicate */
+  for (int i = 0; i < 4; i++)
+    cl_chipsess_offer(&W.ag[0][ks[i]].s, CL_SUITE_ED25519_X25519, cl_key_public(W.landmark),
+                      pk(ks[i]), &m.u.reg.chips[i]);
+  /* Chip 0 offers an ephemeral key of small order (all zero): no session
+   * key can come of it. Its second offer is a duplicate. */
+  memset(m.u.reg.chips[0].eph, 0, CL_EPH_LEN);
   /* Chip 1 deactivated before it registers. */
   cl_lm_target *t = calloc(2, sizeof *t);
   for (int k = 0; k < 2; k++) {
-    memcpy(t[k].pk, cl_key_public(W.chip[k]), CL_PK_LEN);
+    memcpy(t[k].pk, pk(k), CL_PK_LEN);
     t[k].id = 100 + k;
     t[k].active = k == 0;
   }
@@ -431,11 +688,16 @@ START_TEST(registration_refusals) {
   feed(0, &m);
   const out_frame *res = last_of(0, CL_MSG_REGISTER_RESULT);
   ck_assert_ptr_nonnull(res);
+  ck_assert_uint_eq(res->m.u.reg_result.n, 4);
   ck_assert_int_eq(res->m.u.reg_result.r[0].reason, CL_REFUSE_BAD_PROOF);
   ck_assert_int_eq(res->m.u.reg_result.r[1].reason, CL_REFUSE_DUPLICATE);
   ck_assert_int_eq(res->m.u.reg_result.r[2].reason, CL_REFUSE_INACTIVE);
   ck_assert_int_eq(res->m.u.reg_result.r[3].reason, CL_REFUSE_NOT_ENROLLED);
-  ck_assert_uint_eq(stats()->register_refused[CL_REFUSE_BAD_PROOF], 1);
+  for (int i = 0; i < 4; i++) ck_assert(!res->m.u.reg_result.r[i].accepted);
+  ck_assert_uint_eq(stats()->handshake_refused[CL_REFUSE_BAD_PROOF], 1);
+  ck_assert_uint_eq(stats()->handshake_refused[CL_REFUSE_DUPLICATE], 1);
+  ck_assert_uint_eq(stats()->handshake_refused[CL_REFUSE_INACTIVE], 1);
+  ck_assert_uint_eq(stats()->handshake_refused[CL_REFUSE_NOT_ENROLLED], 1);
   /* Nothing accepted: the connection is closed. */
   ck_assert(W.closed[0]);
   ck_assert_uint_eq(cl_lm_conn_count(W.lm), 0);
@@ -443,63 +705,430 @@ START_TEST(registration_refusals) {
 }
 END_TEST
 
+START_TEST(unknown_suite_and_v1_envelope) {
+  start();
+  open_conn(0);
+  static const int zero[] = {0};
+  offer_suite(0, zero, 1, 7);
+  ck_assert(W.closed[0]);
+  const out_frame *e = last_of(0, CL_MSG_ERROR);
+  ck_assert_ptr_nonnull(e);
+  ck_assert_int_eq(e->m.u.error.code, CL_ERR_SUITE);
+  ck_assert_str_eq(e->m.u.error.text,
+                   "cipher suite 7 is unknown; this landmark speaks 1 (ed25519-x25519-blake2b)");
+  ck_assert_uint_eq(stats()->suite_refused, 1);
+  ck_assert_uint_eq(count_of(0, CL_MSG_REGISTER_RESULT), 0);
+  /* A protocol-1 envelope: a version error, and the connection closes. */
+  open_conn(1);
+  static cl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = CL_MSG_ERROR;
+  m.u.error.code = CL_ERR_MALFORMED;
+  snprintf(m.u.error.text, sizeof m.u.error.text, "hello from v1");
+  uint8_t buf[512];
+  size_t len = 0;
+  ck_assert_int_eq(cl_msg_encode_version(&m, 1, buf, sizeof buf, &len), CL_OK);
+  cl_lm_conn_read(W.lm, W.conn[1], buf, len, W.now);
+  ck_assert(W.closed[1]);
+  e = last_of(1, CL_MSG_ERROR);
+  ck_assert_int_eq(e->m.u.error.code, CL_ERR_VERSION);
+  ck_assert_str_eq(e->m.u.error.text, "protocol version 1, this side speaks 2");
+  ck_assert_uint_eq(stats()->version_mismatch, 1);
+}
+END_TEST
+
+/*
+ * Chip k's agent side in a session with another landmark (its handshake
+ * made here with that landmark's key): what a relay between two landmarks
+ * would hold.
+ */
+static void foreign_session(cl_chipsess *s, uint8_t *slot, int k) {
+  cl_chipsess_init(s, slot);
+  cl_chip_offer o;
+  ck_assert_int_eq(cl_chipsess_offer(s, CL_SUITE_ED25519_X25519, cl_key_public(W.other_landmark),
+                                     pk(k), &o),
+                   CL_OK);
+  cl_handshake hs = s->hs;
+  uint8_t sk[CL_EPH_SK_LEN], key[CL_SESSION_KEY_LEN];
+  cl_eph_generate(hs.landmark_eph, sk);
+  randombytes_buf(hs.landmark_nonce, CL_NONCE_LEN);
+  ck_assert_int_eq(cl_hs_sign_landmark(&hs, W.other_landmark), CL_OK);
+  ck_assert_int_eq(cl_session_key(&hs, CL_SIDE_LANDMARK, sk, key), CL_OK);
+  cl_chip_result r;
+  memset(&r, 0, sizeof r);
+  memcpy(r.chip, pk(k), CL_PK_LEN);
+  r.accepted = 1;
+  memcpy(r.eph, hs.landmark_eph, CL_EPH_LEN);
+  memcpy(r.nonce, hs.landmark_nonce, CL_NONCE_LEN);
+  memcpy(r.sig, hs.landmark_sig, CL_SIG_LEN);
+  cl_handshake mine;
+  ck_assert_int_eq(cl_chipsess_accept(s, &r, &mine), CL_OK);
+}
+
 START_TEST(every_rejection_reason) {
   start();
   open_conn(0);
   static const int both[] = {0, 1};
-  register_chips(0, both, 2);
+  establish(0, both, 2);
   const out_frame *f = next_challenge(0);
-  cl_challenge ch = f->m.u.challenge;
-  int k = memcmp(ch.chip, cl_key_public(W.chip[0]), CL_PK_LEN) == 0 ? 0 : 1;
+  int k = chip_of(f->m.u.challenge.chip);
+  uint64_t seq = f->m.u.challenge.seq;
   W.now += 5 * MS;
-  /* The other chip answers this chip's nonce: wrong chip. */
-  answer(0, 1 - k, &ch, 0);
-  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_WRONG_CHIP], 1);
-  ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_UNKNOWN_NONCE);
-  /* A nonce never issued. */
-  cl_challenge bogus = ch;
-  bogus.nonce[0] ^= 0xff;
-  answer(0, k, &bogus, 0);
-  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_UNKNOWN_NONCE], 1);
-  /* A bad signature uses the probe up. */
-  answer(0, k, &ch, 1);
-  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_BAD_SIGNATURE], 1);
-  ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_BAD_SIGNATURE);
+  /* A seq never issued to this chip. */
+  uint8_t mac[CL_MAC_LEN];
+  cl_chipsess_answer(&W.ag[0][k].s, seq + 100, f->m.u.challenge.nonce, mac);
+  respond(0, k, seq + 100, mac);
+  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_UNKNOWN_PROBE], 1);
+  ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_UNKNOWN_PROBE);
+  /* The other chip's seq: not one issued to the chip answering. */
+  cl_chipsess_answer(&W.ag[0][1 - k].s, seq, f->m.u.challenge.nonce, mac);
+  respond(0, 1 - k, seq, mac);
+  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_UNKNOWN_PROBE], 2);
+  /* The right seq and nonce, but a MAC under another session's key (the
+   * other chip's, on this very connection): the probe is used up. */
+  cl_answer_mac(W.ag[0][1 - k].key, CL_SUITE_ED25519_X25519, cl_key_public(W.landmark), pk(k),
+                seq, f->m.u.challenge.nonce, mac);
+  respond(0, k, seq, mac);
+  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_BAD_MAC], 1);
+  ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_BAD_MAC);
+  /* Its genuine answer now comes too late: the probe has expired. */
+  answer(0, k, f);
+  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_LATE], 1);
+  ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_LATE);
+  /* A MAC from the chip's session with another landmark (a relay). */
+  f = next_challenge(0);
+  k = chip_of(f->m.u.challenge.chip);
+  cl_chipsess foreign;
+  uint8_t fkey[CL_SESSION_KEY_LEN];
+  foreign_session(&foreign, fkey, k);
+  ck_assert_int_eq(
+      cl_chipsess_answer(&foreign, f->m.u.challenge.seq, f->m.u.challenge.nonce, mac), CL_OK);
+  W.now += MS;
+  respond(0, k, f->m.u.challenge.seq, mac);
+  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_BAD_MAC], 2);
+  cl_chipsess_end(&foreign);
   /* Answered once properly on the next probe, then again: a replay. */
   f = next_challenge(0);
-  ch = f->m.u.challenge;
-  k = memcmp(ch.chip, cl_key_public(W.chip[0]), CL_PK_LEN) == 0 ? 0 : 1;
+  k = chip_of(f->m.u.challenge.chip);
   W.now += 3 * MS;
-  answer(0, k, &ch, 0);
-  answer(0, k, &ch, 0);
+  answer(0, k, f);
+  answer(0, k, f);
   ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_REPLAY], 1);
   ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_REPLAY);
   /* A probe left unanswered expires at its deadline; its answer is late. */
   f = next_challenge(0);
-  ch = f->m.u.challenge;
-  k = memcmp(ch.chip, cl_key_public(W.chip[0]), CL_PK_LEN) == 0 ? 0 : 1;
+  k = chip_of(f->m.u.challenge.chip);
   uint64_t deadline = f->t_sent + 1000 * MS;
   advance_to(deadline - 1);
   ck_assert_uint_eq(stats()->probe_timeouts, 0);
   advance_to(deadline);
   ck_assert_uint_eq(stats()->probe_timeouts, 1);
-  answer(0, k, &ch, 0);
-  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_LATE], 1);
-  ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_LATE);
+  answer(0, k, f);
+  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_LATE], 2);
   ck_assert_int_eq(W.n_expired_events, 1);
   /* A chip that is not registered on this connection. */
-  cl_msg m;
-  memset(&m, 0, sizeof m);
-  m.type = CL_MSG_RESPONSE;
-  memcpy(m.u.response.chip, cl_key_public(W.chip[2]), CL_PK_LEN);
-  feed(0, &m);
+  uint8_t zero_mac[CL_MAC_LEN] = {0};
+  respond(0, 2, 1, zero_mac);
   ck_assert_uint_eq(stats()->rejected_not_registered, 1);
   ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_NOT_REGISTERED);
   /* None of these closes the connection. */
   ck_assert(!W.closed[0]);
   ck_assert_uint_eq(stats()->responses_accepted, 1);
-  /* wrong chip, unknown nonce, bad signature, replay, late */
-  ck_assert_int_eq(W.n_rejected_events, 5);
+  /* unknown x2, bad MAC x2, late x2, replay */
+  ck_assert_int_eq(W.n_rejected_events, 7);
+}
+END_TEST
+
+START_TEST(bad_confirm_signature) {
+  start();
+  open_conn(0);
+  static const int both[] = {0, 1}, zero[] = {0};
+  offer(0, both, 2);
+  /* Chip 0's signature is damaged, chip 1's good: chip 0 is dropped with
+   * an Error naming it, chip 1 goes on, and so does the connection. */
+  confirm_some(0, both, 2, 1u << 0);
+  ck_assert_uint_eq(stats()->bad_handshake_sigs, 1);
+  ck_assert_uint_eq(stats()->handshakes_ok, 1);
+  const out_frame *e = last_of(0, CL_MSG_ERROR);
+  ck_assert_ptr_nonnull(e);
+  ck_assert_int_eq(e->m.u.error.code, CL_ERR_BAD_HANDSHAKE);
+  char want[128], hex[17];
+  cl_hex_encode(hex, pk(0), 8);
+  snprintf(want, sizeof want, "chip %s: handshake signature does not verify", hex);
+  ck_assert_str_eq(e->m.u.error.text, want);
+  ck_assert(!W.closed[0]);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
+  const out_frame *f = next_challenge(0);
+  ck_assert_int_eq(chip_of(f->m.u.challenge.chip), 1);
+  /* A lone chip with a bad signature: nothing is left, the connection
+   * closes. */
+  open_conn(1);
+  offer(1, zero, 1);
+  confirm_some(1, zero, 1, 1u << 0);
+  ck_assert_uint_eq(stats()->bad_handshake_sigs, 2);
+  ck_assert(W.closed[1]);
+  ck_assert_int_eq(last_of(1, CL_MSG_ERROR)->m.u.error.code, CL_ERR_BAD_HANDSHAKE);
+}
+END_TEST
+
+START_TEST(replayed_confirm) {
+  start();
+  open_conn(0);
+  static const int zero[] = {0};
+  establish(0, zero, 1);
+  uint8_t old_sig[CL_SIG_LEN];
+  memcpy(old_sig, W.ag[0][0].confirm_sig, CL_SIG_LEN);
+  /* The same Confirm again: no handshake awaits one; refused with an
+   * Error, the session stands. */
+  confirm_with(0, 0, old_sig);
+  ck_assert_uint_eq(stats()->confirms_unexpected, 1);
+  ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_NOT_REGISTERED);
+  ck_assert(!W.closed[0]);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
+  /* Someone replays it on a new connection with a fresh offer for the chip
+   * (which it cannot sign): it does not verify over the new handshake.
+   * The chip stays where its real session is. */
+  open_conn(1);
+  offer(1, zero, 1);
+  ck_assert(result_for(1, 0)->accepted);
+  confirm_with(1, 0, old_sig);
+  ck_assert_uint_eq(stats()->bad_handshake_sigs, 1);
+  ck_assert(W.closed[1]);
+  ck_assert(!W.closed[0]);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
+  const out_frame *f = next_challenge(0);
+  ck_assert_int_eq(chip_of(f->m.u.challenge.chip), 0);
+  /* And in a rekey of the real connection: the old Confirm does not
+   * verify over the new handshake either; the chip is dropped. */
+  W.now = f->t_sent + MS;
+  answer(0, 0, f);
+  cl_lm_destroy(&W.lm);
+  memset(W.closed, 0, sizeof W.closed);
+  W.p.session_lifetime_s = 60;
+  W.p.interval_s = 100;
+  start();
+  open_conn(0);
+  establish(0, zero, 1);
+  memcpy(old_sig, W.ag[0][0].confirm_sig, CL_SIG_LEN);
+  while (count_of(0, CL_MSG_REKEY) == 0) advance_to(cl_lm_next_due(W.lm));
+  offer(0, zero, 1);
+  ck_assert(result_for(0, 0)->accepted);
+  confirm_with(0, 0, old_sig);
+  ck_assert_uint_eq(stats()->bad_handshake_sigs, 1);
+  ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_BAD_HANDSHAKE);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 0);
+  ck_assert(W.closed[0]);
+}
+END_TEST
+
+START_TEST(handshake_not_completed) {
+  start();
+  open_conn(0);
+  static const int both[] = {0, 1}, one[] = {1};
+  offer(0, both, 2);
+  /* Only chip 1 confirms; chip 0's handshake runs out of time and it is
+   * dropped with an Error naming it; the connection stays for chip 1. */
+  W.now += 2000 * MS;
+  const out_frame *res = last_of(0, CL_MSG_REGISTER_RESULT);
+  (void)res;
+  cl_handshake hs;
+  ck_assert_int_eq(cl_chipsess_accept(&W.ag[0][0].s, result_for(0, 0), &hs), CL_OK);
+  confirm_some(0, one, 1, 0);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
+  advance_to(T0 + 10000 * MS - 1);
+  ck_assert_ptr_null(last_of(0, CL_MSG_ERROR));
+  advance_to(T0 + 10000 * MS);
+  const out_frame *e = last_of(0, CL_MSG_ERROR);
+  ck_assert_ptr_nonnull(e);
+  ck_assert_int_eq(e->m.u.error.code, CL_ERR_LIMIT);
+  char want[96], hex[17];
+  cl_hex_encode(hex, pk(0), 8);
+  snprintf(want, sizeof want, "chip %s: handshake not completed", hex);
+  ck_assert_str_eq(e->m.u.error.text, want);
+  ck_assert_uint_eq(stats()->handshake_timeouts, 1);
+  ck_assert(!W.closed[0]);
+  /* Its late Confirm finds no handshake. */
+  ck_assert_int_eq(cl_hs_sign_chip(&hs, W.chip[0]), CL_OK);
+  confirm_with(0, 0, hs.chip_sig);
+  ck_assert_uint_eq(stats()->confirms_unexpected, 1);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
+}
+END_TEST
+
+START_TEST(transcript_refusals) {
+  start();
+  open_conn(0);
+  static const int zero[] = {0};
+  establish(0, zero, 1);
+  const uint64_t rtt[3] = {5 * MS, 6 * MS, 7 * MS};
+  char hex[17], want[96];
+  cl_hex_encode(hex, pk(0), 8);
+  snprintf(want, sizeof want, "chip %s: transcript signature does not verify", hex);
+  /* One that omits a probe, one that reorders two, one signed by another
+   * chip's key: each verified against the landmark's own record of the
+   * burst, each refused; the burst is dropped, the session goes on. */
+  static const tx_mode bad[] = {TX_OMIT, TX_REORDER, TX_OTHER_KEY};
+  for (size_t i = 0; i < 3; i++) {
+    burst_answered(0, 0, rtt);
+    transcript(0, 0, bad[i]);
+    ck_assert_uint_eq(stats()->transcripts_bad, i + 1);
+    const out_frame *e = last_of(0, CL_MSG_ERROR);
+    ck_assert_int_eq(e->m.u.error.code, CL_ERR_BAD_TRANSCRIPT);
+    ck_assert_str_eq(e->m.u.error.text, want);
+    ck_assert_uint_eq(W.n_rec, 0);
+    ck_assert(!W.closed[0]);
+  }
+  /* One naming another burst (its first seq): refused without a check. */
+  burst_answered(0, 0, rtt);
+  transcript(0, 0, TX_FIRST_SEQ);
+  ck_assert_uint_eq(stats()->transcripts_bad, 4);
+  ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_BAD_TRANSCRIPT);
+  /* The burst it named is gone: its real transcript now finds none. */
+  transcript(0, 0, TX_OK);
+  ck_assert_uint_eq(stats()->transcripts_bad, 5);
+  ck_assert_uint_eq(W.n_rec, 0);
+  /* One that never comes: dropped at the transcript deadline, and a late
+   * one finds no burst. */
+  burst_answered(0, 0, rtt);
+  uint64_t end = W.now;
+  advance_to(end + 10000 * MS - 1);
+  ck_assert_uint_eq(stats()->transcript_timeouts, 0);
+  advance_to(end + 10000 * MS);
+  ck_assert_uint_eq(stats()->transcript_timeouts, 1);
+  transcript(0, 0, TX_OK);
+  ck_assert_uint_eq(stats()->transcripts_bad, 6);
+  ck_assert_uint_eq(W.n_rec, 0);
+  /* The session is intact: the next burst makes a record. */
+  burst_answered(0, 0, rtt);
+  transcript(0, 0, TX_OK);
+  ck_assert_uint_eq(W.n_rec, 1);
+  ck_assert_int_eq(cl_measurement_verify(&W.rec[0].m), CL_OK);
+  ck_assert_uint_eq(stats()->transcripts_ok, 1);
+  ck_assert(!W.closed[0]);
+  /* A transcript for a chip not on this connection. */
+  cl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = CL_MSG_TRANSCRIPT;
+  memcpy(m.u.transcript.chip, pk(1), CL_PK_LEN);
+  feed(0, &m);
+  ck_assert_uint_eq(stats()->rejected_not_registered, 1);
+}
+END_TEST
+
+START_TEST(rekey_completes) {
+  W.p.session_lifetime_s = 60;
+  W.p.interval_s = 100;
+  start();
+  open_conn(0);
+  static const int both[] = {0, 1}, zero[] = {0};
+  establish(0, both, 2);
+  /* A burst after the session is 60 s old is replaced by a Rekey. Chip 1's
+   * bursts are answered meanwhile. */
+  while (count_of(0, CL_MSG_REKEY) == 0) {
+    size_t before = count_of(0, CL_MSG_CHALLENGE);
+    advance_to(cl_lm_next_due(W.lm));
+    if (count_of(0, CL_MSG_CHALLENGE) > before) {
+      const out_frame *f = last_of(0, CL_MSG_CHALLENGE);
+      int k = chip_of(f->m.u.challenge.chip);
+      W.now = f->t_sent + MS;
+      answer(0, k, f);
+    }
+  }
+  const out_frame *rk = last_of(0, CL_MSG_REKEY);
+  int k = chip_of(rk->m.u.rekey.chip);
+  ck_assert_uint_ge(W.now, T0 + 60000 * MS);
+  ck_assert_uint_eq(stats()->rekeys_asked, 1);
+  uint8_t old_key[CL_SESSION_KEY_LEN];
+  memcpy(old_key, W.ag[0][k].key, CL_SESSION_KEY_LEN);
+  /* Fresh offers: the chip asked, and the other chip, not asked. */
+  const int ks[2] = {k, 1 - k};
+  offer(0, ks, 2);
+  ck_assert(result_for(0, k)->accepted);
+  ck_assert(!result_for(0, 1 - k)->accepted);
+  ck_assert_int_eq(result_for(0, 1 - k)->reason, CL_REFUSE_NOT_ASKED);
+  ck_assert_uint_eq(stats()->handshake_refused[CL_REFUSE_NOT_ASKED], 1);
+  ck_assert(!W.closed[0]);
+  const int only[1] = {k};
+  confirm_some(0, only, 1, 0);
+  ck_assert_uint_eq(stats()->rekeys_done, 1);
+  ck_assert_uint_eq(stats()->handshakes_ok, 3);
+  ck_assert(memcmp(old_key, W.ag[0][k].key, CL_SESSION_KEY_LEN) != 0);
+  /* The burst the rekey put off runs now, under the new key: an answer
+   * under the old key is a bad MAC, under the new one it counts. */
+  const out_frame *f = next_challenge(0);
+  ck_assert_int_eq(chip_of(f->m.u.challenge.chip), k);
+  uint8_t mac[CL_MAC_LEN];
+  cl_answer_mac(old_key, CL_SUITE_ED25519_X25519, cl_key_public(W.landmark), pk(k),
+                f->m.u.challenge.seq, f->m.u.challenge.nonce, mac);
+  W.now = f->t_sent + 2 * MS;
+  respond(0, k, f->m.u.challenge.seq, mac);
+  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_BAD_MAC], 1);
+  size_t recs = W.n_rec;
+  for (int j = 0; j < 2; j++) {
+    f = next_challenge(0);
+    if (chip_of(f->m.u.challenge.chip) != k) {
+      j--;
+      continue;
+    }
+    W.now = f->t_sent + 2 * MS;
+    answer(0, k, f);
+  }
+  transcript(0, k, TX_OK);
+  ck_assert_uint_eq(W.n_rec, recs + 1);
+  const cl_lm_record *rec = &W.rec[W.n_rec - 1];
+  ck_assert_int_eq(cl_measurement_verify(&rec->m), CL_OK);
+  ck_assert_uint_eq(rec->m.count, 2);
+  ck_assert_uint_eq(rec->m.probes_sent, 3);
+  /* The record names the new session. */
+  uint8_t sid_rec[CL_SESSION_ID_LEN], sid_chip[CL_SESSION_ID_LEN];
+  cl_session_id(&rec->m.hs, sid_rec);
+  cl_session_id(&W.ag[0][k].s.hs, sid_chip);
+  ck_assert_mem_eq(sid_rec, sid_chip, CL_SESSION_ID_LEN);
+  /* A Register for a chip not asked, outside any rekey: refused, the
+   * connection stays. */
+  offer(0, zero, 1);
+  ck_assert_int_eq(result_for(0, 0)->reason, CL_REFUSE_NOT_ASKED);
+  ck_assert(!W.closed[0]);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 2);
+}
+END_TEST
+
+START_TEST(rekey_not_completed) {
+  W.p.session_lifetime_s = 60;
+  W.p.interval_s = 100;
+  start();
+  open_conn(0);
+  static const int zero[] = {0};
+  establish(0, zero, 1);
+  while (count_of(0, CL_MSG_REKEY) == 0) {
+    size_t before = count_of(0, CL_MSG_CHALLENGE);
+    advance_to(cl_lm_next_due(W.lm));
+    if (count_of(0, CL_MSG_CHALLENGE) > before) {
+      const out_frame *f = last_of(0, CL_MSG_CHALLENGE);
+      W.now = f->t_sent + MS;
+      answer(0, 0, f);
+    }
+  }
+  uint64_t asked = W.now;
+  size_t challenges = count_of(0, CL_MSG_CHALLENGE);
+  /* No offer comes: no burst meanwhile, and at the handshake timeout the
+   * chip is dropped with an Error naming it; nothing is left, so the
+   * connection closes. */
+  advance_to(asked + 10000 * MS - 1);
+  ck_assert(!W.closed[0]);
+  ck_assert_uint_eq(count_of(0, CL_MSG_CHALLENGE), challenges);
+  advance_to(asked + 10000 * MS);
+  const out_frame *e = last_of(0, CL_MSG_ERROR);
+  ck_assert_ptr_nonnull(e);
+  ck_assert_int_eq(e->m.u.error.code, CL_ERR_LIMIT);
+  char want[96], hex[17];
+  cl_hex_encode(hex, pk(0), 8);
+  snprintf(want, sizeof want, "chip %s: rekey not completed", hex);
+  ck_assert_str_eq(e->m.u.error.text, want);
+  ck_assert_uint_eq(stats()->rekeys_failed, 1);
+  ck_assert_uint_eq(stats()->rekeys_done, 0);
+  ck_assert(W.closed[0]);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 0);
 }
 END_TEST
 
@@ -513,15 +1142,30 @@ START_TEST(frame_errors_close) {
   ck_assert(W.closed[0]);
   ck_assert_uint_eq(stats()->frames_too_large, 1);
   ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_TOO_LARGE);
-  /* A message not allowed in this state. */
+  /* A message not allowed in this state: a Response, a Confirm or a
+   * Transcript before Register. */
+  static const cl_msg_type early[] = {CL_MSG_RESPONSE, CL_MSG_CONFIRM, CL_MSG_TRANSCRIPT};
+  for (int i = 0; i < 3; i++) {
+    memset(W.closed, 0, sizeof W.closed);
+    open_conn(1);
+    cl_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = early[i];
+    if (m.type == CL_MSG_CONFIRM) m.u.confirm.n = 1;
+    feed(1, &m);
+    ck_assert(W.closed[1]);
+    ck_assert_uint_eq(stats()->unexpected_msg, (uint64_t)i + 1);
+    ck_assert_int_eq(last_of(1, CL_MSG_ERROR)->m.u.error.code, CL_ERR_UNEXPECTED);
+  }
+  /* A Response after the RegisterResult but before any Confirm verified. */
+  memset(W.closed, 0, sizeof W.closed);
   open_conn(1);
-  cl_msg m;
-  memset(&m, 0, sizeof m);
-  m.type = CL_MSG_RESPONSE;
-  feed(1, &m);
+  static const int zero[] = {0};
+  offer(1, zero, 1);
+  uint8_t mac[CL_MAC_LEN] = {0};
+  respond(1, 0, 1, mac);
   ck_assert(W.closed[1]);
-  ck_assert_uint_eq(stats()->unexpected_msg, 1);
-  ck_assert_int_eq(last_of(1, CL_MSG_ERROR)->m.u.error.code, CL_ERR_UNEXPECTED);
+  ck_assert_uint_eq(stats()->unexpected_msg, 4);
   /* Garbage. */
   open_conn(2);
   cl_lm_conn_read(W.lm, W.conn[2], (const uint8_t *)"\0\0\0\x03xyz", 7, W.now);
@@ -547,11 +1191,14 @@ START_TEST(limits_and_timeouts) {
   W.conn[3] = cl_lm_conn_open(W.lm, &W.conn_ud[3], NULL, "10.0.0.3:1", W.now);
   ck_assert_ptr_null(W.conn[3]);
   ck_assert_uint_eq(stats()->conns_refused_limit, 1);
-  /* No Register within the handshake timeout. */
-  static const int zero[] = {0};
-  register_chips(0, zero, 1);
+  /* No chip active within the handshake timeout: connection 1 never
+   * registers, connection 2 registers but never confirms. */
+  static const int zero[] = {0}, one[] = {1};
+  establish(0, zero, 1);
+  offer(2, one, 1);
+  ck_assert(result_for(2, 1)->accepted);
   advance_to(T0 + 10000 * MS - 1);
-  ck_assert(!W.closed[1]);
+  ck_assert(!W.closed[1] && !W.closed[2]);
   advance_to(T0 + 10000 * MS);
   ck_assert(W.closed[1] && W.closed[2] && !W.closed[0]);
   ck_assert_uint_eq(stats()->handshake_timeouts, 2);
@@ -571,22 +1218,18 @@ END_TEST
 START_TEST(failed_writes_and_dropped_measurements) {
   start();
   open_conn(0);
-  static const int both[] = {0, 1};
-  register_chips(0, both, 2);
+  static const int zero[] = {0};
+  establish(0, zero, 1);
   /* A measurement the writer cannot take is counted as dropped. */
   W.drop_measurements = 1;
-  for (int done = 0; stats()->measurements + stats()->measurements_dropped == 0 && done < 20;
-       done++) {
-    const out_frame *f = next_challenge(0);
-    int k = memcmp(f->m.u.challenge.chip, cl_key_public(W.chip[0]), CL_PK_LEN) == 0 ? 0 : 1;
-    W.now = f->t_sent + MS;
-    answer(0, k, &f->m.u.challenge, 0);
-  }
+  const uint64_t rtt[3] = {MS, MS, MS};
+  burst_answered(0, 0, rtt);
+  transcript(0, 0, TX_OK);
   ck_assert_uint_eq(stats()->measurements_dropped, 1);
   ck_assert_uint_eq(stats()->measurements, 0);
   ck_assert_uint_eq(W.n_rec, 0);
-  /* The next challenge's write fails: the connection closes, both chips
-   * leave, and the challenge still counts as sent and in the lag. */
+  /* The next challenge's write fails: the connection closes, the chip
+   * leaves, and the challenge still counts as sent and in the lag. */
   uint64_t sent = stats()->probes_sent;
   W.fail_send_after = 1;
   while (!W.closed[0]) advance_to(cl_lm_next_due(W.lm));
@@ -599,9 +1242,24 @@ START_TEST(failed_writes_and_dropped_measurements) {
   W.fail_send_after = 1;
   ck_assert_ptr_null(open_conn(1));
   ck_assert(W.closed[1]);
-  /* The closed connections gave their address's slots back. */
+  /* A failed BurstEnd closes too. */
   ck_assert_ptr_nonnull(open_conn(2));
+  establish(2, zero, 1);
+  for (int j = 0; j < 2; j++) {
+    const out_frame *f = next_challenge(2);
+    W.now = f->t_sent + MS;
+    answer(2, 0, f);
+  }
+  const out_frame *f = next_challenge(2);
+  W.now = f->t_sent + MS;
+  W.fail_send_after = 1;
+  answer(2, 0, f);
+  ck_assert_ptr_nonnull(last_burst_end(2, 0));
+  ck_assert(W.closed[2]);
+  /* The closed connections gave their address's slots back. */
   ck_assert_ptr_nonnull(open_conn(3));
+  memset(W.closed, 0, sizeof W.closed);
+  ck_assert_ptr_nonnull(open_conn(0));
   ck_assert_uint_eq(stats()->conns_refused_per_address, 0);
 }
 END_TEST
@@ -612,7 +1270,7 @@ START_TEST(deferral_by_pending_limit) {
   start();
   open_conn(0);
   static const int both[] = {0, 1};
-  register_chips(0, both, 2);
+  establish(0, both, 2);
   /* Never answered: each chip's probe waits out its deadline while the
    * other chip's probe is put off. */
   for (int i = 0; i < 2000 && stats()->probes_deferred == 0; i++)
@@ -635,8 +1293,13 @@ START_TEST(takeover_by_newer_connection) {
   open_conn(0);
   open_conn(1);
   static const int zero[] = {0};
-  register_chips(0, zero, 1);
-  register_chips(1, zero, 1);
+  establish(0, zero, 1);
+  /* A new connection's offer and handshake for the same chip: until its
+   * Confirm verifies, the chip stays where it is. */
+  offer(1, zero, 1);
+  ck_assert(result_for(1, 0)->accepted);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
+  confirm_some(1, zero, 1, 0);
   ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
   /* Probes go to the newer connection only; the old one stays open. */
   const out_frame *f = next_challenge(1);
@@ -645,9 +1308,12 @@ START_TEST(takeover_by_newer_connection) {
   ck_assert(!W.closed[0]);
   /* An answer on the old connection is for a chip not registered there. */
   W.now += MS;
-  answer(0, 0, &f->m.u.challenge, 0);
+  uint8_t mac[CL_MAC_LEN];
+  cl_answer_mac(W.ag[0][0].key, CL_SUITE_ED25519_X25519, cl_key_public(W.landmark), pk(0),
+                f->m.u.challenge.seq, f->m.u.challenge.nonce, mac);
+  respond(0, 0, f->m.u.challenge.seq, mac);
   ck_assert_uint_eq(stats()->rejected_not_registered, 1);
-  answer(1, 0, &f->m.u.challenge, 0);
+  answer(1, 0, f);
   ck_assert_uint_eq(stats()->responses_accepted, 1);
 }
 END_TEST
@@ -657,26 +1323,26 @@ START_TEST(takeover_mid_probe) {
   start();
   open_conn(0);
   static const int both[] = {0, 1}, zero[] = {0};
-  register_chips(0, both, 2);
+  establish(0, both, 2);
   /* Until chip 0's challenge is the one outstanding on connection 0 (the
    * one slot), chip 1's are answered. */
   const out_frame *f;
   for (;;) {
     f = next_challenge(0);
-    if (memcmp(f->m.u.challenge.chip, cl_key_public(W.chip[0]), CL_PK_LEN) == 0) break;
+    if (chip_of(f->m.u.challenge.chip) == 0) break;
     W.now = f->t_sent + MS;
-    answer(0, 1, &f->m.u.challenge, 0);
+    answer(0, 1, f);
   }
-  cl_challenge old = f->m.u.challenge;
+  out_frame old = *f;
   /* A new connection takes chip 0 over. */
   ck_assert_ptr_nonnull(open_conn(1));
-  register_chips(1, zero, 1);
+  establish(1, zero, 1);
   W.now += MS;
-  answer(0, 0, &old, 0);
+  answer(0, 0, &old);
   ck_assert_uint_eq(stats()->rejected_not_registered, 1);
-  /* The new registration starts with an empty ring. */
-  answer(1, 0, &old, 0);
-  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_UNKNOWN_NONCE], 1);
+  /* The new session starts with an empty ring. */
+  answer(1, 0, &old);
+  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_UNKNOWN_PROBE], 1);
   /* Connection 0 got its slot back with the chip: chip 1 is probed there
    * again (a leaked count would put it off for ever). */
   size_t before = count_of(0, CL_MSG_CHALLENGE);
@@ -684,8 +1350,7 @@ START_TEST(takeover_mid_probe) {
   while (count_of(0, CL_MSG_CHALLENGE) == before && W.now < until)
     advance_to(cl_lm_next_due(W.lm));
   ck_assert_uint_gt(count_of(0, CL_MSG_CHALLENGE), before);
-  ck_assert_mem_eq(last_of(0, CL_MSG_CHALLENGE)->m.u.challenge.chip, cl_key_public(W.chip[1]),
-                   CL_PK_LEN);
+  ck_assert_int_eq(chip_of(last_of(0, CL_MSG_CHALLENGE)->m.u.challenge.chip), 1);
 }
 END_TEST
 
@@ -693,121 +1358,139 @@ START_TEST(unenrolled_chip_dropped) {
   start();
   open_conn(0);
   static const int both[] = {0, 1};
-  register_chips(0, both, 2);
+  establish(0, both, 2);
   ck_assert_uint_eq(cl_lm_live_count(W.lm), 2);
   /* Chip 1 deactivated, chip 0 renumbered. */
   cl_lm_target *t = calloc(2, sizeof *t);
-  memcpy(t[0].pk, cl_key_public(W.chip[0]), CL_PK_LEN);
+  memcpy(t[0].pk, pk(0), CL_PK_LEN);
   t[0].id = 500;
   t[0].active = 1;
-  memcpy(t[1].pk, cl_key_public(W.chip[1]), CL_PK_LEN);
+  memcpy(t[1].pk, pk(1), CL_PK_LEN);
   t[1].id = 101;
   cl_lm_set_enrolled(W.lm, t, 2, W.now);
   ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
   ck_assert(!W.closed[0]);
-  for (int j = 0; j < 3; j++) {
-    const out_frame *f = next_challenge(0);
-    ck_assert_mem_eq(f->m.u.challenge.chip, cl_key_public(W.chip[0]), CL_PK_LEN);
-    W.now += MS;
-    answer(0, 0, &f->m.u.challenge, 0);
-  }
+  const uint64_t rtt[3] = {MS, MS, MS};
+  burst_answered(0, 0, rtt);
+  transcript(0, 0, TX_OK);
   ck_assert_uint_eq(W.n_rec, 1);
   ck_assert_int_eq(W.rec[0].chip_id, 500);
+  /* A chip deactivated between its offer and its Confirm does not become
+   * active. */
+  open_conn(1);
+  static const int one[] = {1};
+  t = calloc(2, sizeof *t);
+  for (int k = 0; k < 2; k++) {
+    memcpy(t[k].pk, pk(k), CL_PK_LEN);
+    t[k].id = 100 + k;
+    t[k].active = 1;
+  }
+  cl_lm_set_enrolled(W.lm, t, 2, W.now);
+  offer(1, one, 1);
+  t = calloc(1, sizeof *t);
+  memcpy(t[0].pk, pk(0), CL_PK_LEN);
+  t[0].id = 100;
+  t[0].active = 1;
+  cl_lm_set_enrolled(W.lm, t, 1, W.now);
+  confirm_some(1, one, 1, 0);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
+  ck_assert(W.closed[1]);
 }
 END_TEST
 
-/* Hands every queued job back, run or cancelled. */
-static void finish_work(int cancel) {
-  while (W.n_work > 0) {
-    cl_lm_work w = W.work[0];
-    memmove(W.work, W.work + 1, (W.n_work - 1) * sizeof *W.work);
-    W.n_work--;
-    if (!cancel) cl_lm_work_run(&w, W.landmark);
-    cl_lm_work_done(W.lm, &w, cancel ? -1 : 0, W.now);
-  }
-}
-
-START_TEST(workers_sign_and_verify) {
+START_TEST(workers_do_the_jobs) {
   W.p.async_signatures = 1;
   start();
   open_conn(0);
-  static const int zero[] = {0};
-  register_chips(0, zero, 1);
-  /* The challenge goes out only once its signature comes back. */
-  while (W.n_work == 0) advance_to(cl_lm_next_due(W.lm));
-  ck_assert_int_eq(W.work[0].kind, CL_LM_WORK_SIGN);
-  /* No probe timer runs while the chip waits for its signature. */
-  advance_to(W.now + 10000 * MS);
-  ck_assert_uint_eq(count_of(0, CL_MSG_CHALLENGE), 0);
+  static const int zero[] = {0}, one[] = {1};
+  /* The offer goes to a worker; the RegisterResult waits for it. */
+  offer(0, zero, 1);
   ck_assert_uint_eq(W.n_work, 1);
-  finish_work(0);
-  const out_frame *f = last_of(0, CL_MSG_CHALLENGE);
-  ck_assert_ptr_nonnull(f);
-  ck_assert_int_eq(cl_challenge_verify(&f->m.u.challenge), CL_OK);
-  ck_assert_uint_eq(stats()->sign_queued, 1);
-  /* The answer's check goes to a worker; a second answer meanwhile is a
-   * replay; the deadline no longer applies. */
-  W.now = f->t_sent + 4 * MS;
-  answer(0, 0, &f->m.u.challenge, 0);
+  ck_assert_int_eq(W.work[0].kind, CL_LM_WORK_HANDSHAKE);
+  ck_assert_uint_eq(count_of(0, CL_MSG_REGISTER_RESULT), 0);
+  /* A second Register before the first is answered closes. */
+  open_conn(1);
+  offer(1, one, 1);
+  offer(1, one, 1);
+  ck_assert(W.closed[1]);
+  ck_assert_uint_eq(stats()->unexpected_msg, 1);
+  finish_work(0); /* connection 1's job comes back orphaned */
+  ck_assert_uint_eq(stats()->jobs_orphaned, 1);
+  ck_assert(result_for(0, 0)->accepted);
+  /* The Confirm's check goes to a worker too. */
+  confirm_some(0, zero, 1, 0);
   ck_assert_uint_eq(W.n_work, 1);
-  ck_assert_int_eq(W.work[0].kind, CL_LM_WORK_VERIFY);
-  ck_assert_uint_eq(W.work[0].rtt_ns, 4 * MS);
-  answer(0, 0, &f->m.u.challenge, 0);
-  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_REPLAY], 1);
-  advance_to(f->t_sent + 5000 * MS);
-  ck_assert_uint_eq(stats()->probe_timeouts, 0);
+  ck_assert_int_eq(W.work[0].kind, CL_LM_WORK_CONFIRM);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 0);
   finish_work(0);
-  ck_assert_uint_eq(stats()->responses_accepted, 1);
-  /* A forged answer is refused when its check comes back. */
-  while (W.n_work == 0) advance_to(cl_lm_next_due(W.lm));
-  finish_work(0);
-  f = last_of(0, CL_MSG_CHALLENGE);
-  W.now = f->t_sent + MS;
-  answer(0, 0, &f->m.u.challenge, 1);
-  finish_work(0);
-  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_BAD_SIGNATURE], 1);
-  /* A cancelled signature job: the chip tries again a gap later. */
-  while (W.n_work == 0) advance_to(cl_lm_next_due(W.lm));
-  size_t sent = count_of(0, CL_MSG_CHALLENGE);
-  uint64_t t = W.now;
-  finish_work(1);
-  ck_assert_uint_eq(stats()->pool_orphaned, 1);
-  advance_to(t + 100 * MS - 1);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
+  /* The timed phase has no jobs; the transcript has one, which signs the
+   * record. */
+  const uint64_t rtt[3] = {2 * MS, 3 * MS, 4 * MS};
+  burst_answered(0, 0, rtt);
   ck_assert_uint_eq(W.n_work, 0);
-  advance_to(t + 100 * MS);
+  transcript(0, 0, TX_OK);
   ck_assert_uint_eq(W.n_work, 1);
+  ck_assert_int_eq(W.work[0].kind, CL_LM_WORK_TRANSCRIPT);
+  ck_assert_uint_eq(W.n_rec, 0);
   finish_work(0);
-  ck_assert_uint_eq(count_of(0, CL_MSG_CHALLENGE), sent + 1);
-  /* A job that returns after its connection closed is orphaned. */
-  f = last_of(0, CL_MSG_CHALLENGE);
-  W.now = f->t_sent + MS;
-  answer(0, 0, &f->m.u.challenge, 0);
+  ck_assert_uint_eq(W.n_rec, 1);
+  ck_assert_int_eq(cl_measurement_verify(&W.rec[0].m), CL_OK);
+  ck_assert_uint_eq(stats()->jobs_queued[CL_LM_WORK_HANDSHAKE], 2);
+  ck_assert_uint_eq(stats()->jobs_queued[CL_LM_WORK_CONFIRM], 1);
+  ck_assert_uint_eq(stats()->jobs_queued[CL_LM_WORK_TRANSCRIPT], 1);
+  /* A bad transcript found by a worker. */
+  burst_answered(0, 0, rtt);
+  transcript(0, 0, TX_OTHER_KEY);
+  finish_work(0);
+  ck_assert_uint_eq(stats()->transcripts_bad, 1);
+  ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_BAD_TRANSCRIPT);
+  /* A cancelled transcript job: no record, counted. */
+  burst_answered(0, 0, rtt);
+  transcript(0, 0, TX_OK);
+  finish_work(1);
+  ck_assert_uint_eq(stats()->jobs_orphaned, 2);
+  ck_assert_uint_eq(W.n_rec, 1);
+  /* A transcript job that returns after its connection closed is
+   * orphaned; so is a handshake job. */
+  burst_answered(0, 0, rtt);
+  transcript(0, 0, TX_OK);
   ck_assert_uint_eq(W.n_work, 1);
   cl_lm_conn_close(W.lm, W.conn[0], W.now);
   finish_work(0);
-  ck_assert_uint_eq(stats()->pool_orphaned, 2);
+  ck_assert_uint_eq(stats()->jobs_orphaned, 3);
+  ck_assert_uint_eq(W.n_rec, 1);
+  memset(W.closed, 0, sizeof W.closed);
+  open_conn(0);
+  offer(0, zero, 1);
+  cl_lm_conn_close(W.lm, W.conn[0], W.now);
+  finish_work(0);
+  ck_assert_uint_eq(stats()->jobs_orphaned, 4);
+  /* A cancelled handshake job refuses the offer. */
+  memset(W.closed, 0, sizeof W.closed);
+  open_conn(0);
+  offer(0, zero, 1);
+  finish_work(1);
+  ck_assert(!result_for(0, 0)->accepted);
+  ck_assert(W.closed[0]);
   /* A shell that cannot take jobs: the core does them itself. */
   W.refuse_work = 1;
+  memset(W.closed, 0, sizeof W.closed);
   open_conn(1);
-  register_chips(1, zero, 1);
-  f = next_challenge(1);
+  establish(1, zero, 1);
   ck_assert_uint_eq(W.n_work, 0);
-  W.now = f->t_sent + MS;
-  answer(1, 0, &f->m.u.challenge, 0);
+  burst_answered(1, 0, rtt);
+  transcript(1, 0, TX_OK);
   ck_assert_uint_eq(W.n_work, 0);
-  ck_assert_uint_eq(stats()->responses_accepted, 2);
+  ck_assert_uint_eq(W.n_rec, 2);
 }
 END_TEST
 
-/* A Response whose nonce was never issued, for chip k on connection ci. */
+/* A Response for a seq never issued, for chip k on connection ci. */
 static void answer_bogus(int ci, int k) {
-  cl_msg m;
-  memset(&m, 0, sizeof m);
-  m.type = CL_MSG_RESPONSE;
-  memcpy(m.u.response.chip, cl_key_public(W.chip[k]), CL_PK_LEN);
+  uint8_t mac[CL_MAC_LEN] = {0};
   W.rng++;
-  memcpy(m.u.response.nonce, &W.rng, sizeof W.rng);
-  feed(ci, &m);
+  respond(ci, k, 1000000 + W.rng, mac);
 }
 
 START_TEST(error_replies_rate_limited) {
@@ -816,17 +1499,24 @@ START_TEST(error_replies_rate_limited) {
   open_conn(0);
   open_conn(1);
   static const int zero[] = {0}, one[] = {1};
-  register_chips(0, zero, 1);
-  register_chips(1, one, 1);
-  /* A flood of unknown nonces at one instant: the bucket's 3 replies, then
+  establish(0, zero, 1);
+  establish(1, one, 1);
+  /* A flood of unknown probes at one instant: the bucket's 3 replies, then
    * nothing; every answer is still rejected and counted. */
   for (int i = 0; i < 50; i++) answer_bogus(0, 0);
-  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_UNKNOWN_NONCE], 50);
+  ck_assert_uint_eq(stats()->rejected[CL_ACCEPT_UNKNOWN_PROBE], 50);
   ck_assert_uint_eq(count_of(0, CL_MSG_ERROR), 3);
   ck_assert_uint_eq(stats()->error_replies_suppressed, 47);
-  /* Answers for a chip not registered here draw from the same bucket. */
+  /* Answers for a chip not registered here draw from the same bucket, and
+   * so do transcripts that find no burst. */
   answer_bogus(0, 1);
   ck_assert_uint_eq(stats()->rejected_not_registered, 1);
+  cl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = CL_MSG_TRANSCRIPT;
+  memcpy(m.u.transcript.chip, pk(0), CL_PK_LEN);
+  feed(0, &m);
+  ck_assert_uint_eq(stats()->transcripts_bad, 1);
   ck_assert_uint_eq(count_of(0, CL_MSG_ERROR), 3);
   /* The bucket is per connection: the other one still gets its replies. */
   answer_bogus(1, 1);
@@ -835,13 +1525,12 @@ START_TEST(error_replies_rate_limited) {
   W.now += 1000 * MS;
   for (int i = 0; i < 10; i++) answer_bogus(0, 0);
   ck_assert_uint_eq(count_of(0, CL_MSG_ERROR), 6);
-  ck_assert_uint_eq(stats()->error_replies_suppressed, 47 + 1 + 7);
+  ck_assert_uint_eq(stats()->error_replies_suppressed, 47 + 2 + 7);
   /* The flood kept the session: a real answer is still accepted. */
   ck_assert(!W.closed[0]);
   const out_frame *f = next_challenge(0);
-  cl_challenge ch = f->m.u.challenge;
   W.now = f->t_sent + 2 * MS;
-  answer(0, 0, &ch, 0);
+  answer(0, 0, f);
   ck_assert_uint_eq(stats()->responses_accepted, 1);
   /* An Error that closes the connection is never held back, even with the
    * bucket empty. */
@@ -859,8 +1548,8 @@ START_TEST(write_queue_overflow_closes) {
   open_conn(0);
   open_conn(1);
   static const int zero[] = {0}, one[] = {1};
-  register_chips(0, zero, 1);
-  register_chips(1, one, 1);
+  establish(0, zero, 1);
+  establish(1, one, 1);
   /* The shell finds no room for the next frame (a challenge, here): the
    * connection closes, its chip leaves, and the overflow is counted. */
   W.fail_send_after = 1;
@@ -881,9 +1570,64 @@ START_TEST(write_queue_overflow_closes) {
   open_conn(0);
   W.fail_send_after = 1;
   W.fail_send_rc = CL_EIO;
-  register_chips(0, zero, 1);
+  offer(0, zero, 1);
   ck_assert(W.closed[0]);
   ck_assert_uint_eq(stats()->write_queue_overflows, 2);
+}
+END_TEST
+
+START_TEST(rekey_job_outlives_its_deadline) {
+  W.p.async_signatures = 1;
+  W.p.session_lifetime_s = 60;
+  W.p.interval_s = 100;
+  start();
+  open_conn(0);
+  static const int zero[] = {0};
+  establish(0, zero, 1);
+  while (count_of(0, CL_MSG_REKEY) == 0) advance_to(cl_lm_next_due(W.lm));
+  uint64_t asked = W.now;
+  /* The rekey's handshake job is still out when the deadline comes: the
+   * chip is dropped, and the Register still gets its answer (a refusal)
+   * before the connection closes. */
+  offer(0, zero, 1);
+  ck_assert_uint_eq(W.n_work, 1);
+  size_t results = count_of(0, CL_MSG_REGISTER_RESULT);
+  advance_to(asked + 10000 * MS);
+  ck_assert_uint_eq(stats()->rekeys_failed, 1);
+  ck_assert_uint_eq(count_of(0, CL_MSG_REGISTER_RESULT), results + 1);
+  ck_assert(!result_for(0, 0)->accepted);
+  ck_assert_int_eq(result_for(0, 0)->reason, CL_REFUSE_INACTIVE);
+  ck_assert(W.closed[0]);
+  uint64_t orphaned = stats()->jobs_orphaned;
+  finish_work(0);
+  ck_assert_uint_eq(stats()->jobs_orphaned, orphaned + 1);
+}
+END_TEST
+
+START_TEST(close_all_and_destroy) {
+  W.p.async_signatures = 1;
+  start();
+  open_conn(0);
+  open_conn(1);
+  static const int zero[] = {0}, one[] = {1};
+  establish(0, zero, 1);
+  establish(1, one, 1);
+  /* A job still out when everything closes: its chip waits for it. */
+  const uint64_t rtt[3] = {MS, MS, MS};
+  burst_answered(0, 0, rtt);
+  transcript(0, 0, TX_OK);
+  ck_assert_uint_eq(W.n_work, 1);
+  cl_lm_close_all(W.lm, W.now);
+  ck_assert(W.closed[0] && W.closed[1]);
+  ck_assert_uint_eq(cl_lm_conn_count(W.lm), 0);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 0);
+  ck_assert_uint_eq(cl_lm_next_due(W.lm), UINT64_MAX);
+  ck_assert_uint_eq(stats()->conns_closed, 2);
+  /* Closed: a new connection is refused at once. */
+  ck_assert_ptr_null(open_conn(2));
+  finish_work(0);
+  ck_assert_uint_eq(W.n_rec, 0);
+  ck_assert_uint_eq(stats()->jobs_orphaned, 1);
 }
 END_TEST
 
@@ -974,24 +1718,6 @@ START_TEST(per_address_limit_counts_ipv6_prefix) {
 }
 END_TEST
 
-START_TEST(close_all_and_destroy) {
-  start();
-  open_conn(0);
-  open_conn(1);
-  static const int zero[] = {0}, one[] = {1};
-  register_chips(0, zero, 1);
-  register_chips(1, one, 1);
-  cl_lm_close_all(W.lm, W.now);
-  ck_assert(W.closed[0] && W.closed[1]);
-  ck_assert_uint_eq(cl_lm_conn_count(W.lm), 0);
-  ck_assert_uint_eq(cl_lm_live_count(W.lm), 0);
-  ck_assert_uint_eq(cl_lm_next_due(W.lm), UINT64_MAX);
-  ck_assert_uint_eq(stats()->conns_closed, 2);
-  /* Closed: a new connection is refused at once. */
-  ck_assert_ptr_null(open_conn(2));
-}
-END_TEST
-
 static Suite *suite(void) {
   Suite *s = suite_create("lmcore");
   TCase *tq = tcase_create("tq");
@@ -1001,9 +1727,18 @@ static Suite *suite(void) {
   TCase *c = tcase_create("core");
   tcase_add_checked_fixture(c, setup, teardown);
   tcase_set_timeout(c, 60);
-  tcase_add_test(c, hello_register_burst_measurement);
+  tcase_add_test(c, handshake_burst_transcript_record);
+  tcase_add_test(c, partial_burst_and_empty_burst);
   tcase_add_test(c, registration_refusals);
+  tcase_add_test(c, unknown_suite_and_v1_envelope);
   tcase_add_test(c, every_rejection_reason);
+  tcase_add_test(c, bad_confirm_signature);
+  tcase_add_test(c, replayed_confirm);
+  tcase_add_test(c, handshake_not_completed);
+  tcase_add_test(c, transcript_refusals);
+  tcase_add_test(c, rekey_completes);
+  tcase_add_test(c, rekey_not_completed);
+  tcase_add_test(c, rekey_job_outlives_its_deadline);
   tcase_add_test(c, frame_errors_close);
   tcase_add_test(c, limits_and_timeouts);
   tcase_add_test(c, failed_writes_and_dropped_measurements);
@@ -1011,7 +1746,7 @@ static Suite *suite(void) {
   tcase_add_test(c, takeover_by_newer_connection);
   tcase_add_test(c, takeover_mid_probe);
   tcase_add_test(c, unenrolled_chip_dropped);
-  tcase_add_test(c, workers_sign_and_verify);
+  tcase_add_test(c, workers_do_the_jobs);
   tcase_add_test(c, close_all_and_destroy);
   tcase_add_test(c, error_replies_rate_limited);
   tcase_add_test(c, write_queue_overflow_closes);

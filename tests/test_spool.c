@@ -1,8 +1,9 @@
 /*
  * The outage spool of landmarkd (server/spool.c) on its own: the record
  * layout and checksum, append and replay order, recovery from a torn tail
- * and from damaged records, the size limit, and reopening after a crash at
- * each step of a replay. A small in-test "database" that refuses duplicate
+ * and from damaged records, the size limit, reopening after a crash at
+ * each step of a replay, and version 1 spools (replaced when empty, else
+ * refused). A small in-test "database" that refuses duplicate
  * rows, like the unique keys of measurements and landmark_links, checks
  * that no row is lost and that every duplicate is one the database refuses.
  * Also the two spool settings of the landmarkd config.
@@ -39,31 +40,49 @@ static void teardown(void) {
 }
 
 /* A row whose every field derives from seq, so that order and content can
- * be checked after a round trip. */
+ * be checked after a round trip: 1 + seq % CL_MAX_BURST entries, the first
+ * with seq << 8 (row_id gives seq back). The signatures are not real: the
+ * spool does not check them. */
 static cl_store_row make_row(uint64_t seq, int is_link) {
   cl_store_row r;
   memset(&r, 0, sizeof r);
-  memcpy(r.m.ch.landmark, g_pk, CL_PK_LEN);
-  for (int i = 0; i < CL_PK_LEN; i++) r.m.ch.chip[i] = (uint8_t)(seq * 7 + (uint64_t)i);
-  for (int i = 0; i < CL_NONCE_LEN; i++) r.m.ch.nonce[i] = (uint8_t)(seq * 13 + (uint64_t)i);
-  r.m.ch.issued_unix_ns = 1700000000000000000ull + seq * 1000;
-  r.m.ch.seq = seq;
-  for (int i = 0; i < CL_SIG_LEN; i++) {
-    r.m.ch.sig[i] = (uint8_t)(seq + (uint64_t)i);
-    r.m.chip_sig[i] = (uint8_t)(seq * 3 + (uint64_t)i);
-    r.m.sig[i] = (uint8_t)(seq * 5 + (uint64_t)i);
+  cl_measurement *m = &r.m;
+  m->hs.suite = CL_SUITE_ED25519_X25519;
+  memcpy(m->hs.landmark, g_pk, CL_PK_LEN);
+  for (int i = 0; i < CL_PK_LEN; i++) {
+    m->hs.chip[i] = (uint8_t)(seq * 7 + (uint64_t)i);
+    m->hs.landmark_eph[i] = (uint8_t)(seq * 11 + (uint64_t)i);
+    m->hs.chip_eph[i] = (uint8_t)(seq * 17 + (uint64_t)i);
+    m->hs.landmark_nonce[i] = (uint8_t)(seq * 19 + (uint64_t)i);
+    m->hs.chip_nonce[i] = (uint8_t)(seq * 23 + (uint64_t)i);
   }
-  r.m.rtt_ns = 1000000 + seq;
-  r.m.probe_count = 3;
-  r.m.measured_unix_ns = 1700000000500000000ull + seq * 1000;
+  m->count = 1 + (uint32_t)(seq % CL_MAX_BURST);
+  for (uint32_t k = 0; k < m->count; k++) {
+    cl_probe_entry *e = &m->probes[k];
+    e->seq = seq << 8 | k;
+    for (int i = 0; i < CL_NONCE_LEN; i++) e->nonce[i] = (uint8_t)(seq * 13 + k + (uint64_t)i);
+    for (int i = 0; i < CL_MAC_LEN; i++) e->mac[i] = (uint8_t)(seq * 29 + k * 3 + (uint64_t)i);
+    e->rtt_ns = 1000000 + seq + k;
+  }
+  for (int i = 0; i < CL_SIG_LEN; i++) {
+    m->hs.landmark_sig[i] = (uint8_t)(seq + (uint64_t)i);
+    m->hs.chip_sig[i] = (uint8_t)(seq * 3 + (uint64_t)i);
+    m->transcript_sig[i] = (uint8_t)(seq * 31 + (uint64_t)i);
+    m->sig[i] = (uint8_t)(seq * 5 + (uint64_t)i);
+  }
+  m->rtt_ns = 1000000 + seq;
+  m->probes_sent = m->count + 2;
+  m->measured_unix_ns = 1700000000500000000ull + seq * 1000;
   r.chip_id = (int64_t)(seq % 3) + 1;
   r.bound_m = 149896 + seq;
   r.est_speed = 299792458.0 * 2.0 / 3.0;
   r.est_bound_m = 99930 + seq;
-  r.probes_sent = 5;
   r.is_link = is_link;
   return r;
 }
+
+/* The seq make_row made a row from. */
+static uint64_t row_id(const cl_store_row *r) { return r->m.probes[0].seq >> 8; }
 
 static lm_spool *open_ok(uint64_t max_bytes, lm_spool_recovery *rec) {
   lm_spool *sp = NULL;
@@ -113,13 +132,13 @@ typedef struct {
 } fake_db;
 
 static void db_insert(fake_db *db, const cl_store_row *r) {
-  cl_store_row want = make_row(r->m.ch.seq, r->is_link);
+  cl_store_row want = make_row(row_id(r), r->is_link);
   ck_assert_mem_eq(r, &want, sizeof want); /* content survived the file */
-  ck_assert_uint_lt(r->m.ch.seq, DB_MAX);
-  if (db->stored[r->m.ch.seq])
+  ck_assert_uint_lt(row_id(r), DB_MAX);
+  if (db->stored[row_id(r)])
     db->refused++;
   else
-    db->stored[r->m.ch.seq] = 1;
+    db->stored[row_id(r)] = 1;
 }
 
 /* Replays the spool into db in batches of `batch`, as the writer does:
@@ -134,7 +153,7 @@ static size_t drain(lm_spool *sp, fake_db *db, size_t batch, uint64_t *expect_ne
     if (n == 0 && skipped == 0) break;
     for (size_t i = 0; i < n; i++) {
       if (expect_next) {
-        ck_assert_uint_eq(rows[i].m.ch.seq, *expect_next); /* oldest first */
+        ck_assert_uint_eq(row_id(&rows[i]), *expect_next); /* oldest first */
         (*expect_next)++;
       }
       db_insert(db, &rows[i]);
@@ -158,8 +177,9 @@ START_TEST(crc_check_value) {
 END_TEST
 
 START_TEST(record_layout) {
-  cl_store_row r = make_row(0x0102030405060708ull, 1);
+  cl_store_row r = make_row(0x0102030405060702ull, 1); /* three entries */
   r.chip_id = -2;
+  ck_assert_uint_eq(r.m.count, 3);
   uint8_t rec[LM_SPOOL_RECORD_LEN];
   lm_spool_encode(rec, &r);
   /* Explicit big-endian fields at documented offsets (docs/SPOOL.md). */
@@ -168,18 +188,48 @@ START_TEST(record_layout) {
   static const uint8_t minus2[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe};
   ck_assert_mem_eq(rec + 4, minus2, 8);
   ck_assert_mem_eq(rec + 12, g_pk, CL_PK_LEN);
-  static const uint8_t seq_be[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-  ck_assert_mem_eq(rec + 116, seq_be, 8);
-  ck_assert_uint_eq(cl_get_be32(rec + 260), 3);
-  ck_assert_uint_eq(cl_get_be64(rec + 252), r.m.rtt_ns);
-  ck_assert_uint_eq(cl_get_be64(rec + 344), 0x41A7D34B0D555555ull); /* 2/3 c as binary64 */
-  ck_assert_uint_eq(cl_get_be32(rec + 360), 5);
-  ck_assert_uint_eq(cl_get_be32(rec + 364), lm_spool_crc32c(rec, 364));
+  ck_assert_mem_eq(rec + 44, r.m.hs.chip, CL_PK_LEN);
+  ck_assert_uint_eq(cl_get_be32(rec + 76), CL_SUITE_ED25519_X25519);
+  uint8_t hs[CL_HS_BLOB_LEN];
+  cl_hs_blob_put(hs, &r.m.hs);
+  ck_assert_mem_eq(rec + 80, hs, CL_HS_BLOB_LEN);
+  ck_assert_mem_eq(rec + 80, r.m.hs.landmark_eph, CL_EPH_LEN);
+  ck_assert_uint_eq(cl_get_be32(rec + 336), 3);
+  /* Entries from 340, 80 bytes each: seq, nonce, MAC, rtt_ns. */
+  static const uint8_t seq_be[8] = {2, 3, 4, 5, 6, 7, 2, 0};
+  ck_assert_mem_eq(rec + 340, seq_be, 8);
+  ck_assert_mem_eq(rec + 340 + 80 + 8, r.m.probes[1].nonce, CL_NONCE_LEN);
+  ck_assert_mem_eq(rec + 340 + 160 + 40, r.m.probes[2].mac, CL_MAC_LEN);
+  ck_assert_uint_eq(cl_get_be64(rec + 340 + 160 + 72), r.m.probes[2].rtt_ns);
+  for (size_t i = 340 + 3 * 80; i < 1620; i++) ck_assert_uint_eq(rec[i], 0);
+  ck_assert_mem_eq(rec + 1620, r.m.transcript_sig, CL_SIG_LEN);
+  ck_assert_uint_eq(cl_get_be64(rec + 1684), r.m.rtt_ns);
+  ck_assert_uint_eq(cl_get_be32(rec + 1692), 5);
+  ck_assert_uint_eq(cl_get_be64(rec + 1696), r.m.measured_unix_ns);
+  ck_assert_mem_eq(rec + 1704, r.m.sig, CL_SIG_LEN);
+  ck_assert_uint_eq(cl_get_be64(rec + 1768), r.bound_m);
+  ck_assert_uint_eq(cl_get_be64(rec + 1776), 0x41A7D34B0D555555ull); /* 2/3 c as binary64 */
+  ck_assert_uint_eq(cl_get_be64(rec + 1784), r.est_bound_m);
+  ck_assert_uint_eq(cl_get_be32(rec + 1792), lm_spool_crc32c(rec, 1792));
+  ck_assert_uint_eq(LM_SPOOL_RECORD_LEN, 1796);
   cl_store_row back;
+  ck_assert_int_eq(lm_spool_decode(rec, &back), CL_OK);
+  ck_assert_mem_eq(&back, &r, sizeof r);
+  /* A full burst fills the entries to the transcript signature. */
+  r = make_row(15, 0);
+  ck_assert_uint_eq(r.m.count, CL_MAX_BURST);
+  lm_spool_encode(rec, &r);
+  ck_assert_uint_eq(cl_get_be64(rec + 340 + 15 * 80 + 72), r.m.probes[15].rtt_ns);
   ck_assert_int_eq(lm_spool_decode(rec, &back), CL_OK);
   ck_assert_mem_eq(&back, &r, sizeof r);
 }
 END_TEST
+
+/* Sets the record's checksum after a change, so that only the change is
+ * judged. */
+static void reseal(uint8_t rec[LM_SPOOL_RECORD_LEN]) {
+  cl_put_be32(rec + 1792, lm_spool_crc32c(rec, 1792));
+}
 
 START_TEST(record_damage_detected) {
   cl_store_row r = make_row(42, 0), back;
@@ -193,10 +243,37 @@ START_TEST(record_damage_detected) {
       rec[i] ^= (uint8_t)(1u << bit);
     }
   }
-  /* An unknown kind with a correct checksum is refused too. */
-  rec[0] = 2;
-  cl_put_be32(rec + 364, lm_spool_crc32c(rec, 364));
-  ck_assert_int_eq(lm_spool_decode(rec, &back), CL_EMALFORMED);
+  ck_assert_int_eq(lm_spool_decode(rec, &back), CL_OK);
+  /* Fields out of range with a correct checksum are refused too: an
+   * unknown kind, a count outside 1..16, bytes after the last entry. */
+  uint8_t bad[LM_SPOOL_RECORD_LEN];
+  memcpy(bad, rec, sizeof bad);
+  bad[0] = 2;
+  reseal(bad);
+  ck_assert_int_eq(lm_spool_decode(bad, &back), CL_EMALFORMED);
+  static const uint32_t counts[] = {0, CL_MAX_BURST + 1, 0xffffffffu};
+  for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+    memcpy(bad, rec, sizeof bad);
+    cl_put_be32(bad + 336, counts[i]);
+    reseal(bad);
+    ck_assert_int_eq(lm_spool_decode(bad, &back), CL_EMALFORMED);
+  }
+  ck_assert_uint_eq(r.m.count, 11);
+  memcpy(bad, rec, sizeof bad);
+  bad[340 + 11 * 80] = 1;
+  reseal(bad);
+  ck_assert_int_eq(lm_spool_decode(bad, &back), CL_EMALFORMED);
+  memcpy(bad, rec, sizeof bad);
+  bad[1619] = 1;
+  reseal(bad);
+  ck_assert_int_eq(lm_spool_decode(bad, &back), CL_EMALFORMED);
+  /* One entry fewer is a valid record of ten. */
+  memcpy(bad, rec, sizeof bad);
+  cl_put_be32(bad + 336, 10);
+  memset(bad + 340 + 10 * 80, 0, 80);
+  reseal(bad);
+  ck_assert_int_eq(lm_spool_decode(bad, &back), CL_OK);
+  ck_assert_uint_eq(back.m.count, 10);
   /* A zeroed record (space allocated, data never written) is damage. */
   memset(rec, 0, sizeof rec);
   ck_assert_int_eq(lm_spool_decode(rec, &back), CL_EMALFORMED);
@@ -228,7 +305,7 @@ START_TEST(append_replay_order) {
   ck_assert_uint_eq(n, 4);
   ck_assert_uint_eq(skipped, 0);
   ck_assert_int_eq(lm_spool_peek(sp, rows, 4, &n, &skipped, err, sizeof err), CL_OK);
-  ck_assert_uint_eq(rows[0].m.ch.seq, 0);
+  ck_assert_uint_eq(row_id(&rows[0]), 0);
   ck_assert_uint_eq(lm_spool_rows(sp), 10);
   ck_assert_int_eq(lm_spool_consume(sp, 11, err, sizeof err), CL_EINVAL);
   fake_db db;
@@ -331,7 +408,7 @@ START_TEST(damaged_record_skipped) {
   lm_spool *sp = open_ok(1 << 20, NULL);
   append_range(sp, 0, 6);
   lm_spool_close(&sp);
-  poke(g_path, record_off(2) + 120, 0x01); /* seq field of record 2 */
+  poke(g_path, record_off(2) + 340, 0x01); /* first entry's seq of record 2 */
   sp = open_ok(1 << 20, NULL);
   ck_assert_uint_eq(lm_spool_rows(sp), 6); /* not the tail: kept until replay */
   cl_store_row rows[8];
@@ -344,7 +421,7 @@ START_TEST(damaged_record_skipped) {
   ck_assert_int_eq(lm_spool_peek(sp, rows, 8, &n, &skipped, err, sizeof err), CL_OK);
   ck_assert_uint_eq(skipped, 1);
   ck_assert_uint_eq(n, 3);
-  ck_assert_uint_eq(rows[0].m.ch.seq, 3);
+  ck_assert_uint_eq(row_id(&rows[0]), 3);
   ck_assert_int_eq(lm_spool_consume(sp, n + skipped, err, sizeof err), CL_OK);
   ck_assert_uint_eq(lm_spool_rows(sp), 0);
   lm_spool_close(&sp);
@@ -371,7 +448,7 @@ START_TEST(crash_during_replay) {
   ck_assert_int_eq(lm_spool_consume(sp, n, err, sizeof err), CL_OK);
   /* Batch 2 stored, then the crash: no consume. */
   ck_assert_int_eq(lm_spool_peek(sp, rows, 4, &n, &skipped, err, sizeof err), CL_OK);
-  ck_assert_uint_eq(rows[0].m.ch.seq, 4);
+  ck_assert_uint_eq(row_id(&rows[0]), 4);
   for (size_t i = 0; i < n; i++) db_insert(&db, &rows[i]);
   lm_spool_close(&sp);
 
@@ -485,8 +562,17 @@ START_TEST(refusals) {
   append_range(sp, 0, 2);
   /* Another key's row is refused whole. */
   cl_store_row bad[2] = {make_row(2, 0), make_row(3, 0)};
-  bad[1].m.ch.landmark[0] ^= 1;
+  bad[1].m.hs.landmark[0] ^= 1;
   size_t k;
+  ck_assert_int_eq(lm_spool_append(sp, bad, 2, &k, err, sizeof err), CL_EINVAL);
+  ck_assert_uint_eq(k, 0);
+  ck_assert_uint_eq(lm_spool_rows(sp), 2);
+  /* So is a row whose probe count no record can hold. */
+  bad[1] = make_row(3, 0);
+  bad[1].m.count = CL_MAX_BURST + 1;
+  ck_assert_int_eq(lm_spool_append(sp, bad, 2, &k, err, sizeof err), CL_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "row 1 has 17 probes"));
+  bad[1].m.count = 0;
   ck_assert_int_eq(lm_spool_append(sp, bad, 2, &k, err, sizeof err), CL_EINVAL);
   ck_assert_uint_eq(k, 0);
   ck_assert_uint_eq(lm_spool_rows(sp), 2);
@@ -509,7 +595,7 @@ START_TEST(refusals) {
                    CL_EMALFORMED);
   poke(g_path, 30, 0x04);
   /* Another version, and not a spool at all. */
-  poke(g_path, 15, '1' ^ '2');
+  poke(g_path, 15, '2' ^ '3');
   ck_assert_int_eq(lm_spool_open(&sp, g_path, g_pk, 1 << 20, NULL, err, sizeof err),
                    CL_EVERSION);
   ck_assert_ptr_nonnull(strstr(err, "unsupported version"));
@@ -521,13 +607,13 @@ START_TEST(refusals) {
   /* None of this changed the file. */
   ck_assert_int_eq(file_size(g_path), size);
   poke(g_path, 0, 'c' ^ 'X');
-  poke(g_path, 15, '1' ^ '2');
+  poke(g_path, 15, '2' ^ '3');
   sp = open_ok(1 << 20, NULL);
   ck_assert_uint_eq(lm_spool_rows(sp), 2);
   lm_spool_close(&sp);
 
   /* Files shorter than a header: a cut spool, and something else. */
-  char *cut = tu_write_file(g_dir, "cut.spool", "chiploc-spool v1\x00\x00");
+  char *cut = tu_write_file(g_dir, "cut.spool", "chiploc-spool v2\x00\x00");
   ck_assert_int_eq(lm_spool_open(&sp, cut, g_pk, 1 << 20, NULL, err, sizeof err), CL_EMALFORMED);
   free(cut);
   char *notes = tu_write_file(g_dir, "notes.txt", "shopping list\n");
@@ -541,6 +627,116 @@ START_TEST(refusals) {
   snprintf(missing, sizeof missing, "%s/no/such/dir/x.spool", g_dir);
   ck_assert_int_eq(lm_spool_open(&sp, missing, g_pk, 1 << 20, NULL, err, sizeof err), CL_EIO);
   ck_assert_ptr_nonnull(strstr(err, "cannot create"));
+}
+END_TEST
+
+/* ---- version 1 spools --------------------------------------------------- */
+
+/*
+ * Writes a version 1 spool at path as the previous release left it (the
+ * layout of docs/SPOOL.md before version 2): the header with read-offset
+ * slot 0 = (1, 128) and, when consumed_gen2 >= 0, slot 1 = (2, 128 + 368 *
+ * consumed_gen2); then `records` records of 368 bytes.
+ */
+static void write_v1(const char *path, const uint8_t pk[CL_PK_LEN], int records,
+                     int consumed_gen2) {
+  uint8_t h[128];
+  memset(h, 0, sizeof h);
+  memcpy(h, "chiploc-spool v1", 16);
+  cl_put_be32(h + 16, 128);
+  cl_put_be32(h + 20, 368);
+  memcpy(h + 24, pk, CL_PK_LEN);
+  cl_put_be32(h + 56, lm_spool_crc32c(h, 56));
+  cl_put_be64(h + 64, 1);
+  cl_put_be64(h + 64 + 8, 128);
+  cl_put_be32(h + 64 + 28, lm_spool_crc32c(h + 64, 28));
+  if (consumed_gen2 >= 0) {
+    cl_put_be64(h + 96, 2);
+    cl_put_be64(h + 96 + 8, 128 + 368 * (uint64_t)consumed_gen2);
+    cl_put_be32(h + 96 + 28, lm_spool_crc32c(h + 96, 28));
+  }
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(h, 1, sizeof h, f), sizeof h);
+  uint8_t rec[368];
+  for (int i = 0; i < records; i++) {
+    memset(rec, 0x5a + i, sizeof rec);
+    cl_put_be32(rec + 364, lm_spool_crc32c(rec, 364));
+    ck_assert_uint_eq(fwrite(rec, 1, sizeof rec, f), sizeof rec);
+  }
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(v1_spool_refused_or_replaced) {
+  char err[1024];
+  lm_spool *sp = NULL;
+  /* Records left to replay: refused, the file untouched, the message naming
+   * the file, how much it holds and both ways out. */
+  write_v1(g_path, g_pk, 3, 1);
+  char *before = tu_read_file(g_path);
+  off_t size = file_size(g_path);
+  ck_assert_int_eq(size, 128 + 3 * 368);
+  ck_assert_int_eq(lm_spool_open(&sp, g_path, g_pk, 1 << 20, NULL, err, sizeof err),
+                   CL_EVERSION);
+  ck_assert_ptr_null(sp);
+  ck_assert_msg(strstr(err, g_path) && strstr(err, "version 1 spool") &&
+                    strstr(err, "2 protocol 1 records not yet replayed") &&
+                    strstr(err, "previous chiploc release") && strstr(err, "move the file aside"),
+                "%s", err);
+  ck_assert_int_eq(file_size(g_path), size);
+  char *after = tu_read_file(g_path);
+  ck_assert_mem_eq(after, before, (size_t)size);
+  free(after);
+  free(before);
+  /* No valid slot: every record counts. A torn tail counts as well. */
+  write_v1(g_path, g_pk, 2, -1);
+  poke(g_path, 64 + 3, 0x01);
+  ck_assert_int_eq(lm_spool_open(&sp, g_path, g_pk, 1 << 20, NULL, err, sizeof err),
+                   CL_EVERSION);
+  ck_assert_msg(strstr(err, "2 protocol 1 records"), "%s", err);
+  write_v1(g_path, g_pk, 2, 2);
+  ck_assert_int_eq(truncate(g_path, 128 + 2 * 368 + 10), 0);
+  ck_assert_int_eq(lm_spool_open(&sp, g_path, g_pk, 1 << 20, NULL, err, sizeof err),
+                   CL_EVERSION);
+  ck_assert_msg(strstr(err, "1 protocol 1 records"), "%s", err);
+  /* A damaged header: nothing can be known, so nothing is replaced. */
+  write_v1(g_path, g_pk, 0, -1);
+  poke(g_path, 30, 0x04);
+  ck_assert_int_eq(lm_spool_open(&sp, g_path, g_pk, 1 << 20, NULL, err, sizeof err),
+                   CL_EVERSION);
+  ck_assert_msg(strstr(err, "version 1 spool") && strstr(err, "damaged header") &&
+                    strstr(err, "move the file aside"),
+                "%s", err);
+  ck_assert_int_eq(file_size(g_path), 128);
+
+  /* Every record replayed (drained, or consumed to the end and not yet
+   * compacted): replaced by a new spool, which then works as any other. */
+  for (int records = 0; records <= 2; records += 2) {
+    write_v1(g_path, g_pk, records, records);
+    lm_spool_recovery rec;
+    sp = open_ok(1 << 20, &rec);
+    ck_assert_int_eq(rec.replaced_v1, 1);
+    ck_assert_uint_eq(lm_spool_rows(sp), 0);
+    ck_assert_int_eq(file_size(g_path), LM_SPOOL_HEADER_LEN);
+    append_range(sp, 0, 2);
+    lm_spool_close(&sp);
+    char *text = tu_read_file(g_path);
+    ck_assert_mem_eq(text, "chiploc-spool v2", 16);
+    free(text);
+    sp = open_ok(1 << 20, &rec);
+    ck_assert_int_eq(rec.replaced_v1, 0);
+    ck_assert_uint_eq(lm_spool_rows(sp), 2);
+    lm_spool_close(&sp);
+  }
+  /* It holds nothing, so whose it was does not matter. */
+  uint8_t pk2[CL_PK_LEN];
+  memcpy(pk2, g_pk, CL_PK_LEN);
+  pk2[0] ^= 1;
+  write_v1(g_path, pk2, 0, -1);
+  lm_spool_recovery rec;
+  sp = open_ok(1 << 20, &rec);
+  ck_assert_int_eq(rec.replaced_v1, 1);
+  lm_spool_close(&sp);
 }
 END_TEST
 
@@ -605,6 +801,7 @@ int main(void) {
   tcase_add_test(tc, stale_compaction_file_removed);
   tcase_add_test(tc, size_limit);
   tcase_add_test(tc, refusals);
+  tcase_add_test(tc, v1_spool_refused_or_replaced);
   tcase_add_test(tc, config_settings);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);

@@ -1,13 +1,16 @@
 /*
  * Integration tests of the store (lib/db/cl_store.c) and the schema against the
- * throwaway PostgreSQL of the run: migrations and partitions, enrolment,
- * batched COPY of signed measurements that must re-verify after the round
- * trip, all-or-nothing batches, the least-privilege roles, allowed regions
- * (upserts, a chip's allowed codes, all-or-nothing imports), and the
- * database commands of the chiploc CLI run as a separate process. Every test
- * works in a database of its own.
+ * throwaway PostgreSQL of the run: migrations and partitions (and the upgrade
+ * of a database holding protocol 1 rows to protocol 2), enrolment, batched
+ * COPY of signed protocol 2 records that must re-verify after the round trip
+ * (read back with cl_store_row_measurement, which refuses malformed columns),
+ * all-or-nothing batches, what the schema refuses, the least-privilege roles,
+ * allowed regions (upserts, a chip's allowed codes, all-or-nothing imports),
+ * and the database commands of the chiploc CLI run as a separate process.
+ * Every test works in a database of its own.
  */
 #include "testutil.h"
+#include "tu_record.h"
 
 #include "cl_err.h"
 #include "cl_key.h"
@@ -78,27 +81,22 @@ static int64_t enroll_chip(cl_store *s, const char *serial, const cl_key *k) {
   return id;
 }
 
-/* A really signed record: landmark challenge, chip response, landmark
- * measurement signature, as landmarkd builds it. */
+/* A genuine protocol 2 record (tu_record: a signed handshake, three
+ * answered probes whose fastest, the second, took 100 us + 13 ns * seq, the
+ * chip's transcript signature and the landmark's record signature) and the
+ * columns the writer derives from it. */
 static void make_row(cl_store_row *row, const cl_key *lm, const cl_key *chip, int64_t chip_id,
                      uint64_t seq, uint64_t measured_ns) {
   memset(row, 0, sizeof *row);
-  cl_measurement *m = &row->m;
-  memcpy(m->ch.landmark, cl_key_public(lm), CL_PK_LEN);
-  memcpy(m->ch.chip, cl_key_public(chip), CL_PK_LEN);
-  randombytes_buf(m->ch.nonce, CL_NONCE_LEN);
-  m->ch.issued_unix_ns = measured_ns - 5000000u;
-  m->ch.seq = seq;
-  cl_challenge_sign(&m->ch, lm);
-  cl_response_sign(&m->ch, chip, m->chip_sig);
-  m->rtt_ns = 100000u + seq * 13u;
-  m->probe_count = 5;
-  m->measured_unix_ns = measured_ns;
-  cl_measurement_sign(m, lm);
+  uint64_t rtt = 100000u + seq * 13u;
+  const uint64_t rtts[3] = {rtt + 2000u, rtt, rtt + 5000u};
+  ck_assert_int_eq(tu_record(&row->m, lm, chip, seq * 16u, 3, rtts, measured_ns), CL_OK);
+  row->m.probes_sent = 5;
+  ck_assert_int_eq(cl_measurement_sign(&row->m, lm), CL_OK);
   row->chip_id = chip_id;
-  row->bound_m = (uint64_t)(CL_SPEED_C * (double)m->rtt_ns / 2e9);
+  row->bound_m = cl_bound_m(rtt, CL_SPEED_C);
   row->est_speed = CL_SPEED_FIBRE;
-  row->est_bound_m = (uint64_t)(CL_SPEED_FIBRE * (double)m->rtt_ns / 2e9);
+  row->est_bound_m = cl_bound_m(rtt, CL_SPEED_FIBRE);
 }
 
 static char *sql_text(const char *conninfo, const char *fmt, ...)
@@ -138,74 +136,111 @@ static int relation_exists(const char *conninfo, const char *name) {
   return yes;
 }
 
-static void hex_field(const PGresult *r, int row, int col, uint8_t *out, size_t len) {
-  const char *hex = PQgetvalue(r, row, col);
-  ck_assert_int_eq(cl_hex_decode(out, len, hex, strlen(hex)), CL_OK);
+/* A binary bigint or float8 field of row `row`. */
+static int64_t bin_i64(const PGresult *r, int row, int col) {
+  ck_assert_int_eq(PQgetlength(r, row, col), 8);
+  return (int64_t)cl_get_be64((const uint8_t *)PQgetvalue(r, row, col));
 }
 
-static uint64_t u64_field(const PGresult *r, int row, int col) {
-  return strtoull(PQgetvalue(r, row, col), NULL, 10);
+static double bin_f64(const PGresult *r, int row, int col) {
+  uint64_t bits = (uint64_t)bin_i64(r, row, col);
+  double d;
+  memcpy(&d, &bits, sizeof d);
+  return d;
 }
+
+/* Runs a query with its results in binary format; asserts success. */
+static PGresult *query_binary(PGconn *c, const char *sql) {
+  PGresult *r = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 1);
+  ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(c));
+  return r;
+}
+
+/* The stored rows of measurements (or landmark_links) as the verifier
+ * reads them: the keys the ids name, then the record columns, then the
+ * derived ones. */
+#define STORED_MEASUREMENTS                                                                      \
+  "SELECT l.public_key, ch.public_key, " CL_STORE_RECORD_COLUMNS("m") ","                        \
+  " (extract(epoch FROM m.measured_at) * 1000000)::bigint, m.bound_m, m.est_bound_m,"            \
+  " m.est_speed_m_s, m.chip_id, m.nonce, m.seq"                                                  \
+  " FROM measurements m JOIN landmarks l ON l.id = m.landmark_id"                                \
+  " JOIN chips ch ON ch.id = m.chip_id"
+#define STORED_LINKS                                                                             \
+  "SELECT lf.public_key, lt.public_key, " CL_STORE_RECORD_COLUMNS("k") ","                       \
+  " (extract(epoch FROM k.measured_at) * 1000000)::bigint, k.bound_m, 0::bigint, 0::float8,"    \
+  " k.to_landmark_id, k.nonce, k.seq"                                                            \
+  " FROM landmark_links k JOIN landmarks lf ON lf.id = k.from_landmark_id"                       \
+  " JOIN landmarks lt ON lt.id = k.to_landmark_id"
+/* Columns after the two keys and the record columns. */
+enum {
+  S_REC = 2,
+  S_MEASURED_US = S_REC + CL_STORE_RECORD_NCOLS,
+  S_BOUND,
+  S_EST_BOUND,
+  S_EST_SPEED,
+  S_CHIP_ID,
+  S_NONCE,
+  S_SEQ,
+};
 
 /*
- * Rebuilds stored records from their columns and the enrolled keys, and
- * verifies every signature. Returns the number of rows read; *bad counts
- * rows that did not verify or whose measured_at disagrees with
- * measured_at_ns. If want is non-NULL, the row with want's seq must match it
- * byte for byte.
+ * Rebuilds stored records with cl_store_row_measurement from their columns
+ * and the enrolled keys, and verifies every signature. Returns the number
+ * of rows read; *bad counts rows that did not verify, whose measured_at
+ * disagrees with measured_at_ns, or whose nonce and seq are not the fastest
+ * probe's. If want is non-NULL, the row with want's record signature must
+ * match it byte for byte. sql is STORED_MEASUREMENTS or STORED_LINKS.
  */
-static long long reverify(const char *conninfo, long long *bad, const cl_store_row *want) {
+static long long reverify_sql(const char *conninfo, const char *sql, long long *bad,
+                              const cl_store_row *want) {
   PGconn *c = PQconnectdb(conninfo);
   ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
-  PGresult *r = PQexec(
-      c,
-      "SELECT encode(l.public_key, 'hex'), encode(ch.public_key, 'hex'), encode(m.nonce, 'hex'),"
-      " m.issued_at_ns, m.seq, encode(m.challenge_sig, 'hex'), encode(m.chip_sig, 'hex'),"
-      " m.rtt_ns, m.probe_count, m.measured_at_ns, encode(m.landmark_sig, 'hex'),"
-      " (extract(epoch FROM m.measured_at) * 1000000)::bigint, m.bound_m, m.est_bound_m,"
-      " m.est_speed_m_s, m.chip_id"
-      " FROM measurements m JOIN landmarks l ON l.id = m.landmark_id"
-      " JOIN chips ch ON ch.id = m.chip_id ORDER BY m.seq");
-  ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+  PGresult *r = query_binary(c, sql);
   long long n = PQntuples(r);
   int matched = 0;
   *bad = 0;
+  const cl_store_cols cols = cl_store_cols_at(S_REC);
   for (int i = 0; i < n; i++) {
     cl_measurement m;
-    memset(&m, 0, sizeof m);
-    hex_field(r, i, 0, m.ch.landmark, CL_PK_LEN);
-    hex_field(r, i, 1, m.ch.chip, CL_PK_LEN);
-    hex_field(r, i, 2, m.ch.nonce, CL_NONCE_LEN);
-    m.ch.issued_unix_ns = u64_field(r, i, 3);
-    m.ch.seq = u64_field(r, i, 4);
-    hex_field(r, i, 5, m.ch.sig, CL_SIG_LEN);
-    hex_field(r, i, 6, m.chip_sig, CL_SIG_LEN);
-    m.rtt_ns = u64_field(r, i, 7);
-    m.probe_count = (uint32_t)u64_field(r, i, 8);
-    m.measured_unix_ns = u64_field(r, i, 9);
-    hex_field(r, i, 10, m.sig, CL_SIG_LEN);
+    char err[256] = "";
+    int rc = cl_store_row_measurement(r, i, &cols, (const uint8_t *)PQgetvalue(r, i, 0),
+                                      (const uint8_t *)PQgetvalue(r, i, 1), &m, err, sizeof err);
+    ck_assert_msg(rc == CL_OK, "row %d: %s", i, err);
     if (cl_measurement_verify(&m) != CL_OK) (*bad)++;
-    if (u64_field(r, i, 11) != m.measured_unix_ns / 1000u) (*bad)++;
-    if (want && m.ch.seq == want->m.ch.seq) {
-      uint8_t a[CL_MEASUREMENT_LAYOUT_LEN], b[CL_MEASUREMENT_LAYOUT_LEN];
-      cl_layout_measurement(a, &m);
-      cl_layout_measurement(b, &want->m);
-      ck_assert_mem_eq(a, b, sizeof a);
-      ck_assert_mem_eq(m.sig, want->m.sig, CL_SIG_LEN);
-      ck_assert_uint_eq(u64_field(r, i, 12), want->bound_m);
-      ck_assert_uint_eq(u64_field(r, i, 13), want->est_bound_m);
-      ck_assert_double_eq(strtod(PQgetvalue(r, i, 14), NULL), want->est_speed);
-      ck_assert_int_eq(strtoll(PQgetvalue(r, i, 15), NULL, 10), want->chip_id);
+    if ((uint64_t)bin_i64(r, i, S_MEASURED_US) != m.measured_unix_ns / 1000u) (*bad)++;
+    const cl_probe_entry *fastest = &m.probes[cl_measurement_fastest(&m)];
+    if (PQgetlength(r, i, S_NONCE) != CL_NONCE_LEN ||
+        memcmp(PQgetvalue(r, i, S_NONCE), fastest->nonce, CL_NONCE_LEN) != 0 ||
+        (uint64_t)bin_i64(r, i, S_SEQ) != fastest->seq)
+      (*bad)++;
+    if (want && memcmp(m.sig, want->m.sig, CL_SIG_LEN) == 0) {
+      uint8_t a[CL_MEASUREMENT_LAYOUT_MAX], b[CL_MEASUREMENT_LAYOUT_MAX];
+      size_t la = cl_layout_measurement(a, &m), lb = cl_layout_measurement(b, &want->m);
+      ck_assert_uint_eq(la, lb);
+      ck_assert_mem_eq(a, b, la);
+      ck_assert_mem_eq(m.transcript_sig, want->m.transcript_sig, CL_SIG_LEN);
+      ck_assert_mem_eq(m.hs.landmark_sig, want->m.hs.landmark_sig, CL_SIG_LEN);
+      ck_assert_mem_eq(m.hs.chip_sig, want->m.hs.chip_sig, CL_SIG_LEN);
+      ck_assert_uint_eq((uint64_t)bin_i64(r, i, S_BOUND), want->bound_m);
+      if (!want->is_link) { /* links have no estimate */
+        ck_assert_uint_eq((uint64_t)bin_i64(r, i, S_EST_BOUND), want->est_bound_m);
+        ck_assert_double_eq(bin_f64(r, i, S_EST_SPEED), want->est_speed);
+      }
+      ck_assert_int_eq(bin_i64(r, i, S_CHIP_ID), want->chip_id);
       /* A single changed field no longer verifies. */
-      m.rtt_ns -= 1;
+      m.probes[2].rtt_ns -= 1;
       ck_assert_int_eq(cl_measurement_verify(&m), CL_EBADSIG);
       matched = 1;
     }
   }
   PQclear(r);
   PQfinish(c);
-  if (want) ck_assert_msg(matched, "no stored row with seq %" PRIu64, want->m.ch.seq);
+  if (want) ck_assert_msg(matched, "no stored row with the wanted record signature");
   return n;
+}
+
+static long long reverify(const char *conninfo, long long *bad, const cl_store_row *want) {
+  return reverify_sql(conninfo, STORED_MEASUREMENTS, bad, want);
 }
 
 /* A world of one landmark and two chips in a fresh database. */
@@ -246,6 +281,29 @@ static char *login_member(const char *conninfo, const char *user, const char *gr
   ck_assert_msg(tu_sql(conninfo, sql, err, sizeof err) == 0, "%s: %s", sql, err);
   return tu_conninfo_as(conninfo, user);
 }
+
+/* The columns a landmark names for a protocol 2 row, and values for all
+ * but the first two (chip or probed landmark, measuring landmark): made-up
+ * bytes of the right lengths, three entries; the database cannot check
+ * signatures, the verifier does. nonce is one byte as two hex digits. */
+#define V2_COLUMNS                                                                               \
+  "chip_id, landmark_id, protocol, suite, nonce, seq, handshake, probes, transcript_sig,"       \
+  " rtt_ns, bound_m, est_speed_m_s, est_bound_m, probe_count, probes_sent, measured_at,"         \
+  " measured_at_ns, landmark_sig"
+#define V2_VALUES(nonce)                                                                         \
+  " 2, 1, decode(repeat('" nonce "', 32), 'hex'), 1, decode(repeat('02', 256), 'hex'),"          \
+  " decode(repeat('03', 240), 'hex'), decode(repeat('04', 64), 'hex'), 5, 1, 2e8, 1, 3, 5,"     \
+  " now(), 1, decode(repeat('05', 64), 'hex')"
+#define V2_LINK_COLUMNS                                                                          \
+  "from_landmark_id, to_landmark_id, protocol, suite, nonce, seq, handshake, probes,"            \
+  " transcript_sig, rtt_ns, bound_m, probe_count, probes_sent, measured_at, measured_at_ns,"     \
+  " landmark_sig"
+#define V2_LINK_VALUES(nonce)                                                                    \
+  " 2, 1, decode(repeat('" nonce "', 32), 'hex'), 1, decode(repeat('02', 256), 'hex'),"          \
+  " decode(repeat('03', 240), 'hex'), decode(repeat('04', 64), 'hex'), 5000000, 749481, 3, 5,"  \
+  " now(), 1, decode(repeat('05', 64), 'hex')"
+/* The rows of a SELECT that names the chip c and the landmark l. */
+#define LM_FRANKFURT " FROM chips c, landmarks l WHERE l.name = 'lm-frankfurt' LIMIT 1"
 
 /* Runs sql as the given conninfo and asserts it is refused for lack of a
  * grant. */
@@ -380,6 +438,149 @@ START_TEST(test_partitions_take_over_default_rows) {
   ck_assert_int_eq(bad, 0);
   free(month);
   world_fini(&w);
+}
+END_TEST
+
+/* A database as releases before 0005 left it, partitions included. */
+static void migrate_before_0005(const char *ci) {
+  tu_migrate_before(ci, "0005_protocol_v2.sql");
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT chiploc_ensure_partitions(3)"), 4);
+}
+
+/* A protocol 1 row as releases before 0005 stored it, measured `age` ago
+ * (a PostgreSQL interval, negative for the future). */
+static void insert_v1(const char *ci, int64_t chip_id, int64_t landmark_id, int nonce_byte,
+                      const char *age) {
+  char sql[1024], err[512] = "";
+  snprintf(sql, sizeof sql,
+           "INSERT INTO measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
+           " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m, probe_count,"
+           " probes_sent, measured_at, measured_at_ns, landmark_sig) VALUES (%" PRId64
+           ", %" PRId64 ", decode(repeat('%02x', 32), 'hex'), 7, 1, decode(repeat('02', 64),"
+           " 'hex'), decode(repeat('03', 64), 'hex'), 1000, 150, 2e8, 100, 3, 5,"
+           " now() - interval '%s', 1, decode(repeat('04', 64), 'hex'))",
+           chip_id, landmark_id, nonce_byte, age);
+  ck_assert_msg(tu_sql(ci, sql, err, sizeof err) == 0, "%s: %s", sql, err);
+}
+
+START_TEST(test_upgrade_keeps_v1_rows) {
+  /* A database of the previous release holds protocol 1 rows in a monthly
+   * partition, in the default partition and in landmark_links. Migration
+   * 0005 marks them protocol 1 and keeps them; new rows are protocol 2. */
+  char *ci = tu_db_create("cl_store_upgrade");
+  migrate_before_0005(ci);
+  cl_store *s = connect_or_fail(ci);
+  cl_key *lm = NULL, *peer = NULL, *chip = NULL;
+  ck_assert_int_eq(cl_key_generate(&lm), CL_OK);
+  ck_assert_int_eq(cl_key_generate(&peer), CL_OK);
+  ck_assert_int_eq(cl_key_generate(&chip), CL_OK);
+  int64_t lm_id = add_landmark(s, "lm-frankfurt", lm, 50.11, 8.68);
+  int64_t peer_id = add_landmark(s, "lm-paris", peer, 48.8566, 2.3522);
+  int64_t chip_id = enroll_chip(s, "A-0001", chip);
+  insert_v1(ci, chip_id, lm_id, 0x11, "10 minutes");
+  insert_v1(ci, chip_id, lm_id, 0x12, "-240 days");
+  char sql[1024], err[512] = "";
+  snprintf(sql, sizeof sql,
+           "INSERT INTO landmark_links (from_landmark_id, to_landmark_id, nonce, seq,"
+           " issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m, probe_count, probes_sent,"
+           " measured_at, measured_at_ns, landmark_sig) VALUES (%" PRId64 ", %" PRId64 ","
+           " decode(repeat('13', 32), 'hex'), 1, 1, decode(repeat('02', 64), 'hex'),"
+           " decode(repeat('03', 64), 'hex'), 5000000, 749481, 4, 5, now(), 1,"
+           " decode(repeat('04', 64), 'hex'))",
+           lm_id, peer_id);
+  ck_assert_msg(tu_sql(ci, sql, err, sizeof err) == 0, "%s", err);
+  ck_assert_int_eq(count_rows(ci, "measurements_default"), 1);
+
+  int applied = -1;
+  ck_assert_msg(cl_store_migrate(s, &applied, err, sizeof err) == CL_OK, "%s", err);
+  ck_assert_int_eq(applied, 1);
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT count(*) FROM measurements WHERE protocol = 1"
+                                  " AND challenge_sig IS NOT NULL AND handshake IS NULL"),
+                   2);
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT count(*) FROM landmark_links WHERE protocol = 1"), 1);
+  /* Every partition, the default one included, has the new columns' default
+   * and checks, as has landmark_links. */
+  long long parts = tu_sql_int(ci, "SELECT count(*) FROM pg_inherits"
+                                   " WHERE inhparent = 'measurements'::regclass");
+  ck_assert_int_ge(parts, 5);
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT count(*) FROM pg_inherits i"
+                                  " JOIN pg_attribute a ON a.attrelid = i.inhrelid"
+                                  "  AND a.attname = 'protocol' AND a.attnotnull"
+                                  " JOIN pg_attrdef d ON d.adrelid = i.inhrelid"
+                                  "  AND d.adnum = a.attnum"
+                                  " WHERE i.inhparent = 'measurements'::regclass"
+                                  "  AND pg_get_expr(d.adbin, d.adrelid) = '2'"),
+                   parts);
+  static const char *const checks[] = {"measurements_protocol", "measurements_v1_columns",
+                                       "measurements_v2_columns", "measurements_v2_probes"};
+  for (size_t k = 0; k < sizeof checks / sizeof checks[0]; k++) {
+    char *v = sql_text(ci,
+                       "SELECT count(*) FROM pg_inherits i JOIN pg_constraint c"
+                       " ON c.conrelid = i.inhrelid WHERE i.inhparent = 'measurements'::regclass"
+                       " AND c.conname = '%s'",
+                       checks[k]);
+    ck_assert_msg(v && atoll(v) == parts, "%s on %s of %lld partitions", checks[k], v, parts);
+    free(v);
+  }
+  /* The checks hold in the default partition too, inserted into directly. */
+  ck_assert_int_ne(tu_sql(ci,
+                          "INSERT INTO measurements_default (chip_id, landmark_id, nonce, seq,"
+                          " rtt_ns, bound_m, est_speed_m_s, est_bound_m, probe_count,"
+                          " probes_sent, measured_at, measured_at_ns, landmark_sig)"
+                          " SELECT c.id, l.id, decode(repeat('14', 32), 'hex'), 1, 5, 1, 2e8,"
+                          " 1, 3, 5, now() + interval '5 years', 1,"
+                          " decode(repeat('04', 64), 'hex') FROM chips c, landmarks l LIMIT 1",
+                          err, sizeof err),
+                   0);
+  ck_assert_msg(strstr(err, "measurements_v2_columns"), "%s", err);
+
+  /* New rows are protocol 2 and re-verify; the old ones read back as what
+   * they are. */
+  cl_store_row rows[3];
+  uint64_t t = now_unix_ns();
+  for (int i = 0; i < 3; i++) make_row(&rows[i], lm, chip, chip_id, (uint64_t)i, t + (uint64_t)i);
+  ck_assert_msg(cl_store_insert_measurements(s, lm_id, rows, 3, err, sizeof err) == CL_OK, "%s",
+                err);
+  long long bad = -1;
+  ck_assert_int_eq(reverify_sql(ci, STORED_MEASUREMENTS " WHERE m.protocol = 2", &bad, &rows[2]),
+                   3);
+  ck_assert_int_eq(bad, 0);
+  PGconn *c = PQconnectdb(ci);
+  ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+  PGresult *r = query_binary(c, STORED_MEASUREMENTS " WHERE m.protocol = 1");
+  ck_assert_int_eq(PQntuples(r), 2);
+  cl_store_cols cols = cl_store_cols_at(S_REC);
+  cl_measurement m;
+  ck_assert_int_eq(cl_store_row_measurement(r, 0, &cols, cl_key_public(lm), cl_key_public(chip),
+                                            &m, err, sizeof err),
+                   CL_EMALFORMED);
+  ck_assert_msg(strstr(err, "column protocol is 1: not a protocol 2 record"), "%s", err);
+  PQclear(r);
+  PQfinish(c);
+  /* The summary counts protocol 2 rows only. */
+  cl_store_pair_summary *sum = NULL;
+  size_t n = 0;
+  ck_assert_msg(cl_store_measurement_summary(s, 3600, &sum, &n, err, sizeof err) == CL_OK, "%s",
+                err);
+  ck_assert_uint_eq(n, 1);
+  ck_assert_int_eq(sum[0].records, 3);
+  ck_assert_uint_eq(sum[0].min_rtt_ns, rows[0].m.rtt_ns);
+  cl_store_summary_free(&sum, n);
+
+  /* A partition made later takes the protocol 1 row of the default
+   * partition over unchanged. */
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT chiploc_ensure_partitions(9)"), 6);
+  ck_assert_int_eq(count_rows(ci, "measurements_default"), 0);
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT count(*) FROM measurements WHERE protocol = 1"
+                                  " AND nonce = decode(repeat('12', 32), 'hex')"
+                                  " AND challenge_sig IS NOT NULL"),
+                   1);
+  ck_assert_int_eq(count_rows(ci, "measurements"), 5);
+  cl_key_destroy(&lm);
+  cl_key_destroy(&peer);
+  cl_key_destroy(&chip);
+  cl_store_destroy(&s);
+  free(ci);
 }
 END_TEST
 
@@ -644,22 +845,44 @@ START_TEST(test_insert_refuses_bad_rows) {
   char err[512] = "";
   cl_store_row keep = rows[2];
 
-  rows[2].m.rtt_ns = 0;
-  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, rows, 3, err, sizeof err),
-                   CL_EINVAL);
-  ck_assert_msg(strstr(err, "measurement 2") && strstr(err, "rtt"), "%s", err);
-  rows[2] = keep;
-  rows[2].m.ch.seq = (uint64_t)INT64_MAX + 1u;
-  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, rows, 3, err, sizeof err),
-                   CL_EINVAL);
-  rows[2] = keep;
-  rows[2].est_speed = CL_SPEED_C * 1.5;
-  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, rows, 3, err, sizeof err),
-                   CL_EINVAL);
-  rows[2] = keep;
-  rows[2].m.probe_count = 0;
-  ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, rows, 3, err, sizeof err),
-                   CL_EINVAL);
+  /* Each refusal names the row and the field. */
+  static const struct {
+    int field;
+    const char *needle;
+  } cases[] = {
+      {0, "rtt_ns 0 is not the smallest"},
+      {1, "exceeds 2^63-1"},
+      {2, "est_speed"},
+      {3, "count 0 is not within 1..16"},
+      {4, "count 17 is not within 1..16"},
+      {5, "suite 7 is unknown"},
+      {6, "probes_sent 2 is below count 3"},
+      {7, "does not follow"},
+      {8, "chip id must be positive"},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    rows[2] = keep;
+    cl_measurement *m = &rows[2].m;
+    switch (cases[c].field) {
+    case 0: m->rtt_ns = 0; break;
+    case 1: /* the fastest probe's seq goes to a bigint column */
+      m->probes[1].seq = (uint64_t)INT64_MAX + 1u;
+      m->probes[2].seq = (uint64_t)INT64_MAX + 2u;
+      break;
+    case 2: rows[2].est_speed = CL_SPEED_C * 1.5; break;
+    case 3: m->count = 0; break;
+    case 4: m->count = CL_MAX_BURST + 1; break;
+    case 5: m->hs.suite = 7; break;
+    case 6: m->probes_sent = 2; break;
+    case 7: m->probes[2].seq = m->probes[1].seq; break;
+    default: rows[2].chip_id = 0; break;
+    }
+    err[0] = '\0';
+    ck_assert_int_eq(cl_store_insert_measurements(w.s, w.lm_id, rows, 3, err, sizeof err),
+                     CL_EINVAL);
+    ck_assert_msg(strstr(err, "measurement 2: ") && strstr(err, cases[c].needle), "case %zu: %s",
+                  c, err);
+  }
   rows[2] = keep;
 
   /* Records signed by another landmark's key, in the batch or under an id. */
@@ -679,6 +902,155 @@ START_TEST(test_insert_refuses_bad_rows) {
                 "%s", err);
   ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 3);
   cl_key_destroy(&other);
+  world_fini(&w);
+}
+END_TEST
+
+START_TEST(test_links_reverify) {
+  /* Landmark links take the same records, with the probed landmark's key in
+   * the chip's part. */
+  world w;
+  world_init(&w, "cl_store_links");
+  cl_key *peer = NULL;
+  ck_assert_int_eq(cl_key_generate(&peer), CL_OK);
+  int64_t peer_id = add_landmark(w.s, "lm-paris", peer, 48.8566, 2.3522);
+  cl_store_row rows[4];
+  uint64_t t = now_unix_ns();
+  for (int i = 0; i < 4; i++) {
+    make_row(&rows[i], w.lm, peer, peer_id, (uint64_t)i, t + (uint64_t)i);
+    rows[i].is_link = 1;
+  }
+  char err[512] = "";
+  ck_assert_msg(cl_store_insert_links(w.s, w.lm_id, rows, 4, err, sizeof err) == CL_OK, "%s",
+                err);
+  ck_assert_int_eq(count_rows(w.conninfo, "landmark_links"), 4);
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 0);
+  long long bad = -1;
+  ck_assert_int_eq(reverify_sql(w.conninfo, STORED_LINKS, &bad, &rows[3]), 4);
+  ck_assert_int_eq(bad, 0);
+  ck_assert_int_eq(tu_sql_int(w.conninfo, "SELECT count(*) FROM landmark_links WHERE protocol = 2"
+                                          " AND issued_at_ns IS NULL AND chip_sig IS NULL"),
+                   4);
+  /* Replayed: refused as stored already. */
+  ck_assert_int_eq(cl_store_insert_links(w.s, w.lm_id, rows, 1, err, sizeof err), CL_EEXIST);
+  cl_key_destroy(&peer);
+  world_fini(&w);
+}
+END_TEST
+
+/* Reads row 0 of "SELECT <landmark key>, <chip key>, <exprs>" over the
+ * stored measurements, whose ten record columns are exprs[0..9], with
+ * cl_store_row_measurement into *m; binary or text results. */
+static int read_variant(const char *conninfo, const char *const exprs[CL_STORE_RECORD_NCOLS],
+                        int binary, int protocol_col, cl_measurement *m, char *err,
+                        size_t errlen) {
+  char sql[2048];
+  int k = snprintf(sql, sizeof sql, "SELECT l.public_key, ch.public_key");
+  for (int i = 0; i < CL_STORE_RECORD_NCOLS; i++)
+    k += snprintf(sql + k, sizeof sql - (size_t)k, ", %s", exprs[i]);
+  snprintf(sql + k, sizeof sql - (size_t)k,
+           " FROM measurements m JOIN landmarks l ON l.id = m.landmark_id"
+           " JOIN chips ch ON ch.id = m.chip_id LIMIT 1");
+  PGconn *c = PQconnectdb(conninfo);
+  ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+  PGresult *r = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, binary);
+  ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(c));
+  ck_assert_int_eq(PQntuples(r), 1);
+  cl_store_cols cols = cl_store_cols_at(2);
+  cols.protocol = protocol_col;
+  uint8_t lpk[CL_PK_LEN], cpk[CL_PK_LEN];
+  memset(lpk, 0, sizeof lpk);
+  memset(cpk, 0, sizeof cpk);
+  if (binary) {
+    memcpy(lpk, PQgetvalue(r, 0, 0), CL_PK_LEN);
+    memcpy(cpk, PQgetvalue(r, 0, 1), CL_PK_LEN);
+  }
+  err[0] = '\0';
+  int rc = cl_store_row_measurement(r, 0, &cols, lpk, cpk, m, err, errlen);
+  PQclear(r);
+  PQfinish(c);
+  return rc;
+}
+
+START_TEST(test_row_measurement_strict) {
+  /* Every record column is checked for NULL, format, length and range, and
+   * the message names the column. */
+  world w;
+  world_init(&w, "cl_store_strict");
+  cl_store_row row;
+  make_row(&row, w.lm, w.chip_a, w.a_id, 1, now_unix_ns());
+  char err[512] = "";
+  ck_assert_msg(cl_store_insert_measurements(w.s, w.lm_id, &row, 1, err, sizeof err) == CL_OK,
+                "%s", err);
+  const char *const good[CL_STORE_RECORD_NCOLS] = {
+      "m.protocol", "m.suite",       "m.handshake",   "m.probes",      "m.transcript_sig",
+      "m.landmark_sig", "m.rtt_ns", "m.probe_count", "m.probes_sent", "m.measured_at_ns"};
+  cl_measurement m;
+  ck_assert_msg(read_variant(w.conninfo, good, 1, 2, &m, err, sizeof err) == CL_OK, "%s", err);
+  ck_assert_int_eq(cl_measurement_verify(&m), CL_OK);
+  ck_assert_mem_eq(m.sig, row.m.sig, CL_SIG_LEN);
+  /* Text results are refused, not misread. */
+  ck_assert_int_eq(read_variant(w.conninfo, good, 0, 2, &m, err, sizeof err), CL_EMALFORMED);
+  ck_assert_msg(strstr(err, "column protocol is not in binary format"), "%s", err);
+
+  static const struct {
+    int col;
+    const char *expr, *needle;
+  } bad[] = {
+      {0, "1::smallint AS protocol", "column protocol is 1: not a protocol 2 record"},
+      {0, "m.protocol::integer AS protocol", "column protocol is 4 bytes, expected 2"},
+      {1, "NULL::integer AS suite", "column suite is NULL"},
+      {1, "-1 AS suite", "column suite is -1, outside [0, 2147483647]"},
+      {2, "substring(m.handshake from 2) AS handshake",
+       "column handshake is 255 bytes, expected 256"},
+      {3, "m.probes || '\\x00'::bytea AS probes", "column probes is 241 bytes, expected 240"},
+      {3, "substring(m.probes from 81) AS probes", "column probes is 160 bytes, expected 240"},
+      {4, "NULL::bytea AS transcript_sig", "column transcript_sig is NULL"},
+      {5, "substring(m.landmark_sig from 1 for 32) AS landmark_sig",
+       "column landmark_sig is 32 bytes, expected 64"},
+      {6, "m.rtt_ns::integer AS rtt_ns", "column rtt_ns is 4 bytes, expected 8"},
+      {6, "-m.rtt_ns AS rtt_ns", "column rtt_ns is -"},
+      {7, "17 AS probe_count", "column probe_count is 17, outside [1, 16]"},
+      {7, "0 AS probe_count", "column probe_count is 0, outside [1, 16]"},
+      {7, "2 AS probe_count", "column probes is 240 bytes, expected 160"},
+      {8, "NULL::integer AS probes_sent", "column probes_sent is NULL"},
+      {9, "-1::bigint AS measured_at_ns", "column measured_at_ns is -1"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *exprs[CL_STORE_RECORD_NCOLS];
+    memcpy(exprs, good, sizeof exprs);
+    exprs[bad[i].col] = bad[i].expr;
+    ck_assert_int_eq(read_variant(w.conninfo, exprs, 1, 2, &m, err, sizeof err), CL_EMALFORMED);
+    ck_assert_msg(strstr(err, bad[i].needle), "case %zu (%s): %s", i, bad[i].expr, err);
+  }
+  const char *exprs[CL_STORE_RECORD_NCOLS];
+  memcpy(exprs, good, sizeof exprs);
+  /* A query that selects protocol 2 rows only need not name the protocol. */
+  exprs[0] = "1::smallint AS protocol";
+  ck_assert_msg(read_variant(w.conninfo, exprs, 1, -1, &m, err, sizeof err) == CL_OK, "%s", err);
+  ck_assert_int_eq(cl_measurement_verify(&m), CL_OK);
+  /* A changed entry reads, but no longer verifies. */
+  exprs[0] = good[0];
+  exprs[3] = "overlay(m.probes placing '\\xff'::bytea from 100) AS probes";
+  ck_assert_msg(read_variant(w.conninfo, exprs, 1, 2, &m, err, sizeof err) == CL_OK, "%s", err);
+  ck_assert_int_eq(cl_measurement_verify(&m), CL_EBADSIG);
+  /* Column numbers outside the result, a row outside it. */
+  PGconn *c = PQconnectdb(w.conninfo);
+  PGresult *r = query_binary(c, "SELECT " CL_STORE_RECORD_COLUMNS("m") " FROM measurements m");
+  cl_store_cols cols = cl_store_cols_at(0);
+  ck_assert_int_eq(cl_store_row_measurement(r, 0, &cols, cl_key_public(w.lm),
+                                            cl_key_public(w.chip_a), &m, err, sizeof err),
+                   CL_OK);
+  cols.measured_at_ns = CL_STORE_RECORD_NCOLS;
+  ck_assert_int_eq(cl_store_row_measurement(r, 0, &cols, cl_key_public(w.lm),
+                                            cl_key_public(w.chip_a), &m, err, sizeof err),
+                   CL_EINVAL);
+  cols = cl_store_cols_at(0);
+  ck_assert_int_eq(cl_store_row_measurement(r, 1, &cols, cl_key_public(w.lm),
+                                            cl_key_public(w.chip_a), &m, err, sizeof err),
+                   CL_EINVAL);
+  PQclear(r);
+  PQfinish(c);
   world_fini(&w);
 }
 END_TEST
@@ -756,13 +1128,8 @@ START_TEST(test_landmark_role) {
   ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 10);
   assert_allowed(lm, "SELECT count(*) FROM chips");
   assert_allowed(lm, "SELECT count(*) FROM landmarks");
-  assert_allowed(lm, "INSERT INTO measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
-                     " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
-                     " probe_count, measured_at, measured_at_ns, landmark_sig)"
-                     " SELECT c.id, l.id, decode(repeat('01', 32), 'hex'), 1, 1,"
-                     " decode(repeat('02', 64), 'hex'), decode(repeat('03', 64), 'hex'), 5, 1,"
-                     " 2e8, 1, 1, now(), 1, decode(repeat('04', 64), 'hex')"
-                     " FROM chips c, landmarks l LIMIT 1");
+  assert_allowed(lm, "INSERT INTO measurements (" V2_COLUMNS ") SELECT c.id, l.id, "
+                     V2_VALUES("01") " FROM chips c, landmarks l LIMIT 1");
   ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 11);
 
   /* The attack of a landmark login writing in another landmark's name: the
@@ -778,54 +1145,132 @@ START_TEST(test_landmark_role) {
   ck_assert_msg(strstr(err, "may not write measurements of landmark"), "%s", err);
   char sql2[1024];
   snprintf(sql2, sizeof sql2,
-           "INSERT INTO measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
-           " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
-           " probe_count, measured_at, measured_at_ns, landmark_sig)"
-           " VALUES (%" PRId64 ", %" PRId64 ", decode(repeat('01', 32), 'hex'), 1, 1,"
-           " decode(repeat('00', 64), 'hex'), decode(repeat('00', 64), 'hex'), 5, 1,"
-           " 2e8, 1, 1, now(), 1, decode(repeat('00', 64), 'hex'))",
+           "INSERT INTO measurements (" V2_COLUMNS ") VALUES (%" PRId64 ", %" PRId64 ","
+           V2_VALUES("01") ")",
            w.a_id, other_id);
   ck_assert_int_ne(tu_sql(lm, sql2, err, sizeof err), 0);
   ck_assert_msg(strstr(err, "may not write measurements of landmark"), "%s", err);
   snprintf(sql2, sizeof sql2,
-           "INSERT INTO landmark_links (from_landmark_id, to_landmark_id, nonce, seq,"
-           " issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m, probe_count,"
-           " measured_at, measured_at_ns, landmark_sig) VALUES (%" PRId64 ", %" PRId64 ","
-           " decode(repeat('01', 32), 'hex'), 1, 1, decode(repeat('00', 64), 'hex'),"
-           " decode(repeat('00', 64), 'hex'), 5, 1, 1, now(), 1, decode(repeat('00', 64), 'hex'))",
+           "INSERT INTO landmark_links (" V2_LINK_COLUMNS ") VALUES (%" PRId64 ", %" PRId64 ","
+           V2_LINK_VALUES("01") ")",
            other_id, w.lm_id);
   ck_assert_int_ne(tu_sql(lm, sql2, err, sizeof err), 0);
   ck_assert_msg(strstr(err, "may not write links of landmark"), "%s", err);
+  ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 11);
+  ck_assert_int_eq(count_rows(w.conninfo, "landmark_links"), 0);
+
+  /* Protocol 1 rows are refused: the landmark may not even name the
+   * challenge columns, and a row marked protocol 1 is refused by the guard,
+   * whoever inserts it. */
+  assert_denied(lm, "INSERT INTO measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
+                    " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
+                    " probe_count, measured_at, measured_at_ns, landmark_sig)"
+                    " SELECT c.id, l.id, decode(repeat('07', 32), 'hex'), 1, 1,"
+                    " decode(repeat('02', 64), 'hex'), decode(repeat('03', 64), 'hex'), 5, 1,"
+                    " 2e8, 1, 1, now(), 1, decode(repeat('04', 64), 'hex')"
+                    " FROM chips c, landmarks l WHERE l.name = 'lm-frankfurt' LIMIT 1");
+  static const char v1_marked[] =
+      "INSERT INTO measurements (chip_id, landmark_id, protocol, nonce, seq, rtt_ns, bound_m,"
+      " est_speed_m_s, est_bound_m, probe_count, measured_at, measured_at_ns, landmark_sig)"
+      " SELECT c.id, l.id, 1, decode(repeat('07', 32), 'hex'), 1, 5, 1, 2e8, 1, 1, now(), 1,"
+      " decode(repeat('04', 64), 'hex')"
+      " FROM chips c, landmarks l WHERE l.name = 'lm-frankfurt' LIMIT 1";
+  ck_assert_int_ne(tu_sql(lm, v1_marked, err, sizeof err), 0);
+  ck_assert_msg(strstr(err, "protocol 1 measurements are refused"), "%s", err);
+  ck_assert_int_ne(tu_sql(w.conninfo,
+                          "INSERT INTO measurements (chip_id, landmark_id, protocol, nonce, seq,"
+                          " issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m,"
+                          " est_speed_m_s, est_bound_m, probe_count, measured_at,"
+                          " measured_at_ns, landmark_sig)"
+                          " SELECT c.id, l.id, 1, decode(repeat('07', 32), 'hex'), 1, 1,"
+                          " decode(repeat('02', 64), 'hex'), decode(repeat('03', 64), 'hex'),"
+                          " 5, 1, 2e8, 1, 1, now(), 1, decode(repeat('04', 64), 'hex')"
+                          " FROM chips c, landmarks l WHERE l.name = 'lm-frankfurt' LIMIT 1",
+                          err, sizeof err),
+                   0);
+  ck_assert_msg(strstr(err, "protocol 1 measurements are refused"), "%s", err);
+  snprintf(sql2, sizeof sql2,
+           "INSERT INTO landmark_links (from_landmark_id, to_landmark_id, protocol, nonce, seq,"
+           " issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m, probe_count, measured_at,"
+           " measured_at_ns, landmark_sig) VALUES (%" PRId64 ", %" PRId64 ", 1,"
+           " decode(repeat('07', 32), 'hex'), 1, 1, decode(repeat('02', 64), 'hex'),"
+           " decode(repeat('03', 64), 'hex'), 5, 1, 1, now(), 1, decode(repeat('04', 64), 'hex'))",
+           w.lm_id, other_id);
+  ck_assert_int_ne(tu_sql(w.conninfo, sql2, err, sizeof err), 0);
+  ck_assert_msg(strstr(err, "protocol 1 links are refused"), "%s", err);
+
+  /* A protocol 2 row is all its columns, each of its length: the checks
+   * refuse the rest, for the landmark and the owner alike. */
+  static const struct {
+    const char *sql, *check;
+  } unchecked[] = {
+      /* three entries announced, 239 bytes of them */
+      {"INSERT INTO measurements (" V2_COLUMNS ") SELECT c.id, l.id, 2, 1,"
+       " decode(repeat('08', 32), 'hex'), 1, decode(repeat('02', 256), 'hex'),"
+       " decode(repeat('03', 239), 'hex'), decode(repeat('04', 64), 'hex'), 5, 1, 2e8, 1, 3, 5,"
+       " now(), 1, decode(repeat('05', 64), 'hex')" LM_FRANKFURT,
+       "measurements_v2_probes"},
+      /* seventeen entries, one more than a burst holds */
+      {"INSERT INTO measurements (" V2_COLUMNS ") SELECT c.id, l.id, 2, 1,"
+       " decode(repeat('08', 32), 'hex'), 1, decode(repeat('02', 256), 'hex'),"
+       " decode(repeat('03', 17 * 80), 'hex'), decode(repeat('04', 64), 'hex'), 5, 1, 2e8, 1,"
+       " 17, 17, now(), 1, decode(repeat('05', 64), 'hex')" LM_FRANKFURT,
+       "measurements_v2_probes"},
+      /* a handshake one byte short */
+      {"INSERT INTO measurements (" V2_COLUMNS ") SELECT c.id, l.id, 2, 1,"
+       " decode(repeat('08', 32), 'hex'), 1, decode(repeat('02', 255), 'hex'),"
+       " decode(repeat('03', 240), 'hex'), decode(repeat('04', 64), 'hex'), 5, 1, 2e8, 1, 3, 5,"
+       " now(), 1, decode(repeat('05', 64), 'hex')" LM_FRANKFURT,
+       "measurements_v2_columns"},
+      /* no transcript signature */
+      {"INSERT INTO measurements (" V2_COLUMNS ") SELECT c.id, l.id, 2, 1,"
+       " decode(repeat('08', 32), 'hex'), 1, decode(repeat('02', 256), 'hex'),"
+       " decode(repeat('03', 240), 'hex'), NULL, 5, 1, 2e8, 1, 3, 5,"
+       " now(), 1, decode(repeat('05', 64), 'hex')" LM_FRANKFURT,
+       "measurements_v2_columns"},
+      /* probes_sent unknown: it is part of the signed record */
+      {"INSERT INTO measurements (" V2_COLUMNS ") SELECT c.id, l.id, 2, 1,"
+       " decode(repeat('08', 32), 'hex'), 1, decode(repeat('02', 256), 'hex'),"
+       " decode(repeat('03', 240), 'hex'), decode(repeat('04', 64), 'hex'), 5, 1, 2e8, 1, 3,"
+       " NULL, now(), 1, decode(repeat('05', 64), 'hex')" LM_FRANKFURT,
+       "measurements_v2_columns"},
+      /* a link with a transcript signature of 63 bytes */
+      {"INSERT INTO landmark_links (" V2_LINK_COLUMNS ") SELECT l.id, p.id, 2, 1,"
+       " decode(repeat('08', 32), 'hex'), 1, decode(repeat('02', 256), 'hex'),"
+       " decode(repeat('03', 240), 'hex'), decode(repeat('04', 63), 'hex'), 5, 1, 3, 5,"
+       " now(), 1, decode(repeat('05', 64), 'hex') FROM landmarks l, landmarks p"
+       " WHERE l.name = 'lm-frankfurt' AND p.name = 'lm-paris'",
+       "landmark_links_v2_columns"},
+  };
+  for (size_t i = 0; i < sizeof unchecked / sizeof unchecked[0]; i++) {
+    const char *who[2] = {lm, w.conninfo};
+    for (int k = 0; k < 2; k++) {
+      ck_assert_int_ne(tu_sql(who[k], unchecked[i].sql, err, sizeof err), 0);
+      ck_assert_msg(strstr(err, "violates check constraint") && strstr(err, unchecked[i].check),
+                    "case %zu: %s", i, err);
+    }
+  }
+  /* The owner may not add the challenge columns to a protocol 2 row. */
+  ck_assert_int_ne(tu_sql(w.conninfo,
+                          "INSERT INTO measurements (" V2_COLUMNS ", chip_sig) SELECT c.id, l.id,"
+                          V2_VALUES("08") ", decode(repeat('09', 64), 'hex')" LM_FRANKFURT,
+                          err, sizeof err),
+                   0);
+  ck_assert_msg(strstr(err, "measurements_v2_columns"), "%s", err);
   ck_assert_int_eq(count_rows(w.conninfo, "measurements"), 11);
   ck_assert_int_eq(count_rows(w.conninfo, "landmark_links"), 0);
   cl_key_destroy(&other);
 
   /* Ids and insert times come from the database: a landmark may not name
    * them, and what an owner names is replaced. */
-  assert_denied(lm, "INSERT INTO measurements (id, chip_id, landmark_id, nonce, seq, issued_at_ns,"
-                    " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
-                    " probe_count, measured_at, measured_at_ns, landmark_sig)"
-                    " SELECT 1, c.id, l.id, decode(repeat('05', 32), 'hex'), 1, 1,"
-                    " decode(repeat('02', 64), 'hex'), decode(repeat('03', 64), 'hex'), 5, 1,"
-                    " 2e8, 1, 1, now(), 1, decode(repeat('04', 64), 'hex')"
-                    " FROM chips c, landmarks l WHERE l.name = 'lm-frankfurt' LIMIT 1");
-  assert_denied(lm, "INSERT INTO measurements (inserted_at, chip_id, landmark_id, nonce, seq,"
-                    " issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s,"
-                    " est_bound_m, probe_count, measured_at, measured_at_ns, landmark_sig)"
-                    " SELECT now() - interval '1 day', c.id, l.id, decode(repeat('05', 32), 'hex'),"
-                    " 1, 1, decode(repeat('02', 64), 'hex'), decode(repeat('03', 64), 'hex'), 5,"
-                    " 1, 2e8, 1, 1, now(), 1, decode(repeat('04', 64), 'hex')"
-                    " FROM chips c, landmarks l WHERE l.name = 'lm-frankfurt' LIMIT 1");
+  assert_denied(lm, "INSERT INTO measurements (id, " V2_COLUMNS ") SELECT 1, c.id, l.id,"
+                    V2_VALUES("05") LM_FRANKFURT);
+  assert_denied(lm, "INSERT INTO measurements (inserted_at, " V2_COLUMNS ")"
+                    " SELECT now() - interval '1 day', c.id, l.id," V2_VALUES("05") LM_FRANKFURT);
   ck_assert_msg(tu_sql(w.conninfo,
-                       "INSERT INTO measurements (id, inserted_at, inserted_by, chip_id,"
-                       " landmark_id, nonce, seq, issued_at_ns, challenge_sig, chip_sig, rtt_ns,"
-                       " bound_m, est_speed_m_s, est_bound_m, probe_count, measured_at,"
-                       " measured_at_ns, landmark_sig)"
-                       " SELECT 1, '2000-01-01', 'someone', c.id, l.id,"
-                       " decode(repeat('06', 32), 'hex'), 1, 1, decode(repeat('02', 64), 'hex'),"
-                       " decode(repeat('03', 64), 'hex'), 5, 1, 2e8, 1, 1, now(), 1,"
-                       " decode(repeat('04', 64), 'hex')"
-                       " FROM chips c, landmarks l WHERE l.name = 'lm-frankfurt' LIMIT 1",
+                       "INSERT INTO measurements (id, inserted_at, inserted_by, " V2_COLUMNS ")"
+                       " SELECT 1, '2000-01-01', 'someone', c.id, l.id," V2_VALUES("06")
+                       LM_FRANKFURT,
                        err, sizeof err) == 0,
                 "%s", err);
   ck_assert_int_eq(tu_sql_int(w.conninfo, "SELECT count(*) FROM measurements WHERE id = 1 OR"
@@ -1147,9 +1592,10 @@ START_TEST(test_cli) {
   for (int i = 0; i < 5; i++) {
     make_row(&rows[i], lm, chip, 1, (uint64_t)i, t + (uint64_t)i);
     /* The fastest is 12345.678 us, a bound of 1850.570 km at c. */
-    rows[i].m.rtt_ns = i == 3 ? 12345678u : 20000000u + (uint64_t)i;
+    uint64_t rtt[2] = {30000000u, i == 3 ? 12345678u : 20000000u + (uint64_t)i};
+    ck_assert_int_eq(tu_record(&rows[i].m, lm, chip, (uint64_t)i * 2u, 2, rtt, t + (uint64_t)i),
+                     CL_OK);
     rows[i].bound_m = (uint64_t)(CL_SPEED_C * (double)rows[i].m.rtt_ns / 2e9);
-    cl_measurement_sign(&rows[i].m, lm);
   }
   char err[512] = "";
   ck_assert_msg(cl_store_insert_measurements(s, 1, rows, 5, err, sizeof err) == CL_OK, "%s", err);
@@ -1305,12 +1751,15 @@ int main(void) {
   tcase_add_test(tc, test_migrate_twice);
   tcase_add_test(tc, test_migrate_concurrent);
   tcase_add_test(tc, test_partitions_take_over_default_rows);
+  tcase_add_test(tc, test_upgrade_keeps_v1_rows);
   tcase_add_test(tc, test_landmark_add_find);
   tcase_add_test(tc, test_bad_coordinates);
   tcase_add_test(tc, test_chip_enroll_load);
   tcase_add_test(tc, test_insert_batch_reverifies);
   tcase_add_test(tc, test_insert_all_or_nothing);
   tcase_add_test(tc, test_insert_refuses_bad_rows);
+  tcase_add_test(tc, test_links_reverify);
+  tcase_add_test(tc, test_row_measurement_strict);
   tcase_add_test(tc, test_lost_connection);
   tcase_add_test(tc, test_landmark_role);
   tcase_add_test(tc, test_admin_role);

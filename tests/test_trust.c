@@ -10,6 +10,10 @@
  * Paris and London with long round trips (CONSISTENT / SITE_CONSISTENT /
  * UNDETERMINED for a site declared in Paris and France allowed). One short
  * round trip believed from near Paris would make it INSIDE France.
+ *
+ * Every row is a protocol 2 record (tests/tu_record.c); a protocol 1 row
+ * left from before the upgrade is no candidate at all: not believed, not
+ * refused, no alert.
  */
 #include "cl_err.h"
 #include "cl_layout.h"
@@ -17,6 +21,7 @@
 #include "cl_store.h"
 #include "cl_vstore.h"
 #include "testutil.h"
+#include "tu_record.h"
 
 #include <check.h>
 #include <inttypes.h>
@@ -27,14 +32,15 @@
 #include <string.h>
 #include <time.h>
 
-enum { NYC, FRA, PAR, LON, PAR2, PAR3, N_LM };
+enum { NYC, FRA, PAR, LON, PAR2, PAR3, LIL, N_LM };
 static const struct {
   const char *name;
   double lat, lon;
 } LM[N_LM] = {
-    {"lm-nyc", 40.7128, -74.0060},     {"lm-fra", 50.1109, 8.6821},
-    {"lm-par", 48.8566, 2.3522},       {"lm-lon", 51.5074, -0.1278},
+    {"lm-nyc", 40.7128, -74.0060},      {"lm-fra", 50.1109, 8.6821},
+    {"lm-par", 48.8566, 2.3522},        {"lm-lon", 51.5074, -0.1278},
     {"lm-versailles", 48.8049, 2.1204}, {"lm-orly", 48.7262, 2.3652},
+    {"lm-lille", 50.6292, 3.0573},
 };
 
 /* France, roughly: the allowed region. */
@@ -54,7 +60,7 @@ static world W;
 
 static void sqlf(const char *conninfo, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sqlf(const char *conninfo, const char *fmt, ...) {
-  char sql[4096], err[512] = "";
+  char sql[16384], err[512] = "";
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(sql, sizeof sql, fmt, ap);
@@ -80,55 +86,88 @@ static chip enroll(const char *serial) {
 }
 
 /*
- * A measurement of chip c that landmark `signer` signs (NULL: all-zero
- * signatures) in the name of landmark key `named`, RTT rtt_ns, measured at
- * measured_ns.
+ * A record of chip c (a probe target: a chip, or a landmark's key for a
+ * link) that landmark `signer` made (NULL: all-zero signatures) in the name
+ * of landmark key `named`, fastest RTT rtt_ns, measured at measured_ns.
  */
 static cl_measurement record(const chip *c, const cl_key *signer, const cl_key *named,
                              uint64_t rtt_ns, uint64_t measured_ns) {
   cl_measurement m;
-  memset(&m, 0, sizeof m);
-  memcpy(m.ch.landmark, cl_key_public(named), CL_PK_LEN);
-  memcpy(m.ch.chip, cl_key_public(c->key), CL_PK_LEN);
-  randombytes_buf(m.ch.nonce, CL_NONCE_LEN);
-  m.ch.issued_unix_ns = measured_ns - 100000000u;
-  m.ch.seq = 1;
-  m.rtt_ns = rtt_ns;
-  m.probe_count = 3;
-  m.measured_unix_ns = measured_ns;
-  if (signer) {
-    /* The signer's key is the one in the layout it signs. */
-    memcpy(m.ch.landmark, cl_key_public(signer), CL_PK_LEN);
-    cl_challenge_sign(&m.ch, signer);
-    cl_response_sign(&m.ch, c->key, m.chip_sig);
-    cl_measurement_sign(&m, signer);
+  ck_assert_int_eq(tu_record_rtt(&m, signer ? signer : named, c->key, rtt_ns, measured_ns),
+                   CL_OK);
+  if (!signer) {
+    memset(m.hs.landmark_sig, 0, CL_SIG_LEN);
+    memset(m.hs.chip_sig, 0, CL_SIG_LEN);
+    memset(m.transcript_sig, 0, CL_SIG_LEN);
+    memset(m.sig, 0, CL_SIG_LEN);
   }
   return m;
 }
 
+/* Size of an INSERT of one row (the blobs in hex). */
+#define ROW_SQL_LEN 8192
+
 /*
- * The INSERT of a signed row: a measurement (link = 0) of chip `subject`
- * naming landmark `signer`, or a link (link = 1) from landmark `signer` to
- * landmark `subject` (ids).
+ * The INSERT of a protocol 2 row as the landmark writes it: a measurement
+ * (link = 0) of chip `subject` naming landmark `signer`, or a link
+ * (link = 1) from landmark `signer` to landmark `subject` (ids). nonce and
+ * seq are the fastest probe's.
  */
 static void row_sql(char *sql, size_t len, int link, int64_t subject, int64_t signer,
                     const cl_measurement *m) {
-  char nonce[2 * CL_NONCE_LEN + 1], chs[2 * CL_SIG_LEN + 1], cs[2 * CL_SIG_LEN + 1],
-      ls[2 * CL_SIG_LEN + 1];
-  cl_hex_encode(nonce, m->ch.nonce, CL_NONCE_LEN);
-  cl_hex_encode(chs, m->ch.sig, CL_SIG_LEN);
-  cl_hex_encode(cs, m->chip_sig, CL_SIG_LEN);
+  uint8_t hs[CL_HS_BLOB_LEN], probes[CL_PROBES_BLOB_MAX];
+  cl_hs_blob_put(hs, &m->hs);
+  size_t np = cl_probes_blob_put(probes, m->probes, m->count);
+  const cl_probe_entry *f = &m->probes[cl_measurement_fastest(m)];
+  char nonce[2 * CL_NONCE_LEN + 1], hs_hex[2 * CL_HS_BLOB_LEN + 1],
+      probes_hex[2 * CL_PROBES_BLOB_MAX + 1], ts[2 * CL_SIG_LEN + 1], ls[2 * CL_SIG_LEN + 1];
+  cl_hex_encode(nonce, f->nonce, CL_NONCE_LEN);
+  cl_hex_encode(hs_hex, hs, CL_HS_BLOB_LEN);
+  cl_hex_encode(probes_hex, probes, np);
+  cl_hex_encode(ts, m->transcript_sig, CL_SIG_LEN);
   cl_hex_encode(ls, m->sig, CL_SIG_LEN);
+  int n = snprintf(
+      sql, len,
+      "INSERT INTO %s, suite, nonce, seq, handshake, probes, transcript_sig, rtt_ns, bound_m,"
+      "%s probe_count, probes_sent, measured_at, measured_at_ns, landmark_sig) VALUES (%" PRId64
+      ", %" PRId64 ", %" PRIu32 ", '\\x%s', %" PRIu64 ", '\\x%s', '\\x%s', '\\x%s', %" PRIu64
+      ", %" PRIu64 ",%s %" PRIu32 ", %" PRIu32 ", to_timestamp(%" PRIu64 " / 1e9), %" PRIu64
+      ", '\\x%s')",
+      link ? "landmark_links (to_landmark_id, from_landmark_id"
+           : "measurements (chip_id, landmark_id",
+      link ? "" : " est_speed_m_s, est_bound_m,", subject, signer, m->hs.suite, nonce, f->seq,
+      hs_hex, probes_hex, ts, m->rtt_ns, cl_bound_m(m->rtt_ns, CL_SPEED_C),
+      link ? "" : " 2e8, 1,", m->count, m->probes_sent, m->measured_unix_ns, m->measured_unix_ns,
+      ls);
+  ck_assert_int_lt(n, (int)len);
+}
+
+/*
+ * The INSERT of a protocol 1 row as landmarks wrote them before the
+ * upgrade (measurement or link as in row_sql), with random signature bytes:
+ * this version can check none of them. Only with triggers off (the guard
+ * refuses protocol 1 rows since migration 0005); such rows stay in an
+ * upgraded database.
+ */
+static void legacy_sql(char *sql, size_t len, int link, int64_t subject, int64_t signer,
+                       uint64_t rtt_ns, uint64_t measured_ns) {
+  uint8_t b[CL_NONCE_LEN + 3 * CL_SIG_LEN];
+  randombytes_buf(b, sizeof b);
+  char hex[2 * sizeof b + 1];
+  cl_hex_encode(hex, b, sizeof b);
   snprintf(sql, len,
-           "INSERT INTO %s, nonce, seq, issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m,"
-           "%s probe_count, measured_at, measured_at_ns, landmark_sig) VALUES (%" PRId64
-           ", %" PRId64 ", '\\x%s', %" PRIu64 ", %" PRIu64 ", '\\x%s', '\\x%s', %" PRIu64
-           ", %" PRIu64 ",%s %" PRIu32 ", to_timestamp(%" PRIu64 " / 1e9), %" PRIu64 ", '\\x%s')",
+           "SET session_replication_role = replica; INSERT INTO %s, protocol, nonce, seq,"
+           " issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m,%s probe_count, probes_sent,"
+           " measured_at, measured_at_ns, landmark_sig) VALUES (%" PRId64 ", %" PRId64 ", 1,"
+           " '\\x%.64s', 1, %" PRIu64 ", '\\x%.128s', '\\x%.128s', %" PRIu64 ", %" PRIu64 ",%s 3,"
+           " 3, to_timestamp(%" PRIu64 " / 1e9), %" PRIu64 ", '\\x%.128s');"
+           " SET session_replication_role = DEFAULT",
            link ? "landmark_links (to_landmark_id, from_landmark_id"
                 : "measurements (chip_id, landmark_id",
-           link ? "" : " est_speed_m_s, est_bound_m,", subject, signer, nonce, m->ch.seq,
-           m->ch.issued_unix_ns, chs, cs, m->rtt_ns, cl_bound_m(m->rtt_ns, CL_SPEED_C),
-           link ? "" : " 2e8, 1,", m->probe_count, m->measured_unix_ns, m->measured_unix_ns, ls);
+           link ? "" : " est_speed_m_s, est_bound_m,", subject, signer, hex,
+           measured_ns - 100000000u, hex + 64, hex + 192, rtt_ns,
+           cl_bound_m(rtt_ns, CL_SPEED_C), link ? "" : " 2e8, 1,", measured_ns, measured_ns,
+           hex + 320);
 }
 
 static void insert_sql(char *sql, size_t len, int64_t chip_id, int64_t landmark_id,
@@ -143,7 +182,7 @@ static void insert_link_sql(char *sql, size_t len, int from, int to, const cl_me
 /* Inserts as the database's owner: what a login with more rights than a
  * landmark's (or the database itself) can do. */
 static void insert_owner(const chip *c, int lm, const cl_measurement *m) {
-  char sql[2048];
+  char sql[ROW_SQL_LEN];
   insert_sql(sql, sizeof sql, c->id, W.lm_id[lm], m);
   sqlf(W.conninfo, "%s", sql);
 }
@@ -159,7 +198,8 @@ static void honest(const chip *c) {
 }
 
 /* Short round trips that put the chip within ~20 km of Paris. */
-static const uint64_t SHORT_RTT[N_LM] = {0, 3300000u, 140000u, 2400000u, 150000u, 160000u};
+static const uint64_t SHORT_RTT[N_LM] = {0,       3300000u, 140000u, 2400000u,
+                                         150000u, 160000u,  1400000u};
 
 /* "consistency/site/region" of the chip's latest attestation. */
 static char *verdict(const chip *c) {
@@ -229,7 +269,7 @@ static void verify_round(const char *vlog) {
 
 START_TEST(test_forged_rows_change_nothing) {
   world_init("cl_trust");
-  char err[512] = "", sql[2048];
+  char err[512] = "", sql[ROW_SQL_LEN];
   /* The New York landmark's own database login, bound to it. */
   sqlf(W.conninfo,
        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lm_trust_nyc') THEN"
@@ -280,7 +320,7 @@ START_TEST(test_forged_rows_change_nothing) {
   honest(&future);
   cl_measurement fu = record(&future, W.lm[PAR], W.lm[PAR], SHORT_RTT[PAR],
                              W.now_ns - 120000000000ull);
-  char fsql[2400];
+  char fsql[ROW_SQL_LEN + 256];
   insert_sql(sql, sizeof sql, future.id, W.lm_id[PAR], &fu);
   /* Triggers off, as a superuser may: the insert time is then the client's. */
   snprintf(fsql, sizeof fsql,
@@ -369,17 +409,53 @@ START_TEST(test_forged_rows_change_nothing) {
     insert_owner(&junk, PAR, &g);
   }
 
+  /* 8. Genuine short records of Paris edited after signing: the entries
+   * reordered, the slowest entry dropped, the fastest entry dropped. The
+   * first and the last are no record a landmark signs (seqs out of order,
+   * rtt_ns not the smallest entry's: malformed), the second no longer what
+   * Paris signed (bad_signature). */
+  chip edited = enroll("T-EDITED");
+  honest(&edited);
+  for (int k = 0; k < 3; k++) {
+    cl_measurement e = record(&edited, W.lm[PAR], W.lm[PAR], SHORT_RTT[PAR],
+                              W.now_ns - 100000000000ull);
+    /* tu_record_rtt's entries: slower, fastest, slowest. */
+    ck_assert_uint_eq(cl_measurement_fastest(&e), 1);
+    if (k == 0) {
+      cl_probe_entry t = e.probes[0];
+      e.probes[0] = e.probes[2];
+      e.probes[2] = t;
+    } else if (k == 1) {
+      e.count = 2;
+    } else {
+      e.probes[1] = e.probes[2];
+      e.count = 2;
+    }
+    insert_owner(&edited, PAR, &e);
+  }
+
+  /* 9. Protocol 1 rows kept from before the upgrade, for Lille, which has no
+   * other row: a measurement short enough to make a chip INSIDE and a link
+   * to Paris faster than light. The verifier reads neither: not believed,
+   * not refused, no alert on Lille. */
+  chip legacy = enroll("T-LEGACY");
+  honest(&legacy);
+  legacy_sql(sql, sizeof sql, 0, legacy.id, W.lm_id[LIL], SHORT_RTT[LIL],
+             W.now_ns - 120000000000ull);
+  sqlf(W.conninfo, "%s", sql);
+  legacy_sql(sql, sizeof sql, 1, W.lm_id[PAR], W.lm_id[LIL], 1000u, W.now_ns - 120000000000ull);
+  sqlf(W.conninfo, "%s", sql);
+  ck_assert_int_eq(tu_sql_int(W.conninfo, "SELECT (SELECT count(*) FROM measurements WHERE"
+                                          " protocol = 1) + (SELECT count(*) FROM landmark_links"
+                                          " WHERE protocol = 1)"),
+                   2);
+
   /* 6. Forged landmark links: Frankfurt to Paris faster than light, zero
    * signatures, which would blame a landmark as misplaced. From New York's
    * login the database refuses a link from another landmark. */
-  snprintf(sql, sizeof sql,
-           "INSERT INTO landmark_links (from_landmark_id, to_landmark_id, nonce, seq,"
-           " issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m, probe_count, measured_at,"
-           " measured_at_ns, landmark_sig) VALUES (%" PRId64 ", %" PRId64 ", '\\x%064x', 1, 1,"
-           " '\\x%0128x', '\\x%0128x', 1000, 150, 3, to_timestamp(%" PRIu64 " / 1e9), %" PRIu64
-           ", '\\x%0128x')",
-           W.lm_id[FRA], W.lm_id[PAR], 7, 0, 0, (uint64_t)(W.now_ns - 120000000000ull),
-           (uint64_t)(W.now_ns - 120000000000ull), 0);
+  chip par_key = {W.lm[PAR], 0};
+  cl_measurement fl = record(&par_key, NULL, W.lm[FRA], 1000u, W.now_ns - 120000000000ull);
+  insert_link_sql(sql, sizeof sql, FRA, PAR, &fl);
   ck_assert_int_ne(tu_sql(nyc_login, sql, err, sizeof err), 0);
   ck_assert_msg(strstr(err, "may not write links of landmark"), "%s", err);
   sqlf(W.conninfo, "%s", sql);
@@ -397,9 +473,10 @@ START_TEST(test_forged_rows_change_nothing) {
   /* Every chip keeps the honest verdict: CONSISTENT / SITE_CONSISTENT /
    * UNDETERMINED. Before, each of these became INSIDE (or, for the zero
    * rows in New York's name, an OUTSIDE near New York). */
-  const chip *all[] = {&honest_only, &named, &zero_own, &wrong_key, &future, &retired, &revoked};
-  const char *names[] = {"honest", "named", "zero_own", "wrong_key", "future", "retired",
-                         "revoked"};
+  const chip *all[] = {&honest_only, &named,   &zero_own, &wrong_key, &future,
+                       &retired,     &revoked, &edited,  &legacy};
+  const char *names[] = {"honest",  "named",   "zero_own", "wrong_key", "future",
+                         "retired", "revoked", "edited",   "legacy"};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
     char *v = verdict(all[i]);
     ck_assert_msg(strcmp(v, "0/1/3") == 0, "chip %s: verdict %s, want 0/1/3", names[i], v);
@@ -415,6 +492,8 @@ START_TEST(test_forged_rows_change_nothing) {
   ck_assert_int_eq(open_alerts("landmark_bad_records", NYC), 1);
   ck_assert_int_eq(open_alerts("landmark_bad_records", PAR2), 1);
   ck_assert_int_eq(open_alerts("landmark_bad_records", PAR3), 1);
+  /* The protocol 1 rows are no refusals. */
+  ck_assert_int_eq(open_alerts("landmark_bad_records", LIL), 0);
   /* The forged link blames nobody. */
   ck_assert_int_eq(tu_sql_int(W.conninfo, "SELECT count(*) FROM alerts WHERE kind ="
                                           " 'landmark_misplaced'"),
@@ -425,6 +504,7 @@ START_TEST(test_forged_rows_change_nothing) {
   /* One line per landmark: the reasons are on the landmark's own line. */
   static const char *const lines[][2] = {
       {"msg=\"rows refused\" landmark=\"lm-par\"", "future=1"},
+      {"msg=\"rows refused\" landmark=\"lm-par\"", "malformed=2"},
       {"msg=\"rows refused\" landmark=\"lm-versailles\"", "retired=2"},
       {"msg=\"rows refused\" landmark=\"lm-orly\"", "revoked=1"},
       {"msg=\"rows refused\" landmark=\"lm-nyc\"", "bad_signature=1"},
@@ -442,9 +522,11 @@ START_TEST(test_forged_rows_change_nothing) {
            "SELECT detail FROM alerts WHERE kind = 'landmark_bad_records' AND landmark_id = %" PRId64,
            W.lm_id[PAR]);
   char *detail = tu_sql_value(W.conninfo, detail_sql);
-  ck_assert_msg(detail && strstr(detail, "bad_signature=8") && strstr(detail, "future=1"), "%s",
-                detail ? detail : "(none)");
+  ck_assert_msg(detail && strstr(detail, "bad_signature=9") && strstr(detail, "future=1") &&
+                    strstr(detail, "malformed=2"),
+                "%s", detail ? detail : "(none)");
   free(detail);
+  ck_assert_msg(!strstr(text, "landmark=\"lm-lille\""), "Lille named in %s", text);
   free(text);
   free(at_ts);
   free(nyc_login);

@@ -2,9 +2,11 @@
  * The dashboard views and the least-privilege roles of schema/0003 against
  * the throwaway PostgreSQL of the run.
  *
- * A small fixture (two landmarks, two chips, measurements inside and outside
- * the last hour with known RTTs and answer counts, two attestations of one
- * chip, open and cleared alerts) is written by the database owner. Then, as
+ * A small fixture (two landmarks, two chips, protocol 2 measurements inside
+ * and outside the last hour with known RTTs and answer counts, two
+ * attestations of one chip, open and cleared alerts) is written by the
+ * database owner; a variant also holds protocol 1 rows stored before
+ * migration 0005, which the views must not count. Then, as
  * login members of each group role: the dashboard role reads chip_status,
  * landmark_health and open_alerts and gets exactly the values the fixture
  * implies, and is refused every table and every write; the verifier role
@@ -13,6 +15,7 @@
  * links and nothing of the verifier's. Each test works in its own database.
  */
 #include "testutil.h"
+#include "tu_record.h"
 
 #include "cl_err.h"
 #include "cl_key.h"
@@ -90,6 +93,26 @@ static void assert_allowed(const char *conninfo, const char *sql) {
   ck_assert_msg(tu_sql(conninfo, sql, err, sizeof err) == 0, "%s: %s", sql, err);
 }
 
+/* The columns of a protocol 2 row after its two ids, and made-up values of
+ * the right lengths for them (three entries); the database cannot check
+ * the signatures. */
+#define V2_COLUMNS                                                                               \
+  "chip_id, landmark_id, protocol, suite, nonce, seq, handshake, probes, transcript_sig,"       \
+  " rtt_ns, bound_m, est_speed_m_s, est_bound_m, probe_count, probes_sent, measured_at,"         \
+  " measured_at_ns, landmark_sig"
+#define V2_VALUES                                                                                \
+  " 2, 1, decode(repeat('01', 32), 'hex'), 1, decode(repeat('02', 256), 'hex'),"                 \
+  " decode(repeat('03', 240), 'hex'), decode(repeat('04', 64), 'hex'), 5, 1, 2e8, 1, 3, 5,"     \
+  " now(), 1, decode(repeat('05', 64), 'hex')"
+#define V2_LINK_COLUMNS                                                                          \
+  "from_landmark_id, to_landmark_id, protocol, suite, nonce, seq, handshake, probes,"            \
+  " transcript_sig, rtt_ns, bound_m, probe_count, probes_sent, measured_at, measured_at_ns,"     \
+  " landmark_sig"
+#define V2_LINK_VALUES                                                                           \
+  " 2, 1, decode(repeat('01', 32), 'hex'), 1, decode(repeat('02', 256), 'hex'),"                 \
+  " decode(repeat('03', 240), 'hex'), decode(repeat('04', 64), 'hex'), 5000000, 749481, 3, 5,"  \
+  " now(), 1, decode(repeat('05', 64), 'hex')"
+
 /* Builds a statement from a format and test-controlled numbers only. */
 static const char *fmt(char *buf, size_t len, const char *f, int64_t a) {
   snprintf(buf, len, f, a);
@@ -98,27 +121,42 @@ static const char *fmt(char *buf, size_t len, const char *f, int64_t a) {
 
 /* ---- the fixture ----------------------------------------------------------------- */
 
+/* A genuine protocol 2 record of `answered` probes out of 5 sent (1 to 5),
+ * the fastest taking rtt_ns. */
 static cl_store_row signed_row(const cl_key *lm, const cl_key *chip, int64_t chip_id, uint64_t seq,
-                               uint64_t rtt_ns, uint32_t probe_count, uint64_t measured_ns) {
+                               uint64_t rtt_ns, uint32_t answered, uint64_t measured_ns) {
   cl_store_row row;
   memset(&row, 0, sizeof row);
-  cl_measurement *m = &row.m;
-  memcpy(m->ch.landmark, cl_key_public(lm), CL_PK_LEN);
-  memcpy(m->ch.chip, cl_key_public(chip), CL_PK_LEN);
-  randombytes_buf(m->ch.nonce, CL_NONCE_LEN);
-  m->ch.issued_unix_ns = measured_ns - 10000000u;
-  m->ch.seq = seq;
-  cl_challenge_sign(&m->ch, lm);
-  cl_response_sign(&m->ch, chip, m->chip_sig);
-  m->rtt_ns = rtt_ns;
-  m->probe_count = probe_count;
-  m->measured_unix_ns = measured_ns;
-  cl_measurement_sign(m, lm);
+  uint64_t rtts[5];
+  for (uint32_t i = 0; i < answered; i++) rtts[i] = rtt_ns + (i == answered / 2 ? 0 : 1000u + i);
+  ck_assert_int_eq(tu_record(&row.m, lm, chip, seq * 8u, answered, rtts, measured_ns), CL_OK);
+  row.m.probes_sent = 5;
+  ck_assert_int_eq(cl_measurement_sign(&row.m, lm), CL_OK);
+  ck_assert_uint_eq(row.m.rtt_ns, rtt_ns);
   row.chip_id = chip_id;
   row.bound_m = cl_bound_m(rtt_ns, CL_SPEED_C);
   row.est_speed = CL_SPEED_FIBRE;
   row.est_bound_m = cl_bound_m(rtt_ns, CL_SPEED_FIBRE);
   return row;
+}
+
+
+/* A protocol 1 row as releases before 0005 stored it: faster, newer and
+ * better answered than any protocol 2 row of the fixture, so that counting
+ * it would change every figure of the views. */
+static void insert_v1(PGconn *pg, int64_t chip_id, int64_t landmark_id, const char *nonce) {
+  char chip_s[24], lm_s[24];
+  i64s(chip_s, sizeof chip_s, chip_id);
+  i64s(lm_s, sizeof lm_s, landmark_id);
+  const char *v[3] = {chip_s, lm_s, nonce};
+  q_do(pg,
+       "INSERT INTO measurements (chip_id, landmark_id, nonce, seq, issued_at_ns, challenge_sig,"
+       " chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m, probe_count, probes_sent,"
+       " measured_at, measured_at_ns, landmark_sig) VALUES ($1::bigint, $2::bigint,"
+       " decode(repeat($3::text, 32), 'hex'), 1, 1, decode(repeat('02', 64), 'hex'),"
+       " decode(repeat('03', 64), 'hex'), 1000, 150, 2e8, 100, 5, 5, now() - interval '1 minute',"
+       " 1, decode(repeat('04', 64), 'hex'))",
+       3, v);
 }
 
 /*
@@ -127,16 +165,21 @@ static cl_store_row signed_row(const cl_key *lm, const cl_key *chip, int64_t chi
  * (RTT 50 us, 1 of 5). lm-quiet: none, and an open landmark_misplaced
  * alert. V-0001: an INSUFFICIENT attestation, then a newer CONSISTENT one;
  * an open site_excluded alert and a cleared chip_dark alert. W-0002:
- * enrolled, never attested.
+ * enrolled, never attested. With legacy, the database also holds protocol 1
+ * rows stored before migration 0005: one of V-0001 and one of W-0002 by
+ * lm-views, one of V-0001 by lm-quiet, all a minute old.
  */
-static void fixture_init(fixture *f, const char *dbname) {
+static void fixture_init(fixture *f, const char *dbname, int legacy) {
   memset(f, 0, sizeof *f);
   f->conninfo = tu_db_create(dbname);
   cl_store *s = NULL;
   char err[512] = "";
   ck_assert_msg(cl_store_connect(&s, f->conninfo, err, sizeof err) == CL_OK, "%s", err);
   int applied = 0;
-  ck_assert_msg(cl_store_migrate(s, &applied, err, sizeof err) == CL_OK, "%s", err);
+  if (legacy)
+    tu_migrate_before(f->conninfo, "0005_protocol_v2.sql");
+  else
+    ck_assert_msg(cl_store_migrate(s, &applied, err, sizeof err) == CL_OK, "%s", err);
   f->pg = PQconnectdb(f->conninfo);
   ck_assert_int_eq(PQstatus(f->pg), CONNECTION_OK);
 
@@ -157,6 +200,16 @@ static void fixture_init(fixture *f, const char *dbname) {
   ck_assert_int_eq(cl_store_chip_enroll(s, cl_key_public(idle), "W-0002", "Views DC", 1.5, 2.5,
                                         &f->idle_chip_id, err, sizeof err),
                    CL_OK);
+  if (legacy) {
+    insert_v1(f->pg, f->chip_id, f->lm_id, "a1");
+    insert_v1(f->pg, f->idle_chip_id, f->lm_id, "a2");
+    insert_v1(f->pg, f->chip_id, f->quiet_id, "a3");
+    ck_assert_msg(cl_store_migrate(s, &applied, err, sizeof err) == CL_OK, "%s", err);
+    ck_assert_int_eq(applied, 1);
+    ck_assert_int_eq(tu_sql_int(f->conninfo, "SELECT count(*) FROM measurements"
+                                             " WHERE protocol = 1"),
+                     3);
+  }
 
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -171,9 +224,7 @@ static void fixture_init(fixture *f, const char *dbname) {
   f->last_probe_unix_us = (int64_t)((now_ns - 10 * min) / 1000u);
   ck_assert_msg(cl_store_insert_measurements(s, f->lm_id, rows, 4, err, sizeof err) == CL_OK, "%s",
                 err);
-  q_do(f->pg, "UPDATE measurements SET probes_sent = 5", 0, NULL);
   cl_store_destroy(&s);
-
   char pk[2 + 64 + 1] = "\\x";
   cl_hex_encode(pk + 2, cl_key_public(chip), CL_PK_LEN); /* any 32 bytes will do here */
   const char *vv[1] = {pk};
@@ -239,10 +290,10 @@ static PGconn *connect_as(const char *conninfo) {
 
 /* ---- the dashboard role ---------------------------------------------------------- */
 
-START_TEST(test_dashboard_reads_views) {
-  fixture f;
-  fixture_init(&f, "cl_views_dash");
-  char *dash = login_member(f.conninfo, "dash_test", "chiploc_dashboard");
+/* What the dashboard role reads of the fixture: the same whether or not
+ * the database also holds protocol 1 rows. */
+static void check_dashboard(const fixture *f) {
+  char *dash = login_member(f->conninfo, "dash_test", "chiploc_dashboard");
   PGconn *c = connect_as(dash);
 
   /* chip_status: the newest attestation of V-0001, its open alert only. */
@@ -266,7 +317,7 @@ START_TEST(test_dashboard_reads_views) {
   ck_assert_double_eq_tol(strtod(PQgetvalue(r, 0, 9), NULL), 50.11, 1e-12);
   ck_assert_double_eq_tol(strtod(PQgetvalue(r, 0, 10), NULL), 8.68, 1e-12);
   ck_assert_str_eq(PQgetvalue(r, 0, 11), "3");
-  ck_assert_int_eq(strtoll(PQgetvalue(r, 0, 12), NULL, 10), f.last_probe_unix_us);
+  ck_assert_int_eq(strtoll(PQgetvalue(r, 0, 12), NULL, 10), f->last_probe_unix_us);
   ck_assert_str_eq(PQgetvalue(r, 0, 13), "site_excluded");
   ck_assert_str_eq(PQgetvalue(r, 0, 14), "t");
   /* W-0002: enrolled, never measured or attested. */
@@ -293,7 +344,7 @@ START_TEST(test_dashboard_reads_views) {
   ck_assert_str_eq(PQgetvalue(r, 1, 0), "lm-views");
   ck_assert_double_eq_tol(strtod(PQgetvalue(r, 1, 1), NULL), 48.8566, 1e-9);
   ck_assert_double_eq_tol(strtod(PQgetvalue(r, 1, 2), NULL), 2.3522, 1e-9);
-  ck_assert_int_eq(strtoll(PQgetvalue(r, 1, 3), NULL, 10), f.last_probe_unix_us);
+  ck_assert_int_eq(strtoll(PQgetvalue(r, 1, 3), NULL, 10), f->last_probe_unix_us);
   ck_assert_str_eq(PQgetvalue(r, 1, 4), "3");
   ck_assert_double_eq_tol(strtod(PQgetvalue(r, 1, 5), NULL), 0.8, 1e-12);
   ck_assert_double_eq_tol(strtod(PQgetvalue(r, 1, 6), NULL), 200.0, 1e-9);
@@ -318,13 +369,34 @@ START_TEST(test_dashboard_reads_views) {
   PQclear(r);
   PQfinish(c);
   free(dash);
+}
+
+START_TEST(test_dashboard_reads_views) {
+  fixture f;
+  fixture_init(&f, "cl_views_dash", 0);
+  check_dashboard(&f);
+  fixture_fini(&f);
+}
+END_TEST
+
+START_TEST(test_dashboard_ignores_protocol_1) {
+  /* Protocol 1 rows stored before migration 0005 stay in the table but
+   * count nowhere: not in last_seen, last_probe, the hour's count, the
+   * answer rate or the median. */
+  fixture f;
+  fixture_init(&f, "cl_views_dash_legacy", 1);
+  check_dashboard(&f);
+  /* Counted, they would show: the table holds them. */
+  ck_assert_int_eq(tu_sql_int(f.conninfo, "SELECT count(*) FROM measurements"
+                                          " WHERE measured_at > now() - interval '1 hour'"),
+                   6);
   fixture_fini(&f);
 }
 END_TEST
 
 START_TEST(test_dashboard_sees_views_only) {
   fixture f;
-  fixture_init(&f, "cl_views_dash_deny");
+  fixture_init(&f, "cl_views_dash_deny", 0);
   char *dash = login_member(f.conninfo, "dash_test", "chiploc_dashboard");
   char sql[256];
   for (size_t i = 0; i < N_TABLES; i++) {
@@ -368,38 +440,11 @@ START_TEST(test_dashboard_sees_views_only) {
 }
 END_TEST
 
-START_TEST(test_answer_rate_without_probes_sent) {
-  /* Rows whose probes_sent is unknown (written before the column existed,
-   * or by a landmark that does not report it) must not count in the answer
-   * rate: of the three fresh rows only the one with probes_sent known is
-   * used, 4 of 5 answered. */
-  fixture f;
-  fixture_init(&f, "cl_views_answer_rate");
-  q_do(f.pg, "UPDATE measurements SET probes_sent = NULL WHERE rtt_ns <> 100000", 0, NULL);
-  char *dash = login_member(f.conninfo, "dash_test", "chiploc_dashboard");
-  PGconn *c = connect_as(dash);
-  PGresult *r = q(c, "SELECT answer_rate_1h FROM landmark_health WHERE name = 'lm-views'", 0,
-                  NULL);
-  ck_assert_int_eq(PQntuples(r), 1);
-  ck_assert_msg(!PQgetisnull(r, 0, 0), "answer rate is NULL");
-  ck_assert_double_eq_tol(strtod(PQgetvalue(r, 0, 0), NULL), 0.8, 1e-12);
-  PQclear(r);
-  /* None known: no rate at all. */
-  q_do(f.pg, "UPDATE measurements SET probes_sent = NULL", 0, NULL);
-  r = q(c, "SELECT answer_rate_1h FROM landmark_health WHERE name = 'lm-views'", 0, NULL);
-  ck_assert(PQgetisnull(r, 0, 0));
-  PQclear(r);
-  PQfinish(c);
-  free(dash);
-  fixture_fini(&f);
-}
-END_TEST
-
 /* ---- the verifier role ------------------------------------------------------------- */
 
 START_TEST(test_verifier_role) {
   fixture f;
-  fixture_init(&f, "cl_views_verifier");
+  fixture_init(&f, "cl_views_verifier", 0);
   char *ver = login_member(f.conninfo, "ver_test", "chiploc_verifier");
   char sql[1024];
   /* What a round reads. */
@@ -450,22 +495,13 @@ START_TEST(test_verifier_role) {
   assert_denied(ver, "UPDATE measurements SET rtt_ns = 1");
   assert_denied(ver, "TRUNCATE measurements");
   assert_denied(ver, "DELETE FROM measurements_default");
-  assert_denied(ver, "INSERT INTO measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
-                     " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
-                     " probe_count, measured_at, measured_at_ns, landmark_sig)"
-                     " SELECT c.id, l.id, decode(repeat('01', 32), 'hex'), 1, 1,"
-                     " decode(repeat('02', 64), 'hex'), decode(repeat('03', 64), 'hex'), 5, 1,"
-                     " 2e8, 1, 1, now(), 1, decode(repeat('04', 64), 'hex')"
-                     " FROM chips c, landmarks l LIMIT 1");
+  assert_denied(ver, "INSERT INTO measurements (" V2_COLUMNS ") SELECT c.id, l.id,"
+                     V2_VALUES " FROM chips c, landmarks l LIMIT 1");
   assert_denied(ver, "DELETE FROM alerts");
   assert_denied(ver, "UPDATE alerts SET kind = 'chip_moved'");
   assert_denied(ver, "UPDATE alerts SET raised_at = now()");
-  assert_denied(ver, "INSERT INTO landmark_links (from_landmark_id, to_landmark_id, nonce, seq,"
-                     " issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m, probe_count,"
-                     " measured_at, measured_at_ns, landmark_sig) SELECT 1, 2,"
-                     " decode(repeat('01', 32), 'hex'), 1, 1, decode(repeat('02', 64), 'hex'),"
-                     " decode(repeat('03', 64), 'hex'), 5, 1, 1, now(), 1,"
-                     " decode(repeat('04', 64), 'hex')");
+  assert_denied(ver, "INSERT INTO landmark_links (" V2_LINK_COLUMNS ") SELECT 1, 2,"
+                     V2_LINK_VALUES);
   assert_denied(ver, "INSERT INTO verifiers (name, public_key)"
                      " VALUES ('v2', decode(repeat('ef', 32), 'hex'))");
   assert_denied(ver, "UPDATE verifiers SET public_key = decode(repeat('ef', 32), 'hex')");
@@ -484,7 +520,7 @@ END_TEST
 
 START_TEST(test_landmark_role_links) {
   fixture f;
-  fixture_init(&f, "cl_views_landmark");
+  fixture_init(&f, "cl_views_landmark", 0);
   char *lm = login_member(f.conninfo, "lm_views_test", "chiploc_landmark");
   char sql[1024];
   /* Bound to the landmark it probes from: links from any other are refused. */
@@ -492,14 +528,20 @@ START_TEST(test_landmark_role_links) {
            f.lm_id);
   assert_allowed(f.conninfo, sql);
   snprintf(sql, sizeof sql,
+           "INSERT INTO landmark_links (" V2_LINK_COLUMNS ") VALUES (%" PRId64 ", %" PRId64 ","
+           V2_LINK_VALUES ")",
+           f.lm_id, f.quiet_id);
+  assert_allowed(lm, sql);
+  /* Not a protocol 1 link: the landmark may not name the challenge. */
+  snprintf(sql, sizeof sql,
            "INSERT INTO landmark_links (from_landmark_id, to_landmark_id, nonce, seq,"
            " issued_at_ns, challenge_sig, chip_sig, rtt_ns, bound_m, probe_count, probes_sent,"
            " measured_at, measured_at_ns, landmark_sig) VALUES (%" PRId64 ", %" PRId64 ","
-           " decode(repeat('01', 32), 'hex'), 1, 1, decode(repeat('02', 64), 'hex'),"
+           " decode(repeat('06', 32), 'hex'), 1, 1, decode(repeat('02', 64), 'hex'),"
            " decode(repeat('03', 64), 'hex'), 5000000, 749481, 4, 5, now(), 1,"
            " decode(repeat('04', 64), 'hex'))",
            f.lm_id, f.quiet_id);
-  assert_allowed(lm, sql);
+  assert_denied(lm, sql);
   ck_assert_int_eq(tu_sql_int(f.conninfo, "SELECT count(*) FROM landmark_links"), 1);
   assert_denied(lm, "SELECT count(*) FROM landmark_links");
   assert_denied(lm, "UPDATE landmark_links SET rtt_ns = 1");
@@ -530,7 +572,7 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_dashboard_reads_views);
   tcase_add_test(tc, test_dashboard_sees_views_only);
-  tcase_add_test(tc, test_answer_rate_without_probes_sent);
+  tcase_add_test(tc, test_dashboard_ignores_protocol_1);
   tcase_add_test(tc, test_verifier_role);
   tcase_add_test(tc, test_landmark_role_links);
   suite_add_tcase(su, tc);

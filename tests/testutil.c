@@ -5,6 +5,8 @@
 #include "cl_err.h"
 #include "cl_layout.h"
 #include "cl_probe.h"
+#include "cl_schema.h"
+#include "cl_store.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -349,35 +351,47 @@ double tu_metric(const char *text, const char *series) {
   return -1;
 }
 
+void tu_migrate_before(const char *conninfo, const char *first_left_out) {
+  char err[512] = "";
+  ck_assert_msg(tu_sql(conninfo,
+                       "CREATE TABLE chiploc_schema_migrations (name text PRIMARY KEY,"
+                       " applied_at timestamptz NOT NULL DEFAULT now())",
+                       err, sizeof err) == 0,
+                "%s", err);
+  for (int i = 0; i < cl_schema_migration_count; i++) {
+    const cl_schema_migration *m = &cl_schema_migrations[i];
+    if (strcmp(m->name, first_left_out) >= 0) break;
+    ck_assert_msg(tu_sql(conninfo, m->sql, err, sizeof err) == 0, "%s: %s", m->name, err);
+    char sql[256];
+    snprintf(sql, sizeof sql, "INSERT INTO chiploc_schema_migrations (name) VALUES ('%s')",
+             m->name);
+    ck_assert_msg(tu_sql(conninfo, sql, err, sizeof err) == 0, "%s", err);
+  }
+}
+
 long long tu_verify_measurements(const char *conninfo, uint64_t max_rtt_ns, long long *bad) {
   PGconn *c = PQconnectdb(conninfo);
   ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
-  PGresult *res = PQexecParams(
-      c,
-      "SELECT l.public_key, ch.public_key, m.nonce, m.issued_at_ns, m.seq, m.challenge_sig, "
-      "m.chip_sig, m.rtt_ns, m.probe_count, m.measured_at_ns, m.landmark_sig, m.bound_m "
-      "FROM measurements m JOIN landmarks l ON l.id = m.landmark_id "
-      "JOIN chips ch ON ch.id = m.chip_id",
-      0, NULL, NULL, NULL, NULL, 1);
+  PGresult *res = PQexecParams(c,
+                               "SELECT l.public_key, ch.public_key, m.bound_m, "
+                               CL_STORE_RECORD_COLUMNS("m") " FROM measurements m "
+                               "JOIN landmarks l ON l.id = m.landmark_id "
+                               "JOIN chips ch ON ch.id = m.chip_id WHERE m.protocol = 2",
+                               0, NULL, NULL, NULL, NULL, 1);
   ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
   long long n = PQntuples(res);
+  cl_store_cols cols = cl_store_cols_at(3);
   *bad = 0;
   for (int i = 0; i < n; i++) {
-    cl_measurement m;
-    memset(&m, 0, sizeof m);
+    static cl_measurement m;
+    char err[160] = "";
     ck_assert_int_eq(PQgetlength(res, i, 0), 32);
-    memcpy(m.ch.landmark, PQgetvalue(res, i, 0), 32);
-    memcpy(m.ch.chip, PQgetvalue(res, i, 1), 32);
-    memcpy(m.ch.nonce, PQgetvalue(res, i, 2), 32);
-    m.ch.issued_unix_ns = cl_get_be64((const uint8_t *)PQgetvalue(res, i, 3));
-    m.ch.seq = cl_get_be64((const uint8_t *)PQgetvalue(res, i, 4));
-    memcpy(m.ch.sig, PQgetvalue(res, i, 5), 64);
-    memcpy(m.chip_sig, PQgetvalue(res, i, 6), 64);
-    m.rtt_ns = cl_get_be64((const uint8_t *)PQgetvalue(res, i, 7));
-    m.probe_count = cl_get_be32((const uint8_t *)PQgetvalue(res, i, 8));
-    m.measured_unix_ns = cl_get_be64((const uint8_t *)PQgetvalue(res, i, 9));
-    memcpy(m.sig, PQgetvalue(res, i, 10), 64);
-    uint64_t bound = cl_get_be64((const uint8_t *)PQgetvalue(res, i, 11));
+    ck_assert_int_eq(PQgetlength(res, i, 1), 32);
+    int rc = cl_store_row_measurement(res, i, &cols, (const uint8_t *)PQgetvalue(res, i, 0),
+                                      (const uint8_t *)PQgetvalue(res, i, 1), &m, err, sizeof err);
+    ck_assert_msg(rc == CL_OK, "row %d: %s", i, err);
+    uint64_t bound = cl_get_be64((const uint8_t *)PQgetvalue(res, i, 2));
+    /* All four signatures: record, transcript, both handshake halves. */
     if (cl_measurement_verify(&m) != CL_OK) (*bad)++;
     ck_assert_uint_eq(bound, cl_bound_m(m.rtt_ns, CL_SPEED_C));
     ck_assert_uint_gt(m.rtt_ns, 0);
@@ -642,13 +656,13 @@ void tu_wire_send_all(tu_wire *w, const cl_msg *m, size_t n) {
 
 void tu_wire_send(tu_wire *w, const cl_msg *m) { tu_wire_send_all(w, m, 1); }
 
-void tu_wire_respond(tu_wire *w, const uint8_t chip[CL_PK_LEN], const uint8_t nonce[CL_NONCE_LEN],
-                     const uint8_t sig[CL_SIG_LEN]) {
+void tu_wire_respond(tu_wire *w, const uint8_t chip[CL_PK_LEN], uint64_t seq,
+                     const uint8_t mac[CL_MAC_LEN]) {
   cl_msg m;
   m.type = CL_MSG_RESPONSE;
   memcpy(m.u.response.chip, chip, CL_PK_LEN);
-  memcpy(m.u.response.nonce, nonce, CL_NONCE_LEN);
-  memcpy(m.u.response.sig, sig, CL_SIG_LEN);
+  m.u.response.seq = seq;
+  memcpy(m.u.response.mac, mac, CL_MAC_LEN);
   tu_wire_send(w, &m);
 }
 
@@ -686,4 +700,180 @@ void tu_wire_close(tu_wire *w) {
   if (w->fd >= 0) close(w->fd);
   w->fd = -1;
   cl_frame_asm_fini(&w->fa);
+}
+
+/* ---- the chip side ---------------------------------------------------------- */
+
+#define TU_CHIP_WAIT_MS 5000
+
+/* Index of the chip with public key id; the test fails when it is not one
+ * of chips. */
+static size_t chip_find(cl_key *const *chips, size_t n, const uint8_t id[CL_PK_LEN]) {
+  for (size_t i = 0; i < n; i++)
+    if (memcmp(cl_key_public(chips[i]), id, CL_PK_LEN) == 0) return i;
+  char hex[CL_PK_HEX_LEN + 1];
+  cl_pk_to_hex(id, hex);
+  ck_abort_msg("the landmark names chip %s, not one of the test's %zu", hex, n);
+  return n;
+}
+
+/* Sends a Register with a fresh offer for each chip of idx[0..k). */
+static void chip_offer(tu_wire *w, const uint8_t landmark[CL_PK_LEN], cl_key *const *chips,
+                       cl_chipsess *sess, const size_t *idx, size_t k) {
+  ck_assert(k >= 1 && k <= CL_MAX_CHIPS_PER_REGISTER);
+  cl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = CL_MSG_REGISTER;
+  snprintf(m.u.reg.agent, sizeof m.u.reg.agent, "%s", TU_CHIP_AGENT);
+  m.u.reg.suite = CL_SUITE_ED25519_X25519;
+  m.u.reg.n = k;
+  for (size_t i = 0; i < k; i++)
+    ck_assert_int_eq(cl_chipsess_offer(&sess[idx[i]], CL_SUITE_ED25519_X25519, landmark,
+                                       cl_key_public(chips[idx[i]]), &m.u.reg.chips[i]),
+                     CL_OK);
+  tu_wire_send(w, &m);
+}
+
+/* The chip side of a RegisterResult: accepted chips establish their session
+ * and go into one Confirm, refused ones end theirs. Returns the accepted
+ * count. */
+static size_t chip_confirm(tu_wire *w, cl_key *const *chips, size_t n, cl_chipsess *sess,
+                           const cl_msg *res) {
+  cl_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = CL_MSG_CONFIRM;
+  for (size_t k = 0; k < res->u.reg_result.n; k++) {
+    const cl_chip_result *r = &res->u.reg_result.r[k];
+    size_t i = chip_find(chips, n, r->chip);
+    ck_assert_msg(sess[i].state == CL_CHIPSESS_OFFERED, "a result for chip %zu, not offered", i);
+    if (!r->accepted) {
+      cl_chipsess_end(&sess[i]);
+      continue;
+    }
+    cl_handshake hs;
+    ck_assert_msg(cl_chipsess_accept(&sess[i], r, &hs) == CL_OK,
+                  "the landmark's handshake signature for chip %zu does not verify", i);
+    ck_assert_int_eq(cl_hs_sign_chip(&hs, chips[i]), CL_OK);
+    cl_chipsess_confirmed(&sess[i], hs.chip_sig);
+    cl_chip_confirm *cc = &m.u.confirm.chips[m.u.confirm.n++];
+    memcpy(cc->chip, hs.chip, CL_PK_LEN);
+    memcpy(cc->sig, hs.chip_sig, CL_SIG_LEN);
+  }
+  if (m.u.confirm.n > 0) tu_wire_send(w, &m);
+  return m.u.confirm.n;
+}
+
+uint32_t tu_chip_hello(tu_wire *w, uint8_t landmark[CL_PK_LEN]) {
+  cl_msg m;
+  ck_assert_msg(tu_wire_recv(w, &m, TU_CHIP_WAIT_MS) == 0, "no Hello from the landmark");
+  ck_assert_msg(m.type == CL_MSG_HELLO, "%s instead of Hello", cl_msg_type_name(m.type));
+  if (landmark) memcpy(landmark, m.u.hello.landmark, CL_PK_LEN);
+  return m.u.hello.suite;
+}
+
+size_t tu_chip_register(tu_wire *w, const uint8_t landmark[CL_PK_LEN], cl_key *const *chips,
+                        size_t n, cl_chipsess *sess, cl_msg *res) {
+  size_t idx[CL_MAX_CHIPS_PER_REGISTER];
+  ck_assert(n >= 1 && n <= CL_MAX_CHIPS_PER_REGISTER);
+  for (size_t i = 0; i < n; i++) idx[i] = i;
+  chip_offer(w, landmark, chips, sess, idx, n);
+  cl_msg *m = malloc(sizeof *m);
+  ck_assert(m != NULL);
+  ck_assert_msg(tu_wire_recv(w, m, TU_CHIP_WAIT_MS) == 0, "no RegisterResult");
+  ck_assert_msg(m->type == CL_MSG_REGISTER_RESULT, "%s instead of RegisterResult",
+                cl_msg_type_name(m->type));
+  size_t accepted = chip_confirm(w, chips, n, sess, m);
+  if (res) *res = *m;
+  free(m);
+  return accepted;
+}
+
+size_t tu_chip_handshake(tu_wire *w, cl_key *const *chips, size_t n, cl_chipsess *sess,
+                         uint8_t *keys) {
+  for (size_t i = 0; i < n; i++) cl_chipsess_init(&sess[i], keys + i * CL_SESSION_KEY_LEN);
+  uint8_t landmark[CL_PK_LEN];
+  tu_chip_hello(w, landmark);
+  return tu_chip_register(w, landmark, chips, n, sess, NULL);
+}
+
+int tu_chip_handle(tu_wire *w, cl_key *const *chips, size_t n, cl_chipsess *sess,
+                   const cl_msg *m, tu_chip_stats *st) {
+  tu_chip_stats scratch;
+  if (!st) {
+    memset(&scratch, 0, sizeof scratch);
+    st = &scratch;
+  }
+  switch (m->type) {
+  case CL_MSG_CHALLENGE: {
+    size_t i = chip_find(chips, n, m->u.challenge.chip);
+    uint8_t mac[CL_MAC_LEN];
+    if (cl_chipsess_answer(&sess[i], m->u.challenge.seq, m->u.challenge.nonce, mac) != CL_OK) {
+      st->unanswered++;
+      return 1;
+    }
+    tu_wire_respond(w, m->u.challenge.chip, m->u.challenge.seq, mac);
+    st->answered++;
+    return 1;
+  }
+  case CL_MSG_BURST_END: {
+    size_t i = chip_find(chips, n, m->u.burst_end.chip);
+    cl_probe_entry e[CL_MAX_BURST];
+    if (cl_chipsess_transcript(&sess[i], m->u.burst_end.seqs, m->u.burst_end.n, e) != CL_OK) {
+      st->refused++;
+      return 1;
+    }
+    cl_msg t;
+    memset(&t, 0, sizeof t);
+    t.type = CL_MSG_TRANSCRIPT;
+    memcpy(t.u.transcript.chip, m->u.burst_end.chip, CL_PK_LEN);
+    t.u.transcript.first_seq = e[0].seq;
+    ck_assert_int_eq(
+        cl_transcript_sign(&sess[i].hs, e, m->u.burst_end.n, chips[i], t.u.transcript.sig),
+        CL_OK);
+    tu_wire_send(w, &t);
+    st->transcripts++;
+    return 1;
+  }
+  case CL_MSG_REKEY: {
+    size_t i = chip_find(chips, n, m->u.rekey.chip);
+    ck_assert_msg(sess[i].state != CL_CHIPSESS_NONE, "Rekey for chip %zu, which has no session", i);
+    uint8_t landmark[CL_PK_LEN];
+    memcpy(landmark, sess[i].hs.landmark, CL_PK_LEN);
+    chip_offer(w, landmark, chips, sess, &i, 1);
+    st->rekeys++;
+    return 1;
+  }
+  case CL_MSG_REGISTER_RESULT:
+    chip_confirm(w, chips, n, sess, m);
+    st->confirms++;
+    return 1;
+  case CL_MSG_ERROR:
+    st->errors++;
+    st->last_error = m->u.error.code;
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+int tu_chip_serve(tu_wire *w, cl_key *const *chips, size_t n, cl_chipsess *sess, int ms,
+                  tu_chip_stats *st) {
+  uint64_t end = tu_mono_ns() + (uint64_t)ms * 1000000u;
+  cl_msg *m = malloc(sizeof *m);
+  ck_assert(m != NULL);
+  int rc = 0;
+  uint64_t now;
+  while ((now = tu_mono_ns()) < end) {
+    int left = (int)((end - now) / 1000000u) + 1;
+    int r = tu_wire_recv(w, m, left);
+    if (r == TU_WIRE_EOF) {
+      rc = TU_WIRE_EOF;
+      break;
+    }
+    if (r == TU_WIRE_TIMEOUT) continue;
+    ck_assert_msg(tu_chip_handle(w, chips, n, sess, m, st) == 1, "the landmark sent %s",
+                  cl_msg_type_name(m->type));
+  }
+  free(m);
+  return rc;
 }

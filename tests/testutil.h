@@ -6,6 +6,7 @@
 #ifndef TESTUTIL_H
 #define TESTUTIL_H
 
+#include "cl_chipsess.h"
 #include "cl_frame.h"
 #include "cl_key.h"
 #include "cl_msg.h"
@@ -124,12 +125,20 @@ long long tu_line_value(const char *line, const char *key);
  * lacks key. */
 long long tu_last_stat(const char *log, const char *key);
 
+/* Applies the embedded migrations whose names sort before `first_left_out`
+ * (e.g. "0005_protocol_v2.sql") to an empty database, recording each in
+ * chiploc_schema_migrations as `chiploc db migrate` does: a database as an
+ * older release left it, for upgrade tests. */
+void tu_migrate_before(const char *conninfo, const char *first_left_out);
+
 /* Runs the suite (srunner, CK_NORMAL); returns EXIT_SUCCESS when every test
  * passed, else EXIT_FAILURE: main() returns it. */
 int tu_run_suite(Suite *s);
 
-/* Rebuilds every row of `measurements` from its columns and checks its three
- * signatures (cl_measurement_verify), that bound_m is the bound at c of
+/* Rebuilds every protocol-2 row of `measurements` from its columns
+ * (cl_store_row_measurement) and checks everything it carries
+ * (cl_measurement_verify: record, transcript and both handshake
+ * signatures, and its consistency), that bound_m is the bound at c of
  * rtt_ns, and that rtt_ns is positive and, when max_rtt_ns is not 0, below
  * it. Returns the row count; *bad receives how many failed verification. */
 long long tu_verify_measurements(const char *conninfo, uint64_t max_rtt_ns, long long *bad);
@@ -183,13 +192,81 @@ void tu_wire_send_raw(tu_wire *w, const void *data, size_t len);
 /* Encodes the n messages back to back and sends them with one write. */
 void tu_wire_send_all(tu_wire *w, const cl_msg *m, size_t n);
 void tu_wire_send(tu_wire *w, const cl_msg *m);
-/* Sends a Response: chip, nonce and chip signature as given. */
-void tu_wire_respond(tu_wire *w, const uint8_t chip[CL_PK_LEN], const uint8_t nonce[CL_NONCE_LEN],
-                     const uint8_t sig[CL_SIG_LEN]);
+/* Sends a Response: chip, seq and MAC as given (the MAC of a chip's session
+ * comes from cl_chipsess_answer or cl_answer_mac). */
+void tu_wire_respond(tu_wire *w, const uint8_t chip[CL_PK_LEN], uint64_t seq,
+                     const uint8_t mac[CL_MAC_LEN]);
 /* Next message within timeout_ms: 0, TU_WIRE_TIMEOUT, or TU_WIRE_EOF when
  * the peer closed the connection. Whatever has arrived is read even with a
  * timeout of 0. A frame that does not decode fails the test. */
 int tu_wire_recv(tu_wire *w, cl_msg *m, int timeout_ms);
 void tu_wire_close(tu_wire *w);
+
+/*
+ * The chip side of protocol 2 on a tu_wire, for tests that play an agent
+ * against the real landmarkd (hostile, flood, e2e). Chips are given as
+ * arrays: chips[i] is a chip's key and sess[i] its session with the
+ * landmark, a cl_chipsess as chipagent keeps it (keys: the caller's memory,
+ * n * CL_SESSION_KEY_LEN bytes; sess[i] keeps its key at keys + i *
+ * CL_SESSION_KEY_LEN). n is 1 to CL_MAX_CHIPS_PER_REGISTER. Every wait is
+ * at most 5 s; a landmark that does not follow the protocol fails the test.
+ */
+#define TU_CHIP_AGENT "tu-chip" /* the agent name of the Registers */
+
+/* Reads the Hello; landmark (may be NULL) receives the landmark's id.
+ * Returns the Hello's suite. */
+uint32_t tu_chip_hello(tu_wire *w, uint8_t landmark[CL_PK_LEN]);
+/*
+ * Sends one Register with a fresh offer (cl_chipsess_offer, suite 1) for
+ * each of chips[0..n) to `landmark`, reads the RegisterResult (the next
+ * message must be it) into *res (may be NULL), and sends one Confirm for
+ * the accepted chips: each landmark handshake signature must verify
+ * (cl_chipsess_accept), each chip signs its half (cl_hs_sign_chip). No
+ * Confirm when none is accepted. A refused chip's session is ended (state
+ * CL_CHIPSESS_NONE). sess[0..n) must be initialised (cl_chipsess_init, or
+ * an earlier tu_chip_handshake). Returns the number of accepted chips.
+ */
+size_t tu_chip_register(tu_wire *w, const uint8_t landmark[CL_PK_LEN], cl_key *const *chips,
+                        size_t n, cl_chipsess *sess, cl_msg *res);
+/* A fresh connection's whole handshake: cl_chipsess_init of every sess[i]
+ * on its slot of keys, tu_chip_hello, tu_chip_register to the landmark of
+ * the Hello. Returns the number of accepted chips; a refused chip's session
+ * is CL_CHIPSESS_NONE. */
+size_t tu_chip_handshake(tu_wire *w, cl_key *const *chips, size_t n, cl_chipsess *sess,
+                         uint8_t *keys);
+
+/* What tu_chip_handle did, accumulated. */
+typedef struct {
+  uint64_t answered;    /* Challenges answered */
+  uint64_t unanswered;  /* Challenges for a chip of ours without an established session */
+  uint64_t transcripts; /* BurstEnds answered with a signed Transcript */
+  uint64_t refused;     /* BurstEnds naming a probe the chip did not answer: no Transcript */
+  uint64_t rekeys;      /* Rekeys answered with a Register of a fresh offer */
+  uint64_t confirms;    /* RegisterResults after a Rekey answered (Confirm or refusal) */
+  uint64_t errors;      /* Error frames received */
+  cl_wire_error last_error;
+} tu_chip_stats;
+
+/*
+ * What chipagent does with one message from the landmark, at once and on
+ * the calling thread: a Challenge for one of the chips with an established
+ * session is answered with its MAC (cl_chipsess_answer); a BurstEnd with
+ * the signed Transcript (nothing when cl_chipsess_transcript refuses); a
+ * Rekey with a Register holding a fresh offer for that chip (which must
+ * have a session: its landmark is taken from it); a RegisterResult with the
+ * Confirm of the accepted chips (as tu_chip_register); an Error is counted.
+ * A message naming a chip not in chips fails the test. Returns 1 when m was
+ * one of these five types, 0 otherwise (m is then the caller's business).
+ * st may be NULL.
+ */
+int tu_chip_handle(tu_wire *w, cl_key *const *chips, size_t n, cl_chipsess *sess,
+                   const cl_msg *m, tu_chip_stats *st);
+/*
+ * Plays the chips for ms milliseconds: every message goes to tu_chip_handle,
+ * any other type fails the test. Returns 0 after ms, or TU_WIRE_EOF as soon
+ * as the landmark closes the connection. st may be NULL.
+ */
+int tu_chip_serve(tu_wire *w, cl_key *const *chips, size_t n, cl_chipsess *sess, int ms,
+                  tu_chip_stats *st);
 
 #endif

@@ -697,15 +697,23 @@ static const option landmark_opts[] = {
     LM_U32(LS_PROBE, "interval_s", interval_s, 1, 86400, 60),
     {.sec = LS_PROBE, .key = "jitter", .type = OPT_DOUBLE, .min = 0, .max = 0.5, .def = 0.1,
      .off = LMF(jitter)},
-    LM_U32(LS_PROBE, "burst", burst, 1, 64, 5),
+    /* A measurement record holds at most CL_MAX_BURST probes. */
+    LM_U32(LS_PROBE, "burst", burst, 1, CL_MAX_BURST, 5),
     LM_U32(LS_PROBE, "burst_gap_ms", burst_gap_ms, 0, 60000, 100),
     LM_U32(LS_PROBE, "deadline_ms", deadline_ms, 1, 60000, 1000),
     {.sec = LS_PROBE, .key = "speed", .type = OPT_SPEED, .def_text = "c",
      .off = LMF(speed_m_per_s), .off2 = LMF(speed_text), .size = LMS(speed_text)},
-    /* Worker threads that sign challenges and check response signatures off
-     * the event loop, so that Ed25519 work never delays a receive timestamp.
-     * 0 does both on the loop itself. */
+    /* Worker threads for the asymmetric work of the sessions (each chip's
+     * handshake, the check of its Confirm and of each burst's transcript,
+     * the record signature), so that it never delays the event loop. 0 does
+     * it on the loop itself. */
     LM_U32(LS_PROBE, "verify_threads", verify_threads, 0, 64, 2),
+    /* From the BurstEnd to the chip's Transcript; a burst whose transcript
+     * does not come in time makes no record. */
+    LM_U32(LS_PROBE, "transcript_timeout_ms", transcript_timeout_ms, 100, 60000, 10000),
+    /* A chip's session key is replaced (Rekey) at its first burst after the
+     * session is this old. */
+    LM_U32(LS_PROBE, "session_lifetime_s", session_lifetime_s, 60, 86400, 3600),
     LM_U32(LS_LIMITS, "max_connections", max_connections, 1, 1000000, 20000),
     LM_U32(LS_LIMITS, "handshake_timeout_ms", handshake_timeout_ms, 100, 600000, 10000),
     LM_U32(LS_LIMITS, "idle_timeout_s", idle_timeout_s, 1, 86400, 300),

@@ -38,15 +38,19 @@ typedef struct {
   /* [probe] */
   uint32_t interval_s;   /* one burst per chip per interval, default 60 */
   double jitter;         /* interval is scaled by 1 +- jitter, default 0.1 */
-  uint32_t burst;        /* probes per burst, default 5 */
+  uint32_t burst;        /* probes per burst, 1..CL_MAX_BURST, default 5 */
   uint32_t burst_gap_ms; /* pause between probes of a burst, default 100 */
   uint32_t deadline_ms;  /* response deadline, default 1000 */
   double speed_m_per_s;  /* speed = c | fibre | m/s, default c */
   char speed_text[32];
-  uint32_t verify_threads; /* threads for challenge signing and answer checks, default 2; 0: loop */
+  uint32_t verify_threads; /* threads for handshakes, Confirm and transcript checks and record
+                              signatures, default 2; 0: on the loop */
+  uint32_t transcript_timeout_ms; /* BurstEnd -> Transcript, default 10000 */
+  uint32_t session_lifetime_s;    /* rekey a session this old at its next burst, default 3600 */
   /* [limits] */
   uint32_t max_connections;      /* default 20000 */
-  uint32_t handshake_timeout_ms; /* Hello -> Register must finish, default 10000 */
+  uint32_t handshake_timeout_ms; /* accept -> a chip's session verified (and a Rekey -> its
+                                    Confirm verified), default 10000 */
   uint32_t idle_timeout_s;       /* no complete frame from a peer for this long, default 300 */
   uint32_t stats_interval_s;     /* period of the stats log line, default 60 */
   uint32_t max_connections_per_address; /* connections from one IP address, default 64 */

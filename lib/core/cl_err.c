@@ -19,6 +19,7 @@ const char *cl_strerror(int code) {
   case CL_EAGAIN: return "incomplete";
   case CL_EPERM: return "permission denied";
   case CL_EUNKNOWNMSG: return "unknown message type";
+  case CL_ESUITE: return "unknown cipher suite";
   default: return "unknown error";
   }
 }

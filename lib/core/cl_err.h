@@ -26,6 +26,7 @@ enum {
   CL_EAGAIN = -11,    /* not complete yet; call again with more input */
   CL_EPERM = -12,     /* permission denied (file mode, database grant) */
   CL_EUNKNOWNMSG = -13, /* a well-formed frame of a message type we do not know */
+  CL_ESUITE = -14,    /* a cipher suite this build does not implement */
 };
 
 /* Returns a static, human-readable name for a CL_* code. */

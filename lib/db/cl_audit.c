@@ -1,9 +1,11 @@
 /*
  * The audit (see cl_audit.h): four streamed reads of one snapshot.
  *
- *  1. measurements: each row is rebuilt into a cl_measurement with the
- *     landmark's and the chip's enrolled keys and re-verified, then judged
- *     against its landmark's lifecycle (retired_at, retire_kind);
+ *  1. measurements: each protocol 2 row is rebuilt into a cl_measurement
+ *     (cl_store_row_measurement, the verifier's reader too) with the
+ *     landmark's and the chip's enrolled keys and re-verified completely,
+ *     then judged against its landmark's lifecycle (retired_at,
+ *     retire_kind); protocol 1 rows are counted as legacy;
  *  2. landmark_links: the same, the peer landmark's key in the chip's part;
  *  3. regions: the geometry digest (cl_region_digest) of every region that a
  *     version-2 attestation names, computed once into a small sorted table;
@@ -76,6 +78,7 @@ typedef struct {
   int64_t *fail_ref; /* per cited signature: the first refused row's id */
   cl_attest_landmark *lms; /* per cited signature: the usable row's landmark */
   int64_t lo_ns, hi_ns;    /* the window (lo_ns, hi_ns] */
+  int legacy;              /* a usable row is a protocol 1 row */
 } att_group;
 
 typedef struct {
@@ -361,35 +364,31 @@ static int bound_matches(int64_t bound_m, uint64_t rtt_ns) {
 /*
  * The columns of a signed row, from a base column on: the same block in the
  * measurement and link queries and, for the candidate rows of an
- * attestation's evidence, in the attestation query.
+ * attestation's evidence, in the attestation query. The record itself is
+ * the block CL_STORE_RECORD_COLUMNS at S_RECORD, which
+ * cl_store_row_measurement reads (the verifier reads it with the same
+ * function); its first column is the row's protocol.
  */
 enum {
   S_ID = 0,       /* bigint */
   S_SIGNER_PK,    /* the signing landmark's key */
   S_PEER_PK,      /* the chip's key (a link: the probed landmark's) */
-  S_NONCE,
-  S_ISSUED_NS,
+  S_NONCE,        /* the fastest probe's nonce and seq, repeated (unsigned) */
   S_SEQ,
-  S_CHALLENGE_SIG,
-  S_CHIP_SIG,
-  S_RTT_NS,
-  S_PROBE_COUNT,  /* integer */
-  S_MEASURED_NS,
-  S_LANDMARK_SIG,
   S_BOUND_M,
   S_MEASURED_AT,  /* timestamptz */
   S_RETIRED_AT,   /* the signer's retired_at: timestamptz or NULL */
   S_REVOKED,      /* bool: retire_kind = 'revoked' */
   S_INSERTED_AT,  /* timestamptz */
   S_SIGNER_ID,    /* bigint */
-  S_NCOLS,
+  S_RECORD,       /* CL_STORE_RECORD_COLUMNS, protocol first */
+  S_NCOLS = S_RECORD + CL_STORE_RECORD_NCOLS,
 };
 
 #define SIGNED_COLUMNS(t, signer, peer_pk)                                                      \
-  t ".id, " signer ".public_key, " peer_pk ", " t ".nonce, " t ".issued_at_ns, " t ".seq, " t   \
-  ".challenge_sig, " t ".chip_sig, " t ".rtt_ns, " t ".probe_count, " t ".measured_at_ns, " t   \
-  ".landmark_sig, " t ".bound_m, " t ".measured_at, " signer ".retired_at, " signer            \
-  ".retire_kind = 'revoked', " t ".inserted_at, " signer ".id AS signer_id"
+  t ".id, " signer ".public_key, " peer_pk ", " t ".nonce, " t ".seq, " t ".bound_m, " t         \
+  ".measured_at, " signer ".retired_at, " signer ".retire_kind = 'revoked', " t                 \
+  ".inserted_at, " signer ".id AS signer_id, " CL_STORE_RECORD_COLUMNS(t)
 
 static const char SQL_MEASUREMENTS[] =
     "SELECT " SIGNED_COLUMNS("m", "l", "c.public_key")
@@ -401,13 +400,20 @@ static const char SQL_LINKS[] =
     " FROM landmark_links k LEFT JOIN landmarks lf ON lf.id = k.from_landmark_id"
     " LEFT JOIN landmarks lt ON lt.id = k.to_landmark_id";
 
+/* The protocol of rows this version neither makes nor verifies. */
+#define LEGACY_PROTOCOL 1
+
 /* A signed row read from its block of columns. */
 typedef struct {
   int64_t id;
   int has_id;
+  int legacy;            /* a protocol 1 row: only m.hs.landmark and m.measured_unix_ns read */
   int complete;          /* every signed column present, of its size and range */
   cl_measurement m;      /* the record, keys from the rows the row names */
-  int64_t bound_m, measured_at; /* the derived columns (measured_at: PostgreSQL us) */
+  /* The derived columns (measured_at: PostgreSQL us; seq and nonce: the
+   * fastest probe's, repeated for the unique keys). */
+  int64_t bound_m, measured_at, seq;
+  uint8_t nonce[CL_NONCE_LEN];
   cl_ev_key_state key;   /* the signer's lifecycle, as the verifier reads it */
   uint64_t inserted_ns;  /* the database's insert time */
 } signed_row;
@@ -422,31 +428,40 @@ static uint64_t pg_time_ns(int64_t pg_us, uint64_t at_or_before_epoch) {
   return (uint64_t)us * 1000u;
 }
 
-/* Reads the signed-row block that starts at column base. */
+/* Reads the signed-row block that starts at column base. A protocol 1 row
+ * is marked legacy with its signer's key and its measured_at_ns, all that
+ * the evidence of an attestation needs of it; nothing of it is verified. */
 static void read_signed_row(const PGresult *r, int base, signed_row *row) {
   memset(row, 0, sizeof *row);
   int ok = 1;
   row->id = col_int(r, base + S_ID, 8, &ok);
   row->has_id = ok;
+  const cl_store_cols cols = cl_store_cols_at(base + S_RECORD);
   cl_measurement *m = &row->m;
-  int complete = col_bytes(r, base + S_SIGNER_PK, m->ch.landmark, CL_PK_LEN) &
-                 col_bytes(r, base + S_PEER_PK, m->ch.chip, CL_PK_LEN) &
-                 col_bytes(r, base + S_NONCE, m->ch.nonce, CL_NONCE_LEN) &
-                 col_bytes(r, base + S_CHALLENGE_SIG, m->ch.sig, CL_SIG_LEN) &
-                 col_bytes(r, base + S_CHIP_SIG, m->chip_sig, CL_SIG_LEN) &
-                 col_bytes(r, base + S_LANDMARK_SIG, m->sig, CL_SIG_LEN);
+  uint8_t signer[CL_PK_LEN] = {0}, peer[CL_PK_LEN] = {0};
+  int keys = col_bytes(r, base + S_SIGNER_PK, signer, CL_PK_LEN) &
+             col_bytes(r, base + S_PEER_PK, peer, CL_PK_LEN);
   ok = 1;
-  m->ch.issued_unix_ns = (uint64_t)col_int(r, base + S_ISSUED_NS, 8, &ok);
-  m->ch.seq = (uint64_t)col_int(r, base + S_SEQ, 8, &ok);
-  m->rtt_ns = (uint64_t)col_int(r, base + S_RTT_NS, 8, &ok);
-  m->probe_count = (uint32_t)col_int(r, base + S_PROBE_COUNT, 4, &ok);
-  int64_t measured_ns = col_int(r, base + S_MEASURED_NS, 8, &ok);
-  m->measured_unix_ns = (uint64_t)measured_ns;
-  row->bound_m = col_int(r, base + S_BOUND_M, 8, &ok);
-  row->measured_at = col_int(r, base + S_MEASURED_AT, 8, &ok);
-  /* A missing key or a column of the wrong size cannot be signed data; a
-   * negative time is no value the layout's unsigned field had. */
-  row->complete = complete && ok && measured_ns >= 0;
+  if (col_int(r, cols.protocol, 2, &ok) == LEGACY_PROTOCOL && ok) {
+    row->legacy = 1;
+    int64_t measured_ns = col_int(r, cols.measured_at_ns, 8, &ok);
+    row->complete = keys && ok && measured_ns >= 0;
+    memcpy(m->hs.landmark, signer, CL_PK_LEN);
+    m->measured_unix_ns = (uint64_t)measured_ns;
+  } else {
+    /* Anything but a whole protocol 2 record (another protocol, a column
+     * NULL or of the wrong size, a count the entries do not match) cannot
+     * be signed data: cl_store_row_measurement refuses it. */
+    char why[160];
+    int record = keys && cl_store_row_measurement(r, 0, &cols, signer, peer, m, why,
+                                                  sizeof why) == CL_OK;
+    ok = 1;
+    row->seq = col_int(r, base + S_SEQ, 8, &ok);
+    row->bound_m = col_int(r, base + S_BOUND_M, 8, &ok);
+    row->measured_at = col_int(r, base + S_MEASURED_AT, 8, &ok);
+    int nonce = col_bytes(r, base + S_NONCE, row->nonce, CL_NONCE_LEN);
+    row->complete = record && nonce && ok;
+  }
   /* The signer's lifecycle (schema 0004, PROTOCOL.md §11). A retirement
    * time that cannot be read counts as a revocation at the epoch: the key
    * is not believed. */
@@ -470,37 +485,52 @@ static int key_in_force(const signed_row *row) {
 
 /* How a row of measurements or landmark_links fares, best last. */
 typedef enum {
-  ROW_BAD_SIGNATURE = 0, /* a key or column missing, or a signature fails */
+  ROW_BAD_SIGNATURE = 0, /* a key or column missing, inconsistent, or a signature fails */
   ROW_RETIRED,           /* signed, but the signer's key no longer counted */
   ROW_DERIVED,           /* signed and in force; an unsigned column disagrees */
   ROW_OK,
 } row_state;
 
-/* Passes 1 and 2: its three signatures (cl_measurement_verify: the
- * record's, the challenge's and the chip's), its signer's lifecycle, its
- * derived columns (measured_at, bound_m), in that order. */
+/* Passes 1 and 2, for a protocol 2 row: the whole record
+ * (cl_measurement_verify: its consistency, the landmark's record
+ * signature, the chip's transcript signature and both handshake
+ * signatures), its signer's lifecycle, its derived columns (measured_at,
+ * bound_m, and the nonce and seq of its fastest probe), in that order. */
 static row_state judge_stored_row(const signed_row *row) {
   if (!row->complete || cl_measurement_verify(&row->m) != CL_OK) return ROW_BAD_SIGNATURE;
   if (!key_in_force(row)) return ROW_RETIRED;
+  const cl_probe_entry *fastest = &row->m.probes[cl_measurement_fastest(&row->m)];
   if (!time_matches(row->measured_at, (int64_t)row->m.measured_unix_ns) ||
-      !bound_matches(row->bound_m, row->m.rtt_ns))
+      !bound_matches(row->bound_m, row->m.rtt_ns) || row->seq < 0 ||
+      (uint64_t)row->seq != fastest->seq ||
+      memcmp(row->nonce, fastest->nonce, CL_NONCE_LEN) != 0)
     return ROW_DERIVED;
   return ROW_OK;
 }
 
 /* Evidence: 1 if the verifier would have believed the row, by exactly its
  * own rule (cl_evidence_judge, PROTOCOL.md §11: not dated after its insert
- * time, key in force, record and chip signatures). The challenge signature
- * inside is the same landmark's, covered by the record signature; a row
- * whose challenge signature fails is still reported as `signature` by pass
- * 1, but the attestation that used it followed the rule and is not
- * `evidence`. Derived columns do not matter: nothing signed differs. */
+ * time, key in force, a consistent record, record and transcript
+ * signatures). The handshake signatures are not part of the rule (the
+ * transcript signature covers the session id): a row whose handshake
+ * signature fails is still reported as `signature` by pass 1, but the
+ * attestation that used it followed the rule and is not `evidence`.
+ * Derived columns do not matter: nothing signed differs. */
 static int believable(const signed_row *row) {
-  return row->complete &&
+  return row->complete && !row->legacy &&
          cl_evidence_judge(NULL, &row->m, &row->key, row->inserted_ns) == CL_EV_OK;
 }
 
-/* Checks one measurement-shaped row of `table`. */
+/* A protocol 1 row cited as evidence: its signatures cannot be checked by
+ * this version, but the checks of the rule that need none still apply
+ * (cl_ev_time_check: not dated after its insert time, key in force). */
+static int legacy_believable(const signed_row *row) {
+  return row->complete && row->legacy &&
+         cl_ev_time_check(&row->key, row->m.measured_unix_ns, row->inserted_ns) == CL_EV_OK;
+}
+
+/* Checks one measurement-shaped row of `table`; protocol 1 rows are only
+ * counted. */
 static int check_signed_row(audit_ctx *a, const PGresult *r, cl_audit_table table) {
   signed_row row;
   read_signed_row(r, 0, &row);
@@ -508,12 +538,20 @@ static int check_signed_row(audit_ctx *a, const PGresult *r, cl_audit_table tabl
     cl_err_set(a->err, a->errlen, "%s: a row without an id", cl_audit_table_name(table));
     return CL_EDB;
   }
+  int links = table == CL_AUDIT_LANDMARK_LINKS;
+  if (row.legacy) {
+    if (links)
+      a->rep->legacy_links++;
+    else
+      a->rep->legacy_measurements++;
+    return CL_OK;
+  }
   int64_t id = row.id;
   row_state st = judge_stored_row(&row);
-  if (table == CL_AUDIT_MEASUREMENTS)
-    a->rep->measurements++;
-  else
+  if (links)
     a->rep->links++;
+  else
+    a->rep->measurements++;
   int ok = 1;
   switch (st) {
   case ROW_BAD_SIGNATURE: return add_finding(a, table, id, CL_AUDIT_SIGNATURE, 0);
@@ -954,6 +992,7 @@ static int close_group(audit_ctx *a) {
   for (size_t i = 0; i < g->n_cited; i++)
     if (!g->usable[i])
       return add_finding(a, CL_AUDIT_ATTESTATIONS, g->id, CL_AUDIT_EVIDENCE, g->fail_ref[i]);
+  if (g->legacy) a->rep->legacy_evidence++;
   uint8_t d[CL_HASH_LEN];
   int rc = cl_attest_digest_landmarks(g->lms, g->n_cited, d);
   if (rc != CL_OK) {
@@ -1030,6 +1069,7 @@ static int open_group(audit_ctx *a, const PGresult *r, int64_t id) {
    * drawn from must still be there. */
   if ((rc = check_inputs(a, r, id, &at)) != CL_OK) return rc;
   g->evidence = 1;
+  g->legacy = 0;
   g->n_cited = at.n_measurements; /* at most CL_AUDIT_MAX_IDS: digest_sig_array */
   memcpy(g->landmarks_digest, at.landmarks_digest, CL_HASH_LEN);
   memset(g->usable, 0, g->n_cited * sizeof *g->usable);
@@ -1062,10 +1102,14 @@ static int candidate(audit_ctx *a, const PGresult *r) {
   /* The window is the query's; checked again on the signed time. */
   int64_t t = (int64_t)row.m.measured_unix_ns;
   double lat, lon;
+  /* A protocol 1 row (an attestation made before the upgrade) is taken on
+   * the checks that need no signature, and the attestation is counted as
+   * resting on rows this version cannot re-verify. */
   if (row.has_id && t > g->lo_ns && t <= g->hi_ns && col_double(r, E_LAT, &lat) &&
-      col_double(r, E_LON, &lon) && believable(&row)) {
+      col_double(r, E_LON, &lon) && (believable(&row) || legacy_believable(&row))) {
     g->usable[i] = 1;
-    memcpy(g->lms[i].pk, row.m.ch.landmark, CL_PK_LEN);
+    g->legacy |= row.legacy;
+    memcpy(g->lms[i].pk, row.m.hs.landmark, CL_PK_LEN);
     g->lms[i].lat = lat;
     g->lms[i].lon = lon;
   } else if (g->fail_ref[i] == 0) {

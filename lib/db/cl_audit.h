@@ -1,7 +1,10 @@
 /*
- * Offline audit of the signed records in the database: every measurement
- * and landmark link is re-verified against the enrolled keys (and the
- * lifecycle of the landmark that signed it), every attestation is rebuilt
+ * Offline audit of the signed records in the database: every protocol 2
+ * measurement and landmark link is re-verified completely against the
+ * enrolled keys (cl_measurement_verify: the record, the chip's transcript
+ * and both handshake signatures) and the lifecycle of the landmark that
+ * signed it; protocol 1 rows, kept from before the upgrade, are counted as
+ * legacy, not re-verifiable by this version. Every attestation is rebuilt
  * from its row, its signature and stored hash are checked, and each (chip,
  * verifier) chain is walked in round order. A version-2 attestation is
  * rebuilt from its own row alone (it carries the landmark signatures it
@@ -49,8 +52,12 @@ typedef enum {
 } cl_audit_table;
 
 typedef enum {
-  /* A measurement or link whose landmark, challenge or chip signature fails
-   * under the enrolled keys: the row was edited (or a key was). */
+  /* A protocol 2 measurement or link that does not re-verify under the
+   * enrolled keys (cl_measurement_verify): a column missing or of the
+   * wrong size, a record that is not consistent in itself (rtt_ns not the
+   * smallest entry's, seqs out of order), or its record, transcript or
+   * either handshake signature fails. The row was edited (or a key was),
+   * or its landmark signed what no chip answered. */
   CL_AUDIT_SIGNATURE = 0,
   /* An attestation whose verifier signature fails over the layout rebuilt
    * from its row (version 2: from its row alone; version 1: with the
@@ -70,8 +77,8 @@ typedef enum {
    * the chain's first record(s) were deleted. */
   CL_AUDIT_CHAIN_START,
   /* A column that is not signed disagrees with the signed values it is
-   * derived from (measured_at vs measured_at_ns, bound_m vs rtt_ns,
-   * round_end vs round_end_ns): edited. */
+   * derived from (measured_at vs measured_at_ns, bound_m vs rtt_ns, nonce
+   * and seq vs the fastest probe's, round_end vs round_end_ns): edited. */
   CL_AUDIT_DERIVED_COLUMN,
   /* A version-2 attestation that verifies cites a landmark signature that
    * no usable measurement row carries: no row of the attestation's chip,
@@ -79,10 +86,12 @@ typedef enum {
    * measured_at within a second of it) and that signature, is one the
    * verifier would believe now (cl_evidence_judge: not dated more than
    * CL_EV_FUTURE_SLACK_NS after its insert time, its landmark's key not
-   * retired before it was measured nor revoked before it was inserted,
-   * record and chip signatures valid under the enrolled keys) with a valid
-   * challenge signature. The row was deleted or edited, or its landmark
-   * retired afterwards. One finding per attestation, for the first such
+   * retired before it was measured nor revoked before it was inserted, a
+   * consistent record, record and transcript signatures valid under the
+   * enrolled keys). A protocol 1 row carrying the signature counts when the
+   * checks that need no signature pass (see legacy_evidence). The row was
+   * deleted or edited, or its landmark retired afterwards. One finding per
+   * attestation, for the first such
    * signature in measurement_sigs order; ref: the id of the first row
    * carrying it that failed, 0 if no row carries it. */
   CL_AUDIT_EVIDENCE,
@@ -107,9 +116,17 @@ typedef struct {
 } cl_audit_finding;
 
 typedef struct {
-  int64_t measurements;     /* rows checked per table */
+  int64_t measurements;     /* rows checked per table (protocol 2 rows) */
   int64_t links;
   int64_t attestations;
+  /* Legacy (protocol 1), not re-verifiable by this version: rows stored
+   * before the upgrade to protocol 2, counted rather than checked, and
+   * version-2 attestations whose evidence includes such a row (found by
+   * its signature, window and lifecycle; its signatures unchecked). None
+   * is a finding. */
+  int64_t legacy_measurements;
+  int64_t legacy_links;
+  int64_t legacy_evidence;
   int64_t chains;           /* distinct (chip, verifier) chains walked */
   int64_t problems;         /* every finding, kept or not */
   cl_audit_finding *findings; /* the first CL_AUDIT_MAX_FINDINGS, malloc'd */

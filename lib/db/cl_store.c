@@ -28,8 +28,14 @@ struct cl_store {
 #define MIGRATE_LOCK_KEY "7163091138909266737"
 /* Monthly measurement partitions kept ready beyond the current month. */
 #define PARTITION_MONTHS_AHEAD "3"
-/* Longest COPY line: 9 integers, 4 hex byteas, a timestamp, a double. */
-#define COPY_LINE_MAX 1024
+/* Longest COPY line: the five byteas in hex ("\\x" and two digits a byte)
+ * at their largest, and room for the integers, the double, the timestamp
+ * and the tabs. */
+#define COPY_HEX_MAX                                                                     \
+  (5 * 3 + 2 * (CL_NONCE_LEN + CL_HS_BLOB_LEN + CL_PROBES_BLOB_MAX + 2 * CL_SIG_LEN))
+#define COPY_LINE_MAX (COPY_HEX_MAX + 512)
+/* The protocol version of the records this release writes and reads. */
+#define RECORD_PROTOCOL 2
 
 /* libpq messages end in a newline and may span lines; make them one line. */
 static void flatten(char *s) {
@@ -491,23 +497,28 @@ int cl_store_load_chips(cl_store *s, cl_store_chip **out, size_t *n, char *err, 
 }
 
 /* Checks one row against what the schema would refuse, so that a bad row is
- * named precisely and no SQL runs for a batch that cannot succeed. */
+ * named precisely and no SQL runs for a batch that cannot succeed: the
+ * record's own consistency (cl_measurement_check) and the ranges of the
+ * columns its fields go to. Signatures are the verifier's business. */
 static int check_row(const cl_store_row *row, size_t i, const uint8_t landmark[CL_PK_LEN],
                      char *err, size_t errlen) {
   const cl_measurement *m = &row->m;
+  char why[160] = "";
   const char *bad = NULL;
   if (row->chip_id <= 0)
     bad = "chip id must be positive";
-  else if (memcmp(m->ch.landmark, landmark, CL_PK_LEN) != 0)
+  else if (memcmp(m->hs.landmark, landmark, CL_PK_LEN) != 0)
     bad = "signed by a different landmark key than the batch";
+  else if (cl_measurement_check(m, why, sizeof why) != CL_OK)
+    bad = why;
   else if (m->rtt_ns == 0)
     bad = "rtt_ns must be positive";
-  else if (m->probe_count == 0 || m->probe_count > INT32_MAX)
-    bad = "probe_count must be in [1, 2^31-1]";
-  else if (m->ch.seq > INT64_MAX || m->ch.issued_unix_ns > INT64_MAX || m->rtt_ns > INT64_MAX ||
+  else if (m->probes[cl_measurement_fastest(m)].seq > INT64_MAX || m->rtt_ns > INT64_MAX ||
            m->measured_unix_ns > INT64_MAX || row->bound_m > INT64_MAX ||
            row->est_bound_m > INT64_MAX)
     bad = "an integer field exceeds 2^63-1";
+  else if (m->probes_sent > INT32_MAX)
+    bad = "probes_sent exceeds 2^31-1";
   else if (!isfinite(row->est_speed) || row->est_speed <= 0.0 || row->est_speed > CL_SPEED_C)
     bad = "est_speed must be in (0, c]";
   if (!bad) return CL_OK;
@@ -536,33 +547,40 @@ static char *put_bytea(char *p, const uint8_t *bytes, size_t len) {
   return p + 2 * len;
 }
 
-/* One COPY text line for a row; returns its length or 0 if it does not fit. */
+/* One COPY text line for a row, in the column order of insert_rows;
+ * returns its length or 0 if it does not fit. */
 static size_t copy_line(char *line, size_t cap, int64_t landmark_id, const cl_store_row *row,
                         int link) {
   const cl_measurement *m = &row->m;
+  const cl_probe_entry *fastest = &m->probes[cl_measurement_fastest(m)];
   char ts[64];
   if (format_timestamp(ts, sizeof ts, m->measured_unix_ns) != CL_OK) return 0;
-  /* Hex fields are written in place; reserve room for all of them first. */
-  if (cap < 4 * 3 + 2 * (CL_NONCE_LEN + 3 * CL_SIG_LEN) + 512) return 0;
+  /* Hex fields are written in place; the cap covers all of them. */
+  if (cap < COPY_LINE_MAX) return 0;
+  uint8_t hs[CL_HS_BLOB_LEN], probes[CL_PROBES_BLOB_MAX];
+  cl_hs_blob_put(hs, &m->hs);
+  size_t probes_len = cl_probes_blob_put(probes, m->probes, m->count);
   char *p = line;
   char *end = line + cap;
-  p += snprintf(p, (size_t)(end - p), "%" PRId64 "\t%" PRId64 "\t", row->chip_id, landmark_id);
-  p = put_bytea(p, m->ch.nonce, CL_NONCE_LEN);
-  p += snprintf(p, (size_t)(end - p), "\t%" PRIu64 "\t%" PRIu64 "\t", m->ch.seq,
-                m->ch.issued_unix_ns);
-  p = put_bytea(p, m->ch.sig, CL_SIG_LEN);
+  p += snprintf(p, (size_t)(end - p), "%" PRId64 "\t%" PRId64 "\t%d\t%" PRIu32 "\t",
+                row->chip_id, landmark_id, RECORD_PROTOCOL, m->hs.suite);
+  p = put_bytea(p, fastest->nonce, CL_NONCE_LEN);
+  p += snprintf(p, (size_t)(end - p), "\t%" PRIu64 "\t", fastest->seq);
+  p = put_bytea(p, hs, sizeof hs);
   *p++ = '\t';
-  p = put_bytea(p, m->chip_sig, CL_SIG_LEN);
-  char sent[16] = "\\N";
-  if (row->probes_sent > 0) snprintf(sent, sizeof sent, "%" PRIu32, row->probes_sent);
+  p = put_bytea(p, probes, probes_len);
+  *p++ = '\t';
+  p = put_bytea(p, m->transcript_sig, CL_SIG_LEN);
   int k = link ? snprintf(p, (size_t)(end - p),
-                          "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu32 "\t%s\t%s\t%" PRIu64 "\t",
-                          m->rtt_ns, row->bound_m, m->probe_count, sent, ts, m->measured_unix_ns)
+                          "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu32 "\t%" PRIu32 "\t%s\t%" PRIu64
+                          "\t",
+                          m->rtt_ns, row->bound_m, m->count, m->probes_sent, ts,
+                          m->measured_unix_ns)
                : snprintf(p, (size_t)(end - p),
                           "\t%" PRIu64 "\t%" PRIu64 "\t%.17g\t%" PRIu64 "\t%" PRIu32
-                          "\t%s\t%s\t%" PRIu64 "\t",
-                          m->rtt_ns, row->bound_m, row->est_speed, row->est_bound_m,
-                          m->probe_count, sent, ts, m->measured_unix_ns);
+                          "\t%" PRIu32 "\t%s\t%" PRIu64 "\t",
+                          m->rtt_ns, row->bound_m, row->est_speed, row->est_bound_m, m->count,
+                          m->probes_sent, ts, m->measured_unix_ns);
   if (k < 0 || k >= end - p) return 0;
   p += k;
   if (end - p < 2 * CL_SIG_LEN + 5) return 0;
@@ -658,21 +676,22 @@ static int insert_rows(cl_store *s, int64_t landmark_id, const cl_store_row *row
     return CL_EINVAL;
   }
   for (size_t i = 0; i < n; i++) {
-    int rc = check_row(&rows[i], i, rows[0].m.ch.landmark, err, errlen);
+    int rc = check_row(&rows[i], i, rows[0].m.hs.landmark, err, errlen);
     if (rc != CL_OK) return rc;
   }
   int rc = exec_simple(s, "BEGIN", "starting the measurement transaction", err, errlen);
   if (rc != CL_OK) return rc;
-  rc = check_landmark(s, landmark_id, rows[0].m.ch.landmark, err, errlen);
+  rc = check_landmark(s, landmark_id, rows[0].m.hs.landmark, err, errlen);
   if (rc == CL_OK) {
     PGresult *r = PQexec(
         s->conn,
-        link ? "COPY landmark_links (to_landmark_id, from_landmark_id, nonce, seq, issued_at_ns,"
-               " challenge_sig, chip_sig, rtt_ns, bound_m, probe_count, probes_sent,"
-               " measured_at, measured_at_ns, landmark_sig) FROM STDIN"
-             : "COPY measurements (chip_id, landmark_id, nonce, seq, issued_at_ns,"
-               " challenge_sig, chip_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
-               " probe_count, probes_sent, measured_at, measured_at_ns, landmark_sig) FROM STDIN");
+        link ? "COPY landmark_links (to_landmark_id, from_landmark_id, protocol, suite, nonce,"
+               " seq, handshake, probes, transcript_sig, rtt_ns, bound_m, probe_count,"
+               " probes_sent, measured_at, measured_at_ns, landmark_sig) FROM STDIN"
+             : "COPY measurements (chip_id, landmark_id, protocol, suite, nonce, seq, handshake,"
+               " probes, transcript_sig, rtt_ns, bound_m, est_speed_m_s, est_bound_m,"
+               " probe_count, probes_sent, measured_at, measured_at_ns, landmark_sig)"
+               " FROM STDIN");
     if (PQresultStatus(r) != PGRES_COPY_IN) {
       rc = fail(s, r, "starting COPY", err, errlen);
     } else {
@@ -694,6 +713,117 @@ int cl_store_insert_measurements(cl_store *s, int64_t landmark_id, const cl_stor
 int cl_store_insert_links(cl_store *s, int64_t landmark_id, const cl_store_row *rows, size_t n,
                           char *err, size_t errlen) {
   return insert_rows(s, landmark_id, rows, n, 1, err, errlen);
+}
+
+/* ---- reading records back ------------------------------------------------------ */
+
+cl_store_cols cl_store_cols_at(int base) {
+  return (cl_store_cols){.protocol = base,
+                         .suite = base + 1,
+                         .handshake = base + 2,
+                         .probes = base + 3,
+                         .transcript_sig = base + 4,
+                         .landmark_sig = base + 5,
+                         .rtt_ns = base + 6,
+                         .probe_count = base + 7,
+                         .probes_sent = base + 8,
+                         .measured_at_ns = base + 9};
+}
+
+/* Field (row, col) of a binary result, exactly len bytes long: its bytes,
+ * or NULL with err naming the column and what is wrong. */
+static const uint8_t *binary_field(const PGresult *r, int row, int col, size_t len, char *err,
+                                   size_t errlen) {
+  const char *name = PQfname(r, col);
+  if (!name) name = "?";
+  if (PQgetisnull(r, row, col)) {
+    cl_err_set(err, errlen, "column %s is NULL", name);
+    return NULL;
+  }
+  if (PQfformat(r, col) != 1) {
+    cl_err_set(err, errlen, "column %s is not in binary format", name);
+    return NULL;
+  }
+  if ((size_t)PQgetlength(r, row, col) != len) {
+    cl_err_set(err, errlen, "column %s is %d bytes, expected %zu", name, PQgetlength(r, row, col),
+               len);
+    return NULL;
+  }
+  return (const uint8_t *)PQgetvalue(r, row, col);
+}
+
+/* A binary integer column of `width` bytes (2, 4 or 8) that must lie in
+ * [min, max]. */
+static int int_field(const PGresult *r, int row, int col, int width, int64_t min, int64_t max,
+                     int64_t *out, char *err, size_t errlen) {
+  const uint8_t *p = binary_field(r, row, col, (size_t)width, err, errlen);
+  if (!p) return CL_EMALFORMED;
+  int64_t v = width == 2   ? (int16_t)(uint16_t)(p[0] << 8 | p[1])
+              : width == 4 ? (int32_t)cl_get_be32(p)
+                           : (int64_t)cl_get_be64(p);
+  if (v < min || v > max) {
+    cl_err_set(err, errlen, "column %s is %" PRId64 ", outside [%" PRId64 ", %" PRId64 "]",
+               PQfname(r, col), v, min, max);
+    return CL_EMALFORMED;
+  }
+  *out = v;
+  return CL_OK;
+}
+
+int cl_store_row_measurement(const struct pg_result *r, int row, const cl_store_cols *cols,
+                             const uint8_t landmark_pk[CL_PK_LEN], const uint8_t chip_pk[CL_PK_LEN],
+                             cl_measurement *m, char *err, size_t errlen) {
+  if (!r || !cols || !landmark_pk || !chip_pk || !m || row < 0 || row >= PQntuples(r))
+    return CL_EINVAL;
+  const int all[] = {cols->suite,          cols->handshake,    cols->probes,
+                     cols->transcript_sig, cols->landmark_sig, cols->rtt_ns,
+                     cols->probe_count,    cols->probes_sent,  cols->measured_at_ns};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    if (all[i] < 0 || all[i] >= PQnfields(r)) return CL_EINVAL;
+  if (cols->protocol >= PQnfields(r)) return CL_EINVAL;
+  memset(m, 0, sizeof *m);
+  int64_t v = 0;
+  if (cols->protocol >= 0) {
+    if (int_field(r, row, cols->protocol, 2, INT16_MIN, INT16_MAX, &v, err, errlen) != CL_OK)
+      return CL_EMALFORMED;
+    if (v != RECORD_PROTOCOL) {
+      cl_err_set(err, errlen, "column %s is %" PRId64 ": not a protocol 2 record",
+                 PQfname(r, cols->protocol), v);
+      return CL_EMALFORMED;
+    }
+  }
+  if (int_field(r, row, cols->suite, 4, 0, INT32_MAX, &v, err, errlen) != CL_OK)
+    return CL_EMALFORMED;
+  m->hs.suite = (uint32_t)v;
+  memcpy(m->hs.landmark, landmark_pk, CL_PK_LEN);
+  memcpy(m->hs.chip, chip_pk, CL_PK_LEN);
+  const uint8_t *p = binary_field(r, row, cols->handshake, CL_HS_BLOB_LEN, err, errlen);
+  if (!p) return CL_EMALFORMED;
+  cl_hs_blob_get(&m->hs, p);
+  int64_t count = 0;
+  if (int_field(r, row, cols->probe_count, 4, 1, CL_MAX_BURST, &count, err, errlen) != CL_OK)
+    return CL_EMALFORMED;
+  m->count = (uint32_t)count;
+  p = binary_field(r, row, cols->probes, (size_t)count * CL_RECORD_ENTRY_LEN, err, errlen);
+  if (!p) return CL_EMALFORMED;
+  size_t n = 0; /* cannot fail: the length is count whole entries, count 1..CL_MAX_BURST */
+  cl_probes_blob_get(m->probes, &n, p, (size_t)count * CL_RECORD_ENTRY_LEN);
+  p = binary_field(r, row, cols->transcript_sig, CL_SIG_LEN, err, errlen);
+  if (!p) return CL_EMALFORMED;
+  memcpy(m->transcript_sig, p, CL_SIG_LEN);
+  p = binary_field(r, row, cols->landmark_sig, CL_SIG_LEN, err, errlen);
+  if (!p) return CL_EMALFORMED;
+  memcpy(m->sig, p, CL_SIG_LEN);
+  if (int_field(r, row, cols->rtt_ns, 8, 0, INT64_MAX, &v, err, errlen) != CL_OK)
+    return CL_EMALFORMED;
+  m->rtt_ns = (uint64_t)v;
+  if (int_field(r, row, cols->probes_sent, 4, 0, INT32_MAX, &v, err, errlen) != CL_OK)
+    return CL_EMALFORMED;
+  m->probes_sent = (uint32_t)v;
+  if (int_field(r, row, cols->measured_at_ns, 8, 0, INT64_MAX, &v, err, errlen) != CL_OK)
+    return CL_EMALFORMED;
+  m->measured_unix_ns = (uint64_t)v;
+  return CL_OK;
 }
 
 int cl_store_load_landmarks(cl_store *s, cl_store_chip **out, size_t *n, char *err,
@@ -756,7 +886,7 @@ int cl_store_measurement_summary(cl_store *s, int64_t since_s, cl_store_pair_sum
       " FROM measurements m"
       " JOIN chips c ON c.id = m.chip_id"
       " JOIN landmarks l ON l.id = m.landmark_id"
-      " WHERE m.measured_at >= now() - $1::bigint * interval '1 second'"
+      " WHERE m.protocol = 2 AND m.measured_at >= now() - $1::bigint * interval '1 second'"
       " GROUP BY c.serial, l.name ORDER BY c.serial, l.name",
       1, NULL, vals, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK)

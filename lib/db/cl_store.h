@@ -158,6 +158,60 @@ int cl_store_region_put(cl_store *s, const char *code, const char *geometry_json
 int cl_store_chip_allow(cl_store *s, int64_t chip_id, const char *code, char *err,
                         size_t errlen);
 
+/* ---- reading records back ------------------------------------------------ */
+
+/* libpq's result type (PGresult is a typedef of it), declared here so that
+ * this header does not need libpq-fe.h. */
+struct pg_result;
+
+/* The record columns of a measurements or landmark_links row (schema 0005),
+ * in the order cl_store_cols_at assumes. t is the table's alias in the
+ * query, as a string literal: CL_STORE_RECORD_COLUMNS("m"). */
+#define CL_STORE_RECORD_COLUMNS(t)                                                          \
+  t ".protocol, " t ".suite, " t ".handshake, " t ".probes, " t ".transcript_sig, " t      \
+  ".landmark_sig, " t ".rtt_ns, " t ".probe_count, " t ".probes_sent, " t ".measured_at_ns"
+#define CL_STORE_RECORD_NCOLS 10
+
+/*
+ * Where the record columns are in a result (column numbers). protocol may
+ * be -1 when the query selects protocol 2 rows only; every other column
+ * must be present. The nonce and seq columns are not read: they repeat the
+ * fastest probe's (cl_measurement_fastest), which the caller may compare.
+ */
+typedef struct {
+  int protocol;       /* smallint; when present it must be 2 */
+  int suite;          /* integer */
+  int handshake;      /* bytea, CL_HS_BLOB_LEN */
+  int probes;         /* bytea, probe_count * CL_RECORD_ENTRY_LEN */
+  int transcript_sig; /* bytea, CL_SIG_LEN */
+  int landmark_sig;   /* bytea, CL_SIG_LEN: the record signature */
+  int rtt_ns;         /* bigint */
+  int probe_count;    /* integer: the number of entries in probes */
+  int probes_sent;    /* integer */
+  int measured_at_ns; /* bigint */
+} cl_store_cols;
+
+/* The columns of CL_STORE_RECORD_COLUMNS selected from column `base` on. */
+cl_store_cols cl_store_cols_at(int base);
+
+/*
+ * Rebuilds the signed record of row `row` of a result in BINARY format
+ * (PQexecParams with resultFormat 1): the suite, the session fields of the
+ * handshake blob, the entries of the probes blob, the transcript and record
+ * signatures, rtt_ns, probes_sent and measured_at_ns; the two identities
+ * are the keys the caller resolved from the row's landmark and chip (or
+ * peer landmark) ids. No signature is checked and cl_measurement_check is
+ * not run: that is the reader's judgement. CL_EMALFORMED, err naming the
+ * column and what is wrong with it, for a NULL, a text-format or wrongly
+ * sized field (probes must be probe_count * CL_RECORD_ENTRY_LEN bytes), a
+ * negative integer, a probe_count outside 1..CL_MAX_BURST or a protocol
+ * other than 2; m is then unspecified. CL_EINVAL for a NULL argument, a row
+ * or a column number outside the result.
+ */
+int cl_store_row_measurement(const struct pg_result *r, int row, const cl_store_cols *cols,
+                             const uint8_t landmark_pk[CL_PK_LEN], const uint8_t chip_pk[CL_PK_LEN],
+                             cl_measurement *m, char *err, size_t errlen);
+
 /* ---- for other store modules of the library ------------------------------ */
 
 /* The libpq connection, for lib modules that keep their own SQL (the

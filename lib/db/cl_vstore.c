@@ -363,52 +363,37 @@ static const cl_vlandmark *find_landmark(const cl_vworld *w, int64_t id) {
   return lo < w->n_landmarks && w->landmarks[lo].id == id ? &w->landmarks[lo] : NULL;
 }
 
-/* A binary int4 field; CL_EMALFORMED if it is not one. */
-static int int4_col(PGresult *r, int row, int col, int32_t *out) {
-  if (PQgetlength(r, row, col) != 4 || PQgetisnull(r, row, col)) return CL_EMALFORMED;
-  const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
-  *out = (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
-  return CL_OK;
-}
-
-/* A binary bytea field of exactly n bytes. */
-static int raw_col(PGresult *r, int row, int col, uint8_t *out, size_t n) {
-  if (PQgetisnull(r, row, col) || (size_t)PQgetlength(r, row, col) != n) return CL_EMALFORMED;
-  memcpy(out, PQgetvalue(r, row, col), n);
-  return CL_OK;
-}
-
 /*
  * The signed-row columns shared by the measurement and link queries, from
- * column 2 on: 2 id, 3 rtt_ns, 4 landmark_sig, 5 nonce, 6 seq,
- * 7 issued_at_ns, 8 challenge_sig, 9 chip_sig, 10 probe_count,
- * 11 measured_at_ns, 12 inserted_at (unix ns). Columns 0 and 1 name the
- * chip (or peer) and the landmark, which the caller resolves.
+ * column 2 on: 2 id, 3 inserted_at (unix ns), then the record columns of
+ * CL_STORE_RECORD_COLUMNS (ROW_RECORD on), which cl_store_row_measurement
+ * reads. Columns 0 and 1 name the chip (or peer) and the landmark, which
+ * the caller resolves. The queries read protocol 2 rows only: rows of
+ * protocol 1 (kept in a database upgraded from it) carry no record this
+ * version can verify, so they are no candidates and no refusals.
  */
-#define SIGNED_ROW_COLUMNS                                                                       \
-  "id, rtt_ns, landmark_sig, nonce, seq, issued_at_ns, challenge_sig, chip_sig, probe_count, " \
-  "measured_at_ns, " UNIX_NS("inserted_at")
-#define SIGNED_ROW_NFIELDS 13
+#define SIGNED_ROW_COLUMNS(t) t ".id, " UNIX_NS(t ".inserted_at") ", " CL_STORE_RECORD_COLUMNS(t)
+#define ROW_RECORD 4
+#define SIGNED_ROW_NFIELDS (ROW_RECORD + CL_STORE_RECORD_NCOLS)
 
-/* Rebuilds the record of row k (keys left for the caller), its id and the
- * database's insert time. CL_EMALFORMED for any field of the wrong size or
- * a value the record cannot hold. */
-static int signed_row(PGresult *r, int k, cl_measurement *m, int64_t *id, uint64_t *inserted_ns) {
-  int64_t rtt, seq, issued, measured, ins;
-  int32_t count;
-  if (int8_col(r, k, 2, id) || int8_col(r, k, 3, &rtt) || raw_col(r, k, 4, m->sig, CL_SIG_LEN) ||
-      raw_col(r, k, 5, m->ch.nonce, CL_NONCE_LEN) || int8_col(r, k, 6, &seq) ||
-      int8_col(r, k, 7, &issued) || raw_col(r, k, 8, m->ch.sig, CL_SIG_LEN) ||
-      raw_col(r, k, 9, m->chip_sig, CL_SIG_LEN) || int4_col(r, k, 10, &count) ||
-      int8_col(r, k, 11, &measured) || int8_col(r, k, 12, &ins) || rtt <= 0 || seq < 0 ||
-      issued < 0 || count <= 0 || measured < 0 || ins < 0)
+/* Rebuilds the record of row k with the keys the row names, its id and the
+ * database's insert time. CL_EMALFORMED (err naming the row and the column)
+ * for any field of the wrong size or a value the record cannot hold. */
+static int signed_row(PGresult *r, int k, const uint8_t landmark_pk[CL_PK_LEN],
+                      const uint8_t chip_pk[CL_PK_LEN], cl_measurement *m, int64_t *id,
+                      uint64_t *inserted_ns, char *err, size_t errlen) {
+  int64_t ins;
+  if (int8_col(r, k, 2, id) || int8_col(r, k, 3, &ins) || ins < 0) {
+    cl_err_set(err, errlen, "row %d: a bad id or inserted_at", k);
     return CL_EMALFORMED;
-  m->rtt_ns = (uint64_t)rtt;
-  m->ch.seq = (uint64_t)seq;
-  m->ch.issued_unix_ns = (uint64_t)issued;
-  m->probe_count = (uint32_t)count;
-  m->measured_unix_ns = (uint64_t)measured;
+  }
   *inserted_ns = (uint64_t)ins;
+  const cl_store_cols cols = cl_store_cols_at(ROW_RECORD);
+  char why[160];
+  if (cl_store_row_measurement(r, k, &cols, landmark_pk, chip_pk, m, why, sizeof why) != CL_OK) {
+    cl_err_set(err, errlen, "row id %lld: %s", (long long)*id, why);
+    return CL_EMALFORMED;
+  }
   return CL_OK;
 }
 
@@ -519,21 +504,18 @@ static int fill_minima(cl_vworld *w, cl_evcache *ev, PGresult *r, pair_list *ref
         group = landmark_id, group_rows = 0, group_believed = 0;
       }
       if (k == j) break;
-      uint64_t inserted_ns;
-      cl_measurement m;
-      memset(&m, 0, sizeof m);
-      if (signed_row(r, k, &m, &id, &inserted_ns)) {
-        cl_err_set(err, errlen, "load measurements: row %d: a column of the wrong size or range",
-                   k);
-        rc = CL_EMALFORMED;
-        break;
-      }
       cl_vlandmark *l = find_landmark_rw(w, landmark_id);
       if (!l) continue;
       /* This landmark already gave a believed, faster row. */
       if (ch->in.n_mins && ch->mins[ch->in.n_mins - 1].landmark_id == landmark_id) continue;
-      memcpy(m.ch.landmark, l->pk, CL_PK_LEN);
-      memcpy(m.ch.chip, ch->in.pk, CL_PK_LEN);
+      uint64_t inserted_ns;
+      cl_measurement m;
+      char why[200];
+      if (signed_row(r, k, l->pk, ch->in.pk, &m, &id, &inserted_ns, why, sizeof why)) {
+        cl_err_set(err, errlen, "load measurements: %s", why);
+        rc = CL_EMALFORMED;
+        break;
+      }
       group_rows++;
       group_rtt = (int64_t)m.rtt_ns, group_id = id;
       if (!believe(w, ev, l, &m, inserted_ns)) continue;
@@ -574,10 +556,11 @@ static int load_measurements(PGconn *c, cl_vworld *w, cl_evcache *ev, const char
    * fields, with nothing to parse or unescape. */
   int rc = query_rows(
       c, "load measurements",
-      "SELECT chip_id, landmark_id, " SIGNED_ROW_COLUMNS " FROM ("
+      "SELECT chip_id, landmark_id, " SIGNED_ROW_COLUMNS("s") " FROM ("
       "SELECT m.*, row_number() OVER (PARTITION BY m.chip_id, m.landmark_id "
       "ORDER BY m.rtt_ns, m.id) AS k FROM measurements m "
-      "WHERE m.measured_at_ns > $1::bigint AND m.measured_at_ns <= $2::bigint "
+      "WHERE m.protocol = 2 "
+      "AND m.measured_at_ns > $1::bigint AND m.measured_at_ns <= $2::bigint "
       "AND m.measured_at > to_timestamp($1::bigint / 1e9) - interval '1 second' "
       "AND m.measured_at <= to_timestamp($2::bigint / 1e9) + interval '1 second') s "
       "WHERE k <= $3::integer ORDER BY chip_id, landmark_id, rtt_ns, id",
@@ -601,14 +584,15 @@ static int load_measurements(PGconn *c, cl_vworld *w, cl_evcache *ev, const char
                                refused.col[1], refused.col[2], refused.col[3]};
     rc = query_rows(
         c, "load measurements (deeper)",
-        "SELECT chip_id, landmark_id, " SIGNED_ROW_COLUMNS " FROM ("
+        "SELECT chip_id, landmark_id, " SIGNED_ROW_COLUMNS("s") " FROM ("
         "SELECT m.*, row_number() OVER (PARTITION BY m.chip_id, m.landmark_id "
         "ORDER BY m.rtt_ns, m.id) AS k FROM measurements m "
         "JOIN unnest($4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) "
         "AS p(chip_id, landmark_id, rtt_ns, id) "
         "ON m.chip_id = p.chip_id AND m.landmark_id = p.landmark_id "
         "AND (m.rtt_ns, m.id) > (p.rtt_ns, p.id) "
-        "WHERE m.measured_at_ns > $1::bigint AND m.measured_at_ns <= $2::bigint "
+        "WHERE m.protocol = 2 "
+        "AND m.measured_at_ns > $1::bigint AND m.measured_at_ns <= $2::bigint "
         "AND m.measured_at > to_timestamp($1::bigint / 1e9) - interval '1 second' "
         "AND m.measured_at <= to_timestamp($2::bigint / 1e9) + interval '1 second') s "
         "WHERE k <= $3::integer ORDER BY chip_id, landmark_id, rtt_ns, id",
@@ -700,10 +684,11 @@ static int load_links(PGconn *c, cl_vworld *w, cl_evcache *ev, const char *const
   const char *const params[3] = {window[0], window[1], cand};
   PGresult *r;
   int rc = query_rows(c, "load links",
-                      "SELECT from_landmark_id, to_landmark_id, " SIGNED_ROW_COLUMNS " FROM ("
+                      "SELECT from_landmark_id, to_landmark_id, " SIGNED_ROW_COLUMNS("s") " FROM ("
                       "SELECT ll.*, row_number() OVER (PARTITION BY from_landmark_id, "
                       "to_landmark_id ORDER BY rtt_ns, id) AS k FROM landmark_links ll "
-                      "WHERE measured_at_ns > $1::bigint AND measured_at_ns <= $2::bigint) s "
+                      "WHERE protocol = 2 AND measured_at_ns > $1::bigint "
+                      "AND measured_at_ns <= $2::bigint) s "
                       "WHERE k <= $3::integer ORDER BY from_landmark_id, to_landmark_id, rtt_ns, id",
                       3, params, 1, &r, err, errlen);
   if (rc != CL_OK) return rc;
@@ -718,12 +703,8 @@ static int load_links(PGconn *c, cl_vworld *w, cl_evcache *ev, const char *const
   }
   for (int k = 0; k < PQntuples(r); k++) {
     int64_t from, to, id;
-    uint64_t inserted_ns;
-    cl_measurement m;
-    memset(&m, 0, sizeof m);
-    if (int8_col(r, k, 0, &from) || int8_col(r, k, 1, &to) ||
-        signed_row(r, k, &m, &id, &inserted_ns)) {
-      cl_err_set(err, errlen, "load links: row %d: a column of the wrong size or range", k);
+    if (int8_col(r, k, 0, &from) || int8_col(r, k, 1, &to)) {
+      cl_err_set(err, errlen, "load links: row %d: a bad landmark id", k);
       rc = CL_EMALFORMED;
       break;
     }
@@ -732,8 +713,14 @@ static int load_links(PGconn *c, cl_vworld *w, cl_evcache *ev, const char *const
     if (w->n_links && w->links[w->n_links - 1].from_id == from &&
         w->links[w->n_links - 1].to_id == to)
       continue; /* a faster believed probe of the pair is in */
-    memcpy(m.ch.landmark, lf->pk, CL_PK_LEN);
-    memcpy(m.ch.chip, lt->pk, CL_PK_LEN);
+    uint64_t inserted_ns;
+    cl_measurement m;
+    char why[200];
+    if (signed_row(r, k, lf->pk, lt->pk, &m, &id, &inserted_ns, why, sizeof why)) {
+      cl_err_set(err, errlen, "load links: %s", why);
+      rc = CL_EMALFORMED;
+      break;
+    }
     /* The probed landmark's key answers for it: it must be in force too. */
     cl_ev_reason peer = cl_ev_key_check(&lt->key, m.measured_unix_ns, inserted_ns);
     if (peer != CL_EV_OK) {

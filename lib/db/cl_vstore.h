@@ -111,7 +111,9 @@ int cl_vstore_db_now(cl_store *s, uint64_t *now_ns, char *err, size_t errlen);
  * one cleanup path for both outcomes.
  */
 /*
- * Only rows that cl_evidence_judge accepts count: each chip's minimum per
+ * Only protocol 2 rows are read (the protocol 1 rows of an upgraded
+ * database are neither candidates nor refusals), and only those that
+ * cl_evidence_judge accepts count: each chip's minimum per
  * landmark is the fastest accepted one among the CL_VSTORE_CANDIDATES
  * fastest rows (and, when those are all refused, the CL_VSTORE_DEEPER next
  * ones), and each link the fastest accepted among its

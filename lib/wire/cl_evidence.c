@@ -16,6 +16,7 @@ const char *cl_ev_reason_name(cl_ev_reason r) {
   case CL_EV_RETIRED: return "retired";
   case CL_EV_REVOKED: return "revoked";
   case CL_EV_FUTURE: return "future";
+  case CL_EV_MALFORMED: return "malformed";
   case CL_EV__COUNT: break;
   }
   return "unknown";
@@ -107,10 +108,12 @@ void cl_evcache_round(cl_evcache *c) {
 uint64_t cl_evcache_verified(const cl_evcache *c) { return c ? c->verified : 0; }
 uint64_t cl_evcache_hits(const cl_evcache *c) { return c ? c->hits : 0; }
 
-/* The signature checks of a row, without the cache. */
+/* Checks 4 and 5 of a consistent record, without the cache: the record
+ * signature over its layout (n bytes) under the named landmark's key,
+ * then the transcript signature under the named chip's key. */
 static cl_ev_reason check_signatures(const cl_measurement *m, const uint8_t *layout, size_t n) {
-  if (cl_sig_verify(m->ch.landmark, m->sig, layout, n) != CL_OK) return CL_EV_BAD_SIGNATURE;
-  if (cl_response_verify(&m->ch, m->chip_sig) != CL_OK) return CL_EV_BAD_CHIP_SIGNATURE;
+  if (cl_sig_verify(m->hs.landmark, m->sig, layout, n) != CL_OK) return CL_EV_BAD_SIGNATURE;
+  if (cl_measurement_verify_chip(m) != CL_OK) return CL_EV_BAD_CHIP_SIGNATURE;
   return CL_EV_OK;
 }
 
@@ -121,18 +124,29 @@ cl_ev_reason cl_ev_key_check(const cl_ev_key_state *k, uint64_t measured_ns,
   return CL_EV_OK;
 }
 
+cl_ev_reason cl_ev_time_check(const cl_ev_key_state *k, uint64_t measured_ns,
+                              uint64_t inserted_ns) {
+  if (measured_ns > inserted_ns && measured_ns - inserted_ns > CL_EV_FUTURE_SLACK_NS)
+    return CL_EV_FUTURE;
+  return cl_ev_key_check(k, measured_ns, inserted_ns);
+}
+
 cl_ev_reason cl_evidence_judge(cl_evcache *c, const cl_measurement *m, const cl_ev_key_state *k,
                                uint64_t inserted_ns) {
-  if (m->measured_unix_ns > inserted_ns &&
-      m->measured_unix_ns - inserted_ns > CL_EV_FUTURE_SLACK_NS)
-    return CL_EV_FUTURE;
-  cl_ev_reason life = cl_ev_key_check(k, m->measured_unix_ns, inserted_ns);
+  cl_ev_reason life = cl_ev_time_check(k, m->measured_unix_ns, inserted_ns);
   if (life != CL_EV_OK) return life;
-  uint8_t layout[CL_MEASUREMENT_LAYOUT_LEN];
+  /* A record no honest landmark could have signed (rtt_ns not the
+   * smallest of its entries, seqs out of order, an unknown suite, no or too
+   * many entries) is refused before any signature is looked at, and has no
+   * layout to digest. */
+  if (cl_measurement_check(m, NULL, 0) != CL_OK) return CL_EV_MALFORMED;
+  uint8_t layout[CL_MEASUREMENT_LAYOUT_MAX];
   size_t n = cl_layout_measurement(layout, m);
   if (!c) return check_signatures(m, layout, n);
-  /* The digest covers every signed byte and the signature, so a row that
-   * differs from a checked one in anything has another digest. */
+  /* The digest covers the whole layout (handshake, entries, transcript
+   * signature, RTT, times; its count fixes its length) and the record
+   * signature, so a row that differs from a checked one in anything has
+   * another digest. */
   uint8_t d[DIGEST_LEN];
   crypto_generichash_state st;
   crypto_generichash_init(&st, c->key, sizeof c->key, DIGEST_LEN);

@@ -1,16 +1,22 @@
 /*
- * What the verifier believes of a signed row read from the database: a
- * measurement or landmark-link record counts only when the landmark's
- * signature over the measurement layout verifies under the key of the
- * landmark the row names, the chip's (or peer landmark's) signature inside
- * it verifies under the named chip's key, the landmark's key was in force
- * when the row was measured and received, and the row is not dated after
- * the database received it. docs/PROTOCOL.md §7 is the normative rule.
+ * What the verifier believes of a protocol-2 record read from the database:
+ * a measurement or landmark-link row counts only when it is not dated
+ * after the database received it, the key of the landmark it names was in
+ * force when it was measured and received, the record is consistent in
+ * itself (cl_measurement_check: a known suite, 1..CL_MAX_BURST entries in
+ * increasing seq, rtt_ns the smallest of their RTTs), the landmark's record
+ * signature verifies under the named landmark's key, and the chip's
+ * transcript signature verifies under the named chip's key (a link: the
+ * probed landmark's). The handshake signatures are not needed: the
+ * transcript covers the session id, a hash of the whole handshake; the
+ * audit checks them (cl_measurement_verify). docs/PROTOCOL.md §11 is the
+ * normative rule.
  *
  * Rows are immutable, so each is verified once: a cache remembers the
- * outcome per digest of the row's signed bytes (layout and signature), for
- * the rows seen in the current and the previous round. A row whose bytes
- * differ in any way has another digest and is verified anew. Pure: no I/O.
+ * outcome per digest of the row's signed bytes (the whole measurement
+ * layout and the record signature), for the rows seen in the current and
+ * the previous round. A row whose bytes differ in any way has another
+ * digest and is verified anew. Pure: no I/O.
  */
 #ifndef CL_EVIDENCE_H
 #define CL_EVIDENCE_H
@@ -23,11 +29,12 @@
 /* Why a row was not used. Stable names: cl_ev_reason_name. */
 typedef enum {
   CL_EV_OK = 0,
-  CL_EV_BAD_SIGNATURE,      /* the landmark signature fails under the named landmark's key */
-  CL_EV_BAD_CHIP_SIGNATURE, /* the chip's (or peer's) signature inside the record fails */
+  CL_EV_BAD_SIGNATURE,      /* the record signature fails under the named landmark's key */
+  CL_EV_BAD_CHIP_SIGNATURE, /* the transcript signature fails under the named chip's (peer's) key */
   CL_EV_RETIRED,            /* measured after the landmark was retired or revoked */
   CL_EV_REVOKED,            /* received by the database after the landmark's key was revoked */
   CL_EV_FUTURE,             /* dated after its insert time plus CL_EV_FUTURE_SLACK_NS */
+  CL_EV_MALFORMED,          /* fails cl_measurement_check: no record a landmark signs */
   CL_EV__COUNT,
 } cl_ev_reason;
 
@@ -49,6 +56,11 @@ typedef struct {
  * landmark) and the audit both judge lifecycles with it. */
 cl_ev_reason cl_ev_key_check(const cl_ev_key_state *k, uint64_t measured_ns,
                              uint64_t inserted_ns);
+/* Checks 1 to 3, the ones that need no signature: CL_EV_FUTURE, then as
+ * cl_ev_key_check. The audit judges protocol 1 rows, which this version
+ * cannot verify, by these alone. */
+cl_ev_reason cl_ev_time_check(const cl_ev_key_state *k, uint64_t measured_ns,
+                              uint64_t inserted_ns);
 
 typedef struct cl_evcache cl_evcache;
 
@@ -63,13 +75,13 @@ uint64_t cl_evcache_verified(const cl_evcache *c);
 uint64_t cl_evcache_hits(const cl_evcache *c);
 
 /*
- * Judges one row: m as rebuilt from the row with m->ch.landmark and
- * m->ch.chip set to the keys of the landmark and chip (or peer) the row
+ * Judges one row: m as rebuilt from the row with m->hs.landmark and
+ * m->hs.chip set to the keys of the landmark and chip (or peer) the row
  * names, the landmark's state, and the database's insert time of the row
  * (unix ns). The signatures are checked (or their outcome taken from the
  * cache, which may be NULL) only after the cheap checks pass. Returns
  * CL_EV_OK or the first reason that applies, in the order: future, retired,
- * revoked, bad signature, bad chip signature.
+ * revoked, malformed, bad signature (check 4), bad chip signature (check 5).
  */
 cl_ev_reason cl_evidence_judge(cl_evcache *c, const cl_measurement *m, const cl_ev_key_state *k,
                                uint64_t inserted_ns);

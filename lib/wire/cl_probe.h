@@ -20,64 +20,65 @@ typedef enum {
   CL_PROBE_FREE = 0,    /* slot unused */
   CL_PROBE_OUTSTANDING, /* challenge sent, no valid answer yet */
   CL_PROBE_ANSWERED,    /* accepted once; any further answer is a replay */
-  CL_PROBE_EXPIRED,     /* deadline passed without a valid answer */
-  CL_PROBE_VERIFYING,   /* answered in time; its signature is being checked */
+  CL_PROBE_EXPIRED,     /* deadline passed without a valid answer, or a bad MAC */
 } cl_probe_state;
 
+/* One probe as the landmark sent it. */
 typedef struct {
-  cl_challenge ch;      /* what was sent, signature included */
-  uint64_t sent_ns;     /* uv_hrtime() immediately before the write */
+  uint64_t seq;
+  uint8_t nonce[CL_NONCE_LEN];
+  uint64_t sent_ns;     /* monotonic clock immediately before the write */
   uint64_t deadline_ns; /* sent_ns + response deadline */
   cl_probe_state state;
 } cl_probe;
 
 typedef enum {
   CL_ACCEPT_OK = 0,
-  CL_ACCEPT_UNKNOWN_NONCE, /* no probe with this nonce was issued */
-  CL_ACCEPT_WRONG_CHIP,    /* the nonce was issued to a different chip */
+  CL_ACCEPT_UNKNOWN_PROBE, /* no probe with this seq was issued to this chip (or remembered) */
   CL_ACCEPT_REPLAY,        /* the probe was already answered */
   CL_ACCEPT_LATE,          /* received after the deadline */
-  CL_ACCEPT_BAD_SIGNATURE, /* chip signature does not verify */
+  CL_ACCEPT_BAD_MAC,       /* the MAC does not verify under the session key */
   CL_ACCEPT__COUNT
 } cl_accept_result;
 
 const char *cl_accept_result_name(cl_accept_result r);
 
 /*
- * Decides whether a response is accepted. `probe` is the probe whose nonce
- * matches (NULL if none was found); resp_chip/resp_nonce/sig come from the
- * response; recv_ns is the receive timestamp. On CL_ACCEPT_OK sets *rtt_ns.
- * Does not change the probe: the caller marks it answered.
+ * Checks 1 to 3 of an answer (docs/PROTOCOL.md §7): `probe` is the chip's
+ * probe with the answer's seq (NULL if none is remembered); recv_ns is the
+ * receive timestamp. On CL_ACCEPT_OK sets *rtt_ns. Does not change the
+ * probe. The caller then checks the MAC (check 4, cl_answer_check), after
+ * the receive timestamp, and marks the probe answered or expired.
  */
-cl_accept_result cl_probe_accept(const cl_probe *probe, const uint8_t resp_chip[CL_PK_LEN],
-                                 const uint8_t resp_nonce[CL_NONCE_LEN],
-                                 const uint8_t sig[CL_SIG_LEN], uint64_t recv_ns,
-                                 uint64_t *rtt_ns);
+cl_accept_result cl_probe_check(const cl_probe *probe, uint64_t recv_ns, uint64_t *rtt_ns);
 
-/*
- * Tests 1 to 4 of cl_probe_accept, everything but the signature: cheap, so
- * the event loop runs them at once and hands the signature check (test 5,
- * cl_response_verify over probe->ch) to a worker. A probe in
- * CL_PROBE_VERIFYING counts as answered (a second answer is a replay). On
- * CL_ACCEPT_OK sets *rtt_ns. Does not change the probe.
- */
-cl_accept_result cl_probe_check(const cl_probe *probe, const uint8_t resp_chip[CL_PK_LEN],
-                                const uint8_t resp_nonce[CL_NONCE_LEN], uint64_t recv_ns,
-                                uint64_t *rtt_ns);
+/* Checks 1 to 4: cl_probe_check, then the MAC under the session key. */
+cl_accept_result cl_probe_accept(const cl_probe *probe, const uint8_t key[CL_SESSION_KEY_LEN],
+                                 uint32_t suite, const uint8_t landmark[CL_PK_LEN],
+                                 const uint8_t chip[CL_PK_LEN], const uint8_t mac[CL_MAC_LEN],
+                                 uint64_t recv_ns, uint64_t *rtt_ns);
 
-/* The fastest accepted probe of a burst so far. */
+/* The accepted probes of a burst so far, in the order they were sent. */
 typedef struct {
   uint32_t accepted;
-  uint64_t min_rtt_ns;
-  cl_challenge min_ch;
-  uint8_t min_sig[CL_SIG_LEN];
+  uint32_t sent; /* probes of the burst sent so far, answered or not */
+  cl_probe_entry e[CL_MAX_BURST];
 } cl_burst;
 
 void cl_burst_reset(cl_burst *b);
-void cl_burst_add(cl_burst *b, const cl_challenge *ch, const uint8_t sig[CL_SIG_LEN],
-                  uint64_t rtt_ns);
-/* Fills an unsigned measurement record from the burst (accepted must be > 0). */
-void cl_burst_to_measurement(const cl_burst *b, uint64_t measured_unix_ns, cl_measurement *m);
+/* Adds an accepted probe (ignored beyond CL_MAX_BURST; seqs must increase). */
+void cl_burst_add(cl_burst *b, uint64_t seq, const uint8_t nonce[CL_NONCE_LEN],
+                  const uint8_t mac[CL_MAC_LEN], uint64_t rtt_ns);
+/* The smallest RTT of the burst (accepted must be > 0). */
+uint64_t cl_burst_min_rtt(const cl_burst *b);
+/*
+ * Fills an unsigned measurement record from the burst (accepted must be
+ * > 0): the session's handshake, the entries, the chip's transcript
+ * signature, the minimum RTT, the probes sent and the wall-clock time.
+ */
+void cl_burst_to_measurement(const cl_burst *b, const cl_handshake *hs,
+                             const uint8_t transcript_sig[CL_SIG_LEN], uint64_t measured_unix_ns,
+                             cl_measurement *m);
 
 /*
  * Distance bound in metres for a round-trip time at a propagation speed:

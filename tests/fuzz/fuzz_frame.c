@@ -5,15 +5,19 @@
  *
  * Input: the first byte chooses how the rest is cut into reads (all at once,
  * byte by byte, fixed-size pieces, or pseudo-random sizes); the rest is the
- * byte stream. The limit starts at CL_FRAME_MAX_UNREGISTERED and is raised
- * to CL_FRAME_MAX after a Register decodes, as a landmark does.
+ * byte stream, frames of any of the ten messages of protocol version 2. The
+ * limit starts at CL_FRAME_MAX_UNREGISTERED and is raised to CL_FRAME_MAX
+ * after a Register decodes (a landmark raises it once it has answered a
+ * Register and accepted a chip).
  *
  * Checked on every input, beyond the sanitizers:
  *  - each frame equals the bytes a simple reference parser finds at the
  *    same place in the stream, and errors happen exactly where the reference
  *    sees a zero or over-limit length prefix;
- *  - a message that decodes re-encodes with cl_msg_encode and decodes again
- *    to the same fields.
+ *  - a message that decodes has this version and a known type, re-encodes
+ *    with cl_msg_encode and decodes again to the same fields; a frame that
+ *    does not decode fails with CL_EMALFORMED, CL_EVERSION or
+ *    CL_EUNKNOWNMSG and a reason.
  */
 #include "cl_err.h"
 #include "cl_frame.h"
@@ -34,9 +38,12 @@ static int msg_equal(const cl_msg *a, const cl_msg *b) {
   if (a->type != b->type || a->version != b->version) return 0;
   switch (a->type) {
   case CL_MSG_HELLO:
-    return memcmp(&a->u.hello, &b->u.hello, sizeof a->u.hello) == 0;
+    return memcmp(a->u.hello.landmark, b->u.hello.landmark, CL_PK_LEN) == 0 &&
+           a->u.hello.suite == b->u.hello.suite;
   case CL_MSG_REGISTER:
-    if (strcmp(a->u.reg.agent, b->u.reg.agent) != 0 || a->u.reg.n != b->u.reg.n) return 0;
+    if (strcmp(a->u.reg.agent, b->u.reg.agent) != 0 || a->u.reg.suite != b->u.reg.suite ||
+        a->u.reg.n != b->u.reg.n)
+      return 0;
     return memcmp(a->u.reg.chips, b->u.reg.chips, a->u.reg.n * sizeof a->u.reg.chips[0]) == 0;
   case CL_MSG_REGISTER_RESULT:
     if (a->u.reg_result.n != b->u.reg_result.n) return 0;
@@ -45,18 +52,35 @@ static int msg_equal(const cl_msg *a, const cl_msg *b) {
       if (memcmp(x->chip, y->chip, CL_PK_LEN) != 0 || x->accepted != y->accepted ||
           x->reason != y->reason || strcmp(x->detail, y->detail) != 0)
         return 0;
+      /* The landmark's half travels with an accepted chip only. */
+      if (x->accepted && (memcmp(x->eph, y->eph, CL_EPH_LEN) != 0 ||
+                          memcmp(x->nonce, y->nonce, CL_NONCE_LEN) != 0 ||
+                          memcmp(x->sig, y->sig, CL_SIG_LEN) != 0))
+        return 0;
     }
     return 1;
-  case CL_MSG_CHALLENGE: {
-    const cl_challenge *x = &a->u.challenge, *y = &b->u.challenge;
-    return memcmp(x->landmark, y->landmark, CL_PK_LEN) == 0 &&
-           memcmp(x->chip, y->chip, CL_PK_LEN) == 0 &&
-           memcmp(x->nonce, y->nonce, CL_NONCE_LEN) == 0 &&
-           x->issued_unix_ns == y->issued_unix_ns && x->seq == y->seq &&
-           memcmp(x->sig, y->sig, CL_SIG_LEN) == 0;
-  }
+  case CL_MSG_CONFIRM:
+    return a->u.confirm.n == b->u.confirm.n &&
+           memcmp(a->u.confirm.chips, b->u.confirm.chips,
+                  a->u.confirm.n * sizeof a->u.confirm.chips[0]) == 0;
+  case CL_MSG_CHALLENGE:
+    return memcmp(a->u.challenge.chip, b->u.challenge.chip, CL_PK_LEN) == 0 &&
+           a->u.challenge.seq == b->u.challenge.seq &&
+           memcmp(a->u.challenge.nonce, b->u.challenge.nonce, CL_NONCE_LEN) == 0;
   case CL_MSG_RESPONSE:
-    return memcmp(&a->u.response, &b->u.response, sizeof a->u.response) == 0;
+    return memcmp(a->u.response.chip, b->u.response.chip, CL_PK_LEN) == 0 &&
+           a->u.response.seq == b->u.response.seq &&
+           memcmp(a->u.response.mac, b->u.response.mac, CL_MAC_LEN) == 0;
+  case CL_MSG_BURST_END:
+    return memcmp(a->u.burst_end.chip, b->u.burst_end.chip, CL_PK_LEN) == 0 &&
+           a->u.burst_end.n == b->u.burst_end.n &&
+           memcmp(a->u.burst_end.seqs, b->u.burst_end.seqs,
+                  a->u.burst_end.n * sizeof a->u.burst_end.seqs[0]) == 0;
+  case CL_MSG_TRANSCRIPT:
+    return memcmp(a->u.transcript.chip, b->u.transcript.chip, CL_PK_LEN) == 0 &&
+           a->u.transcript.first_seq == b->u.transcript.first_seq &&
+           memcmp(a->u.transcript.sig, b->u.transcript.sig, CL_SIG_LEN) == 0;
+  case CL_MSG_REKEY: return memcmp(a->u.rekey.chip, b->u.rekey.chip, CL_PK_LEN) == 0;
   case CL_MSG_ERROR:
     return a->u.error.code == b->u.error.code && strcmp(a->u.error.text, b->u.error.text) == 0;
   }
@@ -78,7 +102,7 @@ static int handle_frame(const uint8_t *body, size_t len) {
     return 0;
   }
   CHECK(m.version == CL_PROTOCOL_VERSION);
-  CHECK(m.type >= CL_MSG_HELLO && m.type <= CL_MSG_ERROR);
+  CHECK(m.type >= CL_MSG_HELLO && m.type <= CL_MSG_REKEY);
   size_t n = 0;
   CHECK(cl_msg_encode(&m, out, sizeof out, &n) == CL_OK);
   CHECK(n > CL_FRAME_HDR_LEN && cl_get_be32(out) == n - CL_FRAME_HDR_LEN);

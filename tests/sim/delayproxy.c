@@ -19,7 +19,9 @@
  * bounded: a direction holding more than MAX_BUFFERED bytes stops reading
  * until it has drained to half of that. When one side closes, what it sent
  * is still delivered (after its delay), then both sides are closed. SIGTERM
- * or SIGINT closes everything and exits 0.
+ * or SIGINT closes everything and exits 0. The bytes are never parsed: every
+ * frame of the protocol (handshake, challenges and answers, transcripts)
+ * takes the same delay, whatever the protocol version.
  *
  * This is a test tool under tests/sim/: no production binary links it.
  */

@@ -1,31 +1,44 @@
 /*
  * fleetsim: a chip fleet simulator for tests and benchmarks. One libuv
  * process answers for many simulated chips (thousands to about 100,000),
- * speaking the agent side of the wire protocol (docs/PROTOCOL.md §5.2) to
- * real landmarkd processes.
+ * speaking the agent side of wire protocol version 2 (docs/PROTOCOL.md) to
+ * real landmarkd processes: per chip and landmark a session (the chip's
+ * offer, the landmark's handshake signature checked under the pinned key,
+ * the chip's own in a Confirm), the timed answers (a MAC under the session
+ * key), a transcript signature after every burst, and a fresh offer on
+ * Rekey.
  *
  * There is no traffic shaping on the machines this runs on, so distance is
  * simulated here, in user space: every chip has true coordinates, and each
- * answer to a landmark's challenge is signed at once but held back for the
+ * answer to a landmark's challenge is computed at once but held back for the
  * round trip light would need in the configured medium, plus jitter and an
  * optional cheating delay, before it is written. An answer is never released
  * early: the hold is checked against uv_hrtime(), not the loop's cached clock.
+ * A signature by a chip's identity key (handshake and transcript) is
+ * computed at once too and held for --sign-delay-ms, the time a slow
+ * hardware root of trust would take, on the same clock and in the same heap,
+ * so a slow signature never holds up an answer.
  *
  * Layout in memory, sized for 100,000 chips: a flat array of small chip
  * records, one sodium_malloc'd array of raw Ed25519 secret keys, and per
  * landmark ceil(chips / K) connection slots, each carrying up to K chips
- * with its own timer (reconnect backoff, handshake deadline) and a small
- * binary heap of held answers. A shared heap of wake-ups drives one timerfd
- * that releases answers when due; a shared ring of answered challenges
- * feeds the landmark signature checks, done between polls so that they
- * never hold up a due answer. Nothing scans all chips or all connections per
- * event; chip lookup on a challenge scans the K slots of its connection.
+ * (with each chip's session towards that landmark) with its own timer
+ * (reconnect backoff, handshake deadline) and a small binary heap of held
+ * frames. A shared heap of wake-ups drives one timerfd that releases frames
+ * when due. Nothing scans all chips or all connections per event; chip
+ * lookup on a message scans the K slots of its connection.
+ *
+ * The session keys live in plain memory, in the connection slots, not in a
+ * guarded sodium_malloc block as chipagent keeps its own: this simulates
+ * 100,000 chips with keys that are test material anyway (the identity keys
+ * derive from a public seed).
  *
  * This is a test tool under tests/sim/: no production binary links it.
  * docs/SIMULATOR.md describes the file formats, the key derivation and the
  * delay model.
  */
 #define _GNU_SOURCE
+#include "cl_chipsess.h"
 #include "cl_config.h"
 #include "cl_csv.h"
 #include "cl_err.h"
@@ -70,6 +83,7 @@
 #define MAX_CHIPS_PER_CONN CL_MAX_CHIPS_PER_REGISTER
 #define DEFAULT_JITTER_MS 0.2
 #define MAX_JITTER_MS 1000.0
+#define MAX_SIGN_DELAY_MS 60000.0
 #define MAX_EXTRA_DELAY_MS 60000.0
 #define MAX_DARK_AFTER_S 1e6
 #define DEFAULT_CONNECT_RATE 2000u /* new connections per second at start-up */
@@ -78,14 +92,14 @@
 #define BACKOFF_MAX_MS 15000u
 #define STABLE_SESSION_MS 10000u /* a session this long resets the backoff */
 #define STATS_INTERVAL_MS 10000u
-#define MAX_HELD 256u /* held answers per connection (the landmark keeps one per chip) */
+/* Held frames per connection: every probe of a burst of every chip at
+ * once, plus one transcript and one handshake signature each. */
+#define MAX_HELD ((CL_MAX_BURST + 2u) * MAX_CHIPS_PER_CONN)
 #define MAX_WRITE_QUEUE (256u * 1024u)
 #define READ_BUF (64u * 1024u)
 #define ADDR_TEXT (CL_CONFIG_HOST_MAX + 10)
 #define NEVER UINT64_MAX
 #define LATE_RELEASE_NS 1000000u /* a release this late means the simulator is overloaded */
-#define VERIFY_QUEUE 16384u      /* answered challenges awaiting their signature check */
-#define VERIFY_BATCH 8u          /* checks per loop iteration, between polls for I/O */
 
 typedef enum {
   MODE_HONEST = 0,
@@ -115,23 +129,26 @@ typedef struct {
   double lat, lon;
 } sim_landmark;
 
-/* An answer computed at once and held until its simulated arrival time. */
+typedef enum {
+  HELD_ANSWER = 0, /* a Response: the MAC, until the simulated arrival time */
+  HELD_CONFIRM,    /* one chip's handshake signature, after the signing delay */
+  HELD_TRANSCRIPT, /* a Transcript, after the signing delay */
+} held_kind;
+
+/* The content of a frame, computed at once and held until its time. */
 typedef struct {
   uint64_t due_ns; /* uv_hrtime() at which it may be written */
   uint64_t order;  /* arrival order: ties leave first-in first-out */
-  cl_challenge ch;
-  uint8_t sig[CL_SIG_LEN];
+  /* answer: the challenge's seq; transcript: the burst's first seq;
+   * confirm: the RegisterResult it answers (one Confirm per batch) */
+  uint64_t seq;
+  uint8_t kind;             /* held_kind */
+  uint8_t slot;             /* the chip's slot on the connection */
+  uint8_t data[CL_SIG_LEN]; /* answer: the MAC; confirm, transcript: the signature */
 } held;
 
-/* An answered challenge whose landmark signature is still to be checked. */
-typedef struct {
-  cl_challenge ch;
-  uint32_t conn;
-  uint32_t session;
-} verify_item;
-
 /* A wake-up: at due_ns, release what is due on connection `conn`. One per
- * held answer; an entry whose answers have gone (released with an earlier
+ * held frame; an entry whose frames have gone (released with an earlier
  * entry, or dropped by a close) finds nothing to do. */
 typedef struct {
   uint64_t due_ns;
@@ -143,13 +160,15 @@ typedef enum {
   C_CONNECTING,
   C_WAIT_HELLO,
   C_WAIT_RESULT,
-  C_REGISTERED,
-  C_RETIRED, /* every chip went dark: never reconnects */
+  C_REGISTERED, /* at least one chip accepted; Challenges, BurstEnds and Rekeys */
+  C_RETIRED,    /* every chip went dark: never reconnects */
 } conn_state;
 
 typedef struct {
-  uint32_t chip;   /* index into sim.chips */
-  uint64_t rtt_ns; /* physical round trip to this connection's landmark, rounded up */
+  uint32_t chip;    /* index into sim.chips */
+  uint64_t rtt_ns;  /* physical round trip to this connection's landmark, rounded up */
+  cl_chipsess sess; /* the chip's session with this connection's landmark */
+  uint8_t key[CL_SESSION_KEY_LEN]; /* its session key, in plain memory (see the top) */
 } conn_slot;
 
 struct sim;
@@ -158,9 +177,9 @@ struct sim;
  * One connection slot: a fixed group of up to K chips towards one landmark.
  * It outlives its TCP connections: each attempt re-initialises `tcp`, while
  * `timer` stays for the whole run and serves, by state, as reconnect backoff
- * (IDLE) or handshake deadline (CONNECTING..WAIT_RESULT). Held answers are
+ * (IDLE) or handshake deadline (CONNECTING..WAIT_RESULT). Held frames are
  * kept in `heap`, ordered by release time; the sim's wake-up timer releases
- * them.
+ * them. Every close ends the chips' sessions.
  */
 typedef struct sconn {
   struct sim *s;
@@ -173,11 +192,11 @@ typedef struct sconn {
   uint8_t connected;
   uint8_t retire; /* do not reconnect after this close */
   unsigned attempt;
-  uint64_t claimed;  /* slots sent in the current Register (bit i = slot i) */
-  uint64_t accepted; /* slots the landmark accepted on this connection */
+  uint32_t suite;    /* the landmark's, from its Hello */
+  uint64_t claimed;  /* slots offered in the first Register (bit i = slot i) */
+  uint64_t accepted; /* slots with a session the landmark accepted on this connection */
   uint64_t registered_ms;
   uint64_t order;
-  uint32_t session; /* counts connection attempts: tells stale queued checks apart */
   uv_tcp_t tcp;
   uv_timer_t timer;
   uv_connect_t creq;
@@ -188,11 +207,14 @@ typedef struct sconn {
 } sconn;
 
 typedef struct {
-  uint64_t challenges, answered, bad_landmark_sig, refused, unknown_chip, wrong_landmark;
+  uint64_t challenges, answered, bad_landmark_sig, refused, unknown_chip;
   uint64_t dark_ignored, dropped, reconnects, retired;
-  uint64_t rejected;      /* Error frames from the landmark about one answer (late, ...) */
-  uint64_t verified;      /* landmark challenge signatures checked */
-  uint64_t late_releases; /* answers written more than LATE_RELEASE_NS after their due time */
+  uint64_t rejected;      /* Error frames from the landmark about one chip or answer */
+  uint64_t confirmed;     /* chip handshake signatures sent */
+  uint64_t transcripts;   /* transcript signatures sent */
+  uint64_t burst_refused; /* BurstEnds naming a probe the chip did not answer */
+  uint64_t rekeys;        /* fresh offers sent on Rekey */
+  uint64_t late_releases; /* frames written more than LATE_RELEASE_NS after their due time */
   uint64_t max_lag_ns;    /* largest release lag since the last stats line */
   uint64_t connections;   /* connected now */
   uint64_t registered;    /* chip registrations accepted and live now */
@@ -206,6 +228,7 @@ typedef struct sim {
   uint64_t seed;
   double speed;
   double jitter_ms;
+  double sign_delay_ms;
   unsigned k;
   int bind;           /* bind each connection to a local source address */
   uint32_t bind_base; /* host byte order */
@@ -223,24 +246,18 @@ typedef struct sim {
   /* run */
   uint64_t start_ms;
   uint64_t jitter_ns;
+  uint64_t sign_delay_ns;
+  uint64_t confirm_batch; /* numbers the batches of handshake signatures */
   /* Release timing. libuv timers tick in milliseconds of a cached loop
    * clock, and re-arming one for 0 ms inside its callback spins within the
-   * timer phase, so answers are released by one timerfd (CLOCK_MONOTONIC,
-   * the clock of uv_hrtime, nanosecond resolution) armed for the earliest
-   * wake-up of a heap shared by all connections. */
+   * timer phase, so held frames are released by one timerfd
+   * (CLOCK_MONOTONIC, the clock of uv_hrtime, nanosecond resolution) armed
+   * for the earliest wake-up of a heap shared by all connections. */
   int tfd;
   uv_poll_t tpoll;
   wake *wakes;
   size_t n_wakes, cap_wakes;
   uint64_t armed_ns; /* expiry programmed into tfd, NEVER if none */
-  /* Landmark signature checks, after answering: a ring of answered
-   * challenges drained a few per loop iteration by an idle handle, so that
-   * the ~90 us checks never hold up an answer that is due. */
-  verify_item *vq;
-  size_t vq_head, vq_len;
-  uv_idle_t vidle;
-  unsigned verify_every; /* check one answered challenge in this many */
-  uint64_t verify_count;
   uv_timer_t stats_timer, stop_timer;
   uv_signal_t sigterm, sigint;
   int stopping;
@@ -257,8 +274,9 @@ typedef struct {
 /* Scratch space for the single-threaded loop: the read buffer (consumed
  * before the read callback returns), decoded messages and encoded frames. */
 static uint8_t g_rbuf[READ_BUF];
-static cl_msg g_msg; /* decoded frames and outgoing responses */
-static cl_msg g_reg; /* the Register being built (g_msg still holds the Hello) */
+static cl_msg g_msg; /* decoded frames */
+static cl_msg g_out; /* a Register or Confirm being built (g_msg may hold the frame answered) */
+static cl_msg g_one; /* a Response or Transcript */
 static uint8_t g_frame[CL_FRAME_MAX + CL_FRAME_HDR_LEN];
 static held g_release[MAX_HELD];
 
@@ -281,6 +299,14 @@ static const uint8_t *chip_sk(const sim *s, uint32_t chip) {
 }
 static const uint8_t *chip_pk(const sim *s, uint32_t chip) { return chip_sk(s, chip) + 32; }
 
+/* Signs a layout with a chip's identity key: raw libsodium over the
+ * library's layout, with keys from one flat array (cl_key's guarded
+ * allocation per key would cost ~16 KiB per chip). */
+static void chip_sign(const sim *s, uint32_t chip, const uint8_t *layout, size_t len,
+                      uint8_t sig[CL_SIG_LEN]) {
+  crypto_sign_detached(sig, NULL, layout, len, chip_sk(s, chip));
+}
+
 /* ---- small helpers ---------------------------------------------------------- */
 
 static int may_warn(sim *s, uint64_t *supp) {
@@ -300,28 +326,30 @@ static unsigned popcount64(uint64_t v) { return (unsigned)__builtin_popcountll(v
 static void log_stats(sim *s, const char *when) {
   cl_log(CL_LOG_INFO, "stats",
          "chips=%zu connections=%llu registered=%llu challenges=%llu answered=%llu held_now=%llu "
-         "bad_landmark_sig=%llu refused=%llu unknown_chip=%llu wrong_landmark=%llu "
-         "dark_ignored=%llu dropped=%llu reconnects=%llu retired=%llu rejected=%llu "
-         "verified=%llu late_releases=%llu max_lag_us=%llu when=%s",
+         "confirmed=%llu transcripts=%llu burst_refused=%llu rekeys=%llu "
+         "bad_landmark_sig=%llu refused=%llu unknown_chip=%llu dark_ignored=%llu dropped=%llu "
+         "reconnects=%llu retired=%llu rejected=%llu late_releases=%llu max_lag_us=%llu "
+         "when=%s",
          s->n_chips, (unsigned long long)s->st.connections, (unsigned long long)s->st.registered,
          (unsigned long long)s->st.challenges, (unsigned long long)s->st.answered,
-         (unsigned long long)s->st.held_now, (unsigned long long)s->st.bad_landmark_sig,
+         (unsigned long long)s->st.held_now, (unsigned long long)s->st.confirmed,
+         (unsigned long long)s->st.transcripts, (unsigned long long)s->st.burst_refused,
+         (unsigned long long)s->st.rekeys, (unsigned long long)s->st.bad_landmark_sig,
          (unsigned long long)s->st.refused, (unsigned long long)s->st.unknown_chip,
-         (unsigned long long)s->st.wrong_landmark, (unsigned long long)s->st.dark_ignored,
-         (unsigned long long)s->st.dropped, (unsigned long long)s->st.reconnects,
-         (unsigned long long)s->st.retired, (unsigned long long)s->st.rejected,
-         (unsigned long long)s->st.verified, (unsigned long long)s->st.late_releases,
+         (unsigned long long)s->st.dark_ignored, (unsigned long long)s->st.dropped,
+         (unsigned long long)s->st.reconnects, (unsigned long long)s->st.retired,
+         (unsigned long long)s->st.rejected, (unsigned long long)s->st.late_releases,
          (unsigned long long)(s->st.max_lag_ns / 1000u), when);
   s->st.max_lag_ns = 0;
 }
 
-/* ---- the heap of held answers ---------------------------------------------- */
+/* ---- the heap of held frames ----------------------------------------------- */
 
 static int held_before(const held *a, const held *b) {
   return a->due_ns < b->due_ns || (a->due_ns == b->due_ns && a->order < b->order);
 }
 
-/* Adds an answer. Returns 0, CL_ETOOBIG (MAX_HELD reached) or CL_ENOMEM. */
+/* Adds a frame. Returns 0, CL_ETOOBIG (MAX_HELD reached) or CL_ENOMEM. */
 static int heap_push(sconn *c, const held *h) {
   if (c->n_held == c->cap_held) {
     if (c->cap_held >= MAX_HELD) return CL_ETOOBIG;
@@ -343,7 +371,7 @@ static int heap_push(sconn *c, const held *h) {
   return CL_OK;
 }
 
-/* Removes the earliest answer into *out (the heap must not be empty). */
+/* Removes the earliest frame into *out (the heap must not be empty). */
 static void heap_pop(sconn *c, held *out) {
   *out = c->heap[0];
   held last = c->heap[--c->n_held];
@@ -367,7 +395,6 @@ static void conn_drop_held(sconn *c) {
   c->s->st.held_now -= c->n_held;
   c->n_held = 0;
 }
-
 /* ---- writing ------------------------------------------------------------ */
 
 static void on_written(uv_write_t *req, int status) {
@@ -463,9 +490,9 @@ static void on_tcp_closed(uv_handle_t *h) {
 }
 
 /*
- * Closes the current TCP connection (idempotent), drops its held answers and
- * registrations and logs why. The close callback schedules a reconnect
- * unless the simulator is stopping or the slot is retiring.
+ * Closes the current TCP connection (idempotent), drops its held frames,
+ * ends the chips' sessions (wiping their keys) and logs why. The close callback schedules a
+ * reconnect unless the simulator is stopping or the slot is retiring.
  */
 static void conn_close(sconn *c, cl_log_level level, const char *why, const char *detail) {
   if (!c->tcp_live || c->closing) return;
@@ -473,6 +500,7 @@ static void conn_close(sconn *c, cl_log_level level, const char *why, const char
   c->closing = 1;
   uv_timer_stop(&c->timer);
   conn_drop_held(c);
+  for (unsigned i = 0; i < c->n_slots; i++) cl_chipsess_end(&c->slots[i].sess);
   s->st.registered -= popcount64(c->accepted);
   c->accepted = c->claimed = 0;
   if (c->connected) {
@@ -487,7 +515,7 @@ static void conn_close(sconn *c, cl_log_level level, const char *why, const char
   uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
 }
 
-/* ---- releasing held answers --------------------------------------------- */
+/* ---- releasing held frames ---------------------------------------------- */
 
 /* Programs the timerfd to expire at due_ns (absolute, CLOCK_MONOTONIC). */
 static void wake_program(sim *s, uint64_t due_ns) {
@@ -544,52 +572,52 @@ static wake wake_pop(sim *s) {
   return top;
 }
 
-/* Checks the landmark's signature on a challenge answered on c; a bad one
- * drops the connection (like the real agent). */
-static void verify_now(sconn *c, const cl_challenge *ch) {
+static const char *const HELD_NAMES[] = {"answer", "handshake signature", "transcript"};
+
+/* Holds a frame's content until h->due_ns. 0, or CL_ETOOBIG / CL_ENOMEM
+ * after counting it as dropped. */
+static int conn_hold(sconn *c, held *h) {
   sim *s = c->s;
-  s->st.verified++;
-  if (cl_challenge_verify(ch) == CL_OK) return;
-  s->st.bad_landmark_sig++;
-  cl_log(CL_LOG_ERROR, "bad landmark signature", "landmark=%s conn=%u seq=%" PRIu64,
-         conn_lm(c)->name, c->index, ch->seq);
-  conn_send_error(c, CL_ERR_BAD_LANDMARK, "challenge signature does not verify");
-  conn_close(c, CL_LOG_ERROR, "bad landmark signature", NULL);
+  h->order = c->order++;
+  int rc = wake_reserve(s);
+  if (rc == CL_OK) rc = heap_push(c, h);
+  if (rc != CL_OK) {
+    uint64_t supp = 0;
+    s->st.dropped++;
+    if (may_warn(s, &supp))
+      cl_log(CL_LOG_WARN, "frame dropped",
+             "landmark=%s conn=%u what=\"%s\" err=%s held=%u suppressed=%llu", conn_lm(c)->name,
+             c->index, HELD_NAMES[h->kind], cl_strerror(rc), c->n_held, (unsigned long long)supp);
+    return rc;
+  }
+  s->st.held_now++;
+  wake_push(s, h->due_ns, c->index);
+  return CL_OK;
 }
 
-/* Drains a few queued checks per loop iteration; stops when none is left. */
-static void on_verify_idle(uv_idle_t *h) {
-  sim *s = h->data;
-  for (unsigned i = 0; i < VERIFY_BATCH && s->vq_len > 0; i++) {
-    verify_item *it = &s->vq[s->vq_head];
-    s->vq_head = (s->vq_head + 1) % VERIFY_QUEUE;
-    s->vq_len--;
-    sconn *c = s->conns[it->conn];
-    /* A check for an earlier session of this slot is moot: that session is gone. */
-    if (c->session == it->session && c->tcp_live && !c->closing) verify_now(c, &it->ch);
+/* Encodes one message into a frame and sends it. 0 or CL_E* after closing. */
+static int conn_send_msg(sconn *c, const cl_msg *m) {
+  size_t len = 0;
+  int rc = cl_msg_encode(m, g_frame, sizeof g_frame, &len);
+  if (rc != CL_OK) {
+    conn_close(c, CL_LOG_ERROR, "cannot encode", cl_msg_type_name(m->type));
+    return rc;
   }
-  if (s->vq_len == 0) uv_idle_stop(&s->vidle);
+  return conn_send(c, g_frame, len);
 }
 
-/* Queues the check of a challenge just answered on c; checks it at once when
- * the queue is full (the simulator is overloaded anyway). */
-static void verify_enqueue(sconn *c, const cl_challenge *ch) {
-  sim *s = c->s;
-  if (s->vq_len == VERIFY_QUEUE || s->stopping) {
-    verify_now(c, ch);
-    return;
-  }
-  verify_item *it = &s->vq[(s->vq_head + s->vq_len) % VERIFY_QUEUE];
-  it->ch = *ch;
-  it->conn = c->index;
-  it->session = c->session;
-  s->vq_len++;
-  uv_idle_start(&s->vidle, on_verify_idle);
+/* Sends the Confirm gathered in g_out and empties it. */
+static int conn_send_confirm(sconn *c) {
+  int rc = conn_send_msg(c, &g_out);
+  if (rc == CL_OK) c->s->st.confirmed += g_out.u.confirm.n;
+  g_out.u.confirm.n = 0;
+  return rc;
 }
 
 /*
- * Writes every answer that is due, then queues the check of the landmark's
- * signature on each challenge answered (see verify_enqueue).
+ * Writes every held frame that is due, in order of time: answers and
+ * transcripts one frame each, the handshake signatures of one
+ * RegisterResult gathered into one Confirm (they were held together).
  */
 static void conn_release(sconn *c) {
   sim *s = c->s;
@@ -603,27 +631,48 @@ static void conn_release(sconn *c) {
     n++;
     s->st.held_now--;
   }
+  g_out.type = CL_MSG_CONFIRM;
+  g_out.u.confirm.n = 0;
+  uint64_t batch = 0;
   for (size_t i = 0; i < n && !c->closing; i++) {
-    cl_msg *m = &g_msg;
-    m->type = CL_MSG_RESPONSE;
-    memcpy(m->u.response.chip, g_release[i].ch.chip, CL_PK_LEN);
-    memcpy(m->u.response.nonce, g_release[i].ch.nonce, CL_NONCE_LEN);
-    memcpy(m->u.response.sig, g_release[i].sig, CL_SIG_LEN);
-    uint8_t buf[256];
-    size_t len = 0;
-    if (cl_msg_encode(m, buf, sizeof buf, &len) != CL_OK) {
-      conn_close(c, CL_LOG_ERROR, "cannot encode response", NULL);
+    const held *h = &g_release[i];
+    if (g_out.u.confirm.n > 0 && (h->kind != HELD_CONFIRM || h->seq != batch) &&
+        conn_send_confirm(c) != CL_OK)
       return;
+    const uint8_t *chip = chip_pk(s, c->slots[h->slot].chip);
+    cl_msg *m = &g_one;
+    switch ((held_kind)h->kind) {
+    case HELD_ANSWER:
+      m->type = CL_MSG_RESPONSE;
+      memcpy(m->u.response.chip, chip, CL_PK_LEN);
+      m->u.response.seq = h->seq;
+      memcpy(m->u.response.mac, h->data, CL_MAC_LEN);
+      if (conn_send_msg(c, m) != CL_OK) return;
+      s->st.answered++;
+      break;
+    case HELD_TRANSCRIPT:
+      m->type = CL_MSG_TRANSCRIPT;
+      memcpy(m->u.transcript.chip, chip, CL_PK_LEN);
+      m->u.transcript.first_seq = h->seq;
+      memcpy(m->u.transcript.sig, h->data, CL_SIG_LEN);
+      if (conn_send_msg(c, m) != CL_OK) return;
+      s->st.transcripts++;
+      break;
+    case HELD_CONFIRM: {
+      cl_chip_confirm *cf = &g_out.u.confirm.chips[g_out.u.confirm.n++];
+      memcpy(cf->chip, chip, CL_PK_LEN);
+      memcpy(cf->sig, h->data, CL_SIG_LEN);
+      batch = h->seq;
+      if (g_out.u.confirm.n == CL_MAX_CHIPS_PER_REGISTER && conn_send_confirm(c) != CL_OK) return;
+      break;
     }
-    if (conn_send(c, buf, len) != CL_OK) return;
-    s->st.answered++;
+    }
   }
-  for (size_t i = 0; i < n && !c->closing; i++)
-    if (++s->verify_count % s->verify_every == 0) verify_enqueue(c, &g_release[i].ch);
+  if (g_out.u.confirm.n > 0 && !c->closing) conn_send_confirm(c);
 }
 
 static void conn_release_if_live(sconn *c) {
-  if (c->tcp_live && !c->closing && c->state == C_REGISTERED && c->n_held > 0) conn_release(c);
+  if (c->tcp_live && !c->closing && c->n_held > 0) conn_release(c);
 }
 
 /* The timerfd expired: serves every wake-up that is due, then re-programs
@@ -668,73 +717,147 @@ static int conn_all_dark(const sconn *c) {
   return 1;
 }
 
-/*
- * A challenge: checks the landmark id and that the chip is registered here,
- * signs the answer at once, and holds it until t_recv plus the simulated
- * round trip. The landmark's signature is checked after the answer is written.
- */
-static void on_challenge(sconn *c, const cl_challenge *ch, uint64_t t_recv) {
+/* A dark chip ignores whatever it is sent; once every chip the landmark
+ * accepted here is dark, the whole host is: it hangs up and stays away. */
+static void dark_ignore(sconn *c) {
+  c->s->st.dark_ignored++;
+  if (conn_all_dark(c)) {
+    c->retire = 1;
+    conn_close(c, CL_LOG_INFO, "all chips dark", NULL);
+  }
+}
+
+/* The slot of a chip with a session the landmark accepted on c, or -1. */
+static int conn_find(const sconn *c, const uint8_t chip[CL_PK_LEN]) {
+  for (unsigned i = 0; i < c->n_slots; i++)
+    if ((c->accepted >> i & 1) && memcmp(chip_pk(c->s, c->slots[i].chip), chip, CL_PK_LEN) == 0)
+      return (int)i;
+  return -1;
+}
+
+/* Counts and logs (rate-limited) a message about a chip that has no
+ * session here; it is not answered. */
+static void unknown_chip(sconn *c, const char *what, const uint8_t chip[CL_PK_LEN]) {
   sim *s = c->s;
-  const sim_landmark *lm = conn_lm(c);
   uint64_t supp = 0;
+  s->st.unknown_chip++;
+  if (may_warn(s, &supp)) {
+    char hex[CL_PK_HEX_LEN + 1];
+    cl_pk_to_hex(chip, hex);
+    cl_log(CL_LOG_WARN, "message for a chip without a session not answered",
+           "landmark=%s conn=%u what=%s chip_id=%s suppressed=%llu", conn_lm(c)->name, c->index,
+           what, hex, (unsigned long long)supp);
+  }
+}
+
+/*
+ * A challenge: the chip's MAC under the session key, computed at once and
+ * held until t_recv plus the simulated round trip. A relayed chip's MAC
+ * comes from the chip far away (the relay holds no key), so its hold is
+ * that of its true position, like a smuggled chip's.
+ */
+static void on_challenge(sconn *c, const cl_msg *m, uint64_t t_recv) {
+  sim *s = c->s;
   s->st.challenges++;
-  if (memcmp(ch->landmark, lm->pk, CL_PK_LEN) != 0) {
-    s->st.wrong_landmark++;
-    if (may_warn(s, &supp))
-      cl_log(CL_LOG_WARN, "challenge names another landmark, not answered",
-             "landmark=%s conn=%u suppressed=%llu", lm->name, c->index, (unsigned long long)supp);
+  int slot = conn_find(c, m->u.challenge.chip);
+  if (slot < 0) {
+    unknown_chip(c, "challenge", m->u.challenge.chip);
     return;
   }
-  const conn_slot *slot = NULL;
-  for (unsigned i = 0; i < c->n_slots; i++) {
-    if ((c->accepted >> i & 1) && memcmp(chip_pk(s, c->slots[i].chip), ch->chip, CL_PK_LEN) == 0) {
-      slot = &c->slots[i];
-      break;
-    }
-  }
-  if (!slot) {
-    s->st.unknown_chip++;
-    if (may_warn(s, &supp)) {
-      char hex[CL_PK_HEX_LEN + 1];
-      cl_pk_to_hex(ch->chip, hex);
-      cl_log(CL_LOG_WARN, "challenge for unknown chip not answered",
-             "landmark=%s conn=%u chip_id=%s suppressed=%llu", lm->name, c->index, hex,
-             (unsigned long long)supp);
-    }
-    return;
-  }
-  const sim_chip *chip = &s->chips[slot->chip];
-  if (chip_is_dark(s, slot->chip)) {
-    s->st.dark_ignored++;
-    if (conn_all_dark(c)) {
-      /* The whole host is dark: hang up and stay away. */
-      c->retire = 1;
-      conn_close(c, CL_LOG_INFO, "all chips dark", NULL);
-    }
+  conn_slot *sl = &c->slots[slot];
+  if (chip_is_dark(s, sl->chip)) {
+    dark_ignore(c);
     return;
   }
   held h;
-  h.ch = *ch;
-  uint8_t layout[CL_RESPONSE_LAYOUT_LEN];
-  size_t llen = cl_layout_response(layout, ch);
-  /* Raw libsodium signing over the library's layout, with keys from one flat
-   * array: cl_key's guarded allocation per key would cost ~16 KiB per chip. */
-  crypto_sign_detached(h.sig, NULL, layout, llen, chip_sk(s, slot->chip));
-  uint64_t hold = slot->rtt_ns + (uint64_t)chip->extra_delay_us * 1000u;
-  if (s->jitter_ns > 0) hold += randombytes_uniform((uint32_t)s->jitter_ns + 1); /* <= 1e9 */
-  h.due_ns = t_recv + hold;
-  h.order = c->order++;
-  int rc = wake_reserve(s);
-  if (rc == CL_OK) rc = heap_push(c, &h);
-  if (rc != CL_OK) {
-    s->st.dropped++;
-    if (may_warn(s, &supp))
-      cl_log(CL_LOG_WARN, "challenge dropped", "landmark=%s conn=%u err=%s held=%u suppressed=%llu",
-             lm->name, c->index, cl_strerror(rc), c->n_held, (unsigned long long)supp);
+  h.kind = HELD_ANSWER;
+  h.slot = (uint8_t)slot;
+  h.seq = m->u.challenge.seq;
+  /* Not established: a rekey is under way, the old key is gone. */
+  if (cl_chipsess_answer(&sl->sess, h.seq, m->u.challenge.nonce, h.data) != CL_OK) {
+    unknown_chip(c, "challenge", m->u.challenge.chip);
     return;
   }
-  s->st.held_now++;
-  wake_push(s, h.due_ns, c->index);
+  const sim_chip *chip = &s->chips[sl->chip];
+  uint64_t hold = sl->rtt_ns + (uint64_t)chip->extra_delay_us * 1000u;
+  if (s->jitter_ns > 0) hold += randombytes_uniform((uint32_t)s->jitter_ns + 1); /* <= 1e9 */
+  h.due_ns = t_recv + hold;
+  conn_hold(c, &h);
+}
+
+/*
+ * The end of a burst: the chip signs the transcript of the probes named,
+ * each with the nonce and MAC it answered with, and the Transcript is held
+ * for the signing delay. A BurstEnd naming a probe the chip did not answer
+ * in this session is refused: the chip signs only what it answered.
+ */
+static void on_burst_end(sconn *c, const cl_msg *m) {
+  sim *s = c->s;
+  int slot = conn_find(c, m->u.burst_end.chip);
+  if (slot < 0) {
+    unknown_chip(c, "burst_end", m->u.burst_end.chip);
+    return;
+  }
+  conn_slot *sl = &c->slots[slot];
+  if (chip_is_dark(s, sl->chip)) {
+    dark_ignore(c);
+    return;
+  }
+  cl_probe_entry e[CL_MAX_BURST];
+  size_t n = m->u.burst_end.n;
+  uint8_t layout[CL_TRANSCRIPT_LAYOUT_MAX];
+  size_t llen = 0;
+  int rc = cl_chipsess_transcript(&sl->sess, m->u.burst_end.seqs, n, e);
+  if (rc == CL_OK && (llen = cl_layout_transcript(layout, &sl->sess.hs, e, n)) == 0) rc = CL_EINVAL;
+  if (rc != CL_OK) {
+    uint64_t supp = 0;
+    s->st.burst_refused++;
+    if (may_warn(s, &supp))
+      cl_log(CL_LOG_WARN, "burst end refused, no transcript",
+             "landmark=%s conn=%u index=%" PRIu64 " first_seq=%" PRIu64
+             " probes=%zu err=%s suppressed=%llu",
+             conn_lm(c)->name, c->index, s->chips[sl->chip].key_index, m->u.burst_end.seqs[0], n,
+             cl_strerror(rc), (unsigned long long)supp);
+    return;
+  }
+  held h;
+  h.kind = HELD_TRANSCRIPT;
+  h.slot = (uint8_t)slot;
+  h.seq = m->u.burst_end.seqs[0];
+  chip_sign(s, sl->chip, layout, llen, h.data);
+  h.due_ns = uv_hrtime() + s->sign_delay_ns;
+  conn_hold(c, &h);
+}
+
+/* Sends the Register built in g_out with n offers. 0 or CL_E* after closing. */
+static int conn_send_register(sconn *c, size_t n) {
+  g_out.type = CL_MSG_REGISTER;
+  snprintf(g_out.u.reg.agent, sizeof g_out.u.reg.agent, "fleetsim-%u", c->index);
+  g_out.u.reg.suite = c->suite;
+  g_out.u.reg.n = n;
+  return conn_send_msg(c, &g_out);
+}
+
+/* Rekey: a fresh offer for the chip (its old session and key end here),
+ * sent at once; an offer is no identity signature. */
+static void on_rekey(sconn *c, const cl_msg *m) {
+  sim *s = c->s;
+  int slot = conn_find(c, m->u.rekey.chip);
+  if (slot < 0) {
+    unknown_chip(c, "rekey", m->u.rekey.chip);
+    return;
+  }
+  conn_slot *sl = &c->slots[slot];
+  if (chip_is_dark(s, sl->chip)) {
+    dark_ignore(c);
+    return;
+  }
+  if (cl_chipsess_offer(&sl->sess, c->suite, conn_lm(c)->pk, chip_pk(s, sl->chip),
+                        &g_out.u.reg.chips[0]) != CL_OK) {
+    conn_close(c, CL_LOG_ERROR, "cannot make an offer", cl_suite_name(c->suite));
+    return;
+  }
+  if (conn_send_register(c, 1) == CL_OK) s->st.rekeys++;
 }
 
 static void on_hello(sconn *c, const cl_msg *m) {
@@ -754,71 +877,123 @@ static void on_hello(sconn *c, const cl_msg *m) {
     conn_close(c, CL_LOG_ERROR, "landmark key mismatch", NULL);
     return;
   }
-  cl_msg *reg = &g_reg;
-  memset(&reg->u.reg, 0, sizeof reg->u.reg);
-  reg->type = CL_MSG_REGISTER;
-  snprintf(reg->u.reg.agent, sizeof reg->u.reg.agent, "fleetsim-%u", c->index);
+  if (!cl_suite_known(m->u.hello.suite)) {
+    char text[CL_MAX_ERROR_TEXT + 1];
+    snprintf(text, sizeof text, "cipher suite %" PRIu32 " is unknown; this agent speaks %u (%s)",
+             m->u.hello.suite, CL_SUITE_ED25519_X25519, cl_suite_name(CL_SUITE_ED25519_X25519));
+    conn_send_error(c, CL_ERR_SUITE, text);
+    conn_close(c, CL_LOG_ERROR, "unknown cipher suite", text);
+    return;
+  }
+  c->suite = m->u.hello.suite;
   size_t n = 0;
   for (unsigned i = 0; i < c->n_slots; i++) {
     if (!(c->claimed >> i & 1)) continue;
-    uint32_t chip = c->slots[i].chip;
-    uint8_t layout[CL_REGISTER_LAYOUT_LEN];
-    size_t llen = cl_layout_register(layout, lm->pk, m->u.hello.session_nonce, chip_pk(s, chip));
-    memcpy(reg->u.reg.chips[n].chip, chip_pk(s, chip), CL_PK_LEN);
-    crypto_sign_detached(reg->u.reg.chips[n].proof, NULL, layout, llen, chip_sk(s, chip));
-    n++;
+    conn_slot *sl = &c->slots[i];
+    /* Cannot fail: the suite is known. */
+    (void)cl_chipsess_offer(&sl->sess, c->suite, lm->pk, chip_pk(s, sl->chip),
+                            &g_out.u.reg.chips[n++]);
   }
-  reg->u.reg.n = n;
-  size_t len = 0;
-  int rc = cl_msg_encode(reg, g_frame, sizeof g_frame, &len);
-  if (rc != CL_OK) {
-    conn_close(c, CL_LOG_ERROR, "cannot encode register", cl_strerror(rc));
-    return;
-  }
-  if (conn_send(c, g_frame, len) != CL_OK) return;
+  if (conn_send_register(c, n) != CL_OK) return;
   c->state = C_WAIT_RESULT;
   cl_frame_asm_set_max(&c->fa, CL_FRAME_MAX);
 }
 
+/* Logs (rate-limited) a result that gives the chip no session. */
+static void log_refused(sconn *c, const cl_chip_result *r, int slot) {
+  sim *s = c->s;
+  uint64_t supp = 0;
+  if (!may_warn(s, &supp)) return;
+  char hex[CL_PK_HEX_LEN + 1], detail[CL_MAX_DETAIL * 4 + 3];
+  cl_pk_to_hex(r->chip, hex);
+  cl_log_quote(detail, sizeof detail, r->detail, strlen(r->detail));
+  long long idx = slot >= 0 ? (long long)s->chips[c->slots[slot].chip].key_index : -1;
+  cl_log(CL_LOG_WARN, "chip refused",
+         "landmark=%s conn=%u index=%lld chip_id=%s reason=%s detail=%s suppressed=%llu",
+         conn_lm(c)->name, c->index, idx, hex,
+         r->accepted ? "unknown_result" : cl_refuse_reason_name(r->reason), detail,
+         (unsigned long long)supp);
+}
+
+/*
+ * The landmark's halves of the handshakes offered (after Hello, or after a
+ * Rekey). Each accepted chip checks the landmark's handshake signature
+ * under the pinned key and derives the session key (cl_chipsess_accept); a
+ * bad signature ends the connection with ERROR_BAD_LANDMARK. Then it signs
+ * the chip handshake layout; the signatures of this RegisterResult are held
+ * together for the signing delay and leave as one Confirm.
+ */
 static void on_register_result(sconn *c, const cl_msg *m) {
   sim *s = c->s;
   const sim_landmark *lm = conn_lm(c);
   unsigned accepted = 0, refused = 0;
+  static held confirms[MAX_CHIPS_PER_CONN];
+  size_t n_confirms = 0;
   for (size_t i = 0; i < m->u.reg_result.n; i++) {
     const cl_chip_result *r = &m->u.reg_result.r[i];
     int slot = -1;
     for (unsigned j = 0; j < c->n_slots; j++) {
-      if ((c->claimed >> j & 1) && !(c->accepted >> j & 1) &&
+      if (c->slots[j].sess.state == CL_CHIPSESS_OFFERED &&
           memcmp(chip_pk(s, c->slots[j].chip), r->chip, CL_PK_LEN) == 0) {
         slot = (int)j;
         break;
       }
     }
+    uint64_t bit = slot >= 0 ? UINT64_C(1) << slot : 0;
     if (r->accepted && slot >= 0) {
-      c->accepted |= UINT64_C(1) << slot;
+      conn_slot *sl = &c->slots[slot];
+      cl_handshake hs;
+      int rc = cl_chipsess_accept(&sl->sess, r, &hs);
+      if (rc != CL_OK) {
+        char hex[CL_PK_HEX_LEN + 1], text[CL_MAX_ERROR_TEXT + 1];
+        cl_pk_to_hex(r->chip, hex);
+        snprintf(text, sizeof text, "chip %.16s: landmark handshake signature does not verify",
+                 hex);
+        s->st.bad_landmark_sig++;
+        cl_log(CL_LOG_ERROR, "bad landmark signature",
+               "landmark=%s conn=%u index=%" PRIu64 " err=%s", lm->name, c->index,
+               s->chips[sl->chip].key_index, cl_strerror(rc));
+        conn_send_error(c, CL_ERR_BAD_LANDMARK, text);
+        conn_close(c, CL_LOG_ERROR, "bad landmark signature", NULL);
+        return;
+      }
+      uint8_t layout[CL_HS_CHIP_LAYOUT_LEN];
+      size_t llen = cl_layout_hs_chip(layout, &hs);
+      held *h = &confirms[n_confirms++];
+      h->kind = HELD_CONFIRM;
+      h->slot = (uint8_t)slot;
+      chip_sign(s, sl->chip, layout, llen, h->data);
+      cl_chipsess_confirmed(&sl->sess, h->data);
+      if (!(c->accepted & bit)) {
+        c->accepted |= bit;
+        s->st.registered++;
+      }
       accepted++;
       continue;
     }
     refused++;
     s->st.refused++;
-    uint64_t supp = 0;
-    if (may_warn(s, &supp)) {
-      char hex[CL_PK_HEX_LEN + 1], detail[CL_MAX_DETAIL * 4 + 3];
-      cl_pk_to_hex(r->chip, hex);
-      cl_log_quote(detail, sizeof detail, r->detail, strlen(r->detail));
-      long long idx = slot >= 0 ? (long long)s->chips[c->slots[slot].chip].key_index : -1;
-      cl_log(CL_LOG_WARN, "chip refused",
-             "landmark=%s conn=%u index=%lld chip_id=%s reason=%s detail=%s suppressed=%llu",
-             lm->name, c->index, idx, hex,
-             r->accepted ? "unknown_result" : cl_refuse_reason_name(r->reason), detail,
-             (unsigned long long)supp);
+    if (slot >= 0) {
+      cl_chipsess_end(&c->slots[slot].sess);
+      if (c->accepted & bit) {
+        c->accepted &= ~bit;
+        s->st.registered--;
+      }
     }
+    log_refused(c, r, slot);
   }
-  s->st.registered += accepted;
-  if (accepted == 0) {
+  /* Signed one after the other on the loop; all complete sign_delay later. */
+  uint64_t due = uv_hrtime() + s->sign_delay_ns, batch = ++s->confirm_batch;
+  for (size_t i = 0; i < n_confirms; i++) {
+    confirms[i].due_ns = due;
+    confirms[i].seq = batch;
+    conn_hold(c, &confirms[i]);
+  }
+  if (c->accepted == 0) {
     conn_close(c, CL_LOG_WARN, "no chip accepted", NULL);
     return;
   }
+  if (c->state == C_REGISTERED) return;
   c->state = C_REGISTERED;
   c->registered_ms = uv_now(s->loop);
   uv_timer_stop(&c->timer);
@@ -833,12 +1008,16 @@ static void on_error_msg(sconn *c, const cl_msg *m) {
   cl_log_quote(text, sizeof text, m->u.error.text, strlen(m->u.error.text));
   uint64_t supp = 0;
   switch (code) {
-  case CL_ERR_UNKNOWN_NONCE:
+  case CL_ERR_UNKNOWN_PROBE:
   case CL_ERR_REPLAY:
   case CL_ERR_LATE:
-  case CL_ERR_BAD_SIGNATURE:
+  case CL_ERR_BAD_MAC:
   case CL_ERR_NOT_REGISTERED:
-    /* About one answer; the session goes on. */
+  case CL_ERR_BAD_HANDSHAKE:
+  case CL_ERR_BAD_TRANSCRIPT:
+  case CL_ERR_LIMIT:
+    /* About one answer, burst or chip (a limit may also be the
+     * connection's: then the landmark closes it); the session goes on. */
     s->st.rejected++;
     if (may_warn(s, &supp))
       cl_log(CL_LOG_WARN, "landmark error", "landmark=%s conn=%u code=%s text=%s suppressed=%llu",
@@ -858,7 +1037,7 @@ static void conn_on_frame(sconn *c, const uint8_t *frame, size_t len, uint64_t t
   char err[160];
   int rc = cl_msg_decode(frame, len, m, err, sizeof err);
   if (rc == CL_OK && m->type == CL_MSG_CHALLENGE && c->state == C_REGISTERED) {
-    on_challenge(c, &m->u.challenge, t_recv);
+    on_challenge(c, m, t_recv);
     return;
   }
   uint64_t supp = 0;
@@ -869,24 +1048,36 @@ static void conn_on_frame(sconn *c, const uint8_t *frame, size_t len, uint64_t t
     return;
   }
   if (rc == CL_EVERSION) {
-    conn_close(c, CL_LOG_ERROR, "protocol version mismatch", NULL);
+    char text[CL_MAX_ERROR_TEXT + 1];
+    snprintf(text, sizeof text, "protocol version %" PRIu32 ", this side speaks %u", m->version,
+             CL_PROTOCOL_VERSION);
+    conn_send_error(c, CL_ERR_VERSION, text);
+    conn_close(c, CL_LOG_ERROR, "protocol version mismatch", text);
     return;
   }
   if (rc != CL_OK) {
     conn_close(c, CL_LOG_ERROR, "malformed frame", err);
     return;
   }
-  if (m->type == CL_MSG_ERROR) {
-    on_error_msg(c, m);
-    return;
-  }
-  if (m->type == CL_MSG_HELLO && c->state == C_WAIT_HELLO) {
+  switch (m->type) {
+  case CL_MSG_ERROR: on_error_msg(c, m); return;
+  case CL_MSG_HELLO:
+    if (c->state != C_WAIT_HELLO) break;
     on_hello(c, m);
     return;
-  }
-  if (m->type == CL_MSG_REGISTER_RESULT && c->state == C_WAIT_RESULT) {
+  case CL_MSG_REGISTER_RESULT:
+    if (c->state != C_WAIT_RESULT && c->state != C_REGISTERED) break;
     on_register_result(c, m);
     return;
+  case CL_MSG_BURST_END:
+    if (c->state != C_REGISTERED) break;
+    on_burst_end(c, m);
+    return;
+  case CL_MSG_REKEY:
+    if (c->state != C_REGISTERED) break;
+    on_rekey(c, m);
+    return;
+  default: break;
   }
   conn_send_error(c, CL_ERR_UNEXPECTED, cl_msg_type_name(m->type));
   conn_close(c, CL_LOG_ERROR, "unexpected message", cl_msg_type_name(m->type));
@@ -988,7 +1179,6 @@ static void conn_open(sconn *c) {
   }
   c->tcp.data = c;
   c->tcp_live = 1;
-  c->session++;
   c->closing = 0;
   c->connected = 0;
   c->accepted = 0;
@@ -1262,6 +1452,7 @@ static int build_conns(sim *s, char *err, size_t errlen) {
         }
         c->slots[i].chip = (uint32_t)(first + i);
         c->slots[i].rtt_ns = (uint64_t)rtt;
+        cl_chipsess_init(&c->slots[i].sess, c->slots[i].key);
       }
       uv_timer_init(s->loop, &c->timer);
       c->timer.data = c;
@@ -1283,7 +1474,6 @@ static void sim_stop(sim *s) {
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->tpoll, NULL);
-  uv_close((uv_handle_t *)&s->vidle, NULL);
   for (size_t i = 0; i < s->n_conns; i++) {
     sconn *c = s->conns[i];
     if (!c) continue;
@@ -1311,7 +1501,6 @@ static void sim_free(sim *s) {
   }
   free(s->conns);
   free(s->wakes);
-  free(s->vq);
   free(s->chips);
   free(s->lms);
   if (s->sk) sodium_free(s->sk);
@@ -1338,12 +1527,13 @@ static void usage(FILE *f) {
              "       fleetsim run --fleet FLEET.csv --landmarks LANDMARKS.csv --seed N\n"
              "                    [--speed c|fibre|M_PER_S] [--jitter-ms X] [--chips-per-conn K]\n"
              "                    [--bind-base IPV4 --bind-count B] [--connect-rate N]\n"
-             "                    [--duration-s S] [--verify-every N]\n"
+             "                    [--sign-delay-ms N] [--duration-s S]\n"
              "                    [--log-level debug|info|warn|error]\n"
              "\n"
              "keys prints `index,public_key_hex` for chips 0..M-1 of fleet seed N (no header).\n"
              "run answers for every chip of FLEET.csv at every landmark of LANDMARKS.csv,\n"
-             "holding each answer for the simulated round trip. See docs/SIMULATOR.md.\n"
+             "holding each answer for the simulated round trip and each chip signature\n"
+             "for --sign-delay-ms (default 0). See docs/SIMULATOR.md.\n"
              "A test tool: no production binary contains it.\n");
 }
 
@@ -1413,7 +1603,7 @@ static int run_options(sim *s, int argc, char **argv) {
       {"bind-count", required_argument, NULL, 'B'},
       {"connect-rate", required_argument, NULL, 'r'},
       {"duration-s", required_argument, NULL, 'd'},
-      {"verify-every", required_argument, NULL, 'V'},
+      {"sign-delay-ms", required_argument, NULL, 'S'},
       {"log-level", required_argument, NULL, 'l'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
@@ -1426,8 +1616,7 @@ static int run_options(sim *s, int argc, char **argv) {
   s->bind_base = INADDR_LOOPBACK;
   s->bind_count = 1;
   s->connect_rate = DEFAULT_CONNECT_RATE;
-  s->verify_every = 1;
-  while ((ch = getopt_long(argc, argv, "f:L:s:v:j:k:b:B:r:d:V:l:h", opts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "f:L:s:v:j:k:b:B:r:d:S:l:h", opts, NULL)) != -1) {
     char *end = NULL;
     switch (ch) {
     case 'f': s->fleet_path = optarg; break;
@@ -1497,13 +1686,14 @@ static int run_options(sim *s, int argc, char **argv) {
         return EXIT_USAGE;
       }
       break;
-    case 'V':
-      if (parse_u64(optarg, 1000000, &v) != CL_OK || v < 1) {
-        fprintf(stderr, "fleetsim run: --verify-every %s: must be an integer in [1, 1000000]\n",
-                optarg);
+    case 'S':
+      s->sign_delay_ms = strtod(optarg, &end);
+      if (end == optarg || *end ||
+          !(s->sign_delay_ms >= 0 && s->sign_delay_ms <= MAX_SIGN_DELAY_MS)) {
+        fprintf(stderr, "fleetsim run: --sign-delay-ms %s: must be a number in [0, %g]\n", optarg,
+                MAX_SIGN_DELAY_MS);
         return EXIT_USAGE;
       }
-      s->verify_every = (unsigned)v;
       break;
     case 'l': {
       cl_log_level level;
@@ -1529,6 +1719,7 @@ static int run_options(sim *s, int argc, char **argv) {
   }
   s->bind = have_base || s->bind_count > 1;
   s->jitter_ns = (uint64_t)(s->jitter_ms * 1e6);
+  s->sign_delay_ns = (uint64_t)llround(s->sign_delay_ms * 1e6);
   return 0;
 }
 
@@ -1569,10 +1760,7 @@ static int cmd_run(int argc, char **argv) {
     return EXIT_RUNTIME;
   }
   s->tpoll.data = s;
-  uv_idle_init(&loop, &s->vidle);
-  s->vidle.data = s;
   rc = build_conns(s, err, sizeof err);
-  if (rc == CL_OK && !(s->vq = malloc(VERIFY_QUEUE * sizeof *s->vq))) rc = CL_ENOMEM;
   if (rc != CL_OK) {
     fprintf(stderr, "fleetsim run: %s\n", err[0] ? err : cl_strerror(rc));
     status = rc == CL_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
@@ -1597,8 +1785,9 @@ static int cmd_run(int argc, char **argv) {
     snprintf(speed, sizeof speed, "%.0f", s->speed);
     cl_log(CL_LOG_INFO, "started",
            "chips=%zu landmarks=%zu connections=%zu chips_per_conn=%u speed_m_s=%s jitter_ms=%g "
-           "bind_count=%u",
-           s->n_chips, s->n_lm, s->n_conns, s->k, speed, s->jitter_ms, s->bind ? s->bind_count : 0);
+           "sign_delay_ms=%g bind_count=%u",
+           s->n_chips, s->n_lm, s->n_conns, s->k, speed, s->jitter_ms, s->sign_delay_ms,
+           s->bind ? s->bind_count : 0);
     for (size_t i = 0; i < s->n_conns; i++) {
       sconn *c = s->conns[i];
       uv_timer_start(&c->timer, on_conn_timer, (uint64_t)i * 1000u / s->connect_rate, 0);
