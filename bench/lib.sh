@@ -4,6 +4,18 @@
 # median; scripts/lib.sh, sourced from here, brings the helpers the
 # benchmarks share with scripts/world.sh (build_tree, stop_all and the
 # landmarkd and chipagent config writers).
+#
+# Protocol 1 beside protocol 2: the scripts that compare with protocol 1
+# (run.sh, landmark.sh) run that build's binaries in the same rounds when
+# V1_BUILD_DIR names a build of commit e0fb910, the last before protocol 2:
+#
+#   git worktree add /tmp/v1 e0fb910
+#   cmake -S /tmp/v1 -B /tmp/v1/build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+#   cmake --build /tmp/v1/build -j2 --target landmarkd chipagent chiploc-cli fleetsim pingpong
+#   V1_BUILD_DIR=/tmp/v1/build bench/all.sh
+#   git worktree remove --force /tmp/v1
+#
+# Without it they print the protocol 1 figures recorded earlier, dated.
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
@@ -37,4 +49,20 @@ median() {
     if (NR == 0) { print "nan"; exit }
     m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
     printf f "\n", m }'
+}
+
+# v1_build_dir BINARY...: the absolute path of V1_BUILD_DIR (empty when it is
+# unset) after checking that each BINARY (a path inside it) is there; exits
+# when one is missing.
+v1_build_dir() {
+  local d=${V1_BUILD_DIR:-} b
+  [ -n "$d" ] || return 0
+  d=$(cd "$d" && pwd) || exit 1
+  for b in "$@"; do
+    if [ ! -x "$d/$b" ]; then
+      echo "V1_BUILD_DIR=$d has no $b (build it: see bench/lib.sh)" >&2
+      exit 1
+    fi
+  done
+  echo "$d"
 }

@@ -295,7 +295,8 @@ int main(int argc, char **argv) {
   run.conns = 250;
   run.seconds = 10;
   run.warmup = 2;
-  for (int i = 1; i < argc; i++) {
+  /* Every option takes a value: options and values come in pairs. */
+  for (int i = 1; i < argc; i += 2) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(argv[i], "--conns") == 0)
       run.conns = parse_num("--conns", v, 1, 20000);
@@ -318,7 +319,6 @@ int main(int argc, char **argv) {
                       "[--burst B --interval-ms I] [--server-cpu N] [--client-cpu N]\n");
       return 2;
     }
-    i++;
   }
   if (!g_burst != !g_interval_ms) {
     fprintf(stderr, "reqresp: --burst and --interval-ms go together\n");
