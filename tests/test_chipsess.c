@@ -9,6 +9,7 @@
  * in the wrong state; and that ending a session, or a new offer, wipes the
  * key in the caller's memory.
  */
+#include "testutil.h"
 #include "cl_chipsess.h"
 #include "cl_err.h"
 #include "cl_key.h"
@@ -458,9 +459,5 @@ static Suite *chipsess_suite(void) {
 
 int main(void) {
   if (sodium_init() < 0) return EXIT_FAILURE;
-  SRunner *sr = srunner_create(chipsess_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return tu_run_suite(chipsess_suite());
 }

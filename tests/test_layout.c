@@ -15,6 +15,7 @@
  * The second half changes every byte of every layout, signature and MAC,
  * and every field of every struct, and expects verification to fail.
  */
+#include "testutil.h"
 #include "cl_err.h"
 #include "cl_key.h"
 #include "cl_layout.h"
@@ -1243,9 +1244,5 @@ static Suite *layout_suite(void) {
 
 int main(void) {
   if (sodium_init() < 0) return EXIT_FAILURE;
-  SRunner *sr = srunner_create(layout_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return tu_run_suite(layout_suite());
 }

@@ -6,6 +6,7 @@
  * RTTs, the measurement record a burst yields (re-verified offline), the
  * distance bound against exact integer arithmetic, and the speed parser.
  */
+#include "testutil.h"
 #include "cl_err.h"
 #include "cl_key.h"
 #include "cl_layout.h"
@@ -472,9 +473,5 @@ static Suite *probe_suite(void) {
 
 int main(void) {
   if (sodium_init() < 0) return EXIT_FAILURE;
-  SRunner *sr = srunner_create(probe_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return tu_run_suite(probe_suite());
 }

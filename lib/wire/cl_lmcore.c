@@ -1010,10 +1010,10 @@ static void response_rejected(cl_lm_conn *c, const uint8_t chip[CL_PK_LEN], uint
 }
 
 /*
- * A Response, received at t_recv: checks 1 to 3 (cl_probe_check: a probe
- * of this chip's ring, not answered, in time), then check 4, the MAC under
- * the session key, here on the loop (one keyed hash) and after t_recv. A
- * bad MAC uses the probe up: one MAC check per issued probe.
+ * A Response, received at t_recv: checks 1 to 4 (cl_probe_accept: a probe
+ * of this chip's ring, not answered, in time, then its MAC under the
+ * session key), here on the loop (one keyed hash) and after t_recv. A bad
+ * MAC uses the probe up: one MAC check per issued probe.
  */
 static void handle_response(cl_lm_conn *c, const cl_msg *m, uint64_t t_recv) {
   cl_lm *lm = c->lm;
@@ -1024,11 +1024,9 @@ static void handle_response(cl_lm_conn *c, const cl_msg *m, uint64_t t_recv) {
   }
   cl_probe *p = find_probe(ch, m->u.response.seq);
   uint64_t rtt = 0;
-  cl_accept_result r = cl_probe_check(p, t_recv, &rtt);
-  if (r == CL_ACCEPT_OK &&
-      cl_answer_check(ch->key, ch->hs.suite, ch->hs.landmark, ch->pk, p->seq, p->nonce,
-                      m->u.response.mac) != CL_OK) {
-    r = CL_ACCEPT_BAD_MAC;
+  cl_accept_result r = cl_probe_accept(p, ch->key, ch->hs.suite, ch->hs.landmark, ch->pk,
+                                       m->u.response.mac, t_recv, &rtt);
+  if (r == CL_ACCEPT_BAD_MAC) {
     p->state = CL_PROBE_EXPIRED;
     probe_event(lm, ch, p, NULL, r, 0, 0);
     if (ch->cur == p) probe_settled(ch);
