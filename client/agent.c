@@ -69,6 +69,20 @@
 #define READ_BUF (64u * 1024u)
 #define ADDR_TEXT (CL_CONFIG_HOST_MAX + 10)
 #define CHIP_HEX_LEN 16             /* a chip in log lines: its key's first 8 bytes */
+/* A log line's chip fields: chip=NAME chip_key=HEX (chip_fields). */
+#define CHIP_FIELDS_LEN (CL_CONFIG_NAME_MAX + CHIP_HEX_LEN + 32)
+/*
+ * A chip the landmark moved to another connection (ERROR_CHIP_TAKEN_OVER: a
+ * second agent holds its key) is not offered to that landmark for this
+ * long. One agent per chip is the rule; two that both offer it would take
+ * it from each other at every reconnect, each time with a gap in its
+ * measurements. With the hold the chip changes hands at most once an hour
+ * per landmark, each time logged as an error here and a warning at the
+ * landmark, and an agent whose rival is gone (a host being replaced, a
+ * test instance stopped) takes its chip back within the hour without a
+ * restart.
+ */
+#define TAKEOVER_HOLD_MS 3600000u
 
 typedef enum {
   CONN_CONNECTING = 0,
@@ -93,7 +107,9 @@ typedef struct conn {
   uint64_t last_rx_ms;    /* uv_now after the last complete frame */
   uint64_t last_check_ms; /* uv_now of the last idle check */
   int check_deferred;     /* the last idle check was put off: the loop had stalled */
+  size_t n_offered;       /* chips offered in the first Register */
   uint64_t gen; /* the peer's connection number: a late job result finds it by this */
+  uint64_t t_read_ns; /* uv_hrtime at the start of the last read: an answer's latency */
   cl_frame_asm fa;
   uint8_t rbuf[READ_BUF];
 } conn;
@@ -112,6 +128,10 @@ typedef struct peer {
   unsigned attempt;
   cl_ratelimit rl;   /* warnings about what this landmark sends */
   cl_chipsess *sess; /* one per chip of the agent, same index; ended with the conn */
+  /* Per chip, same index: uv_now (ms) until which the chip is not offered
+   * here (TAKEOVER_HOLD_MS after an ERROR_CHIP_TAKEN_OVER); 0 when it is. */
+  uint64_t *held_until;
+  agent_landmark_stats st; /* its counters; name, registered and sessions filled when read */
 } peer;
 
 typedef struct {
@@ -171,6 +191,34 @@ static int chip_index(const agent *a, const uint8_t id[CL_PK_LEN]) {
 
 static void chip_hex(const uint8_t id[CL_PK_LEN], char out[CHIP_HEX_LEN + 1]) {
   cl_hex_encode(out, id, CHIP_HEX_LEN / 2);
+}
+
+/* The fields that name a chip in a log line: chip= its [chip.NAME] (for a
+ * chip this agent does not hold, its key's first 8 bytes in hex) and
+ * chip_key= those hex digits, which the landmark's lines carry too.
+ * Returns out. */
+static const char *chip_fields(const agent *a, const uint8_t id[CL_PK_LEN],
+                               char out[CHIP_FIELDS_LEN]) {
+  char hex[CHIP_HEX_LEN + 1];
+  chip_hex(id, hex);
+  int ci = chip_index(a, id);
+  snprintf(out, CHIP_FIELDS_LEN, "chip=%s chip_key=%s", ci >= 0 ? a->chips[ci].name : hex, hex);
+  return out;
+}
+
+/* 1 when chip ci may be offered to p now: no hold, or its hold is over. */
+static int chip_offerable(const peer *p, size_t ci) {
+  return p->held_until[ci] <= uv_now(p->ag->loop);
+}
+
+/* Milliseconds until p has a chip it may offer: 0 when it has one now. */
+static uint64_t peer_hold_left_ms(const peer *p) {
+  uint64_t now = uv_now(p->ag->loop), first = UINT64_MAX;
+  for (size_t i = 0; i < p->ag->n_chips; i++) {
+    if (p->held_until[i] <= now) return 0;
+    if (p->held_until[i] < first) first = p->held_until[i];
+  }
+  return first == UINT64_MAX ? 0 : first - now;
 }
 
 /* Returns 1 if a warning about peer p may be logged now; *supp gets the
@@ -264,7 +312,8 @@ static int conn_send_msg(conn *c, const cl_msg *m) {
 static void on_backoff_timer(uv_timer_t *t) { peer_connect(t->data); }
 
 /* Schedules the next connection attempt: delay drawn uniformly from
- * [backoff_min, min(backoff_max, backoff_min * 2^attempt)]. */
+ * [backoff_min, min(backoff_max, backoff_min * 2^attempt)], or later, when
+ * the first chip's hold ends, if every chip is held (nothing to offer). */
 static void peer_backoff(peer *p) {
   agent *a = p->ag;
   if (a->stopping) return;
@@ -273,8 +322,11 @@ static void peer_backoff(peer *p) {
   uint64_t cap = lo << shift;
   if (cap > hi || cap < lo) cap = hi;
   uint64_t delay = lo + randombytes_uniform((uint32_t)(cap - lo + 1));
+  uint64_t held = peer_hold_left_ms(p);
+  if (held > delay) delay = held;
   p->attempt++;
   a->st.reconnects++;
+  p->st.reconnects++;
   cl_log(CL_LOG_INFO, "reconnect scheduled", "landmark=%s addr=%s delay_ms=%llu attempt=%u",
          p->cfg->name, p->addr, (unsigned long long)delay, p->attempt);
   uv_timer_start(&p->timer, on_backoff_timer, delay, 0);
@@ -358,6 +410,16 @@ static void on_idle_check(uv_timer_t *t) {
     return;
   }
   c->check_deferred = 0;
+  /* A chip's hold is over: it can be offered only in the Register of a new
+   * connection. */
+  for (size_t i = 0; i < a->n_chips; i++) {
+    if (p->held_until[i] == 0 || p->held_until[i] > now) continue;
+    char cf[CHIP_FIELDS_LEN];
+    cl_log(CL_LOG_INFO, "offering a chip taken over again; reconnecting", "%s landmark=%s addr=%s",
+           chip_fields(a, a->chips[i].pk, cf), p->cfg->name, p->addr);
+    conn_close(c, CL_LOG_INFO, "reconnecting", "to offer a chip whose hold is over");
+    return;
+  }
   uint64_t idle_ms = (uint64_t)a->cfg.idle_timeout_s * 1000u;
   uint64_t silent_ms = now - c->last_rx_ms;
   if (silent_ms < idle_ms) return;
@@ -468,8 +530,11 @@ static void transcript_done(uv_work_t *req, int status) {
     memcpy(m.u.transcript.sig, j->sig, CL_SIG_LEN);
     if (conn_send_msg(c, &m) == CL_OK) {
       p->ag->st.transcripts++;
-      cl_log(CL_LOG_DEBUG, "transcript sent", "landmark=%s chip=%s first_seq=%llu probes=%zu",
-             p->cfg->name, p->ag->chips[j->chip].hex, (unsigned long long)j->e[0].seq, j->n);
+      p->st.transcripts++;
+      char cf[CHIP_FIELDS_LEN];
+      cl_log(CL_LOG_DEBUG, "transcript sent", "landmark=%s %s first_seq=%llu probes=%zu",
+             p->cfg->name, chip_fields(p->ag, j->hs.chip, cf), (unsigned long long)j->e[0].seq,
+             j->n);
     }
   }
   free(j);
@@ -510,33 +575,35 @@ static void on_challenge(conn *c, const cl_msg *m) {
     }
     if (conn_send(c, buf, len) != CL_OK) return;
     a->st.answered++;
+    p->st.answered++;
+    cl_histogram_observe(&a->st.answer_seconds, (double)(uv_hrtime() - c->t_read_ns) / 1e9);
     return;
   }
   uint64_t supp = 0;
-  char hex[CHIP_HEX_LEN + 1];
-  chip_hex(m->u.challenge.chip, hex);
+  char cf[CHIP_FIELDS_LEN];
+  chip_fields(a, m->u.challenge.chip, cf);
   if (ci < 0) {
     a->st.unknown_chip++;
     if (peer_may_warn(p, &supp))
       cl_log(CL_LOG_WARN, "challenge for unknown chip not answered",
-             "landmark=%s addr=%s chip=%s seq=%llu suppressed=%llu", p->cfg->name, p->addr, hex,
+             "landmark=%s addr=%s %s seq=%llu suppressed=%llu", p->cfg->name, p->addr, cf,
              (unsigned long long)m->u.challenge.seq, (unsigned long long)supp);
   } else {
     /* Refused, or between a Rekey's offer and its RegisterResult. */
     a->st.no_session++;
     if (peer_may_warn(p, &supp))
       cl_log(CL_LOG_WARN, "challenge for chip without session not answered",
-             "landmark=%s addr=%s chip=%s seq=%llu suppressed=%llu", p->cfg->name, p->addr, hex,
+             "landmark=%s addr=%s %s seq=%llu suppressed=%llu", p->cfg->name, p->addr, cf,
              (unsigned long long)m->u.challenge.seq, (unsigned long long)supp);
   }
 }
 
 /*
- * Sends a Register with a fresh offer for the chips first .. first+count-1;
- * each offer ends that chip's previous session with this landmark and wipes
- * its key. 0 or CL_E* (the conn is closing).
+ * Sends a Register with a fresh offer for the chips chips[0..count) (indexes
+ * into the agent's chips); each offer ends that chip's previous session
+ * with this landmark and wipes its key. 0 or CL_E* (the conn is closing).
  */
-static int conn_send_register(conn *c, size_t first, size_t count) {
+static int conn_send_register(conn *c, const size_t *chips, size_t count) {
   peer *p = c->peer;
   agent *a = p->ag;
   cl_msg reg;
@@ -546,7 +613,7 @@ static int conn_send_register(conn *c, size_t first, size_t count) {
   reg.u.reg.n = count;
   for (size_t i = 0; i < count; i++) {
     /* The suite was checked at the Hello. */
-    int rc = cl_chipsess_offer(&p->sess[first + i], c->suite, p->cfg->pk, a->chips[first + i].pk,
+    int rc = cl_chipsess_offer(&p->sess[chips[i]], c->suite, p->cfg->pk, a->chips[chips[i]].pk,
                                &reg.u.reg.chips[i]);
     assert(rc == CL_OK);
     (void)rc;
@@ -580,7 +647,21 @@ static void on_hello(conn *c, const cl_msg *m) {
     return;
   }
   c->suite = suite;
-  if (conn_send_register(c, 0, a->n_chips) != CL_OK) return;
+  /* Every chip but those held since another connection took them here. */
+  size_t offer[CL_CONFIG_MAX_CHIPS], n = 0;
+  for (size_t i = 0; i < a->n_chips; i++) {
+    if (!chip_offerable(p, i)) continue;
+    p->held_until[i] = 0;
+    offer[n++] = i;
+  }
+  if (n == 0) {
+    /* The hold began while this connection was being made. */
+    conn_close(c, CL_LOG_INFO, "nothing to offer",
+               "every chip is taken over by another connection");
+    return;
+  }
+  if (conn_send_register(c, offer, n) != CL_OK) return;
+  c->n_offered = n;
   c->state = CONN_WAIT_RESULT;
   /* The results carry the landmark's half of each handshake: for many chips
    * more than the limit before registration. */
@@ -588,7 +669,7 @@ static void on_hello(conn *c, const cl_msg *m) {
   char name[CL_CONFIG_NAME_MAX * 4 + 3];
   cl_log_quote(name, sizeof name, a->cfg.name, strlen(a->cfg.name));
   cl_log(CL_LOG_INFO, "register sent", "landmark=%s addr=%s agent=%s chips=%zu suite=%u",
-         p->cfg->name, p->addr, name, a->n_chips, suite);
+         p->cfg->name, p->addr, name, n, suite);
 }
 
 /* Registered: the handshake deadline is met; from now on the timer watches
@@ -630,13 +711,14 @@ static void on_register_result(conn *c, const cl_msg *m) {
   for (size_t i = 0; i < m->u.reg_result.n; i++) {
     const cl_chip_result *r = &m->u.reg_result.r[i];
     int ci = chip_index(a, r->chip);
-    char hex[CHIP_HEX_LEN + 1];
+    char hex[CHIP_HEX_LEN + 1], cf[CHIP_FIELDS_LEN];
     chip_hex(r->chip, hex);
+    chip_fields(a, r->chip, cf);
     if (ci < 0 || p->sess[ci].state != CL_CHIPSESS_OFFERED) {
       uint64_t supp = 0;
       if (peer_may_warn(p, &supp))
         cl_log(CL_LOG_WARN, "result for a chip not offered ignored",
-               "landmark=%s addr=%s chip=%s suppressed=%llu", p->cfg->name, p->addr, hex,
+               "landmark=%s addr=%s %s suppressed=%llu", p->cfg->name, p->addr, cf,
                (unsigned long long)supp);
       continue;
     }
@@ -646,17 +728,16 @@ static void on_register_result(conn *c, const cl_msg *m) {
       cl_chipsess_end(s);
       char detail[CL_MAX_DETAIL * 4 + 3];
       cl_log_quote(detail, sizeof detail, r->detail, strlen(r->detail));
-      cl_log(CL_LOG_WARN, "chip refused",
-             "landmark=%s addr=%s chip=%s chip_name=%s reason=%s detail=%s", p->cfg->name,
-             p->addr, hex, a->chips[ci].name, cl_refuse_reason_name(r->reason), detail);
+      cl_log(CL_LOG_WARN, "chip refused", "landmark=%s addr=%s %s reason=%s detail=%s",
+             p->cfg->name, p->addr, cf, cl_refuse_reason_name(r->reason), detail);
       continue;
     }
     confirm_item *it = &j->item[j->n];
     if (cl_chipsess_accept(s, r, &it->hs) != CL_OK) {
       free(j);
       a->st.bad_landmark_sig++;
-      cl_log(CL_LOG_ERROR, "bad landmark signature", "landmark=%s addr=%s chip=%s", p->cfg->name,
-             p->addr, hex);
+      cl_log(CL_LOG_ERROR, "bad landmark signature", "landmark=%s addr=%s %s", p->cfg->name,
+             p->addr, cf);
       char text[CL_MAX_ERROR_TEXT + 1];
       snprintf(text, sizeof text,
                "chip %s: the landmark's handshake signature does not verify under the pinned key",
@@ -667,8 +748,8 @@ static void on_register_result(conn *c, const cl_msg *m) {
     }
     it->chip = (size_t)ci;
     j->n++;
-    cl_log(CL_LOG_INFO, "chip accepted", "landmark=%s addr=%s chip=%s chip_name=%s", p->cfg->name,
-           p->addr, hex, a->chips[ci].name);
+    p->st.handshakes++;
+    cl_log(CL_LOG_INFO, "chip accepted", "landmark=%s addr=%s %s", p->cfg->name, p->addr, cf);
   }
   size_t accepted = j->n;
   if (accepted > 0)
@@ -682,9 +763,9 @@ static void on_register_result(conn *c, const cl_msg *m) {
       conn_close(c, CL_LOG_WARN, "no chip accepted", "rekey refused");
     return;
   }
-  if (m->u.reg_result.n != a->n_chips)
+  if (m->u.reg_result.n != c->n_offered)
     cl_log(CL_LOG_WARN, "register result count differs", "landmark=%s addr=%s sent=%zu results=%zu",
-           p->cfg->name, p->addr, a->n_chips, m->u.reg_result.n);
+           p->cfg->name, p->addr, c->n_offered, m->u.reg_result.n);
   if (accepted == 0) {
     /* Nothing to be measured here; retry later, the chips may be enrolled by then. */
     conn_close(c, CL_LOG_WARN, "no chip accepted", NULL);
@@ -701,14 +782,14 @@ static void on_burst_end(conn *c, const cl_msg *m) {
   peer *p = c->peer;
   agent *a = p->ag;
   int ci = chip_index(a, m->u.burst_end.chip);
-  char hex[CHIP_HEX_LEN + 1];
-  chip_hex(m->u.burst_end.chip, hex);
+  char cf[CHIP_FIELDS_LEN];
+  chip_fields(a, m->u.burst_end.chip, cf);
   uint64_t supp = 0;
   if (ci < 0 || p->sess[ci].state != CL_CHIPSESS_ESTABLISHED) {
     a->st.transcripts_refused++;
     if (peer_may_warn(p, &supp))
       cl_log(CL_LOG_WARN, "burst end for chip without session not signed",
-             "landmark=%s addr=%s chip=%s suppressed=%llu", p->cfg->name, p->addr, hex,
+             "landmark=%s addr=%s %s suppressed=%llu", p->cfg->name, p->addr, cf,
              (unsigned long long)supp);
     return;
   }
@@ -723,8 +804,8 @@ static void on_burst_end(conn *c, const cl_msg *m) {
     a->st.transcripts_refused++;
     if (peer_may_warn(p, &supp))
       cl_log(CL_LOG_WARN, "burst end names a probe the chip did not answer; not signed",
-             "landmark=%s addr=%s chip=%s first_seq=%llu probes=%zu suppressed=%llu",
-             p->cfg->name, p->addr, hex, (unsigned long long)m->u.burst_end.seqs[0],
+             "landmark=%s addr=%s %s first_seq=%llu probes=%zu suppressed=%llu",
+             p->cfg->name, p->addr, cf, (unsigned long long)m->u.burst_end.seqs[0],
              m->u.burst_end.n, (unsigned long long)supp);
     return;
   }
@@ -743,26 +824,27 @@ static void on_rekey(conn *c, const cl_msg *m) {
   peer *p = c->peer;
   agent *a = p->ag;
   int ci = chip_index(a, m->u.rekey.chip);
-  char hex[CHIP_HEX_LEN + 1];
-  chip_hex(m->u.rekey.chip, hex);
+  char cf[CHIP_FIELDS_LEN];
+  chip_fields(a, m->u.rekey.chip, cf);
   if (ci < 0) {
     uint64_t supp = 0;
     if (peer_may_warn(p, &supp))
       cl_log(CL_LOG_WARN, "rekey for unknown chip ignored",
-             "landmark=%s addr=%s chip=%s suppressed=%llu", p->cfg->name, p->addr, hex,
+             "landmark=%s addr=%s %s suppressed=%llu", p->cfg->name, p->addr, cf,
              (unsigned long long)supp);
     return;
   }
   if (p->sess[ci].state == CL_CHIPSESS_OFFERED) {
     /* A second offer would void the one the landmark is answering. */
-    cl_log(CL_LOG_DEBUG, "rekey already under way", "landmark=%s addr=%s chip=%s", p->cfg->name,
-           p->addr, hex);
+    cl_log(CL_LOG_DEBUG, "rekey already under way", "landmark=%s addr=%s %s", p->cfg->name,
+           p->addr, cf);
     return;
   }
-  if (conn_send_register(c, (size_t)ci, 1) != CL_OK) return;
+  size_t one = (size_t)ci;
+  if (conn_send_register(c, &one, 1) != CL_OK) return;
   a->st.rekeys++;
-  cl_log(CL_LOG_INFO, "rekey offer sent", "landmark=%s addr=%s chip=%s chip_name=%s",
-         p->cfg->name, p->addr, hex, a->chips[ci].name);
+  p->st.rekeys++;
+  cl_log(CL_LOG_INFO, "rekey offer sent", "landmark=%s addr=%s %s", p->cfg->name, p->addr, cf);
 }
 
 /* The chip an Error's text names: landmarks begin the text of an error
@@ -777,13 +859,67 @@ static void error_chip(const char *text, char out[CHIP_HEX_LEN + 1]) {
   out[CHIP_HEX_LEN] = '\0';
 }
 
+/* The chip an Error names (error_chip) as log fields: chip=NAME chip_key=HEX
+ * for a chip of this agent, chip=HEX chip_key=HEX for another, chip=- when
+ * the Error names none. *ci receives the chip's index, or -1. */
+static const char *error_chip_fields(const agent *a, const char *hex, int *ci,
+                                     char out[CHIP_FIELDS_LEN]) {
+  *ci = -1;
+  for (size_t i = 0; i < a->n_chips; i++)
+    if (strcmp(a->chips[i].hex, hex) == 0) *ci = (int)i;
+  if (*ci >= 0)
+    snprintf(out, CHIP_FIELDS_LEN, "chip=%s chip_key=%s", a->chips[*ci].name, hex);
+  else if (strcmp(hex, "-") != 0)
+    snprintf(out, CHIP_FIELDS_LEN, "chip=%s chip_key=%s", hex, hex);
+  else
+    snprintf(out, CHIP_FIELDS_LEN, "chip=-");
+  return out;
+}
+
+/*
+ * ERROR_CHIP_TAKEN_OVER: the landmark moved chip ci's session to another
+ * connection, one whose handshake the chip's key signed: another agent
+ * holds that key. The session here is over, and the chip is not offered to
+ * this landmark again for TAKEOVER_HOLD_MS (see there). The connection
+ * stays for the other chips; with none left the landmark closes it, and
+ * the reconnection waits for the hold. fields: error_chip_fields; text:
+ * the Error's, quoted.
+ */
+static void chip_taken_over(conn *c, int ci, const char *fields, const char *text) {
+  peer *p = c->peer;
+  agent *a = p->ag;
+  uint64_t supp = 0;
+  if (ci < 0) {
+    if (peer_may_warn(p, &supp))
+      cl_log(CL_LOG_WARN, "landmark error",
+             "landmark=%s addr=%s code=%s %s text=%s suppressed=%llu", p->cfg->name, p->addr,
+             cl_wire_error_name(CL_ERR_CHIP_TAKEN_OVER), fields, text, (unsigned long long)supp);
+    return;
+  }
+  /* Once per move: a repeat for a chip already held is logged rate-limited. */
+  int repeat = p->held_until[ci] != 0;
+  p->held_until[ci] = uv_now(a->loop) + TAKEOVER_HOLD_MS;
+  cl_chipsess_end(&p->sess[ci]);
+  if (!repeat || peer_may_warn(p, &supp))
+    cl_log(CL_LOG_ERROR, "chip taken over by another connection",
+           "%s landmark=%s addr=%s hold_s=%u text=%s", fields, p->cfg->name, p->addr,
+           TAKEOVER_HOLD_MS / 1000u, text);
+}
+
 static void on_error_msg(conn *c, const cl_msg *m) {
   peer *p = c->peer;
   cl_wire_error code = m->u.error.code;
-  char text[CL_MAX_ERROR_TEXT * 4 + 3], chip[CHIP_HEX_LEN + 1];
+  unsigned slot = (unsigned)code;
+  p->ag->st.errors[slot >= 1 && slot < AGENT_ERROR_SLOTS - 1 ? slot : AGENT_ERROR_SLOTS - 1]++;
+  char text[CL_MAX_ERROR_TEXT * 4 + 3], hex[CHIP_HEX_LEN + 1], chip[CHIP_FIELDS_LEN];
   cl_log_quote(text, sizeof text, m->u.error.text, strlen(m->u.error.text));
-  error_chip(m->u.error.text, chip);
+  error_chip(m->u.error.text, hex);
+  int ci;
+  error_chip_fields(p->ag, hex, &ci, chip);
   switch (code) {
+  case CL_ERR_CHIP_TAKEN_OVER:
+    chip_taken_over(c, ci, chip, text);
+    return;
   case CL_ERR_UNKNOWN_PROBE:
   case CL_ERR_REPLAY:
   case CL_ERR_LATE:
@@ -795,14 +931,14 @@ static void on_error_msg(conn *c, const cl_msg *m) {
     uint64_t supp = 0;
     if (peer_may_warn(p, &supp))
       cl_log(CL_LOG_WARN, "landmark error",
-             "landmark=%s addr=%s code=%s chip=%s text=%s suppressed=%llu", p->cfg->name, p->addr,
+             "landmark=%s addr=%s code=%s %s text=%s suppressed=%llu", p->cfg->name, p->addr,
              cl_wire_error_name(code), chip, text, (unsigned long long)supp);
     return;
   }
   default:
     /* Version, malformed, too large, unexpected, bad landmark, limit, suite,
      * or a code we do not know: the landmark hangs up after these. */
-    cl_log(CL_LOG_ERROR, "landmark error", "landmark=%s addr=%s code=%s chip=%s text=%s",
+    cl_log(CL_LOG_ERROR, "landmark error", "landmark=%s addr=%s code=%s %s text=%s",
            p->cfg->name, p->addr, cl_wire_error_name(code), chip, text);
     conn_close(c, CL_LOG_WARN, "landmark sent error", cl_wire_error_name(code));
     return;
@@ -882,6 +1018,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   conn *c = s->data;
+  c->t_read_ns = uv_hrtime();
   if (nread == 0) return; /* EAGAIN: not EOF */
   if (nread < 0) {
     if (nread == UV_EOF)
@@ -1042,6 +1179,11 @@ int agent_create(agent **out, uv_loop_t *loop, const cl_agent_config *cfg, char 
   if (!a) return CL_ENOMEM;
   a->loop = loop;
   a->cfg = *cfg;
+  /* 5 us to 100 ms: a MAC and a write take microseconds; a loop held up by
+   * other work shows in the upper buckets. */
+  static const double answer_le[] = {5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4,
+                                     1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1};
+  cl_histogram_init(&a->st.answer_seconds, answer_le, sizeof answer_le / sizeof answer_le[0]);
   a->peers = calloc(cfg->n_landmarks ? cfg->n_landmarks : 1, sizeof *a->peers);
   if (!a->peers) {
     free(a);
@@ -1084,7 +1226,7 @@ int agent_create(agent **out, uv_loop_t *loop, const cl_agent_config *cfg, char 
     }
     char hex[CL_PK_HEX_LEN + 1];
     cl_pk_to_hex(ch->pk, hex);
-    cl_log(CL_LOG_INFO, "chip key loaded", "chip=%s chip_name=%s chip_id=%s", ch->hex, ch->name,
+    cl_log(CL_LOG_INFO, "chip key loaded", "chip=%s chip_key=%s chip_id=%s", ch->name, ch->hex,
            hex);
   }
   /* Every session key in one guarded, locked block (at most 64 x 64 slots
@@ -1098,7 +1240,8 @@ int agent_create(agent **out, uv_loop_t *loop, const cl_agent_config *cfg, char 
   for (size_t i = 0; i < a->n_peers; i++) {
     peer *p = &a->peers[i];
     p->sess = calloc(a->n_chips ? a->n_chips : 1, sizeof *p->sess);
-    if (!p->sess) {
+    p->held_until = calloc(a->n_chips ? a->n_chips : 1, sizeof *p->held_until);
+    if (!p->sess || !p->held_until) {
       agent_destroy(&a);
       return CL_ENOMEM;
     }
@@ -1150,6 +1293,18 @@ void agent_stop(agent *a) {
 
 void agent_get_stats(const agent *a, agent_stats *out) { *out = a->st; }
 
+size_t agent_landmark_count(const agent *a) { return a->n_peers; }
+
+void agent_get_landmark_stats(const agent *a, size_t i, agent_landmark_stats *out) {
+  const peer *p = &a->peers[i];
+  *out = p->st;
+  out->name = p->cfg->name;
+  out->registered = p->conn && !p->conn->closing && p->conn->state == CONN_REGISTERED;
+  out->sessions = 0;
+  for (size_t k = 0; k < a->n_chips; k++)
+    if (p->sess[k].state == CL_CHIPSESS_ESTABLISHED) out->sessions++;
+}
+
 void agent_destroy(agent **ap) {
   if (!ap || !*ap) return;
   agent *a = *ap;
@@ -1159,6 +1314,7 @@ void agent_destroy(agent **ap) {
     if (p->sess)
       for (size_t c = 0; c < a->n_chips; c++) cl_chipsess_end(&p->sess[c]);
     free(p->sess);
+    free(p->held_until);
   }
   sodium_free(a->session_keys); /* NULL-safe; wipes the block */
   for (size_t i = 0; i < a->n_chips; i++) cl_key_destroy(&a->chips[i].key);

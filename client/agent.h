@@ -15,12 +15,19 @@
 #define AGENT_H
 
 #include "cl_config.h"
+#include "cl_hist.h"
+#include "cl_msg.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
 typedef struct agent agent;
+
+/* Error frames received, by code: slot k for cl_wire_error k (1 up to
+ * CL_ERR_CHIP_TAKEN_OVER, the last code), the last slot for codes this agent
+ * does not know (0 included); slot 0 unused. */
+#define AGENT_ERROR_SLOTS (CL_ERR_CHIP_TAKEN_OVER + 2)
 
 typedef struct {
   uint64_t challenges;          /* challenge frames received */
@@ -34,7 +41,22 @@ typedef struct {
   uint64_t wrong_landmark;      /* Hellos naming another key than the pinned one */
   uint64_t reconnects;          /* reconnections scheduled after a close or failure */
   uint64_t idle_timeouts;       /* registered connections closed for want of any frame */
+  uint64_t errors[AGENT_ERROR_SLOTS]; /* Error frames received, by code */
+  /* Seconds from the read of a Challenge to the write of its Response. */
+  cl_histogram answer_seconds;
 } agent_stats;
+
+/* One landmark's share, for the metrics endpoint. */
+typedef struct {
+  const char *name;     /* the [landmark.NAME] of the config; valid while the agent is */
+  int registered;       /* 1: a connection is up and at least one chip was accepted on it */
+  size_t sessions;      /* chips with an established session on it now */
+  uint64_t answered;    /* challenges answered */
+  uint64_t reconnects;  /* reconnections scheduled after a close or failure */
+  uint64_t handshakes;  /* chip sessions agreed (the landmark's signature checked) */
+  uint64_t rekeys;      /* fresh offers sent on the landmark's Rekey */
+  uint64_t transcripts; /* transcripts signed and sent */
+} agent_landmark_stats;
 
 /*
  * Copies cfg, loads every chip key it names (secret keys stay in
@@ -66,6 +88,9 @@ int agent_start(agent *a);
 void agent_stop(agent *a);
 
 void agent_get_stats(const agent *a, agent_stats *out);
+/* The number of configured landmarks, and landmark i's counters (i below it). */
+size_t agent_landmark_count(const agent *a);
+void agent_get_landmark_stats(const agent *a, size_t i, agent_landmark_stats *out);
 
 /* Frees the agent and wipes the chip and session keys; sets *a to NULL. Call only when
  * the loop has no handle of the agent left open (after agent_stop and

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages chiploc needs to build, test, benchmark (irtt, curl) and run its
-# simulated world (scripts/world.sh), skipping those already installed. Needs root (or sudo) only when
+# simulated world (scripts/world.sh), skipping those already installed. postgresql-15-partman puts
+# pg_partman (schema 0007) into the server's extension directory, where the tests' PostgreSQL
+# (tests/pgtest.sh) and a production one both find it. Needs root (or sudo) only when
 # something is missing.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libuv1-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler libpq-dev libinih-dev
       libproj-dev libjansson-dev libmicrohttpd-dev
       check libsubunit-dev groff-base
-      postgresql-15 postgresql-client-15
+      postgresql-15 postgresql-client-15 postgresql-15-partman
       clang libclang-rt-14-dev
       irtt curl python3 python3-cryptography)
 missing=()

@@ -7,11 +7,14 @@
  * Output: one line per finding, "TABLE id=N PROBLEM" (the problem names of
  * cl_audit_problem_name, docs/OPERATIONS.md); when the database holds rows
  * of protocol 1, the line "legacy (protocol 1), not re-verifiable by this
- * version: N measurements, N links; N attestations cite such rows"; then
- * the summary "audit: N measurements, N links, N attestations checked; N
- * problem(s)". With --json, one JSON object instead (the legacy counts
- * always in "legacy"). Exit codes: 0 clean, 4 findings, 1 database
- * failure, 2 usage error. Legacy rows are no findings.
+ * version: N measurements, N links; N attestations cite such rows"; when
+ * measurement_retention records removed ranges, the line "evidence retired:
+ * N attestations cite measurements removed by retention (N range(s), up to
+ * TIME)"; then the summary "audit: N measurements, N links, N attestations
+ * checked; N problem(s)". With --json, one JSON object instead (the legacy
+ * counts always in "legacy", the retention ones in "retired"). Exit codes:
+ * 0 clean, 4 findings, 1 database failure, 2 usage error. Legacy rows and
+ * retired evidence are no findings.
  */
 #include "chiploc_cli.h"
 #include "chiploc_cmds.h"
@@ -25,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define AUDIT_EXIT_FINDINGS 4
 
@@ -38,15 +42,27 @@ static void usage_audit(FILE *f) {
         "the evidence a version-2 attestation cites and the digests of its inputs,\n"
         "in one consistent snapshot. Rows of protocol 1 (stored before the upgrade)\n"
         "cannot be re-verified by this version: they are counted as legacy, not as\n"
-        "findings. Prints one line per finding, TABLE id=N PROBLEM,\n"
+        "findings. Nor are cited measurements that chiploc db maintain\n"
+        "--retain-months removed, as its table measurement_retention records:\n"
+        "they are counted as evidence retired.\n"
+        "Prints one line per finding, TABLE id=N PROBLEM,\n"
         "where PROBLEM is one of: signature, attestation signature, hash mismatch,\n"
         "measurement missing, chain break, chain start, derived column, evidence,\n"
         "input changed, retired key; then a summary. --json adds each finding's ref.\n"
-        "--db defaults to $CHIPLOC_DB. The role needs SELECT on every chiploc table\n"
-        "(chiploc_admin or chiploc_verifier).\n"
+        "--db defaults to $CHIPLOC_DB. Run it as a login in chiploc_auditor, the\n"
+        "read-only role made for it (chiploc_admin and chiploc_verifier can read as\n"
+        "much, but also write).\n"
         "\n"
         "exit status: 0 no findings, 4 findings, 1 database error, 2 usage error\n",
         f);
+}
+
+/* Microseconds since 1970 as 2024-03-01T00:00:00Z (whole seconds, cut). */
+static void format_utc(char *out, size_t len, int64_t unix_us) {
+  time_t t = (time_t)(unix_us / 1000000);
+  struct tm tm;
+  if (!gmtime_r(&t, &tm) || strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    snprintf(out, len, "%" PRId64 "us", unix_us);
 }
 
 static void print_text(const cl_audit_report *r) {
@@ -61,6 +77,17 @@ static void print_text(const cl_audit_report *r) {
     printf("legacy (protocol 1), not re-verifiable by this version: %" PRId64
            " measurements, %" PRId64 " links; %" PRId64 " attestations cite such rows\n",
            r->legacy_measurements, r->legacy_links, r->legacy_evidence);
+  if (r->retention_ranges || r->ignored_ranges || r->evidence_retired) {
+    char until[64] = "";
+    if (r->retention_ranges) format_utc(until, sizeof until, r->retired_until_us);
+    printf("evidence retired: %" PRId64
+           " attestations cite measurements removed by retention (%" PRId64 " range(s)%s%s)",
+           r->evidence_retired, r->retention_ranges, until[0] ? ", up to " : "", until);
+    if (r->ignored_ranges)
+      printf("; %" PRId64 " range(s) ignored: a partition of measurements covers them again",
+             r->ignored_ranges);
+    putchar('\n');
+  }
   printf("audit: %" PRId64 " measurements, %" PRId64 " links, %" PRId64
          " attestations checked; %" PRId64 " problem(s)\n",
          r->measurements, r->links, r->attestations, r->problems);
@@ -68,11 +95,20 @@ static void print_text(const cl_audit_report *r) {
 
 /* Table and problem names are fixed ASCII words: nothing to escape. */
 static void print_json(const cl_audit_report *r) {
+  char until[64] = "null";
+  if (r->retention_ranges) {
+    char t[48];
+    format_utc(t, sizeof t, r->retired_until_us);
+    snprintf(until, sizeof until, "\"%s\"", t);
+  }
   printf("{\"measurements\":%" PRId64 ",\"links\":%" PRId64 ",\"attestations\":%" PRId64
          ",\"chains\":%" PRId64 ",\"legacy\":{\"measurements\":%" PRId64 ",\"links\":%" PRId64
-         ",\"attestations\":%" PRId64 "},\"problems\":%" PRId64 ",\"findings\":[",
+         ",\"attestations\":%" PRId64 "},\"retired\":{\"attestations\":%" PRId64
+         ",\"ranges\":%" PRId64 ",\"ignored_ranges\":%" PRId64
+         ",\"until\":%s},\"problems\":%" PRId64 ",\"findings\":[",
          r->measurements, r->links, r->attestations, r->chains, r->legacy_measurements,
-         r->legacy_links, r->legacy_evidence, r->problems);
+         r->legacy_links, r->legacy_evidence, r->evidence_retired, r->retention_ranges,
+         r->ignored_ranges, until, r->problems);
   for (size_t i = 0; i < r->n_findings; i++) {
     const cl_audit_finding *f = &r->findings[i];
     printf("%s{\"table\":\"%s\",\"id\":%" PRId64 ",\"problem\":\"%s\"", i ? "," : "",

@@ -9,9 +9,16 @@
 int cmd_keygen(int argc, char **argv);
 int cmd_pubkey(int argc, char **argv);
 int cmd_db(int argc, char **argv);           /* db migrate --db CONNINFO */
+int cmd_db_maintain(int argc, char **argv);  /* db maintain [--retain-months N [--drop]] */
 int cmd_landmark(int argc, char **argv);     /* landmark add ... */
 int cmd_chip(int argc, char **argv);         /* chip enroll ... */
-int cmd_measurements(int argc, char **argv); /* measurements [--db] [--since SECONDS] */
+int cmd_measurements(int argc, char **argv); /* measurements [--since DUR] [--chip S] [--json] */
+int cmd_status(int argc, char **argv);       /* status [--stale DUR] [--json] */
+int cmd_chip_list(int argc, char **argv);    /* chip list [--operator O] [--verdict V] [--json] */
+int cmd_chip_show(int argc, char **argv);    /* chip show SERIAL [--window DUR] [--json] */
+int cmd_landmark_list(int argc, char **argv); /* landmark list [--stale DUR] [--json] */
+int cmd_alerts(int argc, char **argv);       /* alerts [...] [--json]; alerts ack ID --by --reason */
+int cmd_links(int argc, char **argv);        /* links [--since DUR] [--json] */
 int cmd_region(int argc, char **argv);       /* region import FILE --code-property NAME */
 int cmd_locate(int argc, char **argv);       /* locate --landmarks FILE ... */
 int cmd_landmarks(int argc, char **argv);    /* landmarks check --positions F --rtts F */

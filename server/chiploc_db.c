@@ -1,9 +1,12 @@
 /*
- * The database subcommands of the chiploc CLI: `db migrate`, `landmark add`,
- * `chip enroll` and `measurements`. Every argument is checked before a
- * connection is opened, so a typo is reported against the flag that carried
- * it and nothing is half-applied. All SQL lives in the store module
- * (lib/db/cl_store.c); this file only parses, connects and prints.
+ * The database subcommands of the chiploc CLI that change it: `db migrate`,
+ * `landmark add|bind|retire` and `chip enroll|deactivate|reactivate` (the
+ * reads are in chiploc_status.c). Every argument is checked before a
+ * connection is opened, so a typo is reported against the flag that
+ * carried it and nothing is half-applied. A request the database's state
+ * refuses (a duplicate, an unknown serial or name) exits 1 like a failure;
+ * 2 is for usage. All SQL lives in the store module (lib/db/cl_store.c);
+ * this file only parses, connects and prints.
  */
 #include "chiploc_cli.h"
 #include "chiploc_cmds.h"
@@ -22,11 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-/* Longest window `measurements --since` accepts: 100 years. */
-#define SINCE_MAX_S 3153600000LL
-#define SINCE_DEFAULT_S 3600LL
 
 enum {
   OPT_DB = 256,
@@ -38,36 +36,16 @@ enum {
   OPT_SITE,
   OPT_SERIAL,
   OPT_OPERATOR,
-  OPT_SINCE,
   OPT_ALLOWED,
   OPT_DB_ROLE,
   OPT_AT,
   OPT_REVOKE,
+  OPT_REASON,
   OPT_HELP,
 };
 
 /* Most region codes one `chip enroll --allowed` may name. */
 #define ALLOWED_MAX 64
-
-/* getopt keeps state between calls; start every parse afresh. */
-static void getopt_reset(void) {
-#ifdef __GLIBC__
-  optind = 0;
-#else
-  optind = 1;
-#endif
-  opterr = 0;
-}
-
-/* Reports a getopt failure ('?' or ':') for command `cmd`; returns 2. */
-static int bad_option(const char *cmd, int c, char **argv) {
-  const char *arg = optind > 0 ? argv[optind - 1] : "?";
-  if (c == ':')
-    chiploc_errorf("%s: %s needs a value", cmd, arg);
-  else
-    chiploc_errorf("%s: unknown option %s (see chiploc %s --help)", cmd, arg, cmd);
-  return 2;
-}
 
 /* Parses one coordinate; returns NULL or the reason it is refused. */
 static const char *coord_error(const char *text, int is_lat, double *out) {
@@ -168,10 +146,12 @@ static int init_sodium(void) {
 
 static void usage_db(FILE *f) {
   fputs("usage: chiploc db migrate [--db CONNINFO]\n"
+        "       chiploc db maintain [--db CONNINFO] [--retain-months N [--drop]]\n"
         "\n"
         "Applies the schema migrations this build carries that the database does\n"
         "not have yet, then creates measurement partitions for the coming months.\n"
         "Safe to run twice, and from two hosts at once.\n"
+        "maintain: the daily partition maintenance (see chiploc db maintain --help).\n"
         "\n"
         "  --db CONNINFO  libpq connection string (default: $CHIPLOC_DB)\n",
         f);
@@ -185,13 +165,13 @@ static int db_migrate(int argc, char **argv) {
   };
   const char *db = NULL;
   int c;
-  getopt_reset();
+  chiploc_getopt_reset();
   while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
     switch (c) {
     case OPT_DB: db = optarg; break;
     case 'h':
     case OPT_HELP: usage_db(stdout); return 0;
-    default: return bad_option("db migrate", c, argv);
+    default: return chiploc_bad_option("db migrate", c, argv);
     }
   }
   if (optind < argc) {
@@ -229,6 +209,7 @@ int cmd_db(int argc, char **argv) {
     return 0;
   }
   if (strcmp(argv[1], "migrate") == 0) return db_migrate(argc - 1, argv + 1);
+  if (strcmp(argv[1], "maintain") == 0) return cmd_db_maintain(argc - 1, argv + 1);
   chiploc_errorf("db: unknown subcommand %s (see chiploc db --help)", argv[1]);
   return 2;
 }
@@ -240,6 +221,7 @@ static void usage_landmark(FILE *f) {
         "                            (--lat LAT --lon LON | --site LAT,LON)\n"
         "       chiploc landmark bind [--db CONNINFO] --name NAME --db-role ROLE\n"
         "       chiploc landmark retire [--db CONNINFO] --name NAME [--at TIME] [--revoke]\n"
+        "       chiploc landmark list [--db CONNINFO] [--stale DURATION] [--json]\n"
         "\n"
         "Registers a landmark node: its name, its Ed25519 public key (the\n"
         "`public` line of its key file) and its position in decimal degrees.\n"
@@ -275,7 +257,7 @@ static int landmark_add(int argc, char **argv) {
   };
   const char *db = NULL, *name = NULL, *pubkey = NULL, *lat_s = NULL, *lon_s = NULL, *site = NULL;
   int c;
-  getopt_reset();
+  chiploc_getopt_reset();
   while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
     switch (c) {
     case OPT_DB: db = optarg; break;
@@ -286,7 +268,7 @@ static int landmark_add(int argc, char **argv) {
     case OPT_SITE: site = optarg; break;
     case 'h':
     case OPT_HELP: usage_landmark(stdout); return 0;
-    default: return bad_option("landmark add", c, argv);
+    default: return chiploc_bad_option("landmark add", c, argv);
     }
   }
   if (optind < argc) {
@@ -315,6 +297,11 @@ static int landmark_add(int argc, char **argv) {
   int64_t id = 0;
   int rc = cl_store_landmark_add(s, name, pk, lat, lon, &id, err, sizeof err);
   cl_store_destroy(&s);
+  if (rc == CL_EEXIST) {
+    /* The message names the landmark or the key's holder itself. */
+    chiploc_errorf("%s", err);
+    return 1;
+  }
   if (rc != CL_OK) {
     chiploc_errorf("landmark %s: %s", name, err);
     return 1;
@@ -337,7 +324,7 @@ static int landmark_change(int argc, char **argv, int retire) {
   const char *what = retire ? "landmark retire" : "landmark bind";
   const char *db = NULL, *name = NULL, *role = NULL, *at = NULL;
   int revoke = 0, c;
-  getopt_reset();
+  chiploc_getopt_reset();
   while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
     switch (c) {
     case OPT_DB: db = optarg; break;
@@ -347,7 +334,7 @@ static int landmark_change(int argc, char **argv, int retire) {
     case OPT_REVOKE: revoke = 1; break;
     case 'h':
     case OPT_HELP: usage_landmark(stdout); return 0;
-    default: return bad_option(what, c, argv);
+    default: return chiploc_bad_option(what, c, argv);
     }
   }
   if (optind < argc) {
@@ -397,6 +384,7 @@ int cmd_landmark(int argc, char **argv) {
   if (strcmp(argv[1], "add") == 0) return landmark_add(argc - 1, argv + 1);
   if (strcmp(argv[1], "bind") == 0) return landmark_change(argc - 1, argv + 1, 0);
   if (strcmp(argv[1], "retire") == 0) return landmark_change(argc - 1, argv + 1, 1);
+  if (strcmp(argv[1], "list") == 0) return cmd_landmark_list(argc - 1, argv + 1);
   chiploc_errorf("landmark: unknown subcommand %s (see chiploc landmark --help)", argv[1]);
   return 2;
 }
@@ -421,7 +409,23 @@ static void usage_chip(FILE *f) {
         "  --operator OPERATOR   operator of the datacenter\n"
         "  --site LAT,LON        declared site\n"
         "  --lat LAT, --lon LON  the same, separately\n"
-        "  --allowed CODES       comma-separated region codes, e.g. FRA,DEU\n",
+        "  --allowed CODES       comma-separated region codes, e.g. FRA,DEU\n"
+        "\n"
+        "       chiploc chip deactivate [--db CONNINFO] SERIAL [--reason TEXT]\n"
+        "       chiploc chip reactivate [--db CONNINFO] SERIAL\n"
+        "\n"
+        "deactivate: the chip is no longer measured or attested: landmarks drop it at\n"
+        "their next refresh of the enrolled set and refuse its agent's offers, the\n"
+        "verifier attests active chips only, and the chip's open alerts are cleared.\n"
+        "Its rows stay. The time and TEXT are kept until reactivate undoes it.\n"
+        "\n"
+        "A serial, name or key the database holds already is refused, naming its\n"
+        "holder (exit 1): one key is one chip, landmark or verifier.\n"
+        "\n"
+        "       chiploc chip list [--db CONNINFO] [--operator O] [--verdict V] [--json]\n"
+        "       chiploc chip show SERIAL [--db CONNINFO] [--window DURATION] [--json]\n"
+        "\n"
+        "Read-only (a chiploc_dashboard login will do): see chiploc chip list --help.\n",
         f);
 }
 
@@ -483,7 +487,7 @@ static int chip_enroll(int argc, char **argv) {
   const char *db = NULL, *pubkey = NULL, *keyfile = NULL, *serial = NULL, *op = NULL;
   const char *site = NULL, *lat_s = NULL, *lon_s = NULL, *allowed = NULL;
   int c;
-  getopt_reset();
+  chiploc_getopt_reset();
   while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
     switch (c) {
     case OPT_DB: db = optarg; break;
@@ -497,7 +501,7 @@ static int chip_enroll(int argc, char **argv) {
     case OPT_ALLOWED: allowed = optarg; break;
     case 'h':
     case OPT_HELP: usage_chip(stdout); return 0;
-    default: return bad_option("chip enroll", c, argv);
+    default: return chiploc_bad_option("chip enroll", c, argv);
     }
   }
   if (optind < argc) {
@@ -535,12 +539,74 @@ static int chip_enroll(int argc, char **argv) {
   int64_t id = 0;
   int rc = enroll_with_regions(s, pk, serial, op, lat, lon, codes, ncodes, &id, err, sizeof err);
   cl_store_destroy(&s);
+  if (rc == CL_EEXIST) {
+    /* The message names the chip or the key's holder itself. */
+    chiploc_errorf("%s", err);
+    return 1;
+  }
   if (rc != CL_OK) {
     chiploc_errorf("chip %s: %s", serial, err);
     return 1;
   }
   printf("chip %s id=%" PRId64 "\n", serial, id);
   if (ncodes > 0) printf("chip %s allowed in %s\n", serial, allowed);
+  return 0;
+}
+
+/* ---- chip deactivate / reactivate ---------------------------------------- */
+
+static int chip_set_active(int argc, char **argv, int active) {
+  static const struct option opts[] = {
+      {"db", required_argument, NULL, OPT_DB},
+      {"reason", required_argument, NULL, OPT_REASON},
+      {"help", no_argument, NULL, OPT_HELP},
+      {NULL, 0, NULL, 0},
+  };
+  const char *what = active ? "chip reactivate" : "chip deactivate";
+  const char *db = NULL, *reason = NULL;
+  int c;
+  chiploc_getopt_reset();
+  while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    switch (c) {
+    case OPT_DB: db = optarg; break;
+    case OPT_REASON: reason = optarg; break;
+    case 'h':
+    case OPT_HELP: usage_chip(stdout); return 0;
+    default: return chiploc_bad_option(what, c, argv);
+    }
+  }
+  if (optind >= argc || !argv[optind][0]) {
+    chiploc_errorf("%s: the chip's SERIAL is missing", what);
+    return 2;
+  }
+  if (optind + 1 < argc) {
+    chiploc_errorf("%s: unexpected argument %s", what, argv[optind + 1]);
+    return 2;
+  }
+  if (active && reason) {
+    chiploc_errorf("chip reactivate: --reason does not apply");
+    return 2;
+  }
+  const char *serial = argv[optind];
+  const char *conninfo = chiploc_conninfo(db, what);
+  if (!conninfo) return 2;
+  cl_store *s = chiploc_connect(conninfo);
+  if (!s) return 1;
+  char err[512] = "";
+  int changed = 0;
+  int64_t cleared = 0;
+  int rc = cl_store_chip_set_active(s, serial, active, reason, &changed, &cleared, err, sizeof err);
+  cl_store_destroy(&s);
+  if (rc != CL_OK) {
+    chiploc_errorf("%s %s: %s", what, serial, err);
+    return 1;
+  }
+  if (!changed)
+    printf("chip %s is %s already\n", serial, active ? "active" : "deactivated");
+  else if (active)
+    printf("chip %s reactivated\n", serial);
+  else
+    printf("chip %s deactivated; %" PRId64 " open alert(s) cleared\n", serial, cleared);
   return 0;
 }
 
@@ -554,146 +620,10 @@ int cmd_chip(int argc, char **argv) {
     return 0;
   }
   if (strcmp(argv[1], "enroll") == 0) return chip_enroll(argc - 1, argv + 1);
+  if (strcmp(argv[1], "deactivate") == 0) return chip_set_active(argc - 1, argv + 1, 0);
+  if (strcmp(argv[1], "reactivate") == 0) return chip_set_active(argc - 1, argv + 1, 1);
+  if (strcmp(argv[1], "list") == 0) return cmd_chip_list(argc - 1, argv + 1);
+  if (strcmp(argv[1], "show") == 0) return cmd_chip_show(argc - 1, argv + 1);
   chiploc_errorf("chip: unknown subcommand %s (see chiploc chip --help)", argv[1]);
   return 2;
-}
-
-/* ---- measurements -------------------------------------------------------- */
-
-static void usage_measurements(FILE *f) {
-  fputs("usage: chiploc measurements [--db CONNINFO] [--since SECONDS]\n"
-        "\n"
-        "Summarises the measurements of the last SECONDS (default 3600), one row\n"
-        "per chip and landmark: record count, fastest round trip in microseconds,\n"
-        "the distance bound at the speed of light in km, and the newest record\n"
-        "time in UTC.\n"
-        "\n"
-        "  --db CONNINFO    libpq connection string (default: $CHIPLOC_DB)\n"
-        "  --since SECONDS  window length, 1 to 3153600000\n",
-        f);
-}
-
-#define NCOLS 6
-
-/* A copy of a name from the database with control characters replaced, so
- * that an enrolled name cannot drive the terminal. */
-static char *printable(const char *text) {
-  char *out = strdup(text);
-  if (!out) return NULL;
-  for (char *p = out; *p; p++)
-    if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
-  return out;
-}
-
-/* Fills the six cells of one table row; cells[0..1] are malloc'd. */
-static int format_row(const cl_store_pair_summary *r, char *cells[NCOLS], char num[4][40]) {
-  cells[0] = printable(r->chip_serial);
-  cells[1] = printable(r->landmark_name);
-  if (!cells[0] || !cells[1]) return -1;
-  snprintf(num[0], 40, "%" PRId64, r->records);
-  snprintf(num[1], 40, "%" PRIu64 ".%03" PRIu64, r->min_rtt_ns / 1000, r->min_rtt_ns % 1000);
-  snprintf(num[2], 40, "%" PRIu64 ".%03" PRIu64, r->min_bound_m / 1000, r->min_bound_m % 1000);
-  time_t secs = (time_t)(r->last_unix_ns / 1000000000u);
-  struct tm tm;
-  if (gmtime_r(&secs, &tm))
-    strftime(num[3], 40, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  else
-    snprintf(num[3], 40, "?");
-  cells[2] = num[0];
-  cells[3] = num[1];
-  cells[4] = num[2];
-  cells[5] = num[3];
-  return 0;
-}
-
-/* One table line; the last column is not padded. */
-static void print_line(const char *const cell[NCOLS], const size_t width[NCOLS],
-                       const int right[NCOLS]) {
-  for (int j = 0; j + 1 < NCOLS; j++)
-    printf(right[j] ? "%*s  " : "%-*s  ", (int)width[j], cell[j]);
-  printf("%s\n", cell[NCOLS - 1]);
-}
-
-/* Prints the summary as a table with aligned columns; numbers right-aligned. */
-static int print_table(const cl_store_pair_summary *rows, size_t n) {
-  static const char *const header[NCOLS] = {"CHIP",       "LANDMARK",   "RECORDS",
-                                            "MIN_RTT_US", "BOUND_KM_C", "LAST_MEASURED_UTC"};
-  static const int right[NCOLS] = {0, 0, 1, 1, 1, 0};
-  size_t width[NCOLS];
-  for (int j = 0; j < NCOLS; j++) width[j] = strlen(header[j]);
-
-  char *(*cells)[NCOLS] = calloc(n ? n : 1, sizeof *cells);
-  char(*nums)[4][40] = calloc(n ? n : 1, sizeof *nums);
-  int rc = (cells && nums) ? 0 : -1;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    rc = format_row(&rows[i], cells[i], nums[i]);
-    for (int j = 0; j < NCOLS && rc == 0; j++)
-      if (strlen(cells[i][j]) > width[j]) width[j] = strlen(cells[i][j]);
-  }
-  if (rc == 0) {
-    print_line((const char *const *)header, width, right);
-    for (size_t i = 0; i < n; i++) print_line((const char *const *)cells[i], width, right);
-    if (n == 0) puts("(no measurements)");
-  } else {
-    chiploc_errorf("measurements: out of memory");
-  }
-  for (size_t i = 0; cells && i < n; i++) {
-    free(cells[i][0]);
-    free(cells[i][1]);
-  }
-  free(cells);
-  free(nums);
-  return rc;
-}
-
-int cmd_measurements(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"db", required_argument, NULL, OPT_DB},
-      {"since", required_argument, NULL, OPT_SINCE},
-      {"help", no_argument, NULL, OPT_HELP},
-      {NULL, 0, NULL, 0},
-  };
-  const char *db = NULL, *since_s = NULL;
-  int c;
-  getopt_reset();
-  while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-    switch (c) {
-    case OPT_DB: db = optarg; break;
-    case OPT_SINCE: since_s = optarg; break;
-    case 'h':
-    case OPT_HELP: usage_measurements(stdout); return 0;
-    default: return bad_option("measurements", c, argv);
-    }
-  }
-  if (optind < argc) {
-    chiploc_errorf("measurements: unexpected argument %s", argv[optind]);
-    return 2;
-  }
-  long long since = SINCE_DEFAULT_S;
-  if (since_s) {
-    char *end = NULL;
-    errno = 0;
-    since = strtoll(since_s, &end, 10);
-    if (end == since_s || *end != '\0' || errno == ERANGE || since < 1 || since > SINCE_MAX_S) {
-      chiploc_errorf("--since %s: expected whole seconds in [1, %lld]", since_s, SINCE_MAX_S);
-      return 2;
-    }
-  }
-  const char *conninfo = chiploc_conninfo(db, "measurements");
-  if (!conninfo) return 2;
-
-  cl_store *s = chiploc_connect(conninfo);
-  if (!s) return 1;
-  char err[512] = "";
-  cl_store_pair_summary *rows = NULL;
-  size_t n = 0;
-  int rc = cl_store_measurement_summary(s, (int64_t)since, &rows, &n, err, sizeof err);
-  cl_store_destroy(&s);
-  if (rc != CL_OK) {
-    chiploc_errorf("measurements: %s", err);
-    return 1;
-  }
-  rc = print_table(rows, n);
-  cl_store_summary_free(&rows, n);
-  return rc == 0 ? 0 : 1;
 }

@@ -33,7 +33,7 @@
 enum { OPT_DB = 256, OPT_OUT, OPT_HELP };
 
 static void usage_export(FILE *f) {
-  fputs("usage: chiploc export [--db CONNINFO] --out FILE.geojson\n"
+  fputs("usage: chiploc export [--db CONNINFO] --out FILE.geojson|-\n"
         "\n"
         "Writes every landmark (Point at its declared position), every chip's latest\n"
         "feasible region (the attestation's cap around its centre, a MultiPolygon; null\n"
@@ -41,7 +41,9 @@ static void usage_export(FILE *f) {
         "GeoJSON FeatureCollection (RFC 7946). Each feature has a \"kind\" property:\n"
         "landmark, chip_region or declared_site; chips carry serial, operator, verdicts,\n"
         "radius_km, round_end and open_alerts. Reads the dashboard views only, so the\n"
-        "chiploc_dashboard role may run it. --db defaults to $CHIPLOC_DB.\n"
+        "chiploc_dashboard role may run it. --db defaults to $CHIPLOC_DB. --out -\n"
+        "writes the document to standard output (and the summary line to stderr);\n"
+        "a file is replaced atomically.\n"
         "\n"
         "exit status: 0 written, 1 database or file error, 2 usage error\n",
         f);
@@ -136,6 +138,11 @@ static json_t *build(const cl_export_world *w, size_t *n_regions) {
 
 /* Writes root to path through a temporary file in the same directory. */
 static int write_atomic(json_t *root, const char *path) {
+  if (strcmp(path, "-") == 0) {
+    int rc = json_dumpf(root, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(12));
+    if (rc == 0 && (fputc('\n', stdout) == EOF || fflush(stdout) != 0)) rc = -1;
+    return rc == 0 ? CL_OK : CL_EIO;
+  }
   size_t n = strlen(path) + 16;
   char *tmp = malloc(n);
   if (!tmp) return CL_ENOMEM;
@@ -211,8 +218,10 @@ int cmd_export(int argc, char **argv) {
     fprintf(stderr, "chiploc: export: cannot write %s: %s\n", out, strerror(errno));
     status = 1;
   } else {
-    printf("export: %zu landmark(s), %zu chip(s), %zu feasible region(s) written to %s\n",
-           w.n_landmarks, w.n_chips, n_regions, out);
+    /* With --out - the document is stdout: the summary goes to stderr. */
+    fprintf(strcmp(out, "-") == 0 ? stderr : stdout,
+            "export: %zu landmark(s), %zu chip(s), %zu feasible region(s) written to %s\n",
+            w.n_landmarks, w.n_chips, n_regions, strcmp(out, "-") == 0 ? "stdout" : out);
   }
   json_decref(root);
   cl_export_free(&w);

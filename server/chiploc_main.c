@@ -20,9 +20,22 @@ static void usage(FILE *f) {
           "  pubkey FILE                     print the public key of a key file\n"
           "database (--db CONNINFO, or the CHIPLOC_DB environment variable):\n"
           "  db migrate                      apply missing schema migrations\n"
+          "  db maintain [--retain-months N] make the coming months' partitions; detach old ones\n"
           "  landmark add --name N --pubkey HEX --lat LAT --lon LON\n"
           "  chip enroll --pubkey HEX --serial S --operator O --site LAT,LON [--allowed CODE,...]\n"
-          "  measurements [--since SECONDS]  table of recent measurements\n"
+          "  status [--json]                 the fleet at a glance: verdicts, landmarks, alerts\n"
+          "  chip list [--operator O] [--verdict V] [--json]\n"
+          "                                  chips with their latest verdicts\n"
+          "  chip show SERIAL [--json]       one chip: verdicts, round trips per landmark, alerts\n"
+          "  landmark list [--json]          landmarks: state, recent measurements and links\n"
+          "  alerts [--chip S] [--kind K] [--all|--since DURATION] [--json]\n"
+          "                                  open alerts (and recently cleared ones)\n"
+          "  alerts ack ID --by WHO --reason TEXT\n"
+          "                                  acknowledge an open alert\n"
+          "  measurements [--since DURATION] [--chip S] [--json]\n"
+          "                                  fastest round trips per chip and landmark\n"
+          "  links [--since DURATION] [--json]\n"
+          "                                  fastest round trips between landmarks\n"
           "  region import FILE.geojson --code-property NAME\n"
           "                                  load allowed regions (polygons) into the database\n"
           "  verifier add --name N --pubkey HEX\n"
@@ -68,7 +81,8 @@ int main(int argc, char **argv) {
               {"landmark", cmd_landmark}, {"chip", cmd_chip},     {"measurements", cmd_measurements},
               {"region", cmd_region},     {"locate", cmd_locate}, {"landmarks", cmd_landmarks},
               {"verifier", cmd_verifier}, {"verify", cmd_verify},
-              {"audit", cmd_audit},       {"export", cmd_export}};
+              {"audit", cmd_audit},       {"export", cmd_export},
+              {"status", cmd_status},     {"alerts", cmd_alerts}, {"links", cmd_links}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "chiploc: unknown command '%s' (try chiploc --help)\n", cmd);

@@ -29,7 +29,7 @@ static void usage(FILE *f) {
         "geometries; the feature property NAME holds each region's code, and\n"
         "features sharing a code become one region. Existing codes are replaced.\n"
         "The file is checked in full first: if anything is wrong, nothing is\n"
-        "imported. See docs/REGIONS.md.\n"
+        "imported. See chiploc(1), and REGIONS.md in share/doc/chiploc.\n"
         "\n"
         "  --code-property NAME  feature property with the region code (e.g. A3)\n"
         "  --db CONNINFO         libpq connection string (default: $CHIPLOC_DB)\n",

@@ -49,7 +49,7 @@ static int verifier_bind(int argc, char **argv) {
     case 'n': name = optarg; break;
     case 'r': role = optarg; break;
     case 'h':
-      printf("usage: chiploc verifier bind --db CONNINFO --name NAME --db-role ROLE\n"
+      printf("usage: chiploc verifier bind [--db CONNINFO] --name NAME --db-role ROLE\n"
              "Lets the database login ROLE (a member of chiploc_verifier) write the\n"
              "attestations of verifier NAME, and no other verifier's.\n");
       return 0;
@@ -57,7 +57,7 @@ static int verifier_bind(int argc, char **argv) {
     }
   }
   if (optind != argc || !name || !*name || !role || !*role) {
-    fprintf(stderr, "usage: chiploc verifier bind --db CONNINFO --name NAME --db-role ROLE\n");
+    fprintf(stderr, "usage: chiploc verifier bind [--db CONNINFO] --name NAME --db-role ROLE\n");
     return 2;
   }
   if (!(db = chiploc_conninfo(db, "verifier bind"))) return 2;
@@ -84,11 +84,11 @@ int cmd_verifier(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "bind") == 0) return verifier_bind(argc - 1, argv + 1);
   if (argc < 2 || strcmp(argv[1], "add") != 0) {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-      printf("usage: chiploc verifier add --db CONNINFO --name NAME --pubkey HEX\n"
-             "       chiploc verifier bind --db CONNINFO --name NAME --db-role ROLE\n");
+      printf("usage: chiploc verifier add [--db CONNINFO] --name NAME --pubkey HEX\n"
+             "       chiploc verifier bind [--db CONNINFO] --name NAME --db-role ROLE\n");
       return 0;
     }
-    fprintf(stderr, "usage: chiploc verifier add --db CONNINFO --name NAME --pubkey HEX\n");
+    fprintf(stderr, "usage: chiploc verifier add [--db CONNINFO] --name NAME --pubkey HEX\n");
     return 2;
   }
   optind = 1;
@@ -99,7 +99,7 @@ int cmd_verifier(int argc, char **argv) {
     case 'n': name = optarg; break;
     case 'p': pkhex = optarg; break;
     case 'h':
-      printf("usage: chiploc verifier add --db CONNINFO --name NAME --pubkey HEX\n"
+      printf("usage: chiploc verifier add [--db CONNINFO] --name NAME --pubkey HEX\n"
              "Registers a verifier's public key (chiploc keygen makes the key).\n");
       return 0;
     default: return 2;
@@ -123,7 +123,7 @@ int cmd_verifier(int argc, char **argv) {
   int rc = cl_vstore_verifier_add(s, name, pk, &id, err, sizeof err);
   cl_store_destroy(&s);
   if (rc != CL_OK) {
-    fprintf(stderr, "chiploc: %s\n", rc == CL_EEXIST ? "verifier name or key already registered" : err);
+    fprintf(stderr, "chiploc: verifier add: %s\n", err);
     return 1;
   }
   printf("verifier %s id=%lld\n", name, (long long)id);
@@ -144,7 +144,7 @@ typedef struct {
   /* libuv */
   uv_loop_t *loop;
   uv_timer_t timer;
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sighup;
   int exit_code;
   uint64_t rounds;
   /* --metrics: counters owned by the loop, rendered into a snapshot */
@@ -418,10 +418,18 @@ fail:
   return rc;
 }
 
-static int ensure_db(verifier *v, char *err, size_t errlen) {
+/*
+ * Connects when not connected, and identifies the verifier. *login_refused
+ * is set when the database refused the login itself (cl_store_connect's
+ * CL_EPERM: a configuration error, exit 2); CL_EDB is an outage, retried at
+ * the next round.
+ */
+static int ensure_db(verifier *v, int *login_refused, char *err, size_t errlen) {
+  *login_refused = 0;
   if (v->db && cl_store_ok(v->db)) return CL_OK;
   cl_store_destroy(&v->db);
   int rc = cl_store_connect(&v->db, v->conninfo, err, errlen);
+  *login_refused = rc == CL_EPERM;
   if (rc != CL_OK) return rc;
   rc = cl_vstore_verifier_find(v->db, cl_key_public(v->key), &v->verifier_id, err, errlen);
   if (rc == CL_OK) rc = cl_vstore_verifier_may_write(v->db, v->verifier_id, err, errlen);
@@ -461,8 +469,38 @@ static void log_round(uint64_t round_end, const round_summary *s) {
 
 static void schedule(verifier *v);
 
-/* Renders the verifier's counters on the loop thread and hands the text to
- * the HTTP thread. */
+/* /healthz fails when no publish came for two intervals plus this: the
+ * loop publishes after every round and every retry, and blocks while a
+ * round runs. */
+#define METRICS_STALE_SLACK_MS 10000u
+
+/*
+ * /readyz of the verifier: connected to the database, and its last round
+ * committed within two intervals (the round of the window ending at
+ * last_round runs at last_round + settle; the next one interval later).
+ * Returns 1, or 0 with why.
+ */
+static int verifier_ready(const verifier *v, char *why, size_t whylen) {
+  if (!v->db) {
+    cl_err_set(why, whylen, "not connected to the database");
+    return 0;
+  }
+  if (!v->rounds) {
+    cl_err_set(why, whylen, "no round committed yet");
+    return 0;
+  }
+  uint64_t now = cl_clock_unix_ns();
+  uint64_t limit = 2 * v->interval_ns + v->settle_ns;
+  if (now > v->last_round && now - v->last_round > limit) {
+    cl_err_set(why, whylen, "last round committed ended %.0f s ago, more than two intervals",
+               (double)(now - v->last_round) / 1e9);
+    return 0;
+  }
+  return 1;
+}
+
+/* Renders the verifier's counters and health on the loop thread and hands
+ * them to the HTTP thread. */
 static void publish_metrics(verifier *v) {
   static const char *cons[] = {"consistent", "insufficient", "inconsistent"};
   static const char *site[] = {"none", "site_consistent", "site_excluded"};
@@ -511,7 +549,17 @@ static void publish_metrics(verifier *v) {
   cl_mtext_family(t, "chiploc_verifier_signature_checks_total", "counter",
                   "Rows whose signatures the verifier checked (each row once while cached).");
   cl_mtext_u64(t, "chiploc_verifier_signature_checks_total", NULL, cl_evcache_verified(v->ev));
-  if (cl_mtext_ok(t) != CL_OK || cl_metrics_server_publish(v->metrics, t->buf, t->len) != CL_OK)
+  cl_mtext_family(t, "chiploc_database_connected", "gauge",
+                  "1 while the verifier holds a PostgreSQL connection (as of its last round or "
+                  "retry), 0 after a failure until it reconnects.");
+  cl_mtext_u64(t, "chiploc_database_connected", NULL, v->db ? 1 : 0);
+  char why[256];
+  cl_metrics_health h = {.why = why};
+  h.stale_after_ms = (uint32_t)((2 * v->interval_ns + v->settle_ns) / 1000000ull) +
+                     METRICS_STALE_SLACK_MS;
+  h.ready = verifier_ready(v, why, sizeof why);
+  if (cl_mtext_ok(t) != CL_OK ||
+      cl_metrics_server_publish(v->metrics, t->buf, t->len, &h) != CL_OK)
     cl_log(CL_LOG_WARN, "cannot render metrics", "err=out_of_memory");
 }
 
@@ -543,7 +591,7 @@ static int start_metrics(verifier *v, const char *host, int port) {
   cl_histogram_init(&v->round_seconds, le, sizeof le / sizeof le[0]);
   cl_mtext_init(&v->mtext);
   publish_metrics(v);
-  cl_log(CL_LOG_INFO, "serving metrics", "addr=%s:%d path=/metrics", host,
+  cl_log(CL_LOG_INFO, "serving metrics", "addr=%s:%d paths=/metrics,/healthz,/readyz", host,
          cl_metrics_server_port(v->metrics));
   return 0;
 }
@@ -554,11 +602,15 @@ static void on_timer(uv_timer_t *t) {
   uint64_t round_end = (now - v->settle_ns) / v->interval_ns * v->interval_ns;
   char err[512];
   if (round_end > v->last_round) {
-    int rc = ensure_db(v, err, sizeof err);
+    int refused = 0;
+    int rc = ensure_db(v, &refused, err, sizeof err);
     if (rc == CL_ENOTFOUND || rc == CL_EPERM) {
-      cl_log(CL_LOG_ERROR, rc == CL_EPERM ? "verifier not bound" : "verifier not registered",
+      cl_log(CL_LOG_ERROR,
+             refused            ? "database login refused"
+             : rc == CL_EPERM   ? "verifier not bound"
+                                : "verifier not registered",
              "err=\"%s\"", err);
-      v->exit_code = 1;
+      v->exit_code = refused ? 2 : 1;
       uv_stop(v->loop);
       return;
     }
@@ -599,11 +651,22 @@ static void on_signal(uv_signal_t *h, int signum) {
   uv_stop(v->loop);
 }
 
+/* SIGHUP must neither kill the verifier (its default action would, in the
+ * middle of a round) nor pretend: every setting comes from the command line
+ * and the environment, which a running process cannot re-read, and the log
+ * goes to standard error, so there is nothing to reload or reopen. */
+static void on_sighup(uv_signal_t *h, int signum) {
+  (void)h;
+  (void)signum;
+  cl_log(CL_LOG_INFO, "SIGHUP: nothing to reload",
+         "hint=\"options and CHIPLOC_DB are read at start: restart to change them\"");
+}
+
 static void on_closed(uv_handle_t *h) { (void)h; }
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: chiploc verify --db CONNINFO --key FILE [--window SECONDS] [--interval SECONDS]\n"
+          "usage: chiploc verify [--db CONNINFO] --key FILE [--window SECONDS] [--interval SECONDS]\n"
           "                      [--settle SECONDS] [--speed c|fibre|M_PER_S] [--min-landmarks N]\n"
           "                      [--dark-after SECONDS] [--max-chip-speed M_PER_S]\n"
           "                      [--follow [--metrics HOST:PORT] | --round-end UNIX_SECONDS]\n"
@@ -620,7 +683,10 @@ static void usage(FILE *f) {
           "A round ending more than 2 s after the database's clock is refused (exit 1)\n"
           "and raises a verifier_clock alert.\n"
           "With --follow: a round at every interval boundary until SIGTERM; --metrics\n"
-          "serves Prometheus metrics at http://HOST:PORT/metrics (numeric IP).\n");
+          "serves Prometheus metrics at http://HOST:PORT/metrics, and /healthz and\n"
+          "/readyz (numeric IP).\n"
+          "--db defaults to $CHIPLOC_DB: the verifier's own login, a member of\n"
+          "chiploc_verifier bound to it (chiploc verifier bind).\n");
 }
 
 /* Parses a whole number of seconds in [min, max]. */
@@ -746,14 +812,15 @@ int cmd_verify(int argc, char **argv) {
   }
   int code = 0;
   if (!follow) {
-    int rc = ensure_db(&v, err, sizeof err);
+    int refused = 0;
+    int rc = ensure_db(&v, &refused, err, sizeof err);
     round_summary sum;
     uint64_t end = round_end_text ? (uint64_t)(round_end_s * 1e9) : cl_clock_unix_ns() - v.settle_ns;
     uint64_t round_end = end / v.interval_ns * v.interval_ns;
     if (rc == CL_OK) rc = run_round(&v, round_end, &sum, !quiet, err, sizeof err);
     if (rc != CL_OK) {
       fprintf(stderr, "chiploc: %s\n", err);
-      code = 1;
+      code = refused ? 2 : 1;
     } else {
       printf("verify: round ending %llu: %zu chip(s), %zu attested, %zu already attested\n",
              (unsigned long long)round_end, sum.chips, sum.written, sum.skipped);
@@ -768,9 +835,11 @@ int cmd_verify(int argc, char **argv) {
     v.timer.data = &v;
     uv_signal_init(v.loop, &v.sigterm);
     uv_signal_init(v.loop, &v.sigint);
-    v.sigterm.data = v.sigint.data = &v;
+    uv_signal_init(v.loop, &v.sighup);
+    v.sigterm.data = v.sigint.data = v.sighup.data = &v;
     uv_signal_start(&v.sigterm, on_signal, SIGTERM);
     uv_signal_start(&v.sigint, on_signal, SIGINT);
+    uv_signal_start(&v.sighup, on_sighup, SIGHUP);
     cl_log(CL_LOG_INFO, "starting", "window_s=%.0f interval_s=%.0f speed=%.0f min_landmarks=%zu "
            "max_chip_speed=%g", window, interval, speed, v.vp.min_landmarks, chip_speed);
     uv_timer_start(&v.timer, on_timer, 0, 0);
@@ -778,6 +847,7 @@ int cmd_verify(int argc, char **argv) {
     uv_close((uv_handle_t *)&v.timer, on_closed);
     uv_close((uv_handle_t *)&v.sigterm, on_closed);
     uv_close((uv_handle_t *)&v.sigint, on_closed);
+    uv_close((uv_handle_t *)&v.sighup, on_closed);
     uv_run(v.loop, UV_RUN_DEFAULT);
     uv_loop_close(v.loop);
     code = v.exit_code;

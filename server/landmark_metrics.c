@@ -27,7 +27,7 @@ void lm_stats_log(const lm_server_view *view, const lm_writer_stats *ws) {
          "rows_spooled=%llu rows_replayed=%llu spool_rows=%llu spool_bytes=%llu "
          "spool_dropped=%llu spool_corrupt=%llu write_queue_overflows=%llu "
          "error_replies_suppressed=%llu reads_paused=%llu conns_read_paused=%zu "
-         "write_queue_bytes=%zu jobs_orphaned=%llu",
+         "write_queue_bytes=%zu jobs_orphaned=%llu chip_takeovers=%llu",
          view->conns, (unsigned long long)t->conns_accepted,
          (unsigned long long)t->conns_refused_limit, view->chips_live,
          (unsigned long long)t->chips_registered,
@@ -61,7 +61,7 @@ void lm_stats_log(const lm_server_view *view, const lm_writer_stats *ws) {
          (unsigned long long)t->write_queue_overflows,
          (unsigned long long)t->error_replies_suppressed, (unsigned long long)view->reads_paused,
          view->conns_read_paused, view->write_queue_bytes,
-         (unsigned long long)t->jobs_orphaned);
+         (unsigned long long)t->jobs_orphaned, (unsigned long long)t->chip_takeovers);
 }
 
 /* One counter family with one labelled series per (label value, count). */
@@ -151,6 +151,10 @@ int lm_metrics_render(const lm_server_view *view, const lm_writer_stats *ws, con
   counter1(t, "chiploc_chips_registered_total",
            "Chips whose first session verified (they became active on a connection).",
            st->chips_registered);
+  counter1(t, "chiploc_chip_takeovers_total",
+           "Active chips taken from their connection by a newer verified session on another "
+           "(the old connection got ERROR_CHIP_TAKEN_OVER): a second agent with the chip's key.",
+           st->chip_takeovers);
   {
     const char *v[] = {"not_enrolled", "bad_proof", "duplicate", "inactive", "not_asked"};
     uint64_t n[] = {st->handshake_refused[CL_REFUSE_NOT_ENROLLED],
@@ -225,6 +229,9 @@ int lm_metrics_render(const lm_server_view *view, const lm_writer_stats *ws, con
                   "Time to write one batch of rows to PostgreSQL (successful batches).");
   cl_mtext_double(t, "chiploc_db_batch_seconds_sum", NULL, (double)ws->batch_ns_total / 1e9);
   cl_mtext_u64(t, "chiploc_db_batch_seconds_count", NULL, ws->batches);
+  gauge1(t, "chiploc_database_connected",
+         "1 while the database writer holds a PostgreSQL connection, 0 during an outage.",
+         ws->connected ? 1.0 : 0.0);
   gauge1(t, "chiploc_db_queue_depth", "Rows waiting to be written.", (double)ws->queue_depth);
   counter1(t, "chiploc_db_rows_written_total", "Rows committed to PostgreSQL.", ws->rows_written);
   counter1(t, "chiploc_db_rows_rejected_total", "Rows refused by the database and set aside.",
@@ -237,4 +244,25 @@ int lm_metrics_render(const lm_server_view *view, const lm_writer_stats *ws, con
   counter1(t, "chiploc_spool_rows_dropped_total", "Rows lost because the spool was full.",
            ws->spool_dropped);
   return cl_mtext_ok(t);
+}
+
+int lm_ready(int listening, int stopping, const lm_writer_stats *ws, uint64_t spool_max_bytes,
+             char *why, size_t whylen) {
+  if (stopping) {
+    cl_err_set(why, whylen, "shutting down");
+    return 0;
+  }
+  if (!listening) {
+    cl_err_set(why, whylen, "not listening yet: the enrolled chips were never loaded "
+                            "(database not reached since the start)");
+    return 0;
+  }
+  if (!ws->connected && ws->spool_bytes >= spool_max_bytes / 100 * 99) {
+    cl_err_set(why, whylen,
+               "database disconnected and the spool full (%llu of %llu bytes): measurements "
+               "are being lost",
+               (unsigned long long)ws->spool_bytes, (unsigned long long)spool_max_bytes);
+    return 0;
+  }
+  return 1;
 }

@@ -3,10 +3,15 @@
  * config and the identity key, start the database writer, start listening
  * once the enrolled chip set is known, serve Prometheus metrics if
  * configured ([metrics] listen), and shut down in reverse order on SIGTERM
- * or SIGINT (flushing every queued measurement first).
+ * or SIGINT (flushing every queued measurement first). SIGHUP re-reads the
+ * enrolled set at once and names the settings of a changed config file
+ * that need a restart (none is changed under a running landmark).
+ * --check-config checks the file and the key, then what a start needs: the
+ * spool, the metrics address, the database login and this landmark's entry.
  *
  * Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage or config error
- * (an unusable spool file included).
+ * (an unusable spool file, a database login the server refuses, a key not
+ * registered or a login not bound to it included).
  */
 #include "cl_config.h"
 #include "cl_err.h"
@@ -15,9 +20,12 @@
 #include "cl_metrics.h"
 #include "landmark.h"
 #include "landmark_metrics.h"
+#include "spool.h"
 #include "writer.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sodium.h>
@@ -27,6 +35,17 @@
 
 #define DRAIN_MS 10000u
 #define METRICS_PERIOD_MS 1000u
+/* Descriptors landmarkd needs besides its agent connections: standard
+ * streams (3), the event loop's (epoll, its wake-up eventfd, the signal
+ * pipe's two, libuv's spare for EMFILE), the listener, the database
+ * connection (and the files libpq reads while connecting), the spool with
+ * its compaction file and directory, and up to 16 set-aside spools: 31;
+ * rounded up. The metrics server adds its listener, poller, wake-up pipe
+ * and up to 32 scrapes at once. docs/OPERATIONS.md states the rule. */
+#define NOFILE_RESERVED 48u
+#define NOFILE_METRICS 36u
+/* /healthz fails when the loop has not published for ten periods. */
+#define METRICS_STALE_MS 10000u
 
 typedef struct {
   uv_loop_t *loop;
@@ -38,7 +57,9 @@ typedef struct {
   uv_timer_t metrics_timer;   /* re-renders the snapshot the HTTP thread serves */
   uv_timer_t stats_timer;     /* the `msg=stats` log line every stats_interval_s */
   cl_mtext mtext;
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sighup;
+  const char *config_path;
+  int hup_pending; /* a SIGHUP's re-read of the enrolled set is not logged yet */
   int exit_code;
   int stopping;
 } app;
@@ -52,7 +73,11 @@ static void usage(FILE *f) {
           "Landmark node of chiploc: accepts chip agents, agrees a session key with\n"
           "each of their chips, probes them with timed challenges answered under\n"
           "that key, and records signed RTT measurements in PostgreSQL.\n"
-          "See docs/CONFIG.md for the configuration file.\n");
+          "--check-config checks the file and the key, then what a start needs: the\n"
+          "spool, the metrics address, the database login, this landmark's entry and\n"
+          "the login's right to write its rows (one ok or FAIL line each; exit 2 on a\n"
+          "failure). SIGHUP re-reads the enrolled chips. See landmarkd(8) and\n"
+          "chiploc.conf(5).\n");
 }
 
 static void on_signal_closed(uv_handle_t *h) { (void)h; }
@@ -62,6 +87,7 @@ static void on_writer_stopped(void *arg) {
   if (a->metrics) uv_close((uv_handle_t *)&a->metrics_timer, on_signal_closed);
   uv_close((uv_handle_t *)&a->sigterm, on_signal_closed);
   uv_close((uv_handle_t *)&a->sigint, on_signal_closed);
+  uv_close((uv_handle_t *)&a->sighup, on_signal_closed);
 }
 
 static void on_server_closed(void *arg) {
@@ -95,9 +121,13 @@ static void publish_metrics(app *a) {
   lm_writer_stats ws;
   lm_server_view_get(a->server, &v);
   lm_writer_get_stats(a->writer, &ws);
+  char why[256];
+  cl_metrics_health h = {.stale_after_ms = METRICS_STALE_MS, .why = why};
+  h.ready = lm_ready(lm_server_is_listening(a->server), a->stopping, &ws,
+                     (uint64_t)a->cfg.spool_max_mb * 1024u * 1024u, why, sizeof why);
   cl_mtext_reset(&a->mtext);
   if (lm_metrics_render(&v, &ws, a->cfg.name, &a->mtext) != CL_OK ||
-      cl_metrics_server_publish(a->metrics, a->mtext.buf, a->mtext.len) != CL_OK)
+      cl_metrics_server_publish(a->metrics, a->mtext.buf, a->mtext.len, &h) != CL_OK)
     cl_log(CL_LOG_WARN, "cannot render metrics", "err=out_of_memory");
 }
 
@@ -110,11 +140,62 @@ static void on_signal(uv_signal_t *h, int signum) {
   shutdown_app(a, 0);
 }
 
+/*
+ * SIGHUP, as PostgreSQL and chrony do it: reload what can be reloaded and
+ * say what cannot. The enrolled set is re-read at once (and set-aside
+ * spools the writer held are tried again). The settings are read by the
+ * writer thread and the server without locks, so none changes under a
+ * running landmark: a changed file is read, checked and compared, and the
+ * settings that differ are named as needing a restart. Logs go to standard
+ * error: there is no file to reopen.
+ */
+static void on_sighup(uv_signal_t *h, int signum) {
+  (void)signum;
+  app *a = h->data;
+  cl_log(CL_LOG_INFO, "SIGHUP: reloading", "config=%s", a->config_path);
+  a->hup_pending = 1;
+  lm_writer_refresh(a->writer);
+  cl_landmark_config *fresh = malloc(sizeof *fresh);
+  char err[1024], q[1100];
+  if (!fresh) {
+    cl_log(CL_LOG_ERROR, "SIGHUP: configuration not reloaded", "err=out_of_memory");
+    return;
+  }
+  if (cl_landmark_config_load(a->config_path, fresh, err, sizeof err) != CL_OK) {
+    cl_log(CL_LOG_ERROR, "SIGHUP: configuration not reloaded; the running one stays",
+           "err=%s", cl_log_quote(q, sizeof q, err, strlen(err)));
+    free(fresh);
+    return;
+  }
+  char keys[1024];
+  size_t changed = cl_landmark_config_diff(&a->cfg, fresh, keys, sizeof keys);
+  if (changed == 0 && strcmp(fresh->key_path, a->cfg.key_path) == 0) {
+    /* Same path: the file itself may hold another key now. */
+    cl_key *k = NULL;
+    if (cl_key_load(&k, fresh->key_path, err, sizeof err) == CL_OK &&
+        memcmp(cl_key_public(k), cl_key_public(a->key), CL_PK_LEN) != 0) {
+      snprintf(keys, sizeof keys, "[landmark] key (the file holds another key)");
+      changed = 1;
+    }
+    cl_key_destroy(&k);
+  }
+  free(fresh);
+  if (changed)
+    cl_log(CL_LOG_WARN, "SIGHUP: changed settings need a restart", "changed=%s",
+           cl_log_quote(q, sizeof q, keys, strlen(keys)));
+  else
+    cl_log(CL_LOG_INFO, "SIGHUP: configuration unchanged", NULL);
+}
+
 static void on_chips(void *arg, cl_store_chip *chips, size_t n) {
   app *a = arg;
   if (a->stopping) {
     free(chips);
     return;
+  }
+  if (a->hup_pending) {
+    a->hup_pending = 0;
+    cl_log(CL_LOG_INFO, "SIGHUP: enrolled set re-read", "targets=%zu", n);
   }
   lm_server_set_enrolled(a->server, chips, n);
   if (!lm_server_is_listening(a->server)) {
@@ -131,16 +212,23 @@ static void on_chips(void *arg, cl_store_chip *chips, size_t n) {
   }
 }
 
+/* What the operator must fix (the login, the registration, the binding)
+ * is a configuration error: exit status 2, which systemd does not restart
+ * (RestartPreventExitStatus=2). */
 static void on_fatal(void *arg, const char *why) {
   app *a = arg;
-  char q[600];
-  cl_log(CL_LOG_ERROR, "database writer stopped", "err=%s", cl_log_quote(q, sizeof q, why, strlen(why)));
-  shutdown_app(a, 1);
+  char q[900];
+  int code = lm_writer_fatal_code(a->writer);
+  cl_log(CL_LOG_ERROR, "database writer stopped", "config=%s err=%s", a->config_path,
+         cl_log_quote(q, sizeof q, why, strlen(why)));
+  shutdown_app(a, code == CL_EPERM || code == CL_ENOTFOUND || code == CL_EINVAL ? 2 : 1);
 }
 
 /* Every connection is a descriptor: the soft limit (often 1024) goes up to
- * the hard limit, with a warning when even that is below max_connections. */
-static void raise_nofile(uint32_t max_connections) {
+ * the hard limit, with a warning when even that cannot hold max_connections
+ * and the descriptors landmarkd needs besides (NOFILE_RESERVED, plus
+ * NOFILE_METRICS with a metrics endpoint). */
+static void raise_nofile(const cl_landmark_config *cfg) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
   if (rl.rlim_cur < rl.rlim_max) {
@@ -148,11 +236,68 @@ static void raise_nofile(uint32_t max_connections) {
     (void)setrlimit(RLIMIT_NOFILE, &rl);
     (void)getrlimit(RLIMIT_NOFILE, &rl);
   }
-  rlim_t need = (rlim_t)max_connections + 64; /* listener, database, spool, metrics */
-  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
-    cl_log(CL_LOG_WARN, "open-file limit below max_connections",
-           "nofile=%llu max_connections=%u hint=\"raise LimitNOFILE or ulimit -n\"",
-           (unsigned long long)rl.rlim_cur, max_connections);
+  unsigned reserved = NOFILE_RESERVED + (cfg->metrics_host[0] ? NOFILE_METRICS : 0u);
+  unsigned long long need = (unsigned long long)cfg->max_connections + reserved;
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) return;
+  unsigned long long have = (unsigned long long)rl.rlim_cur;
+  char lower[96] = "";
+  if (have > reserved)
+    snprintf(lower, sizeof lower, ", or lower [limits] max_connections to %llu", have - reserved);
+  cl_log(CL_LOG_WARN, "open-file limit too low for max_connections",
+         "nofile=%llu needed=%llu max_connections=%u reserved=%u hint=\"set LimitNOFILE=%llu or "
+         "more (systemctl edit chiploc-landmarkd), or ulimit -n %llu%s\"",
+         have, need, cfg->max_connections, reserved, need, need, lower);
+}
+
+/* One line of --check-config on standard output; counts the failures. */
+static void check_line(void *arg, int ok, const char *what, const char *detail) {
+  int *failed = arg;
+  if (!ok) (*failed)++;
+  printf("%-4s %s: %s\n", ok ? "ok" : "FAIL", what, detail);
+}
+
+/*
+ * --check-config once the file and the key have loaded: what a start
+ * needs, each check one `ok` or `FAIL` line. The spool (its directory
+ * writable, the file this user's), the metrics address (bound and released
+ * at once), then the database as the writer sees it when it connects.
+ * Nothing is started or changed. A landmarkd already running on this
+ * configuration holds the spool's lock and the metrics address: both are
+ * then reported as in use by it, not as failures, so that a changed file
+ * can be checked before a restart. Returns the exit status: 0, or 2 when a
+ * check failed.
+ */
+static int check_config(const char *config, const cl_landmark_config *cfg, const cl_key *key) {
+  int failed = 0;
+  char what[PATH_MAX + 64], detail[1024], pk[CL_PK_HEX_LEN + 1];
+  cl_pk_to_hex(cl_key_public(key), pk);
+  snprintf(what, sizeof what, "config %s", config);
+  check_line(&failed, 1, what, "valid");
+  snprintf(what, sizeof what, "key %s", cfg->key_path);
+  snprintf(detail, sizeof detail, "public key %s", pk);
+  check_line(&failed, 1, what, detail);
+  snprintf(what, sizeof what, "spool %s", cfg->spool_path);
+  int spool = lm_spool_check(cfg->spool_path, cl_key_public(key), detail, sizeof detail);
+  check_line(&failed, spool == CL_OK || spool == CL_EAGAIN, what, detail);
+  if (cfg->metrics_host[0]) {
+    cl_metrics_server *m = NULL;
+    char err[512];
+    snprintf(what, sizeof what, "metrics %s:%d", cfg->metrics_host, cfg->metrics_port);
+    int rc = cl_metrics_server_start(&m, cfg->metrics_host, cfg->metrics_port, err, sizeof err);
+    cl_metrics_server_stop(&m);
+    if (rc == CL_OK)
+      check_line(&failed, 1, what, "can be bound");
+    else if (spool == CL_EAGAIN && strstr(err, strerror(EADDRINUSE)))
+      check_line(&failed, 1, what, "in use, by the landmarkd running on this spool");
+    else
+      check_line(&failed, 0, what, err);
+  }
+  (void)lm_writer_check(cfg, cl_key_public(key), check_line, &failed);
+  if (failed)
+    printf("%s: %d check%s failed\n", config, failed, failed == 1 ? "" : "s");
+  else
+    printf("%s: ok\n", config);
+  return failed ? 2 : 0;
 }
 
 int main(int argc, char **argv) {
@@ -207,12 +352,13 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (check_only) {
-    printf("%s: ok\n", config);
+    rc = check_config(config, &a.cfg, a.key);
     cl_key_destroy(&a.key);
-    return 0;
+    return rc;
   }
+  a.config_path = config;
   signal(SIGPIPE, SIG_IGN);
-  raise_nofile(a.cfg.max_connections);
+  raise_nofile(&a.cfg);
   /* Bound before the writer starts, so that a taken port fails cleanly. */
   if (a.cfg.metrics_host[0]) {
     rc = cl_metrics_server_start(&a.metrics, a.cfg.metrics_host, a.cfg.metrics_port, err,
@@ -255,14 +401,16 @@ int main(int argc, char **argv) {
     a.metrics_timer.data = &a;
     publish_metrics(&a);
     uv_timer_start(&a.metrics_timer, on_metrics_timer, METRICS_PERIOD_MS, METRICS_PERIOD_MS);
-    cl_log(CL_LOG_INFO, "serving metrics", "addr=%s:%d path=/metrics", a.cfg.metrics_host,
-           cl_metrics_server_port(a.metrics));
+    cl_log(CL_LOG_INFO, "serving metrics", "addr=%s:%d paths=/metrics,/healthz,/readyz",
+           a.cfg.metrics_host, cl_metrics_server_port(a.metrics));
   }
   uv_signal_init(a.loop, &a.sigterm);
   uv_signal_init(a.loop, &a.sigint);
-  a.sigterm.data = a.sigint.data = &a;
+  uv_signal_init(a.loop, &a.sighup);
+  a.sigterm.data = a.sigint.data = a.sighup.data = &a;
   uv_signal_start(&a.sigterm, on_signal, SIGTERM);
   uv_signal_start(&a.sigint, on_signal, SIGINT);
+  uv_signal_start(&a.sighup, on_sighup, SIGHUP);
   cl_log(CL_LOG_INFO, "starting", "version=%s landmark=%s lat=%.6f lon=%.6f speed=%s", CHIPLOC_VERSION,
          a.cfg.name, a.cfg.lat, a.cfg.lon, a.cfg.speed_text);
   uv_run(a.loop, UV_RUN_DEFAULT);

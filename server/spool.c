@@ -13,6 +13,7 @@
 #include "spool.h"
 #include "cl_err.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -469,8 +470,7 @@ int lm_spool_open(lm_spool **out, const char *path, const uint8_t landmark_pk[CL
   lm_spool_recovery dummy;
   if (!rec) rec = &dummy;
   memset(rec, 0, sizeof *rec);
-  if (!out || !path || !*path || !landmark_pk ||
-      max_bytes < LM_SPOOL_HEADER_LEN + LM_SPOOL_RECORD_LEN) {
+  if (!out || !path || !*path || max_bytes < LM_SPOOL_HEADER_LEN + LM_SPOOL_RECORD_LEN) {
     cl_err_set(err, errlen, "spool: bad argument");
     return CL_EINVAL;
   }
@@ -491,13 +491,13 @@ int lm_spool_open(lm_spool **out, const char *path, const uint8_t landmark_pk[CL
   }
   snprintf(sp->tmp_path, sizeof sp->tmp_path, "%s.tmp", path);
   dir_of(path, sp->dir, sizeof sp->dir);
-  memcpy(sp->pk, landmark_pk, CL_PK_LEN);
+  if (landmark_pk) memcpy(sp->pk, landmark_pk, CL_PK_LEN);
   sp->max_bytes = max_bytes;
 
   int fd = open(path, O_RDWR | O_CLOEXEC);
-  if (fd < 0 && errno != ENOENT) {
+  if (fd < 0 && (errno != ENOENT || !landmark_pk)) {
     cl_err_set(err, errlen, "spool %s: cannot open: %s", path, strerror(errno));
-    rc = CL_EIO;
+    rc = errno == ENOENT ? CL_ENOTFOUND : CL_EIO;
     goto fail;
   }
   if (fd >= 0) {
@@ -525,6 +525,13 @@ int lm_spool_open(lm_spool **out, const char *path, const uint8_t landmark_pk[CL
      * PATH is complete, so the leftover is dropped. */
     if (unlink(sp->tmp_path) == 0) rec->stale_tmp = 1;
   }
+  if (!landmark_pk && sp->size < LM_SPOOL_HEADER_LEN) {
+    /* Without a key there is nothing to make a new spool for. */
+    cl_err_set(err, errlen, "spool %s: %llu bytes, no spool header", path,
+               (unsigned long long)sp->size);
+    rc = sp->size == 0 ? CL_ENOTFOUND : CL_EMALFORMED;
+    goto fail;
+  }
   if (sp->fd < 0 || sp->size == 0) {
     /* No spool yet (an empty file holds nothing either): make one. */
     rc = replace_file(sp, 0, 0, err, errlen);
@@ -549,7 +556,14 @@ int lm_spool_open(lm_spool **out, const char *path, const uint8_t landmark_pk[CL
     rc = CL_EIO;
     goto fail;
   }
+  if (!landmark_pk) memcpy(sp->pk, h + H_LANDMARK, CL_PK_LEN); /* whoever it belongs to */
   if (memcmp(h, V1_MAGIC, LM_SPOOL_MAGIC_LEN) == 0) {
+    if (!landmark_pk) {
+      cl_err_set(err, errlen, "spool %s: a version 1 spool, which this landmarkd cannot replay",
+                 path);
+      rc = CL_EVERSION;
+      goto fail;
+    }
     if ((rc = handle_v1(sp, h, rec, err, errlen)) != CL_OK) goto fail;
     *out = sp;
     return CL_OK;
@@ -564,6 +578,190 @@ fail:
   free(sp->buf);
   free(sp);
   return rc;
+}
+
+int lm_spool_rekey(lm_spool *sp, const uint8_t landmark_pk[CL_PK_LEN], char *err,
+                   size_t errlen) {
+  if (!sp || !landmark_pk) return CL_EINVAL;
+  if (lm_spool_rows(sp) > 0) {
+    cl_err_set(err, errlen, "spool %s: %llu records left to replay", sp->path,
+               (unsigned long long)lm_spool_rows(sp));
+    return CL_EINVAL;
+  }
+  uint8_t old[CL_PK_LEN];
+  memcpy(old, sp->pk, CL_PK_LEN);
+  memcpy(sp->pk, landmark_pk, CL_PK_LEN);
+  int old_fd = sp->fd;
+  int rc = replace_file(sp, 0, 0, err, errlen);
+  /* A failure before the rename leaves the old file (and descriptor), with
+   * the old key; after it, the new file is in place. */
+  if (sp->fd == old_fd) memcpy(sp->pk, old, CL_PK_LEN);
+  return rc;
+}
+
+void lm_spool_aside_path(const char *path, const uint8_t landmark_pk[CL_PK_LEN], char *out,
+                         size_t outlen) {
+  char hex[CL_PK_HEX_LEN + 1];
+  cl_pk_to_hex(landmark_pk, hex);
+  snprintf(out, outlen, "%s.%.*s", path, LM_SPOOL_ASIDE_HEX, hex);
+}
+
+int lm_spool_move(lm_spool *sp, const char *new_path, char *err, size_t errlen) {
+  if (!sp || !new_path || strlen(new_path) >= sizeof sp->path) return CL_EINVAL;
+  char dir[PATH_MAX];
+  dir_of(new_path, dir, sizeof dir);
+  if (strcmp(dir, sp->dir) != 0) {
+    cl_err_set(err, errlen, "spool %s: %s is in another directory", sp->path, new_path);
+    return CL_EINVAL;
+  }
+  /* Never over another file: that could be a spool with rows of its own. */
+  if (renameat2(AT_FDCWD, sp->path, AT_FDCWD, new_path, RENAME_NOREPLACE) != 0) {
+    int e = errno;
+    cl_err_set(err, errlen, "spool %s: cannot rename it to %s: %s", sp->path, new_path,
+               strerror(e));
+    return e == EEXIST ? CL_EEXIST : CL_EIO;
+  }
+  snprintf(sp->path, sizeof sp->path, "%s", new_path);
+  snprintf(sp->tmp_path, sizeof sp->tmp_path, "%s.tmp", new_path);
+  if (sync_dir(sp->dir) != 0) {
+    cl_err_set(err, errlen, "spool %s: cannot sync directory %s: %s", sp->path, sp->dir,
+               strerror(errno));
+    return CL_EIO;
+  }
+  return CL_OK;
+}
+
+int lm_spool_remove(lm_spool **psp, char *err, size_t errlen) {
+  if (!psp || !*psp) return CL_EINVAL;
+  lm_spool *sp = *psp;
+  if (lm_spool_rows(sp) > 0) {
+    cl_err_set(err, errlen, "spool %s: %llu records left to replay", sp->path,
+               (unsigned long long)lm_spool_rows(sp));
+    return CL_EINVAL;
+  }
+  /* Unlinked while still locked, so nobody opens it in between. A file
+   * left behind holds nothing: the next open finds it empty. */
+  int rc = CL_OK;
+  if (unlink(sp->path) != 0) {
+    cl_err_set(err, errlen, "spool %s: cannot remove: %s", sp->path, strerror(errno));
+    rc = CL_EIO;
+  } else if (sync_dir(sp->dir) != 0) {
+    cl_err_set(err, errlen, "spool %s: removed, but cannot sync directory %s: %s", sp->path,
+               sp->dir, strerror(errno));
+    rc = CL_EIO;
+  }
+  lm_spool_close(psp);
+  return rc;
+}
+
+int lm_spool_find_aside(const char *path, char ***names, size_t *n, char *err, size_t errlen) {
+  if (!path || !names || !n) return CL_EINVAL;
+  *names = NULL;
+  *n = 0;
+  char dir[PATH_MAX];
+  dir_of(path, dir, sizeof dir);
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  size_t blen = strlen(base);
+  DIR *d = opendir(dir);
+  if (!d) {
+    cl_err_set(err, errlen, "spool %s: cannot read directory %s: %s", path, dir, strerror(errno));
+    return CL_EIO;
+  }
+  int rc = CL_OK;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    const char *nm = e->d_name;
+    if (strncmp(nm, base, blen) != 0 || nm[blen] != '.' ||
+        strlen(nm + blen + 1) != LM_SPOOL_ASIDE_HEX ||
+        strspn(nm + blen + 1, "0123456789abcdef") != LM_SPOOL_ASIDE_HEX)
+      continue;
+    char **grown = realloc(*names, (*n + 1) * sizeof *grown);
+    char *full = NULL;
+    if (grown) *names = grown;
+    if (!grown || asprintf(&full, "%s/%s", dir, nm) < 0) {
+      rc = CL_ENOMEM;
+      break;
+    }
+    (*names)[(*n)++] = full;
+  }
+  closedir(d);
+  if (rc != CL_OK) {
+    lm_spool_free_names(names, *n);
+    *n = 0;
+  }
+  return rc;
+}
+
+void lm_spool_free_names(char ***names, size_t n) {
+  if (!names || !*names) return;
+  for (size_t i = 0; i < n; i++) free((*names)[i]);
+  free(*names);
+  *names = NULL;
+}
+
+int lm_spool_check(const char *path, const uint8_t landmark_pk[CL_PK_LEN], char *out,
+                   size_t outlen) {
+  if (!path || !*path || !landmark_pk) return CL_EINVAL;
+  char dir[PATH_MAX];
+  dir_of(path, dir, sizeof dir);
+  struct stat st;
+  if (stat(dir, &st) != 0) {
+    cl_err_set(out, outlen, "directory %s: %s", dir, strerror(errno));
+    return CL_EIO;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    cl_err_set(out, outlen, "%s is not a directory", dir);
+    return CL_EIO;
+  }
+  /* The effective ids: those landmarkd runs with (runuser -u ...). */
+  if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0) {
+    cl_err_set(out, outlen, "directory %s: this user (uid %u) cannot create files in it: %s", dir,
+               (unsigned)geteuid(), strerror(errno));
+    return CL_EPERM;
+  }
+  if (stat(path, &st) != 0) {
+    if (errno != ENOENT) {
+      cl_err_set(out, outlen, "cannot stat: %s", strerror(errno));
+      return CL_EIO;
+    }
+    cl_err_set(out, outlen, "directory %s writable; no spool yet (made at start)", dir);
+    return CL_OK;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    cl_err_set(out, outlen, "not a regular file");
+    return CL_EIO;
+  }
+  if (st.st_uid != geteuid()) {
+    cl_err_set(out, outlen, "owned by uid %u, not by this user (uid %u): chown it", (unsigned)st.st_uid,
+               (unsigned)geteuid());
+    return CL_EPERM;
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || faccessat(AT_FDCWD, path, R_OK | W_OK, AT_EACCESS) != 0) {
+    cl_err_set(out, outlen, "not readable and writable by this user: %s", strerror(errno));
+    if (fd >= 0) close(fd);
+    return CL_EPERM;
+  }
+  /* A landmarkd holds an exclusive lock while it runs. */
+  int in_use = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  uint8_t h[LM_SPOOL_HEADER_LEN];
+  char whose[200] = "";
+  if (st.st_size >= LM_SPOOL_HEADER_LEN && pread_all(fd, h, sizeof h, 0) == 0 &&
+      memcmp(h, LM_SPOOL_MAGIC, LM_SPOOL_MAGIC_LEN) == 0 &&
+      cl_get_be32(h + H_CRC) == lm_spool_crc32c(h, H_CRC) &&
+      memcmp(h + H_LANDMARK, landmark_pk, CL_PK_LEN) != 0) {
+    char hex[CL_PK_HEX_LEN + 1];
+    cl_pk_to_hex(h + H_LANDMARK, hex);
+    snprintf(whose, sizeof whose,
+             "; written under another landmark key (%.16s...): re-made for this key at start "
+             "if empty, else set aside and replayed under that key",
+             hex);
+  }
+  close(fd);
+  cl_err_set(out, outlen, "directory writable; %lld bytes, owned by this user, readable%s%s",
+             (long long)st.st_size, whose, in_use ? "; in use by a running landmarkd" : "");
+  return in_use ? CL_EAGAIN : CL_OK;
 }
 
 void lm_spool_close(lm_spool **psp) {
@@ -694,3 +892,5 @@ uint64_t lm_spool_bytes(const lm_spool *sp) { return sp->size; }
 uint64_t lm_spool_max_bytes(const lm_spool *sp) { return sp->max_bytes; }
 
 const char *lm_spool_path(const lm_spool *sp) { return sp->path; }
+
+const uint8_t *lm_spool_key(const lm_spool *sp) { return sp->pk; }

@@ -57,7 +57,9 @@ typedef struct {
 /*
  * Opens the spool at path, creating it (mode 0600) if it does not exist, and
  * locks it. Every record of the spool is signed by landmark_pk; a spool made
- * by another landmark is refused. max_bytes bounds the file size (header
+ * by another landmark is refused. With landmark_pk NULL, the spool of
+ * whichever key its header names is opened (lm_spool_key); it must exist
+ * (CL_ENOTFOUND when the file is missing or empty) and be of this version. max_bytes bounds the file size (header
  * included); it must hold the header and one record. A torn tail (power
  * loss during an append) is cut off and reported in *rec (may be NULL).
  * A version 1 spool (protocol 1 records) that holds no record left to
@@ -74,6 +76,41 @@ int lm_spool_open(lm_spool **out, const char *path, const uint8_t landmark_pk[CL
 /* Closes the file and frees the spool; sets *sp to NULL. Nothing is lost:
  * unconsumed records stay for the next open. */
 void lm_spool_close(lm_spool **sp);
+
+/*
+ * Spools of a replaced key. When a landmark's key is rotated, a spool that
+ * holds no record left to replay is simply re-made for the new key
+ * (lm_spool_rekey); one that does is renamed beside it, to PATH.<the first
+ * LM_SPOOL_ASIDE_HEX hex digits of its key> (lm_spool_aside_path,
+ * lm_spool_move), so that the new key starts with a new spool while the
+ * old records wait to be replayed under the key that signed them. Such
+ * files are found again with lm_spool_find_aside and deleted with
+ * lm_spool_remove once replayed. docs/SPOOL.md, "Key rotation".
+ */
+#define LM_SPOOL_ASIDE_HEX 16
+
+/* Makes the spool, which must hold no record left to replay, a new empty
+ * spool of landmark_pk (atomically, like a compaction). Returns 0,
+ * CL_EINVAL (records are left), or CL_EIO. */
+int lm_spool_rekey(lm_spool *sp, const uint8_t landmark_pk[CL_PK_LEN], char *err,
+                   size_t errlen);
+/* Writes PATH.<hex prefix of landmark_pk> into out. */
+void lm_spool_aside_path(const char *path, const uint8_t landmark_pk[CL_PK_LEN], char *out,
+                         size_t outlen);
+/* Renames the open spool to new_path, in the same directory, and syncs the
+ * directory; the spool stays open and locked under its new name. Returns 0,
+ * CL_EEXIST (new_path exists: nothing was renamed), CL_EINVAL, or CL_EIO. */
+int lm_spool_move(lm_spool *sp, const char *new_path, char *err, size_t errlen);
+/* Deletes the spool's file, which must hold no record left to replay, and
+ * closes it (*sp becomes NULL unless CL_EINVAL). Returns 0, CL_EINVAL
+ * (records are left: nothing was done), or CL_EIO (the file may still be
+ * there, holding nothing). */
+int lm_spool_remove(lm_spool **sp, char *err, size_t errlen);
+/* The files beside path named as lm_spool_aside_path names them: *names
+ * (malloc'd paths, free with lm_spool_free_names) and *n. Returns 0,
+ * CL_EIO (the directory cannot be read) or CL_ENOMEM. */
+int lm_spool_find_aside(const char *path, char ***names, size_t *n, char *err, size_t errlen);
+void lm_spool_free_names(char ***names, size_t n);
 
 /*
  * Appends rows in order and fdatasyncs them. *appended receives how many of
@@ -121,8 +158,23 @@ uint64_t lm_spool_rows(const lm_spool *sp);
 uint64_t lm_spool_bytes(const lm_spool *sp);
 /* The size limit given to lm_spool_open. */
 uint64_t lm_spool_max_bytes(const lm_spool *sp);
-/* The path given to lm_spool_open. */
+/* The path given to lm_spool_open (or lm_spool_move). */
 const char *lm_spool_path(const lm_spool *sp);
+/* The landmark key that signed every record of the spool. */
+const uint8_t *lm_spool_key(const lm_spool *sp);
+
+/*
+ * For landmarkd --check-config: whether this process (its effective user)
+ * can run a landmark on the spool at path: its directory lets it create
+ * files, and the spool, if it exists, is a regular file it owns and may
+ * read and write. Changes nothing. out receives the finding (on failure,
+ * what is wrong). Returns 0, CL_EAGAIN (all of that, and a running process
+ * holds the spool's lock: a landmarkd is running on it), CL_EPERM (a
+ * permission or ownership problem), CL_EIO (no such directory, not a
+ * regular file) or CL_EINVAL.
+ */
+int lm_spool_check(const char *path, const uint8_t landmark_pk[CL_PK_LEN], char *out,
+                   size_t outlen);
 
 /* ---- the record layout, for tests and tools ----------------------------- */
 

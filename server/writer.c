@@ -21,12 +21,23 @@
  *
  * Only this thread touches the spool once it runs; lm_writer_create opens it
  * before the thread starts and lm_writer_destroy closes it after the join.
+ *
+ * Key rotation. A spool written under another landmark key is never a
+ * reason to stop: holding no record, it is re-made for this key; holding
+ * records, it is moved aside (spool.h) and replayed under the landmark
+ * entry of the key that signed them, which the schema allows while this
+ * login is bound to that entry too (docs/OPERATIONS.md, "Rotate a landmark
+ * key"), then deleted. A set-aside spool whose rows cannot be written (key
+ * not registered, login not bound, rows refused) is kept and logged, and
+ * tried again after lm_writer_refresh or at the next start.
  */
 #include "writer.h"
 #include "cl_err.h"
+#include "cl_key.h"
 #include "cl_log.h"
 #include "spool.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +51,9 @@
 /* After a spool I/O error (not a full spool), wait this long before the
  * next attempt; rows stay in memory meanwhile. */
 #define SPOOL_RETRY_MS 5000u
+/* Set-aside spools opened at start: one per key rotated away while rows
+ * were spooled. More wait for a later start. */
+#define MAX_ASIDE 16
 /* Most rows in one COPY while a backlog is queued (rows arriving faster than
  * batches of batch_size are stored, a spool replay, the queue after an
  * outage). Each transaction costs the server a fixed amount (statement and
@@ -52,6 +66,23 @@
 /* Rows copied out of the ring per hold of `mu`: a whole backlog batch is
  * megabytes, and lm_writer_push on the event loop must not wait that long. */
 #define TAKE_CHUNK_ROWS 256u
+/* Bounds of every statement of the writer's session (db_open). */
+#define WRITER_STATEMENT_TIMEOUT_MS 60000u
+#define WRITER_LOCK_TIMEOUT_MS 30000u
+
+/* A spool of a replaced key (spool.h, lm_spool_move). */
+typedef enum {
+  ASIDE_UNRESOLVED, /* its landmark entry is looked up at the next connect */
+  ASIDE_READY,      /* replayed under landmark_id while the database answers */
+  ASIDE_HELD,       /* its rows cannot be written this run (logged): kept */
+} aside_state;
+
+typedef struct {
+  lm_spool *sp;
+  int64_t landmark_id;
+  aside_state state;
+  uint64_t replayed; /* rows settled from it by this run */
+} aside_spool;
 
 struct lm_writer {
   uv_loop_t *loop;
@@ -59,6 +90,8 @@ struct lm_writer {
   uint8_t pk[CL_PK_LEN];
   lm_writer_callbacks cb;
   lm_spool *spool; /* the thread's once it runs */
+  aside_spool aside[MAX_ASIDE]; /* likewise */
+  size_t n_aside;
 
   uv_thread_t thread;
   uv_mutex_t mu;
@@ -70,13 +103,16 @@ struct lm_writer {
   size_t cap, head, len;
   uint64_t oldest_ns; /* uv_hrtime when the oldest queued row arrived */
   int stop;
+  int refresh; /* lm_writer_refresh was called */
   uint32_t drain_ms;
   cl_store_chip *chips_out; /* handed to the loop */
   size_t n_chips_out;
   int chips_ready;
   char fatal[768];
+  int fatal_code;
   int fatal_ready;
   lm_writer_stats stats;
+  int fatal_seen; /* loop thread: the code of the fatal error delivered */
 
   void (*stopped_cb)(void *);
   void *stopped_arg;
@@ -96,6 +132,7 @@ typedef struct {
   int outage_logged;     /* "spooling" logged for the current outage */
   int spool_full;        /* inside a fill event: "spool full" logged */
   int spool_failing;     /* inside a run of spool I/O errors: logged */
+  int resolve_due;       /* set-aside spools wait for their landmark ids */
   uint64_t drain_rows;   /* rows replayed since the spool last was empty */
   uint64_t drain_start;  /* when the current replay began, ns; 0 if none */
   int fatal;             /* a fatal error was posted: leave the loop */
@@ -127,6 +164,7 @@ static void on_async(uv_async_t *h) {
   char fatal[768] = "";
   if (w->fatal_ready) {
     memcpy(fatal, w->fatal, sizeof fatal);
+    w->fatal_seen = w->fatal_code;
     w->fatal_ready = 0;
   }
   uv_mutex_unlock(&w->mu);
@@ -139,63 +177,182 @@ static void on_async(uv_async_t *h) {
   if (fatal[0] && w->cb.on_fatal) w->cb.on_fatal(w->cb.arg, fatal);
 }
 
-static void post_fatal(lm_writer *w, const char *why) {
+/* code: CL_EPERM, CL_ENOTFOUND or CL_EINVAL for what the operator must fix
+ * (lm_writer_fatal_code), CL_ENOMEM otherwise. */
+static void post_fatal(lm_writer *w, int code, const char *why) {
   uv_mutex_lock(&w->mu);
   snprintf(w->fatal, sizeof w->fatal, "%s", why);
+  w->fatal_code = code;
   w->fatal_ready = 1;
   uv_mutex_unlock(&w->mu);
   uv_async_send(&w->async);
 }
 
-/* Copies the spool's size into the stats. Called with mu held. */
+/* Copies the spool's size into the stats; spool_rows counts the records
+ * of set-aside spools too. Called with mu held, on the thread (or before
+ * it starts). */
 static void spool_stats_locked(lm_writer *w) {
-  w->stats.spool_rows = lm_spool_rows(w->spool);
+  uint64_t rows = lm_spool_rows(w->spool);
+  for (size_t i = 0; i < w->n_aside; i++) rows += lm_spool_rows(w->aside[i].sp);
+  w->stats.spool_rows = rows;
   w->stats.spool_bytes = lm_spool_bytes(w->spool);
 }
 
 /*
- * Connects and identifies the landmark. Returns 0, CL_EDB (retry later), or
- * another code after posting a fatal error.
+ * What is wrong, and what to run, when the landmark's entry was not found
+ * (CL_ENOTFOUND) or this login may not read it or write its rows
+ * (CL_EPERM); err is the store's message.
+ */
+static void lookup_why(int rc, const char *err, const cl_landmark_config *cfg,
+                       const uint8_t pk[CL_PK_LEN], char *why, size_t whylen) {
+  char pkhex[CL_PK_HEX_LEN + 1];
+  cl_pk_to_hex(pk, pkhex);
+  if (rc == CL_ENOTFOUND)
+    snprintf(why, whylen,
+             "this landmark's key %s is not registered; run: chiploc landmark add --name %s "
+             "--pubkey %s --lat %.10g --lon %.10g",
+             pkhex, cfg->name, pkhex, cfg->lat, cfg->lon);
+  else /* may_write's text names the login and the bind that fixes it; a
+        * refused SELECT is a login outside chiploc_landmark. */
+    snprintf(why, whylen, "%.500s%s", err,
+             strstr(err, "chiploc landmark bind")
+                 ? ""
+                 : "; the login role of [database] conninfo must be a member of chiploc_landmark");
+}
+
+/* How far, in degrees of latitude or longitude, the configured position may
+ * be from the registered one: 1e-6 degrees is at most 11 cm on the ground,
+ * finer than the survey a landmark's position comes from, and yet a
+ * billion times coarser than a decimal number's rounding through a double
+ * (about 1e-14 degrees here), so the same number written differently in
+ * the two places (50.1109, 50.110900) is the same position, and any other
+ * one is not. */
+#define POSITION_TOLERANCE_DEG 1e-6
+
+/* CL_OK when the configuration's name and position are the registered
+ * landmark's; else CL_EINVAL, with both in why and what to do. */
+static int identity_why(const cl_landmark_config *cfg, const cl_store_landmark *lm, char *why,
+                        size_t whylen) {
+  if (strcmp(cfg->name, lm->name) == 0 && fabs(cfg->lat - lm->lat) <= POSITION_TOLERANCE_DEG &&
+      fabs(cfg->lon - lm->lon) <= POSITION_TOLERANCE_DEG)
+    return CL_OK;
+  snprintf(why, whylen,
+           "config name=%s lat=%.10g lon=%.10g but the database has name=%s lat=%.10g "
+           "lon=%.10g for this key (landmark id %lld); fix the config, or, if the landmark "
+           "moved, register it anew (chiploc landmark add, a new key) and retire this entry "
+           "(chiploc landmark retire --name %s)",
+           cfg->name, cfg->lat, cfg->lon, lm->name, lm->lat, lm->lon, (long long)lm->id,
+           lm->name);
+  return CL_EINVAL;
+}
+
+/* The text of a login the server refused (CL_EPERM from cl_store_connect). */
+static void login_why(const char *err, char *why, size_t whylen) {
+  snprintf(why, whylen,
+           "login refused: %.400s; fix [database] conninfo: a login role in chiploc_landmark, "
+           "an existing database, admitted by pg_hba.conf",
+           err);
+}
+
+/*
+ * Connects and identifies the landmark. Returns 0, CL_EDB (an outage: retry
+ * later), or another code after posting a fatal error: what the operator
+ * must fix (a login the server refuses, a key not registered, a login not
+ * bound to it) is not retried.
  */
 static int db_open(lm_writer *w, cl_store **db, int64_t *landmark_id) {
-  char err[512];
+  char err[512], why[768], q[600];
   int rc = cl_store_connect(db, w->cfg->conninfo, err, sizeof err);
+  if (rc == CL_EPERM) {
+    login_why(err, why, sizeof why);
+    post_fatal(w, CL_EPERM, why);
+    return CL_EPERM;
+  }
   if (rc != CL_OK) {
-    cl_log(CL_LOG_WARN, "database unavailable", "err=\"%.300s\"", err);
+    cl_log(CL_LOG_WARN, "database unavailable", "err=%s",
+           cl_log_quote(q, sizeof q, err, strlen(err)));
     return CL_EDB;
   }
-  rc = cl_store_landmark_find(*db, w->pk, landmark_id, err, sizeof err);
-  if (rc == CL_OK) {
-    int may = cl_store_landmark_may_write(*db, *landmark_id, err, sizeof err);
-    if (may != CL_OK) {
-      cl_store_destroy(db);
-      if (may != CL_EPERM) { /* the check itself failed: an outage, retried */
-        cl_log(CL_LOG_WARN, "database unavailable", "err=\"%.300s\"", err);
-        return CL_EDB;
-      }
-      post_fatal(w, err);
-      return CL_EPERM;
-    }
+  cl_store_landmark lm;
+  rc = cl_store_landmark_get(*db, w->pk, &lm, err, sizeof err);
+  if (rc == CL_OK && identity_why(w->cfg, &lm, why, sizeof why) != CL_OK) {
+    cl_store_destroy(db);
+    post_fatal(w, CL_EINVAL, why);
+    return CL_EINVAL;
+  }
+  if (rc == CL_OK) rc = cl_store_landmark_may_write(*db, lm.id, err, sizeof err);
+  /* No statement of the writer may block it for good: a batch of
+   * BACKLOG_BATCH_ROWS rows takes well under a second, so a statement still
+   * running after a minute, or waiting half a minute for a lock, meets a
+   * hung server or a dead client's transaction; cancelled, it fails like an
+   * outage, and the rows are retried or spooled. */
+  if (rc == CL_OK &&
+      cl_store_set_timeouts(*db, WRITER_STATEMENT_TIMEOUT_MS, WRITER_LOCK_TIMEOUT_MS, err,
+                            sizeof err) != CL_OK) {
+    cl_log(CL_LOG_WARN, "database unavailable", "err=%s",
+           cl_log_quote(q, sizeof q, err, strlen(err)));
+    cl_store_destroy(db);
+    return CL_EDB;
   }
   if (rc == CL_OK) {
-    cl_log(CL_LOG_INFO, "database connected", "landmark_id=%lld", (long long)*landmark_id);
+    *landmark_id = lm.id;
+    cl_log(CL_LOG_INFO, "database connected", "landmark=%s landmark_id=%lld", lm.name,
+           (long long)*landmark_id);
     return CL_OK;
   }
   cl_store_destroy(db);
-  if (rc == CL_ENOTFOUND || rc == CL_EPERM) {
-    char pkhex[CL_PK_HEX_LEN + 1];
-    cl_pk_to_hex(w->pk, pkhex);
-    char why[700];
-    snprintf(why, sizeof why,
-             rc == CL_ENOTFOUND
-                 ? "this landmark's key %s is not registered; run: chiploc landmark add --pubkey %s ..."
-                 : "database permission denied for landmark %s%s",
-             pkhex, rc == CL_ENOTFOUND ? pkhex : "");
-    post_fatal(w, why);
-    return rc;
+  if (rc != CL_ENOTFOUND && rc != CL_EPERM) {
+    cl_log(CL_LOG_WARN, "landmark lookup failed", "err=%s",
+           cl_log_quote(q, sizeof q, err, strlen(err)));
+    return CL_EDB;
   }
-  cl_log(CL_LOG_WARN, "landmark lookup failed", "err=\"%.300s\"", err);
-  return CL_EDB;
+  lookup_why(rc, err, w->cfg, w->pk, why, sizeof why);
+  post_fatal(w, rc, why);
+  return rc;
+}
+
+int lm_writer_check(const cl_landmark_config *cfg, const uint8_t landmark_pk[CL_PK_LEN],
+                    lm_check_line line, void *arg) {
+  char err[512], msg[1024], what[96];
+  cl_store *db = NULL;
+  int rc = cl_store_connect(&db, cfg->conninfo, err, sizeof err);
+  if (rc != CL_OK) {
+    if (rc == CL_EPERM)
+      login_why(err, msg, sizeof msg);
+    else
+      snprintf(msg, sizeof msg, "unreachable: %.900s", err);
+    line(arg, 0, "database", msg);
+    return 1;
+  }
+  line(arg, 1, "database", "logged in");
+  int failed = 0;
+  cl_store_landmark lm;
+  snprintf(what, sizeof what, "landmark %s", cfg->name);
+  rc = cl_store_landmark_get(db, landmark_pk, &lm, err, sizeof err);
+  if (rc == CL_OK) {
+    if (identity_why(cfg, &lm, msg, sizeof msg) == CL_OK) {
+      snprintf(msg, sizeof msg, "key registered as landmark id %lld, name and position match",
+               (long long)lm.id);
+      line(arg, 1, what, msg);
+    } else {
+      line(arg, 0, what, msg);
+      failed++;
+    }
+    rc = cl_store_landmark_may_write(db, lm.id, err, sizeof err);
+    if (rc == CL_OK) {
+      line(arg, 1, "database role", "may write this landmark's rows");
+    } else {
+      if (rc == CL_EPERM) lookup_why(rc, err, cfg, landmark_pk, msg, sizeof msg);
+      line(arg, 0, "database role", rc == CL_EPERM ? msg : err);
+      failed++;
+    }
+  } else {
+    if (rc == CL_ENOTFOUND || rc == CL_EPERM) lookup_why(rc, err, cfg, landmark_pk, msg, sizeof msg);
+    line(arg, 0, what, rc == CL_ENOTFOUND || rc == CL_EPERM ? msg : err);
+    failed++;
+  }
+  cl_store_destroy(&db);
+  return failed;
 }
 
 static int refresh_chips(lm_writer *w, cl_store *db) {
@@ -246,11 +403,13 @@ static uint64_t row_seq(const cl_store_row *row) {
  * *settled receives how many leading rows are settled: stored, already
  * stored (counted in *existed), or refused and set aside (*rejected).
  * Returns CL_OK when all n are settled; CL_EDB when the database failed
- * (rows from *settled on are not settled); CL_EPERM after posting a fatal
- * error (a missing grant is an operator error, not a bad row).
+ * (rows from *settled on are not settled); CL_EPERM with `why` saying what
+ * was refused (a missing grant or binding is an operator error, not a bad
+ * row: the caller decides what it stops).
  */
-static int write_rows(lm_writer *w, cl_store *db, int64_t landmark_id, const cl_store_row *rows,
-                      size_t n, size_t *settled, uint64_t *rejected, uint64_t *existed) {
+static int write_rows(cl_store *db, int64_t landmark_id, const cl_store_row *rows, size_t n,
+                      size_t *settled, uint64_t *rejected, uint64_t *existed, char *why,
+                      size_t whylen) {
   int (*insert)(cl_store *, int64_t, const cl_store_row *, size_t, char *, size_t) =
       rows[0].is_link ? cl_store_insert_links : cl_store_insert_measurements;
   char err[512];
@@ -268,9 +427,7 @@ static int write_rows(lm_writer *w, cl_store *db, int64_t landmark_id, const cl_
     return CL_EDB;
   }
   if (rc == CL_EPERM) {
-    char why[700];
-    snprintf(why, sizeof why, "permission denied writing measurements: %.600s", err);
-    post_fatal(w, why);
+    snprintf(why, whylen, "permission denied writing measurements: %.600s", err);
     return CL_EPERM;
   }
   cl_log(rc == CL_EEXIST ? CL_LOG_INFO : CL_LOG_WARN, "batch refused; writing rows one by one",
@@ -283,9 +440,7 @@ static int write_rows(lm_writer *w, cl_store *db, int64_t landmark_id, const cl_
       return CL_EDB; /* connection trouble: keep the rest */
     }
     if (r1 == CL_EPERM) {
-      char why[700];
-      snprintf(why, sizeof why, "permission denied writing measurements: %.600s", err);
-      post_fatal(w, why);
+      snprintf(why, whylen, "permission denied writing measurements: %.600s", err);
       return CL_EPERM;
     }
     if (r1 == CL_EEXIST) {
@@ -294,9 +449,14 @@ static int write_rows(lm_writer *w, cl_store *db, int64_t landmark_id, const cl_
              (unsigned long long)row_seq(&rows[i]));
     } else if (r1 != CL_OK) {
       (*rejected)++;
+      /* A row carries no serial (it may have waited in the spool since the
+       * enrolled set changed): the chip is named by its key, as the
+       * landmark's own lines give it in chip_key=. */
+      char key[17];
+      cl_hex_encode(key, rows[i].m.hs.chip, 8);
       cl_log(CL_LOG_ERROR, "row refused by the database; set aside",
-             "seq=%llu chip_id=%lld err=\"%.300s\"", (unsigned long long)row_seq(&rows[i]),
-             (long long)rows[i].chip_id, err);
+             "seq=%llu chip_key=%s chip_id=%lld err=\"%.300s\"",
+             (unsigned long long)row_seq(&rows[i]), key, (long long)rows[i].chip_id, err);
     }
     *settled = i + 1;
   }
@@ -341,14 +501,18 @@ static void drop_head_locked(lm_writer *w, size_t n) {
 }
 
 /* Writes one batch from the head of the ring. Returns what write_rows
- * returned (CL_OK when the ring was empty). */
+ * returned (CL_OK when the ring was empty), CL_EPERM after posting it as
+ * fatal. */
 static int flush_batch(lm_writer *w, wstate *st) {
   size_t n = take_head(w, st->scratch, batch_max(w), 1);
   if (n == 0) return CL_OK;
   size_t settled;
   uint64_t rejected, existed;
   uint64_t t0 = now_ns();
-  int rc = write_rows(w, st->db, st->landmark_id, st->scratch, n, &settled, &rejected, &existed);
+  char why[768];
+  int rc = write_rows(st->db, st->landmark_id, st->scratch, n, &settled, &rejected, &existed,
+                      why, sizeof why);
+  if (rc == CL_EPERM) post_fatal(w, CL_EPERM, why);
   uv_mutex_lock(&w->mu);
   drop_head_locked(w, settled);
   w->stats.rows_written += settled - rejected;
@@ -364,22 +528,43 @@ static int flush_batch(lm_writer *w, wstate *st) {
   return rc;
 }
 
+/* Deletes the drained set-aside spool a and takes it off the list. */
+static void drop_aside(lm_writer *w, aside_spool *a) {
+  char err[512], path[PATH_MAX + 32], key[CL_PK_HEX_LEN + 1];
+  snprintf(path, sizeof path, "%s", lm_spool_path(a->sp));
+  cl_pk_to_hex(lm_spool_key(a->sp), key);
+  if (lm_spool_remove(&a->sp, err, sizeof err) == CL_OK)
+    cl_log(CL_LOG_INFO, "spool: set-aside spool replayed and removed",
+           "path=%s key=%s landmark_id=%lld rows_replayed=%llu", path, key,
+           (long long)a->landmark_id, (unsigned long long)a->replayed);
+  else
+    cl_log(CL_LOG_ERROR, "spool: set-aside spool replayed but not removed",
+           "path=%s rows_replayed=%llu err=\"%.400s\"", path, (unsigned long long)a->replayed,
+           err);
+  *a = w->aside[--w->n_aside];
+}
+
 /*
- * Replays one batch from the spool: reads it, writes it, then consumes the
- * records. Returns CL_OK, CL_EDB (database failed; nothing consumed beyond
- * the settled rows), CL_EPERM (fatal, posted), or CL_EIO (spool I/O; logged,
- * replay paused for a while).
+ * Replays one batch from the spool, or from the set-aside spool `a` (when
+ * not NULL) under the id of the landmark whose key signed it: reads the
+ * batch, writes it, then consumes the records. A drained spool is
+ * compacted; a drained set-aside spool is deleted. Returns CL_OK, CL_EDB
+ * (database failed; nothing consumed beyond the settled rows), CL_EPERM
+ * (rows refused, posted as fatal), or CL_EIO (spool I/O; logged, replay
+ * paused for a while). Rows of a set-aside spool that are refused for want
+ * of permission hold that spool (logged) and the landmark goes on: CL_OK.
  */
-static int replay_batch(lm_writer *w, wstate *st) {
-  char err[512];
+static int replay_batch(lm_writer *w, wstate *st, aside_spool *a) {
+  lm_spool *sp = a ? a->sp : w->spool;
+  int64_t landmark_id = a ? a->landmark_id : st->landmark_id;
+  char err[512], why[768];
   size_t n = 0, skipped = 0;
-  if (st->drain_start == 0) {
+  if (!a && st->drain_start == 0) {
     st->drain_start = now_ns();
     cl_log(CL_LOG_INFO, "replaying spool", "spool_rows=%llu spool_bytes=%llu",
-           (unsigned long long)lm_spool_rows(w->spool),
-           (unsigned long long)lm_spool_bytes(w->spool));
+           (unsigned long long)lm_spool_rows(sp), (unsigned long long)lm_spool_bytes(sp));
   }
-  int rc = lm_spool_peek(w->spool, st->scratch, batch_max(w), &n, &skipped, err, sizeof err);
+  int rc = lm_spool_peek(sp, st->scratch, batch_max(w), &n, &skipped, err, sizeof err);
   if (rc != CL_OK) {
     cl_log(CL_LOG_ERROR, "spool read failed; replay paused", "err=\"%.400s\"", err);
     st->next_replay = now_ns() + ms_ns(SPOOL_RETRY_MS);
@@ -387,15 +572,25 @@ static int replay_batch(lm_writer *w, wstate *st) {
   }
   if (skipped)
     cl_log(CL_LOG_ERROR, "spool records failed their checksum; dropped", "records=%zu path=%s",
-           skipped, lm_spool_path(w->spool));
+           skipped, lm_spool_path(sp));
   size_t settled = 0;
   uint64_t rejected = 0, existed = 0;
   uint64_t t0 = now_ns();
   if (n > 0)
-    rc = write_rows(w, st->db, st->landmark_id, st->scratch, n, &settled, &rejected, &existed);
+    rc = write_rows(st->db, landmark_id, st->scratch, n, &settled, &rejected, &existed, why,
+                    sizeof why);
   uint64_t db_ns = now_ns() - t0;
+  if (rc == CL_EPERM && !a) post_fatal(w, CL_EPERM, why);
+  if (rc == CL_EPERM && a) {
+    char q[800];
+    a->state = ASIDE_HELD;
+    cl_log(CL_LOG_ERROR, "spool: set-aside spool kept; the database refuses its rows",
+           "path=%s landmark_id=%lld err=%s", lm_spool_path(sp), (long long)landmark_id,
+           cl_log_quote(q, sizeof q, why, strlen(why)));
+    rc = CL_OK;
+  }
   if (skipped + settled > 0) {
-    int crc = lm_spool_consume(w->spool, skipped + settled, err, sizeof err);
+    int crc = lm_spool_consume(sp, skipped + settled, err, sizeof err);
     if (crc != CL_OK) {
       /* The rows are in the database; they come back as duplicates, which
        * the database refuses. */
@@ -403,14 +598,17 @@ static int replay_batch(lm_writer *w, wstate *st) {
       st->next_replay = now_ns() + ms_ns(SPOOL_RETRY_MS);
       if (rc == CL_OK) rc = CL_EIO;
     }
-    if (crc == CL_OK) st->drain_rows += settled - rejected;
+    if (crc == CL_OK) {
+      if (a)
+        a->replayed += settled - rejected;
+      else
+        st->drain_rows += settled - rejected;
+    }
   }
-  uint64_t left = lm_spool_rows(w->spool);
-  int drained = left == 0 && rc == CL_OK;
-  if (drained) {
-    if (lm_spool_compact(w->spool, err, sizeof err) != CL_OK)
-      cl_log(CL_LOG_ERROR, "spool compaction failed", "err=\"%.400s\"", err);
-  }
+  int drained = lm_spool_rows(sp) == 0 && rc == CL_OK;
+  if (drained && !a && lm_spool_compact(sp, err, sizeof err) != CL_OK)
+    cl_log(CL_LOG_ERROR, "spool compaction failed", "err=\"%.400s\"", err);
+  if (drained && a) drop_aside(w, a);
   uv_mutex_lock(&w->mu);
   w->stats.rows_written += settled - rejected;
   w->stats.rows_replayed += settled - rejected;
@@ -424,7 +622,7 @@ static int replay_batch(lm_writer *w, wstate *st) {
   spool_stats_locked(w);
   uint64_t total = w->stats.rows_replayed;
   uv_mutex_unlock(&w->mu);
-  if (drained) {
+  if (drained && !a) {
     cl_log(CL_LOG_INFO, "spool drained", "rows_replayed=%llu ms=%.0f rows_replayed_total=%llu",
            (unsigned long long)st->drain_rows, (double)(now_ns() - st->drain_start) / 1e6,
            (unsigned long long)total);
@@ -433,10 +631,52 @@ static int replay_batch(lm_writer *w, wstate *st) {
     if (st->spool_full) {
       st->spool_full = 0;
       cl_log(CL_LOG_INFO, "spool has room again", "spool_max_bytes=%llu",
-             (unsigned long long)lm_spool_max_bytes(w->spool));
+             (unsigned long long)lm_spool_max_bytes(sp));
     }
   }
   return rc;
+}
+
+/* The first set-aside spool ready for replay, or NULL. */
+static aside_spool *ready_aside(lm_writer *w) {
+  for (size_t i = 0; i < w->n_aside; i++)
+    if (w->aside[i].state == ASIDE_READY) return &w->aside[i];
+  return NULL;
+}
+
+/*
+ * Looks up the landmark entry of each unresolved set-aside spool's key and
+ * checks that this login may write its rows: then the spool is replayed;
+ * when the key is not registered or the login not bound to it, it is held
+ * (logged with what to do). Returns CL_EDB when the database failed (the
+ * rest stays unresolved), else CL_OK.
+ */
+static int resolve_asides(lm_writer *w, wstate *st) {
+  for (size_t i = 0; i < w->n_aside; i++) {
+    aside_spool *a = &w->aside[i];
+    if (a->state != ASIDE_UNRESOLVED) continue;
+    char err[512], key[CL_PK_HEX_LEN + 1];
+    cl_pk_to_hex(lm_spool_key(a->sp), key);
+    int rc = cl_store_landmark_find(st->db, lm_spool_key(a->sp), &a->landmark_id, err, sizeof err);
+    if (rc == CL_OK) rc = cl_store_landmark_may_write(st->db, a->landmark_id, err, sizeof err);
+    if (rc == CL_OK) {
+      a->state = ASIDE_READY;
+      cl_log(CL_LOG_INFO, "spool: replaying a set-aside spool under the key that signed it",
+             "path=%s key=%s landmark_id=%lld spool_rows=%llu", lm_spool_path(a->sp), key,
+             (long long)a->landmark_id, (unsigned long long)lm_spool_rows(a->sp));
+    } else if (rc == CL_ENOTFOUND || rc == CL_EPERM) {
+      char q[600];
+      a->state = ASIDE_HELD;
+      cl_log(CL_LOG_WARN, "spool: set-aside spool kept; its rows cannot be written",
+             "path=%s key=%s spool_rows=%llu err=%s hint=\"register the key or bind this "
+             "login to its landmark, then send SIGHUP\"",
+             lm_spool_path(a->sp), key, (unsigned long long)lm_spool_rows(a->sp),
+             cl_log_quote(q, sizeof q, err, strlen(err)));
+    } else {
+      return CL_EDB;
+    }
+  }
+  return CL_OK;
 }
 
 /*
@@ -532,7 +772,7 @@ static void thread_main(void *arg) {
   uint64_t stop_deadline = 0;
   st.scratch = malloc(sizeof *st.scratch * batch_max(w));
   if (!st.scratch) {
-    post_fatal(w, "out of memory for the write batch");
+    post_fatal(w, CL_ENOMEM, "out of memory for the write batch");
     return;
   }
   for (;;) {
@@ -541,8 +781,18 @@ static void thread_main(void *arg) {
     int stopping = w->stop;
     size_t queued = w->len;
     uint64_t oldest = w->oldest_ns;
+    int refresh = w->refresh;
+    w->refresh = 0;
     if (stopping && !stop_deadline) stop_deadline = t + ms_ns(w->drain_ms);
     uv_mutex_unlock(&w->mu);
+    if (refresh) {
+      /* At once (or as soon as connected), and held set-aside spools are
+       * tried again: the operator may have bound the login meanwhile. */
+      st.next_refresh = 0;
+      for (size_t i = 0; i < w->n_aside; i++)
+        if (w->aside[i].state == ASIDE_HELD) w->aside[i].state = ASIDE_UNRESOLVED;
+      st.resolve_due = 1;
+    }
     /* Stopping: write the rest while the database answers and the spool
      * holds no older rows; otherwise (or at the deadline) the rest goes to
      * the spool after the loop. */
@@ -565,6 +815,7 @@ static void thread_main(void *arg) {
         st.next_refresh = 0;
         st.retry_ms = RETRY_MIN_MS;
         st.next_try = 0;
+        st.resolve_due = 1;
       }
       acted = 1;
     }
@@ -577,9 +828,20 @@ static void thread_main(void *arg) {
       }
       int rc = CL_OK;
       int wrote = 0;
-      if (!stopping && lm_spool_rows(w->spool) > 0 && t >= st.next_replay) {
+      aside_spool *aside = NULL;
+      if (st.resolve_due && !stopping) {
+        /* Once per connect (and per refresh request); an outage during it
+         * leaves the rest for the next connect. */
+        st.resolve_due = 0;
+        resolve_asides(w, &st);
+      }
+      if (!stopping && t >= st.next_replay && (aside = ready_aside(w)) != NULL) {
+        /* Rows of a replaced key: older than anything in the spool. */
+        rc = replay_batch(w, &st, aside);
+        wrote = 1;
+      } else if (!stopping && lm_spool_rows(w->spool) > 0 && t >= st.next_replay) {
         /* Older rows first: the spool before anything queued. */
-        rc = replay_batch(w, &st);
+        rc = replay_batch(w, &st, NULL);
         wrote = 1;
       } else if (queued && (queued >= w->cfg->batch_size || stopping ||
                             t - oldest >= ms_ns(w->cfg->flush_interval_ms) ||
@@ -601,6 +863,7 @@ static void thread_main(void *arg) {
     uv_mutex_lock(&w->mu);
     queued = w->len;
     oldest = w->oldest_ns;
+    w->stats.connected = st.db != NULL;
     uv_mutex_unlock(&w->mu);
     t = now_ns();
     if (!stopping && t >= spool_due_at(w, &st, queued, oldest)) {
@@ -622,14 +885,14 @@ static void thread_main(void *arg) {
       wake = st.next_try;
     } else {
       if (!stopping) wake = min_u64(wake, max_u64(st.next_try, st.next_refresh));
-      if (lm_spool_rows(w->spool) > 0)
+      if (lm_spool_rows(w->spool) > 0 || ready_aside(w))
         wake = min_u64(wake, max_u64(st.next_try, st.next_replay));
       if (queued)
         wake = min_u64(wake, max_u64(st.next_try, oldest + ms_ns(w->cfg->flush_interval_ms)));
     }
     wake = min_u64(wake, spool_due_at(w, &st, queued, oldest));
     uv_mutex_lock(&w->mu);
-    if (!w->stop && w->len == queued) {
+    if (!w->stop && !w->refresh && w->len == queued) {
       t = now_ns();
       uint64_t ns = wake > t ? wake - t : 0;
       if (ns < 1000000ull) ns = 1000000ull;
@@ -659,6 +922,126 @@ static void thread_main(void *arg) {
   cl_store_destroy(&st.db);
 }
 
+/* Logs what lm_spool_open repaired in the spool at path. */
+static void log_recovery(const char *path, const lm_spool_recovery *rec) {
+  if (rec->torn_bytes || rec->torn_records)
+    cl_log(CL_LOG_WARN, "spool: torn records at the end dropped",
+           "path=%s bytes=%llu records=%llu", path, (unsigned long long)rec->torn_bytes,
+           (unsigned long long)rec->torn_records);
+  if (rec->offset_reset)
+    cl_log(CL_LOG_WARN, "spool: read offset unreadable; replaying from the first record",
+           "path=%s", path);
+  if (rec->stale_tmp)
+    cl_log(CL_LOG_INFO, "spool: unfinished compaction file removed", "path=%s.tmp", path);
+  if (rec->replaced_v1)
+    cl_log(CL_LOG_INFO, "spool: empty version 1 spool replaced", "path=%s", path);
+}
+
+static void close_spools(lm_writer *w) {
+  lm_spool_close(&w->spool);
+  for (size_t i = 0; i < w->n_aside; i++) lm_spool_close(&w->aside[i].sp);
+  w->n_aside = 0;
+}
+
+static uint64_t spool_max_bytes(const lm_writer *w) {
+  return (uint64_t)w->cfg->spool_max_mb * 1024u * 1024u;
+}
+
+/*
+ * The configured spool belongs to another key (the landmark's key was
+ * rotated). Holding no record, it is re-made for this key; holding records,
+ * it is renamed aside, kept open for replay under its own key, and a new
+ * spool is made. Returns what lm_spool_open, lm_spool_rekey or
+ * lm_spool_move returned (CL_EEXIST: a set-aside spool of that key exists
+ * already), with err set.
+ */
+static int adopt_spool(lm_writer *w, lm_spool_recovery *rec, char *err, size_t errlen) {
+  const char *path = w->cfg->spool_path;
+  lm_spool *old = NULL;
+  int rc = lm_spool_open(&old, path, NULL, spool_max_bytes(w), rec, err, errlen);
+  if (rc != CL_OK) return rc;
+  log_recovery(path, rec);
+  char key[CL_PK_HEX_LEN + 1];
+  cl_pk_to_hex(lm_spool_key(old), key);
+  uint64_t rows = lm_spool_rows(old);
+  if (rows == 0) {
+    rc = lm_spool_rekey(old, w->pk, err, errlen);
+    if (rc != CL_OK) {
+      lm_spool_close(&old);
+      return rc;
+    }
+    cl_log(CL_LOG_INFO, "spool: empty spool of another landmark key re-made for this key",
+           "path=%s old_key=%s", path, key);
+    memset(rec, 0, sizeof *rec);
+    w->spool = old;
+    return CL_OK;
+  }
+  char aside[PATH_MAX + 32];
+  lm_spool_aside_path(path, lm_spool_key(old), aside, sizeof aside);
+  rc = lm_spool_move(old, aside, err, errlen);
+  if (rc != CL_OK) {
+    lm_spool_close(&old);
+    if (rc == CL_EEXIST)
+      cl_err_set(err, errlen,
+                 "spool %s: holds %llu records of landmark key %s, and %s (records of that key "
+                 "set aside earlier) exists; move one of them elsewhere",
+                 path, (unsigned long long)rows, key, aside);
+    return rc;
+  }
+  cl_log(CL_LOG_WARN, "spool: records of another landmark key set aside",
+         "path=%s old_key=%s spool_rows=%llu new_path=%s", path, key, (unsigned long long)rows,
+         aside);
+  w->aside[w->n_aside++] = (aside_spool){.sp = old, .state = ASIDE_UNRESOLVED};
+  return lm_spool_open(&w->spool, path, w->pk, spool_max_bytes(w), rec, err, errlen);
+}
+
+/*
+ * Opens the set-aside spools beside the spool that an earlier run left
+ * (their replay did not finish), up to MAX_ASIDE. None of them stops the
+ * landmark: one that cannot be opened is logged and left as it is; an empty
+ * one is deleted.
+ */
+static void find_asides(lm_writer *w) {
+  char err[512];
+  char **names = NULL;
+  size_t n = 0;
+  if (lm_spool_find_aside(w->cfg->spool_path, &names, &n, err, sizeof err) != CL_OK) {
+    cl_log(CL_LOG_WARN, "spool: cannot look for set-aside spools", "err=\"%.400s\"", err);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    int known = 0;
+    for (size_t j = 0; j < w->n_aside; j++)
+      known |= strcmp(lm_spool_path(w->aside[j].sp), names[i]) == 0;
+    if (known) continue;
+    if (w->n_aside == MAX_ASIDE) {
+      cl_log(CL_LOG_WARN, "spool: too many set-aside spools; this one waits for a later start",
+             "path=%s max=%d", names[i], MAX_ASIDE);
+      continue;
+    }
+    lm_spool *sp = NULL;
+    lm_spool_recovery rec;
+    if (lm_spool_open(&sp, names[i], NULL, spool_max_bytes(w), &rec, err, sizeof err) != CL_OK) {
+      cl_log(CL_LOG_ERROR, "spool: set-aside spool cannot be opened; left as it is",
+             "path=%s err=\"%.400s\"", names[i], err);
+      continue;
+    }
+    log_recovery(names[i], &rec);
+    if (lm_spool_rows(sp) == 0) {
+      if (lm_spool_remove(&sp, err, sizeof err) != CL_OK)
+        cl_log(CL_LOG_WARN, "spool: empty set-aside spool not removed", "path=%s err=\"%.400s\"",
+               names[i], err);
+      continue;
+    }
+    char key[CL_PK_HEX_LEN + 1];
+    cl_pk_to_hex(lm_spool_key(sp), key);
+    cl_log(CL_LOG_WARN, "spool: set-aside spool found", "path=%s key=%s spool_rows=%llu",
+           names[i], key, (unsigned long long)lm_spool_rows(sp));
+    w->aside[w->n_aside++] = (aside_spool){.sp = sp, .state = ASIDE_UNRESOLVED};
+  }
+  lm_spool_free_names(&names, n);
+}
+
 int lm_writer_create(lm_writer **out, uv_loop_t *loop, const cl_landmark_config *cfg,
                      const uint8_t landmark_pk[CL_PK_LEN], lm_writer_callbacks cb, char *err,
                      size_t errlen) {
@@ -670,44 +1053,35 @@ int lm_writer_create(lm_writer **out, uv_loop_t *loop, const cl_landmark_config 
   memcpy(w->pk, landmark_pk, CL_PK_LEN);
   w->cb = cb;
   lm_spool_recovery rec;
-  int rc = lm_spool_open(&w->spool, cfg->spool_path, landmark_pk,
-                         (uint64_t)cfg->spool_max_mb * 1024u * 1024u, &rec, err, errlen);
+  int rc = lm_spool_open(&w->spool, cfg->spool_path, landmark_pk, spool_max_bytes(w), &rec, err,
+                         errlen);
+  if (rc == CL_EEXIST) rc = adopt_spool(w, &rec, err, errlen);
   if (rc != CL_OK) {
+    close_spools(w);
     free(w);
     return rc;
   }
-  if (rec.torn_bytes || rec.torn_records)
-    cl_log(CL_LOG_WARN, "spool: torn records at the end dropped",
-           "path=%s bytes=%llu records=%llu", cfg->spool_path,
-           (unsigned long long)rec.torn_bytes, (unsigned long long)rec.torn_records);
-  if (rec.offset_reset)
-    cl_log(CL_LOG_WARN, "spool: read offset unreadable; replaying from the first record",
-           "path=%s", cfg->spool_path);
-  if (rec.stale_tmp)
-    cl_log(CL_LOG_INFO, "spool: unfinished compaction file removed", "path=%s.tmp",
-           cfg->spool_path);
-  if (rec.replaced_v1)
-    cl_log(CL_LOG_INFO, "spool: empty version 1 spool replaced", "path=%s", cfg->spool_path);
+  log_recovery(cfg->spool_path, &rec);
   cl_log(lm_spool_rows(w->spool) ? CL_LOG_WARN : CL_LOG_INFO, "spool opened",
          "path=%s spool_rows=%llu spool_bytes=%llu spool_max_bytes=%llu created=%d",
          cfg->spool_path, (unsigned long long)lm_spool_rows(w->spool),
          (unsigned long long)lm_spool_bytes(w->spool),
          (unsigned long long)lm_spool_max_bytes(w->spool), rec.created);
-  w->stats.spool_rows = lm_spool_rows(w->spool);
-  w->stats.spool_bytes = lm_spool_bytes(w->spool);
+  find_asides(w);
+  spool_stats_locked(w); /* no thread yet: nobody else reads the stats */
   w->stats.spool_corrupt = rec.torn_records;
   w->cap = 1024;
   w->ring = malloc(sizeof *w->ring * w->cap);
   if (!w->ring || uv_mutex_init(&w->mu) != 0) {
     free(w->ring);
-    lm_spool_close(&w->spool);
+    close_spools(w);
     free(w);
     return CL_ENOMEM;
   }
   if (uv_cond_init(&w->cond) != 0) {
     uv_mutex_destroy(&w->mu);
     free(w->ring);
-    lm_spool_close(&w->spool);
+    close_spools(w);
     free(w);
     return CL_ENOMEM;
   }
@@ -716,7 +1090,7 @@ int lm_writer_create(lm_writer **out, uv_loop_t *loop, const cl_landmark_config 
   if (uv_thread_create(&w->thread, thread_main, w) != 0) {
     /* The async handle is registered: close it and leak nothing else. */
     uv_close((uv_handle_t *)&w->async, NULL);
-    lm_spool_close(&w->spool);
+    close_spools(w);
     cl_err_set(err, errlen, "cannot start the database thread");
     return CL_ENOMEM;
   }
@@ -753,6 +1127,15 @@ int lm_writer_push(lm_writer *w, const cl_store_row *row) {
   return CL_OK;
 }
 
+void lm_writer_refresh(lm_writer *w) {
+  uv_mutex_lock(&w->mu);
+  w->refresh = 1;
+  uv_mutex_unlock(&w->mu);
+  uv_cond_signal(&w->cond);
+}
+
+int lm_writer_fatal_code(const lm_writer *w) { return w->fatal_seen; }
+
 void lm_writer_get_stats(lm_writer *w, lm_writer_stats *out) {
   uv_mutex_lock(&w->mu);
   *out = w->stats;
@@ -781,7 +1164,7 @@ void lm_writer_destroy(lm_writer **pw) {
   lm_writer *w = *pw;
   free(w->chips_out);
   free(w->ring);
-  lm_spool_close(&w->spool);
+  close_spools(w);
   uv_cond_destroy(&w->cond);
   uv_mutex_destroy(&w->mu);
   free(w);

@@ -26,8 +26,9 @@ typedef struct {
   /* Called on the loop thread with a fresh enrolled set; takes ownership
    * of `chips` (free() it). */
   void (*on_chips)(void *arg, cl_store_chip *chips, size_t n);
-  /* Called on the loop thread when the writer cannot go on (landmark not
-   * registered, permission denied). `why` is valid during the call. */
+  /* Called on the loop thread when the writer cannot go on (the login
+   * refused, landmark not registered, permission denied: see
+   * lm_writer_fatal_code). `why` is valid during the call. */
   void (*on_fatal)(void *arg, const char *why);
   void *arg;
 } lm_writer_callbacks;
@@ -45,17 +46,22 @@ typedef struct {
   uint64_t rows_replayed; /* read back from the spool and settled in the database */
   uint64_t spool_dropped; /* lost because the spool was full (spool_max_mb) */
   uint64_t spool_corrupt; /* spool records dropped for a bad checksum */
-  uint64_t spool_rows;    /* records in the spool waiting for the database */
+  uint64_t spool_rows;    /* records waiting for the database: spool and set-aside spools */
   uint64_t spool_bytes;   /* size of the spool file */
+  int connected;          /* 1 while the thread holds a database connection */
 } lm_writer_stats;
 
 /*
  * Opens the spool (cfg->spool_path, at most cfg->spool_max_mb MiB; rows a
  * previous run left there are replayed once the database is reachable) and
- * starts the thread. cfg and landmark_pk must outlive the writer. Returns 0;
- * CL_ENOMEM (no memory or no thread); or the spool's error (CL_EIO,
- * CL_EVERSION, CL_EMALFORMED, CL_EEXIST: see lm_spool_open) with err saying
- * what is wrong with the file.
+ * starts the thread. A spool of another landmark key (a rotated key) is
+ * re-made for this key when it holds no record, else set aside and
+ * replayed under the key that signed it (spool.h, docs/SPOOL.md); set-aside
+ * spools an earlier run left are picked up too. cfg and landmark_pk must
+ * outlive the writer. Returns 0; CL_ENOMEM (no memory or no thread); or the
+ * spool's error (CL_EIO, CL_EVERSION, CL_EMALFORMED: see lm_spool_open;
+ * CL_EEXIST: records of another key to set aside where a set-aside spool
+ * of that key exists already) with err saying what is wrong with the file.
  */
 int lm_writer_create(lm_writer **out, uv_loop_t *loop, const cl_landmark_config *cfg,
                      const uint8_t landmark_pk[CL_PK_LEN], lm_writer_callbacks cb, char *err,
@@ -64,6 +70,17 @@ int lm_writer_create(lm_writer **out, uv_loop_t *loop, const cl_landmark_config 
  * CL_ETOOBIG when the queue is full (the row is counted as dropped). */
 int lm_writer_push(lm_writer *w, const cl_store_row *row);
 void lm_writer_get_stats(lm_writer *w, lm_writer_stats *out);
+/* Asks the thread to re-read the enrolled set at once (when connected;
+ * else at the connect), and to try again set-aside spools it held.
+ * Thread-safe. */
+void lm_writer_refresh(lm_writer *w);
+/* After on_fatal: what stopped the writer. CL_EPERM (the database refused
+ * the login, or this login may not read the landmarks or write this
+ * landmark's rows), CL_ENOTFOUND (the key is not registered), CL_EINVAL
+ * (the configuration's name or position is not the registered
+ * landmark's, see POSITION_TOLERANCE_DEG in writer.c): for the
+ * operator to fix; CL_ENOMEM otherwise. Loop thread only. */
+int lm_writer_fatal_code(const lm_writer *w);
 /*
  * Asks the thread to write everything still queued and joins it. Rows go to
  * the database while it answers, for up to `drain_ms`; when it does not (or
@@ -74,5 +91,18 @@ void lm_writer_get_stats(lm_writer *w, lm_writer_stats *out);
  */
 void lm_writer_stop(lm_writer *w, uint32_t drain_ms, void (*done)(void *arg), void *arg);
 void lm_writer_destroy(lm_writer **w);
+
+/* One finding of lm_writer_check: ok 1 or 0, what was checked, and what
+ * was found (on failure: what is wrong and what to do). */
+typedef void (*lm_check_line)(void *arg, int ok, const char *what, const char *detail);
+/*
+ * For landmarkd --check-config, without a thread or a loop: logs in with
+ * cfg->conninfo (a refused login and an unreachable server are both
+ * failures, told apart), looks up the landmark entry of landmark_pk,
+ * compares its name and position with the configuration's and checks that
+ * the login may write its rows, as the writer does when it connects. Calls line once per check made; returns the number that failed.
+ */
+int lm_writer_check(const cl_landmark_config *cfg, const uint8_t landmark_pk[CL_PK_LEN],
+                    lm_check_line line, void *arg);
 
 #endif

@@ -36,9 +36,30 @@
  * test_landmark_errors: Errors about one message or chip leave the session
  * up; ERROR_LIMIT makes the agent hang up and reconnect.
  *
+ * test_chip_taken_over: on ERROR_CHIP_TAKEN_OVER naming chip a (another connection
+ * took it), the agent logs the error naming the chip, ends chip a's
+ * session (its challenges go unanswered) and keeps the connection for
+ * chip b; once that connection is gone, its next Register offers chip b
+ * alone: chip a is held for an hour.
+ *
  * test_slow_signer: with every identity-key signature slowed down to 2 s
  * (CHIPLOC_TEST_SIGN_DELAY_MS), a challenge that arrives while a transcript
  * is being signed is answered at once, long before the transcript comes.
+ *
+ * The real landmarkd (with PostgreSQL) measuring the agent's two chips:
+ *
+ * test_metrics_real_landmark: the agent's metrics endpoint counts exactly
+ * the answers, transcripts and handshakes the landmark's own endpoint
+ * counts, and observes one latency per answer; /healthz and /readyz say ok;
+ * SIGHUP logs (and names a changed key) and the agent keeps answering; a
+ * landmark restart makes it not ready, counts a reconnect, and it answers
+ * again; a second agent taking a chip shows as an Error counted by code.
+ *
+ * test_check_config: `chipagent --check-config` prints one ok/FAIL line per
+ * check: an unreachable landmark and one presenting another key fail with
+ * exit 1, a key file others may read and two chips with one key with exit
+ * 2, a config that does not load with exit 2; a metrics address held by
+ * the running agent of the same name is ok.
  */
 #define _GNU_SOURCE
 #include "cl_err.h"
@@ -55,6 +76,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,7 +98,7 @@ typedef struct {
   char *dir, *log;
   cl_key *lk;        /* the landmark's key, made here and pinned in the agent's config */
   cl_key *chip[2];   /* chips a and b, loaded from their key files */
-  char *hex[2];      /* the chips as the agent's log lines name them: 16 hex digits */
+  char *hex[2];      /* the chips' keys as log lines give them (chip_key=): 16 hex digits */
   int lfd;           /* the landmark's listening socket */
   pid_t agent;       /* killed by testutil should an assertion fail */
   uint64_t seq;      /* last challenge seq sent */
@@ -435,7 +457,7 @@ START_TEST(test_transcript) {
 
   char *warn = find_line(W.log,
                          "msg=\"burst end names a probe the chip did not answer; not signed\"",
-                         tu_fmt(" chip=%s ", W.hex[0]));
+                         tu_fmt(" chip=a chip_key=%s ", W.hex[0]));
   ck_assert_msg(warn != NULL, "no warning about the refused burst end of chip a");
   ck_assert_ptr_nonnull(strstr(warn, " level=warn "));
   ck_assert_ptr_nonnull(strstr(warn, " landmark=rogue "));
@@ -475,7 +497,7 @@ START_TEST(test_bad_landmark_signature) {
   ck_assert(bad != NULL);
   ck_assert_ptr_nonnull(strstr(bad, " level=error "));
   ck_assert_ptr_nonnull(strstr(bad, " landmark=rogue "));
-  ck_assert_ptr_nonnull(strstr(bad, tu_fmt(" chip=%s", W.hex[1])));
+  ck_assert_ptr_nonnull(strstr(bad, tu_fmt(" chip=b chip_key=%s", W.hex[1])));
   ck_assert_ptr_nonnull(find_line(W.log, "msg=disconnected", "reason=\"bad landmark signature\""));
   char *st = exit_stats(&W);
   ck_assert_int_eq(tu_line_value(st, "bad_landmark_sig"), 1);
@@ -575,9 +597,9 @@ START_TEST(test_rekey) {
   world_stop(&W);
 
   ck_assert_ptr_nonnull(find_line(W.log, "msg=\"rekey offer sent\"",
-                                  tu_fmt(" chip=%s ", W.hex[0])));
+                                  tu_fmt(" chip=a chip_key=%s", W.hex[0])));
   ck_assert_ptr_nonnull(find_line(W.log, "msg=\"challenge for chip without session not answered\"",
-                                  tu_fmt(" chip=%s ", W.hex[0])));
+                                  tu_fmt(" chip=a chip_key=%s ", W.hex[0])));
   char *st = exit_stats(&W);
   ck_assert_int_eq(tu_line_value(st, "rekeys"), 1);
   ck_assert_int_eq(tu_line_value(st, "no_session"), 1);
@@ -612,13 +634,51 @@ START_TEST(test_landmark_errors) {
   char *minor_line = find_line(W.log, "msg=\"landmark error\"", " code=bad_mac ");
   ck_assert(minor_line != NULL);
   ck_assert_ptr_nonnull(strstr(minor_line, " level=warn "));
-  ck_assert_ptr_nonnull(strstr(minor_line, " chip=0011223344556677 "));
+  ck_assert_ptr_nonnull(strstr(minor_line, " chip=0011223344556677 chip_key=0011223344556677 "));
   char *limit_line = find_line(W.log, "msg=\"landmark error\"", " code=limit ");
   ck_assert(limit_line != NULL);
   ck_assert_ptr_nonnull(strstr(limit_line, " level=error "));
   ck_assert_ptr_nonnull(strstr(limit_line, " chip=- "));
   ck_assert_ptr_nonnull(
       find_line(W.log, "msg=disconnected", "reason=\"landmark sent error: limit\""));
+  tu_release();
+}
+END_TEST
+
+START_TEST(test_chip_taken_over) {
+  world W;
+  tu_wire w;
+  world_start(&W, "chiploc-agent-moved");
+  world_session(&W, &w);
+  probe(&W, &w, 0, NULL);
+  send_error(&w, CL_ERR_CHIP_TAKEN_OVER,
+             tu_fmt("chip %s: now registered on another connection (agent other)", W.hex[0]));
+  /* Chip b goes on; chip a has no session left: not answered. */
+  probe(&W, &w, 1, NULL);
+  cl_msg ch = challenge(&W, 0);
+  tu_wire_send(&w, &ch);
+  expect_quiet(&w);
+  probe(&W, &w, 1, NULL);
+  /* The landmark closes; the agent comes back offering chip b only. */
+  tu_wire_close(&w);
+  cl_msg reg;
+  world_accept(&W, &w);
+  send_hello(&w, cl_key_public(W.lk), SUITE);
+  expect_register(&W, &w, 2, &reg);
+  send_result(&W, &w, &reg, -1);
+  expect_confirm(&W, &w, 2);
+  probe(&W, &w, 1, NULL);
+  tu_wire_close(&w);
+  world_stop(&W);
+
+  char *line = find_line(W.log, "msg=\"chip taken over by another connection\"", NULL);
+  ck_assert_msg(line != NULL, "no log line for the chip taken over");
+  ck_assert_ptr_nonnull(strstr(line, " level=error "));
+  ck_assert_ptr_nonnull(strstr(line, tu_fmt(" chip=a chip_key=%s ", W.hex[0])));
+  ck_assert_ptr_nonnull(strstr(line, " landmark=rogue "));
+  ck_assert_ptr_nonnull(strstr(line, " hold_s=3600 "));
+  char *st = exit_stats(&W);
+  ck_assert_int_eq(tu_line_value(st, "no_session"), 1);
   tu_release();
 }
 END_TEST
@@ -661,6 +721,285 @@ START_TEST(test_slow_signer) {
 }
 END_TEST
 
+/* ---- the real landmarkd: metrics, health, SIGHUP, --check-config ----------- */
+
+/* One real landmarkd (its database, its metrics endpoint) measuring the two
+ * chips of one chipagent whose own metrics endpoint is on. */
+typedef struct {
+  char *dir, *db, *cli_log, *lm_log, *ag_log, *lm_conf, *ag_conf, *lhex;
+  char *key[2];
+  int lm_port, lm_mport, ag_mport;
+} real;
+
+static void real_make(real *R, const char *name) {
+  memset(R, 0, sizeof *R);
+  R->dir = tu_own(tu_tmpdir(name));
+  R->cli_log = tu_fmt("%s/cli.log", R->dir);
+  R->lm_log = tu_fmt("%s/landmarkd.log", R->dir);
+  R->ag_log = tu_fmt("%s/chipagent.log", R->dir);
+  char dbname[64];
+  snprintf(dbname, sizeof dbname, "chiploc_%s", name);
+  for (char *p = dbname; *p; p++)
+    if (*p == '-') *p = '_';
+  R->db = tu_own(tu_db_create(dbname));
+  ck_assert_int_eq(tu_cli(R->cli_log, "db", "migrate", "--db", R->db, NULL), 0);
+  char *lkey = tu_keygen(R->dir, "landmark", R->cli_log);
+  R->lhex = tu_key_hex(lkey);
+  ck_assert_int_eq(tu_cli(R->cli_log, "landmark", "add", "--db", R->db, "--name", "lm-paris",
+                       "--pubkey", R->lhex, "--lat", "48.8566", "--lon", "2.3522", NULL),
+                   0);
+  for (int i = 0; i < 2; i++) {
+    R->key[i] = tu_keygen(R->dir, tu_fmt("chip-%d", i), R->cli_log);
+    ck_assert_int_eq(tu_cli(R->cli_log, "chip", "enroll", "--db", R->db, "--pubkey-file",
+                         R->key[i], "--serial", tu_fmt("MET-%d", i), "--operator", "dc",
+                         "--site", "48.85,2.35", NULL),
+                     0);
+  }
+  R->lm_port = tu_free_port();
+  R->lm_mport = tu_free_port();
+  R->ag_mport = tu_free_port();
+  tu_landmark_opts lo = tu_landmark_defaults();
+  lo.key = lkey;
+  lo.port = R->lm_port;
+  lo.conninfo = R->db;
+  lo.metrics_port = R->lm_mport;
+  R->lm_conf = tu_landmark_conf(R->dir, &lo);
+  tu_agent_opts ao = {.name = AGENT_NAME, .backoff_min_ms = 50, .backoff_max_ms = 500,
+                      .landmarks = {{"paris", R->lm_port, R->lhex}},
+                      .chips = {{"a", R->key[0]}, {"b", R->key[1]}}};
+  R->ag_conf = tu_agent_conf(R->dir, &ao);
+  FILE *f = fopen(R->ag_conf, "a");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f, "\n[metrics]\nlisten = 127.0.0.1:%d\n", R->ag_mport);
+  fclose(f);
+}
+
+/* The /metrics text of port, owned; NULL without an answer. */
+static char *scrape(int port) {
+  int status = 0;
+  char *t = tu_http_get(port, "/metrics", 5000, &status);
+  if (t && status != 200) {
+    free(t);
+    return NULL;
+  }
+  return t ? tu_own(t) : NULL;
+}
+
+static double metric_of(int port, const char *series) {
+  char *t = scrape(port);
+  return t ? tu_metric(t, series) : -1;
+}
+
+/* Waits until series on port satisfies value >= min (or == min when exact);
+ * returns the last value seen. */
+static double wait_metric(int port, const char *series, double min, int exact) {
+  double v = -1;
+  for (int waited = 0; waited <= 30000; waited += 100) {
+    v = metric_of(port, series);
+    if (exact ? v == min : v >= min) break;
+    tu_sleep_ms(100);
+  }
+  return v;
+}
+
+/* GET path: asserts the status and that the body begins with want. */
+static void expect_http(int port, const char *path, int want_status, const char *want) {
+  int status = 0;
+  char *body = tu_http_get(port, path, 5000, &status);
+  ck_assert_msg(body != NULL, "no answer to %s", path);
+  ck_assert_msg(status == want_status && strncmp(body, want, strlen(want)) == 0,
+                "%s: %d '%s', want %d '%s...'", path, status, body, want_status, want);
+  free(body);
+}
+
+#define ANSWERED "chiploc_agent_challenges_answered_total{landmark=\"paris\"}"
+#define CONNECTED "chiploc_agent_landmark_connected{landmark=\"paris\"}"
+#define RECONNECTS "chiploc_agent_reconnects_total{landmark=\"paris\"}"
+
+/* Responses the landmark received and judged: accepted or rejected. */
+static double landmark_judged(const char *t) {
+  static const char *reasons[] = {"unknown_probe", "replay", "late", "bad_mac",
+                                  "not_registered"};
+  double n = tu_metric(t, "chiploc_responses_accepted_total");
+  for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
+    n += tu_metric(t, tu_fmt("chiploc_responses_rejected_total{reason=\"%s\"}", reasons[i]));
+  return n;
+}
+
+START_TEST(test_metrics_real_landmark) {
+  real R;
+  real_make(&R, "agent-metrics");
+  pid_t lm = tu_landmarkd_start(R.lm_conf, R.lm_log);
+  pid_t ag = tu_chipagent_start(R.ag_conf, R.ag_log, NULL);
+  ck_assert_double_eq(wait_metric(R.ag_mport, CONNECTED, 1, 1), 1);
+  expect_http(R.ag_mport, "/healthz", 200, "ok\n");
+  expect_http(R.ag_mport, "/readyz", 200, "ok\n");
+  ck_assert_double_eq(wait_metric(R.ag_mport, "chiploc_agent_sessions{landmark=\"paris\"}", 2, 1),
+                      2);
+  ck_assert_double_ge(wait_metric(R.ag_mport, ANSWERED, 12, 0), 12);
+
+  /* Every answer the agent counts is one the landmark received, and each
+   * has its latency observed: equal once no answer is in flight (between
+   * bursts), so look until the two agree. */
+  int agreed = 0;
+  for (int i = 0; i < 300 && !agreed; i++) {
+    char *a = scrape(R.ag_mport), *l = scrape(R.lm_mport);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(l);
+    double answered = tu_metric(a, ANSWERED);
+    /* One snapshot: the histogram counts exactly the answers. */
+    ck_assert_double_eq(tu_metric(a, "chiploc_agent_answer_seconds_count"), answered);
+    ck_assert_double_eq(tu_metric(a, "chiploc_agent_answer_seconds_bucket{le=\"+Inf\"}"),
+                        answered);
+    agreed = answered == landmark_judged(l) &&
+             tu_metric(a, "chiploc_agent_transcripts_signed_total{landmark=\"paris\"}") ==
+                 tu_metric(l, "chiploc_transcripts_total{result=\"ok\"}") &&
+             tu_metric(a, "chiploc_agent_handshakes_total{landmark=\"paris\"}") ==
+                 tu_metric(l, "chiploc_handshakes_total");
+    if (!agreed) tu_sleep_ms(50);
+  }
+  ck_assert_msg(agreed, "the agent's answers, transcripts and handshakes never matched the "
+                        "landmark's counters");
+  double reconnects = metric_of(R.ag_mport, RECONNECTS);
+  ck_assert_double_eq(reconnects, 0);
+
+  /* SIGHUP: logged, the agent keeps running and answering. */
+  double before = metric_of(R.ag_mport, ANSWERED);
+  ck_assert_int_eq(kill(ag, SIGHUP), 0);
+  ck_assert_int_eq(
+      tu_wait_log(R.ag_log, "msg=\"SIGHUP: nothing to reload; the config file is unchanged\"", 1,
+                  WAIT_MS),
+      0);
+  ck_assert_double_gt(wait_metric(R.ag_mport, ANSWERED, before + 6, 0), before);
+  ck_assert_int_eq(kill(ag, 0), 0);
+  /* A changed file: still running, the changed keys named. */
+  FILE *f = fopen(R.ag_conf, "a");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f, "[landmark.extra]\naddress = 127.0.0.1:%d\npublic_key = %s\n", tu_free_port(),
+          R.lhex);
+  fclose(f);
+  ck_assert_int_eq(kill(ag, SIGHUP), 0);
+  ck_assert_int_eq(
+      tu_wait_log(R.ag_log, "msg=\"SIGHUP: nothing reloaded; changed settings need a restart\"",
+                  1, WAIT_MS),
+      0);
+  ck_assert_int_eq(tu_count_in_file(R.ag_log, "landmark.extra"), 1);
+  before = metric_of(R.ag_mport, ANSWERED);
+  ck_assert_double_gt(wait_metric(R.ag_mport, ANSWERED, before + 6, 0), before);
+
+  /* The landmark restarts: the agent is not ready meanwhile, counts the
+   * reconnects, and answers again. */
+  ck_assert_int_eq(tu_stop(lm, SIGTERM, 15000), 0);
+  ck_assert_double_eq(wait_metric(R.ag_mport, CONNECTED, 0, 1), 0);
+  expect_http(R.ag_mport, "/readyz", 503, "not ready: registered with no landmark (0 of 1)\n");
+  expect_http(R.ag_mport, "/healthz", 200, "ok\n");
+  ck_assert_double_ge(wait_metric(R.ag_mport, RECONNECTS, 1, 0), 1);
+  lm = tu_landmarkd_start(R.lm_conf, R.lm_log);
+  ck_assert_double_eq(wait_metric(R.ag_mport, CONNECTED, 1, 1), 1);
+  expect_http(R.ag_mport, "/readyz", 200, "ok\n");
+  before = metric_of(R.ag_mport, ANSWERED);
+  ck_assert_double_gt(wait_metric(R.ag_mport, ANSWERED, before + 6, 0), before);
+  reconnects = metric_of(R.ag_mport, RECONNECTS);
+  ck_assert_double_ge(reconnects, 1);
+
+  /* A second agent takes chip a: the landmark's Error reaches the first
+   * agent and is counted by its code. */
+  const char *taken = "chiploc_agent_errors_received_total{code=\"chip_taken_over\"}";
+  ck_assert_double_eq(metric_of(R.ag_mport, taken), 0);
+  tu_agent_opts rival = {.file = "rival.conf", .name = "rival", .backoff_min_ms = 50,
+                         .backoff_max_ms = 500, .landmarks = {{"paris", R.lm_port, R.lhex}},
+                         .chips = {{"a", R.key[0]}}};
+  pid_t ag2 = tu_chipagent_start(tu_agent_conf(R.dir, &rival), tu_fmt("%s/rival.log", R.dir),
+                                 NULL);
+  ck_assert_double_eq(wait_metric(R.ag_mport, taken, 1, 0), 1);
+  ck_assert_double_eq(metric_of(R.ag_mport, "chiploc_agent_errors_received_total{code=\"limit\"}"),
+                      0);
+  ck_assert_int_eq(tu_stop(ag2, SIGTERM, 10000), 0);
+  ck_assert_int_eq(tu_stop(ag, SIGTERM, 10000), 0);
+  /* The exit stats line agrees with the endpoint's counter. */
+  ck_assert_int_ge(tu_last_stat(R.ag_log, "reconnects"), (long long)reconnects);
+  ck_assert_int_eq(tu_stop(lm, SIGTERM, 15000), 0);
+  tu_release();
+}
+END_TEST
+
+/* chipagent --check-config on conf: its exit status; its output in *out. */
+static int check_config(const real *R, const char *conf, char **out) {
+  char *log = tu_fmt("%s/check-%d.log", R->dir, tu_free_port());
+  char *argv[] = {tu_bin("client/chipagent"), "--check-config", "--config", (char *)conf, NULL};
+  int rc = tu_run(argv, log);
+  *out = tu_own(tu_read_file(log));
+  return rc;
+}
+
+static void expect_line(const char *out, const char *line) {
+  ck_assert_msg(strstr(out, line) != NULL, "no line '%s' in:\n%s", line, out);
+}
+
+START_TEST(test_check_config) {
+  real R;
+  real_make(&R, "agent-check");
+  char *out = NULL;
+  /* Before anything runs: the landmark is unreachable, exit 1. */
+  ck_assert_int_eq(check_config(&R, R.ag_conf, &out), 1);
+  expect_line(out, tu_fmt("ok   config %s: 1 landmark(s), 2 chip(s)\n", R.ag_conf));
+  expect_line(out, tu_fmt("ok   chip a key %s: chip id ", R.key[0]));
+  expect_line(out, tu_fmt("ok   metrics listen 127.0.0.1:%d: bindable\n", R.ag_mport));
+  expect_line(out, tu_fmt("FAIL landmark paris 127.0.0.1:%d: connect: Connection refused\n",
+                          R.lm_port));
+
+  pid_t lm = tu_landmarkd_start(R.lm_conf, R.lm_log);
+  ck_assert_int_eq(check_config(&R, R.ag_conf, &out), 0);
+  expect_line(out, tu_fmt("ok   landmark paris 127.0.0.1:%d: protocol 2, pinned key, suite 1",
+                          R.lm_port));
+  /* With the agent running, its own metrics address is not a failure. */
+  pid_t ag = tu_chipagent_start(R.ag_conf, R.ag_log, NULL);
+  ck_assert_double_eq(wait_metric(R.ag_mport, CONNECTED, 1, 1), 1);
+  ck_assert_int_eq(check_config(&R, R.ag_conf, &out), 0);
+  expect_line(out, tu_fmt("ok   metrics listen 127.0.0.1:%d: held by the running chipagent of "
+                          "this name\n",
+                          R.ag_mport));
+  ck_assert_int_eq(tu_stop(ag, SIGTERM, 10000), 0);
+
+  /* A second landmark nobody listens for, and one answering with another
+   * key than the pinned one: FAIL, exit 1 (the agent would run). */
+  char other[CL_PK_HEX_LEN + 1];
+  cl_key *ok = NULL;
+  ck_assert_int_eq(cl_key_generate(&ok), CL_OK);
+  cl_pk_to_hex(cl_key_public(ok), other);
+  cl_key_destroy(&ok);
+  int dead = tu_free_port();
+  tu_agent_opts ao = {.file = "two.conf", .name = AGENT_NAME,
+                      .landmarks = {{"paris", R.lm_port, other}, {"nowhere", dead, R.lhex}},
+                      .chips = {{"a", R.key[0]}}};
+  ck_assert_int_eq(check_config(&R, tu_agent_conf(R.dir, &ao), &out), 1);
+  expect_line(out, tu_fmt("FAIL landmark paris 127.0.0.1:%d: the landmark presents key %s, not "
+                          "the pinned public_key\n",
+                          R.lm_port, R.lhex));
+  expect_line(out, tu_fmt("FAIL landmark nowhere 127.0.0.1:%d: connect: Connection refused\n",
+                          dead));
+
+  /* A key file others may read, and two chips with one key: exit 2. */
+  ck_assert_int_eq(chmod(R.key[1], 0644), 0);
+  tu_agent_opts keys = {.file = "keys.conf", .name = AGENT_NAME,
+                        .landmarks = {{"paris", R.lm_port, R.lhex}},
+                        .chips = {{"a", R.key[0]}, {"b", R.key[1]}, {"c", R.key[0]}}};
+  ck_assert_int_eq(check_config(&R, tu_agent_conf(R.dir, &keys), &out), 2);
+  expect_line(out, tu_fmt("FAIL chip b key %s: ", R.key[1]));
+  expect_line(out, tu_fmt("FAIL chip c key %s: the same key as chip a\n", R.key[0]));
+  expect_line(out, tu_fmt("ok   landmark paris 127.0.0.1:%d: ", R.lm_port));
+  ck_assert_int_eq(chmod(R.key[1], 0600), 0);
+
+  /* A config that does not load: one FAIL line, exit 2. */
+  char *bad = tu_write_file(R.dir, "bad.conf", "[agent]\nbackoff_min_ms = 1\n");
+  ck_assert_int_eq(check_config(&R, bad, &out), 2);
+  ck_assert_msg(strncmp(out, tu_fmt("FAIL config %s: ", bad), strlen(tu_fmt("FAIL config %s: ", bad))) == 0,
+                "%s", out);
+  ck_assert_int_eq(tu_stop(lm, SIGTERM, 15000), 0);
+  tu_release();
+}
+END_TEST
+
 int main(void) {
   if (sodium_init() < 0) return EXIT_FAILURE;
   Suite *s = suite_create("agent");
@@ -673,7 +1012,13 @@ int main(void) {
   tcase_add_test(tc, test_unknown_suite);
   tcase_add_test(tc, test_rekey);
   tcase_add_test(tc, test_landmark_errors);
+  tcase_add_test(tc, test_chip_taken_over);
   tcase_add_test(tc, test_slow_signer);
   suite_add_tcase(s, tc);
+  TCase *real_tc = tcase_create("real landmarkd");
+  tcase_set_timeout(real_tc, 120);
+  tcase_add_test(real_tc, test_metrics_real_landmark);
+  tcase_add_test(real_tc, test_check_config);
+  suite_add_tcase(s, real_tc);
   return tu_run_suite(s);
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # chipagent builds on an operator host without the treaty body's libraries:
 #   1. the agent of the normal build and of a -DCHIPLOC_AGENT_ONLY=ON build
-#      link neither libpq, PROJ, jansson nor libmicrohttpd (ldd);
+#      link neither libpq, PROJ nor jansson (ldd); libmicrohttpd serves its
+#      metrics endpoint;
 #   2. the agent-only configure looks none of them up and builds nothing but
-#      chipagent and the layers it links (core, wire, conf);
+#      chipagent and the layers it links (core, wire, conf, http);
 #   3. its install holds the agent, its unit, man page and example, and the
 #      service users, nothing else;
 #   4. an include of a forbidden header in the agent stops its build with the
@@ -20,7 +21,7 @@ fail() {
   echo "FAIL: $*"
   failures=$((failures + 1))
 }
-forbidden='libpq|libproj|libjansson|libmicrohttpd'
+forbidden='libpq|libproj|libjansson'
 
 no_server_libs() { # AGENT
   local hits
@@ -35,7 +36,7 @@ mkdir -p "$tmp/src"
 (cd "$src" && tar --exclude='./build*' --exclude=./.git -cf - .) | tar -C "$tmp/src" -xf -
 cmake -S "$tmp/src" -B "$tmp/b" -DCHIPLOC_AGENT_ONLY=ON >"$tmp/configure.log" 2>&1 ||
   { cat "$tmp/configure.log"; echo "FAIL: agent-only configure"; exit 1; }
-for lib in libpq proj jansson libmicrohttpd; do
+for lib in libpq proj jansson; do
   ! grep -q "Checking for module '$lib'" "$tmp/configure.log" ||
     fail "the agent-only configure looked for $lib"
 done
@@ -44,16 +45,24 @@ cmake --build "$tmp/b" -j2 >"$tmp/build.log" 2>&1 ||
 [ -x "$tmp/b/client/chipagent" ] || fail "the agent-only build made no chipagent"
 "$tmp/b/client/chipagent" --version | grep -q '^chipagent ' || fail "agent-only chipagent --version"
 no_server_libs "$tmp/b/client/chipagent"
+ldd "$tmp/b/client/chipagent" | grep libmicrohttpd >/dev/null ||
+  fail "the agent-only chipagent has no metrics endpoint (libmicrohttpd not linked)"
 built=$(find "$tmp/b" -name '*.a' -printf '%f\n' | sort | tr '\n' ' ')
-[ "$built" = "libchiploc_conf.a libchiploc_core.a libchiploc_wire.a " ] ||
+[ "$built" = "libchiploc_conf.a libchiploc_core.a libchiploc_http.a libchiploc_wire.a " ] ||
   fail "the agent-only build made these libraries: $built"
 [ ! -e "$tmp/b/server" ] || fail "the agent-only build configured server/"
 
 cmake --install "$tmp/b" --prefix "$tmp/prefix" >"$tmp/install.log" 2>&1 ||
   { cat "$tmp/install.log"; echo "FAIL: agent-only install"; exit 1; }
-installed=$(cd "$tmp/prefix" && find . -type f | sort | tr '\n' ' ')
-want="./bin/chipagent ./lib/systemd/system/chiploc-chipagent.service ./lib/sysusers.d/chiploc.conf \
-./share/doc/chiploc/examples/chipagent.conf.example ./share/man/man8/chipagent.8 "
+# The documents of docs/ are installed beside the example: checked apart.
+installed=$(cd "$tmp/prefix" && find . -type f ! -path './share/doc/chiploc/*.md' | sort | tr '\n' ' ')
+want="./bin/chipagent ./lib/systemd/system/chiploc-chipagent.service \
+./lib/systemd/system/chiploc-chipagent@.service ./lib/sysusers.d/chiploc.conf \
+./share/doc/chiploc/examples/chipagent.conf.example ./share/man/man5/chiploc.conf.5 \
+./share/man/man8/chipagent.8 "
+for d in PROTOCOL CONFIG METRICS OPERATIONS; do
+  [ -f "$tmp/prefix/share/doc/chiploc/$d.md" ] || fail "the agent-only install lacks share/doc/chiploc/$d.md"
+done
 [ "$installed" = "$want" ] || fail "the agent-only install holds: $installed"
 grep -q "^ExecStart=$tmp/prefix/bin/chipagent " "$tmp/prefix/lib/systemd/system/chiploc-chipagent.service" ||
   fail "the agent's unit does not start the installed chipagent"
@@ -70,4 +79,4 @@ if [ "$failures" -gt 0 ]; then
   echo "$failures check(s) failed"
   exit 1
 fi
-echo "chipagent: no server libraries; agent-only build of core, wire, conf and its install; wrong-way include refused"
+echo "chipagent: no server libraries; agent-only build of core, wire, conf, http and its install; wrong-way include refused"

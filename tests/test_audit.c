@@ -387,7 +387,9 @@ static void region_digest_now(world *w, int g, uint8_t out[CL_HASH_LEN]) {
   PQclear(r);
 }
 
-static void world_init(world *w, const char *dbname) {
+/* The world, its rounds ending at t0_ns + r minutes (t0_ns on a whole
+ * minute). */
+static void world_init_at(world *w, const char *dbname, uint64_t t0_ns) {
   memset(w, 0, sizeof *w);
   w->conninfo = tu_db_create(dbname);
   char err[512] = "";
@@ -432,14 +434,18 @@ static void world_init(world *w, const char *dbname) {
                           " RETURNING id",
                           2, v));
 
-  /* Round ends on whole minutes, the last one a minute ago. */
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  uint64_t now_s = (uint64_t)ts.tv_sec;
-  w->t0_ns = (now_s / 60u * 60u - 60u * N_ROUNDS) * 1000000000ull;
+  w->t0_ns = t0_ns;
   insert_measurements(w);
   insert_links(w);
   insert_chains(w);
+}
+
+/* Round ends on whole minutes, the last one a minute ago. */
+static void world_init(world *w, const char *dbname) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t now_s = (uint64_t)ts.tv_sec;
+  world_init_at(w, dbname, (now_s / 60u * 60u - 60u * N_ROUNDS) * 1000000000ull);
 }
 
 static void world_fini(world *w) {
@@ -588,7 +594,8 @@ START_TEST(test_clean) {
   ck_assert_int_eq(cli(&o, "--db", w.conninfo, "--json", NULL), 0);
   ck_assert_str_eq(o, "{\"measurements\":20,\"links\":2,\"attestations\":10,\"chains\":2,"
                       "\"legacy\":{\"measurements\":0,\"links\":0,\"attestations\":0},"
-                      "\"problems\":0,\"findings\":[],\"truncated\":false}\n");
+                      "\"retired\":{\"attestations\":0,\"ranges\":0,\"ignored_ranges\":0,"
+                      "\"until\":null},\"problems\":0,\"findings\":[],\"truncated\":false}\n");
   free(o);
   setenv("CHIPLOC_DB", w.conninfo, 1);
   ck_assert_int_eq(cli(&o, NULL), 0);
@@ -1590,6 +1597,291 @@ START_TEST(test_legacy_rows) {
 }
 END_TEST
 
+/* ---- retention: evidence removed by `chiploc db maintain` ---------------------------- */
+
+/* Runs a statement as the owner (text results); asserts it succeeded. */
+static void owner_sql(world *w, const char *sql) {
+  char err[512] = "";
+  ck_assert_msg(tu_sql(w->conninfo, sql, err, sizeof err) == 0, "%s: %s", sql, err);
+}
+
+/* A login member of `group`, made once per cluster. */
+static char *login_in(world *w, const char *name, const char *group) {
+  owner_sql(w, tu_fmt("DO $$ BEGIN CREATE ROLE %s LOGIN IN ROLE %s;"
+                      " EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+                      name, group));
+  return tu_own(tu_conninfo_as(w->conninfo, name));
+}
+
+/* The start of the UTC month `months` before this one, as unix seconds. */
+static int64_t month_start(int months) {
+  long long t = tu_sql_int(tu_pg_conninfo(),
+                           tu_fmt("SELECT extract(epoch FROM date_trunc('month', (now() AT TIME"
+                                  " ZONE 'UTC') - interval '%d months'))::bigint",
+                                  months));
+  ck_assert_int_gt(t, 0);
+  return (int64_t)t;
+}
+
+/* `chiploc db maintain ARGS...` on the world's database must exit 0; its
+ * output. */
+static char *maintain(world *w, const char *retain, const char *drop) {
+  char *dir = tu_own(tu_tmpdir("chiploc-audit-maint"));
+  char *log = tu_fmt("%s/maintain.log", dir);
+  ck_assert_int_eq(tu_cli(log, "db", "maintain", "--db", w->conninfo, "--retain-months", retain,
+                          drop, NULL),
+                   0);
+  char *out = tu_read_file(log);
+  ck_assert_ptr_nonnull(out);
+  return tu_own(out);
+}
+
+START_TEST(test_retention_retires_evidence) {
+  /* The rounds end 3, 2 and 1 minutes before a month boundary B, at B and a
+   * minute after it; each round's rows were measured a second before its
+   * end. Retention removes the month before B (keep 14 months): the
+   * records of the first three rounds (version 1) have their whole window
+   * in it, the fourth (version 2) cites rows of that month from a window
+   * that reaches past B, and the fifth cites rows after B that stay. */
+  int64_t b = month_start(14);
+  world w;
+  world_init_at(&w, "cl_audit_retention", (uint64_t)(b - 180) * 1000000000ull);
+  char *part = tu_own(tu_sql_value(w.conninfo,
+                                   tu_fmt("SELECT 'measurements_p' || to_char(to_timestamp(%lld)"
+                                          " AT TIME ZONE 'UTC' - interval '1 month', 'YYYY_MM')",
+                                          (long long)b)));
+  char *out = maintain(&w, "14", NULL);
+  ck_assert_msg(strstr(out, tu_fmt("archived chiploc_archive.%s\n", part)), "%s", out);
+  ck_assert_msg(strstr(out, "archived 1, dropped 0\n"), "%s", out);
+
+  /* The record: the month's bounds, by this login; and the rows the fourth
+   * round's records cite, for which the month's range is not enough. */
+  ck_assert_str_eq(tu_own(tu_sql_value(
+                       w.conninfo,
+                       tu_fmt("SELECT concat_ws(' ', partition, action, done_by = session_user,"
+                              " range_start = to_timestamp(%lld) - interval '1 month',"
+                              " range_end = to_timestamp(%lld)) FROM measurement_retention",
+                              (long long)b, (long long)b))),
+                   tu_fmt("%s archived t t t", part));
+  ck_assert_int_eq(tu_sql_int(w.conninfo, "SELECT count(*) FROM measurement_retention_cited"),
+                   N_CHIPS * N_LMS);
+  ck_assert_int_eq(tu_sql_int(w.conninfo,
+                              tu_fmt("SELECT count(*) FROM measurement_retention_cited"
+                                     " WHERE attestation_id IN (%" PRId64 ", %" PRId64 ")",
+                                     w.att_id[0][3], w.att_id[1][3])),
+                   N_CHIPS * N_LMS);
+
+  /* Nothing is missing that retention did not remove: no finding, the
+   * first four records of each chain counted as retired, the rows of the
+   * fifth round checked. */
+  cl_audit_report rep;
+  expect_findings(&w, NULL, 0, N_CHIPS * N_LMS, ALL_ATT, &rep);
+  ck_assert_int_eq(rep.evidence_retired, N_CHIPS * 4);
+  ck_assert_int_eq(rep.retention_ranges, 1);
+  ck_assert_int_eq(rep.ignored_ranges, 0);
+  ck_assert_int_eq(rep.retired_until_us, b * 1000000);
+  cl_audit_report_free(&rep);
+  char *until = tu_own(tu_sql_value(
+      w.conninfo, tu_fmt("SELECT to_char(to_timestamp(%lld) AT TIME ZONE 'UTC',"
+                         " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+                         (long long)b)));
+  char *o = NULL;
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, NULL), 0);
+  ck_assert_str_eq(o, tu_fmt("evidence retired: 8 attestations cite measurements removed by"
+                             " retention (1 range(s), up to %s)\n"
+                             "audit: 4 measurements, 2 links, 10 attestations checked;"
+                             " 0 problem(s)\n",
+                             until));
+  free(o);
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, "--json", NULL), 0);
+  ck_assert_msg(strstr(o, tu_fmt("\"retired\":{\"attestations\":8,\"ranges\":1,"
+                                 "\"ignored_ranges\":0,\"until\":\"%s\"},\"problems\":0",
+                                 until)),
+                "%s", o);
+  free(o);
+  /* The auditor's login reads the record. */
+  char *auditor = login_in(&w, "audit_ret_auditor", "chiploc_auditor");
+  ck_assert_int_eq(cli(&o, "--db", auditor, NULL), 0);
+  free(o);
+
+  /* Only chiploc_maintain writes the record: not the auditor, not even
+   * chiploc_admin, which may delete measurements. */
+  char *admin = login_in(&w, "audit_ret_admin", "chiploc_admin");
+  const char *writers[] = {admin, auditor};
+  for (size_t i = 0; i < 2; i++) {
+    char err[512] = "";
+    ck_assert_int_ne(tu_sql(writers[i],
+                            "INSERT INTO measurement_retention (partition, range_start,"
+                            " range_end, action) VALUES ('x', now(), now() + interval '1 day',"
+                            " 'dropped')",
+                            err, sizeof err),
+                     0);
+    ck_assert_msg(strstr(err, "permission denied for table measurement_retention"), "%s", err);
+    ck_assert_int_ne(tu_sql(writers[i], "DELETE FROM measurement_retention_cited", err,
+                            sizeof err),
+                     0);
+    ck_assert_msg(strstr(err, "permission denied"), "%s", err);
+    ck_assert_int_ne(tu_sql(writers[i], "SELECT chiploc_retire_months(1, true)", err, sizeof err),
+                     0);
+    ck_assert_msg(strstr(err, "permission denied"), "%s", err);
+  }
+
+  /* Without the recorded citations, the fourth round's window is not
+   * inside the removed month: its records are `evidence` again. */
+  q_do(w.pg, "CREATE TEMP TABLE cited AS SELECT * FROM measurement_retention_cited", 0, NULL);
+  q_do(w.pg, "DELETE FROM measurement_retention_cited", 0, NULL);
+  want_finding uncited[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[0][3], CL_AUDIT_EVIDENCE},
+                            {CL_AUDIT_ATTESTATIONS, w.att_id[1][3], CL_AUDIT_EVIDENCE}};
+  expect_findings(&w, uncited, 2, N_CHIPS * N_LMS, ALL_ATT, &rep);
+  ck_assert_int_eq(rep.evidence_retired, N_CHIPS * 3);
+  cl_audit_report_free(&rep);
+  q_do(w.pg, "INSERT INTO measurement_retention_cited SELECT * FROM cited", 0, NULL);
+  expect_findings(&w, NULL, 0, N_CHIPS * N_LMS, ALL_ATT, NULL);
+
+  /* A version 1 record slipped into the removed month, naming rows that
+   * never were, cannot be checked; but it is not stepped over: the genuine
+   * record after it no longer links. */
+  cl_attestation f;
+  int site_lm, excluded_lm;
+  make_attestation(&w, 1, 0, 0, w.att_hash[1][0], &f, &site_lm, &excluded_lm);
+  f.round_end_ns += ROUND_NS / 2;
+  cl_attest_sign(&f, w.verifier);
+  uint8_t h[CL_HASH_LEN];
+  cl_attest_hash(&f, h);
+  const int64_t never[N_LMS] = {INT64_MAX - 1, INT64_MAX - 2};
+  int64_t forged = insert_attestation(&w, 1, &f, h, site_lm, excluded_lm, never,
+                                      (const uint8_t(*)[CL_SIG_LEN])w.meas_sig[1][0], N_LMS);
+  want_finding slipped[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[1][1], CL_AUDIT_CHAIN_BREAK}};
+  expect_findings(&w, slipped, 1, N_CHIPS * N_LMS, ALL_ATT + 1, &rep);
+  ck_assert_int_eq(rep.findings[0].ref, forged);
+  ck_assert_int_eq(rep.evidence_retired, N_CHIPS * 4 + 1);
+  cl_audit_report_free(&rep);
+  char fid[24];
+  i64s(fid, sizeof fid, forged);
+  const char *fv[1] = {fid};
+  q_do(w.pg, "DELETE FROM attestations WHERE id = $1::bigint", 1, fv);
+
+  /* A row deleted after B, where nothing was removed, is `evidence` though
+   * the record's window begins in the removed month. */
+  char gone[24];
+  i64s(gone, sizeof gone, w.meas_id[0][4][0]);
+  const char *gv[1] = {gone};
+  q_do(w.pg, "DELETE FROM measurements WHERE id = $1::bigint", 1, gv);
+  want_finding deleted[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[0][4], CL_AUDIT_EVIDENCE}};
+  expect_findings(&w, deleted, 1, N_CHIPS * N_LMS - 1, ALL_ATT, &rep);
+  ck_assert_int_eq(rep.findings[0].ref, 0);
+  ck_assert_int_eq(rep.evidence_retired, N_CHIPS * 4);
+  cl_audit_report_free(&rep);
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, NULL), 4);
+  ck_assert_msg(strstr(o, tu_fmt("attestations id=%" PRId64 " evidence\n", w.att_id[0][4])), "%s",
+                o);
+  free(o);
+
+  /* The archive attached back: its rows are live and checked again, the
+   * recorded range (and its citations) excuses nothing, and a row deleted
+   * from it is missing. */
+  owner_sql(&w, tu_own(tu_sql_value(w.conninfo,
+                                    "SELECT format('ALTER TABLE measurements ATTACH PARTITION"
+                                    " chiploc_archive.%I FOR VALUES FROM (%L) TO (%L)',"
+                                    " partition, range_start, range_end)"
+                                    " FROM measurement_retention")));
+  expect_findings(&w, deleted, 1, ALL_MEAS - 1, ALL_ATT, &rep);
+  ck_assert_int_eq(rep.evidence_retired, 0);
+  ck_assert_int_eq(rep.retention_ranges, 0);
+  ck_assert_int_eq(rep.ignored_ranges, 1);
+  cl_audit_report_free(&rep);
+  i64s(gone, sizeof gone, w.meas_id[0][1][0]);
+  q_do(w.pg, "DELETE FROM measurements WHERE id = $1::bigint", 1, gv);
+  i64s(gone, sizeof gone, w.meas_id[1][3][1]);
+  q_do(w.pg, "DELETE FROM measurements WHERE id = $1::bigint", 1, gv);
+  want_finding attached[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[0][4], CL_AUDIT_EVIDENCE},
+                             {CL_AUDIT_ATTESTATIONS, w.att_id[0][1], CL_AUDIT_MEASUREMENT_MISSING},
+                             {CL_AUDIT_ATTESTATIONS, w.att_id[1][3], CL_AUDIT_EVIDENCE}};
+  expect_findings(&w, attached, 3, ALL_MEAS - 3, ALL_ATT, NULL);
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, NULL), 4);
+  ck_assert_msg(strstr(o, "evidence retired: 0 attestations cite measurements removed by"
+                          " retention (0 range(s)); 1 range(s) ignored: a partition of"
+                          " measurements covers them again\n"),
+                "%s", o);
+  free(o);
+  world_fini(&w);
+  tu_release();
+}
+END_TEST
+
+START_TEST(test_retention_elsewhere) {
+  /* Retention dropped a month long before the chains: rows deleted from
+   * the live months are findings as before, and a range recorded by hand
+   * over a month that is still attached excuses nothing. */
+  world w;
+  world_init(&w, "cl_audit_retention_else");
+  uint8_t sig[CL_SIG_LEN];
+  randombytes_buf(sig, sizeof sig);
+  insert_legacy(&w, 0, 0, 0, (uint64_t)month_start(16) * 1000000000ull + 5000000000ull, sig);
+  char *out = maintain(&w, "12", "--drop");
+  ck_assert_msg(strstr(out, "archived 0, dropped 1\n"), "%s", out);
+  ck_assert_str_eq(tu_own(tu_sql_value(w.conninfo, "SELECT action FROM measurement_retention")),
+                   "dropped");
+  cl_audit_report rep;
+  expect_findings(&w, NULL, 0, ALL_MEAS, ALL_ATT, &rep);
+  ck_assert_int_eq(rep.evidence_retired, 0);
+  ck_assert_int_eq(rep.retention_ranges, 1);
+  ck_assert_int_eq(rep.legacy_measurements, 0);
+  cl_audit_report_free(&rep);
+
+  char id[24];
+  const char *v[1] = {id};
+  i64s(id, sizeof id, w.meas_id[1][4][1]);
+  q_do(w.pg, "DELETE FROM measurements WHERE id = $1::bigint", 1, v);
+  i64s(id, sizeof id, w.meas_id[1][2][1]);
+  q_do(w.pg, "DELETE FROM measurements WHERE id = $1::bigint", 1, v);
+  want_finding want[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[1][4], CL_AUDIT_EVIDENCE},
+                         {CL_AUDIT_ATTESTATIONS, w.att_id[1][2], CL_AUDIT_MEASUREMENT_MISSING}};
+  expect_findings(&w, want, 2, ALL_MEAS - 2, ALL_ATT, NULL);
+  char *o = NULL;
+  ck_assert_int_eq(cli(&o, "--db", w.conninfo, NULL), 4);
+  free(o);
+
+  /* A version 1 record slipped in front of chip 0's chain, dated in the
+   * dropped month and naming rows that never were: it cannot be checked,
+   * but the genuine first record does not start the chain after it. */
+  cl_attestation f;
+  int site_lm, excluded_lm;
+  const uint8_t zero[CL_HASH_LEN] = {0};
+  make_attestation(&w, 0, 0, 0, zero, &f, &site_lm, &excluded_lm);
+  f.round_end_ns = (uint64_t)month_start(16) * 1000000000ull + 86400000000000ull;
+  cl_attest_sign(&f, w.rogue);
+  uint8_t h[CL_HASH_LEN];
+  cl_attest_hash(&f, h);
+  const int64_t never[N_LMS] = {INT64_MAX - 1, INT64_MAX - 2};
+  int64_t forged = insert_attestation(&w, 0, &f, h, site_lm, excluded_lm, never,
+                                      (const uint8_t(*)[CL_SIG_LEN])w.meas_sig[0][0], N_LMS);
+  want_finding slipped[] = {{CL_AUDIT_ATTESTATIONS, w.att_id[0][0], CL_AUDIT_CHAIN_BREAK},
+                            want[0], want[1]};
+  expect_findings(&w, slipped, 3, ALL_MEAS - 2, ALL_ATT + 1, &rep);
+  ck_assert_int_eq(rep.evidence_retired, 1);
+  cl_audit_report_free(&rep);
+  char fid[24];
+  i64s(fid, sizeof fid, forged);
+  const char *fv[1] = {fid};
+  q_do(w.pg, "DELETE FROM attestations WHERE id = $1::bigint", 1, fv);
+
+  /* The owner records this month as removed while its partition is there:
+   * ignored, the findings stay. */
+  q_do(w.pg, "INSERT INTO measurement_retention (partition, range_start, range_end, action)"
+             " VALUES ('measurements_now', date_trunc('month', now()) - interval '1 month',"
+             " date_trunc('month', now()) + interval '1 month', 'dropped')",
+       0, NULL);
+  expect_findings(&w, want, 2, ALL_MEAS - 2, ALL_ATT, &rep);
+  ck_assert_int_eq(rep.retention_ranges, 1);
+  ck_assert_int_eq(rep.ignored_ranges, 1);
+  ck_assert_int_eq(rep.evidence_retired, 0);
+  cl_audit_report_free(&rep);
+  world_fini(&w);
+  tu_release();
+}
+END_TEST
+
 /* Runs the chiploc CLI with the given arguments (NULL-terminated), output
  * to a log file in dir; returns the exit status. */
 static int run_chiploc(const char *dir, ...) {
@@ -1708,6 +2000,8 @@ int main(void) {
   tcase_add_test(tc, test_v2_landmark_moved);
   tcase_add_test(tc, test_retired_keys);
   tcase_add_test(tc, test_legacy_rows);
+  tcase_add_test(tc, test_retention_retires_evidence);
+  tcase_add_test(tc, test_retention_elsewhere);
   tcase_add_test(tc, test_real_verifier);
   suite_add_tcase(su, tc);
   SRunner *sr = srunner_create(su);

@@ -698,10 +698,10 @@ START_TEST(ag_errors) {
                   "7: [chip.gpu0] key: duplicate key (first set on line 6)");
   ag_expect_extra(NULL, "[landmark]\n",
                   "7: unknown section [landmark] (expected [agent], [landmark.NAME], "
-                  "[chip.NAME])");
+                  "[chip.NAME], [metrics])");
   ag_expect_extra(NULL, "[chips.x]\n",
                   "7: unknown section [chips.x] (expected [agent], [landmark.NAME], "
-                  "[chip.NAME])");
+                  "[chip.NAME], [metrics])");
   ag_expect_extra(NULL, "[chip.]\n",
                   "7: section [chip.]: the name after 'chip.' must be 1 to 64 letters, digits, "
                   "'-', '_' or '.'");

@@ -235,7 +235,7 @@ START_TEST(test_unregistered_landmark_is_fatal) {
                          .port = tu_free_port(), .lat = 1, .lon = 2, .conninfo = db};
   char *lmbin = tu_own(tu_bin("server/landmarkd"));
   char *argv[] = {lmbin, "--config", tu_landmark_conf(dir, &lo), NULL};
-  ck_assert_int_eq(tu_run(argv, lmlog), 1);
+  ck_assert_int_eq(tu_run(argv, lmlog), 2);
   ck_assert_int_eq(tu_count_in_file(lmlog, "is not registered"), 1);
   tu_release();
 }

@@ -29,6 +29,14 @@
  *
  * The second part runs `chiploc verify --follow --metrics` for a few rounds
  * and checks its counters against the attestations and alerts tables.
+ *
+ * test_second_agent: a second real chipagent with the same chip key as the
+ * first registers the chip with the same landmarkd. Its verified session
+ * takes the chip; the first agent is told (ERROR_CHIP_TAKEN_OVER) and logs the
+ * error naming its chip, the landmark logs a warning naming the chip by
+ * serial and both agents, counts it on /metrics, and the chip goes on
+ * being measured through the second agent; the first does not take it
+ * back (its reconnection waits for the hour's hold).
  */
 #define _GNU_SOURCE
 #include "cl_chipsess.h"
@@ -1511,6 +1519,94 @@ START_TEST(test_hostile_inputs) {
 }
 END_TEST
 
+/* The first line of the file holding needle and and_needle, owned; the test
+ * fails when there is none. */
+static char *log_line(const char *path, const char *needle, const char *and_needle) {
+  char *text = tu_read_file(path);
+  ck_assert_msg(text != NULL, "no log %s", path);
+  char *found = NULL;
+  for (char *line = text; line && *line && !found;) {
+    char *eol = strchr(line, '\n');
+    if (eol) *eol = '\0';
+    if (strstr(line, needle) && strstr(line, and_needle)) found = strdup(line);
+    line = eol ? eol + 1 : NULL;
+  }
+  free(text);
+  ck_assert_msg(found != NULL, "no line with %s and %s in %s", needle, and_needle, path);
+  return tu_own(found);
+}
+
+START_TEST(test_second_agent) {
+  W.dir = tu_own(tu_tmpdir("chiploc-second-agent"));
+  char *log = tu_fmt("%s/cli.log", W.dir);
+  char *aglog1 = tu_fmt("%s/agent1.log", W.dir), *aglog2 = tu_fmt("%s/agent2.log", W.dir);
+  W.lmlog = tu_fmt("%s/landmarkd.log", W.dir);
+  W.db = tu_own(tu_db_create("chiploc_second_agent"));
+  ck_assert_int_eq(tu_cli(log, "db", "migrate", "--db", W.db, NULL), 0);
+  char *lkey = tu_keygen(W.dir, "landmark", log);
+  char *ckey = tu_keygen(W.dir, "chip", log);
+  char *lhex = tu_key_hex(lkey);
+  ck_assert_int_eq(tu_cli(log, "landmark", "add", "--db", W.db, "--name", "lm-paris", "--pubkey",
+                          lhex, "--site", "48.8566,2.3522", NULL),
+                   0);
+  ck_assert_int_eq(tu_cli(log, "chip", "enroll", "--db", W.db, "--pubkey-file", ckey, "--serial",
+                          "SN-TWIN", "--operator", "dc", "--site", "48.85,2.35", NULL),
+                   0);
+  char *chex = tu_fmt("%.16s", tu_key_hex(ckey));
+  W.port = tu_free_port();
+  W.mport = tu_free_port();
+  tu_landmark_opts lo = tu_landmark_defaults();
+  lo.key = lkey;
+  lo.port = W.port;
+  lo.conninfo = W.db;
+  lo.metrics_port = W.mport;
+  pid_t lm = tu_landmarkd_start(tu_landmark_conf(W.dir, &lo), W.lmlog);
+  tu_agent_opts a1 = {.file = "agent1.conf", .name = "first-host", .backoff_min_ms = 50,
+                      .backoff_max_ms = 500, .landmarks = {{"paris", W.port, lhex}},
+                      .chips = {{"twin", ckey}}};
+  pid_t ag1 = tu_chipagent_start(tu_agent_conf(W.dir, &a1), aglog1, NULL);
+  const char *q = "SELECT count(*) FROM measurements m JOIN chips c ON c.id = m.chip_id "
+                  "WHERE c.serial = 'SN-TWIN'";
+  long long n = 0;
+  for (int i = 0; i < 200 && (n = tu_sql_int(W.db, q)) < 1; i++) tu_sleep_ms(100);
+  ck_assert_msg(n >= 1, "the chip was not measured through the first agent");
+
+  tu_agent_opts a2 = a1;
+  a2.file = "agent2.conf";
+  a2.name = "second-host";
+  a2.chips[0].name = "same-chip";
+  pid_t ag2 = tu_chipagent_start(tu_agent_conf(W.dir, &a2), aglog2, NULL);
+  const char *taken = "msg=\"chip taken over by another connection\"";
+  ck_assert_msg(tu_wait_log(aglog1, taken, 1, 20000) == 0,
+                "the first agent did not log the takeover");
+  char *line = log_line(aglog1, taken, " level=error ");
+  ck_assert_ptr_nonnull(strstr(line, tu_fmt(" chip=twin chip_key=%s ", chex)));
+  ck_assert_ptr_nonnull(strstr(line, " landmark=paris "));
+  line = log_line(W.lmlog, taken, " level=warn ");
+  ck_assert_ptr_nonnull(strstr(line, tu_fmt(" chip=SN-TWIN chip_key=%s ", chex)));
+  ck_assert_ptr_nonnull(strstr(line, " old_agent=\"first-host\" "));
+  ck_assert_ptr_nonnull(strstr(line, " agent=\"second-host\" "));
+  expect_metric_ge("chiploc_chip_takeovers_total", 1);
+  /* The chip is measured through the second agent, and stays there: the
+   * first agent, whose only chip it was, waits out the hold. */
+  ck_assert_int_eq(tu_wait_log(aglog2, "msg=registered", 1, 10000), 0);
+  long long before = tu_sql_int(W.db, q);
+  for (int i = 0; i < 100 && (n = tu_sql_int(W.db, q)) <= before; i++) tu_sleep_ms(100);
+  ck_assert_msg(n > before, "the chip was not measured through the second agent");
+  tu_sleep_ms(2000);
+  ck_assert_int_eq(tu_count_in_file(W.lmlog, taken), 1);
+  ck_assert_double_eq(metric("chiploc_chip_takeovers_total"), 1);
+  line = log_line(aglog1, "msg=\"reconnect scheduled\"", " landmark=paris ");
+  ck_assert_int_ge(tu_line_value(line, "delay_ms"), 3000000);
+  ck_assert_int_eq(tu_stop(ag1, SIGTERM, 10000), 0);
+  ck_assert_int_eq(tu_stop(ag2, SIGTERM, 10000), 0);
+  ck_assert_int_eq(tu_stop(lm, SIGTERM, 15000), 0);
+  /* The stats line counts it too. */
+  ck_assert_int_eq(tu_last_stat(W.lmlog, "chip_takeovers"), 1);
+  tu_release();
+}
+END_TEST
+
 int main(void) {
   if (sodium_init() < 0) return EXIT_FAILURE;
   signal(SIGPIPE, SIG_IGN);
@@ -1519,5 +1615,9 @@ int main(void) {
   tcase_set_timeout(tc, 280);
   tcase_add_test(tc, test_hostile_inputs);
   suite_add_tcase(s, tc);
+  TCase *twin = tcase_create("second agent");
+  tcase_set_timeout(twin, 120);
+  tcase_add_test(twin, test_second_agent);
+  suite_add_tcase(s, twin);
   return tu_run_suite(s);
 }

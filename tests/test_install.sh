@@ -7,8 +7,11 @@
 #   - the man pages, each rendering without a warning (groff -ww) when groff
 #     is installed;
 #   - the three systemd units with their users, ExecStart= in the prefix and
-#     every hardening directive, and `systemd-analyze verify` clean when
-#     systemd-analyze is installed;
+#     every hardening directive; the templates chiploc-landmarkd@ and
+#     chiploc-chipagent@ and the maintenance and audit services with the
+#     same hardening block, and their daily timers; `systemd-analyze verify`
+#     clean for all of them (templates as instances) when systemd-analyze is
+#     installed;
 #   - a second install with DESTDIR and --prefix /usr, whose units start
 #     /usr/bin/....
 # Usage: test_install.sh BUILD_DIR. Exits 0 if everything holds, else 1 with
@@ -62,20 +65,39 @@ for e in landmarkd.conf.example chipagent.conf.example verifier.env.example; do
 done
 sysusers=$prefix/lib/sysusers.d/chiploc.conf
 if [ -f "$sysusers" ]; then
-  for u in chiploc-landmark chiploc-agent chiploc-verifier; do
+  for u in chiploc-landmark chiploc-agent chiploc-verifier chiploc-maint chiploc-audit; do
     grep -Eq "^u[[:space:]]+${u}[[:space:]]" "$sysusers" || fail "sysusers.d: no user $u"
   done
   if command -v systemd-sysusers >/dev/null 2>&1; then
     mkdir -p "$tmp/sysroot/etc"
     systemd-sysusers --root="$tmp/sysroot" "$sysusers" >"$tmp/sysusers.log" 2>&1 ||
       { cat "$tmp/sysusers.log"; fail "systemd-sysusers rejected $sysusers"; }
-    for u in chiploc-landmark chiploc-agent chiploc-verifier; do
+    for u in chiploc-landmark chiploc-agent chiploc-verifier chiploc-maint chiploc-audit; do
       grep -q "^$u:" "$tmp/sysroot/etc/passwd" || fail "systemd-sysusers did not create $u"
     done
   fi
 else
   fail "$sysusers missing"
 fi
+
+# The documents of docs/, and no installed pointer to a file only the source
+# tree has: man pages, examples, units and every --help name man pages or
+# share/doc/chiploc, never docs/.
+for d in "$src"/docs/*.md; do
+  cmp -s "$d" "$prefix/share/doc/chiploc/$(basename "$d")" ||
+    fail "document $(basename "$d") missing or different under share/doc/chiploc"
+done
+while IFS= read -r f; do
+  fail "$f points into the source tree: $(grep -m1 -o 'docs/[A-Za-z_]*\.md' "$f")"
+done < <(grep -rl 'docs/[A-Za-z_]*\.md' "$prefix/share/man" "$prefix/share/doc/chiploc/examples" \
+           "$prefix/lib/systemd" 2>/dev/null || true)
+for cmd in "landmarkd --help" "chipagent --help" "chiploc --help" "chiploc locate --help" \
+           "chiploc region import --help" "chiploc verify --help" "chiploc audit --help" \
+           "chiploc status --help" "chiploc db --help" "chiploc chip --help" "chiploc landmark --help"; do
+  # shellcheck disable=SC2086
+  out=$("$prefix"/bin/$cmd 2>&1) || true
+  if grep -q 'docs/[A-Za-z_]*\.md' <<<"$out"; then fail "$cmd names a file of docs/"; fi
+done
 
 # Man pages.
 for m in man1/chiploc.1 man5/chiploc.conf.5 man8/landmarkd.8 man8/chipagent.8; do
@@ -124,9 +146,47 @@ grep -qxF "StateDirectory=chiploc/landmark" "$unitdir/chiploc-landmarkd.service"
   fail "chiploc-landmarkd.service: no StateDirectory=chiploc/landmark"
 grep -qxF "EnvironmentFile=/etc/chiploc/verifier.env" "$unitdir/chiploc-verifier.service" ||
   fail "chiploc-verifier.service: no EnvironmentFile=/etc/chiploc/verifier.env"
+# The templates and the timers' services: the hardening block of the
+# landmark's unit, line for line, so that they cannot drift apart.
+block() { sed -n '/^NoNewPrivileges=yes/,/^SystemCallErrorNumber=EPERM/p' "$1"; }
+declare -A tuser=([landmarkd@]=chiploc-landmark [chipagent@]=chiploc-agent
+                  [maintenance]=chiploc-maint [audit]=chiploc-audit)
+declare -A texec=(
+  [landmarkd@]="ExecStart=$prefix/bin/landmarkd --config /etc/chiploc/landmarkd-%i.conf"
+  [chipagent@]="ExecStart=$prefix/bin/chipagent --config /etc/chiploc/chipagent-%i.conf"
+  [maintenance]="ExecStart=$prefix/bin/chiploc db maintain \$CHIPLOC_MAINTAIN_ARGS"
+  [audit]="ExecStart=$prefix/bin/chiploc audit \$CHIPLOC_AUDIT_ARGS")
+for s in landmarkd@ chipagent@ maintenance audit; do
+  f=$unitdir/chiploc-$s.service
+  if [ ! -f "$f" ]; then
+    fail "unit chiploc-$s.service missing"
+    continue
+  fi
+  [ -n "$(block "$f")" ] && [ "$(block "$f")" = "$(block "$unitdir/chiploc-landmarkd.service")" ] ||
+    fail "chiploc-$s.service: hardening differs from chiploc-landmarkd.service"
+  for d in "User=${tuser[$s]}" "Group=${tuser[$s]}" "${texec[$s]}"; do
+    grep -qxF "$d" "$f" || fail "chiploc-$s.service: no line '$d'"
+  done
+done
+grep -qxF "StateDirectory=chiploc/landmark-%i" "$unitdir/chiploc-landmarkd@.service" ||
+  fail "chiploc-landmarkd@.service: no StateDirectory=chiploc/landmark-%i"
+for s in maintenance audit; do
+  grep -qxF "Type=oneshot" "$unitdir/chiploc-$s.service" || fail "chiploc-$s.service: not oneshot"
+  f=$unitdir/chiploc-$s.timer
+  if [ ! -f "$f" ]; then
+    fail "chiploc-$s.timer missing"
+    continue
+  fi
+  for d in "OnCalendar=daily" "Persistent=true" "RandomizedDelaySec=1h" "WantedBy=timers.target"; do
+    grep -qxF "$d" "$f" || fail "chiploc-$s.timer: no line '$d'"
+  done
+done
 if command -v systemd-analyze >/dev/null 2>&1; then
   if ! (cd "$unitdir" && systemd-analyze verify --man=no ./chiploc-landmarkd.service \
-          ./chiploc-chipagent.service ./chiploc-verifier.service) >"$tmp/verify.log" 2>&1; then
+          ./chiploc-chipagent.service ./chiploc-verifier.service \
+          ./chiploc-landmarkd@fra-1.service ./chiploc-chipagent@peers.service \
+          ./chiploc-maintenance.service ./chiploc-maintenance.timer \
+          ./chiploc-audit.service ./chiploc-audit.timer) >"$tmp/verify.log" 2>&1; then
     cat "$tmp/verify.log"
     fail "systemd-analyze verify"
   fi
@@ -140,6 +200,9 @@ DESTDIR=$tmp/dest cmake --install "$build" --prefix /usr >"$tmp/install2.log" 2>
 grep -qxF "ExecStart=/usr/bin/landmarkd --config /etc/chiploc/landmarkd.conf" \
   "$tmp/dest/usr/lib/systemd/system/chiploc-landmarkd.service" ||
   fail "DESTDIR install: landmarkd unit does not start /usr/bin/landmarkd"
+grep -qxF "ExecStart=/usr/bin/chiploc db maintain \$CHIPLOC_MAINTAIN_ARGS" \
+  "$tmp/dest/usr/lib/systemd/system/chiploc-maintenance.service" ||
+  fail "DESTDIR install: maintenance unit does not start /usr/bin/chiploc"
 [ -x "$tmp/dest/usr/bin/chiploc" ] || fail "DESTDIR install: no /usr/bin/chiploc"
 
 if [ "$failures" -gt 0 ]; then

@@ -13,7 +13,9 @@
  * (verified into a record that cl_measurement_verify accepts; one that
  * omits or reorders probes, is signed by another key, names another burst
  * or never comes), rekeys completed and not, deadlines, limits, deferral,
- * a chip taken over by a newer connection, enrolment changes, the worker
+ * a chip taken over by a newer connection (the old one told with
+ * ERROR_CHIP_TAKEN_OVER; a Register without a verified Confirm takes nothing
+ * away), enrolment changes, the worker
  * path (jobs back, orphaned, cancelled, secrets wiped), the
  * per-connection limit on Error replies, a write queue the shell reports
  * full, and the per-address key (IPv6 by /64). The timer queue is checked
@@ -365,7 +367,7 @@ static void offer_suite(int ci, const int *ks, size_t n, uint32_t suite) {
   static cl_msg m;
   memset(&m, 0, sizeof m);
   m.type = CL_MSG_REGISTER;
-  snprintf(m.u.reg.agent, sizeof m.u.reg.agent, "test");
+  snprintf(m.u.reg.agent, sizeof m.u.reg.agent, "agent%d", ci);
   m.u.reg.suite = suite;
   m.u.reg.n = n;
   for (size_t i = 0; i < n; i++)
@@ -1288,6 +1290,13 @@ START_TEST(deferral_by_pending_limit) {
 }
 END_TEST
 
+/* The text of ERROR_CHIP_TAKEN_OVER for chip k taken by connection ci's agent. */
+static void moved_text(int k, int ci, char *out, size_t len) {
+  char hex[17];
+  cl_hex_encode(hex, pk(k), 8);
+  snprintf(out, len, "chip %s: now registered on another connection (agent agent%d)", hex, ci);
+}
+
 START_TEST(takeover_by_newer_connection) {
   start();
   open_conn(0);
@@ -1295,25 +1304,72 @@ START_TEST(takeover_by_newer_connection) {
   static const int zero[] = {0};
   establish(0, zero, 1);
   /* A new connection's offer and handshake for the same chip: until its
-   * Confirm verifies, the chip stays where it is. */
+   * Confirm verifies, the chip stays where it is and the old connection
+   * hears nothing. */
   offer(1, zero, 1);
   ck_assert(result_for(1, 0)->accepted);
   ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
+  ck_assert_uint_eq(count_of(0, CL_MSG_ERROR), 0);
   confirm_some(1, zero, 1, 0);
   ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
-  /* Probes go to the newer connection only; the old one stays open. */
+  ck_assert_uint_eq(stats()->chip_takeovers, 1);
+  /* The old connection is told, with the chip and the new agent named; it
+   * had no other chip, so it is closed. */
+  ck_assert_uint_eq(count_of(0, CL_MSG_ERROR), 1);
+  const out_frame *e = last_of(0, CL_MSG_ERROR);
+  ck_assert_int_eq(e->m.u.error.code, CL_ERR_CHIP_TAKEN_OVER);
+  char want[160];
+  moved_text(0, 1, want, sizeof want);
+  ck_assert_str_eq(e->m.u.error.text, want);
+  ck_assert(W.closed[0]);
+  ck_assert_uint_eq(count_of(1, CL_MSG_ERROR), 0);
+  /* Probes go to the newer connection only. */
   const out_frame *f = next_challenge(1);
   ck_assert_int_eq(f->conn, 1);
   ck_assert_uint_eq(count_of(0, CL_MSG_CHALLENGE), 0);
-  ck_assert(!W.closed[0]);
-  /* An answer on the old connection is for a chip not registered there. */
-  W.now += MS;
-  uint8_t mac[CL_MAC_LEN];
-  cl_answer_mac(W.ag[0][0].key, CL_SUITE_ED25519_X25519, cl_key_public(W.landmark), pk(0),
-                f->m.u.challenge.seq, f->m.u.challenge.nonce, mac);
-  respond(0, 0, f->m.u.challenge.seq, mac);
-  ck_assert_uint_eq(stats()->rejected_not_registered, 1);
+  W.now = f->t_sent + MS;
   answer(1, 0, f);
+  ck_assert_uint_eq(stats()->responses_accepted, 1);
+  /* And back: a third connection's verified session takes it again. */
+  ck_assert_ptr_nonnull(open_conn(2));
+  establish(2, zero, 1);
+  ck_assert_uint_eq(stats()->chip_takeovers, 2);
+  ck_assert_int_eq(last_of(1, CL_MSG_ERROR)->m.u.error.code, CL_ERR_CHIP_TAKEN_OVER);
+  moved_text(0, 2, want, sizeof want);
+  ck_assert_str_eq(last_of(1, CL_MSG_ERROR)->m.u.error.text, want);
+  ck_assert(W.closed[1]);
+  ck_assert(!W.closed[2]);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
+}
+END_TEST
+
+/* Only a verified handshake moves a chip: an offer for it from a peer
+ * that cannot sign with the chip's key (a bad Confirm signature, or no
+ * Confirm at all) leaves it, silently, where its session is. */
+START_TEST(takeover_needs_a_verified_confirm) {
+  start();
+  open_conn(0);
+  static const int zero[] = {0};
+  establish(0, zero, 1);
+  open_conn(1);
+  offer(1, zero, 1);
+  ck_assert(result_for(1, 0)->accepted);
+  confirm_some(1, zero, 1, 1u << 0);
+  ck_assert_uint_eq(stats()->bad_handshake_sigs, 1);
+  ck_assert(W.closed[1]);
+  open_conn(2);
+  offer(2, zero, 1);
+  ck_assert(result_for(2, 0)->accepted);
+  advance_to(W.now + W.p.handshake_timeout_ms * MS);
+  ck_assert(W.closed[2]);
+  ck_assert_uint_eq(stats()->chip_takeovers, 0);
+  ck_assert_uint_eq(count_of(0, CL_MSG_ERROR), 0);
+  ck_assert(!W.closed[0]);
+  ck_assert_uint_eq(cl_lm_live_count(W.lm), 1);
+  const out_frame *f = next_challenge(0);
+  ck_assert_int_eq(chip_of(f->m.u.challenge.chip), 0);
+  W.now = f->t_sent + MS;
+  answer(0, 0, f);
   ck_assert_uint_eq(stats()->responses_accepted, 1);
 }
 END_TEST
@@ -1334,9 +1390,12 @@ START_TEST(takeover_mid_probe) {
     answer(0, 1, f);
   }
   out_frame old = *f;
-  /* A new connection takes chip 0 over. */
+  /* A new connection takes chip 0 over; connection 0 is told and stays,
+   * for chip 1. */
   ck_assert_ptr_nonnull(open_conn(1));
   establish(1, zero, 1);
+  ck_assert_int_eq(last_of(0, CL_MSG_ERROR)->m.u.error.code, CL_ERR_CHIP_TAKEN_OVER);
+  ck_assert(!W.closed[0]);
   W.now += MS;
   answer(0, 0, &old);
   ck_assert_uint_eq(stats()->rejected_not_registered, 1);
@@ -1744,6 +1803,7 @@ static Suite *suite(void) {
   tcase_add_test(c, failed_writes_and_dropped_measurements);
   tcase_add_test(c, deferral_by_pending_limit);
   tcase_add_test(c, takeover_by_newer_connection);
+  tcase_add_test(c, takeover_needs_a_verified_confirm);
   tcase_add_test(c, takeover_mid_probe);
   tcase_add_test(c, unenrolled_chip_dropped);
   tcase_add_test(c, workers_do_the_jobs);

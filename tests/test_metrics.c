@@ -3,7 +3,10 @@
  * (checked byte for byte), label and help escaping, and the HTTP endpoint
  * on a real loopback socket: GET /metrics serves the last published
  * snapshot with the 0.0.4 content type, other paths and methods are
- * refused, and publishing while scrapers read is safe.
+ * refused, and publishing while scrapers read is safe. /healthz and
+ * /readyz: 503 "starting" before the first publish, 200 "ok" while the
+ * publishes are fresh (and, for /readyz, say ready), 503 with the owner's
+ * reason when not ready, 503 "stale" once a publish is overdue.
  */
 #define _GNU_SOURCE
 #include "cl_err.h"
@@ -115,6 +118,8 @@ static char *raw_request(int port, const char *req) {
   return buf;
 }
 
+static const cl_metrics_health fresh = {.stale_after_ms = 60000, .ready = 1};
+
 START_TEST(http_endpoint) {
   cl_metrics_server *m = NULL;
   char err[256];
@@ -137,7 +142,7 @@ START_TEST(http_endpoint) {
   free(body);
 
   const char *text = "# TYPE up gauge\nup 1\n";
-  ck_assert_int_eq(cl_metrics_server_publish(m, text, strlen(text)), CL_OK);
+  ck_assert_int_eq(cl_metrics_server_publish(m, text, strlen(text), &fresh), CL_OK);
   char *all = raw_request(port, "GET /metrics HTTP/1.0\r\n\r\n");
   ck_assert_msg(strncmp(all, "HTTP/1.0 200", 12) == 0 || strncmp(all, "HTTP/1.1 200", 12) == 0,
                 "%s", all);
@@ -157,7 +162,7 @@ START_TEST(http_endpoint) {
   char snap[64];
   for (int i = 0; i < 200; i++) {
     int n = snprintf(snap, sizeof snap, "n %d\nend 1\n", i);
-    ck_assert_int_eq(cl_metrics_server_publish(m, snap, (size_t)n), CL_OK);
+    ck_assert_int_eq(cl_metrics_server_publish(m, snap, (size_t)n, &fresh), CL_OK);
     if (i % 10 == 0) {
       body = tu_http_get(port, "/metrics", 5000, &status);
       ck_assert_int_eq(status, 200);
@@ -175,6 +180,72 @@ START_TEST(http_endpoint) {
 }
 END_TEST
 
+/* GET path; asserts the status and the body's text. */
+static void expect_get(int port, const char *path, int want_status, const char *want_body) {
+  int status = 0;
+  char *body = tu_http_get(port, path, 5000, &status);
+  ck_assert_msg(body != NULL, "no answer to %s", path);
+  ck_assert_msg(status == want_status, "%s: status %d, want %d (%s)", path, status, want_status,
+                body);
+  ck_assert_msg(strcmp(body, want_body) == 0, "%s: body '%s', want '%s'", path, body, want_body);
+  free(body);
+}
+
+START_TEST(health_endpoints) {
+  cl_metrics_server *m = NULL;
+  char err[256];
+  ck_assert_int_eq(cl_metrics_server_start(&m, "127.0.0.1", 0, err, sizeof err), CL_OK);
+  int port = cl_metrics_server_port(m);
+  expect_get(port, "/healthz", 503, "starting\n");
+  expect_get(port, "/readyz", 503, "starting\n");
+
+  /* A health without a staleness limit is refused; nothing changes. */
+  cl_metrics_health h = {.stale_after_ms = 0, .ready = 1};
+  ck_assert_int_eq(cl_metrics_server_publish(m, "a 1\n", 4, &h), CL_EINVAL);
+  ck_assert_int_eq(cl_metrics_server_publish(m, "a 1\n", 4, NULL), CL_EINVAL);
+  expect_get(port, "/healthz", 503, "starting\n");
+
+  /* Alive but not ready: the reason, on one line. */
+  h = (cl_metrics_health){.stale_after_ms = 60000, .ready = 0,
+                          .why = "no landmark\nregistered"};
+  ck_assert_int_eq(cl_metrics_server_publish(m, "a 1\n", 4, &h), CL_OK);
+  expect_get(port, "/healthz", 200, "ok\n");
+  expect_get(port, "/readyz", 503, "not ready: no landmark registered\n");
+  expect_get(port, "/metrics", 200, "a 1\n");
+
+  h.ready = 1;
+  ck_assert_int_eq(cl_metrics_server_publish(m, "a 2\n", 4, &h), CL_OK);
+  expect_get(port, "/healthz", 200, "ok\n");
+  expect_get(port, "/readyz", 200, "ok\n");
+
+  /* The owner promised a publish within 200 ms and none came: both fail,
+   * ready or not, until it publishes again. */
+  h.stale_after_ms = 200;
+  ck_assert_int_eq(cl_metrics_server_publish(m, "a 3\n", 4, &h), CL_OK);
+  tu_sleep_ms(600);
+  int status = 0;
+  char *body = tu_http_get(port, "/healthz", 5000, &status);
+  ck_assert_int_eq(status, 503);
+  ck_assert_msg(strncmp(body, "stale: nothing published for ", 29) == 0, "%s", body);
+  ck_assert_ptr_nonnull(strstr(body, "(limit 0.2 s)\n"));
+  free(body);
+  body = tu_http_get(port, "/readyz", 5000, &status);
+  ck_assert_int_eq(status, 503);
+  ck_assert_msg(strncmp(body, "stale: ", 7) == 0, "%s", body);
+  free(body);
+  h.stale_after_ms = 60000;
+  ck_assert_int_eq(cl_metrics_server_publish(m, "a 4\n", 4, &h), CL_OK);
+  expect_get(port, "/healthz", 200, "ok\n");
+  expect_get(port, "/readyz", 200, "ok\n");
+
+  /* Plain text, as Prometheus' own /-/healthy. */
+  char *all = raw_request(port, "GET /readyz HTTP/1.0\r\n\r\n");
+  ck_assert_ptr_nonnull(strstr(all, "text/plain; charset=utf-8"));
+  free(all);
+  cl_metrics_server_stop(&m);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("metrics");
   TCase *tc = tcase_create("core");
@@ -182,6 +253,7 @@ int main(void) {
   tcase_add_test(tc, histogram_buckets);
   tcase_add_test(tc, text_samples_and_escapes);
   tcase_add_test(tc, http_endpoint);
+  tcase_add_test(tc, health_endpoints);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -496,7 +496,7 @@ START_TEST(test_round_trip_confirm_burst_end) {
 END_TEST
 
 START_TEST(test_round_trip_error) {
-  for (int code = CL_ERR_NONE; code <= CL_ERR_BAD_TRANSCRIPT; code++) {
+  for (int code = CL_ERR_NONE; code <= CL_ERR_CHIP_TAKEN_OVER; code++) {
     memset(&g_in, 0, sizeof g_in);
     g_in.type = CL_MSG_ERROR;
     g_in.u.error.code = (cl_wire_error)code;
@@ -1123,10 +1123,11 @@ START_TEST(test_names) {
   static const char *errs[] = {"none",          "version",        "malformed",    "too_large",
                                "unexpected",    "unknown_probe",  "replay",       "late",
                                "bad_mac",       "not_registered", "bad_landmark", "limit",
-                               "suite",         "bad_handshake",  "bad_transcript"};
-  for (int i = 0; i <= CL_ERR_BAD_TRANSCRIPT; i++)
+                               "suite",         "bad_handshake",  "bad_transcript",
+                               "chip_taken_over"};
+  for (int i = 0; i <= CL_ERR_CHIP_TAKEN_OVER; i++)
     ck_assert_str_eq(cl_wire_error_name((cl_wire_error)i), errs[i]);
-  ck_assert_str_eq(cl_wire_error_name((cl_wire_error)15), "unknown");
+  ck_assert_str_eq(cl_wire_error_name((cl_wire_error)16), "unknown");
   ck_assert_str_eq(cl_wire_error_name((cl_wire_error)-1), "unknown");
   static const char *refs[] = {"none",      "not_enrolled", "bad_proof",
                                "duplicate", "inactive",     "not_asked"};

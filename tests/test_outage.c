@@ -8,6 +8,11 @@
  *     verifies offline;
  *   - SIGTERM during an outage: queued rows go to the spool, landmarkd exits
  *     0, and the next landmarkd replays them.
+ * Across the outage the health endpoints tell the truth: landmarkd's and
+ * the verifier's chiploc_database_connected go 1 -> 0 -> 1; landmarkd
+ * stays ready (it spools) and alive; the verifier stays alive but is not
+ * ready while it has no database; a landmarkd started during the outage
+ * is alive but not ready until it has loaded the enrolled chips.
  * The server is shared by the whole ctest run, so this test runs alone
  * (RUN_SERIAL) and always starts it again before it ends.
  */
@@ -65,6 +70,7 @@ static long long file_size(const char *path) {
 typedef struct {
   char *dir, *db, *cli_log, *lm_log, *ag_log, *pg_log;
   char *lm_conf, *ag_conf, *spool;
+  int mport; /* landmarkd's metrics endpoint */
 } world;
 
 /* flush_ms is [database] flush_interval_ms: also the grace before rows
@@ -106,8 +112,61 @@ static void world_make(world *w, const char *name, int flush_ms) {
   lo.conninfo = w->db;
   lo.flush_interval_ms = flush_ms;
   lo.spool_max_mb = 16;
+  w->mport = tu_free_port();
+  lo.metrics_port = w->mport;
   w->lm_conf = tu_landmark_conf(w->dir, &lo);
 }
+
+/* GET path on port: the status (0 without an answer), the body in *body
+ * (owned) when body is not NULL. */
+static int http(int port, const char *path, char **body) {
+  int status = 0;
+  char *b = tu_http_get(port, path, 5000, &status);
+  if (body) *body = b ? tu_own(b) : NULL;
+  else free(b);
+  return status;
+}
+
+/* Waits until the gauge on port's /metrics equals want; returns the last
+ * value seen (-1: no answer or no such series). */
+static double wait_gauge(int port, const char *series, double want, int timeout_ms) {
+  double v = -1;
+  for (int waited = 0; waited <= timeout_ms; waited += 200) {
+    char *t = NULL;
+    v = http(port, "/metrics", &t) == 200 ? tu_metric(t, series) : -1;
+    if (v == want) break;
+    tu_sleep_ms(200);
+  }
+  return v;
+}
+
+/* Waits until GET path on port answers want_status; returns the last status. */
+static int wait_status(int port, const char *path, int want_status, int timeout_ms) {
+  int st = 0;
+  for (int waited = 0; waited <= timeout_ms; waited += 200) {
+    if ((st = http(port, path, NULL)) == want_status) break;
+    tu_sleep_ms(200);
+  }
+  return st;
+}
+
+/* `chiploc verify --follow` every 2 s with its metrics on a port of its own,
+ * which it returns in *port. */
+static pid_t verifier_start(const world *w, int *port) {
+  char *vkey = tu_keygen(w->dir, "verifier", w->cli_log);
+  ck_assert_int_eq(tu_cli(w->cli_log, "verifier", "add", "--db", w->db, "--name", "v-outage",
+                       "--pubkey", tu_key_hex(vkey), NULL),
+                   0);
+  *port = tu_free_port();
+  char *argv[] = {tu_bin("server/chiploc"), "verify", "--db", w->db, "--key", vkey, "--follow",
+                  "--interval", "2", "--settle", "0", "--window", "30", "--min-landmarks", "1",
+                  "--metrics", tu_fmt("127.0.0.1:%d", *port), NULL};
+  pid_t v = tu_spawn(argv, tu_fmt("%s/verifier.log", w->dir));
+  ck_assert_int_eq(wait_status(*port, "/readyz", 200, 30000), 200);
+  return v;
+}
+
+#define DB_UP "chiploc_database_connected"
 
 static long long count_sql(const world *w, const char *sql) { return tu_sql_int(w->db, sql); }
 
@@ -124,6 +183,11 @@ START_TEST(test_outage_replayed) {
        i++)
     tu_sleep_ms(100);
   ck_assert_msg(before >= 2 * N_CHIPS, "only %lld measurements before the outage", before);
+  int vport = 0;
+  pid_t ver = verifier_start(&w, &vport);
+  ck_assert_double_eq(wait_gauge(w.mport, DB_UP, 1, 5000), 1);
+  ck_assert_double_eq(wait_gauge(vport, DB_UP, 1, 5000), 1);
+  ck_assert_int_eq(http(w.mport, "/readyz", NULL), 200);
   tu_sleep_ms(2000);
 
   /* The outage. */
@@ -135,6 +199,15 @@ START_TEST(test_outage_replayed) {
                 "landmarkd did not start spooling");
   tu_sleep_ms(3000);
   long long size1 = file_size(w.spool);
+  /* Down, but alive; landmarkd still ready (it spools), the verifier not. */
+  ck_assert_double_eq(wait_gauge(w.mport, DB_UP, 0, 10000), 0);
+  ck_assert_int_eq(http(w.mport, "/healthz", NULL), 200);
+  ck_assert_int_eq(http(w.mport, "/readyz", NULL), 200);
+  ck_assert_double_eq(wait_gauge(vport, DB_UP, 0, 10000), 0);
+  ck_assert_int_eq(http(vport, "/healthz", NULL), 200);
+  char *why = NULL;
+  ck_assert_int_eq(http(vport, "/readyz", &why), 503);
+  ck_assert_str_eq(why, "not ready: not connected to the database\n");
   while (now_s() - t0 < OUTAGE_S) tu_sleep_ms(200);
   long long size2 = file_size(w.spool);
   long long spooled = wait_stat(w.lm_log, "rows_spooled", 1, 5000);
@@ -150,8 +223,13 @@ START_TEST(test_outage_replayed) {
   /* The database is back: the spool drains, then rows flow directly. */
   ck_assert_msg(tu_wait_log(w.lm_log, "msg=\"spool drained\"", 1, 60000) == 0,
                 "the spool was not drained");
+  ck_assert_double_eq(wait_gauge(w.mport, DB_UP, 1, 10000), 1);
+  ck_assert_double_eq(wait_gauge(vport, DB_UP, 1, 10000), 1);
+  ck_assert_int_eq(wait_status(vport, "/readyz", 200, 10000), 200);
+  ck_assert_int_eq(http(w.mport, "/readyz", NULL), 200);
   tu_sleep_ms(3000);
 
+  ck_assert_int_eq(tu_stop(ver, SIGTERM, 10000), 0);
   ck_assert_int_eq(tu_stop(ag, SIGTERM, 10000), 0);
   ck_assert_int_eq(tu_stop(lm, SIGTERM, 15000), 0);
 
@@ -209,9 +287,20 @@ START_TEST(test_sigterm_during_outage) {
   ck_assert_int_eq(tu_count_in_file(w.lm_log, "rows_unwritten=0"), 1);
   ck_assert_int_gt(file_size(w.spool), SPOOL_HEADER_LEN);
 
-  /* The next landmarkd replays the spool once the database is back. */
+  /* The next landmarkd, started while the database is still down, is alive
+   * but not ready: it cannot listen before it has the enrolled chips. */
+  char *argv[] = {tu_bin("server/landmarkd"), "--config", w.lm_conf, NULL};
+  lm = tu_spawn(argv, log2);
+  ck_assert_int_eq(wait_status(w.mport, "/healthz", 200, 10000), 200);
+  char *why = NULL;
+  ck_assert_int_eq(http(w.mport, "/readyz", &why), 503);
+  ck_assert_msg(strncmp(why, "not ready: not listening yet", 28) == 0, "%s", why);
+  ck_assert_double_eq(wait_gauge(w.mport, DB_UP, 0, 1000), 0);
+  /* It replays the spool once the database is back. */
   ck_assert_int_eq(pg("resume", w.pg_log), 0);
-  lm = tu_landmarkd_start(w.lm_conf, log2);
+  ck_assert_int_eq(tu_wait_log(log2, "msg=listening", 1, 30000), 0);
+  ck_assert_int_eq(wait_status(w.mport, "/readyz", 200, 10000), 200);
+  ck_assert_double_eq(wait_gauge(w.mport, DB_UP, 1, 10000), 1);
   ck_assert_msg(tu_wait_log(log2, "msg=\"spool drained\"", 1, 30000) == 0,
                 "the spool was not replayed");
   ck_assert_int_eq(tu_stop(lm, SIGTERM, 15000), 0); /* no agent: nothing new measured */

@@ -6,7 +6,10 @@
  * (read back with cl_store_row_measurement, which refuses malformed columns),
  * all-or-nothing batches, what the schema refuses, the least-privilege roles,
  * allowed regions (upserts, a chip's allowed codes, all-or-nothing imports),
- * and the database commands of the chiploc CLI run as a separate process.
+ * the database commands of the chiploc CLI run as a separate process, and
+ * connecting: each kind of refused login against an outage (the CLI's and
+ * the verifier's exit codes with them), and the connection defaults
+ * (keepalives, timeouts) that a conninfo overrides.
  * Every test works in a database of its own.
  */
 #include "testutil.h"
@@ -125,7 +128,7 @@ static void partition_name(char *out, size_t outlen, int ahead) {
   gmtime_r(&t, &tm);
   int month = tm.tm_mon + ahead;
   int year = tm.tm_year + 1900 + month / 12;
-  snprintf(out, outlen, "measurements_y%04dm%02d", year, month % 12 + 1);
+  snprintf(out, outlen, "measurements_p%04d_%02d", year, month % 12 + 1);
 }
 
 static int relation_exists(const char *conninfo, const char *name) {
@@ -413,8 +416,8 @@ START_TEST(test_partitions_take_over_default_rows) {
                 "%s", err);
   ck_assert_int_eq(count_rows(w.conninfo, "measurements_default"), 3);
   char *month = sql_text(w.conninfo,
-                         "SELECT 'measurements_y' || to_char(measured_at AT TIME ZONE 'UTC', "
-                         "'YYYY') || 'm' || to_char(measured_at AT TIME ZONE 'UTC', 'MM') "
+                         "SELECT 'measurements_p' || to_char(measured_at AT TIME ZONE 'UTC', "
+                         "'YYYY_MM') "
                          "FROM measurements LIMIT 1");
   ck_assert_ptr_nonnull(month);
   ck_assert(!relation_exists(w.conninfo, month));
@@ -493,7 +496,8 @@ START_TEST(test_upgrade_keeps_v1_rows) {
 
   int applied = -1;
   ck_assert_msg(cl_store_migrate(s, &applied, err, sizeof err) == CL_OK, "%s", err);
-  ck_assert_int_eq(applied, 1);
+  /* 0005 and every migration after it. */
+  ck_assert_int_eq(applied, cl_schema_migration_count - 4);
   ck_assert_int_eq(tu_sql_int(ci, "SELECT count(*) FROM measurements WHERE protocol = 1"
                                   " AND challenge_sig IS NOT NULL AND handshake IS NULL"),
                    2);
@@ -557,15 +561,10 @@ START_TEST(test_upgrade_keeps_v1_rows) {
   ck_assert_msg(strstr(err, "column protocol is 1: not a protocol 2 record"), "%s", err);
   PQclear(r);
   PQfinish(c);
-  /* The summary counts protocol 2 rows only. */
-  cl_store_pair_summary *sum = NULL;
-  size_t n = 0;
-  ck_assert_msg(cl_store_measurement_summary(s, 3600, &sum, &n, err, sizeof err) == CL_OK, "%s",
-                err);
-  ck_assert_uint_eq(n, 1);
-  ck_assert_int_eq(sum[0].records, 3);
-  ck_assert_uint_eq(sum[0].min_rtt_ns, rows[0].m.rtt_ns);
-  cl_store_summary_free(&sum, n);
+  /* The view `chiploc measurements` reads shows protocol 2 rows only. */
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT count(*) FROM measurement_log"), 3);
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT min(rtt_ns) FROM measurement_log"),
+                   (long long)rows[0].m.rtt_ns);
 
   /* A partition made later takes the protocol 1 row of the default
    * partition over unchanged. */
@@ -616,11 +615,12 @@ START_TEST(test_landmark_add_find) {
   ck_assert_int_eq(
       cl_store_landmark_add(s, "lm-paris", cl_key_public(c), 1, 2, &id, err, sizeof err),
       CL_EEXIST);
-  ck_assert_msg(strstr(err, "landmarks_name_key") != NULL, "%s", err);
+  ck_assert_msg(strstr(err, "landmark lm-paris already exists (key ") != NULL, "%s", err);
   ck_assert_int_eq(
       cl_store_landmark_add(s, "lm-other", cl_key_public(a), 1, 2, &id, err, sizeof err),
       CL_EEXIST);
-  ck_assert_msg(strstr(err, "landmarks_public_key_key") != NULL, "%s", err);
+  ck_assert_msg(strstr(err, " already belongs to landmark lm-paris; one key, one landmark") != NULL,
+                "%s", err);
   /* Bad keys and names. */
   uint8_t zero[CL_PK_LEN] = {0};
   ck_assert_int_eq(cl_store_landmark_add(s, "lm-zero", zero, 1, 2, &id, err, sizeof err),
@@ -768,27 +768,6 @@ START_TEST(test_insert_batch_reverifies) {
   ck_assert_str_eq(ts, "200");
   free(ts);
 
-  /* The summary has one row per chip at this landmark. */
-  cl_store_pair_summary *sum = NULL;
-  size_t n = 0;
-  ck_assert_msg(cl_store_measurement_summary(w.s, 3600, &sum, &n, err, sizeof err) == CL_OK, "%s",
-                err);
-  ck_assert_uint_eq(n, 2);
-  ck_assert_str_eq(sum[0].chip_serial, "A-0001");
-  ck_assert_str_eq(sum[0].landmark_name, "lm-frankfurt");
-  ck_assert_int_eq(sum[0].records, BATCH / 2);
-  /* Chip A has the even rows: the fastest is the first, the newest the
-   * second to last. */
-  ck_assert_uint_eq(sum[0].min_rtt_ns, rows[0].m.rtt_ns);
-  ck_assert_uint_eq(sum[0].min_bound_m, rows[0].bound_m);
-  ck_assert_uint_eq(sum[0].last_unix_ns, rows[BATCH - 2].m.measured_unix_ns);
-  ck_assert_str_eq(sum[1].chip_serial, "B-0002");
-  ck_assert_int_eq(sum[1].records, BATCH / 2);
-  ck_assert_uint_eq(sum[1].min_rtt_ns, rows[1].m.rtt_ns);
-  ck_assert_uint_eq(sum[1].last_unix_ns, rows[BATCH - 1].m.measured_unix_ns);
-  cl_store_summary_free(&sum, n);
-  ck_assert_ptr_null(sum);
-  ck_assert_int_eq(cl_store_measurement_summary(w.s, 0, &sum, &n, err, sizeof err), CL_EINVAL);
   world_fini(&w);
 }
 END_TEST
@@ -1324,10 +1303,11 @@ START_TEST(test_admin_role) {
   world_init(&w, "cl_store_role_admin");
   char *adm = login_member(w.conninfo, "admin_test", "chiploc_admin");
   cl_store *s = connect_or_fail(adm);
-  cl_key *k = NULL;
+  cl_key *k = NULL, *ck = NULL;
   ck_assert_int_eq(cl_key_generate(&k), CL_OK);
+  ck_assert_int_eq(cl_key_generate(&ck), CL_OK);
   add_landmark(s, "lm-admin", k, 10, 10);
-  enroll_chip(s, "C-0003", k);
+  enroll_chip(s, "C-0003", ck);
   cl_store_row row;
   make_row(&row, w.lm, w.chip_a, w.a_id, 1, now_unix_ns());
   char err[512] = "";
@@ -1343,6 +1323,7 @@ START_TEST(test_admin_role) {
   assert_denied(nobody, "SELECT count(*) FROM landmarks");
   free(nobody);
   cl_key_destroy(&k);
+  cl_key_destroy(&ck);
   cl_store_destroy(&s);
   free(adm);
   world_fini(&w);
@@ -1547,8 +1528,8 @@ START_TEST(test_cli) {
   cl_pk_to_hex(cl_key_public(lm), lhex);
   EXPECT_CLI(0, "landmark lm-paris id=1", "landmark", "add", "--db", db, "--name", "lm-paris",
              "--pubkey", lhex, "--lat", "48.8566", "--lon", "2.3522");
-  EXPECT_CLI(1, "chiploc: landmark lm-paris2: ", "landmark", "add", "--db", db, "--name",
-             "lm-paris2", "--pubkey", lhex, "--site", "48.8566,2.3522");
+  EXPECT_CLI(1, "already belongs to landmark lm-paris; one key, one landmark", "landmark", "add",
+             "--db", db, "--name", "lm-paris2", "--pubkey", lhex, "--site", "48.8566,2.3522");
   /* Bad values are refused before connecting (the database does not exist). */
   EXPECT_CLI(2, "chiploc: --lat 91: latitude must be in [-90, 90]", "landmark", "add", "--db",
              "dbname=none", "--name", "x", "--pubkey", lhex, "--lat", "91", "--lon", "0");
@@ -1568,8 +1549,9 @@ START_TEST(test_cli) {
   ck_assert_int_eq(cl_key_save(chip, keyfile), CL_OK);
   EXPECT_CLI(0, "chip A-0001 id=1", "chip", "enroll", "--db", db, "--pubkey-file", keyfile,
              "--serial", "A-0001", "--operator", "Example Operator", "--site", "50.11,8.68");
-  EXPECT_CLI(1, "chiploc: chip A-0002: ", "chip", "enroll", "--db", db, "--pubkey-file", keyfile,
-             "--serial", "A-0002", "--operator", "Example Operator", "--site", "50.11,8.68");
+  EXPECT_CLI(1, "already belongs to chip A-0001 (operator Example Operator); one key, one chip",
+             "chip", "enroll", "--db", db, "--pubkey-file", keyfile, "--serial", "A-0002",
+             "--operator", "Example Operator", "--site", "50.11,8.68");
   EXPECT_CLI(2, "chiploc: --site 91,8: latitude must be in [-90, 90]", "chip", "enroll", "--db",
              db, "--pubkey", lhex, "--serial", "B", "--operator", "o", "--site", "91,8");
   EXPECT_CLI(2, "--pubkey", "chip", "enroll", "--db", db, "--serial", "B", "--operator", "o",
@@ -1743,6 +1725,161 @@ START_TEST(test_region_cli) {
 }
 END_TEST
 
+/* ---- connecting: failures classified, defaults that a conninfo overrides -- */
+
+/* cl_store_connect's code for conninfo, with its message in err. */
+static int try_connect(const char *conninfo, char *err, size_t errlen) {
+  cl_store *s = NULL;
+  int rc = cl_store_connect(&s, conninfo, err, errlen);
+  ck_assert_msg((rc == CL_OK) == (s != NULL), "rc %d with store %p", rc, (void *)s);
+  cl_store_destroy(&s);
+  return rc;
+}
+
+#define EXPECT_CONNECT(conninfo, code, needle)                                               \
+  do {                                                                                      \
+    char e_[512] = "";                                                                      \
+    int rc_ = try_connect((conninfo), e_, sizeof e_);                                       \
+    ck_assert_msg(rc_ == (code), "%s: rc %d, wanted %d: %s", (conninfo), rc_, (code), e_);  \
+    ck_assert_msg(strstr(e_, (needle)) != NULL, "%s: err lacks \"%s\": %s", (conninfo),    \
+                  (needle), e_);                                                            \
+  } while (0)
+
+START_TEST(test_connect_classified) {
+  /* A login the database refuses is a configuration error (CL_EPERM, with
+   * what to change); a server that is not there, or turns the connection
+   * away for now, an outage (CL_EDB). Roles are cluster-wide: the names
+   * are this test's own. */
+  char *ci = tu_db_create("cl_store_connect");
+  char err[512] = "";
+  ck_assert_msg(tu_sql(ci,
+                       "DO $$ BEGIN "
+                       "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'cl_conn_group') "
+                       "THEN CREATE ROLE cl_conn_group NOLOGIN; END IF; "
+                       "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'cl_conn_noconnect') "
+                       "THEN CREATE ROLE cl_conn_noconnect LOGIN; END IF; "
+                       "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'cl_conn_full') "
+                       "THEN CREATE ROLE cl_conn_full LOGIN CONNECTION LIMIT 0; END IF; END $$; "
+                       "REVOKE CONNECT ON DATABASE cl_store_connect FROM PUBLIC",
+                       err, sizeof err) == 0,
+                "%s", err);
+  char *group = tu_conninfo_as(ci, "cl_conn_group");
+  char *missing_role = tu_conninfo_as(ci, "cl_conn_no_such_role");
+  char *noconnect = tu_conninfo_as(ci, "cl_conn_noconnect");
+  char *full = tu_conninfo_as(ci, "cl_conn_full");
+  char *missing_db = tu_fmt("%s dbname=cl_store_no_such_db", ci);
+  char *nologin_dir = tu_tmpdir("cl-store-no-server");
+  char *no_server = tu_fmt("host=%s dbname=x", nologin_dir);
+
+  EXPECT_CONNECT(ci, CL_OK, "");
+  /* A group role (NOLOGIN), as the example conninfo once named. */
+  EXPECT_CONNECT(group, CL_EPERM,
+                 "database login failed: role \"cl_conn_group\" is not permitted to log in (a "
+                 "group role? log in with a member of it, see chiploc(1)); this is a "
+                 "configuration error");
+  EXPECT_CONNECT(missing_role, CL_EPERM, "role \"cl_conn_no_such_role\" does not exist");
+  EXPECT_CONNECT(missing_db, CL_EPERM, "database \"cl_store_no_such_db\" does not exist");
+  EXPECT_CONNECT(missing_db, CL_EPERM, "createdb");
+  EXPECT_CONNECT(noconnect, CL_EPERM, "permission denied for database");
+  /* Too many connections (53300) is the server answering "not now". */
+  EXPECT_CONNECT(full, CL_EDB, "cannot connect to the database:");
+  EXPECT_CONNECT(full, CL_EDB, "too many connections for role \"cl_conn_full\"");
+  /* No server: a socket directory without a socket, a path that does not
+   * exist. */
+  EXPECT_CONNECT(no_server, CL_EDB, nologin_dir);
+  EXPECT_CONNECT("host=/nonexistent dbname=x", CL_EDB, "/nonexistent");
+  /* A conninfo that does not parse is not retried, and its text (which may
+   * hold a password) is not shown; neither is it with a server's refusal. */
+  char *bad = tu_fmt("%s password=hunter2 junk", ci);
+  EXPECT_CONNECT(bad, CL_EPERM, "invalid database connection string");
+  ck_assert_int_eq(try_connect(bad, err, sizeof err), CL_EPERM);
+  ck_assert_msg(strstr(err, "hunter2") == NULL, "%s", err);
+  char *secret = tu_fmt("%s password=hunter2", missing_role);
+  ck_assert_int_eq(try_connect(secret, err, sizeof err), CL_EPERM);
+  ck_assert_msg(strstr(err, "hunter2") == NULL && strstr(err, "host=") == NULL, "%s", err);
+
+  /* The CLI: exit 2 for a configuration error, 1 for an outage. */
+  char *dir = tu_tmpdir("cl-store-connect-cli");
+  EXPECT_CLI(2, "chiploc: database login failed: role \"cl_conn_group\"", "measurements", "--db",
+             group);
+  EXPECT_CLI(2, "does not exist", "audit", "--db", missing_db);
+  EXPECT_CLI(1, "chiploc: cannot connect to the database", "measurements", "--db", no_server);
+  /* The verifier: a refused login stops it with exit 2, in one round or
+   * following. */
+  char *key = tu_keygen(dir, "verifier", tu_fmt("%s/keygen.log", dir));
+  EXPECT_CLI(2, "database login failed", "verify", "--db", group, "--key", key);
+  EXPECT_CLI(2, "msg=\"database login refused\"", "verify", "--db", missing_db, "--key", key,
+             "--follow");
+
+  free(dir);
+  rmdir(nologin_dir);
+  free(nologin_dir);
+  free(full);
+  free(noconnect);
+  free(missing_role);
+  free(group);
+  free(ci);
+  tu_release();
+}
+END_TEST
+
+/* The value libpq uses for keyword on this connection, "" if unset. */
+static char *option_of(cl_store *s, const char *keyword) {
+  PQconninfoOption *opts = PQconninfo(cl_store_pgconn(s));
+  char *v = NULL;
+  for (PQconninfoOption *o = opts; o && o->keyword; o++)
+    if (strcmp(o->keyword, keyword) == 0) v = strdup(o->val ? o->val : "");
+  PQconninfoFree(opts);
+  ck_assert_msg(v != NULL, "libpq has no %s", keyword);
+  return tu_own(v);
+}
+
+START_TEST(test_connect_defaults) {
+  /* Every connection gets keepalives, tcp_user_timeout and connect_timeout
+   * unless its conninfo (key=value or URI) or $PGCONNECT_TIMEOUT sets them. */
+  char *ci = tu_db_create("cl_store_connect_defaults");
+  cl_store *s = connect_or_fail(ci);
+  ck_assert_str_eq(option_of(s, "connect_timeout"), "10");
+  ck_assert_str_eq(option_of(s, "keepalives"), "1");
+  ck_assert_str_eq(option_of(s, "keepalives_idle"), "10");
+  ck_assert_str_eq(option_of(s, "keepalives_interval"), "5");
+  ck_assert_str_eq(option_of(s, "keepalives_count"), "3");
+  ck_assert_str_eq(option_of(s, "tcp_user_timeout"), "30000");
+  cl_store_destroy(&s);
+
+  s = connect_or_fail(tu_fmt("%s tcp_user_timeout=0 keepalives=0 connect_timeout=3", ci));
+  ck_assert_str_eq(option_of(s, "tcp_user_timeout"), "0");
+  ck_assert_str_eq(option_of(s, "keepalives"), "0");
+  ck_assert_str_eq(option_of(s, "connect_timeout"), "3");
+  ck_assert_str_eq(option_of(s, "keepalives_idle"), "10"); /* the rest stay */
+  ck_assert_str_eq(option_of(s, "dbname"), "cl_store_connect_defaults");
+  cl_store_destroy(&s);
+
+  const char *pg = getenv("CHIPLOC_TEST_PG_DIR");
+  ck_assert_ptr_nonnull(pg);
+  char *root = tu_read_file(tu_fmt("%s/pgroot", pg));
+  ck_assert_ptr_nonnull(root);
+  root[strcspn(root, "\n")] = '\0';
+  tu_own(root);
+  s = connect_or_fail(tu_fmt("postgresql:///cl_store_connect_defaults?host=%s&port=5432&user="
+                             "postgres&keepalives_idle=77&tcp_user_timeout=1234",
+                             root));
+  ck_assert_str_eq(option_of(s, "keepalives_idle"), "77");
+  ck_assert_str_eq(option_of(s, "tcp_user_timeout"), "1234");
+  ck_assert_str_eq(option_of(s, "keepalives_count"), "3");
+  cl_store_destroy(&s);
+
+  setenv("PGCONNECT_TIMEOUT", "4", 1);
+  s = connect_or_fail(ci);
+  ck_assert_str_eq(option_of(s, "connect_timeout"), "4");
+  ck_assert_str_eq(option_of(s, "tcp_user_timeout"), "30000");
+  cl_store_destroy(&s);
+  unsetenv("PGCONNECT_TIMEOUT");
+  free(ci);
+  tu_release();
+}
+END_TEST
+
 int main(void) {
   if (sodium_init() < 0) return EXIT_FAILURE;
   Suite *su = suite_create("store");
@@ -1769,6 +1906,8 @@ int main(void) {
   tcase_set_timeout(cli_tc, 60);
   tcase_add_test(cli_tc, test_cli);
   tcase_add_test(cli_tc, test_region_cli);
+  tcase_add_test(cli_tc, test_connect_classified);
+  tcase_add_test(cli_tc, test_connect_defaults);
   suite_add_tcase(su, cli_tc);
   SRunner *sr = srunner_create(su);
   srunner_run_all(sr, CK_NORMAL);

@@ -310,6 +310,12 @@ START_TEST(alerts_site_excluded) {
   assert_open(&d, SITE);
   ck_assert_str_eq(d.detail[CL_ALERT_SITE_EXCLUDED],
                    "declared site 1234.6 km beyond landmark 104's bound");
+  /* With its name known, the text names the landmark as operators do. */
+  v.site_landmark_name = "berlin-1";
+  d = decide(&prev, &v);
+  ck_assert_str_eq(d.detail[CL_ALERT_SITE_EXCLUDED],
+                   "declared site 1234.6 km beyond landmark berlin-1's bound");
+  v.site_landmark_name = NULL;
 
   /* Clearing: the site is consistent again, or not evaluated. */
   v.site = CL_SITE_CONSISTENT;
@@ -353,7 +359,12 @@ START_TEST(alerts_inconsistent) {
   decision d = decide(&prev, &v);
   assert_open(&d, INCONSISTENT);
   ck_assert_str_eq(d.detail[CL_ALERT_INCONSISTENT],
-                   "no point satisfies every bound; remove landmark id(s) 104 105");
+                   "no point satisfies every bound; remove landmark(s) 104 105");
+  v.excluded_names[1] = "milan-1";
+  d = decide(&prev, &v);
+  ck_assert_str_eq(d.detail[CL_ALERT_INCONSISTENT],
+                   "no point satisfies every bound; remove landmark(s) 104 milan-1");
+  v.excluded_names[1] = NULL;
 
   /* Sixteen long ids do not fit: the text is cut, never overrun. */
   v.n_excluded = CL_GEO_MAX_EXCLUDED;
@@ -362,7 +373,7 @@ START_TEST(alerts_inconsistent) {
   assert_open(&d, INCONSISTENT);
   const char *t = d.detail[CL_ALERT_INCONSISTENT];
   ck_assert_uint_eq(strnlen(t, CL_VERIFY_DETAIL_LEN), CL_VERIFY_DETAIL_LEN - 1);
-  const char *head = "no point satisfies every bound; remove landmark id(s) 9223372036854775807 "
+  const char *head = "no point satisfies every bound; remove landmark(s) 9223372036854775807 "
                      "9223372036854775806 ";
   ck_assert(strncmp(t, head, strlen(head)) == 0);
 
@@ -620,7 +631,7 @@ START_TEST(attest_inconsistent) {
   ck_assert_mem_eq(a->excluded_digest, digest, CL_HASH_LEN);
   ck_assert_int_eq(round->alert[CL_ALERT_INCONSISTENT], 1);
   ck_assert_str_eq(round->detail[CL_ALERT_INCONSISTENT],
-                   "no point satisfies every bound; remove landmark id(s) 104");
+                   "no point satisfies every bound; remove landmark(s) 104");
   for (int k = 0; k < CL_ALERT__CHIP_KINDS; k++)
     if (k != CL_ALERT_INCONSISTENT) ck_assert_int_eq(round->alert[k], 0);
   free(round);
@@ -943,7 +954,7 @@ START_TEST(round_too_many_minima) {
   ck_assert_uint_eq(o->n_excluded, 1);
   ck_assert_int_eq(o->excluded_ids[0], LM_ID(I_BERLIN));
   ck_assert_str_eq(o->detail[CL_ALERT_INCONSISTENT],
-                   "no point satisfies every bound; remove landmark id(s) 104");
+                   "no point satisfies every bound; remove landmark(s) 104");
   free(b.mins);
   free(o);
 }

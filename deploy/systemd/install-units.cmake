@@ -5,7 +5,8 @@
 #   CHIPLOC_UNIT_STAGE   a directory of the build tree for the rewritten units
 #   CHIPLOC_UNIT_DIR     unit directory, relative to the install prefix or absolute
 #   CHIPLOC_UNIT_BINDIR  bin directory, relative to the install prefix or absolute
-#   CHIPLOC_UNITS        the units to install (an agent-only build: the agent's)
+#   CHIPLOC_UNITS        the services to install (an agent-only build: the agent's),
+#                        each with its companions (below)
 # The units in the source tree start the binaries from /usr/bin; here every
 # "=/usr/bin/" becomes the bin directory of the prefix given at install time
 # (`cmake --install BUILD --prefix P`), so the units always start the
@@ -27,8 +28,24 @@ else()
   set(bin_dir "${CMAKE_INSTALL_PREFIX}/${CHIPLOC_UNIT_BINDIR}")
 endif()
 
-file(MAKE_DIRECTORY "${CHIPLOC_UNIT_STAGE}")
+# Each service brings its companions: the template for several instances
+# on one host, and, with the verifier (a treaty-body build), the timers of
+# the partition maintenance and the audit, which run the same chiploc CLI.
+set(units "")
 foreach(unit ${CHIPLOC_UNITS})
+  list(APPEND units ${unit})
+  if(unit STREQUAL "chiploc-landmarkd.service")
+    list(APPEND units chiploc-landmarkd@.service)
+  elseif(unit STREQUAL "chiploc-chipagent.service")
+    list(APPEND units chiploc-chipagent@.service)
+  elseif(unit STREQUAL "chiploc-verifier.service")
+    list(APPEND units chiploc-maintenance.service chiploc-maintenance.timer
+                      chiploc-audit.service chiploc-audit.timer)
+  endif()
+endforeach()
+
+file(MAKE_DIRECTORY "${CHIPLOC_UNIT_STAGE}")
+foreach(unit ${units})
   file(READ "${CHIPLOC_UNIT_SRC}/${unit}" text)
   string(REPLACE "=/usr/bin/" "=${bin_dir}/" text "${text}")
   file(WRITE "${CHIPLOC_UNIT_STAGE}/${unit}" "${text}")

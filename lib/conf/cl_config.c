@@ -810,12 +810,46 @@ int cl_landmark_config_load(const char *path, cl_landmark_config *out, char *err
   return config_load(&landmark_kind, path, out, err, errlen);
 }
 
+/* Whether option o has the same value in the structs a and b. */
+static int same_value(const option *o, const void *a, const void *b) {
+  const char *pa = (const char *)a + o->off, *pb = (const char *)b + o->off;
+  switch (o->type) {
+  case OPT_U32: return *(const uint32_t *)pa == *(const uint32_t *)pb;
+  case OPT_DOUBLE:
+  case OPT_SPEED: return *(const double *)pa == *(const double *)pb;
+  case OPT_NAME:
+  case OPT_SECRET:
+  case OPT_PATH: return strcmp(pa, pb) == 0;
+  case OPT_HOSTPORT:
+    return strcmp(pa, pb) == 0 &&
+           *(const int *)((const char *)a + o->off2) == *(const int *)((const char *)b + o->off2);
+  case OPT_PUBKEY: return memcmp(pa, pb, CL_PK_LEN) == 0;
+  }
+  return 0;
+}
+
+size_t cl_landmark_config_diff(const cl_landmark_config *a, const cl_landmark_config *b,
+                               char *out, size_t outlen) {
+  size_t n = 0, used = 0;
+  if (out && outlen) out[0] = '\0';
+  for (size_t i = 0; i < landmark_kind.n_opts; i++) {
+    const option *o = &landmark_kind.opts[i];
+    if (same_value(o, a, b)) continue;
+    if (out && used < outlen)
+      used += (size_t)snprintf(out + used, outlen - used, "%s[%s] %s", n ? ", " : "",
+                               landmark_kind.secs[o->sec].name, o->key);
+    n++;
+  }
+  return n;
+}
+
 /* ---- chipagent ---------------------------------------------------------- */
 
-enum { AS_AGENT, AS_LANDMARK, AS_CHIP };
+enum { AS_AGENT, AS_LANDMARK, AS_CHIP, AS_METRICS };
 
 static const section_def agent_secs[] = {
     [AS_AGENT] = {.name = "agent"},
+    [AS_METRICS] = {.name = "metrics"},
     [AS_LANDMARK] = {.name = "landmark",
                      .multi = 1,
                      .min_count = 1,
@@ -855,6 +889,10 @@ static const option agent_opts[] = {
      .off = offsetof(cl_agent_landmark, pk)},
     {.sec = AS_CHIP, .key = "key", .type = OPT_PATH, .flags = OPT_REQUIRED,
      .off = offsetof(cl_agent_chip, key_path), .size = sizeof(((cl_agent_chip *)0)->key_path)},
+    /* No default, as landmarkd's: absent or empty means no metrics endpoint. */
+    {.sec = AS_METRICS, .key = "listen", .type = OPT_HOSTPORT, .flags = OPT_EMPTY_OK,
+     .off = AGF(metrics_host), .off2 = AGF(metrics_port),
+     .size = sizeof(((cl_agent_config *)0)->metrics_host)},
 };
 
 static void agent_init(void *p) {

@@ -85,6 +85,9 @@ typedef struct {
   uint32_t backoff_max_ms;            /* cap of the exponential backoff, default 30000 */
   uint32_t idle_timeout_s; /* no complete frame from a registered landmark for this long:
                               reconnect, default 300 */
+  /* [metrics] listen = HOST:PORT (numeric IP); empty host: no metrics endpoint */
+  char metrics_host[CL_CONFIG_HOST_MAX];
+  int metrics_port;
   /* [landmark.NAME] sections: address = HOST:PORT, public_key = 64 hex */
   size_t n_landmarks;
   cl_agent_landmark landmarks[CL_CONFIG_MAX_LANDMARKS];
@@ -101,6 +104,11 @@ typedef struct {
  * keys and for the idle timeout rule, whose settings may all be defaults).
  */
 int cl_landmark_config_load(const char *path, cl_landmark_config *out, char *err, size_t errlen);
+/* The settings whose values differ between two loaded landmarkd configs
+ * (landmarkd's SIGHUP): writes them into out as "[section] key" separated
+ * by ", " (cut to outlen - 1 bytes) and returns how many there are. */
+size_t cl_landmark_config_diff(const cl_landmark_config *a, const cl_landmark_config *b,
+                               char *out, size_t outlen);
 int cl_agent_config_load(const char *path, cl_agent_config *out, char *err, size_t errlen);
 
 /* Parses "HOST:PORT" or "[V6]:PORT". Returns 0 or CL_EMALFORMED. */

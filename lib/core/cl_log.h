@@ -1,11 +1,20 @@
 /*
  * One-line-per-event logging in logfmt: `ts=... level=... msg=... key=value`.
- * Values with spaces, quotes or '=' are quoted and escaped so that a line
- * always parses and an operator can grep it. Output goes to stderr.
+ * Every value is written so that a line always parses and an operator can
+ * grep it: a value holding a space, '=', a quote, a backslash or a control
+ * byte (or an empty one) is quoted, with \" \\ and \n escapes and \xNN for
+ * other control bytes. Output goes to stderr, at most 2048 bytes a line;
+ * pairs that do not fit are left out whole and the line ends in
+ * `truncated=true`.
  *
  * Usage: cl_log(CL_LOG_INFO, "probe accepted", "chip=%s rtt_ns=%llu", hex, rtt);
- * The format string after msg supplies the key=value part; use cl_log_quote()
- * for values a peer controls.
+ * The format string after msg supplies the key=value part, pairs separated
+ * by spaces. cl_log escapes each value itself, whatever its conversions
+ * produce (libpq's messages with quotes and newlines included): write
+ * `err=%s` or `err=\"%s\"` (a value the format quotes is always written
+ * quoted, and may hold literal spaces: `hint=\"two words\"`). A conversion where a key belongs
+ * inserts pairs formatted elsewhere (`rows=%llu %s`). Use cl_log_quote() for
+ * bytes a peer controls: its quoted output is kept as it is.
  */
 #ifndef CL_LOG_H
 #define CL_LOG_H

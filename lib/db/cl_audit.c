@@ -8,7 +8,9 @@
  *     retire_kind); protocol 1 rows are counted as legacy;
  *  2. landmark_links: the same, the peer landmark's key in the chip's part;
  *  3. regions: the geometry digest (cl_region_digest) of every region that a
- *     version-2 attestation names, computed once into a small sorted table;
+ *     version-2 attestation names, computed once into a small sorted table,
+ *     and the ranges of measurement_retention that excuse, merged into a
+ *     short sorted list (its table holds a row per removed month);
  *  4. attestations, in (chip, verifier, round) order: each row is rebuilt
  *     into a cl_attestation (keys through chips, verifiers and landmarks;
  *     version 1: the measurements digest from the rows measurement_ids
@@ -25,12 +27,13 @@
  * row is then verified again (the signatures and the landmark's lifecycle,
  * as in step 1) until one per cited signature is found usable; the next
  * attestation's first row (or the end of the stream) closes the group and
- * reports missing evidence and a changed landmarks digest. Re-verifying the
- * candidates, rather than remembering which rows step 1 refused, keeps
- * memory independent of how many rows fail (an attacker who inserts many
- * forged copies of a cited signature costs signature checks, not memory,
- * and cannot push the genuine row out of a bounded list); the price is one
- * more signature check per cited row, a few per measurement.
+ * reports missing evidence (unless retention removed it) and a changed
+ * landmarks digest. Re-verifying the candidates, rather than remembering
+ * which rows step 1 refused, keeps memory independent of how many rows fail
+ * (an attacker who inserts many forged copies of a cited signature costs
+ * signature checks, not memory, and cannot push the genuine row out of a
+ * bounded list); the price is one more signature check per cited row, a few
+ * per measurement.
  *
  * Rows arrive in binary format in single-row mode, so no table is ever held
  * in memory. Each row yields at most one content finding (the first check
@@ -79,7 +82,14 @@ typedef struct {
   cl_attest_landmark *lms; /* per cited signature: the usable row's landmark */
   int64_t lo_ns, hi_ns;    /* the window (lo_ns, hi_ns] */
   int legacy;              /* a usable row is a protocol 1 row */
+  uint8_t *retired;        /* per cited signature: measurement_retention_cited records it */
 } att_group;
+
+/* A range of measured_at that retention removed, [lo, hi) in PostgreSQL
+ * microseconds (since 2000). */
+typedef struct {
+  int64_t lo, hi;
+} retired_range;
 
 typedef struct {
   PGconn *c;
@@ -99,6 +109,9 @@ typedef struct {
   /* Step 3's table, sorted by code (strcmp). */
   region_digest *regions;
   size_t n_regions, cap_regions;
+  /* Step 3's ranges of measurement_retention in force, merged, by lo. */
+  retired_range *retired;
+  size_t n_retired, cap_retired;
   att_group g;
 } audit_ctx;
 
@@ -642,7 +655,93 @@ static void free_regions(audit_ctx *a) {
   a->n_regions = a->cap_regions = 0;
 }
 
+/* ---- pass 3: the ranges retention removed ---------------------------------------- */
+
+/*
+ * True when an attached partition of measurements (not the default one)
+ * overlaps the range of the measurement_retention row `r`: the range was
+ * attached back (an archive restored) or never removed, its rows are live
+ * and checked as such, and it excuses nothing. A bound that is not a
+ * timestamp (MINVALUE, MAXVALUE) reaches without end.
+ */
+#define RETENTION_COVERED_AGAIN(r)                                                              \
+  "EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid"                   \
+  " CROSS JOIN LATERAL pg_get_expr(p.relpartbound, p.oid) b(bound)"                             \
+  " WHERE i.inhparent = 'measurements'::regclass AND b.bound <> 'DEFAULT'"                     \
+  " AND coalesce((regexp_match(b.bound, 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz,"           \
+  " '-infinity') < " r ".range_end"                                                             \
+  " AND coalesce((regexp_match(b.bound, 'TO \\(''([^'']+)''\\)'))[1]::timestamptz,"             \
+  " 'infinity') > " r ".range_start)"
+
+/* Every recorded range, by start, and whether it excuses. */
+static const char SQL_RETENTION[] =
+    "SELECT r.range_start, r.range_end, NOT " RETENTION_COVERED_AGAIN("r")
+    " FROM measurement_retention r ORDER BY r.range_start, r.range_end";
+
+/* One range: counted, and merged into the list when it excuses (rows come
+ * by start, so a range either extends the last one or follows it). */
+static int retention_row(audit_ctx *a, const PGresult *r) {
+  int ok = 1;
+  int64_t lo = col_int(r, 0, 8, &ok), hi = col_int(r, 1, 8, &ok);
+  if (!ok || PQgetisnull(r, 0, 2)) {
+    cl_err_set(a->err, a->errlen, "measurement_retention: a row without its range");
+    return CL_EDB;
+  }
+  if (!col_bool(r, 2)) {
+    a->rep->ignored_ranges++;
+    return CL_OK;
+  }
+  a->rep->retention_ranges++;
+  if (unix_us(hi) > a->rep->retired_until_us) a->rep->retired_until_us = unix_us(hi);
+  if (a->n_retired > 0 && lo <= a->retired[a->n_retired - 1].hi) {
+    retired_range *last = &a->retired[a->n_retired - 1];
+    if (hi > last->hi) last->hi = hi;
+    return CL_OK;
+  }
+  if (a->n_retired == a->cap_retired) {
+    size_t cap = a->cap_retired ? a->cap_retired * 2 : 16;
+    retired_range *nr = realloc(a->retired, cap * sizeof *nr);
+    if (!nr) {
+      cl_err_set(a->err, a->errlen, "out of memory for %zu retention ranges", cap);
+      return CL_ENOMEM;
+    }
+    a->retired = nr;
+    a->cap_retired = cap;
+  }
+  a->retired[a->n_retired++] = (retired_range){lo, hi};
+  return CL_OK;
+}
+
+/*
+ * 1 if every row the evidence query could return for the window
+ * (lo_ns, hi_ns] lies in one merged range that retention removed: measured_at
+ * in (lo - 1 s, hi + 1 s], widened by two microseconds for to_timestamp's
+ * rounding. The window must be inside the ranges, not merely touch them.
+ */
+static int window_retired(const audit_ctx *a, int64_t lo_ns, int64_t hi_ns) {
+  if (a->n_retired == 0 || lo_ns > hi_ns) return 0;
+  int64_t lo_us = lo_ns / 1000 - (lo_ns % 1000 < 0) - PG_EPOCH_UNIX_US - 1000002;
+  int64_t hi_us = hi_ns / 1000 + (hi_ns % 1000 > 0) - PG_EPOCH_UNIX_US + 1000002;
+  /* The last range starting at or before lo_us. */
+  size_t lo = 0, hi = a->n_retired;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (a->retired[mid].lo <= lo_us)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo > 0 && a->retired[lo - 1].hi > hi_us;
+}
+
 /* ---- pass 4: attestations ---------------------------------------------------- */
+
+/* Retention recorded this attestation's citation `cond` (of rc) as removed,
+ * and the range is not covered again. */
+#define RETIRED_CITATION(cond)                                                                  \
+  "EXISTS (SELECT 1 FROM measurement_retention_cited rc"                                        \
+  " JOIN measurement_retention r ON r.id = rc.retention_id"                                     \
+  " WHERE rc.attestation_id = a.id AND " cond " AND NOT " RETENTION_COVERED_AGAIN("r") ")"
 
 /*
  * One result row per (attestation, candidate row of its evidence), in chain
@@ -661,13 +760,18 @@ enum {
   A_EXCLUDED_FOUND, /* how many of them name a landmark */
   A_N_IDS,         /* number of measurement ids */
   A_ID_SIGS,       /* version 1: their landmark signatures concatenated */
-  A_MISSING_ID,    /* version 1: the smallest id that names no measurement */
+  A_MISSING_ID,    /* version 1: the smallest id that names no measurement and
+                    * that measurement_retention_cited does not record */
   A_HASH, A_SIGNATURE, A_ROUND_END, A_VERSION,
   A_SIGS,          /* measurement_sigs (bytea[]), NULL when too long */
   A_SITE_DIGEST, A_LANDMARKS_DIGEST, A_REGIONS_DIGEST,
   A_SITE_LAT, A_SITE_LON, /* the chip's current declared site */
   A_LO_NS,         /* round_end_ns - window_ns when the evidence is followed (the
                     * query's; the group recomputes it from the signed fields) */
+  A_RETIRED_IDS,   /* version 1: how many ids name no measurement but are recorded
+                    * in measurement_retention_cited */
+  A_RETIRED_ORDS,  /* version 2: the ordinals (bigint[]) of the cited signatures
+                    * recorded there */
   E_ORDINAL,       /* the candidate's cited signature, 1-based; NULL: no candidate */
   E_ROW,           /* the candidate's signed-row block (S_*) */
   E_LAT = E_ROW + S_NCOLS, E_LON, /* its landmark's current position */
@@ -692,7 +796,8 @@ static const char SQL_ATTESTATIONS[] =
     "   JOIN measurements m ON m.id = u.id) END,"
     " CASE WHEN a.layout_version = 1 AND cardinality(a.measurement_ids) <= $1::integer THEN"
     "  (SELECT min(u.id) FROM unnest(a.measurement_ids) u(id)"
-    "   WHERE NOT EXISTS (SELECT 1 FROM measurements m WHERE m.id = u.id)) END,"
+    "   WHERE NOT EXISTS (SELECT 1 FROM measurements m WHERE m.id = u.id)"
+    "   AND NOT " RETIRED_CITATION("rc.measurement_id = u.id") ") END,"
     " a.hash, a.signature, a.round_end, a.layout_version,"
     " CASE WHEN cardinality(a.measurement_sigs) <= $1::integer THEN a.measurement_sigs END"
     "  AS sigs,"
@@ -701,7 +806,14 @@ static const char SQL_ATTESTATIONS[] =
      * evidence to follow. */
     " CASE WHEN a.layout_version = 2 AND a.round_end_ns >= 0 AND a.window_ns > 0"
     "  AND coalesce(cardinality(a.measurement_sigs), 0) BETWEEN 1 AND $1::integer"
-    "  THEN a.round_end_ns - a.window_ns END AS lo_ns"
+    "  THEN a.round_end_ns - a.window_ns END AS lo_ns,"
+    " CASE WHEN a.layout_version = 1 AND cardinality(a.measurement_ids) <= $1::integer THEN"
+    "  (SELECT count(*) FROM unnest(a.measurement_ids) u(id)"
+    "   WHERE NOT EXISTS (SELECT 1 FROM measurements m WHERE m.id = u.id)"
+    "   AND " RETIRED_CITATION("rc.measurement_id = u.id") ") END,"
+    " CASE WHEN a.layout_version = 2 AND cardinality(a.measurement_sigs) <= $1::integer THEN"
+    "  ARRAY(SELECT u.o FROM unnest(a.measurement_sigs) WITH ORDINALITY u(s, o)"
+    "   WHERE " RETIRED_CITATION("rc.landmark_sig = u.s") ") END"
     " FROM attestations a LEFT JOIN chips c ON c.id = a.chip_id"
     " LEFT JOIN verifiers v ON v.id = a.verifier_id"
     " LEFT JOIN landmarks sl ON sl.id = a.site_landmark_id OFFSET 0) a"
@@ -883,20 +995,41 @@ static int rebuild_attestation(const PGresult *r, cl_attestation *at) {
   return 1;
 }
 
+/* Version 1: 1 if the record's window (its columns: nothing of it can be
+ * verified) lies inside the ranges retention removed. */
+static int v1_window_retired(const audit_ctx *a, const PGresult *r) {
+  int ok = 1;
+  int64_t end = col_int(r, A_ROUND_END_NS, 8, &ok);
+  int64_t window = col_int(r, A_WINDOW_NS, 8, &ok);
+  return ok && end >= 0 && window > 0 && window_retired(a, end - window, end);
+}
+
 /* Content checks of one attestation: at most one finding. *at is rebuilt
  * and *verified set when its signature verifies; *rebuilt is set when its
- * own hash is in rebuilt_hash. */
+ * own hash is in rebuilt_hash; *retired when it is a version 1 record whose
+ * missing measurements retention removed (nothing of it can be checked). */
 static int check_attestation(audit_ctx *a, const PGresult *r, int64_t id,
                              const uint8_t stored[CL_HASH_LEN], cl_attestation *at,
-                             int *verified, int *rebuilt, uint8_t rebuilt_hash[CL_HASH_LEN]) {
+                             int *verified, int *rebuilt, uint8_t rebuilt_hash[CL_HASH_LEN],
+                             int *retired) {
   *rebuilt = 0;
   *verified = 0;
+  *retired = 0;
   int ok = 1;
-  /* Version 1: a named measurement that is gone: deleted. Nothing else can
-   * be rebuilt without its signature. */
+  /* Version 1: a named measurement that is gone, and not with a partition
+   * whose removal covers the record's whole window: deleted. Nothing else
+   * can be rebuilt without its signature. */
   if (!PQgetisnull(r, 0, A_MISSING_ID)) {
     int64_t missing = col_int(r, A_MISSING_ID, 8, &ok);
-    return add_finding(a, CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_MEASUREMENT_MISSING, missing);
+    if (!v1_window_retired(a, r))
+      return add_finding(a, CL_AUDIT_ATTESTATIONS, id, CL_AUDIT_MEASUREMENT_MISSING, missing);
+    *retired = 1;
+    return CL_OK;
+  }
+  /* Every missing one was recorded as removed with its partition. */
+  if (!PQgetisnull(r, 0, A_RETIRED_IDS) && col_int(r, A_RETIRED_IDS, 8, &ok) > 0) {
+    *retired = 1;
+    return CL_OK;
   }
   int got = rebuild_attestation(r, at);
   if (got < 0) {
@@ -982,17 +1115,34 @@ static int all_zero(const uint8_t *p, size_t n) {
 }
 
 /* Closes the open attestation group: a cited signature without a usable row
- * is missing evidence; with all of them found, the landmarks digest must
- * match their landmarks as enrolled now. */
+ * is missing evidence, unless retention removed its row (recorded for this
+ * attestation, or no live row carries it and the whole window was
+ * removed); with all of them found, the landmarks digest must match their
+ * landmarks as enrolled now. */
 static int close_group(audit_ctx *a) {
   att_group *g = &a->g;
   int evidence = g->open && g->evidence;
   g->open = 0;
   if (!evidence) return CL_OK;
-  for (size_t i = 0; i < g->n_cited; i++)
-    if (!g->usable[i])
+  size_t retired = 0;
+  int window = -1; /* window_retired, once needed */
+  for (size_t i = 0; i < g->n_cited; i++) {
+    if (g->usable[i]) continue;
+    if (!g->retired[i] && g->fail_ref[i] == 0) {
+      if (window < 0) window = window_retired(a, g->lo_ns, g->hi_ns);
+      g->retired[i] = (uint8_t)window;
+    }
+    if (!g->retired[i])
       return add_finding(a, CL_AUDIT_ATTESTATIONS, g->id, CL_AUDIT_EVIDENCE, g->fail_ref[i]);
+    retired++;
+  }
   if (g->legacy) a->rep->legacy_evidence++;
+  /* The landmarks of removed rows are unknown: the digest cannot be
+   * recomputed. */
+  if (retired) {
+    a->rep->evidence_retired++;
+    return CL_OK;
+  }
   uint8_t d[CL_HASH_LEN];
   int rc = cl_attest_digest_landmarks(g->lms, g->n_cited, d);
   if (rc != CL_OK) {
@@ -1002,6 +1152,31 @@ static int close_group(audit_ctx *a) {
   if (memcmp(d, g->landmarks_digest, CL_HASH_LEN) != 0)
     return add_finding(a, CL_AUDIT_ATTESTATIONS, g->id, CL_AUDIT_INPUT_CHANGED,
                        CL_AUDIT_INPUT_LANDMARKS);
+  return CL_OK;
+}
+
+/* The cited signatures of a version-2 group that measurement_retention_cited
+ * records as removed (A_RETIRED_ORDS, 1-based ordinals). */
+static int mark_retired(audit_ctx *a, const PGresult *r, att_group *g) {
+  if (PQgetisnull(r, 0, A_RETIRED_ORDS)) return CL_OK;
+  array_iter it;
+  if (array_open(&it, (const uint8_t *)PQgetvalue(r, 0, A_RETIRED_ORDS),
+                 (size_t)PQgetlength(r, 0, A_RETIRED_ORDS)) != CL_OK) {
+    cl_err_set(a->err, a->errlen, "attestation %lld: a malformed list of retired citations",
+               (long long)g->id);
+    return CL_EDB;
+  }
+  for (int32_t i = 0; i < it.n; i++) {
+    const uint8_t *el;
+    size_t len;
+    if (array_next(&it, &el, &len) != CL_OK || !el || len != 8) {
+      cl_err_set(a->err, a->errlen, "attestation %lld: a malformed list of retired citations",
+                 (long long)g->id);
+      return CL_EDB;
+    }
+    uint64_t o = cl_get_be64(el);
+    if (o >= 1 && o <= g->n_cited) g->retired[o - 1] = 1;
+  }
   return CL_OK;
 }
 
@@ -1024,11 +1199,12 @@ static int open_group(audit_ctx *a, const PGresult *r, int64_t id) {
   g->open = 1;
   g->id = id;
   g->evidence = 0;
-  int verified = 0, rebuilt = 0;
+  int verified = 0, rebuilt = 0, retired = 0;
   uint8_t rebuilt_hash[CL_HASH_LEN];
   cl_attestation at;
-  int rc = check_attestation(a, r, id, stored, &at, &verified, &rebuilt, rebuilt_hash);
+  int rc = check_attestation(a, r, id, stored, &at, &verified, &rebuilt, rebuilt_hash, &retired);
   if (rc != CL_OK) return rc;
+  if (retired) a->rep->evidence_retired++;
 
   int first = !a->have_prev || a->prev_chip != chip || a->prev_verifier != verifier;
   if (first) {
@@ -1058,10 +1234,14 @@ static int open_group(audit_ctx *a, const PGresult *r, int64_t id) {
   memcpy(a->prev_stored, stored, CL_HASH_LEN);
   a->prev_rebuilt = rebuilt;
   if (rebuilt) memcpy(a->prev_rebuilt_hash, rebuilt_hash, CL_HASH_LEN);
-  a->prev_verified = verified && rebuilt;
+  /* A version 1 record whose evidence was removed cannot be checked, but
+   * it is not stepped over either: the next record must link to its stored
+   * hash, so that a record slipped into a removed month still breaks the
+   * chain. */
+  a->prev_verified = (verified && rebuilt) || retired;
   if (a->prev_verified) {
     a->have_good = 1;
-    memcpy(a->good_hash, rebuilt_hash, CL_HASH_LEN);
+    memcpy(a->good_hash, rebuilt ? rebuilt_hash : stored, CL_HASH_LEN);
   }
   if (rc != CL_OK || !verified || at.version != CL_ATT_V2) return rc;
 
@@ -1074,6 +1254,8 @@ static int open_group(audit_ctx *a, const PGresult *r, int64_t id) {
   memcpy(g->landmarks_digest, at.landmarks_digest, CL_HASH_LEN);
   memset(g->usable, 0, g->n_cited * sizeof *g->usable);
   memset(g->fail_ref, 0, g->n_cited * sizeof *g->fail_ref);
+  memset(g->retired, 0, g->n_cited * sizeof *g->retired);
+  if ((rc = mark_retired(a, r, g)) != CL_OK) return rc;
   /* The query expands candidates only for round_end_ns >= 0 and a positive
    * window (the columns are bigint); lo_ns is then round_end_ns - window_ns,
    * possibly negative, and cannot overflow. */
@@ -1168,10 +1350,12 @@ int cl_audit_run(cl_store *s, cl_audit_report *out, char *err, size_t errlen) {
   a.g.usable = calloc(CL_AUDIT_MAX_IDS, sizeof *a.g.usable);
   a.g.fail_ref = calloc(CL_AUDIT_MAX_IDS, sizeof *a.g.fail_ref);
   a.g.lms = calloc(CL_AUDIT_MAX_IDS, sizeof *a.g.lms);
-  if (!a.g.usable || !a.g.fail_ref || !a.g.lms) {
+  a.g.retired = calloc(CL_AUDIT_MAX_IDS, sizeof *a.g.retired);
+  if (!a.g.usable || !a.g.fail_ref || !a.g.lms || !a.g.retired) {
     free(a.g.usable);
     free(a.g.fail_ref);
     free(a.g.lms);
+    free(a.g.retired);
     cl_err_set(err, errlen, "audit: out of memory");
     return CL_ENOMEM;
   }
@@ -1190,13 +1374,17 @@ int cl_audit_run(cl_store *s, cl_audit_report *out, char *err, size_t errlen) {
   if (rc == CL_OK && a.n_regions > 1)
     qsort(a.regions, a.n_regions, sizeof *a.regions, cmp_region_digest);
   if (rc == CL_OK)
+    rc = stream(&a, SQL_RETENTION, 0, NULL, "reading measurement_retention", retention_row);
+  if (rc == CL_OK)
     rc = stream(&a, SQL_ATTESTATIONS, 1, params, "reading attestations", attestation_row);
   if (rc == CL_OK) rc = close_group(&a);
   if (rc == CL_OK) rc = exec_cmd(&a, "COMMIT", "ending the audit transaction");
   free_regions(&a);
+  free(a.retired);
   free(a.g.usable);
   free(a.g.fail_ref);
   free(a.g.lms);
+  free(a.g.retired);
   if (rc != CL_OK) {
     PGTransactionStatusType t = PQtransactionStatus(c);
     if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR) PQclear(PQexec(c, "ROLLBACK"));

@@ -15,6 +15,18 @@
  * the current enrolment rows. docs/OPERATIONS.md says what the audit can
  * and cannot detect; docs/ATTESTATION.md gives the layouts and digests.
  *
+ * Evidence removed by retention (`chiploc db maintain --retain-months`,
+ * schema 0007) is no finding: a cited measurement that no live row carries
+ * counts as retired when measurement_retention, which only chiploc_maintain
+ * writes, shows that it went with its partition. That is when the
+ * attestation's window, widened by the second of slack the evidence query
+ * allows, lies inside the recorded ranges, and no live row carries the
+ * signature at all; or when measurement_retention_cited records the row
+ * for this attestation (a window reaching past a removed month into a live
+ * one). A recorded range that a partition of measurements covers again (an
+ * archive attached back) excuses nothing: its rows are checked as live. A
+ * row missing anywhere else stays a finding.
+ *
  * The audit reads inside one REPEATABLE READ, READ ONLY transaction, so it
  * sees one consistent snapshot even while landmarks and the verifier keep
  * writing, and it streams every table in libpq's single-row mode: memory
@@ -66,8 +78,9 @@ typedef enum {
   CL_AUDIT_ATTESTATION_SIGNATURE,
   /* The stored hash is not the hash of the attestation's contents. */
   CL_AUDIT_HASH_MISMATCH,
-  /* Version 1 only: a measurement the attestation names is gone (deleted).
-   * ref: its id. (Version 2 reports CL_AUDIT_EVIDENCE instead.) */
+  /* Version 1 only: a measurement the attestation names is gone (deleted),
+   * and retention did not remove it. ref: its id. (Version 2 reports
+   * CL_AUDIT_EVIDENCE instead.) */
   CL_AUDIT_MEASUREMENT_MISSING,
   /* prev_hash is not the hash of the previous attestation of the same chip
    * and verifier: a record was deleted before this one, or this one was
@@ -89,7 +102,8 @@ typedef enum {
    * retired before it was measured nor revoked before it was inserted, a
    * consistent record, record and transcript signatures valid under the
    * enrolled keys). A protocol 1 row carrying the signature counts when the
-   * checks that need no signature pass (see legacy_evidence). The row was
+   * checks that need no signature pass (see legacy_evidence); a row that
+   * retention removed counts as retired (see evidence_retired). The row was
    * deleted or edited, or its landmark retired afterwards. One finding per
    * attestation, for the first such
    * signature in measurement_sigs order; ref: the id of the first row
@@ -127,6 +141,18 @@ typedef struct {
   int64_t legacy_measurements;
   int64_t legacy_links;
   int64_t legacy_evidence;
+  /* Attestations citing measurements that retention removed (see above):
+   * none is a finding. A version-2 record is still verified from its own
+   * row, but its landmarks digest cannot be recomputed without the rows; a
+   * version-1 record cannot be rebuilt at all (its signature covers the
+   * removed rows' signatures) and counts in its chain by its stored hash.
+   * The ranges of measurement_retention that excuse (retention_ranges; the
+   * newest end in retired_until_us, microseconds since 1970, 0 if none) and
+   * those a partition of measurements covers again (ignored_ranges). */
+  int64_t evidence_retired;
+  int64_t retention_ranges;
+  int64_t ignored_ranges;
+  int64_t retired_until_us;
   int64_t chains;           /* distinct (chip, verifier) chains walked */
   int64_t problems;         /* every finding, kept or not */
   cl_audit_finding *findings; /* the first CL_AUDIT_MAX_FINDINGS, malloc'd */

@@ -12,9 +12,11 @@
 #include "cl_probe.h"
 #include "cl_schema.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,18 +137,243 @@ static int parse_i64(const char *text, int64_t *out) {
   return CL_OK;
 }
 
-/* Reads an integer column known to be >= 0 (schema CHECKs) as unsigned. */
-static uint64_t get_u64(const PGresult *r, int row, int col) {
-  int64_t v = 0;
-  if (parse_i64(PQgetvalue(r, row, col), &v) != CL_OK || v < 0) return 0;
-  return (uint64_t)v;
+/*
+ * Session settings every chiploc connection relies on. Floats in text with
+ * all their digits (positions are read as text and must be the doubles
+ * that are stored and hashed); a failure here shows on the next statement.
+ * And the server's side of the keepalives the client gets by default
+ * (conn_defaults): those detect a server that vanished; these let the
+ * server end the backend of a client that vanished within about 30 s,
+ * instead of the kernel's two hours, so that its open transaction (a
+ * landmark's COPY cut off mid-batch) stops holding the locks and index
+ * entries the client's retry of the same rows then waits on. Ignored on a
+ * Unix socket.
+ */
+static void session_setup(PGconn *c) {
+  PQclear(PQexec(c, "SET extra_float_digits = 3; SET tcp_keepalives_idle = 10;"
+                    " SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3;"
+                    " SET tcp_user_timeout = 30000"));
 }
 
-/* Session settings every chiploc connection relies on: floats in text
- * with all their digits (positions are read as text and must be the
- * doubles that are stored and hashed). A failure here shows on the next
- * statement. */
-static void session_setup(PGconn *c) { PQclear(PQexec(c, "SET extra_float_digits = 3")); }
+/*
+ * Connection defaults every chiploc component gets unless its conninfo (or,
+ * for connect_timeout, $PGCONNECT_TIMEOUT) sets the keyword. Without them a
+ * database host that vanishes without resetting the connection (power loss,
+ * a partition, a firewall dropping state) blocks a statement for the
+ * kernel's ~15 minutes of retransmissions, and an idle connection for
+ * hours; with them the connection fails within about 30 s and the caller's
+ * retry and spooling take over (docs/CONFIG.md, conninfo).
+ */
+static const char *const conn_defaults[][2] = {
+    /* A host or server that never answers the connection attempt. */
+    {"connect_timeout", "10"},
+    /* An idle connection is probed after 10 s, then every 5 s, and dropped
+     * after 3 unanswered probes: about 25 s. */
+    {"keepalives", "1"},
+    {"keepalives_idle", "10"},
+    {"keepalives_interval", "5"},
+    {"keepalives_count", "3"},
+    /* Data sent and not acknowledged for 30 s (a statement or its result
+     * in flight) drops the connection; keepalives alone do not cover that. */
+    {"tcp_user_timeout", "30000"},
+};
+#define N_CONN_DEFAULTS (sizeof conn_defaults / sizeof conn_defaults[0])
+
+/* Whether `key` appears in a PQconninfoOption array with a value. */
+static int option_set(const PQconninfoOption *opts, const char *key) {
+  for (const PQconninfoOption *o = opts; o && o->keyword; o++)
+    if (strcmp(o->keyword, key) == 0) return o->val != NULL && o->val[0] != '\0';
+  return 0;
+}
+
+/* Whether this libpq knows `key` (an older one may lack tcp_user_timeout). */
+static int option_known(const PQconninfoOption *opts, const char *key) {
+  for (const PQconninfoOption *o = opts; o && o->keyword; o++)
+    if (strcmp(o->keyword, key) == 0) return 1;
+  return 0;
+}
+
+/*
+ * Starts a connection: the defaults above that libpq knows and the
+ * environment does not set, then the user's conninfo, expanded as dbname.
+ * libpq lets later keywords override earlier ones, so every keyword the
+ * conninfo names wins over a default. NULL only when out of memory.
+ */
+static PGconn *connect_start(const char *conninfo) {
+  const char *keys[N_CONN_DEFAULTS + 2], *vals[N_CONN_DEFAULTS + 2];
+  size_t n = 0;
+  PQconninfoOption *env = PQconndefaults();
+  for (size_t i = 0; i < N_CONN_DEFAULTS; i++) {
+    if (!option_known(env, conn_defaults[i][0]) || option_set(env, conn_defaults[i][0])) continue;
+    keys[n] = conn_defaults[i][0];
+    vals[n++] = conn_defaults[i][1];
+  }
+  keys[n] = "dbname";
+  vals[n++] = conninfo;
+  keys[n] = vals[n] = NULL;
+  PGconn *c = PQconnectStartParams(keys, vals, 1);
+  PQconninfoFree(env);
+  return c;
+}
+
+/* libpq's connect_timeout for c in seconds, 0 for none; like PQconnectdb,
+ * values of 1 count as 2. */
+static int connect_timeout_s(PGconn *c) {
+  PQconninfoOption *opts = PQconninfo(c);
+  int t = 0;
+  for (PQconninfoOption *o = opts; o && o->keyword; o++)
+    if (strcmp(o->keyword, "connect_timeout") == 0 && o->val) t = atoi(o->val);
+  PQconninfoFree(opts);
+  if (t <= 0) return 0;
+  return t < 2 ? 2 : t;
+}
+
+/* The host, port and address libpq is trying now, to see when it moves on. */
+static void attempt_id(PGconn *c, char *out, size_t outlen) {
+  const char *h = PQhost(c), *p = PQport(c), *a = PQhostaddr(c);
+  snprintf(out, outlen, "%s|%s|%s", h ? h : "", p ? p : "", a ? a : "");
+}
+
+/*
+ * Drives PQconnectPoll to its end, waiting on the socket with poll().
+ * connect_timeout bounds each host or address as in PQconnectdb (the clock
+ * restarts when libpq moves on to the next one); when it runs out the
+ * attempt ends there, without trying the remaining hosts of a multi-host
+ * conninfo (the caller's next attempt starts with the first again).
+ * Returns 1 when connected, 0 when libpq failed, -1 on the timeout.
+ */
+static int connect_wait(PGconn *c) {
+  int timeout_s = connect_timeout_s(c);
+  char at[1024] = "", now_at[1024];
+  struct timespec deadline = {0, 0};
+  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+  for (;;) {
+    if (st == PGRES_POLLING_OK) return 1;
+    if (st == PGRES_POLLING_FAILED) return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    attempt_id(c, now_at, sizeof now_at);
+    if (timeout_s > 0 && strcmp(at, now_at) != 0) {
+      snprintf(at, sizeof at, "%s", now_at);
+      deadline = now;
+      deadline.tv_sec += timeout_s;
+    }
+    int wait_ms = -1;
+    if (timeout_s > 0) {
+      long long left = (long long)(deadline.tv_sec - now.tv_sec) * 1000 +
+                       (deadline.tv_nsec - now.tv_nsec) / 1000000;
+      if (left <= 0) return -1;
+      wait_ms = (int)left;
+    }
+    struct pollfd p = {.fd = PQsocket(c), .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+    if (p.fd >= 0) {
+      int r = poll(&p, 1, wait_ms);
+      if (r < 0 && errno == EINTR) continue;
+      if (r == 0) continue; /* the deadline check above ends it */
+    }
+    st = PQconnectPoll(c);
+  }
+}
+
+/*
+ * The last error a server sent in a failed connection's message, which
+ * connect_fail asks libpq to render verbosely: each attempt that reached a
+ * server adds a line "SEVERITY:  SQLSTATE: text". The SQLSTATE is the only
+ * part that is neither translated (the server's lc_messages, the client's
+ * locale) nor reworded between releases, so the classification rests on it
+ * alone; libpq's own failures (refused, no such socket, unknown host,
+ * timeout) carry none. On success state holds the five characters, line
+ * the whole line without the SQLSTATE (as libpq would print it by default)
+ * and text the server's message. Returns 1 if there was one, else 0.
+ */
+static int server_error(const char *msg, char state[6], char *line, size_t linelen, char *text,
+                        size_t textlen) {
+  const char *found = NULL;
+  for (const char *p = strstr(msg, ":  "); p; p = strstr(p + 1, ":  ")) {
+    const char *s = p + 3;
+    int ok = 1;
+    for (int i = 0; i < 5 && ok; i++) ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'Z');
+    if (ok && s[5] == ':' && s[6] == ' ') found = s;
+  }
+  if (!found) return 0;
+  memcpy(state, found, 5);
+  state[5] = '\0';
+  const char *bol = found;
+  while (bol > msg && bol[-1] != '\n') bol--;
+  size_t eol = strcspn(found + 7, "\n");
+  snprintf(line, linelen, "%.*s%.*s", (int)(found - bol), bol, (int)eol, found + 7);
+  snprintf(text, textlen, "%.*s", (int)eol, found + 7);
+  return 1;
+}
+
+/*
+ * Whether a server's refusal is a configuration error that retrying cannot
+ * fix. Class 28 (invalid_authorization_specification, invalid_password):
+ * the role does not exist or may not log in, no pg_hba.conf entry, a
+ * failed password, peer or certificate check. 3D000: the database does not
+ * exist. 42501: no CONNECT privilege on the database. Everything else is
+ * an outage to retry: 57P03 (starting up, shutting down, in recovery),
+ * 53300 (too many clients), 57P01 (terminated by an administrator), ...
+ */
+static int refusal_is_config(const char *state) {
+  return strncmp(state, "28", 2) == 0 || strcmp(state, "3D000") == 0 ||
+         strcmp(state, "42501") == 0;
+}
+
+/* What the operator can do about a configuration refusal. The English text
+ * only picks a more precise hint; the SQLSTATE alone decides the class. */
+static const char *refusal_hint(const char *state, const char *text) {
+  if (strcmp(state, "3D000") == 0) return "create it with createdb, or fix dbname= in the conninfo";
+  if (strcmp(state, "42501") == 0) return "GRANT CONNECT ON DATABASE ... TO the login role";
+  if (strcmp(state, "28P01") == 0)
+    return "check password= in the conninfo, $PGPASSWORD or the password file";
+  if (strstr(text, "not permitted to log in"))
+    return "a group role? log in with a member of it, see chiploc(1)";
+  if (strstr(text, "does not exist")) return "create the login role, or fix user= in the conninfo";
+  if (strstr(text, "pg_hba.conf"))
+    return "allow this host, role and database in the server's pg_hba.conf";
+  return "check user= in the conninfo and the server's pg_hba.conf";
+}
+
+/* Turns a failed attempt into err and CL_EPERM (configuration) or CL_EDB
+ * (an outage, retried). timed_out: connect_wait gave up, not libpq. */
+static int connect_fail(PGconn *c, int timed_out, char *err, size_t errlen) {
+  if (timed_out) {
+    const char *h = PQhost(c), *p = PQport(c);
+    cl_err_set(err, errlen,
+               "cannot connect to the database: connection to server at \"%s\", port %s timed "
+               "out after %d s (connect_timeout)",
+               h ? h : "?", p ? p : "?", connect_timeout_s(c));
+    return CL_EDB;
+  }
+  char state[6], line[512], text[400];
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
+  if (server_error(msg, state, line, sizeof line, text, sizeof text)) {
+    flatten(line);
+    flatten(text);
+    if (refusal_is_config(state)) {
+      cl_err_set(err, errlen, "database login failed: %s (%s); this is a configuration error",
+                 text, refusal_hint(state, text));
+      return CL_EPERM;
+    }
+    cl_err_set(err, errlen, "cannot connect to the database: %s", line);
+    return CL_EDB;
+  }
+  /* The server asked for a password and the conninfo gave none: libpq
+   * ends the attempt itself, so there is no SQLSTATE, but this call says
+   * so without doubt. */
+  if (PQconnectionNeedsPassword(c)) {
+    cl_err_set(err, errlen,
+               "database login failed: the server asks for a password and none was given (set "
+               "password= in the conninfo or use a password file); this is a configuration "
+               "error");
+    return CL_EPERM;
+  }
+  flatten(msg);
+  cl_err_set(err, errlen, "cannot connect to the database: %s", msg);
+  return CL_EDB;
+}
 
 int cl_store_connect(cl_store **out, const char *conninfo, char *err, size_t errlen) {
   if (!out || !conninfo) {
@@ -154,21 +381,41 @@ int cl_store_connect(cl_store **out, const char *conninfo, char *err, size_t err
     return CL_EINVAL;
   }
   *out = NULL;
+  /* A conninfo that does not parse is refused before any attempt. Its
+   * text is not shown: libpq's message quotes part of it, and a conninfo
+   * may hold a password. */
+  char *perr = NULL;
+  PQconninfoOption *parsed = PQconninfoParse(conninfo, &perr);
+  if (!parsed) {
+    int oom = perr == NULL;
+    PQfreemem(perr);
+    if (oom) {
+      cl_err_set(err, errlen, "out of memory");
+      return CL_ENOMEM;
+    }
+    cl_err_set(err, errlen,
+               "invalid database connection string: not key=value pairs or a postgresql:// URI "
+               "(its text is not shown, it may hold a password); this is a configuration error");
+    return CL_EPERM;
+  }
+  PQconninfoFree(parsed);
   cl_store *s = calloc(1, sizeof *s);
-  if (!s) {
+  if (s) s->conn = connect_start(conninfo);
+  if (!s || !s->conn) {
+    free(s);
     cl_err_set(err, errlen, "out of memory");
     return CL_ENOMEM;
   }
-  s->conn = PQconnectdb(conninfo);
-  if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", s->conn ? PQerrorMessage(s->conn) : "out of memory");
-    flatten(msg);
-    cl_err_set(err, errlen, "cannot connect to the database: %s", msg);
+  /* Verbose errors carry the server's SQLSTATE (see server_error). */
+  PQsetErrorVerbosity(s->conn, PQERRORS_VERBOSE);
+  int ok = PQstatus(s->conn) != CONNECTION_BAD ? connect_wait(s->conn) : 0;
+  if (ok != 1) {
+    int rc = connect_fail(s->conn, ok < 0, err, errlen);
     PQfinish(s->conn);
     free(s);
-    return CL_EDB;
+    return rc;
   }
+  PQsetErrorVerbosity(s->conn, PQERRORS_DEFAULT);
   PQsetNoticeProcessor(s->conn, quiet_notices, NULL);
   session_setup(s->conn);
   *out = s;
@@ -183,6 +430,19 @@ void cl_store_destroy(cl_store **s) {
 }
 
 int cl_store_ok(cl_store *s) { return s && s->conn && PQstatus(s->conn) == CONNECTION_OK; }
+
+int cl_store_set_timeouts(cl_store *s, uint32_t statement_ms, uint32_t lock_ms, char *err,
+                          size_t errlen) {
+  if (!s || !s->conn) return CL_EINVAL;
+  char sql[128];
+  snprintf(sql, sizeof sql, "SET statement_timeout = %u; SET lock_timeout = %u", statement_ms,
+           lock_ms);
+  PGresult *r = PQexec(s->conn, sql);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok) cl_err_set(err, errlen, "setting timeouts: %s", PQerrorMessage(s->conn));
+  PQclear(r);
+  return ok ? CL_OK : CL_EDB;
+}
 
 int cl_store_reset(cl_store *s) {
   if (!s || !s->conn) return CL_EINVAL;
@@ -252,6 +512,56 @@ int cl_store_migrate(cl_store *s, int *applied, char *err, size_t errlen) {
   return rc;
 }
 
+/*
+ * Who holds public key pk already, as a phrase for a refusal: "chip SN1
+ * (operator acme)", "landmark paris", "verifier v1", or "" when no chip,
+ * landmark or verifier has it. One key is one identity: the tables' unique
+ * constraints hold within each table only, so enrolment checks across them
+ * here. 0 or the code of a failed query.
+ */
+static int key_holder(cl_store *s, const uint8_t pk[CL_PK_LEN], char *out, size_t outlen,
+                      char *err, size_t errlen) {
+  const char *vals[1] = {(const char *)pk};
+  const int lens[1] = {CL_PK_LEN};
+  const int fmts[1] = {1};
+  PGresult *r = PQexecParams(s->conn,
+                             "SELECT 'chip ' || serial || ' (operator ' || operator || ')'"
+                             " FROM chips WHERE public_key = $1::bytea"
+                             " UNION ALL SELECT 'landmark ' || name FROM landmarks"
+                             " WHERE public_key = $1::bytea"
+                             " UNION ALL SELECT 'verifier ' || name FROM verifiers"
+                             " WHERE public_key = $1::bytea LIMIT 1",
+                             1, NULL, vals, lens, fmts, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, "looking up the key", err, errlen);
+  snprintf(out, outlen, "%s", PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+  PQclear(r);
+  return CL_OK;
+}
+
+/* A refusal of key pk, held by `holder` (key_holder), for a new `what`
+ * ("chip" or "landmark"): CL_EEXIST with err naming the holder. */
+static int key_taken(const uint8_t pk[CL_PK_LEN], const char *holder, const char *what, char *err,
+                     size_t errlen) {
+  char hex[17];
+  cl_hex_encode(hex, pk, 8);
+  if (strncmp(holder, what, strlen(what)) == 0 && holder[strlen(what)] == ' ')
+    cl_err_set(err, errlen, "key %s already belongs to %s; one key, one %s", hex, holder, what);
+  else
+    cl_err_set(err, errlen,
+               "key %s belongs to %s; a %s needs a key of its own (chiploc keygen makes one)",
+               hex, holder, what);
+  return CL_EEXIST;
+}
+
+int cl_store_key_free(cl_store *s, const uint8_t pk[CL_PK_LEN], const char *what, char *err,
+                      size_t errlen) {
+  if (!s || !pk || !what) return CL_EINVAL;
+  char holder[256];
+  int rc = key_holder(s, pk, holder, sizeof holder, err, errlen);
+  if (rc != CL_OK) return rc;
+  return holder[0] ? key_taken(pk, holder, what, err, errlen) : CL_OK;
+}
+
 int cl_store_landmark_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_LEN], double lat,
                           double lon, int64_t *id, char *err, size_t errlen) {
   if (!s || !name || !pk || !id) return CL_EINVAL;
@@ -265,6 +575,25 @@ int cl_store_landmark_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_
     cl_err_set(err, errlen, "landmark key is not a valid Ed25519 public key");
     return CL_EINVAL;
   }
+  /* The friendly refusals first; the unique constraints still decide a
+   * race with another enrolment. */
+  const char *nv[1] = {name};
+  PGresult *q = PQexecParams(s->conn,
+                             "SELECT encode(substring(public_key FROM 1 FOR 8), 'hex')"
+                             " FROM landmarks WHERE name = $1::text",
+                             1, NULL, nv, NULL, NULL, 0);
+  if (PQresultStatus(q) != PGRES_TUPLES_OK) return fail(s, q, "looking up landmark", err, errlen);
+  if (PQntuples(q) > 0) {
+    cl_err_set(err, errlen,
+               "landmark %s already exists (key %s); names are unique: a new key for it goes "
+               "under a new name, and the old entry is retired (chiploc landmark retire)",
+               name, PQgetvalue(q, 0, 0));
+    PQclear(q);
+    return CL_EEXIST;
+  }
+  PQclear(q);
+  rc = cl_store_key_free(s, pk, "landmark", err, errlen);
+  if (rc != CL_OK) return rc;
   char slat[40], slon[40];
   snprintf(slat, sizeof slat, "%.17g", lat);
   snprintf(slon, sizeof slon, "%.17g", lon);
@@ -433,6 +762,33 @@ int cl_store_landmark_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *id
   return rc;
 }
 
+int cl_store_landmark_get(cl_store *s, const uint8_t pk[CL_PK_LEN], cl_store_landmark *out,
+                          char *err, size_t errlen) {
+  if (!s || !pk || !out) return CL_EINVAL;
+  memset(out, 0, sizeof *out);
+  const char *vals[1] = {(const char *)pk};
+  const int lens[1] = {CL_PK_LEN};
+  const int fmts[1] = {1};
+  /* extra_float_digits = 3 (session_setup): the text of a double is exact. */
+  PGresult *r = PQexecParams(s->conn,
+                             "SELECT id, name, lat, lon FROM landmarks WHERE public_key = $1::bytea",
+                             1, NULL, vals, lens, fmts, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, "looking up landmark", err, errlen);
+  if (PQntuples(r) == 0) {
+    PQclear(r);
+    char hex[CL_PK_HEX_LEN + 1];
+    cl_pk_to_hex(pk, hex);
+    cl_err_set(err, errlen, "no landmark with key %s", hex);
+    return CL_ENOTFOUND;
+  }
+  int rc = parse_i64(PQgetvalue(r, 0, 0), &out->id);
+  snprintf(out->name, sizeof out->name, "%s", PQgetvalue(r, 0, 1));
+  out->lat = strtod(PQgetvalue(r, 0, 2), NULL);
+  out->lon = strtod(PQgetvalue(r, 0, 3), NULL);
+  PQclear(r);
+  return rc;
+}
+
 int cl_store_chip_enroll(cl_store *s, const uint8_t pk[CL_PK_LEN], const char *serial,
                          const char *operator_name, double site_lat, double site_lon, int64_t *id,
                          char *err, size_t errlen) {
@@ -447,6 +803,36 @@ int cl_store_chip_enroll(cl_store *s, const uint8_t pk[CL_PK_LEN], const char *s
     cl_err_set(err, errlen, "chip key is not a valid Ed25519 public key");
     return CL_EINVAL;
   }
+  /* The friendly refusals first; the unique constraints still decide a
+   * race with another enrolment. */
+  const char *qv[2] = {serial, (const char *)pk};
+  const int ql[2] = {0, CL_PK_LEN};
+  const int qf[2] = {0, 1};
+  PGresult *q = PQexecParams(s->conn,
+                             "SELECT operator, encode(substring(public_key FROM 1 FOR 8), 'hex'),"
+                             " public_key = $2::bytea, active FROM chips WHERE serial = $1::text",
+                             2, NULL, qv, ql, qf, 0);
+  if (PQresultStatus(q) != PGRES_TUPLES_OK) return fail(s, q, "looking up chip", err, errlen);
+  if (PQntuples(q) > 0) {
+    if (PQgetvalue(q, 0, 2)[0] == 't')
+      cl_err_set(err, errlen, "chip %s is already enrolled with this key (operator %s)%s", serial,
+                 PQgetvalue(q, 0, 0),
+                 PQgetvalue(q, 0, 3)[0] == 't' ? ""
+                                               : "; it is deactivated: chiploc chip reactivate");
+    else
+      cl_err_set(err, errlen,
+                 "chip %s is already enrolled (operator %s, key %s); serials are unique: to give "
+                 "the chip a new key, deactivate it (chiploc chip deactivate %s) and enrol the "
+                 "new key under a new serial",
+                 serial, PQgetvalue(q, 0, 0), PQgetvalue(q, 0, 1), serial);
+    PQclear(q);
+    return CL_EEXIST;
+  }
+  PQclear(q);
+  char holder[256];
+  rc = key_holder(s, pk, holder, sizeof holder, err, errlen);
+  if (rc != CL_OK) return rc;
+  if (holder[0]) return key_taken(pk, holder, "chip", err, errlen);
   char slat[40], slon[40];
   snprintf(slat, sizeof slat, "%.17g", site_lat);
   snprintf(slon, sizeof slon, "%.17g", site_lon);
@@ -465,12 +851,55 @@ int cl_store_chip_enroll(cl_store *s, const uint8_t pk[CL_PK_LEN], const char *s
   return rc;
 }
 
+int cl_store_chip_set_active(cl_store *s, const char *serial, int active, const char *reason,
+                             int *changed, int64_t *alerts_cleared, char *err, size_t errlen) {
+  if (!s || !serial || !changed || !alerts_cleared) return CL_EINVAL;
+  *changed = 0;
+  *alerts_cleared = 0;
+  const char *vals[3] = {serial, active ? "true" : "false",
+                         !active && reason && reason[0] ? reason : NULL};
+  /* One statement: the chip and its open alerts change together. */
+  PGresult *r = PQexecParams(
+      s->conn,
+      "WITH c AS (UPDATE chips SET active = $2::boolean,"
+      " deactivated_at = CASE WHEN $2::boolean THEN NULL ELSE now() END,"
+      " deactivation_reason = CASE WHEN $2::boolean THEN NULL ELSE $3::text END"
+      " WHERE serial = $1::text AND active <> $2::boolean RETURNING id),"
+      " a AS (UPDATE alerts SET cleared_at = greatest(now(), raised_at)"
+      " WHERE NOT $2::boolean AND cleared_at IS NULL AND chip_id IN (SELECT id FROM c)"
+      " RETURNING id)"
+      " SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM a)",
+      3, NULL, vals, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    return fail(s, r, active ? "reactivating chip" : "deactivating chip", err, errlen);
+  *changed = strcmp(PQgetvalue(r, 0, 0), "0") != 0;
+  int rc = parse_i64(PQgetvalue(r, 0, 1), alerts_cleared);
+  PQclear(r);
+  if (rc != CL_OK || *changed) return rc;
+  /* Nothing changed: an unknown serial, or a chip in that state already. */
+  const char *sv[1] = {serial};
+  r = PQexecParams(s->conn, "SELECT 1 FROM chips WHERE serial = $1::text", 1, NULL, sv, NULL, NULL,
+                   0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, "looking up chip", err, errlen);
+  int found = PQntuples(r) > 0;
+  PQclear(r);
+  if (found) return CL_OK;
+  cl_err_set(err, errlen, "no chip with serial %s (chiploc chip list shows them)", serial);
+  return CL_ENOTFOUND;
+}
+
+/* A probe target's name for log lines: left empty when longer than
+ * CL_LM_NAME_MAX (the logs then name it by its key). */
+static void target_name(cl_store_chip *t, const char *name) {
+  if (strlen(name) <= CL_LM_NAME_MAX) snprintf(t->name, sizeof t->name, "%s", name);
+}
+
 int cl_store_load_chips(cl_store *s, cl_store_chip **out, size_t *n, char *err, size_t errlen) {
   if (!s || !out || !n) return CL_EINVAL;
   *out = NULL;
   *n = 0;
-  PGresult *r =
-      PQexec(s->conn, "SELECT id, encode(public_key, 'hex'), active FROM chips ORDER BY id");
+  PGresult *r = PQexec(
+      s->conn, "SELECT id, encode(public_key, 'hex'), active, serial FROM chips ORDER BY id");
   if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, "loading chips", err, errlen);
   size_t rows = (size_t)PQntuples(r);
   cl_store_chip *chips = calloc(rows ? rows : 1, sizeof *chips);
@@ -489,6 +918,7 @@ int cl_store_load_chips(cl_store *s, cl_store_chip **out, size_t *n, char *err, 
       return CL_EMALFORMED;
     }
     chips[i].active = PQgetvalue(r, (int)i, 2)[0] == 't';
+    target_name(&chips[i], PQgetvalue(r, (int)i, 3));
   }
   PQclear(r);
   *out = chips;
@@ -831,7 +1261,8 @@ int cl_store_load_landmarks(cl_store *s, cl_store_chip **out, size_t *n, char *e
   if (!s || !out || !n) return CL_EINVAL;
   *out = NULL;
   *n = 0;
-  PGresult *r = PQexec(s->conn, "SELECT id, encode(public_key, 'hex') FROM landmarks ORDER BY id");
+  PGresult *r =
+      PQexec(s->conn, "SELECT id, encode(public_key, 'hex'), name FROM landmarks ORDER BY id");
   if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r, "loading landmarks", err, errlen);
   size_t rows = (size_t)PQntuples(r);
   cl_store_chip *l = calloc(rows ? rows : 1, sizeof *l);
@@ -851,70 +1282,10 @@ int cl_store_load_landmarks(cl_store *s, cl_store_chip **out, size_t *n, char *e
     }
     l[i].active = 1;
     l[i].is_landmark = 1;
+    target_name(&l[i], PQgetvalue(r, (int)i, 2));
   }
   PQclear(r);
   *out = l;
-  *n = rows;
-  return CL_OK;
-}
-
-void cl_store_summary_free(cl_store_pair_summary **rows, size_t n) {
-  if (!rows || !*rows) return;
-  for (size_t i = 0; i < n; i++) {
-    free((*rows)[i].chip_serial);
-    free((*rows)[i].landmark_name);
-  }
-  free(*rows);
-  *rows = NULL;
-}
-
-int cl_store_measurement_summary(cl_store *s, int64_t since_s, cl_store_pair_summary **out,
-                                 size_t *n, char *err, size_t errlen) {
-  if (!s || !out || !n) return CL_EINVAL;
-  *out = NULL;
-  *n = 0;
-  if (since_s <= 0) {
-    cl_err_set(err, errlen, "window of %" PRId64 " s is not positive", since_s);
-    return CL_EINVAL;
-  }
-  char ssince[24];
-  snprintf(ssince, sizeof ssince, "%" PRId64, since_s);
-  const char *vals[1] = {ssince};
-  PGresult *r = PQexecParams(
-      s->conn,
-      "SELECT c.serial, l.name, count(*), min(m.rtt_ns), min(m.bound_m), max(m.measured_at_ns)"
-      " FROM measurements m"
-      " JOIN chips c ON c.id = m.chip_id"
-      " JOIN landmarks l ON l.id = m.landmark_id"
-      " WHERE m.protocol = 2 AND m.measured_at >= now() - $1::bigint * interval '1 second'"
-      " GROUP BY c.serial, l.name ORDER BY c.serial, l.name",
-      1, NULL, vals, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK)
-    return fail(s, r, "summarising measurements", err, errlen);
-  size_t rows = (size_t)PQntuples(r);
-  cl_store_pair_summary *sum = calloc(rows ? rows : 1, sizeof *sum);
-  if (!sum) {
-    PQclear(r);
-    cl_err_set(err, errlen, "summarising measurements: out of memory");
-    return CL_ENOMEM;
-  }
-  for (size_t i = 0; i < rows; i++) {
-    int row = (int)i;
-    sum[i].chip_serial = strdup(PQgetvalue(r, row, 0));
-    sum[i].landmark_name = strdup(PQgetvalue(r, row, 1));
-    if (!sum[i].chip_serial || !sum[i].landmark_name) {
-      PQclear(r);
-      cl_store_summary_free(&sum, i + 1);
-      cl_err_set(err, errlen, "summarising measurements: out of memory");
-      return CL_ENOMEM;
-    }
-    sum[i].records = (int64_t)get_u64(r, row, 2);
-    sum[i].min_rtt_ns = get_u64(r, row, 3);
-    sum[i].min_bound_m = get_u64(r, row, 4);
-    sum[i].last_unix_ns = get_u64(r, row, 5);
-  }
-  PQclear(r);
-  *out = sum;
   *n = rows;
   return CL_OK;
 }

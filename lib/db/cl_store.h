@@ -15,13 +15,37 @@
 
 typedef struct cl_store cl_store;
 
-/* Connects. CL_EDB on failure, with libpq's message in err. */
+/*
+ * Connects with conninfo (key=value pairs or a postgresql:// URI). Unless
+ * the conninfo sets them, the connection gets connect_timeout=10,
+ * keepalives (idle 10 s, interval 5 s, count 3) and tcp_user_timeout=30000,
+ * so that a database host that vanishes is noticed within about 30 s
+ * (docs/CONFIG.md). Returns CL_OK; CL_EPERM for a configuration error that
+ * retrying cannot fix: the conninfo does not parse, the server refused the
+ * login (authentication failed, no pg_hba.conf entry, a role that does not
+ * exist or may not log in, a password required and not given), the
+ * database does not exist or the role may not connect to it; CL_EDB for an
+ * outage worth retrying: no server answered (refused, unreachable, timed
+ * out) or it turned the connection away for now (starting up, shutting
+ * down, in recovery, too many clients); CL_ENOMEM. err names the problem
+ * and, for CL_EPERM, what to change; it never contains the conninfo.
+ */
 int cl_store_connect(cl_store **out, const char *conninfo, char *err, size_t errlen);
 void cl_store_destroy(cl_store **s);
 /* 1 if the connection is usable, 0 if it was lost. */
 int cl_store_ok(cl_store *s);
 /* Tries PQreset; 0 on success, CL_EDB otherwise. */
 int cl_store_reset(cl_store *s);
+/*
+ * Bounds every later statement of the session (0: no bound): the server
+ * cancels one that runs longer than statement_ms or waits for a lock longer
+ * than lock_ms (SQLSTATE 57014 / 55P03, an error like an outage's). For a
+ * server that answers TCP but whose backend hangs, or a lock held by a
+ * dead client's transaction: keepalives see neither. Not reapplied by
+ * cl_store_reset: call it again after one. CL_OK or CL_EDB.
+ */
+int cl_store_set_timeouts(cl_store *s, uint32_t statement_ms, uint32_t lock_ms, char *err,
+                          size_t errlen);
 
 /*
  * Applies every migration not yet recorded in chiploc_schema_migrations, each
@@ -32,8 +56,16 @@ int cl_store_reset(cl_store *s);
  */
 int cl_store_migrate(cl_store *s, int *applied, char *err, size_t errlen);
 
-/* Registers a landmark. CL_EEXIST if the name or key is taken, CL_EINVAL on
- * coordinates out of range. */
+/* CL_OK if no chip, landmark or verifier holds public key pk; else
+ * CL_EEXIST with err naming the holder and that a new `what` ("chip",
+ * "landmark", "verifier") needs a key of its own. One key is one identity:
+ * the tables' unique constraints hold within each table only. */
+int cl_store_key_free(cl_store *s, const uint8_t pk[CL_PK_LEN], const char *what, char *err,
+                      size_t errlen);
+
+/* Registers a landmark. CL_EEXIST, with err naming the holder, if the name
+ * or key is taken (the key by a landmark, a chip or a verifier), CL_EINVAL
+ * on coordinates out of range. */
 int cl_store_landmark_add(cl_store *s, const char *name, const uint8_t pk[CL_PK_LEN], double lat,
                           double lon, int64_t *id, char *err, size_t errlen);
 /* Binds the database login role `role` to the landmark named `name`: from
@@ -78,20 +110,52 @@ int cl_store_landmark_may_write(cl_store *s, int64_t landmark_id, char *err, siz
 /* Looks a landmark up by key. CL_ENOTFOUND if it is not registered. */
 int cl_store_landmark_find(cl_store *s, const uint8_t pk[CL_PK_LEN], int64_t *id, char *err,
                            size_t errlen);
-/* Enrols a chip with its declared site. CL_EEXIST if the key is enrolled. */
+/* A registered landmark: its id, name and declared position. */
+typedef struct {
+  int64_t id;
+  char name[CL_LM_NAME_MAX + 1]; /* cut to CL_LM_NAME_MAX bytes */
+  double lat, lon;
+} cl_store_landmark;
+/* The landmark registered with key pk. CL_ENOTFOUND if there is none,
+ * CL_EPERM when this login may not read landmarks, CL_EDB. */
+int cl_store_landmark_get(cl_store *s, const uint8_t pk[CL_PK_LEN], cl_store_landmark *out,
+                          char *err, size_t errlen);
+/*
+ * Enrols a chip with its declared site. CL_EEXIST, with err naming the
+ * holder and what to do, when the serial is enrolled already or the key
+ * belongs to a chip, a landmark or a verifier (one key, one identity).
+ * cl_store_landmark_add refuses a name or key the same way.
+ */
 int cl_store_chip_enroll(cl_store *s, const uint8_t pk[CL_PK_LEN], const char *serial,
                          const char *operator_name, double site_lat, double site_lon, int64_t *id,
                          char *err, size_t errlen);
+
+/*
+ * Deactivates (active = 0) or reactivates the chip with this serial. A
+ * deactivation records its time and reason (may be NULL) in
+ * chips.deactivated_at and deactivation_reason, and clears the chip's open
+ * alerts (*alerts_cleared of them): the verifier, which attests active
+ * chips only, would never clear them. A reactivation clears the time and
+ * reason; the verifier raises alerts anew where they still hold. *changed
+ * is 0 when the chip was in that state already (nothing is written: an
+ * earlier deactivation keeps its time and reason). CL_ENOTFOUND for an
+ * unknown serial. Landmarks drop an inactive chip at their next refresh of
+ * the enrolled set and refuse its offers (REFUSE_INACTIVE).
+ */
+int cl_store_chip_set_active(cl_store *s, const char *serial, int active, const char *reason,
+                             int *changed, int64_t *alerts_cleared, char *err, size_t errlen);
 
 /* A probe target as landmarkd loads it (cl_lmrecord.h). */
 typedef cl_lm_target cl_store_chip;
 
 /* All registered landmarks as probe targets (is_landmark = 1, active = 1;
- * id is landmarks.id). *out is malloc'd. */
+ * id is landmarks.id, name the landmark's name). *out is malloc'd. */
 int cl_store_load_landmarks(cl_store *s, cl_store_chip **out, size_t *n, char *err,
                             size_t errlen);
 
-/* All enrolled chips. *out is malloc'd (caller frees), *n its length. */
+/* All enrolled chips, deactivated ones with active = 0, each named by its
+ * serial (a name longer than CL_LM_NAME_MAX is left empty). *out is
+ * malloc'd (caller frees), *n its length. */
 int cl_store_load_chips(cl_store *s, cl_store_chip **out, size_t *n, char *err, size_t errlen);
 
 /* A row of measurements or landmark_links: a landmark's burst record
@@ -113,24 +177,6 @@ int cl_store_insert_measurements(cl_store *s, int64_t landmark_id, const cl_stor
  * they go to landmark_links, landmark_id probing, chip_id probed. */
 int cl_store_insert_links(cl_store *s, int64_t landmark_id, const cl_store_row *rows, size_t n,
                           char *err, size_t errlen);
-
-/* One (chip, landmark) pair of cl_store_measurement_summary. */
-typedef struct {
-  char *chip_serial;      /* malloc'd */
-  char *landmark_name;    /* malloc'd */
-  int64_t records;        /* measurements in the window */
-  uint64_t min_rtt_ns;    /* fastest burst minimum */
-  uint64_t min_bound_m;   /* smallest bound at c */
-  uint64_t last_unix_ns;  /* newest measured_at_ns */
-} cl_store_pair_summary;
-
-/* Per (chip, landmark) pair, the measurements of the last since_s seconds,
- * ordered by chip serial then landmark name. *out is malloc'd (free it with
- * cl_store_summary_free); *n may be 0. CL_EINVAL if since_s <= 0. */
-int cl_store_measurement_summary(cl_store *s, int64_t since_s, cl_store_pair_summary **out,
-                                 size_t *n, char *err, size_t errlen);
-/* Frees what cl_store_measurement_summary returned; sets *rows to NULL. */
-void cl_store_summary_free(cl_store_pair_summary **rows, size_t n);
 
 /* ---- transactions -------------------------------------------------------- */
 

@@ -56,10 +56,24 @@ int cl_vstore_verifier_add(cl_store *s, const char *name, const uint8_t pk[CL_PK
   char hex[2 + 2 * CL_PK_LEN + 1];
   hexbytea(hex, pk, CL_PK_LEN);
   const char *v[2] = {name, hex};
-  PGresult *r = PQexecParams(c,
-                             "INSERT INTO verifiers (name, public_key) VALUES ($1::text, $2::bytea) "
-                             "RETURNING id",
-                             2, NULL, v, NULL, NULL, 0);
+  /* The friendly refusals first (a key of a chip or landmark, a name in
+   * use); the unique constraints still decide a race. */
+  int rc = cl_store_key_free(s, pk, "verifier", err, errlen);
+  if (rc != CL_OK) return rc;
+  PGresult *r = PQexecParams(c, "SELECT 1 FROM verifiers WHERE name = $1::text", 1, NULL, v, NULL,
+                             NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "verifier add");
+  int taken = PQntuples(r) > 0;
+  PQclear(r);
+  if (taken) {
+    cl_err_set(err, errlen,
+               "verifier %s already exists; names are unique: give the new key a new name", name);
+    return CL_EEXIST;
+  }
+  r = PQexecParams(c,
+                   "INSERT INTO verifiers (name, public_key) VALUES ($1::text, $2::bytea) "
+                   "RETURNING id",
+                   2, NULL, v, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, map_state(r), err, errlen, "verifier add");
   *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
   PQclear(r);
@@ -528,6 +542,7 @@ static int fill_minima(cl_vworld *w, cl_evcache *ev, PGresult *r, pair_list *ref
       memcpy(mn->landmark_pk, l->pk, CL_PK_LEN);
       mn->lat = l->lat;
       mn->lon = l->lon;
+      mn->landmark_name = l->name;
     }
     i = j;
   }

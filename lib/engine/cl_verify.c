@@ -169,6 +169,7 @@ int cl_verify_attest(const cl_verify_params *p, const cl_key *verifier, uint64_t
     memcpy(a->site_landmark, m->landmark_pk, CL_PK_LEN);
     a->site_margin_m = (int64_t)floor(r->site_margin_km * 1000.0);
     out->site_landmark_id = m->landmark_id;
+    out->site_landmark_name = m->landmark_name;
   }
   uint8_t keys[CL_GEO_MAX_EXCLUDED][CL_PK_LEN];
   out->n_excluded = r->n_excluded;
@@ -176,6 +177,7 @@ int cl_verify_attest(const cl_verify_params *p, const cl_key *verifier, uint64_t
   for (size_t i = 0; i < r->n_excluded; i++) {
     memcpy(keys[i], in->mins[r->excluded[i]].landmark_pk, CL_PK_LEN);
     out->excluded_ids[i] = in->mins[r->excluded[i]].landmark_id;
+    out->excluded_names[i] = in->mins[r->excluded[i]].landmark_name;
   }
   int rc;
   if ((rc = cl_attest_digest_keys((const uint8_t(*)[CL_PK_LEN])keys, r->n_excluded,
@@ -197,6 +199,14 @@ int cl_verify_attest(const cl_verify_params *p, const cl_key *verifier, uint64_t
   if ((rc = cl_attest_sign(a, verifier)) != CL_OK || (rc = cl_attest_hash(a, out->hash)) != CL_OK)
     return rc;
   return CL_OK;
+}
+
+/* A landmark as the alerts name it: its name, or its id when none is known. */
+static void landmark_label(char *buf, size_t len, const char *name, int64_t id) {
+  if (name && name[0])
+    snprintf(buf, len, "%s", name);
+  else
+    snprintf(buf, len, "%lld", (long long)id);
 }
 
 int cl_verify_alerts(const cl_verify_params *p, uint64_t round_end_ns, const cl_verify_chip *prev,
@@ -231,9 +241,13 @@ int cl_verify_alerts(const cl_verify_params *p, uint64_t round_end_ns, const cl_
   }
   if (v->site == CL_SITE_EXCLUDED) {
     alert[CL_ALERT_SITE_EXCLUDED] = 1;
-    snprintf(detail[CL_ALERT_SITE_EXCLUDED], len,
-             "declared site %.1f km beyond landmark %lld's bound", v->site_margin_km,
-             (long long)v->site_landmark_id);
+    char who[CL_VERIFY_DETAIL_LEN];
+    landmark_label(who, sizeof who, v->site_landmark_name, v->site_landmark_id);
+    /* A long name is cut to the detail's length, like the inconsistent
+     * case's list below. */
+    if (snprintf(detail[CL_ALERT_SITE_EXCLUDED], len, "declared site %.1f km beyond landmark %s's bound",
+                 v->site_margin_km, who) < 0)
+      detail[CL_ALERT_SITE_EXCLUDED][0] = '\0';
   }
   if (v->region == CL_REGION_OUTSIDE) {
     alert[CL_ALERT_OUTSIDE_REGION] = 1;
@@ -243,10 +257,12 @@ int cl_verify_alerts(const cl_verify_params *p, uint64_t round_end_ns, const cl_
   if (v->consistency == CL_GEO_INCONSISTENT) {
     alert[CL_ALERT_INCONSISTENT] = 1;
     int n = snprintf(detail[CL_ALERT_INCONSISTENT], len,
-                     "no point satisfies every bound; remove landmark id(s)");
-    for (size_t i = 0; i < v->n_excluded && n > 0 && (size_t)n < len; i++)
-      n += snprintf(detail[CL_ALERT_INCONSISTENT] + n, len - (size_t)n, " %lld",
-                    (long long)v->excluded_ids[i]);
+                     "no point satisfies every bound; remove landmark(s)");
+    for (size_t i = 0; i < v->n_excluded && n > 0 && (size_t)n < len; i++) {
+      char who[CL_VERIFY_DETAIL_LEN];
+      landmark_label(who, sizeof who, v->excluded_names[i], v->excluded_ids[i]);
+      n += snprintf(detail[CL_ALERT_INCONSISTENT] + n, len - (size_t)n, " %s", who);
+    }
   }
   return CL_OK;
 }
@@ -264,8 +280,10 @@ static void verdicts_of(const cl_geo_result *r, const cl_verify_out *att, cl_ver
   v->radius_km = r->radius_km;
   v->site_landmark_id = att->site_landmark_id;
   v->site_margin_km = r->site_margin_km;
+  v->site_landmark_name = att->site_landmark_name;
   v->n_excluded = att->n_excluded;
   memcpy(v->excluded_ids, att->excluded_ids, sizeof v->excluded_ids);
+  memcpy(v->excluded_names, att->excluded_names, sizeof v->excluded_names);
 }
 
 int cl_verify_chip_round(cl_geo_ctx *geo, const cl_verify_params *p, const cl_key *verifier,

@@ -53,6 +53,10 @@ typedef struct {
   double lat, lon;
   uint64_t rtt_ns;
   uint8_t landmark_sig[CL_SIG_LEN];
+  /* The landmark's name, for the alerts' texts (operators read names, not
+   * ids); NULL: the text gives the id. Not signed, not copied: it must
+   * outlive the round. */
+  const char *landmark_name;
 } cl_verify_min;
 
 typedef struct {
@@ -99,6 +103,9 @@ typedef struct {
   uint8_t hash[CL_HASH_LEN];
   int64_t site_landmark_id; /* 0: none */
   int64_t excluded_ids[CL_GEO_MAX_EXCLUDED];
+  /* Their cl_verify_min.landmark_name (may be NULL), for the alerts. */
+  const char *site_landmark_name;
+  const char *excluded_names[CL_GEO_MAX_EXCLUDED];
   size_t n_excluded;
   size_t landmarks_used; /* places with a usable landmark (cl_geo_result.n_usable) */
   /* Minima left out because the chip had more than CL_GEO_MAX_LANDMARKS
@@ -135,6 +142,10 @@ typedef struct {
    * non-empty. */
   int64_t excluded_ids[CL_GEO_MAX_EXCLUDED];
   size_t n_excluded;
+  /* Names of site_landmark_id and of each excluded_ids[i] for the texts;
+   * NULL (as after memset) names a landmark by its id. */
+  const char *site_landmark_name;
+  const char *excluded_names[CL_GEO_MAX_EXCLUDED];
 } cl_verify_verdicts;
 
 /*

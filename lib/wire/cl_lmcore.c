@@ -140,6 +140,7 @@ struct cl_lm_conn {
   uint8_t addr_key[CL_PK_LEN];
   cl_ratelimit err_rl; /* Error replies that keep the connection */
   char peer[64];
+  char agent[CL_MAX_AGENT_NAME + 1]; /* the name its first Register gave, for logs */
   cl_lm_conn *prev, *next, *dead_next;
 };
 
@@ -168,6 +169,7 @@ struct cl_lm {
   cl_lm_stats st;
   cl_ratelimit rl;
   cl_ratelimit rl_overflow; /* write queue overflows: not drowned by the rejections before them */
+  cl_ratelimit rl_takeover; /* chips taken over by another connection: the same */
   int closing;
   int depth; /* 1 inside a public call: the graveyard is emptied when it returns */
   lm_chip *dead_chips;
@@ -183,6 +185,39 @@ static void chip_schedule(lm_chip *ch, uint64_t delay_ms, chip_phase phase);
 static void job_done(cl_lm *lm, cl_lm_work *w, int status);
 
 static void short_hex(const uint8_t *pk, char out[17]) { cl_hex_encode(out, pk, 8); }
+
+/* "chip=" and a quoted 64-byte name at 4 bytes a byte, " chip_key=" and 16
+ * hex digits. */
+#define CHIP_FIELDS_LEN (CL_LM_NAME_MAX * 4 + 40)
+
+/*
+ * The fields that name a chip in a log line: `chip=` its serial (a peer
+ * landmark's name) from the enrolled set `set`, else its key's first 8
+ * bytes in hex, and `chip_key=` those hex digits always, so that a line
+ * can be matched with the agent's, which knows the chip by its key and its
+ * own name for it. A name is quoted (cl_log_quote) unless every byte is
+ * printable ASCII that logfmt takes bare. Returns out.
+ */
+static const char *chip_fields(const cl_pkmap *set, const uint8_t *pk, char out[CHIP_FIELDS_LEN]) {
+  char hex[17], name[CL_LM_NAME_MAX * 4 + 3];
+  short_hex(pk, hex);
+  const cl_lm_target *e = set ? cl_pkmap_get(set, pk) : NULL;
+  snprintf(name, sizeof name, "%s", hex);
+  if (e && e->name[0]) {
+    size_t n = strnlen(e->name, sizeof e->name);
+    int bare = 1;
+    for (size_t i = 0; i < n; i++) {
+      unsigned char b = (unsigned char)e->name[i];
+      if (b <= 0x20 || b >= 0x7f || b == '"' || b == '=' || b == '\\') bare = 0;
+    }
+    if (bare)
+      snprintf(name, sizeof name, "%.*s", (int)n, e->name);
+    else
+      cl_log_quote(name, sizeof name, e->name, n);
+  }
+  snprintf(out, CHIP_FIELDS_LEN, "chip=%s chip_key=%s", name, hex);
+  return out;
+}
 
 /* ---- entry and exit of every public call --------------------------------- */
 
@@ -258,20 +293,31 @@ static uint64_t jittered_interval_ms(cl_lm *lm) {
 /* ---- rejection logging ------------------------------------------------------ */
 
 /* Logs a peer's misbehaviour through the limiter rl, so that a flood cannot
- * turn into a log flood. */
-static void log_reject_rl(cl_lm *lm, cl_ratelimit *rl, cl_lm_conn *c, const char *what,
-                          const char *detail) {
+ * turn into a log flood. chip (may be NULL) is the key of the one chip the
+ * rejection is about: the line names it (chip_fields). */
+static void log_reject_rl(cl_lm *lm, cl_ratelimit *rl, cl_lm_conn *c, const uint8_t *chip,
+                          const char *what, const char *detail) {
   uint64_t suppressed = 0;
   if (!cl_ratelimit_allow(rl, lm->now, &suppressed)) return;
-  char q[160];
+  char q[160], cf[CHIP_FIELDS_LEN + 1] = "";
   cl_log_quote(q, sizeof q, detail, strlen(detail));
-  cl_log(CL_LOG_WARN, "rejected", "reason=%s peer=%s detail=%s suppressed=%llu", what, c->peer, q,
-         (unsigned long long)suppressed);
+  if (chip) {
+    chip_fields(lm->enrolled, chip, cf);
+    strcat(cf, " ");
+  }
+  cl_log(CL_LOG_WARN, "rejected", "reason=%s peer=%s %sdetail=%s suppressed=%llu", what, c->peer,
+         cf, q, (unsigned long long)suppressed);
 }
 
 /* The same through the one limiter of every rejection of the landmark. */
 static void log_reject(cl_lm *lm, cl_lm_conn *c, const char *what, const char *detail) {
-  log_reject_rl(lm, &lm->rl, c, what, detail);
+  log_reject_rl(lm, &lm->rl, c, NULL, what, detail);
+}
+
+/* The same for a rejection about one chip. */
+static void log_reject_chip(cl_lm *lm, cl_lm_conn *c, const uint8_t *chip, const char *what,
+                            const char *detail) {
+  log_reject_rl(lm, &lm->rl, c, chip, what, detail);
 }
 
 /* ---- sending ----------------------------------------------------------------- */
@@ -299,7 +345,7 @@ static void write_queue_overflow(cl_lm_conn *c) {
     else if (c->n_chips > 4)
       snprintf(detail + n, sizeof detail - (size_t)n, " and %zu more", c->n_chips - 4);
   }
-  log_reject_rl(lm, &lm->rl_overflow, c, "write_queue_full", detail);
+  log_reject_rl(lm, &lm->rl_overflow, c, NULL, "write_queue_full", detail);
 }
 
 /* Sends a complete frame through the shell (t_sent: see cl_lm_io.send).
@@ -459,7 +505,7 @@ static void chip_detach(lm_chip *ch) {
 static void drop_chip(lm_chip *ch, cl_wire_error code, const char *what, const char *text) {
   cl_lm_conn *c = ch->conn;
   assert(c && !c->closing);
-  log_reject(ch->lm, c, what, text);
+  log_reject_chip(ch->lm, c, ch->pk, what, text);
   send_error(c, code, text);
   chip_detach(ch);
   if (!c->closing && c->n_chips == 0) conn_close(c);
@@ -505,11 +551,12 @@ static void emit_record(lm_chip *ch, const cl_measurement *m) {
     lm->st.measurements++;
   else
     lm->st.measurements_dropped++;
-  char hex[17];
-  short_hex(ch->pk, hex);
-  cl_log(CL_LOG_DEBUG, "measurement", "chip=%s rtt_ns=%llu bound_m=%llu probes=%u sent=%u", hex,
-         (unsigned long long)m->rtt_ns, (unsigned long long)rec.bound_m, m->count,
-         m->probes_sent);
+  if (cl_log_get_level() <= CL_LOG_DEBUG) {
+    char cf[CHIP_FIELDS_LEN];
+    cl_log(CL_LOG_DEBUG, "measurement", "%s rtt_ns=%llu bound_m=%llu probes=%u sent=%u",
+           chip_fields(lm->enrolled, ch->pk, cf), (unsigned long long)m->rtt_ns,
+           (unsigned long long)rec.bound_m, m->count, m->probes_sent);
+  }
 }
 
 /*
@@ -534,7 +581,7 @@ static void finish_burst(lm_chip *ch) {
     lm->st.transcript_timeouts++;
     char detail[96];
     snprintf(detail, sizeof detail, "chip %s: no transcript before the next burst ended", hex);
-    log_reject(lm, ch->conn, "transcript_timeout", detail);
+    log_reject_chip(lm, ch->conn, ch->pk, "transcript_timeout", detail);
   } else if ((ch->tx = malloc(sizeof *ch->tx)) == NULL) {
     lm->st.measurements_dropped++;
     cl_burst_reset(b);
@@ -684,7 +731,7 @@ static void transcript_timer(lm_chip *ch) {
   char hex[17], detail[64];
   short_hex(ch->pk, hex);
   snprintf(detail, sizeof detail, "chip %s: no transcript in time", hex);
-  log_reject(lm, ch->conn, "transcript_timeout", detail);
+  log_reject_chip(lm, ch->conn, ch->pk, "transcript_timeout", detail);
   free(ch->tx);
   ch->tx = NULL;
 }
@@ -718,16 +765,53 @@ static lm_chip *chip_create(cl_lm_conn *c, const cl_lm_target *e) {
 }
 
 /*
+ * One connection speaks for a chip: the newer verified session, on
+ * connection `to`, takes chip `old` away from the connection it was active
+ * on. That connection is told, with ERROR_CHIP_TAKEN_OVER naming the chip, so
+ * that its agent stops offering the chip here instead of finding its
+ * probing ended without a word; it closes when no chip is left on it.
+ * Counted and logged as a warning with both agents and addresses: two
+ * agents holding one chip key is a misconfiguration or a copied key
+ * (unless the old connection is one its agent left without the landmark
+ * noticing; the Error then goes nowhere). The log has a limiter of its
+ * own, as a move takes a verified handshake, not a flood of bad frames.
+ */
+static void chip_taken_over(lm_chip *old, cl_lm_conn *to) {
+  cl_lm *lm = old->lm;
+  cl_lm_conn *from = old->conn;
+  assert(from && from != to && !from->closing);
+  lm->st.chip_takeovers++;
+  uint64_t suppressed = 0;
+  if (cl_ratelimit_allow(&lm->rl_takeover, lm->now, &suppressed)) {
+    char cf[CHIP_FIELDS_LEN], old_agent[CL_MAX_AGENT_NAME * 4 + 3],
+        agent[CL_MAX_AGENT_NAME * 4 + 3];
+    cl_log_quote(old_agent, sizeof old_agent, from->agent, strlen(from->agent));
+    cl_log_quote(agent, sizeof agent, to->agent, strlen(to->agent));
+    cl_log(CL_LOG_WARN, "chip taken over by another connection",
+           "%s old_agent=%s old_peer=%s agent=%s peer=%s suppressed=%llu",
+           chip_fields(lm->enrolled, old->pk, cf), old_agent, from->peer, agent, to->peer,
+           (unsigned long long)suppressed);
+  }
+  char hex[17], text[CL_MAX_ERROR_TEXT + 1];
+  short_hex(old->pk, hex);
+  snprintf(text, sizeof text, "chip %s: now registered on another connection (agent %s)", hex,
+           to->agent);
+  send_error(from, CL_ERR_CHIP_TAKEN_OVER, text);
+  chip_detach(old);
+  if (!from->closing && from->n_chips == 0) conn_close(from);
+}
+
+/*
  * The chip's Confirm verified: its new session begins. A rekey replaces the
  * old key (wiped) and runs the burst it put off. A first session makes the
  * chip active; a chip active on another connection moves here only now,
- * when this connection has proven it speaks for the chip.
+ * when this connection has proven it speaks for the chip (chip_taken_over).
  */
 static void session_begin(lm_chip *ch, const uint8_t chip_sig[CL_SIG_LEN]) {
   cl_lm *lm = ch->lm;
   cl_lm_conn *c = ch->conn;
-  char hex[17];
-  short_hex(ch->pk, hex);
+  char cf[CHIP_FIELDS_LEN], agent[CL_MAX_AGENT_NAME * 4 + 3];
+  chip_fields(lm->enrolled, ch->pk, cf);
   memcpy(ch->next_hs.chip_sig, chip_sig, CL_SIG_LEN);
   ch->hstate = HS_NONE;
   lm->st.handshakes_ok++;
@@ -737,14 +821,14 @@ static void session_begin(lm_chip *ch, const uint8_t chip_sig[CL_SIG_LEN]) {
   ch->session_ns = lm->now;
   if (ch->active) {
     lm->st.rekeys_done++;
-    cl_log(CL_LOG_DEBUG, "session rekeyed", "chip=%s peer=%s", hex, c->peer);
+    cl_log(CL_LOG_DEBUG, "session rekeyed", "%s peer=%s", cf, c->peer);
     chip_schedule(ch, 0, PH_IDLE);
     return;
   }
   const cl_lm_target *e = cl_pkmap_get(lm->enrolled, ch->pk);
   lm_chip *old = NULL;
   if (!e || !e->active || cl_pkmap_put(lm->live, ch->pk, ch, (void **)&old) != CL_OK) {
-    cl_log(CL_LOG_INFO, "chip no longer enrolled; dropped", "chip=%s", hex);
+    cl_log(CL_LOG_INFO, "chip no longer enrolled; dropped", "%s peer=%s", cf, c->peer);
     chip_detach(ch);
     if (!c->closing && c->n_chips == 0) conn_close(c);
     return;
@@ -753,13 +837,9 @@ static void session_begin(lm_chip *ch, const uint8_t chip_sig[CL_SIG_LEN]) {
   ch->is_landmark = e->is_landmark;
   ch->active = 1;
   lm->st.chips_registered++;
-  if (old) {
-    /* A newer proven session wins: the old connection loses the chip. */
-    cl_log(CL_LOG_INFO, "chip re-registered on a new connection", "chip=%s old_peer=%s peer=%s",
-           hex, old->conn ? old->conn->peer : "-", c->peer);
-    chip_detach(old);
-  }
-  cl_log(CL_LOG_INFO, "chip registered", "chip=%s peer=%s", hex, c->peer);
+  if (old) chip_taken_over(old, c);
+  cl_log_quote(agent, sizeof agent, c->agent, strlen(c->agent));
+  cl_log(CL_LOG_INFO, "chip registered", "%s peer=%s agent=%s", cf, c->peer, agent);
   if (c->state != CONN_REGISTERED) {
     c->state = CONN_REGISTERED;
     cl_tq_arm(&lm->tq, &c->timer.e, lm->now + lm->idle_check_ns);
@@ -868,6 +948,7 @@ static void handle_register(cl_lm_conn *c, const cl_msg *m) {
     return;
   }
   int rekey = c->state == CONN_REGISTERED;
+  if (!rekey) snprintf(c->agent, sizeof c->agent, "%s", m->u.reg.agent);
   cl_msg *res = calloc(1, sizeof *res);
   if (!res) {
     conn_close(c);
@@ -909,7 +990,7 @@ static void handle_register(cl_lm_conn *c, const cl_msg *m) {
        * (which quotes the agent's name). */
       snprintf(detail, sizeof detail, "chip %s refused at registration, agent %s", hex,
                m->u.reg.agent);
-      log_reject(lm, c, cl_refuse_reason_name(why), detail);
+      log_reject_chip(lm, c, o->chip, cl_refuse_reason_name(why), detail);
       continue;
     }
     start_handshake(ch, o, m->u.reg.suite, i);
@@ -933,7 +1014,7 @@ static void handle_confirm(cl_lm_conn *c, const cl_msg *m) {
       char hex[17], text[96];
       short_hex(cf->chip, hex);
       snprintf(text, sizeof text, "chip %s: no handshake awaits a Confirm", hex);
-      log_reject(lm, c, "unexpected_confirm", text);
+      log_reject_chip(lm, c, cf->chip, "unexpected_confirm", text);
       /* Not ERROR_UNEXPECTED, on which an agent closes: the connection's
        * other chips stand. */
       reply_error(c, CL_ERR_NOT_REGISTERED, text);
@@ -970,11 +1051,11 @@ static lm_chip *active_chip(const cl_lm_conn *c, const uint8_t pk[CL_PK_LEN]) {
   return ch && ch->active ? ch : NULL;
 }
 
-static void not_registered(cl_lm_conn *c, const char *what) {
+static void not_registered(cl_lm_conn *c, const uint8_t chip[CL_PK_LEN], const char *what) {
   c->lm->st.rejected_not_registered++;
   char text[96];
   snprintf(text, sizeof text, "%s for a chip not active on this connection", what);
-  log_reject(c->lm, c, "not_registered", text);
+  log_reject_chip(c->lm, c, chip, "not_registered", text);
   reply_error(c, CL_ERR_NOT_REGISTERED, "chip not registered on this connection");
 }
 
@@ -988,10 +1069,10 @@ static void response_accepted(lm_chip *ch, cl_probe *p, const uint8_t mac[CL_MAC
   cl_histogram_observe(&lm->st.rtt, (double)rtt / 1e9);
   cl_burst_add(&ch->burst, p->seq, p->nonce, mac, rtt);
   if (cl_log_get_level() <= CL_LOG_DEBUG) {
-    char hex[17];
-    short_hex(ch->pk, hex);
-    cl_log(CL_LOG_DEBUG, "probe accepted", "chip=%s seq=%llu rtt_ns=%llu", hex,
-           (unsigned long long)p->seq, (unsigned long long)rtt);
+    char cf[CHIP_FIELDS_LEN];
+    cl_log(CL_LOG_DEBUG, "probe accepted", "%s seq=%llu rtt_ns=%llu",
+           chip_fields(lm->enrolled, ch->pk, cf), (unsigned long long)p->seq,
+           (unsigned long long)rtt);
   }
   probe_event(lm, ch, p, mac, CL_ACCEPT_OK, 0, rtt);
   if (ch->cur == p) probe_settled(ch);
@@ -1005,7 +1086,7 @@ static void response_rejected(cl_lm_conn *c, const uint8_t chip[CL_PK_LEN], uint
   char hex[17];
   short_hex(chip, hex);
   snprintf(detail, sizeof detail, "chip %s seq %llu", hex, (unsigned long long)seq);
-  log_reject(lm, c, cl_accept_result_name(r), detail);
+  log_reject_chip(lm, c, chip, cl_accept_result_name(r), detail);
   reply_error(c, wire_code(r), cl_accept_result_name(r));
 }
 
@@ -1019,7 +1100,7 @@ static void handle_response(cl_lm_conn *c, const cl_msg *m, uint64_t t_recv) {
   cl_lm *lm = c->lm;
   lm_chip *ch = active_chip(c, m->u.response.chip);
   if (!ch) {
-    not_registered(c, "response");
+    not_registered(c, m->u.response.chip, "response");
     return;
   }
   cl_probe *p = find_probe(ch, m->u.response.seq);
@@ -1039,10 +1120,11 @@ static void handle_response(cl_lm_conn *c, const cl_msg *m, uint64_t t_recv) {
     response_rejected(c, m->u.response.chip, m->u.response.seq, r);
 }
 
-/* A bad transcript: the burst is dropped, the session goes on. */
-static void transcript_bad(cl_lm_conn *c, const char *text) {
+/* A bad transcript of chip `chip`: the burst is dropped, the session goes
+ * on. */
+static void transcript_bad(cl_lm_conn *c, const uint8_t chip[CL_PK_LEN], const char *text) {
   c->lm->st.transcripts_bad++;
-  log_reject(c->lm, c, "bad_transcript", text);
+  log_reject_chip(c->lm, c, chip, "bad_transcript", text);
   reply_error(c, CL_ERR_BAD_TRANSCRIPT, text);
 }
 
@@ -1056,7 +1138,7 @@ static void handle_transcript(cl_lm_conn *c, const cl_msg *m) {
   cl_lm *lm = c->lm;
   lm_chip *ch = active_chip(c, m->u.transcript.chip);
   if (!ch) {
-    not_registered(c, "transcript");
+    not_registered(c, m->u.transcript.chip, "transcript");
     return;
   }
   char hex[17], text[160];
@@ -1064,7 +1146,7 @@ static void handle_transcript(cl_lm_conn *c, const cl_msg *m) {
   lm_pending_tx *tx = ch->tx;
   if (!tx) {
     snprintf(text, sizeof text, "chip %s: no burst awaits a transcript", hex);
-    transcript_bad(c, text);
+    transcript_bad(c, ch->pk, text);
     return;
   }
   ch->tx = NULL;
@@ -1074,7 +1156,7 @@ static void handle_transcript(cl_lm_conn *c, const cl_msg *m) {
              hex, (unsigned long long)m->u.transcript.first_seq,
              (unsigned long long)tx->b.e[0].seq);
     free(tx);
-    transcript_bad(c, text);
+    transcript_bad(c, ch->pk, text);
     return;
   }
   cl_lm_work w;
@@ -1347,7 +1429,7 @@ static void handshake_result(lm_chip *ch, const cl_lm_work *w, int status) {
       short_hex(ch->pk, hex);
       snprintf(detail, sizeof detail, "chip %s: ephemeral key of small order", hex);
       refuse_slot(c, ch->reg_slot, CL_REFUSE_BAD_PROOF, "ephemeral key of small order");
-      log_reject(lm, c, cl_refuse_reason_name(CL_REFUSE_BAD_PROOF), detail);
+      log_reject_chip(lm, c, ch->pk, cl_refuse_reason_name(CL_REFUSE_BAD_PROOF), detail);
     }
     if (!ch->active) chip_detach(ch);
   } else {
@@ -1393,7 +1475,7 @@ static void transcript_result(lm_chip *ch, const cl_lm_work *w, int status) {
     char hex[17], text[96];
     short_hex(ch->pk, hex);
     snprintf(text, sizeof text, "chip %s: transcript signature does not verify", hex);
-    transcript_bad(ch->conn, text);
+    transcript_bad(ch->conn, ch->pk, text);
     return;
   }
   lm->st.transcripts_ok++;
@@ -1466,8 +1548,10 @@ void cl_lm_set_enrolled(cl_lm *lm, cl_lm_target *targets, size_t n, uint64_t now
       return;
     }
   }
-  cl_pkmap_destroy(&lm->enrolled);
-  free(lm->enrolled_arr);
+  /* The old set names the chips dropped below: an unenrolled one is not in
+   * the new one. */
+  cl_pkmap *old = lm->enrolled;
+  cl_lm_target *old_arr = lm->enrolled_arr;
   lm->enrolled = m;
   lm->enrolled_arr = targets;
   /* Drop live chips that were unenrolled or deactivated, in rounds of up to
@@ -1477,12 +1561,15 @@ void cl_lm_set_enrolled(cl_lm *lm, cl_lm_target *targets, size_t n, uint64_t now
     w.n = 0;
     cl_pkmap_each(lm->live, collect_unenrolled, &w);
     for (size_t i = 0; i < w.n; i++) {
-      char hex[17];
-      short_hex(w.drop[i]->pk, hex);
-      cl_log(CL_LOG_INFO, "chip no longer enrolled; dropped", "chip=%s", hex);
+      char cf[CHIP_FIELDS_LEN];
+      const cl_lm_target *e = cl_pkmap_get(m, w.drop[i]->pk);
+      cl_log(CL_LOG_INFO, e ? "chip deactivated; dropped" : "chip no longer enrolled; dropped",
+             "%s peer=%s", chip_fields(old, w.drop[i]->pk, cf), w.drop[i]->conn->peer);
       chip_detach(w.drop[i]);
     }
   } while (w.n == sizeof w.drop / sizeof w.drop[0]);
+  cl_pkmap_destroy(&old);
+  free(old_arr);
   cl_log(CL_LOG_DEBUG, "enrolled set refreshed", "chips=%zu live=%zu", n,
          cl_pkmap_count(lm->live));
   leave(lm);
@@ -1522,6 +1609,7 @@ int cl_lm_create(cl_lm **out, const cl_lm_params *params, const cl_key *key, con
   cl_histogram_init(&lm->st.lag, lag_le, sizeof lag_le / sizeof lag_le[0]);
   cl_ratelimit_init(&lm->rl, 20, 2);
   cl_ratelimit_init(&lm->rl_overflow, 20, 2);
+  cl_ratelimit_init(&lm->rl_takeover, 20, 2);
   /* A quarter of the idle timeout, within 100 ms and 5 s: an idle peer is
    * cut at most a quarter of the timeout late. */
   uint64_t check_ms = (uint64_t)params->idle_timeout_s * 1000ull / 4;

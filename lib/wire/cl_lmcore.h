@@ -163,6 +163,7 @@ typedef struct {
       unexpected_msg, handshake_timeouts, idle_timeouts;
   uint64_t suite_refused;   /* Registers naming a suite this build does not know */
   uint64_t chips_registered; /* chips whose first session verified: they became active */
+  uint64_t chip_takeovers; /* active chips taken from a connection by a newer verified session */
   uint64_t handshake_refused[CL_REFUSE__COUNT]; /* offers refused, by cl_refuse_reason */
   uint64_t handshakes_ok;         /* Confirms verified: a session began (rekeys included) */
   uint64_t bad_handshake_sigs;    /* Confirms whose chip signature does not verify */
@@ -201,7 +202,10 @@ void cl_lm_destroy(cl_lm **lm);
  * Replaces the enrolled set (takes ownership of targets, malloc'd). Active
  * chips no longer enrolled and active are dropped from their connections;
  * the others take the ids of the new set. A chip whose first handshake is
- * under way is checked against the set when its Confirm verifies.
+ * under way is checked against the set when its Confirm verifies. Log lines
+ * about a chip name it `chip=` by the target's name (its serial) when it
+ * has one, else by its key's first 8 bytes in hex, and always add those hex
+ * digits as `chip_key=`.
  */
 void cl_lm_set_enrolled(cl_lm *lm, cl_lm_target *targets, size_t n, uint64_t now_ns);
 

@@ -11,12 +11,17 @@
 
 #include <stdint.h>
 
+/* Longest name a target carries for log lines; a longer one is left out
+ * (empty) and the logs name the target by its key instead. */
+#define CL_LM_NAME_MAX 64
+
 /* A probe target: an enrolled chip or, with is_landmark, a peer landmark. */
 typedef struct {
   uint8_t pk[CL_PK_LEN];
   int64_t id; /* chips.id, or landmarks.id for a peer landmark */
   int active;
   int is_landmark; /* a peer landmark: its bursts go to landmark_links */
+  char name[CL_LM_NAME_MAX + 1]; /* chips.serial or landmarks.name, or "" */
 } cl_lm_target;
 
 /* One burst's result: the signed measurement and what is derived from it. */

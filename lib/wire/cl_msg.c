@@ -419,7 +419,8 @@ const char *cl_wire_error_name(cl_wire_error code) {
   static const char *names[] = {"none",          "version",        "malformed",    "too_large",
                                 "unexpected",    "unknown_probe",  "replay",       "late",
                                 "bad_mac",       "not_registered", "bad_landmark", "limit",
-                                "suite",         "bad_handshake",  "bad_transcript"};
+                                "suite",         "bad_handshake",  "bad_transcript",
+                                "chip_taken_over"};
   if ((unsigned)code < sizeof names / sizeof names[0]) return names[code];
   return "unknown";
 }

@@ -58,6 +58,7 @@ typedef enum {
   CL_ERR_SUITE = 12,
   CL_ERR_BAD_HANDSHAKE = 13,
   CL_ERR_BAD_TRANSCRIPT = 14,
+  CL_ERR_CHIP_TAKEN_OVER = 15,
 } cl_wire_error;
 
 /* A chip's half of a handshake. */

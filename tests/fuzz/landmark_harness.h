@@ -558,7 +558,7 @@ static int lh_send(void *ctx, void *ud, const uint8_t *buf, size_t len, uint64_t
     break;
   }
   case CL_MSG_ERROR: {
-    LH_CHECK(m.u.error.code > CL_ERR_NONE && m.u.error.code <= CL_ERR_BAD_TRANSCRIPT &&
+    LH_CHECK(m.u.error.code > CL_ERR_NONE && m.u.error.code <= CL_ERR_CHIP_TAKEN_OVER &&
              m.u.error.code != CL_ERR_BAD_LANDMARK);
     /* The connections open at the run's start: the bucket, its refill
      * since then, one per chip dropped, and the Error that closes. */

@@ -2,13 +2,20 @@
  * Prometheus metrics: a builder for the text exposition format 0.0.4 (with
  * the histograms of cl_hist.h), and a small HTTP server (libmicrohttpd, on
  * its own thread) that answers GET /metrics with the last published
- * snapshot.
+ * snapshot, and GET /healthz and /readyz with the health published with it.
  *
  * Threading contract: the owner (an event loop) keeps its counters to
  * itself, renders them into a cl_mtext on its own thread and publishes the
- * text; the HTTP thread only copies the published snapshot under a mutex.
- * Nothing in this module ever reads the owner's counters, so they need no
- * locking and no atomics.
+ * text with its health; the HTTP thread only copies the published snapshot
+ * under a mutex. Nothing in this module ever reads the owner's counters, so
+ * they need no locking and no atomics.
+ *
+ * Health: /healthz says the owner's loop is turning. It answers 200 "ok"
+ * while the last publish is younger than the stale_after_ms that publish
+ * promised, else 503 with how long the owner has been silent (and 503
+ * "starting" before the first publish). /readyz answers 200 "ok" when
+ * /healthz does and the owner's last publish said ready, else 503 with the
+ * owner's reason. Bodies are text/plain, one line.
  */
 #ifndef CL_METRICS_H
 #define CL_METRICS_H
@@ -58,20 +65,35 @@ char *cl_mtext_label_value(char *out, size_t outlen, const char *value);
 
 typedef struct cl_metrics_server cl_metrics_server;
 
+/* What the owner says of itself with each snapshot. */
+typedef struct {
+  /* The owner publishes again within this time while its loop turns;
+   * /healthz fails once a publish is this much overdue. > 0. */
+  uint32_t stale_after_ms;
+  /* 1: ready to do its job (/readyz 200); 0: not, for the reason `why`. */
+  int ready;
+  /* When not ready: one line for /readyz's body, copied (cut to 255 bytes). */
+  const char *why;
+} cl_metrics_health;
+
 /*
  * Binds host:port (a numeric IPv4 or IPv6 address; port 0 picks a free
- * port) and serves GET /metrics from its own thread. Returns 0, CL_EINVAL
- * (host not a numeric address) or CL_EIO (cannot bind, listen or start the
- * thread); err names the address and the reason. Until the first
- * cl_metrics_server_publish, /metrics answers with an empty body.
+ * port) and serves GET /metrics, /healthz and /readyz from its own thread.
+ * Returns 0, CL_EINVAL (host not a numeric address) or CL_EIO (cannot bind,
+ * listen or start the thread); err names the address and the reason. Until
+ * the first cl_metrics_server_publish, /metrics answers with an empty body
+ * and /healthz and /readyz with 503 "starting".
  */
 int cl_metrics_server_start(cl_metrics_server **out, const char *host, int port, char *err,
                             size_t errlen);
 /* The port actually bound (useful after port 0). */
 int cl_metrics_server_port(const cl_metrics_server *m);
-/* Replaces the served text by a copy of text[0..len). Thread-safe; cheap
- * enough for once a second. Returns 0 or CL_ENOMEM (the old text stays). */
-int cl_metrics_server_publish(cl_metrics_server *m, const char *text, size_t len);
+/* Replaces the served text by a copy of text[0..len) and the health by *h,
+ * and notes the time (the start of /healthz's stale_after_ms). Thread-safe;
+ * cheap enough for once a second. Returns 0, CL_EINVAL (h NULL or its
+ * stale_after_ms 0) or CL_ENOMEM (text and health stay as they were). */
+int cl_metrics_server_publish(cl_metrics_server *m, const char *text, size_t len,
+                              const cl_metrics_health *h);
 /* Stops the thread, closes the socket and frees; NULLs *m. */
 void cl_metrics_server_stop(cl_metrics_server **m);
 

@@ -1,8 +1,8 @@
 /*
  * Prometheus text exposition (format 0.0.4) and the HTTP endpoint that
- * serves it. See cl_metrics.h for the threading contract: the served text
- * is a snapshot the owner publishes; the HTTP thread copies it under `mu`
- * and touches nothing else.
+ * serves it, with /healthz and /readyz. See cl_metrics.h for the threading
+ * contract: the served text and health are a snapshot the owner publishes;
+ * the HTTP thread copies them under `mu` and touches nothing else.
  */
 #include "cl_metrics.h"
 #include "cl_err.h"
@@ -131,13 +131,20 @@ char *cl_mtext_label_value(char *out, size_t outlen, const char *value) {
 /* ---- HTTP server ------------------------------------------------------------ */
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define PLAIN "text/plain; charset=utf-8"
+#define WHY_MAX 256
 
 struct cl_metrics_server {
   struct MHD_Daemon *d;
   int port;
   uv_mutex_t mu;
-  char *text; /* guarded by mu */
+  /* guarded by mu */
+  char *text;
   size_t len;
+  uint64_t published_ns; /* uv_hrtime of the last publish; 0: none yet */
+  uint32_t stale_after_ms;
+  int ready;
+  char why[WHY_MAX];
 };
 
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *body,
@@ -151,6 +158,29 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
   enum MHD_Result ret = MHD_queue_response(conn, status, r);
   MHD_destroy_response(r);
   return ret;
+}
+
+/* /healthz, or /readyz when `ready_too`: 200 "ok", or 503 with the reason.
+ * Runs on the HTTP thread. */
+static enum MHD_Result respond_health(cl_metrics_server *m, struct MHD_Connection *conn,
+                                      int ready_too) {
+  char body[WHY_MAX + 128];
+  unsigned status = MHD_HTTP_SERVICE_UNAVAILABLE;
+  uv_mutex_lock(&m->mu);
+  uint64_t now = uv_hrtime();
+  if (!m->published_ns) {
+    snprintf(body, sizeof body, "starting\n");
+  } else if (now - m->published_ns > (uint64_t)m->stale_after_ms * 1000000ull) {
+    snprintf(body, sizeof body, "stale: nothing published for %.1f s (limit %.1f s)\n",
+             (double)(now - m->published_ns) / 1e9, (double)m->stale_after_ms / 1e3);
+  } else if (ready_too && !m->ready) {
+    snprintf(body, sizeof body, "not ready: %s\n", m->why);
+  } else {
+    status = MHD_HTTP_OK;
+    snprintf(body, sizeof body, "ok\n");
+  }
+  uv_mutex_unlock(&m->mu);
+  return respond(conn, status, body, strlen(body), PLAIN);
 }
 
 /* Runs on the HTTP thread. A GET has no body, so the answer is queued on
@@ -168,8 +198,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     *upload_data_size = 0;
     return respond(conn, MHD_HTTP_METHOD_NOT_ALLOWED, msg, sizeof msg - 1, "text/plain");
   }
+  int healthz = strcmp(url, "/healthz") == 0, readyz = strcmp(url, "/readyz") == 0;
+  if (healthz || readyz) return respond_health(m, conn, readyz);
   if (strcmp(url, "/metrics") != 0) {
-    static const char msg[] = "not found: metrics are at /metrics\n";
+    static const char msg[] = "not found: try /metrics, /healthz or /readyz\n";
     return respond(conn, MHD_HTTP_NOT_FOUND, msg, sizeof msg - 1, "text/plain");
   }
   uv_mutex_lock(&m->mu);
@@ -255,8 +287,9 @@ int cl_metrics_server_start(cl_metrics_server **out, const char *host, int port,
 
 int cl_metrics_server_port(const cl_metrics_server *m) { return m ? m->port : 0; }
 
-int cl_metrics_server_publish(cl_metrics_server *m, const char *text, size_t len) {
-  if (!m || (!text && len)) return CL_EINVAL;
+int cl_metrics_server_publish(cl_metrics_server *m, const char *text, size_t len,
+                              const cl_metrics_health *h) {
+  if (!m || (!text && len) || !h || h->stale_after_ms == 0) return CL_EINVAL;
   char *copy = malloc(len + 1);
   if (!copy) return CL_ENOMEM;
   if (len) memcpy(copy, text, len);
@@ -265,6 +298,14 @@ int cl_metrics_server_publish(cl_metrics_server *m, const char *text, size_t len
   char *old = m->text;
   m->text = copy;
   m->len = len;
+  m->published_ns = uv_hrtime();
+  m->stale_after_ms = h->stale_after_ms;
+  m->ready = h->ready;
+  /* One line: a newline in the reason would end the body early. */
+  size_t o = 0;
+  for (const char *p = h->ready || !h->why ? "" : h->why; *p && o + 1 < sizeof m->why; p++)
+    m->why[o++] = *p == '\n' || *p == '\r' ? ' ' : *p;
+  m->why[o] = '\0';
   uv_mutex_unlock(&m->mu);
   free(old);
   return CL_OK;
