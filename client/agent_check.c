@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -216,7 +217,9 @@ int agent_check_config(const char *path, unsigned timeout_ms) {
     fprintf(stderr, "chipagent: out of memory\n");
     return EXIT_RUNTIME;
   }
-  char err[600] = "", what[CL_CONFIG_HOST_MAX + CL_CONFIG_NAME_MAX + 64];
+  /* A check names a chip and its key file, a landmark and its address, or
+   * the config file: room for a whole path. */
+  char err[600] = "", what[PATH_MAX + CL_CONFIG_HOST_MAX + CL_CONFIG_NAME_MAX + 64];
   int rc = cl_agent_config_load(path, cfg, err, sizeof err);
   if (rc != CL_OK) {
     snprintf(what, sizeof what, "config %s", path);
