@@ -926,7 +926,7 @@ END_TEST
 /* chipagent --check-config on conf: its exit status; its output in *out. */
 static int check_config(const real *R, const char *conf, char **out) {
   char *log = tu_fmt("%s/check-%d.log", R->dir, tu_free_port());
-  char *argv[] = {tu_bin("client/chipagent"), "--check-config", "--config", (char *)conf, NULL};
+  char *argv[] = {tu_own(tu_bin("client/chipagent")), "--check-config", "--config", (char *)conf, NULL};
   int rc = tu_run(argv, log);
   *out = tu_own(tu_read_file(log));
   return rc;
@@ -991,7 +991,7 @@ START_TEST(test_check_config) {
   ck_assert_int_eq(chmod(R.key[1], 0600), 0);
 
   /* A config that does not load: one FAIL line, exit 2. */
-  char *bad = tu_write_file(R.dir, "bad.conf", "[agent]\nbackoff_min_ms = 1\n");
+  char *bad = tu_own(tu_write_file(R.dir, "bad.conf", "[agent]\nbackoff_min_ms = 1\n"));
   ck_assert_int_eq(check_config(&R, bad, &out), 2);
   ck_assert_msg(strncmp(out, tu_fmt("FAIL config %s: ", bad), strlen(tu_fmt("FAIL config %s: ", bad))) == 0,
                 "%s", out);

@@ -440,7 +440,7 @@ START_TEST(test_verifier_sighup) {
                           tu_key_hex(vkey), NULL),
                    0);
   char *vlog = tu_fmt("%s/verifier.log", w.dir);
-  char *argv[] = {tu_bin("server/chiploc"), "verify", "--db", w.db, "--key", vkey, "--follow",
+  char *argv[] = {tu_own(tu_bin("server/chiploc")), "verify", "--db", w.db, "--key", vkey, "--follow",
                   "--interval", "1", "--settle", "0", "--window", "30", NULL};
   pid_t v = tu_spawn(argv, vlog);
   ck_assert_int_eq(tu_wait_log(vlog, "msg=round", 1, 20000), 0);
@@ -469,7 +469,7 @@ static int run_until_stopped(const world *w, const char *tag, const char *connin
   lo.conninfo = conninfo;
   if (key) lo.key = key;
   *log = tu_fmt("%s/%s.log", w->dir, tag);
-  char *argv[] = {tu_bin("server/landmarkd"), "--config", tu_landmark_conf(w->dir, &lo), NULL};
+  char *argv[] = {tu_own(tu_bin("server/landmarkd")), "--config", tu_landmark_conf(w->dir, &lo), NULL};
   pid_t pid = tu_spawn(argv, *log);
   ck_assert_msg(tu_wait_log(*log, "msg=stopped", 1, 20000) == 0, "%s: landmarkd did not stop",
                 tag);
@@ -507,7 +507,7 @@ START_TEST(test_db_config_errors) {
   tu_landmark_opts lo = lm_opts(&w, "away.conf");
   lo.conninfo = tu_fmt("host=%s/no-server dbname=chiploc user=%s", w.dir, w.role);
   char *awaylog = tu_fmt("%s/away.log", w.dir);
-  char *argv[] = {tu_bin("server/landmarkd"), "--config", tu_landmark_conf(w.dir, &lo), NULL};
+  char *argv[] = {tu_own(tu_bin("server/landmarkd")), "--config", tu_landmark_conf(w.dir, &lo), NULL};
   pid_t pid = tu_spawn(argv, awaylog);
   ck_assert_int_eq(tu_wait_log(awaylog, "msg=\"database unavailable\"", 3, 20000), 0);
   ck_assert(alive(pid));
@@ -540,14 +540,14 @@ START_TEST(test_identity_mismatch) {
     lo.lon = bad[i].lon;
     char *conf = tu_landmark_conf(w.dir, &lo);
     char *log = tu_fmt("%s/%s.log", w.dir, bad[i].tag);
-    char *argv[] = {tu_bin("server/landmarkd"), "--config", conf, NULL};
+    char *argv[] = {tu_own(tu_bin("server/landmarkd")), "--config", conf, NULL};
     pid_t pid = tu_spawn(argv, log);
     ck_assert_msg(tu_wait_log(log, "msg=stopped", 1, 20000) == 0, "%s: did not stop", bad[i].tag);
     ck_assert_int_eq(tu_stop(pid, SIGTERM, 10000), 2);
     ck_assert_msg(tu_count_in_file(log, bad[i].want) == 1, "%s: no \"%s\" in %s", bad[i].tag,
                   bad[i].want, log);
     char *out = tu_fmt("%s/%s.out", w.dir, bad[i].tag);
-    char *cargv[] = {tu_bin("server/landmarkd"), "--check-config", "--config", conf, NULL};
+    char *cargv[] = {tu_own(tu_bin("server/landmarkd")), "--check-config", "--config", conf, NULL};
     ck_assert_int_eq(tu_run(cargv, out), 2);
     ck_assert_int_eq(tu_count_in_file(out, tu_fmt("FAIL landmark %s: config name=", bad[i].name)), 1);
   }
@@ -564,7 +564,7 @@ END_TEST
 
 /* landmarkd --check-config on conf; output into log (appended). */
 static int check_config(const char *conf, const char *log) {
-  char *argv[] = {tu_bin("server/landmarkd"), "--check-config", "--config", (char *)conf, NULL};
+  char *argv[] = {tu_own(tu_bin("server/landmarkd")), "--check-config", "--config", (char *)conf, NULL};
   return tu_run(argv, log);
 }
 
@@ -653,7 +653,7 @@ END_TEST
 static int nofile_warnings(const world *w, const char *conf, int nofile) {
   char *log = tu_fmt("%s/landmarkd-nofile-%d.log", w->dir, nofile);
   char *argv[] = {"/usr/bin/prlimit", tu_fmt("--nofile=%d:%d", nofile, nofile), "--",
-                  tu_bin("server/landmarkd"), "--config", (char *)conf, NULL};
+                  tu_own(tu_bin("server/landmarkd")), "--config", (char *)conf, NULL};
   pid_t pid = tu_spawn(argv, log);
   ck_assert_int_eq(tu_wait_log(log, "msg=listening", 1, 30000), 0);
   ck_assert_int_eq(tu_stop(pid, SIGTERM, 15000), 0);

@@ -546,7 +546,7 @@ START_TEST(test_logfmt_truncation) {
   for (int k = 1; k < 6; k++) {
     char *o = NULL;
     CAPTURE(o, CL_LOG_ERROR, "m", "a=%s b=\"%s\" c=%s d=%s", val + 699 - 100 * k, LIBPQ_MSG,
-            val + 699 - 150 * k, val);
+            val + 699 - 130 * k, val);
     ck_assert_uint_le(strlen(o), 2048);
     int n = parse_or_fail(o, pr, 400);
     const char *t = lf_get(pr, n, "truncated", NULL);

@@ -158,7 +158,7 @@ static pid_t verifier_start(const world *w, int *port) {
                        "--pubkey", tu_key_hex(vkey), NULL),
                    0);
   *port = tu_free_port();
-  char *argv[] = {tu_bin("server/chiploc"), "verify", "--db", w->db, "--key", vkey, "--follow",
+  char *argv[] = {tu_own(tu_bin("server/chiploc")), "verify", "--db", w->db, "--key", vkey, "--follow",
                   "--interval", "2", "--settle", "0", "--window", "30", "--min-landmarks", "1",
                   "--metrics", tu_fmt("127.0.0.1:%d", *port), NULL};
   pid_t v = tu_spawn(argv, tu_fmt("%s/verifier.log", w->dir));
@@ -289,7 +289,7 @@ START_TEST(test_sigterm_during_outage) {
 
   /* The next landmarkd, started while the database is still down, is alive
    * but not ready: it cannot listen before it has the enrolled chips. */
-  char *argv[] = {tu_bin("server/landmarkd"), "--config", w.lm_conf, NULL};
+  char *argv[] = {tu_own(tu_bin("server/landmarkd")), "--config", w.lm_conf, NULL};
   lm = tu_spawn(argv, log2);
   ck_assert_int_eq(wait_status(w.mport, "/healthz", 200, 10000), 200);
   char *why = NULL;
