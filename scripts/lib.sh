@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shell helpers shared by the development scripts (scripts/*.sh) and the
 # benchmarks (bench/lib.sh sources this file): the build step, stopping the
-# processes a script started, and the landmarkd and chipagent config files.
+# processes a script started, the landmarkd and chipagent config files, and
+# playwright-core for the dashboard's browser test and screenshot.
 # Sourced, never run. Every helper returns non-zero on failure, so a caller
 # under `set -e` stops there.
 
@@ -111,4 +112,20 @@ chipagent_conf() {
   local file=$1
   shift
   ini_print "agent.name=$1" "${@:2}" >"$file"
+}
+
+# playwright_core BUILD_DIR: installs playwright-core, the pinned version, from
+# npm into BUILD_DIR/node_modules unless it is there. It drives Debian's
+# chromium (/usr/bin/chromium): it has no install script and downloads no
+# browser. 1.61 is the newest that runs on Debian 12's Node 18. Prints npm's
+# output and returns non-zero when the install fails.
+PLAYWRIGHT_CORE=1.61.1
+playwright_core() {
+  local build=$1 installed
+  installed=$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1])).version' \
+    "$build/node_modules/playwright-core/package.json" 2>/dev/null || true)
+  [ "$installed" = "$PLAYWRIGHT_CORE" ] && return 0
+  # --no-save: no package.json or lock file in the build tree.
+  npm install --no-save --no-audit --no-fund --prefix "$build" "playwright-core@$PLAYWRIGHT_CORE" \
+    >"$build/playwright-install.log" 2>&1 || { cat "$build/playwright-install.log"; return 1; }
 }

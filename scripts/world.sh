@@ -21,16 +21,22 @@
 #   5. runs the verifier (chiploc verify --follow) for WORLD_SECONDS (default
 #      60) with a live progress line, then prints one row per chip, a summary
 #      (including how many smuggled and relayed chips were caught), the audit
-#      of every signed record, and writes build/world/world.geojson.
+#      of every signed record, and writes build/world/world.geojson;
+#   6. serves the dashboard (chiploc dashboard, docs/DASHBOARD.md) from the
+#      moment the database is ready, as a login in chiploc_dashboard, and
+#      prints its URL.
 #
 # Everything is stopped at the end; every run starts from a fresh database and
 # fresh keys, so it is safe to run twice. docs/WORLD.md explains the output
 # and the format of the two tables.
 #
 # Environment: WORLD_SECONDS (verifier run time, default 60), WORLD_KEEP=1
-# (leave PostgreSQL running and print its conninfo), WORLD_BUILD_DIR (default
-# build), WORLD_PORT_BASE (default 27600; the ten landmarks listen on
-# BASE..BASE+9, the delay proxies on BASE+100..BASE+253).
+# (leave PostgreSQL and the dashboard running and print how to reach and stop
+# them), WORLD_BUILD_DIR (default build), WORLD_PORT_BASE (default 27600; the
+# ten landmarks listen on BASE..BASE+9, the delay proxies on
+# BASE+100..BASE+253, the dashboard on BASE+300), WORLD_SCREENSHOT=FILE.png (a
+# screenshot of the dashboard's map at the end, taken with Debian's chromium
+# and playwright-core from npm: the README's picture).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -49,6 +55,9 @@ if ! [[ $base =~ ^[0-9]+$ ]] || ((base < 1024 || base + 300 > 65535)); then
   echo "world: WORLD_PORT_BASE must be a port number in [1024, 65235]" >&2
   exit 2
 fi
+screenshot=${WORLD_SCREENSHOT:-}
+case $screenshot in "" | /*) ;; *) screenshot=$root/$screenshot ;; esac
+dash_port=$((base + 300))
 
 # Probing and verification timing (seconds).
 PROBE_INTERVAL=5   # one burst of 3 probes per chip and landmark every ~5 s
@@ -141,6 +150,7 @@ fleetsim=$build/tests/sim/fleetsim
 delayproxy=$build/tests/sim/delayproxy
 
 verifier_pid=""
+dash_pid=""
 db=""
 cleanup() {
   local rc=$?
@@ -151,8 +161,17 @@ cleanup() {
   stop_all
   if [ "$keep" = 1 ] && [ -n "$db" ]; then
     echo "world: PostgreSQL left running (WORLD_KEEP=1): psql \"$db\""
-    echo "world: stop it with: tests/pgtest.sh stop $work/pg"
+    if [ -n "$dash_pid" ]; then
+      echo "world: the dashboard keeps serving at http://127.0.0.1:$dash_port/ (pid $dash_pid)"
+      echo "world: stop both with: kill $dash_pid; tests/pgtest.sh stop $work/pg"
+    else
+      echo "world: stop it with: tests/pgtest.sh stop $work/pg"
+    fi
   else
+    if [ -n "$dash_pid" ]; then
+      kill -TERM "$dash_pid" 2>/dev/null || true
+      wait "$dash_pid" 2>/dev/null || true
+    fi
     tests/pgtest.sh stop "$work/pg" >/dev/null 2>&1 || true
   fi
   exit "$rc"
@@ -167,13 +186,12 @@ mkdir -p "$work/keys" "$work/logs" "$work/conf"
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-for ((i = 0; i < nl; i++)); do
-  for p in $((base + i)) $((base + 100 + i * 16)); do
-    if port_busy "$p"; then
-      echo "world: port $p is in use (another world running?); set WORLD_PORT_BASE" >&2
-      exit 1
-    fi
-  done
+for p in $(for ((i = 0; i < nl; i++)); do echo $((base + i)) $((base + 100 + i * 16)); done) \
+  "$dash_port"; do
+  if port_busy "$p"; then
+    echo "world: port $p is in use (another world running?); set WORLD_PORT_BASE" >&2
+    exit 1
+  fi
 done
 
 # ---- database -----------------------------------------------------------
@@ -187,6 +205,17 @@ q() { psql "$db" -XAtq -F'|' -c "$1"; }
 scripts/fetch-countries.sh "$build/data" >/dev/null
 "$chiploc" region import "$build/data/countries-land-10km.geo.json" --code-property A3 >/dev/null
 echo "world: PostgreSQL started, schema migrated, $(q "SELECT count(*) FROM regions") country borders imported"
+
+# ---- dashboard ----------------------------------------------------------
+# Read-only, as a login that is a member of chiploc_dashboard (views only).
+# Not in pids: with WORLD_KEEP=1 it outlives the script, like PostgreSQL.
+cmake --build "$build" --target dashboard_assets >/dev/null
+psql "$db" -qXc "CREATE ROLE world_dashboard LOGIN IN ROLE chiploc_dashboard" >/dev/null
+dash_db="$db user=world_dashboard"
+setsid "$chiploc" dashboard --db "$dash_db" --listen "127.0.0.1:$dash_port" \
+  --assets "$build/dashboard" --refresh-s 5 </dev/null 2>>"$work/logs/dashboard.log" >&2 &
+dash_pid=$!
+echo "world: dashboard at http://127.0.0.1:$dash_port/ (logs in ${work#"$root"/}/logs/dashboard.log)"
 
 # ---- keys, enrolment, configs -------------------------------------------
 lm_pks=()
@@ -380,6 +409,12 @@ audit_rc=0
 "$chiploc" audit >"$work/audit.txt" 2>&1 || audit_rc=$?
 tail -n 1 "$work/audit.txt"
 "$chiploc" export --out "${work#"$root"/}/world.geojson"
+if [ -n "$screenshot" ]; then
+  playwright_core "$build"
+  node scripts/dashboard-screenshot.mjs "http://127.0.0.1:$dash_port/" "$screenshot" \
+    "$build/node_modules"
+fi
+echo "world: dashboard at http://127.0.0.1:$dash_port/$([ "$keep" = 1 ] && echo " (kept running)")"
 if ((audit_rc != 0)); then
   echo "world: chiploc audit exited with $audit_rc (findings in $work/audit.txt)" >&2
   exit 1

@@ -26,5 +26,7 @@ int cmd_verifier(int argc, char **argv);     /* verifier add --name N --pubkey H
 int cmd_verify(int argc, char **argv);       /* verify --key FILE [--follow] ... */
 int cmd_audit(int argc, char **argv);        /* audit [--json]: 4 when it finds problems */
 int cmd_export(int argc, char **argv);       /* export --out FILE.geojson: landmarks, chip regions */
+int cmd_attestation(int argc, char **argv);  /* attestation export SERIAL --key F | check FILE */
+int cmd_dashboard(int argc, char **argv);    /* dashboard [--listen HOST:PORT]: the web dashboard */
 
 #endif

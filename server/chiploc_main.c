@@ -44,12 +44,20 @@ static void usage(FILE *f) {
           "                                  attest every chip for the current round\n"
           "  audit [--json]                  re-verify all signed records and chains\n"
           "  export --out FILE.geojson       landmarks, chip regions and sites as GeoJSON\n"
+          "  attestation export SERIAL --key VERIFIER_KEYFILE [--round-end UNIX_S|--latest]\n"
+          "                     [--out FILE|-]\n"
+          "                                  one chip's verified attestation as a signed JWS\n"
+          "  dashboard [--listen HOST:PORT] [--assets DIR]\n"
+          "                                  serve the read-only web dashboard (map, chips,\n"
+          "                                  alerts) and its JSON/GeoJSON API\n"
           "offline:\n"
           "  locate --landmarks FILE.csv [--speed c|fibre|M_PER_S] [--site LAT,LON]\n"
           "         [--regions FILE.geojson --allowed CODE[,CODE...]] [--json] [--geojson OUT]\n"
           "                                  feasible region and verdicts for one chip\n"
           "  landmarks check --positions FILE.csv --rtts FILE.csv [--json]\n"
           "                                  flag landmark pairs faster than light\n"
+          "  attestation check FILE|- --verifier-key HEX [--json]\n"
+          "                                  verify an exported attestation (JWS)\n"
           "\n"
           "  chiploc COMMAND --help          help for one command\n"
           "  chiploc --version\n");
@@ -82,6 +90,8 @@ int main(int argc, char **argv) {
               {"region", cmd_region},     {"locate", cmd_locate}, {"landmarks", cmd_landmarks},
               {"verifier", cmd_verifier}, {"verify", cmd_verify},
               {"audit", cmd_audit},       {"export", cmd_export},
+              {"attestation", cmd_attestation},
+              {"dashboard", cmd_dashboard},
               {"status", cmd_status},     {"alerts", cmd_alerts}, {"links", cmd_links}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);

@@ -10,6 +10,7 @@
  */
 #include "chiploc_cli.h"
 #include "chiploc_cmds.h"
+#include "chiploc_status.h"
 
 #include "cl_err.h"
 #include "cl_status.h"
@@ -90,17 +91,16 @@ static json_t *cell_json(cl_status_type type, const char *v) {
   return json_string(v);
 }
 
-/* Row i as an object keyed by the column names. */
-static json_t *row_json(const cl_status_rows *t, size_t i) {
+json_t *chiploc_row_json(const cl_status_rows *t, size_t i) {
   json_t *o = json_object();
   for (size_t j = 0; o && j < t->ncols; j++)
     json_object_set_new(o, t->names[j], cell_json(t->types[j], t->cells[i * t->ncols + j]));
   return o;
 }
 
-static json_t *rows_json(const cl_status_rows *t) {
+json_t *chiploc_rows_json(const cl_status_rows *t) {
   json_t *a = json_array();
-  for (size_t i = 0; a && i < t->nrows; i++) json_array_append_new(a, row_json(t, i));
+  for (size_t i = 0; a && i < t->nrows; i++) json_array_append_new(a, chiploc_row_json(t, i));
   return a;
 }
 
@@ -291,9 +291,9 @@ static json_int_t int_cell(const cl_status_rows *t, size_t i, const char *col) {
   return v ? (json_int_t)strtoll(v, NULL, 10) : 0;
 }
 
-static json_t *status_json(const cl_status_summary *s, int64_t stale_s) {
+json_t *chiploc_status_json(const cl_status_summary *s, int64_t stale_s) {
   const cl_status_rows *v = &s->verdicts, *a = &s->alerts;
-  json_t *chips = row_json(&s->chips, 0);
+  json_t *chips = chiploc_row_json(&s->chips, 0);
   for (size_t k = 0; chips && k < sizeof VERDICTS / sizeof VERDICTS[0]; k++) {
     json_t *m = json_object();
     for (size_t i = 0; m && i < v->nrows; i++)
@@ -316,7 +316,7 @@ static json_t *status_json(const cl_status_summary *s, int64_t stale_s) {
   json_t *alerts = json_pack("{sI sI so*}", "open", (json_int_t)total(a, "open"), "acked",
                              (json_int_t)total(a, "acked"), "by_kind", kinds);
   return json_pack("{so* so* so* so*}", "chips", chips, "landmarks", lms, "alerts", alerts,
-                   "last_round", row_json(&s->round, 0));
+                   "last_round", chiploc_row_json(&s->round, 0));
 }
 
 /* "NAME n, NAME n" of the verdict rows of one kind, or "-". */
@@ -399,7 +399,7 @@ int cmd_status(int argc, char **argv) {
     return 1;
   }
   if (json)
-    code = print_json(status_json(&sum, stale), "status");
+    code = print_json(chiploc_status_json(&sum, stale), "status");
   else
     status_text(&sum, stale);
   cl_status_summary_free(&sum);
@@ -496,7 +496,7 @@ int cmd_chip_list(int argc, char **argv) {
     return 1;
   }
   if (json)
-    code = print_json(json_pack("{so*}", "chips", rows_json(&t)), "chip list");
+    code = print_json(json_pack("{so*}", "chips", chiploc_rows_json(&t)), "chip list");
   else if (print_table(&t, CHIP_TABLE, sizeof CHIP_TABLE / sizeof CHIP_TABLE[0], "(no chips)")) {
     chiploc_errorf("chip list: out of memory");
     code = 1;
@@ -606,8 +606,9 @@ int cmd_chip_show(int argc, char **argv) {
     return 1;
   }
   if (json)
-    code = print_json(json_pack("{so* so* so*}", "chip", row_json(&d.chip, 0), "landmarks",
-                                rows_json(&d.landmarks), "alerts", rows_json(&d.alerts)),
+    code = print_json(json_pack("{so* so* so*}", "chip", chiploc_row_json(&d.chip, 0),
+                                "landmarks", chiploc_rows_json(&d.landmarks), "alerts",
+                                chiploc_rows_json(&d.alerts)),
                       "chip show");
   else if (chip_show_text(&d)) {
     chiploc_errorf("chip show: out of memory");
@@ -684,7 +685,7 @@ int cmd_landmark_list(int argc, char **argv) {
   }
   if (json)
     code = print_json(json_pack("{sI so*}", "stale_after_s", (json_int_t)stale, "landmarks",
-                                rows_json(&t)),
+                                chiploc_rows_json(&t)),
                       "landmark list");
   else if (print_table(&t, LANDMARK_TABLE, sizeof LANDMARK_TABLE / sizeof LANDMARK_TABLE[0],
                        "(no landmarks)")) {
@@ -825,7 +826,7 @@ int cmd_alerts(int argc, char **argv) {
     return 1;
   }
   if (json)
-    code = print_json(json_pack("{so*}", "alerts", rows_json(&t)), "alerts");
+    code = print_json(json_pack("{so*}", "alerts", chiploc_rows_json(&t)), "alerts");
   else if (print_table(&t, ALERT_TABLE, sizeof ALERT_TABLE / sizeof ALERT_TABLE[0],
                        "(no alerts)")) {
     chiploc_errorf("alerts: out of memory");
@@ -925,12 +926,13 @@ static int recent(int argc, char **argv, int links) {
     return 1;
   }
   if (json && links)
-    code = print_json(json_pack("{sI so*}", "since_s", (json_int_t)since, "links", rows_json(&t)),
+    code = print_json(json_pack("{sI so*}", "since_s", (json_int_t)since, "links",
+                                chiploc_rows_json(&t)),
                       cmd);
   else if (json)
     code = print_json(json_pack("{sI so* so*}", "since_s", (json_int_t)since, "chip",
                                 chip ? json_string(chip) : json_null(), "measurements",
-                                rows_json(&t)),
+                                chiploc_rows_json(&t)),
                       cmd);
   else if (links ? print_table(&t, LINK_TABLE, sizeof LINK_TABLE / sizeof LINK_TABLE[0],
                                "(no links)")

@@ -6,8 +6,9 @@
 #   - every schema/*.sql, the three example files, the sysusers.d file;
 #   - the man pages, each rendering without a warning (groff -ww) when groff
 #     is installed;
-#   - the three systemd units with their users, ExecStart= in the prefix and
-#     every hardening directive; the templates chiploc-landmarkd@ and
+#   - the four systemd units (landmarkd, chipagent, verifier, dashboard) with
+#     their users, ExecStart= in the prefix and every hardening directive;
+#     the templates chiploc-landmarkd@ and
 #     chiploc-chipagent@ and the maintenance and audit services with the
 #     same hardening block, and their daily timers; `systemd-analyze verify`
 #     clean for all of them (templates as instances) when systemd-analyze is
@@ -41,7 +42,7 @@ for b in landmarkd chipagent chiploc; do
   out=$("$f" --version 2>&1) || fail "$b --version exited $?"
   [[ $out == "$b "[0-9]* ]] || fail "$b --version printed '$out'"
 done
-for t in fleetsim delayproxy protocol_example; do
+for t in fleetsim delayproxy protocol_example dashboard_seed; do
   if find "$prefix" -name "$t" | grep -q .; then fail "test tool $t was installed"; fi
 done
 # The development scripts of scripts/ and their data stay in the source tree.
@@ -65,14 +66,16 @@ for e in landmarkd.conf.example chipagent.conf.example verifier.env.example; do
 done
 sysusers=$prefix/lib/sysusers.d/chiploc.conf
 if [ -f "$sysusers" ]; then
-  for u in chiploc-landmark chiploc-agent chiploc-verifier chiploc-maint chiploc-audit; do
+  for u in chiploc-landmark chiploc-agent chiploc-verifier chiploc-maint chiploc-audit \
+           chiploc-dashboard; do
     grep -Eq "^u[[:space:]]+${u}[[:space:]]" "$sysusers" || fail "sysusers.d: no user $u"
   done
   if command -v systemd-sysusers >/dev/null 2>&1; then
     mkdir -p "$tmp/sysroot/etc"
     systemd-sysusers --root="$tmp/sysroot" "$sysusers" >"$tmp/sysusers.log" 2>&1 ||
       { cat "$tmp/sysusers.log"; fail "systemd-sysusers rejected $sysusers"; }
-    for u in chiploc-landmark chiploc-agent chiploc-verifier chiploc-maint chiploc-audit; do
+    for u in chiploc-landmark chiploc-agent chiploc-verifier chiploc-maint chiploc-audit \
+             chiploc-dashboard; do
       grep -q "^$u:" "$tmp/sysroot/etc/passwd" || fail "systemd-sysusers did not create $u"
     done
   fi
@@ -93,7 +96,8 @@ done < <(grep -rl 'docs/[A-Za-z_]*\.md' "$prefix/share/man" "$prefix/share/doc/c
            "$prefix/lib/systemd" 2>/dev/null || true)
 for cmd in "landmarkd --help" "chipagent --help" "chiploc --help" "chiploc locate --help" \
            "chiploc region import --help" "chiploc verify --help" "chiploc audit --help" \
-           "chiploc status --help" "chiploc db --help" "chiploc chip --help" "chiploc landmark --help"; do
+           "chiploc status --help" "chiploc db --help" "chiploc chip --help" "chiploc landmark --help" \
+           "chiploc dashboard --help"; do
   # shellcheck disable=SC2086
   out=$("$prefix"/bin/$cmd 2>&1) || true
   if grep -q 'docs/[A-Za-z_]*\.md' <<<"$out"; then fail "$cmd names a file of docs/"; fi
@@ -123,13 +127,14 @@ hardening=(
   "SystemCallArchitectures=native" "SystemCallFilter=@system-service"
   "CapabilityBoundingSet=" "ReadOnlyPaths=/etc/chiploc")
 declare -A user=([landmarkd]=chiploc-landmark [chipagent]=chiploc-agent
-                 [verifier]=chiploc-verifier)
+                 [verifier]=chiploc-verifier [dashboard]=chiploc-dashboard)
 declare -A exec=(
   [landmarkd]="ExecStart=$prefix/bin/landmarkd --config /etc/chiploc/landmarkd.conf"
   [chipagent]="ExecStart=$prefix/bin/chipagent --config /etc/chiploc/chipagent.conf"
-  [verifier]="ExecStart=$prefix/bin/chiploc verify --follow ")
+  [verifier]="ExecStart=$prefix/bin/chiploc verify --follow "
+  [dashboard]="ExecStart=$prefix/bin/chiploc dashboard --listen ")
 unitdir=$prefix/lib/systemd/system
-for s in landmarkd chipagent verifier; do
+for s in landmarkd chipagent verifier dashboard; do
   f=$unitdir/chiploc-$s.service
   if [ ! -f "$f" ]; then
     fail "unit chiploc-$s.service missing"
@@ -146,6 +151,11 @@ grep -qxF "StateDirectory=chiploc/landmark" "$unitdir/chiploc-landmarkd.service"
   fail "chiploc-landmarkd.service: no StateDirectory=chiploc/landmark"
 grep -qxF "EnvironmentFile=/etc/chiploc/verifier.env" "$unitdir/chiploc-verifier.service" ||
   fail "chiploc-verifier.service: no EnvironmentFile=/etc/chiploc/verifier.env"
+grep -qxF "EnvironmentFile=/etc/chiploc/dashboard.env" "$unitdir/chiploc-dashboard.service" ||
+  fail "chiploc-dashboard.service: no EnvironmentFile=/etc/chiploc/dashboard.env"
+# Loopback unless the operator says otherwise.
+grep -qxF "Environment=CHIPLOC_DASHBOARD_LISTEN=127.0.0.1:8080" \
+  "$unitdir/chiploc-dashboard.service" || fail "chiploc-dashboard.service: not on loopback"
 # The templates and the timers' services: the hardening block of the
 # landmark's unit, line for line, so that they cannot drift apart.
 block() { sed -n '/^NoNewPrivileges=yes/,/^SystemCallErrorNumber=EPERM/p' "$1"; }
@@ -186,7 +196,8 @@ if command -v systemd-analyze >/dev/null 2>&1; then
           ./chiploc-chipagent.service ./chiploc-verifier.service \
           ./chiploc-landmarkd@fra-1.service ./chiploc-chipagent@peers.service \
           ./chiploc-maintenance.service ./chiploc-maintenance.timer \
-          ./chiploc-audit.service ./chiploc-audit.timer) >"$tmp/verify.log" 2>&1; then
+          ./chiploc-audit.service ./chiploc-audit.timer \
+          ./chiploc-dashboard.service) >"$tmp/verify.log" 2>&1; then
     cat "$tmp/verify.log"
     fail "systemd-analyze verify"
   fi

@@ -23,7 +23,6 @@
 #include "cl_store.h"
 
 #include <check.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <sodium.h>
@@ -31,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -141,33 +139,11 @@ static int cli(const char *db, ...) {
     argv[n++] = (char *)db;
   }
   argv[n] = NULL;
-  char *outp = tu_fmt("%s/out", W.dir), *errp = tu_fmt("%s/err", W.dir);
-  fflush(NULL);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0) _exit(126);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  int st = 0;
-  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
   free(W.out);
   free(W.err);
-  W.out = tu_read_file(outp);
-  W.err = tu_read_file(errp);
-  ck_assert(W.out && W.err);
-  FILE *log = fopen(W.log, "a");
-  if (log) {
-    fprintf(log, "$");
-    for (int i = 0; i < n; i++) fprintf(log, " %s", argv[i]);
-    fprintf(log, "\n%s%s", W.out, W.err);
-    fclose(log);
-  }
+  int rc = tu_run_capture(argv, W.dir, &W.out, &W.err, W.log);
   free(argv[0]);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return rc;
 }
 
 /* W.out as JSON (the test fails when it is not one document). */

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -219,6 +220,36 @@ int tu_run(char *const argv[], const char *logfile) {
   forget_child(pid);
   int rc = decode_status(st);
   return rc >= 128 ? -1 : rc;
+}
+
+int tu_run_capture(char *const argv[], const char *dir, char **out, char **err,
+                   const char *logfile) {
+  char outp[PATH_MAX], errp[PATH_MAX];
+  snprintf(outp, sizeof outp, "%s/out", dir);
+  snprintf(errp, sizeof errp, "%s/err", dir);
+  fflush(NULL);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0) _exit(126);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0) ck_assert_int_eq(errno, EINTR);
+  *out = tu_read_file(outp);
+  *err = tu_read_file(errp);
+  ck_assert(*out && *err);
+  FILE *log = logfile ? fopen(logfile, "a") : NULL;
+  if (log) {
+    fprintf(log, "$");
+    for (size_t i = 0; argv[i]; i++) fprintf(log, " %s", argv[i]);
+    fprintf(log, "\n%s%s", *out, *err);
+    fclose(log);
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 void tu_sleep_ms(int ms) {

@@ -55,6 +55,13 @@ pid_t tu_spawn(char *const argv[], const char *logfile);
 /* Runs argv to completion with output appended to logfile; returns the exit
  * status (0..255) or -1 if it was killed or could not run. */
 int tu_run(char *const argv[], const char *logfile);
+/* Runs argv to completion with stdout and stderr each captured into a file
+ * of dir (out and err, replaced each run); *out and *err receive their
+ * contents, malloc'd (free them). When logfile is not NULL the command line
+ * and both outputs are appended to it. Returns the exit status (0..255), or
+ * -1 when it did not exit. */
+int tu_run_capture(char *const argv[], const char *dir, char **out, char **err,
+                   const char *logfile);
 /* Sends sig and waits up to timeout_ms; returns the exit status (0..255),
  * 128+signal if killed by a signal, or -1 after SIGKILL on timeout. */
 int tu_stop(pid_t pid, int sig, int timeout_ms);

@@ -30,7 +30,8 @@ endif()
 
 # Each service brings its companions: the template for several instances
 # on one host, and, with the verifier (a treaty-body build), the timers of
-# the partition maintenance and the audit, which run the same chiploc CLI.
+# the partition maintenance and the audit and the web dashboard, which run
+# the same chiploc CLI.
 set(units "")
 foreach(unit ${CHIPLOC_UNITS})
   list(APPEND units ${unit})
@@ -40,7 +41,7 @@ foreach(unit ${CHIPLOC_UNITS})
     list(APPEND units chiploc-chipagent@.service)
   elseif(unit STREQUAL "chiploc-verifier.service")
     list(APPEND units chiploc-maintenance.service chiploc-maintenance.timer
-                      chiploc-audit.service chiploc-audit.timer)
+                      chiploc-audit.service chiploc-audit.timer chiploc-dashboard.service)
   endif()
 endforeach()
 

@@ -53,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Microseconds from the Unix epoch to PostgreSQL's (2000-01-01). */
 #define PG_EPOCH_UNIX_US 946684800000000LL
@@ -778,45 +779,50 @@ enum {
   A_NCOLS,
 };
 
+/* The columns A_ID to A_RETIRED_ORDS of the rows of attestations a that
+ * pass `where` (text after the joins, "" for all), the chip c, verifier v
+ * and site landmark sl joined: the audit's rows and cl_audit_chain_walk's. */
+#define ATTESTATION_ROWS(where)                                                                 \
+    "SELECT a.id, a.chip_id, a.verifier_id, c.public_key AS chip_pk,"                           \
+    " v.public_key, a.round_end_ns, a.window_ns, a.prev_hash, a.consistency, a.site_verdict,"   \
+    " a.region_verdict, a.speed_m_s, a.centre_lat_e7, a.centre_lon_e7, a.radius_m,"             \
+    " a.site_landmark_id IS NOT NULL, sl.public_key, a.site_margin_m, a.allowed_regions,"       \
+    " cardinality(a.excluded_landmark_ids)::bigint,"                                            \
+    " CASE WHEN cardinality(a.excluded_landmark_ids) <= $1::integer THEN"                       \
+    "  (SELECT string_agg(l.public_key, ''::bytea) FROM unnest(a.excluded_landmark_ids) e(id)"  \
+    "   JOIN landmarks l ON l.id = e.id) END,"                                                  \
+    " CASE WHEN cardinality(a.excluded_landmark_ids) <= $1::integer THEN"                       \
+    "  (SELECT count(*) FROM unnest(a.excluded_landmark_ids) e(id)"                             \
+    "   JOIN landmarks l ON l.id = e.id) END,"                                                  \
+    " cardinality(a.measurement_ids)::bigint,"                                                  \
+    " CASE WHEN a.layout_version = 1 AND cardinality(a.measurement_ids) <= $1::integer THEN"    \
+    "  (SELECT string_agg(m.landmark_sig, ''::bytea) FROM unnest(a.measurement_ids) u(id)"      \
+    "   JOIN measurements m ON m.id = u.id) END,"                                               \
+    " CASE WHEN a.layout_version = 1 AND cardinality(a.measurement_ids) <= $1::integer THEN"    \
+    "  (SELECT min(u.id) FROM unnest(a.measurement_ids) u(id)"                                  \
+    "   WHERE NOT EXISTS (SELECT 1 FROM measurements m WHERE m.id = u.id)"                      \
+    "   AND NOT " RETIRED_CITATION("rc.measurement_id = u.id") ") END,"                         \
+    " a.hash, a.signature, a.round_end, a.layout_version,"                                      \
+    " CASE WHEN cardinality(a.measurement_sigs) <= $1::integer THEN a.measurement_sigs END"     \
+    "  AS sigs,"                                                                                \
+    " a.site_digest, a.landmarks_digest, a.regions_digest, c.site_lat, c.site_lon,"             \
+    /* The window's start, where it cannot overflow and there is evidence to follow. */         \
+    " CASE WHEN a.layout_version = 2 AND a.round_end_ns >= 0 AND a.window_ns > 0"               \
+    "  AND coalesce(cardinality(a.measurement_sigs), 0) BETWEEN 1 AND $1::integer"              \
+    "  THEN a.round_end_ns - a.window_ns END AS lo_ns,"                                         \
+    " CASE WHEN a.layout_version = 1 AND cardinality(a.measurement_ids) <= $1::integer THEN"    \
+    "  (SELECT count(*) FROM unnest(a.measurement_ids) u(id)"                                   \
+    "   WHERE NOT EXISTS (SELECT 1 FROM measurements m WHERE m.id = u.id)"                      \
+    "   AND " RETIRED_CITATION("rc.measurement_id = u.id") ") END,"                             \
+    " CASE WHEN a.layout_version = 2 AND cardinality(a.measurement_sigs) <= $1::integer THEN"   \
+    "  ARRAY(SELECT u.o FROM unnest(a.measurement_sigs) WITH ORDINALITY u(s, o)"                \
+    "   WHERE " RETIRED_CITATION("rc.landmark_sig = u.s") ") END"                               \
+    " FROM attestations a LEFT JOIN chips c ON c.id = a.chip_id"                                \
+    " LEFT JOIN verifiers v ON v.id = a.verifier_id"                                           \
+    " LEFT JOIN landmarks sl ON sl.id = a.site_landmark_id" where
+
 static const char SQL_ATTESTATIONS[] =
-    "SELECT a.*, e.* FROM (SELECT a.id, a.chip_id, a.verifier_id, c.public_key AS chip_pk,"
-    " v.public_key, a.round_end_ns, a.window_ns, a.prev_hash, a.consistency, a.site_verdict,"
-    " a.region_verdict, a.speed_m_s, a.centre_lat_e7, a.centre_lon_e7, a.radius_m,"
-    " a.site_landmark_id IS NOT NULL, sl.public_key, a.site_margin_m, a.allowed_regions,"
-    " cardinality(a.excluded_landmark_ids)::bigint,"
-    " CASE WHEN cardinality(a.excluded_landmark_ids) <= $1::integer THEN"
-    "  (SELECT string_agg(l.public_key, ''::bytea) FROM unnest(a.excluded_landmark_ids) e(id)"
-    "   JOIN landmarks l ON l.id = e.id) END,"
-    " CASE WHEN cardinality(a.excluded_landmark_ids) <= $1::integer THEN"
-    "  (SELECT count(*) FROM unnest(a.excluded_landmark_ids) e(id)"
-    "   JOIN landmarks l ON l.id = e.id) END,"
-    " cardinality(a.measurement_ids)::bigint,"
-    " CASE WHEN a.layout_version = 1 AND cardinality(a.measurement_ids) <= $1::integer THEN"
-    "  (SELECT string_agg(m.landmark_sig, ''::bytea) FROM unnest(a.measurement_ids) u(id)"
-    "   JOIN measurements m ON m.id = u.id) END,"
-    " CASE WHEN a.layout_version = 1 AND cardinality(a.measurement_ids) <= $1::integer THEN"
-    "  (SELECT min(u.id) FROM unnest(a.measurement_ids) u(id)"
-    "   WHERE NOT EXISTS (SELECT 1 FROM measurements m WHERE m.id = u.id)"
-    "   AND NOT " RETIRED_CITATION("rc.measurement_id = u.id") ") END,"
-    " a.hash, a.signature, a.round_end, a.layout_version,"
-    " CASE WHEN cardinality(a.measurement_sigs) <= $1::integer THEN a.measurement_sigs END"
-    "  AS sigs,"
-    " a.site_digest, a.landmarks_digest, a.regions_digest, c.site_lat, c.site_lon,"
-    /* The window's start, only where it cannot overflow and there is
-     * evidence to follow. */
-    " CASE WHEN a.layout_version = 2 AND a.round_end_ns >= 0 AND a.window_ns > 0"
-    "  AND coalesce(cardinality(a.measurement_sigs), 0) BETWEEN 1 AND $1::integer"
-    "  THEN a.round_end_ns - a.window_ns END AS lo_ns,"
-    " CASE WHEN a.layout_version = 1 AND cardinality(a.measurement_ids) <= $1::integer THEN"
-    "  (SELECT count(*) FROM unnest(a.measurement_ids) u(id)"
-    "   WHERE NOT EXISTS (SELECT 1 FROM measurements m WHERE m.id = u.id)"
-    "   AND " RETIRED_CITATION("rc.measurement_id = u.id") ") END,"
-    " CASE WHEN a.layout_version = 2 AND cardinality(a.measurement_sigs) <= $1::integer THEN"
-    "  ARRAY(SELECT u.o FROM unnest(a.measurement_sigs) WITH ORDINALITY u(s, o)"
-    "   WHERE " RETIRED_CITATION("rc.landmark_sig = u.s") ") END"
-    " FROM attestations a LEFT JOIN chips c ON c.id = a.chip_id"
-    " LEFT JOIN verifiers v ON v.id = a.verifier_id"
-    " LEFT JOIN landmarks sl ON sl.id = a.site_landmark_id OFFSET 0) a"
+    "SELECT a.*, e.* FROM (" ATTESTATION_ROWS("") " OFFSET 0) a"
     /* The candidates: rows of the chip, measured in the window, carrying a
      * cited signature. measured_at (indexed, and within a microsecond of
      * measured_at_ns on any row that is not a derived-column finding)
@@ -1393,4 +1399,342 @@ int cl_audit_run(cl_store *s, cl_audit_report *out, char *err, size_t errlen) {
   }
   if (out->n_findings > 1) qsort(out->findings, out->n_findings, sizeof *out->findings, cmp_finding);
   return CL_OK;
+}
+
+/* ---- one chip's chain by one verifier, record by record ------------------------ */
+
+static const char SQL_WALK_CHIP[] = "SELECT id FROM chips WHERE serial = $1::text";
+static const char SQL_WALK_VERIFIER[] =
+    "SELECT id, name FROM verifiers WHERE public_key = decode($1::text, 'hex')";
+/* $1 CL_AUDIT_MAX_IDS (as for the audit), $2 the chip's id, $3 the
+ * verifier's, $4 the last round_end_ns. */
+static const char SQL_WALK[] = ATTESTATION_ROWS(
+    " WHERE a.chip_id = $2::bigint AND a.verifier_id = $3::bigint"
+    " AND a.round_end_ns <= $4::bigint ORDER BY a.round_end_ns, a.id");
+
+/* Returned by walk_row after passing a record that is not ok: the walk ends
+ * there (positive, so no CL_* code and no code of the caller's fn is taken
+ * for it; `ended` tells them apart). */
+#define WALK_END 1
+
+/* The walk's state; `a` first, so that stream's callbacks find the rest. */
+typedef struct {
+  audit_ctx a;
+  cl_audit_record_fn fn;
+  void *arg;
+  int64_t chip_id, verifier_id;
+  int found; /* the chip or verifier lookup returned its row */
+  char *verifier_name;
+  uint32_t position;
+  int ended;
+  uint8_t prev[CL_HASH_LEN]; /* the hash of the previous record (all were ok) */
+} walk_ctx;
+
+static int walk_chip_row(audit_ctx *a, const PGresult *r) {
+  walk_ctx *w = (walk_ctx *)a;
+  int ok = 1;
+  w->chip_id = col_int(r, 0, 8, &ok);
+  w->found = ok;
+  return CL_OK;
+}
+
+static int walk_verifier_row(audit_ctx *a, const PGresult *r) {
+  walk_ctx *w = (walk_ctx *)a;
+  int ok = 1;
+  w->verifier_id = col_int(r, 0, 8, &ok);
+  if (!ok || PQgetisnull(r, 0, 1)) return CL_OK;
+  size_t n = (size_t)PQgetlength(r, 0, 1);
+  if (!(w->verifier_name = malloc(n + 1))) {
+    cl_err_set(a->err, a->errlen, "out of memory");
+    return CL_ENOMEM;
+  }
+  memcpy(w->verifier_name, PQgetvalue(r, 0, 1), n);
+  w->verifier_name[n] = '\0';
+  w->found = 1;
+  return CL_OK;
+}
+
+/* One record: rebuilt and checked as the audit checks it (check_attestation
+ * into a report of its own), then linked to the record before it. */
+static int walk_row(audit_ctx *a, const PGresult *r) {
+  walk_ctx *w = (walk_ctx *)a;
+  if (PQnfields(r) != E_ORDINAL) {
+    cl_err_set(a->err, a->errlen, "attestations: %d columns, want %d", PQnfields(r), E_ORDINAL);
+    return CL_EDB;
+  }
+  cl_audit_record rec;
+  memset(&rec, 0, sizeof rec);
+  int ok = 1;
+  rec.id = col_int(r, A_ID, 8, &ok);
+  if (!ok) {
+    cl_err_set(a->err, a->errlen, "attestations: a row without an id");
+    return CL_EDB;
+  }
+  rec.position = ++w->position;
+  col_bytes(r, A_HASH, rec.hash, CL_HASH_LEN); /* NOT NULL; zeros never match */
+  int64_t problems = a->rep->problems;
+  size_t findings = a->rep->n_findings;
+  int verified = 0, rebuilt = 0, retired = 0;
+  uint8_t rebuilt_hash[CL_HASH_LEN];
+  int rc = check_attestation(a, r, rec.id, rec.hash, &rec.at, &verified, &rebuilt, rebuilt_hash,
+                             &retired);
+  if (rc != CL_OK) return rc;
+  if (a->rep->problems > problems) {
+    rec.problem = a->rep->n_findings > findings ? a->rep->findings[findings].problem
+                                                : CL_AUDIT_ATTESTATION_SIGNATURE;
+  } else if (retired) {
+    /* Its measurements went with their partitions: nothing of it can be
+     * verified, so nothing after it either. */
+    rec.problem = CL_AUDIT_MEASUREMENT_MISSING;
+  } else if (rec.position == 1 ? !all_zero(rec.at.prev_hash, CL_HASH_LEN)
+                               : memcmp(rec.at.prev_hash, w->prev, CL_HASH_LEN) != 0) {
+    rec.problem = rec.position == 1 ? CL_AUDIT_CHAIN_START : CL_AUDIT_CHAIN_BREAK;
+  } else {
+    rec.ok = 1;
+  }
+  /* The values the layout binds by digest, for the caller to state. */
+  const char **codes = NULL;
+  char *text = NULL;
+  /* A record that verified has an array that parses (its digest was taken
+   * from it); one that does not parse leaves the list empty. */
+  if (!PQgetisnull(r, 0, A_ALLOWED) &&
+      parse_codes((const uint8_t *)PQgetvalue(r, 0, A_ALLOWED),
+                  (size_t)PQgetlength(r, 0, A_ALLOWED), &codes, &rec.n_allowed,
+                  &text) == CL_ENOMEM) {
+    cl_err_set(a->err, a->errlen, "attestation %lld: out of memory", (long long)rec.id);
+    return CL_ENOMEM;
+  }
+  rec.allowed = codes;
+  if (!PQgetisnull(r, 0, A_EXCLUDED_PKS) && PQgetlength(r, 0, A_EXCLUDED_PKS) % CL_PK_LEN == 0) {
+    rec.excluded = (const uint8_t(*)[CL_PK_LEN])PQgetvalue(r, 0, A_EXCLUDED_PKS);
+    rec.n_excluded = (size_t)PQgetlength(r, 0, A_EXCLUDED_PKS) / CL_PK_LEN;
+  }
+  rc = w->fn(w->arg, &rec);
+  free(codes);
+  free(text);
+  if (rc != 0) return rc;
+  if (!rec.ok) {
+    w->ended = 1;
+    return WALK_END;
+  }
+  memcpy(w->prev, rec.hash, CL_HASH_LEN);
+  return CL_OK;
+}
+
+int cl_audit_chain_walk(cl_store *s, const char *serial, const uint8_t verifier_pk[CL_PK_LEN],
+                        int64_t until_round_end_ns, cl_audit_record_fn fn, void *arg,
+                        char **verifier_name, char *err, size_t errlen) {
+  if (verifier_name) *verifier_name = NULL;
+  if (!s || !serial || !verifier_pk || !fn) return CL_EINVAL;
+  PGconn *c = cl_store_pgconn(s);
+  if (!c || PQstatus(c) != CONNECTION_OK) {
+    cl_err_set(err, errlen, "chain: not connected to the database");
+    return CL_EDB;
+  }
+  if (PQtransactionStatus(c) != PQTRANS_IDLE) {
+    cl_err_set(err, errlen, "chain: the connection is inside a transaction");
+    return CL_EINVAL;
+  }
+  const char *idt = PQparameterStatus(c, "integer_datetimes");
+  if (!idt || strcmp(idt, "on") != 0) {
+    cl_err_set(err, errlen, "chain: the server does not use integer timestamps");
+    return CL_EDB;
+  }
+  cl_audit_report rep;
+  memset(&rep, 0, sizeof rep);
+  walk_ctx w;
+  memset(&w, 0, sizeof w);
+  w.a.c = c;
+  w.a.rep = &rep;
+  w.a.err = err;
+  w.a.errlen = errlen;
+  w.fn = fn;
+  w.arg = arg;
+  char pk_hex[CL_PK_HEX_LEN + 1], max_ids[16], chip_id[24], verifier_id[24], until[24];
+  cl_pk_to_hex(verifier_pk, pk_hex);
+  snprintf(max_ids, sizeof max_ids, "%d", CL_AUDIT_MAX_IDS);
+  snprintf(until, sizeof until, "%lld", (long long)until_round_end_ns);
+  const char *p_serial[1] = {serial}, *p_pk[1] = {pk_hex};
+  const char *p_walk[4] = {max_ids, chip_id, verifier_id, until};
+
+  int rc = exec_cmd(&w.a, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                    "starting the chain's snapshot");
+  if (rc == CL_OK) rc = stream(&w.a, SQL_WALK_CHIP, 1, p_serial, "reading chips", walk_chip_row);
+  if (rc == CL_OK && !w.found) {
+    cl_err_set(err, errlen, "no chip with serial %s", serial);
+    rc = CL_ENOTFOUND;
+  }
+  w.found = 0;
+  if (rc == CL_OK)
+    rc = stream(&w.a, SQL_WALK_VERIFIER, 1, p_pk, "reading verifiers", walk_verifier_row);
+  if (rc == CL_OK && !w.found) {
+    cl_err_set(err, errlen, "no verifier with public key %s", pk_hex);
+    rc = CL_ENOTFOUND;
+  }
+  if (rc == CL_OK) {
+    snprintf(chip_id, sizeof chip_id, "%lld", (long long)w.chip_id);
+    snprintf(verifier_id, sizeof verifier_id, "%lld", (long long)w.verifier_id);
+    rc = stream(&w.a, SQL_WALK, 4, p_walk, "reading attestations", walk_row);
+    if (rc == WALK_END && w.ended) rc = CL_OK;
+  }
+  if (rc == CL_OK) rc = exec_cmd(&w.a, "COMMIT", "ending the chain's snapshot");
+  PGTransactionStatusType t = PQtransactionStatus(c);
+  if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR) PQclear(PQexec(c, "ROLLBACK"));
+  cl_audit_report_free(&rep);
+  if (verifier_name)
+    *verifier_name = w.verifier_name;
+  else
+    free(w.verifier_name);
+  return rc;
+}
+
+/* ---- one chip's chain, from the view -------------------------------------------- */
+
+/* The verifier of the chip's newest attestation and how many attestations
+ * of the chip it made ($1: the serial). */
+static const char SQL_CHAIN_VERIFIER[] =
+    "SELECT x.verifier_id, x.verifier_name, (SELECT count(*) FROM attestation_log y"
+    " WHERE y.chip_serial = $1::text AND y.verifier_id = x.verifier_id)"
+    " FROM attestation_log x WHERE x.chip_serial = $1::text"
+    " ORDER BY x.round_end_ns DESC, x.id DESC LIMIT 1";
+
+/*
+ * That verifier's attestations of the chip ($2: its id) in chain order, in
+ * the columns of ATTESTATION_ROWS (A_ID to A_RETIRED_ORDS) drawn from
+ * attestation_log: the keys and the layout-1 signatures it carries in
+ * arrays become the concatenations and counts that rebuild_attestation
+ * reads. What only the audit follows (the declared site, the window's
+ * start, retention) is NULL. $3 is CL_AUDIT_MAX_IDS, as for the audit.
+ */
+static const char SQL_CHAIN[] =
+    "SELECT x.id, x.chip_id, x.verifier_id, x.chip_public_key, x.verifier_public_key,"
+    " x.round_end_ns, x.window_ns, x.prev_hash, x.consistency_code, x.site_code, x.region_code,"
+    " x.speed_m_s, x.centre_lat_e7, x.centre_lon_e7, x.radius_m, x.has_site_landmark,"
+    " x.site_landmark_public_key, x.site_margin_m, x.allowed_regions,"
+    " cardinality(x.excluded_landmark_keys)::bigint,"
+    " (SELECT string_agg(k, ''::bytea) FROM unnest(x.excluded_landmark_keys) k),"
+    " (SELECT count(k) FROM unnest(x.excluded_landmark_keys) k),"
+    " cardinality(x.measurement_ids)::bigint,"
+    " CASE WHEN cardinality(x.measurement_ids) <= $3::integer THEN"
+    "  (SELECT string_agg(u.s, ''::bytea) FROM unnest(x.measurement_id_sigs) u(s)) END,"
+    " CASE WHEN x.layout_version = 1 AND cardinality(x.measurement_ids) <= $3::integer THEN"
+    "  (SELECT min(u.id) FROM unnest(x.measurement_ids, x.measurement_id_sigs) u(id, s)"
+    "   WHERE u.s IS NULL) END,"
+    " x.hash, x.signature, x.round_end, x.layout_version,"
+    " CASE WHEN cardinality(x.measurement_sigs) <= $3::integer THEN x.measurement_sigs END,"
+    " x.site_digest, x.landmarks_digest, x.regions_digest,"
+    " NULL, NULL, NULL, NULL, NULL"
+    " FROM attestation_log x WHERE x.chip_serial = $1::text AND x.verifier_id = $2::bigint"
+    " ORDER BY x.round_end_ns, x.id";
+
+/* cl_audit_chip_chain's walk: walk_row's state first (walk_row casts the
+ * audit_ctx it is given to it), then the result. */
+typedef struct {
+  walk_ctx w;
+  cl_audit_chain *out;
+  char round_end[32]; /* the current row's round_end, ISO 8601 UTC */
+} chain_ctx;
+
+void cl_audit_chain_free(cl_audit_chain *c) {
+  if (!c) return;
+  free(c->verifier);
+  memset(c, 0, sizeof *c);
+}
+
+static int chain_verifier_row(audit_ctx *a, const PGresult *r) {
+  chain_ctx *x = (chain_ctx *)a;
+  int ok = 1;
+  x->w.verifier_id = col_int(r, 0, 8, &ok);
+  x->out->records = col_int(r, 2, 8, &ok);
+  if (!ok || PQgetisnull(r, 0, 1)) {
+    cl_err_set(a->err, a->errlen, "attestation_log: a row without its verifier");
+    return CL_EDB;
+  }
+  size_t n = (size_t)PQgetlength(r, 0, 1);
+  if (!(x->out->verifier = malloc(n + 1))) {
+    cl_err_set(a->err, a->errlen, "out of memory");
+    return CL_ENOMEM;
+  }
+  memcpy(x->out->verifier, PQgetvalue(r, 0, 1), n);
+  x->out->verifier[n] = '\0';
+  x->w.verifier_name = x->out->verifier;
+  return CL_OK;
+}
+
+/* Notes the row's round_end (a record that fails may not be rebuilt far
+ * enough to give its signed one) and hands the row to walk_row. */
+static int chain_row(audit_ctx *a, const PGresult *r) {
+  chain_ctx *x = (chain_ctx *)a;
+  int ok = 1;
+  int64_t us = unix_us(col_int(r, A_ROUND_END, 8, &ok));
+  time_t t = (time_t)(us / 1000000 - (us % 1000000 < 0));
+  struct tm tm;
+  x->round_end[0] = '\0';
+  if (ok && gmtime_r(&t, &tm))
+    strftime(x->round_end, sizeof x->round_end, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return walk_row(a, r);
+}
+
+/* The walk's fn: counts the records that pass and describes the first that
+ * does not (the walk ends there). */
+static int chain_record(void *arg, const cl_audit_record *rec) {
+  chain_ctx *x = arg;
+  if (rec->ok) {
+    x->out->verified++;
+    return 0;
+  }
+  x->out->bad = 1;
+  x->out->bad_id = rec->id;
+  x->out->bad_problem = rec->problem;
+  snprintf(x->out->bad_round_end, sizeof x->out->bad_round_end, "%s", x->round_end);
+  return 0;
+}
+
+int cl_audit_chip_chain(cl_store *s, const char *serial, cl_audit_chain *out, char *err,
+                        size_t errlen) {
+  if (!s || !serial || !out) return CL_EINVAL;
+  memset(out, 0, sizeof *out);
+  PGconn *c = cl_store_pgconn(s);
+  if (!c || PQstatus(c) != CONNECTION_OK) {
+    cl_err_set(err, errlen, "chain: not connected to the database");
+    return CL_EDB;
+  }
+  if (PQtransactionStatus(c) != PQTRANS_IDLE) {
+    cl_err_set(err, errlen, "chain: the connection is inside a transaction");
+    return CL_EINVAL;
+  }
+  const char *idt = PQparameterStatus(c, "integer_datetimes");
+  if (!idt || strcmp(idt, "on") != 0) {
+    cl_err_set(err, errlen, "chain: the server does not use integer timestamps");
+    return CL_EDB;
+  }
+  cl_audit_report rep;
+  memset(&rep, 0, sizeof rep);
+  chain_ctx x;
+  memset(&x, 0, sizeof x);
+  x.w.a.c = c;
+  x.w.a.rep = &rep;
+  x.w.a.err = err;
+  x.w.a.errlen = errlen;
+  x.w.fn = chain_record;
+  x.w.arg = &x;
+  x.out = out;
+  char verifier_id[24], max_ids[16];
+  snprintf(max_ids, sizeof max_ids, "%d", CL_AUDIT_MAX_IDS);
+  const char *params[3] = {serial, verifier_id, max_ids};
+  int rc = exec_cmd(&x.w.a, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                    "starting the chain's snapshot");
+  if (rc == CL_OK)
+    rc = stream(&x.w.a, SQL_CHAIN_VERIFIER, 1, params, "reading attestation_log",
+                chain_verifier_row);
+  if (rc == CL_OK && out->verifier) {
+    snprintf(verifier_id, sizeof verifier_id, "%lld", (long long)x.w.verifier_id);
+    rc = stream(&x.w.a, SQL_CHAIN, 3, params, "reading attestation_log", chain_row);
+    if (rc == WALK_END && x.w.ended) rc = CL_OK;
+  }
+  PGTransactionStatusType t = PQtransactionStatus(c);
+  if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR) PQclear(PQexec(c, "ROLLBACK"));
+  cl_audit_report_free(&rep);
+  if (rc != CL_OK) cl_audit_chain_free(out);
+  return rc;
 }

@@ -38,6 +38,7 @@
 #ifndef CL_AUDIT_H
 #define CL_AUDIT_H
 
+#include "cl_attest.h"
 #include "cl_store.h"
 
 #include <stddef.h>
@@ -174,6 +175,97 @@ typedef struct {
 int cl_audit_run(cl_store *s, cl_audit_report *out, char *err, size_t errlen);
 /* Frees the findings and zeroes the report. NULL-safe. */
 void cl_audit_report_free(cl_audit_report *r);
+
+/*
+ * One chip's chain as the dashboard shows it, checked from the view
+ * attestation_log alone (schema 0009), so that a chiploc_dashboard login
+ * can run it: the attestations of the verifier that made the chip's newest
+ * one, in round order, each rebuilt from its row as cl_audit_run rebuilds
+ * it, its signature verified under that verifier's key, its stored hash
+ * compared with the rebuilt one, its round_end with the signed round_end_ns,
+ * and its prev_hash compared with the hash of the record before it (zeros
+ * for the first). The walk stops counting at the first record that fails.
+ * Not the audit: the evidence a record cites and the inputs it was drawn
+ * from are not followed, and a version-1 record whose measurements are gone
+ * fails as `measurement missing` even when retention removed them.
+ */
+typedef struct {
+  char *verifier;     /* the newest attestation's verifier; NULL: never attested */
+  int64_t records;    /* that verifier's attestations of the chip */
+  int64_t verified;   /* how many pass, in round order, before the first that fails */
+  int bad;            /* 1: a record fails; the fields below describe the first */
+  int64_t bad_id;     /* its attestations.id */
+  char bad_round_end[32]; /* its round_end, ISO 8601 UTC to the second */
+  cl_audit_problem bad_problem; /* attestation signature, hash mismatch, derived column,
+                                 * measurement missing, chain start or chain break */
+} cl_audit_chain;
+
+/*
+ * Checks the chain of the chip with this serial into *out (free it with
+ * cl_audit_chain_free). The connection must not be inside a transaction
+ * (CL_EINVAL); the reads share one snapshot. A serial without attestations
+ * (or without a chip) gives verifier NULL and records 0. Returns 0, CL_EPERM
+ * (the role may not read attestation_log), CL_EDB or CL_ENOMEM with err set;
+ * *out is then empty.
+ */
+int cl_audit_chip_chain(cl_store *s, const char *serial, cl_audit_chain *out, char *err,
+                        size_t errlen);
+void cl_audit_chain_free(cl_audit_chain *c);
+
+/*
+ * One chip's chain by one verifier, record by record, for a reader that
+ * needs the records themselves (`chiploc attestation export`): the
+ * attestations of the chip with this serial by the verifier with key
+ * verifier_pk, in chain order (round_end_ns, then id) up to and including
+ * round until_round_end_ns (INT64_MAX: all), each rebuilt from its row as
+ * cl_audit_run rebuilds it, read from the tables (what chiploc_verifier,
+ * chiploc_auditor and chiploc_admin may read) in one snapshot.
+ *
+ * A record is ok when it was rebuilt, its signature verifies under the
+ * verifier's key, its stored hash is its hash, its round_end matches the
+ * signed round_end_ns, and its prev_hash is the hash of the record before it
+ * (32 zero bytes for the first). Each record is passed to fn in order until
+ * one is not ok: that one is passed too (ok 0, problem: the first check
+ * that failed), and the walk ends. Unlike the audit, nothing is stepped
+ * over: a chain is only as good as its first bad record. A version-1 record
+ * whose measurements are gone, retention included, cannot be rebuilt and
+ * fails as `measurement missing`; the evidence and inputs a version-2
+ * record cites are not followed (cl_audit_run does that).
+ */
+typedef struct {
+  int64_t id;                /* attestations.id */
+  uint32_t position;         /* 1-based place in the chain */
+  int ok;
+  cl_audit_problem problem;  /* when !ok: attestation signature, hash mismatch, derived
+                              * column, measurement missing, chain start or chain break */
+  cl_attestation at;         /* rebuilt from the row; its signature verified when ok */
+  uint8_t hash[CL_HASH_LEN]; /* the stored hash (the record's hash when ok) */
+  /* What the layout binds only by digest, as the row names it: the allowed
+   * region codes (allowed_digest) and the keys of the excluded landmarks
+   * (excluded_digest), in the row's order. */
+  const char *const *allowed;
+  size_t n_allowed;
+  const uint8_t (*excluded)[CL_PK_LEN];
+  size_t n_excluded;
+} cl_audit_record;
+
+/* Called per record; the record and what it points to are valid during the
+ * call only. A non-zero return ends the walk and is returned by it. */
+typedef int (*cl_audit_record_fn)(void *arg, const cl_audit_record *rec);
+
+/*
+ * Walks the chain (see above). The connection must not be inside a
+ * transaction (CL_EINVAL). When the verifier is found, *verifier_name (if
+ * verifier_name is not NULL) receives its name, malloc'd (free it; NULL
+ * otherwise). Returns 0 (also when fn saw no record: the verifier never
+ * attested the chip, or not by that round), CL_ENOTFOUND (no
+ * chip with this serial, or no verifier with this key; err says which),
+ * CL_EPERM (the role may not read the tables), CL_EDB, CL_ENOMEM, or the
+ * first non-zero value of fn.
+ */
+int cl_audit_chain_walk(cl_store *s, const char *serial, const uint8_t verifier_pk[CL_PK_LEN],
+                        int64_t until_round_end_ns, cl_audit_record_fn fn, void *arg,
+                        char **verifier_name, char *err, size_t errlen);
 
 /* The stable names printed by `chiploc audit`: "measurements",
  * "landmark_links", "attestations"; "signature", "attestation signature",

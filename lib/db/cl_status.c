@@ -435,3 +435,41 @@ int cl_status_links(cl_store *s, int64_t since_s, cl_status_rows *out, char *err
                " GROUP BY from_landmark, to_landmark ORDER BY from_landmark, to_landmark",
                1, v, out, err, errlen);
 }
+
+/* ---- the dashboard's reads --------------------------------------------------- */
+
+int cl_status_history(cl_store *s, const char *serial, int64_t limit, cl_status_rows *out,
+                      char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  if (!s || !serial || limit < 1 || limit > 10000) return CL_EINVAL;
+  char lim[24];
+  snprintf(lim, sizeof lim, "%" PRId64, limit);
+  const char *v[2] = {serial, lim};
+  return query(cl_store_pgconn(s), "attestation_log",
+               "SELECT " ISO("round_end") " AS round_end, consistency, site_verdict,"
+               " region_verdict, radius_km, centre_lat, centre_lon, landmarks_used,"
+               " verifier_name AS verifier, " ISO("attested_at") " AS attested_at"
+               " FROM attestation_log WHERE chip_serial = $1::text"
+               " ORDER BY round_end_ns DESC, id DESC LIMIT $2::bigint",
+               2, v, out, err, errlen);
+}
+
+int cl_status_allowed(cl_store *s, const char *serial, cl_status_rows *out, char *err,
+                      size_t errlen) {
+  memset(out, 0, sizeof *out);
+  if (!s) return CL_EINVAL;
+  const char *v[1] = {serial};
+  return query(cl_store_pgconn(s), "chip_allowed",
+               "SELECT chip_serial AS chip, array_agg(code ORDER BY code) AS allowed"
+               " FROM chip_allowed WHERE $1::text IS NULL OR chip_serial = $1::text"
+               " GROUP BY chip_serial ORDER BY chip_serial",
+               1, v, out, err, errlen);
+}
+
+int cl_status_region_shapes(cl_store *s, cl_status_rows *out, char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  if (!s) return CL_EINVAL;
+  return query(cl_store_pgconn(s), "region_shapes",
+               "SELECT code, name, geojson::text AS geojson FROM region_shapes ORDER BY code", 0,
+               NULL, out, err, errlen);
+}

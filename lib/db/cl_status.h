@@ -1,7 +1,8 @@
 /*
  * What the operators' read commands of the chiploc CLI show (`status`,
- * `chip list|show`, `landmark list`, `alerts`, `measurements`, `links`),
- * read from the views of schema 0003 to 0006 only, so that the read-only
+ * `chip list|show`, `landmark list`, `alerts`, `measurements`, `links`)
+ * and what `chiploc dashboard` serves, read from the views of schema 0003
+ * to 0009 only, so that the read-only
  * chiploc_dashboard and chiploc_auditor roles can run them; and the one
  * write among them, `alerts ack` (chiploc_admin). Subjects are named by
  * chip serial and landmark name, never by id. Times are ISO 8601 UTC text
@@ -145,5 +146,26 @@ int cl_status_measurements(cl_store *s, int64_t since_s, const char *chip, cl_st
  * min_rtt_ns, min_bound_m, last_measured. */
 int cl_status_links(cl_store *s, int64_t since_s, cl_status_rows *out, char *err,
                     size_t errlen);
+
+/* ---- the dashboard's reads (views of schema 0009) ------------------------------ */
+
+/*
+ * The chip's attestations, newest first, at most `limit` (1 to 10000):
+ * round_end, consistency, site_verdict, region_verdict, radius_km,
+ * centre_lat, centre_lon (NULL unless CONSISTENT), landmarks_used, verifier
+ * and attested_at (attestation_log). No rows for an unknown serial.
+ */
+int cl_status_history(cl_store *s, const char *serial, int64_t limit, cl_status_rows *out,
+                      char *err, size_t errlen);
+
+/* The allowed regions of the chips that have any, by serial: chip and
+ * allowed (LIST of region codes, sorted; codes hold no ','). serial (may be
+ * NULL) keeps one chip. */
+int cl_status_allowed(cl_store *s, const char *serial, cl_status_rows *out, char *err,
+                      size_t errlen);
+
+/* Every imported region, by code: code, name (may be NULL) and geojson,
+ * the MultiPolygon's GeoJSON text as stored (region_shapes). */
+int cl_status_region_shapes(cl_store *s, cl_status_rows *out, char *err, size_t errlen);
 
 #endif
