@@ -60,7 +60,11 @@
 #define BURST 3
 #define DEADLINE_MS 300
 #define HANDSHAKE_MS 500
-#define IDLE_S 3
+/* Above one probe cycle (1.1 s + 3 x 0.4 s) with room for a second: a case
+ * that starts waiting just after a burst began waits for the next one
+ * without sending a frame, and a slow sanitizer build on a loaded machine
+ * must not be cut by the idle timeout meanwhile. */
+#define IDLE_S 6
 #define PER_ADDRESS 8
 #define ROGUE_ADDR "127.0.0.2"
 #define FLOOD_ADDR "127.0.0.3"

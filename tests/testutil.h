@@ -65,6 +65,7 @@ int tu_run_capture(char *const argv[], const char *dir, char **out, char **err,
 /* Sends sig and waits up to timeout_ms; returns the exit status (0..255),
  * 128+signal if killed by a signal, or -1 after SIGKILL on timeout. */
 int tu_stop(pid_t pid, int sig, int timeout_ms);
+/* (sig 0 sends nothing: it only waits, for a process that exits by itself.) */
 /* tu_stop(pid, SIGTERM, timeout_ms) for every process tu_spawn started that
  * is still running, newest first. Returns how many did not exit with status
  * 0 (each is named on stderr). */
