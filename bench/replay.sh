@@ -6,9 +6,10 @@
 #    name is NAME#ID) and rtts.csv (a,b,rtt_ms from the day's minimum RTT;
 #    rows naming a server without a position are dropped and counted).
 # 2. Runs `chiploc landmarks check` over all servers at c and records whom
-#    it blames.
+#    it blames or suspects.
 # 3. `bench/replay locate`: every other server as the chip, the rest as
-#    landmarks (all, nearest 10, nearest 5 by RTT; blamed servers excluded),
+#    landmarks (all, nearest 10, nearest 5 by RTT; blamed and suspected
+#    servers excluded),
 #    at c and 2/3 c: published sites inside F, radius, INCONSISTENT count,
 #    engine time per chip (CLOCK_MONOTONIC around cl_geo_locate).
 # 3b. `bench/replay sweep`: precision against the number of landmarks at c,
@@ -101,19 +102,25 @@ if [ "$check_rc" -ne 0 ] && [ "$check_rc" -ne 3 ]; then
   echo "replay: chiploc landmarks check failed ($check_rc)" >&2
   exit 1
 fi
-blame=$(sed -n 's/^blame: //p' "$work/check.txt" | sed 's/ (not proven minimal)//')
+# Excluded from the replay: the servers the cross-check blames, and those it
+# names as suspects (a group of which some are misplaced, the links cannot
+# say which): neither kind is a trustworthy landmark or chip.
+blame=$(sed -n 's/^blame: //p' "$work/check.txt" | sed 's/ (not proven minimal)//; s/^none$//')
+suspects=$(sed -n 's/^ambiguous: [0-9]* of {\(.*\)}; the links cannot say which$/\1/p' \
+  "$work/check.txt" | paste -sd, -)
+exclude=$(printf '%s\n%s\n' "$blame" "$suspects" | sed '/^$/d' | paste -sd, - | tr -d ' ')
 summary=$(grep -E '^(violations|no violations)' "$work/check.txt" || true)
 
 # 3. Replay.
 if want replay; then
   "$replay" locate --positions "$work/positions.csv" --rtts "$work/rtts.csv" \
-    --exclude "${blame// /}" >"$work/locate.md"
+    --exclude "$exclude" >"$work/locate.md"
 fi
 
 # 3b. Precision against the number of landmarks.
 if want precision; then
   "$replay" sweep --positions "$work/positions.csv" --rtts "$work/rtts.csv" \
-    --exclude "${blame// /}" --seed "$sweep_seed" >"$work/sweep.md"
+    --exclude "$exclude" --seed "$sweep_seed" >"$work/sweep.md"
 fi
 
 # 4. Speed.
@@ -126,7 +133,7 @@ if [ ! -f "$countries" ]; then
   scripts/fetch-countries.sh "$build/data" >/dev/null
 fi
 "$replay" speed --positions "$work/positions.csv" --rtts "$work/rtts.csv" \
-  --exclude "${blame// /}" --countries "$countries" --chip "$speed_chip" --code "$speed_code" \
+  --exclude "$exclude" --countries "$countries" --chip "$speed_chip" --code "$speed_code" \
   --runs "$speed_runs" --brute-runs "$brute_runs" >"$work/speed.txt"
 # kv LINE KEY: value of KEY=... on the line starting with "LINE:".
 kv() { grep "^$1:" "$work/speed.txt" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
@@ -160,7 +167,9 @@ Regenerate with \`bench/replay.sh\` (environment: BUILD_DIR, CHIPLOC_SHARED_DATA
 ### Landmark cross-check at c
 
 \`chiploc landmarks check --positions positions.csv --rtts rtts.csv\`: $summary.
-Blamed (a smallest set touching every violation): **$blame**.
+Blamed (in every smallest set touching every violation): **${blame:-none}**;
+suspected (some of a group are misplaced, the links cannot say which):
+**${suspects:-none}**.
 
 <details><summary>violating pairs</summary>
 
@@ -171,8 +180,8 @@ $(cat "$work/check.txt")
 
 ### Every server as the chip
 
-Each server not blamed is the chip in turn with its published coordinates as
-the declared site; the other servers not blamed are its landmarks. Radius is
+Each server neither blamed nor suspected is the chip in turn with its published
+coordinates as the declared site; the other such servers are its landmarks. Radius is
 the engine's bound on F's radius around its centre. Engine time is one
 \`cl_geo_locate\` call (site verdict included) per chip.
 
@@ -210,8 +219,8 @@ section alone).
 
 - date: $date
 - machine: $machine
-- data: WonderProxy 2020-07-19, as in the replay section; the servers blamed by
-  the cross-check (**$blame**) are neither chips nor landmarks
+- data: WonderProxy 2020-07-19, as in the replay section; the servers blamed or
+  suspected by the cross-check (**$exclude**) are neither chips nor landmarks
 
 Each server is the chip in turn, its published coordinates the declared
 site, with k landmarks at c (sound bounds): its k nearest by RTT, or k drawn

@@ -447,8 +447,11 @@ static void check_help(void) {
   printf("\n"
          "Cross-checks landmarks: flags every pair whose RTT is below the physical\n"
          "minimum 2 s / v for their declared positions (s the WGS84 geodesic distance),\n"
-         "and names the landmarks to blame: a smallest set that takes part in every\n"
-         "violation. Positions: columns name,lat,lon. RTTs: columns a,b,rtt_ms (either\n"
+         "and names the landmarks to blame: those in every smallest set that takes\n"
+         "part in every violation. Where the links cannot single one out (a single\n"
+         "violated link a-b: either end explains it), the suspects are listed as a\n"
+         "group, \"ambiguous: N of {a, b, ...}\", and none of them is blamed.\n"
+         "Positions: columns name,lat,lon. RTTs: columns a,b,rtt_ms (either\n"
          "direction; the smallest RTT of a pair counts; rows with a = b are ignored).\n"
          "\n"
          "  --speed V   c (default: only then is a violation a proof), fibre, or m/s\n"
@@ -510,9 +513,18 @@ static int check_main(const char *positions, const char *rtts, const char *speed
     json_t *blame = json_array();
     for (size_t i = 0; i < res.n_blamed; i++)
       json_array_append_new(blame, json_string(pos[res.blamed[i]].name));
-    json_t *o = json_pack("{s:f,s:I,s:I,s:o,s:o,s:b}", "speed_m_per_s", speed, "landmarks",
+    json_t *amb = json_array();
+    for (size_t g = 0; g < res.n_ambiguous; g++) {
+      json_t *names = json_array();
+      for (size_t i = 0; i < res.ambiguous[g].n_members; i++)
+        json_array_append_new(names, json_string(pos[res.ambiguous[g].members[i]].name));
+      json_array_append_new(amb, json_pack("{s:o,s:I}", "landmarks", names, "need",
+                                           (json_int_t)res.ambiguous[g].need));
+    }
+    json_t *o = json_pack("{s:f,s:I,s:I,s:o,s:o,s:b,s:o}", "speed_m_per_s", speed, "landmarks",
                           (json_int_t)npos, "pairs_checked", (json_int_t)res.n_pairs, "violations",
-                          viol, "blame", blame, "blame_minimal", res.blamed_minimal);
+                          viol, "blame", blame, "blame_minimal", res.blamed_minimal, "ambiguous",
+                          amb);
     int jr = json_dumpf(o, stdout, JSON_INDENT(2));
     json_decref(o);
     printf("\n");
@@ -541,7 +553,16 @@ static int check_main(const char *positions, const char *rtts, const char *speed
     printf("blame: ");
     for (size_t i = 0; i < res.n_blamed; i++)
       printf("%s%s", i ? ", " : "", pos[res.blamed[i]].name);
-    printf("%s\n", res.blamed_minimal ? "" : " (not proven minimal)");
+    printf("%s%s\n", res.n_blamed ? "" : "none",
+           res.blamed_minimal ? "" : " (not proven minimal)");
+    /* A group per set of suspects the links cannot tell apart. */
+    for (size_t g = 0; g < res.n_ambiguous; g++) {
+      const cl_xcheck_group *gr = &res.ambiguous[g];
+      printf("ambiguous: %zu of {", gr->need);
+      for (size_t i = 0; i < gr->n_members; i++)
+        printf("%s%s", i ? ", " : "", pos[gr->members[i]].name);
+      printf("}; the links cannot say which\n");
+    }
   }
   if (fflush(stdout) != 0)
     goto done;

@@ -204,10 +204,31 @@ static void print_row(const cl_vchip *ch, const cl_verify_out *o) {
 }
 
 /*
+ * The landmark_misplaced detail for a suspect: the group it belongs to, by
+ * name, and how many of it every smallest explanation takes. Names beyond
+ * the buffer are counted, not listed.
+ */
+static void suspect_detail(const cl_vworld *w, const cl_xcheck_group *g, char *out, size_t len) {
+  size_t k = (size_t)snprintf(out, len, "ambiguous: %zu of {", g->need);
+  size_t i = 0;
+  for (; i < g->n_members; i++) {
+    const char *name = w->landmarks[g->members[i]].name;
+    if (k + strlen(name) + 80 > len) break;
+    k += (size_t)snprintf(out + k, len - k, "%s%s", i ? ", " : "", name);
+  }
+  if (i < g->n_members) k += (size_t)snprintf(out + k, len - k, ", and %zu more", g->n_members - i);
+  snprintf(out + k, len - k, "} %s misplaced; the links cannot say which",
+           g->need == 1 ? "is" : "are");
+}
+
+/*
  * Landmark cross-check on the round's landmark-to-landmark links: a landmark
- * in the smallest set that explains every faster-than-light pair gets a
- * landmark_misplaced alert; one no longer blamed has it cleared. Links are
- * judged at the speed of light whatever the chip bounds use.
+ * in every smallest set that explains the faster-than-light pairs is blamed
+ * (landmark_misplaced, with its count of such links). Where the links cannot
+ * single one out (a single violated link a-b), each suspect gets the alert
+ * with an "ambiguous:" detail that names the whole group instead. A landmark
+ * no longer blamed or suspected has it cleared. Links are judged at the
+ * speed of light whatever the chip bounds use.
  */
 static int check_landmarks(verifier *v, cl_vworld *w, round_summary *sum, char *err,
                            size_t errlen) {
@@ -235,7 +256,11 @@ static int check_landmarks(verifier *v, cl_vworld *w, round_summary *sum, char *
   for (size_t i = 0; i < w->n_landmarks && rc == CL_OK; i++) {
     int blamed = 0;
     for (size_t k = 0; k < res.n_blamed; k++) blamed |= res.blamed[k] == i;
-    char detail[160] = "";
+    const cl_xcheck_group *group = NULL;
+    for (size_t g = 0; g < res.n_ambiguous && !blamed; g++)
+      for (size_t k = 0; k < res.ambiguous[g].n_members; k++)
+        if (res.ambiguous[g].members[k] == i) group = &res.ambiguous[g];
+    char detail[512] = "";
     if (blamed) {
       size_t pairs = 0;
       for (size_t k = 0; k < res.n_violations; k++)
@@ -243,10 +268,12 @@ static int check_landmarks(verifier *v, cl_vworld *w, round_summary *sum, char *
       snprintf(detail, sizeof detail,
                "%zu landmark link(s) faster than light for the declared position (%.4f, %.4f)",
                pairs, w->landmarks[i].lat, w->landmarks[i].lon);
-      sum->alerts_open++;
+    } else if (group) {
+      suspect_detail(w, group, detail, sizeof detail);
     }
-    rc = cl_vstore_landmark_alert(v->db, &w->landmarks[i], CL_VALERT_MISPLACED, blamed, detail,
-                                  err, errlen);
+    if (blamed || group) sum->alerts_open++;
+    rc = cl_vstore_landmark_alert(v->db, &w->landmarks[i], CL_VALERT_MISPLACED, blamed || group,
+                                  detail, err, errlen);
   }
 done:
   cl_xcheck_result_free(&res);

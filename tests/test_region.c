@@ -737,8 +737,9 @@ START_TEST(test_geojson_errors) {
       FEAT("{\"A3\":\"CCC\"}", "{\"type\":\"LineString\",\"coordinates\":[[0,0],[1,1]]}"),
       "feature 2 (code \"CCC\"): unsupported geometry type \"LineString\"");
   expect_third_malformed(
-      FEAT("{\"A3\":\"CCC\"}", "{\"type\":\"GeometryCollection\",\"geometries\":[]}"),
-      "feature 2 (code \"CCC\"): unsupported geometry type \"GeometryCollection\"");
+      FEAT("{\"A3\":\"CCC\"}", "{\"type\":\"Point\",\"coordinates\":[0,0]}"),
+      "feature 2 (code \"CCC\"): unsupported geometry type \"Point\" (Polygon, MultiPolygon, "
+      "or a GeometryCollection of them)");
   expect_third_malformed(FEAT("{\"A3\":\"CCC\"}", "{\"coordinates\":[]}"),
                          "feature 2 (code \"CCC\"): geometry.type missing or not a string");
   expect_third_malformed(FEAT("{\"A3\":\"CCC\"}", "[1]"),
@@ -810,6 +811,132 @@ START_TEST(test_geojson_errors) {
   ck_assert_int_eq(cl_region_set_parse_geojson(&s, good_fc, strlen(good_fc), "", err, sizeof err),
                    CL_EINVAL);
   ck_assert_int_eq(cl_region_set_parse_geojson(&s, NULL, 0, "A3", err, sizeof err), CL_EINVAL);
+}
+END_TEST
+
+#define GC(members) "{\"type\":\"GeometryCollection\",\"geometries\":[" members "]}"
+/* Two polygons, the first with a hole, and the same as one MultiPolygon. */
+#define GC_A "[[[0,0],[4,0],[4,4],[0,4],[0,0]],[[1,1],[2,1],[2,2],[1,2],[1,1]]]"
+#define GC_B "[[[10,10],[12,10],[11,12],[10,10]]]"
+
+/* The digest of the only region of a document. */
+static void digest_of_doc(const char *text, const char *code_property, uint8_t *out,
+                          cl_region_set *keep) {
+  char err[256] = "";
+  int rc = cl_region_set_parse_geojson(keep, text, strlen(text), code_property, err, sizeof err);
+  ck_assert_msg(rc == CL_OK, "%s: %s", text, err);
+  ck_assert_uint_eq(keep->n, 1);
+  ck_assert_int_eq(cl_region_digest(keep->regions[0], out), CL_OK);
+}
+
+START_TEST(test_geojson_collection) {
+  /* A GeometryCollection of two Polygons is the MultiPolygon of the two:
+   * the same region, answers and geometry digest, whatever the container. */
+  static const char *const docs[] = {
+      FEAT("{\"A3\":\"SWE\"}", MPOLY("[" GC_A "," GC_B "]")),
+      FEAT("{\"A3\":\"SWE\"}", GC(POLY(GC_A) "," POLY(GC_B))),
+      FEAT("{\"A3\":\"SWE\"}", GC(MPOLY("[" GC_A "]") "," POLY(GC_B))),
+      FEAT("{\"A3\":\"SWE\"}", GC(MPOLY("[" GC_A "," GC_B "]"))),
+      FEAT("{\"A3\":\"SWE\"}", GC(GC(POLY(GC_A)) "," POLY(GC_B))),
+      FEAT("{\"A3\":\"SWE\"}", GC(POLY(GC_A) "," GC(POLY(GC_B)))),
+  };
+  cl_region_set ref;
+  uint8_t want[CL_REGION_DIGEST_LEN];
+  digest_of_doc(docs[0], "A3", want, &ref);
+  const cl_region *m = ref.regions[0];
+  ck_assert_uint_eq(cl_region_vertex_count(m), 11);
+  for (size_t d = 1; d < sizeof docs / sizeof *docs; d++) {
+    cl_region_set s;
+    uint8_t got[CL_REGION_DIGEST_LEN];
+    digest_of_doc(docs[d], "A3", got, &s);
+    ck_assert_msg(memcmp(got, want, sizeof got) == 0, "digest differs for %s", docs[d]);
+    const cl_region *g = s.regions[0];
+    ck_assert_str_eq(cl_region_code(g), "SWE");
+    ck_assert_uint_eq(cl_region_vertex_count(g), cl_region_vertex_count(m));
+    ck_assert_int_eq(cl_region_contains(g, 3, 3), 1);
+    ck_assert_int_eq(cl_region_contains(g, 1.5, 1.5), 0);
+    ck_assert_int_eq(cl_region_contains(g, 11, 10.5), 1);
+    ck_assert_int_eq(CLASS(g, 2.5, 2.5, 3.5, 3.5), CL_RECT_INSIDE);
+    ck_assert_int_eq(CLASS(g, 1.2, 1.2, 1.8, 1.8), CL_RECT_OUTSIDE);
+    rng_state = 15;
+    for (int k = 0; k < 2000; k++) {
+      double x0 = rnd_in(-1, 13), y0 = rnd_in(-1, 13);
+      double x1 = x0 + rnd_in(0, 3), y1 = y0 + rnd_in(0, 3);
+      ck_assert_int_eq(cl_region_contains(g, x0, y0), cl_region_contains(m, x0, y0));
+      ck_assert_int_eq(CLASS(g, x0, y0, x1, y1), CLASS(m, x0, y0, x1, y1));
+    }
+    cl_region_set_free(&s);
+  }
+  cl_region_set_free(&ref);
+
+  /* As the maritime border sets ship them: every feature a collection of
+   * one polygon member, codes in isoA3; a code split over two features. */
+  static const char fc[] =
+      "{\"type\":\"FeatureCollection\",\"features\":["
+      FEAT("{\"isoA3\":\"SWE\",\"isoA2\":\"SE\"}", GC(MPOLY("[" GC_A "]"))) ","
+      FEAT("{\"isoA3\":\"FIN\",\"isoA2\":\"FI\"}", GC(POLY("[[[20,0],[21,0],[21,1],[20,0]]]"))) ","
+      FEAT("{\"isoA3\":\"SWE\",\"isoA2\":\"SE\"}", GC(POLY(GC_B))) "]}";
+  cl_region_set s;
+  uint8_t got[CL_REGION_DIGEST_LEN];
+  char err[256] = "";
+  ck_assert_msg(cl_region_set_parse_geojson(&s, fc, strlen(fc), "isoA3", err, sizeof err) ==
+                    CL_OK,
+                "%s", err);
+  ck_assert_uint_eq(s.n, 2);
+  ck_assert_int_eq(cl_region_digest(cl_region_set_find(&s, "SWE"), got), CL_OK);
+  ck_assert_mem_eq(got, want, sizeof got);
+  ck_assert_int_eq(cl_region_contains(cl_region_set_find(&s, "FIN"), 20.7, 0.2), 1);
+  cl_region_set_free(&s);
+
+  /* Members other than polygons, empty and deep collections: errors that
+   * name the feature, its code and the member. */
+  expect_third_malformed(
+      FEAT("{\"A3\":\"FRA\"}",
+           GC(POLY(TRI) "," POLY(TRI) "," MPOLY("[" TRI "]") ","
+              "{\"type\":\"LineString\",\"coordinates\":[[0,0],[1,1]]}")),
+      "feature 2 (code \"FRA\"): GeometryCollection member 3 is a LineString; only Polygon and "
+      "MultiPolygon members are accepted");
+  expect_third_malformed(FEAT("{\"A3\":\"CCC\"}", GC("{\"type\":\"Point\",\"coordinates\":[0,0]}")),
+                         "feature 2 (code \"CCC\"): GeometryCollection member 0 is a Point; only "
+                         "Polygon and MultiPolygon members are accepted");
+  expect_third_malformed(
+      FEAT("{\"A3\":\"CCC\"}", GC(POLY(TRI) "," GC("{\"type\":\"MultiPoint\",\"coordinates\":[]}"))),
+      "feature 2 (code \"CCC\"): GeometryCollection member 1.0 is a MultiPoint;");
+  expect_third_malformed(
+      FEAT("{\"A3\":\"CCC\"}", GC(POLY(TRI) "," GC("{\"type\":\"Ellipse\"}"))),
+      "GeometryCollection member 1.0 is an Ellipse;");
+  expect_third_malformed(FEAT("{\"A3\":\"CCC\"}", GC("")),
+                         "feature 2 (code \"CCC\"): geometry is an empty GeometryCollection (a "
+                         "region needs a shape)");
+  expect_third_malformed(FEAT("{\"A3\":\"CCC\"}", GC(POLY(TRI) "," GC(""))),
+                         "feature 2 (code \"CCC\"): geometry.geometries[1] is an empty "
+                         "GeometryCollection");
+  expect_third_malformed(FEAT("{\"A3\":\"CCC\"}", GC(GC(GC(POLY(TRI))))),
+                         "feature 2 (code \"CCC\"): GeometryCollection member 0.0 is a "
+                         "GeometryCollection nested 3 deep; at most 2 levels are accepted");
+  expect_third_malformed(FEAT("{\"A3\":\"CCC\"}", "{\"type\":\"GeometryCollection\"}"),
+                         "feature 2 (code \"CCC\"): geometry.geometries: expected an array of "
+                         "geometries");
+  expect_third_malformed(FEAT("{\"A3\":\"CCC\"}", GC(POLY(TRI) ",7")),
+                         "feature 2 (code \"CCC\"): geometry.geometries[1]: expected a geometry "
+                         "object");
+  expect_third_malformed(FEAT("{\"A3\":\"CCC\"}", GC("{\"coordinates\":[]}")),
+                         "feature 2 (code \"CCC\"): geometry.geometries[0].type missing or not a "
+                         "string");
+  /* Coordinates and rings inside a member are placed in it. */
+  expect_third_malformed(
+      FEAT("{\"A3\":\"CCC\"}", GC(POLY(TRI) "," MPOLY("[" TRI ",[[[0,0],[1,1],[0,\"x\"]]]]"))),
+      "feature 2 (code \"CCC\"): geometry.geometries[1].coordinates[1][0][2]: expected [lon, lat] "
+      "numbers");
+  expect_third_malformed(
+      FEAT("{\"A3\":\"CCC\"}", GC(POLY(TRI) "," GC(POLY("[[[0,0],[1,1],[0,0]]]")))),
+      "feature 2 (code \"CCC\"): geometry.geometries[1].geometries[0]: ring 0 of polygon 0 has 2 "
+      "distinct points, need 3");
+  expect_third_malformed(FEAT("{\"A3\":\"CCC\"}", GC(MPOLY("[]"))),
+                         "feature 2 (code \"CCC\"): geometry.geometries[0].coordinates: no "
+                         "polygons");
+  /* A bare collection, outside any Feature, has no code to carry. */
+  expect_malformed(GC(POLY(TRI)), "A3", "unsupported GeoJSON type \"GeometryCollection\"");
 }
 END_TEST
 
@@ -1041,6 +1168,20 @@ START_TEST(test_digest) {
   ck_assert_int_eq(cl_region_digest(set.regions[0], other), CL_OK);
   ck_assert_mem_eq(other, got, sizeof got);
   cl_region_set_free(&set);
+  /* And the same polygons as the members of a GeometryCollection. */
+  static const char gc[] =
+      "{\"type\":\"Feature\",\"properties\":{\"code\":\"X\"},\"geometry\":"
+      "{\"type\":\"GeometryCollection\",\"geometries\":["
+      "{\"type\":\"Polygon\",\"coordinates\":"
+      "[[[-0.5,-0.5],[4,-0.5],[4,4],[-0.5,4],[-0.5,-0.5]],[[1,1],[2,1],[2,2],[1,2],[1,1]]]},"
+      "{\"type\":\"MultiPolygon\",\"coordinates\":[[[[10,10],[11.25,10],[10.5,11],[10,10]]]]}"
+      "]}}";
+  ck_assert_msg(cl_region_set_parse_geojson(&set, gc, strlen(gc), "code", err, sizeof err) ==
+                    CL_OK,
+                "%s", err);
+  ck_assert_int_eq(cl_region_digest(set.regions[0], other), CL_OK);
+  ck_assert_mem_eq(other, got, sizeof got);
+  cl_region_set_free(&set);
 
   /* What changes it: one vertex by one unit in the last place, the rings
    * of a polygon swapped, a ring moved to its own polygon. */
@@ -1107,6 +1248,7 @@ int main(void) {
   TCase *gj = tcase_create("geojson");
   tcase_add_test(gj, test_geojson_good);
   tcase_add_test(gj, test_geojson_errors);
+  tcase_add_test(gj, test_geojson_collection);
   tcase_add_test(gj, test_geojson_file);
   suite_add_tcase(su, gj);
   TCase *world = tcase_create("countries");

@@ -2,9 +2,11 @@
  * Landmark cross-check (lib/engine/cl_xcheck.h) and the CSV reader that feeds it
  * (lib/io/cl_csv.h). Hand-made positions: honest cities whose RTTs are 1.5x the
  * light minimum, landmarks that claim to be elsewhere than they are, and the
- * blame set that must follow; links at the edge of the engine's allowance
- * for the chord and the clock's rate; the vertex cover against brute force on
- * random graphs with a fixed seed, its tie rule, and the greedy fallback.
+ * blame that must follow (only a landmark the links single out is blamed;
+ * the others are named as suspects in groups); links at the edge of the
+ * engine's allowance for the chord and the clock's rate; the blamed and
+ * suspected vertices against brute force over every minimum vertex cover of
+ * random graphs with a fixed seed, and the greedy fallback.
  * The CSV reader: a golden file in every accepted variant, then one defect
  * at a time with the exact message expected.
  */
@@ -81,14 +83,28 @@ static int run(world *w, cl_xcheck_result *r) {
   return rc;
 }
 
-/* Every violation has at least one end in the blame set. */
+/* Every violation has at least one end in the blame set or a group. */
 static void assert_cover(const cl_xcheck_result *r) {
   for (size_t i = 0; i < r->n_violations; i++) {
     int hit = 0;
     for (size_t j = 0; j < r->n_blamed; j++)
       hit |= r->blamed[j] == r->violations[i].a || r->blamed[j] == r->violations[i].b;
+    for (size_t g = 0; g < r->n_ambiguous; g++)
+      for (size_t j = 0; j < r->ambiguous[g].n_members; j++)
+        hit |= r->ambiguous[g].members[j] == r->violations[i].a ||
+               r->ambiguous[g].members[j] == r->violations[i].b;
     ck_assert_msg(hit, "violation %zu not covered", i);
   }
+}
+
+/* Group g of r has exactly the given members, and need. */
+static void assert_group(const cl_xcheck_result *r, size_t g, const size_t *members, size_t n,
+                         size_t need) {
+  ck_assert_uint_lt(g, r->n_ambiguous);
+  ck_assert_uint_eq(r->ambiguous[g].n_members, n);
+  for (size_t i = 0; i < n; i++)
+    ck_assert_uint_eq(r->ambiguous[g].members[i], members[i]);
+  ck_assert_uint_eq(r->ambiguous[g].need, need);
 }
 
 START_TEST(test_honest_no_violation) {
@@ -132,9 +148,69 @@ START_TEST(test_one_misplaced_blamed_alone) {
     if (i > 0)
       ck_assert(r.violations[i - 1].deficit_ms >= v->deficit_ms);
   }
+  /* Four honest peers each contradict it: the links single it out. */
   ck_assert_uint_eq(r.n_blamed, 1);
   ck_assert_uint_eq(r.blamed[0], 4);
+  ck_assert_uint_eq(r.n_ambiguous, 0);
   ck_assert_int_eq(r.blamed_minimal, 1);
+  cl_xcheck_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_single_link_blames_nobody) {
+  /* One landmark claims Sydney but sits in Paris, and only its link to
+   * Berlin was measured: either end of that link may be the misplaced one,
+   * so neither is blamed and both are named. */
+  world w;
+  memset(&w, 0, sizeof w);
+  add_landmark(&w, "Berlin", &BERLIN, &BERLIN);
+  add_landmark(&w, "Liar", &SYDNEY, &PARIS);
+  all_pairs(&w);
+  cl_xcheck_result r;
+  run(&w, &r);
+  ck_assert_uint_eq(r.n_violations, 1);
+  ck_assert_uint_eq(r.n_blamed, 0);
+  ck_assert_ptr_null(r.blamed);
+  assert_group(&r, 0, (const size_t[]){0, 1}, 2, 1);
+  ck_assert_uint_eq(r.n_ambiguous, 1);
+  ck_assert_int_eq(r.blamed_minimal, 1);
+  cl_xcheck_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_two_disjoint_violations) {
+  /* Two impossible links that share no landmark: two groups of two. */
+  world w;
+  honest_four(&w);
+  w.rtt[w.nrtt++] = (cl_xcheck_rtt){"Rome", "Madrid", 0.5, 2};
+  w.rtt[w.nrtt++] = (cl_xcheck_rtt){"Berlin", "Paris", 0.5, 3};
+  cl_xcheck_result r;
+  run(&w, &r);
+  ck_assert_uint_eq(r.n_violations, 2);
+  ck_assert_uint_eq(r.n_blamed, 0);
+  ck_assert_uint_eq(r.n_ambiguous, 2);
+  assert_group(&r, 0, (const size_t[]){0, 1}, 2, 1);
+  assert_group(&r, 1, (const size_t[]){2, 3}, 2, 1);
+  ck_assert_int_eq(r.blamed_minimal, 1);
+  cl_xcheck_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_triangle_alone_ambiguous) {
+  /* Three landmarks, each pair impossible, nothing else measured: any two
+   * explain it, so two of the three are named and none is blamed. */
+  world w;
+  memset(&w, 0, sizeof w);
+  add_landmark(&w, "A", &SYDNEY, &PARIS);
+  add_landmark(&w, "B", &TOKYO, &PARIS);
+  add_landmark(&w, "C", &ROME, &PARIS);
+  all_pairs(&w);
+  cl_xcheck_result r;
+  run(&w, &r);
+  ck_assert_uint_eq(r.n_violations, 3);
+  ck_assert_uint_eq(r.n_blamed, 0);
+  ck_assert_uint_eq(r.n_ambiguous, 1);
+  assert_group(&r, 0, (const size_t[]){0, 1, 2}, 3, 2);
   cl_xcheck_result_free(&r);
 }
 END_TEST
@@ -153,6 +229,7 @@ START_TEST(test_two_misplaced) {
   ck_assert_uint_eq(r.n_blamed, 2);
   ck_assert_uint_eq(r.blamed[0], 4);
   ck_assert_uint_eq(r.blamed[1], 5);
+  ck_assert_uint_eq(r.n_ambiguous, 0);
   ck_assert_int_eq(r.blamed_minimal, 1);
   assert_cover(&r);
   cl_xcheck_result_free(&r);
@@ -176,10 +253,11 @@ START_TEST(test_triangle_needs_two) {
   ck_assert_int_eq(r.blamed_minimal, 1);
   /* A and B also violate with D (a Paris-Berlin RTT for Sydney/Tokyo to
    * Berlin); C-D is possible (Rome-Berlin is shorter than Paris-Berlin). The
-   * only cover of two is {A, B}. */
+   * only cover of two is {A, B}: both are singled out. */
   ck_assert_uint_eq(r.n_violations, 5);
   ck_assert_uint_eq(r.blamed[0], 0);
   ck_assert_uint_eq(r.blamed[1], 1);
+  ck_assert_uint_eq(r.n_ambiguous, 0);
   cl_xcheck_result_free(&r);
 }
 END_TEST
@@ -200,7 +278,10 @@ START_TEST(test_min_per_pair_and_self_pairs) {
   ck_assert_uint_eq(r.violations[0].b, 3);
   ck_assert_double_eq(r.violations[0].rtt_ms, 1.0);
   ck_assert_uint_eq(r.violations[0].line, 101);
-  ck_assert_uint_eq(r.n_blamed, 1);
+  /* One link: Berlin or Rome, the links cannot say which. */
+  ck_assert_uint_eq(r.n_blamed, 0);
+  ck_assert_uint_eq(r.n_ambiguous, 1);
+  assert_group(&r, 0, (const size_t[]){1, 3}, 2, 1);
   cl_xcheck_result_free(&r);
 }
 END_TEST
@@ -217,7 +298,9 @@ START_TEST(test_speed_matters) {
       cl_xcheck_run(w.pos, w.n, w.rtt, w.nrtt, CL_SPEED_FIBRE * 0.9, NULL, &r, err, sizeof err),
       CL_OK);
   ck_assert_uint_eq(r.n_violations, 6);
-  ck_assert_uint_eq(r.n_blamed, 3); /* K4 needs three */
+  /* K4 needs three, any three: nobody singled out. */
+  ck_assert_uint_eq(r.n_blamed, 0);
+  assert_group(&r, 0, (const size_t[]){0, 1, 2, 3}, 4, 3);
   assert_cover(&r);
   cl_xcheck_result_free(&r);
 }
@@ -272,10 +355,12 @@ START_TEST(test_chord_and_clock_allowance) {
                   edge * (1 + 1e-9));
     ck_assert_uint_eq(r.n_blamed, 0);
     cl_xcheck_result_free(&r);
-    /* Just beyond it: blamed, with the threshold reported. */
+    /* Just beyond it: a violation, with the threshold reported; one link
+     * names both ends and blames neither. */
     run_pair(a, b, edge * (1 - 1e-9), &r);
     ck_assert_uint_eq(r.n_violations, 1);
-    ck_assert_uint_eq(r.n_blamed, 1);
+    ck_assert_uint_eq(r.n_blamed, 0);
+    assert_group(&r, 0, (const size_t[]){0, 1}, 2, 1);
     ck_assert_double_eq_tol(r.violations[0].min_rtt_ms, edge, edge * 1e-12);
     ck_assert(r.violations[0].deficit_ms > 0);
     ck_assert_double_eq_tol(r.violations[0].deficit_ms, edge * 1e-9, edge * 1e-11);
@@ -299,6 +384,7 @@ START_TEST(test_unknown_name) {
                    "rtts.csv:7: unknown landmark \"Lisbon\" in column b (not in the positions)");
   ck_assert_ptr_null(r.violations);
   ck_assert_ptr_null(r.blamed);
+  ck_assert_ptr_null(r.ambiguous);
 }
 END_TEST
 
@@ -374,21 +460,19 @@ START_TEST(test_cover_brute_force) {
       edges[m][1] = rnd((unsigned)n);
       m++;
     }
-    unsigned deg[16] = {0};
     unsigned adjm[16] = {0}; /* adjacency bitmasks without repeats */
     for (size_t i = 0; i < m; i++) {
       size_t a = edges[i][0], b = edges[i][1];
-      if (a == b || (adjm[a] >> b & 1))
+      if (a == b)
         continue;
       adjm[a] |= 1u << b;
       adjm[b] |= 1u << a;
-      deg[a]++;
-      deg[b]++;
     }
-    /* Brute force: smallest size, then most score, then lexicographically
-     * smallest sorted list. */
+    /* Brute force: every minimum cover; blamed = in all of them, suspects
+     * = in some but not all. */
+    static unsigned covers[1u << 13];
+    size_t ncov = 0;
     int best_size = 99;
-    unsigned best_score = 0, best_mask = 0;
     for (unsigned mask = 0; mask < (1u << n); mask++) {
       int ok = 1;
       for (size_t v = 0; v < n && ok; v++)
@@ -397,99 +481,147 @@ START_TEST(test_cover_brute_force) {
       if (!ok)
         continue;
       int size = __builtin_popcount(mask);
-      unsigned score = 0;
-      for (size_t v = 0; v < n; v++)
-        if (mask >> v & 1)
-          score += deg[v];
-      int better = size < best_size || (size == best_size && score > best_score);
-      if (!better && size == best_size && score == best_score) {
-        /* Lexicographic on sorted index lists of equal size. */
-        unsigned diff = mask ^ best_mask;
-        better = diff && (mask & (diff & -diff));
-      }
-      if (better) {
+      if (size < best_size) {
         best_size = size;
-        best_score = score;
-        best_mask = mask;
+        ncov = 0;
       }
+      if (size == best_size)
+        covers[ncov++] = mask;
     }
-    size_t *cover = NULL, nc = 0;
-    int minimal = -1;
-    ck_assert_int_eq(cl_xcheck_cover(n, (const size_t(*)[2])edges, m, CL_XCHECK_MAX_EXACT, &cover,
-                                     &nc, &minimal),
-                     CL_OK);
-    ck_assert_int_eq(minimal, 1);
+    unsigned all = ~0u, any = 0;
+    for (size_t i = 0; i < ncov; i++) {
+      all &= covers[i];
+      any |= covers[i];
+    }
+    cl_xcheck_blame b;
+    ck_assert_int_eq(
+        cl_xcheck_cover(n, (const size_t(*)[2])edges, m, CL_XCHECK_MAX_EXACT, &b), CL_OK);
+    ck_assert_int_eq(b.minimal, 1);
     unsigned got = 0;
-    for (size_t i = 0; i < nc; i++) {
+    for (size_t i = 0; i < b.n_blamed; i++) {
       if (i > 0)
-        ck_assert_uint_gt(cover[i], cover[i - 1]);
-      got |= 1u << cover[i];
+        ck_assert_uint_gt(b.blamed[i], b.blamed[i - 1]);
+      got |= 1u << b.blamed[i];
     }
-    ck_assert_msg(got == best_mask, "trial %d: n=%zu m=%zu got %#x want %#x", trial, n, m, got,
-                  best_mask);
-    free(cover);
+    ck_assert_msg(got == all, "trial %d: n=%zu m=%zu blamed %#x want %#x", trial, n, m, got, all);
+    unsigned sus = 0;
+    for (size_t g = 0; g < b.n_groups; g++) {
+      const cl_xcheck_group *gr = &b.groups[g];
+      ck_assert_uint_ge(gr->n_members, 2);
+      ck_assert_uint_ge(gr->need, 1);
+      ck_assert_uint_lt(gr->need, gr->n_members);
+      if (g > 0)
+        ck_assert_uint_gt(gr->members[0], b.groups[g - 1].members[0]);
+      unsigned gm = 0;
+      for (size_t i = 0; i < gr->n_members; i++) {
+        if (i > 0)
+          ck_assert_uint_gt(gr->members[i], gr->members[i - 1]);
+        gm |= 1u << gr->members[i];
+      }
+      ck_assert_msg(!(sus & gm), "trial %d: groups overlap", trial);
+      sus |= gm;
+      /* Every smallest explanation takes exactly need of the group. */
+      for (size_t i = 0; i < ncov; i++)
+        ck_assert_msg((size_t)__builtin_popcount(covers[i] & gm) == gr->need,
+                      "trial %d: group %zu: cover %#x takes %d, need %zu", trial, g, covers[i],
+                      __builtin_popcount(covers[i] & gm), gr->need);
+    }
+    ck_assert_msg(sus == (any & ~all), "trial %d: suspects %#x want %#x", trial, sus, any & ~all);
+    cl_xcheck_blame_free(&b);
   }
 }
 END_TEST
 
-START_TEST(test_cover_tie_rule) {
-  /* Path 0-1-2-3: {1,2}, {0,2} and {1,3} all have two members; {1,2} touches
-   * four violations, the others three. */
-  const size_t path[3][2] = {{0, 1}, {1, 2}, {2, 3}};
-  size_t *cover = NULL, nc = 0;
-  int minimal = 0;
-  ck_assert_int_eq(cl_xcheck_cover(4, path, 3, CL_XCHECK_MAX_EXACT, &cover, &nc, &minimal), CL_OK);
-  ck_assert_uint_eq(nc, 2);
-  ck_assert_uint_eq(cover[0], 1);
-  ck_assert_uint_eq(cover[1], 2);
-  free(cover);
-  /* A bare triangle: three covers of two, all scoring four: the
-   * lexicographically smallest wins. */
-  const size_t tri[3][2] = {{2, 1}, {0, 2}, {1, 0}};
-  ck_assert_int_eq(cl_xcheck_cover(3, tri, 3, CL_XCHECK_MAX_EXACT, &cover, &nc, &minimal), CL_OK);
-  ck_assert_uint_eq(nc, 2);
-  ck_assert_uint_eq(cover[0], 0);
-  ck_assert_uint_eq(cover[1], 1);
-  free(cover);
-  /* One edge: both ends score the same; the lower index is taken. */
+/* Runs cl_xcheck_cover and checks blamed and the groups' members against
+ * strings: blamed "0,2", groups "1,3/4,5" with needs in need[]. */
+static void expect_blame(size_t n, const size_t (*edges)[2], size_t m, const char *blamed,
+                         const char *groups, const size_t *need) {
+  cl_xcheck_blame b;
+  ck_assert_int_eq(cl_xcheck_cover(n, edges, m, CL_XCHECK_MAX_EXACT, &b), CL_OK);
+  ck_assert_int_eq(b.minimal, 1);
+  char got[128] = "";
+  size_t k = 0;
+  for (size_t i = 0; i < b.n_blamed; i++)
+    k += (size_t)snprintf(got + k, sizeof got - k, "%s%zu", i ? "," : "", b.blamed[i]);
+  ck_assert_str_eq(got, blamed);
+  k = 0;
+  got[0] = '\0';
+  for (size_t g = 0; g < b.n_groups; g++) {
+    for (size_t i = 0; i < b.groups[g].n_members; i++)
+      k += (size_t)snprintf(got + k, sizeof got - k, "%s%zu", i ? "," : g ? "/" : "",
+                            b.groups[g].members[i]);
+    ck_assert_uint_eq(b.groups[g].need, need[g]);
+  }
+  ck_assert_str_eq(got, groups);
+  cl_xcheck_blame_free(&b);
+}
+
+START_TEST(test_cover_blame_sets) {
+  /* One edge: either end explains it; both named, neither blamed. */
   const size_t one[1][2] = {{5, 3}};
-  ck_assert_int_eq(cl_xcheck_cover(6, one, 1, CL_XCHECK_MAX_EXACT, &cover, &nc, &minimal), CL_OK);
-  ck_assert_uint_eq(nc, 1);
-  ck_assert_uint_eq(cover[0], 3);
-  free(cover);
-  /* No edges: empty cover, proven. */
-  ck_assert_int_eq(cl_xcheck_cover(3, NULL, 0, CL_XCHECK_MAX_EXACT, &cover, &nc, &minimal), CL_OK);
-  ck_assert_uint_eq(nc, 0);
-  ck_assert_ptr_null(cover);
-  ck_assert_int_eq(minimal, 1);
+  expect_blame(6, one, 1, "", "3,5", (const size_t[]){1});
+  /* A star: the centre is in the only smallest cover. */
+  const size_t star[3][2] = {{0, 1}, {0, 2}, {3, 0}};
+  expect_blame(4, star, 3, "0", "", NULL);
+  /* The star and a link between two leaves: the centre and one of them. */
+  const size_t star2[4][2] = {{0, 1}, {0, 2}, {3, 0}, {1, 2}};
+  expect_blame(4, star2, 4, "0", "1,2", (const size_t[]){1});
+  /* Path 0-1-2-3: {1,2}, {0,2} and {1,3}: two of the four. */
+  const size_t path[3][2] = {{0, 1}, {1, 2}, {2, 3}};
+  expect_blame(4, path, 3, "", "0,1,2,3", (const size_t[]){2});
+  /* A bare triangle: two of the three. */
+  const size_t tri[3][2] = {{2, 1}, {0, 2}, {1, 0}};
+  expect_blame(3, tri, 3, "", "0,1,2", (const size_t[]){2});
+  /* Two disjoint edges: two groups, in order of their first member. */
+  const size_t two[2][2] = {{4, 5}, {1, 2}};
+  expect_blame(6, two, 2, "", "1,2/4,5", (const size_t[]){1, 1});
+  /* A blamed vertex splits what is left: 0 is in every cover of 3, and
+   * the edges 1-2 and 3-4 are apart once 0 explains its own. */
+  const size_t split[7][2] = {{0, 1}, {0, 2}, {0, 3}, {0, 4}, {0, 5}, {1, 2}, {3, 4}};
+  expect_blame(6, split, 7, "0", "1,2/3,4", (const size_t[]){1, 1});
+  /* No edges: nothing, proven. */
+  cl_xcheck_blame b;
+  ck_assert_int_eq(cl_xcheck_cover(3, NULL, 0, CL_XCHECK_MAX_EXACT, &b), CL_OK);
+  ck_assert_uint_eq(b.n_blamed, 0);
+  ck_assert_ptr_null(b.blamed);
+  ck_assert_uint_eq(b.n_groups, 0);
+  ck_assert_int_eq(b.minimal, 1);
+  cl_xcheck_blame_free(&b);
   /* Out-of-range vertex. */
   const size_t bad[1][2] = {{0, 9}};
-  ck_assert_int_eq(cl_xcheck_cover(3, bad, 1, CL_XCHECK_MAX_EXACT, &cover, &nc, &minimal),
-                   CL_EINVAL);
+  ck_assert_int_eq(cl_xcheck_cover(3, bad, 1, CL_XCHECK_MAX_EXACT, &b), CL_EINVAL);
 }
 END_TEST
 
 START_TEST(test_cover_limit_per_component) {
   /* Three disjoint triangles need 6, but each alone needs 2: a limit of 2
-   * still proves them all. A limit of 1 does not. */
+   * still proves them all (three groups, nobody blamed). A limit of 1 does
+   * not: the greedy cover is blamed, flagged. */
   const size_t tri[9][2] = {{0, 1}, {1, 2}, {2, 0}, {3, 4}, {4, 5}, {5, 3}, {6, 7}, {7, 8}, {8, 6}};
-  size_t *cover = NULL, nc = 0;
-  int minimal = 0;
-  ck_assert_int_eq(cl_xcheck_cover(9, tri, 9, 2, &cover, &nc, &minimal), CL_OK);
-  ck_assert_int_eq(minimal, 1);
-  ck_assert_uint_eq(nc, 6);
-  free(cover);
-  ck_assert_int_eq(cl_xcheck_cover(9, tri, 9, 1, &cover, &nc, &minimal), CL_OK);
-  ck_assert_int_eq(minimal, 0);
-  ck_assert_uint_eq(nc, 6); /* greedy still finds a cover */
-  free(cover);
+  cl_xcheck_blame b;
+  ck_assert_int_eq(cl_xcheck_cover(9, tri, 9, 2, &b), CL_OK);
+  ck_assert_int_eq(b.minimal, 1);
+  ck_assert_uint_eq(b.n_blamed, 0);
+  ck_assert_uint_eq(b.n_groups, 3);
+  for (size_t g = 0; g < 3; g++) {
+    ck_assert_uint_eq(b.groups[g].n_members, 3);
+    ck_assert_uint_eq(b.groups[g].members[0], 3 * g);
+    ck_assert_uint_eq(b.groups[g].need, 2);
+  }
+  cl_xcheck_blame_free(&b);
+  ck_assert_int_eq(cl_xcheck_cover(9, tri, 9, 1, &b), CL_OK);
+  ck_assert_int_eq(b.minimal, 0);
+  ck_assert_uint_eq(b.n_blamed, 6); /* greedy still finds a cover */
+  ck_assert_uint_eq(b.n_groups, 0);
+  cl_xcheck_blame_free(&b);
 }
 END_TEST
 
 START_TEST(test_cover_large_component_fast) {
   /* A cycle of 40 with 20 chords between opposite parities: bipartite with
-   * a perfect matching, so the smallest cover has exactly 20 members, found
-   * by the exact search well within its budget. */
+   * a perfect matching, so the smallest cover has exactly 20 members (the
+   * even or the odd vertices), found and classified by the exact search
+   * well within its budget: nobody blamed, 20 of the 40 named. */
   size_t edges[60][2];
   for (size_t i = 0; i < 40; i++) {
     edges[i][0] = i;
@@ -499,19 +631,15 @@ START_TEST(test_cover_large_component_fast) {
     edges[40 + i][0] = i;
     edges[40 + i][1] = (i + 21) % 40;
   }
-  size_t *cover = NULL, nc = 0;
-  int minimal = 0;
-  ck_assert_int_eq(cl_xcheck_cover(40, (const size_t(*)[2])edges, 60, CL_XCHECK_MAX_EXACT, &cover,
-                                   &nc, &minimal),
-                   CL_OK);
-  unsigned char in[40] = {0};
-  for (size_t i = 0; i < nc; i++)
-    in[cover[i]] = 1;
-  for (size_t i = 0; i < 60; i++)
-    ck_assert(in[edges[i][0]] || in[edges[i][1]]);
-  ck_assert_int_eq(minimal, 1);
-  ck_assert_uint_eq(nc, 20);
-  free(cover);
+  cl_xcheck_blame b;
+  ck_assert_int_eq(
+      cl_xcheck_cover(40, (const size_t(*)[2])edges, 60, CL_XCHECK_MAX_EXACT, &b), CL_OK);
+  ck_assert_int_eq(b.minimal, 1);
+  ck_assert_uint_eq(b.n_blamed, 0);
+  ck_assert_uint_eq(b.n_groups, 1);
+  ck_assert_uint_eq(b.groups[0].n_members, 40);
+  ck_assert_uint_eq(b.groups[0].need, 20);
+  cl_xcheck_blame_free(&b);
 }
 END_TEST
 
@@ -691,6 +819,9 @@ static Suite *xcheck_suite(void) {
   tcase_set_timeout(tx, 60);
   tcase_add_test(tx, test_honest_no_violation);
   tcase_add_test(tx, test_one_misplaced_blamed_alone);
+  tcase_add_test(tx, test_single_link_blames_nobody);
+  tcase_add_test(tx, test_two_disjoint_violations);
+  tcase_add_test(tx, test_triangle_alone_ambiguous);
   tcase_add_test(tx, test_two_misplaced);
   tcase_add_test(tx, test_triangle_needs_two);
   tcase_add_test(tx, test_min_per_pair_and_self_pairs);
@@ -704,7 +835,7 @@ static Suite *xcheck_suite(void) {
   TCase *tv = tcase_create("cover");
   tcase_set_timeout(tv, 120);
   tcase_add_test(tv, test_cover_brute_force);
-  tcase_add_test(tv, test_cover_tie_rule);
+  tcase_add_test(tv, test_cover_blame_sets);
   tcase_add_test(tv, test_cover_limit_per_component);
   tcase_add_test(tv, test_cover_large_component_fast);
   suite_add_tcase(s, tv);

@@ -5,17 +5,21 @@
  * the engine's own cap of the RTT (cl_geo_bound_m: clock rate margin, chord
  * through the Earth), not by a stricter rule of its own.
  *
- * The blame set is a minimum vertex cover of the violation graph, found per
+ * The violation graph is explained by its minimum vertex covers, found per
  * connected component. Iterative deepening on the cover size k decides
  * whether a cover of size k exists: each step first kernelises (a vertex of
  * degree 1 is covered by taking its neighbour; a vertex of degree > k is in
  * every cover of size <= k), rejects when more than k^2 edges remain, and
  * otherwise branches on a vertex v of maximum degree: v is in the cover, or
- * all its neighbours are. Once the smallest k is known, a second search
- * enumerates every cover of that size (it uses only the forced rule, which
- * holds for every cover, so none is missed) and keeps the one whose members
- * take part in the most violations. Both searches have a node budget; beyond
- * it, or beyond CL_XCHECK_MAX_EXACT, a greedy cover is used and flagged.
+ * all its neighbours are. Once the smallest size k* is known, each vertex v
+ * is asked two more such questions: is there a cover of size k* with v in it
+ * (v taken), and one without it (all its neighbours taken)? A vertex in
+ * every smallest cover is blamed: the links single it out. A vertex in some
+ * but not all of them is only a suspect, and is reported in a group with the
+ * suspects it shares violations with, never blamed alone. Every cover found
+ * along the way answers the questions for all of its vertices at once. The
+ * searches have a node budget; beyond it, or beyond CL_XCHECK_MAX_EXACT, a
+ * greedy cover is blamed instead and flagged.
  */
 #include "cl_xcheck.h"
 #include "cl_err.h"
@@ -33,17 +37,17 @@ typedef struct {
   size_t *start; /* CSR: neighbours of v are adj[start[v] .. start[v+1]) */
   size_t *adj;
   size_t *deg;  /* edges of v whose other end is not in the cover */
-  size_t *deg0; /* edges of v in the whole graph: the score of v */
+  size_t *deg0; /* edges of v in the whole graph */
   unsigned char *in;
   size_t edges; /* edges with neither end in the cover */
   size_t *trail;
   size_t ntrail;
   unsigned long nodes; /* search budget left */
-  /* The best cover found so far. */
+  /* The first smallest cover found (the greedy one after a fallback). */
   unsigned char *best;
-  size_t nbest;
-  unsigned long best_score;
   int have_best;
+  /* Per vertex: seen in / seen outside some smallest cover. */
+  unsigned char *some, *avoid;
 } vc_graph;
 
 static void vc_take(vc_graph *g, size_t v) {
@@ -87,31 +91,19 @@ static size_t vc_maxdeg(const vc_graph *g) {
   return best;
 }
 
-/* Offers the current cover (every vertex with in[v]) as a candidate: more
- * score wins, then the lexicographically smaller index list. */
-static void vc_consider(vc_graph *g) {
-  unsigned long score = 0;
-  size_t size = 0;
-  for (size_t v = 0; v < g->n; v++)
-    if (g->in[v]) {
-      score += g->deg0[v];
-      size++;
-    }
-  int better = !g->have_best || size < g->nbest || (size == g->nbest && score > g->best_score);
-  if (!better && size == g->nbest && score == g->best_score) {
-    for (size_t v = 0; v < g->n; v++) {
-      if (g->in[v] != g->best[v]) {
-        better = g->in[v] > g->best[v];
-        break;
-      }
-    }
+/* Notes the current cover (every vertex with in[v]), one of the smallest:
+ * its members can be in a smallest cover, the others can be left out. */
+static void vc_record(vc_graph *g) {
+  for (size_t v = 0; v < g->n; v++) {
+    if (g->in[v])
+      g->some[v] = 1;
+    else
+      g->avoid[v] = 1;
   }
-  if (!better)
-    return;
-  memcpy(g->best, g->in, g->n);
-  g->nbest = size;
-  g->best_score = score;
-  g->have_best = 1;
+  if (!g->have_best) {
+    memcpy(g->best, g->in, g->n);
+    g->have_best = 1;
+  }
 }
 
 /* Takes every neighbour of v still outside the cover; returns how many. */
@@ -163,7 +155,7 @@ static int vc_decide(vc_graph *g, long k) {
     }
   }
   if (g->edges == 0) {
-    vc_consider(g);
+    vc_record(g);
     r = 1;
     goto out;
   }
@@ -187,54 +179,8 @@ out:
   return r;
 }
 
-/*
- * Visits every cover of at most k more vertices (with the forced rule only,
- * so that no smallest cover is pruned) and offers each to vc_consider.
- * Returns 0, or -1 when the budget ran out (the best so far stands).
- */
-static int vc_enumerate(vc_graph *g, long k) {
-  if (g->nodes == 0)
-    return -1;
-  g->nodes--;
-  size_t mark = g->ntrail;
-  int r = 0;
-  for (int changed = 1; changed;) {
-    changed = 0;
-    for (size_t v = 0; v < g->n; v++) {
-      if (g->in[v] || (long)g->deg[v] <= k)
-        continue;
-      if (k == 0)
-        goto out;
-      vc_take(g, v);
-      k--;
-      changed = 1;
-    }
-  }
-  if (g->edges == 0) {
-    vc_consider(g);
-    goto out;
-  }
-  if (k <= 0 || g->edges > (size_t)k * (size_t)k)
-    goto out;
-  size_t v = vc_maxdeg(g);
-  size_t m2 = g->ntrail;
-  vc_take(g, v);
-  r = vc_enumerate(g, k - 1);
-  vc_undo(g, m2);
-  if (r < 0)
-    goto out;
-  if ((long)g->deg[v] <= k) {
-    size_t d = vc_take_neighbours(g, v);
-    r = vc_enumerate(g, k - (long)d);
-    vc_undo(g, m2);
-  }
-out:
-  vc_undo(g, mark);
-  return r;
-}
-
-/* Greedy cover: repeatedly the vertex of most uncovered edges (ties: higher
- * score, then lower index), then members whose neighbours are all in the
+/* Greedy cover: repeatedly the vertex of most uncovered edges (ties: more
+ * edges in all, then lower index), then members whose neighbours are all in the
  * cover are dropped again. Leaves the result in best. */
 static void vc_greedy(vc_graph *g) {
   while (g->edges > 0) {
@@ -261,9 +207,6 @@ static void vc_greedy(vc_graph *g) {
     if (redundant)
       g->best[v] = 0;
   }
-  g->nbest = 0;
-  for (size_t v = 0; v < g->n; v++)
-    g->nbest += g->best[v];
   g->have_best = 1;
 }
 
@@ -289,11 +232,19 @@ static size_t vc_matching_bound(const vc_graph *g) {
   return m;
 }
 
-/* Solves one component in g (fully built); result in g->best. Returns 1 if
- * proven minimal, 0 if greedy. */
-static int vc_solve(vc_graph *g, size_t max_exact) {
+/* Vertex classes in a component's result. */
+enum { VC_CLEAR, VC_BLAMED, VC_SUSPECT };
+
+/*
+ * Solves one component in g (fully built): cls[v] receives VC_BLAMED for a
+ * vertex in every smallest cover, VC_SUSPECT for one in some but not all,
+ * VC_CLEAR for one in none; g->best holds one smallest cover. Returns 1 if
+ * proven, 0 if the greedy cover had to be used (its members VC_BLAMED).
+ */
+static int vc_solve(vc_graph *g, size_t max_exact, unsigned char *cls) {
   size_t lb = vc_matching_bound(g);
   long kstar = -1;
+  int ok = 0;
   if (lb <= max_exact) {
     g->nodes = CL_XCHECK_MAX_NODES;
     for (size_t k = lb; k <= max_exact; k++) {
@@ -306,12 +257,36 @@ static int vc_solve(vc_graph *g, size_t max_exact) {
       }
     }
   }
-  if (kstar < 0) {
+  if (kstar >= 0) {
+    g->nodes = CL_XCHECK_MAX_NODES;
+    ok = 1;
+    for (size_t v = 0; v < g->n && ok; v++) {
+      size_t mark = g->ntrail;
+      int r = 1;
+      if (!g->some[v]) {
+        /* kstar >= 1: the component has an edge. */
+        vc_take(g, v);
+        r = vc_decide(g, kstar - 1);
+        vc_undo(g, mark);
+      }
+      /* More than k* neighbours cannot all be in a cover of size k*. */
+      if (r == 1 && !g->avoid[v] && (long)g->deg0[v] <= kstar) {
+        size_t d = vc_take_neighbours(g, v);
+        r = vc_decide(g, kstar - (long)d);
+        vc_undo(g, mark);
+      }
+      ok = r >= 0;
+    }
+  }
+  if (!ok) {
+    g->have_best = 0;
     vc_greedy(g);
+    for (size_t v = 0; v < g->n; v++)
+      cls[v] = g->best[v] ? VC_BLAMED : VC_CLEAR;
     return 0;
   }
-  g->nodes = CL_XCHECK_MAX_NODES;
-  vc_enumerate(g, kstar);
+  for (size_t v = 0; v < g->n; v++)
+    cls[v] = !g->some[v] ? VC_CLEAR : g->avoid[v] ? VC_SUSPECT : VC_BLAMED;
   return 1;
 }
 
@@ -331,13 +306,76 @@ static int cmp_size(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+static int cmp_group(const void *a, const void *b) {
+  const cl_xcheck_group *x = a, *y = b;
+  return x->members[0] < y->members[0] ? -1 : x->members[0] > y->members[0];
+}
+
+void cl_xcheck_blame_free(cl_xcheck_blame *b) {
+  if (!b)
+    return;
+  free(b->blamed);
+  for (size_t i = 0; i < b->n_groups; i++)
+    free(b->groups[i].members);
+  free(b->groups);
+  *b = (cl_xcheck_blame){0};
+}
+
+/*
+ * Adds to out the suspect groups of the solved component g (global indices
+ * comp): the suspects linked through violations that no blamed vertex
+ * explains. Every smallest cover is the blamed vertices plus a smallest cover
+ * of each such group's violations, so g->best counts how many of a group
+ * every smallest explanation takes. queue and mark have room for g->n.
+ */
+static int add_groups(const vc_graph *g, const unsigned char *cls, const size_t *comp,
+                      size_t *queue, unsigned char *mark, cl_xcheck_blame *out) {
+  memset(mark, 0, g->n);
+  for (size_t s = 0; s < g->n; s++) {
+    if (cls[s] != VC_SUSPECT || mark[s])
+      continue;
+    size_t nq = 0, head = 0, nmem = 0, need = 0;
+    queue[nq++] = s;
+    mark[s] = 1;
+    while (head < nq) {
+      size_t v = queue[head++];
+      nmem += cls[v] == VC_SUSPECT;
+      need += g->best[v];
+      for (size_t i = g->start[v]; i < g->start[v + 1]; i++) {
+        size_t u = g->adj[i];
+        if (!mark[u] && cls[u] != VC_BLAMED) {
+          mark[u] = 1;
+          queue[nq++] = u;
+        }
+      }
+    }
+    cl_xcheck_group *ng = realloc(out->groups, (out->n_groups + 1) * sizeof *ng);
+    if (!ng)
+      return CL_ENOMEM;
+    out->groups = ng;
+    size_t *mem = malloc(nmem * sizeof *mem);
+    if (!mem)
+      return CL_ENOMEM;
+    /* The queue holds local indices; members go out in increasing order. */
+    size_t k = 0;
+    for (size_t v = 0; v < g->n; v++)
+      if (mark[v] == 1 && cls[v] == VC_SUSPECT) {
+        mem[k++] = comp[v];
+        mark[v] = 2;
+      }
+    for (size_t i = 0; i < nq; i++)
+      mark[queue[i]] = 2;
+    out->groups[out->n_groups++] = (cl_xcheck_group){mem, nmem, need};
+  }
+  return CL_OK;
+}
+
 int cl_xcheck_cover(size_t n, const size_t (*edges)[2], size_t n_edges, size_t max_exact,
-                    size_t **cover, size_t *n_cover, int *minimal) {
-  if (!cover || !n_cover || !minimal || (n_edges && !edges))
+                    cl_xcheck_blame *res) {
+  if (!res || (n_edges && !edges))
     return CL_EINVAL;
-  *cover = NULL;
-  *n_cover = 0;
-  *minimal = 1;
+  *res = (cl_xcheck_blame){0};
+  res->minimal = 1;
   /* Normalise: u < v, no self-loops, no repeats. */
   edge *e = malloc((n_edges ? n_edges : 1) * sizeof *e);
   if (!e)
@@ -365,11 +403,14 @@ int cl_xcheck_cover(size_t n, const size_t (*edges)[2], size_t n_edges, size_t m
   size_t *adj = malloc((2 * m + 1) * sizeof *adj);
   size_t *comp = malloc((n + 1) * sizeof *comp);   /* vertices of one component */
   size_t *local = malloc((n + 1) * sizeof *local); /* global -> local index */
+  size_t *queue = malloc((n + 1) * sizeof *queue);
   unsigned char *seen = calloc(n + 1, 1);
+  unsigned char *cls = malloc(n + 1);
+  unsigned char *mark = malloc(n + 1);
   size_t *out = malloc((n + 1) * sizeof *out);
   size_t nout = 0;
   vc_graph g = {0};
-  if (!start || !adj || !comp || !local || !seen || !out)
+  if (!start || !adj || !comp || !local || !queue || !seen || !cls || !mark || !out)
     goto done;
   for (size_t i = 0; i < m; i++) {
     start[e[i].u + 1]++;
@@ -404,7 +445,7 @@ int cl_xcheck_cover(size_t n, const size_t (*edges)[2], size_t n_edges, size_t m
           comp[nc++] = adj[i];
         }
     }
-    /* Local indices follow global order so that ties break the same way. */
+    /* Local indices follow global order, and so do the groups' members. */
     qsort(comp, nc, sizeof *comp, cmp_size);
     size_t ne2 = 0;
     for (size_t i = 0; i < nc; i++) {
@@ -418,8 +459,11 @@ int cl_xcheck_cover(size_t n, const size_t (*edges)[2], size_t n_edges, size_t m
     g.deg0 = malloc(nc * sizeof *g.deg0);
     g.in = calloc(nc, 1);
     g.best = calloc(nc, 1);
+    g.some = calloc(nc, 1);
+    g.avoid = calloc(nc, 1);
     g.trail = malloc(nc * sizeof *g.trail);
-    if (!g.start || !g.adj || !g.deg || !g.deg0 || !g.in || !g.best || !g.trail)
+    if (!g.start || !g.adj || !g.deg || !g.deg0 || !g.in || !g.best || !g.some || !g.avoid ||
+        !g.trail)
       goto done;
     size_t k = 0;
     for (size_t i = 0; i < nc; i++) {
@@ -431,21 +475,27 @@ int cl_xcheck_cover(size_t n, const size_t (*edges)[2], size_t n_edges, size_t m
     }
     g.start[nc] = k;
     g.edges = ne2 / 2;
-    if (!vc_solve(&g, max_exact))
-      *minimal = 0;
+    if (!vc_solve(&g, max_exact, cls))
+      res->minimal = 0;
     for (size_t i = 0; i < nc; i++)
-      if (g.best[i])
+      if (cls[i] == VC_BLAMED)
         out[nout++] = comp[i];
+    if (add_groups(&g, cls, comp, queue, mark, res) != CL_OK)
+      goto done;
     free(g.start);
     free(g.adj);
     free(g.deg);
     free(g.deg0);
     free(g.in);
     free(g.best);
+    free(g.some);
+    free(g.avoid);
     free(g.trail);
     g = (vc_graph){0};
   }
   qsort(out, nout, sizeof *out, cmp_size);
+  if (res->n_groups > 1)
+    qsort(res->groups, res->n_groups, sizeof *res->groups, cmp_group);
   rc = CL_OK;
 done:
   free(g.start);
@@ -454,19 +504,26 @@ done:
   free(g.deg0);
   free(g.in);
   free(g.best);
+  free(g.some);
+  free(g.avoid);
   free(g.trail);
   free(e);
   free(start);
   free(adj);
   free(comp);
   free(local);
+  free(queue);
   free(seen);
+  free(cls);
+  free(mark);
   if (rc == CL_OK && nout > 0) {
-    *cover = out;
-    *n_cover = nout;
+    res->blamed = out;
+    res->n_blamed = nout;
   } else {
     free(out);
   }
+  if (rc != CL_OK)
+    cl_xcheck_blame_free(res);
   return rc;
 }
 
@@ -554,6 +611,9 @@ void cl_xcheck_result_free(cl_xcheck_result *r) {
     return;
   free(r->violations);
   free(r->blamed);
+  for (size_t i = 0; i < r->n_ambiguous; i++)
+    free(r->ambiguous[i].members);
+  free(r->ambiguous);
   *r = (cl_xcheck_result){0};
 }
 
@@ -656,10 +716,15 @@ int cl_xcheck_run(const cl_xcheck_position *pos, size_t npos, const cl_xcheck_rt
       edges[i][0] = viol[i].a;
       edges[i][1] = viol[i].b;
     }
-    rc = cl_xcheck_cover(npos, (const size_t(*)[2])edges, nv, CL_XCHECK_MAX_EXACT, &out->blamed,
-                         &out->n_blamed, &out->blamed_minimal);
+    cl_xcheck_blame b;
+    rc = cl_xcheck_cover(npos, (const size_t(*)[2])edges, nv, CL_XCHECK_MAX_EXACT, &b);
     if (rc < 0)
       goto done;
+    out->blamed = b.blamed;
+    out->n_blamed = b.n_blamed;
+    out->ambiguous = b.groups;
+    out->n_ambiguous = b.n_groups;
+    out->blamed_minimal = b.minimal;
   }
   out->violations = viol;
   out->n_violations = nv;

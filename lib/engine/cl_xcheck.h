@@ -9,9 +9,13 @@
  * for that RTT, with the clock's rate margin and a signal path through the
  * Earth's chord allowed for (cl_geo.h), cannot reach the other landmark. A
  * rule any tighter, such as rtt < 2 s / v, would blame honest landmarks for
- * links the engine itself accepts. The landmarks to blame are a smallest set
- * that touches every violating pair: a minimum vertex cover of the violation
- * graph. Pure: no I/O.
+ * links the engine itself accepts. The smallest explanations of the
+ * violations are the minimum vertex covers of the violation graph. A landmark
+ * is blamed only when it is in every one of them: the links single it out (a
+ * landmark that violates links with several honest peers). When they do not
+ * (a single violated link a-b: either end explains it), the landmarks that
+ * could be the culprits are named as a group and none of them is blamed.
+ * Pure: no I/O.
  */
 #ifndef CL_XCHECK_H
 #define CL_XCHECK_H
@@ -19,7 +23,7 @@
 #include <stddef.h>
 
 /* Largest cover (per connected group of violations) searched exactly;
- * beyond it the cover is greedy and flagged as not proven minimal. */
+ * beyond it a greedy cover is blamed and flagged as not proven minimal. */
 #define CL_XCHECK_MAX_EXACT 30
 /* Search-tree nodes allowed per group before the exact search gives up. */
 #define CL_XCHECK_MAX_NODES 4000000ul
@@ -45,19 +49,32 @@ typedef struct {
   size_t line;        /* line of the row that gave rtt_ms */
 } cl_xcheck_violation;
 
+/* Suspects that the violations cannot tell apart: every smallest
+ * explanation takes exactly need of the members, and each member is in some
+ * of these explanations and not in others. */
+typedef struct {
+  size_t *members; /* position (vertex) indices, increasing; at least 2 */
+  size_t n_members;
+  size_t need; /* >= 1, < n_members */
+} cl_xcheck_group;
+
 typedef struct {
   size_t n_pairs; /* distinct unordered pairs with at least one RTT */
   /* Violations sorted by decreasing deficit (ties: a, then b). */
   cl_xcheck_violation *violations;
   size_t n_violations;
-  /* The landmarks to blame: a minimum vertex cover of the violation graph,
-   * as position indices in increasing order. Among covers of the smallest
-   * size, the one whose members take part in the most violations is chosen;
-   * remaining ties go to the lexicographically smallest index list (both
-   * decided per connected group of violations). */
+  /* The landmarks to blame, as position indices in increasing order: those
+   * in every minimum vertex cover of the violation graph. */
   size_t *blamed;
   size_t n_blamed;
-  int blamed_minimal; /* 0: some group needed the greedy fallback */
+  /* The other landmarks of the minimum covers, in groups (a group per set of
+   * suspects linked by violations no blamed landmark explains), ordered by
+   * their first member. Blamed and grouped landmarks are disjoint. */
+  cl_xcheck_group *ambiguous;
+  size_t n_ambiguous;
+  /* 0: some connected group of violations was too large for the exact
+   * search; its landmarks in blamed are a greedy cover, not singled out. */
+  int blamed_minimal;
 } cl_xcheck_result;
 
 /*
@@ -75,18 +92,28 @@ int cl_xcheck_run(const cl_xcheck_position *pos, size_t npos, const cl_xcheck_rt
                   char *err, size_t errlen);
 void cl_xcheck_result_free(cl_xcheck_result *r);
 
+typedef struct {
+  size_t *blamed; /* vertices in every minimum cover, increasing (NULL when none) */
+  size_t n_blamed;
+  cl_xcheck_group *groups; /* the other members of minimum covers */
+  size_t n_groups;
+  int minimal; /* 0: some component fell back to a greedy cover */
+} cl_xcheck_blame;
+
 /*
- * Minimum vertex cover of the graph on vertices 0..n-1 with the given edges
- * (self-loops and repeated edges allowed and harmless). Each connected
- * component is solved exactly (kernelisation, then a bounded search tree
- * with iterative deepening on the cover size) when its cover has at most
- * max_exact vertices and the search stays within CL_XCHECK_MAX_NODES nodes;
- * otherwise greedily by maximum degree, and *minimal is set to 0. Tie rule
- * as for cl_xcheck_result.blamed (score: number of edges at each member).
- * *cover receives a malloc'd array of vertex indices in increasing order
- * (NULL when empty). Returns 0, CL_EINVAL or CL_ENOMEM.
+ * Minimum vertex covers of the graph on vertices 0..n-1 with the given edges
+ * (self-loops and repeated edges allowed and harmless): the vertices in
+ * every minimum cover, and the groups of those in some but not all, as for
+ * cl_xcheck_result. Each connected component is solved exactly
+ * (kernelisation, then a bounded search tree with iterative deepening on the
+ * cover size) when its cover has at most max_exact vertices and the searches
+ * stay within CL_XCHECK_MAX_NODES nodes each; otherwise a greedy cover (by
+ * maximum degree) goes into blamed, the component has no groups, and
+ * minimal is set to 0. Returns 0, CL_EINVAL or CL_ENOMEM; on success the
+ * caller frees *out with cl_xcheck_blame_free.
  */
 int cl_xcheck_cover(size_t n, const size_t (*edges)[2], size_t n_edges, size_t max_exact,
-                    size_t **cover, size_t *n_cover, int *minimal);
+                    cl_xcheck_blame *out);
+void cl_xcheck_blame_free(cl_xcheck_blame *b);
 
 #endif

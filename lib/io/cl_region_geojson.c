@@ -1,7 +1,10 @@
 /*
  * Loads allowed regions from GeoJSON (RFC 7946) with jansson: a
  * FeatureCollection, a single Feature, or a bare Polygon/MultiPolygon
- * geometry (code "REGION"). Features sharing a code become one region.
+ * geometry (code "REGION"). A Feature's geometry may also be a
+ * GeometryCollection of Polygons and MultiPolygons (one nested collection
+ * deep), as maritime border sets ship them. Features sharing a code become
+ * one region.
  *
  * All or nothing: the whole document is checked first (structure, property,
  * coordinates, rings) and regions are built only when it is clean, so the
@@ -39,6 +42,9 @@ typedef struct {
   char prefix[160]; /* "feature 3 (code \"X\"): " or "" for a bare geometry */
   char *err;
   size_t errlen;
+  /* "geometry.geometries[3]: " while a collection member is walked, else
+   * "": rings and polygons are numbered within their member. */
+  char member[136];
   double *buf; /* one ring as lon, lat pairs */
   size_t bufcap;
 } walker;
@@ -134,14 +140,14 @@ static int walk_ring(walker *w, json_t *ring, const char *path, size_t ri,
   }
   size_t d = distinct_upto3(w->buf, n);
   if (d < 3)
-    return fail(w, "ring %zu of polygon %zu has %zu distinct point%s, need 3", ri,
+    return fail(w, "%sring %zu of polygon %zu has %zu distinct point%s, need 3", w->member, ri,
                 polygon_in_geometry, d, d == 1 ? "" : "s");
   if (!reg) return CL_OK;
   int rc = cl_region_add_ring(reg, polygon, w->buf, n);
   if (rc == CL_ETOOBIG) return fail(w, "the region has more vertices than one region may hold");
   if (rc != CL_OK) {
     if (rc == CL_ENOMEM) cl_err_set(w->err, w->errlen, "out of memory");
-    else fail(w, "ring %zu of polygon %zu was refused", ri, polygon_in_geometry);
+    else fail(w, "%sring %zu of polygon %zu was refused", w->member, ri, polygon_in_geometry);
     return rc;
   }
   return CL_OK;
@@ -160,38 +166,104 @@ static int walk_polygon(walker *w, json_t *poly, const char *path, size_t polygo
   return CL_OK;
 }
 
+/* How deep GeometryCollections may nest: a Feature's collection, and one
+ * collection inside it (RFC 7946 section 3.1.8 discourages nesting). */
+#define MAX_COLLECTION_DEPTH 2
+
+/*
+ * Checks a Polygon or MultiPolygon geometry object at `gpath` ("geometry",
+ * or "geometry.geometries[3]" for a member of a collection), or adds its
+ * polygons to reg numbered from *next_polygon on (which it advances).
+ */
+static int walk_polygons(walker *w, json_t *g, const char *type, const char *gpath,
+                         cl_region *reg, int *next_polygon) {
+  int multi = strcmp(type, "MultiPolygon") == 0;
+  json_t *coords = json_object_get(g, "coordinates");
+  char path[160];
+  snprintf(path, sizeof path, "%s.coordinates", gpath);
+  if (!json_is_array(coords))
+    return fail(w, "%s: expected an array of %s", path, multi ? "polygons" : "rings");
+  if (!multi) {
+    int rc = walk_polygon(w, coords, path, 0, reg, *next_polygon);
+    if (rc == CL_OK) (*next_polygon)++;
+    return rc;
+  }
+  if (json_array_size(coords) == 0) return fail(w, "%s: no polygons", path);
+  for (size_t p = 0; p < json_array_size(coords); p++) {
+    char ppath[192];
+    snprintf(ppath, sizeof ppath, "%s[%zu]", path, p);
+    int rc = walk_polygon(w, json_array_get(coords, p), ppath, p, reg, *next_polygon);
+    if (rc != CL_OK) return rc;
+    (*next_polygon)++;
+  }
+  return CL_OK;
+}
+
+/*
+ * The members of a GeometryCollection at `gpath`, depth levels deep
+ * (1 for a Feature's geometry). `label` numbers the collection for messages
+ * ("" for the Feature's own, "3." for its member 3). Members are walked in
+ * order, so the polygons get the numbers the same polygons would have in
+ * one MultiPolygon and the region, and its digest, do not depend on the
+ * container.
+ */
+static int walk_collection(walker *w, json_t *g, const char *gpath, const char *label, int depth,
+                           cl_region *reg, int *next_polygon) {
+  json_t *members = json_object_get(g, "geometries");
+  if (!json_is_array(members))
+    return fail(w, "%s.geometries: expected an array of geometries", gpath);
+  if (json_array_size(members) == 0)
+    return fail(w, "%s is an empty GeometryCollection (a region needs a shape)", gpath);
+  for (size_t m = 0; m < json_array_size(members); m++) {
+    json_t *mg = json_array_get(members, m);
+    char mpath[128], mlabel[48];
+    snprintf(mpath, sizeof mpath, "%s.geometries[%zu]", gpath, m);
+    snprintf(mlabel, sizeof mlabel, "%s%zu", label, m);
+    if (!json_is_object(mg)) return fail(w, "%s: expected a geometry object", mpath);
+    const char *type = json_string_value(json_object_get(mg, "type"));
+    if (!type) return fail(w, "%s.type missing or not a string", mpath);
+    int rc;
+    if (strcmp(type, "Polygon") == 0 || strcmp(type, "MultiPolygon") == 0) {
+      snprintf(w->member, sizeof w->member, "%s: ", mpath);
+      rc = walk_polygons(w, mg, type, mpath, reg, next_polygon);
+      w->member[0] = '\0';
+    } else if (strcmp(type, "GeometryCollection") == 0) {
+      if (depth >= MAX_COLLECTION_DEPTH)
+        return fail(w,
+                    "GeometryCollection member %s is a GeometryCollection nested %d deep; "
+                    "at most %d levels are accepted",
+                    mlabel, depth + 1, MAX_COLLECTION_DEPTH);
+      char sublabel[56];
+      snprintf(sublabel, sizeof sublabel, "%s.", mlabel);
+      rc = walk_collection(w, mg, mpath, sublabel, depth + 1, reg, next_polygon);
+    } else {
+      return fail(w,
+                  "GeometryCollection member %s is a%s %.40s; only Polygon and MultiPolygon "
+                  "members are accepted",
+                  mlabel, type[0] && strchr("AEIOU", type[0]) ? "n" : "", type);
+    }
+    if (rc != CL_OK) return rc;
+  }
+  return CL_OK;
+}
+
 /*
  * Checks a geometry object, or adds its polygons to reg numbered from
- * *next_polygon on (which it advances).
+ * *next_polygon on (which it advances). A GeometryCollection contributes
+ * the polygons of its members.
  */
 static int walk_geometry(walker *w, json_t *g, cl_region *reg, int *next_polygon) {
   if (!json_is_object(g)) return fail(w, "geometry: expected an object");
   const char *type = json_string_value(json_object_get(g, "type"));
   if (!type) return fail(w, "geometry.type missing or not a string");
-  json_t *coords = json_object_get(g, "coordinates");
-  int multi;
-  if (strcmp(type, "Polygon") == 0)
-    multi = 0;
-  else if (strcmp(type, "MultiPolygon") == 0)
-    multi = 1;
-  else
-    return fail(w, "unsupported geometry type \"%.40s\" (Polygon and MultiPolygon only)", type);
-  if (!json_is_array(coords))
-    return fail(w, "geometry.coordinates: expected an array of %s", multi ? "polygons" : "rings");
-  if (!multi) {
-    int rc = walk_polygon(w, coords, "geometry.coordinates", 0, reg, *next_polygon);
-    if (rc == CL_OK) (*next_polygon)++;
-    return rc;
-  }
-  if (json_array_size(coords) == 0) return fail(w, "geometry.coordinates: no polygons");
-  for (size_t p = 0; p < json_array_size(coords); p++) {
-    char path[64];
-    snprintf(path, sizeof path, "geometry.coordinates[%zu]", p);
-    int rc = walk_polygon(w, json_array_get(coords, p), path, p, reg, *next_polygon);
-    if (rc != CL_OK) return rc;
-    (*next_polygon)++;
-  }
-  return CL_OK;
+  if (strcmp(type, "Polygon") == 0 || strcmp(type, "MultiPolygon") == 0)
+    return walk_polygons(w, g, type, "geometry", reg, next_polygon);
+  if (strcmp(type, "GeometryCollection") == 0)
+    return walk_collection(w, g, "geometry", "", 1, reg, next_polygon);
+  return fail(w,
+              "unsupported geometry type \"%.40s\" (Polygon, MultiPolygon, or a "
+              "GeometryCollection of them)",
+              type);
 }
 
 /* Checks one Feature and fills ref: its code and geometry. */

@@ -12,7 +12,8 @@
 
 /*
  * A set of regions loaded from a GeoJSON FeatureCollection (Polygon and
- * MultiPolygon geometries; features with the same code are merged into one
+ * MultiPolygon geometries, or GeometryCollections of them nested at most
+ * one collection deep; features with the same code are merged into one
  * region). code_property names the feature property holding the code.
  * Errors: CL_EIO (file), CL_EMALFORMED (JSON or GeoJSON structure) with err
  * naming the feature index, its code if known, and the problem.
