@@ -316,7 +316,7 @@ static int cmd_locate(const data *d) {
     if (!d->excluded[c])
       continue;
     if (!any)
-      printf("\nBlamed servers as chips (all other usable landmarks, c):\n\n");
+      printf("\nBlamed and suspected servers as chips (all other usable landmarks, c):\n\n");
     any = 1;
     size_t m = landmarks_of(d, c, 0, CL_SPEED_C, lms, scratch);
     double site[2] = {d->pos[c].lat, d->pos[c].lon};
