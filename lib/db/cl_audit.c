@@ -1328,25 +1328,35 @@ static int attestation_row(audit_ctx *a, const PGresult *r) {
 
 /* ---- the run ------------------------------------------------------------------- */
 
-int cl_audit_run(cl_store *s, cl_audit_report *out, char *err, size_t errlen) {
-  if (!s || !out) return CL_EINVAL;
-  memset(out, 0, sizeof *out);
+/* The connection a read of the audit (`what` names it in err) may use: open,
+ * outside a transaction (each read is one snapshot of its own), and with
+ * integer datetimes, since binary timestamps are 64-bit microseconds only
+ * with those (the only kind since PostgreSQL 10). */
+static int snapshot_conn(cl_store *s, const char *what, PGconn **out, char *err, size_t errlen) {
   PGconn *c = cl_store_pgconn(s);
   if (!c || PQstatus(c) != CONNECTION_OK) {
-    cl_err_set(err, errlen, "audit: not connected to the database");
+    cl_err_set(err, errlen, "%s: not connected to the database", what);
     return CL_EDB;
   }
   if (PQtransactionStatus(c) != PQTRANS_IDLE) {
-    cl_err_set(err, errlen, "audit: the connection is inside a transaction");
+    cl_err_set(err, errlen, "%s: the connection is inside a transaction", what);
     return CL_EINVAL;
   }
-  /* Binary timestamps are 64-bit microseconds only with integer datetimes
-   * (the only kind since PostgreSQL 10). */
   const char *idt = PQparameterStatus(c, "integer_datetimes");
   if (!idt || strcmp(idt, "on") != 0) {
-    cl_err_set(err, errlen, "audit: the server does not use integer timestamps");
+    cl_err_set(err, errlen, "%s: the server does not use integer timestamps", what);
     return CL_EDB;
   }
+  *out = c;
+  return CL_OK;
+}
+
+int cl_audit_run(cl_store *s, cl_audit_report *out, char *err, size_t errlen) {
+  if (!s || !out) return CL_EINVAL;
+  memset(out, 0, sizeof *out);
+  PGconn *c = NULL;
+  int rc = snapshot_conn(s, "audit", &c, err, errlen);
+  if (rc != CL_OK) return rc;
   audit_ctx a;
   memset(&a, 0, sizeof a);
   a.c = c;
@@ -1371,7 +1381,7 @@ int cl_audit_run(cl_store *s, cl_audit_report *out, char *err, size_t errlen) {
 
   /* One snapshot for all passes: rows committed meanwhile by the landmarks
    * or the verifier are neither half-seen nor mistaken for gaps. */
-  int rc = exec_cmd(&a, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+  rc = exec_cmd(&a, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
                     "starting the audit transaction");
   if (rc == CL_OK) rc = stream(&a, SQL_MEASUREMENTS, 0, NULL, "reading measurements",
                                measurement_row);
@@ -1526,20 +1536,9 @@ int cl_audit_chain_walk(cl_store *s, const char *serial, const uint8_t verifier_
                         char **verifier_name, char *err, size_t errlen) {
   if (verifier_name) *verifier_name = NULL;
   if (!s || !serial || !verifier_pk || !fn) return CL_EINVAL;
-  PGconn *c = cl_store_pgconn(s);
-  if (!c || PQstatus(c) != CONNECTION_OK) {
-    cl_err_set(err, errlen, "chain: not connected to the database");
-    return CL_EDB;
-  }
-  if (PQtransactionStatus(c) != PQTRANS_IDLE) {
-    cl_err_set(err, errlen, "chain: the connection is inside a transaction");
-    return CL_EINVAL;
-  }
-  const char *idt = PQparameterStatus(c, "integer_datetimes");
-  if (!idt || strcmp(idt, "on") != 0) {
-    cl_err_set(err, errlen, "chain: the server does not use integer timestamps");
-    return CL_EDB;
-  }
+  PGconn *c = NULL;
+  int rc = snapshot_conn(s, "chain", &c, err, errlen);
+  if (rc != CL_OK) return rc;
   cl_audit_report rep;
   memset(&rep, 0, sizeof rep);
   walk_ctx w;
@@ -1557,7 +1556,7 @@ int cl_audit_chain_walk(cl_store *s, const char *serial, const uint8_t verifier_
   const char *p_serial[1] = {serial}, *p_pk[1] = {pk_hex};
   const char *p_walk[4] = {max_ids, chip_id, verifier_id, until};
 
-  int rc = exec_cmd(&w.a, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+  rc = exec_cmd(&w.a, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
                     "starting the chain's snapshot");
   if (rc == CL_OK) rc = stream(&w.a, SQL_WALK_CHIP, 1, p_serial, "reading chips", walk_chip_row);
   if (rc == CL_OK && !w.found) {
@@ -1657,7 +1656,6 @@ static int chain_verifier_row(audit_ctx *a, const PGresult *r) {
   }
   memcpy(x->out->verifier, PQgetvalue(r, 0, 1), n);
   x->out->verifier[n] = '\0';
-  x->w.verifier_name = x->out->verifier;
   return CL_OK;
 }
 
@@ -1694,20 +1692,9 @@ int cl_audit_chip_chain(cl_store *s, const char *serial, cl_audit_chain *out, ch
                         size_t errlen) {
   if (!s || !serial || !out) return CL_EINVAL;
   memset(out, 0, sizeof *out);
-  PGconn *c = cl_store_pgconn(s);
-  if (!c || PQstatus(c) != CONNECTION_OK) {
-    cl_err_set(err, errlen, "chain: not connected to the database");
-    return CL_EDB;
-  }
-  if (PQtransactionStatus(c) != PQTRANS_IDLE) {
-    cl_err_set(err, errlen, "chain: the connection is inside a transaction");
-    return CL_EINVAL;
-  }
-  const char *idt = PQparameterStatus(c, "integer_datetimes");
-  if (!idt || strcmp(idt, "on") != 0) {
-    cl_err_set(err, errlen, "chain: the server does not use integer timestamps");
-    return CL_EDB;
-  }
+  PGconn *c = NULL;
+  int rc = snapshot_conn(s, "chain", &c, err, errlen);
+  if (rc != CL_OK) return rc;
   cl_audit_report rep;
   memset(&rep, 0, sizeof rep);
   chain_ctx x;
@@ -1722,7 +1709,7 @@ int cl_audit_chip_chain(cl_store *s, const char *serial, cl_audit_chain *out, ch
   char verifier_id[24], max_ids[16];
   snprintf(max_ids, sizeof max_ids, "%d", CL_AUDIT_MAX_IDS);
   const char *params[3] = {serial, verifier_id, max_ids};
-  int rc = exec_cmd(&x.w.a, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+  rc = exec_cmd(&x.w.a, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
                     "starting the chain's snapshot");
   if (rc == CL_OK)
     rc = stream(&x.w.a, SQL_CHAIN_VERIFIER, 1, params, "reading attestation_log",
