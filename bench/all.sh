@@ -12,8 +12,9 @@
 #   bench/landmark.sh  landmark throughput vs a plain request/response server;
 #                      slow chip; 100,000 chips on one landmark; mass reconnect
 #   bench/ingest.sh    the landmark's batch writer vs a raw COPY
-#   bench/verifier.sh  verifier chips/s with 8 landmarks and real country borders
+#   bench/verifier.sh  verifier chips/s with 8 landmarks and real (maritime) country borders
 #   bench/replay.sh    real-data replay, engine speed, precision vs landmark count
+#   bench/gaps.sh      gaps and overlaps between neighbouring countries' borders
 # and keeps the table of targets at the top (every figure next to its
 # baseline from the same run, and the ratio) with the machine and the date:
 # the rows of the benchmarks run this time are replaced, the others kept with
@@ -28,7 +29,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 export BUILD_DIR=${BUILD_DIR:-build}
 results=bench/RESULTS.md
-only=${BENCH_ONLY:-run landmark ingest verifier replay}
+only=${BENCH_ONLY:-run landmark ingest verifier replay gaps}
 started=$(date +%s)
 date_now=$(date -u +%Y-%m-%dT%H:%MZ)
 
@@ -43,11 +44,17 @@ for b in $only; do
     ingest) targets+=(ingest) ;;
     verifier) targets+=(vfixture sigrate) ;;
     replay) targets+=(replay) ;;
+    gaps) targets+=(gaps) ;;
     *) echo "bench/all.sh: unknown benchmark '$b' in BENCH_ONLY" >&2; exit 2 ;;
   esac
 done
 build_tree "$BUILD_DIR" "${targets[@]}"
-case " $only " in *" replay "* | *" verifier "*) scripts/fetch-countries.sh "$BUILD_DIR/data" >/dev/null ;; esac
+case " $only " in
+  *" replay "* | *" verifier "*)
+    scripts/fetch-borders.sh "$BUILD_DIR/data" maritime >/dev/null
+    scripts/fetch-borders.sh "$BUILD_DIR/data" land >/dev/null
+    ;;
+esac
 export SKIP_BUILD=1
 export BENCH_SUMMARY=$root/$BUILD_DIR/bench-summary.txt
 : >"$BENCH_SUMMARY"

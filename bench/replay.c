@@ -24,9 +24,11 @@
  *       landmarks actually used.
  *
  *   replay speed --positions P.csv --rtts R.csv --countries FILE --chip NAME
- *                --code A3 [--exclude NAME,...] [--runs N] [--brute-runs N]
+ *                --code DEU [--code-property A3] [--exclude NAME,...] [--runs N]
+ *                [--brute-runs N]
  *       One chip, its 10 nearest landmarks at c, the declared site and one
- *       country as the allowed region: the engine's median time over N runs
+ *       country of FILE (its code in the feature property --code-property,
+ *       default A3) as the allowed region: the engine's median time over N runs
  *       (default 200) and a brute-force sampler's over --brute-runs (default
  *       5), with both verdicts.
  *
@@ -401,14 +403,14 @@ static void brute(const cl_geo_landmark *lms, size_t n, const cl_region *region,
   }
 }
 
-static int cmd_speed(const data *d, const char *countries, const char *chip, const char *code,
-                     int runs, int brute_runs) {
+static int cmd_speed(const data *d, const char *countries, const char *code_property,
+                     const char *chip, const char *code, int runs, int brute_runs) {
   long c = find(d, chip);
   if (c < 0)
     die("--chip: unknown name");
   char err[512] = "";
   cl_region_set set = {0};
-  if (cl_region_set_load_geojson(&set, countries, "A3", err, sizeof err) < 0)
+  if (cl_region_set_load_geojson(&set, countries, code_property, err, sizeof err) < 0)
     die(err);
   const cl_region *region = cl_region_set_find(&set, code);
   if (!region)
@@ -473,7 +475,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *positions = NULL, *rtts = NULL, *exclude = NULL, *countries = NULL, *chip = NULL,
-             *code = NULL;
+             *code = NULL, *code_property = "A3";
   int runs = 200, brute_runs = 5;
   uint64_t seed = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
@@ -490,6 +492,8 @@ int main(int argc, char **argv) {
       chip = v;
     else if (strcmp(k, "--code") == 0)
       code = v;
+    else if (strcmp(k, "--code-property") == 0)
+      code_property = v;
     else if (strcmp(k, "--runs") == 0)
       runs = atoi(v);
     else if (strcmp(k, "--brute-runs") == 0)
@@ -517,7 +521,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "replay: speed needs --countries, --chip and --code\n");
       return 2;
     }
-    rc = cmd_speed(&d, countries, chip, code, runs, brute_runs);
+    rc = cmd_speed(&d, countries, code_property, chip, code, runs, brute_runs);
   } else {
     fprintf(stderr, "replay: unknown mode %s\n", argv[1]);
     return 2;

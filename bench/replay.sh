@@ -17,7 +17,8 @@
 #    RTT and k drawn at random (fixed seed): median and p90 radius and the
 #    share of chips whose published site is SITE_CONSISTENT.
 # 4. `bench/replay speed`: Frankfurt with its 10 nearest landmarks and
-#    Germany's polygon from the 10 km country borders: the engine's median
+#    Germany's polygon from the real borders (BORDERS: maritime, the default
+#    allowed regions, or land; scripts/fetch-borders.sh): the engine's median
 #    time over SPEED_RUNS runs against a brute-force sampler (1 km grid over
 #    the smallest cap's bounding box, exact geodesic distances).
 #
@@ -28,10 +29,11 @@
 #
 # Environment: BUILD_DIR (default build), SKIP_BUILD=1 (use the binaries in
 # BUILD_DIR as they are), SWEEP_SEED (1), CHIPLOC_SHARED_DATA (default
-# ../shared/data beside the repository), CHIPLOC_COUNTRIES (default
-# $BUILD_DIR/data/countries-land-10km.geo.json, fetched with
-# scripts/fetch-countries.sh when missing), SPEED_RUNS (200), BRUTE_RUNS (5),
-# SPEED_CHIP (Frankfurt#29), SPEED_CODE (DEU).
+# ../shared/data beside the repository), BORDERS (maritime, the default:
+# $BUILD_DIR/data/borders-maritime-1000m.geo.json; or land:
+# countries-land-10km.geo.json; fetched with scripts/fetch-borders.sh when
+# missing), SPEED_RUNS (200), BRUTE_RUNS (5), SPEED_CHIP (Frankfurt#29),
+# SPEED_CODE (DEU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -39,7 +41,12 @@ root=$PWD
 build=${BUILD_DIR:-build}
 shared=${CHIPLOC_SHARED_DATA:-$root/../shared/data}
 data=$shared/wonderproxy-2020-07-19
-countries=${CHIPLOC_COUNTRIES:-$build/data/countries-land-10km.geo.json}
+borders=${BORDERS:-maritime}
+case $borders in
+  maritime) countries=$build/data/borders-maritime-1000m.geo.json code_property=isoA3 ;;
+  land) countries=$build/data/countries-land-10km.geo.json code_property=A3 ;;
+  *) echo "replay: BORDERS must be maritime or land, not '$borders'" >&2; exit 2 ;;
+esac
 speed_runs=${SPEED_RUNS:-200}
 brute_runs=${BRUTE_RUNS:-5}
 speed_chip=${SPEED_CHIP:-Frankfurt#29}
@@ -125,15 +132,10 @@ fi
 
 # 4. Speed.
 if want speed; then
-if [ ! -f "$countries" ]; then
-  if [ -n "${CHIPLOC_COUNTRIES:-}" ]; then
-    echo "replay: $countries is missing" >&2
-    exit 1
-  fi
-  scripts/fetch-countries.sh "$build/data" >/dev/null
-fi
+scripts/fetch-borders.sh "$build/data" "$borders" >/dev/null
 "$replay" speed --positions "$work/positions.csv" --rtts "$work/rtts.csv" \
-  --exclude "$exclude" --countries "$countries" --chip "$speed_chip" --code "$speed_code" \
+  --exclude "$exclude" --countries "$countries" --code-property "$code_property" \
+  --chip "$speed_chip" --code "$speed_code" \
   --runs "$speed_runs" --brute-runs "$brute_runs" >"$work/speed.txt"
 # kv LINE KEY: value of KEY=... on the line starting with "LINE:".
 kv() { grep "^$1:" "$work/speed.txt" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
@@ -241,14 +243,14 @@ if want speed; then
 cat >"$work/speed-section.md" <<MD
 ## Location engine speed (\`bench/replay.sh\`)
 
-Regenerate with \`bench/replay.sh\` (environment: BUILD_DIR, CHIPLOC_COUNTRIES,
+Regenerate with \`bench/replay.sh\` (environment: BUILD_DIR, BORDERS,
 SPEED_RUNS, BRUTE_RUNS, SPEED_CHIP, SPEED_CODE).
 
 - date: $date
 - machine: $machine
 - case: chip $speed_chip, its 10 nearest landmarks by RTT at c (smallest bound
   $smallest km), declared site = published coordinates, allowed region
-  $speed_code from countries-land-10km ($vertices vertices)
+  $speed_code from $(basename "$countries" .geo.json) ($vertices vertices)
 
 | | median (ms) | verdicts |
 |---|---|---|

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Benchmark: chips attested per second by `chiploc verify` (one round, one
 # process, pinned to one core when taskset exists), with 8 landmarks per chip
-# and the real 10 km country borders as allowed regions.
+# and the real country borders as allowed regions: the default ones, land and
+# territorial sea simplified to 1000 m (scripts/fetch-borders.sh).
 #
-# Starts a throwaway PostgreSQL, migrates, imports the country borders, and
+# Starts a throwaway PostgreSQL, migrates, imports the maritime borders, and
 # loads the data set of bench/vfixture.c: 20 landmarks at European cities and
-# VERIFIER_CHIPS chips (default 20000) at random points inside 20 European
-# countries, each allowed in its own country, each with one genuine
+# VERIFIER_CHIPS chips (default 20000) at random points on land in 20
+# European countries (drawn from the 10 km land borders, so that no chip is
+# at sea), each allowed in its own country, each with one genuine
 # protocol 2 record (a burst of three probes in a session both keys signed,
 # the chip's transcript signature, the landmark's record signature) from
 # each of its 8 nearest landmarks (RTT = 2 x geodesic distance / c + a
@@ -67,11 +69,12 @@ psql "$db0" -qXc "CREATE DATABASE chiploc_vbench" >/dev/null
 db=${db0/dbname=postgres/dbname=chiploc_vbench}
 export CHIPLOC_DB="$db"
 "$chiploc" db migrate >/dev/null
-scripts/fetch-countries.sh "$build/data" >/dev/null
-countries=$build/data/countries-land-10km.geo.json
-"$chiploc" region import "$countries" --code-property A3 >/dev/null
+scripts/fetch-borders.sh "$build/data" maritime >/dev/null
+scripts/fetch-borders.sh "$build/data" land >/dev/null
+"$chiploc" region import "$build/data/borders-maritime-1000m.geo.json" --code-property isoA3 >/dev/null
 echo "verifier bench: loading $chips chips (signing every measurement takes a while)"
-fixture=$("$vfixture" --db "$db" --countries "$countries" --chips "$chips" --per-chip 8)
+fixture=$("$vfixture" --db "$db" --countries "$build/data/countries-land-10km.geo.json" \
+  --chips "$chips" --per-chip 8)
 echo "verifier bench: $fixture"
 vpk=$("$chiploc" keygen --out "$work/verifier.key")
 "$chiploc" verifier add --name bench --pubkey "$vpk" >/dev/null
@@ -178,7 +181,8 @@ round time); the baseline read is the median over rounds.
 - date: $(date -u +%Y-%m-%dT%H:%MZ)
 - machine: $(nproc) cores, ${cpu:-unknown CPU}; load average at the end: $load
 - data: $fixture
-- allowed regions: each chip's own country from \`countries-land-10km.geo.json\`
+- allowed regions: each chip's own country from \`borders-maritime-1000m.geo.json\`
+  (chips at points of \`countries-land-10km.geo.json\`)
 - rounds: $rounds one-shot runs of \`chiploc verify --window 3600 --interval 1 --settle 0 --max-chip-speed 0 --quiet\`
   (the one-hour window only lets one fixture serve every round; at the default chip speed of
   40 m/s it would add 144 km to every cap, which the default 300 s window keeps at 12 km),

@@ -1,11 +1,12 @@
 /*
  * vfixture: the data set of the verifier benchmark (bench/verifier.sh).
  *
- * Into a migrated database whose regions hold the country borders
- * (`chiploc region import ... --code-property A3`), it enrols landmarks at
- * real European cities and N chips at random points drawn uniformly inside
- * real European countries (rejection sampling against the country polygons,
- * overseas territories left out), each allowed in its own country. For every
+ * Into a migrated database whose regions hold the country borders (bench/
+ * verifier.sh imports the maritime ones), it enrols landmarks at real
+ * European cities and N chips at random points drawn uniformly inside real
+ * European countries (rejection sampling against the polygons of the
+ * --countries file, property A3: the land borders, so that no chip is at
+ * sea; overseas territories left out), each allowed in its own country. For every
  * chip it stores one measurement from each of its K nearest landmarks with a
  * round-trip time derived from geography: twice the geodesic distance at the
  * speed of light plus a positive extra delay (a fixed part and an

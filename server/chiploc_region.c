@@ -32,7 +32,8 @@ static void usage(FILE *f) {
         "The file is checked in full first: if anything is wrong, nothing is\n"
         "imported. See chiploc(1), and REGIONS.md in share/doc/chiploc.\n"
         "\n"
-        "  --code-property NAME  feature property with the region code (e.g. A3)\n"
+        "  --code-property NAME  feature property with the region code (isoA3 in the\n"
+        "                        maritime country borders, A3 in the land borders)\n"
         "  --db CONNINFO         libpq connection string (default: $CHIPLOC_DB)\n",
         f);
 }

@@ -58,7 +58,7 @@ sed -i -e "s|^ETC=.*|ETC=$tmp/etc|" -e "s|^STATE=.*|STATE=$tmp/state|" \
 # The borders: the build's copy, so that the README's fetch finds it current
 # instead of downloading it again.
 mkdir -p "$tmp/state"
-cp "$build/data/countries-land-10km.geo.json" "$tmp/state/"
+cp "$build/data/borders-maritime-1000m.geo.json" "$tmp/state/"
 
 export PATH="$tmp/prefix/bin:$PATH" PGHOST=$pghost PGPORT=5432 PGUSER=postgres
 unset CHIPLOC_DB

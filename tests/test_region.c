@@ -5,8 +5,9 @@
  * rectangle classifier checked against brute force on random star polygons
  * and against sampling on regions that use the seams (fixed seeds); every
  * malformed-GeoJSON error naming its feature and problem; and the real
- * country borders, fetched by the countries_fetch fixture into the file
- * named by CHIPLOC_COUNTRIES (missing file: failure, not a skip). The
+ * country borders, land and maritime, fetched by the countries_fetch and
+ * borders_fetch fixtures into the files named by CHIPLOC_COUNTRIES and
+ * CHIPLOC_BORDERS (missing file: failure, not a skip). The
  * geometry digest that version-2 attestations sign is built by hand from
  * its documented bytes and pinned (docs/ATTESTATION.md).
  */
@@ -975,7 +976,7 @@ static void load_countries(void) {
                 "CHIPLOC_COUNTRIES is not set: run through ctest (the countries_fetch fixture "
                 "downloads the file)");
   ck_assert_msg(access(path, R_OK) == 0,
-                "%s is missing: scripts/fetch-countries.sh did not run or failed", path);
+                "%s is missing: scripts/fetch-borders.sh DIR land did not run or failed", path);
   char err[512] = "";
   int rc = cl_region_set_load_geojson(&countries, path, "A3", err, sizeof err);
   ck_assert_msg(rc == CL_OK, "%s: %s", path, err);
@@ -1065,6 +1066,77 @@ START_TEST(test_countries_sampled) {
   ck_assert_int_gt(decided, 3000);
   ck_assert_msg(pure_boundary * 4 < boundary, "%ld of %ld BOUNDARY rectangles look pure",
                 pure_boundary, boundary);
+}
+END_TEST
+
+/* ---- the maritime borders ------------------------------------------------------ */
+
+static cl_region_set maritime;
+
+static void load_maritime(void) {
+  const char *path = getenv("CHIPLOC_BORDERS");
+  ck_assert_msg(path && path[0],
+                "CHIPLOC_BORDERS is not set: run through ctest (the borders_fetch fixture "
+                "downloads the file)");
+  ck_assert_msg(access(path, R_OK) == 0,
+                "%s is missing: scripts/fetch-borders.sh did not run or failed", path);
+  char err[512] = "";
+  int rc = cl_region_set_load_geojson(&maritime, path, "isoA3", err, sizeof err);
+  ck_assert_msg(rc == CL_OK, "%s: %s", path, err);
+}
+
+/* Coastal datacenter sites: in their country's land and territorial sea
+ * (@osm_borders/maritime_1000m, every feature a GeometryCollection), and
+ * most of them outside the 10 km land borders, which is why maritime
+ * borders are the default allowed regions (docs/REGIONS.md). */
+START_TEST(test_maritime) {
+  load_maritime();
+  load_countries();
+  /* @osm_borders/maritime_1000m 1.1.0 holds 249 features, one per code. */
+  ck_assert_uint_eq(maritime.n, 249);
+  static const struct {
+    const char *code, *site;
+    double lat, lon;
+    int on_land_10km; /* in the land borders' region too */
+  } sites[] = {
+      {"SWE", "Stockholm, Värtahamnen (the harbour)", 59.351, 18.105, 0},
+      {"SWE", "Stockholm, Lidingö", 59.36, 18.15, 0},
+      {"SWE", "Stockholm, city centre", 59.3293, 18.0686, 1},
+      {"SWE", "Stockholm, Kista", 59.4036, 17.9447, 1},
+      {"FIN", "Helsinki, city centre", 60.1699, 24.9384, 0},
+      {"DNK", "Copenhagen, city centre", 55.6761, 12.5683, 0},
+      {"SGP", "Singapore, Raffles Place", 1.2897, 103.8501, 1},
+      {"USA", "New York, 60 Hudson Street", 40.7177, -74.0088, 0},
+      {"USA", "New York, Midtown Manhattan", 40.758, -73.9855, 0},
+  };
+  for (size_t i = 0; i < sizeof sites / sizeof sites[0]; i++) {
+    const cl_region *m = cl_region_set_find(&maritime, sites[i].code);
+    ck_assert_msg(m != NULL, "no maritime region %s", sites[i].code);
+    ck_assert_msg(cl_region_contains(m, sites[i].lon, sites[i].lat) == 1, "%s is not in %s",
+                  sites[i].site, sites[i].code);
+    ck_assert_msg(cl_region_contains(country(sites[i].code), sites[i].lon, sites[i].lat) ==
+                      sites[i].on_land_10km,
+                  "%s: in %s of the land borders should be %d", sites[i].site,
+                  sites[i].code, sites[i].on_land_10km);
+    /* And in no other country's. */
+    for (size_t k = 0; k < maritime.n; k++)
+      if (maritime.regions[k] != m)
+        ck_assert_msg(!cl_region_contains(maritime.regions[k], sites[i].lon, sites[i].lat),
+                      "%s is in %s too", sites[i].site, cl_region_code(maritime.regions[k]));
+  }
+  /* International waters, more than 12 nmi (22 km) from every coast, are
+   * nobody's: the middle of the Baltic between Gotland (50 km away) and
+   * Latvia, the North Sea between Scotland and Norway, the Atlantic. */
+  static const double sea[][2] = {{19.0, 56.5}, {2.0, 58.0}, {-30.0, 40.0}};
+  for (size_t i = 0; i < sizeof sea / sizeof sea[0]; i++)
+    for (size_t k = 0; k < maritime.n; k++)
+      ck_assert_msg(!cl_region_contains(maritime.regions[k], sea[i][0], sea[i][1]),
+                    "(%g, %g) is in %s", sea[i][1], sea[i][0], cl_region_code(maritime.regions[k]));
+  /* Inland the two sets agree: Paris, Berlin, Geneva, Basel. */
+  ck_assert_int_eq(cl_region_contains(cl_region_set_find(&maritime, "FRA"), 2.3522, 48.8566), 1);
+  ck_assert_int_eq(cl_region_contains(cl_region_set_find(&maritime, "DEU"), 13.405, 52.52), 1);
+  ck_assert_int_eq(cl_region_contains(cl_region_set_find(&maritime, "CHE"), 6.1432, 46.2044), 1);
+  ck_assert_int_eq(cl_region_contains(cl_region_set_find(&maritime, "CHE"), 7.5886, 47.5596), 1);
 }
 END_TEST
 
@@ -1223,7 +1295,10 @@ START_TEST(test_digest) {
 }
 END_TEST
 
-static void countries_teardown(void) { cl_region_set_free(&countries); }
+static void countries_teardown(void) {
+  cl_region_set_free(&countries);
+  cl_region_set_free(&maritime);
+}
 
 int main(void) {
   if (sodium_init() < 0) return EXIT_FAILURE;
@@ -1256,6 +1331,7 @@ int main(void) {
   tcase_add_checked_fixture(world, NULL, countries_teardown);
   tcase_add_test(world, test_countries);
   tcase_add_test(world, test_countries_sampled);
+  tcase_add_test(world, test_maritime);
   suite_add_tcase(su, world);
   SRunner *sr = srunner_create(su);
   srunner_run_all(sr, CK_NORMAL);

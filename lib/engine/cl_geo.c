@@ -33,6 +33,11 @@
 #define DOT_EPS 1e-12  /* slack on dot-product comparisons, always conservative */
 #define MAX_LEVEL 40   /* a cap on splits (some halve one side only); min_cell_km stops far earlier */
 #define SITE_TOL_M 0.01 /* PROJ geodesics are accurate to nanometres */
+#define GEO_TOL_M 1e-6  /* rounding allowance on a cell's radius in metres */
+#define REGION_FLOOR 16 /* cells near a border are refined to min_cell_km / 16 */
+#define RADIUS_FLOOR 8  /* and cells on F's far rim to min_cell_km / 8 */
+#define RADIUS_SLACK 0.025 /* the radius is refined to within 2.5 % of F's true reach */
+#define POST_CELL_BUDGET 200000 /* new cells the two refinements may add */
 #define REMOVAL_BUDGET 40000 /* candidate subsets examined */
 #define SOLVE_COST 100       /* budget one emptiness test costs */
 
@@ -131,8 +136,13 @@ const char *cl_geo_region_name(cl_geo_region_verdict v) {
 
 typedef struct {
   double x, y, z;
-  double alpha, cosa, sina;
-  size_t idx; /* index into the caller's landmark array */
+  double alpha, cosa, sina;    /* outer angle r / (b^2/a): a cell outside it is outside the cap */
+  double alpha_in, cosi, sini; /* inner angle r / (a^2/b): a cell inside it is inside the cap */
+  double alpha_o2, coso2, sino2; /* the outer and inner angles from the radii of curvature */
+  double alpha_i2, cosi2, sini2; /* where the cap's edge runs (cap_brackets) */
+  double band_m;                 /* what those two leave open, in metres of bound */
+  double lat, lon, r_m;        /* the landmark (degrees) and the bound (metres) */
+  size_t idx;                  /* index into the caller's landmark array */
 } cap;
 
 typedef struct {
@@ -142,6 +152,7 @@ typedef struct {
   double slon, clon;             /* sine and cosine of the centre longitude */
   double cpm;                    /* cos(phi_min) */
   double cr, sr;                 /* cos(rho), sin(rho) */
+  double reach;                  /* exact_radius: an upper bound of its reach, or -1 */
   uint64_t inside;               /* bit i: inside cap i (the first 64 caps) */
   uint8_t certain;               /* inside every cap */
   int8_t rclass;                 /* cl_rect_class, or -1 if not classified */
@@ -296,6 +307,7 @@ static void split_geometry(const cl_geo_ctx *ctx, const wcell *p, const double *
       *k = *p;
       k->lat0 = la[a], k->lat1 = la[a + 1], k->lon0 = lo[b], k->lon1 = lo[b + 1];
       k->level = p->level + 1;
+      k->reach = -1;
       k->latj = latj, k->lonj = lonj;
       k->x = clat[a] * clon[b];
       k->y = clat[a] * slon[b];
@@ -326,7 +338,7 @@ int cl_geo_ctx_create(cl_geo_ctx **out) {
     for (int q = 0; q < BASE_COLS; q++) {
       wcell *b = &c->base[r * BASE_COLS + q];
       *b = (wcell){.lat0 = -90 + 22.5 * r, .lat1 = -90 + 22.5 * (r + 1), .lon0 = -180 + 22.5 * q,
-                   .lon1 = -180 + 22.5 * (q + 1), .rclass = -1, .level = 0};
+                   .lon1 = -180 + 22.5 * (q + 1), .reach = -1, .rclass = -1, .level = 0};
       cell_geometry(b);
     }
   }
@@ -348,16 +360,119 @@ void cl_geo_ctx_destroy(cl_geo_ctx **pc) {
 }
 
 enum { CELL_DROP = 0, CELL_PARTIAL = 1, CELL_CERTAIN = 2 };
+enum { CAP_OUT = 0, CAP_PART = 1, CAP_IN = 2 };
+
+/* Radii of curvature at a latitude given by the square of its sine:
+ * M (meridian) and N (prime vertical). Both grow with |latitude|. */
+static inline double m_of(double s2) {
+  double e2 = CL_WGS84_F * (2 - CL_WGS84_F), w = 1 - e2 * s2;
+  return CL_WGS84_A * (1 - e2) / (w * sqrt(w));
+}
+static inline double n_of(double s2) {
+  double e2 = CL_WGS84_F * (2 - CL_WGS84_F);
+  return CL_WGS84_A / sqrt(1 - e2 * s2);
+}
 
 /*
- * Classifies a cell against every cap (see the file comment). A cell inside
- * cap i (bit i of c->inside, for the first 64 caps) is skipped for that cap:
- * its children are subsets of it, so they inherit the bit and are inside the
- * cap too (and hence not outside it). The bits found here are stored in
- * c->inside.
+ * A bracket of the geodesic from a point A (latitude lat_a, |sin| za) to the
+ * points of cell c, tighter than [b^2/a, a^2/b] theta: on the ellipsoid
+ * ds^2 = M^2 dphi^2 + N^2 cos^2(phi) dlambda^2 and M <= N, so M dtheta <= ds
+ * <= N dtheta along any path (theta the angle on the sphere of normals).
+ * - The geodesic's image on the normal sphere is no shorter than theta, and
+ *   when A and the cell lie in one closed hemisphere the geodesic never comes
+ *   nearer the equator than the nearer of its ends (on Bessel's auxiliary
+ *   sphere it is a minor great-circle arc, whose points are normalised
+ *   convex combinations of its ends, so |z| >= the smaller end's |z|): s >=
+ *   M(phi_lo) theta, phi_lo the nearer of A's latitude and the cell's
+ *   latitude closest to the equator (else the equator, M = b^2/a).
+ * - The lifted great-circle arc of angle theta from A to a point of the cell
+ *   is a path of length at most N(phi_hi) theta, where along a minor arc
+ *   |sin(latitude)| <= max(|z| of its ends) / cos(theta / 2) (the chord's
+ *   midpoint is the nearest point of the arc to the centre), so s <=
+ *   N(phi_hi) theta.
+ * theta_hi bounds the angle from A to every point of the cell.
+ */
+static void local_bracket(double lat_a, double za, const wcell *c, double theta_hi, double *mlo,
+                          double *nhi) {
+  int same = (lat_a >= 0 && c->lat0 >= 0) || (lat_a <= 0 && c->lat1 <= 0);
+  double s2c = 1 - c->cpm * c->cpm; /* sin^2 of the cell's latitude closest to the equator */
+  *mlo = same ? m_of(fmin(za * za, s2c)) * (1 - 1e-12) : r_min();
+  double smax = sin(fmax(fabs(c->lat0), fabs(c->lat1)) * D2R);
+  double half = theta_hi / 2;
+  double sh = half < M_PI / 2 ? fmax(za, smax) / cos(half) : 1;
+  *nhi = sh >= 1 ? r_max() : fmin(r_max(), n_of(sh * sh) * (1 + 1e-12));
+}
+
+/* Cells up to this angular radius get the cap's tighter bracket. */
+#define BRACKET_RHO 0.01
+
+/*
+ * The cap's own bracket of the radii of curvature (local_bracket, for the
+ * whole neighbourhood of its edge at once): every point of a cell of radius
+ * up to BRACKET_RHO that is not outside the outer cap lies within A = alpha
+ * + 2 BRACKET_RHO of the landmark. When that spherical cap stays in one
+ * hemisphere, a geodesic from the landmark to such a point keeps |latitude|
+ * >= |lat_L| - A, so s >= M(|lat_L| - A) theta; and when A < pi/2 the cap is
+ * convex, so the great-circle arc to the point keeps |latitude| <= |lat_L| +
+ * A and s <= N(|lat_L| + A) theta. Otherwise the global radii stand.
+ */
+static void cap_brackets(cap *k) {
+  double A = k->alpha + 2 * BRACKET_RHO, la = fabs(k->lat) * D2R;
+  double lo = la - A, hi = la + A;
+  double mlo = lo > 0 ? m_of(sin(lo) * sin(lo)) * (1 - 1e-12) : r_min();
+  double nhi = A < M_PI / 2 && hi < M_PI / 2 ? n_of(sin(hi) * sin(hi)) * (1 + 1e-12) : r_max();
+  k->alpha_o2 = k->r_m / mlo;
+  k->alpha_i2 = k->r_m / nhi * (1 - 1e-12);
+  k->coso2 = cos(k->alpha_o2), k->sino2 = sin(k->alpha_o2);
+  k->cosi2 = cos(k->alpha_i2), k->sini2 = sin(k->alpha_i2);
+  k->band_m = k->r_m / mlo * (nhi - mlo);
+}
+
+/*
+ * Cell c against cap k. On the normal sphere the true cap lies between the
+ * caps of angle alpha_in = r / (a^2/b) and alpha = r / (b^2/a): a cell
+ * outside the outer one is outside the cap, a cell inside the inner one is
+ * inside it. Between the two (a band about 1 % of r wide) the cap's own
+ * bracket (cap_brackets) narrows the band to the spread of M and N where
+ * the cap's edge runs (0.4 % for a 500 km cap at 50 degrees). What is left
+ * of the band, once the cell is narrower than half of it, an exact geodesic
+ * from the landmark to the cell's centre decides: every point of the cell is
+ * within rho_m = (a^2/b) rho metres of its centre (the path along the
+ * meridian, then along the parallel, with both radii of curvature at most
+ * a^2/b), so by the triangle inequality the cell is outside the cap when
+ * s - rho_m > r and inside when s + rho_m <= r.
+ */
+static inline int cap_test(const cap *k, const wcell *c) {
+  double d = k->x * c->x + k->y * c->y + k->z * c->z;
+  if (k->alpha + c->rho < M_PI) {
+    double cos_out = k->cosa * c->cr - k->sina * c->sr; /* cos(alpha + rho) */
+    if (d < cos_out - DOT_EPS) return CAP_OUT;
+  }
+  if (c->rho > BRACKET_RHO) {
+    double cos_in = k->cosi * c->cr + k->sini * c->sr; /* cos(alpha_in - rho) */
+    return k->alpha_in >= c->rho && d >= cos_in + DOT_EPS ? CAP_IN : CAP_PART;
+  }
+  if (k->alpha_o2 + c->rho < M_PI && d < k->coso2 * c->cr - k->sino2 * c->sr - DOT_EPS)
+    return CAP_OUT;
+  if (k->alpha_i2 >= c->rho && d >= k->cosi2 * c->cr + k->sini2 * c->sr + DOT_EPS) return CAP_IN;
+  if (2 * c->rho * r_max() < k->band_m) {
+    double s = cl_geo_distance_m(k->lat, k->lon, (c->lat0 + c->lat1) / 2, (c->lon0 + c->lon1) / 2);
+    double rho_m = c->rho * r_max() * (1 + 1e-9) + GEO_TOL_M;
+    if (s - rho_m > k->r_m * (1 + 1e-12)) return CAP_OUT;
+    if (s + rho_m <= k->r_m * (1 - 1e-12)) return CAP_IN;
+  }
+  return CAP_PART;
+}
+
+/*
+ * Classifies a cell against every cap (cap_test). A cell inside cap i (bit
+ * i of c->inside, for the first 64 caps) is skipped for that cap: its
+ * children are subsets of it, so they inherit the bit and are inside the cap
+ * too (and hence not outside it). The bits found here are stored in
+ * c->inside. A cell inside every cap is CELL_CERTAIN: every point of it is
+ * feasible.
  */
 static int classify_caps(const cap *caps, size_t n, wcell *c) {
-  double cr = c->cr, sr = c->sr, rho = c->rho;
   uint64_t inside = c->inside;
   int all_in = 1;
   size_t nbits = n < 64 ? n : 64;
@@ -366,28 +481,16 @@ static int classify_caps(const cap *caps, size_t n, wcell *c) {
   while (todo) {
     int i = __builtin_ctzll(todo);
     todo &= todo - 1;
-    const cap *k = &caps[i];
-    double d = k->x * c->x + k->y * c->y + k->z * c->z;
-    if (k->alpha + rho < M_PI) {
-      double cos_out = k->cosa * cr - k->sina * sr; /* cos(alpha + rho) */
-      if (d < cos_out - DOT_EPS) return CELL_DROP;
-    }
-    double cos_in = k->cosa * cr + k->sina * sr; /* cos(alpha - rho) */
-    if (k->alpha >= rho && d >= cos_in + DOT_EPS) inside |= (uint64_t)1 << i;
+    int t = cap_test(&caps[i], c);
+    if (t == CAP_OUT) return CELL_DROP;
+    if (t == CAP_IN) inside |= (uint64_t)1 << i;
     else all_in = 0;
   }
   /* Any further caps, without bits. */
   for (size_t i = nbits; i < n; i++) {
-    const cap *k = &caps[i];
-    double d = k->x * c->x + k->y * c->y + k->z * c->z;
-    if (k->alpha + rho < M_PI) {
-      double cos_out = k->cosa * cr - k->sina * sr;
-      if (d < cos_out - DOT_EPS) return CELL_DROP;
-    }
-    if (all_in) {
-      double cos_in = k->cosa * cr + k->sina * sr;
-      if (!(k->alpha >= rho && d >= cos_in + DOT_EPS)) all_in = 0;
-    }
+    int t = cap_test(&caps[i], c);
+    if (t == CAP_OUT) return CELL_DROP;
+    if (t != CAP_IN) all_in = 0;
   }
   c->inside = inside;
   return all_in ? CELL_CERTAIN : CELL_PARTIAL;
@@ -463,8 +566,7 @@ static void enclosing_cap(const cellvec *a, const cellvec *b, double enough, dou
 }
 
 typedef struct {
-  int empty;            /* F_sphere provably empty */
-  cl_geo_region_verdict region;
+  int empty; /* F provably empty */
 } solve_out;
 
 /*
@@ -476,7 +578,6 @@ static int solve(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo_params
                  const cl_region_union *region, int stop_when_nonempty, solve_out *so) {
   ctx->cur.n = ctx->next.n = ctx->fin.n = 0;
   so->empty = 0;
-  so->region = CL_REGION_UNKNOWN;
   double min_rho = p->min_cell_km * 1000.0 / r_max();
   double extent = M_PI;
   for (size_t i = 0; i < n; i++)
@@ -555,22 +656,203 @@ static int solve(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo_params
     so->empty = 1;
     return CL_OK;
   }
-  if (want_region) {
-    int any_in = 0, any_out = 0, any_bd = 0;
-    for (size_t i = 0; i < ctx->fin.n; i++) {
-      int rc = ctx->fin.v[i].rclass;
-      any_in |= rc == CL_RECT_INSIDE;
-      any_out |= rc == CL_RECT_OUTSIDE;
-      any_bd |= rc == CL_RECT_BOUNDARY;
+  return CL_OK;
+}
+
+/* The region verdict of the final cells. */
+static cl_geo_region_verdict region_verdict(const cellvec *fin) {
+  int any_in = 0, any_out = 0, any_bd = 0;
+  for (size_t i = 0; i < fin->n; i++) {
+    int rc = fin->v[i].rclass;
+    any_in |= rc == CL_RECT_INSIDE;
+    any_out |= rc == CL_RECT_OUTSIDE;
+    any_bd |= rc == CL_RECT_BOUNDARY;
+  }
+  if (!any_bd && !any_out) return CL_REGION_INSIDE;
+  if (!any_bd && !any_in) return CL_REGION_OUTSIDE;
+  return CL_REGION_UNDETERMINED;
+}
+
+/*
+ * Splits final cell fin[i] (as solve does), tests the children against the
+ * caps and appends the ones that may hold a feasible point to ctx->next,
+ * with their region class (inherited unless BOUNDARY). Returns 0 or
+ * CL_ENOMEM.
+ */
+static int refine_final(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_region_union *region,
+                        const wcell *c) {
+  double ns = c->lat1 - c->lat0;
+  double ew = (c->lon1 - c->lon0) * c->cpm;
+  int nlat = ew < ns / 2 ? 2 : (ns < ew / 2 ? 1 : 2);
+  int nlon = ns < ew / 2 ? 2 : (ew < ns / 2 ? 1 : 2);
+  double lm = (c->lat0 + c->lat1) / 2, om = (c->lon0 + c->lon1) / 2;
+  double la[3] = {c->lat0, nlat == 2 ? lm : c->lat1, c->lat1};
+  double lo[3] = {c->lon0, nlon == 2 ? om : c->lon1, c->lon1};
+  wcell kids[4];
+  split_geometry(ctx, c, la, nlat, lo, nlon, kids);
+  for (int j = 0; j < nlat * nlon; j++) {
+    wcell *k = &kids[j];
+    if (!k->certain) {
+      int st = classify_caps(caps, n, k);
+      if (st == CELL_DROP) continue;
+      k->certain = st == CELL_CERTAIN;
     }
-    if (!any_bd && !any_out)
-      so->region = CL_REGION_INSIDE;
-    else if (!any_bd && !any_in)
-      so->region = CL_REGION_OUTSIDE;
-    else
-      so->region = CL_REGION_UNDETERMINED;
+    if (region_present(region) && k->rclass == CL_RECT_BOUNDARY)
+      k->rclass = (int8_t)cl_region_union_classify_rect(region, k->lon0, k->lat0, k->lon1, k->lat1);
+    if (cv_push(&ctx->next, k)) return CL_ENOMEM;
   }
   return CL_OK;
+}
+
+/* Replaces ctx->fin by its cells with want[i] = 0 followed by ctx->next. */
+static int swap_refined(cl_geo_ctx *ctx, const uint8_t *want) {
+  size_t kept = 0;
+  for (size_t i = 0; i < ctx->fin.n; i++)
+    if (!want[i]) ctx->fin.v[kept++] = ctx->fin.v[i];
+  ctx->fin.n = kept;
+  if (cv_reserve(&ctx->fin, ctx->next.n)) return CL_ENOMEM;
+  memcpy(ctx->fin.v + ctx->fin.n, ctx->next.v, ctx->next.n * sizeof *ctx->next.v);
+  ctx->fin.n += ctx->next.n;
+  ctx->next.n = 0;
+  return CL_OK;
+}
+
+/*
+ * When the final cells leave the region verdict open only because of cells
+ * that are not proved feasible, refines those (below min_cell_km, down to
+ * REGION_FLOOR of it): cells that hold no feasible point are dropped once
+ * their children are, and a feasible region a little way from a border then
+ * gets its verdict. Certain cells are feasible, so their classes bind the
+ * verdict; when they all agree (or there are none) only the cells that
+ * disagree with them, or are BOUNDARY, are refined. Stops after
+ * POST_CELL_BUDGET new cells. Refining never makes a verdict wrong: every
+ * kept cell still covers its part of F.
+ */
+static int refine_region(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo_params *p,
+                         const cl_region_union *region, size_t *budget) {
+  double floor_rho = p->min_cell_km * 1000.0 / r_max() / REGION_FLOOR;
+  for (int iter = 0; iter < MAX_LEVEL; iter++) {
+    if (region_verdict(&ctx->fin) != CL_REGION_UNDETERMINED) return CL_OK;
+    int ci = 0, co = 0;
+    double area_in = 0, area_out = 0;
+    for (size_t i = 0; i < ctx->fin.n; i++) {
+      const wcell *c = &ctx->fin.v[i];
+      double a = (c->lat1 - c->lat0) * (c->lon1 - c->lon0) * c->cos_lat;
+      if (c->rclass == CL_RECT_INSIDE) area_in += a, ci |= c->certain;
+      if (c->rclass == CL_RECT_OUTSIDE) area_out += a, co |= c->certain;
+    }
+    if (ci && co) return CL_OK; /* feasible points on both sides */
+    int keep = ci ? CL_RECT_INSIDE : co ? CL_RECT_OUTSIDE
+                                        : (area_in >= area_out ? CL_RECT_INSIDE : CL_RECT_OUTSIDE);
+    uint8_t *want = calloc(ctx->fin.n ? ctx->fin.n : 1, 1);
+    if (!want) return CL_ENOMEM;
+    size_t nwant = 0;
+    for (size_t i = 0; i < ctx->fin.n; i++) {
+      const wcell *c = &ctx->fin.v[i];
+      if (c->rclass == keep || c->rho <= floor_rho || c->level >= MAX_LEVEL) continue;
+      want[i] = 1;
+      nwant++;
+    }
+    if (nwant == 0 || nwant * 4 > *budget) {
+      free(want);
+      return CL_OK;
+    }
+    *budget -= nwant * 4;
+    ctx->next.n = 0;
+    int rc = CL_OK;
+    for (size_t i = 0; i < ctx->fin.n && rc == CL_OK; i++)
+      if (want[i]) rc = refine_final(ctx, caps, n, region, &ctx->fin.v[i]);
+    if (rc == CL_OK) rc = swap_refined(ctx, want);
+    free(want);
+    if (rc != CL_OK) return rc;
+  }
+  return CL_OK;
+}
+
+/* Exact geodesic distance from (lat, lon) to the centre of c, in metres. */
+static double cell_dist_m(double lat, double lon, const wcell *c) {
+  return cl_geo_distance_m(lat, lon, (c->lat0 + c->lat1) / 2, (c->lon0 + c->lon1) / 2);
+}
+
+/* Upper bound in metres on the geodesic from the centre (unit vector e, or
+ * elat/elon) to any point of c: from the local bracket when that puts it at
+ * or below `enough`, or (for a cell that can still be split) puts even its
+ * lower end above it; else from the exact geodesic to the cell's centre. */
+static double cell_reach_m(double ex, double ey, double ez, double elat, double elon,
+                           const wcell *c, double enough, int refinable) {
+  double rho_m = c->rho * r_max() * (1 + 1e-9) + GEO_TOL_M;
+  double theta = angle_between(ex, ey, ez, c->x, c->y, c->z);
+  double up = theta * r_max() * (1 + 1e-12) + GEO_TOL_M;
+  if (up + rho_m <= enough) return up + rho_m;
+  double mlo, nhi; /* the bracket of the whole cell bounds its centre too */
+  local_bracket(elat, fabs(ez), c, (theta + c->rho) * (1 + 1e-9) + 1e-15, &mlo, &nhi);
+  up = theta * nhi * (1 + 1e-12) + GEO_TOL_M;
+  if (up + rho_m <= enough) return up + rho_m;
+  /* Past the target whatever the exact distance: the cell will be split,
+   * and its bound replaced by its children's. */
+  if (refinable && theta * mlo * (1 - 1e-12) + rho_m > enough) return up + rho_m;
+  double s = cell_dist_m(elat, elon, c) * (1 + 1e-12) + GEO_TOL_M;
+  return fmin(up, s) + rho_m;
+}
+
+/*
+ * The radius of F around the centre e, in metres: the largest reach of a
+ * final cell (cell_reach_m). While some cell reaches past (1 +
+ * RADIUS_SLACK) lb, lb the distance to the farthest centre of a cell that
+ * holds only feasible points (certain; a lower bound on F's true reach), and is
+ * wider than min_cell_km / RADIUS_FLOOR, it is refined: children outside a
+ * cap go, the others reach less far. Stops after the budget of new cells.
+ */
+static int exact_radius(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo_params *p,
+                        const cl_region_union *region, double ex, double ey, double ez,
+                        size_t *budget, double *radius_m) {
+  double elat = atan2(ez, sqrt(ex * ex + ey * ey)) * R2D, elon = atan2(ey, ex) * R2D;
+  double floor_rho = p->min_cell_km * 1000.0 / r_max() / RADIUS_FLOOR;
+  double lb = 0;
+  size_t fresh = 0; /* cells from here on are new since lb was last raised */
+  for (int iter = 0;; iter++) {
+    /* lb: the farthest centre of a certain cell (exact geodesic, for the
+     * centres the bracket cannot rule out), a point of F. */
+    for (size_t i = fresh; i < ctx->fin.n; i++) {
+      const wcell *c = &ctx->fin.v[i];
+      if (!c->certain || angle_between(ex, ey, ez, c->x, c->y, c->z) * r_max() <= lb) continue;
+      double s = cell_dist_m(elat, elon, c) * (1 - 1e-12);
+      if (s > lb) lb = s;
+    }
+    double enough = lb * (1 + RADIUS_SLACK);
+    uint8_t *want = calloc(ctx->fin.n ? ctx->fin.n : 1, 1);
+    if (!want) return CL_ENOMEM;
+    size_t nwant = 0;
+    double r = 0;
+    for (size_t i = 0; i < ctx->fin.n; i++) {
+      wcell *c = &ctx->fin.v[i];
+      /* A reach kept from an earlier pass is still an upper bound: either
+       * exact, or one that was within the target then, and the target
+       * only grows. */
+      int refinable = c->rho > floor_rho && c->level < MAX_LEVEL;
+      if (c->reach < 0) c->reach = cell_reach_m(ex, ey, ez, elat, elon, c, enough, refinable);
+      if (c->reach > r) r = c->reach;
+      if (c->reach > enough && refinable) {
+        want[i] = 1;
+        nwant++;
+      }
+    }
+    if (nwant == 0 || nwant * 4 > *budget || iter >= MAX_LEVEL) {
+      free(want);
+      *radius_m = r;
+      return CL_OK;
+    }
+    *budget -= nwant * 4;
+    ctx->next.n = 0;
+    int rc = CL_OK;
+    for (size_t i = 0; i < ctx->fin.n && rc == CL_OK; i++)
+      if (want[i]) rc = refine_final(ctx, caps, n, region, &ctx->fin.v[i]);
+    size_t nnew = ctx->next.n;
+    if (rc == CL_OK) rc = swap_refined(ctx, want);
+    free(want);
+    if (rc != CL_OK) return rc;
+    fresh = ctx->fin.n - nnew;
+  }
 }
 
 /* ---- smallest removal set for an inconsistent measurement ---------------- */
@@ -816,6 +1098,11 @@ int cl_geo_locate(cl_geo_ctx *ctx, const cl_geo_landmark *lms, size_t n, const c
     k->alpha = alpha;
     k->cosa = cos(alpha);
     k->sina = sin(alpha);
+    k->alpha_in = l->bound_m / r_max() * (1 - 1e-12);
+    k->cosi = cos(k->alpha_in);
+    k->sini = sin(k->alpha_in);
+    k->lat = l->lat, k->lon = l->lon, k->r_m = l->bound_m;
+    cap_brackets(k);
     k->idx = i;
   }
   /* Witnesses are places, not entries: two entries of one landmark (a key
@@ -848,13 +1135,21 @@ int cl_geo_locate(cl_geo_ctx *ctx, const cl_geo_landmark *lms, size_t n, const c
     return rc;
   }
   out->consistency = CL_GEO_CONSISTENT;
-  out->region = so.region;
+  size_t budget = POST_CELL_BUDGET;
+  if (region_present(allowed)) {
+    rc = refine_region(ctx, ctx->caps, ncaps, p, allowed, &budget);
+    if (rc != CL_OK) return rc;
+    out->region = region_verdict(&ctx->fin);
+  }
 
-  double cx, cy, cz, radius;
+  double cx, cy, cz, radius, radius_m;
   enclosing_cap(&ctx->fin, NULL, HUGE_VAL, &cx, &cy, &cz, &radius);
   out->centre_lat = atan2(cz, sqrt(cx * cx + cy * cy)) * R2D;
   out->centre_lon = atan2(cy, cx) * R2D;
-  out->radius_km = radius * r_max() / 1000.0;
+  rc = exact_radius(ctx, ctx->caps, ncaps, p, allowed, cx, cy, cz, &budget, &radius_m);
+  if (rc != CL_OK) return rc;
+  out->radius_km = fmin(radius * r_max(), radius_m) / 1000.0;
+  if (region_present(allowed)) out->region = region_verdict(&ctx->fin);
 
   if (ctx->out_cap < ctx->fin.n) {
     cl_geo_cell *nc = realloc(ctx->out, ctx->fin.n * sizeof *nc);

@@ -16,10 +16,12 @@
  * of those caps) contains F: every verdict drawn from F_sphere is sound. The
  * declared-site test uses exact WGS84 geodesics (PROJ).
  *
- * F_sphere is covered by longitude/latitude cells refined where needed. A cell
- * is dropped only when provably outside some cap (its centre's angle to the
- * landmark minus an upper bound on the cell's angular radius exceeds the
- * cap), so the kept cells always cover F.
+ * F is covered by longitude/latitude cells refined where needed. A cell is
+ * dropped only when provably outside some cap: outside the spherical cap
+ * above, or outside a tighter one from the radii of curvature where the
+ * cap's edge runs, or, for cells small enough, by an exact geodesic to its
+ * centre and the triangle inequality (docs/ENGINE.md). So the kept cells
+ * always cover F, and they follow F itself, not F_sphere.
  *
  * From an RTT to a bound (cl_geo_bound_m, docs/ENGINE.md "From a round trip
  * to a cap"). An RTT t at speed v bounds the signal's path, with the clock's
@@ -97,9 +99,8 @@ typedef enum {
 /* One cell of the cover of F: a longitude/latitude rectangle. */
 typedef struct {
   double lat0, lat1, lon0, lon1;
-  uint8_t certain; /* 1: inside every cap of F_sphere (the sound relaxation of F,
-                    * not F itself: such a cell may still reach a few km past a
-                    * true bound) */
+  uint8_t certain; /* 1: inside every true (ellipsoidal) cap: every point of the
+                    * cell is feasible */
 } cl_geo_cell;
 
 typedef struct {
