@@ -161,6 +161,7 @@ typedef struct {
                             * cl_geo_cap_of_path_m (what the verifier does) */
   double max_undet_rate;   /* pinned: UNDETERMINED among clear cases */
   double max_median_ratio; /* pinned: median radius_km / sampled radius */
+  int maritime;            /* PLACE_LAND: the maritime borders ($CHIPLOC_BORDERS), not land */
 } batch_cfg;
 
 typedef struct {
@@ -724,6 +725,7 @@ typedef struct {
   unsigned long long contains_checked, on_edge;
   double engine_s;
   int country_calls, country_verdicts[4];
+  int union_calls, union_verdicts[4]; /* allowed sets of a country and a neighbour */
 } stats;
 
 static double now_s(void) {
@@ -961,12 +963,15 @@ static void check_region(stats *st, const scenario *s, const cl_geo_result *r, c
 static cl_region_set countries;
 static int have_countries;
 
-static void load_countries(void) {
-  const char *path = getenv("CHIPLOC_COUNTRIES");
+/* The land borders ($CHIPLOC_COUNTRIES, property A3) or, with maritime, the
+ * maritime ones ($CHIPLOC_BORDERS, property isoA3), into `countries`. */
+static void load_countries(int maritime) {
+  const char *path = getenv(maritime ? "CHIPLOC_BORDERS" : "CHIPLOC_COUNTRIES");
   char buf[4096];
   if (!path) {
     const char *bin = getenv("CHIPLOC_BIN_DIR");
-    snprintf(buf, sizeof buf, "%s/data/countries-land-10km.geo.json", bin ? bin : ".");
+    snprintf(buf, sizeof buf, "%s/data/%s", bin ? bin : ".",
+             maritime ? "borders-maritime-1000m.geo.json" : "countries-land-10km.geo.json");
     path = buf;
   }
   FILE *f = fopen(path, "r");
@@ -976,10 +981,22 @@ static void load_countries(void) {
   }
   fclose(f);
   char err[256];
-  int rc = cl_region_set_load_geojson(&countries, path, "A3", err, sizeof err);
+  int rc = cl_region_set_load_geojson(&countries, path, maritime ? "isoA3" : "A3", err, sizeof err);
   ck_assert_msg(rc == CL_OK, "loading %s: %s", path, err);
   have_countries = 1;
   printf("countries: %zu regions from %s\n", countries.n, path);
+}
+
+/* A region other than `not` that holds one of 24 points around P at
+ * distance d (metres), or -1: a neighbour across a border F may reach. */
+static int neighbour_of(const scenario *s, int not, double d) {
+  for (int k = 0; k < 24; k++) {
+    double lat, lon;
+    geod_direct(&G, s->plat, s->plon, k * 15.0, d, &lat, &lon, NULL);
+    for (size_t i = 0; i < countries.n; i++)
+      if ((int)i != not && cl_region_contains(countries.regions[i], lon, lat)) return (int)i;
+  }
+  return -1;
 }
 
 /* ---- one scenario ------------------------------------------------------------ */
@@ -1054,11 +1071,18 @@ static void run_scenario(stats *st, const batch_cfg *cfg, int index, ptvec *F) {
   }
 
   if (country >= 0) {
-    /* The country holding P, and another one. */
+    /* The country holding P, another one, and the country with a neighbour
+     * F may reach into, as one allowed set (a shared border; where the data
+     * leaves a gap between them, the gap is in neither). */
     size_t other = (size_t)rng_int(&r, 0, (int)countries.n - 1);
-    const cl_region *cands[2] = {countries.regions[country], countries.regions[other]};
-    for (int c = 0; c < 2; c++) {
-      cl_region_union u = {&cands[c], 1};
+    int nb = neighbour_of(&s, country, frad * R_HI * rng_range(&r, 0.5, 1.5));
+    const cl_region *sets[3][2] = {{countries.regions[country], NULL},
+                                   {countries.regions[other], NULL},
+                                   {countries.regions[country], nb >= 0 ? countries.regions[nb] : NULL}};
+    for (int c = 0; c < 3; c++) {
+      size_t nm = sets[c][1] ? 2 : 1;
+      if (c == 2 && nm == 1) break;
+      cl_region_union u = {sets[c], nm};
       double site[2] = {s.plat, s.plon};
       rc = locate(st, &s, site, &u, &res);
       ck_assert_int_eq(rc, CL_OK);
@@ -1066,12 +1090,15 @@ static void run_scenario(stats *st, const batch_cfg *cfg, int index, ptvec *F) {
       ck_assert_int_eq(res.site, CL_SITE_CONSISTENT);
       st->country_calls++;
       st->country_verdicts[res.region]++;
+      if (nm == 2) st->union_calls++, st->union_verdicts[res.region]++;
       for (size_t i = 0; i < F->n; i++) {
-        int in = cl_region_contains(cands[c], F->v[i].lon, F->v[i].lat);
+        int in = 0;
+        for (size_t m = 0; m < nm; m++) in |= cl_region_contains(sets[c][m], F->v[i].lon, F->v[i].lat);
         if ((res.region == CL_REGION_INSIDE && !in) || (res.region == CL_REGION_OUTSIDE && in))
-          violation(&s, NULL, 0, "%s for country %s, but feasible point (%.12f, %.12f)%s is %s",
-                    cl_geo_region_name(res.region), cl_region_code(cands[c]), F->v[i].lat,
-                    F->v[i].lon, i == 0 ? " (P)" : "", in ? "inside" : "outside");
+          violation(&s, NULL, 0, "%s for %s%s%s, but feasible point (%.12f, %.12f)%s is %s",
+                    cl_geo_region_name(res.region), cl_region_code(sets[c][0]), nm == 2 ? "+" : "",
+                    nm == 2 ? cl_region_code(sets[c][1]) : "", F->v[i].lat, F->v[i].lon,
+                    i == 0 ? " (P)" : "", in ? "inside" : "outside");
       }
     }
     return;
@@ -1163,9 +1190,12 @@ static void run_batch(const batch_cfg *cfg) {
   printf("  sites: %d consistent, %d excluded\n", st.sites[CL_SITE_CONSISTENT],
          st.sites[CL_SITE_EXCLUDED]);
   if (cfg->place == PLACE_LAND) {
-    printf("  countries: %d calls: %d INSIDE, %d OUTSIDE, %d UNDETERMINED\n", st.country_calls,
-           st.country_verdicts[CL_REGION_INSIDE], st.country_verdicts[CL_REGION_OUTSIDE],
-           st.country_verdicts[CL_REGION_UNDETERMINED]);
+    printf("  countries: %d calls: %d INSIDE, %d OUTSIDE, %d UNDETERMINED; of them %d with a "
+           "neighbour as one allowed set: %d INSIDE, %d OUTSIDE, %d UNDETERMINED\n",
+           st.country_calls, st.country_verdicts[CL_REGION_INSIDE],
+           st.country_verdicts[CL_REGION_OUTSIDE], st.country_verdicts[CL_REGION_UNDETERMINED],
+           st.union_calls, st.union_verdicts[CL_REGION_INSIDE],
+           st.union_verdicts[CL_REGION_OUTSIDE], st.union_verdicts[CL_REGION_UNDETERMINED]);
   } else {
     printf("  regions: %d INSIDE, %d OUTSIDE, %d UNDETERMINED (%d with F sampled on both sides); "
            "%llu contains cross-checks, %llu samples on an edge\n",
@@ -1347,9 +1377,15 @@ static const batch_cfg B_PARAMS = {.name = "params", .seed = 0x5EED0009, .n = 60
 static const batch_cfg B_CHORD = {.name = "chord", .seed = 0x5EED000A, .n = 90,
                                   .place = PLACE_UNIFORM, .dmin_km = 100, .dmax_km = 19000,
                                   .chord = 1, .max_undet_rate = 0.01, .max_median_ratio = 1.05};
-static const batch_cfg B_LAND = {.name = "countries", .seed = 0x5EED0007, .n = 60,
+static const batch_cfg B_LAND = {.name = "countries", .seed = 0x5EED0007, .n = 150,
                                  .place = PLACE_LAND, .dmin_km = 100, .dmax_km = 3000,
                                  .max_undet_rate = 1, .max_median_ratio = 1.05};
+/* P anywhere in a country's land or territorial sea (coasts, islands,
+ * straits), F reaching 100-3 000 km landmarks. */
+static const batch_cfg B_MARITIME = {.name = "maritime", .seed = 0x5EED000B, .n = 150,
+                                     .place = PLACE_LAND, .dmin_km = 100, .dmax_km = 3000,
+                                     .max_undet_rate = 1, .max_median_ratio = 1.05,
+                                     .maritime = 1};
 
 START_TEST(test_batch_uniform) { run_batch(&B_UNIFORM); }
 END_TEST
@@ -1370,9 +1406,16 @@ END_TEST
 START_TEST(test_batch_chord) { run_batch(&B_CHORD); }
 END_TEST
 START_TEST(test_batch_countries) {
-  load_countries();
+  load_countries(0);
   if (!have_countries) return;
   run_batch(&B_LAND);
+  cl_region_set_free(&countries);
+}
+END_TEST
+START_TEST(test_batch_maritime) {
+  load_countries(1);
+  if (!have_countries) return;
+  run_batch(&B_MARITIME);
   cl_region_set_free(&countries);
 }
 END_TEST
@@ -1393,6 +1436,7 @@ static Suite *props_suite(void) {
   tcase_add_test(tc, test_chord_bound);
   tcase_add_test(tc, test_batch_chord);
   tcase_add_test(tc, test_batch_countries);
+  tcase_add_test(tc, test_batch_maritime);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -155,6 +155,7 @@ typedef struct {
   double reach;                  /* exact_radius: an upper bound of its reach, or -1 */
   uint64_t inside;               /* bit i: inside cap i (the first 64 caps) */
   uint8_t certain;               /* inside every cap */
+  uint8_t centre_in;             /* its centre is inside every cap (a point of F) */
   int8_t rclass;                 /* cl_rect_class, or -1 if not classified */
   uint8_t level;
   uint8_t latj, lonj; /* the latitude span is 22.5 / 2^latj degrees, longitude 22.5 / 2^lonj */
@@ -360,7 +361,8 @@ void cl_geo_ctx_destroy(cl_geo_ctx **pc) {
 }
 
 enum { CELL_DROP = 0, CELL_PARTIAL = 1, CELL_CERTAIN = 2 };
-enum { CAP_OUT = 0, CAP_PART = 1, CAP_IN = 2 };
+/* CAP_PART_C: partly in the cap, and the cell's centre is in it. */
+enum { CAP_OUT = 0, CAP_PART = 1, CAP_IN = 2, CAP_PART_C = 3 };
 
 /* Radii of curvature at a latitude given by the square of its sine:
  * M (meridian) and N (prime vertical). Both grow with |latitude|. */
@@ -450,18 +452,21 @@ static inline int cap_test(const cap *k, const wcell *c) {
   }
   if (c->rho > BRACKET_RHO) {
     double cos_in = k->cosi * c->cr + k->sini * c->sr; /* cos(alpha_in - rho) */
-    return k->alpha_in >= c->rho && d >= cos_in + DOT_EPS ? CAP_IN : CAP_PART;
+    if (k->alpha_in >= c->rho && d >= cos_in + DOT_EPS) return CAP_IN;
+    return d >= k->cosi + DOT_EPS ? CAP_PART_C : CAP_PART;
   }
   if (k->alpha_o2 + c->rho < M_PI && d < k->coso2 * c->cr - k->sino2 * c->sr - DOT_EPS)
     return CAP_OUT;
   if (k->alpha_i2 >= c->rho && d >= k->cosi2 * c->cr + k->sini2 * c->sr + DOT_EPS) return CAP_IN;
+  int centre_in = d >= k->cosi2 + DOT_EPS;
   if (2 * c->rho * r_max() < k->band_m) {
     double s = cl_geo_distance_m(k->lat, k->lon, (c->lat0 + c->lat1) / 2, (c->lon0 + c->lon1) / 2);
     double rho_m = c->rho * r_max() * (1 + 1e-9) + GEO_TOL_M;
     if (s - rho_m > k->r_m * (1 + 1e-12)) return CAP_OUT;
     if (s + rho_m <= k->r_m * (1 - 1e-12)) return CAP_IN;
+    centre_in |= s + GEO_TOL_M <= k->r_m * (1 - 1e-12);
   }
-  return CAP_PART;
+  return centre_in ? CAP_PART_C : CAP_PART;
 }
 
 /*
@@ -474,7 +479,7 @@ static inline int cap_test(const cap *k, const wcell *c) {
  */
 static int classify_caps(const cap *caps, size_t n, wcell *c) {
   uint64_t inside = c->inside;
-  int all_in = 1;
+  int all_in = 1, centre_in = 1;
   size_t nbits = n < 64 ? n : 64;
   uint64_t todo = (nbits == 64 ? ~(uint64_t)0 : ((uint64_t)1 << nbits) - 1) & ~inside;
   /* The first 64 caps, smallest first, skipping those the cell is inside. */
@@ -485,14 +490,17 @@ static int classify_caps(const cap *caps, size_t n, wcell *c) {
     if (t == CAP_OUT) return CELL_DROP;
     if (t == CAP_IN) inside |= (uint64_t)1 << i;
     else all_in = 0;
+    centre_in &= t != CAP_PART;
   }
   /* Any further caps, without bits. */
   for (size_t i = nbits; i < n; i++) {
     int t = cap_test(&caps[i], c);
     if (t == CAP_OUT) return CELL_DROP;
     if (t != CAP_IN) all_in = 0;
+    centre_in &= t != CAP_PART;
   }
   c->inside = inside;
+  c->centre_in = (uint8_t)centre_in;
   return all_in ? CELL_CERTAIN : CELL_PARTIAL;
 }
 
@@ -798,8 +806,9 @@ static double cell_reach_m(double ex, double ey, double ez, double elat, double 
 /*
  * The radius of F around the centre e, in metres: the largest reach of a
  * final cell (cell_reach_m). While some cell reaches past (1 +
- * RADIUS_SLACK) lb, lb the distance to the farthest centre of a cell that
- * holds only feasible points (certain; a lower bound on F's true reach), and is
+ * RADIUS_SLACK) lb, lb the distance to the farthest cell centre that is a
+ * point of F (certain cells, and cells whose centre passed every cap: a
+ * lower bound on F's true reach), and is
  * wider than min_cell_km / RADIUS_FLOOR, it is refined: children outside a
  * cap go, the others reach less far. Stops after the budget of new cells.
  */
@@ -811,11 +820,12 @@ static int exact_radius(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo
   double lb = 0;
   size_t fresh = 0; /* cells from here on are new since lb was last raised */
   for (int iter = 0;; iter++) {
-    /* lb: the farthest centre of a certain cell (exact geodesic, for the
-     * centres the bracket cannot rule out), a point of F. */
+    /* lb: the farthest centre of a cell whose centre is feasible (exact
+     * geodesic, for the centres the bracket cannot rule out). */
     for (size_t i = fresh; i < ctx->fin.n; i++) {
       const wcell *c = &ctx->fin.v[i];
-      if (!c->certain || angle_between(ex, ey, ez, c->x, c->y, c->z) * r_max() <= lb) continue;
+      if (!(c->certain || c->centre_in)) continue;
+      if (angle_between(ex, ey, ez, c->x, c->y, c->z) * r_max() <= lb) continue;
       double s = cell_dist_m(elat, elon, c) * (1 - 1e-12);
       if (s > lb) lb = s;
     }
