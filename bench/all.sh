@@ -13,6 +13,7 @@
 #                      slow chip; 100,000 chips on one landmark; mass reconnect
 #   bench/ingest.sh    the landmark's batch writer vs a raw COPY
 #   bench/verifier.sh  verifier chips/s with 8 landmarks and real (maritime) country borders
+#   bench/scaleout.sh  verifier chips/s against the number of --pool processes (1 to 4)
 #   bench/replay.sh    real-data replay, engine speed, precision vs landmark count
 #   bench/gaps.sh      gaps and overlaps between neighbouring countries' borders
 # and keeps the table of targets at the top (every figure next to its
@@ -29,7 +30,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 export BUILD_DIR=${BUILD_DIR:-build}
 results=bench/RESULTS.md
-only=${BENCH_ONLY:-run landmark ingest verifier replay gaps}
+only=${BENCH_ONLY:-run landmark ingest verifier scaleout replay gaps}
 started=$(date +%s)
 date_now=$(date -u +%Y-%m-%dT%H:%MZ)
 
@@ -43,6 +44,7 @@ for b in $only; do
     landmark) targets+=(landmarkd fleetsim reqresp sigrate) ;;
     ingest) targets+=(ingest) ;;
     verifier) targets+=(vfixture sigrate) ;;
+    scaleout) targets+=(vfixture) ;;
     replay) targets+=(replay) ;;
     gaps) targets+=(gaps) ;;
     *) echo "bench/all.sh: unknown benchmark '$b' in BENCH_ONLY" >&2; exit 2 ;;
@@ -50,7 +52,7 @@ for b in $only; do
 done
 build_tree "$BUILD_DIR" "${targets[@]}"
 case " $only " in
-  *" replay "* | *" verifier "*)
+  *" replay "* | *" verifier "* | *" scaleout "*)
     scripts/fetch-borders.sh "$BUILD_DIR/data" maritime >/dev/null
     scripts/fetch-borders.sh "$BUILD_DIR/data" land >/dev/null
     ;;

@@ -11,30 +11,35 @@
 #      other through one delayproxy per ordered pair, delayed by the geodesic
 #      distance between the two cities at the speed of light (delayproxy
 #      --from --to);
-#   4. starts fleetsim with 54 chips (scripts/world/fleet.csv) in FRA, DEU,
-#      GBR, ESP, POL, ITA and SWE:
+#   4. starts fleetsim with 56 chips (scripts/world/fleet.csv) in FRA, DEU,
+#      GBR, ESP, POL, ITA, SWE and FIN:
 #      honest ones, smuggled ones (declared in Germany, really in Moscow,
 #      Istanbul, ...), relayed ones (declared next to a landmark, answering
-#      from the New York area), three that go dark after 15 s and two that add
-#      a delay to every answer; each chip's allowed region is its declared
-#      country;
+#      from the New York area), three that go dark after 15 s, two that add
+#      a delay to every answer, two on the water's edge (Stockholm and
+#      Helsinki harbours) and one that is carried from Frankfurt to Warsaw
+#      while the verifier runs, its declared site left at Frankfurt; each
+#      chip's allowed region is its declared country;
 #   5. runs the verifier (chiploc verify --follow) for WORLD_SECONDS (default
 #      60) with a live progress line, then prints one row per chip, a summary
-#      (including how many smuggled and relayed chips were caught), the audit
-#      of every signed record, and writes build/world/world.geojson;
+#      (including how many smuggled and relayed chips were caught and whether
+#      the moved chip raised chip_moved), the audit of every signed record,
+#      and writes build/world/world.geojson;
 #   6. serves the dashboard (chiploc dashboard, docs/DASHBOARD.md) from the
 #      moment the database is ready, as a login in chiploc_dashboard, and
 #      prints its URL.
 #
-# Everything is stopped at the end; every run starts from a fresh database and
-# fresh keys, so it is safe to run twice. docs/WORLD.md explains the output
-# and the format of the two tables.
+# It exits 1 unless the moved chip raised chip_moved, the coastal chips are
+# INSIDE their country, no honest chip is SITE_EXCLUDED or OUTSIDE and the
+# audit finds nothing. Everything is stopped at the end; every run starts
+# from a fresh database and fresh keys, so it is safe to run twice.
+# docs/WORLD.md explains the output and the format of the two tables.
 #
-# Environment: WORLD_SECONDS (verifier run time, default 60), WORLD_KEEP=1
-# (leave PostgreSQL and the dashboard running and print how to reach and stop
-# them), WORLD_BUILD_DIR (default build), WORLD_PORT_BASE (default 27600; the
-# ten landmarks listen on BASE..BASE+9, the delay proxies on
-# BASE+100..BASE+253, the dashboard on BASE+300), WORLD_SCREENSHOT=FILE.png (a
+# Environment: WORLD_SECONDS (verifier run time, default 60, at least 50),
+# WORLD_KEEP=1 (leave PostgreSQL and the dashboard running and print how to
+# reach and stop them), WORLD_BUILD_DIR (default build), WORLD_PORT_BASE
+# (default 27600; the ten landmarks listen on BASE..BASE+9, the delay proxies
+# on BASE+100..BASE+253, the dashboard on BASE+300), WORLD_SCREENSHOT=FILE.png (a
 # screenshot of the dashboard's map at the end, taken with Debian's chromium
 # and playwright-core from npm: the README's picture).
 set -euo pipefail
@@ -47,8 +52,9 @@ build=${WORLD_BUILD_DIR:-build}
 base=${WORLD_PORT_BASE:-27600}
 case $build in /*) ;; *) build=$root/$build ;; esac
 work=$build/world
-if ! [[ $seconds =~ ^[0-9]+$ ]] || ((seconds < 10)); then
-  echo "world: WORLD_SECONDS must be a whole number of seconds, at least 10" >&2
+# The moved chip's chip_moved alert comes about 42 s into the run (below).
+if ! [[ $seconds =~ ^[0-9]+$ ]] || ((seconds < 50)); then
+  echo "world: WORLD_SECONDS must be a whole number of seconds, at least 50" >&2
   exit 2
 fi
 if ! [[ $base =~ ^[0-9]+$ ]] || ((base < 1024 || base + 300 > 65535)); then
@@ -65,6 +71,14 @@ ROUND=10           # verifier round
 WINDOW=20          # measurements considered per round
 DARK_AFTER=10      # chip_dark when no sufficient round for this long
 SETTLE=2           # verifier waits this long after a round boundary
+# The moved chips are carried to their destination this long after the end of
+# the verifier's first round (the progress loop's 2 s steps may add a second
+# or two): in the middle of the second round. Two rounds whose windows hold
+# answers from both places follow; the first round whose window starts after
+# the move ends 25 s after it, is attested about 42 s into the verifier's
+# run, and finds the chip far from where the last round before the move left
+# it: chip_moved.
+MOVE_AT=15
 SEED=20240501      # fleet key seed
 
 # ---- the landmarks and the fleet ------------------------------------------
@@ -124,8 +138,9 @@ rows=$(read_table "$fleet_file" \
 while IFS='|' read -r serial mode city cc la lo place tla tlo extra dark; do
   row=$serial
   [[ $serial =~ ^[A-Za-z0-9_-]+$ ]] || table_error "$fleet_file" "$row" "serial must be letters, digits, - or _"
-  case $mode in honest | delay | dark | smuggled | relay) ;;
-    *) table_error "$fleet_file" "$row" "mode $mode is not honest, delay, dark, smuggled or relay" ;;
+  case $mode in honest | coastal | delay | dark | smuggled | relay | moved) ;;
+    *) table_error "$fleet_file" "$row" \
+      "mode $mode is not honest, coastal, delay, dark, smuggled, relay or moved" ;;
   esac
   [ -n "$city" ] || table_error "$fleet_file" "$row" "city must not be empty"
   [ -n "$place" ] || table_error "$fleet_file" "$row" "true_place must not be empty (- when none)"
@@ -202,8 +217,8 @@ db=${db0/dbname=postgres/dbname=chiploc_world}
 export CHIPLOC_DB="$db"
 q() { psql "$db" -XAtq -F'|' -c "$1"; }
 "$chiploc" db migrate >/dev/null
-scripts/fetch-countries.sh "$build/data" >/dev/null
-"$chiploc" region import "$build/data/countries-land-10km.geo.json" --code-property A3 >/dev/null
+scripts/fetch-borders.sh "$build/data" maritime >/dev/null
+"$chiploc" region import "$build/data/borders-maritime-1000m.geo.json" --code-property isoA3 >/dev/null
 echo "world: PostgreSQL started, schema migrated, $(q "SELECT count(*) FROM regions") country borders imported"
 
 # ---- dashboard ----------------------------------------------------------
@@ -248,16 +263,25 @@ done
 
 fleet_csv=$work/conf/fleet.csv
 truth=$work/truth.txt
-echo "index,true_lat,true_lon,mode,extra_delay_ms,dark_after_s" >"$fleet_csv"
+echo "index,true_lat,true_lon,mode,extra_delay_ms,dark_after_s,move_to_lat,move_to_lon" \
+  >"$fleet_csv"
 : >"$truth"
 mapfile -t chip_pks < <("$fleetsim" keys --seed "$SEED" --count "$nchips" | cut -d, -f2)
 for ((k = 0; k < nchips; k++)); do
   IFS='|' read -r serial mode city cc site place tpos extra dark <<<"${fleet_rows[$k]}"
   "$chiploc" chip enroll --pubkey "${chip_pks[$k]}" --serial "$serial" --operator "dc-$cc" \
     --site "$site" --allowed "$cc" >/dev/null
-  echo "$k,${tpos%,*},${tpos#*,},$mode,$extra,$dark" >>"$fleet_csv"
+  # A moved chip starts at its declared site and is carried to its true place
+  # mid-run; to fleetsim it is honest, with a destination.
+  case $mode in
+    moved) echo "$k,${site%,*},${site#*,},honest,$extra,$dark,${tpos%,*},${tpos#*,}" ;;
+    coastal) echo "$k,${tpos%,*},${tpos#*,},honest,$extra,$dark,," ;;
+    *) echo "$k,${tpos%,*},${tpos#*,},$mode,$extra,$dark,," ;;
+  esac >>"$fleet_csv"
   case $mode in
     honest) story="honest" ;;
+    coastal) story="honest, on the coast" ;;
+    moved) story="moved to $place" ;;
     delay) story="honest, +$extra ms" ;;
     dark) story="goes dark at ${dark} s" ;;
     smuggled) story="smuggled: $place" ;;
@@ -301,7 +325,8 @@ for ((i = 0; i < nl; i++)); do
 done
 "$fleetsim" run --fleet "$fleet_csv" --landmarks "$lm_csv" --seed "$SEED" --speed c \
   --jitter-ms 0.05 2>>"$work/logs/fleetsim.log" &
-pids+=($!)
+fleetsim_pid=$!
+pids+=("$fleetsim_pid")
 wait_log "$work/logs/fleetsim.log" "msg=started" 20
 echo "world: $nl landmarks, $((nl * (nl - 1))) delay proxies, $nl peer agents and fleetsim running (logs in ${work#"$root"/}/logs)"
 
@@ -353,7 +378,13 @@ progress "warm-up " $((SECONDS - t0)) final
 verifier_pid=$!
 echo "world: verifier running for ${seconds}s (round ${ROUND} s, window ${WINDOW} s, bounds at c)"
 t1=$SECONDS
+move_at=$((start_at - SETTLE + MOVE_AT))
+moved=0
 while ((SECONDS - t1 < seconds)); do
+  if ((moved == 0 && $(date +%s) >= move_at)); then
+    kill -USR1 "$fleetsim_pid"
+    moved=1
+  fi
   progress "verifier" $((SECONDS - t1))
   kill -0 "$verifier_pid" 2>/dev/null || { echo; echo "world: the verifier stopped; see $work/logs/verifier.log" >&2; exit 1; }
   sleep 2
@@ -379,14 +410,25 @@ awk -F'|' 'NR == FNR { decl[$1] = $3; story[$1] = $4; next }
 echo
 
 # Summary: counts by verdict and alert, and the catch rate against the truth.
-summary=$(awk -F'|' 'NR == FNR { mode[$1] = $2; n[$2]++; next }
+# A chip_moved alert clears with the next round that finds the chip where the
+# round before left it, so the chips that raised one at any time are counted.
+moved_file=$work/moved.txt
+q "SELECT DISTINCT c.serial FROM alerts a JOIN chips c ON c.id = a.chip_id
+   WHERE a.kind = 'chip_moved'" >"$moved_file"
+failures=$work/failures.txt
+summary=$(awk -F'|' -v failures="$failures" 'FILENAME == ARGV[1] { mode[$1] = $2; n[$2]++; next }
+  FILENAME == ARGV[2] { raised_moved[$1] = 1; next }
   { total++; cons[$2]++; site[$3]++; reg[$4]++
     split($6, al, ","); for (k in al) if (al[k] != "-") alerts[al[k]]++
     m = mode[$1]
     if ((m == "smuggled" || m == "relay") && $3 == "SITE_EXCLUDED") caught[m]++
     if ((m == "smuggled" || m == "relay") && $4 == "OUTSIDE") outside[m]++
     if (m == "dark" && $6 ~ /chip_dark/) caught[m]++
-    if ((m == "honest" || m == "delay") && ($3 == "SITE_EXCLUDED" || $4 == "OUTSIDE")) wrong++ }
+    if (m == "moved" && raised_moved[$1]) caught[m]++
+    if (m == "moved" && $3 == "SITE_EXCLUDED") excluded_now[m]++
+    if (m == "coastal" && $4 == "INSIDE") inside[m]++
+    if ((m == "honest" || m == "coastal" || m == "delay") &&
+        ($3 == "SITE_EXCLUDED" || $4 == "OUTSIDE")) wrong++ }
   END {
     printf "summary: %d chips; %d CONSISTENT, %d INSUFFICIENT, %d INCONSISTENT; ", total,
       cons["CONSISTENT"], cons["INSUFFICIENT"], cons["INCONSISTENT"]
@@ -398,8 +440,18 @@ summary=$(awk -F'|' 'NR == FNR { mode[$1] = $2; n[$2]++; next }
     printf "caught: smuggled %d/%d and relayed %d/%d SITE_EXCLUDED (OUTSIDE their country: %d/%d, %d/%d); ",
       caught["smuggled"], n["smuggled"], caught["relay"], n["relay"], outside["smuggled"],
       n["smuggled"], outside["relay"], n["relay"]
-    printf "dark %d/%d alerted; honest chips wrongly flagged: %d\n", caught["dark"], n["dark"], wrong
-  }' "$truth" "$status")
+    printf "dark %d/%d alerted; moved %d/%d chip_moved (SITE_EXCLUDED now: %d/%d)\n",
+      caught["dark"], n["dark"], caught["moved"], n["moved"], excluded_now["moved"], n["moved"]
+    printf "honest: coastal %d/%d INSIDE; honest chips wrongly flagged: %d\n", inside["coastal"],
+      n["coastal"], wrong
+    if (caught["moved"] < n["moved"])
+      printf "%d of %d moved chip(s) raised no chip_moved\n", n["moved"] - caught["moved"],
+        n["moved"] > failures
+    if (inside["coastal"] < n["coastal"])
+      printf "%d of %d coastal chip(s) not INSIDE their country\n",
+        n["coastal"] - inside["coastal"], n["coastal"] > failures
+    if (wrong > 0) printf "%d honest chip(s) SITE_EXCLUDED or OUTSIDE\n", wrong > failures
+  }' "$truth" "$moved_file" "$status")
 echo "$summary"
 lm_alerts=$(q "SELECT count(*) FROM alerts WHERE kind = 'landmark_misplaced' AND cleared_at IS NULL")
 pairs=$(q "SELECT count(DISTINCT (from_landmark_id, to_landmark_id)) FROM landmark_links")
@@ -417,5 +469,9 @@ fi
 echo "world: dashboard at http://127.0.0.1:$dash_port/$([ "$keep" = 1 ] && echo " (kept running)")"
 if ((audit_rc != 0)); then
   echo "world: chiploc audit exited with $audit_rc (findings in $work/audit.txt)" >&2
+  exit 1
+fi
+if [ -s "$failures" ]; then
+  sed 's/^/world: FAILED: /' "$failures" >&2
   exit 1
 fi

@@ -130,6 +130,13 @@ int cmd_verifier(int argc, char **argv) {
   return 0;
 }
 
+/* Rows of one landmark that a pool member's batches refused in a round. */
+typedef struct {
+  int64_t id;
+  char *name;
+  uint64_t rejected[CL_EV__COUNT];
+} lm_tally;
+
 typedef struct {
   const char *conninfo;
   cl_key *key;
@@ -159,6 +166,16 @@ typedef struct {
   /* Outcomes of the signature checks, kept across rounds. */
   cl_evcache *ev;
   uint64_t rejected[CL_EV__COUNT];
+  /* --pool: the pool's name, its members in the current round, the rows
+   * refused per landmark over the round's batches, and the chips found
+   * unattested in earlier rounds of the pool (by this process's checks). */
+  const char *pool;
+  int64_t *members;
+  size_t n_members;
+  lm_tally *tally;
+  size_t n_tally;
+  uint64_t tally_round; /* the round the tally counts */
+  uint64_t pool_unattested;
 } verifier;
 
 /* How far the verifier's clock may run ahead of the database's before a
@@ -185,6 +202,9 @@ typedef struct {
   /* Chips the engine refused (not attested this round), and chips attested
    * from their CL_GEO_MAX_LANDMARKS tightest minima only. */
   size_t chips_failed, chips_truncated;
+  /* --pool: batches committed and buckets they claimed this round. */
+  size_t batches, buckets;
+  int header_printed; /* the verdict table's header, once per round */
 } round_summary;
 
 static void print_row(const cl_vchip *ch, const cl_verify_out *o) {
@@ -282,6 +302,29 @@ done:
   return rc;
 }
 
+/* The detail of a landmark_bad_records alert ("reason=N ...") of the counts
+ * by cl_ev_reason; returns the total. */
+static uint64_t refusal_detail(const uint64_t rejected[CL_EV__COUNT], char *detail, size_t len) {
+  size_t n = 0;
+  uint64_t total = 0;
+  detail[0] = '\0';
+  for (int k = 1; k < CL_EV__COUNT; k++) {
+    if (!rejected[k]) continue;
+    total += rejected[k];
+    n += (size_t)snprintf(detail + n, len - n, "%s%s=%llu", n ? " " : "",
+                          cl_ev_reason_name((cl_ev_reason)k), (unsigned long long)rejected[k]);
+    if (n >= len) n = len - 1;
+  }
+  return total;
+}
+
+static void log_refused(const char *name, int64_t id, uint64_t total, const char *detail) {
+  char qn[160];
+  cl_log(CL_LOG_WARN, "rows refused", "landmark=%s landmark_id=%lld rows=%llu %s",
+         cl_log_quote(qn, sizeof qn, name, strlen(name)), (long long)id,
+         (unsigned long long)total, detail);
+}
+
 /*
  * Rows the round refused, per landmark they name: one log line each and a
  * landmark_bad_records alert, opened (or its detail updated) while a round
@@ -295,27 +338,107 @@ static int report_rejections(verifier *v, cl_vworld *w, round_summary *sum, char
   sum->judged = w->judged;
   for (size_t i = 0; i < w->n_landmarks && rc == CL_OK; i++) {
     cl_vlandmark *l = &w->landmarks[i];
-    char detail[160] = "";
-    size_t n = 0;
-    uint64_t total = 0;
-    for (int k = 1; k < CL_EV__COUNT; k++) {
-      if (!l->rejected[k]) continue;
-      total += l->rejected[k];
-      n += (size_t)snprintf(detail + n, sizeof detail - n, "%s%s=%llu", n ? " " : "",
-                            cl_ev_reason_name((cl_ev_reason)k),
-                            (unsigned long long)l->rejected[k]);
-      if (n >= sizeof detail) n = sizeof detail - 1;
-    }
-    if (total) {
-      char qn[160];
-      cl_log(CL_LOG_WARN, "rows refused", "landmark=%s landmark_id=%lld rows=%llu %s",
-             cl_log_quote(qn, sizeof qn, l->name, strlen(l->name)), (long long)l->id,
-             (unsigned long long)total, detail);
-    }
+    char detail[160];
+    uint64_t total = refusal_detail(l->rejected, detail, sizeof detail);
+    if (total) log_refused(l->name, l->id, total, detail);
     rc = cl_vstore_landmark_alert(v->db, l, CL_VALERT_BAD_RECORDS, total > 0, detail, err,
                                   errlen);
   }
   return rc;
+}
+
+/* A pool member's batch: its refusals are added to the round's (the alerts
+ * follow once the round's batches are done, tally_alerts). CL_ENOMEM. */
+static int tally_rejections(verifier *v, const cl_vworld *w, round_summary *sum) {
+  for (int k = 0; k < CL_EV__COUNT; k++) sum->rejected[k] += w->rejected[k];
+  sum->judged += w->judged;
+  for (size_t i = 0; i < w->n_landmarks; i++) {
+    const cl_vlandmark *l = &w->landmarks[i];
+    size_t j = 0;
+    while (j < v->n_tally && v->tally[j].id != l->id) j++;
+    if (j == v->n_tally) {
+      lm_tally *nt = realloc(v->tally, (v->n_tally + 1) * sizeof *nt);
+      if (!nt) return CL_ENOMEM;
+      v->tally = nt;
+      memset(&nt[j], 0, sizeof nt[j]);
+      if (!(nt[j].name = strdup(l->name))) return CL_ENOMEM;
+      nt[j].id = l->id;
+      v->n_tally++;
+    }
+    for (int k = 0; k < CL_EV__COUNT; k++) v->tally[j].rejected[k] += l->rejected[k];
+  }
+  return CL_OK;
+}
+
+static void tally_free(verifier *v) {
+  for (size_t i = 0; i < v->n_tally; i++) free(v->tally[i].name);
+  free(v->tally);
+  v->tally = NULL;
+  v->n_tally = 0;
+}
+
+/* After a pool member's batches: one log line per landmark with refused
+ * rows, and this member's landmark_bad_records alerts, in one transaction. */
+static int tally_alerts(verifier *v, char *err, size_t errlen) {
+  size_t n = v->n_tally;
+  int64_t *ids = calloc(n ? n : 1, sizeof *ids);
+  uint64_t *totals = calloc(n ? n : 1, sizeof *totals);
+  char **details = calloc(n ? n : 1, sizeof *details);
+  int rc = ids && totals && details ? CL_OK : CL_ENOMEM;
+  for (size_t i = 0; i < n && rc == CL_OK; i++) {
+    if (!(details[i] = malloc(160))) {
+      rc = CL_ENOMEM;
+      break;
+    }
+    ids[i] = v->tally[i].id;
+    totals[i] = refusal_detail(v->tally[i].rejected, details[i], 160);
+    if (totals[i]) log_refused(v->tally[i].name, ids[i], totals[i], details[i]);
+  }
+  if (rc == CL_ENOMEM) cl_err_set(err, errlen, "landmark_bad_records: out of memory");
+  if (rc == CL_OK) rc = cl_store_begin(v->db, err, errlen);
+  if (rc == CL_OK) {
+    rc = cl_vstore_pool_bad_records(v->db, v->pool, v->verifier_id, v->members, v->n_members,
+                                    ids, totals, details, n, err, errlen);
+    if (rc == CL_OK) rc = cl_store_commit(v->db, err, errlen);
+    else cl_store_rollback(v->db);
+  }
+  for (size_t i = 0; details && i < n; i++) free(details[i]);
+  free(details);
+  free(totals);
+  free(ids);
+  return rc;
+}
+
+/* How many rounds back a pool's coverage is checked: far enough that a
+ * member one round late has finished it. */
+#define POOL_GAP_ROUNDS 2
+
+/*
+ * The pool's coverage of the round POOL_GAP_ROUNDS before round_end, checked
+ * by the member whose batch claimed bucket 0 (once per round in the pool),
+ * after its batches: active chips that no member attested for it are
+ * counted and logged. A failed check is logged and fails nothing.
+ */
+static void check_pool_gaps(verifier *v, uint64_t round_end) {
+  uint64_t back = POOL_GAP_ROUNDS * v->interval_ns;
+  if (round_end <= back) return;
+  uint64_t past = round_end - back;
+  int ran = 0;
+  uint64_t chips = 0;
+  char first[256], err[512];
+  if (cl_vstore_pool_gaps(v->db, v->pool, past, v->members, v->n_members, &ran, &chips, first,
+                          sizeof first, err, sizeof err) != CL_OK) {
+    cl_log(CL_LOG_WARN, "cannot check the pool's coverage", "err=\"%.400s\"", err);
+    return;
+  }
+  if (!ran || !chips) return;
+  v->pool_unattested += chips;
+  char qs[300];
+  cl_log(CL_LOG_WARN, "chips not attested", "pool=%s round_end_ns=%llu chips=%llu first=%s "
+         "hint=\"no member of the pool attested them for that round: a member died in the "
+         "middle of a batch, or their claims or attestations were deleted\"",
+         v->pool, (unsigned long long)past, (unsigned long long)chips,
+         cl_log_quote(qs, sizeof qs, first, strlen(first)));
 }
 
 /*
@@ -343,34 +466,52 @@ static int check_clock(verifier *v, uint64_t round_end, char *err, size_t errlen
 }
 
 /*
- * Runs one round ending at round_end (inside one transaction). Returns 0 or
- * a CL_* code with err set; on error nothing of the round was written.
+ * One transaction of a round: the whole round (scope NULL), or one batch of
+ * a pool member, whose buckets it claims first (*claimed = 0 and nothing
+ * done when none is left). Adds to sum; t0 is when its time started.
+ * The landmark duties of the round (cross-check, refusals) are done here
+ * for a whole round; for a pool, the cross-check by the batch that claims
+ * bucket 0 (*duty = 1), and the refusals are tallied for tally_alerts.
+ * Returns 0 or a CL_* code with err set; on error nothing of the
+ * transaction was written.
  */
-static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int print, char *err,
-                     size_t errlen) {
-  memset(sum, 0, sizeof *sum);
-  uint64_t t_start = uv_hrtime();
-  int rc = check_clock(v, round_end, err, errlen);
-  if (rc != CL_OK) return rc;
+static int run_batch(verifier *v, uint64_t round_end, cl_vscope *scope, round_summary *sum,
+                     int print, uint64_t t0, int *claimed, int *duty, char *err, size_t errlen) {
+  int rc;
+  *claimed = 1;
+  *duty = 0;
   if ((rc = cl_store_begin(v->db, err, errlen)) != CL_OK) return rc;
-  cl_evcache_round(v->ev);
+  if (!scope) cl_evcache_round(v->ev); /* a pool member's round starts before its batches */
   uint64_t verified0 = cl_evcache_verified(v->ev), hits0 = cl_evcache_hits(v->ev);
   cl_vworld w;
   cl_vwriter *wr = NULL;
   memset(&w, 0, sizeof w);
-  if ((rc = cl_vstore_lock(v->db, v->verifier_id, err, errlen)) != CL_OK ||
-      (rc = cl_vstore_load(v->db, v->verifier_id, round_end, v->vp.window_ns, v->ev, &w, err,
-                           errlen)) != CL_OK)
+  if ((rc = cl_vstore_lock(v->db, v->verifier_id, err, errlen)) != CL_OK) goto fail;
+  if (scope) {
+    if ((rc = cl_vstore_pool_claim(v->db, v->pool, round_end, v->interval_ns, v->verifier_id,
+                                   scope, err, errlen)) != CL_OK)
+      goto fail;
+    if (!scope->n_buckets) {
+      *claimed = 0;
+      cl_store_rollback(v->db);
+      return CL_OK;
+    }
+    *duty = scope->buckets[0] == 0;
+  }
+  if ((rc = cl_vstore_load_scope(v->db, v->verifier_id, round_end, v->vp.window_ns, scope, v->ev,
+                                 &w, err, errlen)) != CL_OK)
     goto fail;
-  sum->verified = cl_evcache_verified(v->ev) - verified0;
-  sum->cache_hits = cl_evcache_hits(v->ev) - hits0;
+  sum->verified += cl_evcache_verified(v->ev) - verified0;
+  sum->cache_hits += cl_evcache_hits(v->ev) - hits0;
   uint64_t t = uv_hrtime();
-  sum->verify_ns = w.judge_ns;
-  sum->sql_read_ns = t - t_start - w.judge_ns;
+  sum->verify_ns += w.judge_ns;
+  sum->sql_read_ns += t - t0 - w.judge_ns;
   if ((rc = cl_vwriter_begin(v->db, v->verifier_id, round_end, &wr, err, errlen)) != CL_OK) goto fail;
-  if (print)
+  if (print && !sum->header_printed) {
     printf("%-16s %-12s %-15s %-12s %10s %4s  %s\n", "CHIP", "CONSISTENCY", "SITE", "REGION",
            "RADIUS_KM", "LMS", "ALERTS");
+    sum->header_printed = 1;
+  }
   for (size_t i = 0; i < w.n_chips; i++) {
     cl_vchip *ch = &w.chips[i];
     sum->chips++;
@@ -419,29 +560,98 @@ static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int pr
     for (int k = 0; k < CL_ALERT__CHIP_KINDS; k++) sum->alerts_open += (size_t)o.alert[k];
     if (print) print_row(ch, &o);
   }
-  if (sum->chips_failed || sum->chips_truncated)
-    cl_log(CL_LOG_WARN, "chips not fully attested", "round_end_ns=%llu not_attested=%zu "
-           "truncated=%zu", (unsigned long long)round_end, sum->chips_failed,
-           sum->chips_truncated);
   t = uv_hrtime();
   rc = cl_vwriter_finish(&wr, err, errlen);
   sum->sql_write_ns += uv_hrtime() - t;
   if (rc != CL_OK) goto fail;
   t = uv_hrtime();
-  if ((rc = check_landmarks(v, &w, sum, err, errlen)) != CL_OK ||
-      (rc = report_rejections(v, &w, sum, err, errlen)) != CL_OK)
+  if (!scope) {
+    if ((rc = check_landmarks(v, &w, sum, err, errlen)) != CL_OK ||
+        (rc = report_rejections(v, &w, sum, err, errlen)) != CL_OK)
+      goto fail;
+  } else if (*duty && (rc = check_landmarks(v, &w, sum, err, errlen)) != CL_OK) {
     goto fail;
-  sum->landmarks_ns = uv_hrtime() - t;
-  cl_vworld_free(&w);
+  }
+  sum->landmarks_ns += uv_hrtime() - t;
   t = uv_hrtime();
   rc = cl_store_commit(v->db, err, errlen);
   sum->sql_write_ns += uv_hrtime() - t;
-  sum->total_ns = uv_hrtime() - t_start;
+  if (rc == CL_OK && scope) {
+    sum->batches++;
+    sum->buckets += scope->n_buckets;
+    /* Counted once committed: a batch rolled back is done again. */
+    if (tally_rejections(v, &w, sum) != CL_OK)
+      cl_log(CL_LOG_WARN, "cannot count the rows refused", "err=out_of_memory");
+  }
+  cl_vworld_free(&w);
   return rc;
 fail:
   cl_vwriter_abort(&wr);
   cl_vworld_free(&w);
   cl_store_rollback(v->db);
+  return rc;
+}
+
+/*
+ * A pool member's round: the pool's members, then batches of unclaimed
+ * buckets until none is left, then this member's refusal alerts and, after
+ * the batch that claimed bucket 0, the pool's coverage of an earlier round.
+ * A failed round is retried like any other: the batches committed before
+ * the failure stay, and the retry claims what is left.
+ */
+static int run_pool_round(verifier *v, uint64_t round_end, round_summary *sum, int print,
+                          char *err, size_t errlen) {
+  free(v->members);
+  v->members = NULL;
+  int rc = cl_vstore_pool_members(v->db, v->pool, round_end, v->interval_ns, v->verifier_id,
+                                  &v->members, &v->n_members, err, errlen);
+  if (rc != CL_OK) return rc;
+  /* A retried round keeps the refusals of the batches it committed. */
+  if (v->tally_round != round_end) tally_free(v);
+  v->tally_round = round_end;
+  /* The regions are parsed once for all batches (as one transaction reads
+   * them once), and the signature cache ages once per round, so that the
+   * rows of every batch of the last round stay in it. */
+  uint64_t t = uv_hrtime();
+  cl_vregions regions;
+  if ((rc = cl_vstore_load_regions(v->db, &regions, err, errlen)) != CL_OK) return rc;
+  sum->sql_read_ns += uv_hrtime() - t;
+  cl_evcache_round(v->ev);
+  int claimed = 1, duty = 0, had_duty = 0;
+  while (rc == CL_OK && claimed) {
+    cl_vscope scope;
+    memset(&scope, 0, sizeof scope);
+    scope.members = v->members;
+    scope.n_members = v->n_members;
+    scope.regions = &regions;
+    rc = run_batch(v, round_end, &scope, sum, print, uv_hrtime(), &claimed, &duty, err, errlen);
+    had_duty |= rc == CL_OK && duty;
+  }
+  cl_vregions_free(&regions);
+  if (rc == CL_OK) rc = tally_alerts(v, err, errlen);
+  if (had_duty) check_pool_gaps(v, round_end);
+  return rc;
+}
+
+/*
+ * Runs one round ending at round_end: in one transaction, or as a pool
+ * member in batches. Returns 0 or a CL_* code with err set; on error
+ * nothing of the failed transaction was written.
+ */
+static int run_round(verifier *v, uint64_t round_end, round_summary *sum, int print, char *err,
+                     size_t errlen) {
+  memset(sum, 0, sizeof *sum);
+  uint64_t t_start = uv_hrtime();
+  int rc = check_clock(v, round_end, err, errlen);
+  if (rc != CL_OK) return rc;
+  int claimed, duty;
+  if (v->pool) rc = run_pool_round(v, round_end, sum, print, err, errlen);
+  else rc = run_batch(v, round_end, NULL, sum, print, t_start, &claimed, &duty, err, errlen);
+  if (sum->chips_failed || sum->chips_truncated)
+    cl_log(CL_LOG_WARN, "chips not fully attested", "round_end_ns=%llu not_attested=%zu "
+           "truncated=%zu", (unsigned long long)round_end, sum->chips_failed,
+           sum->chips_truncated);
+  sum->total_ns = uv_hrtime() - t_start;
   return rc;
 }
 
@@ -492,6 +702,14 @@ static void log_round(uint64_t round_end, const round_summary *s) {
            "hint=\"a round earlier than their last (--round-end, or a clock that ran ahead): no "
            "attestation until a round passes their last\"",
            (unsigned long long)round_end, s->heads_ahead);
+}
+
+/* A pool member's share of the round, beside its round line. */
+static void log_pool_round(const verifier *v, uint64_t round_end, const round_summary *s) {
+  if (!v->pool) return;
+  cl_log(CL_LOG_INFO, "pool round", "pool=%s round_end_ns=%llu members=%zu batches=%zu "
+         "buckets=%zu chips=%zu written=%zu", v->pool, (unsigned long long)round_end,
+         v->n_members, s->batches, s->buckets, s->chips, s->written);
 }
 
 static void schedule(verifier *v);
@@ -573,6 +791,12 @@ static void publish_metrics(verifier *v) {
     snprintf(lab, sizeof lab, "reason=\"%s\"", cl_ev_reason_name((cl_ev_reason)k));
     cl_mtext_u64(t, "chiploc_verifier_rows_refused_total", lab, v->rejected[k]);
   }
+  if (v->pool) {
+    cl_mtext_family(t, "chiploc_verifier_pool_unattested_total", "counter",
+                    "Chips that no member of the pool attested for a round, found by this "
+                    "process's coverage checks (--pool).");
+    cl_mtext_u64(t, "chiploc_verifier_pool_unattested_total", NULL, v->pool_unattested);
+  }
   cl_mtext_family(t, "chiploc_verifier_signature_checks_total", "counter",
                   "Rows whose signatures the verifier checked (each row once while cached).");
   cl_mtext_u64(t, "chiploc_verifier_signature_checks_total", NULL, cl_evcache_verified(v->ev));
@@ -649,6 +873,7 @@ static void on_timer(uv_timer_t *t) {
       v->last_round = round_end;
       v->rounds++;
       log_round(round_end, &sum);
+      log_pool_round(v, round_end, &sum);
       if (v->metrics) count_round(v, round_end, &sum);
     } else {
       v->round_failures++;
@@ -697,7 +922,7 @@ static void usage(FILE *f) {
           "                      [--settle SECONDS] [--speed c|fibre|M_PER_S] [--min-landmarks N]\n"
           "                      [--dark-after SECONDS] [--max-chip-speed M_PER_S]\n"
           "                      [--follow [--metrics HOST:PORT] | --round-end UNIX_SECONDS]\n"
-          "                      [--quiet] [--log-level L]\n"
+          "                      [--pool NAME] [--quiet] [--log-level L]\n"
           "Attests every active chip for the latest finished round: the fastest measurement\n"
           "per landmark within the window, the location engine's verdicts, one signed\n"
           "attestation chained to the chip's previous one, alerts opened or cleared.\n"
@@ -712,6 +937,10 @@ static void usage(FILE *f) {
           "With --follow: a round at every interval boundary until SIGTERM; --metrics\n"
           "serves Prometheus metrics at http://HOST:PORT/metrics, and /healthz and\n"
           "/readyz (numeric IP).\n"
+          "With --pool NAME: share the chips with the other verifiers of pool NAME\n"
+          "(each with its own key; the same --interval and --window): each round's\n"
+          "chips are claimed in batches, each chip attested by one member, and a\n"
+          "member that stops has its chips taken by the others from the next round.\n"
           "--db defaults to $CHIPLOC_DB: the verifier's own login, a member of\n"
           "chiploc_verifier bound to it (chiploc verifier bind).\n");
 }
@@ -740,8 +969,9 @@ int cmd_verify(int argc, char **argv) {
       {"log-level", required_argument, NULL, 'l'},  {"help", no_argument, NULL, 'h'},
       {"metrics", required_argument, NULL, 'M'},
       {"max-chip-speed", required_argument, NULL, 'x'}, {"round-end", required_argument, NULL, 'r'},
+      {"pool", required_argument, NULL, 'P'},
       {NULL, 0, NULL, 0}};
-  const char *db = NULL, *keyfile = NULL, *metrics = NULL;
+  const char *db = NULL, *keyfile = NULL, *metrics = NULL, *pool = NULL;
   double window = 300, interval = 60, settle = 2, dark = 900, minl = 3;
   double speed = CL_SPEED_C, chip_speed = CL_VERIFY_MAX_CHIP_SPEED_DEFAULT;
   int follow = 0, quiet = 0, o;
@@ -779,6 +1009,14 @@ int cmd_verify(int argc, char **argv) {
       break;
     }
     case 'r': round_end_text = optarg; break;
+    case 'P':
+      if (cl_vstore_pool_name_ok(optarg) != CL_OK) {
+        fprintf(stderr, "chiploc: --pool %s: want 1 to %d letters, digits, '_', '.' or '-'\n",
+                optarg, CL_VSTORE_POOL_MAX);
+        return 2;
+      }
+      pool = optarg;
+      break;
     case 'q': quiet = 1; break;
     case 'l': {
       cl_log_level lvl;
@@ -827,6 +1065,7 @@ int cmd_verify(int argc, char **argv) {
   v.interval_ns = (uint64_t)(interval * 1e9);
   v.settle_ns = (uint64_t)(settle * 1e9);
   v.quiet = quiet;
+  v.pool = pool;
   char err[512];
   if (cl_key_load(&v.key, keyfile, err, sizeof err) != CL_OK) {
     fprintf(stderr, "chiploc: key %s: %s\n", keyfile, err);
@@ -852,6 +1091,7 @@ int cmd_verify(int argc, char **argv) {
       printf("verify: round ending %llu: %zu chip(s), %zu attested, %zu already attested\n",
              (unsigned long long)round_end, sum.chips, sum.written, sum.skipped);
       log_round(round_end, &sum);
+      log_pool_round(&v, round_end, &sum);
     }
   } else {
     cl_log_set_prog("verifier");
@@ -868,7 +1108,8 @@ int cmd_verify(int argc, char **argv) {
     uv_signal_start(&v.sigint, on_signal, SIGINT);
     uv_signal_start(&v.sighup, on_sighup, SIGHUP);
     cl_log(CL_LOG_INFO, "starting", "window_s=%.0f interval_s=%.0f speed=%.0f min_landmarks=%zu "
-           "max_chip_speed=%g", window, interval, speed, v.vp.min_landmarks, chip_speed);
+           "max_chip_speed=%g pool=%s", window, interval, speed, v.vp.min_landmarks, chip_speed,
+           pool ? pool : "-");
     uv_timer_start(&v.timer, on_timer, 0, 0);
     uv_run(v.loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&v.timer, on_closed);
@@ -886,5 +1127,7 @@ out:
   cl_geo_ctx_destroy(&v.geo);
   cl_evcache_free(&v.ev);
   cl_key_destroy(&v.key);
+  free(v.members);
+  tally_free(&v);
   return code;
 }

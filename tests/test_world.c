@@ -5,7 +5,8 @@
  * by the true distance at the speed of light), two fleetsim processes, the
  * verifier in --follow mode (stopped and started again), a one-shot verifier
  * run twice in one round, `chiploc audit` and `chiploc export`, against a
- * real PostgreSQL with the real country borders.
+ * real PostgreSQL with the real country borders (maritime: land and
+ * territorial sea, CHIPLOC_BORDERS).
  *
  * The world: six honest landmarks (Paris, Frankfurt, Madrid, Warsaw,
  * Helsinki, New York) and "lm-rome", enrolled at Rome but really at Madrid:
@@ -13,14 +14,23 @@
  * (measured by the six honest landmarks) holds honest chips in well-covered
  * places, one honest chip that adds 5 ms to every answer, chips smuggled from
  * Germany to Moscow, Minsk and Saint Petersburg, chips relayed from Paris and
- * Madrid to New York and Boston, and two chips that stop answering. A second
- * fleet of witness chips near Madrid and Frankfurt is measured by all seven
- * landmarks, the misplaced one included.
+ * Madrid to New York and Boston, two chips that stop answering, an honest
+ * chip on the water's edge of Helsinki's harbour, and a chip carried from
+ * Frankfurt to Warsaw while the verifier runs (fleetsim's SIGUSR1), its
+ * declared site left at Frankfurt. A second fleet of witness chips near
+ * Madrid and Frankfurt is measured by all seven landmarks, the misplaced one
+ * included.
  *
  * test_world asserts, from the attestation and alert rows:
  *   - honest chips are SITE_CONSISTENT in every round, never OUTSIDE, and the
- *     well-covered ones INSIDE their country in some round;
- *   - every feasible region of the main fleet contains the chip's true place;
+ *     well-covered ones INSIDE their country in some round, the coastal one
+ *     too (with land-only borders it would be UNDETERMINED in every round:
+ *     its region always reaches into the sea);
+ *   - every feasible region of the main fleet contains the chip's true place
+ *     (for the moved chip: where it was during the round's whole window);
+ *   - the moved chip raises chip_moved in the first round whose window
+ *     starts after the move, and ends SITE_EXCLUDED and OUTSIDE with an open
+ *     site_excluded alert; no other chip of the main fleet raises chip_moved;
  *   - smuggled and relayed chips are SITE_EXCLUDED in every round, never
  *     INSIDE, and OUTSIDE where the geometry permits;
  *   - the chips that stopped answering have an open chip_dark alert, and no
@@ -66,6 +76,8 @@
 #define SETTLE_S 1
 #define DARK_AFTER_S 8
 #define GO_DARK_S 6
+/* The moved chip's signal reaches fleetsim within this long of being sent. */
+#define MOVE_LATENCY_NS 1000000000ull
 
 /* ---- the world ---------------------------------------------------------- */
 
@@ -95,6 +107,8 @@ typedef enum {
   C_SMUGGLED_OUT, /* SITE_EXCLUDED and OUTSIDE */
   C_RELAY,        /* SITE_EXCLUDED and OUTSIDE */
   C_DARK,         /* stops answering: chip_dark */
+  C_COASTAL,      /* honest, on the water's edge: INSIDE in some round */
+  C_MOVED,        /* carried elsewhere mid-run: chip_moved, then SITE_EXCLUDED */
   C_WITNESS_BAD,  /* witness near Madrid: INCONSISTENT naming lm-rome */
   C_WITNESS,      /* witness elsewhere: never a wrong verdict */
 } chip_class;
@@ -102,10 +116,14 @@ typedef enum {
 typedef struct {
   const char *serial;
   chip_class cls;
-  double tlat, tlon; /* true place */
+  double tlat, tlon; /* true place (C_MOVED: until the move) */
   double slat, slon; /* declared site */
   const char *allowed;
 } world_chip;
+
+/* Where the C_MOVED chip is carried: Warsaw, 880 km from its declared site. */
+#define MOVED_TO_LAT 52.2100
+#define MOVED_TO_LON 20.9800
 
 static const world_chip CHIPS[] = {
     {"T00-paris", C_WELL, 48.8600, 2.3400, 48.8600, 2.3400, "FRA"},
@@ -130,6 +148,9 @@ static const world_chip CHIPS[] = {
     {"T18-w-madrid", C_WITNESS_BAD, 40.4500, -3.7000, 40.4500, -3.7000, "ESP"},
     {"T19-w-toledo", C_WITNESS_BAD, 39.8628, -4.0273, 39.8628, -4.0273, "ESP"},
     {"T20-w-frankfurt", C_WITNESS, 50.1000, 8.7000, 50.1000, 8.7000, "DEU"},
+    /* Back in the main fleet. */
+    {"T21-helsinki-harbour", C_COASTAL, 60.1660, 24.9530, 60.1660, 24.9530, "FIN"},
+    {"T22-moved", C_MOVED, 50.1050, 8.6450, 50.1050, 8.6450, "DEU"},
 };
 #define N_CHIPS ((int)(sizeof CHIPS / sizeof CHIPS[0]))
 
@@ -202,13 +223,15 @@ typedef struct {
   int lm_port[N_LMS];
   int64_t lm_id[N_LMS];
   int64_t verifier_id;
+  pid_t fleet_pid[2]; /* main, witness */
+  uint64_t move_ns;   /* when the main fleet was sent SIGUSR1 */
 } world;
 
 static void enrol(world *w) {
   ck_assert_int_eq(tu_cli(w->log, "db", "migrate", "--db", w->db, NULL), 0);
-  const char *countries = getenv("CHIPLOC_COUNTRIES");
-  ck_assert_msg(countries != NULL, "CHIPLOC_COUNTRIES is not set: run this test through ctest");
-  ck_assert_int_eq(tu_cli(w->log, "region", "import", countries, "--code-property", "A3", "--db",
+  const char *borders = getenv("CHIPLOC_BORDERS");
+  ck_assert_msg(borders != NULL, "CHIPLOC_BORDERS is not set: run this test through ctest");
+  ck_assert_int_eq(tu_cli(w->log, "region", "import", borders, "--code-property", "isoA3", "--db",
                        w->db, NULL),
                    0);
   for (int i = 0; i < N_LMS; i++) {
@@ -329,14 +352,21 @@ static void start_world(world *w) {
         len += (size_t)snprintf(lmcsv + len, cap - len, "%s,127.0.0.1:%d,%s,%.4f,%.4f\n",
                                 LMS[i].name, w->lm_port[i], w->lm_pk[i], LMS[i].tlat, LMS[i].tlon);
     ck_assert(len < cap);
-    len = (size_t)snprintf(fleet, cap,
-                           "index,true_lat,true_lon,mode,extra_delay_ms,dark_after_s\n");
-    for (int k = 0; k < N_CHIPS; k++)
-      if (is_witness(&CHIPS[k]) == f)
-        len += (size_t)snprintf(fleet + len, cap - len, "%d,%.4f,%.4f,%s,%d,%d\n", k,
-                                CHIPS[k].tlat, CHIPS[k].tlon, fleet_mode(&CHIPS[k]),
-                                CHIPS[k].cls == C_DELAY ? 5 : 0,
-                                CHIPS[k].cls == C_DARK ? GO_DARK_S : 0);
+    len = (size_t)snprintf(
+        fleet, cap,
+        "index,true_lat,true_lon,mode,extra_delay_ms,dark_after_s,move_to_lat,move_to_lon\n");
+    for (int k = 0; k < N_CHIPS; k++) {
+      if (is_witness(&CHIPS[k]) != f) continue;
+      len += (size_t)snprintf(fleet + len, cap - len, "%d,%.4f,%.4f,%s,%d,%d,", k, CHIPS[k].tlat,
+                              CHIPS[k].tlon, fleet_mode(&CHIPS[k]),
+                              CHIPS[k].cls == C_DELAY ? 5 : 0,
+                              CHIPS[k].cls == C_DARK ? GO_DARK_S : 0);
+      if (CHIPS[k].cls == C_MOVED)
+        len += (size_t)snprintf(fleet + len, cap - len, "%.4f,%.4f\n", MOVED_TO_LAT,
+                                MOVED_TO_LON);
+      else
+        len += (size_t)snprintf(fleet + len, cap - len, ",\n");
+    }
     ck_assert(len < cap);
     char *simbin = tu_own(tu_bin("tests/sim/fleetsim"));
     char *argv[] = {simbin,
@@ -353,7 +383,7 @@ static void start_world(world *w) {
                     "0.05",
                     NULL};
     char *log = tu_fmt("%s/fleetsim-%d.log", w->dir, f);
-    tu_spawn(argv, log);
+    w->fleet_pid[f] = tu_spawn(argv, log);
     ck_assert_msg(tu_wait_log(log, "msg=started", 1, 30000) == 0, "fleetsim %d did not start", f);
   }
 }
@@ -434,6 +464,17 @@ static int has_id(const char *pg_array, int64_t id) {
   return 0;
 }
 
+/* Where the moved chip was during the window of the round ending at
+ * round_end_ns: 0 at its first place, 1 at its destination, -1 both (the
+ * window holds the move, or ends within MOVE_LATENCY_NS after the signal). */
+typedef enum { BEFORE_MOVE = 0, AFTER_MOVE = 1, DURING_MOVE = -1 } move_phase;
+
+static move_phase phase_of(const world *w, uint64_t round_end_ns) {
+  if (round_end_ns <= w->move_ns) return BEFORE_MOVE;
+  if (round_end_ns - WINDOW_S * 1000000000ull >= w->move_ns + MOVE_LATENCY_NS) return AFTER_MOVE;
+  return DURING_MOVE;
+}
+
 /* Verdicts of every attestation of every chip against what it really is. */
 static void check_verdicts(world *w, PGconn *c, long long rounds) {
   static const char *cons_name[] = {"CONSISTENT", "INSUFFICIENT", "INCONSISTENT"};
@@ -441,14 +482,14 @@ static void check_verdicts(world *w, PGconn *c, long long rounds) {
   static const char *reg_name[] = {"-", "INSIDE", "OUTSIDE", "UNDETERMINED"};
   char *sql = tu_fmt("SELECT c.serial, a.consistency, a.site_verdict, a.region_verdict, "
                   "a.centre_lat_e7, a.centre_lon_e7, a.radius_m, a.excluded_landmark_ids::text, "
-                  "coalesce(a.site_landmark_id, 0) "
+                  "coalesce(a.site_landmark_id, 0), a.round_end_ns "
                   "FROM attestations a JOIN chips c ON c.id = a.chip_id "
                   "WHERE a.verifier_id = %lld ORDER BY c.serial, a.round_end_ns",
                   (long long)w->verifier_id);
   PGresult *r = query(c, sql);
   int count[N_CHIPS] = {0}, inside[N_CHIPS] = {0}, last_cons[N_CHIPS] = {0},
       last_site[N_CHIPS] = {0}, last_reg[N_CHIPS] = {0}, consistent[N_CHIPS] = {0},
-      excluded[N_CHIPS] = {0};
+      excluded[N_CHIPS] = {0}, phases[3] = {0}, after_consistent = 0, after_excluded = 0;
   char last_excl[N_CHIPS][64] = {{0}};
   double worst_gap_km = -1e9;
   for (int i = 0; i < PQntuples(r); i++) {
@@ -462,20 +503,42 @@ static void check_verdicts(world *w, PGconn *c, long long rounds) {
     excluded[k] += cons == 0 && site == 2;
     last_cons[k] = cons, last_site[k] = site, last_reg[k] = reg;
     snprintf(last_excl[k], sizeof last_excl[k], "%s", PQgetvalue(r, i, 7));
-    /* Nothing measured by honest landmarks only is ever inconsistent. */
-    if (!is_witness(ch))
+    move_phase phase = ch->cls == C_MOVED
+                           ? phase_of(w, strtoull(PQgetvalue(r, i, 9), NULL, 10))
+                           : BEFORE_MOVE;
+    if (ch->cls == C_MOVED) phases[phase + 1]++;
+    /* Nothing measured by honest landmarks only is ever inconsistent, but a
+     * window with answers from two places far apart. */
+    if (!is_witness(ch) && phase != DURING_MOVE)
       ck_assert_msg(cons != 2, "%s: INCONSISTENT with honest landmarks", ch->serial);
-    if (cons == 0 && !is_witness(ch)) {
+    if (cons == 0 && !is_witness(ch) && phase != DURING_MOVE) {
       /* Soundness: the attested cap holds the chip's true place. */
       double clat = atof(PQgetvalue(r, i, 4)) / 1e7, clon = atof(PQgetvalue(r, i, 5)) / 1e7;
       double radius = atof(PQgetvalue(r, i, 6));
-      double gap = cl_geo_distance_m(clat, clon, ch->tlat, ch->tlon) - radius;
+      double tlat = phase == AFTER_MOVE ? MOVED_TO_LAT : ch->tlat,
+             tlon = phase == AFTER_MOVE ? MOVED_TO_LON : ch->tlon;
+      double gap = cl_geo_distance_m(clat, clon, tlat, tlon) - radius;
       if (gap / 1e3 > worst_gap_km) worst_gap_km = gap / 1e3;
       ck_assert_msg(gap <= 100.0, "%s: true place %.1f km outside the attested region", ch->serial,
                     gap / 1e3);
     }
     switch (ch->cls) {
+    case C_MOVED:
+      /* At its declared site before the move, honest; after it, 880 km
+       * away from it, never INSIDE. Whether the site is excluded in every
+       * round after it is checked below, as for the smuggled chips. */
+      if (phase == BEFORE_MOVE)
+        ck_assert_msg(cons == 0 && site == 1 && reg != 2, "%s: before the move %s/%s/%s",
+                      ch->serial, cons_name[cons], site_name[site], reg_name[reg]);
+      else if (phase == AFTER_MOVE)
+        ck_assert_msg(reg != 1, "%s: INSIDE after the move", ch->serial);
+      if (phase == AFTER_MOVE) {
+        after_consistent += cons == 0;
+        after_excluded += cons == 0 && site == 2;
+      }
+      break;
     case C_WELL:
+    case C_COASTAL:
     case C_HONEST:
     case C_DELAY:
     case C_DARK:
@@ -522,10 +585,21 @@ static void check_verdicts(world *w, PGconn *c, long long rounds) {
                   "%s: site excluded in %d of %d CONSISTENT rounds", ch->serial, excluded[k],
                   consistent[k]);
   }
+  /* So has the moved chip after the move. The test stops the verifier only
+   * after chip_moved, so there are rounds before, during and after it. */
+  printf("moved chip: %d round(s) before the move, %d during, %d after; site excluded in %d of "
+         "%d CONSISTENT after\n",
+         phases[BEFORE_MOVE + 1], phases[DURING_MOVE + 1], phases[AFTER_MOVE + 1], after_excluded,
+         after_consistent);
+  ck_assert_int_gt(phases[BEFORE_MOVE + 1], 0);
+  ck_assert_int_gt(phases[AFTER_MOVE + 1], 0);
+  ck_assert_msg(after_excluded >= after_consistent - 1 && after_excluded > 0,
+                "moved chip: site excluded in %d of %d CONSISTENT rounds after the move",
+                after_excluded, after_consistent);
   printf("worst margin of a true place inside its region: %.1f km\n", -worst_gap_km);
   for (int k = 0; k < N_CHIPS; k++) {
     const world_chip *ch = &CHIPS[k];
-    printf("%-18s rounds %2d inside %2d  latest %-12s %-15s %-12s excluded %s\n", ch->serial,
+    printf("%-20s rounds %2d inside %2d  latest %-12s %-15s %-12s excluded %s\n", ch->serial,
            count[k], inside[k], cons_name[last_cons[k]], site_name[last_site[k]],
            reg_name[last_reg[k]], last_excl[k]);
   }
@@ -536,6 +610,7 @@ static void check_verdicts(world *w, PGconn *c, long long rounds) {
                   rounds);
     switch (ch->cls) {
     case C_WELL:
+    case C_COASTAL:
       ck_assert_msg(inside[k] > 0, "%s: never INSIDE its country", ch->serial);
       /* fall through */
     case C_HONEST:
@@ -550,6 +625,7 @@ static void check_verdicts(world *w, PGconn *c, long long rounds) {
       break;
     case C_SMUGGLED_OUT:
     case C_RELAY:
+    case C_MOVED:
       ck_assert_msg(last_cons[k] == 0 && last_site[k] == 2 && last_reg[k] == 2,
                     "%s: latest %s/%s", ch->serial, site_name[last_site[k]],
                     reg_name[last_reg[k]]);
@@ -580,11 +656,46 @@ static void check_alerts(world *w, PGconn *c) {
   for (int k = 0; k < N_CHIPS; k++) {
     int want_dark = CHIPS[k].cls == C_DARK;
     ck_assert_msg(dark[k] == want_dark, "%s: %d open chip_dark alert(s)", CHIPS[k].serial, dark[k]);
-    int smuggled = CHIPS[k].cls == C_SMUGGLED || CHIPS[k].cls == C_SMUGGLED_OUT ||
-                   CHIPS[k].cls == C_RELAY;
-    ck_assert_msg(excluded[k] == smuggled, "%s: %d open site_excluded alert(s)", CHIPS[k].serial,
+    int elsewhere = CHIPS[k].cls == C_SMUGGLED || CHIPS[k].cls == C_SMUGGLED_OUT ||
+                    CHIPS[k].cls == C_RELAY || CHIPS[k].cls == C_MOVED;
+    ck_assert_msg(excluded[k] == elsewhere, "%s: %d open site_excluded alert(s)", CHIPS[k].serial,
                   excluded[k]);
   }
+  /* chip_moved, open or cleared since (the next round finds the chip where
+   * this one did): the moved chip once, by the first round whose window is
+   * all after the move, over the 880 km to Warsaw less the two regions'
+   * radii; no other chip of the main fleet. Witness chips are measured by
+   * the misplaced landmark, whose caps may shift a region: not checked. */
+  r = query(c, "SELECT c.serial, a.detail, t.round_end_ns, "
+               "(SELECT count(*) FROM attestations p WHERE p.chip_id = t.chip_id "
+               "AND p.verifier_id = t.verifier_id AND p.round_end_ns < t.round_end_ns "
+               "AND p.round_end_ns > coalesce((SELECT max(q.round_end_ns) FROM attestations q "
+               "WHERE q.chip_id = t.chip_id AND q.verifier_id = t.verifier_id "
+               "AND q.round_end_ns < t.round_end_ns AND q.consistency = 0), 0)) "
+               "FROM alerts a JOIN chips c ON c.id = a.chip_id "
+               "JOIN attestations t ON t.id = a.attestation_id WHERE a.kind = 'chip_moved'");
+  int moved_alerts = 0;
+  for (int i = 0; i < PQntuples(r); i++) {
+    const world_chip *ch = &CHIPS[chip_index(PQgetvalue(r, i, 0))];
+    if (is_witness(ch)) continue;
+    ck_assert_msg(ch->cls == C_MOVED, "%s: chip_moved (%s)", ch->serial, PQgetvalue(r, i, 1));
+    moved_alerts++;
+    uint64_t round_end = strtoull(PQgetvalue(r, i, 2), NULL, 10);
+    ck_assert_msg(phase_of(w, round_end) == AFTER_MOVE, "chip_moved raised by the round ending "
+                  "%llu, the move was at %llu", (unsigned long long)round_end,
+                  (unsigned long long)w->move_ns);
+    double km = 0;
+    ck_assert_msg(sscanf(PQgetvalue(r, i, 1), "feasible region moved: %lf km", &km) == 1 &&
+                      km > 500.0,
+                  "chip_moved detail: %s", PQgetvalue(r, i, 1));
+    /* The rounds between the last one that located it and this one: those
+     * whose window held both places (INCONSISTENT), which the alert looks
+     * past. */
+    printf("chip_moved: %s, %s round(s) since the last CONSISTENT one\n", PQgetvalue(r, i, 1),
+           PQgetvalue(r, i, 3));
+  }
+  PQclear(r);
+  ck_assert_int_eq(moved_alerts, 1);
   r = query(c, "SELECT l.name FROM alerts a JOIN landmarks l ON l.id = a.landmark_id "
                "WHERE a.kind = 'landmark_misplaced' AND a.cleared_at IS NULL");
   ck_assert_msg(PQntuples(r) == 1, "%d open landmark_misplaced alerts", PQntuples(r));
@@ -707,8 +818,11 @@ static void check_export(world *w, PGconn *c) {
     ck_assert_double_eq_tol(json_real_value(prop(f, "radius_km")), atof(PQgetvalue(st, row, 4)),
                             1e-6);
     /* The drawn cap holds the chip's true place (main fleet: honest
-     * landmarks only); checked on the bounding box of its rings. */
+     * landmarks only; the moved chip's destination); checked on the
+     * bounding box of its rings. */
     if (!is_witness(ch)) {
+      double tlat = ch->cls == C_MOVED ? MOVED_TO_LAT : ch->tlat,
+             tlon = ch->cls == C_MOVED ? MOVED_TO_LON : ch->tlon;
       double x0 = 1e9, x1 = -1e9, y0 = 1e9, y1 = -1e9;
       size_t p, q, v;
       json_t *poly, *ring, *xy;
@@ -722,7 +836,7 @@ static void check_export(world *w, PGconn *c) {
           }
         }
       }
-      ck_assert_msg(ch->tlon >= x0 && ch->tlon <= x1 && ch->tlat >= y0 && ch->tlat <= y1,
+      ck_assert_msg(tlon >= x0 && tlon <= x1 && tlat >= y0 && tlat <= y1,
                     "%s: true place outside the exported region's box", serial);
     }
   }
@@ -778,15 +892,25 @@ START_TEST(test_world) {
     break;
   }
 
-  /* Restarted, it carries on every chain. Wait for the dark alerts and a few
-   * more rounds. */
+  /* Restarted, it carries on every chain. After a few rounds the moved chip
+   * is carried to Warsaw; wait for the dark alerts and its chip_moved. */
   v = start_verifier(&w, vlog2);
   ck_assert_msg(tu_wait_log(vlog2, "msg=round", 3, 60000) == 0, "restarted verifier: no rounds");
+  w.move_ns = tu_unix_ns();
+  ck_assert_int_eq(kill(w.fleet_pid[0], SIGUSR1), 0);
+  ck_assert_msg(tu_wait_log(tu_fmt("%s/fleetsim-0.log", w.dir), "msg=\"chips moved\" chips=1", 1,
+                            10000) == 0,
+                "fleetsim did not move the chip");
   long long dark = wait_sql(w.db,
                             "SELECT count(*) FROM alerts WHERE kind = 'chip_dark' AND "
                             "cleared_at IS NULL",
                             2, 60000);
   ck_assert_msg(dark >= 2, "%lld open chip_dark alerts", dark);
+  long long moved = wait_sql(w.db,
+                             "SELECT count(*) FROM alerts a JOIN chips c ON c.id = a.chip_id "
+                             "WHERE a.kind = 'chip_moved' AND c.serial = 'T22-moved'",
+                             1, 60000);
+  ck_assert_msg(moved >= 1, "no chip_moved alert after the move");
   /* Let the round in progress finish, then stop everything. */
   long long last = tu_sql_int(w.db, sql_last);
   ck_assert_msg(wait_sql(w.db, sql_last, last + 1, 4 * ROUND_S * 1000) > last,

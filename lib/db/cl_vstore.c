@@ -10,6 +10,10 @@
 #include <time.h>
 
 #define VERIFY_LOCK_BASE 7163091138909266800LL /* distinct from the migration lock */
+/* The bucket modulus in SQL text; the schema's CHECK on
+ * verifier_claims.bucket holds the same number. */
+#define CL_VSTORE_BUCKETS_TEXT "64"
+_Static_assert(CL_VSTORE_BUCKETS == 64, "CL_VSTORE_BUCKETS_TEXT and schema 0010 say 64");
 
 /* A timestamptz as unix ns (bigint), clamped to what 64 bits of ns hold:
  * an infinite or far time written by someone with the rights to do so
@@ -147,8 +151,10 @@ void cl_vworld_free(cl_vworld *w) {
   for (size_t i = 0; i < w->n_landmarks; i++) free(w->landmarks[i].name);
   free(w->landmarks);
   free(w->links);
-  free(w->region_digests);
-  cl_region_set_free(&w->regions);
+  if (!w->regions_borrowed) {
+    free(w->region_digests);
+    cl_region_set_free(&w->regions);
+  }
   memset(w, 0, sizeof *w);
 }
 
@@ -201,14 +207,20 @@ static cl_vchip *row_chip(cl_vworld *w, PGresult *r, int i) {
 }
 
 /* Fills w->chips with every active chip (id, key, serial, site, enrolment),
- * ordered by id, which find_chip relies on. CL_EMALFORMED for a key of the
- * wrong size, CL_ENOMEM. */
-static int load_chips(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
+ * or those of the buckets named (an integer[] literal; NULL: all), ordered by
+ * id, which find_chip relies on. CL_EMALFORMED for a key of the wrong size,
+ * CL_ENOMEM. */
+static int load_chips(PGconn *c, cl_vworld *w, const char *buckets, char *err, size_t errlen) {
   PGresult *r;
+  const char *v[1] = {buckets};
   int rc = query_rows(c, "load chips",
-                      "SELECT id, public_key, serial, site_lat, site_lon, " UNIX_NS("enrolled_at") " "
-                      "FROM chips WHERE active ORDER BY id",
-                      0, NULL, 0, &r, err, errlen);
+                      buckets ? "SELECT id, public_key, serial, site_lat, site_lon, "
+                                UNIX_NS("enrolled_at") " FROM chips WHERE active "
+                                "AND (id % " CL_VSTORE_BUCKETS_TEXT ")::integer = ANY($1::integer[]) "
+                                "ORDER BY id"
+                              : "SELECT id, public_key, serial, site_lat, site_lon, "
+                                UNIX_NS("enrolled_at") " FROM chips WHERE active ORDER BY id",
+                      buckets ? 1 : 0, buckets ? v : NULL, 0, &r, err, errlen);
   if (rc != CL_OK) return rc;
   if (!(w->chips = row_array(r, sizeof *w->chips))) {
     PQclear(r);
@@ -268,13 +280,19 @@ static int load_regions(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
 }
 
 /* Fills each loaded chip's allowed codes (owned copies) and their regions
- * (borrowed from w->regions, so load_regions runs first). CL_EMALFORMED for
- * a code without geometry, CL_ENOMEM. */
-static int load_chip_regions(PGconn *c, cl_vworld *w, char *err, size_t errlen) {
+ * (borrowed from w->regions, so load_regions runs first), reading those of
+ * the chips of the bigint[] literal chips (NULL: all). CL_EMALFORMED for a
+ * code without geometry, CL_ENOMEM. */
+static int load_chip_regions(PGconn *c, cl_vworld *w, const char *chips, char *err,
+                             size_t errlen) {
   PGresult *r;
+  const char *v[1] = {chips};
   int rc = query_rows(c, "load chip regions",
-                      "SELECT chip_id, region_code FROM chip_regions ORDER BY chip_id, region_code",
-                      0, NULL, 0, &r, err, errlen);
+                      chips ? "SELECT chip_id, region_code FROM chip_regions "
+                              "WHERE chip_id = ANY($1::bigint[]) ORDER BY chip_id, region_code"
+                            : "SELECT chip_id, region_code FROM chip_regions "
+                              "ORDER BY chip_id, region_code",
+                      chips ? 1 : 0, chips ? v : NULL, 0, &r, err, errlen);
   if (rc != CL_OK) return rc;
   for (int i = 0; i < PQntuples(r); i++) {
     cl_vchip *ch = row_chip(w, r, i);
@@ -554,10 +572,11 @@ static int fill_minima(cl_vworld *w, cl_evcache *ev, PGresult *r, pair_list *ref
  * the CL_VSTORE_CANDIDATES fastest measurements in the window (then of the
  * CL_VSTORE_DEEPER next, for pairs whose first were all refused) (window[0],
  * window[1]] (ns since the epoch, as text), with the landmark's key and
- * position, so load_chips and load_landmarks run first. Errors as
+ * position, so load_chips and load_landmarks run first; only rows of the
+ * chips of the bigint[] literal chips when it is not NULL. Errors as
  * fill_minima's, or the query's. */
 static int load_measurements(PGconn *c, cl_vworld *w, cl_evcache *ev, const char *const window[2],
-                             char *err, size_t errlen) {
+                             const char *chips, char *err, size_t errlen) {
   /* The sort of a large fleet's window outgrows the default work_mem and
    * would spill to disk; this round's transaction gets more. */
   PGresult *r = PQexec(c, "SET LOCAL work_mem = '128MB'");
@@ -566,20 +585,29 @@ static int load_measurements(PGconn *c, cl_vworld *w, cl_evcache *ev, const char
   PQclear(r);
   char cand[16];
   snprintf(cand, sizeof cand, "%d", CL_VSTORE_CANDIDATES);
-  const char *const params[3] = {window[0], window[1], cand};
+  const char *const params[4] = {window[0], window[1], cand, chips};
   /* Binary results: the ids, RTTs and signatures arrive as fixed-size
-   * fields, with nothing to parse or unescape. */
+   * fields, with nothing to parse or unescape. A batch of a pool reads its
+   * chips' rows through measurements_chip_time. */
   int rc = query_rows(
       c, "load measurements",
-      "SELECT chip_id, landmark_id, " SIGNED_ROW_COLUMNS("s") " FROM ("
-      "SELECT m.*, row_number() OVER (PARTITION BY m.chip_id, m.landmark_id "
-      "ORDER BY m.rtt_ns, m.id) AS k FROM measurements m "
-      "WHERE m.protocol = 2 "
-      "AND m.measured_at_ns > $1::bigint AND m.measured_at_ns <= $2::bigint "
-      "AND m.measured_at > to_timestamp($1::bigint / 1e9) - interval '1 second' "
-      "AND m.measured_at <= to_timestamp($2::bigint / 1e9) + interval '1 second') s "
-      "WHERE k <= $3::integer ORDER BY chip_id, landmark_id, rtt_ns, id",
-      3, params, 1, &r, err, errlen);
+      chips ? "SELECT chip_id, landmark_id, " SIGNED_ROW_COLUMNS("s") " FROM ("
+              "SELECT m.*, row_number() OVER (PARTITION BY m.chip_id, m.landmark_id "
+              "ORDER BY m.rtt_ns, m.id) AS k FROM measurements m "
+              "WHERE m.protocol = 2 AND m.chip_id = ANY($4::bigint[]) "
+              "AND m.measured_at_ns > $1::bigint AND m.measured_at_ns <= $2::bigint "
+              "AND m.measured_at > to_timestamp($1::bigint / 1e9) - interval '1 second' "
+              "AND m.measured_at <= to_timestamp($2::bigint / 1e9) + interval '1 second') s "
+              "WHERE k <= $3::integer ORDER BY chip_id, landmark_id, rtt_ns, id"
+            : "SELECT chip_id, landmark_id, " SIGNED_ROW_COLUMNS("s") " FROM ("
+              "SELECT m.*, row_number() OVER (PARTITION BY m.chip_id, m.landmark_id "
+              "ORDER BY m.rtt_ns, m.id) AS k FROM measurements m "
+              "WHERE m.protocol = 2 "
+              "AND m.measured_at_ns > $1::bigint AND m.measured_at_ns <= $2::bigint "
+              "AND m.measured_at > to_timestamp($1::bigint / 1e9) - interval '1 second' "
+              "AND m.measured_at <= to_timestamp($2::bigint / 1e9) + interval '1 second') s "
+              "WHERE k <= $3::integer ORDER BY chip_id, landmark_id, rtt_ns, id",
+      chips ? 4 : 3, params, 1, &r, err, errlen);
   if (rc != CL_OK) return rc;
   pair_list refused;
   memset(&refused, 0, sizeof refused);
@@ -621,20 +649,46 @@ static int load_measurements(PGconn *c, cl_vworld *w, cl_evcache *ev, const char
   return rc;
 }
 
+/* Row i of a chain-head query (load_chain_heads, load_pool_heads): whether
+ * the chip is already attested for round_end_ns (column 2, the head's round,
+ * when there is one), the latest CONSISTENT cap (3-6) and the last
+ * sufficient round (7). */
+static void head_row(cl_vchip *ch, PGresult *r, int i, uint64_t round_end_ns) {
+  if (!PQgetisnull(r, i, 2)) {
+    /* round_end_ns is unsigned in the layout; a negative one read as 0. */
+    long long head_end = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+    uint64_t prev_end = head_end > 0 ? (uint64_t)head_end : 0;
+    ch->attested = prev_end >= round_end_ns;
+    ch->head_ahead = prev_end > round_end_ns;
+  }
+  ch->in.prev_consistent = atoi(PQgetvalue(r, i, 3)) == CL_ATT_CONSISTENT;
+  ch->in.prev_lat_e7 = atoi(PQgetvalue(r, i, 4));
+  ch->in.prev_lon_e7 = atoi(PQgetvalue(r, i, 5));
+  ch->in.prev_radius_m = strtoull(PQgetvalue(r, i, 6), NULL, 10);
+  if (!PQgetisnull(r, i, 7)) ch->in.last_sufficient_ns = strtoll(PQgetvalue(r, i, 7), NULL, 10);
+}
+
 /* Fills each chip's chain head (prev_hash, whether it is already attested
- * for round_end_ns, the previous verdict, centre and radius) and its last
- * sufficient round, from this verifier's attestations. Per active chip, one
- * backward probe of the attestations_chip_round index (a second one only
- * when the head is INSUFFICIENT), so the cost follows the number of chips,
- * not the length of the history. Allocates nothing; CL_EMALFORMED for a
- * hash of the wrong size. */
+ * for round_end_ns), the centre and radius of its latest CONSISTENT
+ * attestation (prev_consistent 0 when there is none) and its last
+ * sufficient round, from this verifier's attestations. chip_moved compares
+ * with the last region that located the chip, not the head's: a chip
+ * carried elsewhere passes through rounds whose window holds answers from
+ * both places (INCONSISTENT) or none (INSUFFICIENT, while it travels), and
+ * a head of that kind would hide the move. Per active chip, one backward
+ * probe of the attestations_chip_round index (more only when the head is
+ * not CONSISTENT), so the cost follows the number of chips, not the length
+ * of the history. Allocates nothing; CL_EMALFORMED for a hash of the wrong
+ * size. */
 static int load_chain_heads(PGconn *c, cl_vworld *w, const char *verifier_id,
                             uint64_t round_end_ns, char *err, size_t errlen) {
   const char *v[1] = {verifier_id};
   PGresult *r;
   int rc = query_rows(c, "load chain heads",
-                      "SELECT c.id, h.hash, h.round_end_ns, h.consistency, h.centre_lat_e7, "
-                      "h.centre_lon_e7, h.radius_m, "
+                      "SELECT c.id, h.hash, h.round_end_ns, "
+                      "CASE WHEN h.consistency = 0 OR k.radius_m IS NOT NULL THEN 0 ELSE 1 END, "
+                      "coalesce(k.centre_lat_e7, h.centre_lat_e7), "
+                      "coalesce(k.centre_lon_e7, h.centre_lon_e7), coalesce(k.radius_m, h.radius_m), "
                       "CASE WHEN h.consistency <> 1 THEN h.round_end_ns ELSE "
                       "(SELECT a.round_end_ns FROM attestations a WHERE a.chip_id = c.id "
                       "AND a.verifier_id = $1::bigint AND a.consistency <> 1 "
@@ -642,7 +696,11 @@ static int load_chain_heads(PGconn *c, cl_vworld *w, const char *verifier_id,
                       "FROM chips c CROSS JOIN LATERAL (SELECT a.hash, a.round_end_ns, "
                       "a.consistency, a.centre_lat_e7, a.centre_lon_e7, a.radius_m "
                       "FROM attestations a WHERE a.chip_id = c.id AND a.verifier_id = $1::bigint "
-                      "ORDER BY a.round_end_ns DESC LIMIT 1) h WHERE c.active",
+                      "ORDER BY a.round_end_ns DESC LIMIT 1) h "
+                      "LEFT JOIN LATERAL (SELECT a.centre_lat_e7, a.centre_lon_e7, a.radius_m "
+                      "FROM attestations a WHERE h.consistency <> 0 AND a.chip_id = c.id "
+                      "AND a.verifier_id = $1::bigint AND a.consistency = 0 "
+                      "ORDER BY a.round_end_ns DESC LIMIT 1) k ON true WHERE c.active",
                       1, v, 0, &r, err, errlen);
   if (rc != CL_OK) return rc;
   for (int i = 0; i < PQntuples(r); i++) {
@@ -654,16 +712,62 @@ static int load_chain_heads(PGconn *c, cl_vworld *w, const char *verifier_id,
       break;
     }
     ch->in.has_prev = 1;
-    /* round_end_ns is unsigned in the layout; a negative one read as 0. */
-    long long head_end = strtoll(PQgetvalue(r, i, 2), NULL, 10);
-    uint64_t prev_end = head_end > 0 ? (uint64_t)head_end : 0;
-    ch->attested = prev_end >= round_end_ns;
-    ch->head_ahead = prev_end > round_end_ns;
-    ch->in.prev_consistent = atoi(PQgetvalue(r, i, 3)) == CL_ATT_CONSISTENT;
-    ch->in.prev_lat_e7 = atoi(PQgetvalue(r, i, 4));
-    ch->in.prev_lon_e7 = atoi(PQgetvalue(r, i, 5));
-    ch->in.prev_radius_m = strtoull(PQgetvalue(r, i, 6), NULL, 10);
-    if (!PQgetisnull(r, i, 7)) ch->in.last_sufficient_ns = strtoll(PQgetvalue(r, i, 7), NULL, 10);
+    head_row(ch, r, i, round_end_ns);
+  }
+  PQclear(r);
+  return rc;
+}
+
+/*
+ * load_chain_heads for a pool's batch: the chips of the bigint[] literal
+ * chips; the chain head (prev_hash, attested, head_ahead) from this
+ * verifier's attestations as there, the previous verdicts and the last
+ * sufficient round from the chip's latest attestations by any of the
+ * members (bigint[] literal). A chip that only another member attested
+ * before gets has_prev with a zero prev_hash: its attestation then starts
+ * this verifier's chain of it (the layout of a first record), while
+ * chip_moved still compares with the last region that located the chip:
+ * the latest CONSISTENT attestation by any member.
+ */
+static int load_pool_heads(PGconn *c, cl_vworld *w, const char *verifier_id, const char *chips,
+                           const char *members, uint64_t round_end_ns, char *err, size_t errlen) {
+  const char *v[3] = {verifier_id, chips, members};
+  PGresult *r;
+  int rc = query_rows(c, "load chain heads",
+                      "SELECT c.id, h.hash, h.round_end_ns, "
+                      "CASE WHEN p.consistency = 0 OR k.radius_m IS NOT NULL THEN 0 ELSE 1 END, "
+                      "coalesce(k.centre_lat_e7, p.centre_lat_e7), "
+                      "coalesce(k.centre_lon_e7, p.centre_lon_e7), coalesce(k.radius_m, p.radius_m), "
+                      "CASE WHEN p.consistency <> 1 THEN p.round_end_ns ELSE "
+                      "(SELECT a.round_end_ns FROM attestations a WHERE a.chip_id = c.id "
+                      "AND a.verifier_id = ANY($3::bigint[]) AND a.consistency <> 1 "
+                      "ORDER BY a.round_end_ns DESC LIMIT 1) END "
+                      "FROM chips c CROSS JOIN LATERAL (SELECT a.round_end_ns, a.consistency, "
+                      "a.centre_lat_e7, a.centre_lon_e7, a.radius_m FROM attestations a "
+                      "WHERE a.chip_id = c.id AND a.verifier_id = ANY($3::bigint[]) "
+                      "ORDER BY a.round_end_ns DESC, a.id DESC LIMIT 1) p "
+                      "LEFT JOIN LATERAL (SELECT a.centre_lat_e7, a.centre_lon_e7, a.radius_m "
+                      "FROM attestations a WHERE p.consistency <> 0 AND a.chip_id = c.id "
+                      "AND a.verifier_id = ANY($3::bigint[]) AND a.consistency = 0 "
+                      "ORDER BY a.round_end_ns DESC, a.id DESC LIMIT 1) k ON true "
+                      "LEFT JOIN LATERAL (SELECT a.hash, a.round_end_ns FROM attestations a "
+                      "WHERE a.chip_id = c.id AND a.verifier_id = $1::bigint "
+                      "ORDER BY a.round_end_ns DESC LIMIT 1) h ON true "
+                      "WHERE c.active AND c.id = ANY($2::bigint[])",
+                      3, v, 0, &r, err, errlen);
+  if (rc != CL_OK) return rc;
+  for (int i = 0; i < PQntuples(r); i++) {
+    cl_vchip *ch = row_chip(w, r, i);
+    if (!ch) continue;
+    if (!PQgetisnull(r, i, 1)) {
+      if (bytea_col(r, i, 1, ch->in.prev_hash, CL_HASH_LEN) != CL_OK) {
+        cl_err_set(err, errlen, "chip %s: bad attestation hash", ch->serial);
+        rc = CL_EMALFORMED;
+        break;
+      }
+    }
+    ch->in.has_prev = 1;
+    head_row(ch, r, i, round_end_ns);
   }
   PQclear(r);
   return rc;
@@ -779,6 +883,36 @@ int cl_vstore_db_now(cl_store *s, uint64_t *now_ns, char *err, size_t errlen) {
 
 int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint64_t window_ns,
                    cl_evcache *ev, cl_vworld *w, char *err, size_t errlen) {
+  return cl_vstore_load_scope(s, verifier_id, round_end_ns, window_ns, NULL, ev, w, err, errlen);
+}
+
+/* An array literal "{a,b,...}" of n integers, malloc'd; NULL when out of
+ * memory. */
+static char *int_array(const int64_t *v, size_t n) {
+  char *out = malloc(2 + 21 * (n ? n : 1));
+  if (!out) return NULL;
+  size_t k = 0;
+  out[k++] = '{';
+  for (size_t i = 0; i < n; i++)
+    k += (size_t)sprintf(out + k, "%s%lld", i ? "," : "", (long long)v[i]);
+  out[k++] = '}';
+  out[k] = '\0';
+  return out;
+}
+
+/* The bigint[] literal of the loaded chips' ids; NULL when out of memory. */
+static char *chip_array(const cl_vworld *w) {
+  int64_t *ids = malloc((w->n_chips ? w->n_chips : 1) * sizeof *ids);
+  if (!ids) return NULL;
+  for (size_t i = 0; i < w->n_chips; i++) ids[i] = w->chips[i].in.chip_id;
+  char *out = int_array(ids, w->n_chips);
+  free(ids);
+  return out;
+}
+
+int cl_vstore_load_scope(cl_store *s, int64_t verifier_id, uint64_t round_end_ns,
+                         uint64_t window_ns, const cl_vscope *scope, cl_evcache *ev, cl_vworld *w,
+                         char *err, size_t errlen) {
   PGconn *c = cl_store_pgconn(s);
   memset(w, 0, sizeof *w);
   char vid[24], end[24], start[24];
@@ -786,18 +920,39 @@ int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint
   snprintf(end, sizeof end, "%llu", (unsigned long long)round_end_ns);
   snprintf(start, sizeof start, "%llu", (unsigned long long)(round_end_ns - window_ns));
   const char *const window[2] = {start, end};
-  int rc;
-  if ((rc = load_chips(c, w, err, errlen)) != CL_OK ||
-      (rc = load_regions(c, w, err, errlen)) != CL_OK ||
-      (rc = load_chip_regions(c, w, err, errlen)) != CL_OK ||
+  char *buckets = NULL, *chips = NULL, *members = NULL;
+  int rc = CL_OK;
+  if (scope) {
+    int64_t b[CL_VSTORE_BUCKETS];
+    for (size_t i = 0; i < scope->n_buckets; i++) b[i] = scope->buckets[i];
+    if (!(buckets = int_array(b, scope->n_buckets)) ||
+        !(members = int_array(scope->members, scope->n_members)))
+      rc = no_memory("load chips", err, errlen);
+    if (rc == CL_OK && (rc = load_chips(c, w, buckets, err, errlen)) == CL_OK &&
+        !(chips = chip_array(w)))
+      rc = no_memory("load chips", err, errlen);
+  } else {
+    rc = load_chips(c, w, NULL, err, errlen);
+  }
+  if (rc == CL_OK && scope && scope->regions) {
+    w->regions = scope->regions->set;
+    w->region_digests = scope->regions->digests;
+    w->regions_borrowed = 1;
+  } else if (rc == CL_OK) {
+    rc = load_regions(c, w, err, errlen);
+  }
+  if (rc != CL_OK || (rc = load_chip_regions(c, w, chips, err, errlen)) != CL_OK ||
       (rc = load_landmarks(c, w, err, errlen)) != CL_OK ||
-      (rc = load_measurements(c, w, ev, window, err, errlen)) != CL_OK ||
-      (rc = load_chain_heads(c, w, vid, round_end_ns, err, errlen)) != CL_OK ||
+      (rc = load_measurements(c, w, ev, window, chips, err, errlen)) != CL_OK ||
+      (rc = scope ? load_pool_heads(c, w, vid, chips, members, round_end_ns, err, errlen)
+                  : load_chain_heads(c, w, vid, round_end_ns, err, errlen)) != CL_OK ||
       (rc = load_open_alerts(c, w, err, errlen)) != CL_OK ||
       (rc = load_links(c, w, ev, window, err, errlen)) != CL_OK) {
+    free(buckets), free(chips), free(members);
     cl_vworld_free(w); /* the promise of cl_vstore.h: nothing left to free */
     return rc;
   }
+  free(buckets), free(chips), free(members);
   wire_inputs(w);
   return CL_OK;
 }
@@ -1193,4 +1348,253 @@ int cl_vstore_open_alerts(cl_store *s, uint64_t counts[CL_VSTORE_ALERT_KINDS], c
   }
   PQclear(r);
   return CL_OK;
+}
+
+/* ---- pools ------------------------------------------------------------------ */
+
+int cl_vstore_load_regions(cl_store *s, cl_vregions *out, char *err, size_t errlen) {
+  cl_vworld w;
+  memset(&w, 0, sizeof w);
+  memset(out, 0, sizeof *out);
+  int rc = load_regions(cl_store_pgconn(s), &w, err, errlen);
+  if (rc != CL_OK) {
+    cl_vworld_free(&w);
+    return rc;
+  }
+  out->set = w.regions;
+  out->digests = w.region_digests;
+  return CL_OK;
+}
+
+void cl_vregions_free(cl_vregions *r) {
+  free(r->digests);
+  cl_region_set_free(&r->set);
+  memset(r, 0, sizeof *r);
+}
+
+int cl_vstore_pool_name_ok(const char *name) {
+  size_t n = strlen(name);
+  if (n < 1 || n > CL_VSTORE_POOL_MAX) return CL_EINVAL;
+  for (const char *p = name; *p; p++)
+    if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+          *p == '_' || *p == '.' || *p == '-'))
+      return CL_EINVAL;
+  return CL_OK;
+}
+
+int cl_vstore_pool_members(cl_store *s, const char *pool, uint64_t round_end_ns,
+                           uint64_t interval_ns, int64_t self, int64_t **members, size_t *n,
+                           char *err, size_t errlen) {
+  PGconn *c = cl_store_pgconn(s);
+  *members = NULL;
+  *n = 0;
+  uint64_t span = (uint64_t)CL_VSTORE_MEMBER_ROUNDS * interval_ns;
+  char end[24], from[24], ival[24];
+  snprintf(end, sizeof end, "%llu", (unsigned long long)round_end_ns);
+  snprintf(from, sizeof from, "%llu",
+           (unsigned long long)(round_end_ns > span ? round_end_ns - span : 0));
+  snprintf(ival, sizeof ival, "%llu", (unsigned long long)interval_ns);
+  const char *v[4] = {pool, from, end, ival};
+  PGresult *r;
+  int rc = query_rows(c, "pool members",
+                      "SELECT verifier_id, bool_or(interval_ns <> $4::bigint), "
+                      "max(interval_ns) FILTER (WHERE interval_ns <> $4::bigint) "
+                      "FROM verifier_claims WHERE pool = $1::text "
+                      "AND round_end_ns >= $2::bigint AND round_end_ns <= $3::bigint "
+                      "GROUP BY verifier_id ORDER BY verifier_id",
+                      4, v, 0, &r, err, errlen);
+  if (rc != CL_OK) return rc;
+  int rows = PQntuples(r);
+  for (int i = 0; i < rows; i++)
+    if (PQgetvalue(r, i, 1)[0] == 't') {
+      cl_err_set(err, errlen,
+                 "pool %s: verifier id %s runs rounds every %.0f s, this verifier every %.0f s; "
+                 "the members of a pool must use the same --interval",
+                 pool, PQgetvalue(r, i, 0), strtod(PQgetvalue(r, i, 2), NULL) / 1e9,
+                 (double)interval_ns / 1e9);
+      PQclear(r);
+      return CL_EINVAL;
+    }
+  int64_t *m = malloc(((size_t)rows + 1) * sizeof *m);
+  if (!m) {
+    PQclear(r);
+    return no_memory("pool members", err, errlen);
+  }
+  size_t k = 0;
+  int have_self = 0;
+  for (int i = 0; i < rows; i++) {
+    m[k] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+    have_self |= m[k] == self;
+    k++;
+  }
+  PQclear(r);
+  if (!have_self) m[k++] = self;
+  *members = m;
+  *n = k;
+  return CL_OK;
+}
+
+int cl_vstore_pool_claim(cl_store *s, const char *pool, uint64_t round_end_ns,
+                         uint64_t interval_ns, int64_t verifier_id, cl_vscope *scope, char *err,
+                         size_t errlen) {
+  PGconn *c = cl_store_pgconn(s);
+  scope->n_buckets = 0;
+  char end[24], vid[24], ival[24], max[16];
+  snprintf(end, sizeof end, "%llu", (unsigned long long)round_end_ns);
+  snprintf(vid, sizeof vid, "%lld", (long long)verifier_id);
+  snprintf(ival, sizeof ival, "%llu", (unsigned long long)interval_ns);
+  snprintf(max, sizeof max, "%d", CL_VSTORE_BATCH_BUCKETS);
+  const char *v[5] = {pool, end, vid, ival, max};
+  /* Each bucket is taken when no claim of it is committed and no other
+   * transaction holds its lock (tried, so a member in the middle of a batch
+   * is never waited for). The lock (two int4 keys: the pool and round's
+   * hash, the bucket) is held to the end of this transaction, and the claim
+   * conflicts with a claim committed after this statement's snapshot, so a
+   * bucket is never taken twice.
+   *
+   * Which buckets, from the claims of the round before: a chip should stay
+   * with the member that checked its rows' signatures then (its cache), and
+   * the members should have equal shares. The fair share is 64 over the
+   * members of the round before (with this one). In order: (0) this
+   * member's buckets of the round before, up to the fair share; (1)
+   * buckets no one claimed then; (2) any member's buckets beyond its fair
+   * share; (3) buckets of a member that has committed no batch of this
+   * round (gone, or late); (4) while this member holds less than the fair
+   * share of this round, the others' (a newcomer takes its share so). A
+   * member at work keeps the rest of its share. The lock is tried outside
+   * the sorted subquery (a volatile condition is not pushed into it), in
+   * that order, until the batch is full. */
+  PGresult *r;
+  int rc = query_rows(
+      c, "claim buckets",
+      "WITH prev AS (SELECT bucket, verifier_id, row_number() OVER (PARTITION BY verifier_id "
+      "ORDER BY bucket) AS k FROM verifier_claims WHERE pool = $1::text "
+      "AND round_end_ns = $2::bigint - $4::bigint), "
+      "share AS (SELECT (" CL_VSTORE_BUCKETS_TEXT " + count(*) - 1) / count(*) AS cap FROM "
+      "(SELECT verifier_id FROM prev UNION SELECT $3::bigint) m), "
+      "held AS (SELECT count(*) AS n FROM verifier_claims WHERE pool = $1::text "
+      "AND round_end_ns = $2::bigint AND verifier_id = $3::bigint) "
+      "INSERT INTO verifier_claims (pool, round_end_ns, bucket, verifier_id, interval_ns) "
+      "SELECT $1::text, $2::bigint, f.b, $3::bigint, $4::bigint FROM (SELECT o.b FROM ("
+      "SELECT g.b, CASE WHEN p.verifier_id IS NULL THEN 1 WHEN p.k > share.cap THEN 2 "
+      "WHEN p.verifier_id = $3::bigint THEN 0 "
+      "WHEN NOT EXISTS (SELECT 1 FROM verifier_claims w WHERE w.pool = $1::text "
+      "AND w.round_end_ns = $2::bigint AND w.verifier_id = p.verifier_id) THEN 3 "
+      "WHEN held.n < share.cap THEN 4 END AS rank "
+      "FROM generate_series(0, " CL_VSTORE_BUCKETS_TEXT " - 1) AS g(b) "
+      "CROSS JOIN share CROSS JOIN held LEFT JOIN prev p ON p.bucket = g.b "
+      "WHERE NOT EXISTS (SELECT 1 FROM verifier_claims k WHERE k.pool = $1::text "
+      "AND k.round_end_ns = $2::bigint AND k.bucket = g.b)) o "
+      "WHERE o.rank IS NOT NULL ORDER BY o.rank, o.b OFFSET 0) f "
+      "WHERE pg_try_advisory_xact_lock(hashtext($1::text || ' ' || $2::text), f.b) "
+      "LIMIT $5::integer ON CONFLICT DO NOTHING RETURNING bucket",
+      5, v, 0, &r, err, errlen);
+  if (rc != CL_OK) return rc;
+  for (int i = 0; i < PQntuples(r) && scope->n_buckets < CL_VSTORE_BUCKETS; i++)
+    scope->buckets[scope->n_buckets++] = atoi(PQgetvalue(r, i, 0));
+  PQclear(r);
+  /* RETURNING gives no order: ascending, for the logs and the duty check. */
+  for (size_t i = 1; i < scope->n_buckets; i++)
+    for (size_t j = i; j > 0 && scope->buckets[j - 1] > scope->buckets[j]; j--) {
+      int t = scope->buckets[j];
+      scope->buckets[j] = scope->buckets[j - 1];
+      scope->buckets[j - 1] = t;
+    }
+  return CL_OK;
+}
+
+int cl_vstore_pool_gaps(cl_store *s, const char *pool, uint64_t round_end_ns,
+                        const int64_t *members, size_t n_members, int *ran, uint64_t *chips,
+                        char *first_serial, size_t serial_len, char *err, size_t errlen) {
+  PGconn *c = cl_store_pgconn(s);
+  *ran = 0;
+  *chips = 0;
+  if (serial_len) first_serial[0] = '\0';
+  char end[24];
+  snprintf(end, sizeof end, "%llu", (unsigned long long)round_end_ns);
+  char *m = int_array(members, n_members);
+  if (!m) return no_memory("pool coverage", err, errlen);
+  const char *v[3] = {pool, end, m};
+  PGresult *r;
+  int rc = query_rows(
+      c, "pool coverage",
+      "SELECT EXISTS (SELECT 1 FROM verifier_claims WHERE pool = $1::text "
+      "AND round_end_ns = $2::bigint), count(*), min(c.serial COLLATE \"C\") "
+      "FROM chips c WHERE c.active AND c.enrolled_at <= to_timestamp($2::bigint / 1e9) "
+      "AND NOT EXISTS (SELECT 1 FROM attestations a WHERE a.chip_id = c.id "
+      "AND a.round_end_ns = $2::bigint AND a.verifier_id = ANY($3::bigint[]))",
+      3, v, 0, &r, err, errlen);
+  free(m);
+  if (rc != CL_OK) return rc;
+  *ran = PQgetvalue(r, 0, 0)[0] == 't';
+  if (*ran) {
+    *chips = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    if (serial_len) snprintf(first_serial, serial_len, "%s", PQgetvalue(r, 0, 2));
+  }
+  PQclear(r);
+  return CL_OK;
+}
+
+int cl_vstore_pool_bad_records(cl_store *s, const char *pool, int64_t verifier_id,
+                               const int64_t *members, size_t n_members,
+                               const int64_t *landmark_ids, const uint64_t *refused,
+                               char *const *detail, size_t n, char *err, size_t errlen) {
+  PGconn *c = cl_store_pgconn(s);
+  /* The landmarks with refusals and their details, as array literals. */
+  tbuf ids = {0}, details = {0};
+  size_t k = 0;
+  char id[24];
+  for (size_t i = 0; i < n; i++)
+    if (refused[i]) {
+      snprintf(id, sizeof id, "%lld", (long long)landmark_ids[i]);
+      arr_add(&ids, k, id, 0);
+      arr_add(&details, k, detail[i], 1);
+      k++;
+    }
+  tb_str(&ids, k ? "}" : "{}");
+  tb_str(&details, k ? "}" : "{}");
+  char *m = int_array(members, n_members);
+  char vid[24];
+  snprintf(vid, sizeof vid, "%lld", (long long)verifier_id);
+  int rc = CL_OK;
+  if (!m || ids.oom || details.oom) rc = no_memory("landmark_bad_records", err, errlen);
+  /* This verifier's alerts of landmarks without refusals now, and those of
+   * former members, are cleared; the open ones whose detail changed get the
+   * new one; the missing ones are opened. */
+  const char *clear[4] = {vid, ids.p, m, pool};
+  const char *rows[3] = {vid, ids.p, details.p};
+  struct {
+    const char *sql;
+    int n;
+    const char *const *v;
+  } q[3] = {
+      {"UPDATE alerts SET cleared_at = now() WHERE kind = 'landmark_bad_records' "
+       "AND cleared_at IS NULL AND ((verifier_id = $1::bigint "
+       "AND NOT (landmark_id = ANY($2::bigint[]))) OR (verifier_id <> ALL($3::bigint[]) "
+       "AND EXISTS (SELECT 1 FROM verifier_claims k WHERE k.verifier_id = alerts.verifier_id "
+       "AND k.pool = $4::text)))",
+       4, clear},
+      {"UPDATE alerts SET detail = t.detail FROM unnest($2::bigint[], $3::text[]) "
+       "AS t(landmark_id, detail) WHERE alerts.kind = 'landmark_bad_records' "
+       "AND alerts.cleared_at IS NULL AND alerts.verifier_id = $1::bigint "
+       "AND alerts.landmark_id = t.landmark_id AND alerts.detail <> t.detail",
+       3, rows},
+      {"INSERT INTO alerts (kind, landmark_id, verifier_id, detail) "
+       "SELECT 'landmark_bad_records', t.landmark_id, $1::bigint, t.detail "
+       "FROM unnest($2::bigint[], $3::text[]) AS t(landmark_id, detail) "
+       "WHERE NOT EXISTS (SELECT 1 FROM alerts a WHERE a.kind = 'landmark_bad_records' "
+       "AND a.cleared_at IS NULL AND a.verifier_id = $1::bigint "
+       "AND a.landmark_id = t.landmark_id)",
+       3, rows}};
+  for (int i = 0; i < 3 && rc == CL_OK; i++) {
+    PGresult *r = PQexecParams(c, q[i].sql, q[i].n, NULL, q[i].v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+      rc = fail(r, c, map_state(r), err, errlen, "landmark_bad_records");
+    else
+      PQclear(r);
+  }
+  free(m);
+  free(ids.p);
+  free(details.p);
+  return rc;
 }

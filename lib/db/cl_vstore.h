@@ -5,6 +5,8 @@
  * alert changes). Blocking libpq through cl_store; all SQL parameterised.
  * A round runs inside one transaction holding an advisory lock per verifier,
  * so two verifier processes with the same key never interleave a round.
+ * Verifiers of a pool (schema 0010) share the chips: each round's chips
+ * are claimed in batches of buckets, each batch one such transaction.
  */
 #ifndef CL_VSTORE_H
 #define CL_VSTORE_H
@@ -64,6 +66,7 @@ typedef struct {
   uint64_t rejected[CL_EV__COUNT];
   uint64_t judged;
   uint64_t judge_ns; /* time spent judging rows (CLOCK_MONOTONIC), for the round log */
+  int regions_borrowed; /* regions and region_digests belong to a cl_vregions */
 } cl_vworld;
 
 /* Candidate rows read per (chip, landmark), fastest first: the fastest that
@@ -123,6 +126,112 @@ int cl_vstore_db_now(cl_store *s, uint64_t *now_ns, char *err, size_t errlen);
  */
 int cl_vstore_load(cl_store *s, int64_t verifier_id, uint64_t round_end_ns, uint64_t window_ns,
                    cl_evcache *ev, cl_vworld *w, char *err, size_t errlen);
+
+/*
+ * ---- pools: verifiers that share the chips ---------------------------------
+ *
+ * A chip belongs to bucket chip_id mod CL_VSTORE_BUCKETS (the schema's CHECK
+ * on verifier_claims.bucket says the same). In a round, a member claims up
+ * to CL_VSTORE_BATCH_BUCKETS buckets that no one has claimed for that round,
+ * attests their chips, and commits claims and attestations together; it
+ * repeats until no bucket is left. A bucket another member is working on
+ * (an uncommitted claim) is skipped, never waited for.
+ */
+#define CL_VSTORE_BUCKETS 64
+#define CL_VSTORE_BATCH_BUCKETS 8
+/* Pool names: 1 to 64 of [A-Za-z0-9_.-] (the schema's CHECK). */
+#define CL_VSTORE_POOL_MAX 64
+/* The pool's members, for the previous verdicts of a chip: the verifiers
+ * with a claim in the pool within this many rounds before the current one. */
+#define CL_VSTORE_MEMBER_ROUNDS 60
+
+/* CL_OK when name is a valid pool name, else CL_EINVAL. */
+int cl_vstore_pool_name_ok(const char *name);
+
+/* The regions any chip is allowed in, parsed once for all the batches of a
+ * round, with the cl_region_digest of each (in the set's order). */
+typedef struct {
+  cl_region_set set;
+  uint8_t (*digests)[CL_HASH_LEN];
+} cl_vregions;
+
+/* Loads *out (overwritten). Errors as cl_vstore_load's region part
+ * (CL_EDB, CL_EMALFORMED, CL_ENOMEM); on error *out is left empty. */
+int cl_vstore_load_regions(cl_store *s, cl_vregions *out, char *err, size_t errlen);
+/* Releases a cl_vregions and zeroes it; safe on a zeroed one. */
+void cl_vregions_free(cl_vregions *r);
+
+/* A batch: the buckets claimed, the pool's members, and the round's
+ * regions (NULL: the batch loads them itself). */
+typedef struct {
+  int buckets[CL_VSTORE_BUCKETS];
+  size_t n_buckets;
+  const int64_t *members; /* verifier ids, this verifier's among them */
+  size_t n_members;
+  const cl_vregions *regions; /* borrowed by the batch's world */
+} cl_vscope;
+
+/*
+ * The pool's members for the round ending at round_end_ns: self and every
+ * verifier with a claim in `pool` for one of the CL_VSTORE_MEMBER_ROUNDS
+ * rounds (of interval_ns) before it. *members is malloc'd (the caller frees
+ * it). Refuses with CL_EINVAL, err naming both, when a member claimed one of
+ * those rounds with another interval: the members' rounds would not align
+ * and chips would be attested more than once per round. CL_EDB, CL_ENOMEM.
+ */
+int cl_vstore_pool_members(cl_store *s, const char *pool, uint64_t round_end_ns,
+                           uint64_t interval_ns, int64_t self, int64_t **members, size_t *n,
+                           char *err, size_t errlen);
+/*
+ * Inside an open transaction: claims up to CL_VSTORE_BATCH_BUCKETS buckets
+ * of the round that are neither claimed (committed) nor being claimed (a
+ * transaction advisory lock per pool, round and bucket, tried, never waited
+ * for), into scope->buckets (ascending; n_buckets 0 when none is left). The
+ * claims commit or roll back with the transaction. Preferred: this member's
+ * buckets of the round before (up to a fair share of the members of that
+ * round), then buckets no one had, others' beyond their share, and those of
+ * members that have committed nothing this round; the rest of a working
+ * member's share is taken only to fill this member's own share. CL_EDB,
+ * CL_EPERM (the login is not bound to verifier_id).
+ */
+int cl_vstore_pool_claim(cl_store *s, const char *pool, uint64_t round_end_ns,
+                         uint64_t interval_ns, int64_t verifier_id, cl_vscope *scope, char *err,
+                         size_t errlen);
+/*
+ * cl_vstore_load for the chips of scope's buckets only (scope NULL: every
+ * active chip, exactly cl_vstore_load). A chip's chain head (prev_hash,
+ * whether this round is attested) is this verifier's, as always; its
+ * previous verdicts (the chip_moved and chip_dark inputs) are those of its
+ * latest attestation by any of scope's members, so that a chip moving
+ * between members keeps its alerts' history. The regions are scope's
+ * (borrowed: cl_vworld_free leaves them), or when it has none loaded as by
+ * cl_vstore_load. Ownership and errors as cl_vstore_load.
+ */
+int cl_vstore_load_scope(cl_store *s, int64_t verifier_id, uint64_t round_end_ns,
+                         uint64_t window_ns, const cl_vscope *scope, cl_evcache *ev, cl_vworld *w,
+                         char *err, size_t errlen);
+/*
+ * Coverage of a past round of the pool: the active chips enrolled before
+ * round_end_ns that no member attested for it, when the pool claimed at
+ * least one bucket of that round (*ran = 1; 0 and no count otherwise).
+ * *first_serial gets the serial of the first such chip ("" when none).
+ * CL_EDB with err.
+ */
+int cl_vstore_pool_gaps(cl_store *s, const char *pool, uint64_t round_end_ns,
+                        const int64_t *members, size_t n_members, int *ran, uint64_t *chips,
+                        char *first_serial, size_t serial_len, char *err, size_t errlen);
+/*
+ * A member's landmark_bad_records alerts (schema 0010: one per landmark and
+ * member, verifier_id set): for each of the n landmarks, opens it (or
+ * updates its detail) when refused[i] > 0, with detail[i]; clears every other
+ * open one of this verifier, and those of verifiers that claimed in `pool`
+ * once but are no longer among its members (gone for CL_VSTORE_MEMBER_ROUNDS
+ * rounds: no one else would ever clear them). CL_EDB, CL_EPERM, CL_ENOMEM.
+ */
+int cl_vstore_pool_bad_records(cl_store *s, const char *pool, int64_t verifier_id,
+                               const int64_t *members, size_t n_members,
+                               const int64_t *landmark_ids, const uint64_t *refused,
+                               char *const *detail, size_t n, char *err, size_t errlen);
 /* Releases everything a world loaded by cl_vstore_load owns (serials, codes,
  * minima, landmark names, links, regions) and zeroes w. Safe on a zeroed
  * world, so a second call is harmless. */

@@ -77,6 +77,8 @@ typedef struct {
   /* Chain state from the chip's latest attestation by this verifier. */
   int has_prev;
   uint8_t prev_hash[CL_HASH_LEN];
+  /* The latest CONSISTENT attestation (prev_consistent 0 if there is none):
+   * its cap, which chip_moved compares with. */
   int prev_consistent;
   int32_t prev_lat_e7, prev_lon_e7;
   uint64_t prev_radius_m;
@@ -201,8 +203,10 @@ int cl_verify_attest(const cl_verify_params *p, const cl_key *verifier, uint64_t
  *   chip_dark       more than dark_after_ns since the last sufficient round
  *                   (this one if v is not INSUFFICIENT; the enrolment if
  *                   there never was one);
- *   chip_moved      v is consistent, so was the previous attestation, and
- *                   its cap and this round's cap are disjoint;
+ *   chip_moved      v is consistent, the chip has an earlier CONSISTENT
+ *                   attestation (the latest one, across INCONSISTENT or
+ *                   INSUFFICIENT rounds since), and the two caps are
+ *                   disjoint;
  *   site_excluded   v->site is CL_SITE_EXCLUDED;
  *   outside_region  v->region is CL_REGION_OUTSIDE;
  *   inconsistent    v->consistency is CL_GEO_INCONSISTENT.

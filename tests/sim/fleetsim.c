@@ -19,6 +19,11 @@
  * hardware root of trust would take, on the same clock and in the same heap,
  * so a slow signature never holds up an answer.
  *
+ * A chip may move: the fleet file may give it a destination, and on SIGUSR1
+ * every such chip answers from its destination from then on (a chip carried
+ * elsewhere while its declared site stays the same). Its sessions go on; only
+ * the held time changes, at once.
+ *
  * Layout in memory, sized for 100,000 chips: a flat array of small chip
  * records, one sodium_malloc'd array of raw Ed25519 secret keys, and per
  * landmark ceil(chips / K) connection slots, each carrying up to K chips
@@ -115,10 +120,12 @@ static const char *const MODE_NAMES[] = {"honest", "smuggled", "relay", "delay",
  * last 32 bytes of it (libsodium's Ed25519 secret key is seed || pk). */
 typedef struct {
   double lat, lon;         /* true position, degrees */
+  double to_lat, to_lon;   /* its destination, if it moves */
   uint64_t key_index;      /* the `index` column: input of the key derivation */
   uint64_t dark_after_ms;  /* NEVER unless mode is dark */
   uint32_t extra_delay_us; /* added to every answer (mode delay) */
   uint8_t mode;
+  uint8_t moves; /* has a destination: answers from there after SIGUSR1 */
 } sim_chip;
 
 typedef struct {
@@ -167,6 +174,7 @@ typedef enum {
 typedef struct {
   uint32_t chip;    /* index into sim.chips */
   uint64_t rtt_ns;  /* physical round trip to this connection's landmark, rounded up */
+  uint64_t rtt_moved_ns; /* the same from the chip's destination (chips that move) */
   cl_chipsess sess; /* the chip's session with this connection's landmark */
   uint8_t key[CL_SESSION_KEY_LEN]; /* its session key, in plain memory (see the top) */
 } conn_slot;
@@ -259,8 +267,9 @@ typedef struct sim {
   size_t n_wakes, cap_wakes;
   uint64_t armed_ns; /* expiry programmed into tfd, NEVER if none */
   uv_timer_t stats_timer, stop_timer;
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sigusr1;
   int stopping;
+  int moved; /* SIGUSR1 came: the chips with a destination answer from there */
   sim_stats st;
   cl_ratelimit rl;
 } sim;
@@ -779,7 +788,8 @@ static void on_challenge(sconn *c, const cl_msg *m, uint64_t t_recv) {
     return;
   }
   const sim_chip *chip = &s->chips[sl->chip];
-  uint64_t hold = sl->rtt_ns + (uint64_t)chip->extra_delay_us * 1000u;
+  uint64_t rtt = s->moved && chip->moves ? sl->rtt_moved_ns : sl->rtt_ns;
+  uint64_t hold = rtt + (uint64_t)chip->extra_delay_us * 1000u;
   if (s->jitter_ns > 0) hold += randombytes_uniform((uint32_t)s->jitter_ns + 1); /* <= 1e9 */
   h.due_ns = t_recv + hold;
   conn_hold(c, &h);
@@ -1227,9 +1237,10 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 /*
- * Reads FLEET.csv (index,true_lat,true_lon,mode,extra_delay_ms,dark_after_s)
- * into s->chips and derives every chip's key into s->sk. Returns 0, or
- * CL_EMALFORMED / CL_EIO / CL_ETOOBIG / CL_ENOMEM with err naming file and line.
+ * Reads FLEET.csv (index,true_lat,true_lon,mode,extra_delay_ms,dark_after_s,
+ * and optionally move_to_lat,move_to_lon) into s->chips and derives every
+ * chip's key into s->sk. Returns 0, or CL_EMALFORMED / CL_EIO / CL_ETOOBIG /
+ * CL_ENOMEM with err naming file and line.
  */
 static int load_fleet(sim *s, char *err, size_t errlen) {
   cl_csv *csv = NULL;
@@ -1239,6 +1250,14 @@ static int load_fleet(sim *s, char *err, size_t errlen) {
                                      "mode",  "extra_delay_ms", "dark_after_s"};
   int idx[6];
   rc = cl_csv_require(csv, cols, 6, idx, err, errlen);
+  /* The destination columns are optional, but one without the other is a
+   * mistake. */
+  int to_lat = cl_csv_column(csv, "move_to_lat"), to_lon = cl_csv_column(csv, "move_to_lon");
+  if (rc == CL_OK && (to_lat < 0) != (to_lon < 0)) {
+    snprintf(err, errlen, "%s:1: header: move_to_lat and move_to_lon go together",
+             s->fleet_path);
+    rc = CL_EMALFORMED;
+  }
   size_t cap = 0;
   while (rc == CL_OK && (rc = cl_csv_next(csv, err, errlen)) == 1) {
     rc = CL_OK;
@@ -1297,6 +1316,15 @@ static int load_fleet(sim *s, char *err, size_t errlen) {
                name, line);
       rc = CL_EMALFORMED;
       break;
+    }
+    if (to_lat >= 0) {
+      const char *a = cl_csv_field(csv, to_lat), *b = cl_csv_field(csv, to_lon);
+      if (*a || *b) {
+        if ((rc = cl_csv_number(csv, to_lat, -90, 90, 0, &ch->to_lat, err, errlen)) != CL_OK ||
+            (rc = cl_csv_number(csv, to_lon, -180, 180, 0, &ch->to_lon, err, errlen)) != CL_OK)
+          break;
+        ch->moves = 1;
+      }
     }
     ch->mode = (uint8_t)mode;
     ch->extra_delay_us = (uint32_t)ceil(extra * 1000.0);
@@ -1420,6 +1448,22 @@ static int load_landmarks(sim *s, char *err, size_t errlen) {
 
 /* ---- set-up and shutdown ------------------------------------------------------ */
 
+/* The physical round trip from (lat, lon) to landmark lm at the simulated
+ * speed, rounded up to the nanosecond, into *out. Returns 0, or CL_EINVAL
+ * (err says why) beyond an hour. */
+static int round_trip_ns(const sim *s, const sim_chip *ch, double lat, double lon,
+                         const sim_landmark *lm, uint64_t *out, char *err, size_t errlen) {
+  double d = cl_geo_distance_m(lat, lon, lm->lat, lm->lon);
+  double rtt = ceil(2.0 * d / s->speed * 1e9);
+  if (!(rtt >= 0) || rtt > 3600e9) {
+    snprintf(err, errlen, "chip index %" PRIu64 ": round trip to %s of %g s is out of range",
+             ch->key_index, lm->name, rtt / 1e9);
+    return CL_EINVAL;
+  }
+  *out = (uint64_t)rtt;
+  return CL_OK;
+}
+
 /* Creates every connection slot: per landmark, chips [j*K, (j+1)*K) on slot j.
  * Returns 0 or CL_ENOMEM / CL_EINVAL (err says why). */
 static int build_conns(sim *s, char *err, size_t errlen) {
@@ -1443,15 +1487,12 @@ static int build_conns(sim *s, char *err, size_t errlen) {
       const sim_landmark *lm = &s->lms[l];
       for (size_t i = 0; i < n; i++) {
         const sim_chip *ch = &s->chips[first + i];
-        double d = cl_geo_distance_m(ch->lat, ch->lon, lm->lat, lm->lon);
-        double rtt = ceil(2.0 * d / s->speed * 1e9);
-        if (!(rtt >= 0) || rtt > 3600e9) {
-          snprintf(err, errlen, "chip index %" PRIu64 ": round trip to %s of %g s is out of range",
-                   ch->key_index, lm->name, rtt / 1e9);
-          return CL_EINVAL;
-        }
+        conn_slot *sl = &c->slots[i];
+        int rc = round_trip_ns(s, ch, ch->lat, ch->lon, lm, &sl->rtt_ns, err, errlen);
+        if (rc == CL_OK && ch->moves)
+          rc = round_trip_ns(s, ch, ch->to_lat, ch->to_lon, lm, &sl->rtt_moved_ns, err, errlen);
+        if (rc != CL_OK) return rc;
         c->slots[i].chip = (uint32_t)(first + i);
-        c->slots[i].rtt_ns = (uint64_t)rtt;
         cl_chipsess_init(&c->slots[i].sess, c->slots[i].key);
       }
       uv_timer_init(s->loop, &c->timer);
@@ -1473,6 +1514,7 @@ static void sim_stop(sim *s) {
   uv_close((uv_handle_t *)&s->stop_timer, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
+  uv_close((uv_handle_t *)&s->sigusr1, NULL);
   uv_close((uv_handle_t *)&s->tpoll, NULL);
   for (size_t i = 0; i < s->n_conns; i++) {
     sconn *c = s->conns[i];
@@ -1485,6 +1527,21 @@ static void sim_stop(sim *s) {
 static void on_signal(uv_signal_t *h, int signum) {
   cl_log(CL_LOG_INFO, "shutting down", "signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
   sim_stop(h->data);
+}
+
+/* SIGUSR1: the chips with a destination are there from now on. Once: a
+ * later SIGUSR1 is logged and changes nothing. */
+static void on_move_signal(uv_signal_t *h, int signum) {
+  (void)signum;
+  sim *s = h->data;
+  if (s->moved) {
+    cl_log(CL_LOG_WARN, "chips already moved", "signal=SIGUSR1");
+    return;
+  }
+  s->moved = 1;
+  size_t n = 0;
+  for (size_t i = 0; i < s->n_chips; i++) n += s->chips[i].moves;
+  cl_log(CL_LOG_INFO, "chips moved", "chips=%zu signal=SIGUSR1", n);
 }
 
 static void on_stop_timer(uv_timer_t *t) {
@@ -1533,7 +1590,8 @@ static void usage(FILE *f) {
              "keys prints `index,public_key_hex` for chips 0..M-1 of fleet seed N (no header).\n"
              "run answers for every chip of FLEET.csv at every landmark of LANDMARKS.csv,\n"
              "holding each answer for the simulated round trip and each chip signature\n"
-             "for --sign-delay-ms (default 0). See docs/SIMULATOR.md.\n"
+             "for --sign-delay-ms (default 0). On SIGUSR1 the chips given a destination\n"
+             "(move_to_lat, move_to_lon) answer from there. See docs/SIMULATOR.md.\n"
              "A test tool: no production binary contains it.\n");
 }
 
@@ -1771,9 +1829,12 @@ static int cmd_run(int argc, char **argv) {
   uv_timer_init(&loop, &s->stop_timer);
   uv_signal_init(&loop, &s->sigterm);
   uv_signal_init(&loop, &s->sigint);
+  uv_signal_init(&loop, &s->sigusr1);
   s->stats_timer.data = s->stop_timer.data = s->sigterm.data = s->sigint.data = s;
+  s->sigusr1.data = s;
   if (status == 0 && (uv_signal_start(&s->sigterm, on_signal, SIGTERM) != 0 ||
                       uv_signal_start(&s->sigint, on_signal, SIGINT) != 0 ||
+                      uv_signal_start(&s->sigusr1, on_move_signal, SIGUSR1) != 0 ||
                       uv_poll_start(&s->tpoll, UV_READABLE, on_wake) != 0))
     status = EXIT_RUNTIME;
   if (status == 0) {
