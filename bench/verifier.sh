@@ -239,15 +239,16 @@ cannot be skipped (every attestation is signed); the SQL read costs
 $(per_chip "$read_ms") µs per chip (the plain COPY of the same rows alone
 $(per_chip "$base_ms") µs) and the batched write $(per_chip "$write_ms") µs. The rest of the
 budget is far below the $(per_chip "$geo_ms") µs the engine takes per chip: it
-classifies on the order of a thousand cells per chip (a 22.5° grid refined
-down to 5 % of F's size, and along a country border inside F down to 1 km
-until the verdict is decided), and the profile below shows that cell
-classification dominates: the cap tests and cell bookkeeping in \`solve\`,
-the per-level enclosing cap (\`enclosing_cap\`) and the region tests
-(\`cl_region_classify_rect\`, \`seg_meets_rect\`). Reaching the target on
-one core needs a coarser default precision or an engine that starts from
-the smallest cap instead of the whole globe; both change documented
-precision figures (docs/ENGINE.md) and are left for a decision.
+classifies several hundred cells per chip against the true caps: a 22.5°
+grid refined down to 5 % of F's size, exact geodesics for the cells near a
+cap's edge, cells near a country border refined down to 62 m until the
+verdict is decided, and F's far rim refined until the radius is within
+2.5 % (docs/ENGINE.md). The profile below shows the Ed25519 checks first,
+then cell classification and geodesics. Even with the engine at zero, the
+signature, the SQL and two verifications per new row leave no room for
+0.6× the verify rate on one core: that needs signatures over batches of
+rows and of attestations, a change of the signed layouts left for a
+decision.
 MD
 fi
 # Profile of one more round (not counted above): where the verifier's CPU
