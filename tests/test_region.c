@@ -12,6 +12,7 @@
  * its documented bytes and pinned (docs/ATTESTATION.md).
  */
 #include "cl_err.h"
+#include "cl_geo.h"
 #include "cl_region.h"
 #include "cl_region_geojson.h"
 
@@ -384,15 +385,358 @@ START_TEST(test_union) {
   ck_assert_int_eq(cl_region_union_classify_rect(&u, 0.2, 0.2, 0.4, 0.4), CL_RECT_INSIDE);
   ck_assert_int_eq(cl_region_union_classify_rect(&u, 1.2, 0.2, 1.4, 0.4), CL_RECT_INSIDE);
   ck_assert_int_eq(cl_region_union_classify_rect(&u, 3, 3, 4, 4), CL_RECT_OUTSIDE);
-  /* Straddling the shared border: each member says BOUNDARY, so does the
-   * union (conservative, as documented). */
-  ck_assert_int_eq(cl_region_union_classify_rect(&u, 0.9, 0.4, 1.1, 0.6), CL_RECT_BOUNDARY);
+  /* Straddling the shared border: each member says BOUNDARY, the union
+   * has A on one side and B on the other (test_union_shared_edges). */
+  ck_assert_int_eq(cl_region_union_classify_rect(&u, 0.9, 0.4, 1.1, 0.6), CL_RECT_INSIDE);
   ck_assert_int_eq(cl_region_union_classify_rect(&u, 1.9, 0.4, 2.1, 0.6), CL_RECT_BOUNDARY);
   cl_region_union none = {m, 0};
   ck_assert_int_eq(cl_region_union_contains(&none, 0.5, 0.5), 0);
   ck_assert_int_eq(cl_region_union_classify_rect(&none, 0.2, 0.2, 0.4, 0.4), CL_RECT_OUTSIDE);
   cl_region_destroy(&a);
   cl_region_destroy(&b);
+}
+END_TEST
+
+/* A region of one polygon with one ring of n points (closed or not),
+ * optionally a hole of m points. */
+static cl_region *ring_region(const char *code, const double *p, size_t n, const double *hole,
+                              size_t m) {
+  cl_region *r = new_region(code);
+  add_ring(r, 0, p, n);
+  if (hole) add_ring(r, 0, hole, m);
+  ck_assert_int_eq(cl_region_finish(r), CL_OK);
+  return r;
+}
+
+#define UCLASS(u, x0, y0, x1, y1) cl_region_union_classify_rect((u), (x0), (y0), (x1), (y1))
+
+/*
+ * Edges that two members share exactly, with the union on both sides, are
+ * no border of the union: a rectangle across them is INSIDE. Shared edges
+ * with both members on the same side, partly shared edges and gaps stay
+ * borders.
+ */
+START_TEST(test_union_shared_edges) {
+  static const double A[] = {0, 0, 1, 0, 1, 1, 0, 1};
+  static const double B_CCW[] = {1, 0, 2, 0, 2, 1, 1, 1};
+  static const double B_CW[] = {1, 1, 2, 1, 2, 0, 1, 0, 1, 1}; /* closed, other way */
+  cl_region *a = ring_region("A", A, 4, NULL, 0);
+  for (int k = 0; k < 2; k++) {
+    cl_region *b = ring_region("B", k ? B_CW : B_CCW, k ? 5 : 4, NULL, 0);
+    const cl_region *m[2] = {a, b};
+    cl_region_union u = {m, 2}, ua = {m, 1}, ub = {&m[1], 1};
+    ck_assert_int_eq(UCLASS(&u, 0.9, 0.4, 1.1, 0.6), CL_RECT_INSIDE);
+    ck_assert_int_eq(UCLASS(&ua, 0.9, 0.4, 1.1, 0.6), CL_RECT_BOUNDARY);
+    ck_assert_int_eq(UCLASS(&ub, 0.9, 0.4, 1.1, 0.6), CL_RECT_BOUNDARY);
+    /* The whole shared edge and its end points, from within the union. */
+    ck_assert_int_eq(UCLASS(&u, 0.5, 1e-8, 1.5, 1 - 1e-8), CL_RECT_INSIDE);
+    ck_assert_int_eq(UCLASS(&u, 1.0, 0.5, 1.0 + 1e-7, 0.5), CL_RECT_INSIDE);
+    /* A point on the edge has no probe off it: not proven. */
+    ck_assert_int_eq(UCLASS(&u, 1.0, 0.5, 1.0, 0.5), CL_RECT_BOUNDARY);
+    /* Reaching past the union's outer border, at the shared edge's end. */
+    ck_assert_int_eq(UCLASS(&u, 0.9, 0.9, 1.1, 1.1), CL_RECT_BOUNDARY);
+    ck_assert_int_eq(UCLASS(&u, 0.9, -0.1, 1.1, 0.1), CL_RECT_BOUNDARY);
+    ck_assert_int_eq(UCLASS(&u, 0.5, 0.5, 2.5, 0.6), CL_RECT_BOUNDARY);
+    ck_assert_int_eq(UCLASS(&u, 0.5, 0.5, 2.0, 1.0), CL_RECT_BOUNDARY);
+    cl_region_destroy(&b);
+  }
+
+  /* Overlap: C = [0.5, 1] x [0, 1] shares A's edge x = 1, on the same side.
+   * That edge is a border of A u C. */
+  static const double C[] = {0.5, 0, 1, 0, 1, 1, 0.5, 1};
+  cl_region *c = ring_region("C", C, 4, NULL, 0);
+  const cl_region *ac[2] = {a, c};
+  cl_region_union uac = {ac, 2};
+  ck_assert_int_eq(UCLASS(&uac, 0.9, 0.4, 1.1, 0.6), CL_RECT_BOUNDARY);
+  /* Sticking out by a sliver that no probe point of the rectangle hits. */
+  ck_assert_int_eq(UCLASS(&uac, 0.9, 0.4, 1.001, 0.6), CL_RECT_BOUNDARY);
+  ck_assert_int_eq(UCLASS(&uac, 0.45, 0.4, 0.55, 0.6), CL_RECT_INSIDE); /* in A */
+  cl_region_destroy(&c);
+
+  /* An enclave: B fills A's hole exactly (the hole runs the other way and
+   * starts at another vertex). */
+  static const double OUTER[] = {0, 0, 3, 0, 3, 3, 0, 3};
+  static const double HOLE[] = {2, 2, 2, 1, 1, 1, 1, 2};
+  static const double ENCLAVE[] = {1, 1, 2, 1, 2, 2, 1, 2};
+  cl_region *h = ring_region("H", OUTER, 4, HOLE, 4);
+  cl_region *e = ring_region("E", ENCLAVE, 4, NULL, 0);
+  const cl_region *he[2] = {h, e};
+  cl_region_union uhe = {he, 2}, uh = {he, 1}, ue = {&he[1], 1};
+  ck_assert_int_eq(UCLASS(&uhe, 0.9, 1.4, 1.1, 1.6), CL_RECT_INSIDE);
+  ck_assert_int_eq(UCLASS(&uhe, 0.5, 0.5, 2.5, 2.5), CL_RECT_INSIDE); /* the whole hole */
+  ck_assert_int_eq(UCLASS(&uhe, 2.9, 1.4, 3.1, 1.6), CL_RECT_BOUNDARY);
+  ck_assert_int_eq(UCLASS(&uh, 0.9, 1.4, 1.1, 1.6), CL_RECT_BOUNDARY);
+  ck_assert_int_eq(UCLASS(&ue, 0.9, 1.4, 1.1, 1.6), CL_RECT_BOUNDARY);
+  ck_assert_int_eq(UCLASS(&uh, 1.4, 1.4, 1.6, 1.6), CL_RECT_OUTSIDE);
+  cl_region_destroy(&h);
+  cl_region_destroy(&e);
+
+  /* A gap of 1e-6 degrees between the squares is never allowed. */
+  static const double G[] = {1 + 1e-6, 0, 2, 0, 2, 1, 1 + 1e-6, 1};
+  cl_region *g = ring_region("G", G, 4, NULL, 0);
+  const cl_region *ag[2] = {a, g};
+  cl_region_union uag = {ag, 2};
+  ck_assert_int_eq(UCLASS(&uag, 0.9, 0.4, 1.1, 0.6), CL_RECT_BOUNDARY);
+  ck_assert_int_eq(UCLASS(&uag, 1 + 2e-7, 0.4, 1 + 8e-7, 0.6), CL_RECT_OUTSIDE);
+  cl_region_destroy(&g);
+
+  /* A self-crossing ring whose spike crosses its own edge x = 1 at y =
+   * 3.27 and 3.6: left of that edge A is there at y = 2 but not at y =
+   * 3.4. S beyond it shares the edge exactly; the sides seen at the
+   * edge's midpoint do not hold along all of it, so it stays a border. */
+  static const double SPIKED[] = {1, 0, 1, 4, 0, 4, 1.5, 3.4, 0, 3, 0, 0};
+  static const double S[] = {1, 0, 2, 0, 2, 4, 1, 4};
+  cl_region *sp = ring_region("SP", SPIKED, 6, NULL, 0);
+  cl_region *sr = ring_region("S", S, 4, NULL, 0);
+  ck_assert_int_eq(cl_region_contains(sp, 0.99, 2), 1);
+  ck_assert_int_eq(cl_region_contains(sp, 0.99, 3.4), 0);
+  const cl_region *ss[2] = {sp, sr};
+  cl_region_union uss = {ss, 2};
+  ck_assert_int_eq(UCLASS(&uss, 0.99999, 3.4, 1.01, 3.41), CL_RECT_BOUNDARY);
+  cl_region_destroy(&sp);
+  cl_region_destroy(&sr);
+
+  /* An islet 3e-4 degrees left of the edge x = 1 of a box of R, which Q
+   * repeats: the probe left of that edge's midpoint (4e-4 away) lands in
+   * the islet, but the water between them is in neither. */
+  static const double RBOX[] = {1, 0, 2, 0, 2, 4, 1, 4};
+  static const double ISLET[] = {1 - 5e-4, 1.9, 1 - 3e-4, 1.9, 1 - 3e-4, 2.1, 1 - 5e-4, 2.1};
+  cl_region *ri = new_region("R");
+  add_ring(ri, 0, RBOX, 4);
+  add_ring(ri, 1, ISLET, 4);
+  ck_assert_int_eq(cl_region_finish(ri), CL_OK);
+  cl_region *rq = ring_region("Q", RBOX, 4, NULL, 0);
+  const cl_region *ris[2] = {ri, rq};
+  cl_region_union uri = {ris, 2};
+  ck_assert_int_eq(UCLASS(&uri, 0.99999, 1.95, 1.01, 1.96), CL_RECT_BOUNDARY);
+  cl_region_destroy(&ri);
+  cl_region_destroy(&rq);
+
+  /* T: B's edge x = 1 runs on past A's corner; the edges are not copies,
+   * so the union stays BOUNDARY there (conservative). */
+  static const double T[] = {1, 0, 2, 0, 2, 2, 1, 2};
+  cl_region *t = ring_region("T", T, 4, NULL, 0);
+  const cl_region *at[2] = {a, t};
+  cl_region_union uat = {at, 2};
+  ck_assert_int_eq(UCLASS(&uat, 0.9, 0.4, 1.1, 0.6), CL_RECT_BOUNDARY);
+  cl_region_destroy(&t);
+
+  /* Three regions around the vertex (1, 1): A, B and above them N, whose
+   * lower edge has a vertex at (1, 1) in line with its neighbours. */
+  static const double N[] = {0, 1, 1, 1, 2, 1, 2, 2, 0, 2};
+  cl_region *b = ring_region("B", B_CCW, 4, NULL, 0);
+  cl_region *n = ring_region("N", N, 5, NULL, 0);
+  const cl_region *abn[3] = {a, b, n};
+  cl_region_union u3 = {abn, 3}, u2 = {abn, 2};
+  ck_assert_int_eq(UCLASS(&u3, 0.9, 0.9, 1.1, 1.1), CL_RECT_INSIDE);
+  ck_assert_int_eq(UCLASS(&u3, 0.1, 0.1, 1.9, 1.9), CL_RECT_INSIDE);
+  ck_assert_int_eq(UCLASS(&u3, 0.1, 0.1, 1.9, 2.1), CL_RECT_BOUNDARY);
+  ck_assert_int_eq(UCLASS(&u2, 0.9, 0.9, 1.1, 1.1), CL_RECT_BOUNDARY);
+
+  /* Two polygons of one region side by side: a union of that one region. */
+  cl_region *ab = new_region("AB");
+  add_ring(ab, 0, A, 4);
+  add_ring(ab, 1, B_CW, 5);
+  ck_assert_int_eq(cl_region_finish(ab), CL_OK);
+  const cl_region *one[1] = {ab};
+  cl_region_union u1 = {one, 1};
+  ck_assert_int_eq(CLASS(ab, 0.9, 0.4, 1.1, 0.6), CL_RECT_BOUNDARY);
+  ck_assert_int_eq(UCLASS(&u1, 0.9, 0.4, 1.1, 0.6), CL_RECT_INSIDE);
+  ck_assert_int_eq(UCLASS(&u1, 0.9, 0.9, 1.1, 1.1), CL_RECT_BOUNDARY);
+  cl_region_destroy(&ab);
+  cl_region_destroy(&a);
+  cl_region_destroy(&b);
+  cl_region_destroy(&n);
+}
+END_TEST
+
+/* ---- random partitions ------------------------------------------------------- */
+
+#define PART_MAX_K 6
+#define PART_MAX_PIECES (2 * PART_MAX_K * PART_MAX_K)
+#define PART_REGIONS 3
+
+/* A square cut into jittered quadrilaterals, some of them halved into
+ * triangles; each piece belongs to up to two regions, or to none. */
+typedef struct {
+  double pts[PART_MAX_PIECES][8];
+  size_t n[PART_MAX_PIECES];
+  int owner[PART_MAX_PIECES][2]; /* region numbers, -1 for none */
+  size_t npieces;
+  double x0, y0, size;
+} partition;
+
+static int piece_contains(const double *p, size_t n, double x, double y) {
+  int odd = 0;
+  for (size_t i = 0, j = n - 1; i < n; j = i++) {
+    double xi = p[2 * i], yi = p[2 * i + 1], xj = p[2 * j], yj = p[2 * j + 1];
+    if ((yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi) odd ^= 1;
+  }
+  return odd;
+}
+
+/* The reference: some piece owned by a selected region holds the point. */
+static int part_contains(const partition *pt, const int *selected, double x, double y) {
+  for (size_t i = 0; i < pt->npieces; i++)
+    for (int o = 0; o < 2; o++)
+      if (pt->owner[i][o] >= 0 && selected[pt->owner[i][o]] &&
+          piece_contains(pt->pts[i], pt->n[i], x, y))
+        return 1;
+  return 0;
+}
+
+static int part_edge_near(const partition *pt, double x, double y, double eps) {
+  for (size_t i = 0; i < pt->npieces; i++)
+    for (size_t a = 0, b = pt->n[i] - 1; a < pt->n[i]; b = a++)
+      if (ref_seg_meets(pt->pts[i][2 * b], pt->pts[i][2 * b + 1], pt->pts[i][2 * a],
+                        pt->pts[i][2 * a + 1], x - eps, y - eps, x + eps, y + eps))
+        return 1;
+  return 0;
+}
+
+static void make_partition(partition *pt) {
+  int k = 3 + (int)(rnd() * (PART_MAX_K - 2));
+  if (k > PART_MAX_K) k = PART_MAX_K;
+  pt->size = pow(10, rnd_in(-2, 0.7));
+  pt->x0 = rnd_in(-150, 150);
+  pt->y0 = rnd_in(-60, 60);
+  double lat[PART_MAX_K + 1][PART_MAX_K + 1][2];
+  double step = pt->size / k;
+  for (int i = 0; i <= k; i++)
+    for (int j = 0; j <= k; j++) {
+      int inner = i > 0 && i < k && j > 0 && j < k;
+      lat[i][j][0] = pt->x0 + step * i + (inner ? rnd_in(-0.3, 0.3) * step : 0);
+      lat[i][j][1] = pt->y0 + step * j + (inner ? rnd_in(-0.3, 0.3) * step : 0);
+    }
+  pt->npieces = 0;
+  for (int i = 0; i < k; i++)
+    for (int j = 0; j < k; j++) {
+      const double *q[4] = {lat[i][j], lat[i + 1][j], lat[i + 1][j + 1], lat[i][j + 1]};
+      double tri = rnd();
+      int parts = tri < 0.3 ? 2 : 1, diag = tri < 0.15;
+      for (int t = 0; t < parts; t++) {
+        const double *v[4];
+        size_t n = 0;
+        if (parts == 1) {
+          for (int c = 0; c < 4; c++) v[n++] = q[c];
+        } else {
+          /* Halves along the diagonal q0-q2 or q1-q3. */
+          int s0 = diag ? 0 : 1;
+          for (int c = 0; c < 3; c++) v[n++] = q[(s0 + 2 * t + c) % 4];
+        }
+        size_t p = pt->npieces++;
+        /* A random start vertex and direction: the same shared edge shows
+         * up either way round. */
+        int rev = rnd() < 0.5, rot = (int)(rnd() * n) % (int)n;
+        for (size_t c = 0; c < n; c++) {
+          size_t from = rev ? (rot + n - c) % n : (rot + c) % n;
+          pt->pts[p][2 * c] = v[from][0];
+          pt->pts[p][2 * c + 1] = v[from][1];
+        }
+        pt->n[p] = n;
+        double r = rnd();
+        pt->owner[p][0] = r < 0.12 ? -1 : (int)(rnd() * PART_REGIONS) % PART_REGIONS;
+        pt->owner[p][1] = rnd() < 0.15 ? (int)(rnd() * PART_REGIONS) % PART_REGIONS : -1;
+      }
+    }
+}
+
+/*
+ * Random partitions of a square into polygons whose neighbours share their
+ * edges exactly, with gaps (pieces of no region) and overlaps (pieces of
+ * two regions): the union of a random selection of the regions against
+ * random rectangles, checked by sampling. INSIDE only if every sampled
+ * point is in the union, OUTSIDE only if none is.
+ */
+START_TEST(test_union_random_partitions) {
+  rng_state = 1515;
+  long inside = 0, outside = 0, boundary = 0, joined = 0;
+  for (int trial = 0; trial < 24; trial++) {
+    partition pt;
+    make_partition(&pt);
+    cl_region *regs[PART_REGIONS] = {NULL};
+    for (int g = 0; g < PART_REGIONS; g++) {
+      char code[8];
+      snprintf(code, sizeof code, "P%d", g);
+      regs[g] = new_region(code);
+      int any = 0;
+      for (size_t i = 0; i < pt.npieces; i++)
+        if (pt.owner[i][0] == g || pt.owner[i][1] == g) {
+          add_ring(regs[g], (int)i, pt.pts[i], pt.n[i]);
+          any = 1;
+        }
+      if (!any || cl_region_finish(regs[g]) != CL_OK) cl_region_destroy(&regs[g]);
+    }
+    for (int sel_try = 0; sel_try < 4; sel_try++) {
+      int selected[PART_REGIONS] = {0};
+      const cl_region *members[PART_REGIONS];
+      size_t nm = 0;
+      for (int g = 0; g < PART_REGIONS; g++)
+        if (regs[g] && (sel_try == 0 || rnd() < 0.6)) {
+          selected[g] = 1;
+          members[nm++] = regs[g];
+        }
+      cl_region_union u = {members, nm};
+      for (int q = 0; q < 250; q++) {
+        double w, h, cx, cy;
+        if (q % 2 == 0) {
+          /* Around a random vertex of a random piece, or a point on one of
+           * its edges: where shared edges meet the rectangles. */
+          size_t i = (size_t)(rnd() * (double)pt.npieces) % pt.npieces;
+          size_t a = (size_t)(rnd() * (double)pt.n[i]) % pt.n[i], b = (a + 1) % pt.n[i];
+          double t = q % 4 == 0 ? 0 : rnd();
+          cx = pt.pts[i][2 * a] + t * (pt.pts[i][2 * b] - pt.pts[i][2 * a]);
+          cy = pt.pts[i][2 * a + 1] + t * (pt.pts[i][2 * b + 1] - pt.pts[i][2 * a + 1]);
+          cx += rnd_in(-0.02, 0.02) * pt.size;
+          cy += rnd_in(-0.02, 0.02) * pt.size;
+          w = pt.size * pow(10, rnd_in(-5, -0.5));
+        } else {
+          cx = pt.x0 + rnd_in(-0.1, 1.1) * pt.size;
+          cy = pt.y0 + rnd_in(-0.1, 1.1) * pt.size;
+          w = pt.size * pow(10, rnd_in(-4, 0.1));
+        }
+        h = w * rnd_in(0.3, 3);
+        double x0 = cx - 0.5 * w, y0 = cy - 0.5 * h, x1 = cx + 0.5 * w, y1 = cy + 0.5 * h;
+        cl_rect_class c = UCLASS(&u, x0, y0, x1, y1);
+        int by_member = 0;
+        for (size_t j = 0; j < nm; j++)
+          by_member |= CLASS(members[j], x0, y0, x1, y1) == CL_RECT_INSIDE;
+        int in = 0, out = 0;
+        for (int k = 0; k < 120; k++) {
+          double x = k < 9 ? x0 + 0.5 * (k % 3) * w : rnd_in(x0, x1);
+          double y = k < 9 ? y0 + 0.5 * (k / 3) * h : rnd_in(y0, y1);
+          if (part_edge_near(&pt, x, y, 1e-12 * pt.size)) continue;
+          if (part_contains(&pt, selected, x, y))
+            in++;
+          else
+            out++;
+        }
+        if (c == CL_RECT_INSIDE) {
+          inside++;
+          joined += !by_member;
+          ck_assert_msg(out == 0,
+                        "trial %d: INSIDE [%.17g,%.17g]x[%.17g,%.17g] with %d of %d points "
+                        "outside the union",
+                        trial, x0, x1, y0, y1, out, in + out);
+        } else if (c == CL_RECT_OUTSIDE) {
+          outside++;
+          ck_assert_msg(in == 0,
+                        "trial %d: OUTSIDE [%.17g,%.17g]x[%.17g,%.17g] with %d of %d points "
+                        "in the union",
+                        trial, x0, x1, y0, y1, in, in + out);
+        } else {
+          boundary++;
+        }
+      }
+    }
+    for (int g = 0; g < PART_REGIONS; g++) cl_region_destroy(&regs[g]);
+  }
+  /* Plausibility: all three answers occur, and many INSIDE answers come
+   * from cancelled shared edges (no single member has them INSIDE). */
+  ck_assert_int_gt(inside, 4000);
+  ck_assert_int_gt(outside, 4000);
+  ck_assert_int_gt(boundary, 2000);
+  ck_assert_int_gt(joined, 800);
 }
 END_TEST
 
@@ -1140,6 +1484,48 @@ START_TEST(test_maritime) {
 }
 END_TEST
 
+/* Geneva lies a few km from France on three sides: a feasible region of
+ * about 10 km around it straddles the CHE/FRA border. The maritime 1000 m
+ * borders leave no gap there (bench/gaps.sh), so with both countries
+ * allowed the engine must say INSIDE, the truth; with either one alone
+ * UNDETERMINED. Before the border refinement the union was decided cell by
+ * cell, and every cell on the border was BOUNDARY for both. */
+START_TEST(test_shared_border) {
+  load_maritime();
+  const cl_region *che = cl_region_set_find(&maritime, "CHE");
+  const cl_region *fra = cl_region_set_find(&maritime, "FRA");
+  ck_assert_ptr_nonnull(che);
+  ck_assert_ptr_nonnull(fra);
+  const double glat = 46.2044, glon = 6.1432;
+  cl_geo_landmark lms[4];
+  for (int k = 0; k < 4; k++) {
+    double lat = glat + (k == 0 ? 0.5 : k == 2 ? -0.5 : 0);
+    double lon = glon + (k == 1 ? 0.7 : k == 3 ? -0.7 : 0);
+    lms[k] = (cl_geo_landmark){lat, lon, cl_geo_distance_m(glat, glon, lat, lon) + 8000.0};
+  }
+  cl_geo_ctx *ctx = NULL;
+  ck_assert_int_eq(cl_geo_ctx_create(&ctx), CL_OK);
+  const cl_region *both[2] = {che, fra};
+  struct {
+    const cl_region *const *members;
+    size_t n;
+    cl_geo_region_verdict want;
+  } cases[] = {{both, 2, CL_REGION_INSIDE},
+               {&both[0], 1, CL_REGION_UNDETERMINED},
+               {&both[1], 1, CL_REGION_UNDETERMINED}};
+  for (size_t i = 0; i < 3; i++) {
+    cl_region_union u = {cases[i].members, cases[i].n};
+    cl_geo_result res;
+    ck_assert_int_eq(cl_geo_locate(ctx, lms, 4, NULL, NULL, &u, &res), CL_OK);
+    ck_assert_int_eq(res.consistency, CL_GEO_CONSISTENT);
+    ck_assert_msg(res.region == cases[i].want, "case %zu: %s, want %s (radius %.1f km)", i,
+                  cl_geo_region_name(res.region), cl_geo_region_name(cases[i].want),
+                  res.radius_km);
+  }
+  cl_geo_ctx_destroy(&ctx);
+}
+END_TEST
+
 /* ---- geometry digest ------------------------------------------------------ */
 
 /* The digest's vector: polygon 7 (a triangle, closed) added before polygon
@@ -1312,6 +1698,7 @@ int main(void) {
   tcase_add_test(tc, test_antimeridian);
   tcase_add_test(tc, test_poles);
   tcase_add_test(tc, test_union);
+  tcase_add_test(tc, test_union_shared_edges);
   tcase_add_test(tc, test_export_roundtrip);
   tcase_add_test(tc, test_digest);
   suite_add_tcase(su, tc);
@@ -1319,6 +1706,7 @@ int main(void) {
   tcase_set_timeout(props, 120);
   tcase_add_test(props, test_random_stars);
   tcase_add_test(props, test_random_seams);
+  tcase_add_test(props, test_union_random_partitions);
   suite_add_tcase(su, props);
   TCase *gj = tcase_create("geojson");
   tcase_add_test(gj, test_geojson_good);
@@ -1332,6 +1720,7 @@ int main(void) {
   tcase_add_test(world, test_countries);
   tcase_add_test(world, test_countries_sampled);
   tcase_add_test(world, test_maritime);
+  tcase_add_test(world, test_shared_border);
   suite_add_tcase(su, world);
   SRunner *sr = srunner_create(su);
   srunner_run_all(sr, CK_NORMAL);

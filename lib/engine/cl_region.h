@@ -95,7 +95,17 @@ void cl_region_set_free(cl_region_set *s);
 /*
  * A union of regions treated as one allowed area (e.g. --allowed FRA,DEU).
  * Holds borrowed pointers. Classification of a rectangle: INSIDE if some
- * member region has it INSIDE; OUTSIDE if all have it OUTSIDE; else BOUNDARY.
+ * member region has it INSIDE; OUTSIDE if all have it OUTSIDE. Otherwise
+ * the union's own border decides: it is made of the members' edges less
+ * those the union has on both sides, namely edges that two members (or two
+ * polygons of one) hold exactly, same endpoints in either order, with the
+ * union on both sides all along (neighbouring countries, an enclave filling
+ * a hole). When every edge that meets the grown rectangle is such an edge,
+ * and two points of it away from all edges are in the union, the answer is
+ * INSIDE; else BOUNDARY. Edges that do not match exactly (a vertex more on
+ * one side, a gap however narrow) stay borders. The sides of an edge are
+ * worked out when a query first needs them and kept in the region: the
+ * queries stay safe to run from several threads at once.
  */
 typedef struct {
   const cl_region *const *members;
