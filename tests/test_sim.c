@@ -666,6 +666,44 @@ static int tcp_connect_local(int port) {
   return fd;
 }
 
+/* A fleet file's destination columns: one without the other, a value out of
+ * range and a half-given destination are refused with exit 2 and a message
+ * naming the file and line, before anything is started. */
+START_TEST(test_fleet_move_columns) {
+  char *dir = tu_own(tu_tmpdir("chiploc-sim-move"));
+  char *simbin = tu_own(tu_bin("tests/sim/fleetsim"));
+  char *lmcsv = tu_own(tu_write_file(
+      dir, "landmarks.csv",
+      "name,address,public_key,lat,lon\nlm-paris,127.0.0.1:9,"
+      "0000000000000000000000000000000000000000000000000000000000000000,48.8566,2.3522\n"));
+  static const struct {
+    const char *csv, *want;
+  } cases[] = {
+      {"index,true_lat,true_lon,mode,extra_delay_ms,dark_after_s,move_to_lat\n"
+       "0,50.1,8.7,honest,,,52.2\n",
+       "move_to_lat and move_to_lon go together"},
+      {"index,true_lat,true_lon,mode,extra_delay_ms,dark_after_s,move_to_lat,move_to_lon\n"
+       "0,50.1,8.7,honest,,,95,21.0\n",
+       "fleet.csv:2: column move_to_lat: \"95\" is out of range"},
+      {"index,true_lat,true_lon,mode,extra_delay_ms,dark_after_s,move_to_lat,move_to_lon\n"
+       "0,50.1,8.7,honest,,,52.2,\n",
+       "fleet.csv:2: column move_to_lon"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *fleetcsv = tu_own(tu_write_file(dir, "fleet.csv", cases[i].csv));
+    char *argv[] = {simbin, "run", "--fleet", fleetcsv, "--landmarks", lmcsv, "--seed", FLEET_SEED,
+                    NULL};
+    char *out = NULL, *err = NULL;
+    int st = tu_run_capture(argv, dir, &out, &err, NULL);
+    tu_own(out);
+    tu_own(err);
+    ck_assert_msg(st == 2, "case %zu: exit %d, want 2 (stderr: %s)", i, st, err);
+    ck_assert_msg(strstr(err, cases[i].want), "case %zu: stderr lacks \"%s\": %s", i,
+                  cases[i].want, err);
+  }
+}
+END_TEST
+
 START_TEST(test_delayproxy) {
   char *dir = tu_own(tu_tmpdir("chiploc-proxy"));
   char *plog = tu_fmt("%s/delayproxy.log", dir);
@@ -730,6 +768,7 @@ int main(void) {
   Suite *s = suite_create("sim");
   TCase *tc = tcase_create("processes");
   tcase_set_timeout(tc, 180);
+  tcase_add_test(tc, test_fleet_move_columns);
   tcase_add_test(tc, test_delayproxy);
   tcase_add_test(tc, test_rogue_landmark);
   tcase_add_test(tc, test_sign_delay);
