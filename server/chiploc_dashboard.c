@@ -35,6 +35,9 @@
 #include <unistd.h>
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
+/* The credit the borders of scripts/fetch-borders.sh need (ODbL). */
+#define DEFAULT_ATTRIBUTION "Borders \xc2\xa9 OpenStreetMap contributors, ODbL"
+#define ATTRIBUTION_MAX 200
 /* The page's refresh period (--refresh-s), which /api/summary states. */
 #define REFRESH_DEFAULT_S 30
 #define REFRESH_MAX_S 3600
@@ -62,6 +65,7 @@ typedef struct {
   const char *conninfo;
   cl_store *s;        /* NULL while the database is unreachable */
   int64_t stale_s, refresh_s;
+  const char *attribution; /* credit for the borders' data, or "" */
   char *borders;      /* the cached /api/borders.geojson, or NULL */
   size_t borders_len;
   uint64_t borders_at_ns; /* cl_clock_raw_ns when it was built */
@@ -361,6 +365,10 @@ static int api_borders(dash *d, cl_store *s, cl_httpd_reply *out) {
     }
     cl_status_rows_free(&t);
     json_t *doc = features ? cl_geojson_collection(features) : NULL;
+    /* A foreign member (RFC 7946 section 6.1): the page credits the data
+     * in the map's corner, as the borders' licence asks. */
+    if (doc && d->attribution[0])
+      json_object_set_new(doc, "attribution", json_string(d->attribution));
     char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
     json_decref(doc);
     if (!text) return reply_error(out, 500, "out of memory");
@@ -433,6 +441,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: chiploc dashboard [--db CONNINFO] [--listen HOST:PORT] [--assets DIR]\n"
           "                         [--refresh-s N] [--stale DURATION] [--log-level L]\n"
+          "                         [--borders-attribution TEXT]\n"
           "\n"
           "Serves the read-only web dashboard: a map of the landmarks and chips, each\n"
           "chip's verdict history and chain state, the open alerts, and the JSON and\n"
@@ -451,9 +460,14 @@ static void usage(FILE *f) {
           "  --stale DURATION   a landmark with no row for this long is stale\n"
           "                     (default 5m; at most 1h)\n"
           "  --log-level L      debug (every request), info, warn or error (default info)\n"
+          "  --borders-attribution TEXT\n"
+          "                     the credit the map shows for the imported borders\n"
+          "                     (default \"%s\",\n"
+          "                     right for the borders scripts/fetch-borders.sh fetches;\n"
+          "                     \"\" for none); at most %d bytes of UTF-8 text\n"
           "\n"
           "exit status: 0 stopped by a signal, 1 runtime failure, 2 usage error\n",
-          DEFAULT_LISTEN, REFRESH_MAX_S, REFRESH_DEFAULT_S);
+          DEFAULT_LISTEN, REFRESH_MAX_S, REFRESH_DEFAULT_S, DEFAULT_ATTRIBUTION, ATTRIBUTION_MAX);
 }
 
 /* The installed page: DATADIR/chiploc/dashboard beside this binary's
@@ -472,7 +486,29 @@ static char *default_assets(void) {
   return dir;
 }
 
-enum { OPT_DB = 256, OPT_LISTEN, OPT_ASSETS, OPT_REFRESH, OPT_STALE, OPT_LOG_LEVEL, OPT_HELP };
+enum {
+  OPT_DB = 256,
+  OPT_LISTEN,
+  OPT_ASSETS,
+  OPT_REFRESH,
+  OPT_STALE,
+  OPT_LOG_LEVEL,
+  OPT_ATTRIBUTION,
+  OPT_HELP
+};
+
+/* Text the map may show: 1..ATTRIBUTION_MAX bytes of valid UTF-8 without
+ * control characters (or empty). 1 if acceptable. */
+static int attribution_ok(const char *t) {
+  size_t n = strlen(t);
+  if (n > ATTRIBUTION_MAX) return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f) return 0;
+  json_t *j = json_string(t); /* NULL unless valid UTF-8 */
+  int ok = n == 0 || j != NULL;
+  json_decref(j);
+  return ok;
+}
 
 int cmd_dashboard(int argc, char **argv) {
   static const struct option opts[] = {
@@ -482,10 +518,12 @@ int cmd_dashboard(int argc, char **argv) {
       {"refresh-s", required_argument, NULL, OPT_REFRESH},
       {"stale", required_argument, NULL, OPT_STALE},
       {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+      {"borders-attribution", required_argument, NULL, OPT_ATTRIBUTION},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0},
   };
   const char *dbopt = NULL, *listen = DEFAULT_LISTEN, *assets = NULL;
+  const char *attribution = DEFAULT_ATTRIBUTION;
   int64_t refresh = REFRESH_DEFAULT_S, stale = STALE_DEFAULT_S;
   int c;
   chiploc_getopt_reset();
@@ -509,6 +547,15 @@ int cmd_dashboard(int argc, char **argv) {
       cl_log_set_level(lvl);
       break;
     }
+    case OPT_ATTRIBUTION:
+      if (!attribution_ok(optarg)) {
+        chiploc_errorf("dashboard: --borders-attribution \"%.40s\": want at most %d bytes of "
+                       "UTF-8 text without control characters",
+                       optarg, ATTRIBUTION_MAX);
+        return 2;
+      }
+      attribution = optarg;
+      break;
     case 'h':
     case OPT_HELP: usage(stdout); return 0;
     default: return chiploc_bad_option("dashboard", c, argv);
@@ -540,6 +587,7 @@ int cmd_dashboard(int argc, char **argv) {
   d.conninfo = conninfo;
   d.stale_s = stale;
   d.refresh_s = refresh;
+  d.attribution = attribution;
   int code = 0;
   /* A database that refuses the login is a configuration error (exit 2,
    * in chiploc_connect); one that does not answer at start, a runtime one. */

@@ -165,6 +165,15 @@ try {
   same([...new Set(regionSerials)].sort(), [...new Set(regions.map((f) => f.properties.serial))].sort(),
     'a feasible region per CONSISTENT chip');
   check(await page.$('#map canvas') !== null, 'the borders are drawn (canvas layer)');
+  // The borders' credit, from the server, shown as text (test_dashboard_browser.sh
+  // gives one that looks like HTML).
+  await page.waitForFunction(() =>
+    document.querySelector('.leaflet-control-attribution').textContent.includes('Borders <img'));
+  const credit = await page.$eval('.leaflet-control-attribution', (e) => ({
+    text: e.textContent, imgs: e.querySelectorAll('img').length,
+  }));
+  check(credit.text.includes('Borders <img src=x onerror=alert(1)> & "OSM"') && credit.imgs === 0,
+    'the borders credit is shown as text: ' + JSON.stringify(credit.text));
 
   const listed = await page.$$eval('#alerts li.alert', (els) => els.map((e) => ({
     kind: e.getAttribute('data-kind'), subject: e.getAttribute('data-subject'), text: e.textContent,

@@ -501,6 +501,8 @@ static void check_borders(void) {
   json_t *j = GEO("/api/borders.geojson");
   json_t *features = json_object_get(j, "features");
   ck_assert_int_eq(json_array_size(features), 4);
+  /* The default credit for the borders fetch-borders.sh fetches. */
+  ck_assert_str_eq(jstr(j, "attribution"), "Borders \xc2\xa9 OpenStreetMap contributors, ODbL");
   static const char *const codes[] = {"DEU", "EDGE", "FRA", "GBR"};
   for (size_t i = 0; i < 4; i++) {
     json_t *f = json_array_get(features, i);
@@ -676,6 +678,10 @@ START_TEST(test_command_line) {
   ck_assert_int_eq(tu_cli(log, "dashboard", "--bogus", NULL), 2);
   ck_assert_int_eq(tu_cli(log, "dashboard", "--db", "dbname=x", "--listen", "nowhere", NULL), 2);
   ck_assert_int_eq(tu_cli(log, "dashboard", "--db", "dbname=x", "--refresh-s", "0", NULL), 2);
+  ck_assert_int_eq(
+      tu_cli(log, "dashboard", "--db", "dbname=x", "--borders-attribution", "a\nb", NULL), 2);
+  ck_assert_int_eq(
+      tu_cli(log, "dashboard", "--db", "dbname=x", "--borders-attribution", "\xff\xfe", NULL), 2);
   ck_assert_int_eq(tu_cli(log, "dashboard", "extra", NULL), 2);
   /* A database that refuses the login: a configuration error. */
   char *nobody = tu_own(tu_conninfo_as(tu_pg_conninfo(), "no_such_role_dash"));

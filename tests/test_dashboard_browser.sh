@@ -58,7 +58,8 @@ SQL
 # A port free a moment ago; a clash shows as a dashboard that exits at once.
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$build/server/chiploc" dashboard --db "$conninfo user=dash_browser" --listen "127.0.0.1:$port" \
-  --assets "$build/dashboard" --refresh-s 2 --log-level info >"$tmp/dashboard.log" 2>&1 &
+  --assets "$build/dashboard" --refresh-s 2 --log-level info \
+  --borders-attribution 'Borders <img src=x onerror=alert(1)> & "OSM"' >"$tmp/dashboard.log" 2>&1 &
 dash_pid=$!
 url="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do

@@ -144,11 +144,19 @@
     map.on('zoomend', spreadChips);
   }
 
+  function escapeHtml(t) {
+    return t.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch]);
+  }
+
   async function loadBorders() {
     try {
       const fc = await getJSON('/api/borders.geojson');
       state.borders.addData(fc);
       state.borders.bringToBack();
+      // Leaflet writes attributions as HTML: escape the server's text.
+      if (typeof fc.attribution === 'string' && fc.attribution) {
+        state.map.attributionControl.addAttribution(escapeHtml(fc.attribution));
+      }
     } catch (e) {
       setUpdated('error', 'Borders could not be loaded: ' + e.message);
     }
