@@ -842,13 +842,13 @@ static void check_site(const scenario *s, const cl_geo_result *r, const double *
 }
 
 /*
- * Why did the engine leave a clear case UNDETERMINED? 0: the normal-sphere
- * relaxation (caps of angle r / (b^2/a), which the engine works with)
- * already reaches across the border; 1: that relaxed region touches a seam
- * (an edge along longitude +-180 or latitude +-90), which the plane treats
- * as a border; 2: neither at the sampling step: a sliver of the relaxed
- * region thinner than the grid crossing the border, or a partial cell
- * (refined only to rel_precision of F) reaching across it.
+ * Where does a clear case the engine left UNDETERMINED sit? 0: the
+ * normal-sphere relaxation of F (caps of angle r / (b^2/a)) reaches across
+ * the border, so the border runs through the band where the engine needs
+ * its finer tests (the cap brackets and exact geodesics, down to the cell
+ * floor); 1: that relaxed region touches a seam (an edge along longitude
+ * +-180 or latitude +-90); 2: neither at the sampling step: a partial cell
+ * reaching across the border from nearer than the sampling grid shows.
  */
 static int undet_cause(const scenario *s, const ptvec *F, int side_in, double spacing,
                        const tregion *const *regs, size_t nregs) {
@@ -1202,7 +1202,7 @@ static void run_batch(const batch_cfg *cfg) {
            st.verdicts[CL_REGION_INSIDE], st.verdicts[CL_REGION_OUTSIDE],
            st.verdicts[CL_REGION_UNDETERMINED], st.mixed, st.contains_checked, st.on_edge);
     printf("  precision: UNDETERMINED in %d of %d clear cases (%.1f %%, pinned < %.0f %%): %d "
-           "explained by the normal-sphere relaxation, %d by a seam, %d by neither at the "
+           "with the relaxed F across the border, %d by a seam, %d by neither at the "
            "sampling step\n",
            st.clear_undet, st.clear, 100 * undet, 100 * cfg->max_undet_rate,
            st.undet_cause[0], st.undet_cause[1], st.undet_cause[2]);
