@@ -10,21 +10,26 @@
  * version: N measurements, N links; N attestations cite such rows"; when
  * measurement_retention records removed ranges, the line "evidence retired:
  * N attestations cite measurements removed by retention (N range(s), up to
- * TIME)"; then the summary "audit: N measurements, N links, N attestations
- * checked; N problem(s)". With --json, one JSON object instead (the legacy
- * counts always in "legacy", the retention ones in "retired"). Exit codes:
- * 0 clean, 4 findings, 1 database failure, 2 usage error. Legacy rows and
- * retired evidence are no findings.
+ * TIME)"; when verifier pools are in the database, one line per pool gap
+ * shown, "pool gap: chip=SERIAL pool=NAME round_end=TIME round_end_ns=N",
+ * and "pools: N pool(s), N round(s) checked; N gap(s)"; then the summary
+ * "audit: N measurements, N links, N attestations checked; N problem(s)"
+ * (findings and pool gaps). With --json, one JSON object instead (the legacy
+ * counts always in "legacy", the retention ones in "retired", the pools' in
+ * "pools"). Exit codes: 0 clean, 4 findings or pool gaps, 1 database
+ * failure, 2 usage error. Legacy rows and retired evidence are no findings.
  */
 #include "chiploc_cli.h"
 #include "chiploc_cmds.h"
 
 #include "cl_audit.h"
 #include "cl_err.h"
+#include "cl_log.h"
 #include "cl_store.h"
 
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,12 +53,17 @@ static void usage_audit(FILE *f) {
         "Prints one line per finding, TABLE id=N PROBLEM,\n"
         "where PROBLEM is one of: signature, attestation signature, hash mismatch,\n"
         "measurement missing, chain break, chain start, derived column, evidence,\n"
-        "input changed, retired key; then a summary. --json adds each finding's ref.\n"
+        "input changed, retired key. Verifier pools (chiploc verify --pool) are\n"
+        "checked for coverage: a chip that no member of a pool attested for one of\n"
+        "the pool's rounds (before its newest) is a pool gap, a problem too; the\n"
+        "first are listed as pool gap: chip=SERIAL pool=NAME round_end=TIME.\n"
+        "Then a summary. --json adds each finding's ref.\n"
         "--db defaults to $CHIPLOC_DB. Run it as a login in chiploc_auditor, the\n"
         "read-only role made for it (chiploc_admin and chiploc_verifier can read as\n"
         "much, but also write).\n"
         "\n"
-        "exit status: 0 no findings, 4 findings, 1 database error, 2 usage error\n",
+        "exit status: 0 no problems, 4 findings or pool gaps, 1 database error,\n"
+        "2 usage error\n",
         f);
 }
 
@@ -65,14 +75,32 @@ static void format_utc(char *out, size_t len, int64_t unix_us) {
     snprintf(out, len, "%" PRId64 "us", unix_us);
 }
 
+/* Findings not listed: all problems but the listed findings and the gaps. */
+static int64_t unlisted_findings(const cl_audit_report *r) {
+  return r->problems - r->pool_gaps - (int64_t)r->n_findings;
+}
+
 static void print_text(const cl_audit_report *r) {
   for (size_t i = 0; i < r->n_findings; i++) {
     const cl_audit_finding *f = &r->findings[i];
     printf("%s id=%" PRId64 " %s\n", cl_audit_table_name(f->table), f->id,
            cl_audit_problem_name(f->problem));
   }
-  if ((int64_t)r->n_findings < r->problems)
-    printf("(%" PRId64 " more finding(s) not listed)\n", r->problems - (int64_t)r->n_findings);
+  if (unlisted_findings(r) > 0)
+    printf("(%" PRId64 " more finding(s) not listed)\n", unlisted_findings(r));
+  for (size_t i = 0; i < r->n_gaps; i++) {
+    const cl_audit_pool_gap *g = &r->gaps[i];
+    char serial[300], pool[160], when[64];
+    format_utc(when, sizeof when, g->round_end_ns / 1000);
+    printf("pool gap: chip=%s pool=%s round_end=%s round_end_ns=%" PRId64 "\n",
+           cl_log_quote(serial, sizeof serial, g->serial, strlen(g->serial)),
+           cl_log_quote(pool, sizeof pool, g->pool, strlen(g->pool)), when, g->round_end_ns);
+  }
+  if (r->pool_gaps > (int64_t)r->n_gaps)
+    printf("(%" PRId64 " more pool gap(s) not listed)\n", r->pool_gaps - (int64_t)r->n_gaps);
+  if (r->pools)
+    printf("pools: %" PRId64 " pool(s), %" PRId64 " round(s) checked; %" PRId64 " gap(s)\n",
+           r->pools, r->pool_rounds, r->pool_gaps);
   if (r->legacy_measurements || r->legacy_links || r->legacy_evidence)
     printf("legacy (protocol 1), not re-verifiable by this version: %" PRId64
            " measurements, %" PRId64 " links; %" PRId64 " attestations cite such rows\n",
@@ -93,6 +121,33 @@ static void print_text(const cl_audit_report *r) {
          r->measurements, r->links, r->attestations, r->problems);
 }
 
+/* A string as JSON (jansson escapes it); null if it is not UTF-8. */
+static void print_json_string(const char *s) {
+  json_t *j = json_string(s);
+  char *text = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+  fputs(text ? text : "null", stdout);
+  free(text);
+  json_decref(j);
+}
+
+/* "pools": the counts and the gaps shown. */
+static void print_json_pools(const cl_audit_report *r) {
+  printf(",\"pools\":{\"pools\":%" PRId64 ",\"rounds\":%" PRId64 ",\"gaps\":%" PRId64
+         ",\"first\":[",
+         r->pools, r->pool_rounds, r->pool_gaps);
+  for (size_t i = 0; i < r->n_gaps; i++) {
+    const cl_audit_pool_gap *g = &r->gaps[i];
+    char when[64];
+    format_utc(when, sizeof when, g->round_end_ns / 1000);
+    printf("%s{\"serial\":", i ? "," : "");
+    print_json_string(g->serial);
+    fputs(",\"pool\":", stdout);
+    print_json_string(g->pool);
+    printf(",\"round_end\":\"%s\",\"round_end_ns\":%" PRId64 "}", when, g->round_end_ns);
+  }
+  fputs("]}", stdout);
+}
+
 /* Table and problem names are fixed ASCII words: nothing to escape. */
 static void print_json(const cl_audit_report *r) {
   char until[64] = "null";
@@ -105,10 +160,12 @@ static void print_json(const cl_audit_report *r) {
          ",\"chains\":%" PRId64 ",\"legacy\":{\"measurements\":%" PRId64 ",\"links\":%" PRId64
          ",\"attestations\":%" PRId64 "},\"retired\":{\"attestations\":%" PRId64
          ",\"ranges\":%" PRId64 ",\"ignored_ranges\":%" PRId64
-         ",\"until\":%s},\"problems\":%" PRId64 ",\"findings\":[",
+         ",\"until\":%s}",
          r->measurements, r->links, r->attestations, r->chains, r->legacy_measurements,
          r->legacy_links, r->legacy_evidence, r->evidence_retired, r->retention_ranges,
-         r->ignored_ranges, until, r->problems);
+         r->ignored_ranges, until);
+  print_json_pools(r);
+  printf(",\"problems\":%" PRId64 ",\"findings\":[", r->problems);
   for (size_t i = 0; i < r->n_findings; i++) {
     const cl_audit_finding *f = &r->findings[i];
     printf("%s{\"table\":\"%s\",\"id\":%" PRId64 ",\"problem\":\"%s\"", i ? "," : "",
@@ -116,7 +173,7 @@ static void print_json(const cl_audit_report *r) {
     if (f->ref) printf(",\"ref\":%" PRId64, f->ref);
     putchar('}');
   }
-  printf("],\"truncated\":%s}\n", (int64_t)r->n_findings < r->problems ? "true" : "false");
+  printf("],\"truncated\":%s}\n", unlisted_findings(r) > 0 ? "true" : "false");
 }
 
 int cmd_audit(int argc, char **argv) {

@@ -5,7 +5,9 @@
  *
  * Output: one line per change, "created TABLE", "archived
  * chiploc_archive.TABLE" or "dropped TABLE", then the summary "maintain: N
- * partitions (OLDEST .. NEWEST); created N, archived N, dropped N". On
+ * partitions (OLDEST .. NEWEST); created N, archived N, dropped N", and
+ * unless --claims-days 0 "maintain: deleted N verifier claim(s) of rounds
+ * that ended more than D day(s) ago". On
  * stderr, a warning when rows wait in measurements_default (dated past the
  * partitions made ahead: a landmark's clock) and a reminder while tables
  * wait in chiploc_archive. Exit codes: 0 done, 1 database failure or
@@ -25,17 +27,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_DB = 256, OPT_RETAIN, OPT_DROP, OPT_HELP };
+enum { OPT_DB = 256, OPT_RETAIN, OPT_DROP, OPT_CLAIMS, OPT_HELP };
 
 static void usage_maintain(FILE *f) {
   fprintf(f,
           "usage: chiploc db maintain [--db CONNINFO] [--retain-months N [--drop]]\n"
+          "                           [--claims-days N]\n"
           "\n"
           "Runs pg_partman's maintenance of the measurements table: makes the\n"
           "partitions of the coming months and gives rows waiting in the default\n"
-          "partition their month's partition. Without --retain-months nothing is\n"
-          "removed. Run it daily (chiploc-maintenance.timer), as the database owner\n"
-          "or a member of chiploc_admin.\n"
+          "partition their month's partition, and deletes the verifier pools' old\n"
+          "claims. Without --retain-months no partition is removed. Run it daily\n"
+          "(chiploc-maintenance.timer), as the database owner or a member of\n"
+          "chiploc_admin.\n"
           "\n"
           "  --db CONNINFO      libpq connection string (default: $CHIPLOC_DB)\n"
           "  --retain-months N  detach every partition whose month ended more than N\n"
@@ -43,9 +47,12 @@ static void usage_maintain(FILE *f) {
           "                     the owner dumps each with pg_dump, then drops it\n"
           "  --drop             drop those partitions instead: their rows are gone,\n"
           "                     and the audit reports the attestations that cited them\n"
+          "  --claims-days N    delete the rows of verifier_claims (verifier pools) of\n"
+          "                     rounds that ended more than N days ago (default %d,\n"
+          "                     at most %d; 0 keeps them all)\n"
           "\n"
           "exit status: 0 done, 1 database error or permission, 2 usage error\n",
-          CL_MAINT_RETAIN_MAX);
+          CL_MAINT_RETAIN_MAX, CL_MAINT_CLAIMS_DAYS, CL_MAINT_CLAIMS_DAYS_MAX);
 }
 
 /* --retain-months: a whole number in [1, CL_MAINT_RETAIN_MAX]. */
@@ -63,7 +70,22 @@ static int parse_months(const char *text, int *out) {
   return 0;
 }
 
-static void print_report(const cl_maint_report *r) {
+/* --claims-days: a whole number in [0, CL_MAINT_CLAIMS_DAYS_MAX]. */
+static int parse_days(const char *text, int *out) {
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(text, &end, 10);
+  if (end == text || *end != '\0' || errno == ERANGE || text[0] == '+' || text[0] == '-' ||
+      v < 0 || v > CL_MAINT_CLAIMS_DAYS_MAX) {
+    chiploc_errorf("db maintain: --claims-days %s: must be a whole number of days, 0 to %d",
+                   text, CL_MAINT_CLAIMS_DAYS_MAX);
+    return 2;
+  }
+  *out = (int)v;
+  return 0;
+}
+
+static void print_report(const cl_maint_report *r, int claims_days) {
   int64_t n[3] = {0, 0, 0};
   for (size_t i = 0; i < r->n_changes; i++) {
     printf("%s %s\n", cl_maint_action_name(r->changes[i].action), r->changes[i].table);
@@ -73,6 +95,10 @@ static void print_report(const cl_maint_report *r) {
          ", dropped %" PRId64 "\n",
          r->partitions, r->oldest ? r->oldest : "none", r->newest ? r->newest : "none",
          n[CL_MAINT_CREATED], n[CL_MAINT_ARCHIVED], n[CL_MAINT_DROPPED]);
+  if (claims_days > 0)
+    printf("maintain: deleted %" PRId64 " verifier claim(s) of rounds that ended more than %d"
+           " day(s) ago\n",
+           r->claims_deleted, claims_days);
   if (r->default_rows > 0)
     chiploc_errorf("db maintain: warning: %" PRId64 " row(s) in measurements_default, the newest"
                    " measured at %s, past the partitions made ahead: check the landmarks' clocks",
@@ -88,11 +114,12 @@ int cmd_db_maintain(int argc, char **argv) {
       {"db", required_argument, NULL, OPT_DB},
       {"retain-months", required_argument, NULL, OPT_RETAIN},
       {"drop", no_argument, NULL, OPT_DROP},
+      {"claims-days", required_argument, NULL, OPT_CLAIMS},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0},
   };
   const char *db = NULL;
-  int months = 0, drop = 0, c;
+  int months = 0, drop = 0, claims_days = CL_MAINT_CLAIMS_DAYS, c;
 #ifdef __GLIBC__
   optind = 0;
 #else
@@ -106,6 +133,9 @@ int cmd_db_maintain(int argc, char **argv) {
       if (parse_months(optarg, &months) != 0) return 2;
       break;
     case OPT_DROP: drop = 1; break;
+    case OPT_CLAIMS:
+      if (parse_days(optarg, &claims_days) != 0) return 2;
+      break;
     case 'h':
     case OPT_HELP: usage_maintain(stdout); return 0;
     case ':': chiploc_errorf("db maintain: %s needs a value", argv[optind - 1]); return 2;
@@ -129,7 +159,7 @@ int cmd_db_maintain(int argc, char **argv) {
   if (!s) return 1;
   char err[512] = "";
   cl_maint_report rep;
-  int rc = cl_maint_run(s, months, drop, &rep, err, sizeof err);
+  int rc = cl_maint_run(s, months, drop, claims_days, &rep, err, sizeof err);
   cl_store_destroy(&s);
   if (rc != CL_OK) {
     if (rc == CL_EPERM)
@@ -139,7 +169,7 @@ int cmd_db_maintain(int argc, char **argv) {
       chiploc_errorf("db maintain: %s", err);
     return 1;
   }
-  print_report(&rep);
+  print_report(&rep, claims_days);
   cl_maint_report_free(&rep);
   return 0;
 }

@@ -595,7 +595,8 @@ START_TEST(test_clean) {
   ck_assert_str_eq(o, "{\"measurements\":20,\"links\":2,\"attestations\":10,\"chains\":2,"
                       "\"legacy\":{\"measurements\":0,\"links\":0,\"attestations\":0},"
                       "\"retired\":{\"attestations\":0,\"ranges\":0,\"ignored_ranges\":0,"
-                      "\"until\":null},\"problems\":0,\"findings\":[],\"truncated\":false}\n");
+                      "\"until\":null},\"pools\":{\"pools\":0,\"rounds\":0,\"gaps\":0,"
+                      "\"first\":[]},\"problems\":0,\"findings\":[],\"truncated\":false}\n");
   free(o);
   setenv("CHIPLOC_DB", w.conninfo, 1);
   ck_assert_int_eq(cli(&o, NULL), 0);
@@ -1695,7 +1696,8 @@ START_TEST(test_retention_retires_evidence) {
   free(o);
   ck_assert_int_eq(cli(&o, "--db", w.conninfo, "--json", NULL), 0);
   ck_assert_msg(strstr(o, tu_fmt("\"retired\":{\"attestations\":8,\"ranges\":1,"
-                                 "\"ignored_ranges\":0,\"until\":\"%s\"},\"problems\":0",
+                                 "\"ignored_ranges\":0,\"until\":\"%s\"},\"pools\":{\"pools\":0,"
+                                 "\"rounds\":0,\"gaps\":0,\"first\":[]},\"problems\":0",
                                  until)),
                 "%s", o);
   free(o);
@@ -1970,6 +1972,100 @@ START_TEST(test_real_verifier) {
 }
 END_TEST
 
+/* ---- verifier pools: coverage ------------------------------------------------ */
+
+/* The audit's pool gaps, run as the owner: the counts, and no finding. */
+static void expect_pool(world *w, int64_t rounds, int64_t gaps, cl_audit_report *rep) {
+  run_audit(w, rep);
+  ck_assert_int_eq(rep->n_findings, 0);
+  ck_assert_int_eq(rep->pools, 1);
+  ck_assert_int_eq(rep->pool_rounds, rounds);
+  ck_assert_int_eq(rep->pool_gaps, gaps);
+  ck_assert_int_eq(rep->problems, gaps);
+  ck_assert_uint_eq(rep->n_gaps, (size_t)gaps);
+}
+
+START_TEST(test_pool_gaps) {
+  world w;
+  world_init(&w, "cl_audit_pool");
+  /* The world's verifier as the only member of pool p1, every bucket of
+   * every round claimed: each chip attested in each round, no gap. The
+   * newest round (4) may still be running and is not checked. */
+  owner_sql(&w, tu_fmt("INSERT INTO verifier_claims (pool, round_end_ns, bucket, verifier_id,"
+                       " interval_ns) SELECT 'p1', %llu + r * %llu, b, %lld, %llu"
+                       " FROM generate_series(0, %d) r, generate_series(0, 63) b",
+                       (unsigned long long)w.t0_ns, ROUND_NS, (long long)w.verifier_id,
+                       ROUND_NS, N_ROUNDS - 1));
+  cl_audit_report rep;
+  expect_pool(&w, N_ROUNDS - 1, 0, &rep);
+  cl_audit_report_free(&rep);
+  char *auditor = login_in(&w, "audit_pool_auditor", "chiploc_auditor");
+  char *o = NULL;
+  ck_assert_int_eq(cli(&o, "--db", auditor, NULL), 0);
+  ck_assert_msg(strstr(o, "pools: 1 pool(s), 4 round(s) checked; 0 gap(s)\n") &&
+                    strstr(o, "; 0 problem(s)\n") && !strstr(o, "pool gap:"),
+                "%s", o);
+  free(o);
+
+  /* A chip enrolled in the middle of round 2 that no member attested (a
+   * forged claim took its bucket): a gap in round 3, none in round 2 (it
+   * was not enrolled by its end) nor in round 4 (the newest). */
+  int64_t late = 0;
+  char err[512] = "";
+  cl_key *k = key_from_byte(0x13);
+  ck_assert_msg(cl_store_chip_enroll(w.s, cl_key_public(k), "C-0003", "Example DC", SITE_LAT,
+                                     SITE_LON, &late, err, sizeof err) == CL_OK,
+                "%s", err);
+  cl_key_destroy(&k);
+  uint64_t round3 = w.t0_ns + 3 * ROUND_NS;
+  owner_sql(&w, tu_fmt("UPDATE chips SET enrolled_at = to_timestamp(%llu / 1e9) WHERE id = %lld",
+                       (unsigned long long)(w.t0_ns + 2 * ROUND_NS + ROUND_NS / 2),
+                       (long long)late));
+  expect_pool(&w, N_ROUNDS - 1, 1, &rep);
+  ck_assert_str_eq(rep.gaps[0].serial, "C-0003");
+  ck_assert_str_eq(rep.gaps[0].pool, "p1");
+  ck_assert_int_eq(rep.gaps[0].round_end_ns, (int64_t)round3);
+  cl_audit_report_free(&rep);
+  ck_assert_int_eq(cli(&o, "--db", auditor, NULL), 4);
+  ck_assert_msg(strstr(o, "pool gap: chip=\"C-0003\" pool=\"p1\" round_end=") &&
+                    strstr(o, tu_fmt(" round_end_ns=%llu\n", (unsigned long long)round3)) &&
+                    strstr(o, "pools: 1 pool(s), 4 round(s) checked; 1 gap(s)\n") &&
+                    strstr(o, "; 1 problem(s)\n") && !strstr(o, "not listed"),
+                "%s", o);
+  free(o);
+  ck_assert_int_eq(cli(&o, "--db", auditor, "--json", NULL), 4);
+  ck_assert_msg(strstr(o, "\"pools\":{\"pools\":1,\"rounds\":4,\"gaps\":1,\"first\":"
+                           "[{\"serial\":\"C-0003\",\"pool\":\"p1\",\"round_end\":\"") &&
+                    strstr(o, tu_fmt("\",\"round_end_ns\":%llu}]},\"problems\":1,\"findings\":[],"
+                                     "\"truncated\":false}\n",
+                                     (unsigned long long)round3)),
+                "%s", o);
+  free(o);
+
+  /* Deactivated within two rounds of round 3's end: a member may have
+   * attested round 3 after it, so no gap; deactivated later, the gap. */
+  owner_sql(&w, tu_fmt("UPDATE chips SET active = false, deactivated_at = to_timestamp(%llu / 1e9)"
+                       " WHERE id = %lld",
+                       (unsigned long long)(round3 + 2 * ROUND_NS - ROUND_NS / 2),
+                       (long long)late));
+  expect_pool(&w, N_ROUNDS - 1, 0, &rep);
+  cl_audit_report_free(&rep);
+  owner_sql(&w, tu_fmt("UPDATE chips SET deactivated_at = to_timestamp(%llu / 1e9) WHERE id = %lld",
+                       (unsigned long long)(round3 + 3 * ROUND_NS), (long long)late));
+  expect_pool(&w, N_ROUNDS - 1, 1, &rep);
+  cl_audit_report_free(&rep);
+
+  /* A round whose claims are all gone still counts through the members'
+   * attestations; the other chips' attestations of round 1 are there. */
+  owner_sql(&w, tu_fmt("DELETE FROM verifier_claims WHERE round_end_ns = %llu",
+                       (unsigned long long)(w.t0_ns + ROUND_NS)));
+  expect_pool(&w, N_ROUNDS - 1, 1, &rep);
+  cl_audit_report_free(&rep);
+  tu_release();
+  world_fini(&w);
+}
+END_TEST
+
 int main(void) {
   if (sodium_init() < 0) return EXIT_FAILURE;
   Suite *su = suite_create("audit");
@@ -2003,6 +2099,7 @@ int main(void) {
   tcase_add_test(tc, test_retention_retires_evidence);
   tcase_add_test(tc, test_retention_elsewhere);
   tcase_add_test(tc, test_real_verifier);
+  tcase_add_test(tc, test_pool_gaps);
   suite_add_tcase(su, tc);
   SRunner *sr = srunner_create(su);
   srunner_run_all(sr, CK_NORMAL);

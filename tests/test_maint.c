@@ -365,6 +365,72 @@ START_TEST(test_maintain_rights) {
 }
 END_TEST
 
+/* A claim of pool p1, bucket `bucket`, for the round that ended `age` (a
+ * PostgreSQL interval) ago, by the owner. */
+static void insert_claim(const char *ci, int bucket, const char *age) {
+  sql_ok(ci, tu_fmt("INSERT INTO verifier_claims (pool, round_end_ns, bucket, verifier_id,"
+                    " interval_ns) SELECT 'p1', (extract(epoch FROM now() - interval '%s')"
+                    " * 1e9)::bigint, %d, v.id, 60000000000 FROM verifiers v",
+                    age, bucket));
+}
+
+START_TEST(test_claims_retention) {
+  char *dir = tu_own(tu_tmpdir("maint-claims"));
+  char *log = tu_fmt("%s/cli.log", dir);
+  char *ci = fresh("cl_maint_claims", log);
+  sql_ok(ci, "INSERT INTO verifiers (name, public_key)"
+             " VALUES ('v1', decode(repeat('cc', 32), 'hex'))");
+  insert_claim(ci, 0, "8 days");
+  insert_claim(ci, 1, "6 days");
+  insert_claim(ci, 2, "1 minute");
+
+  /* The default keeps 7 days: the claim of 8 days ago goes. */
+  char *out = tu_fmt("%s/default.log", dir);
+  ck_assert_int_eq(tu_cli(out, "db", "maintain", "--db", ci, NULL), 0);
+  char *text = read_log(out);
+  ck_assert_msg(strstr(text, "maintain: deleted 1 verifier claim(s) of rounds that ended more"
+                             " than 7 day(s) ago\n"),
+                "%s", text);
+  ck_assert_str_eq(sql_text(ci, "SELECT string_agg(bucket::text, ',' ORDER BY bucket)"
+                                " FROM verifier_claims"),
+                   "1,2");
+
+  /* 0 keeps every claim, and says nothing of them. */
+  insert_claim(ci, 3, "30 days");
+  out = tu_fmt("%s/keep.log", dir);
+  ck_assert_int_eq(tu_cli(out, "db", "maintain", "--db", ci, "--claims-days", "0", NULL), 0);
+  text = read_log(out);
+  ck_assert_msg(!strstr(text, "verifier claim"), "%s", text);
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT count(*) FROM verifier_claims"), 3);
+
+  /* 5 days: the claims of 30 and 6 days ago go, the newest stays. */
+  out = tu_fmt("%s/five.log", dir);
+  ck_assert_int_eq(tu_cli(out, "db", "maintain", "--db", ci, "--claims-days", "5", NULL), 0);
+  text = read_log(out);
+  ck_assert_msg(strstr(text, "maintain: deleted 2 verifier claim(s) of rounds that ended more"
+                             " than 5 day(s) ago\n"),
+                "%s", text);
+  ck_assert_str_eq(sql_text(ci, "SELECT string_agg(bucket::text, ',') FROM verifier_claims"),
+                   "2");
+
+  /* A member of chiploc_admin may delete them too. */
+  login_role("maint_admin", "chiploc_admin");
+  insert_claim(ci, 4, "10 days");
+  char *adm = tu_own(tu_conninfo_as(ci, "maint_admin"));
+  out = tu_fmt("%s/admin.log", dir);
+  ck_assert_int_eq(tu_cli(out, "db", "maintain", "--db", adm, NULL), 0);
+  ck_assert_int_eq(tu_sql_int(ci, "SELECT count(*) FROM verifier_claims"), 1);
+
+  const char *bad[] = {"-1", "x", "36501", "+3", ""};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    out = tu_fmt("%s/bad%zu.log", dir, i);
+    ck_assert_int_eq(tu_cli(out, "db", "maintain", "--db", ci, "--claims-days", bad[i], NULL), 2);
+    ck_assert_msg(strstr(read_log(out), "--claims-days"), "%s", read_log(out));
+  }
+  tu_release();
+}
+END_TEST
+
 START_TEST(test_migrate_without_superuser) {
   /* An owner that is no superuser cannot create the extension: migrate
    * stops at 0007 with the commands for a superuser, which then work. */
@@ -421,6 +487,7 @@ int main(void) {
   tcase_add_test(tc, test_retention);
   tcase_add_test(tc, test_maintain_rights);
   tcase_add_test(tc, test_migrate_without_superuser);
+  tcase_add_test(tc, test_claims_retention);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

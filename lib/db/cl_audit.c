@@ -114,6 +114,7 @@ typedef struct {
   retired_range *retired;
   size_t n_retired, cap_retired;
   att_group g;
+  int pools_counted; /* the pool gaps' counts are in rep */
 } audit_ctx;
 
 /* Writes "what: server message" (one line) into err and returns the CL_*
@@ -161,6 +162,7 @@ const char *cl_audit_problem_name(cl_audit_problem p) {
 void cl_audit_report_free(cl_audit_report *r) {
   if (!r) return;
   free(r->findings);
+  for (size_t i = 0; i < r->n_gaps; i++) free(r->gaps[i].serial);
   memset(r, 0, sizeof *r);
 }
 
@@ -1328,6 +1330,75 @@ static int attestation_row(audit_ctx *a, const PGresult *r) {
 
 /* ---- the run ------------------------------------------------------------------- */
 
+/* ---- verifier pools' coverage -------------------------------------------- */
+
+/*
+ * The pool gaps of cl_audit_pool_gap in one statement: the pools, their
+ * members and rounds from verifier_claims and the members' attestations,
+ * then every (round, chip) that should have an attestation and has none by
+ * a member (an anti-join, not a loop over chips). Times are compared in
+ * numeric nanoseconds, so no value the database holds can overflow the
+ * query. One row: the counts, and NULL for the gap when there is none; or
+ * one row per gap shown ($1 at most), each with the counts.
+ */
+static const char SQL_POOL_GAPS[] =
+    "WITH pools AS (SELECT pool, min(round_end_ns) AS oldest, max(round_end_ns) AS newest,"
+    " max(interval_ns)::numeric AS interval_ns FROM verifier_claims GROUP BY pool),"
+    " members AS (SELECT DISTINCT pool, verifier_id FROM verifier_claims),"
+    " rounds AS (SELECT k.pool, k.round_end_ns FROM verifier_claims k"
+    "  JOIN pools p ON p.pool = k.pool WHERE k.round_end_ns < p.newest"
+    "  UNION SELECT m.pool, a.round_end_ns FROM attestations a"
+    "  JOIN members m ON m.verifier_id = a.verifier_id JOIN pools p ON p.pool = m.pool"
+    "  WHERE a.round_end_ns >= p.oldest AND a.round_end_ns < p.newest),"
+    " gaps AS (SELECT r.pool, r.round_end_ns, c.serial FROM rounds r"
+    "  JOIN pools p ON p.pool = r.pool"
+    "  JOIN chips c ON extract(epoch FROM c.enrolled_at) * 1e9 <= r.round_end_ns"
+    "  AND (c.active OR extract(epoch FROM c.deactivated_at) * 1e9"
+    "   > r.round_end_ns::numeric + 2 * p.interval_ns)"
+    "  WHERE NOT EXISTS (SELECT 1 FROM attestations a JOIN members m"
+    "   ON m.verifier_id = a.verifier_id AND m.pool = r.pool"
+    "   WHERE a.chip_id = c.id AND a.round_end_ns = r.round_end_ns))"
+    " SELECT (SELECT count(*) FROM pools), (SELECT count(*) FROM rounds),"
+    " (SELECT count(*) FROM gaps), g.pool, g.round_end_ns, g.serial"
+    " FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM gaps"
+    " ORDER BY round_end_ns, pool COLLATE \"C\", serial COLLATE \"C\" LIMIT $1::integer) g"
+    " ON true";
+
+/* One row of SQL_POOL_GAPS: the counts, and a gap to show if it has one. */
+static int pool_gap_row(audit_ctx *a, const PGresult *r) {
+  cl_audit_report *rep = a->rep;
+  int ok = 1;
+  int64_t pools = col_int(r, 0, 8, &ok), rounds = col_int(r, 1, 8, &ok);
+  int64_t gaps = col_int(r, 2, 8, &ok);
+  if (!ok) {
+    cl_err_set(a->err, a->errlen, "verifier pools: a count is missing");
+    return CL_EDB;
+  }
+  if (!a->pools_counted) { /* every row repeats the counts */
+    a->pools_counted = 1;
+    rep->pools = pools;
+    rep->pool_rounds = rounds;
+    rep->pool_gaps = gaps;
+    rep->problems += gaps;
+  }
+  if (PQgetisnull(r, 0, 3)) return CL_OK;
+  int64_t round = col_int(r, 4, 8, &ok);
+  if (!ok || PQgetisnull(r, 0, 5) || rep->n_gaps >= CL_AUDIT_POOL_GAPS_SHOWN) {
+    cl_err_set(a->err, a->errlen, "verifier pools: a gap without its round or chip");
+    return CL_EDB;
+  }
+  cl_audit_pool_gap *g = &rep->gaps[rep->n_gaps];
+  g->serial = strdup(PQgetvalue(r, 0, 5));
+  if (!g->serial) {
+    cl_err_set(a->err, a->errlen, "verifier pools: out of memory");
+    return CL_ENOMEM;
+  }
+  snprintf(g->pool, sizeof g->pool, "%s", PQgetvalue(r, 0, 3));
+  g->round_end_ns = round;
+  rep->n_gaps++;
+  return CL_OK;
+}
+
 /* The connection a read of the audit (`what` names it in err) may use: open,
  * outside a transaction (each read is one snapshot of its own), and with
  * integer datetimes, since binary timestamps are 64-bit microseconds only
@@ -1394,6 +1465,12 @@ int cl_audit_run(cl_store *s, cl_audit_report *out, char *err, size_t errlen) {
   if (rc == CL_OK)
     rc = stream(&a, SQL_ATTESTATIONS, 1, params, "reading attestations", attestation_row);
   if (rc == CL_OK) rc = close_group(&a);
+  char shown[16];
+  snprintf(shown, sizeof shown, "%d", CL_AUDIT_POOL_GAPS_SHOWN);
+  const char *gap_params[1] = {shown};
+  if (rc == CL_OK)
+    rc = stream(&a, SQL_POOL_GAPS, 1, gap_params, "checking the verifier pools' coverage",
+                pool_gap_row);
   if (rc == CL_OK) rc = exec_cmd(&a, "COMMIT", "ending the audit transaction");
   free_regions(&a);
   free(a.retired);

@@ -27,6 +27,10 @@
  * archive attached back) excuses nothing: its rows are checked as live. A
  * row missing anywhere else stays a finding.
  *
+ * Verifier pools (schema 0010) are checked for coverage: a chip that no
+ * member of a pool attested for one of the pool's rounds is a pool gap (see
+ * cl_audit_pool_gap), a problem like a finding.
+ *
  * The audit reads inside one REPEATABLE READ, READ ONLY transaction, so it
  * sees one consistent snapshot even while landmarks and the verifier keep
  * writing, and it streams every table in libpq's single-row mode: memory
@@ -46,6 +50,9 @@
 
 /* Findings kept in a report; further ones are only counted. */
 #define CL_AUDIT_MAX_FINDINGS 100000
+/* Pool gaps kept in a report (the first, by round, pool and serial); all
+ * are counted. */
+#define CL_AUDIT_POOL_GAPS_SHOWN 10
 /* Most measurement ids (version 1) or landmark signatures (version 2) one
  * attestation may name and still be rebuilt; the verifier names one per
  * landmark. */
@@ -130,6 +137,25 @@ typedef struct {
   int64_t ref;              /* related id or input (see the problem), 0 if none */
 } cl_audit_finding;
 
+/*
+ * A pool gap: a chip that no member of a verifier pool attested for a round
+ * of the pool. The pool's members are the verifiers named by its claims
+ * (verifier_claims, any round); its rounds are the round_end_ns of its
+ * claims and of its members' attestations, from its oldest claimed round up
+ * to, not including, its newest one (which may still be running). A chip
+ * counts for a round when it was enrolled by the round's end and was active
+ * then, as far as the chips table tells: active now, or deactivated
+ * (deactivated_at, schema 0008) more than two of the pool's longest round
+ * intervals after the round's end (a member may attest a round that late).
+ * A chip deactivated and reactivated keeps no record of it: one that was
+ * inactive during a round but is active now counts as a gap.
+ */
+typedef struct {
+  char *serial;             /* chips.serial, malloc'd */
+  char pool[72];            /* verifier_claims.pool (at most 64 bytes) */
+  int64_t round_end_ns;
+} cl_audit_pool_gap;
+
 typedef struct {
   int64_t measurements;     /* rows checked per table (protocol 2 rows) */
   int64_t links;
@@ -155,7 +181,14 @@ typedef struct {
   int64_t ignored_ranges;
   int64_t retired_until_us;
   int64_t chains;           /* distinct (chip, verifier) chains walked */
-  int64_t problems;         /* every finding, kept or not */
+  /* Verifier pools: the pools and pool rounds checked, the (chip, pool,
+   * round) gaps found (each one a problem) and the first of them. */
+  int64_t pools;
+  int64_t pool_rounds;
+  int64_t pool_gaps;
+  cl_audit_pool_gap gaps[CL_AUDIT_POOL_GAPS_SHOWN];
+  size_t n_gaps;
+  int64_t problems;         /* every finding, kept or not, and every pool gap */
   cl_audit_finding *findings; /* the first CL_AUDIT_MAX_FINDINGS, malloc'd */
   size_t n_findings;
   size_t cap;
@@ -166,7 +199,7 @@ typedef struct {
  * transaction (CL_EINVAL otherwise); the audit opens and ends its own. On
  * success *out holds the counts and the findings, sorted by table, id,
  * problem and ref (free it with cl_audit_report_free); 0 findings means
- * clean.
+ * clean (and 0 problems: no finding and no pool gap).
  * Returns 0 even when there are findings. Errors: CL_EPERM (the role lacks
  * SELECT on a table; the audit needs what chiploc_admin or chiploc_verifier
  * may read), CL_EDB (any other database failure), CL_ENOMEM; err says

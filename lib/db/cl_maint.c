@@ -83,8 +83,21 @@ static const char SQL_SUMMARY[] =
     " WHERE i.inhparent = 'public.measurements'::regclass"
     " AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'";
 
-int cl_maint_run(cl_store *s, int retain_months, int drop, cl_maint_report *rep, char *err,
-                 size_t errlen) {
+/* The claims of every round that ended more than $1 days before now(); the
+ * cut is in the signed nanoseconds of round_end_ns, so a round goes whole. */
+static const char SQL_CLAIMS[] =
+    "DELETE FROM verifier_claims WHERE round_end_ns <"
+    " (extract(epoch FROM now() - make_interval(days => $1::integer)) * 1e9)::bigint";
+
+/* Ends the transaction that failed and passes on its code. */
+static int abort_run(PGconn *c, cl_maint_report *rep, int rc) {
+  PQclear(PQexec(c, "ROLLBACK"));
+  cl_maint_report_free(rep);
+  return rc;
+}
+
+int cl_maint_run(cl_store *s, int retain_months, int drop, int claims_days, cl_maint_report *rep,
+                 char *err, size_t errlen) {
   if (!s || !rep) return CL_EINVAL;
   memset(rep, 0, sizeof *rep);
   if (retain_months < 0 || retain_months > CL_MAINT_RETAIN_MAX) {
@@ -96,34 +109,58 @@ int cl_maint_run(cl_store *s, int retain_months, int drop, cl_maint_report *rep,
     cl_err_set(err, errlen, "dropping needs a retention: nothing is past none");
     return CL_EINVAL;
   }
+  if (claims_days < 0 || claims_days > CL_MAINT_CLAIMS_DAYS_MAX) {
+    cl_err_set(err, errlen,
+               "claims retention of %d days: must be 1 to %d, or 0 to keep every claim",
+               claims_days, CL_MAINT_CLAIMS_DAYS_MAX);
+    return CL_EINVAL;
+  }
   PGconn *c = cl_store_pgconn(s);
+  /* One transaction: the partitions and the claims change together or not
+   * at all. */
+  PGresult *r = PQexec(c, "BEGIN");
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) return fail(r, c, err, errlen, "BEGIN");
+  PQclear(r);
   char months[16];
   snprintf(months, sizeof months, "%d", retain_months);
   const char *params[2] = {retain_months > 0 ? months : NULL, drop ? "true" : "false"};
-  PGresult *r = PQexecParams(c,
-                             "SELECT action, partition, rows_left, detail"
-                             " FROM chiploc_maintain($1::integer, $2::boolean)",
-                             2, NULL, params, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(r, c, err, errlen, "chiploc_maintain");
+  r = PQexecParams(c,
+                   "SELECT action, partition, rows_left, detail"
+                   " FROM chiploc_maintain($1::integer, $2::boolean)",
+                   2, NULL, params, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    return abort_run(c, rep, fail(r, c, err, errlen, "chiploc_maintain"));
   int rc = take_changes(r, rep);
   PQclear(r);
   if (rc != CL_OK) {
-    cl_maint_report_free(rep);
     cl_err_set(err, errlen, "out of memory");
-    return rc;
+    return abort_run(c, rep, rc);
+  }
+  if (claims_days > 0) {
+    char days[16];
+    snprintf(days, sizeof days, "%d", claims_days);
+    const char *dv[1] = {days};
+    r = PQexecParams(c, SQL_CLAIMS, 1, NULL, dv, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+      return abort_run(c, rep, fail(r, c, err, errlen, "deleting old verifier_claims"));
+    rep->claims_deleted = strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
   }
   r = PQexec(c, SQL_SUMMARY);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-    cl_maint_report_free(rep);
-    return fail(r, c, err, errlen, "reading the partitions of measurements");
-  }
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    return abort_run(c, rep, fail(r, c, err, errlen, "reading the partitions of measurements"));
   rep->partitions = int_col(r, 0, 0);
   rep->archived_tables = int_col(r, 0, 3);
   if (text_col(r, 0, 1, &rep->oldest) != CL_OK || text_col(r, 0, 2, &rep->newest) != CL_OK) {
     PQclear(r);
-    cl_maint_report_free(rep);
     cl_err_set(err, errlen, "out of memory");
-    return CL_ENOMEM;
+    return abort_run(c, rep, CL_ENOMEM);
+  }
+  PQclear(r);
+  r = PQexec(c, "COMMIT");
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    cl_maint_report_free(rep);
+    return fail(r, c, err, errlen, "COMMIT");
   }
   PQclear(r);
   return CL_OK;
