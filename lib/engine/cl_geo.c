@@ -327,6 +327,24 @@ static void split_geometry(const cl_geo_ctx *ctx, const wcell *p, const double *
   }
 }
 
+/*
+ * Splits c into out[0 .. 3] and returns how many children it has. Cells are
+ * kept roughly square on the ground: near the poles a cell is much narrower
+ * east-west than north-south, so only its latitude is split (and only its
+ * longitude in the opposite case).
+ */
+static int split_cell(const cl_geo_ctx *ctx, const wcell *c, wcell *out) {
+  double ns = c->lat1 - c->lat0;
+  double ew = (c->lon1 - c->lon0) * c->cpm;
+  int nlat = ew < ns / 2 ? 2 : (ns < ew / 2 ? 1 : 2);
+  int nlon = ns < ew / 2 ? 2 : (ew < ns / 2 ? 1 : 2);
+  double lm = (c->lat0 + c->lat1) / 2, om = (c->lon0 + c->lon1) / 2;
+  double la[3] = {c->lat0, nlat == 2 ? lm : c->lat1, c->lat1};
+  double lo[3] = {c->lon0, nlon == 2 ? om : c->lon1, c->lon1};
+  split_geometry(ctx, c, la, nlat, lo, nlon, out);
+  return nlat * nlon;
+}
+
 int cl_geo_ctx_create(cl_geo_ctx **out) {
   cl_geo_ctx *c = calloc(1, sizeof *c);
   if (!c) return CL_ENOMEM;
@@ -636,19 +654,8 @@ static int solve(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo_params
       int refine_r = want_region && !region_decided && c->rclass == CL_RECT_BOUNDARY &&
                      c->rho > min_rho;
       if ((refine_f || refine_r) && c->level < MAX_LEVEL) {
-        /* Keep cells roughly square on the ground: near the poles a cell is
-         * much narrower east-west than north-south, so split latitude only
-         * (and longitude only in the opposite case). */
-        double ns = c->lat1 - c->lat0;
-        double ew = (c->lon1 - c->lon0) * c->cpm;
-        int nlat = ew < ns / 2 ? 2 : (ns < ew / 2 ? 1 : 2);
-        int nlon = ns < ew / 2 ? 2 : (ew < ns / 2 ? 1 : 2);
-        double lm = (c->lat0 + c->lat1) / 2, om = (c->lon0 + c->lon1) / 2;
-        double la[3] = {c->lat0, nlat == 2 ? lm : c->lat1, c->lat1};
-        double lo[3] = {c->lon0, nlon == 2 ? om : c->lon1, c->lon1};
         if (cv_reserve(&ctx->next, 4)) return CL_ENOMEM;
-        split_geometry(ctx, c, la, nlat, lo, nlon, ctx->next.v + ctx->next.n);
-        ctx->next.n += (size_t)(nlat * nlon);
+        ctx->next.n += (size_t)split_cell(ctx, c, ctx->next.v + ctx->next.n);
       } else {
         if (cv_push(&ctx->fin, c)) return CL_ENOMEM;
         fin_in |= c->rclass == CL_RECT_INSIDE;
@@ -682,23 +689,16 @@ static cl_geo_region_verdict region_verdict(const cellvec *fin) {
 }
 
 /*
- * Splits final cell fin[i] (as solve does), tests the children against the
+ * Splits final cell c (split_cell), tests the children against the
  * caps and appends the ones that may hold a feasible point to ctx->next,
  * with their region class (inherited unless BOUNDARY). Returns 0 or
  * CL_ENOMEM.
  */
 static int refine_final(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_region_union *region,
                         const wcell *c) {
-  double ns = c->lat1 - c->lat0;
-  double ew = (c->lon1 - c->lon0) * c->cpm;
-  int nlat = ew < ns / 2 ? 2 : (ns < ew / 2 ? 1 : 2);
-  int nlon = ns < ew / 2 ? 2 : (ew < ns / 2 ? 1 : 2);
-  double lm = (c->lat0 + c->lat1) / 2, om = (c->lon0 + c->lon1) / 2;
-  double la[3] = {c->lat0, nlat == 2 ? lm : c->lat1, c->lat1};
-  double lo[3] = {c->lon0, nlon == 2 ? om : c->lon1, c->lon1};
   wcell kids[4];
-  split_geometry(ctx, c, la, nlat, lo, nlon, kids);
-  for (int j = 0; j < nlat * nlon; j++) {
+  int nk = split_cell(ctx, c, kids);
+  for (int j = 0; j < nk; j++) {
     wcell *k = &kids[j];
     if (!k->certain) {
       int st = classify_caps(caps, n, k);
@@ -712,8 +712,17 @@ static int refine_final(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_reg
   return CL_OK;
 }
 
-/* Replaces ctx->fin by its cells with want[i] = 0 followed by ctx->next. */
-static int swap_refined(cl_geo_ctx *ctx, const uint8_t *want) {
+/*
+ * Refines the final cells with want[i] set (refine_final): ctx->fin becomes
+ * the cells left alone, in order, followed by the children kept, of which
+ * there are *nnew. Returns 0 or CL_ENOMEM.
+ */
+static int refine_marked(cl_geo_ctx *ctx, const cap *caps, size_t n,
+                         const cl_region_union *region, const uint8_t *want, size_t *nnew) {
+  ctx->next.n = 0;
+  for (size_t i = 0; i < ctx->fin.n; i++)
+    if (want[i] && refine_final(ctx, caps, n, region, &ctx->fin.v[i])) return CL_ENOMEM;
+  *nnew = ctx->next.n;
   size_t kept = 0;
   for (size_t i = 0; i < ctx->fin.n; i++)
     if (!want[i]) ctx->fin.v[kept++] = ctx->fin.v[i];
@@ -766,11 +775,8 @@ static int refine_region(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_ge
       return CL_OK;
     }
     *budget -= nwant * 4;
-    ctx->next.n = 0;
-    int rc = CL_OK;
-    for (size_t i = 0; i < ctx->fin.n && rc == CL_OK; i++)
-      if (want[i]) rc = refine_final(ctx, caps, n, region, &ctx->fin.v[i]);
-    if (rc == CL_OK) rc = swap_refined(ctx, want);
+    size_t nnew;
+    int rc = refine_marked(ctx, caps, n, region, want, &nnew);
     free(want);
     if (rc != CL_OK) return rc;
   }
@@ -853,12 +859,8 @@ static int exact_radius(cl_geo_ctx *ctx, const cap *caps, size_t n, const cl_geo
       return CL_OK;
     }
     *budget -= nwant * 4;
-    ctx->next.n = 0;
-    int rc = CL_OK;
-    for (size_t i = 0; i < ctx->fin.n && rc == CL_OK; i++)
-      if (want[i]) rc = refine_final(ctx, caps, n, region, &ctx->fin.v[i]);
-    size_t nnew = ctx->next.n;
-    if (rc == CL_OK) rc = swap_refined(ctx, want);
+    size_t nnew;
+    int rc = refine_marked(ctx, caps, n, region, want, &nnew);
     free(want);
     if (rc != CL_OK) return rc;
     fresh = ctx->fin.n - nnew;
