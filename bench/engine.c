@@ -1,10 +1,10 @@
 /*
  * The location engine alone on the verifier benchmark's data model, without
  * a database: 20 landmarks at European cities, chips drawn uniformly inside
- * 20 European countries (the same cities, countries, sampling box and
- * extra-delay law as bench/vfixture.c), each measured by its 8 nearest
- * landmarks with RTT = 2 x geodesic / c + 0.1 ms + an exponential extra
- * delay of mean 0.4 ms, its declared site = its true position, and its own
+ * 20 European countries (bench/europe.h, shared with bench/vfixture.c),
+ * each measured by its 8 nearest landmarks with RTT = 2 x geodesic / c +
+ * 0.1 ms + an exponential extra delay of mean 0.4 ms, its declared site =
+ * its true position, and its own
  * country as the allowed region. Times each cl_geo_locate call and prints
  * one line: chips, mean/median/p90 microseconds, region verdicts, mean
  * cells and mean radius. Deterministic for a seed.
@@ -15,6 +15,7 @@
 #include "cl_geo.h"
 #include "cl_region.h"
 #include "cl_region_geojson.h"
+#include "europe.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -22,28 +23,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-static const struct {
-  double lat, lon;
-} LANDMARKS[] = {{48.8566, 2.3522},  {50.1109, 8.6821},  {51.5074, -0.1278}, {40.4168, -3.7038},
-                 {52.2297, 21.0122}, {41.9028, 12.4964}, {59.3293, 18.0686}, {60.1699, 24.9384},
-                 {44.4268, 26.1025}, {52.3676, 4.9041},  {48.2082, 16.3738}, {47.3769, 8.5417},
-                 {38.7223, -9.1393}, {53.3498, -6.2603}, {50.0755, 14.4378}, {37.9838, 23.7275},
-                 {59.9139, 10.7522}, {55.6761, 12.5683}, {47.4979, 19.0402}, {45.4642, 9.1900}};
-#define N_LANDMARKS (sizeof LANDMARKS / sizeof LANDMARKS[0])
-static const char *COUNTRIES[] = {"FRA", "DEU", "GBR", "ESP", "ITA", "POL", "SWE",
-                                  "NLD", "BEL", "CHE", "AUT", "CZE", "PRT", "IRL",
-                                  "DNK", "NOR", "FIN", "ROU", "HUN", "GRC"};
-#define N_COUNTRIES (sizeof COUNTRIES / sizeof COUNTRIES[0])
 #define PER_CHIP 8
 #define SPEED_C 299792458.0
-
-static uint64_t rng_state;
-static double rng_unit(void) {
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return (double)((rng_state * 2685821657736338717ull) >> 11) / 9007199254740992.0;
-}
 
 typedef struct {
   double d;
@@ -65,7 +46,7 @@ int main(int argc, char **argv) {
   }
   long n = argc > 2 ? strtol(argv[2], NULL, 10) : 2000;
   const char *prop = argc > 3 ? argv[3] : "A3";
-  rng_state = argc > 4 ? strtoull(argv[4], NULL, 10) * 0x9E3779B97F4A7C15ull + 1 : 0x9E3779B97F4A7C16ull;
+  rng_state = rng_seed_state(argc > 4 ? strtoull(argv[4], NULL, 10) : 1);
   if (n < 1 || n > 10000000) {
     fprintf(stderr, "engine: CHIPS must be 1..10000000, not %s\n", argv[2]);
     return 2;
@@ -92,21 +73,18 @@ int main(int argc, char **argv) {
   double cells = 0, radius = 0;
   for (long i = 0; i < n; i++) {
     const cl_region *r = regions[(size_t)i % N_COUNTRIES];
-    double x0, y0, x1, y1, lat, lon;
-    cl_region_bbox(r, &x0, &y0, &x1, &y1);
-    x0 = fmax(x0, -11), x1 = fmin(x1, 32), y0 = fmax(y0, 34), y1 = fmin(y1, 71.5);
-    double s0 = sin(y0 * M_PI / 180), s1 = sin(y1 * M_PI / 180);
-    do {
-      lon = x0 + (x1 - x0) * rng_unit();
-      lat = asin(s0 + (s1 - s0) * rng_unit()) * 180 / M_PI;
-    } while (!cl_region_contains(r, lon, lat));
+    double lat, lon;
+    if (europe_point_in(r, &lat, &lon) != 0) {
+      fprintf(stderr, "engine: no point of %s found in the sampling box\n", cl_region_code(r));
+      return 1;
+    }
     near nl[N_LANDMARKS];
     for (size_t l = 0; l < N_LANDMARKS; l++)
       nl[l] = (near){cl_geo_distance_m(lat, lon, LANDMARKS[l].lat, LANDMARKS[l].lon), l};
     qsort(nl, N_LANDMARKS, sizeof nl[0], cmp_near);
     cl_geo_landmark lms[PER_CHIP];
     for (size_t k = 0; k < PER_CHIP; k++) {
-      double extra_ns = 100000.0 - 400000.0 * log(1.0 - rng_unit());
+      double extra_ns = europe_extra_ns();
       double rtt_s = ceil(2.0 * nl[k].d / SPEED_C * 1e9 + extra_ns) * 1e-9;
       lms[k] = (cl_geo_landmark){LANDMARKS[nl[k].i].lat, LANDMARKS[nl[k].i].lon,
                                  cl_geo_bound_m(rtt_s, SPEED_C)};

@@ -33,6 +33,7 @@
 #include "cl_region.h"
 #include "cl_region_geojson.h"
 #include "cl_store.h"
+#include "europe.h"
 #include "tu_record.h"
 
 #include <getopt.h>
@@ -48,53 +49,8 @@
 #define MAX_CHIPS 1000000
 #define MAX_PER_CHIP 16
 
-typedef struct {
-  const char *name;
-  double lat, lon;
-} place;
-
-/* Landmark cities (city-centre coordinates). */
-static const place LANDMARKS[] = {
-    {"paris", 48.8566, 2.3522},      {"frankfurt", 50.1109, 8.6821},
-    {"london", 51.5074, -0.1278},    {"madrid", 40.4168, -3.7038},
-    {"warsaw", 52.2297, 21.0122},    {"rome", 41.9028, 12.4964},
-    {"stockholm", 59.3293, 18.0686}, {"helsinki", 60.1699, 24.9384},
-    {"bucharest", 44.4268, 26.1025}, {"amsterdam", 52.3676, 4.9041},
-    {"vienna", 48.2082, 16.3738},    {"zurich", 47.3769, 8.5417},
-    {"lisbon", 38.7223, -9.1393},    {"dublin", 53.3498, -6.2603},
-    {"prague", 50.0755, 14.4378},    {"athens", 37.9838, 23.7275},
-    {"oslo", 59.9139, 10.7522},      {"copenhagen", 55.6761, 12.5683},
-    {"budapest", 47.4979, 19.0402},  {"milan", 45.4642, 9.1900},
-};
-#define N_LANDMARKS (sizeof LANDMARKS / sizeof LANDMARKS[0])
-
-/* Countries the chips run in (ISO 3166-1 alpha-3, property A3). */
-static const char *COUNTRIES[] = {"FRA", "DEU", "GBR", "ESP", "ITA", "POL", "SWE", "NLD",
-                                  "BEL", "CHE", "AUT", "CZE", "PRT", "IRL", "DNK", "NOR",
-                                  "FIN", "ROU", "HUN", "GRC"};
-#define N_COUNTRIES (sizeof COUNTRIES / sizeof COUNTRIES[0])
-
-/* Sampling box: mainland Europe and its islands, not overseas territories. */
-#define EU_LON0 -11.0
-#define EU_LON1 32.0
-#define EU_LAT0 34.0
-#define EU_LAT1 71.5
-
-/* Extra delay on top of the light-speed RTT: fixed + exponential (ns). */
-#define EXTRA_FIXED_NS 100000.0
-#define EXTRA_MEAN_NS 400000.0
 /* Probes per burst; the fastest is the record's RTT. */
 #define BURST 3
-
-/* xorshift64*: a small deterministic generator for the fixture. */
-static uint64_t rng_state;
-static uint64_t rng_next(void) {
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return rng_state * 2685821657736338717ull;
-}
-static double rng_unit(void) { return (double)(rng_next() >> 11) / 9007199254740992.0; }
 
 static int die(const char *what, const char *err) {
   fprintf(stderr, "vfixture: %s: %s\n", what, err);
@@ -203,7 +159,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (sodium_init() < 0) return die("sodium_init", "failed");
-  rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
+  rng_state = rng_seed_state(seed);
   char err[512];
   cl_region_set set;
   if (cl_region_set_load_geojson(&set, countries, "A3", err, sizeof err) != CL_OK)
@@ -235,18 +191,9 @@ int main(int argc, char **argv) {
   buf b = {0};
   for (size_t i = 0; i < n; i++) {
     size_t ci = i % N_COUNTRIES;
-    double x0, y0, x1, y1;
-    cl_region_bbox(regions[ci], &x0, &y0, &x1, &y1);
-    x0 = fmax(x0, EU_LON0), x1 = fmin(x1, EU_LON1), y0 = fmax(y0, EU_LAT0), y1 = fmin(y1, EU_LAT1);
     double lat = 0, lon = 0;
-    for (int tries = 0;; tries++) {
-      if (tries > 100000) return die(COUNTRIES[ci], "no point found in the sampling box");
-      lon = x0 + (x1 - x0) * rng_unit();
-      /* Uniform on the sphere: latitude by the sine. */
-      double s0 = sin(y0 * M_PI / 180), s1 = sin(y1 * M_PI / 180);
-      lat = asin(s0 + (s1 - s0) * rng_unit()) * 180 / M_PI;
-      if (cl_region_contains(regions[ci], lon, lat)) break;
-    }
+    if (europe_point_in(regions[ci], &lat, &lon) != 0)
+      return die(COUNTRIES[ci], "no point found in the sampling box");
     chips[i] = (chip){lat, lon, ci, 0};
     /* Keys live in guarded sodium memory: one at a time, derived again
      * from the seed when the chip's measurements are signed. */
@@ -294,7 +241,7 @@ int main(int argc, char **argv) {
     qsort(nl, N_LANDMARKS, sizeof nl[0], cmp_near);
     for (long k = 0; k < per_chip; k++) {
       size_t l = nl[k].i;
-      double extra = EXTRA_FIXED_NS - EXTRA_MEAN_NS * log(1.0 - rng_unit());
+      double extra = europe_extra_ns();
       uint64_t rtt = (uint64_t)ceil(2.0 * nl[k].d / CL_SPEED_C * 1e9 + extra);
       /* The burst: the middle probe is the fastest, the others waited
        * longer in the same queues. */
