@@ -1,15 +1,15 @@
 /*
  * The location engine (see cl_geo.h for the geometry and why it is sound).
  *
- * F_sphere is covered by longitude/latitude cells, refined level by level
- * from a 22.5-degree grid. For a cell with centre c and angular radius bound
- * rho (every point of the cell lies within rho of c), and a cap with centre L
- * and angle alpha:
- *   - the cell is outside the cap if angle(L, c) > alpha + rho;
- *   - the cell is inside the cap if angle(L, c) <= alpha - rho.
- * Both are tested on dot products against cos(alpha +- rho), with a small
- * tolerance that only ever makes a test harder to pass. A cell is dropped
- * only when it is outside some cap; the kept cells cover F_sphere, hence F.
+ * F is covered by longitude/latitude cells, refined level by level from a
+ * 22.5-degree grid. For a cell with centre c and angular radius bound rho
+ * (every point of the cell lies within rho of c), a cap of bound r is tested
+ * on the normal sphere against angles r / (b^2/a) (outside it: dropped) and
+ * r / (a^2/b) (inside it: inside the cap), on dot products with a tolerance
+ * that only ever makes a test harder to pass; between the two, against the
+ * cap's own bracket of the radii of curvature, and for small cells against
+ * an exact geodesic to c (cap_test). A cell is dropped only when it is
+ * outside some cap, so the kept cells cover F.
  *
  * rho: any point (phi, lambda) of a cell is reached from the centre by a
  * meridian arc of at most dphi/2 and then an arc of the parallel at phi of
